@@ -1,0 +1,138 @@
+// The application as a plugin tree: external plugins, our decorators, routes, then
+// one error handler and one not-found handler. The process (src/server.ts) and every
+// test build it through buildApp() with the same serverOptions().
+import { randomUUID } from 'node:crypto'
+import cookie from '@fastify/cookie'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify'
+import type { AppConfig } from './config.js'
+import prismaPlugin from './db/prisma.js'
+import { Errors, errorReply, sendError } from './http/errors.js'
+import { WindowCounter } from './http/limiter.js'
+import { loggerOptions } from './http/logging.js'
+import pipelinePlugin from './http/pipeline.js'
+import { validatorCompiler } from './http/validation.js'
+import { createKeyring, type Keyring } from './lib/keyring.js'
+import auditRoutes from './modules/audit/routes.js'
+import { writeAudit } from './modules/audit/service.js'
+import authRoutes from './modules/auth/routes.js'
+import { LoginThrottle } from './modules/auth/service.js'
+import healthRoutes from './modules/health/routes.js'
+import tokenRoutes from './modules/tokens/routes.js'
+import userRoutes from './modules/users/routes.js'
+
+export type App = FastifyInstance & { withTypeProvider: FastifyInstance['withTypeProvider'] }
+
+export interface RouteInfo { method: string, url: string, schema: RouteOptions['schema'] }
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: AppConfig
+    keyring: Keyring
+    loginThrottle: LoginThrottle
+    /** every route registered, for the OpenAPI and route-table tests */
+    routeTable: RouteInfo[]
+  }
+  interface FastifyRequest { audited?: boolean }
+}
+
+/** Paths whose every call is audited (SPEC §4). */
+export const AUDITED_PREFIXES = ['/api/admin', '/api/users/me']
+const PIPELINE_PREFIXES = [...AUDITED_PREFIXES, '/api/gateway', '/api/key-stats']
+const underAny = (url: string, prefixes: string[]) => prefixes.some((p) => url === p || url.startsWith(`${p}/`))
+
+export interface ServerExtras { logStream?: NodeJS.WritableStream }
+
+export function serverOptions (config: AppConfig, extras: ServerExtras = {}): FastifyServerOptions {
+  return {
+    logger: loggerOptions(config.LOG_LEVEL, extras.logStream),
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    trustProxy: config.TRUST_PROXY,
+    requestIdHeader: 'x-request-id',
+    // accept a caller's id only when it is short and plain, else make one
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID()
+    },
+    logController: new LogController({ requestIdLogLabel: 'request_id' }),
+    return503OnClosing: true,
+    connectionTimeout: 60_000,
+    requestTimeout: 120_000,
+    routerOptions: { ignoreTrailingSlash: true }
+  }
+}
+
+export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
+  const app = Fastify(serverOptions(config, extras)).withTypeProvider<TypeBoxTypeProvider>()
+  app.setValidatorCompiler(validatorCompiler())
+
+  app.decorate('config', config)
+  app.decorate('keyring', createKeyring(config.ENCRYPTION_KEY))
+  app.decorate('loginThrottle', new LoginThrottle())
+  app.decorate('routeTable', [] as RouteInfo[])
+  app.addHook('onRoute', (route) => {
+    // pipeline routes authenticate before they report invalid input (a stranger learns nothing from 400s)
+    if (underAny(route.url, PIPELINE_PREFIXES)) route.attachValidation = true
+    if (route.schema?.hide !== true) {
+      for (const method of [route.method].flat()) if (method !== 'HEAD') app.routeTable.push({ method, url: route.url, schema: route.schema })
+    }
+  })
+  app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
+
+  await app.register(cookie, { secret: config.SESSION_SECRET })
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'keymeter', version: '0.1.0', description: 'Admin and accounting backend of an LLM API gateway' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'access token, management token (kmm_…), gateway token or API key (sk-…)' },
+          session: { type: 'apiKey', in: 'cookie', name: 'km_session' }
+        }
+      }
+    }
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+  await app.register(prismaPlugin, { databaseUrl: config.DATABASE_URL })
+  await app.register(pipelinePlugin, {
+    keyring: app.keyring,
+    gatewayTokens: (config.GATEWAY_TOKEN ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '')
+  })
+
+  // handlers first: routes in child plugins inherit the handlers set before they are registered
+  app.setErrorHandler(async (error, request, reply) => {
+    const refusal = errorReply(error)
+    if (refusal.status >= 500) request.log.error({ err: error }, 'request failed')
+    // calls refused before the pipeline ran (unparsable body, oversize) are audited here
+    if (!request.audited && refusal.status < 500 && underAny(request.url.split('?')[0] ?? '', AUDITED_PREFIXES)) {
+      await writeAudit(app.prisma, {
+        eventType: 'http', action: 'http.rejected', principalType: 'anonymous', ip: request.ip,
+        userAgent: request.headers['user-agent'] ?? null, requestId: request.id, method: request.method,
+        path: request.url.split('?')[0], statusCode: refusal.status, success: false, errorMessage: refusal.message
+      }).catch((auditError: unknown) => request.log.error({ err: auditError }, 'audit write failed'))
+    }
+    return sendError(reply, request.id, refusal)
+  })
+
+  // unknown paths: 404, and 429 for an address that keeps probing
+  const probes = new WindowCounter(120, 60_000)
+  app.setNotFoundHandler(async (request, reply) => {
+    const wait = probes.hit(request.ip)
+    const error = wait > 0
+      ? Object.assign(new Errors.TooManyRequests('too many requests for unknown paths'), { retryAfter: wait })
+      : new Errors.NotFound(`no route ${request.method} ${request.url.split('?')[0]}`)
+    return sendError(reply, request.id, errorReply(error))
+  })
+
+  await app.register(healthRoutes)
+  await app.register(authRoutes, { prefix: '/api/auth' })
+  await app.register(userRoutes, { prefix: '/api' })
+  await app.register(tokenRoutes, { prefix: '/api' })
+  await app.register(auditRoutes, { prefix: '/api/admin/audit-logs' })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  return app
+}
+
+export type KeymeterApp = Awaited<ReturnType<typeof buildApp>>

@@ -1,0 +1,36 @@
+// Entry points for operators and cron: `node dist/cli.js <command>`.
+import { loadConfig } from './config.js'
+import { migrate, openRuntime } from './runtime.js'
+
+const log = (line: string) => process.stdout.write(`${line}\n`)
+
+const commands: Record<string, () => Promise<number>> = {
+  migrate: async () => {
+    const runtime = await openRuntime(loadConfig(), log)
+    try {
+      await migrate(runtime.config, log)
+      return 0
+    } finally {
+      await runtime.close()
+    }
+  }
+}
+
+const notYet = ['cleanup', 'seed', 'bench']
+
+async function main (argv: string[]): Promise<number> {
+  const name = argv[0] ?? ''
+  const command = commands[name]
+  if (command !== undefined) return command()
+  if (notYet.includes(name)) {
+    process.stderr.write(`${name}: not yet implemented\n`)
+    return 1
+  }
+  process.stderr.write(`usage: keymeter <${[...Object.keys(commands), ...notYet].join('|')}>\n`)
+  return 2
+}
+
+main(process.argv.slice(2)).then((code) => process.exit(code), (error: unknown) => {
+  process.stderr.write(`${(error as Error).message ?? String(error)}\n`)
+  process.exit(1)
+})

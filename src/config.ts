@@ -1,0 +1,64 @@
+// The environment, described once. `Config` is derived from the schema; invalid
+// values stop the boot with a message naming the variable.
+import Type, { type Static } from 'typebox'
+import Value from 'typebox/value'
+
+const Bool = (defaultValue: boolean, description: string) => Type.Boolean({ default: defaultValue, description })
+
+export const ConfigSchema = Type.Object({
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL connection string; unset = embedded PostgreSQL under DATA_DIR' })),
+  DATA_DIR: Type.String({ default: '.data', description: 'Where the embedded database and generated secrets live' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'HTTP port' }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Listen address (0.0.0.0 in containers)' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
+  ADMIN_EMAIL: Type.String({ format: 'email', default: 'admin@keymeter.local', description: 'Email of the first admin, created at boot when no admin exists' }),
+  ADMIN_USERNAME: Type.String({ minLength: 1, maxLength: 64, default: 'admin', description: 'Username of the first admin' }),
+  ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 8, description: 'Password of the first admin; unset = generated and printed once' })),
+  SESSION_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'Signs session cookies (>= 32 chars)' })),
+  ENCRYPTION_KEY: Type.Optional(Type.String({ minLength: 32, description: 'Derives key hashing and AES-256-GCM keys (>= 32 chars); never change it on a live database' })),
+  GATEWAY_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'Comma-separated bearer tokens accepted from the gateway' })),
+  APP_TIMEZONE: Type.String({ default: 'UTC', description: 'IANA time zone for day boundaries and the cleanup schedule' }),
+  MIGRATE_ON_START: Bool(true, 'Apply pending migrations before serving'),
+  SESSION_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 90, default: 24, description: 'Lifetime of a login session / access token' }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 2 * 1024 * 1024, description: 'Largest accepted request body' }),
+  TRUST_PROXY: Bool(false, 'Take the client address from X-Forwarded-For (behind a reverse proxy)')
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** Reads the environment (or any record of strings) into a checked Config. */
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  const raw: Record<string, unknown> = {}
+  for (const name of Object.keys(ConfigSchema.properties)) {
+    const value = env[name]
+    if (value !== undefined && value !== '') raw[name] = value
+  }
+  const value = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw))
+  const problems = [...Value.Errors(ConfigSchema, value)].map((e) => `${e.instancePath.slice(1) || e.schemaPath}: ${e.message}`)
+  const config = value as Config
+  if (!isTimeZone(config.APP_TIMEZONE)) problems.push(`APP_TIMEZONE: unknown IANA time zone "${config.APP_TIMEZONE}"`)
+  if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`)
+  return config
+}
+
+export function isTimeZone (zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The secrets the app cannot run without, once resolved by the process. */
+export type AppConfig = Config & { SESSION_SECRET: string, ENCRYPTION_KEY: string, DATABASE_URL: string }
+
+export function requireSecrets (config: Config): AppConfig {
+  const missing = (['DATABASE_URL', 'SESSION_SECRET', 'ENCRYPTION_KEY'] as const).filter((name) => config[name] === undefined)
+  if (missing.length > 0) throw new ConfigError(`invalid configuration: ${missing.map((m) => `${m}: required`).join('; ')}`)
+  return config as AppConfig
+}

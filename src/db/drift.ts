@@ -1,0 +1,155 @@
+// Schema drift: compares the live PostgreSQL schema `public` with prisma/schema.prisma (read
+// through Prisma's own DMMF) so a test can prove the migrations build exactly the modelled database.
+import { readFile } from 'node:fs/promises'
+import internals from '@prisma/internals'
+
+/** What drift needs from the database; a node-postgres Client or Pool fits. */
+export interface DriftQuery { query<T = any>(sql: string, params?: unknown[]): Promise<{ rows: T[] }> }
+
+type Datamodel = Awaited<ReturnType<typeof internals.getDMMF>>['datamodel']
+type Model = Datamodel['models'][number]
+type Field = Model['fields'][number]
+
+// PostgreSQL types as format_type() spells them. Prisma's choice for a scalar without @db.*:
+const DEFAULT_TYPE: Record<string, string> = {
+  String: 'text', Int: 'integer', BigInt: 'bigint', Float: 'double precision', Decimal: 'numeric(65,30)',
+  Boolean: 'boolean', DateTime: 'timestamp(3) without time zone', Json: 'jsonb', Bytes: 'bytea'
+}
+// ...and for each native type attribute, where "(%)" receives the attribute's arguments.
+const NATIVE_TYPE: Record<string, string> = {
+  Text: 'text', Uuid: 'uuid', VarChar: 'character varying(%)', Char: 'character(%)', Citext: 'citext', Inet: 'inet',
+  Xml: 'xml', SmallInt: 'smallint', Integer: 'integer', BigInt: 'bigint', Oid: 'oid', Real: 'real',
+  DoublePrecision: 'double precision', Decimal: 'numeric(%)', Money: 'money', Boolean: 'boolean', Bit: 'bit(%)',
+  VarBit: 'bit varying(%)', ByteA: 'bytea', Json: 'json', JsonB: 'jsonb', Date: 'date',
+  Time: 'time(%) without time zone', Timetz: 'time(%) with time zone',
+  Timestamp: 'timestamp(%) without time zone', Timestamptz: 'timestamp(%) with time zone'
+}
+const INDEX_KIND: Record<string, string> = { id: 'primary key', unique: 'unique index', normal: 'index' }
+const ON_DELETE: Record<string, string> = {
+  Cascade: 'CASCADE', SetNull: 'SET NULL', Restrict: 'RESTRICT', NoAction: 'NO ACTION', SetDefault: 'SET DEFAULT'
+}
+
+const TABLE_FILTER = `n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> '_prisma_migrations'`
+// Column names of relation `rel` for the attribute numbers `nums`, in their order.
+const attnames = (rel: string, nums: string) => `array(SELECT a.attname::text FROM unnest(${nums}) WITH ORDINALITY u(num, ord)
+  JOIN pg_attribute a ON a.attrelid = ${rel} AND a.attnum = u.num ORDER BY u.ord)`
+
+const TABLES_SQL = `SELECT c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE ${TABLE_FILTER}`
+// Enum types by bare name (format_type would schema-qualify them off the search_path).
+const COLUMNS_SQL = `SELECT c.relname AS table, a.attname AS column, NOT a.attnotnull AS nullable,
+    CASE WHEN coalesce(el.typtype, t.typtype) = 'e' THEN coalesce(el.typname || '[]', t.typname)
+      ELSE format_type(a.atttypid, a.atttypmod) END AS type
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  JOIN pg_type t ON t.oid = a.atttypid
+  LEFT JOIN pg_type el ON el.oid = t.typelem AND t.typcategory = 'A'
+  WHERE ${TABLE_FILTER}`
+const INDEXES_SQL = `SELECT c.relname AS table, ${attnames('c.oid', 'x.indkey::int2[]')} AS columns,
+    CASE WHEN x.indisprimary THEN 'primary key' WHEN x.indisunique THEN 'unique index' ELSE 'index' END AS kind
+  FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE ${TABLE_FILTER}`
+const FOREIGN_KEYS_SQL = `SELECT c.relname AS table, f.relname AS ref_table,
+    ${attnames('k.conrelid', 'k.conkey')} AS columns, ${attnames('k.confrelid', 'k.confkey')} AS ref_columns,
+    CASE k.confdeltype WHEN 'a' THEN 'NO ACTION' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE'
+      WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END AS on_delete
+  FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class f ON f.oid = k.confrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE k.contype = 'f' AND ${TABLE_FILTER}`
+const ENUMS_SQL = `SELECT t.typname AS name, array_agg(e.enumlabel::text ORDER BY e.enumsortorder) AS values
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
+  WHERE n.nspname = 'public' GROUP BY t.typname`
+
+interface ColumnRow { table: string, column: string, nullable: boolean, type: string }
+interface IndexRow { table: string, columns: string[], kind: string }
+interface ForeignKeyRow { table: string, ref_table: string, columns: string[], ref_columns: string[], on_delete: string }
+
+/** Differences between the database and the Prisma schema at `schemaPath`, one line each; [] when they agree. */
+export async function schemaDrift (db: DriftQuery, schemaPath: string): Promise<string[]> {
+  const { datamodel } = await internals.getDMMF({ datamodel: await readFile(schemaPath, 'utf8') })
+  // One query at a time: node-postgres deprecates overlapping queries on a single Client.
+  const tables = await db.query<{ table: string }>(TABLES_SQL)
+  const columns = await db.query<ColumnRow>(COLUMNS_SQL)
+  const indexes = await db.query<IndexRow>(INDEXES_SQL)
+  const foreignKeys = await db.query<ForeignKeyRow>(FOREIGN_KEYS_SQL)
+  const enums = await db.query<{ name: string, values: string[] }>(ENUMS_SQL)
+  const models = new Map(datamodel.models.map(m => [m.name, m]))
+  const enumNames = new Map(datamodel.enums.map(e => [e.name, e.dbName ?? e.name]))
+  const out: string[] = []
+
+  out.push(...compare('', datamodel.enums.map(e => `enum ${e.dbName ?? e.name}`), enums.rows.map(r => `enum ${r.name}`)))
+  for (const e of datamodel.enums) {
+    const want = e.values.map(v => v.dbName ?? v.name).join(', ')
+    const got = enums.rows.find(r => r.name === (e.dbName ?? e.name))?.values.join(', ')
+    if (got !== undefined && got !== want) out.push(`enum ${e.dbName ?? e.name}: values (${got}), expected (${want})`)
+  }
+
+  out.push(...compare('', datamodel.models.map(m => `table ${tableName(m)}`), tables.rows.map(r => `table ${r.table}`)))
+  for (const model of datamodel.models) {
+    const table = tableName(model)
+    if (!tables.rows.some(r => r.table === table)) continue // already reported missing
+    const at = `table ${table}: `
+    const cols = (m: Model, names: readonly string[]) => names.map(n => columnName(m, n)).join(', ')
+
+    const scalars = model.fields.filter(f => f.kind === 'scalar' || f.kind === 'enum')
+    const dbColumns = columns.rows.filter(r => r.table === table)
+    out.push(...compare(at, scalars.map(f => `column "${f.dbName ?? f.name}"`), dbColumns.map(r => `column "${r.column}"`)))
+    for (const field of scalars) {
+      const column = dbColumns.find(r => r.column === (field.dbName ?? field.name))
+      if (!column) continue
+      const type = columnType(field, enumNames)
+      if (column.type !== type) out.push(`${at}column "${column.column}" is ${column.type}, expected ${type}`)
+      // Prisma creates scalar lists without NOT NULL, so only plain columns are checked.
+      if (!field.isList && column.nullable === field.isRequired) {
+        out.push(`${at}column "${column.column}" is ${column.nullable ? 'nullable' : 'NOT NULL'}, expected ${field.isRequired ? 'NOT NULL' : 'nullable'}`)
+      }
+    }
+
+    out.push(...compare(at,
+      datamodel.indexes.filter(i => i.model === model.name)
+        .map(i => `${INDEX_KIND[i.type] ?? i.type} (${cols(model, i.fields.map(f => f.name))})`),
+      indexes.rows.filter(r => r.table === table).map(r => `${r.kind} (${r.columns.join(', ')})`)))
+
+    out.push(...compare(at,
+      model.fields.filter(f => f.relationFromFields?.length).map(f => {
+        const target = models.get(f.type)!
+        // Without onDelete, Prisma uses SET NULL for optional relations and RESTRICT for required ones.
+        const onDelete = ON_DELETE[f.relationOnDelete ?? (f.isRequired ? 'Restrict' : 'SetNull')]
+        return `foreign key (${cols(model, f.relationFromFields!)}) references ${tableName(target)} (${cols(target, f.relationToFields ?? [])}) on delete ${onDelete}`
+      }),
+      foreignKeys.rows.filter(r => r.table === table).map(r =>
+        `foreign key (${r.columns.join(', ')}) references ${r.ref_table} (${r.ref_columns.join(', ')}) on delete ${r.on_delete}`)))
+  }
+  return out
+}
+
+const tableName = (model: Model) => model.dbName ?? model.name
+
+function columnName (model: Model, fieldName: string): string {
+  const field = model.fields.find(f => f.name === fieldName)
+  return field?.dbName ?? fieldName
+}
+
+// The PostgreSQL type Prisma's migrations give `field`, spelled as format_type() does.
+function columnType (field: Field, enumNames: Map<string, string>): string {
+  let type = DEFAULT_TYPE[field.type] ?? field.type
+  if (field.kind === 'enum') type = enumNames.get(field.type)!
+  else if (field.nativeType) {
+    const [name, args] = field.nativeType
+    const template = NATIVE_TYPE[name]
+    if (!template) throw new Error(`schemaDrift: no PostgreSQL type known for @db.${name}`)
+    type = template.replace('(%)', args.length ? `(${args.join(',')})` : '')
+  }
+  return field.isList ? `${type}[]` : type
+}
+
+// "<prefix><item> missing" for each expected item absent from actual, "<prefix><item> not in schema" for the rest.
+function compare (prefix: string, expected: string[], actual: string[]): string[] {
+  const unmatched = [...actual]
+  const missing = expected.filter(item => {
+    const i = unmatched.indexOf(item)
+    if (i >= 0) unmatched.splice(i, 1)
+    return i < 0
+  })
+  return [...missing.map(item => `${prefix}${item} missing`), ...unmatched.map(item => `${prefix}${item} not in schema`)]
+}

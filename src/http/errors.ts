@@ -1,0 +1,85 @@
+// Every error the API can answer, coded (KM_*), and the one mapping from any thrown
+// value to the spec's error body: {"error": {"type", "message", field?}, "request_id"}.
+import createError from '@fastify/error'
+import type { FastifyReply } from 'fastify'
+import Type from 'typebox'
+
+const coded = (code: string, status: number) => createError(code, '%s', status)
+
+export const Errors = {
+  InvalidInput: coded('KM_INVALID_INPUT', 400),
+  Unauthorized: coded('KM_UNAUTHORIZED', 401),
+  Forbidden: coded('KM_FORBIDDEN', 403),
+  NotFound: coded('KM_NOT_FOUND', 404),
+  Conflict: coded('KM_CONFLICT', 409),
+  LimitReached: coded('KM_LIMIT_REACHED', 409),
+  TooManyRequests: coded('KM_TOO_MANY_REQUESTS', 429),
+  LoginThrottled: coded('KM_LOGIN_THROTTLED', 429)
+} as const
+
+/** The error object every non-2xx response carries. */
+export const ErrorBody = Type.Object({
+  error: Type.Object({
+    type: Type.String({ description: 'machine-readable code, e.g. not_found, validation_error' }),
+    message: Type.String(),
+    field: Type.Optional(Type.String({ description: 'the failing input, for validation errors' }))
+  }),
+  request_id: Type.String()
+}, { $id: 'ErrorBody', description: 'Error body' })
+
+export interface ErrorReply { status: number, type: string, message: string, field?: string, retryAfter?: number }
+
+interface ErrorLike {
+  code?: string
+  statusCode?: number
+  message?: string
+  retryAfter?: number
+  validation?: Array<{ instancePath?: string, message?: string, params?: Record<string, unknown> }>
+  validationContext?: string
+  meta?: Record<string, unknown>
+}
+
+/** Maps anything thrown to the status and body the client sees; a 5xx never says why. */
+export function errorReply (thrown: unknown): ErrorReply {
+  const error = (thrown ?? {}) as ErrorLike
+  if (Array.isArray(error.validation)) return validationReply(error.validation, error.validationContext)
+  const code = typeof error.code === 'string' ? error.code : ''
+  if (code.startsWith('KM_') && error.statusCode !== undefined) {
+    return { status: error.statusCode, type: code.slice(3).toLowerCase(), message: error.message ?? '', ...(error.retryAfter !== undefined && { retryAfter: error.retryAfter }) }
+  }
+  if (code === 'P2002') return { status: 409, type: 'conflict', message: `already exists: ${uniqueTarget(error.meta)}` }
+  if (code === 'P2025') return { status: 404, type: 'not_found', message: 'not found' }
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 400, type: 'body_too_large', message: 'request body is larger than the limit' }
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, type: 'unsupported_media_type', message: 'send application/json' }
+  const status = typeof error.statusCode === 'number' ? error.statusCode : 500
+  if (status >= 400 && status < 500) {
+    return { status, type: status === 400 ? 'invalid_request' : statusType(status), message: error.message ?? 'bad request' }
+  }
+  return { status: status >= 500 ? status : 500, type: 'internal_error', message: 'internal server error' }
+}
+
+function validationReply (issues: NonNullable<ErrorLike['validation']>, context = 'body'): ErrorReply {
+  const first = issues[0] ?? {}
+  const missing = typeof first.params?.missingProperty === 'string' ? `/${first.params.missingProperty}` : ''
+  const extra = typeof first.params?.additionalProperty === 'string' ? `/${first.params.additionalProperty}` : ''
+  const path = `${first.instancePath ?? ''}${missing}${extra}`
+  const field = [context, ...path.split('/').filter(Boolean)].join('.')
+  const message = extra !== '' ? 'unknown field' : (first.message ?? 'is invalid')
+  return { status: 400, type: 'validation_error', message: `${field} ${message}`, field }
+}
+
+function uniqueTarget (meta: Record<string, unknown> | undefined): string {
+  const target = meta?.target ?? (meta?.driverAdapterError as { cause?: { constraint?: { fields?: unknown } } } | undefined)?.cause?.constraint?.fields
+  return Array.isArray(target) ? target.join(', ') : typeof target === 'string' ? target : 'unique field'
+}
+
+function statusType (status: number): string {
+  const types: Record<number, string> = { 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed', 406: 'not_acceptable', 409: 'conflict', 413: 'body_too_large', 415: 'unsupported_media_type', 429: 'too_many_requests' }
+  return types[status] ?? 'client_error'
+}
+
+export function sendError (reply: FastifyReply, requestId: string, refusal: ErrorReply): FastifyReply {
+  if (refusal.retryAfter !== undefined) reply.header('retry-after', String(refusal.retryAfter))
+  const field = refusal.field === undefined ? {} : { field: refusal.field }
+  return reply.code(refusal.status).send({ error: { type: refusal.type, message: refusal.message, ...field }, request_id: requestId })
+}

@@ -1,0 +1,25 @@
+// Schema pieces every module uses: ids, timestamps, paging, nullable fields and the
+// error responses, so each route's OpenAPI entry lists every status it can answer.
+import Type, { type TSchema } from 'typebox'
+import { ErrorBody } from './errors.js'
+
+export const Uuid = Type.String({ format: 'uuid' })
+export const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false })
+export const Timestamp = Type.String({ format: 'date-time' })
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
+
+/** ISO 8601 with an explicit offset (Z or ±hh:mm), so a range never depends on the server's zone. */
+export const IsoDateTime = Type.String({ format: 'date-time', pattern: '(Z|[+-]\\d{2}:\\d{2})$', description: 'ISO 8601 with offset' })
+
+export const SkipLimit = (max: number, fallback: number) => ({
+  skip: Type.Integer({ minimum: 0, default: 0 }),
+  limit: Type.Integer({ minimum: 1, maximum: max, default: fallback })
+})
+
+export const Message = Type.Object({ message: Type.String() })
+
+/** Error responses for a route: the ones every pipeline route can give, plus its own. */
+export function errorResponses (...extra: number[]): Record<number, typeof ErrorBody> {
+  const statuses = new Set([400, 401, 403, 429, ...extra])
+  return Object.fromEntries([...statuses].map((status) => [status, ErrorBody]))
+}

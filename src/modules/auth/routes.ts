@@ -1,0 +1,87 @@
+// Sign-in and sign-out. Login sits outside the pipeline (there is no principal yet)
+// but is audited all the same, success and failure.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Errors } from '../../http/errors.js'
+import { errorResponses, Message } from '../../http/schemas.js'
+import { writeAudit } from '../audit/service.js'
+import { Profile } from '../users/schemas.js'
+import { findUser, toProfile } from '../users/service.js'
+import { checkLogin, createSession, SESSION_COOKIE } from './service.js'
+
+const tags = ['auth']
+
+const LoginBody = Type.Object({
+  email: Type.String({ minLength: 1, maxLength: 254, description: 'email or username' }),
+  password: Type.String({ minLength: 1, maxLength: 256 })
+}, { additionalProperties: false })
+
+const LoginReply = Type.Object({
+  access_token: Type.String(),
+  token_type: Type.Literal('bearer'),
+  expires_in: Type.Integer({ description: 'seconds' }),
+  user_id: Type.String(),
+  email: Type.Union([Type.String(), Type.Null()]),
+  username: Type.String(),
+  role: Type.String()
+})
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const throttle = app.loginThrottle
+  const ttlSeconds = app.config.SESSION_TTL_HOURS * 3600
+
+  app.post('/login', {
+    schema: { tags, summary: 'Sign in; sets the session cookie and returns a bearer access token', body: LoginBody, response: { 200: LoginReply, 400: errorResponses()[400], 401: errorResponses()[401], 429: errorResponses()[429] } }
+  }, async (request, reply) => {
+    const ip = request.ip
+    const wait = throttle.retryAfter(ip)
+    const audit = (success: boolean, status: number, userId: string | null, error?: string) => writeAudit(app.prisma, {
+      eventType: 'auth', action: 'auth.login', principalType: success ? 'user' : 'anonymous', userId, ip,
+      userAgent: request.headers['user-agent'] ?? null, requestId: request.id, method: 'POST', path: '/api/auth/login',
+      statusCode: status, success, metadata: { login: request.body.email }, errorMessage: error ?? null
+    })
+    if (wait > 0) {
+      await audit(false, 429, null, 'too many failed logins')
+      throw Object.assign(new Errors.LoginThrottled('too many failed logins; try again later'), { retryAfter: wait })
+    }
+    const delay = throttle.delayMs(ip)
+    if (delay > 0) await sleep(delay)
+    const user = await checkLogin(app.prisma, request.body.email, request.body.password)
+    if (user === null) {
+      throttle.fail(ip)
+      await audit(false, 401, null, 'invalid credentials')
+      throw new Errors.Unauthorized('invalid email/username or password')
+    }
+    throttle.succeed(ip)
+    const { token } = await createSession(app.prisma, app.keyring, user, app.config.SESSION_TTL_HOURS, { ip, userAgent: request.headers['user-agent'] })
+    await audit(true, 200, user.id)
+    reply.setCookie(SESSION_COOKIE, token, {
+      path: '/', httpOnly: true, sameSite: 'lax', signed: true, secure: request.protocol === 'https', maxAge: ttlSeconds
+    })
+    return { access_token: token, token_type: 'bearer' as const, expires_in: ttlSeconds, user_id: user.id, email: user.email, username: user.username, role: user.role }
+  })
+
+  app.post('/logout', {
+    schema: { tags, summary: 'Sign out: the session and its access token stop working', response: { 200: Message, 401: errorResponses()[401] } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'auth.logout',
+    mode: 'management',
+    mutation: true,
+    handle: async ({ db, principal }) => {
+      if (principal.kind === 'session') await db.userSession.update({ where: { id: principal.sessionId }, data: { revokedAt: new Date() } })
+      reply.clearCookie(SESSION_COOKIE, { path: '/' })
+      return { message: 'signed out' }
+    }
+  }))
+
+  app.get('/me', {
+    schema: { tags, summary: 'The signed-in user', response: { 200: Profile, 401: errorResponses()[401] } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'auth.me',
+    mode: 'user',
+    handle: async ({ db, user }) => toProfile(await findUser(db, user.id))
+  }))
+}
+
+export default routes

@@ -1,0 +1,137 @@
+// Who is calling: login sessions (cookie or bearer access token), management tokens,
+// the gateway token and API keys. Tokens are stored only as keyed hashes.
+import type { FastifyRequest } from 'fastify'
+import type {} from '@fastify/cookie'
+import { constantTimeEqual, DUMMY_PASSWORD_HASH, randomBase62, verifyPassword } from '../../lib/crypto.js'
+import { hashApiKey, hashToken, type Keyring } from '../../lib/keyring.js'
+import type { Db } from '../../db/prisma.js'
+import type { User } from '../../generated/prisma/client.js'
+
+export const SESSION_COOKIE = 'km_session'
+export const SESSION_TOKEN_PREFIX = 'kms_'
+export const MANAGEMENT_TOKEN_PREFIX = 'kmm_'
+
+export type AuthUser = Pick<User, 'id' | 'role' | 'username' | 'email'>
+
+export type Principal =
+  | { kind: 'session', user: AuthUser, sessionId: string }
+  | { kind: 'management', user: AuthUser, tokenId: string }
+  | { kind: 'gateway' }
+  | { kind: 'key', apiKeyId: string, userId: string }
+
+const userFields = { id: true, role: true, username: true, email: true, isActive: true, isDeleted: true } as const
+
+function activeUser (user: (AuthUser & { isActive: boolean, isDeleted: boolean }) | null): AuthUser | null {
+  if (user === null || !user.isActive || user.isDeleted) return null
+  return { id: user.id, role: user.role, username: user.username, email: user.email }
+}
+
+/** Checks a password in constant time, whether or not the user exists. */
+export async function checkLogin (db: Db, login: string, password: string): Promise<User | null> {
+  const user = await db.user.findFirst({ where: { OR: [{ email: login }, { username: login }], isDeleted: false } })
+  const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH)
+  return ok && user !== null && user.isActive ? user : null
+}
+
+export async function createSession (db: Db, keyring: Keyring, user: User, ttlHours: number, client: { ip: string, userAgent?: string }) {
+  const token = SESSION_TOKEN_PREFIX + randomBase62(40)
+  const expiresAt = new Date(Date.now() + ttlHours * 3_600_000)
+  const session = await db.userSession.create({
+    data: { userId: user.id, tokenHash: hashToken(keyring, token), expiresAt, ip: client.ip, userAgent: client.userAgent }
+  })
+  await db.user.update({ where: { id: user.id }, data: { lastLoginAt: new Date() } })
+  return { token, session }
+}
+
+export async function sessionPrincipal (db: Db, keyring: Keyring, token: string): Promise<Principal | null> {
+  if (!token.startsWith(SESSION_TOKEN_PREFIX)) return null
+  const session = await db.userSession.findUnique({ where: { tokenHash: hashToken(keyring, token) }, include: { user: { select: userFields } } })
+  if (session === null || session.revokedAt !== null || session.expiresAt <= new Date()) return null
+  const user = activeUser(session.user)
+  return user === null ? null : { kind: 'session', user, sessionId: session.id }
+}
+
+export async function managementPrincipal (db: Db, keyring: Keyring, token: string, ip: string): Promise<Principal | null> {
+  if (!token.startsWith(MANAGEMENT_TOKEN_PREFIX)) return null
+  const row = await db.managementToken.findUnique({ where: { tokenHash: hashToken(keyring, token) }, include: { user: { select: userFields } } })
+  if (row === null || !row.isActive || (row.expiresAt !== null && row.expiresAt <= new Date())) return null
+  const allowed = Array.isArray(row.allowedIps) ? row.allowedIps as string[] : null
+  if (allowed !== null && allowed.length > 0 && !allowed.includes(ip)) return null
+  const user = activeUser(row.user)
+  if (user === null) return null
+  await db.managementToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date(), lastUsedIp: ip, usageCount: { increment: 1 } } })
+  return { kind: 'management', user, tokenId: row.id }
+}
+
+export function gatewayPrincipal (gatewayTokens: string[], token: string): Principal | null {
+  let match = false
+  for (const candidate of gatewayTokens) match = constantTimeEqual(candidate, token) || match // no early exit: same time for every token
+  return match ? { kind: 'gateway' } : null
+}
+
+export async function keyPrincipal (db: Db, keyring: Keyring, key: string): Promise<Principal | null> {
+  const hash = hashApiKey(keyring, key)
+  const row = await db.apiKey.findUnique({ where: { keyHash: hash }, include: { user: { select: userFields } } })
+  if (row === null || !constantTimeEqual(row.keyHash, hash) || !row.isActive) return null
+  if (row.expiresAt !== null && row.expiresAt <= new Date()) return null
+  if (activeUser(row.user) === null) return null
+  return { kind: 'key', apiKeyId: row.id, userId: row.userId }
+}
+
+export function bearerToken (request: FastifyRequest): string | null {
+  const header = request.headers.authorization
+  if (typeof header !== 'string') return null
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+  return match?.[1] ?? null
+}
+
+/** The session token from the signed cookie, when its signature holds. */
+export function cookieToken (request: FastifyRequest): string | null {
+  const raw = request.cookies[SESSION_COOKIE]
+  if (raw === undefined) return null
+  const unsigned = request.unsignCookie(raw)
+  return unsigned.valid ? unsigned.value : null
+}
+
+/**
+ * Repeated login failures from one address: after FREE failures each answer is
+ * slowed by a growing delay; after LIMIT failures the address is refused for WINDOW.
+ */
+export class LoginThrottle {
+  static readonly FREE = 3
+  static readonly LIMIT = 10
+  static readonly WINDOW_MS = 15 * 60_000
+  private readonly failures = new Map<string, { count: number, first: number }>()
+
+  private entry (ip: string, now: number) {
+    const entry = this.failures.get(ip)
+    if (entry !== undefined && now - entry.first > LoginThrottle.WINDOW_MS) {
+      this.failures.delete(ip)
+      return undefined
+    }
+    return entry
+  }
+
+  /** Seconds the address must wait, or 0 when it may try. */
+  retryAfter (ip: string, now = Date.now()): number {
+    const entry = this.entry(ip, now)
+    if (entry === undefined || entry.count < LoginThrottle.LIMIT) return 0
+    return Math.ceil((entry.first + LoginThrottle.WINDOW_MS - now) / 1000)
+  }
+
+  /** Delay before answering this attempt, in milliseconds. */
+  delayMs (ip: string, now = Date.now()): number {
+    const count = this.entry(ip, now)?.count ?? 0
+    return count < LoginThrottle.FREE ? 0 : Math.min(250 * 2 ** (count - LoginThrottle.FREE), 4000)
+  }
+
+  fail (ip: string, now = Date.now()): void {
+    const entry = this.entry(ip, now)
+    if (entry === undefined) this.failures.set(ip, { count: 1, first: now })
+    else entry.count += 1
+  }
+
+  succeed (ip: string): void {
+    this.failures.delete(ip)
+  }
+}

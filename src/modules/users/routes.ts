@@ -1,0 +1,76 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { errorResponses, Message } from '../../http/schemas.js'
+import { Profile, UserCreate, UserIdParams, UserList, UserListQuery, UserRecord, UserUpdate } from './schemas.js'
+import { createUser, deleteUser, findUser, listUsers, toProfile, toUserRecord, updateUser } from './service.js'
+
+const tags = ['users']
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/admin/users', {
+    schema: { tags, summary: 'List users', querystring: UserListQuery, response: { 200: UserList, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'users.list',
+    mode: 'admin',
+    handle: async ({ db, query }) => {
+      const { users, total } = await listUsers(db, query)
+      return { users: users.map(toUserRecord), total, skip: query.skip, limit: query.limit }
+    }
+  }))
+
+  app.post('/admin/users', {
+    schema: { tags, summary: 'Create a user', body: UserCreate, response: { 201: UserRecord, ...errorResponses(409) } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'users.create',
+    mode: 'admin',
+    mutation: true,
+    status: 201,
+    handle: async ({ db, body, audit }) => {
+      const user = await createUser(db, body)
+      audit({ target_user_id: user.id, username: user.username, role: user.role })
+      return toUserRecord(user)
+    }
+  }))
+
+  app.get('/admin/users/:id', {
+    schema: { tags, summary: 'Get a user', params: UserIdParams, response: { 200: UserRecord, ...errorResponses(404) } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'users.get',
+    mode: 'admin',
+    handle: async ({ db, params }) => toUserRecord(await findUser(db, params.id))
+  }))
+
+  app.put('/admin/users/:id', {
+    schema: { tags, summary: 'Update a user (partial; null clears)', params: UserIdParams, body: UserUpdate, response: { 200: UserRecord, ...errorResponses(404, 409) } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'users.update',
+    mode: 'admin',
+    mutation: true,
+    handle: async ({ db, params, body, user, audit }) => {
+      audit({ target_user_id: params.id, fields: Object.keys(body) })
+      return toUserRecord(await updateUser(db, params.id, body, user.id))
+    }
+  }))
+
+  app.delete('/admin/users/:id', {
+    schema: { tags, summary: 'Delete a user (soft: history is kept)', params: UserIdParams, response: { 200: Message, ...errorResponses(404, 409) } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'users.delete',
+    mode: 'admin',
+    mutation: true,
+    handle: async ({ db, params, user, audit }) => {
+      audit({ target_user_id: params.id })
+      await deleteUser(db, params.id, user.id)
+      return { message: 'user deleted' }
+    }
+  }))
+
+  app.get('/users/me', {
+    schema: { tags, summary: 'Your profile', response: { 200: Profile, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'users.me',
+    mode: 'user',
+    handle: async ({ db, user }) => toProfile(await findUser(db, user.id))
+  }))
+}
+
+export default routes

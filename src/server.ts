@@ -1,0 +1,46 @@
+// The process: configuration, database (embedded when DATABASE_URL is unset),
+// migrations, the first admin, listen, and a clean stop on SIGINT/SIGTERM.
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig } from './config.js'
+import { MigrationError } from './db/migrate.js'
+import { migrate, openRuntime } from './runtime.js'
+import { ensureFirstAdmin } from './modules/users/service.js'
+
+const log = (line: string) => process.stdout.write(`${line}\n`)
+
+async function main (): Promise<void> {
+  const runtime = await openRuntime(loadConfig(), log)
+  const { config } = runtime
+  let app: Awaited<ReturnType<typeof buildApp>> | undefined
+  let stopping = false
+  const stop = async (signal: string) => {
+    if (stopping) return
+    stopping = true
+    log(`${signal}: draining requests and stopping`)
+    await app?.close()
+    await runtime.close()
+    process.exit(0)
+  }
+  process.once('SIGINT', () => { void stop('SIGINT') })
+  process.once('SIGTERM', () => { void stop('SIGTERM') })
+
+  try {
+    if (config.MIGRATE_ON_START) await migrate(config, log)
+    app = await buildApp(config)
+    const admin = await ensureFirstAdmin(app.prisma, { email: config.ADMIN_EMAIL, username: config.ADMIN_USERNAME, password: config.ADMIN_PASSWORD })
+    if (admin.generatedPassword !== undefined) {
+      log(`first admin created: ${config.ADMIN_USERNAME} / ${config.ADMIN_EMAIL}, generated password: ${admin.generatedPassword} (shown once; change it)`)
+    }
+    await app.listen({ port: config.PORT, host: config.HOST })
+  } catch (error) {
+    await app?.close()
+    await runtime.close()
+    throw error
+  }
+}
+
+main().catch((error: unknown) => {
+  const known = error instanceof ConfigError || error instanceof MigrationError
+  process.stderr.write(`keymeter failed to start: ${known ? (error as Error).message : String((error as Error)?.stack ?? error)}\n`)
+  process.exit(1)
+})

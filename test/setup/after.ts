@@ -1,0 +1,3 @@
+import { tearDownCluster } from './cluster.js'
+
+await tearDownCluster()

