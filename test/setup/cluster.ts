@@ -13,8 +13,9 @@ import { freePort } from '../../src/db/embedded.js'
 import { applyMigrations } from '../../src/db/migrate.js'
 
 const STATE_DIR = resolve('.data/test')
-const STATE_FILE = join(STATE_DIR, 'cluster.json')
-export const TEMPLATE_DB = 'keymeter_test_template'
+// keyed by the tap runner's pid (the parent of `before`, `after` and every test file), so runs side by side don't collide
+const STATE_FILE = join(STATE_DIR, `cluster-${process.ppid}.json`)
+export const TEMPLATE_DB = `keymeter_test_template_${process.ppid}`
 
 export interface ClusterState { adminUrl: string, pid?: number, dataDir?: string }
 
