@@ -20,6 +20,7 @@ import { writeAudit } from './modules/audit/service.js'
 import authRoutes from './modules/auth/routes.js'
 import { LoginThrottle } from './modules/auth/service.js'
 import healthRoutes from './modules/health/routes.js'
+import keyRoutes from './modules/keys/routes.js'
 import tokenRoutes from './modules/tokens/routes.js'
 import userRoutes from './modules/users/routes.js'
 
@@ -129,6 +130,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(authRoutes, { prefix: '/api/auth' })
   await app.register(userRoutes, { prefix: '/api' })
   await app.register(tokenRoutes, { prefix: '/api' })
+  await app.register(keyRoutes, { prefix: '/api' })
   await app.register(auditRoutes, { prefix: '/api/admin/audit-logs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

@@ -1,5 +1,7 @@
 // Entry points for operators and cron: `node dist/cli.js <command>`.
 import { loadConfig } from './config.js'
+import { createPrisma } from './db/prisma.js'
+import { runCleanup } from './modules/cleanup/service.js'
 import { migrate, openRuntime } from './runtime.js'
 
 const log = (line: string) => process.stdout.write(`${line}\n`)
@@ -13,10 +15,23 @@ const commands: Record<string, () => Promise<number>> = {
     } finally {
       await runtime.close()
     }
+  },
+  // for a system cron: one line, exit 0
+  cleanup: async () => {
+    const runtime = await openRuntime(loadConfig(), () => {})
+    const prisma = createPrisma(runtime.config.DATABASE_URL)
+    try {
+      const summary = await runCleanup(prisma, { autoDeleteExpiredKeys: runtime.config.AUTO_DELETE_EXPIRED_KEYS })
+      log(`disabled ${summary.disabled}, deleted ${summary.deleted}`)
+      return 0
+    } finally {
+      await prisma.$disconnect()
+      await runtime.close()
+    }
   }
 }
 
-const notYet = ['cleanup', 'seed', 'bench']
+const notYet = ['seed', 'bench']
 
 async function main (argv: string[]): Promise<number> {
   const name = argv[0] ?? ''

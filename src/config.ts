@@ -2,6 +2,7 @@
 // values stop the boot with a message naming the variable.
 import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
+import { Cron } from 'croner'
 
 const Bool = (defaultValue: boolean, description: string) => Type.Boolean({ default: defaultValue, description })
 
@@ -21,7 +22,9 @@ export const ConfigSchema = Type.Object({
   MIGRATE_ON_START: Bool(true, 'Apply pending migrations before serving'),
   SESSION_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 90, default: 24, description: 'Lifetime of a login session / access token' }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 2 * 1024 * 1024, description: 'Largest accepted request body' }),
-  TRUST_PROXY: Bool(false, 'Take the client address from X-Forwarded-For (behind a reverse proxy)')
+  TRUST_PROXY: Bool(false, 'Take the client address from X-Forwarded-For (behind a reverse proxy)'),
+  CLEANUP_CRON: Type.String({ default: '0 3 * * *', description: 'In-process expiry cleanup schedule (cron, in APP_TIMEZONE); "off" disables it' }),
+  AUTO_DELETE_EXPIRED_KEYS: Bool(false, 'Expired keys whose auto_delete_on_expiry is null are deleted (true) or disabled (false)')
 })
 
 export type Config = Static<typeof ConfigSchema>
@@ -37,12 +40,27 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     const value = env[name]
     if (value !== undefined && value !== '') raw[name] = value
   }
-  const value = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw))
+  const value = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw)) as Record<string, unknown>
+  // Convert truncates "80.5" to 80 and reads "0x50" or "1e3": an integer must be plain digits, else it stays invalid
+  for (const [name, schema] of Object.entries(ConfigSchema.properties)) {
+    const given = env[name]
+    if ((schema as { type?: unknown }).type === 'integer' && given !== undefined && given !== '' && !/^\s*\d+\s*$/.test(given)) value[name] = given
+  }
   const problems = [...Value.Errors(ConfigSchema, value)].map((e) => `${e.instancePath.slice(1) || e.schemaPath}: ${e.message}`)
   const config = value as Config
   if (!isTimeZone(config.APP_TIMEZONE)) problems.push(`APP_TIMEZONE: unknown IANA time zone "${config.APP_TIMEZONE}"`)
+  if (config.CLEANUP_CRON !== 'off' && !isCron(config.CLEANUP_CRON)) problems.push(`CLEANUP_CRON: not a cron expression (or "off"): "${config.CLEANUP_CRON}"`)
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`)
   return config
+}
+
+function isCron (expression: string): boolean {
+  try {
+    new Cron(expression, { paused: true }).stop()
+    return true
+  } catch {
+    return false
+  }
 }
 
 export function isTimeZone (zone: string): boolean {

@@ -4,6 +4,7 @@ import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 import { MigrationError } from './db/migrate.js'
 import { migrate, openRuntime } from './runtime.js'
+import { scheduleCleanup } from './modules/cleanup/schedule.js'
 import { ensureFirstAdmin } from './modules/users/service.js'
 
 const log = (line: string) => process.stdout.write(`${line}\n`)
@@ -12,11 +13,13 @@ async function main (): Promise<void> {
   const runtime = await openRuntime(loadConfig(), log)
   const { config } = runtime
   let app: Awaited<ReturnType<typeof buildApp>> | undefined
+  let cleanup: ReturnType<typeof scheduleCleanup> = null
   let stopping = false
   const stop = async (signal: string) => {
     if (stopping) return
     stopping = true
     log(`${signal}: draining requests and stopping`)
+    cleanup?.stop()
     await app?.close()
     await runtime.close()
     process.exit(0)
@@ -32,6 +35,7 @@ async function main (): Promise<void> {
       log(`first admin created: ${config.ADMIN_USERNAME} / ${config.ADMIN_EMAIL}, generated password: ${admin.generatedPassword} (shown once; change it)`)
     }
     await app.listen({ port: config.PORT, host: config.HOST })
+    cleanup = scheduleCleanup(app.prisma, config, app.log)
   } catch (error) {
     await app?.close()
     await runtime.close()

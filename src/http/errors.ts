@@ -13,6 +13,8 @@ export const Errors = {
   NotFound: coded('KM_NOT_FOUND', 404),
   Conflict: coded('KM_CONFLICT', 409),
   LimitReached: coded('KM_LIMIT_REACHED', 409),
+  InsufficientBalance: coded('KM_INSUFFICIENT_BALANCE', 400),
+  NotStandalone: coded('KM_NOT_STANDALONE', 400),
   TooManyRequests: coded('KM_TOO_MANY_REQUESTS', 429),
   LoginThrottled: coded('KM_LOGIN_THROTTLED', 429)
 } as const
@@ -34,6 +36,7 @@ interface ErrorLike {
   statusCode?: number
   message?: string
   retryAfter?: number
+  field?: string
   validation?: Array<{ instancePath?: string, message?: string, params?: Record<string, unknown> }>
   validationContext?: string
   meta?: Record<string, unknown>
@@ -45,7 +48,13 @@ export function errorReply (thrown: unknown): ErrorReply {
   if (Array.isArray(error.validation)) return validationReply(error.validation, error.validationContext)
   const code = typeof error.code === 'string' ? error.code : ''
   if (code.startsWith('KM_') && error.statusCode !== undefined) {
-    return { status: error.statusCode, type: code.slice(3).toLowerCase(), message: error.message ?? '', ...(error.retryAfter !== undefined && { retryAfter: error.retryAfter }) }
+    return {
+      status: error.statusCode,
+      type: code.slice(3).toLowerCase(),
+      message: error.message ?? '',
+      ...(error.field !== undefined && { field: error.field }),
+      ...(error.retryAfter !== undefined && { retryAfter: error.retryAfter })
+    }
   }
   if (code === 'P2002') return { status: 409, type: 'conflict', message: `already exists: ${uniqueTarget(error.meta)}` }
   if (code === 'P2025') return { status: 404, type: 'not_found', message: 'not found' }

@@ -1,0 +1,20 @@
+// The in-process schedule for the cleanup (CLEANUP_CRON in APP_TIMEZONE). `protect`
+// skips a tick while the previous run is still going; the advisory lock covers other
+// processes and the system cron.
+import { Cron } from 'croner'
+import type { FastifyBaseLogger } from 'fastify'
+import type { PrismaClient } from '../../generated/prisma/client.js'
+import type { AppConfig } from '../../config.js'
+import { runCleanup } from './service.js'
+
+export function scheduleCleanup (prisma: PrismaClient, config: AppConfig, log: FastifyBaseLogger): Cron | null {
+  if (config.CLEANUP_CRON === 'off') return null
+  return new Cron(config.CLEANUP_CRON, { timezone: config.APP_TIMEZONE, protect: true }, async () => {
+    try {
+      const summary = await runCleanup(prisma, { autoDeleteExpiredKeys: config.AUTO_DELETE_EXPIRED_KEYS })
+      log.info({ cleanup: summary }, `cleanup: disabled ${summary.disabled}, deleted ${summary.deleted}`)
+    } catch (error) {
+      log.error({ err: error }, 'cleanup failed')
+    }
+  })
+}

@@ -1,0 +1,41 @@
+// The expiry cleanup (SPEC §6): active keys past expires_at are disabled, or deleted
+// where auto_delete_on_expiry says so (null follows AUTO_DELETE_EXPIRED_KEYS). Each
+// key handled gets an audit row in the same transaction. The whole run holds a
+// transaction-scoped advisory lock, so two runs at once handle each key exactly once:
+// the second waits, then finds nothing left to do.
+import type { PrismaClient } from '../../generated/prisma/client.js'
+import { writeAudit } from '../audit/service.js'
+
+const CLEANUP_LOCK = 0x6b6d636c // "kmcl"
+
+export interface CleanupSummary { disabled: number, deleted: number }
+
+interface ExpiredKey { id: string, name: string, user_id: string, expires_at: Date, auto_delete_on_expiry: boolean | null }
+
+export async function runCleanup (prisma: PrismaClient, settings: { autoDeleteExpiredKeys: boolean }, now = new Date()): Promise<CleanupSummary> {
+  return prisma.$transaction(async (tx) => {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${CLEANUP_LOCK})`
+    // served by api_keys (is_active, expires_at)
+    const expired = await tx.$queryRaw<ExpiredKey[]>`
+      SELECT id, name, user_id, expires_at, auto_delete_on_expiry
+        FROM api_keys
+       WHERE is_active AND expires_at IS NOT NULL AND expires_at <= ${now}
+       ORDER BY expires_at
+         FOR UPDATE`
+    const summary: CleanupSummary = { disabled: 0, deleted: 0 }
+    for (const key of expired) {
+      const remove = key.auto_delete_on_expiry ?? settings.autoDeleteExpiredKeys
+      if (remove) await tx.apiKey.delete({ where: { id: key.id } })
+      else await tx.apiKey.update({ where: { id: key.id }, data: { isActive: false } })
+      summary[remove ? 'deleted' : 'disabled'] += 1
+      await writeAudit(tx, {
+        eventType: 'system',
+        action: remove ? 'key_expired_deleted' : 'key_expired_disabled',
+        principalType: 'system',
+        success: true,
+        metadata: { key_id: key.id, key_name: key.name, owner_user_id: key.user_id, expires_at: key.expires_at.toISOString(), rule: key.auto_delete_on_expiry === null ? 'global' : 'key' }
+      })
+    }
+    return summary
+  }, { timeout: 10 * 60_000, maxWait: 10 * 60_000 })
+}

@@ -1,0 +1,101 @@
+import Type, { type Static } from 'typebox'
+import { IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
+
+/** null or [] = every value allowed */
+const AllowList = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 500, uniqueItems: true }))
+const Usd = Type.Number({ exclusiveMinimum: 0, maximum: 1e9 })
+const Tags = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 20, uniqueItems: true }))
+
+export const KeyRecord = Type.Object({
+  id: Uuid,
+  user_id: Uuid,
+  user_email: Nullable(Type.String()),
+  username: Type.String(),
+  name: Type.String(),
+  key_display: Type.String({ description: 'sk-abcd…wxyz' }),
+  is_active: Type.Boolean(),
+  is_standalone: Type.Boolean(),
+  balance_used_usd: Type.Number(),
+  current_balance_usd: Nullable(Type.Number({ description: 'balance granted; null = unlimited' })),
+  remaining_balance_usd: Nullable(Type.Number()),
+  total_requests: Type.Integer(),
+  total_tokens: Type.Integer(),
+  total_cost_usd: Type.Number(),
+  rate_limit: Nullable(Type.Integer({ description: 'requests per minute' })),
+  concurrent_limit: Nullable(Type.Integer()),
+  daily_cost_limit_usd: Nullable(Type.Number()),
+  total_cost_limit_usd: Nullable(Type.Number()),
+  allowed_providers: AllowList,
+  allowed_api_formats: AllowList,
+  allowed_models: AllowList,
+  tags: Tags,
+  auto_delete_on_expiry: Nullable(Type.Boolean({ description: 'null = follow AUTO_DELETE_EXPIRED_KEYS' })),
+  last_used_at: Nullable(Timestamp),
+  expires_at: Nullable(Timestamp),
+  created_at: Timestamp,
+  updated_at: Timestamp
+})
+
+export const KeyWithSecret = Type.Object({ ...KeyRecord.properties, key: Type.String({ description: 'the full key; shown at creation and on an explicit, audited read' }) })
+export const KeyMaybeSecret = Type.Object({ ...KeyRecord.properties, key: Type.Optional(Type.String()) })
+
+const limits = {
+  allowed_providers: Type.Optional(AllowList),
+  allowed_api_formats: Type.Optional(AllowList),
+  allowed_models: Type.Optional(AllowList),
+  rate_limit: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000 }))),
+  concurrent_limit: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 100_000 }))),
+  daily_cost_limit_usd: Type.Optional(Nullable(Usd)),
+  total_cost_limit_usd: Type.Optional(Nullable(Usd)),
+  expire_days: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 3650 }))),
+  expires_at: Type.Optional(Nullable(IsoDateTime)),
+  auto_delete_on_expiry: Type.Optional(Nullable(Type.Boolean())),
+  tags: Type.Optional(Tags)
+}
+
+const Name = Type.String({ minLength: 1, maxLength: 100 })
+
+export const KeyCreate = Type.Object({ name: Name, ...limits }, { additionalProperties: false })
+export const StandaloneKeyCreate = Type.Object({
+  name: Name,
+  ...limits,
+  initial_balance_usd: Type.Optional(Nullable(Usd))
+}, { additionalProperties: false })
+export const OwnKeyCreate = Type.Object({ name: Name }, { additionalProperties: false })
+export const KeyUpdate = Type.Object({ name: Type.Optional(Name), is_active: Type.Optional(Type.Boolean()), ...limits }, { additionalProperties: false, minProperties: 1 })
+
+export const KeyListQuery = Type.Object({ ...SkipLimit(500, 100), is_active: Type.Optional(Type.Boolean()) }, { additionalProperties: false })
+export const KeyList = Type.Object({ api_keys: Type.Array(KeyRecord), total: Type.Integer(), limit: Type.Integer(), skip: Type.Integer() })
+
+export const KeyParams = Type.Object({ id: Uuid }, { additionalProperties: false })
+export const UserKeyParams = Type.Object({ user_id: Uuid }, { additionalProperties: false })
+export const UserKeyIdParams = Type.Object({ user_id: Uuid, id: Uuid }, { additionalProperties: false })
+export const IncludeKeyQuery = Type.Object({ include_key: Type.Boolean({ default: false }) }, { additionalProperties: false })
+export const HardDeleteQuery = Type.Object({ hard: Type.Boolean({ default: false }) }, { additionalProperties: false })
+
+export { Message } from '../../http/schemas.js'
+
+export const Toggled = Type.Object({ id: Uuid, is_active: Type.Boolean(), message: Type.String() })
+
+export const BalanceBody = Type.Object({
+  amount_usd: Type.Number({ minimum: -1e9, maximum: 1e9, description: 'positive tops up, negative deducts; never zero' })
+}, { additionalProperties: false })
+
+export const StatsQuery = Type.Object({
+  start_date: Type.Optional(IsoDateTime),
+  end_date: Type.Optional(IsoDateTime),
+  timezone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 }))
+}, { additionalProperties: false })
+
+export const KeyStats = Type.Object({
+  key_id: Uuid,
+  key_name: Type.String(),
+  total_requests: Type.Integer(),
+  total_tokens: Type.Integer(),
+  total_cost_usd: Type.Number(),
+  avg_response_time_ms: Type.Number(),
+  daily_stats: Type.Array(Type.Object({ date: Type.String({ format: 'date' }), requests: Type.Integer(), tokens: Type.Integer(), cost_usd: Type.Number() }))
+})
+
+export type KeyCreateBody = Static<typeof StandaloneKeyCreate>
+export type KeyUpdateBody = Static<typeof KeyUpdate>

@@ -1,0 +1,160 @@
+// API keys: material, storage (hash for lookup, encrypted copy for the admin's
+// "show full key"), the record every response uses, and the balance arithmetic.
+import type { Db } from '../../db/prisma.js'
+import { Prisma, type ApiKey, type User } from '../../generated/prisma/client.js'
+import { Errors } from '../../http/errors.js'
+import { decrypt, encrypt, maskSecret, randomBase62 } from '../../lib/crypto.js'
+import { hashApiKey, type Keyring } from '../../lib/keyring.js'
+import { nanoToUsd, nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
+import type { KeyCreateBody, KeyUpdateBody } from './schemas.js'
+
+export const API_KEY_PREFIX = 'sk-'
+export const API_KEY_PATTERN = /^sk-[0-9A-Za-z]{48}$/
+
+export type KeyRow = ApiKey & { user: Pick<User, 'email' | 'username'> }
+
+/** Which keys a route may touch: one user's, standalone ones, or any. */
+export interface KeyScope { userId?: string, standalone?: boolean }
+
+const withUser = { user: { select: { email: true, username: true } } } as const
+
+export const generateApiKey = () => API_KEY_PREFIX + randomBase62(48)
+
+const list = (value: Prisma.JsonValue | null) => Array.isArray(value) && value.length > 0 ? value as string[] : null
+
+export function toKeyRecord (row: KeyRow) {
+  const remaining = row.currentBalance === null ? null : row.currentBalance - row.balanceUsed
+  return {
+    id: row.id,
+    user_id: row.userId,
+    user_email: row.user.email,
+    username: row.user.username,
+    name: row.name,
+    key_display: row.keyPrefix,
+    is_active: row.isActive,
+    is_standalone: row.isStandalone,
+    balance_used_usd: nanoToUsd(row.balanceUsed),
+    current_balance_usd: nanoToUsdOrNull(row.currentBalance),
+    remaining_balance_usd: nanoToUsdOrNull(remaining),
+    total_requests: Number(row.totalRequests),
+    total_tokens: Number(row.totalTokens),
+    total_cost_usd: nanoToUsd(row.totalCost),
+    rate_limit: row.rateLimit,
+    concurrent_limit: row.concurrentLimit,
+    daily_cost_limit_usd: nanoToUsdOrNull(row.dailyCostLimit),
+    total_cost_limit_usd: nanoToUsdOrNull(row.totalCostLimit),
+    allowed_providers: list(row.allowedProviders),
+    allowed_api_formats: list(row.allowedApiFormats),
+    allowed_models: list(row.allowedModels),
+    tags: list(row.tags),
+    auto_delete_on_expiry: row.autoDeleteOnExpiry,
+    last_used_at: row.lastUsedAt?.toISOString() ?? null,
+    expires_at: row.expiresAt?.toISOString() ?? null,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString()
+  }
+}
+
+/** JSON list column: an empty list means "all", stored as NULL like an absent one. */
+const jsonList = (value: string[] | null | undefined) =>
+  value === undefined ? undefined : value === null || value.length === 0 ? Prisma.DbNull : value
+
+const optionalNano = (usd: number | null | undefined) => usd === undefined ? undefined : usd === null ? null : usdToNano(usd)
+
+function expiry (body: Pick<KeyUpdateBody, 'expire_days' | 'expires_at'>, now: Date): Date | null | undefined {
+  if (body.expire_days !== undefined && body.expires_at !== undefined) throw new Errors.InvalidInput('give expire_days or expires_at, not both')
+  if (body.expire_days !== undefined) return body.expire_days === null ? null : new Date(now.getTime() + body.expire_days * 86_400_000)
+  if (body.expires_at !== undefined) return body.expires_at === null ? null : new Date(body.expires_at)
+  return undefined
+}
+
+/** The columns a create or update sets from the shared limit fields. */
+function limitColumns (body: KeyUpdateBody, now: Date) {
+  return {
+    name: body.name,
+    allowedProviders: jsonList(body.allowed_providers),
+    allowedApiFormats: jsonList(body.allowed_api_formats),
+    allowedModels: jsonList(body.allowed_models),
+    rateLimit: body.rate_limit,
+    concurrentLimit: body.concurrent_limit,
+    dailyCostLimit: optionalNano(body.daily_cost_limit_usd),
+    totalCostLimit: optionalNano(body.total_cost_limit_usd),
+    expiresAt: expiry(body, now),
+    autoDeleteOnExpiry: body.auto_delete_on_expiry,
+    tags: jsonList(body.tags)
+  }
+}
+
+export async function createKey (db: Db, keyring: Keyring, ownerId: string, body: KeyCreateBody, standalone: boolean) {
+  const key = generateApiKey()
+  const row = await db.apiKey.create({
+    data: {
+      ...limitColumns(body, new Date()),
+      name: body.name,
+      userId: ownerId,
+      keyHash: hashApiKey(keyring, key),
+      keyPrefix: maskSecret(key, 7, 4),
+      keyEncrypted: encrypt(keyring.apiKeyCipher, key),
+      isStandalone: standalone,
+      currentBalance: standalone ? optionalNano(body.initial_balance_usd) ?? null : null
+    },
+    include: withUser
+  })
+  return { ...toKeyRecord(row), key }
+}
+
+export async function findKey (db: Db, id: string, scope: KeyScope): Promise<KeyRow> {
+  const row = await db.apiKey.findFirst({ where: { id, userId: scope.userId, isStandalone: scope.standalone }, include: withUser })
+  if (row === null) throw new Errors.NotFound('API key not found')
+  return row
+}
+
+export async function listKeys (db: Db, scope: KeyScope, query: { skip: number, limit: number, is_active?: boolean }) {
+  const where: Prisma.ApiKeyWhereInput = { userId: scope.userId, isStandalone: scope.standalone, isActive: query.is_active }
+  const [rows, total] = await Promise.all([
+    db.apiKey.findMany({ where, include: withUser, orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], skip: query.skip, take: query.limit }),
+    db.apiKey.count({ where })
+  ])
+  return { api_keys: rows.map(toKeyRecord), total, limit: query.limit, skip: query.skip }
+}
+
+export async function updateKey (db: Db, id: string, scope: KeyScope, body: KeyUpdateBody): Promise<KeyRow> {
+  await findKey(db, id, scope)
+  return db.apiKey.update({ where: { id }, data: { ...limitColumns(body, new Date()), isActive: body.is_active }, include: withUser })
+}
+
+export async function toggleKey (db: Db, id: string, scope: KeyScope) {
+  const row = await findKey(db, id, scope)
+  const updated = await db.apiKey.update({ where: { id }, data: { isActive: !row.isActive } })
+  return { id, is_active: updated.isActive, message: updated.isActive ? 'API key enabled' : 'API key disabled' }
+}
+
+/** Disables, or with `hard` deletes: usage rows keep their history with api_key_id set to NULL. */
+export async function deleteKey (db: Db, id: string, scope: KeyScope, hard: boolean) {
+  await findKey(db, id, scope)
+  if (hard) await db.apiKey.delete({ where: { id } })
+  else await db.apiKey.update({ where: { id }, data: { isActive: false } })
+  return { message: hard ? 'API key deleted' : 'API key disabled' }
+}
+
+export function revealKey (keyring: Keyring, row: KeyRow): string {
+  return decrypt(keyring.apiKeyCipher, row.keyEncrypted)
+}
+
+/**
+ * Tops up (positive) or deducts (negative) a standalone key's balance in one
+ * statement, so concurrent adjustments all count and none can overdraw the key.
+ * An unlimited key (no balance) becomes limited at the amount topped up.
+ */
+export async function adjustBalance (db: Db, id: string, amountNano: bigint): Promise<KeyRow> {
+  const row = await findKey(db, id, {})
+  if (!row.isStandalone) throw new Errors.NotStandalone('only standalone keys have a balance')
+  const updated = await db.$queryRaw<Array<{ id: string }>>`
+    UPDATE api_keys
+       SET current_balance = COALESCE(current_balance, balance_used) + ${amountNano}, updated_at = now()
+     WHERE id = ${id}::uuid
+       AND COALESCE(current_balance, balance_used) + ${amountNano} - balance_used >= 0
+    RETURNING id`
+  if (updated.length === 0) throw new Errors.InsufficientBalance('the deduction exceeds the remaining balance')
+  return findKey(db, id, {})
+}
