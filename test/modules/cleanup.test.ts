@@ -1,0 +1,95 @@
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { scheduleCleanup } from '../../src/modules/cleanup/schedule.js'
+import { runCleanup } from '../../src/modules/cleanup/service.js'
+import { buildTestApp, signIn, type TestApp } from '../helper.js'
+
+const past = new Date(Date.now() - 3_600_000)
+const future = new Date(Date.now() + 3_600_000)
+
+async function seedKeys ({ app }: TestApp) {
+  const owner = await signIn(app, 'user')
+  const make = (name: string, expiresAt: Date | null, autoDelete: boolean | null, isActive = true) =>
+    app.prisma.apiKey.create({ data: { userId: owner.id, name, keyHash: `hash-${name}`, keyPrefix: 'sk-…', keyEncrypted: 'x', expiresAt, autoDeleteOnExpiry: autoDelete, isActive } })
+  const keys = {
+    deleteRule: await make('delete-rule', past, true),
+    disableRule: await make('disable-rule', past, false),
+    followGlobal: await make('follow-global', past, null),
+    notYet: await make('not-yet', future, true),
+    never: await make('never', null, true),
+    alreadyOff: await make('already-off', past, true, false)
+  }
+  await app.prisma.usage.create({ data: { requestId: 'kept', apiKeyId: keys.deleteRule.id, userId: owner.id, model: 'm', status: 'completed', totalCost: 42n } })
+  return keys
+}
+
+const state = async ({ app }: TestApp, id: string) => (await app.prisma.apiKey.findUnique({ where: { id } }))?.isActive ?? 'deleted'
+
+t.test('expired keys are disabled or deleted by their rule; null follows the global setting (false)', async (t) => {
+  const test = await buildTestApp(t)
+  const keys = await seedKeys(test)
+  const summary = await runCleanup(test.app.prisma, { autoDeleteExpiredKeys: false })
+  t.same(summary, { disabled: 2, deleted: 1 })
+  t.equal(await state(test, keys.deleteRule.id), 'deleted')
+  t.equal(await state(test, keys.disableRule.id), false)
+  t.equal(await state(test, keys.followGlobal.id), false)
+  t.equal(await state(test, keys.notYet.id), true)
+  t.equal(await state(test, keys.never.id), true)
+  t.equal(await state(test, keys.alreadyOff.id), false, 'an inactive key is left alone, not deleted')
+
+  const usage = await test.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'kept' } })
+  t.equal(usage.apiKeyId, null, 'usage of a deleted key keeps its history')
+  t.equal(usage.totalCost, 42n)
+
+  const audit = await test.app.prisma.auditLog.findMany({ where: { eventType: 'system' }, orderBy: { action: 'asc' } })
+  t.same(audit.map((a) => [a.action, a.principalType, (a.metadata as { key_name: string }).key_name]).sort(), [
+    ['key_expired_deleted', 'system', 'delete-rule'],
+    ['key_expired_disabled', 'system', 'disable-rule'],
+    ['key_expired_disabled', 'system', 'follow-global']
+  ])
+
+  t.same(await runCleanup(test.app.prisma, { autoDeleteExpiredKeys: false }), { disabled: 0, deleted: 0 }, 'a second run changes nothing')
+  t.equal(await test.app.prisma.auditLog.count({ where: { eventType: 'system' } }), 3)
+})
+
+t.test('with AUTO_DELETE_EXPIRED_KEYS, null-rule keys are deleted', async (t) => {
+  const test = await buildTestApp(t)
+  const keys = await seedKeys(test)
+  t.same(await runCleanup(test.app.prisma, { autoDeleteExpiredKeys: true }), { disabled: 1, deleted: 2 })
+  t.equal(await state(test, keys.followGlobal.id), 'deleted')
+  t.equal(await state(test, keys.disableRule.id), false, 'an explicit false still only disables')
+})
+
+t.test('two runs at once handle each key exactly once', async (t) => {
+  const test = await buildTestApp(t)
+  await seedKeys(test)
+  const runs = await Promise.all([
+    runCleanup(test.app.prisma, { autoDeleteExpiredKeys: false }),
+    runCleanup(test.app.prisma, { autoDeleteExpiredKeys: false }),
+    runCleanup(test.app.prisma, { autoDeleteExpiredKeys: false })
+  ])
+  const total = runs.reduce((sum, r) => ({ disabled: sum.disabled + r.disabled, deleted: sum.deleted + r.deleted }), { disabled: 0, deleted: 0 })
+  t.same(total, { disabled: 2, deleted: 1 })
+  t.equal(await test.app.prisma.auditLog.count({ where: { eventType: 'system' } }), 3, 'one audit row per key')
+})
+
+t.test('npm run cleanup (the CLI) prints a one-line summary and exits 0', async (t) => {
+  const test = await buildTestApp(t)
+  await seedKeys(test)
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'cleanup'], {
+    env: { ...process.env, DATABASE_URL: test.url, SESSION_SECRET: test.config.SESSION_SECRET, ENCRYPTION_KEY: test.config.ENCRYPTION_KEY }
+  })
+  t.equal(stdout.trim(), 'disabled 2, deleted 1')
+})
+
+t.test('the in-process schedule runs the cleanup, and "off" schedules nothing', async (t) => {
+  const test = await buildTestApp(t)
+  const keys = await seedKeys(test)
+  t.equal(scheduleCleanup(test.app.prisma, { ...test.config, CLEANUP_CRON: 'off' }, test.app.log), null)
+  const job = scheduleCleanup(test.app.prisma, { ...test.config, CLEANUP_CRON: '* * * * * *', APP_TIMEZONE: 'Asia/Shanghai' }, test.app.log)
+  t.teardown(() => job?.stop())
+  t.ok(job)
+  for (let i = 0; i < 50 && await state(test, keys.disableRule.id) === true; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(await state(test, keys.disableRule.id), false, 'the scheduled run disabled the key')
+})
