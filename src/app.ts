@@ -19,9 +19,13 @@ import auditRoutes from './modules/audit/routes.js'
 import { writeAudit } from './modules/audit/service.js'
 import authRoutes from './modules/auth/routes.js'
 import { LoginThrottle } from './modules/auth/service.js'
+import gatewayRoutes from './modules/gateway/routes.js'
 import healthRoutes from './modules/health/routes.js'
 import keyRoutes from './modules/keys/routes.js'
+import priceRoutes from './modules/prices/routes.js'
+import providerRoutes from './modules/providers/routes.js'
 import tokenRoutes from './modules/tokens/routes.js'
+import usageRoutes from './modules/usage/routes.js'
 import userRoutes from './modules/users/routes.js'
 
 export type App = FastifyInstance & { withTypeProvider: FastifyInstance['withTypeProvider'] }
@@ -131,6 +135,10 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(userRoutes, { prefix: '/api' })
   await app.register(tokenRoutes, { prefix: '/api' })
   await app.register(keyRoutes, { prefix: '/api' })
+  await app.register(providerRoutes, { prefix: '/api' })
+  await app.register(priceRoutes, { prefix: '/api' })
+  await app.register(gatewayRoutes, { prefix: '/api' })
+  await app.register(usageRoutes, { prefix: '/api' })
   await app.register(auditRoutes, { prefix: '/api/admin/audit-logs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

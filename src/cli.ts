@@ -1,7 +1,8 @@
 // Entry points for operators and cron: `node dist/cli.js <command>`.
 import { loadConfig } from './config.js'
 import { createPrisma } from './db/prisma.js'
-import { runCleanup } from './modules/cleanup/service.js'
+import { cleanupLine, runCleanup } from './modules/cleanup/service.js'
+import { sweepStale } from './modules/usage/active.js'
 import { migrate, openRuntime } from './runtime.js'
 
 const log = (line: string) => process.stdout.write(`${line}\n`)
@@ -22,7 +23,7 @@ const commands: Record<string, () => Promise<number>> = {
     const prisma = createPrisma(runtime.config.DATABASE_URL)
     try {
       const summary = await runCleanup(prisma, { autoDeleteExpiredKeys: runtime.config.AUTO_DELETE_EXPIRED_KEYS })
-      log(`disabled ${summary.disabled}, deleted ${summary.deleted}`)
+      log(cleanupLine(summary, await sweepStale(prisma, runtime.config.PENDING_TIMEOUT_MINUTES)))
       return 0
     } finally {
       await prisma.$disconnect()

@@ -24,6 +24,7 @@ export const ConfigSchema = Type.Object({
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 2 * 1024 * 1024, description: 'Largest accepted request body' }),
   TRUST_PROXY: Bool(false, 'Take the client address from X-Forwarded-For (behind a reverse proxy)'),
   CLEANUP_CRON: Type.String({ default: '0 3 * * *', description: 'In-process expiry cleanup schedule (cron, in APP_TIMEZONE); "off" disables it' }),
+  PENDING_TIMEOUT_MINUTES: Type.Integer({ minimum: 1, maximum: 24 * 60, default: 10, description: 'A pending or streaming request older than this is marked failed (504)' }),
   AUTO_DELETE_EXPIRED_KEYS: Bool(false, 'Expired keys whose auto_delete_on_expiry is null are deleted (true) or disabled (false)')
 })
 

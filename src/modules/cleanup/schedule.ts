@@ -5,14 +5,16 @@ import { Cron } from 'croner'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PrismaClient } from '../../generated/prisma/client.js'
 import type { AppConfig } from '../../config.js'
-import { runCleanup } from './service.js'
+import { sweepStale } from '../usage/active.js'
+import { cleanupLine, runCleanup } from './service.js'
 
 export function scheduleCleanup (prisma: PrismaClient, config: AppConfig, log: FastifyBaseLogger): Cron | null {
   if (config.CLEANUP_CRON === 'off') return null
   return new Cron(config.CLEANUP_CRON, { timezone: config.APP_TIMEZONE, protect: true }, async () => {
     try {
       const summary = await runCleanup(prisma, { autoDeleteExpiredKeys: config.AUTO_DELETE_EXPIRED_KEYS })
-      log.info({ cleanup: summary }, `cleanup: disabled ${summary.disabled}, deleted ${summary.deleted}`)
+      const timedOut = await sweepStale(prisma, config.PENDING_TIMEOUT_MINUTES)
+      log.info({ cleanup: { ...summary, timedOut } }, `cleanup: ${cleanupLine(summary, timedOut)}`)
     } catch (error) {
       log.error({ err: error }, 'cleanup failed')
     }

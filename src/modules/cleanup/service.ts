@@ -39,3 +39,8 @@ export async function runCleanup (prisma: PrismaClient, settings: { autoDeleteEx
     return summary
   }, { timeout: 10 * 60_000, maxWait: 10 * 60_000 })
 }
+
+/** The one-line summary the CLI prints for cron logs. */
+export function cleanupLine (summary: CleanupSummary, timedOut: number): string {
+  return `disabled ${summary.disabled}, deleted ${summary.deleted}${timedOut > 0 ? `, timed out ${timedOut} stale requests` : ''}`
+}

@@ -1,0 +1,32 @@
+// The gateway's two calls. Authenticated by GATEWAY_TOKEN; not audited row by row
+// (the usage rows are the record).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ErrorBody } from '../../http/errors.js'
+import { ingestEvents } from '../usage/ingest.js'
+import { UsageBatch, UsageBatchResult, VerifyAllowed, VerifyBody } from './schemas.js'
+import { verifyKey } from './verify.js'
+
+const tags = ['gateway']
+const refusals = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 429: ErrorBody }
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post('/gateway/keys/verify', {
+    schema: { tags, summary: 'May this key make this request?', body: VerifyBody, response: { 200: VerifyAllowed, ...refusals } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'gateway.verify',
+    mode: 'gateway',
+    handle: async ({ db, body }) => verifyKey(db, app.keyring, body, { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES })
+  }))
+
+  app.post('/gateway/usage', {
+    // a batch of 1000 completions with headers and bodies is far above the default limit
+    bodyLimit: Math.max(app.config.BODY_LIMIT_BYTES, 32 * 1024 * 1024),
+    schema: { tags, summary: 'Report request events (start, stream, complete), 1 to 1000 at a time', body: UsageBatch, response: { 200: UsageBatchResult, 400: ErrorBody, 401: ErrorBody } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'gateway.usage',
+    mode: 'gateway',
+    handle: async ({ body }) => ({ results: await ingestEvents(app.prisma, body.events) })
+  }))
+}
+
+export default routes

@@ -1,0 +1,65 @@
+// In-flight requests: what the dashboard polls, and the sweep that turns requests
+// the gateway never finished into failures (504) so they stop counting as in flight.
+import type { PrismaClient } from '../../generated/prisma/client.js'
+import type { Db } from '../../db/prisma.js'
+import { nanoToUsd } from '../../lib/money.js'
+import type { CompleteEventBody } from '../gateway/schemas.js'
+import { ingestEvents } from './ingest.js'
+
+/** Marks stale pending/streaming requests failed (504); returns how many. */
+export async function sweepStale (prisma: PrismaClient, timeoutMinutes: number, now = new Date()): Promise<number> {
+  const cutoff = new Date(now.getTime() - timeoutMinutes * 60_000)
+  let swept = 0
+  for (;;) {
+    // served by usage (status)
+    const stale = await prisma.usage.findMany({
+      where: { status: { in: ['pending', 'streaming'] }, createdAt: { lt: cutoff } },
+      select: { requestId: true },
+      orderBy: { requestId: 'asc' },
+      take: 500
+    })
+    if (stale.length === 0) return swept
+    const events: CompleteEventBody[] = stale.map((row) => ({
+      type: 'complete',
+      request_id: row.requestId,
+      status: 'failed',
+      status_code: 504,
+      error_message: `no completion reported within ${timeoutMinutes} minutes`,
+      input_tokens: 0,
+      output_tokens: 0
+    }))
+    const results = await ingestEvents(prisma, events, { now, synthetic: true })
+    swept += results.filter((r) => r.outcome === 'recorded').length
+    if (stale.length < 500) return swept
+  }
+}
+
+export async function activeRequests (db: Db, ids: string[] | undefined) {
+  const rows = await db.usage.findMany({
+    where: ids === undefined ? { status: { in: ['pending', 'streaming'] } } : { id: { in: ids } },
+    orderBy: { createdAt: 'desc' },
+    take: 500
+  })
+  return {
+    requests: rows.map((row) => ({
+      id: row.id,
+      request_id: row.requestId,
+      status: row.status,
+      model: row.model,
+      provider: row.providerName,
+      api_format: row.apiFormat,
+      is_stream: row.isStream,
+      status_code: row.statusCode,
+      error_message: row.errorMessage,
+      input_tokens: row.inputTokens,
+      output_tokens: row.outputTokens,
+      cache_creation_input_tokens: row.cacheCreationTokens,
+      cache_read_input_tokens: row.cacheReadTokens,
+      cost: nanoToUsd(row.totalCost),
+      actual_cost: nanoToUsd(row.actualTotalCost),
+      response_time_ms: row.responseTimeMs,
+      first_byte_time_ms: row.firstByteTimeMs,
+      created_at: row.createdAt.toISOString()
+    }))
+  }
+}

@@ -1,0 +1,521 @@
+// Usage ingestion: a batch of gateway events (start, stream, complete) applied in one
+// transaction. Set-based writes (one statement per table per batch) keep it fast;
+// every row, rollup and charge of the batch commits together or not at all.
+//
+// Idempotency: each (request_id, event type) is received once (gateway_events); a
+// replay is answered "duplicate" and changes nothing. Rollups and charges are written
+// as deltas between a row's state before and after the batch, so a completion that
+// replaces a timed-out row (swept to failed/504) corrects it instead of counting twice.
+import type { PrismaClient, Usage } from '../../generated/prisma/client.js'
+import type { Db } from '../../db/prisma.js'
+import { nanoToUsd } from '../../lib/money.js'
+import { priceVersionsFor, pickPrice } from '../prices/service.js'
+import type { CompleteEventBody, EventResultBody, UsageEventBody } from '../gateway/schemas.js'
+import { multiplierMicros, priceRequest, splitCacheWrites, type Costs } from './pricing.js'
+import { isFinished, RollupDeltas, type RollupSource } from './rollups.js'
+
+/** Bodies and headers kept per request, at most this many bytes each (as JSON). */
+export const BODY_CAP_BYTES = 64 * 1024
+
+/** The columns of a usage row that ingestion writes (snake_case, as in the table). */
+interface RowState extends RollupSource {
+  requestId: string
+  providerEndpointId: string | null
+  providerApiKeyId: string | null
+  providerName: string | null
+  targetModel: string | null
+  isStream: boolean
+  statusCode: number | null
+  errorMessage: string | null
+  cacheCreation5m: number
+  cacheCreation1h: number
+  costs: Costs
+  actual: Costs
+  snapshot: { input: bigint, output: bigint, cacheWrite5m: bigint, cacheWrite1h: bigint, cacheRead: bigint, perRequest: bigint | null } | null
+  pricingSource: string | null
+  modelPriceId: string | null
+  tieredPricing: unknown
+  rateMultiplier: string
+  firstByteTimeMs: number | null
+  metadata: unknown
+  finishedAt: Date | null
+}
+
+class Rejection extends Error {}
+
+/** The start fields, as a `start` carries them or a `complete` may. */
+interface StartFields {
+  request_id: string
+  api_key_id?: string
+  model?: string
+  api_format?: string
+  is_stream?: boolean
+  provider_id?: string | null
+  provider_endpoint_id?: string | null
+  provider_api_key_id?: string | null
+  created_at?: string
+  target_model?: string | null
+  metadata?: object
+}
+
+const ZERO_COSTS: Costs = { input: 0n, output: 0n, cacheCreation: 0n, cacheRead: 0n, request: 0n, total: 0n }
+
+function fromRow (row: Usage): RowState {
+  return {
+    requestId: row.requestId,
+    userId: row.userId,
+    apiKeyId: row.apiKeyId,
+    providerId: row.providerId,
+    providerEndpointId: row.providerEndpointId,
+    providerApiKeyId: row.providerApiKeyId,
+    providerName: row.providerName,
+    model: row.model,
+    targetModel: row.targetModel,
+    apiFormat: row.apiFormat,
+    isStream: row.isStream,
+    status: row.status,
+    statusCode: row.statusCode,
+    errorMessage: row.errorMessage,
+    inputTokens: row.inputTokens,
+    outputTokens: row.outputTokens,
+    cacheCreationTokens: row.cacheCreationTokens,
+    cacheCreation5m: row.cacheCreation5m,
+    cacheCreation1h: row.cacheCreation1h,
+    cacheReadTokens: row.cacheReadTokens,
+    totalTokens: row.totalTokens,
+    costs: { input: row.inputCost, output: row.outputCost, cacheCreation: row.cacheCreationCost, cacheRead: row.cacheReadCost, request: row.requestCost, total: row.totalCost },
+    actual: { input: row.actualInputCost, output: row.actualOutputCost, cacheCreation: row.actualCacheCreation, cacheRead: row.actualCacheRead, request: row.actualRequestCost, total: row.actualTotalCost },
+    cacheCreationCost: row.cacheCreationCost,
+    cacheReadCost: row.cacheReadCost,
+    totalCost: row.totalCost,
+    actualTotalCost: row.actualTotalCost,
+    snapshot: row.inputPrice === null
+      ? null
+      : { input: row.inputPrice, output: row.outputPrice ?? 0n, cacheWrite5m: row.cacheWrite5mPrice ?? 0n, cacheWrite1h: row.cacheWrite1hPrice ?? 0n, cacheRead: row.cacheReadPrice ?? 0n, perRequest: row.pricePerRequest },
+    pricingSource: row.pricingSource,
+    modelPriceId: row.modelPriceId,
+    tieredPricing: row.tieredPricing,
+    rateMultiplier: row.rateMultiplier.toString(),
+    responseTimeMs: row.responseTimeMs,
+    firstByteTimeMs: row.firstByteTimeMs,
+    metadata: row.metadata,
+    createdAt: row.createdAt,
+    finishedAt: row.finishedAt
+  }
+}
+
+/** Caps a stored body: past the cap only its size is kept. */
+function capped (value: unknown): unknown {
+  if (value === undefined) return null
+  const text = JSON.stringify(value)
+  return text.length <= BODY_CAP_BYTES ? value : { truncated: true, bytes: text.length }
+}
+
+interface Lookups {
+  keys: Map<string, { id: string, userId: string }>
+  providers: Map<string, { id: string, name: string, billingType: string }>
+  endpoints: Map<string, { id: string, providerId: string }>
+  providerKeys: Map<string, { id: string, providerId: string, rateMultiplier: { toString: () => string }, cacheTtlMinutes: number }>
+  prices: Awaited<ReturnType<typeof priceVersionsFor>>
+}
+
+async function loadLookups (db: Db, events: UsageEventBody[], existing: RowState[]): Promise<Lookups> {
+  const ids = (pick: (e: StartFields) => string | null | undefined) =>
+    [...new Set(events.map((e) => pick(e as StartFields)).filter((id): id is string => typeof id === 'string'))]
+  const candidateIds = (field: 'provider_id' | 'provider_endpoint_id' | 'provider_api_key_id') =>
+    events.flatMap((e) => e.type === 'complete' ? (e.candidates ?? []).map((c) => c[field]) : []).filter((id): id is string => typeof id === 'string')
+  const providerKeyIds = [...new Set([...ids((e) => e.provider_api_key_id), ...existing.map((r) => r.providerApiKeyId).filter((id): id is string => id !== null), ...candidateIds('provider_api_key_id')])]
+  const endpointIds = [...new Set([...ids((e) => e.provider_endpoint_id), ...existing.map((r) => r.providerEndpointId).filter((id): id is string => id !== null), ...candidateIds('provider_endpoint_id')])]
+  const [keys, providerKeys, endpoints] = await Promise.all([
+    db.apiKey.findMany({ where: { id: { in: ids((e) => e.api_key_id) } }, select: { id: true, userId: true } }),
+    db.providerApiKey.findMany({ where: { id: { in: providerKeyIds } }, select: { id: true, providerId: true, rateMultiplier: true, cacheTtlMinutes: true } }),
+    db.providerEndpoint.findMany({ where: { id: { in: endpointIds } }, select: { id: true, providerId: true } })
+  ])
+  const providerIds = [...new Set([...ids((e) => e.provider_id), ...candidateIds('provider_id'), ...existing.map((r) => r.providerId).filter((id): id is string => id !== null),
+    ...providerKeys.map((k) => k.providerId), ...endpoints.map((e) => e.providerId)])]
+  const models = [...new Set([...events.map((e) => (e as StartFields).model).filter((m): m is string => m !== undefined), ...existing.map((r) => r.model)])]
+  const [providers, prices] = await Promise.all([
+    db.provider.findMany({ where: { id: { in: providerIds } }, select: { id: true, name: true, billingType: true } }),
+    priceVersionsFor(db, models)
+  ])
+  const byId = <T extends { id: string }>(rows: T[]) => new Map(rows.map((row) => [row.id, row]))
+  return { keys: byId(keys), providers: byId(providers), endpoints: byId(endpoints), providerKeys: byId(providerKeys), prices }
+}
+
+/** A new pending row from start fields (a `start`, or a `complete` that carries them). */
+function newRow (event: StartFields, lookups: Lookups, now: Date): RowState {
+  if (event.api_key_id === undefined || event.model === undefined) throw new Rejection('unknown request: send its start, or api_key_id and model with the completion')
+  const key = lookups.keys.get(event.api_key_id)
+  if (key === undefined) throw new Rejection(`unknown api_key_id ${event.api_key_id}`)
+  const row: RowState = {
+    requestId: event.request_id,
+    userId: key.userId,
+    apiKeyId: key.id,
+    providerId: null,
+    providerEndpointId: null,
+    providerApiKeyId: null,
+    providerName: null,
+    model: event.model,
+    targetModel: event.target_model ?? null,
+    apiFormat: event.api_format ?? null,
+    isStream: event.is_stream ?? false,
+    status: 'pending',
+    statusCode: null,
+    errorMessage: null,
+    inputTokens: 0,
+    outputTokens: 0,
+    cacheCreationTokens: 0,
+    cacheCreation5m: 0,
+    cacheCreation1h: 0,
+    cacheReadTokens: 0,
+    totalTokens: 0,
+    costs: ZERO_COSTS,
+    actual: ZERO_COSTS,
+    cacheCreationCost: 0n,
+    cacheReadCost: 0n,
+    totalCost: 0n,
+    actualTotalCost: 0n,
+    snapshot: null,
+    pricingSource: null,
+    modelPriceId: null,
+    tieredPricing: null,
+    rateMultiplier: '1',
+    responseTimeMs: null,
+    firstByteTimeMs: null,
+    metadata: event.metadata ?? null,
+    createdAt: event.created_at === undefined ? now : new Date(event.created_at),
+    finishedAt: null
+  }
+  applyProvider(row, event, lookups)
+  return row
+}
+
+/** Resolves the provider from the most specific id given (provider key → endpoint → provider). */
+function applyProvider (row: RowState, event: StartFields, lookups: Lookups): void {
+  const keyId = event.provider_api_key_id ?? row.providerApiKeyId
+  const endpointId = event.provider_endpoint_id ?? row.providerEndpointId
+  const providerKey = keyId === null ? undefined : lookups.providerKeys.get(keyId)
+  if (keyId !== null && providerKey === undefined) throw new Rejection(`unknown provider_api_key_id ${keyId}`)
+  const endpoint = endpointId === null ? undefined : lookups.endpoints.get(endpointId)
+  if (endpointId !== null && endpoint === undefined) throw new Rejection(`unknown provider_endpoint_id ${endpointId}`)
+  const providerId = event.provider_id ?? providerKey?.providerId ?? endpoint?.providerId ?? row.providerId
+  const provider = providerId === null ? undefined : lookups.providers.get(providerId)
+  if (providerId !== null && provider === undefined) throw new Rejection(`unknown provider_id ${providerId}`)
+  for (const [what, owner] of [['provider_api_key_id', providerKey?.providerId], ['provider_endpoint_id', endpoint?.providerId]] as const) {
+    if (owner !== undefined && owner !== providerId) throw new Rejection(`${what} belongs to another provider`)
+  }
+  row.providerId = providerId
+  row.providerName = provider?.name ?? null
+  row.providerApiKeyId = keyId
+  row.providerEndpointId = endpointId
+}
+
+function complete (row: RowState, event: CompleteEventBody, lookups: Lookups, now: Date): void {
+  applyProvider(row, event, lookups)
+  if (event.api_format !== undefined) row.apiFormat = event.api_format
+  if (event.is_stream !== undefined) row.isStream = event.is_stream
+  if (event.target_model !== undefined) row.targetModel = event.target_model
+  const providerKey = row.providerApiKeyId === null ? undefined : lookups.providerKeys.get(row.providerApiKeyId)
+  const cacheTotal = event.cache_creation_input_tokens
+  const split = splitCacheWrites(cacheTotal ?? 0, event.cache_creation_5m_input_tokens, event.cache_creation_1h_input_tokens, providerKey?.cacheTtlMinutes ?? null)
+  const cacheWrites = split.write5m + split.write1h
+  if (cacheTotal !== undefined && cacheTotal !== cacheWrites) throw new Rejection('cache_creation_input_tokens must equal the 5m and 1h parts')
+  row.status = event.status
+  row.statusCode = event.status_code ?? null
+  row.errorMessage = event.error_message ?? null
+  row.inputTokens = event.input_tokens
+  row.outputTokens = event.output_tokens
+  row.cacheCreationTokens = cacheWrites
+  row.cacheCreation5m = split.write5m
+  row.cacheCreation1h = split.write1h
+  row.cacheReadTokens = event.cache_read_input_tokens ?? 0
+  row.totalTokens = row.inputTokens + row.outputTokens + cacheWrites + row.cacheReadTokens
+  row.responseTimeMs = event.response_time_ms ?? null
+  if (event.first_byte_time_ms !== undefined) row.firstByteTimeMs = event.first_byte_time_ms
+  if (event.metadata !== undefined) row.metadata = event.metadata
+  row.finishedAt = event.finished_at === undefined ? now : new Date(event.finished_at)
+
+  const provider = row.providerId === null ? undefined : lookups.providers.get(row.providerId)
+  const micros = multiplierMicros(providerKey?.rateMultiplier)
+  const priced = priceRequest(
+    { input: row.inputTokens, output: row.outputTokens, cacheWrite5m: split.write5m, cacheWrite1h: split.write1h, cacheRead: row.cacheReadTokens },
+    pickPrice(lookups.prices, row.model, row.providerId, row.createdAt),
+    { success: row.status === 'completed', multiplierMicros: micros, freeTier: provider?.billingType === 'free_tier' }
+  )
+  row.costs = priced.costs
+  row.actual = priced.actual
+  row.cacheCreationCost = priced.costs.cacheCreation
+  row.cacheReadCost = priced.costs.cacheRead
+  row.totalCost = priced.costs.total
+  row.actualTotalCost = priced.actual.total
+  row.snapshot = priced.snapshot
+  row.pricingSource = priced.source
+  row.modelPriceId = priced.tieredPricing?.model_price_id ?? null
+  row.tieredPricing = priced.tieredPricing
+  row.rateMultiplier = provider?.billingType === 'free_tier' ? '0' : (providerKey?.rateMultiplier.toString() ?? '1')
+}
+
+export interface IngestOptions {
+  now?: Date
+  /** the stale-request sweep: no receipts, so the real completion can still arrive and correct it */
+  synthetic?: boolean
+}
+
+export async function ingestEvents (prisma: PrismaClient, events: UsageEventBody[], options: IngestOptions = {}): Promise<EventResultBody[]> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await prisma.$transaction((tx) => ingestBatch(tx, events, options), { timeout: 60_000, maxWait: 30_000 })
+    } catch (error) {
+      // concurrent batches lock in one order, but PostgreSQL may still pick one to abort: retry it whole
+      const code = (error as { code?: string, meta?: { code?: string } }).meta?.code ?? (error as { code?: string }).code
+      if (attempt >= 4 || !(code === '40P01' || code === '40001' || code === 'P2034')) throw error
+    }
+  }
+}
+
+async function ingestBatch (db: Db, events: UsageEventBody[], options: IngestOptions): Promise<EventResultBody[]> {
+  const now = options.now ?? new Date()
+  const results: EventResultBody[] = events.map((e) => ({ request_id: e.request_id, type: e.type, outcome: 'recorded' }))
+
+  // 1. receipts: which (request_id, type) pairs are new
+  const fresh = new Set<number>()
+  if (options.synthetic === true) {
+    events.forEach((_e, i) => fresh.add(i))
+  } else {
+    const pairs = [...new Map(events.map((e) => [`${e.request_id}\u0000${e.type}`, { request_id: e.request_id, event_type: e.type }])).values()]
+      .sort((a, b) => a.request_id < b.request_id ? -1 : a.request_id > b.request_id ? 1 : a.event_type < b.event_type ? -1 : 1)
+    const inserted = await db.$queryRaw<Array<{ request_id: string, event_type: string }>>`
+      INSERT INTO gateway_events (request_id, event_type)
+      SELECT request_id, event_type FROM jsonb_to_recordset(${JSON.stringify(pairs)}::jsonb) AS r(request_id text, event_type text)
+      ON CONFLICT DO NOTHING
+      RETURNING request_id, event_type`
+    const isNew = new Set(inserted.map((r) => `${r.request_id}\u0000${r.event_type}`))
+    events.forEach((e, i) => {
+      const id = `${e.request_id}\u0000${e.type}`
+      if (isNew.delete(id)) fresh.add(i) // the first copy in the batch is new, later copies are duplicates
+      else results[i]!.outcome = 'duplicate'
+    })
+  }
+  if (fresh.size === 0) return results
+
+  // 2. the rows these events touch, locked in request_id order
+  const requestIds = [...new Set([...fresh].map((i) => events[i]!.request_id))].sort()
+  await db.$queryRaw`SELECT 1 FROM usage WHERE request_id = ANY(${requestIds}::text[]) ORDER BY request_id FOR UPDATE`
+  const existingRows = await db.usage.findMany({ where: { requestId: { in: requestIds } } })
+  const before = new Map(existingRows.map((row) => [row.requestId, fromRow(row)]))
+  const lookups = await loadLookups(db, [...fresh].map((i) => events[i]!), [...before.values()])
+
+  // 3. apply the events in order to in-memory row states
+  const states = new Map<string, RowState>()
+  for (const [id, row] of before) states.set(id, structuredClone(row))
+  const changed = new Set<string>()
+  const candidates: Array<Record<string, unknown>> = []
+  const bodies = new Map<string, Record<string, unknown>>()
+  const rejectedReceipts: Array<{ request_id: string, event_type: string }> = []
+  for (const i of [...fresh].sort((a, b) => a - b)) {
+    const event = events[i]!
+    try {
+      let row = states.get(event.request_id)
+      // a sweep only times out what is still unfinished when it holds the row lock
+      if (options.synthetic === true && (row === undefined || isFinished(row.status))) {
+        results[i]!.outcome = 'duplicate'
+        continue
+      }
+      if (event.type === 'start') {
+        if (row === undefined) {
+          row = newRow(event, lookups, now)
+          states.set(event.request_id, row)
+          changed.add(event.request_id)
+        }
+      } else if (event.type === 'stream') {
+        if (row === undefined) throw new Rejection('unknown request: send its start first')
+        if (row.status === 'pending') row.status = 'streaming'
+        row.firstByteTimeMs ??= event.first_byte_time_ms
+        changed.add(event.request_id)
+      } else {
+        const working = row === undefined ? newRow(event, lookups, now) : structuredClone(row)
+        complete(working, event, lookups, now)
+        states.set(event.request_id, working)
+        changed.add(event.request_id)
+        results[i]!.cost_usd = nanoToUsd(working.totalCost)
+        for (const c of event.candidates ?? []) {
+          candidates.push({
+            request_id: event.request_id, candidate_index: c.candidate_index, retry_index: c.retry_index ?? 0,
+            user_id: working.userId, api_key_id: working.apiKeyId, provider_id: c.provider_id ?? null,
+            provider_endpoint_id: c.provider_endpoint_id ?? null, provider_api_key_id: c.provider_api_key_id ?? null,
+            status: c.status, skip_reason: c.skip_reason ?? null, is_cached: c.is_cached ?? false, status_code: c.status_code ?? null,
+            error_type: c.error_type ?? null, error_message: c.error_message ?? null, latency_ms: c.latency_ms ?? null,
+            started_at: c.started_at ?? null, finished_at: c.finished_at ?? null, created_at: working.createdAt.toISOString()
+          })
+        }
+        if (event.request_headers !== undefined || event.response_headers !== undefined || event.request_body !== undefined || event.response_body !== undefined) {
+          bodies.set(event.request_id, {
+            request_headers: capped(event.request_headers), response_headers: capped(event.response_headers),
+            request_body: capped(event.request_body), response_body: capped(event.response_body)
+          })
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof Rejection)) throw error
+      results[i]!.outcome = 'rejected'
+      results[i]!.error = error.message
+      delete results[i]!.cost_usd
+      rejectedReceipts.push({ request_id: event.request_id, event_type: event.type })
+    }
+  }
+
+  // 4. write rows, bodies, candidates, rollups and charges
+  const rows = [...changed].sort().map((id) => states.get(id)!)
+  const usageIds = await upsertRows(db, rows, now)
+  await insertBodies(db, bodies, usageIds)
+  await insertCandidates(db, candidates)
+  const deltas = new RollupDeltas()
+  const keyCharges = new Map<string, { requests: bigint, tokens: bigint, cost: bigint }>()
+  const userCharges = new Map<string, bigint>()
+  for (const after of rows) {
+    const prior = before.get(after.requestId) ?? null
+    deltas.change(prior, after)
+    const contribution = (row: RowState | null) => row !== null && isFinished(row.status)
+      ? { requests: 1n, tokens: BigInt(row.totalTokens), cost: row.totalCost }
+      : { requests: 0n, tokens: 0n, cost: 0n }
+    const was = contribution(prior)
+    const now_ = contribution(after)
+    if (now_.requests === was.requests && now_.tokens === was.tokens && now_.cost === was.cost) continue
+    // the key and user charged are the row's own: a row's owner never changes
+    if (after.apiKeyId !== null) {
+      const charge = keyCharges.get(after.apiKeyId) ?? { requests: 0n, tokens: 0n, cost: 0n }
+      charge.requests += now_.requests - was.requests
+      charge.tokens += now_.tokens - was.tokens
+      charge.cost += now_.cost - was.cost
+      keyCharges.set(after.apiKeyId, charge)
+    }
+    if (after.userId !== null) userCharges.set(after.userId, (userCharges.get(after.userId) ?? 0n) + now_.cost - was.cost)
+  }
+  await deltas.write(db)
+  await chargeKeys(db, keyCharges, now)
+  await chargeUsers(db, userCharges)
+  if (rejectedReceipts.length > 0) {
+    // a rejected event was not received: the gateway may send it again, corrected
+    await db.$executeRaw`
+      DELETE FROM gateway_events g USING jsonb_to_recordset(${JSON.stringify(rejectedReceipts)}::jsonb) AS r(request_id text, event_type text)
+       WHERE g.request_id = r.request_id AND g.event_type = r.event_type`
+  }
+  return results
+}
+
+const iso = (date: Date | null) => date === null ? null : date.toISOString()
+const str = (value: bigint | null | undefined) => value === null || value === undefined ? null : value.toString()
+
+async function upsertRows (db: Db, rows: RowState[], now: Date): Promise<Map<string, string>> {
+  if (rows.length === 0) return new Map()
+  const payload = rows.map((r) => ({
+    request_id: r.requestId, user_id: r.userId, api_key_id: r.apiKeyId, provider_id: r.providerId, provider_endpoint_id: r.providerEndpointId,
+    provider_api_key_id: r.providerApiKeyId, provider_name: r.providerName, model: r.model, target_model: r.targetModel, api_format: r.apiFormat,
+    is_stream: r.isStream, status: r.status, status_code: r.statusCode, error_message: r.errorMessage,
+    input_tokens: r.inputTokens, output_tokens: r.outputTokens, cache_creation_input_tokens: r.cacheCreationTokens,
+    cache_creation_5m_input_tokens: r.cacheCreation5m, cache_creation_1h_input_tokens: r.cacheCreation1h, cache_read_input_tokens: r.cacheReadTokens,
+    total_tokens: r.totalTokens,
+    input_cost: str(r.costs.input), output_cost: str(r.costs.output), cache_creation_cost: str(r.costs.cacheCreation), cache_read_cost: str(r.costs.cacheRead),
+    request_cost: str(r.costs.request), total_cost: str(r.costs.total),
+    actual_input_cost: str(r.actual.input), actual_output_cost: str(r.actual.output), actual_cache_creation_cost: str(r.actual.cacheCreation),
+    actual_cache_read_cost: str(r.actual.cacheRead), actual_request_cost: str(r.actual.request), actual_total_cost: str(r.actual.total),
+    input_price_per_1m: str(r.snapshot?.input), output_price_per_1m: str(r.snapshot?.output), cache_write_5m_price_per_1m: str(r.snapshot?.cacheWrite5m),
+    cache_write_1h_price_per_1m: str(r.snapshot?.cacheWrite1h), cache_read_price_per_1m: str(r.snapshot?.cacheRead), price_per_request: str(r.snapshot?.perRequest),
+    pricing_source: r.pricingSource, model_price_id: r.modelPriceId, tiered_pricing: r.tieredPricing, rate_multiplier: r.rateMultiplier,
+    response_time_ms: r.responseTimeMs, first_byte_time_ms: r.firstByteTimeMs, metadata: r.metadata,
+    created_at: iso(r.createdAt), finished_at: iso(r.finishedAt), updated_at: now.toISOString()
+  }))
+  const returned = await db.$queryRaw<Array<{ id: string, request_id: string }>>`
+    INSERT INTO usage AS u (request_id, user_id, api_key_id, provider_id, provider_endpoint_id, provider_api_key_id, provider_name, model, target_model,
+      api_format, is_stream, status, status_code, error_message, input_tokens, output_tokens, cache_creation_input_tokens, cache_creation_5m_input_tokens,
+      cache_creation_1h_input_tokens, cache_read_input_tokens, total_tokens, input_cost, output_cost, cache_creation_cost, cache_read_cost, request_cost,
+      total_cost, actual_input_cost, actual_output_cost, actual_cache_creation_cost, actual_cache_read_cost, actual_request_cost, actual_total_cost,
+      input_price_per_1m, output_price_per_1m, cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, cache_read_price_per_1m, price_per_request,
+      pricing_source, model_price_id, tiered_pricing, rate_multiplier, response_time_ms, first_byte_time_ms, metadata, created_at, finished_at, updated_at)
+    SELECT request_id, user_id, api_key_id, provider_id, provider_endpoint_id, provider_api_key_id, provider_name, model, target_model,
+      api_format, is_stream, status, status_code, error_message, input_tokens, output_tokens, cache_creation_input_tokens, cache_creation_5m_input_tokens,
+      cache_creation_1h_input_tokens, cache_read_input_tokens, total_tokens, input_cost, output_cost, cache_creation_cost, cache_read_cost, request_cost,
+      total_cost, actual_input_cost, actual_output_cost, actual_cache_creation_cost, actual_cache_read_cost, actual_request_cost, actual_total_cost,
+      input_price_per_1m, output_price_per_1m, cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, cache_read_price_per_1m, price_per_request,
+      pricing_source, model_price_id, tiered_pricing, rate_multiplier, response_time_ms, first_byte_time_ms, metadata, created_at, finished_at, updated_at
+      FROM jsonb_to_recordset(${JSON.stringify(payload)}::jsonb) AS r(request_id text, user_id uuid, api_key_id uuid, provider_id uuid,
+        provider_endpoint_id uuid, provider_api_key_id uuid, provider_name text, model text, target_model text, api_format text, is_stream boolean,
+        status usage_status, status_code int, error_message text, input_tokens int, output_tokens int, cache_creation_input_tokens int,
+        cache_creation_5m_input_tokens int, cache_creation_1h_input_tokens int, cache_read_input_tokens int, total_tokens int, input_cost bigint,
+        output_cost bigint, cache_creation_cost bigint, cache_read_cost bigint, request_cost bigint, total_cost bigint, actual_input_cost bigint,
+        actual_output_cost bigint, actual_cache_creation_cost bigint, actual_cache_read_cost bigint, actual_request_cost bigint, actual_total_cost bigint,
+        input_price_per_1m bigint, output_price_per_1m bigint, cache_write_5m_price_per_1m bigint, cache_write_1h_price_per_1m bigint,
+        cache_read_price_per_1m bigint, price_per_request bigint, pricing_source text, model_price_id uuid, tiered_pricing jsonb,
+        rate_multiplier numeric, response_time_ms int, first_byte_time_ms int, metadata jsonb, created_at timestamptz, finished_at timestamptz,
+        updated_at timestamptz)
+    ON CONFLICT (request_id) DO UPDATE SET
+      user_id = EXCLUDED.user_id, api_key_id = EXCLUDED.api_key_id, provider_id = EXCLUDED.provider_id, provider_endpoint_id = EXCLUDED.provider_endpoint_id,
+      provider_api_key_id = EXCLUDED.provider_api_key_id, provider_name = EXCLUDED.provider_name, model = EXCLUDED.model, target_model = EXCLUDED.target_model,
+      api_format = EXCLUDED.api_format, is_stream = EXCLUDED.is_stream, status = EXCLUDED.status, status_code = EXCLUDED.status_code,
+      error_message = EXCLUDED.error_message, input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
+      cache_creation_input_tokens = EXCLUDED.cache_creation_input_tokens, cache_creation_5m_input_tokens = EXCLUDED.cache_creation_5m_input_tokens,
+      cache_creation_1h_input_tokens = EXCLUDED.cache_creation_1h_input_tokens, cache_read_input_tokens = EXCLUDED.cache_read_input_tokens,
+      total_tokens = EXCLUDED.total_tokens, input_cost = EXCLUDED.input_cost, output_cost = EXCLUDED.output_cost,
+      cache_creation_cost = EXCLUDED.cache_creation_cost, cache_read_cost = EXCLUDED.cache_read_cost, request_cost = EXCLUDED.request_cost,
+      total_cost = EXCLUDED.total_cost, actual_input_cost = EXCLUDED.actual_input_cost, actual_output_cost = EXCLUDED.actual_output_cost,
+      actual_cache_creation_cost = EXCLUDED.actual_cache_creation_cost, actual_cache_read_cost = EXCLUDED.actual_cache_read_cost,
+      actual_request_cost = EXCLUDED.actual_request_cost, actual_total_cost = EXCLUDED.actual_total_cost,
+      input_price_per_1m = EXCLUDED.input_price_per_1m, output_price_per_1m = EXCLUDED.output_price_per_1m,
+      cache_write_5m_price_per_1m = EXCLUDED.cache_write_5m_price_per_1m, cache_write_1h_price_per_1m = EXCLUDED.cache_write_1h_price_per_1m,
+      cache_read_price_per_1m = EXCLUDED.cache_read_price_per_1m, price_per_request = EXCLUDED.price_per_request,
+      pricing_source = EXCLUDED.pricing_source, model_price_id = EXCLUDED.model_price_id, tiered_pricing = EXCLUDED.tiered_pricing,
+      rate_multiplier = EXCLUDED.rate_multiplier, response_time_ms = EXCLUDED.response_time_ms, first_byte_time_ms = EXCLUDED.first_byte_time_ms,
+      metadata = EXCLUDED.metadata, created_at = EXCLUDED.created_at, finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at
+    RETURNING id, request_id`
+  return new Map(returned.map((r) => [r.request_id, r.id]))
+}
+
+async function insertBodies (db: Db, bodies: Map<string, Record<string, unknown>>, usageIds: Map<string, string>): Promise<void> {
+  if (bodies.size === 0) return
+  const payload = [...bodies].map(([requestId, body]) => ({ usage_id: usageIds.get(requestId), ...body }))
+  await db.$executeRaw`
+    INSERT INTO usage_bodies (usage_id, request_headers, response_headers, request_body, response_body)
+    SELECT usage_id, request_headers, response_headers, request_body, response_body
+      FROM jsonb_to_recordset(${JSON.stringify(payload)}::jsonb) AS b(usage_id uuid, request_headers jsonb, response_headers jsonb, request_body jsonb, response_body jsonb)
+    ON CONFLICT (usage_id) DO NOTHING`
+}
+
+async function insertCandidates (db: Db, candidates: Array<Record<string, unknown>>): Promise<void> {
+  if (candidates.length === 0) return
+  await db.$executeRaw`
+    INSERT INTO request_candidates (request_id, candidate_index, retry_index, user_id, api_key_id, provider_id, provider_endpoint_id, provider_api_key_id,
+      status, skip_reason, is_cached, status_code, error_type, error_message, latency_ms, started_at, finished_at, created_at)
+    SELECT request_id, candidate_index, retry_index, user_id, api_key_id, provider_id, provider_endpoint_id, provider_api_key_id,
+      status, skip_reason, is_cached, status_code, error_type, error_message, latency_ms, started_at, finished_at, created_at
+      FROM jsonb_to_recordset(${JSON.stringify(candidates)}::jsonb) AS c(request_id text, candidate_index int, retry_index int, user_id uuid,
+        api_key_id uuid, provider_id uuid, provider_endpoint_id uuid, provider_api_key_id uuid, status candidate_status, skip_reason text,
+        is_cached boolean, status_code int, error_type text, error_message text, latency_ms int, started_at timestamptz, finished_at timestamptz,
+        created_at timestamptz)
+    ORDER BY request_id, candidate_index, retry_index
+    ON CONFLICT (request_id, candidate_index, retry_index) DO NOTHING`
+}
+
+/** Charges keys in id order (so concurrent batches lock alike): totals, balance and last use. */
+async function chargeKeys (db: Db, charges: Map<string, { requests: bigint, tokens: bigint, cost: bigint }>, now: Date): Promise<void> {
+  if (charges.size === 0) return
+  const payload = [...charges].sort(([a], [b]) => a < b ? -1 : 1)
+    .map(([id, c]) => ({ id, requests: c.requests.toString(), tokens: c.tokens.toString(), cost: c.cost.toString() }))
+  await db.$executeRaw`SELECT 1 FROM api_keys WHERE id = ANY(${payload.map((p) => p.id)}::uuid[]) ORDER BY id FOR UPDATE`
+  await db.$executeRaw`
+    UPDATE api_keys k
+       SET total_requests = k.total_requests + c.requests, total_tokens = k.total_tokens + c.tokens,
+           total_cost = k.total_cost + c.cost, balance_used = k.balance_used + c.cost,
+           last_used_at = GREATEST(k.last_used_at, ${now}), updated_at = ${now}
+      FROM jsonb_to_recordset(${JSON.stringify(payload)}::jsonb) AS c(id uuid, requests bigint, tokens bigint, cost bigint)
+     WHERE k.id = c.id`
+}
+
+async function chargeUsers (db: Db, charges: Map<string, bigint>): Promise<void> {
+  const payload = [...charges].filter(([, cost]) => cost !== 0n).sort(([a], [b]) => a < b ? -1 : 1).map(([id, cost]) => ({ id, cost: cost.toString() }))
+  if (payload.length === 0) return
+  await db.$executeRaw`SELECT 1 FROM users WHERE id = ANY(${payload.map((p) => p.id)}::uuid[]) ORDER BY id FOR UPDATE`
+  await db.$executeRaw`
+    UPDATE users u SET used = u.used + c.cost
+      FROM jsonb_to_recordset(${JSON.stringify(payload)}::jsonb) AS c(id uuid, cost bigint)
+     WHERE u.id = c.id`
+}

@@ -1,0 +1,116 @@
+// Pricing one request, exactly: integer nano-USD, one rounding per component.
+// Prices are nano-USD per 1M tokens, so a component costs tokens × price / 1e6.
+import { roundDiv } from '../../lib/money.js'
+import type { PriceVersion } from '../prices/service.js'
+import { tierToUsd, type StoredTier } from '../prices/tiers.js'
+
+export type { PriceVersion }
+
+export interface Tokens {
+  input: number
+  output: number
+  /** cache writes, split by the TTL they were written with */
+  cacheWrite5m: number
+  cacheWrite1h: number
+  cacheRead: number
+}
+
+export interface Costs { input: bigint, output: bigint, cacheCreation: bigint, cacheRead: bigint, request: bigint, total: bigint }
+
+export interface PricedRequest {
+  costs: Costs
+  /** what the provider costs the operator: costs × the provider key's rate multiplier (zero on free tiers) */
+  actual: Costs
+  source: 'model_price' | 'unpriced'
+  /** the unit prices used, nano-USD per 1M tokens (per request for the last); null when unpriced */
+  snapshot: { input: bigint, output: bigint, cacheWrite5m: bigint, cacheWrite1h: bigint, cacheRead: bigint, perRequest: bigint | null } | null
+  tieredPricing: TieredPricing | null
+}
+
+export interface TieredPricing {
+  total_input_context: number
+  tier_index: number
+  tier_count: number
+  current_tier: ReturnType<typeof tierToUsd>
+  tiers: Array<ReturnType<typeof tierToUsd>>
+  source: 'provider' | 'global'
+  model_price_id: string
+}
+
+const PER_MILLION = 1_000_000n
+/** rate multipliers are carried as integer millionths (the column is DECIMAL(12,6)) */
+export const MULTIPLIER_SCALE = 1_000_000n
+
+const ZERO: Costs = { input: 0n, output: 0n, cacheCreation: 0n, cacheRead: 0n, request: 0n, total: 0n }
+
+/**
+ * When the gateway reports cache writes without the 5m/1h split, they were written
+ * with the provider key's TTL: 60 minutes → the 1-hour price, otherwise 5-minute.
+ */
+export function splitCacheWrites (total: number, split5m: number | undefined, split1h: number | undefined, cacheTtlMinutes: number | null): { write5m: number, write1h: number } {
+  if (split5m !== undefined || split1h !== undefined) return { write5m: split5m ?? 0, write1h: split1h ?? 0 }
+  return cacheTtlMinutes === 60 ? { write5m: 0, write1h: total } : { write5m: total, write1h: 0 }
+}
+
+/** The tier for a request: the first whose up_to covers its total input context. */
+export function tierFor (tiers: StoredTier[], context: number): number {
+  const index = tiers.findIndex((tier) => tier.up_to === null || context <= tier.up_to)
+  return index === -1 ? tiers.length - 1 : index
+}
+
+function withTotal (parts: Omit<Costs, 'total'>): Costs {
+  return { ...parts, total: parts.input + parts.output + parts.cacheCreation + parts.cacheRead + parts.request }
+}
+
+export function priceRequest (tokens: Tokens, price: PriceVersion | null, options: { success: boolean, multiplierMicros: bigint, freeTier: boolean }): PricedRequest {
+  if (price === null || price.tiers.length === 0) return { costs: ZERO, actual: ZERO, source: 'unpriced', snapshot: null, tieredPricing: null }
+  const context = tokens.input + tokens.cacheWrite5m + tokens.cacheWrite1h + tokens.cacheRead
+  const index = tierFor(price.tiers, context)
+  const tier = price.tiers[index]!
+  const cost = (count: number, perMillion: number) => roundDiv(BigInt(count) * BigInt(perMillion), PER_MILLION)
+  const costs = withTotal({
+    input: cost(tokens.input, tier.input),
+    output: cost(tokens.output, tier.output),
+    // one rounding for both write kinds, so the component is as exact as the others
+    cacheCreation: roundDiv(BigInt(tokens.cacheWrite5m) * BigInt(tier.cache_write_5m) + BigInt(tokens.cacheWrite1h) * BigInt(tier.cache_write_1h), PER_MILLION),
+    cacheRead: cost(tokens.cacheRead, tier.cache_read),
+    request: options.success ? price.pricePerRequest ?? 0n : 0n
+  })
+  const scale = (value: bigint) => options.freeTier ? 0n : roundDiv(value * options.multiplierMicros, MULTIPLIER_SCALE)
+  const actual = withTotal({
+    input: scale(costs.input),
+    output: scale(costs.output),
+    cacheCreation: scale(costs.cacheCreation),
+    cacheRead: scale(costs.cacheRead),
+    request: scale(costs.request)
+  })
+  return {
+    costs,
+    actual,
+    source: 'model_price',
+    snapshot: {
+      input: BigInt(tier.input),
+      output: BigInt(tier.output),
+      cacheWrite5m: BigInt(tier.cache_write_5m),
+      cacheWrite1h: BigInt(tier.cache_write_1h),
+      cacheRead: BigInt(tier.cache_read),
+      perRequest: price.pricePerRequest
+    },
+    tieredPricing: {
+      total_input_context: context,
+      tier_index: index,
+      tier_count: price.tiers.length,
+      current_tier: tierToUsd(tier),
+      tiers: price.tiers.map(tierToUsd),
+      source: price.providerId === null ? 'global' : 'provider',
+      model_price_id: price.id
+    }
+  }
+}
+
+/** A DECIMAL(12,6) multiplier (as Prisma's Decimal or its string) in integer millionths. */
+export function multiplierMicros (value: { toString: () => string } | null | undefined): bigint {
+  if (value === null || value === undefined) return MULTIPLIER_SCALE
+  const [whole = '0', fraction = ''] = value.toString().split('.')
+  return BigInt(whole) * MULTIPLIER_SCALE + BigInt((fraction + '000000').slice(0, 6))
+}

@@ -1,0 +1,168 @@
+// Rollups are kept as deltas: a finished usage row contributes one request, its
+// tokens and costs to its hour (and day); an update of a row adds "after − before".
+// Written in the same transaction as the rows, they are never behind and never
+// count a request twice — even when a late completion replaces a timed-out one.
+import type { Db } from '../../db/prisma.js'
+
+export const NIL_UUID = '00000000-0000-0000-0000-000000000000'
+
+/** What rollups need of a usage row. */
+export interface RollupSource {
+  status: string
+  createdAt: Date
+  userId: string | null
+  apiKeyId: string | null
+  providerId: string | null
+  model: string
+  apiFormat: string | null
+  inputTokens: number
+  outputTokens: number
+  cacheCreationTokens: number
+  cacheReadTokens: number
+  totalTokens: number
+  cacheCreationCost: bigint
+  cacheReadCost: bigint
+  totalCost: bigint
+  actualTotalCost: bigint
+  responseTimeMs: number | null
+}
+
+const MEASURES = ['requests', 'errors', 'input_tokens', 'output_tokens', 'cache_creation_tokens', 'cache_read_tokens', 'total_tokens',
+  'cache_creation_cost', 'cache_read_cost', 'total_cost', 'actual_total_cost', 'response_time_sum_ms', 'response_time_count', 'cache_hit_requests'] as const
+type Measure = typeof MEASURES[number]
+type Measures = Record<Measure, bigint>
+
+export const isFinished = (status: string) => status === 'completed' || status === 'failed' || status === 'cancelled'
+
+function measures (row: RollupSource): Measures {
+  return {
+    requests: 1n,
+    errors: row.status === 'failed' ? 1n : 0n,
+    input_tokens: BigInt(row.inputTokens),
+    output_tokens: BigInt(row.outputTokens),
+    cache_creation_tokens: BigInt(row.cacheCreationTokens),
+    cache_read_tokens: BigInt(row.cacheReadTokens),
+    total_tokens: BigInt(row.totalTokens),
+    cache_creation_cost: row.cacheCreationCost,
+    cache_read_cost: row.cacheReadCost,
+    total_cost: row.totalCost,
+    actual_total_cost: row.actualTotalCost,
+    response_time_sum_ms: BigInt(row.responseTimeMs ?? 0),
+    response_time_count: row.responseTimeMs === null ? 0n : 1n,
+    cache_hit_requests: row.cacheReadTokens > 0 ? 1n : 0n
+  }
+}
+
+interface Grain { table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key', key: (row: RollupSource) => Record<string, string> }
+
+const hour = (at: Date) => new Date(Math.floor(at.getTime() / 3_600_000) * 3_600_000).toISOString()
+
+const GRAINS: Grain[] = [
+  {
+    table: 'usage_hourly',
+    key: (r) => ({ bucket: hour(r.createdAt), user_id: r.userId ?? NIL_UUID, api_key_id: r.apiKeyId ?? NIL_UUID, provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' })
+  },
+  {
+    table: 'usage_hourly_model',
+    key: (r) => ({ bucket: hour(r.createdAt), provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' })
+  },
+  {
+    table: 'usage_daily_key',
+    key: (r) => ({ day: r.createdAt.toISOString().slice(0, 10), user_id: r.userId ?? NIL_UUID, api_key_id: r.apiKeyId ?? NIL_UUID, model: r.model })
+  }
+]
+
+/** Accumulates the deltas of a batch, one entry per rollup row touched. */
+export class RollupDeltas {
+  private readonly rows = new Map<string, { table: Grain['table'], key: Record<string, string>, m: Measures }>()
+
+  /** Records a row going from `before` to `after` (either may be null or unfinished). */
+  change (before: RollupSource | null, after: RollupSource | null): void {
+    if (before !== null && isFinished(before.status)) this.add(before, -1n)
+    if (after !== null && isFinished(after.status)) this.add(after, 1n)
+  }
+
+  private add (row: RollupSource, sign: bigint): void {
+    const m = measures(row)
+    for (const grain of GRAINS) {
+      const key = grain.key(row)
+      const id = `${grain.table}|${Object.values(key).join('|')}`
+      let entry = this.rows.get(id)
+      if (entry === undefined) {
+        entry = { table: grain.table, key, m: Object.fromEntries(MEASURES.map((name) => [name, 0n])) as Measures }
+        this.rows.set(id, entry)
+      }
+      for (const name of MEASURES) entry.m[name] += sign * m[name]
+    }
+  }
+
+  /** Upserts every touched rollup row, in primary-key order so concurrent batches lock alike. */
+  async write (db: Db): Promise<void> {
+    const byTable = (table: Grain['table']) => [...this.rows.entries()]
+      .filter(([, entry]) => entry.table === table && MEASURES.some((name) => entry.m[name] !== 0n))
+      .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+      .map(([, entry]) => ({ ...entry.key, ...Object.fromEntries(MEASURES.map((name) => [name, entry.m[name].toString()])) }))
+    const hourly = byTable('usage_hourly')
+    if (hourly.length > 0) {
+      await db.$executeRaw`
+        INSERT INTO usage_hourly AS t (bucket, user_id, api_key_id, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
+          cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
+          response_time_sum_ms, response_time_count, cache_hit_requests)
+        SELECT bucket, user_id, api_key_id, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
+          cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
+          response_time_sum_ms, response_time_count, cache_hit_requests
+          FROM jsonb_to_recordset(${JSON.stringify(hourly)}::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, provider_id uuid, model text,
+            api_format text, requests int, errors int, input_tokens bigint, output_tokens bigint, cache_creation_tokens bigint, cache_read_tokens bigint,
+            total_tokens bigint, cache_creation_cost bigint, cache_read_cost bigint, total_cost bigint, actual_total_cost bigint,
+            response_time_sum_ms bigint, response_time_count int, cache_hit_requests int)
+        ON CONFLICT (bucket, user_id, api_key_id, provider_id, model, api_format) DO UPDATE SET
+          requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors,
+          input_tokens = t.input_tokens + EXCLUDED.input_tokens, output_tokens = t.output_tokens + EXCLUDED.output_tokens,
+          cache_creation_tokens = t.cache_creation_tokens + EXCLUDED.cache_creation_tokens, cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
+          total_tokens = t.total_tokens + EXCLUDED.total_tokens, cache_creation_cost = t.cache_creation_cost + EXCLUDED.cache_creation_cost,
+          cache_read_cost = t.cache_read_cost + EXCLUDED.cache_read_cost, total_cost = t.total_cost + EXCLUDED.total_cost,
+          actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
+          response_time_count = t.response_time_count + EXCLUDED.response_time_count, cache_hit_requests = t.cache_hit_requests + EXCLUDED.cache_hit_requests`
+    }
+    const coarse = byTable('usage_hourly_model')
+    if (coarse.length > 0) {
+      await db.$executeRaw`
+        INSERT INTO usage_hourly_model AS t (bucket, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
+          cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
+          response_time_sum_ms, response_time_count, cache_hit_requests)
+        SELECT bucket, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
+          cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
+          response_time_sum_ms, response_time_count, cache_hit_requests
+          FROM jsonb_to_recordset(${JSON.stringify(coarse)}::jsonb) AS d(bucket timestamptz, provider_id uuid, model text, api_format text,
+            requests int, errors int, input_tokens bigint, output_tokens bigint, cache_creation_tokens bigint, cache_read_tokens bigint,
+            total_tokens bigint, cache_creation_cost bigint, cache_read_cost bigint, total_cost bigint, actual_total_cost bigint,
+            response_time_sum_ms bigint, response_time_count int, cache_hit_requests int)
+        ON CONFLICT (bucket, provider_id, model, api_format) DO UPDATE SET
+          requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors,
+          input_tokens = t.input_tokens + EXCLUDED.input_tokens, output_tokens = t.output_tokens + EXCLUDED.output_tokens,
+          cache_creation_tokens = t.cache_creation_tokens + EXCLUDED.cache_creation_tokens, cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
+          total_tokens = t.total_tokens + EXCLUDED.total_tokens, cache_creation_cost = t.cache_creation_cost + EXCLUDED.cache_creation_cost,
+          cache_read_cost = t.cache_read_cost + EXCLUDED.cache_read_cost, total_cost = t.total_cost + EXCLUDED.total_cost,
+          actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
+          response_time_count = t.response_time_count + EXCLUDED.response_time_count, cache_hit_requests = t.cache_hit_requests + EXCLUDED.cache_hit_requests`
+    }
+    const daily = byTable('usage_daily_key')
+    if (daily.length > 0) {
+      await db.$executeRaw`
+        INSERT INTO usage_daily_key AS t (day, user_id, api_key_id, model, requests, errors, input_tokens, output_tokens,
+          cache_creation_tokens, cache_read_tokens, total_tokens, total_cost, actual_total_cost, response_time_sum_ms, response_time_count)
+        SELECT day, user_id, api_key_id, model, requests, errors, input_tokens, output_tokens,
+          cache_creation_tokens, cache_read_tokens, total_tokens, total_cost, actual_total_cost, response_time_sum_ms, response_time_count
+          FROM jsonb_to_recordset(${JSON.stringify(daily)}::jsonb) AS d(day date, user_id uuid, api_key_id uuid, model text,
+            requests int, errors int, input_tokens bigint, output_tokens bigint, cache_creation_tokens bigint, cache_read_tokens bigint,
+            total_tokens bigint, total_cost bigint, actual_total_cost bigint, response_time_sum_ms bigint, response_time_count int)
+        ON CONFLICT (day, user_id, api_key_id, model) DO UPDATE SET
+          requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors,
+          input_tokens = t.input_tokens + EXCLUDED.input_tokens, output_tokens = t.output_tokens + EXCLUDED.output_tokens,
+          cache_creation_tokens = t.cache_creation_tokens + EXCLUDED.cache_creation_tokens, cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
+          total_tokens = t.total_tokens + EXCLUDED.total_tokens, total_cost = t.total_cost + EXCLUDED.total_cost,
+          actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
+          response_time_count = t.response_time_count + EXCLUDED.response_time_count`
+    }
+  }
+}
