@@ -1,6 +1,6 @@
 // Entry points for operators and cron: `node dist/cli.js <command>`.
 import { loadConfig } from './config.js'
-import { createPrisma } from './db/prisma.js'
+import { createDatabase } from './db/prisma.js'
 import { cleanupLine, runCleanup } from './modules/cleanup/service.js'
 import { sweepStale } from './modules/usage/active.js'
 import { migrate, openRuntime } from './runtime.js'
@@ -20,19 +20,20 @@ const commands: Record<string, () => Promise<number>> = {
   // for a system cron: one line, exit 0
   cleanup: async () => {
     const runtime = await openRuntime(loadConfig(), () => {})
-    const prisma = createPrisma(runtime.config.DATABASE_URL)
+    const { prisma, pool } = createDatabase(runtime.config.DATABASE_URL)
     try {
       const summary = await runCleanup(prisma, { autoDeleteExpiredKeys: runtime.config.AUTO_DELETE_EXPIRED_KEYS })
-      log(cleanupLine(summary, await sweepStale(prisma, runtime.config.PENDING_TIMEOUT_MINUTES)))
+      log(cleanupLine(summary, await sweepStale(pool, runtime.config.PENDING_TIMEOUT_MINUTES)))
       return 0
     } finally {
       await prisma.$disconnect()
+      await pool.end().catch(() => {})
       await runtime.close()
     }
   }
 }
 
-const notYet = ['seed', 'bench']
+const notYet = ['seed']
 
 async function main (argv: string[]): Promise<number> {
   const name = argv[0] ?? ''

@@ -1,22 +1,38 @@
-// The Prisma client, created from the config inside a named plugin (never at module
-// level) and proven reachable at boot: the pg adapter connects lazily.
+// The database handles, created from the config inside a named plugin (never at
+// module level) and proven reachable at boot: the pg adapter connects lazily.
+// One pg pool serves both Prisma (through its adapter) and the two hot paths that
+// talk SQL directly (gateway verify and usage ingestion), where Prisma's per-query
+// overhead would cost several times the query itself.
 import { PrismaPg } from '@prisma/adapter-pg'
 import fp from 'fastify-plugin'
+import pg from 'pg'
 import { PrismaClient, type Prisma } from '../generated/prisma/client.js'
 
 export type Db = PrismaClient | Prisma.TransactionClient
 
+/** Plain SQL on the shared pool (or one of its clients, inside a transaction). */
+export type Sql = Pick<pg.Pool, 'query'>
+
 declare module 'fastify' {
-  interface FastifyInstance { prisma: PrismaClient }
+  interface FastifyInstance { prisma: PrismaClient, pg: pg.Pool }
+}
+
+export function createDatabase (databaseUrl: string, max = 10): { pool: pg.Pool, prisma: PrismaClient } {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max })
+  return { pool, prisma: new PrismaClient({ adapter: new PrismaPg(pool) }) }
 }
 
 export function createPrisma (databaseUrl: string): PrismaClient {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl, max: 10 }) })
+  return createDatabase(databaseUrl).prisma
 }
 
 export default fp<{ databaseUrl: string }>(async (app, opts) => {
-  const prisma = createPrisma(opts.databaseUrl)
+  const { pool, prisma } = createDatabase(opts.databaseUrl)
   await prisma.$queryRaw`SELECT 1`
   app.decorate('prisma', prisma)
-  app.addHook('onClose', async () => { await prisma.$disconnect() })
+  app.decorate('pg', pool)
+  app.addHook('onClose', async () => {
+    await prisma.$disconnect()
+    await pool.end().catch(() => {}) // the adapter may have ended it already
+  })
 }, { name: 'prisma' })

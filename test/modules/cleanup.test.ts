@@ -86,8 +86,8 @@ t.test('npm run cleanup (the CLI) prints a one-line summary and exits 0', async 
 t.test('the in-process schedule runs the cleanup, and "off" schedules nothing', async (t) => {
   const test = await buildTestApp(t)
   const keys = await seedKeys(test)
-  t.equal(scheduleCleanup(test.app.prisma, { ...test.config, CLEANUP_CRON: 'off' }, test.app.log), null)
-  const job = scheduleCleanup(test.app.prisma, { ...test.config, CLEANUP_CRON: '* * * * * *', APP_TIMEZONE: 'Asia/Shanghai' }, test.app.log)
+  t.equal(scheduleCleanup(test.app.prisma, test.app.pg, { ...test.config, CLEANUP_CRON: 'off' }, test.app.log), null)
+  const job = scheduleCleanup(test.app.prisma, test.app.pg, { ...test.config, CLEANUP_CRON: '* * * * * *', APP_TIMEZONE: 'Asia/Shanghai' }, test.app.log)
   t.teardown(() => job?.stop())
   t.ok(job)
   for (let i = 0; i < 50 && await state(test, keys.disableRule.id) === true; i++) await new Promise((resolve) => setTimeout(resolve, 100))

@@ -15,7 +15,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'gateway.verify',
     mode: 'gateway',
-    handle: async ({ db, body }) => verifyKey(db, app.keyring, body, { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES })
+    handle: async ({ body }) => verifyKey(app.pg, app.keyring, body, { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES })
   }))
 
   app.post('/gateway/usage', {
@@ -25,7 +25,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'gateway.usage',
     mode: 'gateway',
-    handle: async ({ body }) => ({ results: await ingestEvents(app.prisma, body.events) })
+    handle: async ({ body }) => ({ results: await ingestEvents(app.pg, body.events) })
   }))
 }
 

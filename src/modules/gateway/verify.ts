@@ -1,7 +1,7 @@
 // POST /api/gateway/keys/verify: may this key make this request? One round trip
 // reads the key, its user and — only for the limits the key has — its live counters,
 // so no cache can let a disabled or exhausted key through.
-import type { Db } from '../../db/prisma.js'
+import type { Sql } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
 import { constantTimeEqual } from '../../lib/crypto.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
@@ -61,14 +61,14 @@ interface KeyState {
  * cost from usage_hourly (api_key_id, bucket) for whole hours since local midnight
  * plus raw rows for a midnight that falls inside an hour (half-hour time zones).
  */
-function loadKeyState (db: Db, hash: string, timeZone: string, pendingTimeoutMinutes: number): Promise<KeyState[]> {
-  return db.$queryRaw<KeyState[]>`
+async function loadKeyState (db: Sql, hash: string, timeZone: string, pendingTimeoutMinutes: number): Promise<KeyState | undefined> {
+  const { rows } = await db.query(`
     WITH k AS (
       SELECT k.*, u.is_active AND NOT u.is_deleted AS user_active, u.allowed_models AS user_allowed_models,
              u.allowed_providers AS user_allowed_providers, u.allowed_api_formats AS user_allowed_api_formats, u.quota, u.used,
-             (date_trunc('day', now() AT TIME ZONE ${timeZone}) AT TIME ZONE ${timeZone}) AS midnight
+             (date_trunc('day', now() AT TIME ZONE $2) AT TIME ZONE $2) AS midnight
         FROM api_keys k JOIN users u ON u.id = k.user_id
-       WHERE k.key_hash = ${hash}
+       WHERE k.key_hash = $1
     )
     SELECT k.id, k.user_id, k.key_hash, k.is_active, k.expires_at, k.user_active,
            k.allowed_models, k.allowed_providers, k.allowed_api_formats, k.user_allowed_models, k.user_allowed_providers, k.user_allowed_api_formats,
@@ -79,24 +79,39 @@ function loadKeyState (db: Db, hash: string, timeZone: string, pendingTimeoutMin
              (SELECT min(created_at) FROM usage WHERE api_key_id = k.id AND created_at > now() - interval '60 seconds') END AS window_oldest,
            CASE WHEN k.concurrent_limit IS NOT NULL THEN
              (SELECT count(*)::int FROM usage WHERE api_key_id = k.id AND status IN ('pending', 'streaming')
-                 AND created_at > now() - make_interval(mins => ${pendingTimeoutMinutes})) END AS in_flight,
+                 AND created_at > now() - make_interval(mins => $3::int)) END AS in_flight,
            CASE WHEN k.daily_cost_limit IS NOT NULL THEN
              COALESCE((SELECT sum(total_cost) FROM usage_hourly WHERE api_key_id = k.id AND bucket >= date_trunc('hour', k.midnight)
                           + CASE WHEN k.midnight = date_trunc('hour', k.midnight) THEN interval '0' ELSE interval '1 hour' END), 0)
              + COALESCE((SELECT sum(total_cost) FROM usage WHERE api_key_id = k.id AND created_at >= k.midnight
                           AND created_at < date_trunc('hour', k.midnight) + interval '1 hour' AND k.midnight <> date_trunc('hour', k.midnight)), 0)
            END::bigint AS today_cost
-      FROM k`
+      FROM k`, [hash, timeZone, pendingTimeoutMinutes])
+  const row = rows[0] as Record<string, unknown> | undefined
+  if (row === undefined) return undefined
+  // node-postgres returns bigint columns as strings
+  const big = (name: string) => row[name] === null ? null : BigInt(row[name] as string)
+  return {
+    ...(row as unknown as KeyState),
+    daily_cost_limit: big('daily_cost_limit'),
+    total_cost_limit: big('total_cost_limit'),
+    total_cost: big('total_cost')!,
+    current_balance: big('current_balance'),
+    balance_used: big('balance_used')!,
+    quota: big('quota'),
+    used: big('used')!,
+    today_cost: big('today_cost')
+  }
 }
 
 const allows = (list: string[] | null, value: string | undefined) => value === undefined || list === null || list.length === 0 || list.includes(value)
 
 export interface VerifyRequest { key: string, model?: string, provider?: string, api_format?: string }
 
-export async function verifyKey (db: Db, keyring: Keyring, request: VerifyRequest, settings: { timeZone: string, pendingTimeoutMinutes: number }) {
+export async function verifyKey (db: Sql, keyring: Keyring, request: VerifyRequest, settings: { timeZone: string, pendingTimeoutMinutes: number }) {
   const hash = hashApiKey(keyring, request.key)
   // the lookup runs for malformed keys too, so a malformed key costs as long as an unknown one
-  const [key] = await loadKeyState(db, hash, settings.timeZone, settings.pendingTimeoutMinutes)
+  const key = await loadKeyState(db, hash, settings.timeZone, settings.pendingTimeoutMinutes)
   if (key === undefined || !API_KEY_PATTERN.test(request.key) || !constantTimeEqual(key.key_hash, hash)) throw new Refusals.key_invalid('invalid API key')
   if (!key.is_active) throw new Refusals.key_disabled('this API key is disabled')
   if (key.expires_at !== null && key.expires_at <= new Date()) throw new Refusals.key_expired('this API key has expired')

@@ -1,34 +1,30 @@
 // In-flight requests: what the dashboard polls, and the sweep that turns requests
 // the gateway never finished into failures (504) so they stop counting as in flight.
-import type { PrismaClient } from '../../generated/prisma/client.js'
+import type pg from 'pg'
 import type { Db } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
 import type { CompleteEventBody } from '../gateway/schemas.js'
 import { ingestEvents } from './ingest.js'
 
 /** Marks stale pending/streaming requests failed (504); returns how many. */
-export async function sweepStale (prisma: PrismaClient, timeoutMinutes: number, now = new Date()): Promise<number> {
+export async function sweepStale (pool: pg.Pool, timeoutMinutes: number, now = new Date()): Promise<number> {
   const cutoff = new Date(now.getTime() - timeoutMinutes * 60_000)
   let swept = 0
   for (;;) {
     // served by usage (status)
-    const stale = await prisma.usage.findMany({
-      where: { status: { in: ['pending', 'streaming'] }, createdAt: { lt: cutoff } },
-      select: { requestId: true },
-      orderBy: { requestId: 'asc' },
-      take: 500
-    })
+    const { rows: stale } = await pool.query<{ request_id: string }>(
+      `SELECT request_id FROM usage WHERE status IN ('pending', 'streaming') AND created_at < $1 ORDER BY request_id LIMIT 500`, [cutoff])
     if (stale.length === 0) return swept
     const events: CompleteEventBody[] = stale.map((row) => ({
       type: 'complete',
-      request_id: row.requestId,
+      request_id: row.request_id,
       status: 'failed',
       status_code: 504,
       error_message: `no completion reported within ${timeoutMinutes} minutes`,
       input_tokens: 0,
       output_tokens: 0
     }))
-    const results = await ingestEvents(prisma, events, { now, synthetic: true })
+    const results = await ingestEvents(pool, events, { now, synthetic: true })
     swept += results.filter((r) => r.outcome === 'recorded').length
     if (stale.length < 500) return swept
   }

@@ -6,13 +6,14 @@
 // replay is answered "duplicate" and changes nothing. Rollups and charges are written
 // as deltas between a row's state before and after the batch, so a completion that
 // replaces a timed-out row (swept to failed/504) corrects it instead of counting twice.
-import type { PrismaClient, Usage } from '../../generated/prisma/client.js'
-import type { Db } from '../../db/prisma.js'
+import type pg from 'pg'
+import type { Sql } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
-import { priceVersionsFor, pickPrice } from '../prices/service.js'
+import { pickPrice, type PriceVersion } from '../prices/service.js'
+import type { StoredTier } from '../prices/tiers.js'
 import type { CompleteEventBody, EventResultBody, UsageEventBody } from '../gateway/schemas.js'
 import { multiplierMicros, priceRequest, splitCacheWrites, type Costs } from './pricing.js'
-import { isFinished, RollupDeltas, type RollupSource } from './rollups.js'
+import { isFinished, RollupDeltas, writeTotals, type RollupSource } from './rollups.js'
 
 /** Bodies and headers kept per request, at most this many bytes each (as JSON). */
 export const BODY_CAP_BYTES = 64 * 1024
@@ -60,48 +61,74 @@ interface StartFields {
 
 const ZERO_COSTS: Costs = { input: 0n, output: 0n, cacheCreation: 0n, cacheRead: 0n, request: 0n, total: 0n }
 
-function fromRow (row: Usage): RowState {
-  return {
-    requestId: row.requestId,
-    userId: row.userId,
-    apiKeyId: row.apiKeyId,
-    providerId: row.providerId,
-    providerEndpointId: row.providerEndpointId,
-    providerApiKeyId: row.providerApiKeyId,
-    providerName: row.providerName,
-    model: row.model,
-    targetModel: row.targetModel,
-    apiFormat: row.apiFormat,
-    isStream: row.isStream,
-    status: row.status,
-    statusCode: row.statusCode,
-    errorMessage: row.errorMessage,
-    inputTokens: row.inputTokens,
-    outputTokens: row.outputTokens,
-    cacheCreationTokens: row.cacheCreationTokens,
-    cacheCreation5m: row.cacheCreation5m,
-    cacheCreation1h: row.cacheCreation1h,
-    cacheReadTokens: row.cacheReadTokens,
-    totalTokens: row.totalTokens,
-    costs: { input: row.inputCost, output: row.outputCost, cacheCreation: row.cacheCreationCost, cacheRead: row.cacheReadCost, request: row.requestCost, total: row.totalCost },
-    actual: { input: row.actualInputCost, output: row.actualOutputCost, cacheCreation: row.actualCacheCreation, cacheRead: row.actualCacheRead, request: row.actualRequestCost, total: row.actualTotalCost },
-    cacheCreationCost: row.cacheCreationCost,
-    cacheReadCost: row.cacheReadCost,
-    totalCost: row.totalCost,
-    actualTotalCost: row.actualTotalCost,
-    snapshot: row.inputPrice === null
+/** A usage row as node-postgres returns it (bigint and numeric columns as strings). */
+type UsageRow = Record<string, unknown> & { request_id: string }
+
+const big = (value: unknown) => BigInt(value as string)
+const bigOrNull = (value: unknown) => value === null ? null : BigInt(value as string)
+
+function fromRow (row: UsageRow): RowState {
+  const costs = (prefix: string): Costs => ({
+    input: big(row[`${prefix}input_cost`]),
+    output: big(row[`${prefix}output_cost`]),
+    cacheCreation: big(row[`${prefix}cache_creation_cost`]),
+    cacheRead: big(row[`${prefix}cache_read_cost`]),
+    request: big(row[`${prefix}request_cost`]),
+    total: big(row[`${prefix}total_cost`])
+  })
+  const state: RowState = {
+    requestId: row.request_id,
+    userId: row.user_id as string | null,
+    apiKeyId: row.api_key_id as string | null,
+    providerId: row.provider_id as string | null,
+    providerEndpointId: row.provider_endpoint_id as string | null,
+    providerApiKeyId: row.provider_api_key_id as string | null,
+    providerName: row.provider_name as string | null,
+    model: row.model as string,
+    targetModel: row.target_model as string | null,
+    apiFormat: row.api_format as string | null,
+    isStream: row.is_stream as boolean,
+    status: row.status as string,
+    statusCode: row.status_code as number | null,
+    errorMessage: row.error_message as string | null,
+    inputTokens: row.input_tokens as number,
+    outputTokens: row.output_tokens as number,
+    cacheCreationTokens: row.cache_creation_input_tokens as number,
+    cacheCreation5m: row.cache_creation_5m_input_tokens as number,
+    cacheCreation1h: row.cache_creation_1h_input_tokens as number,
+    cacheReadTokens: row.cache_read_input_tokens as number,
+    totalTokens: row.total_tokens as number,
+    costs: costs(''),
+    actual: costs('actual_'),
+    cacheCreationCost: 0n,
+    cacheReadCost: 0n,
+    totalCost: 0n,
+    actualTotalCost: 0n,
+    snapshot: row.input_price_per_1m === null
       ? null
-      : { input: row.inputPrice, output: row.outputPrice ?? 0n, cacheWrite5m: row.cacheWrite5mPrice ?? 0n, cacheWrite1h: row.cacheWrite1hPrice ?? 0n, cacheRead: row.cacheReadPrice ?? 0n, perRequest: row.pricePerRequest },
-    pricingSource: row.pricingSource,
-    modelPriceId: row.modelPriceId,
-    tieredPricing: row.tieredPricing,
-    rateMultiplier: row.rateMultiplier.toString(),
-    responseTimeMs: row.responseTimeMs,
-    firstByteTimeMs: row.firstByteTimeMs,
+      : {
+          input: big(row.input_price_per_1m),
+          output: big(row.output_price_per_1m),
+          cacheWrite5m: big(row.cache_write_5m_price_per_1m),
+          cacheWrite1h: big(row.cache_write_1h_price_per_1m),
+          cacheRead: big(row.cache_read_price_per_1m),
+          perRequest: bigOrNull(row.price_per_request)
+        },
+    pricingSource: row.pricing_source as string | null,
+    modelPriceId: row.model_price_id as string | null,
+    tieredPricing: row.tiered_pricing,
+    rateMultiplier: String(row.rate_multiplier),
+    responseTimeMs: row.response_time_ms as number | null,
+    firstByteTimeMs: row.first_byte_time_ms as number | null,
     metadata: row.metadata,
-    createdAt: row.createdAt,
-    finishedAt: row.finishedAt
+    createdAt: row.created_at as Date,
+    finishedAt: row.finished_at as Date | null
   }
+  state.cacheCreationCost = state.costs.cacheCreation
+  state.cacheReadCost = state.costs.cacheRead
+  state.totalCost = state.costs.total
+  state.actualTotalCost = state.actual.total
+  return state
 }
 
 /** Caps a stored body: past the cap only its size is kept. */
@@ -112,34 +139,44 @@ function capped (value: unknown): unknown {
 }
 
 interface Lookups {
-  keys: Map<string, { id: string, userId: string }>
-  providers: Map<string, { id: string, name: string, billingType: string }>
-  endpoints: Map<string, { id: string, providerId: string }>
-  providerKeys: Map<string, { id: string, providerId: string, rateMultiplier: { toString: () => string }, cacheTtlMinutes: number }>
-  prices: Awaited<ReturnType<typeof priceVersionsFor>>
+  keys: Map<string, { id: string, user_id: string }>
+  providers: Map<string, { id: string, name: string, billing_type: string }>
+  endpoints: Map<string, { id: string, provider_id: string }>
+  providerKeys: Map<string, { id: string, provider_id: string, rate_multiplier: string, cache_ttl_minutes: number }>
+  prices: PriceVersion[]
 }
 
-async function loadLookups (db: Db, events: UsageEventBody[], existing: RowState[]): Promise<Lookups> {
-  const ids = (pick: (e: StartFields) => string | null | undefined) =>
-    [...new Set(events.map((e) => pick(e as StartFields)).filter((id): id is string => typeof id === 'string'))]
-  const candidateIds = (field: 'provider_id' | 'provider_endpoint_id' | 'provider_api_key_id') =>
-    events.flatMap((e) => e.type === 'complete' ? (e.candidates ?? []).map((c) => c[field]) : []).filter((id): id is string => typeof id === 'string')
-  const providerKeyIds = [...new Set([...ids((e) => e.provider_api_key_id), ...existing.map((r) => r.providerApiKeyId).filter((id): id is string => id !== null), ...candidateIds('provider_api_key_id')])]
-  const endpointIds = [...new Set([...ids((e) => e.provider_endpoint_id), ...existing.map((r) => r.providerEndpointId).filter((id): id is string => id !== null), ...candidateIds('provider_endpoint_id')])]
-  const [keys, providerKeys, endpoints] = await Promise.all([
-    db.apiKey.findMany({ where: { id: { in: ids((e) => e.api_key_id) } }, select: { id: true, userId: true } }),
-    db.providerApiKey.findMany({ where: { id: { in: providerKeyIds } }, select: { id: true, providerId: true, rateMultiplier: true, cacheTtlMinutes: true } }),
-    db.providerEndpoint.findMany({ where: { id: { in: endpointIds } }, select: { id: true, providerId: true } })
-  ])
-  const providerIds = [...new Set([...ids((e) => e.provider_id), ...candidateIds('provider_id'), ...existing.map((r) => r.providerId).filter((id): id is string => id !== null),
-    ...providerKeys.map((k) => k.providerId), ...endpoints.map((e) => e.providerId)])]
-  const models = [...new Set([...events.map((e) => (e as StartFields).model).filter((m): m is string => m !== undefined), ...existing.map((r) => r.model)])]
-  const [providers, prices] = await Promise.all([
-    db.provider.findMany({ where: { id: { in: providerIds } }, select: { id: true, name: true, billingType: true } }),
-    priceVersionsFor(db, models)
-  ])
-  const byId = <T extends { id: string }>(rows: T[]) => new Map(rows.map((row) => [row.id, row]))
-  return { keys: byId(keys), providers: byId(providers), endpoints: byId(endpoints), providerKeys: byId(providerKeys), prices }
+async function loadLookups (db: Sql, events: UsageEventBody[], existing: RowState[]): Promise<Lookups> {
+  const collect = (...lists: Array<Array<string | null | undefined>>) => [...new Set(lists.flat().filter((id): id is string => typeof id === 'string'))]
+  const starts = events as StartFields[]
+  const candidates = events.flatMap((e) => e.type === 'complete' ? e.candidates ?? [] : [])
+  const keyIds = collect(starts.map((e) => e.api_key_id))
+  const providerKeyIds = collect(starts.map((e) => e.provider_api_key_id), existing.map((r) => r.providerApiKeyId), candidates.map((c) => c.provider_api_key_id))
+  const endpointIds = collect(starts.map((e) => e.provider_endpoint_id), existing.map((r) => r.providerEndpointId), candidates.map((c) => c.provider_endpoint_id))
+  const models = collect(starts.map((e) => e.model), existing.map((r) => r.model))
+  // one client runs one query at a time: sequential on purpose
+  const keys = await db.query('SELECT id, user_id FROM api_keys WHERE id = ANY($1::uuid[])', [keyIds])
+  const providerKeys = await db.query('SELECT id, provider_id, rate_multiplier::text, cache_ttl_minutes FROM provider_api_keys WHERE id = ANY($1::uuid[])', [providerKeyIds])
+  const endpoints = await db.query('SELECT id, provider_id FROM provider_endpoints WHERE id = ANY($1::uuid[])', [endpointIds])
+  const prices = await db.query('SELECT id, model, provider_id, tiers, price_per_request::text, effective_from FROM model_prices WHERE model = ANY($1::text[])', [models])
+  const providerIds = collect(starts.map((e) => e.provider_id), candidates.map((c) => c.provider_id), existing.map((r) => r.providerId),
+    providerKeys.rows.map((k) => k.provider_id as string), endpoints.rows.map((e) => e.provider_id as string))
+  const providers = await db.query('SELECT id, name, billing_type FROM providers WHERE id = ANY($1::uuid[])', [providerIds])
+  const byId = <T extends { id: string }>(rows: unknown[]) => new Map((rows as T[]).map((row) => [row.id, row]))
+  return {
+    keys: byId(keys.rows),
+    providers: byId(providers.rows),
+    endpoints: byId(endpoints.rows),
+    providerKeys: byId(providerKeys.rows),
+    prices: prices.rows.map((p) => ({
+      id: p.id as string,
+      model: p.model as string,
+      providerId: p.provider_id as string | null,
+      tiers: p.tiers as StoredTier[],
+      pricePerRequest: bigOrNull(p.price_per_request),
+      effectiveFrom: p.effective_from as Date
+    }))
+  }
 }
 
 /** A new pending row from start fields (a `start`, or a `complete` that carries them). */
@@ -149,7 +186,7 @@ function newRow (event: StartFields, lookups: Lookups, now: Date): RowState {
   if (key === undefined) throw new Rejection(`unknown api_key_id ${event.api_key_id}`)
   const row: RowState = {
     requestId: event.request_id,
-    userId: key.userId,
+    userId: key.user_id,
     apiKeyId: key.id,
     providerId: null,
     providerEndpointId: null,
@@ -198,10 +235,10 @@ function applyProvider (row: RowState, event: StartFields, lookups: Lookups): vo
   if (keyId !== null && providerKey === undefined) throw new Rejection(`unknown provider_api_key_id ${keyId}`)
   const endpoint = endpointId === null ? undefined : lookups.endpoints.get(endpointId)
   if (endpointId !== null && endpoint === undefined) throw new Rejection(`unknown provider_endpoint_id ${endpointId}`)
-  const providerId = event.provider_id ?? providerKey?.providerId ?? endpoint?.providerId ?? row.providerId
+  const providerId = event.provider_id ?? providerKey?.provider_id ?? endpoint?.provider_id ?? row.providerId
   const provider = providerId === null ? undefined : lookups.providers.get(providerId)
   if (providerId !== null && provider === undefined) throw new Rejection(`unknown provider_id ${providerId}`)
-  for (const [what, owner] of [['provider_api_key_id', providerKey?.providerId], ['provider_endpoint_id', endpoint?.providerId]] as const) {
+  for (const [what, owner] of [['provider_api_key_id', providerKey?.provider_id], ['provider_endpoint_id', endpoint?.provider_id]] as const) {
     if (owner !== undefined && owner !== providerId) throw new Rejection(`${what} belongs to another provider`)
   }
   row.providerId = providerId
@@ -217,7 +254,7 @@ function complete (row: RowState, event: CompleteEventBody, lookups: Lookups, no
   if (event.target_model !== undefined) row.targetModel = event.target_model
   const providerKey = row.providerApiKeyId === null ? undefined : lookups.providerKeys.get(row.providerApiKeyId)
   const cacheTotal = event.cache_creation_input_tokens
-  const split = splitCacheWrites(cacheTotal ?? 0, event.cache_creation_5m_input_tokens, event.cache_creation_1h_input_tokens, providerKey?.cacheTtlMinutes ?? null)
+  const split = splitCacheWrites(cacheTotal ?? 0, event.cache_creation_5m_input_tokens, event.cache_creation_1h_input_tokens, providerKey?.cache_ttl_minutes ?? null)
   const cacheWrites = split.write5m + split.write1h
   if (cacheTotal !== undefined && cacheTotal !== cacheWrites) throw new Rejection('cache_creation_input_tokens must equal the 5m and 1h parts')
   row.status = event.status
@@ -236,11 +273,11 @@ function complete (row: RowState, event: CompleteEventBody, lookups: Lookups, no
   row.finishedAt = event.finished_at === undefined ? now : new Date(event.finished_at)
 
   const provider = row.providerId === null ? undefined : lookups.providers.get(row.providerId)
-  const micros = multiplierMicros(providerKey?.rateMultiplier)
+  const micros = multiplierMicros(providerKey?.rate_multiplier)
   const priced = priceRequest(
     { input: row.inputTokens, output: row.outputTokens, cacheWrite5m: split.write5m, cacheWrite1h: split.write1h, cacheRead: row.cacheReadTokens },
     pickPrice(lookups.prices, row.model, row.providerId, row.createdAt),
-    { success: row.status === 'completed', multiplierMicros: micros, freeTier: provider?.billingType === 'free_tier' }
+    { success: row.status === 'completed', multiplierMicros: micros, freeTier: provider?.billing_type === 'free_tier' }
   )
   row.costs = priced.costs
   row.actual = priced.actual
@@ -252,7 +289,7 @@ function complete (row: RowState, event: CompleteEventBody, lookups: Lookups, no
   row.pricingSource = priced.source
   row.modelPriceId = priced.tieredPricing?.model_price_id ?? null
   row.tieredPricing = priced.tieredPricing
-  row.rateMultiplier = provider?.billingType === 'free_tier' ? '0' : (providerKey?.rateMultiplier.toString() ?? '1')
+  row.rateMultiplier = provider?.billing_type === 'free_tier' ? '0' : (providerKey?.rate_multiplier ?? '1')
 }
 
 export interface IngestOptions {
@@ -261,19 +298,28 @@ export interface IngestOptions {
   synthetic?: boolean
 }
 
-export async function ingestEvents (prisma: PrismaClient, events: UsageEventBody[], options: IngestOptions = {}): Promise<EventResultBody[]> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await prisma.$transaction((tx) => ingestBatch(tx, events, options), { timeout: 60_000, maxWait: 30_000 })
-    } catch (error) {
-      // concurrent batches lock in one order, but PostgreSQL may still pick one to abort: retry it whole
-      const code = (error as { code?: string, meta?: { code?: string } }).meta?.code ?? (error as { code?: string }).code
-      if (attempt >= 4 || !(code === '40P01' || code === '40001' || code === 'P2034')) throw error
+export async function ingestEvents (pool: pg.Pool, events: UsageEventBody[], options: IngestOptions = {}): Promise<EventResultBody[]> {
+  const client = await pool.connect()
+  try {
+    for (let attempt = 0; ; attempt++) {
+      await client.query('BEGIN')
+      try {
+        const results = await ingestBatch(client, events, options)
+        await client.query('COMMIT')
+        return results
+      } catch (error) {
+        await client.query('ROLLBACK')
+        // batches lock in one order, but PostgreSQL may still abort one: retry it whole
+        const code = (error as { code?: string }).code
+        if (attempt >= 4 || !(code === '40P01' || code === '40001')) throw error
+      }
     }
+  } finally {
+    client.release()
   }
 }
 
-async function ingestBatch (db: Db, events: UsageEventBody[], options: IngestOptions): Promise<EventResultBody[]> {
+async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOptions): Promise<EventResultBody[]> {
   const now = options.now ?? new Date()
   const results: EventResultBody[] = events.map((e) => ({ request_id: e.request_id, type: e.type, outcome: 'recorded' }))
 
@@ -284,12 +330,12 @@ async function ingestBatch (db: Db, events: UsageEventBody[], options: IngestOpt
   } else {
     const pairs = [...new Map(events.map((e) => [`${e.request_id}\u0000${e.type}`, { request_id: e.request_id, event_type: e.type }])).values()]
       .sort((a, b) => a.request_id < b.request_id ? -1 : a.request_id > b.request_id ? 1 : a.event_type < b.event_type ? -1 : 1)
-    const inserted = await db.$queryRaw<Array<{ request_id: string, event_type: string }>>`
+    const inserted = await db.query<{ request_id: string, event_type: string }>(`
       INSERT INTO gateway_events (request_id, event_type)
-      SELECT request_id, event_type FROM jsonb_to_recordset(${JSON.stringify(pairs)}::jsonb) AS r(request_id text, event_type text)
+      SELECT request_id, event_type FROM jsonb_to_recordset($1::jsonb) AS r(request_id text, event_type text)
       ON CONFLICT DO NOTHING
-      RETURNING request_id, event_type`
-    const isNew = new Set(inserted.map((r) => `${r.request_id}\u0000${r.event_type}`))
+      RETURNING request_id, event_type`, [JSON.stringify(pairs)])
+    const isNew = new Set(inserted.rows.map((r) => `${r.request_id}\u0000${r.event_type}`))
     events.forEach((e, i) => {
       const id = `${e.request_id}\u0000${e.type}`
       if (isNew.delete(id)) fresh.add(i) // the first copy in the batch is new, later copies are duplicates
@@ -300,9 +346,8 @@ async function ingestBatch (db: Db, events: UsageEventBody[], options: IngestOpt
 
   // 2. the rows these events touch, locked in request_id order
   const requestIds = [...new Set([...fresh].map((i) => events[i]!.request_id))].sort()
-  await db.$queryRaw`SELECT 1 FROM usage WHERE request_id = ANY(${requestIds}::text[]) ORDER BY request_id FOR UPDATE`
-  const existingRows = await db.usage.findMany({ where: { requestId: { in: requestIds } } })
-  const before = new Map(existingRows.map((row) => [row.requestId, fromRow(row)]))
+  const existingRows = await db.query<UsageRow>('SELECT * FROM usage WHERE request_id = ANY($1::text[]) ORDER BY request_id FOR UPDATE', [requestIds])
+  const before = new Map(existingRows.rows.map((row) => [row.request_id, fromRow(row)]))
   const lookups = await loadLookups(db, [...fresh].map((i) => events[i]!), [...before.values()])
 
   // 3. apply the events in order to in-memory row states
@@ -391,22 +436,25 @@ async function ingestBatch (db: Db, events: UsageEventBody[], options: IngestOpt
     }
     if (after.userId !== null) userCharges.set(after.userId, (userCharges.get(after.userId) ?? 0n) + now_.cost - was.cost)
   }
-  await deltas.write(db)
-  await chargeKeys(db, keyCharges, now)
-  await chargeUsers(db, userCharges)
   if (rejectedReceipts.length > 0) {
     // a rejected event was not received: the gateway may send it again, corrected
-    await db.$executeRaw`
-      DELETE FROM gateway_events g USING jsonb_to_recordset(${JSON.stringify(rejectedReceipts)}::jsonb) AS r(request_id text, event_type text)
-       WHERE g.request_id = r.request_id AND g.event_type = r.event_type`
+    await db.query(`
+      DELETE FROM gateway_events g USING jsonb_to_recordset($1::jsonb) AS r(request_id text, event_type text)
+       WHERE g.request_id = r.request_id AND g.event_type = r.event_type`, [JSON.stringify(rejectedReceipts)])
   }
+  // last, so the rows every batch contends for are locked only from here to the commit
+  const byId = <T>(entries: Iterable<[string, T]>) => [...entries].sort(([a], [b]) => a < b ? -1 : 1)
+  await writeTotals(db, deltas, {
+    keys: byId(keyCharges).map(([id, c]) => ({ id, requests: c.requests.toString(), tokens: c.tokens.toString(), cost: c.cost.toString() })),
+    users: byId(userCharges).filter(([, cost]) => cost !== 0n).map(([id, cost]) => ({ id, cost: cost.toString() }))
+  }, now)
   return results
 }
 
 const iso = (date: Date | null) => date === null ? null : date.toISOString()
 const str = (value: bigint | null | undefined) => value === null || value === undefined ? null : value.toString()
 
-async function upsertRows (db: Db, rows: RowState[], now: Date): Promise<Map<string, string>> {
+async function upsertRows (db: Sql, rows: RowState[], now: Date): Promise<Map<string, string>> {
   if (rows.length === 0) return new Map()
   const payload = rows.map((r) => ({
     request_id: r.requestId, user_id: r.userId, api_key_id: r.apiKeyId, provider_id: r.providerId, provider_endpoint_id: r.providerEndpointId,
@@ -425,7 +473,7 @@ async function upsertRows (db: Db, rows: RowState[], now: Date): Promise<Map<str
     response_time_ms: r.responseTimeMs, first_byte_time_ms: r.firstByteTimeMs, metadata: r.metadata,
     created_at: iso(r.createdAt), finished_at: iso(r.finishedAt), updated_at: now.toISOString()
   }))
-  const returned = await db.$queryRaw<Array<{ id: string, request_id: string }>>`
+  const returned = await db.query<{ id: string, request_id: string }>(`
     INSERT INTO usage AS u (request_id, user_id, api_key_id, provider_id, provider_endpoint_id, provider_api_key_id, provider_name, model, target_model,
       api_format, is_stream, status, status_code, error_message, input_tokens, output_tokens, cache_creation_input_tokens, cache_creation_5m_input_tokens,
       cache_creation_1h_input_tokens, cache_read_input_tokens, total_tokens, input_cost, output_cost, cache_creation_cost, cache_read_cost, request_cost,
@@ -438,7 +486,7 @@ async function upsertRows (db: Db, rows: RowState[], now: Date): Promise<Map<str
       total_cost, actual_input_cost, actual_output_cost, actual_cache_creation_cost, actual_cache_read_cost, actual_request_cost, actual_total_cost,
       input_price_per_1m, output_price_per_1m, cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, cache_read_price_per_1m, price_per_request,
       pricing_source, model_price_id, tiered_pricing, rate_multiplier, response_time_ms, first_byte_time_ms, metadata, created_at, finished_at, updated_at
-      FROM jsonb_to_recordset(${JSON.stringify(payload)}::jsonb) AS r(request_id text, user_id uuid, api_key_id uuid, provider_id uuid,
+      FROM jsonb_to_recordset($1::jsonb) AS r(request_id text, user_id uuid, api_key_id uuid, provider_id uuid,
         provider_endpoint_id uuid, provider_api_key_id uuid, provider_name text, model text, target_model text, api_format text, is_stream boolean,
         status usage_status, status_code int, error_message text, input_tokens int, output_tokens int, cache_creation_input_tokens int,
         cache_creation_5m_input_tokens int, cache_creation_1h_input_tokens int, cache_read_input_tokens int, total_tokens int, input_cost bigint,
@@ -466,56 +514,31 @@ async function upsertRows (db: Db, rows: RowState[], now: Date): Promise<Map<str
       pricing_source = EXCLUDED.pricing_source, model_price_id = EXCLUDED.model_price_id, tiered_pricing = EXCLUDED.tiered_pricing,
       rate_multiplier = EXCLUDED.rate_multiplier, response_time_ms = EXCLUDED.response_time_ms, first_byte_time_ms = EXCLUDED.first_byte_time_ms,
       metadata = EXCLUDED.metadata, created_at = EXCLUDED.created_at, finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at
-    RETURNING id, request_id`
-  return new Map(returned.map((r) => [r.request_id, r.id]))
+    RETURNING id, request_id`, [JSON.stringify(payload)])
+  return new Map(returned.rows.map((r) => [r.request_id, r.id]))
 }
 
-async function insertBodies (db: Db, bodies: Map<string, Record<string, unknown>>, usageIds: Map<string, string>): Promise<void> {
+async function insertBodies (db: Sql, bodies: Map<string, Record<string, unknown>>, usageIds: Map<string, string>): Promise<void> {
   if (bodies.size === 0) return
   const payload = [...bodies].map(([requestId, body]) => ({ usage_id: usageIds.get(requestId), ...body }))
-  await db.$executeRaw`
+  await db.query(`
     INSERT INTO usage_bodies (usage_id, request_headers, response_headers, request_body, response_body)
     SELECT usage_id, request_headers, response_headers, request_body, response_body
-      FROM jsonb_to_recordset(${JSON.stringify(payload)}::jsonb) AS b(usage_id uuid, request_headers jsonb, response_headers jsonb, request_body jsonb, response_body jsonb)
-    ON CONFLICT (usage_id) DO NOTHING`
+      FROM jsonb_to_recordset($1::jsonb) AS b(usage_id uuid, request_headers jsonb, response_headers jsonb, request_body jsonb, response_body jsonb)
+    ON CONFLICT (usage_id) DO NOTHING`, [JSON.stringify(payload)])
 }
 
-async function insertCandidates (db: Db, candidates: Array<Record<string, unknown>>): Promise<void> {
+async function insertCandidates (db: Sql, candidates: Array<Record<string, unknown>>): Promise<void> {
   if (candidates.length === 0) return
-  await db.$executeRaw`
+  await db.query(`
     INSERT INTO request_candidates (request_id, candidate_index, retry_index, user_id, api_key_id, provider_id, provider_endpoint_id, provider_api_key_id,
       status, skip_reason, is_cached, status_code, error_type, error_message, latency_ms, started_at, finished_at, created_at)
     SELECT request_id, candidate_index, retry_index, user_id, api_key_id, provider_id, provider_endpoint_id, provider_api_key_id,
       status, skip_reason, is_cached, status_code, error_type, error_message, latency_ms, started_at, finished_at, created_at
-      FROM jsonb_to_recordset(${JSON.stringify(candidates)}::jsonb) AS c(request_id text, candidate_index int, retry_index int, user_id uuid,
+      FROM jsonb_to_recordset($1::jsonb) AS c(request_id text, candidate_index int, retry_index int, user_id uuid,
         api_key_id uuid, provider_id uuid, provider_endpoint_id uuid, provider_api_key_id uuid, status candidate_status, skip_reason text,
         is_cached boolean, status_code int, error_type text, error_message text, latency_ms int, started_at timestamptz, finished_at timestamptz,
         created_at timestamptz)
     ORDER BY request_id, candidate_index, retry_index
-    ON CONFLICT (request_id, candidate_index, retry_index) DO NOTHING`
-}
-
-/** Charges keys in id order (so concurrent batches lock alike): totals, balance and last use. */
-async function chargeKeys (db: Db, charges: Map<string, { requests: bigint, tokens: bigint, cost: bigint }>, now: Date): Promise<void> {
-  if (charges.size === 0) return
-  const payload = [...charges].sort(([a], [b]) => a < b ? -1 : 1)
-    .map(([id, c]) => ({ id, requests: c.requests.toString(), tokens: c.tokens.toString(), cost: c.cost.toString() }))
-  await db.$executeRaw`SELECT 1 FROM api_keys WHERE id = ANY(${payload.map((p) => p.id)}::uuid[]) ORDER BY id FOR UPDATE`
-  await db.$executeRaw`
-    UPDATE api_keys k
-       SET total_requests = k.total_requests + c.requests, total_tokens = k.total_tokens + c.tokens,
-           total_cost = k.total_cost + c.cost, balance_used = k.balance_used + c.cost,
-           last_used_at = GREATEST(k.last_used_at, ${now}), updated_at = ${now}
-      FROM jsonb_to_recordset(${JSON.stringify(payload)}::jsonb) AS c(id uuid, requests bigint, tokens bigint, cost bigint)
-     WHERE k.id = c.id`
-}
-
-async function chargeUsers (db: Db, charges: Map<string, bigint>): Promise<void> {
-  const payload = [...charges].filter(([, cost]) => cost !== 0n).sort(([a], [b]) => a < b ? -1 : 1).map(([id, cost]) => ({ id, cost: cost.toString() }))
-  if (payload.length === 0) return
-  await db.$executeRaw`SELECT 1 FROM users WHERE id = ANY(${payload.map((p) => p.id)}::uuid[]) ORDER BY id FOR UPDATE`
-  await db.$executeRaw`
-    UPDATE users u SET used = u.used + c.cost
-      FROM jsonb_to_recordset(${JSON.stringify(payload)}::jsonb) AS c(id uuid, cost bigint)
-     WHERE u.id = c.id`
+    ON CONFLICT (request_id, candidate_index, retry_index) DO NOTHING`, [JSON.stringify(candidates)])
 }

@@ -2,7 +2,7 @@
 // tokens and costs to its hour (and day); an update of a row adds "after − before".
 // Written in the same transaction as the rows, they are never behind and never
 // count a request twice — even when a late completion replaces a timed-out one.
-import type { Db } from '../../db/prisma.js'
+import type { Sql } from '../../db/prisma.js'
 
 export const NIL_UUID = '00000000-0000-0000-0000-000000000000'
 
@@ -96,73 +96,103 @@ export class RollupDeltas {
     }
   }
 
-  /** Upserts every touched rollup row, in primary-key order so concurrent batches lock alike. */
-  async write (db: Db): Promise<void> {
-    const byTable = (table: Grain['table']) => [...this.rows.entries()]
+  /** The touched rollup rows of one table, in primary-key order, as JSON-ready records. */
+  rowsOf (table: Grain['table']): Array<Record<string, string>> {
+    return [...this.rows.entries()]
       .filter(([, entry]) => entry.table === table && MEASURES.some((name) => entry.m[name] !== 0n))
       .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
       .map(([, entry]) => ({ ...entry.key, ...Object.fromEntries(MEASURES.map((name) => [name, entry.m[name].toString()])) }))
-    const hourly = byTable('usage_hourly')
-    if (hourly.length > 0) {
-      await db.$executeRaw`
-        INSERT INTO usage_hourly AS t (bucket, user_id, api_key_id, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
-          cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
-          response_time_sum_ms, response_time_count, cache_hit_requests)
-        SELECT bucket, user_id, api_key_id, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
-          cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
-          response_time_sum_ms, response_time_count, cache_hit_requests
-          FROM jsonb_to_recordset(${JSON.stringify(hourly)}::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, provider_id uuid, model text,
-            api_format text, requests int, errors int, input_tokens bigint, output_tokens bigint, cache_creation_tokens bigint, cache_read_tokens bigint,
-            total_tokens bigint, cache_creation_cost bigint, cache_read_cost bigint, total_cost bigint, actual_total_cost bigint,
-            response_time_sum_ms bigint, response_time_count int, cache_hit_requests int)
-        ON CONFLICT (bucket, user_id, api_key_id, provider_id, model, api_format) DO UPDATE SET
-          requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors,
-          input_tokens = t.input_tokens + EXCLUDED.input_tokens, output_tokens = t.output_tokens + EXCLUDED.output_tokens,
-          cache_creation_tokens = t.cache_creation_tokens + EXCLUDED.cache_creation_tokens, cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
-          total_tokens = t.total_tokens + EXCLUDED.total_tokens, cache_creation_cost = t.cache_creation_cost + EXCLUDED.cache_creation_cost,
-          cache_read_cost = t.cache_read_cost + EXCLUDED.cache_read_cost, total_cost = t.total_cost + EXCLUDED.total_cost,
-          actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
-          response_time_count = t.response_time_count + EXCLUDED.response_time_count, cache_hit_requests = t.cache_hit_requests + EXCLUDED.cache_hit_requests`
-    }
-    const coarse = byTable('usage_hourly_model')
-    if (coarse.length > 0) {
-      await db.$executeRaw`
-        INSERT INTO usage_hourly_model AS t (bucket, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
-          cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
-          response_time_sum_ms, response_time_count, cache_hit_requests)
-        SELECT bucket, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
-          cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
-          response_time_sum_ms, response_time_count, cache_hit_requests
-          FROM jsonb_to_recordset(${JSON.stringify(coarse)}::jsonb) AS d(bucket timestamptz, provider_id uuid, model text, api_format text,
-            requests int, errors int, input_tokens bigint, output_tokens bigint, cache_creation_tokens bigint, cache_read_tokens bigint,
-            total_tokens bigint, cache_creation_cost bigint, cache_read_cost bigint, total_cost bigint, actual_total_cost bigint,
-            response_time_sum_ms bigint, response_time_count int, cache_hit_requests int)
-        ON CONFLICT (bucket, provider_id, model, api_format) DO UPDATE SET
-          requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors,
-          input_tokens = t.input_tokens + EXCLUDED.input_tokens, output_tokens = t.output_tokens + EXCLUDED.output_tokens,
-          cache_creation_tokens = t.cache_creation_tokens + EXCLUDED.cache_creation_tokens, cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
-          total_tokens = t.total_tokens + EXCLUDED.total_tokens, cache_creation_cost = t.cache_creation_cost + EXCLUDED.cache_creation_cost,
-          cache_read_cost = t.cache_read_cost + EXCLUDED.cache_read_cost, total_cost = t.total_cost + EXCLUDED.total_cost,
-          actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
-          response_time_count = t.response_time_count + EXCLUDED.response_time_count, cache_hit_requests = t.cache_hit_requests + EXCLUDED.cache_hit_requests`
-    }
-    const daily = byTable('usage_daily_key')
-    if (daily.length > 0) {
-      await db.$executeRaw`
-        INSERT INTO usage_daily_key AS t (day, user_id, api_key_id, model, requests, errors, input_tokens, output_tokens,
-          cache_creation_tokens, cache_read_tokens, total_tokens, total_cost, actual_total_cost, response_time_sum_ms, response_time_count)
-        SELECT day, user_id, api_key_id, model, requests, errors, input_tokens, output_tokens,
-          cache_creation_tokens, cache_read_tokens, total_tokens, total_cost, actual_total_cost, response_time_sum_ms, response_time_count
-          FROM jsonb_to_recordset(${JSON.stringify(daily)}::jsonb) AS d(day date, user_id uuid, api_key_id uuid, model text,
-            requests int, errors int, input_tokens bigint, output_tokens bigint, cache_creation_tokens bigint, cache_read_tokens bigint,
-            total_tokens bigint, total_cost bigint, actual_total_cost bigint, response_time_sum_ms bigint, response_time_count int)
-        ON CONFLICT (day, user_id, api_key_id, model) DO UPDATE SET
-          requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors,
-          input_tokens = t.input_tokens + EXCLUDED.input_tokens, output_tokens = t.output_tokens + EXCLUDED.output_tokens,
-          cache_creation_tokens = t.cache_creation_tokens + EXCLUDED.cache_creation_tokens, cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
-          total_tokens = t.total_tokens + EXCLUDED.total_tokens, total_cost = t.total_cost + EXCLUDED.total_cost,
-          actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
-          response_time_count = t.response_time_count + EXCLUDED.response_time_count`
-    }
   }
+}
+
+export interface Charges {
+  keys: Array<{ id: string, requests: string, tokens: string, cost: string }>
+  users: Array<{ id: string, cost: string }>
+}
+
+/**
+ * Everything a batch adds to shared rows — the three rollups, the keys' and users'
+ * charges — in ONE statement. These are the rows every concurrent batch contends
+ * for; as one statement, their locks are held for one round trip and the commit,
+ * not for a conversation with a busy application server.
+ */
+export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charges, now: Date): Promise<void> {
+  const hourly = deltas.rowsOf('usage_hourly')
+  const coarse = deltas.rowsOf('usage_hourly_model')
+  const daily = deltas.rowsOf('usage_daily_key')
+  if (hourly.length + coarse.length + daily.length + charges.keys.length + charges.users.length === 0) return
+  await db.query(`
+    WITH hourly AS (
+      INSERT INTO usage_hourly AS t (bucket, user_id, api_key_id, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
+        cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
+        response_time_sum_ms, response_time_count, cache_hit_requests)
+      SELECT bucket, user_id, api_key_id, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
+        cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
+        response_time_sum_ms, response_time_count, cache_hit_requests
+        FROM jsonb_to_recordset($1::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, provider_id uuid, model text,
+          api_format text, requests int, errors int, input_tokens bigint, output_tokens bigint, cache_creation_tokens bigint, cache_read_tokens bigint,
+          total_tokens bigint, cache_creation_cost bigint, cache_read_cost bigint, total_cost bigint, actual_total_cost bigint,
+          response_time_sum_ms bigint, response_time_count int, cache_hit_requests int)
+      ON CONFLICT (bucket, user_id, api_key_id, provider_id, model, api_format) DO UPDATE SET
+        requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors,
+        input_tokens = t.input_tokens + EXCLUDED.input_tokens, output_tokens = t.output_tokens + EXCLUDED.output_tokens,
+        cache_creation_tokens = t.cache_creation_tokens + EXCLUDED.cache_creation_tokens, cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
+        total_tokens = t.total_tokens + EXCLUDED.total_tokens, cache_creation_cost = t.cache_creation_cost + EXCLUDED.cache_creation_cost,
+        cache_read_cost = t.cache_read_cost + EXCLUDED.cache_read_cost, total_cost = t.total_cost + EXCLUDED.total_cost,
+        actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
+        response_time_count = t.response_time_count + EXCLUDED.response_time_count, cache_hit_requests = t.cache_hit_requests + EXCLUDED.cache_hit_requests
+      RETURNING 1
+    ), coarse AS (
+      INSERT INTO usage_hourly_model AS t (bucket, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
+        cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
+        response_time_sum_ms, response_time_count, cache_hit_requests)
+      SELECT bucket, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
+        cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
+        response_time_sum_ms, response_time_count, cache_hit_requests
+        FROM jsonb_to_recordset($2::jsonb) AS d(bucket timestamptz, provider_id uuid, model text, api_format text,
+          requests int, errors int, input_tokens bigint, output_tokens bigint, cache_creation_tokens bigint, cache_read_tokens bigint,
+          total_tokens bigint, cache_creation_cost bigint, cache_read_cost bigint, total_cost bigint, actual_total_cost bigint,
+          response_time_sum_ms bigint, response_time_count int, cache_hit_requests int)
+      ON CONFLICT (bucket, provider_id, model, api_format) DO UPDATE SET
+        requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors,
+        input_tokens = t.input_tokens + EXCLUDED.input_tokens, output_tokens = t.output_tokens + EXCLUDED.output_tokens,
+        cache_creation_tokens = t.cache_creation_tokens + EXCLUDED.cache_creation_tokens, cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
+        total_tokens = t.total_tokens + EXCLUDED.total_tokens, cache_creation_cost = t.cache_creation_cost + EXCLUDED.cache_creation_cost,
+        cache_read_cost = t.cache_read_cost + EXCLUDED.cache_read_cost, total_cost = t.total_cost + EXCLUDED.total_cost,
+        actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
+        response_time_count = t.response_time_count + EXCLUDED.response_time_count, cache_hit_requests = t.cache_hit_requests + EXCLUDED.cache_hit_requests
+      RETURNING 1
+    ), daily AS (
+      INSERT INTO usage_daily_key AS t (day, user_id, api_key_id, model, requests, errors, input_tokens, output_tokens,
+        cache_creation_tokens, cache_read_tokens, total_tokens, total_cost, actual_total_cost, response_time_sum_ms, response_time_count)
+      SELECT day, user_id, api_key_id, model, requests, errors, input_tokens, output_tokens,
+        cache_creation_tokens, cache_read_tokens, total_tokens, total_cost, actual_total_cost, response_time_sum_ms, response_time_count
+        FROM jsonb_to_recordset($3::jsonb) AS d(day date, user_id uuid, api_key_id uuid, model text,
+          requests int, errors int, input_tokens bigint, output_tokens bigint, cache_creation_tokens bigint, cache_read_tokens bigint,
+          total_tokens bigint, total_cost bigint, actual_total_cost bigint, response_time_sum_ms bigint, response_time_count int)
+      ON CONFLICT (day, user_id, api_key_id, model) DO UPDATE SET
+        requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors,
+        input_tokens = t.input_tokens + EXCLUDED.input_tokens, output_tokens = t.output_tokens + EXCLUDED.output_tokens,
+        cache_creation_tokens = t.cache_creation_tokens + EXCLUDED.cache_creation_tokens, cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
+        total_tokens = t.total_tokens + EXCLUDED.total_tokens, total_cost = t.total_cost + EXCLUDED.total_cost,
+        actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
+        response_time_count = t.response_time_count + EXCLUDED.response_time_count
+      RETURNING 1
+    ), keys AS (
+      UPDATE api_keys k
+         SET total_requests = k.total_requests + c.requests, total_tokens = k.total_tokens + c.tokens,
+             total_cost = k.total_cost + c.cost, balance_used = k.balance_used + c.cost,
+             last_used_at = GREATEST(k.last_used_at, $6), updated_at = $6
+        FROM jsonb_to_recordset($4::jsonb) AS c(id uuid, requests bigint, tokens bigint, cost bigint)
+       WHERE k.id = c.id
+      RETURNING 1
+    ), users AS (
+      UPDATE users u SET used = u.used + c.cost
+        FROM jsonb_to_recordset($5::jsonb) AS c(id uuid, cost bigint)
+       WHERE u.id = c.id
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM hourly) + (SELECT count(*) FROM coarse) + (SELECT count(*) FROM daily)
+         + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users) AS touched`,
+  [JSON.stringify(hourly), JSON.stringify(coarse), JSON.stringify(daily), JSON.stringify(charges.keys), JSON.stringify(charges.users), now])
 }

@@ -35,7 +35,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     action: 'usage.active',
     mode: 'admin',
     handle: async ({ db, query }) => {
-      await sweepStale(app.prisma, app.config.PENDING_TIMEOUT_MINUTES)
+      await sweepStale(app.pg, app.config.PENDING_TIMEOUT_MINUTES)
       return activeRequests(db, query.ids?.split(','))
     }
   }))

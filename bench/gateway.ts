@@ -1,0 +1,65 @@
+// npm run bench -- ingest | verify: the gateway's two calls under load.
+import { randomUUID } from 'node:crypto'
+import { fmt, GATEWAY_TOKEN, hammer, startBench, type Bench } from './harness.js'
+
+async function fixtures (bench: Bench) {
+  const app = bench
+  const owner = await app.prisma.user.create({ data: { username: `bench-${randomUUID()}`, passwordHash: 'x', role: 'admin' } })
+  const { createKey } = await import('../src/modules/keys/service.js')
+  const key = await createKey(app.prisma, app.keyring, owner.id, { name: 'bench', rate_limit: 1_000_000, concurrent_limit: 100_000, daily_cost_limit_usd: 1e8 }, false)
+  const provider = await app.prisma.provider.create({ data: { name: `bench-${randomUUID()}` } })
+  const tiers = [{ up_to: 200_000, input: 3_000_000_000, output: 15_000_000_000, cache_write_5m: 3_750_000_000, cache_write_1h: 6_000_000_000, cache_read: 300_000_000 },
+    { up_to: null, input: 6_000_000_000, output: 22_500_000_000, cache_write_5m: 7_500_000_000, cache_write_1h: 12_000_000_000, cache_read: 600_000_000 }]
+  await app.prisma.modelPrice.create({ data: { model: 'claude-sonnet-4', tiers } })
+  return { key, provider }
+}
+
+function completion (keyId: string, providerId: string, i: number) {
+  return {
+    type: 'complete', request_id: `${randomUUID()}`, api_key_id: keyId, provider_id: providerId, model: 'claude-sonnet-4', api_format: 'claude:messages',
+    is_stream: i % 2 === 0, status: i % 20 === 0 ? 'failed' : 'completed', status_code: i % 20 === 0 ? 500 : 200,
+    input_tokens: 1000 + (i % 700), output_tokens: 200 + (i % 300), cache_creation_input_tokens: i % 3 === 0 ? 2048 : 0, cache_read_input_tokens: i % 3 === 1 ? 4096 : 0,
+    response_time_ms: 800 + (i % 1000), first_byte_time_ms: 300
+  }
+}
+
+export async function ingest (): Promise<void> {
+  const bench = await startBench()
+  try {
+    const { key, provider } = await fixtures(bench)
+    let n = 0
+    const batch = (size: number) => JSON.stringify({ events: Array.from({ length: size }, () => completion(key.id, provider.id, n++)) })
+    for (const [label, size, connections, duration] of [['batches of 500', 500, 4, 20], ['single events', 1, 8, 15]] as const) {
+      const run = await hammer({
+        url: `${bench.url}/api/gateway/usage`, method: 'POST', connections, duration,
+        requests: [{ setupRequest: (req) => ({ ...req, body: batch(size) }) }]
+      })
+      console.log(`ingest ${label.padEnd(15)} ${fmt(run.requestsPerSecond * size).padStart(8)} events/s  p50 ${fmt(run.p50)} ms  p99 ${fmt(run.p99)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors, ${connections} connections)`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2000)) // let requests still in flight when the load stopped finish
+    const [check] = await bench.prisma.$queryRaw<Array<{ rows: bigint, charged: bigint }>>`
+      SELECT (SELECT count(*) FROM usage WHERE api_key_id = ${key.id}::uuid) AS rows,
+             (SELECT total_requests FROM api_keys WHERE id = ${key.id}::uuid) AS charged`
+    console.log(`check: ${fmt(Number(check!.rows))} usage rows, key total_requests ${check!.charged}${check!.rows === check!.charged ? ' (equal)' : ' — MISMATCH'}`)
+  } finally {
+    await bench.close()
+  }
+}
+
+export async function verify (): Promise<void> {
+  const bench = await startBench()
+  try {
+    const { key, provider } = await fixtures(bench)
+    // some history, so the rate window, in-flight and daily-cost counters have rows to read
+    await fetch(`${bench.url}/api/gateway/usage`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${GATEWAY_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ events: Array.from({ length: 500 }, (_, i) => completion(key.id, provider.id, i)) })
+    })
+    const body = JSON.stringify({ key: key.key, model: 'claude-sonnet-4', api_format: 'claude:messages' })
+    const run = await hammer({ url: `${bench.url}/api/gateway/keys/verify`, method: 'POST', connections: 10, duration: 20, body })
+    console.log(`verify (all limits set)  ${fmt(run.requestsPerSecond)} requests/s  p50 ${fmt(run.p50)} ms  p99 ${fmt(run.p99)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors)`)
+  } finally {
+    await bench.close()
+  }
+}

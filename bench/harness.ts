@@ -1,0 +1,79 @@
+// What every benchmark needs: a database of its own (embedded PostgreSQL in a
+// scratch directory, or BENCH_DATABASE_URL), the app listening on a free port in a
+// child process (so the load generator does not steal the server's event loop), and
+// autocannon's figures printed as one line.
+import { fork, type ChildProcess } from 'node:child_process'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import { loadConfig, requireSecrets, type AppConfig } from '../src/config.js'
+import { createPrisma } from '../src/db/prisma.js'
+import { applyMigrations } from '../src/db/migrate.js'
+import { createKeyring } from '../src/lib/keyring.js'
+import type { PrismaClient } from '../src/generated/prisma/client.js'
+
+export const GATEWAY_TOKEN = 'bench-gateway-token-0123456789abcdef'
+
+export function benchConfig (databaseUrl: string): AppConfig {
+  return requireSecrets(loadConfig({
+    DATABASE_URL: databaseUrl,
+    LOG_LEVEL: 'warn',
+    SESSION_SECRET: 'bench-session-secret-0123456789abcdef',
+    ENCRYPTION_KEY: 'bench-encryption-key-0123456789abcdef',
+    GATEWAY_TOKEN
+  }))
+}
+
+export interface Bench { url: string, prisma: PrismaClient, config: AppConfig, keyring: ReturnType<typeof createKeyring>, close: () => Promise<void> }
+
+export async function startBench (): Promise<Bench> {
+  let databaseUrl = process.env.BENCH_DATABASE_URL
+  let stopDatabase = async () => {}
+  if (databaseUrl === undefined) {
+    const { startEmbedded } = await import('../src/db/embedded.js')
+    const dir = await mkdtemp(join(tmpdir(), 'keymeter-bench-'))
+    await chmod(dir, 0o755) // PostgreSQL runs as the postgres user when we are root
+    const database = await startEmbedded({ dataDir: join(dir, 'pg'), password: 'bench', database: 'keymeter_bench', persistent: false })
+    databaseUrl = database.url
+    stopDatabase = async () => { await database.stop(); await rm(dir, { recursive: true, force: true }) }
+  }
+  await applyMigrations(databaseUrl)
+  const config = benchConfig(databaseUrl)
+  const server: ChildProcess = fork(fileURLToPath(new URL('./serve.ts', import.meta.url)), [databaseUrl], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const url = await new Promise<string>((resolve, reject) => {
+    server.once('message', (message) => resolve(String(message)))
+    server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)))
+  })
+  const prisma = createPrisma(databaseUrl)
+  return {
+    url,
+    prisma,
+    config,
+    keyring: createKeyring(config.ENCRYPTION_KEY),
+    close: async () => {
+      await prisma.$disconnect()
+      const exited = new Promise((resolve) => server.once('exit', resolve))
+      server.kill('SIGTERM')
+      await exited
+      await stopDatabase()
+    }
+  }
+}
+
+export interface Run { requestsPerSecond: number, p50: number, p99: number, errors: number, non2xx: number, total: number }
+
+export async function hammer (options: autocannon.Options): Promise<Run> {
+  const result = await autocannon({ ...options, headers: { 'content-type': 'application/json', authorization: `Bearer ${GATEWAY_TOKEN}`, ...options.headers } })
+  return {
+    requestsPerSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors,
+    non2xx: result.non2xx,
+    total: result.requests.total
+  }
+}
+
+export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
