@@ -13,7 +13,7 @@ import { Errors, errorReply, sendError } from './http/errors.js'
 import { WindowCounter } from './http/limiter.js'
 import { loggerOptions } from './http/logging.js'
 import pipelinePlugin from './http/pipeline.js'
-import { validatorCompiler } from './http/validation.js'
+import { containsNul, validatorCompiler } from './http/validation.js'
 import { createKeyring, type Keyring } from './lib/keyring.js'
 import auditRoutes from './modules/audit/routes.js'
 import { writeAudit } from './modules/audit/service.js'
@@ -65,7 +65,14 @@ export function serverOptions (config: AppConfig, extras: ServerExtras = {}): Fa
     return503OnClosing: true,
     connectionTimeout: 60_000,
     requestTimeout: 120_000,
-    routerOptions: { ignoreTrailingSlash: true }
+    // model names (up to 200 characters) travel as path parameters
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    // the router's own refusals (bad percent-encoding, over-long parameters) get the error body too
+    frameworkErrors: (error, request, reply) => {
+      const refusal = errorReply(error)
+      reply.header('x-request-id', request.id)
+      void sendError(reply, request.id, { ...refusal, status: refusal.status >= 500 ? 400 : refusal.status, type: refusal.status >= 500 ? 'invalid_request' : refusal.type, message: refusal.status >= 500 ? 'malformed request' : refusal.message })
+    }
   }
 }
 
@@ -85,6 +92,12 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     }
   })
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
+  // runs before validation (and before the pipeline's authentication): nothing with a NUL reaches a handler
+  app.addHook('preValidation', async (request) => {
+    for (const [part, value] of [['body', request.body], ['query', request.query], ['params', request.params]] as const) {
+      if (containsNul(value)) throw Object.assign(new Errors.InvalidInput(`${part} contains a NUL character`), { field: part })
+    }
+  })
 
   await app.register(cookie, { secret: config.SESSION_SECRET })
   await app.register(swagger, {

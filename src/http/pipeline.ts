@@ -67,9 +67,12 @@ export default fp<PipelineOptions>(async (app, opts) => {
     else if (mode === 'key') principal = await keyPrincipal(app.prisma, opts.keyring, token)
     else principal = await sessionPrincipal(app.prisma, opts.keyring, token) ?? await managementPrincipal(app.prisma, opts.keyring, token, request.ip)
     if (principal === null) throw new Errors.Unauthorized('invalid or expired credentials')
+    return principal
+  }
+
+  function authorize (principal: Principal, mode: Mode): void {
     if (mode === 'admin' && (!('user' in principal) || principal.user.role !== 'admin')) throw new Errors.Forbidden('admin role required')
     if (mode === 'management' && principal.kind !== 'session') throw new Errors.Forbidden('management tokens cannot manage management tokens; sign in')
-    return principal
   }
 
   async function run<Req extends FastifyRequest, T> (request: Req, reply: FastifyReply, adapter: Adapter<Req, T>): Promise<T> {
@@ -99,6 +102,7 @@ export default fp<PipelineOptions>(async (app, opts) => {
     request.audited = audited
     try {
       principal = await authenticate(request, adapter.mode, adapter.credential?.(request))
+      authorize(principal, adapter.mode) // after `principal` is set, so a refusal's audit row names who was refused
       if (request.validationError !== undefined) throw request.validationError
       const ctx = (db: Db): Context<Req> => ({
         request,

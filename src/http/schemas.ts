@@ -11,8 +11,11 @@ export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Ty
 /** ISO 8601 with an explicit offset (Z or ±hh:mm), so a range never depends on the server's zone. */
 export const IsoDateTime = Type.String({ format: 'date-time', pattern: '(Z|[+-]\\d{2}:\\d{2})$', description: 'ISO 8601 with offset' })
 
+/** Deeper than this, offset paging is the wrong tool (and a bigger number is not an integer PostgreSQL takes). */
+export const MAX_OFFSET = 1_000_000_000
+
 export const SkipLimit = (max: number, fallback: number) => ({
-  skip: Type.Integer({ minimum: 0, default: 0 }),
+  skip: Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 }),
   limit: Type.Integer({ minimum: 1, maximum: max, default: fallback })
 })
 

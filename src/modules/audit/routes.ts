@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { errorResponses, IsoDateTime, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
+import { errorResponses, IsoDateTime, MAX_OFFSET, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
 import { listAudit } from './service.js'
 
 const AuditQuery = Type.Object({
@@ -11,7 +11,7 @@ const AuditQuery = Type.Object({
   start_date: Type.Optional(IsoDateTime),
   end_date: Type.Optional(IsoDateTime),
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
-  offset: Type.Integer({ minimum: 0, default: 0 })
+  offset: Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 })
 }, { additionalProperties: false })
 
 const AuditItem = Type.Object({
