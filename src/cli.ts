@@ -1,8 +1,7 @@
 // Entry points for operators and cron: `node dist/cli.js <command>`.
 import { loadConfig } from './config.js'
 import { createDatabase } from './db/prisma.js'
-import { cleanupLine, runCleanup } from './modules/cleanup/service.js'
-import { sweepStale } from './modules/usage/active.js'
+import { runCleanupJob } from './modules/cleanup/service.js'
 import { migrate, openRuntime } from './runtime.js'
 
 const log = (line: string) => process.stdout.write(`${line}\n`)
@@ -22,8 +21,7 @@ const commands: Record<string, () => Promise<number>> = {
     const runtime = await openRuntime(loadConfig(), () => {})
     const { prisma, pool } = createDatabase(runtime.config.DATABASE_URL)
     try {
-      const summary = await runCleanup(prisma, { autoDeleteExpiredKeys: runtime.config.AUTO_DELETE_EXPIRED_KEYS })
-      log(cleanupLine(summary, await sweepStale(pool, runtime.config.PENDING_TIMEOUT_MINUTES)))
+      log(await runCleanupJob(prisma, pool, runtime.config))
       return 0
     } finally {
       await prisma.$disconnect()

@@ -25,6 +25,8 @@ export const ConfigSchema = Type.Object({
   TRUST_PROXY: Bool(false, 'Take the client address from X-Forwarded-For (behind a reverse proxy)'),
   CLEANUP_CRON: Type.String({ default: '0 3 * * *', description: 'In-process expiry cleanup schedule (cron, in APP_TIMEZONE); "off" disables it' }),
   PENDING_TIMEOUT_MINUTES: Type.Integer({ minimum: 1, maximum: 24 * 60, default: 10, description: 'A pending or streaming request older than this is marked failed (504)' }),
+  USAGE_BODY_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 30, description: 'Stored request/response headers and bodies older than this are deleted by the cleanup; 0 keeps them forever' }),
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 365, description: 'Audit rows older than this are deleted by the cleanup; 0 keeps them forever' }),
   AUTO_DELETE_EXPIRED_KEYS: Bool(false, 'Expired keys whose auto_delete_on_expiry is null are deleted (true) or disabled (false)')
 })
 

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { scheduleCleanup } from '../../src/modules/cleanup/schedule.js'
-import { runCleanup } from '../../src/modules/cleanup/service.js'
+import { applyRetention, runCleanup, runCleanupJob } from '../../src/modules/cleanup/service.js'
 import { buildTestApp, signIn, type TestApp } from '../helper.js'
 
 const past = new Date(Date.now() - 3_600_000)
@@ -92,4 +92,25 @@ t.test('the in-process schedule runs the cleanup, and "off" schedules nothing', 
   t.ok(job)
   for (let i = 0; i < 50 && await state(test, keys.disableRule.id) === true; i++) await new Promise((resolve) => setTimeout(resolve, 100))
   t.equal(await state(test, keys.disableRule.id), false, 'the scheduled run disabled the key')
+})
+
+t.test('retention: old bodies and audit rows go, recent ones and all usage rows stay; 0 keeps forever', async (t) => {
+  const test = await buildTestApp(t)
+  const { app } = test
+  const old = new Date(Date.now() - 40 * 86_400_000)
+  const oldUsage = await app.prisma.usage.create({ data: { requestId: 'old', model: 'm', status: 'completed', createdAt: old } })
+  const newUsage = await app.prisma.usage.create({ data: { requestId: 'new', model: 'm', status: 'completed' } })
+  await app.prisma.usageBody.create({ data: { usageId: oldUsage.id, requestBody: { a: 1 }, createdAt: old } })
+  await app.prisma.usageBody.create({ data: { usageId: newUsage.id, requestBody: { b: 2 } } })
+  await app.prisma.auditLog.create({ data: { eventType: 'admin', action: 'x', principalType: 'admin', success: true, createdAt: new Date(Date.now() - 400 * 86_400_000) } })
+  await app.prisma.auditLog.create({ data: { eventType: 'admin', action: 'y', principalType: 'admin', success: true } })
+
+  t.same(await applyRetention(app.prisma, { bodyDays: 0, auditDays: 0 }), { bodies: 0, auditRows: 0 }, '0 keeps everything')
+  t.same(await applyRetention(app.prisma, { bodyDays: 30, auditDays: 365 }), { bodies: 1, auditRows: 1 })
+  t.same((await app.prisma.usageBody.findMany()).map((b) => b.usageId), [newUsage.id])
+  t.same((await app.prisma.auditLog.findMany()).map((a) => a.action), ['y'])
+  t.equal(await app.prisma.usage.count(), 2, 'usage rows are the accounting: never deleted')
+
+  const line = await runCleanupJob(app.prisma, app.pg, test.config)
+  t.equal(line, 'disabled 0, deleted 0', 'nothing left to do')
 })

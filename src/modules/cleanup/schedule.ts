@@ -6,16 +6,13 @@ import type { FastifyBaseLogger } from 'fastify'
 import type pg from 'pg'
 import type { PrismaClient } from '../../generated/prisma/client.js'
 import type { AppConfig } from '../../config.js'
-import { sweepStale } from '../usage/active.js'
-import { cleanupLine, runCleanup } from './service.js'
+import { runCleanupJob } from './service.js'
 
 export function scheduleCleanup (prisma: PrismaClient, pool: pg.Pool, config: AppConfig, log: FastifyBaseLogger): Cron | null {
   if (config.CLEANUP_CRON === 'off') return null
   return new Cron(config.CLEANUP_CRON, { timezone: config.APP_TIMEZONE, protect: true }, async () => {
     try {
-      const summary = await runCleanup(prisma, { autoDeleteExpiredKeys: config.AUTO_DELETE_EXPIRED_KEYS })
-      const timedOut = await sweepStale(pool, config.PENDING_TIMEOUT_MINUTES)
-      log.info({ cleanup: { ...summary, timedOut } }, `cleanup: ${cleanupLine(summary, timedOut)}`)
+      log.info(`cleanup: ${await runCleanupJob(prisma, pool, config)}`)
     } catch (error) {
       log.error({ err: error }, 'cleanup failed')
     }

@@ -4,7 +4,9 @@
 // transaction-scoped advisory lock, so two runs at once handle each key exactly once:
 // the second waits, then finds nothing left to do.
 import type { PrismaClient } from '../../generated/prisma/client.js'
+import type { AppConfig } from '../../config.js'
 import { writeAudit } from '../audit/service.js'
+import { sweepStale } from '../usage/active.js'
 
 const CLEANUP_LOCK = 0x6b6d636c // "kmcl"
 
@@ -40,7 +42,34 @@ export async function runCleanup (prisma: PrismaClient, settings: { autoDeleteEx
   }, { timeout: 10 * 60_000, maxWait: 10 * 60_000 })
 }
 
+export interface RetentionSummary { bodies: number, auditRows: number }
+
+/**
+ * Retention: stored headers/bodies and audit rows past their age are deleted (0 days
+ * = keep forever). Usage rows themselves are never deleted: they are the accounting.
+ * Served by usage_bodies (created_at) and audit_logs (created_at).
+ */
+export async function applyRetention (prisma: PrismaClient, settings: { bodyDays: number, auditDays: number }, now = new Date()): Promise<RetentionSummary> {
+  const before = (days: number) => new Date(now.getTime() - days * 86_400_000)
+  const bodies = settings.bodyDays === 0 ? 0 : (await prisma.usageBody.deleteMany({ where: { createdAt: { lt: before(settings.bodyDays) } } })).count
+  const auditRows = settings.auditDays === 0 ? 0 : (await prisma.auditLog.deleteMany({ where: { createdAt: { lt: before(settings.auditDays) } } })).count
+  return { bodies, auditRows }
+}
+
 /** The one-line summary the CLI prints for cron logs. */
-export function cleanupLine (summary: CleanupSummary, timedOut: number): string {
-  return `disabled ${summary.disabled}, deleted ${summary.deleted}${timedOut > 0 ? `, timed out ${timedOut} stale requests` : ''}`
+export function cleanupLine (summary: CleanupSummary, timedOut: number, retention?: RetentionSummary): string {
+  const extra = [
+    timedOut > 0 ? `timed out ${timedOut} stale requests` : '',
+    retention !== undefined && retention.bodies > 0 ? `removed ${retention.bodies} old bodies` : '',
+    retention !== undefined && retention.auditRows > 0 ? `removed ${retention.auditRows} old audit rows` : ''
+  ].filter((part) => part !== '')
+  return [`disabled ${summary.disabled}, deleted ${summary.deleted}`, ...extra].join(', ')
+}
+
+/** The whole job, as the schedule and the CLI run it. */
+export async function runCleanupJob (prisma: PrismaClient, pool: Parameters<typeof sweepStale>[0], config: AppConfig): Promise<string> {
+  const summary = await runCleanup(prisma, { autoDeleteExpiredKeys: config.AUTO_DELETE_EXPIRED_KEYS })
+  const timedOut = await sweepStale(pool, config.PENDING_TIMEOUT_MINUTES)
+  const retention = await applyRetention(prisma, { bodyDays: config.USAGE_BODY_RETENTION_DAYS, auditDays: config.AUDIT_RETENTION_DAYS })
+  return cleanupLine(summary, timedOut, retention)
 }
