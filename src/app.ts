@@ -12,6 +12,7 @@ import prismaPlugin from './db/prisma.js'
 import { Errors, errorReply, sendError } from './http/errors.js'
 import { WindowCounter } from './http/limiter.js'
 import { loggerOptions } from './http/logging.js'
+import metricsPlugin from './http/metrics.js'
 import pipelinePlugin from './http/pipeline.js'
 import { containsNul, validatorCompiler } from './http/validation.js'
 import { createKeyring, type Keyring } from './lib/keyring.js'
@@ -144,6 +145,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   })
 
   await app.register(healthRoutes)
+  await app.register(metricsPlugin)
   await app.register(authRoutes, { prefix: '/api/auth' })
   await app.register(userRoutes, { prefix: '/api' })
   await app.register(tokenRoutes, { prefix: '/api' })

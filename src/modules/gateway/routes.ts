@@ -1,7 +1,7 @@
 // The gateway's two calls. Authenticated by GATEWAY_TOKEN; not audited row by row
 // (the usage rows are the record).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorBody } from '../../http/errors.js'
+import { ErrorBody, errorReply } from '../../http/errors.js'
 import { ingestEvents } from '../usage/ingest.js'
 import { UsageBatch, UsageBatchResult, VerifyAllowed, VerifyBody } from './schemas.js'
 import { verifyKey } from './verify.js'
@@ -15,7 +15,16 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'gateway.verify',
     mode: 'gateway',
-    handle: async ({ body }) => verifyKey(app.pg, app.keyring, body, { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES })
+    handle: async ({ body }) => {
+      try {
+        const allowed = await verifyKey(app.pg, app.keyring, body, { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES })
+        app.metrics.verifications.inc({ result: 'allowed' })
+        return allowed
+      } catch (error) {
+        app.metrics.verifications.inc({ result: errorReply(error).type })
+        throw error
+      }
+    }
   }))
 
   app.post('/gateway/usage', {
@@ -25,7 +34,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'gateway.usage',
     mode: 'gateway',
-    handle: async ({ body }) => ({ results: await ingestEvents(app.pg, body.events) })
+    handle: async ({ body }) => {
+      const results = await ingestEvents(app.pg, body.events)
+      for (const result of results) app.metrics.gatewayEvents.inc({ type: result.type, outcome: result.outcome })
+      return { results }
+    }
   }))
 }
 
