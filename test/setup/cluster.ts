@@ -4,7 +4,7 @@
 // passed to the test files through a state file.
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
@@ -65,8 +65,30 @@ async function startDetached (): Promise<ClusterState> {
   return { adminUrl, pid: child.pid, dataDir }
 }
 
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Servers left behind by runs that were killed before their `after` step. */
+async function reapAbandoned (): Promise<void> {
+  for (const name of await readdir(STATE_DIR)) {
+    const runner = /^cluster-(\d+)\.json$/.exec(name)?.[1]
+    if (runner === undefined || alive(Number(runner))) continue
+    const state = JSON.parse(readFileSync(join(STATE_DIR, name), 'utf8')) as ClusterState
+    if (state.pid !== undefined && alive(state.pid)) process.kill(state.pid, 'SIGINT')
+    if (state.dataDir !== undefined) await rm(state.dataDir, { recursive: true, force: true })
+    await rm(join(STATE_DIR, name), { force: true })
+  }
+}
+
 export async function setUpCluster (): Promise<void> {
   await mkdir(STATE_DIR, { recursive: true })
+  await reapAbandoned()
   const state = process.env.TEST_DATABASE_URL !== undefined ? { adminUrl: process.env.TEST_DATABASE_URL } : await startDetached()
   await writeFile(STATE_FILE, JSON.stringify(state))
   const admin = new pg.Client({ connectionString: state.adminUrl })
