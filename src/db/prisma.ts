@@ -19,6 +19,9 @@ declare module 'fastify' {
 
 export function createDatabase (databaseUrl: string, max = 10): { pool: pg.Pool, prisma: PrismaClient } {
   const pool = new pg.Pool({ connectionString: databaseUrl, max })
+  // an idle connection the server terminates (restart, failover) must not crash the process;
+  // the pool drops it and the next query opens a new one
+  pool.on('error', (error) => { process.stderr.write(`database connection lost: ${error.message}\n`) })
   return { pool, prisma: new PrismaClient({ adapter: new PrismaPg(pool) }) }
 }
 

@@ -135,7 +135,8 @@ function fromRow (row: UsageRow): RowState {
 function capped (value: unknown): unknown {
   if (value === undefined) return null
   const text = JSON.stringify(value)
-  return text.length <= BODY_CAP_BYTES ? value : { truncated: true, bytes: text.length }
+  const bytes = Buffer.byteLength(text)
+  return bytes <= BODY_CAP_BYTES ? value : { truncated: true, bytes }
 }
 
 interface Lookups {
@@ -346,6 +347,10 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
 
   // 2. the rows these events touch, locked in request_id order
   const requestIds = [...new Set([...fresh].map((i) => events[i]!.request_id))].sort()
+  // FOR UPDATE cannot lock a row that does not exist yet: a start and its completion in
+  // two concurrent batches would both see "no row". A transaction lock per request_id
+  // (taken in one order) serializes them whatever exists.
+  await db.query('SELECT pg_advisory_xact_lock(l) FROM (SELECT DISTINCT hashtextextended(id, 0) AS l FROM unnest($1::text[]) AS id) s ORDER BY l', [requestIds])
   const existingRows = await db.query<UsageRow>('SELECT * FROM usage WHERE request_id = ANY($1::text[]) ORDER BY request_id FOR UPDATE', [requestIds])
   const before = new Map(existingRows.rows.map((row) => [row.request_id, fromRow(row)]))
   const lookups = await loadLookups(db, [...fresh].map((i) => events[i]!), [...before.values()])

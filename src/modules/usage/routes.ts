@@ -3,8 +3,10 @@ import Type from 'typebox'
 import { errorResponses, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
 import { activeRequests, sweepStale } from './active.js'
 
+const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}'
+
 const ActiveQuery = Type.Object({
-  ids: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F-]{36}(,[0-9a-fA-F-]{36}){0,99}$', description: 'comma-separated usage ids (at most 100)' }))
+  ids: Type.Optional(Type.String({ pattern: `^${UUID}(,${UUID}){0,99}$`, description: 'comma-separated usage ids (at most 100)' }))
 }, { additionalProperties: false })
 
 const ActiveRequest = Type.Object({
