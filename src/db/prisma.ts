@@ -18,7 +18,8 @@ declare module 'fastify' {
 }
 
 export function createDatabase (databaseUrl: string, max = 10): { pool: pg.Pool, prisma: PrismaClient } {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max })
+  // sessions in UTC: date_trunc on timestamptz and day casts must not follow the server's zone
+  const pool = new pg.Pool({ connectionString: databaseUrl, max, options: '-c TimeZone=UTC' })
   // an idle connection the server terminates (restart, failover) must not crash the process;
   // the pool drops it and the next query opens a new one
   pool.on('error', (error) => { process.stderr.write(`database connection lost: ${error.message}\n`) })

@@ -1,0 +1,74 @@
+// Key holders reading their own usage (/api/key-stats), authenticated by the key
+// itself — from the body (`api_key` or `apiKey`) or a bearer header, never by a key
+// id. Not audited row by row; rate-limited per client address before the key is
+// even looked at, so guessing keys here is slow.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import { Errors } from '../../http/errors.js'
+import { WindowCounter } from '../../http/limiter.js'
+import { errorResponses } from '../../http/schemas.js'
+import type { Principal } from '../auth/service.js'
+import { KeyBody, ModelStats, ModelStatsBody, UsageDetails, UserStats } from './schemas.js'
+import { usageDetails, userModelStats, userStats } from './stats.js'
+
+export interface KeyStatsOptions {
+  /** requests per client address per window (default 60) */
+  limit?: number
+  /** default one minute */
+  windowMs?: number
+}
+
+const tags = ['key holders']
+const security = [{ bearer: [] }]
+
+/** The key in the body (api_key first), if any. Runs before validation, so the body may be anything. */
+function bodyKey (request: FastifyRequest): string | undefined {
+  const body = request.body as Record<string, unknown> | null | undefined
+  if (body === null || typeof body !== 'object') return undefined
+  const key = body.api_key ?? body.apiKey
+  return typeof key === 'string' ? key : undefined
+}
+
+const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => {
+  const perAddress = new WindowCounter(opts.limit ?? 60, opts.windowMs ?? 60_000)
+  app.addHook('onRequest', async (request) => {
+    const wait = perAddress.hit(request.ip)
+    if (wait > 0) throw Object.assign(new Errors.TooManyRequests('too many requests from this address'), { retryAfter: wait })
+  })
+  // a bearer-only POST may come without a body: treat it as {} rather than a 400
+  app.addHook('preValidation', async (request) => { if (request.method === 'POST' && request.body === undefined) request.body = {} })
+  const timeZone = app.config.APP_TIMEZONE
+
+  app.post('/user-stats', {
+    schema: { tags, security, summary: 'Your key: status, all-time usage, limits with their current use, restrictions', body: KeyBody, response: { 200: UserStats, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'key_stats.user_stats',
+    mode: 'key',
+    credential: bodyKey,
+    handle: async ({ principal }) => userStats(app.pg, keyId(principal), timeZone)
+  }))
+
+  app.post('/user-model-stats', {
+    schema: { tags, security, summary: 'Your usage per model today (daily) or this month (monthly), in APP_TIMEZONE', body: ModelStatsBody, response: { 200: ModelStats, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'key_stats.user_model_stats',
+    mode: 'key',
+    credential: bodyKey,
+    handle: async ({ principal, body }) => userModelStats(app.pg, keyId(principal), timeZone, body.period)
+  }))
+
+  app.get('/usage-details', {
+    schema: { tags, security, summary: 'Your requests per model over the last 24 hours (key as bearer)', response: { 200: UsageDetails, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'key_stats.usage_details',
+    mode: 'key',
+    handle: async ({ principal }) => usageDetails(app.pg, keyId(principal))
+  }))
+}
+
+function keyId (principal: Principal): string {
+  if (principal.kind !== 'key') throw new Errors.Unauthorized('an API key is required') // mode 'key' admits no other
+  return principal.apiKeyId
+}
+
+export default routes

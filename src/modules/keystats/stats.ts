@@ -1,0 +1,54 @@
+// The three key-holder answers, for the key the pipeline authenticated (never another).
+import type { Sql } from '../../db/prisma.js'
+import { Errors } from '../../http/errors.js'
+import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
+import { currentPeriod, keyModelUsage, keyState, type ModelUsage } from './queries.js'
+import type { Period } from './schemas.js'
+
+const toUsd = ({ cost, ...usage }: Omit<ModelUsage, 'model'>) => ({ ...usage, cost_usd: nanoToUsd(cost) })
+/** null or [] both mean "every value allowed"; answer null for both */
+const allowList = (list: string[] | null) => list === null || list.length === 0 ? null : list
+
+export async function userStats (db: Sql, keyId: string, timeZone: string) {
+  const [key, today] = await Promise.all([
+    keyState(db, keyId),
+    // today's cost, by verify's rule: since local midnight in APP_TIMEZONE
+    currentPeriod(db, timeZone, 'day').then(({ start, end }) => keyModelUsage(db, keyId, start, end))
+  ])
+  if (key === undefined) throw new Errors.Unauthorized('invalid or expired credentials') // deleted since it authenticated
+  return {
+    id: key.id,
+    name: key.name,
+    is_active: key.is_active,
+    created_at: key.created_at.toISOString(),
+    expires_at: key.expires_at?.toISOString() ?? null,
+    usage: toUsd(key.usage),
+    limits: {
+      rate_limit: key.rate_limit,
+      current_window_requests: key.window_requests,
+      window_resets_in_seconds: key.window_resets_in_seconds,
+      concurrent_limit: key.concurrent_limit,
+      daily_cost_limit_usd: nanoToUsdOrNull(key.daily_cost_limit),
+      today_cost_usd: nanoToUsd(today.reduce((sum, row) => sum + row.cost, 0n)),
+      total_cost_limit_usd: nanoToUsdOrNull(key.total_cost_limit),
+      remaining_balance_usd: key.current_balance === null ? null : nanoToUsd(key.current_balance - key.balance_used)
+    },
+    restrictions: {
+      allowed_models: allowList(key.allowed_models),
+      allowed_providers: allowList(key.allowed_providers),
+      allowed_api_formats: allowList(key.allowed_api_formats)
+    }
+  }
+}
+
+export async function userModelStats (db: Sql, keyId: string, timeZone: string, period: Period) {
+  const { start, end } = await currentPeriod(db, timeZone, period === 'daily' ? 'day' : 'month')
+  const rows = await keyModelUsage(db, keyId, start, end)
+  rows.sort((a, b) => b.total_tokens - a.total_tokens || (a.model < b.model ? -1 : a.model > b.model ? 1 : 0))
+  return { period, models: rows.map(({ model, ...usage }) => ({ model, ...toUsd(usage) })) }
+}
+
+export async function usageDetails (db: Sql, keyId: string, now = new Date()) {
+  const rows = await keyModelUsage(db, keyId, new Date(now.getTime() - 24 * 3_600_000), now)
+  return { period_hours: 24 as const, models: Object.fromEntries(rows.map((row) => [row.model, row.requests])) }
+}
