@@ -4,7 +4,7 @@
 import type { FastifyServerOptions } from 'fastify'
 import type { LoggerOptions } from 'pino'
 
-const SECRET_FIELD = /(pass(word)?|secret|token|key|authorization|cookie)$/i
+const SECRET_FIELD = /(pass(word)?|secrets?|tokens?|keys?|authorization|cookies?|hash)$/i
 const SECRET_VALUE = /\b(sk-[A-Za-z0-9]{8,}|km[ms]_[A-Za-z0-9]{8,})/g
 const CENSOR = '[redacted]'
 
@@ -23,7 +23,8 @@ export function scrub (value: unknown, depth = 0): unknown {
   if (proto !== Object.prototype && proto !== null) return value
   const out: Record<string, unknown> = {}
   for (const [name, item] of Object.entries(value)) {
-    out[name] = SECRET_FIELD.test(name) && item !== null && typeof item !== 'object' && typeof item !== 'boolean' && typeof item !== 'number' ? CENSOR : scrub(item, depth + 1)
+    // under a secret's name, anything that can carry one (strings, arrays, objects) is censored whole
+    out[name] = SECRET_FIELD.test(name) && item !== null && typeof item !== 'boolean' && typeof item !== 'number' ? CENSOR : scrub(item, depth + 1)
   }
   return out
 }
