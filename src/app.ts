@@ -23,8 +23,10 @@ import { LoginThrottle } from './modules/auth/service.js'
 import gatewayRoutes from './modules/gateway/routes.js'
 import healthRoutes from './modules/health/routes.js'
 import keyRoutes from './modules/keys/routes.js'
+import keyStatsRoutes from './modules/keystats/routes.js'
 import priceRoutes from './modules/prices/routes.js'
 import providerRoutes from './modules/providers/routes.js'
+import statsRoutes from './modules/stats/routes.js'
 import tokenRoutes from './modules/tokens/routes.js'
 import usageRoutes from './modules/usage/routes.js'
 import userRoutes from './modules/users/routes.js'
@@ -56,7 +58,8 @@ export function serverOptions (config: AppConfig, extras: ServerExtras = {}): Fa
     logger: loggerOptions(config.LOG_LEVEL, extras.logStream),
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: config.TRUST_PROXY,
-    requestIdHeader: 'x-request-id',
+    // genReqId reads x-request-id itself: with requestIdHeader set, Fastify would take any header value unchecked
+    requestIdHeader: false,
     // accept a caller's id only when it is short and plain, else make one
     genReqId: (req) => {
       const given = req.headers['x-request-id']
@@ -154,6 +157,8 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(priceRoutes, { prefix: '/api' })
   await app.register(gatewayRoutes, { prefix: '/api' })
   await app.register(usageRoutes, { prefix: '/api' })
+  await app.register(statsRoutes, { prefix: '/api' })
+  await app.register(keyStatsRoutes, { prefix: '/api/key-stats' })
   await app.register(auditRoutes, { prefix: '/api/admin/audit-logs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

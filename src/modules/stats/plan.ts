@@ -1,0 +1,37 @@
+// How a range [start, end) is read: whole rollup buckets where they fit, raw usage
+// rows for the ragged ends. Rollup buckets are UTC hours and UTC days, so the cuts are
+// on epoch multiples of an hour or a day whatever the caller's offset. Every span is
+// half-open and may be empty (from = to), so each query has a fixed shape.
+import type { Range } from '../../lib/time.js'
+
+export interface Span { from: Date, to: Date }
+
+/** Whole hours from an hourly rollup, two ragged edges from raw rows. */
+export interface HourPlan { hours: Span, edges: [Span, Span] }
+
+/** Whole UTC days from the daily rollup, the whole hours beside them, the raw edges. */
+export interface DayPlan { days: Span, hours: [Span, Span], edges: [Span, Span] }
+
+const HOUR = 3_600_000
+const DAY = 86_400_000
+
+/** The whole units inside [from, to), and what is left before and after them. */
+function carve (from: number, to: number, unit: number): { whole: Span, before: Span, after: Span } {
+  const first = Math.ceil(from / unit) * unit
+  const last = Math.floor(to / unit) * unit
+  const span = (a: number, b: number): Span => ({ from: new Date(a), to: new Date(b) })
+  // no whole unit (both ends inside one unit, or across one boundary): all of it is an edge
+  if (first >= last) return { whole: span(to, to), before: span(from, to), after: span(to, to) }
+  return { whole: span(first, last), before: span(from, first), after: span(last, to) }
+}
+
+export function hourPlan (range: Range): HourPlan {
+  const h = carve(range.start.getTime(), range.end.getTime(), HOUR)
+  return { hours: h.whole, edges: [h.before, h.after] }
+}
+
+export function dayPlan (range: Range): DayPlan {
+  const h = carve(range.start.getTime(), range.end.getTime(), HOUR)
+  const d = carve(h.whole.from.getTime(), h.whole.to.getTime(), DAY)
+  return { days: d.whole, hours: [d.before, d.after], edges: [h.before, h.after] }
+}

@@ -1,0 +1,448 @@
+// The usage statistics SQL, on the shared pg pool (unnamed statements, so each is
+// planned with its parameter values: an absent filter's `$n IS NULL` folds away).
+//
+// Totals come from the hourly rollups for the whole hours of a range and from raw
+// usage rows for its ragged edges (see plan.ts); a raw row is shaped exactly like
+// the contribution ingestion adds to a rollup (src/modules/usage/rollups.ts), so the
+// two halves add up to what a GROUP BY over the raw rows gives. The fragments below
+// are constants: every value reaches PostgreSQL as a parameter.
+import type { Sql } from '../../db/prisma.js'
+import type { TieredPricing } from '../usage/pricing.js'
+import type { DayPlan, HourPlan, Span } from './plan.js'
+
+/** what rollups count: finished requests */
+const FINISHED = `u.status IN ('completed', 'failed', 'cancelled')`
+/** a candidate that was actually sent to its provider */
+const EXECUTED = `c.status NOT IN ('skipped', 'available')`
+/** the raw rows of a plan's two edges, $3–$6 */
+const EDGES = `(u.created_at >= $3 AND u.created_at < $4 OR u.created_at >= $5 AND u.created_at < $6)`
+
+/** a raw usage row as the measures it adds to a rollup row */
+const RAW_MEASURES = `1 AS requests, (u.status = 'failed')::int AS errors, u.total_tokens::bigint AS total_tokens,
+  u.total_cost, u.actual_total_cost, COALESCE(u.response_time_ms, 0)::bigint AS response_time_sum_ms,
+  (u.response_time_ms IS NOT NULL)::int AS response_time_count, u.cache_creation_input_tokens::bigint AS cache_creation_tokens,
+  u.cache_read_input_tokens::bigint AS cache_read_tokens, u.cache_creation_cost, u.cache_read_cost`
+const ROLLUP_MEASURES = `r.requests, r.errors, r.total_tokens, r.total_cost, r.actual_total_cost, r.response_time_sum_ms,
+  r.response_time_count, r.cache_creation_tokens, r.cache_read_tokens, r.cache_creation_cost, r.cache_read_cost`
+const SUMS = `COALESCE(sum(requests), 0)::bigint AS requests, COALESCE(sum(errors), 0)::bigint AS errors,
+  COALESCE(sum(total_tokens), 0)::bigint AS total_tokens, COALESCE(sum(total_cost), 0)::bigint AS total_cost,
+  COALESCE(sum(actual_total_cost), 0)::bigint AS actual_total_cost, COALESCE(sum(response_time_sum_ms), 0)::bigint AS response_time_sum_ms,
+  COALESCE(sum(response_time_count), 0)::bigint AS response_time_count, COALESCE(sum(cache_creation_tokens), 0)::bigint AS cache_creation_tokens,
+  COALESCE(sum(cache_read_tokens), 0)::bigint AS cache_read_tokens, COALESCE(sum(cache_creation_cost), 0)::bigint AS cache_creation_cost,
+  COALESCE(sum(cache_read_cost), 0)::bigint AS cache_read_cost`
+
+/** Sums over finished requests; bigint columns arrive as strings. */
+export interface Totals {
+  requests: string
+  errors: string
+  total_tokens: string
+  total_cost: string
+  actual_total_cost: string
+  response_time_sum_ms: string
+  response_time_count: string
+  cache_creation_tokens: string
+  cache_read_tokens: string
+  cache_creation_cost: string
+  cache_read_cost: string
+}
+
+const hourParams = (plan: HourPlan) => [plan.hours.from, plan.hours.to, plan.edges[0].from, plan.edges[0].to, plan.edges[1].from, plan.edges[1].to]
+
+/** Every finished request in the range. usage_hourly_model primary key (bucket, …); usage (created_at) for the edges. */
+export async function globalTotals (db: Sql, plan: HourPlan): Promise<Totals> {
+  const { rows } = await db.query<Totals>(`
+    SELECT ${SUMS} FROM (
+      SELECT ${ROLLUP_MEASURES} FROM usage_hourly_model r WHERE r.bucket >= $1 AND r.bucket < $2
+      UNION ALL
+      SELECT ${RAW_MEASURES} FROM usage u WHERE ${FINISHED} AND ${EDGES}
+    ) p`, hourParams(plan))
+  return rows[0]!
+}
+
+/** One user's finished requests in the range. usage_hourly (user_id, bucket); usage (user_id, created_at) for the edges. */
+export async function userTotals (db: Sql, userId: string, plan: HourPlan): Promise<Totals> {
+  const { rows } = await db.query<Totals>(`
+    SELECT ${SUMS} FROM (
+      SELECT ${ROLLUP_MEASURES} FROM usage_hourly r WHERE r.user_id = $7 AND r.bucket >= $1 AND r.bucket < $2
+      UNION ALL
+      SELECT ${RAW_MEASURES} FROM usage u WHERE u.user_id = $7 AND ${FINISHED} AND ${EDGES}
+    ) p`, [...hourParams(plan), userId])
+  return rows[0]!
+}
+
+export type Grouped = Totals & { key: string }
+
+// Aggregations leave out requests that reached no provider: a rollup row counts when
+// its provider exists (absent is the nil uuid; a deleted provider's rows are SET NULL
+// in usage, so the rollup must forget them too), a raw row when provider_id is set.
+const grouped = (rollupKey: string, rawKey: string) => `
+  SELECT key, ${SUMS} FROM (
+    SELECT ${rollupKey} AS key, ${ROLLUP_MEASURES} FROM usage_hourly_model r
+     WHERE r.bucket >= $1 AND r.bucket < $2 AND r.provider_id IN (SELECT id FROM providers)
+    UNION ALL
+    SELECT ${rawKey} AS key, ${RAW_MEASURES} FROM usage u WHERE ${FINISHED} AND ${EDGES} AND u.provider_id IS NOT NULL
+  ) p
+  GROUP BY key HAVING sum(requests) <> 0`
+
+// usage_hourly_model primary key (bucket, …); usage (created_at) for the edges
+const BY_MODEL = `${grouped('r.model', 'u.model')} ORDER BY requests DESC, key LIMIT $7`
+// the same; a request without a format is '' in rollups, NULL in usage
+const BY_API_FORMAT = `${grouped('r.api_format', `COALESCE(u.api_format, '')`)} ORDER BY requests DESC, key LIMIT $7`
+const BY_PROVIDER = grouped('r.provider_id', 'u.provider_id')
+
+export async function totalsByModel (db: Sql, plan: HourPlan, limit: number): Promise<Grouped[]> {
+  return (await db.query<Grouped>(BY_MODEL, [...hourParams(plan), limit])).rows
+}
+
+export async function totalsByApiFormat (db: Sql, plan: HourPlan, limit: number): Promise<Grouped[]> {
+  return (await db.query<Grouped>(BY_API_FORMAT, [...hourParams(plan), limit])).rows
+}
+
+export interface ProviderRow {
+  provider_id: string
+  provider: string
+  total_tokens: string
+  total_cost: string
+  actual_total_cost: string
+  attempts: string
+  successes: string
+  failures: string
+  latency_sum_ms: string
+  latency_count: string
+}
+
+/**
+ * Per provider: tokens and costs from the rollups (as BY_MODEL); attempts, successes,
+ * failures and latency from request_candidates — plus one implicit attempt for each
+ * finished request reported without an executed candidate: failed if the request
+ * failed, successful otherwise (a cancellation is the client's doing), with the
+ * request's response time. Implicit attempts are the rollups' requests less the
+ * requests that have candidates, so only the candidates' own requests are read raw.
+ *
+ * Cost: no candidate rollup exists, so this is one GROUP BY over the range's executed
+ * candidates (request_candidates (provider_id, created_at)) and one usage (request_id)
+ * probe per request among them: linear in candidates, not in requests. A provider ×
+ * hour attempt rollup would make it constant.
+ */
+export async function totalsByProvider (db: Sql, plan: HourPlan, range: Span, limit: number): Promise<ProviderRow[]> {
+  const { rows } = await db.query<ProviderRow>(`
+    WITH spent AS (${BY_PROVIDER}),
+    sent AS MATERIALIZED (
+      SELECT c.request_id, c.provider_id, c.status, c.latency_ms FROM request_candidates c
+       WHERE c.created_at >= $7 AND c.created_at < $8 AND ${EXECUTED}
+    ), tried AS (
+      SELECT provider_id, count(*) AS attempts, count(*) FILTER (WHERE status = 'success') AS successes,
+             count(*) FILTER (WHERE status = 'failed') AS failures, COALESCE(sum(latency_ms), 0) AS latency_sum_ms, count(latency_ms) AS latency_count
+        FROM sent WHERE provider_id IS NOT NULL
+       GROUP BY provider_id
+    ), reported AS (
+      SELECT u.provider_id, count(*) AS requests, count(*) FILTER (WHERE u.status = 'failed') AS failed,
+             COALESCE(sum(u.response_time_ms), 0) AS rt_sum, count(u.response_time_ms) AS rt_count
+        FROM (SELECT DISTINCT request_id FROM sent) c
+        -- LIMIT keeps this a probe per request (request_id is unique), never a scan of the range's usage
+       CROSS JOIN LATERAL (SELECT * FROM usage u WHERE u.request_id = c.request_id LIMIT 1) u
+       WHERE ${FINISHED} AND u.created_at >= $7 AND u.created_at < $8 AND u.provider_id IS NOT NULL
+       GROUP BY u.provider_id
+    ), implicit AS (
+      SELECT s.key AS provider_id, s.requests - COALESCE(r.requests, 0) AS attempts, s.errors - COALESCE(r.failed, 0) AS failures,
+             s.response_time_sum_ms - COALESCE(r.rt_sum, 0) AS rt_sum, s.response_time_count - COALESCE(r.rt_count, 0) AS rt_count
+        FROM spent s LEFT JOIN reported r ON r.provider_id = s.key
+    )
+    SELECT p.id AS provider_id, p.name AS provider,
+           COALESCE(s.total_tokens, 0) AS total_tokens, COALESCE(s.total_cost, 0) AS total_cost, COALESCE(s.actual_total_cost, 0) AS actual_total_cost,
+           COALESCE(t.attempts, 0) + COALESCE(i.attempts, 0) AS attempts,
+           COALESCE(t.successes, 0) + COALESCE(i.attempts - i.failures, 0) AS successes,
+           COALESCE(t.failures, 0) + COALESCE(i.failures, 0) AS failures,
+           COALESCE(t.latency_sum_ms, 0) + COALESCE(i.rt_sum, 0) AS latency_sum_ms,
+           COALESCE(t.latency_count, 0) + COALESCE(i.rt_count, 0) AS latency_count
+      FROM providers p
+      LEFT JOIN spent s ON s.key = p.id
+      LEFT JOIN tried t ON t.provider_id = p.id
+      LEFT JOIN implicit i ON i.provider_id = p.id
+     WHERE s.key IS NOT NULL OR t.provider_id IS NOT NULL
+     ORDER BY attempts DESC, p.id
+     LIMIT $9`, [...hourParams(plan), range.from, range.to, limit])
+  return rows
+}
+
+export interface UserRow { user_id: string, email: string | null, username: string, requests: string, total_tokens: string, total_cost: string }
+
+/**
+ * Per user, from the smallest rollup that answers each part exactly: usage_daily_key
+ * for whole UTC days (a 30-day range reads days × keys × models rows, where
+ * usage_hourly would read 24 times as many), usage_hourly for the whole hours beside
+ * them, raw rows for the edges. The daily rollup has no provider, so the requests of
+ * those days that reached no provider are subtracted from raw rows (they are few, and
+ * usage (provider_id, created_at) finds them). A deleted user's rows (user_id SET NULL
+ * in usage, kept in rollups) are left out on both sides by the join on users.
+ */
+export async function totalsByUser (db: Sql, plan: DayPlan, limit: number): Promise<UserRow[]> {
+  const { rows } = await db.query<UserRow>(`
+    SELECT s.user_id, us.email, us.username, s.requests, s.total_tokens, s.total_cost
+      FROM (
+        SELECT user_id, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens, sum(total_cost)::bigint AS total_cost
+          FROM (
+            -- usage_daily_key: its primary key (day, …) or (user_id, day), whichever the planner finds cheaper
+            SELECT d.user_id, d.requests::bigint AS requests, d.total_tokens, d.total_cost FROM usage_daily_key d
+             WHERE d.day >= ($1::timestamptz AT TIME ZONE 'UTC')::date AND d.day < ($2::timestamptz AT TIME ZONE 'UTC')::date
+            UNION ALL
+            -- usage (provider_id, created_at), provider_id IS NULL
+            SELECT u.user_id, -1, -u.total_tokens::bigint, -u.total_cost FROM usage u
+             WHERE u.provider_id IS NULL AND u.created_at >= $1 AND u.created_at < $2 AND ${FINISHED}
+            UNION ALL
+            -- usage_hourly primary key (bucket, …)
+            SELECT r.user_id, r.requests, r.total_tokens, r.total_cost FROM usage_hourly r
+             WHERE (r.bucket >= $3 AND r.bucket < $4 OR r.bucket >= $5 AND r.bucket < $6) AND r.provider_id IN (SELECT id FROM providers)
+            UNION ALL
+            -- usage (created_at)
+            SELECT u.user_id, 1, u.total_tokens::bigint, u.total_cost FROM usage u
+             WHERE (u.created_at >= $7 AND u.created_at < $8 OR u.created_at >= $9 AND u.created_at < $10) AND ${FINISHED} AND u.provider_id IS NOT NULL
+          ) p
+         GROUP BY user_id HAVING sum(requests) <> 0
+      ) s
+      JOIN users us ON us.id = s.user_id
+     ORDER BY s.requests DESC, s.user_id
+     LIMIT $11`,
+  [plan.days.from, plan.days.to, plan.hours[0].from, plan.hours[0].to, plan.hours[1].from, plan.hours[1].to,
+    plan.edges[0].from, plan.edges[0].to, plan.edges[1].from, plan.edges[1].to, limit])
+  return rows
+}
+
+export interface HeatmapDay { day: string, requests: string, total_tokens: string, total_cost: string, actual_total_cost: string }
+
+/**
+ * Finished requests per local day of `timeZone`, for the days first…last.
+ * Whole hours come from usage_hourly_model (primary key (bucket, …)), each counted on
+ * the local day that holds its middle. Where a local midnight falls inside an hour
+ * (+05:30, +05:45), the smaller part of that hour (at most 30 minutes, all on one local
+ * day) is summed from raw rows (usage (created_at)) and moved from the middle's day to
+ * its own: the least raw reading that splits the hour exactly. Zones on whole-hour
+ * offsets read no raw row. Time-zone arithmetic runs once per hour and per midnight,
+ * never per row.
+ */
+export async function heatmapDays (db: Sql, timeZone: string, first: string, last: string): Promise<HeatmapDay[]> {
+  const { rows } = await db.query<HeatmapDay>(`
+    WITH midnights AS (
+      SELECT d::date AS day, d AT TIME ZONE $1 AS at, date_trunc('hour', d AT TIME ZONE $1, 'UTC') AS hour
+        FROM generate_series($2::date::timestamp, ($3::date + 1)::timestamp, interval '1 day') AS d
+    ), minor AS MATERIALIZED ( -- computed once per midnight, not per raw row joined to it
+      SELECT CASE WHEN early THEN hour ELSE at END AS from_at, CASE WHEN early THEN at ELSE hour + interval '1 hour' END AS to_at,
+             CASE WHEN early THEN day - 1 ELSE day END AS own_day, CASE WHEN early THEN day ELSE day - 1 END AS middle_day
+        FROM (SELECT *, at - hour <= interval '30 minutes' AS early FROM midnights WHERE at <> hour) m
+    ), hours AS MATERIALIZED ( -- so the final filter on days is not pushed down into a conversion per rollup row
+      SELECT bucket, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
+             sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
+        FROM usage_hourly_model
+       -- a constant superset of the local days (no zone is 24 hours off UTC), so the planner can estimate it;
+       -- the hours outside them land on days the final WHERE drops
+       WHERE bucket >= ($2::date - 1)::timestamp AT TIME ZONE 'UTC' AND bucket < ($3::date + 2)::timestamp AT TIME ZONE 'UTC'
+       GROUP BY bucket
+    ), moved AS (
+      SELECT m.own_day, m.middle_day, count(*) AS requests, sum(u.total_tokens)::bigint AS total_tokens,
+             sum(u.total_cost)::bigint AS total_cost, sum(u.actual_total_cost)::bigint AS actual_total_cost
+        FROM minor m JOIN usage u ON u.created_at >= m.from_at AND u.created_at < m.to_at
+       WHERE ${FINISHED}
+       GROUP BY m.own_day, m.middle_day
+    ), parts AS (
+      SELECT ((bucket + interval '30 minutes') AT TIME ZONE $1)::date AS day, requests, total_tokens, total_cost, actual_total_cost FROM hours
+      UNION ALL
+      SELECT d.day, d.sign * requests, d.sign * total_tokens, d.sign * total_cost, d.sign * actual_total_cost
+        FROM moved CROSS JOIN LATERAL (VALUES (own_day, 1), (middle_day, -1)) AS d(day, sign)
+    )
+    SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
+           sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
+      FROM parts
+     WHERE day BETWEEN $2::date AND $3::date
+     GROUP BY day`, [timeZone, first, last])
+  return rows
+}
+
+// ---- records and detail (raw rows) ----
+
+export interface RecordFilter {
+  start: Date | null
+  end: Date | null
+  userId: string | null
+  username: string | null
+  model: string | null
+  provider: string | null
+  apiKeyId: string | null
+  /** statuses allowed, null = any */
+  statuses: string[] | null
+  isStream: boolean | null
+  /** failed or status_code >= 400 */
+  errorsOnly: boolean
+  /** ILIKE patterns (wildcards already escaped), all of which must match; at most KEYWORD_SLOTS */
+  patterns: string[]
+}
+
+/**
+ * Search keywords, one per parameter slot ($11–$20; an unused slot is NULL and folds
+ * away): each must match one of the four fields. Written out as plain column ILIKE
+ * constant, each gets the columns' statistics, so for a common word the planner walks
+ * usage (created_at) backwards to fill the page instead of sorting every match.
+ */
+export const KEYWORD_SLOTS = 10
+const keywordSlot = (n: number) =>
+  `AND ($${n}::text IS NULL OR us.username ILIKE $${n} OR k.name ILIKE $${n} OR u.model ILIKE $${n} OR COALESCE(p.name, u.provider_name) ILIKE $${n})`
+
+const RECORD_FROM = `
+  FROM usage u
+  LEFT JOIN users us ON us.id = u.user_id
+  LEFT JOIN api_keys k ON k.id = u.api_key_id
+  LEFT JOIN providers p ON p.id = u.provider_id`
+
+// Filters resolve names to ids so each can use its index: usage (user_id, created_at),
+// (model, created_at), (provider_id, created_at), (api_key_id, created_at), (status).
+const RECORD_WHERE = `
+  WHERE ($1::timestamptz IS NULL OR u.created_at >= $1)
+    AND ($2::timestamptz IS NULL OR u.created_at < $2)
+    AND ($3::uuid IS NULL OR u.user_id = $3)
+    AND ($4::text IS NULL OR u.user_id IN (SELECT id FROM users WHERE username = $4))
+    AND ($5::text IS NULL OR u.model = $5)
+    AND ($6::text IS NULL OR u.provider_id IN (SELECT id FROM providers WHERE name = $6))
+    AND ($7::uuid IS NULL OR u.api_key_id = $7)
+    AND ($8::usage_status[] IS NULL OR u.status = ANY($8))
+    AND ($9::boolean IS NULL OR u.is_stream = $9)
+    AND (NOT $10::boolean OR u.status = 'failed' OR u.status_code >= 400)
+    ${Array.from({ length: KEYWORD_SLOTS }, (_, i) => keywordSlot(11 + i)).join('\n    ')}`
+
+const filterParams = (f: RecordFilter) => [f.start, f.end, f.userId, f.username, f.model, f.provider, f.apiKeyId, f.statuses, f.isStream, f.errorsOnly,
+  ...Array.from({ length: KEYWORD_SLOTS }, (_, i) => f.patterns[i] ?? null)]
+
+/** has_fallback: more than one candidate actually sent; request_candidates (request_id, …) */
+const RECORD_COLUMNS = `
+  u.id, u.request_id, u.user_id, us.username, us.email, u.api_key_id, k.name AS api_key_name, k.key_prefix AS api_key_display,
+  u.provider_id, COALESCE(p.name, u.provider_name) AS provider, u.model, u.target_model, u.api_format, u.is_stream, u.status::text AS status,
+  u.status_code, u.error_message, u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens, u.total_tokens,
+  u.total_cost, u.actual_total_cost, u.response_time_ms, u.first_byte_time_ms, u.created_at,
+  (SELECT count(*) FROM request_candidates c WHERE c.request_id = u.request_id AND ${EXECUTED}) > 1 AS has_fallback`
+
+export interface RecordRow {
+  id: string
+  request_id: string
+  user_id: string | null
+  username: string | null
+  email: string | null
+  api_key_id: string | null
+  api_key_name: string | null
+  api_key_display: string | null
+  provider_id: string | null
+  provider: string | null
+  model: string
+  target_model: string | null
+  api_format: string | null
+  is_stream: boolean
+  status: string
+  status_code: number | null
+  error_message: string | null
+  input_tokens: number
+  output_tokens: number
+  cache_creation_input_tokens: number
+  cache_read_input_tokens: number
+  total_tokens: number
+  total_cost: string
+  actual_total_cost: string
+  response_time_ms: number | null
+  first_byte_time_ms: number | null
+  created_at: Date
+  has_fallback: boolean
+}
+
+/** One page, newest first; the page's ids first, so has_fallback runs for those rows only. */
+export async function recordPage (db: Sql, filter: RecordFilter, limit: number, offset: number): Promise<RecordRow[]> {
+  const { rows } = await db.query<RecordRow>(`
+    WITH page AS (
+      SELECT u.id, u.created_at ${RECORD_FROM} ${RECORD_WHERE}
+       ORDER BY u.created_at DESC, u.id DESC
+       LIMIT $21 OFFSET $22
+    )
+    SELECT ${RECORD_COLUMNS}
+      FROM page JOIN usage u ON u.id = page.id
+      LEFT JOIN users us ON us.id = u.user_id
+      LEFT JOIN api_keys k ON k.id = u.api_key_id
+      LEFT JOIN providers p ON p.id = u.provider_id
+     ORDER BY page.created_at DESC, page.id DESC`, [...filterParams(filter), limit, offset])
+  return rows
+}
+
+/** How many rows match, counting at most `cap` + 1 of them (an exact count of millions costs seconds). */
+export async function countRecords (db: Sql, filter: RecordFilter, cap: number): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`
+    SELECT count(*)::int AS n FROM (SELECT 1 ${RECORD_FROM} ${RECORD_WHERE} LIMIT $21) s`, [...filterParams(filter), cap + 1])
+  return rows[0]!.n
+}
+
+/** The planner's estimate of the matching rows. */
+export async function estimateRecords (db: Sql, filter: RecordFilter): Promise<number> {
+  const { rows } = await db.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(
+    `EXPLAIN (FORMAT JSON) SELECT 1 ${RECORD_FROM} ${RECORD_WHERE}`, filterParams(filter))
+  return Math.round(rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows'])
+}
+
+export type DetailRow = RecordRow & Record<
+  'input_cost' | 'output_cost' | 'cache_creation_cost' | 'cache_read_cost' | 'request_cost' | 'actual_input_cost' | 'actual_output_cost' |
+  'actual_cache_creation_cost' | 'actual_cache_read_cost' | 'actual_request_cost' | 'rate_multiplier', string> & Record<
+  'input_price_per_1m' | 'output_price_per_1m' | 'cache_write_5m_price_per_1m' | 'cache_write_1h_price_per_1m' | 'cache_read_price_per_1m' |
+  'price_per_request', string | null> & {
+  cache_creation_5m_input_tokens: number
+  cache_creation_1h_input_tokens: number
+  provider_endpoint_id: string | null
+  provider_api_key_id: string | null
+  pricing_source: string | null
+  tiered_pricing: TieredPricing | null
+  metadata: unknown
+  finished_at: Date | null
+  request_headers: unknown
+  response_headers: unknown
+  request_body: unknown
+  response_body: unknown
+}
+
+/** One usage row with everything about it; `userId` scopes it to its owner. usage primary key, usage_bodies primary key. */
+export async function usageDetail (db: Sql, id: string, userId: string | null): Promise<DetailRow | undefined> {
+  const { rows } = await db.query<DetailRow>(`
+    SELECT ${RECORD_COLUMNS},
+           u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens, u.provider_endpoint_id, u.provider_api_key_id,
+           u.input_cost, u.output_cost, u.cache_creation_cost, u.cache_read_cost, u.request_cost,
+           u.actual_input_cost, u.actual_output_cost, u.actual_cache_creation_cost, u.actual_cache_read_cost, u.actual_request_cost,
+           u.input_price_per_1m, u.output_price_per_1m, u.cache_write_5m_price_per_1m, u.cache_write_1h_price_per_1m,
+           u.cache_read_price_per_1m, u.price_per_request, u.rate_multiplier::text AS rate_multiplier, u.pricing_source,
+           u.tiered_pricing, u.metadata, u.finished_at,
+           b.request_headers, b.response_headers, b.request_body, b.response_body
+      ${RECORD_FROM}
+      LEFT JOIN usage_bodies b ON b.usage_id = u.id
+     WHERE u.id = $1 AND ($2::uuid IS NULL OR u.user_id = $2)`, [id, userId])
+  return rows[0]
+}
+
+export interface CandidateRow {
+  candidate_index: number
+  retry_index: number
+  provider_id: string | null
+  provider: string | null
+  provider_endpoint_id: string | null
+  provider_api_key_id: string | null
+  status: string
+  skip_reason: string | null
+  is_cached: boolean
+  status_code: number | null
+  error_type: string | null
+  error_message: string | null
+  latency_ms: number | null
+  started_at: Date | null
+  finished_at: Date | null
+}
+
+/** A request's candidates in the order they were tried. request_candidates (request_id, candidate_index, retry_index). */
+export async function requestCandidates (db: Sql, requestId: string): Promise<CandidateRow[]> {
+  const { rows } = await db.query<CandidateRow>(`
+    SELECT c.candidate_index, c.retry_index, c.provider_id, p.name AS provider, c.provider_endpoint_id, c.provider_api_key_id,
+           c.status::text AS status, c.skip_reason, c.is_cached, c.status_code, c.error_type, c.error_message, c.latency_ms,
+           c.started_at, c.finished_at
+      FROM request_candidates c
+      LEFT JOIN providers p ON p.id = c.provider_id
+     WHERE c.request_id = $1
+     ORDER BY c.candidate_index, c.retry_index`, [requestId])
+  return rows
+}

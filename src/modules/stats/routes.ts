@@ -1,0 +1,86 @@
+// Usage statistics: admins' views of all usage (/api/admin/usage/…) and a user's of
+// their own (/api/users/me/usage/…), with the same shapes. Another user's record is a
+// 404, never a hint that it exists.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { errorResponses } from '../../http/schemas.js'
+import { dateRange, requireTimeZone } from '../../lib/time.js'
+import {
+  Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, Records, RecordsQuery, Stats, StatsQuery, UsageDetail, UsageParams
+} from './schemas.js'
+import { aggregate, detail, heatmap, recordFilter, records, usageStats } from './service.js'
+
+const tags = ['usage']
+/** default and widest range of the statistics, in days */
+const DEFAULT_DAYS = 30
+const MAX_DAYS = 366
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  // ---- admin ----
+  app.get('/admin/usage/stats', {
+    schema: { tags, summary: 'Totals of every finished request in the range', querystring: StatsQuery, response: { 200: Stats, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'usage.stats',
+    mode: 'admin',
+    handle: async ({ query }) => usageStats(app.pg, dateRange(query, DEFAULT_DAYS, MAX_DAYS))
+  }))
+
+  app.get('/admin/usage/aggregation/stats', {
+    schema: { tags, summary: 'Finished requests that reached a provider, grouped by model, user, provider or API format', querystring: AggregationQuery, response: { 200: Aggregation, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'usage.aggregation',
+    mode: 'admin',
+    handle: async ({ query }) => aggregate(app.pg, query.group_by, dateRange(query, DEFAULT_DAYS, MAX_DAYS), query.limit)
+  }))
+
+  app.get('/admin/usage/heatmap', {
+    schema: { tags, summary: 'Requests per local day for the 365 days ending today, zero-filled', querystring: HeatmapQuery, response: { 200: Heatmap, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'usage.heatmap',
+    mode: 'admin',
+    handle: async ({ query }) => heatmap(app.pg, requireTimeZone(query.timezone ?? app.config.APP_TIMEZONE))
+  }))
+
+  app.get('/admin/usage/records', {
+    schema: { tags, summary: 'Usage records, newest first', querystring: RecordsQuery, response: { 200: Records, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'usage.records',
+    mode: 'admin',
+    handle: async ({ query }) => records(app.pg, recordFilter(query), query.limit, query.offset)
+  }))
+
+  // a uuid only, so it never shadows /admin/usage/active and its siblings
+  app.get('/admin/usage/:usage_id', {
+    schema: { tags, summary: 'One usage record in full', params: UsageParams, response: { 200: UsageDetail, ...errorResponses(404) } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'usage.detail',
+    mode: 'admin',
+    handle: async ({ params }) => detail(app.pg, params.usage_id, null)
+  }))
+
+  // ---- users: their own ----
+  app.get('/users/me/usage/stats', {
+    schema: { tags, summary: 'Totals of your finished requests in the range', querystring: StatsQuery, response: { 200: Stats, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'own_usage.stats',
+    mode: 'user',
+    handle: async ({ query, user }) => usageStats(app.pg, dateRange(query, DEFAULT_DAYS, MAX_DAYS), user.id)
+  }))
+
+  app.get('/users/me/usage/records', {
+    schema: { tags, summary: 'Your usage records, newest first', querystring: OwnRecordsQuery, response: { 200: Records, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'own_usage.records',
+    mode: 'user',
+    handle: async ({ query, user }) => records(app.pg, { ...recordFilter(query), userId: user.id }, query.limit, query.offset)
+  }))
+
+  app.get('/users/me/usage/:usage_id', {
+    schema: { tags, summary: 'One of your usage records in full', params: UsageParams, response: { 200: UsageDetail, ...errorResponses(404) } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'own_usage.detail',
+    mode: 'user',
+    handle: async ({ params, user }) => detail(app.pg, params.usage_id, user.id)
+  }))
+}
+
+export default routes

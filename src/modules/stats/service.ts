@@ -1,0 +1,243 @@
+// Usage statistics: turns the query results (integer nano-USD, bigint strings) into
+// the API's shapes (USD numbers, rates and averages rounded once, here).
+import type { Sql } from '../../db/prisma.js'
+import { Errors } from '../../http/errors.js'
+import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
+import { datesBetween, localDate, type Range } from '../../lib/time.js'
+import { dayPlan, hourPlan } from './plan.js'
+import {
+  countRecords, estimateRecords, globalTotals, KEYWORD_SLOTS, heatmapDays, recordPage, requestCandidates, totalsByApiFormat, totalsByModel,
+  totalsByProvider, totalsByUser, usageDetail, userTotals, type RecordFilter, type RecordRow, type Totals
+} from './queries.js'
+
+const int = (value: string | number | null | undefined) => Number(value ?? 0)
+const usd = (value: string | null | undefined) => nanoToUsd(BigInt(value ?? 0))
+/** x / of × 100, 2 decimals; 0 when there is nothing to divide by */
+const percent = (x: number, of: number) => of === 0 ? 0 : Math.round(x / of * 10_000) / 100
+/** average milliseconds, 1 decimal */
+const avgMs = (sum: string | number, count: string | number) => int(count) === 0 ? 0 : Math.round(int(sum) / int(count) * 10) / 10
+
+function toStats (t: Totals) {
+  const requests = int(t.requests)
+  const errors = int(t.errors)
+  return {
+    total_requests: requests,
+    total_tokens: int(t.total_tokens),
+    total_cost: usd(t.total_cost),
+    total_actual_cost: usd(t.actual_total_cost),
+    // seconds, to the millisecond
+    avg_response_time: int(t.response_time_count) === 0 ? 0 : Math.round(int(t.response_time_sum_ms) / int(t.response_time_count)) / 1000,
+    error_count: errors,
+    error_rate: percent(errors, requests),
+    cache_stats: {
+      cache_creation_tokens: int(t.cache_creation_tokens),
+      cache_read_tokens: int(t.cache_read_tokens),
+      cache_creation_cost: usd(t.cache_creation_cost),
+      cache_read_cost: usd(t.cache_read_cost)
+    }
+  }
+}
+
+/** Totals over every finished request in the range, or one user's. */
+export async function usageStats (db: Sql, range: Range, userId?: string) {
+  const plan = hourPlan(range)
+  return toStats(userId === undefined ? await globalTotals(db, plan) : await userTotals(db, userId, plan))
+}
+
+export type GroupBy = 'model' | 'user' | 'provider' | 'api_format'
+
+export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, limit: number) {
+  switch (groupBy) {
+    case 'model':
+      return (await totalsByModel(db, hourPlan(range), limit)).map((row) => ({
+        model: row.key, request_count: int(row.requests), total_tokens: int(row.total_tokens), total_cost: usd(row.total_cost), actual_cost: usd(row.actual_total_cost)
+      }))
+    case 'api_format':
+      return (await totalsByApiFormat(db, hourPlan(range), limit)).map((row) => ({
+        api_format: row.key === '' ? null : row.key,
+        request_count: int(row.requests),
+        total_tokens: int(row.total_tokens),
+        total_cost: usd(row.total_cost),
+        actual_cost: usd(row.actual_total_cost),
+        avg_response_time_ms: avgMs(row.response_time_sum_ms, row.response_time_count)
+      }))
+    case 'user':
+      return (await totalsByUser(db, dayPlan(range), limit)).map((row) => ({
+        user_id: row.user_id, email: row.email, username: row.username, request_count: int(row.requests), total_tokens: int(row.total_tokens), total_cost: usd(row.total_cost)
+      }))
+    case 'provider':
+      return (await totalsByProvider(db, hourPlan(range), { from: range.start, to: range.end }, limit)).map((row) => ({
+        provider_id: row.provider_id,
+        provider: row.provider,
+        request_count: int(row.attempts),
+        total_tokens: int(row.total_tokens),
+        total_cost: usd(row.total_cost),
+        actual_cost: usd(row.actual_total_cost),
+        avg_response_time_ms: avgMs(row.latency_sum_ms, row.latency_count),
+        success_rate: percent(int(row.successes), int(row.attempts)),
+        error_count: int(row.failures)
+      }))
+  }
+}
+
+export const HEATMAP_DAYS = 365
+
+/** The 365 local days ending today in `timeZone`, zero-filled. */
+export async function heatmap (db: Sql, timeZone: string, now = new Date()) {
+  const today = localDate(now, timeZone)
+  const first = new Date(Date.parse(`${today}T00:00:00Z`) - (HEATMAP_DAYS - 1) * 86_400_000).toISOString().slice(0, 10)
+  const byDate = new Map((await heatmapDays(db, timeZone, first, today)).map((row) => [row.day, row]))
+  const days = datesBetween(first, today).map((date) => {
+    const row = byDate.get(date)
+    return { date, requests: int(row?.requests), total_tokens: int(row?.total_tokens), total_cost: usd(row?.total_cost), actual_total_cost: usd(row?.actual_total_cost) }
+  })
+  return { start_date: first, end_date: today, total_days: days.length, max_requests: Math.max(0, ...days.map((d) => d.requests)), days }
+}
+
+// ---- records ----
+
+export const MAX_KEYWORDS = KEYWORD_SLOTS
+/** Totals up to this many rows are counted exactly; beyond, the planner's estimate is given. */
+export const EXACT_COUNT_CAP = 10_000
+
+type Category = 'stream' | 'standard' | 'error' | 'pending' | 'streaming' | 'completed' | 'failed' | 'active'
+
+const CATEGORIES: Record<Category, Pick<RecordFilter, 'statuses' | 'isStream' | 'errorsOnly'>> = {
+  stream: { statuses: null, isStream: true, errorsOnly: false },
+  standard: { statuses: null, isStream: false, errorsOnly: false },
+  error: { statuses: null, isStream: null, errorsOnly: true },
+  pending: { statuses: ['pending'], isStream: null, errorsOnly: false },
+  streaming: { statuses: ['streaming'], isStream: null, errorsOnly: false },
+  completed: { statuses: ['completed'], isStream: null, errorsOnly: false },
+  failed: { statuses: ['failed'], isStream: null, errorsOnly: false },
+  active: { statuses: ['pending', 'streaming'], isStream: null, errorsOnly: false }
+}
+
+/** Keywords as ILIKE patterns that match them literally (`\` is ILIKE's escape character). */
+export function searchPatterns (search: string | undefined): string[] {
+  const words = (search ?? '').split(/\s+/).filter((word) => word !== '')
+  if (words.length > MAX_KEYWORDS) throw Object.assign(new Errors.InvalidInput(`query.search: at most ${MAX_KEYWORDS} keywords`), { field: 'query.search' })
+  return words.map((word) => `%${word.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
+}
+
+export interface RecordsQuery {
+  start_date?: string
+  end_date?: string
+  search?: string
+  user_id?: string
+  username?: string
+  model?: string
+  provider?: string
+  status?: string
+  api_key_id?: string
+  limit: number
+  offset: number
+}
+
+export function recordFilter (query: RecordsQuery): RecordFilter {
+  const start = query.start_date === undefined ? null : new Date(query.start_date)
+  const end = query.end_date === undefined ? null : new Date(query.end_date)
+  if (start !== null && end !== null && start >= end) throw new Errors.InvalidInput('start_date must be before end_date')
+  return {
+    start,
+    end,
+    userId: query.user_id ?? null,
+    username: query.username ?? null,
+    model: query.model ?? null,
+    provider: query.provider ?? null,
+    apiKeyId: query.api_key_id ?? null,
+    ...(query.status === undefined ? { statuses: null, isStream: null, errorsOnly: false } : CATEGORIES[query.status as Category]),
+    patterns: searchPatterns(query.search)
+  }
+}
+
+function toRecord (row: RecordRow) {
+  return {
+    id: row.id,
+    request_id: row.request_id,
+    user_id: row.user_id,
+    username: row.username,
+    api_key: row.api_key_id === null || row.api_key_name === null ? null : { id: row.api_key_id, name: row.api_key_name, display: row.api_key_display ?? '' },
+    provider: row.provider,
+    model: row.model,
+    target_model: row.target_model,
+    api_format: row.api_format,
+    is_stream: row.is_stream,
+    status: row.status,
+    status_code: row.status_code,
+    error_message: row.error_message,
+    input_tokens: row.input_tokens,
+    output_tokens: row.output_tokens,
+    cache_creation_input_tokens: row.cache_creation_input_tokens,
+    cache_read_input_tokens: row.cache_read_input_tokens,
+    total_tokens: row.total_tokens,
+    cost: usd(row.total_cost),
+    actual_cost: usd(row.actual_total_cost),
+    response_time_ms: row.response_time_ms,
+    first_byte_time_ms: row.first_byte_time_ms,
+    has_fallback: row.has_fallback,
+    created_at: row.created_at.toISOString()
+  }
+}
+
+/** A page of records, newest first, and how many match: exact up to `cap`, else estimated. */
+export async function records (db: Sql, filter: RecordFilter, limit: number, offset: number, cap = EXACT_COUNT_CAP) {
+  const rows = await recordPage(db, filter, limit, offset)
+  const page = { records: rows.map(toRecord), limit, offset }
+  // a short page is the end of the list: it says the total without another scan
+  if (rows.length < limit && (rows.length > 0 || offset === 0)) return { ...page, total: offset + rows.length, total_is_estimate: false }
+  const seen = offset + rows.length
+  // counting even `cap` rows costs more than the page; skip it when the planner sees far more
+  const estimate = await estimateRecords(db, filter)
+  if (estimate > cap * 10) return { ...page, total: Math.max(estimate, seen), total_is_estimate: true }
+  const counted = await countRecords(db, filter, cap)
+  if (counted <= cap) return { ...page, total: counted, total_is_estimate: false }
+  return { ...page, total: Math.max(estimate, counted, seen), total_is_estimate: true }
+}
+
+/** One usage row in full; `userId` limits it to that user's rows (another's is a 404). */
+export async function detail (db: Sql, id: string, userId: string | null) {
+  const row = await usageDetail(db, id, userId)
+  if (row === undefined) throw new Errors.NotFound('usage record not found')
+  const candidates = await requestCandidates(db, row.request_id)
+  return {
+    ...toRecord(row),
+    user: row.user_id === null || row.username === null ? null : { id: row.user_id, username: row.username, email: row.email },
+    provider_id: row.provider_id,
+    provider_endpoint_id: row.provider_endpoint_id,
+    provider_api_key_id: row.provider_api_key_id,
+    cache_creation_5m_input_tokens: row.cache_creation_5m_input_tokens,
+    cache_creation_1h_input_tokens: row.cache_creation_1h_input_tokens,
+    input_cost: usd(row.input_cost),
+    output_cost: usd(row.output_cost),
+    cache_creation_cost: usd(row.cache_creation_cost),
+    cache_read_cost: usd(row.cache_read_cost),
+    request_cost: usd(row.request_cost),
+    total_cost: usd(row.total_cost),
+    actual_input_cost: usd(row.actual_input_cost),
+    actual_output_cost: usd(row.actual_output_cost),
+    actual_cache_creation_cost: usd(row.actual_cache_creation_cost),
+    actual_cache_read_cost: usd(row.actual_cache_read_cost),
+    actual_request_cost: usd(row.actual_request_cost),
+    actual_total_cost: usd(row.actual_total_cost),
+    // the snapshot is nano-USD per 1M tokens, so USD per 1M is the same conversion
+    input_price_per_1m: nanoToUsdOrNull(big(row.input_price_per_1m)),
+    output_price_per_1m: nanoToUsdOrNull(big(row.output_price_per_1m)),
+    cache_write_5m_price_per_1m: nanoToUsdOrNull(big(row.cache_write_5m_price_per_1m)),
+    cache_write_1h_price_per_1m: nanoToUsdOrNull(big(row.cache_write_1h_price_per_1m)),
+    cache_read_price_per_1m: nanoToUsdOrNull(big(row.cache_read_price_per_1m)),
+    price_per_request: nanoToUsdOrNull(big(row.price_per_request)),
+    rate_multiplier: Number(row.rate_multiplier),
+    pricing_source: row.pricing_source,
+    finished_at: row.finished_at?.toISOString() ?? null,
+    request_headers: row.request_headers,
+    response_headers: row.response_headers,
+    request_body: row.request_body,
+    response_body: row.response_body,
+    metadata: row.metadata,
+    candidates: candidates.map((c) => ({ ...c, started_at: c.started_at?.toISOString() ?? null, finished_at: c.finished_at?.toISOString() ?? null })),
+    tiered_pricing: row.tiered_pricing
+  }
+}
+
+const big = (value: string | null) => value === null ? null : BigInt(value)
