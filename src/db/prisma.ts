@@ -4,6 +4,7 @@
 // talk SQL directly (gateway verify and usage ingestion), where Prisma's per-query
 // overhead would cost several times the query itself.
 import { PrismaPg } from '@prisma/adapter-pg'
+import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import pg from 'pg'
 import { PrismaClient, type Prisma } from '../generated/prisma/client.js'
@@ -40,3 +41,24 @@ export default fp<{ databaseUrl: string }>(async (app, opts) => {
     await pool.end().catch(() => {}) // the adapter may have ended it already
   })
 }, { name: 'prisma' })
+
+const statementNames = new Map<string, string>()
+
+/**
+ * The same connection or pool, with every statement named after its text: PostgreSQL
+ * then plans each once per connection instead of on every call. For the hot paths,
+ * whose statements are fixed texts with parameters.
+ */
+export function prepared (db: Sql): Sql {
+  const nameOf = (text: string) => {
+    let name = statementNames.get(text)
+    if (name === undefined) {
+      name = `km_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`
+      statementNames.set(text, name)
+    }
+    return name
+  }
+  return {
+    query: ((text: string, values?: unknown[]) => db.query({ name: nameOf(text), text, values })) as Sql['query']
+  }
+}

@@ -62,7 +62,10 @@ interface KeyState {
  * plus raw rows for a midnight that falls inside an hour (half-hour time zones).
  */
 async function loadKeyState (db: Sql, hash: string, timeZone: string, pendingTimeoutMinutes: number): Promise<KeyState | undefined> {
-  const { rows } = await db.query(`
+  // a named statement: PostgreSQL plans it once per connection instead of on every call
+  const { rows } = await db.query({
+    name: 'keymeter_verify_key',
+    text: `
     WITH k AS (
       SELECT k.*, u.is_active AND NOT u.is_deleted AS user_active, u.allowed_models AS user_allowed_models,
              u.allowed_providers AS user_allowed_providers, u.allowed_api_formats AS user_allowed_api_formats, u.quota, u.used,
@@ -86,7 +89,9 @@ async function loadKeyState (db: Sql, hash: string, timeZone: string, pendingTim
              + COALESCE((SELECT sum(total_cost) FROM usage WHERE api_key_id = k.id AND created_at >= k.midnight
                           AND created_at < date_trunc('hour', k.midnight) + interval '1 hour' AND k.midnight <> date_trunc('hour', k.midnight)), 0)
            END::bigint AS today_cost
-      FROM k`, [hash, timeZone, pendingTimeoutMinutes])
+      FROM k`,
+    values: [hash, timeZone, pendingTimeoutMinutes]
+  })
   const row = rows[0] as Record<string, unknown> | undefined
   if (row === undefined) return undefined
   // node-postgres returns bigint columns as strings

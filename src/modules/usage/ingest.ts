@@ -7,7 +7,7 @@
 // as deltas between a row's state before and after the batch, so a completion that
 // replaces a timed-out row (swept to failed/504) corrects it instead of counting twice.
 import type pg from 'pg'
-import type { Sql } from '../../db/prisma.js'
+import { prepared, type Sql } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { pickPrice, type PriceVersion } from '../prices/service.js'
 import type { StoredTier } from '../prices/tiers.js'
@@ -305,7 +305,7 @@ export async function ingestEvents (pool: pg.Pool, events: UsageEventBody[], opt
     for (let attempt = 0; ; attempt++) {
       await client.query('BEGIN')
       try {
-        const results = await ingestBatch(client, events, options)
+        const results = await ingestBatch(prepared(client), events, options)
         await client.query('COMMIT')
         return results
       } catch (error) {
