@@ -7,20 +7,11 @@ import t, { type Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import type { KeymeterApp, RouteInfo } from '../../src/app.js'
 import { buildTestApp, signIn } from '../helper.js'
+import { mulberry32 } from '../prng.js'
 
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 1000)
 const seed = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) >>> 0 : (Math.random() * 2 ** 32) >>> 0
 
-function mulberry32 (state: number) {
-  let a = state >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 type Rng = () => number
 const int = (rng: Rng, n: number) => Math.floor(rng() * n)

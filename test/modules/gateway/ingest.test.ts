@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
 import { sweepStale } from '../../../src/modules/usage/active.js'
+import { mulberry32 } from '../../prng.js'
 import {
   assertConsistent, chargesAndRaw, dumpTables, gateway, GATEWAY, minutesAgo, rollupsAndRaw, UNKNOWN_UUID,
   type Gateway, type Json
@@ -370,16 +371,6 @@ t.test('concurrency: a start and its completion (with start fields) in two paral
 // property test
 // ---------------------------------------------------------------------------------
 
-function mulberry32 (state: number) {
-  let a = state >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** a reference price: nano-USD per token (all integers here, so costs need no rounding) */
 interface RefTier { upTo: number | null, input: bigint, output: bigint, w5: bigint, w1: bigint, read: bigint }
