@@ -1,13 +1,18 @@
-// npm run bench -- <name>: each benchmark prints its figures; none asserts a time.
+// npm run bench -- <name> … [--flags]: each benchmark prints its figures; none asserts a time.
+// Flags (from the first argument starting with --) go to every benchmark named.
 import { ingest, verify } from './gateway.js'
+import { stats } from './stats.js'
 
-const benches: Record<string, () => Promise<void>> = { ingest, verify }
+const benches: Record<string, (args: string[]) => Promise<void>> = { ingest, verify, stats }
 
-const names = process.argv.slice(2)
+const args = process.argv.slice(2)
+const firstFlag = args.findIndex((arg) => arg.startsWith('--'))
+const names = firstFlag === -1 ? args : args.slice(0, firstFlag)
+const flags = firstFlag === -1 ? [] : args.slice(firstFlag)
 const unknown = names.filter((name) => benches[name] === undefined)
 if (names.length === 0 || unknown.length > 0) {
-  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> …`)
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> … [--rows N] [--reset] (stats)`)
   process.exit(2)
 }
-for (const name of names) await benches[name]!()
+for (const name of names) await benches[name]!(flags)
 process.exit(0)

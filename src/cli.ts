@@ -2,11 +2,12 @@
 import { loadConfig } from './config.js'
 import { createDatabase } from './db/prisma.js'
 import { runCleanupJob } from './modules/cleanup/service.js'
+import { seedCommand } from './modules/seed/command.js'
 import { migrate, openRuntime } from './runtime.js'
 
 const log = (line: string) => process.stdout.write(`${line}\n`)
 
-const commands: Record<string, () => Promise<number>> = {
+const commands: Record<string, (args: string[]) => Promise<number>> = {
   migrate: async () => {
     const runtime = await openRuntime(loadConfig(), log)
     try {
@@ -28,20 +29,16 @@ const commands: Record<string, () => Promise<number>> = {
       await pool.end().catch(() => {})
       await runtime.close()
     }
-  }
+  },
+  // seed --rows N [--days 90] [--seed 42] [--reset]
+  seed: (args) => seedCommand(args, log)
 }
-
-const notYet = ['seed']
 
 async function main (argv: string[]): Promise<number> {
   const name = argv[0] ?? ''
   const command = commands[name]
-  if (command !== undefined) return command()
-  if (notYet.includes(name)) {
-    process.stderr.write(`${name}: not yet implemented\n`)
-    return 1
-  }
-  process.stderr.write(`usage: keymeter <${[...Object.keys(commands), ...notYet].join('|')}>\n`)
+  if (command !== undefined) return command(argv.slice(1))
+  process.stderr.write(`usage: keymeter <${Object.keys(commands).join('|')}>\n`)
   return 2
 }
 
