@@ -114,7 +114,9 @@ export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSu
     for (const loader of loaders) if (loader.status === 'rejected') throw loader.reason
     phase('usage rows, candidates, hourly rollup')
     await restoreIndexes(pool)
-    phase('indexes')
+    // statistics before the totals' per-key lookups: without them the planner takes the fresh table for empty
+    await pool.query('ANALYZE usage, usage_hourly')
+    phase('indexes, analyze')
 
     await transaction(pool, async (db) => {
       await insertInFlight(db, ctx.seed, finished, options.rows, ctx.now.getTime())
@@ -127,7 +129,7 @@ export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSu
   } catch (error) {
     throw Object.assign(error as Error, { message: `${(error as Error).message} (the database now holds a partial data set: seed again with --reset)` })
   }
-  await pool.query('ANALYZE usage, request_candidates, usage_hourly, usage_hourly_model, usage_daily_key, api_keys, users')
+  await pool.query('ANALYZE request_candidates, usage_hourly_model, usage_daily_key, api_keys, users, providers')
   const counts = await pool.query<{ rows: string, candidates: string }>('SELECT (SELECT count(*) FROM usage) AS rows, (SELECT count(*) FROM request_candidates) AS candidates')
   phase('analyze')
   return {
