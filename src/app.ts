@@ -20,6 +20,7 @@ import auditRoutes from './modules/audit/routes.js'
 import { writeAudit } from './modules/audit/service.js'
 import authRoutes from './modules/auth/routes.js'
 import { LoginThrottle } from './modules/auth/service.js'
+import cacheRoutes from './modules/cache/routes.js'
 import gatewayRoutes from './modules/gateway/routes.js'
 import healthRoutes from './modules/health/routes.js'
 import keyRoutes from './modules/keys/routes.js'
@@ -158,6 +159,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(gatewayRoutes, { prefix: '/api' })
   await app.register(usageRoutes, { prefix: '/api' })
   await app.register(statsRoutes, { prefix: '/api' })
+  await app.register(cacheRoutes, { prefix: '/api' })
   await app.register(keyStatsRoutes, { prefix: '/api/key-stats' })
   await app.register(auditRoutes, { prefix: '/api/admin/audit-logs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())

@@ -13,6 +13,7 @@ import { pickPrice, type PriceVersion } from '../prices/service.js'
 import type { StoredTier } from '../prices/tiers.js'
 import type { CompleteEventBody, EventResultBody, UsageEventBody } from '../gateway/schemas.js'
 import { multiplierMicros, priceRequest, splitCacheWrites, type Costs } from './pricing.js'
+import { recordCacheData } from '../cache/timeline.js'
 import { isFinished, RollupDeltas, writeTotals, type RollupSource } from './rollups.js'
 
 /** Bodies and headers kept per request, at most this many bytes each (as JSON). */
@@ -416,6 +417,8 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
 
   // 4. write rows, bodies, candidates, rollups and charges
   const rows = [...changed].sort().map((id) => states.get(id)!)
+  // before the upsert: the cache timelines' neighbours are read in their old state
+  await recordCacheData(db, before, rows)
   const usageIds = await upsertRows(db, rows, now)
   await insertBodies(db, bodies, usageIds)
   await insertCandidates(db, candidates)

@@ -1,0 +1,179 @@
+// The prompt-cache analytics SQL (the shared pg pool; every value a parameter).
+// Windows are whole UTC hours (`from` is an hour boundary), so the hourly tables
+// answer them alone; only the timeline's points and the keys' last requests are read
+// from usage rows.
+import type { Sql } from '../../db/prisma.js'
+
+/** Which groups: one scope, optionally one id of it, optionally the keys of one owner. */
+export interface Scope { scope: 'user' | 'api_key', id: string | null, ownerId: string | null }
+
+export interface BinRow { scope_id: string, bin_index: number, count: string, sum_ms: string }
+
+/**
+ * Histogram bins per group over the window. cache_interval_hourly (scope, bucket)
+ * without an id; its primary key (scope, scope_id, bucket, …) with one.
+ */
+export async function intervalBins (db: Sql, s: Scope, from: Date): Promise<BinRow[]> {
+  const { rows } = await db.query<BinRow>(`
+    SELECT scope_id, bin_index, sum(count)::bigint AS count, sum(sum_ms)::bigint AS sum_ms
+      FROM cache_interval_hourly
+     WHERE scope = $1 AND bucket >= $2 AND ($3::uuid IS NULL OR scope_id = $3)
+       AND ($4::uuid IS NULL OR scope_id IN (SELECT id FROM api_keys WHERE user_id = $4))
+     GROUP BY scope_id, bin_index
+    HAVING sum(count) <> 0`, [s.scope, from, s.id, s.ownerId])
+  return rows
+}
+
+export interface GroupInfo { id: string, name: string | null, username: string | null, email: string | null }
+
+/** Names of the groups: users, or keys with their owners. */
+export async function groupInfo (db: Sql, scope: Scope['scope'], ids: string[]): Promise<Map<string, GroupInfo>> {
+  const { rows } = scope === 'user'
+    ? await db.query<GroupInfo>('SELECT id, NULL AS name, username, email FROM users WHERE id = ANY($1::uuid[])', [ids])
+    : await db.query<GroupInfo>(`SELECT k.id, k.name, u.username, u.email FROM api_keys k LEFT JOIN users u ON u.id = k.user_id
+                                  WHERE k.id = ANY($1::uuid[])`, [ids])
+  return new Map(rows.map((row) => [row.id, row]))
+}
+
+export interface DominantModel { group_id: string, model: string, input: string | null, cache_write_5m: string | null, cache_write_1h: string | null, cache_read: string | null }
+
+/**
+ * Each group's most requested model over the window's days (usage_daily_key
+ * (user_id, day) / (api_key_id, day)), and that model's current global price's first
+ * tier (model_prices (model, effective_from)); a provider's own price when there is no
+ * global one.
+ */
+export async function dominantModels (db: Sql, scope: Scope['scope'], ids: string[], from: Date): Promise<DominantModel[]> {
+  const { rows } = await db.query<DominantModel>(`
+    SELECT DISTINCT ON (d.group_id) d.group_id, d.model, p.tiers -> 0 ->> 'input' AS input, p.tiers -> 0 ->> 'cache_write_5m' AS cache_write_5m,
+           p.tiers -> 0 ->> 'cache_write_1h' AS cache_write_1h, p.tiers -> 0 ->> 'cache_read' AS cache_read
+      FROM (SELECT CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END AS group_id, model, sum(requests) AS requests
+              FROM usage_daily_key
+             WHERE day >= $3::date AND CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END = ANY($2::uuid[])
+             GROUP BY 1, 2) d
+      LEFT JOIN LATERAL (
+        SELECT tiers FROM model_prices m WHERE m.model = d.model AND m.effective_from <= now()
+         ORDER BY m.provider_id IS NULL DESC, m.effective_from DESC LIMIT 1) p ON true
+     ORDER BY d.group_id, d.requests DESC, d.model`, [scope, ids, from])
+  return rows
+}
+
+export interface HitTotals {
+  requests: string
+  cache_hit_requests: string
+  input_tokens: string
+  cache_read_tokens: string
+  cache_creation_tokens: string
+  cache_read_cost: string
+  cache_creation_cost: string
+}
+
+/**
+ * Finished requests' token and cost totals: usage_hourly_model (bucket, …) for all
+ * traffic; usage_hourly (user_id, bucket) / (api_key_id, bucket) for a user or a key.
+ */
+export async function hitTotals (db: Sql, from: Date, userId: string | null, keyId: string | null): Promise<HitTotals> {
+  const table = userId === null && keyId === null ? 'usage_hourly_model' : 'usage_hourly'
+  const filter = table === 'usage_hourly' ? 'AND ($2::uuid IS NULL OR user_id = $2) AND ($3::uuid IS NULL OR api_key_id = $3)' : ''
+  const { rows } = await db.query<HitTotals>(`
+    SELECT COALESCE(sum(requests), 0)::bigint AS requests, COALESCE(sum(cache_hit_requests), 0)::bigint AS cache_hit_requests,
+           COALESCE(sum(input_tokens), 0)::bigint AS input_tokens, COALESCE(sum(cache_read_tokens), 0)::bigint AS cache_read_tokens,
+           COALESCE(sum(cache_creation_tokens), 0)::bigint AS cache_creation_tokens, COALESCE(sum(cache_read_cost), 0)::bigint AS cache_read_cost,
+           COALESCE(sum(cache_creation_cost), 0)::bigint AS cache_creation_cost
+      FROM ${table} WHERE bucket >= $1 ${filter}`, table === 'usage_hourly' ? [from, userId, keyId] : [from])
+  return rows[0]!
+}
+
+export interface SavingsTotals {
+  read_saving: string
+  write_5m_premium: string
+  write_1h_premium: string
+  cache_write_5m_tokens: string
+  cache_write_1h_tokens: string
+  wasted_5m_tokens: string
+  wasted_1h_tokens: string
+  wasted_cost: string
+}
+
+/** cache_savings_hourly: the primary key (bucket, …) for all; (user_id, bucket) / (api_key_id, bucket) filtered. */
+export async function savingsTotals (db: Sql, from: Date, userId: string | null, keyId: string | null): Promise<SavingsTotals> {
+  const { rows } = await db.query<SavingsTotals>(`
+    SELECT COALESCE(sum(read_saving), 0)::bigint AS read_saving, COALESCE(sum(write_5m_premium), 0)::bigint AS write_5m_premium,
+           COALESCE(sum(write_1h_premium), 0)::bigint AS write_1h_premium, COALESCE(sum(cache_write_5m_tokens), 0)::bigint AS cache_write_5m_tokens,
+           COALESCE(sum(cache_write_1h_tokens), 0)::bigint AS cache_write_1h_tokens, COALESCE(sum(wasted_5m_tokens), 0)::bigint AS wasted_5m_tokens,
+           COALESCE(sum(wasted_1h_tokens), 0)::bigint AS wasted_1h_tokens, COALESCE(sum(wasted_cost), 0)::bigint AS wasted_cost
+      FROM cache_savings_hourly
+     WHERE bucket >= $1 AND ($2::uuid IS NULL OR user_id = $2) AND ($3::uuid IS NULL OR api_key_id = $3)`, [from, userId, keyId])
+  return rows[0]!
+}
+
+export interface LastRequest { created_at: Date, w5: number, w1: number, p5: string | null, p1: string | null }
+
+/**
+ * Each key's last completed request made in the window, if it wrote to the cache:
+ * its writes are wasted once their TTL passes with no next request. One probe per
+ * key on usage (api_key_id, created_at).
+ */
+export async function lastWrites (db: Sql, from: Date, userId: string | null, keyId: string | null): Promise<LastRequest[]> {
+  const { rows } = await db.query<LastRequest>(`
+    SELECT l.created_at, l.cache_creation_5m_input_tokens AS w5, l.cache_creation_1h_input_tokens AS w1,
+           l.cache_write_5m_price_per_1m::text AS p5, l.cache_write_1h_price_per_1m::text AS p1
+      FROM api_keys k
+     CROSS JOIN LATERAL (
+        SELECT u.created_at, u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens, u.cache_write_5m_price_per_1m, u.cache_write_1h_price_per_1m
+          FROM usage u WHERE u.api_key_id = k.id AND u.status = 'completed'
+         ORDER BY u.created_at DESC, u.request_id DESC LIMIT 1) l
+     WHERE ($2::uuid IS NULL OR k.user_id = $2) AND ($3::uuid IS NULL OR k.id = $3)
+       AND l.created_at >= $1 AND l.cache_creation_5m_input_tokens + l.cache_creation_1h_input_tokens > 0`, [from, userId, keyId])
+  return rows
+}
+
+/** Gaps of at most this many milliseconds are timeline points. */
+export const TIMELINE_MAX_GAP_MS = 120 * 60_000
+
+/** Timeline points per hour (cache_interval_hourly, the user scope, bins up to 120 minutes). */
+export async function pointsPerHour (db: Sql, from: Date, userId: string | null, lastBin: number): Promise<Array<{ bucket: Date, count: string }>> {
+  const { rows } = await db.query<{ bucket: Date, count: string }>(`
+    SELECT bucket, sum(count)::bigint AS count FROM cache_interval_hourly
+     WHERE scope = 'user' AND bucket >= $1 AND ($2::uuid IS NULL OR scope_id = $2) AND bin_index BETWEEN 0 AND $3
+     GROUP BY bucket HAVING sum(count) > 0 ORDER BY bucket`, [from, userId, lastBin])
+  return rows
+}
+
+export interface Point { created_at: Date, user_id: string, model: string, gap_ms: string }
+
+/** A completed request's gap to its user's previous one (usage (user_id, created_at), backwards). */
+const USER_GAP = `(SELECT (extract(epoch FROM u.created_at - p.created_at) * 1000)::bigint FROM usage p
+   WHERE p.user_id = u.user_id AND p.status = 'completed' AND p.created_at <= u.created_at AND (p.created_at < u.created_at OR p.request_id < u.request_id)
+   ORDER BY p.created_at DESC, p.request_id DESC LIMIT 1)`
+
+/** Every timeline point in the window, oldest first (usage (created_at) or (user_id, created_at)). */
+export async function allPoints (db: Sql, from: Date, userId: string | null): Promise<Point[]> {
+  const { rows } = await db.query<Point>(`
+    SELECT created_at, user_id, model, gap_ms FROM (
+      SELECT u.created_at, u.request_id, u.user_id, u.model, ${USER_GAP} AS gap_ms
+        FROM usage u WHERE u.created_at >= $1 AND u.status = 'completed' AND u.user_id IS NOT NULL AND ($2::uuid IS NULL OR u.user_id = $2)) t
+     WHERE gap_ms <= $3 ORDER BY created_at, request_id`, [from, userId, TIMELINE_MAX_GAP_MS])
+  return rows
+}
+
+/** The first timeline point in each [lo, hi) slot (one index probe per slot, then one per candidate's gap). */
+export async function firstPointPerSlot (db: Sql, slots: Array<{ lo: Date, hi: Date }>, userId: string | null): Promise<Point[]> {
+  const { rows } = await db.query<Point>(`
+    SELECT p.created_at, p.user_id, p.model, p.gap_ms
+      FROM unnest($1::timestamptz[], $2::timestamptz[]) AS s(lo, hi)
+     CROSS JOIN LATERAL (
+        SELECT u.created_at, u.user_id, u.model, g.gap_ms
+          FROM usage u CROSS JOIN LATERAL (SELECT ${USER_GAP} AS gap_ms) g
+         WHERE u.created_at >= s.lo AND u.created_at < s.hi AND u.status = 'completed' AND u.user_id IS NOT NULL
+           AND ($3::uuid IS NULL OR u.user_id = $3) AND g.gap_ms <= $4
+         ORDER BY u.created_at, u.request_id LIMIT 1) p
+     ORDER BY p.created_at`, [slots.map((s) => s.lo), slots.map((s) => s.hi), userId, TIMELINE_MAX_GAP_MS])
+  return rows
+}
+
+/** Usernames for the timeline's users. */
+export async function usernames (db: Sql, ids: string[]): Promise<Map<string, string>> {
+  const { rows } = await db.query<{ id: string, username: string }>('SELECT id, username FROM users WHERE id = ANY($1::uuid[])', [ids])
+  return new Map(rows.map((row) => [row.id, row.username]))
+}

@@ -1,0 +1,60 @@
+// /api/admin/usage/cache-affinity/* over all traffic, and the same three over a
+// user's own keys at /api/users/me/usage/cache-affinity/*.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { errorResponses } from '../../http/schemas.js'
+import { HitAnalysis, HitQuery, OwnHitQuery, OwnTimelineQuery, OwnTtlQuery, Timeline, TimelineQuery, TtlAnalysis, TtlQuery } from './schemas.js'
+import { hitAnalysis, intervalTimeline, ttlAnalysis } from './service.js'
+
+const tags = ['cache-affinity']
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/admin/usage/cache-affinity/ttl-analysis', {
+    schema: { tags, summary: 'Request intervals per user or key, the TTL they suit, and the cheapest cache', querystring: TtlQuery, response: { 200: TtlAnalysis, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'cache.ttl_analysis',
+    mode: 'admin',
+    handle: async ({ query }) => ttlAnalysis(app.pg, query)
+  }))
+
+  app.get('/admin/usage/cache-affinity/hit-analysis', {
+    schema: { tags, summary: 'Cache hits, net savings and wasted writes', querystring: HitQuery, response: { 200: HitAnalysis, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'cache.hit_analysis',
+    mode: 'admin',
+    handle: async ({ query }) => hitAnalysis(app.pg, query)
+  }))
+
+  app.get('/admin/usage/cache-affinity/interval-timeline', {
+    schema: { tags, summary: 'Request intervals of up to 120 minutes over time', querystring: TimelineQuery, response: { 200: Timeline, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'cache.interval_timeline',
+    mode: 'admin',
+    handle: async ({ query }) => intervalTimeline(app.pg, query)
+  }))
+
+  app.get('/users/me/usage/cache-affinity/ttl-analysis', {
+    schema: { tags, summary: 'Your request intervals, the TTL they suit, and the cheapest cache', querystring: OwnTtlQuery, response: { 200: TtlAnalysis, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'own_cache.ttl_analysis',
+    mode: 'user',
+    handle: async ({ query, user }) => ttlAnalysis(app.pg, query, user.id)
+  }))
+
+  app.get('/users/me/usage/cache-affinity/hit-analysis', {
+    schema: { tags, summary: 'Your cache hits, net savings and wasted writes', querystring: OwnHitQuery, response: { 200: HitAnalysis, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'own_cache.hit_analysis',
+    mode: 'user',
+    handle: async ({ query, user }) => hitAnalysis(app.pg, query, user.id)
+  }))
+
+  app.get('/users/me/usage/cache-affinity/interval-timeline', {
+    schema: { tags, summary: 'Your request intervals of up to 120 minutes over time', querystring: OwnTimelineQuery, response: { 200: Timeline, ...errorResponses() } }
+  }, (request, reply) => app.pipeline.run(request, reply, {
+    action: 'own_cache.interval_timeline',
+    mode: 'user',
+    handle: async ({ query, user }) => intervalTimeline(app.pg, query, user.id)
+  }))
+}
+
+export default routes

@@ -1,0 +1,274 @@
+// Prompt-cache analytics: which TTL suits each user or key (Aether's rule and a cost
+// model), what the cache saved and wasted, and the request-interval timeline.
+// Decisions (window, percentiles, groups) are in docs/cache-analytics.md.
+import type { Sql } from '../../db/prisma.js'
+import { nanoToUsd } from '../../lib/money.js'
+import { FIRST_BIN, lastBinWithin } from './bins.js'
+import {
+  allPoints, dominantModels, firstPointPerSlot, groupInfo, hitTotals, intervalBins, lastWrites, pointsPerHour, savingsTotals, usernames,
+  TIMELINE_MAX_GAP_MS, type BinRow, type Scope
+} from './queries.js'
+import { wasteOf } from './timeline.js'
+
+const HOUR = 3_600_000
+const MINUTE = 60_000
+
+/** The window of `hours`: the current hour so far and the `hours` whole hours before it. */
+export function windowStart (hours: number, now = new Date()): Date {
+  return new Date(Math.floor(now.getTime() / HOUR) * HOUR - hours * HOUR)
+}
+
+const round = (value: number, places: number) => Math.round(value * 10 ** places) / 10 ** places
+const minutes = (ms: number) => round(ms / MINUTE, 2)
+const percent = (x: number, of: number) => of === 0 ? 0 : round(x / of * 100, 2)
+
+/** One group's gaps as the histogram holds them. */
+export interface Histogram {
+  /** completed requests in the window (those with a gap, and first ones) */
+  requests: number
+  /** bins in ascending order, bin FIRST_BIN excluded */
+  bins: Array<{ bin: number, count: number, sumMs: number }>
+}
+
+/** Gaps at most `ms` (an anchor edge: exact). */
+const countWithin = (h: Histogram, ms: number) => {
+  const last = lastBinWithin(ms)
+  return h.bins.reduce((n, b) => b.bin <= last ? n + b.count : n, 0)
+}
+
+/** Nearest-rank percentile (the value of rank ⌈q·n⌉), as the mean of the bin that holds it. */
+function percentileMs (h: Histogram, n: number, q: number): number {
+  const rank = Math.max(1, Math.ceil(q * n))
+  let seen = 0
+  for (const b of h.bins) {
+    seen += b.count
+    if (seen >= rank) return b.sumMs / b.count
+  }
+  return 0
+}
+
+export interface CachePrices { input: bigint, write5m: bigint, write1h: bigint, read: bigint }
+
+/** Anthropic's ratios to the input price, for a model with no price. */
+const DEFAULT_RATIOS = { w5: 1.25, w1h: 2, r: 0.1 }
+
+/**
+ * Expected cost of a cached prefix per request, relative to sending it uncached: the
+ * first request writes, then each gap within the TTL reads (and refreshes) and each
+ * longer gap writes again.
+ */
+export function costModel (h: Histogram, model: string | null, prices: CachePrices | null) {
+  const n = h.bins.reduce((sum, b) => sum + b.count, 0)
+  const priced = prices !== null && prices.input > 0n
+  const ratio = (price: bigint) => Number(price) / Number(prices!.input)
+  const { w5, w1h, r } = priced ? { w5: ratio(prices.write5m), w1h: ratio(prices.write1h), r: ratio(prices.read) } : DEFAULT_RATIOS
+  const within5 = countWithin(h, 5 * MINUTE)
+  const within60 = countWithin(h, 60 * MINUTE)
+  const relative = {
+    none: 1,
+    ttl_5m: (w5 + within5 * r + (n - within5) * w5) / (n + 1),
+    ttl_1h: (w1h + within60 * r + (n - within60) * w1h) / (n + 1)
+  }
+  const options = [['none', relative.none], ['5m', relative.ttl_5m], ['1h', relative.ttl_1h]] as const
+  const [cheapest, cost] = options.reduce((best, option) => option[1] < best[1] ? option : best)
+  const inputUsdPerMillion = priced ? nanoToUsd(prices.input) : null
+  return {
+    model,
+    priced,
+    ratios: { cache_write_5m: round(w5, 4), cache_write_1h: round(w1h, 4), cache_read: round(r, 4) },
+    relative_cost: { none: 1, ttl_5m: round(relative.ttl_5m, 4), ttl_1h: round(relative.ttl_1h, 4) },
+    usd_per_1m_prefix_tokens: inputUsdPerMillion === null
+      ? null
+      : { none: round(inputUsdPerMillion, 6), ttl_5m: round(relative.ttl_5m * inputUsdPerMillion, 6), ttl_1h: round(relative.ttl_1h * inputUsdPerMillion, 6) },
+    cheapest,
+    saving_vs_none_pct: round((1 - cost) * 100, 2)
+  }
+}
+
+const TTL_NAMES = { none: 'no prompt cache', '5m': 'a 5-minute cache', '1h': 'a 1-hour cache' } as const
+
+/** Aether's baseline TTL, the distribution, and the cost model of one group. */
+export function analyseGroup (h: Histogram, model: string | null, prices: CachePrices | null) {
+  const n = h.bins.reduce((sum, b) => sum + b.count, 0)
+  const sum = h.bins.reduce((total, b) => total + b.sumMs, 0)
+  const within = [5, 15, 30, 60].map((m) => countWithin(h, m * MINUTE))
+  const distribution = {
+    within_5min: within[0]!,
+    within_15min: within[1]! - within[0]!,
+    within_30min: within[2]! - within[1]!,
+    within_60min: within[3]! - within[2]!,
+    over_60min: n - within[3]!
+  }
+  const p50 = percentileMs(h, n, 0.5)
+  const p75 = percentileMs(h, n, 0.75)
+  const p90 = percentileMs(h, n, 0.9)
+  // the rule on exact counts: "p90 ≤ 5 min" ⇔ at least ⌈0.9n⌉ gaps are ≤ 5 min (5 min is a bin edge)
+  const reaches = (count: number, q: number) => count >= Math.ceil(q * n)
+  const recommended = reaches(within[0]!, 0.9) ? 5 : reaches(within[1]!, 0.75) ? 15 : reaches(within[2]!, 0.75) ? 30 : 60
+  const cost = costModel(h, model, prices)
+  const why = recommended === 5
+    ? `90% of gaps are at most 5 minutes (p90 ${minutes(p90)} min)`
+    : recommended === 60
+      ? `a quarter of gaps are over 30 minutes (p75 ${minutes(p75)} min)`
+      : `75% of gaps are at most ${recommended} minutes (p75 ${minutes(p75)} min)`
+  const saving = cost.cheapest === 'none'
+    ? 'caching would cost more than it saves'
+    : `${cost.saving_vs_none_pct}% below sending the prefix uncached`
+  return {
+    request_count: h.requests,
+    interval_distribution: distribution,
+    interval_percentages: Object.fromEntries(Object.entries(distribution).map(([k, v]) => [k, percent(v, n)])) as typeof distribution,
+    percentiles: { p50: minutes(p50), p75: minutes(p75), p90: minutes(p90) },
+    avg_interval_minutes: n === 0 ? 0 : minutes(sum / n),
+    min_interval_minutes: minutes(h.bins[0]!.sumMs / h.bins[0]!.count),
+    max_interval_minutes: minutes(h.bins.at(-1)!.sumMs / h.bins.at(-1)!.count),
+    recommended_ttl_minutes: recommended,
+    recommendation_reason: `${why}: recommend ${recommended} minutes. Cheapest for ${cost.model ?? 'its traffic'}: ${TTL_NAMES[cost.cheapest]}, ${saving}.`,
+    cost_model: cost
+  }
+}
+
+/** Histograms per group from the rows of intervalBins. */
+export function histograms (rows: BinRow[]): Map<string, Histogram> {
+  const groups = new Map<string, Histogram>()
+  for (const row of [...rows].sort((a, b) => a.bin_index - b.bin_index)) {
+    const h = groups.get(row.scope_id) ?? { requests: 0, bins: [] }
+    groups.set(row.scope_id, h)
+    const count = Number(row.count)
+    h.requests += count
+    if (row.bin_index !== FIRST_BIN) h.bins.push({ bin: row.bin_index, count, sumMs: Number(row.sum_ms) })
+  }
+  return groups
+}
+
+export interface TtlQuery { user_id?: string, api_key_id?: string, group_by?: 'user' | 'api_key', hours: number }
+
+export async function ttlAnalysis (db: Sql, query: TtlQuery, ownerId: string | null = null, now = new Date()) {
+  const from = windowStart(query.hours, now)
+  // one key asked for: that key is the group; a user's own view is limited to their keys
+  const scope: Scope = query.api_key_id !== undefined
+    ? { scope: 'api_key', id: query.api_key_id, ownerId }
+    : (query.group_by ?? 'user') === 'api_key'
+        ? { scope: 'api_key', id: null, ownerId: ownerId ?? query.user_id ?? null }
+        : { scope: 'user', id: ownerId ?? query.user_id ?? null, ownerId: null }
+  const groups = [...histograms(await intervalBins(db, scope, from))].filter(([, h]) => h.bins.length > 0)
+  const ids = groups.map(([id]) => id)
+  const [info, models] = await Promise.all([groupInfo(db, scope.scope, ids), dominantModels(db, scope.scope, ids, from)])
+  const modelOf = new Map(models.map((m) => [m.group_id, m]))
+  const users = groups.map(([id, h]) => {
+    const m = modelOf.get(id)
+    const prices = m?.input === null || m?.input === undefined
+      ? null
+      : { input: BigInt(m.input), write5m: BigInt(m.cache_write_5m!), write1h: BigInt(m.cache_write_1h!), read: BigInt(m.cache_read!) }
+    const who = info.get(id)
+    return {
+      group_id: id,
+      group_type: scope.scope,
+      ...(scope.scope === 'api_key' ? { api_key_name: who?.name ?? null } : {}),
+      username: who?.username ?? null,
+      email: who?.email ?? null,
+      ...analyseGroup(h, m?.model ?? null, prices)
+    }
+  }).sort((a, b) => b.request_count - a.request_count || (a.group_id < b.group_id ? -1 : 1))
+  const ttlDistribution = { '5min': 0, '15min': 0, '30min': 0, '60min': 0 }
+  for (const u of users) ttlDistribution[`${u.recommended_ttl_minutes}min` as keyof typeof ttlDistribution]++
+  return { analysis_period_hours: query.hours, total_users_analyzed: users.length, ttl_distribution: ttlDistribution, users }
+}
+
+export interface HitQuery { user_id?: string, api_key_id?: string, hours: number }
+
+export async function hitAnalysis (db: Sql, query: HitQuery, ownerId: string | null = null, now = new Date()) {
+  const from = windowStart(query.hours, now)
+  const userId = ownerId ?? query.user_id ?? null
+  const keyId = query.api_key_id ?? null
+  const [totals, savings, tails] = await Promise.all([
+    hitTotals(db, from, userId, keyId), savingsTotals(db, from, userId, keyId), lastWrites(db, from, userId, keyId)
+  ])
+  // a key's last request: its writes are wasted once their TTL has passed with nothing after them
+  let tail5m = 0n
+  let tail1h = 0n
+  let tailCost = 0n
+  for (const last of tails) {
+    const waste = wasteOf({ write5m: last.w5, write1h: last.w1, price5m: last.p5 === null ? null : BigInt(last.p5), price1h: last.p1 === null ? null : BigInt(last.p1) },
+      now.getTime() - last.created_at.getTime())
+    tail5m += waste.wasted5mTokens
+    tail1h += waste.wasted1hTokens
+    tailCost += waste.wastedCost
+  }
+  const n = (value: string) => Number(value)
+  const input = n(totals.input_tokens)
+  const read = n(totals.cache_read_tokens)
+  const creation = n(totals.cache_creation_tokens)
+  const net = BigInt(savings.read_saving) - BigInt(savings.write_5m_premium) - BigInt(savings.write_1h_premium)
+  const wasted5m = BigInt(savings.wasted_5m_tokens) + tail5m
+  const wasted1h = BigInt(savings.wasted_1h_tokens) + tail1h
+  return {
+    analysis_period_hours: query.hours,
+    total_requests: n(totals.requests),
+    requests_with_cache_hit: n(totals.cache_hit_requests),
+    request_cache_hit_rate: percent(n(totals.cache_hit_requests), n(totals.requests)),
+    total_input_tokens: input,
+    total_cache_read_tokens: read,
+    total_cache_creation_tokens: creation,
+    cache_creation_5m_tokens: n(savings.cache_write_5m_tokens),
+    cache_creation_1h_tokens: n(savings.cache_write_1h_tokens),
+    token_cache_hit_rate: percent(read, input + read + creation),
+    total_cache_read_cost_usd: nanoToUsd(BigInt(totals.cache_read_cost)),
+    total_cache_creation_cost_usd: nanoToUsd(BigInt(totals.cache_creation_cost)),
+    estimated_savings_usd: nanoToUsd(net),
+    savings_breakdown: {
+      read_savings_usd: nanoToUsd(BigInt(savings.read_saving)),
+      write_5m_premium_usd: nanoToUsd(BigInt(savings.write_5m_premium)),
+      write_1h_premium_usd: nanoToUsd(BigInt(savings.write_1h_premium))
+    },
+    wasted_write_tokens: Number(wasted5m + wasted1h),
+    wasted_write_5m_tokens: Number(wasted5m),
+    wasted_write_1h_tokens: Number(wasted1h),
+    wasted_write_cost_usd: nanoToUsd(BigInt(savings.wasted_cost) + tailCost)
+  }
+}
+
+/**
+ * Slots for an even sample of `limit` points: each hour gets a share of `limit` in
+ * proportion to its points (cumulative rounding: the shares add up to `limit`), cut
+ * into that many equal slots; a slot contributes its first point.
+ */
+export function sampleSlots (hours: Array<{ bucket: Date, count: number }>, total: number, limit: number, now: Date): Array<{ lo: Date, hi: Date }> {
+  const slots: Array<{ lo: Date, hi: Date }> = []
+  let cumulative = 0
+  for (const { bucket, count } of hours) {
+    const before = Math.floor(cumulative * limit / total)
+    cumulative += count
+    const share = Math.floor(cumulative * limit / total) - before
+    const start = bucket.getTime()
+    const end = Math.min(start + HOUR, now.getTime() + 1)
+    for (let k = 0; k < share; k++) {
+      slots.push({ lo: new Date(start + Math.floor((end - start) * k / share)), hi: new Date(start + Math.floor((end - start) * (k + 1) / share)) })
+    }
+  }
+  return slots.filter((slot) => slot.hi > slot.lo)
+}
+
+export interface TimelineQuery { hours: number, limit: number, user_id?: string, include_user_info?: boolean }
+
+export async function intervalTimeline (db: Sql, query: TimelineQuery, ownerId: string | null = null, now = new Date()) {
+  const from = windowStart(query.hours, now)
+  const userId = ownerId ?? query.user_id ?? null
+  const perHour = (await pointsPerHour(db, from, userId, lastBinWithin(TIMELINE_MAX_GAP_MS))).map((r) => ({ bucket: r.bucket, count: Number(r.count) }))
+  const total = perHour.reduce((sum, h) => sum + h.count, 0)
+  const points = total <= query.limit
+    ? await allPoints(db, from, userId)
+    : await firstPointPerSlot(db, sampleSlots(perHour, total, query.limit, now), userId)
+  const result = {
+    analysis_period_hours: query.hours,
+    total_points: total,
+    points: points.map((p) => ({ x: p.created_at.toISOString(), y: minutes(Number(p.gap_ms)), user_id: p.user_id, model: p.model }))
+  }
+  if (query.include_user_info !== true) return result
+  const names = await usernames(db, [...new Set(points.map((p) => p.user_id))])
+  return {
+    ...result,
+    users: Object.fromEntries([...names].sort(([a], [b]) => a < b ? -1 : 1)),
+    models: [...new Set(points.map((p) => p.model))].sort()
+  }
+}

@@ -1,0 +1,293 @@
+// The prompt-cache data kept at ingestion, in the batch's transaction:
+//
+// - interval histograms: each completed request's gap to the previous completed
+//   request of its key and of its user (cache_interval_hourly);
+// - cache economics (cache_savings_hourly): what each finished request's cache reads
+//   saved and its writes cost above the input price, and the writes that expired
+//   unread because the key's next request came after their TTL.
+//
+// A timeline is ordered by (created_at, request_id). A request that completes late
+// lands between two requests already recorded: the gap between them is taken out and
+// the two new gaps put in, and the earlier request's "next gap" (which decides if its
+// writes were wasted) changes with it. Completed is a final state (a completion is
+// received once), so requests only ever join a timeline.
+//
+// Batches that touch the same key or user take that timeline's lock first (a
+// transaction advisory lock, in one global order after the request locks), so the
+// neighbours a batch reads cannot change before it commits.
+import type { Sql } from '../../db/prisma.js'
+import { roundDiv } from '../../lib/money.js'
+import { binOf, FIRST_BIN } from './bins.js'
+
+const PER_MILLION = 1_000_000n
+const FIVE_MINUTES = 5 * 60_000
+const ONE_HOUR = 60 * 60_000
+
+/** What the cache data needs of a usage row (ingestion's row state has it all). */
+export interface CacheRowSource {
+  requestId: string
+  status: string
+  createdAt: Date
+  userId: string | null
+  apiKeyId: string | null
+  inputTokens: number
+  cacheCreation5m: number
+  cacheCreation1h: number
+  cacheReadTokens: number
+  /** unit prices used, nano-USD per 1M tokens; null when unpriced */
+  snapshot: { input: bigint, cacheWrite5m: bigint, cacheWrite1h: bigint, cacheRead: bigint } | null
+}
+
+const isFinished = (status: string) => status === 'completed' || status === 'failed' || status === 'cancelled'
+const hour = (ms: number) => new Date(Math.floor(ms / 3_600_000) * 3_600_000).toISOString()
+const perMillion = (tokens: number, price: bigint) => roundDiv(BigInt(tokens) * price, PER_MILLION)
+
+/** A finished request's cache economics, nano-USD (each term rounded once, half away from zero). */
+export function savingsOf (row: CacheRowSource) {
+  const p = row.snapshot
+  return {
+    readSaving: p === null ? 0n : perMillion(row.cacheReadTokens, p.input - p.cacheRead),
+    write5mPremium: p === null ? 0n : perMillion(row.cacheCreation5m, p.cacheWrite5m - p.input),
+    write1hPremium: p === null ? 0n : perMillion(row.cacheCreation1h, p.cacheWrite1h - p.input),
+    write5mTokens: BigInt(row.cacheCreation5m),
+    write1hTokens: BigInt(row.cacheCreation1h)
+  }
+}
+
+/** A writer as the waste rule needs it. */
+interface Writer { at: number, userId: string | null, apiKeyId: string, write5m: number, write1h: number, price5m: bigint | null, price1h: bigint | null }
+
+/**
+ * The writes of a request that expired unread, given the gap to its key's next
+ * completed request (null: none yet — not wasted until one comes too late; the
+ * queries judge a key's last request against the clock). A gap equal to the TTL is
+ * still a hit.
+ */
+export function wasteOf (writer: Pick<Writer, 'write5m' | 'write1h' | 'price5m' | 'price1h'>, nextGapMs: number | null) {
+  const w5 = nextGapMs !== null && nextGapMs > FIVE_MINUTES ? writer.write5m : 0
+  const w1 = nextGapMs !== null && nextGapMs > ONE_HOUR ? writer.write1h : 0
+  return {
+    wasted5mTokens: BigInt(w5),
+    wasted1hTokens: BigInt(w1),
+    wastedCost: (writer.price5m === null ? 0n : perMillion(w5, writer.price5m)) + (writer.price1h === null ? 0n : perMillion(w1, writer.price1h))
+  }
+}
+
+const SAVINGS = ['readSaving', 'write5mPremium', 'write1hPremium', 'write5mTokens', 'write1hTokens', 'wasted5mTokens', 'wasted1hTokens', 'wastedCost'] as const
+type Savings = Record<typeof SAVINGS[number], bigint>
+
+/** The changes one batch makes to the two cache tables. */
+export class CacheDeltas {
+  readonly intervals = new Map<string, { scope: string, scope_id: string, bucket: string, bin_index: number, count: number, sum_ms: number }>()
+  readonly savings = new Map<string, { bucket: string, user_id: string, api_key_id: string } & Savings>()
+
+  interval (scope: string, scopeId: string, atMs: number, gapMs: number | null, sign: 1 | -1): void {
+    const bucket = hour(atMs)
+    const bin = gapMs === null ? FIRST_BIN : binOf(gapMs)
+    const id = `${scope}|${scopeId}|${bucket}|${bin}`
+    const entry = this.intervals.get(id) ?? { scope, scope_id: scopeId, bucket, bin_index: bin, count: 0, sum_ms: 0 }
+    entry.count += sign
+    entry.sum_ms += sign * (gapMs ?? 0)
+    this.intervals.set(id, entry)
+  }
+
+  saving (atMs: number, userId: string, apiKeyId: string, parts: Partial<Savings>, sign: 1n | -1n): void {
+    const bucket = hour(atMs)
+    const id = `${bucket}|${userId}|${apiKeyId}`
+    let entry = this.savings.get(id)
+    if (entry === undefined) {
+      entry = { bucket, user_id: userId, api_key_id: apiKeyId, ...Object.fromEntries(SAVINGS.map((name) => [name, 0n])) as Savings }
+      this.savings.set(id, entry)
+    }
+    for (const name of SAVINGS) entry[name] += sign * (parts[name] ?? 0n)
+  }
+
+  waste (writer: Writer, nextGapMs: number | null, sign: 1n | -1n): void {
+    if (writer.userId === null || (writer.write5m === 0 && writer.write1h === 0)) return
+    this.saving(writer.at, writer.userId, writer.apiKeyId, wasteOf(writer, nextGapMs), sign)
+  }
+}
+
+/** The old neighbours of a joining request in one timeline. */
+interface Neighbours { pred: Writer & { rid: string } | null, succ: { at: number, rid: string } | null }
+
+const KEY_SCOPE = 'api_key'
+const USER_SCOPE = 'user'
+
+/**
+ * Locks the timelines of the batch's newly completed requests, reads their
+ * neighbours, and writes the histogram and economics deltas. Call it with the usage
+ * rows still in their state before the batch (the neighbours must be the old ones).
+ */
+export async function recordCacheData (db: Sql, before: Map<string, CacheRowSource>, after: CacheRowSource[]): Promise<void> {
+  const deltas = new CacheDeltas()
+  for (const row of after) {
+    const prior = before.get(row.requestId) ?? null
+    if (prior !== null && isFinished(prior.status) && prior.userId !== null && prior.apiKeyId !== null) {
+      deltas.saving(prior.createdAt.getTime(), prior.userId, prior.apiKeyId, savingsOf(prior), -1n)
+    }
+    if (isFinished(row.status) && row.userId !== null && row.apiKeyId !== null) {
+      deltas.saving(row.createdAt.getTime(), row.userId, row.apiKeyId, savingsOf(row), 1n)
+    }
+  }
+
+  const joining = after.filter((row) => row.status === 'completed' && before.get(row.requestId)?.status !== 'completed')
+  const timelines: Array<{ scope: string, id: string, rows: CacheRowSource[] }> = []
+  const group = (scope: string, idOf: (row: CacheRowSource) => string | null) => {
+    const byId = new Map<string, CacheRowSource[]>()
+    for (const row of joining) {
+      const id = idOf(row)
+      if (id === null) continue
+      const rows = byId.get(id)
+      if (rows === undefined) byId.set(id, [row])
+      else rows.push(row)
+    }
+    for (const [id, rows] of byId) timelines.push({ scope, id, rows: rows.sort(byTime) })
+  }
+  group(KEY_SCOPE, (row) => row.apiKeyId)
+  group(USER_SCOPE, (row) => row.userId)
+
+  if (timelines.length > 0) {
+    await db.query(`SELECT pg_advisory_xact_lock(l) FROM (SELECT DISTINCT hashtextextended('cache-timeline:' || t, 0) AS l FROM unnest($1::text[]) AS t) s ORDER BY l`,
+      [timelines.map((t) => `${t.scope}:${t.id}`)])
+    const items = timelines.flatMap((t) => t.rows.map((row) => ({ scope: t.scope, id: t.id, row })))
+    const neighbours = await readNeighbours(db, items)
+    let next = 0
+    for (const t of timelines) join(deltas, t.scope, t.id, t.rows.map((row) => ({ row, n: neighbours[next++]! })))
+  }
+  await writeDeltas(db, deltas)
+}
+
+function byTime (a: CacheRowSource, b: CacheRowSource): number {
+  const d = a.createdAt.getTime() - b.createdAt.getTime()
+  return d !== 0 ? d : a.requestId < b.requestId ? -1 : a.requestId > b.requestId ? 1 : 0
+}
+
+const writerOf = (row: CacheRowSource): Writer => ({
+  at: row.createdAt.getTime(),
+  userId: row.userId,
+  apiKeyId: row.apiKeyId!,
+  write5m: row.cacheCreation5m,
+  write1h: row.cacheCreation1h,
+  price5m: row.snapshot?.cacheWrite5m ?? null,
+  price1h: row.snapshot?.cacheWrite1h ?? null
+})
+
+/**
+ * Joins sorted new requests to one timeline. Requests that fall in the same old gap
+ * (same predecessor and successor) form a chain pred → r1 → … → rk → succ that
+ * replaces the single old gap pred → succ.
+ */
+function join (deltas: CacheDeltas, scope: string, id: string, joined: Array<{ row: CacheRowSource, n: Neighbours }>): void {
+  const chains = new Map<string, Array<{ row: CacheRowSource, n: Neighbours }>>()
+  for (const item of joined) {
+    const gapId = `${item.n.pred?.rid ?? ''}\u0000${item.n.succ?.rid ?? ''}`
+    const chain = chains.get(gapId)
+    if (chain === undefined) chains.set(gapId, [item])
+    else chain.push(item)
+  }
+  const wasteTracked = scope === KEY_SCOPE
+  for (const chain of chains.values()) {
+    const { pred, succ } = chain[0]!.n
+    const rows = chain.map((item) => item.row)
+    // out: the old gap
+    if (succ !== null) deltas.interval(scope, id, succ.at, pred === null ? null : succ.at - pred.at, -1)
+    if (wasteTracked && pred !== null && succ !== null) deltas.waste(pred, succ.at - pred.at, -1n)
+    // in: the new chain
+    let previous: number | null = pred?.at ?? null
+    for (const row of rows) {
+      const at = row.createdAt.getTime()
+      deltas.interval(scope, id, at, previous === null ? null : at - previous, 1)
+      previous = at
+    }
+    if (succ !== null) deltas.interval(scope, id, succ.at, succ.at - previous!, 1)
+    if (wasteTracked) {
+      if (pred !== null) deltas.waste(pred, rows[0]!.createdAt.getTime() - pred.at, 1n)
+      rows.forEach((row, i) => {
+        const next = i + 1 < rows.length ? rows[i + 1]!.createdAt.getTime() : succ?.at ?? null
+        deltas.waste(writerOf(row), next === null ? null : next - row.createdAt.getTime(), 1n)
+      })
+    }
+  }
+}
+
+/**
+ * Each joining request's old neighbours in its timeline: the last completed request
+ * before it and the first after it, in (created_at, request_id) order.
+ * Indexes: usage (api_key_id, created_at) and usage (user_id, created_at).
+ */
+async function readNeighbours (db: Sql, items: Array<{ scope: string, id: string, row: CacheRowSource }>): Promise<Neighbours[]> {
+  const payload = items.map((item, i) => ({ i, scope: item.scope, id: item.id, t: item.row.createdAt.toISOString(), rid: item.row.requestId }))
+  const { rows } = await db.query<Record<string, string | Date | null> & { i: number }>(`
+    WITH i AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(i int, scope text, id uuid, t timestamptz, rid text))
+    SELECT i.i, p.created_at AS pred_at, p.request_id AS pred_rid, p.user_id AS pred_user, p.api_key_id AS pred_key,
+           p.cache_creation_5m_input_tokens AS pred_w5, p.cache_creation_1h_input_tokens AS pred_w1,
+           p.cache_write_5m_price_per_1m::text AS pred_p5, p.cache_write_1h_price_per_1m::text AS pred_p1,
+           s.created_at AS succ_at, s.request_id AS succ_rid
+      FROM i
+      LEFT JOIN LATERAL (
+        (SELECT u.created_at, u.request_id, u.user_id, u.api_key_id, u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens,
+                 u.cache_write_5m_price_per_1m, u.cache_write_1h_price_per_1m FROM usage u
+          WHERE i.scope = 'api_key' AND u.api_key_id = i.id AND u.status = 'completed' AND u.created_at <= i.t AND (u.created_at < i.t OR u.request_id < i.rid)
+          ORDER BY u.created_at DESC, u.request_id DESC LIMIT 1)
+        UNION ALL
+        (SELECT u.created_at, u.request_id, u.user_id, u.api_key_id, u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens,
+                 u.cache_write_5m_price_per_1m, u.cache_write_1h_price_per_1m FROM usage u
+          WHERE i.scope = 'user' AND u.user_id = i.id AND u.status = 'completed' AND u.created_at <= i.t AND (u.created_at < i.t OR u.request_id < i.rid)
+          ORDER BY u.created_at DESC, u.request_id DESC LIMIT 1)) p ON true
+      LEFT JOIN LATERAL (
+        (SELECT u.created_at, u.request_id FROM usage u
+          WHERE i.scope = 'api_key' AND u.api_key_id = i.id AND u.status = 'completed' AND u.created_at >= i.t AND (u.created_at > i.t OR u.request_id > i.rid)
+          ORDER BY u.created_at, u.request_id LIMIT 1)
+        UNION ALL
+        (SELECT u.created_at, u.request_id FROM usage u
+          WHERE i.scope = 'user' AND u.user_id = i.id AND u.status = 'completed' AND u.created_at >= i.t AND (u.created_at > i.t OR u.request_id > i.rid)
+          ORDER BY u.created_at, u.request_id LIMIT 1)) s ON true
+     ORDER BY i.i`, [JSON.stringify(payload)])
+  return rows.map((r) => ({
+    pred: r.pred_at === null
+      ? null
+      : {
+          rid: r.pred_rid as string,
+          at: (r.pred_at as Date).getTime(),
+          userId: r.pred_user as string | null,
+          apiKeyId: r.pred_key as string,
+          write5m: Number(r.pred_w5),
+          write1h: Number(r.pred_w1),
+          price5m: r.pred_p5 === null ? null : BigInt(r.pred_p5 as string),
+          price1h: r.pred_p1 === null ? null : BigInt(r.pred_p1 as string)
+        },
+    succ: r.succ_at === null ? null : { at: (r.succ_at as Date).getTime(), rid: r.succ_rid as string }
+  }))
+}
+
+async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
+  const intervals = [...deltas.intervals.values()].filter((e) => e.count !== 0 || e.sum_ms !== 0)
+    .sort((a, b) => a.scope.localeCompare(b.scope) || a.scope_id.localeCompare(b.scope_id) || a.bucket.localeCompare(b.bucket) || a.bin_index - b.bin_index)
+  const savings = [...deltas.savings.values()].filter((e) => SAVINGS.some((name) => e[name] !== 0n))
+    .sort((a, b) => a.bucket.localeCompare(b.bucket) || a.user_id.localeCompare(b.user_id) || a.api_key_id.localeCompare(b.api_key_id))
+    .map((e) => ({ ...e, ...Object.fromEntries(SAVINGS.map((name) => [name, e[name].toString()])) }))
+  if (intervals.length === 0 && savings.length === 0) return
+  await db.query(`
+    WITH intervals AS (
+      INSERT INTO cache_interval_hourly AS t (scope, scope_id, bucket, bin_index, count, sum_ms)
+      SELECT scope, scope_id, bucket, bin_index, count, sum_ms
+        FROM jsonb_to_recordset($1::jsonb) AS d(scope text, scope_id uuid, bucket timestamptz, bin_index int, count int, sum_ms bigint)
+      ON CONFLICT (scope, scope_id, bucket, bin_index) DO UPDATE SET count = t.count + EXCLUDED.count, sum_ms = t.sum_ms + EXCLUDED.sum_ms
+      RETURNING 1
+    ), savings AS (
+      INSERT INTO cache_savings_hourly AS t (bucket, user_id, api_key_id, read_saving, write_5m_premium, write_1h_premium,
+        cache_write_5m_tokens, cache_write_1h_tokens, wasted_5m_tokens, wasted_1h_tokens, wasted_cost)
+      SELECT bucket, user_id, api_key_id, "readSaving", "write5mPremium", "write1hPremium", "write5mTokens", "write1hTokens",
+             "wasted5mTokens", "wasted1hTokens", "wastedCost"
+        FROM jsonb_to_recordset($2::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, "readSaving" bigint, "write5mPremium" bigint,
+          "write1hPremium" bigint, "write5mTokens" bigint, "write1hTokens" bigint, "wasted5mTokens" bigint, "wasted1hTokens" bigint, "wastedCost" bigint)
+      ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
+        read_saving = t.read_saving + EXCLUDED.read_saving, write_5m_premium = t.write_5m_premium + EXCLUDED.write_5m_premium,
+        write_1h_premium = t.write_1h_premium + EXCLUDED.write_1h_premium, cache_write_5m_tokens = t.cache_write_5m_tokens + EXCLUDED.cache_write_5m_tokens,
+        cache_write_1h_tokens = t.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens, wasted_5m_tokens = t.wasted_5m_tokens + EXCLUDED.wasted_5m_tokens,
+        wasted_1h_tokens = t.wasted_1h_tokens + EXCLUDED.wasted_1h_tokens, wasted_cost = t.wasted_cost + EXCLUDED.wasted_cost
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM intervals) + (SELECT count(*) FROM savings) AS touched`, [JSON.stringify(intervals), JSON.stringify(savings)])
+}
