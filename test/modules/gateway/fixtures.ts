@@ -3,6 +3,7 @@
 import type { Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import type { KeymeterApp } from '../../../src/app.js'
+import { rebuildCacheData } from '../../../src/modules/cache/rebuild.js'
 import { buildTestApp, GATEWAY_TOKEN, signIn, type Signed } from '../../helper.js'
 
 export const GATEWAY = { authorization: `Bearer ${GATEWAY_TOKEN}` }
@@ -78,7 +79,8 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_hourly: 'SELECT * FROM usage_hourly ORDER BY bucket, user_id, api_key_id, provider_id, model, api_format',
     usage_hourly_model: 'SELECT * FROM usage_hourly_model ORDER BY bucket, provider_id, model, api_format',
     usage_daily_key: 'SELECT * FROM usage_daily_key ORDER BY day, user_id, api_key_id, model',
-    cache_interval_hourly: 'SELECT * FROM cache_interval_hourly ORDER BY scope, scope_id, bucket, bin_index',
+    cache_interval_hourly: 'SELECT * FROM cache_interval_hourly WHERE count <> 0 OR sum_ms <> 0 ORDER BY scope, scope_id, bucket, bin_index',
+    cache_savings_hourly: `SELECT * FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, user_id, api_key_id`,
     api_keys: 'SELECT * FROM api_keys ORDER BY id',
     users: 'SELECT * FROM users ORDER BY id',
     gateway_events: 'SELECT request_id, event_type FROM gateway_events ORDER BY request_id, event_type'
@@ -89,6 +91,34 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
 }
 
 const FINISHED = `status IN ('completed', 'failed', 'cancelled')`
+const CACHE_SAVINGS_NOT_ZERO = `NOT (read_saving = 0 AND write_5m_premium = 0 AND write_1h_premium = 0 AND cache_write_5m_tokens = 0
+  AND cache_write_1h_tokens = 0 AND wasted_5m_tokens = 0 AND wasted_1h_tokens = 0 AND wasted_cost = 0)`
+const CACHE_TABLES = {
+  cache_interval_hourly: `SELECT scope, scope_id, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, bin_index, count, sum_ms
+    FROM cache_interval_hourly WHERE count <> 0 OR sum_ms <> 0 ORDER BY 1, 2, 3, 4`,
+  cache_savings_hourly: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, user_id, api_key_id, read_saving, write_5m_premium,
+    write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens, wasted_5m_tokens, wasted_1h_tokens, wasted_cost
+    FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY 1, 2, 3`
+}
+
+/**
+ * The two cache tables as ingestion kept them, next to the same tables rebuilt at
+ * once from the raw rows (rebuildCacheData, in a transaction rolled back after).
+ */
+export async function cacheTablesAndRebuilt (app: KeymeterApp): Promise<Record<string, { kept: Json[], rebuilt: Json[] }>> {
+  const client = await app.pg.connect()
+  try {
+    const read = async () => Object.fromEntries(await Promise.all(Object.entries(CACHE_TABLES).map(async ([name, sql]) => [name, stringify((await client.query(sql)).rows)] as const)))
+    const kept = await read()
+    await client.query('BEGIN')
+    await rebuildCacheData(client)
+    const rebuilt = await read()
+    await client.query('ROLLBACK')
+    return Object.fromEntries(Object.keys(CACHE_TABLES).map((name) => [name, { kept: kept[name]!, rebuilt: rebuilt[name]! }]))
+  } finally {
+    client.release()
+  }
+}
 const NIL = `'00000000-0000-0000-0000-000000000000'::uuid`
 
 /** the measures, as SQL over raw usage rows */
@@ -169,6 +199,9 @@ export async function assertConsistent (t: Test, app: KeymeterApp, label = '', e
       { requests: k.raw_requests, tokens: k.raw_tokens, cost: k.raw_cost, balance_used: k.raw_cost }, `${label}key ${k.id as string}: charges = sums over its rows`, extra)
   }
   for (const u of users) t.equal(u.used, u.raw_cost, `${label}user ${u.id as string}: used = sum of its rows' total_cost`, extra)
+  for (const [table, { kept, rebuilt }] of Object.entries(await cacheTablesAndRebuilt(app))) {
+    t.same(kept, rebuilt, `${label}${table} = the same table rebuilt from the raw rows`, extra)
+  }
 }
 
 export const minutesAgo = (minutes: number, from = Date.now()) => new Date(from - minutes * 60_000).toISOString()
