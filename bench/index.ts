@@ -1,9 +1,10 @@
 // npm run bench -- <name> … [--flags]: each benchmark prints its figures; none asserts a time.
 // Flags (from the first argument starting with --) go to every benchmark named.
+import { cache } from './cache.js'
 import { ingest, verify } from './gateway.js'
 import { stats } from './stats.js'
 
-const benches: Record<string, (args: string[]) => Promise<void>> = { ingest, verify, stats }
+const benches: Record<string, (args: string[]) => Promise<void>> = { ingest, verify, stats, cache }
 
 const args = process.argv.slice(2)
 const firstFlag = args.findIndex((arg) => arg.startsWith('--'))
@@ -11,7 +12,7 @@ const names = firstFlag === -1 ? args : args.slice(0, firstFlag)
 const flags = firstFlag === -1 ? [] : args.slice(firstFlag)
 const unknown = names.filter((name) => benches[name] === undefined)
 if (names.length === 0 || unknown.length > 0) {
-  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> … [--rows N] [--reset] (stats)`)
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> … [--rows N] [--reset] (stats, cache)`)
   process.exit(2)
 }
 for (const name of names) await benches[name]!(flags)

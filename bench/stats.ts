@@ -13,6 +13,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { applyMigrations } from '../src/db/migrate.js'
+import { rebuildCacheData } from '../src/modules/cache/rebuild.js'
 import { createSession } from '../src/modules/auth/service.js'
 import { progressReporter, summaryLine } from '../src/modules/seed/command.js'
 import { seed } from '../src/modules/seed/service.js'
@@ -25,9 +26,9 @@ const RAW_RUNS = 3
 const CALL_LIMIT_MS = 60_000
 const FINISHED = `status IN ('completed', 'failed', 'cancelled')`
 
-type Row = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+export type Row = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
-interface Case {
+export interface Case {
   name: string
   path: string
   /** the raw computation: statements run one after the other, timed together */
@@ -37,7 +38,7 @@ interface Case {
 }
 
 /** Database for the run: returns its URL and how to stop it. */
-async function database (rows: number, reset: boolean): Promise<{ url: string, stop: () => Promise<void>, ours: boolean }> {
+export async function database (rows: number, reset: boolean): Promise<{ url: string, stop: () => Promise<void>, ours: boolean }> {
   const given = process.env.BENCH_DATABASE_URL
   if (given !== undefined) return { url: given, stop: async () => {}, ours: reset }
   const { startEmbedded } = await import('../src/db/embedded.js')
@@ -49,7 +50,7 @@ async function database (rows: number, reset: boolean): Promise<{ url: string, s
 }
 
 /** Seeds unless the database already holds at least `rows` usage rows; then vacuums, as autovacuum would have on a live system. */
-async function prepare (url: string, rows: number, mayReset: boolean): Promise<void> {
+export async function prepare (url: string, rows: number, mayReset: boolean): Promise<void> {
   await applyMigrations(url)
   const pool = new pg.Pool({ connectionString: url, max: 3 })
   try {
@@ -61,17 +62,23 @@ async function prepare (url: string, rows: number, mayReset: boolean): Promise<v
       const summary = await seed(pool, { rows, reset: present > 0 || mayReset, encryptionKey: benchConfig(url).ENCRYPTION_KEY, ...progressReporter() })
       console.log(summaryLine(summary))
     }
+    if (Number((await pool.query('SELECT count(*) FROM (SELECT 1 FROM cache_interval_hourly LIMIT 1) s')).rows[0].count) === 0) {
+      // a database seeded before the cache tables existed: build them from its rows, as an upgrade would (cli rebuild-cache)
+      const started = performance.now()
+      await rebuildCacheData(pool)
+      console.log(`cache tables rebuilt from the raw rows: ${((performance.now() - started) / 1000).toFixed(1)} s`)
+    }
     const started = performance.now()
-    await pool.query('VACUUM (ANALYZE) usage, request_candidates, usage_hourly, usage_hourly_model, usage_daily_key')
+    await pool.query('VACUUM (ANALYZE) usage, request_candidates, usage_hourly, usage_hourly_model, usage_daily_key, cache_interval_hourly, cache_savings_hourly')
     console.log(`vacuum: ${((performance.now() - started) / 1000).toFixed(1)} s`)
   } finally {
     await pool.end()
   }
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!
-const percentile = (sorted: number[], q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!
-const ms = (value: number) => value < 10 ? value.toFixed(1) : fmt(value)
+export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!
+export const percentile = (sorted: number[], q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!
+export const ms = (value: number) => value < 10 ? value.toFixed(1) : fmt(value)
 const usd = (nano: unknown) => Number(nano) / 1e9
 const near = (a: number, b: number) => Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(a), Math.abs(b))
 
@@ -199,7 +206,7 @@ async function timeEndpoint (url: string, headers: Record<string, string>, cance
 }
 
 /** The raw computation, RAW_RUNS times: its median and its (last) answer. */
-async function timeRaw (raw: pg.Client, c: Case): Promise<{ median: number, results: Row[][] }> {
+export async function timeRaw (raw: pg.Client, c: Case): Promise<{ median: number, results: Row[][] }> {
   const runs: number[] = []
   let results: Row[][] = []
   for (let i = 0; i < RAW_RUNS; i++) {
@@ -211,10 +218,18 @@ async function timeRaw (raw: pg.Client, c: Case): Promise<{ median: number, resu
   return { median: median(runs), results }
 }
 
-const line = (name: string, cells: string[], note: string) =>
+export const line = (name: string, cells: string[], note: string) =>
   console.log(`${name.padEnd(46)}${cells.map((cell, i) => cell.padStart(i === 2 ? 10 : 9)).join('')}  ${note}`)
 
 export async function stats (args: string[]): Promise<void> {
+  await runCases(args, async (raw, end) => {
+    const { rows: [sample] } = await raw.query(`SELECT u.id FROM usage u WHERE u.request_id = (SELECT request_id FROM request_candidates ORDER BY created_at DESC LIMIT 1)`)
+    return cases(new Date(end.getTime() - 30 * 86_400_000), end, sample.id as string)
+  })
+}
+
+/** Prepares the database, starts the server, and times each case through HTTP against its raw computation. */
+export async function runCases (args: string[], build: (raw: pg.Client, end: Date) => Promise<Case[]>): Promise<void> {
   const { values } = parseArgs({ args, options: { rows: { type: 'string', default: '10000000' }, reset: { type: 'boolean', default: false } } })
   const rows = Number(values.rows)
   if (!Number.isInteger(rows) || rows < 1) throw new Error('--rows must be a positive integer')
@@ -236,12 +251,11 @@ export async function stats (args: string[]): Promise<void> {
       const { rows: [latest] } = await raw.query('SELECT max(created_at) AS at FROM usage')
       const end = new Date()
       if (end.getTime() - (latest.at as Date).getTime() > 86_400_000) console.log(`note: the newest usage row is from ${(latest.at as Date).toISOString()}; the 30-day windows end now`)
-      const { rows: [sample] } = await raw.query(`SELECT u.id FROM usage u WHERE u.request_id = (SELECT request_id FROM request_candidates ORDER BY created_at DESC LIMIT 1)`)
       const size = await raw.query(`SELECT pg_size_pretty(pg_total_relation_size('usage')) AS usage, (SELECT count(*) FROM usage_hourly) AS hourly, (SELECT count(*) FROM usage_hourly_model) AS coarse, (SELECT count(*) FROM usage_daily_key) AS daily`)
       console.log(`usage ${size.rows[0].usage}; rollup rows: usage_hourly ${fmt(Number(size.rows[0].hourly))}, usage_hourly_model ${fmt(Number(size.rows[0].coarse))}, usage_daily_key ${fmt(Number(size.rows[0].daily))}`)
       console.log(`${WARM_UPS} warm-up calls, then ${CALLS} timed, each endpoint; the raw query ${RAW_RUNS} times (median)\n`)
       line('endpoint', ['p50 ms', 'p95 ms', 'raw ms', 'ratio'], 'same answer')
-      for (const c of cases(new Date(end.getTime() - 30 * 86_400_000), end, sample.id as string)) {
+      for (const c of await build(raw, end)) {
         const api = await timeEndpoint(`${bench.url}${c.path}`, headers, cancelServerQueries)
         if (api.status === 404) {
           line(c.name, [], 'not available')
