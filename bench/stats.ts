@@ -65,7 +65,14 @@ export async function prepare (url: string, rows: number, mayReset: boolean): Pr
     if (Number((await pool.query('SELECT count(*) FROM (SELECT 1 FROM cache_interval_hourly LIMIT 1) s')).rows[0].count) === 0) {
       // a database seeded before the cache tables existed: build them from its rows, as an upgrade would (cli rebuild-cache)
       const started = performance.now()
-      await rebuildCacheData(pool)
+      const client = await pool.connect()
+      try {
+        await client.query('BEGIN')
+        await rebuildCacheData(client)
+        await client.query('COMMIT')
+      } finally {
+        client.release()
+      }
       console.log(`cache tables rebuilt from the raw rows: ${((performance.now() - started) / 1000).toFixed(1)} s`)
     }
     const started = performance.now()

@@ -12,6 +12,8 @@ import { FIRST_BIN, SQL_LOWER_BOUNDS } from './bins.js'
 
 /** Replaces both tables' contents; run it inside a transaction. */
 export async function rebuildCacheData (db: Sql): Promise<void> {
+  // the window functions sort every completed row by timeline: in memory where it fits
+  await db.query(`SET LOCAL work_mem = '256MB'`)
   await db.query('DELETE FROM cache_interval_hourly')
   await db.query('DELETE FROM cache_savings_hourly')
   // one pass per scope: the timeline of each key, then of each user (usage (api_key_id, created_at) / (user_id, created_at) order)
@@ -38,7 +40,10 @@ export async function rebuildCacheData (db: Sql): Promise<void> {
       FROM (SELECT u.*,
                    CASE WHEN u.status = 'completed' AND next_gap > 300000 THEN cache_creation_5m_input_tokens ELSE 0 END AS w5,
                    CASE WHEN u.status = 'completed' AND next_gap > 3600000 THEN cache_creation_1h_input_tokens ELSE 0 END AS w1
-              FROM (SELECT u.*, (extract(epoch FROM lead(created_at) OVER (PARTITION BY api_key_id, status = 'completed' ORDER BY created_at, request_id) - created_at) * 1000)::bigint AS next_gap
+              FROM (SELECT u.created_at, u.user_id, u.api_key_id, u.status, u.cache_read_input_tokens, u.cache_creation_5m_input_tokens,
+                           u.cache_creation_1h_input_tokens, u.input_price_per_1m, u.cache_read_price_per_1m, u.cache_write_5m_price_per_1m,
+                           u.cache_write_1h_price_per_1m,
+                           (extract(epoch FROM lead(created_at) OVER (PARTITION BY api_key_id, status = 'completed' ORDER BY created_at, request_id) - created_at) * 1000)::bigint AS next_gap
                       FROM usage u WHERE status IN ('completed', 'failed', 'cancelled') AND user_id IS NOT NULL AND api_key_id IS NOT NULL) u) u
      GROUP BY 1, 2, 3) s
      -- the rows ingestion would have written: a write, or a read that saved something
