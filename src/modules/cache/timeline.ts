@@ -12,9 +12,9 @@
 // writes were wasted) changes with it. Completed is a final state (a completion is
 // received once), so requests only ever join a timeline.
 //
-// Batches that touch the same key or user take that timeline's lock first (a
-// transaction advisory lock, in one global order after the request locks), so the
-// neighbours a batch reads cannot change before it commits.
+// Batches that touch the same key or user take that timeline's lock (a transaction
+// advisory lock, in one global order, after the request locks and the batch's own row
+// writes), so the neighbours a batch reads cannot change before it commits.
 import type { Sql } from '../../db/prisma.js'
 import { roundDiv } from '../../lib/money.js'
 import { binOf, FIRST_BIN } from './bins.js'
@@ -108,16 +108,18 @@ export class CacheDeltas {
   }
 }
 
-/** The old neighbours of a joining request in one timeline. */
-interface Neighbours { pred: Writer & { rid: string } | null, succ: { at: number, rid: string } | null }
-
 const KEY_SCOPE = 'api_key'
 const USER_SCOPE = 'user'
+/** joining requests further apart than this are read as separate segments of their timeline */
+const CLUSTER_GAP_MS = 10 * 60_000
+
+/** A request already in a timeline, as the segment reads return it. */
+type OldRow = Writer & { rid: string }
 
 /**
- * Locks the timelines of the batch's newly completed requests, reads their
- * neighbours, and writes the histogram and economics deltas. Call it with the usage
- * rows still in their state before the batch (the neighbours must be the old ones).
+ * Locks the timelines of the batch's newly completed requests, reads the old
+ * timeline around them, and writes the histogram and economics deltas. Call it after
+ * the batch's usage rows are written: the reads leave the joining requests out.
  */
 export async function recordCacheData (db: Sql, before: Map<string, CacheRowSource>, after: CacheRowSource[]): Promise<void> {
   const deltas = new CacheDeltas()
@@ -150,17 +152,28 @@ export async function recordCacheData (db: Sql, before: Map<string, CacheRowSour
   if (timelines.length > 0) {
     await db.query(`SELECT pg_advisory_xact_lock(l) FROM (SELECT DISTINCT hashtextextended('cache-timeline:' || t, 0) AS l FROM unnest($1::text[]) AS t) s ORDER BY l`,
       [timelines.map((t) => `${t.scope}:${t.id}`)])
-    const items = timelines.flatMap((t) => t.rows.map((row) => ({ scope: t.scope, id: t.id, row })))
-    const neighbours = await readNeighbours(db, items)
-    let next = 0
-    for (const t of timelines) join(deltas, t.scope, t.id, t.rows.map((row) => ({ row, n: neighbours[next++]! })))
+    // each timeline's joining requests in clusters; each cluster read as one segment of the old timeline
+    const clusters = timelines.flatMap((t, timeline) => {
+      const out: Array<{ timeline: number, scope: string, id: string, first: CacheRowSource, last: CacheRowSource }> = []
+      for (const row of t.rows) {
+        const open = out.at(-1)
+        if (open !== undefined && row.createdAt.getTime() - open.last.createdAt.getTime() <= CLUSTER_GAP_MS) open.last = row
+        else out.push({ timeline, scope: t.scope, id: t.id, first: row, last: row })
+      }
+      return out
+    })
+    const old = await readSegments(db, clusters, joining.map((row) => row.requestId))
+    timelines.forEach((t, i) => join(deltas, t.scope, t.id, t.rows, old.get(i) ?? []))
   }
   await writeDeltas(db, deltas)
 }
 
-function byTime (a: CacheRowSource, b: CacheRowSource): number {
-  const d = a.createdAt.getTime() - b.createdAt.getTime()
-  return d !== 0 ? d : a.requestId < b.requestId ? -1 : a.requestId > b.requestId ? 1 : 0
+function byTime (a: { at: number, rid: string }, b: { at: number, rid: string }): number
+function byTime (a: CacheRowSource, b: CacheRowSource): number
+function byTime (a: CacheRowSource | { at: number, rid: string }, b: CacheRowSource | { at: number, rid: string }): number {
+  const [ta, ra] = 'requestId' in a ? [a.createdAt.getTime(), a.requestId] : [a.at, a.rid]
+  const [tb, rb] = 'requestId' in b ? [b.createdAt.getTime(), b.requestId] : [b.at, b.rid]
+  return ta !== tb ? ta - tb : ra < rb ? -1 : ra > rb ? 1 : 0
 }
 
 const writerOf = (row: CacheRowSource): Writer => ({
@@ -174,22 +187,25 @@ const writerOf = (row: CacheRowSource): Writer => ({
 })
 
 /**
- * Joins sorted new requests to one timeline. Requests that fall in the same old gap
- * (same predecessor and successor) form a chain pred → r1 → … → rk → succ that
- * replaces the single old gap pred → succ.
+ * Joins sorted new requests to one timeline, given the old requests read around
+ * them. In the merged order, each run of new requests with no old one between them
+ * replaces the old gap between its two old neighbours (pred → succ) by the chain
+ * pred → r1 → … → rk → succ. Every old request between two joining ones of a cluster
+ * was read, and each cluster's old predecessor and successor, so a run's neighbours
+ * in the merged order are its true neighbours.
  */
-function join (deltas: CacheDeltas, scope: string, id: string, joined: Array<{ row: CacheRowSource, n: Neighbours }>): void {
-  const chains = new Map<string, Array<{ row: CacheRowSource, n: Neighbours }>>()
-  for (const item of joined) {
-    const gapId = `${item.n.pred?.rid ?? ''}\u0000${item.n.succ?.rid ?? ''}`
-    const chain = chains.get(gapId)
-    if (chain === undefined) chains.set(gapId, [item])
-    else chain.push(item)
-  }
+function join (deltas: CacheDeltas, scope: string, id: string, joining: CacheRowSource[], oldRows: OldRow[]): void {
+  const merged: Array<{ at: number, rid: string, old: OldRow | null, row: CacheRowSource | null }> = [
+    ...[...new Map(oldRows.map((o) => [o.rid, o])).values()].map((o) => ({ at: o.at, rid: o.rid, old: o, row: null })),
+    ...joining.map((row) => ({ at: row.createdAt.getTime(), rid: row.requestId, old: null, row }))
+  ].sort(byTime)
   const wasteTracked = scope === KEY_SCOPE
-  for (const chain of chains.values()) {
-    const { pred, succ } = chain[0]!.n
-    const rows = chain.map((item) => item.row)
+  for (let i = 0; i < merged.length;) {
+    if (merged[i]!.row === null) { i++; continue }
+    const pred = i > 0 ? merged[i - 1]!.old : null
+    const rows: CacheRowSource[] = []
+    while (i < merged.length && merged[i]!.row !== null) rows.push(merged[i++]!.row!)
+    const succ = i < merged.length ? merged[i]!.old : null
     // out: the old gap
     if (succ !== null) deltas.interval(scope, id, succ.at, pred === null ? null : succ.at - pred.at, -1)
     if (wasteTracked && pred !== null && succ !== null) deltas.waste(pred, succ.at - pred.at, -1n)
@@ -203,62 +219,58 @@ function join (deltas: CacheDeltas, scope: string, id: string, joined: Array<{ r
     if (succ !== null) deltas.interval(scope, id, succ.at, succ.at - previous!, 1)
     if (wasteTracked) {
       if (pred !== null) deltas.waste(pred, rows[0]!.createdAt.getTime() - pred.at, 1n)
-      rows.forEach((row, i) => {
-        const next = i + 1 < rows.length ? rows[i + 1]!.createdAt.getTime() : succ?.at ?? null
+      rows.forEach((row, k) => {
+        const next = k + 1 < rows.length ? rows[k + 1]!.createdAt.getTime() : succ?.at ?? null
         deltas.waste(writerOf(row), next === null ? null : next - row.createdAt.getTime(), 1n)
       })
     }
   }
 }
 
-/**
- * Each joining request's old neighbours in its timeline: the last completed request
- * before it and the first after it, in (created_at, request_id) order.
- * Indexes: usage (api_key_id, created_at) and usage (user_id, created_at).
- */
-async function readNeighbours (db: Sql, items: Array<{ scope: string, id: string, row: CacheRowSource }>): Promise<Neighbours[]> {
-  const payload = items.map((item, i) => ({ i, scope: item.scope, id: item.id, t: item.row.createdAt.toISOString(), rid: item.row.requestId }))
-  const { rows } = await db.query<Record<string, string | Date | null> & { i: number }>(`
-    WITH i AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(i int, scope text, id uuid, t timestamptz, rid text))
-    SELECT i.i, p.created_at AS pred_at, p.request_id AS pred_rid, p.user_id AS pred_user, p.api_key_id AS pred_key,
-           p.cache_creation_5m_input_tokens AS pred_w5, p.cache_creation_1h_input_tokens AS pred_w1,
-           p.cache_write_5m_price_per_1m::text AS pred_p5, p.cache_write_1h_price_per_1m::text AS pred_p1,
-           s.created_at AS succ_at, s.request_id AS succ_rid
-      FROM i
-      LEFT JOIN LATERAL (
-        (SELECT u.created_at, u.request_id, u.user_id, u.api_key_id, u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens,
-                 u.cache_write_5m_price_per_1m, u.cache_write_1h_price_per_1m FROM usage u
-          WHERE i.scope = 'api_key' AND u.api_key_id = i.id AND u.status = 'completed' AND u.created_at <= i.t AND (u.created_at < i.t OR u.request_id < i.rid)
-          ORDER BY u.created_at DESC, u.request_id DESC LIMIT 1)
-        UNION ALL
-        (SELECT u.created_at, u.request_id, u.user_id, u.api_key_id, u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens,
-                 u.cache_write_5m_price_per_1m, u.cache_write_1h_price_per_1m FROM usage u
-          WHERE i.scope = 'user' AND u.user_id = i.id AND u.status = 'completed' AND u.created_at <= i.t AND (u.created_at < i.t OR u.request_id < i.rid)
-          ORDER BY u.created_at DESC, u.request_id DESC LIMIT 1)) p ON true
-      LEFT JOIN LATERAL (
-        (SELECT u.created_at, u.request_id FROM usage u
-          WHERE i.scope = 'api_key' AND u.api_key_id = i.id AND u.status = 'completed' AND u.created_at >= i.t AND (u.created_at > i.t OR u.request_id > i.rid)
-          ORDER BY u.created_at, u.request_id LIMIT 1)
-        UNION ALL
-        (SELECT u.created_at, u.request_id FROM usage u
-          WHERE i.scope = 'user' AND u.user_id = i.id AND u.status = 'completed' AND u.created_at >= i.t AND (u.created_at > i.t OR u.request_id > i.rid)
-          ORDER BY u.created_at, u.request_id LIMIT 1)) s ON true
-     ORDER BY i.i`, [JSON.stringify(payload)])
-  return rows.map((r) => ({
-    pred: r.pred_at === null
-      ? null
-      : {
-          rid: r.pred_rid as string,
-          at: (r.pred_at as Date).getTime(),
-          userId: r.pred_user as string | null,
-          apiKeyId: r.pred_key as string,
-          write5m: Number(r.pred_w5),
-          write1h: Number(r.pred_w1),
-          price5m: r.pred_p5 === null ? null : BigInt(r.pred_p5 as string),
-          price1h: r.pred_p1 === null ? null : BigInt(r.pred_p1 as string)
-        },
-    succ: r.succ_at === null ? null : { at: (r.succ_at as Date).getTime(), rid: r.succ_rid as string }
+/** One branch per scope, so each uses its own index: usage (api_key_id, created_at) or (user_id, created_at). */
+const SEGMENT_COLUMNS = `u.created_at, u.request_id, u.user_id, u.api_key_id, u.cache_creation_5m_input_tokens AS w5, u.cache_creation_1h_input_tokens AS w1,
+  u.cache_write_5m_price_per_1m::text AS p5, u.cache_write_1h_price_per_1m::text AS p1`
+const inTimeline = (scope: string) => `c.scope = '${scope}' AND u.${scope === KEY_SCOPE ? 'api_key_id' : 'user_id'} = c.id
+  AND u.status = 'completed' AND NOT (u.request_id = ANY($2::text[]))`
+const segmentBranches = [KEY_SCOPE, USER_SCOPE].flatMap((scope) => [
+  // the last old request before the cluster
+  `(SELECT ${SEGMENT_COLUMNS} FROM usage u WHERE ${inTimeline(scope)} AND u.created_at <= c.lo AND (u.created_at, u.request_id) < (c.lo, c.lo_rid)
+     ORDER BY u.created_at DESC, u.request_id DESC LIMIT 1)`,
+  // every old request inside it
+  `(SELECT ${SEGMENT_COLUMNS} FROM usage u WHERE ${inTimeline(scope)} AND u.created_at >= c.lo AND u.created_at <= c.hi
+      AND (u.created_at, u.request_id) > (c.lo, c.lo_rid) AND (u.created_at, u.request_id) < (c.hi, c.hi_rid))`,
+  // the first old request after it
+  `(SELECT ${SEGMENT_COLUMNS} FROM usage u WHERE ${inTimeline(scope)} AND u.created_at >= c.hi AND (u.created_at, u.request_id) > (c.hi, c.hi_rid)
+     ORDER BY u.created_at, u.request_id LIMIT 1)`
+]).join('\n      UNION ALL ')
+
+/** The old completed requests of each cluster's segment (the joining requests left out), by timeline. */
+async function readSegments (db: Sql, clusters: Array<{ timeline: number, scope: string, id: string, first: CacheRowSource, last: CacheRowSource }>,
+  joining: string[]): Promise<Map<number, OldRow[]>> {
+  const payload = clusters.map((c) => ({
+    timeline: c.timeline, scope: c.scope, id: c.id, lo: c.first.createdAt.toISOString(), lo_rid: c.first.requestId, hi: c.last.createdAt.toISOString(), hi_rid: c.last.requestId
   }))
+  const { rows } = await db.query<{ timeline: number, created_at: Date, request_id: string, user_id: string | null, api_key_id: string, w5: number, w1: number, p5: string | null, p1: string | null }>(`
+    SELECT c.timeline, s.*
+      FROM jsonb_to_recordset($1::jsonb) AS c(timeline int, scope text, id uuid, lo timestamptz, lo_rid text, hi timestamptz, hi_rid text)
+     CROSS JOIN LATERAL (
+      ${segmentBranches}) s`, [JSON.stringify(payload), joining])
+  const byTimeline = new Map<number, OldRow[]>()
+  for (const r of rows) {
+    const list = byTimeline.get(r.timeline) ?? []
+    list.push({
+      rid: r.request_id,
+      at: r.created_at.getTime(),
+      userId: r.user_id,
+      apiKeyId: r.api_key_id,
+      write5m: r.w5,
+      write1h: r.w1,
+      price5m: r.p5 === null ? null : BigInt(r.p5),
+      price1h: r.p1 === null ? null : BigInt(r.p1)
+    })
+    byTimeline.set(r.timeline, list)
+  }
+  return byTimeline
 }
 
 async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {

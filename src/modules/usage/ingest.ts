@@ -417,11 +417,11 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
 
   // 4. write rows, bodies, candidates, rollups and charges
   const rows = [...changed].sort().map((id) => states.get(id)!)
-  // before the upsert: the cache timelines' neighbours are read in their old state
-  await recordCacheData(db, before, rows)
   const usageIds = await upsertRows(db, rows, now)
   await insertBodies(db, bodies, usageIds)
   await insertCandidates(db, candidates)
+  // after the rows (so batches of one key write them in parallel), before the totals
+  await recordCacheData(db, before, rows)
   const deltas = new RollupDeltas()
   const keyCharges = new Map<string, { requests: bigint, tokens: bigint, cost: bigint }>()
   const userCharges = new Map<string, bigint>()
