@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import { fmt, GATEWAY_TOKEN, hammer, startBench, type Bench } from './harness.js'
 
-async function fixtures (bench: Bench) {
+export async function fixtures (bench: Bench) {
   const app = bench
   const owner = await app.prisma.user.create({ data: { username: `bench-${randomUUID()}`, passwordHash: 'x', role: 'admin' } })
   const { createKey } = await import('../src/modules/keys/service.js')
@@ -14,7 +14,7 @@ async function fixtures (bench: Bench) {
   return { key, provider }
 }
 
-function completion (keyId: string, providerId: string, i: number) {
+export function completion (keyId: string, providerId: string, i: number) {
   return {
     type: 'complete', request_id: `${randomUUID()}`, api_key_id: keyId, provider_id: providerId, model: 'claude-sonnet-4', api_format: 'claude:messages',
     is_stream: i % 2 === 0, status: i % 20 === 0 ? 'failed' : 'completed', status_code: i % 20 === 0 ? 500 : 200,

@@ -111,20 +111,16 @@ export interface LastRequest { created_at: Date, w5: number, w1: number, p5: str
 
 /**
  * Each key's last completed request made in the window, if it wrote to the cache:
- * its writes are wasted once their TTL passes with no next request. One probe per
- * key on usage (api_key_id, created_at).
+ * its writes are wasted once their TTL passes with no next request.
+ * cache_timeline_tail (scope, last_at).
  */
 export async function lastWrites (db: Sql, from: Date, userId: string | null, keyId: string | null): Promise<LastRequest[]> {
   const { rows } = await db.query<LastRequest>(`
-    SELECT l.created_at, l.cache_creation_5m_input_tokens AS w5, l.cache_creation_1h_input_tokens AS w1,
-           l.cache_write_5m_price_per_1m::text AS p5, l.cache_write_1h_price_per_1m::text AS p1
-      FROM api_keys k
-     CROSS JOIN LATERAL (
-        SELECT u.created_at, u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens, u.cache_write_5m_price_per_1m, u.cache_write_1h_price_per_1m
-          FROM usage u WHERE u.api_key_id = k.id AND u.status = 'completed'
-         ORDER BY u.created_at DESC, u.request_id DESC LIMIT 1) l
-     WHERE ($2::uuid IS NULL OR k.user_id = $2) AND ($3::uuid IS NULL OR k.id = $3)
-       AND l.created_at >= $1 AND l.cache_creation_5m_input_tokens + l.cache_creation_1h_input_tokens > 0`, [from, userId, keyId])
+    SELECT last_at AS created_at, cache_write_5m_tokens AS w5, cache_write_1h_tokens AS w1,
+           cache_write_5m_price_per_1m::text AS p5, cache_write_1h_price_per_1m::text AS p1
+      FROM cache_timeline_tail
+     WHERE scope = 'api_key' AND last_at >= $1 AND ($2::uuid IS NULL OR user_id = $2) AND ($3::uuid IS NULL OR scope_id = $3)
+       AND cache_write_5m_tokens + cache_write_1h_tokens > 0`, [from, userId, keyId])
   return rows
 }
 

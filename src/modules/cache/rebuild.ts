@@ -16,6 +16,7 @@ export async function rebuildCacheData (db: Sql): Promise<void> {
   await db.query(`SET LOCAL work_mem = '256MB'`)
   await db.query('DELETE FROM cache_interval_hourly')
   await db.query('DELETE FROM cache_savings_hourly')
+  await db.query('DELETE FROM cache_timeline_tail')
   // one pass per scope: the timeline of each key, then of each user (usage (api_key_id, created_at) / (user_id, created_at) order)
   for (const [scope, column] of [['api_key', 'api_key_id'], ['user', 'user_id']] as const) {
     await db.query(`
@@ -26,6 +27,16 @@ export async function rebuildCacheData (db: Sql): Promise<void> {
                      (extract(epoch FROM created_at - lag(created_at) OVER (PARTITION BY ${column} ORDER BY created_at, request_id)) * 1000)::bigint AS gap
                 FROM usage WHERE status = 'completed' AND ${column} IS NOT NULL) t
        GROUP BY 1, 2, 3, 4`, [scope, FIRST_BIN, SQL_LOWER_BOUNDS])
+  }
+  // each timeline's last request (usage (api_key_id, created_at) / (user_id, created_at))
+  for (const [scope, column] of [['api_key', 'api_key_id'], ['user', 'user_id']] as const) {
+    await db.query(`
+      INSERT INTO cache_timeline_tail (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
+        cache_write_5m_price_per_1m, cache_write_1h_price_per_1m)
+      SELECT DISTINCT ON (${column}) $1, ${column}, created_at, request_id, user_id, api_key_id, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens,
+             cache_write_5m_price_per_1m, cache_write_1h_price_per_1m
+        FROM usage WHERE status = 'completed' AND ${column} IS NOT NULL AND api_key_id IS NOT NULL
+       ORDER BY ${column}, created_at DESC, request_id DESC`, [scope])
   }
   await db.query(`
     INSERT INTO cache_savings_hourly (bucket, user_id, api_key_id, read_saving, write_5m_premium, write_1h_premium,

@@ -152,20 +152,62 @@ export async function recordCacheData (db: Sql, before: Map<string, CacheRowSour
   if (timelines.length > 0) {
     await db.query(`SELECT pg_advisory_xact_lock(l) FROM (SELECT DISTINCT hashtextextended('cache-timeline:' || t, 0) AS l FROM unnest($1::text[]) AS t) s ORDER BY l`,
       [timelines.map((t) => `${t.scope}:${t.id}`)])
-    // each timeline's joining requests in clusters; each cluster read as one segment of the old timeline
-    const clusters = timelines.flatMap((t, timeline) => {
-      const out: Array<{ timeline: number, scope: string, id: string, first: CacheRowSource, last: CacheRowSource }> = []
+    const tails = await readTails(db, timelines)
+    // each timeline's joining requests in clusters; a cluster after the timeline's tail joins it there,
+    // one before it (a late arrival) is read as a segment of the old timeline
+    const clusters: Array<{ timeline: number, scope: string, id: string, first: CacheRowSource, last: CacheRowSource }> = []
+    timelines.forEach((t, timeline) => {
+      const tail = tails.get(`${t.scope}:${t.id}`)
+      let open: typeof clusters[number] | undefined
       for (const row of t.rows) {
-        const open = out.at(-1)
+        if (tail !== undefined && byTime({ at: row.createdAt.getTime(), rid: row.requestId }, tail) > 0) break
         if (open !== undefined && row.createdAt.getTime() - open.last.createdAt.getTime() <= CLUSTER_GAP_MS) open.last = row
-        else out.push({ timeline, scope: t.scope, id: t.id, first: row, last: row })
+        else clusters.push(open = { timeline, scope: t.scope, id: t.id, first: row, last: row })
       }
-      return out
     })
-    const old = await readSegments(db, clusters, joining.map((row) => row.requestId))
-    timelines.forEach((t, i) => join(deltas, t.scope, t.id, t.rows, old.get(i) ?? []))
+    const old = clusters.length === 0 ? new Map<number, OldRow[]>() : await readSegments(db, clusters, joining.map((row) => row.requestId))
+    const newTails: Array<{ scope: string, id: string, row: CacheRowSource }> = []
+    timelines.forEach((t, i) => {
+      const tail = tails.get(`${t.scope}:${t.id}`)
+      join(deltas, t.scope, t.id, t.rows, [...old.get(i) ?? [], ...tail === undefined ? [] : [tail]])
+      const last = t.rows.at(-1)!
+      if (tail === undefined || byTime({ at: last.createdAt.getTime(), rid: last.requestId }, tail) > 0) newTails.push({ scope: t.scope, id: t.id, row: last })
+    })
+    await writeTails(db, newTails)
   }
   await writeDeltas(db, deltas)
+}
+
+/** The timelines' last requests (cache_timeline_tail primary key). */
+async function readTails (db: Sql, timelines: Array<{ scope: string, id: string }>): Promise<Map<string, OldRow>> {
+  const { rows } = await db.query<{ scope: string, scope_id: string, last_at: Date, last_request_id: string, user_id: string | null, api_key_id: string,
+    w5: number, w1: number, p5: string | null, p1: string | null }>(`
+    SELECT t.scope, t.scope_id, t.last_at, t.last_request_id, t.user_id, t.api_key_id, t.cache_write_5m_tokens AS w5, t.cache_write_1h_tokens AS w1,
+           t.cache_write_5m_price_per_1m::text AS p5, t.cache_write_1h_price_per_1m::text AS p1
+      FROM cache_timeline_tail t JOIN unnest($1::text[], $2::uuid[]) AS w(scope, id) ON t.scope = w.scope AND t.scope_id = w.id`,
+  [timelines.map((t) => t.scope), timelines.map((t) => t.id)])
+  return new Map(rows.map((r) => [`${r.scope}:${r.scope_id}`, {
+    rid: r.last_request_id, at: r.last_at.getTime(), userId: r.user_id, apiKeyId: r.api_key_id, write5m: r.w5, write1h: r.w1,
+    price5m: r.p5 === null ? null : BigInt(r.p5), price1h: r.p1 === null ? null : BigInt(r.p1)
+  }]))
+}
+
+async function writeTails (db: Sql, tails: Array<{ scope: string, id: string, row: CacheRowSource }>): Promise<void> {
+  if (tails.length === 0) return
+  const payload = tails.sort((a, b) => a.scope.localeCompare(b.scope) || a.id.localeCompare(b.id)).map(({ scope, id, row }) => ({
+    scope, scope_id: id, last_at: row.createdAt.toISOString(), last_request_id: row.requestId, user_id: row.userId, api_key_id: row.apiKeyId,
+    w5: row.cacheCreation5m, w1: row.cacheCreation1h, p5: row.snapshot?.cacheWrite5m.toString() ?? null, p1: row.snapshot?.cacheWrite1h.toString() ?? null
+  }))
+  await db.query(`
+    INSERT INTO cache_timeline_tail AS t (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
+      cache_write_5m_price_per_1m, cache_write_1h_price_per_1m)
+    SELECT scope, scope_id, last_at, last_request_id, user_id, api_key_id, w5, w1, p5, p1
+      FROM jsonb_to_recordset($1::jsonb) AS d(scope text, scope_id uuid, last_at timestamptz, last_request_id text, user_id uuid, api_key_id uuid,
+        w5 int, w1 int, p5 bigint, p1 bigint)
+    ON CONFLICT (scope, scope_id) DO UPDATE SET last_at = EXCLUDED.last_at, last_request_id = EXCLUDED.last_request_id, user_id = EXCLUDED.user_id,
+      api_key_id = EXCLUDED.api_key_id, cache_write_5m_tokens = EXCLUDED.cache_write_5m_tokens, cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens,
+      cache_write_5m_price_per_1m = EXCLUDED.cache_write_5m_price_per_1m, cache_write_1h_price_per_1m = EXCLUDED.cache_write_1h_price_per_1m`,
+  [JSON.stringify(payload)])
 }
 
 function byTime (a: { at: number, rid: string }, b: { at: number, rid: string }): number
@@ -250,11 +292,15 @@ async function readSegments (db: Sql, clusters: Array<{ timeline: number, scope:
   const payload = clusters.map((c) => ({
     timeline: c.timeline, scope: c.scope, id: c.id, lo: c.first.createdAt.toISOString(), lo_rid: c.first.requestId, hi: c.last.createdAt.toISOString(), hi_rid: c.last.requestId
   }))
+  // each branch must walk its index from the cluster's edge and stop at the first row; with a table
+  // grown since its last ANALYZE the planner may prefer a bitmap scan and sort of the whole history
+  await db.query(`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`)
   const { rows } = await db.query<{ timeline: number, created_at: Date, request_id: string, user_id: string | null, api_key_id: string, w5: number, w1: number, p5: string | null, p1: string | null }>(`
     SELECT c.timeline, s.*
       FROM jsonb_to_recordset($1::jsonb) AS c(timeline int, scope text, id uuid, lo timestamptz, lo_rid text, hi timestamptz, hi_rid text)
      CROSS JOIN LATERAL (
       ${segmentBranches}) s`, [JSON.stringify(payload), joining])
+  await db.query(`SELECT set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'on', true)`)
   const byTimeline = new Map<number, OldRow[]>()
   for (const r of rows) {
     const list = byTimeline.get(r.timeline) ?? []
