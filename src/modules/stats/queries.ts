@@ -113,55 +113,45 @@ export interface ProviderRow {
 
 /**
  * Per provider: tokens and costs from the rollups (as BY_MODEL); attempts, successes,
- * failures and latency from request_candidates — plus one implicit attempt for each
- * finished request reported without an executed candidate: failed if the request
- * failed, successful otherwise (a cancellation is the client's doing), with the
- * request's response time. Implicit attempts are the rollups' requests less the
- * requests that have candidates, so only the candidates' own requests are read raw.
- *
- * Cost: no candidate rollup exists, so this is one GROUP BY over the range's executed
- * candidates (request_candidates (provider_id, created_at)) and one usage (request_id)
- * probe per request among them: linear in candidates, not in requests. A provider ×
- * hour attempt rollup would make it constant.
+ * failures and latency from provider_attempts_hourly (primary key (bucket, provider_id))
+ * for the whole hours: each executed candidate on its provider, plus one implicit
+ * attempt for each finished request reported without an executed candidate — failed
+ * if the request failed, successful otherwise (a cancellation is the client's doing),
+ * with the request's response time. The edges read the same raw: candidates through
+ * request_candidates (provider_id, created_at), one probe per provider; requests
+ * through usage (created_at), each probing request_candidates (request_id, …).
  */
-export async function totalsByProvider (db: Sql, plan: HourPlan, range: Span, limit: number): Promise<ProviderRow[]> {
+export async function totalsByProvider (db: Sql, plan: HourPlan, limit: number): Promise<ProviderRow[]> {
   const { rows } = await db.query<ProviderRow>(`
     WITH spent AS (${BY_PROVIDER}),
-    sent AS MATERIALIZED (
-      SELECT c.request_id, c.provider_id, c.status, c.latency_ms FROM request_candidates c
-       WHERE c.created_at >= $7 AND c.created_at < $8 AND ${EXECUTED}
-    ), tried AS (
-      SELECT provider_id, count(*) AS attempts, count(*) FILTER (WHERE status = 'success') AS successes,
-             count(*) FILTER (WHERE status = 'failed') AS failures, COALESCE(sum(latency_ms), 0) AS latency_sum_ms, count(latency_ms) AS latency_count
-        FROM sent WHERE provider_id IS NOT NULL
+    tried AS (
+      SELECT provider_id, sum(attempts) AS attempts, sum(successes) AS successes, sum(failures) AS failures,
+             sum(latency_sum_ms) AS latency_sum_ms, sum(latency_count) AS latency_count
+        FROM (
+          SELECT a.provider_id, a.attempts, a.successes, a.failures, a.latency_sum_ms, a.latency_count
+            FROM provider_attempts_hourly a WHERE a.bucket >= $1 AND a.bucket < $2
+          UNION ALL
+          SELECT c.provider_id, 1, (c.status = 'success')::int, (c.status = 'failed')::int, COALESCE(c.latency_ms, 0), (c.latency_ms IS NOT NULL)::int
+            FROM providers p JOIN request_candidates c ON c.provider_id = p.id
+           WHERE (c.created_at >= $3 AND c.created_at < $4 OR c.created_at >= $5 AND c.created_at < $6) AND ${EXECUTED}
+          UNION ALL
+          SELECT u.provider_id, 1, (u.status <> 'failed')::int, (u.status = 'failed')::int, COALESCE(u.response_time_ms, 0), (u.response_time_ms IS NOT NULL)::int
+            FROM usage u
+           WHERE ${FINISHED} AND ${EDGES} AND u.provider_id IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM request_candidates c WHERE c.request_id = u.request_id AND ${EXECUTED})
+        ) a
        GROUP BY provider_id
-    ), reported AS (
-      SELECT u.provider_id, count(*) AS requests, count(*) FILTER (WHERE u.status = 'failed') AS failed,
-             COALESCE(sum(u.response_time_ms), 0) AS rt_sum, count(u.response_time_ms) AS rt_count
-        FROM (SELECT DISTINCT request_id FROM sent) c
-        -- LIMIT keeps this a probe per request (request_id is unique), never a scan of the range's usage
-       CROSS JOIN LATERAL (SELECT * FROM usage u WHERE u.request_id = c.request_id LIMIT 1) u
-       WHERE ${FINISHED} AND u.created_at >= $7 AND u.created_at < $8 AND u.provider_id IS NOT NULL
-       GROUP BY u.provider_id
-    ), implicit AS (
-      SELECT s.key AS provider_id, s.requests - COALESCE(r.requests, 0) AS attempts, s.errors - COALESCE(r.failed, 0) AS failures,
-             s.response_time_sum_ms - COALESCE(r.rt_sum, 0) AS rt_sum, s.response_time_count - COALESCE(r.rt_count, 0) AS rt_count
-        FROM spent s LEFT JOIN reported r ON r.provider_id = s.key
     )
     SELECT p.id AS provider_id, p.name AS provider,
            COALESCE(s.total_tokens, 0) AS total_tokens, COALESCE(s.total_cost, 0) AS total_cost, COALESCE(s.actual_total_cost, 0) AS actual_total_cost,
-           COALESCE(t.attempts, 0) + COALESCE(i.attempts, 0) AS attempts,
-           COALESCE(t.successes, 0) + COALESCE(i.attempts - i.failures, 0) AS successes,
-           COALESCE(t.failures, 0) + COALESCE(i.failures, 0) AS failures,
-           COALESCE(t.latency_sum_ms, 0) + COALESCE(i.rt_sum, 0) AS latency_sum_ms,
-           COALESCE(t.latency_count, 0) + COALESCE(i.rt_count, 0) AS latency_count
+           COALESCE(t.attempts, 0) AS attempts, COALESCE(t.successes, 0) AS successes, COALESCE(t.failures, 0) AS failures,
+           COALESCE(t.latency_sum_ms, 0) AS latency_sum_ms, COALESCE(t.latency_count, 0) AS latency_count
       FROM providers p
       LEFT JOIN spent s ON s.key = p.id
       LEFT JOIN tried t ON t.provider_id = p.id
-      LEFT JOIN implicit i ON i.provider_id = p.id
-     WHERE s.key IS NOT NULL OR t.provider_id IS NOT NULL
+     WHERE s.key IS NOT NULL OR t.attempts <> 0
      ORDER BY attempts DESC, p.id
-     LIMIT $9`, [...hourParams(plan), range.from, range.to, limit])
+     LIMIT $7`, [...hourParams(plan), limit])
   return rows
 }
 

@@ -66,7 +66,7 @@ export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, limit:
         user_id: row.user_id, email: row.email, username: row.username, request_count: int(row.requests), total_tokens: int(row.total_tokens), total_cost: usd(row.total_cost)
       }))
     case 'provider':
-      return (await totalsByProvider(db, hourPlan(range), { from: range.start, to: range.end }, limit)).map((row) => ({
+      return (await totalsByProvider(db, hourPlan(range), limit)).map((row) => ({
         provider_id: row.provider_id,
         provider: row.provider,
         request_count: int(row.attempts),

@@ -78,6 +78,7 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_hourly: 'SELECT * FROM usage_hourly ORDER BY bucket, user_id, api_key_id, provider_id, model, api_format',
     usage_hourly_model: 'SELECT * FROM usage_hourly_model ORDER BY bucket, provider_id, model, api_format',
     usage_daily_key: 'SELECT * FROM usage_daily_key ORDER BY day, user_id, api_key_id, model',
+    provider_attempts_hourly: 'SELECT * FROM provider_attempts_hourly ORDER BY bucket, provider_id',
     cache_interval_hourly: 'SELECT * FROM cache_interval_hourly ORDER BY scope, scope_id, bucket, bin_index',
     api_keys: 'SELECT * FROM api_keys ORDER BY id',
     users: 'SELECT * FROM users ORDER BY id',
@@ -134,6 +135,25 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
       raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(user_id, ${NIL}) AS user_id,
                    COALESCE(api_key_id, ${NIL}) AS api_key_id, model, ${RAW_MEASURES}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`
+    },
+    // executed candidates on their providers; a finished request without one, as one attempt on its provider
+    provider_attempts_hourly: {
+      rollup: `SELECT ${hourKey} AS bucket, provider_id, attempts::bigint AS attempts, successes::bigint AS successes, failures::bigint AS failures,
+                      latency_sum_ms, latency_count::bigint AS latency_count
+                 FROM provider_attempts_hourly
+                WHERE NOT (attempts = 0 AND successes = 0 AND failures = 0 AND latency_sum_ms = 0 AND latency_count = 0) ORDER BY 1, 2`,
+      raw: `SELECT ${rawHour} AS bucket, provider_id, count(*)::bigint AS attempts, count(*) FILTER (WHERE success)::bigint AS successes,
+                   count(*) FILTER (WHERE failure)::bigint AS failures, COALESCE(sum(latency_ms), 0)::bigint AS latency_sum_ms,
+                   count(latency_ms)::bigint AS latency_count
+              FROM (
+                SELECT created_at, provider_id, status = 'success' AS success, status = 'failed' AS failure, latency_ms
+                  FROM request_candidates WHERE status NOT IN ('skipped', 'available') AND provider_id IS NOT NULL
+                UNION ALL
+                SELECT u.created_at, u.provider_id, u.status <> 'failed', u.status = 'failed', u.response_time_ms
+                  FROM usage u WHERE u.${FINISHED} AND u.provider_id IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM request_candidates c WHERE c.request_id = u.request_id AND c.status NOT IN ('skipped', 'available'))
+              ) a
+             GROUP BY 1, 2 ORDER BY 1, 2`
     }
   }
   const out: Record<string, { rollup: Json[], raw: Json[] }> = {}
