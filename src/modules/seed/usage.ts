@@ -197,7 +197,7 @@ const sums = (names: string) => names.split(',').map((name) => `sum(${name.trim(
 const idAt = (ms: number) => ms.toString(16).padStart(12, '0') + '0'.repeat(20)
 
 /**
- * The finest rollup for the rows created in [fromMs, toMs) — whole hours, so no other
+ * The finest rollup (and the quarter-hours) for the rows created in [fromMs, toMs) — whole hours, so no other
  * chunk touches the same rollup rows — by GROUP BY over those raw rows (read through
  * the primary key), as ingestion would have left it (rollups.ts).
  */
@@ -210,6 +210,13 @@ export async function rollupHours (db: Sql, fromMs: number, toMs: number): Promi
       sum(coalesce(response_time_ms, 0)), count(response_time_ms), count(*) FILTER (WHERE cache_read_input_tokens > 0)
     FROM usage WHERE id >= $1::uuid AND id < $2::uuid AND ${FINISHED}
     GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`, [idAt(fromMs), idAt(toMs)])
+  // quarter-hours are not a regrouping of hours: from the same raw rows (just read, so cached)
+  await db.query(`
+    INSERT INTO usage_quarter_hourly (bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost)
+    SELECT date_bin('15 minutes', created_at, timestamptz '2000-01-01 00:00:00+00'), coalesce(provider_id, '${NIL}'),
+      count(*), sum(total_tokens), sum(total_cost), sum(actual_total_cost)
+    FROM usage WHERE id >= $1::uuid AND id < $2::uuid AND ${FINISHED}
+    GROUP BY 1, 2 ORDER BY 1, 2`, [idAt(fromMs), idAt(toMs)])
 }
 
 /**

@@ -205,10 +205,10 @@ export interface HeatmapDay { day: string, requests: string, total_tokens: strin
  * Whole hours come from usage_hourly_model (primary key (bucket, …)), each counted on
  * the local day that holds its middle. Where a local midnight falls inside an hour
  * (+05:30, +05:45), the smaller part of that hour (at most 30 minutes, all on one local
- * day) is summed from raw rows (usage (created_at)) and moved from the middle's day to
- * its own: the least raw reading that splits the hour exactly. Zones on whole-hour
- * offsets read no raw row. Time-zone arithmetic runs once per hour and per midnight,
- * never per row.
+ * day) is summed from usage_quarter_hourly (an offset on a quarter-hour, as every zone
+ * in use today) or else from raw rows (usage (created_at)), and moved from the middle's
+ * day to its own. Zones on whole-hour offsets read neither. Time-zone arithmetic runs
+ * once per hour and per midnight, never per row.
  */
 export async function heatmapDays (db: Sql, timeZone: string, first: string, last: string): Promise<HeatmapDay[]> {
   const { rows } = await db.query<HeatmapDay>(`
@@ -217,7 +217,8 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
         FROM generate_series($2::date::timestamp, ($3::date + 1)::timestamp, interval '1 day') AS d
     ), minor AS MATERIALIZED ( -- computed once per midnight, not per raw row joined to it
       SELECT CASE WHEN early THEN hour ELSE at END AS from_at, CASE WHEN early THEN at ELSE hour + interval '1 hour' END AS to_at,
-             CASE WHEN early THEN day - 1 ELSE day END AS own_day, CASE WHEN early THEN day ELSE day - 1 END AS middle_day
+             CASE WHEN early THEN day - 1 ELSE day END AS own_day, CASE WHEN early THEN day ELSE day - 1 END AS middle_day,
+             extract(epoch FROM at) % 900 = 0 AS quarters
         FROM (SELECT *, at - hour <= interval '30 minutes' AS early FROM midnights WHERE at <> hour) m
     ), hours AS MATERIALIZED ( -- so the final filter on days is not pushed down into a conversion per rollup row
       SELECT bucket, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
@@ -228,11 +229,17 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
        WHERE bucket >= ($2::date - 1)::timestamp AT TIME ZONE 'UTC' AND bucket < ($3::date + 2)::timestamp AT TIME ZONE 'UTC'
        GROUP BY bucket
     ), moved AS (
-      SELECT m.own_day, m.middle_day, count(*) AS requests, sum(u.total_tokens)::bigint AS total_tokens,
-             sum(u.total_cost)::bigint AS total_cost, sum(u.actual_total_cost)::bigint AS actual_total_cost
-        FROM minor m JOIN usage u ON u.created_at >= m.from_at AND u.created_at < m.to_at
-       WHERE ${FINISHED}
-       GROUP BY m.own_day, m.middle_day
+      SELECT m.own_day, m.middle_day, x.requests, x.total_tokens, x.total_cost, x.actual_total_cost
+        FROM minor m CROSS JOIN LATERAL (
+          -- usage_quarter_hourly primary key (bucket, …): every zone in use today is whole quarter-hours off UTC
+          SELECT COALESCE(sum(q.requests), 0)::bigint AS requests, COALESCE(sum(q.total_tokens), 0)::bigint AS total_tokens,
+                 COALESCE(sum(q.total_cost), 0)::bigint AS total_cost, COALESCE(sum(q.actual_total_cost), 0)::bigint AS actual_total_cost
+            FROM usage_quarter_hourly q WHERE m.quarters AND q.bucket >= m.from_at AND q.bucket < m.to_at
+          UNION ALL
+          -- usage (created_at), one range per midnight: an offset off the quarter-hour (a historical local mean time)
+          SELECT count(*), COALESCE(sum(u.total_tokens), 0)::bigint, COALESCE(sum(u.total_cost), 0)::bigint, COALESCE(sum(u.actual_total_cost), 0)::bigint
+            FROM usage u WHERE NOT m.quarters AND u.created_at >= m.from_at AND u.created_at < m.to_at AND ${FINISHED}
+        ) x
     ), parts AS (
       SELECT ((bucket + interval '30 minutes') AT TIME ZONE $1)::date AS day, requests, total_tokens, total_cost, actual_total_cost FROM hours
       UNION ALL

@@ -54,9 +54,10 @@ function measures (row: RollupSource): Measures {
   }
 }
 
-interface Grain { table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key', key: (row: RollupSource) => Record<string, string> }
+interface Grain { table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key' | 'usage_quarter_hourly', key: (row: RollupSource) => Record<string, string> }
 
 const hour = (at: Date) => new Date(Math.floor(at.getTime() / 3_600_000) * 3_600_000).toISOString()
+const quarter = (at: Date) => new Date(Math.floor(at.getTime() / 900_000) * 900_000).toISOString()
 
 const GRAINS: Grain[] = [
   {
@@ -70,6 +71,12 @@ const GRAINS: Grain[] = [
   {
     table: 'usage_daily_key',
     key: (r) => ({ day: r.createdAt.toISOString().slice(0, 10), user_id: r.userId ?? NIL_UUID, api_key_id: r.apiKeyId ?? NIL_UUID, model: r.model })
+  },
+  {
+    // the heatmap's edges in zones whose midnight is off the hour; keyed by provider so
+    // batches contend on it no more than on usage_hourly_model
+    table: 'usage_quarter_hourly',
+    key: (r) => ({ bucket: quarter(r.createdAt), provider_id: r.providerId ?? NIL_UUID })
   }
 ]
 
@@ -171,7 +178,7 @@ export interface Charges {
 }
 
 /**
- * Everything a batch adds to shared rows — the four rollups, the keys' and users'
+ * Everything a batch adds to shared rows — the five rollups, the keys' and users'
  * charges — in ONE statement. These are the rows every concurrent batch contends
  * for; as one statement, their locks are held for one round trip and the commit,
  * not for a conversation with a busy application server.
@@ -181,7 +188,8 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
   const coarse = deltas.rowsOf('usage_hourly_model')
   const daily = deltas.rowsOf('usage_daily_key')
   const attempts = deltas.attemptRows()
-  if (hourly.length + coarse.length + daily.length + attempts.length + charges.keys.length + charges.users.length === 0) return
+  const quarters = deltas.rowsOf('usage_quarter_hourly')
+  if (hourly.length + coarse.length + daily.length + attempts.length + quarters.length + charges.keys.length + charges.users.length === 0) return
   await db.query(`
     WITH hourly AS (
       INSERT INTO usage_hourly AS t (bucket, user_id, api_key_id, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
@@ -248,6 +256,14 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
         attempts = t.attempts + EXCLUDED.attempts, successes = t.successes + EXCLUDED.successes, failures = t.failures + EXCLUDED.failures,
         latency_sum_ms = t.latency_sum_ms + EXCLUDED.latency_sum_ms, latency_count = t.latency_count + EXCLUDED.latency_count
       RETURNING 1
+    ), quarters AS (
+      INSERT INTO usage_quarter_hourly AS t (bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost)
+      SELECT bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost
+        FROM jsonb_to_recordset($8::jsonb) AS d(bucket timestamptz, provider_id uuid, requests int, total_tokens bigint, total_cost bigint, actual_total_cost bigint)
+      ON CONFLICT (bucket, provider_id) DO UPDATE SET
+        requests = t.requests + EXCLUDED.requests, total_tokens = t.total_tokens + EXCLUDED.total_tokens,
+        total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
+      RETURNING 1
     ), keys AS (
       UPDATE api_keys k
          SET total_requests = k.total_requests + c.requests, total_tokens = k.total_tokens + c.tokens,
@@ -262,8 +278,8 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
        WHERE u.id = c.id
       RETURNING 1
     )
-    SELECT (SELECT count(*) FROM hourly) + (SELECT count(*) FROM coarse) + (SELECT count(*) FROM daily) + (SELECT count(*) FROM attempts)
+    SELECT (SELECT count(*) FROM hourly) + (SELECT count(*) FROM coarse) + (SELECT count(*) FROM daily) + (SELECT count(*) FROM attempts) + (SELECT count(*) FROM quarters)
          + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users) AS touched`,
   [JSON.stringify(hourly), JSON.stringify(coarse), JSON.stringify(daily), JSON.stringify(charges.keys), JSON.stringify(charges.users), now,
-    JSON.stringify(attempts)])
+    JSON.stringify(attempts), JSON.stringify(quarters)])
 }

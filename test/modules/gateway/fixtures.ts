@@ -79,6 +79,7 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_hourly_model: 'SELECT * FROM usage_hourly_model ORDER BY bucket, provider_id, model, api_format',
     usage_daily_key: 'SELECT * FROM usage_daily_key ORDER BY day, user_id, api_key_id, model',
     provider_attempts_hourly: 'SELECT * FROM provider_attempts_hourly ORDER BY bucket, provider_id',
+    usage_quarter_hourly: 'SELECT * FROM usage_quarter_hourly ORDER BY bucket, provider_id',
     cache_interval_hourly: 'SELECT * FROM cache_interval_hourly ORDER BY scope, scope_id, bucket, bin_index',
     api_keys: 'SELECT * FROM api_keys ORDER BY id',
     users: 'SELECT * FROM users ORDER BY id',
@@ -135,6 +136,14 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
       raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(user_id, ${NIL}) AS user_id,
                    COALESCE(api_key_id, ${NIL}) AS api_key_id, model, ${RAW_MEASURES}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`
+    },
+    usage_quarter_hourly: {
+      rollup: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS bucket, provider_id, requests::bigint AS requests, total_tokens, total_cost, actual_total_cost
+                 FROM usage_quarter_hourly WHERE NOT (requests = 0 AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0) ORDER BY 1, 2`,
+      raw: `SELECT to_char(date_bin('15 minutes', created_at, timestamptz '2000-01-01 00:00:00+00') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS bucket,
+                   COALESCE(provider_id, ${NIL}) AS provider_id, count(*)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
+                   sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
     },
     // executed candidates on their providers; a finished request without one, as one attempt on its provider
     provider_attempts_hourly: {
