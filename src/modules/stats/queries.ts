@@ -271,6 +271,8 @@ export interface RecordFilter {
   errorsOnly: boolean
   /** ILIKE patterns (wildcards already escaped), all of which must match; at most KEYWORD_SLOTS */
   patterns: string[]
+  /** what one of the patterns matches, as ids: its rows are found through their indexes (see searchPage) */
+  driver?: KeywordMatch | null
 }
 
 /**
@@ -346,27 +348,92 @@ export interface RecordRow {
   has_fallback: boolean
 }
 
+/** What a keyword matches in the small tables: usernames, key names, provider names, and the models in usage. */
+export interface KeywordMatch { pattern: string, users: string[], keys: string[], providers: string[], models: string[] }
+
+/**
+ * Resolves a keyword to ids. The models are usage's distinct models, read by a loose
+ * scan of usage (model, created_at): one index probe per model, however many rows.
+ */
+export async function keywordMatch (db: Sql, pattern: string): Promise<KeywordMatch> {
+  const { rows } = await db.query<KeywordMatch>(`
+    WITH RECURSIVE models AS (
+      SELECT min(model) AS model FROM usage
+      UNION ALL
+      SELECT (SELECT min(u.model) FROM usage u WHERE u.model > m.model) FROM models m WHERE m.model IS NOT NULL
+    )
+    SELECT $1::text AS pattern,
+           ARRAY(SELECT id::text FROM users WHERE username ILIKE $1) AS users,
+           ARRAY(SELECT id::text FROM api_keys WHERE name ILIKE $1) AS keys,
+           ARRAY(SELECT id::text FROM providers WHERE name ILIKE $1) AS providers,
+           ARRAY(SELECT model FROM models WHERE model ILIKE $1) AS models`, [pattern])
+  return rows[0]!
+}
+
+/** The planner's estimate of the usage rows a keyword's ids select (usage's statistics on each column). */
+export async function estimateKeyword (db: Sql, match: KeywordMatch): Promise<number> {
+  const { rows } = await db.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(`
+    EXPLAIN (FORMAT JSON) SELECT 1 FROM usage u
+     WHERE u.user_id = ANY($1::uuid[]) OR u.api_key_id = ANY($2::uuid[]) OR u.model = ANY($3::text[]) OR u.provider_id = ANY($4::uuid[])`,
+  [match.users, match.keys, match.models, match.providers])
+  return rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows']
+}
+
+/**
+ * The rows matching the filter, found through one keyword (the driver): every row it
+ * matches has one of its users, keys, models or providers — or, provider gone, a
+ * matching provider_name — so each of those is read newest first through its own
+ * index (usage (user_id | api_key_id | model | provider_id, created_at)), with every
+ * filter applied, at most $21 rows each; their union holds the newest $21 matches.
+ * Params: the filter's $1–$20, $21 rows per branch, $22–$25 the driver's ids, $26 its pattern.
+ */
+const branch = (values: string, column: string) => `
+      SELECT x.id, x.created_at FROM unnest(${values}) AS v(value) CROSS JOIN LATERAL (
+        SELECT u.id, u.created_at ${RECORD_FROM} ${RECORD_WHERE} AND u.${column} = v.value
+         ORDER BY u.created_at DESC, u.id DESC LIMIT $21
+      ) x`
+const DRIVEN = `
+    SELECT id, created_at FROM (${branch('$22::uuid[]', 'user_id')}
+      UNION ${branch('$23::uuid[]', 'api_key_id')}
+      UNION ${branch('$24::text[]', 'model')}
+      UNION ${branch('$25::uuid[]', 'provider_id')}
+      UNION (
+        SELECT u.id, u.created_at ${RECORD_FROM} ${RECORD_WHERE} AND u.provider_id IS NULL AND u.provider_name ILIKE $26
+         ORDER BY u.created_at DESC, u.id DESC LIMIT $21)
+    ) d`
+const driverParams = (driver: KeywordMatch) => [driver.users, driver.keys, driver.models, driver.providers, driver.pattern]
+
 /** One page, newest first; the page's ids first, so has_fallback runs for those rows only. */
 export async function recordPage (db: Sql, filter: RecordFilter, limit: number, offset: number): Promise<RecordRow[]> {
+  const driver = filter.driver ?? null
   const { rows } = await db.query<RecordRow>(`
     WITH page AS (
-      SELECT u.id, u.created_at ${RECORD_FROM} ${RECORD_WHERE}
-       ORDER BY u.created_at DESC, u.id DESC
-       LIMIT $21 OFFSET $22
+      ${driver === null
+        ? `SELECT u.id, u.created_at ${RECORD_FROM} ${RECORD_WHERE} ORDER BY u.created_at DESC, u.id DESC LIMIT $21 OFFSET $22`
+        : `${DRIVEN} ORDER BY created_at DESC, id DESC LIMIT $27 OFFSET $28`}
     )
     SELECT ${RECORD_COLUMNS}
       FROM page JOIN usage u ON u.id = page.id
       LEFT JOIN users us ON us.id = u.user_id
       LEFT JOIN api_keys k ON k.id = u.api_key_id
       LEFT JOIN providers p ON p.id = u.provider_id
-     ORDER BY page.created_at DESC, page.id DESC`, [...filterParams(filter), limit, offset])
+     ORDER BY page.created_at DESC, page.id DESC`,
+  driver === null ? [...filterParams(filter), limit, offset] : [...filterParams(filter), limit + offset, ...driverParams(driver), limit, offset])
   return rows
 }
 
-/** How many rows match, counting at most `cap` + 1 of them (an exact count of millions costs seconds). */
+/**
+ * How many rows match, counting at most `cap` + 1 of them (an exact count of millions
+ * costs seconds). Through a driver, each branch stops at `cap` + 1: the union exceeds
+ * `cap` exactly when the matches do.
+ */
 export async function countRecords (db: Sql, filter: RecordFilter, cap: number): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(`
-    SELECT count(*)::int AS n FROM (SELECT 1 ${RECORD_FROM} ${RECORD_WHERE} LIMIT $21) s`, [...filterParams(filter), cap + 1])
+  const driver = filter.driver ?? null
+  const { rows } = driver === null
+    ? await db.query<{ n: number }>(`
+      SELECT count(*)::int AS n FROM (SELECT 1 ${RECORD_FROM} ${RECORD_WHERE} LIMIT $21) s`, [...filterParams(filter), cap + 1])
+    : await db.query<{ n: number }>(`
+      SELECT count(*)::int AS n FROM (${DRIVEN} LIMIT $21) s`, [...filterParams(filter), cap + 1, ...driverParams(driver)])
   return rows[0]!.n
 }
 
