@@ -220,7 +220,7 @@ export async function rollupHours (db: Sql, fromMs: number, toMs: number): Promi
 }
 
 /**
- * The two coarser rollups, by summing the finest (exact: integer sums regroup freely);
+ * The three coarser rollups, by summing the finest (exact: integer sums regroup freely);
  * days are UTC. Then the provider attempts: the executed candidates on their providers,
  * plus each finished request's implicit attempt on its provider (the coarse rollup's
  * requests) less those of the requests with an executed candidate (one usage
@@ -235,6 +235,10 @@ export async function deriveRollups (db: Sql): Promise<void> {
     INSERT INTO usage_daily_key (day, user_id, api_key_id, model, ${MEASURES}, ${TAIL})
     SELECT (bucket AT TIME ZONE 'UTC')::date, user_id, api_key_id, model, ${sums(`${MEASURES}, ${TAIL}`)}
     FROM usage_hourly GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`)
+  await db.query(`
+    INSERT INTO usage_daily_user (day, user_id, provider_id, requests, errors, total_tokens, total_cost, actual_total_cost)
+    SELECT (bucket AT TIME ZONE 'UTC')::date, user_id, provider_id, ${sums('requests, errors, total_tokens, total_cost, actual_total_cost')}
+    FROM usage_hourly GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`)
   await db.query(`
     INSERT INTO provider_attempts_hourly (bucket, provider_id, attempts, successes, failures, latency_sum_ms, latency_count)
     SELECT bucket, provider_id, sum(attempts), sum(successes), sum(failures), sum(latency_sum_ms), sum(latency_count)

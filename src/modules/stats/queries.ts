@@ -158,13 +158,11 @@ export async function totalsByProvider (db: Sql, plan: HourPlan, limit: number):
 export interface UserRow { user_id: string, email: string | null, username: string, requests: string, total_tokens: string, total_cost: string }
 
 /**
- * Per user, from the smallest rollup that answers each part exactly: usage_daily_key
- * for whole UTC days (a 30-day range reads days × keys × models rows, where
- * usage_hourly would read 24 times as many), usage_hourly for the whole hours beside
- * them, raw rows for the edges. The daily rollup has no provider, so the requests of
- * those days that reached no provider are subtracted from raw rows (they are few, and
- * usage (provider_id, created_at) finds them). A deleted user's rows (user_id SET NULL
- * in usage, kept in rollups) are left out on both sides by the join on users.
+ * Per user, from the smallest rollup that answers each part exactly: usage_daily_user
+ * (day × user × provider) for whole UTC days, usage_hourly for the whole hours beside
+ * them, raw rows for the edges. Rollup rows count when their provider still exists (a
+ * deleted provider's rows are SET NULL in usage, kept in rollups), as the other
+ * aggregations; a deleted user's rows are left out on both sides by the join on users.
  */
 export async function totalsByUser (db: Sql, plan: DayPlan, limit: number): Promise<UserRow[]> {
   const { rows } = await db.query<UserRow>(`
@@ -172,13 +170,10 @@ export async function totalsByUser (db: Sql, plan: DayPlan, limit: number): Prom
       FROM (
         SELECT user_id, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens, sum(total_cost)::bigint AS total_cost
           FROM (
-            -- usage_daily_key: its primary key (day, …) or (user_id, day), whichever the planner finds cheaper
-            SELECT d.user_id, d.requests::bigint AS requests, d.total_tokens, d.total_cost FROM usage_daily_key d
+            -- usage_daily_user primary key (day, …)
+            SELECT d.user_id, d.requests, d.total_tokens, d.total_cost FROM usage_daily_user d
              WHERE d.day >= ($1::timestamptz AT TIME ZONE 'UTC')::date AND d.day < ($2::timestamptz AT TIME ZONE 'UTC')::date
-            UNION ALL
-            -- usage (provider_id, created_at), provider_id IS NULL
-            SELECT u.user_id, -1, -u.total_tokens::bigint, -u.total_cost FROM usage u
-             WHERE u.provider_id IS NULL AND u.created_at >= $1 AND u.created_at < $2 AND ${FINISHED}
+               AND d.provider_id IN (SELECT id FROM providers)
             UNION ALL
             -- usage_hourly primary key (bucket, …)
             SELECT r.user_id, r.requests, r.total_tokens, r.total_cost FROM usage_hourly r

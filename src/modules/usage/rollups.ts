@@ -54,7 +54,7 @@ function measures (row: RollupSource): Measures {
   }
 }
 
-interface Grain { table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key' | 'usage_quarter_hourly', key: (row: RollupSource) => Record<string, string> }
+interface Grain { table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key' | 'usage_quarter_hourly' | 'usage_daily_user', key: (row: RollupSource) => Record<string, string> }
 
 const hour = (at: Date) => new Date(Math.floor(at.getTime() / 3_600_000) * 3_600_000).toISOString()
 const quarter = (at: Date) => new Date(Math.floor(at.getTime() / 900_000) * 900_000).toISOString()
@@ -77,6 +77,11 @@ const GRAINS: Grain[] = [
     // batches contend on it no more than on usage_hourly_model
     table: 'usage_quarter_hourly',
     key: (r) => ({ bucket: quarter(r.createdAt), provider_id: r.providerId ?? NIL_UUID })
+  },
+  {
+    // the user ranking; its rows are the user's, whose `used` a batch locks anyway
+    table: 'usage_daily_user',
+    key: (r) => ({ day: r.createdAt.toISOString().slice(0, 10), user_id: r.userId ?? NIL_UUID, provider_id: r.providerId ?? NIL_UUID })
   }
 ]
 
@@ -178,7 +183,7 @@ export interface Charges {
 }
 
 /**
- * Everything a batch adds to shared rows — the five rollups, the keys' and users'
+ * Everything a batch adds to shared rows — the six rollups, the keys' and users'
  * charges — in ONE statement. These are the rows every concurrent batch contends
  * for; as one statement, their locks are held for one round trip and the commit,
  * not for a conversation with a busy application server.
@@ -189,7 +194,8 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
   const daily = deltas.rowsOf('usage_daily_key')
   const attempts = deltas.attemptRows()
   const quarters = deltas.rowsOf('usage_quarter_hourly')
-  if (hourly.length + coarse.length + daily.length + attempts.length + quarters.length + charges.keys.length + charges.users.length === 0) return
+  const dailyUser = deltas.rowsOf('usage_daily_user')
+  if (hourly.length + coarse.length + daily.length + attempts.length + quarters.length + dailyUser.length + charges.keys.length + charges.users.length === 0) return
   await db.query(`
     WITH hourly AS (
       INSERT INTO usage_hourly AS t (bucket, user_id, api_key_id, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
@@ -264,6 +270,15 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
         requests = t.requests + EXCLUDED.requests, total_tokens = t.total_tokens + EXCLUDED.total_tokens,
         total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
       RETURNING 1
+    ), daily_user AS (
+      INSERT INTO usage_daily_user AS t (day, user_id, provider_id, requests, errors, total_tokens, total_cost, actual_total_cost)
+      SELECT day, user_id, provider_id, requests, errors, total_tokens, total_cost, actual_total_cost
+        FROM jsonb_to_recordset($9::jsonb) AS d(day date, user_id uuid, provider_id uuid, requests int, errors int, total_tokens bigint,
+          total_cost bigint, actual_total_cost bigint)
+      ON CONFLICT (day, user_id, provider_id) DO UPDATE SET
+        requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors, total_tokens = t.total_tokens + EXCLUDED.total_tokens,
+        total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
+      RETURNING 1
     ), keys AS (
       UPDATE api_keys k
          SET total_requests = k.total_requests + c.requests, total_tokens = k.total_tokens + c.tokens,
@@ -278,8 +293,8 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
        WHERE u.id = c.id
       RETURNING 1
     )
-    SELECT (SELECT count(*) FROM hourly) + (SELECT count(*) FROM coarse) + (SELECT count(*) FROM daily) + (SELECT count(*) FROM attempts) + (SELECT count(*) FROM quarters)
+    SELECT (SELECT count(*) FROM hourly) + (SELECT count(*) FROM coarse) + (SELECT count(*) FROM daily) + (SELECT count(*) FROM attempts) + (SELECT count(*) FROM quarters) + (SELECT count(*) FROM daily_user)
          + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users) AS touched`,
   [JSON.stringify(hourly), JSON.stringify(coarse), JSON.stringify(daily), JSON.stringify(charges.keys), JSON.stringify(charges.users), now,
-    JSON.stringify(attempts), JSON.stringify(quarters)])
+    JSON.stringify(attempts), JSON.stringify(quarters), JSON.stringify(dailyUser)])
 }

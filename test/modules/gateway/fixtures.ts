@@ -80,6 +80,7 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_daily_key: 'SELECT * FROM usage_daily_key ORDER BY day, user_id, api_key_id, model',
     provider_attempts_hourly: 'SELECT * FROM provider_attempts_hourly ORDER BY bucket, provider_id',
     usage_quarter_hourly: 'SELECT * FROM usage_quarter_hourly ORDER BY bucket, provider_id',
+    usage_daily_user: 'SELECT * FROM usage_daily_user ORDER BY day, user_id, provider_id',
     cache_interval_hourly: 'SELECT * FROM cache_interval_hourly ORDER BY scope, scope_id, bucket, bin_index',
     api_keys: 'SELECT * FROM api_keys ORDER BY id',
     users: 'SELECT * FROM users ORDER BY id',
@@ -136,6 +137,14 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
       raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(user_id, ${NIL}) AS user_id,
                    COALESCE(api_key_id, ${NIL}) AS api_key_id, model, ${RAW_MEASURES}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`
+    },
+    usage_daily_user: {
+      rollup: `SELECT to_char(day, 'YYYY-MM-DD') AS day, user_id, provider_id, requests::bigint AS requests, errors::bigint AS errors, total_tokens, total_cost, actual_total_cost
+                 FROM usage_daily_user WHERE NOT (requests = 0 AND errors = 0 AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0) ORDER BY 1, 2, 3`,
+      raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(user_id, ${NIL}) AS user_id, COALESCE(provider_id, ${NIL}) AS provider_id,
+                   count(*)::bigint AS requests, count(*) FILTER (WHERE status = 'failed')::bigint AS errors, sum(total_tokens)::bigint AS total_tokens,
+                   sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
     },
     usage_quarter_hourly: {
       rollup: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS bucket, provider_id, requests::bigint AS requests, total_tokens, total_cost, actual_total_cost
