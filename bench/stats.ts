@@ -62,7 +62,7 @@ async function prepare (url: string, rows: number, mayReset: boolean): Promise<v
       console.log(summaryLine(summary))
     }
     const started = performance.now()
-    await pool.query('VACUUM (ANALYZE) usage, request_candidates, usage_hourly, usage_hourly_model, usage_daily_key')
+    await pool.query('VACUUM (ANALYZE) usage, request_candidates, usage_hourly, usage_hourly_model, usage_daily_key, usage_daily_user, usage_quarter_hourly, provider_attempts_hourly')
     console.log(`vacuum: ${((performance.now() - started) / 1000).toFixed(1)} s`)
   } finally {
     await pool.end()
