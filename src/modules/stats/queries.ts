@@ -8,7 +8,7 @@
 // are constants: every value reaches PostgreSQL as a parameter.
 import type { Sql } from '../../db/prisma.js'
 import type { TieredPricing } from '../usage/pricing.js'
-import type { DayPlan, HourPlan, Span } from './plan.js'
+import type { DayPlan, HourPlan, Span } from '../../lib/spans.js'
 
 /** what rollups count: finished requests */
 const FINISHED = `u.status IN ('completed', 'failed', 'cancelled')`

@@ -4,7 +4,7 @@ import type { Sql } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import { datesBetween, localDate, type Range } from '../../lib/time.js'
-import { dayPlan, hourPlan } from './plan.js'
+import { dayPlan, hourPlan } from '../../lib/spans.js'
 import {
   countRecords, estimateKeyword, estimateRecords, globalTotals, KEYWORD_SLOTS, heatmapDays, keywordMatch, recordPage, requestCandidates,
   totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, usageDetail, userTotals, type KeywordMatch, type RecordFilter, type RecordRow,
