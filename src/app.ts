@@ -117,7 +117,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
-  await app.register(prismaPlugin, { databaseUrl: config.DATABASE_URL })
+  await app.register(prismaPlugin, { databaseUrl: config.DATABASE_URL, statsStatementTimeoutMs: config.STATS_STATEMENT_TIMEOUT_MS })
   await app.register(pipelinePlugin, {
     keyring: app.keyring,
     gatewayTokens: (config.GATEWAY_TOKEN ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '')

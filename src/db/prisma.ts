@@ -15,7 +15,12 @@ export type Db = PrismaClient | Prisma.TransactionClient
 export type Sql = Pick<pg.Pool, 'query'>
 
 declare module 'fastify' {
-  interface FastifyInstance { prisma: PrismaClient, pg: pg.Pool }
+  interface FastifyInstance {
+    prisma: PrismaClient
+    pg: pg.Pool
+    /** the statistics' reads: statement_timeout set, so a query past it is cancelled by PostgreSQL, not left running */
+    statsPg: pg.Pool
+  }
 }
 
 export function createDatabase (databaseUrl: string, max = 10): { pool: pg.Pool, prisma: PrismaClient } {
@@ -27,18 +32,37 @@ export function createDatabase (databaseUrl: string, max = 10): { pool: pg.Pool,
   return { pool, prisma: new PrismaClient({ adapter: new PrismaPg(pool) }) }
 }
 
+/**
+ * A small pool for the usage statistics: every statement is cancelled server-side past
+ * `statementTimeoutMs` (error 57014, answered 503 query_timeout) instead of running on
+ * after the client gave up; and no parallel workers, whose start-up costs the small
+ * rollup and index reads more than it saves on two busy cores.
+ */
+export function createStatsPool (databaseUrl: string, statementTimeoutMs: number, max = 4): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max,
+    options: `-c TimeZone=UTC -c statement_timeout=${Math.trunc(statementTimeoutMs)} -c max_parallel_workers_per_gather=0`
+  })
+  pool.on('error', (error) => { process.stderr.write(`database connection lost: ${error.message}\n`) })
+  return pool
+}
+
 export function createPrisma (databaseUrl: string): PrismaClient {
   return createDatabase(databaseUrl).prisma
 }
 
-export default fp<{ databaseUrl: string }>(async (app, opts) => {
+export default fp<{ databaseUrl: string, statsStatementTimeoutMs: number }>(async (app, opts) => {
   const { pool, prisma } = createDatabase(opts.databaseUrl)
   await prisma.$queryRaw`SELECT 1`
+  const statsPool = createStatsPool(opts.databaseUrl, opts.statsStatementTimeoutMs)
   app.decorate('prisma', prisma)
   app.decorate('pg', pool)
+  app.decorate('statsPg', statsPool)
   app.addHook('onClose', async () => {
     await prisma.$disconnect()
     await pool.end().catch(() => {}) // the adapter may have ended it already
+    await statsPool.end().catch(() => {})
   })
 }, { name: 'prisma' })
 

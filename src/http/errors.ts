@@ -19,6 +19,9 @@ export const Errors = {
   LoginThrottled: coded('KM_LOGIN_THROTTLED', 429)
 } as const
 
+/** PostgreSQL's query_canceled: a statement_timeout (or an operator's cancel) stopped the query */
+const QUERY_CANCELED = '57014'
+
 /** The error object every non-2xx response carries. */
 export const ErrorBody = Type.Object({
   error: Type.Object({
@@ -55,6 +58,9 @@ export function errorReply (thrown: unknown): ErrorReply {
       ...(error.field !== undefined && { field: error.field }),
       ...(error.retryAfter !== undefined && { retryAfter: error.retryAfter })
     }
+  }
+  if (code === QUERY_CANCELED) {
+    return { status: 503, type: 'query_timeout', message: 'the query ran past its time limit and was cancelled; narrow the date range or the filters' }
   }
   if (code === 'P2002') return { status: 409, type: 'conflict', message: `already exists: ${uniqueTarget(error.meta)}` }
   if (code === 'P2025') return { status: 404, type: 'not_found', message: 'not found' }

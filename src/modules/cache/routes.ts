@@ -13,7 +13,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'cache.ttl_analysis',
     mode: 'admin',
-    handle: async ({ query }) => ttlAnalysis(app.pg, query)
+    handle: async ({ query }) => ttlAnalysis(app.statsPg, query)
   }))
 
   app.get('/admin/usage/cache-affinity/hit-analysis', {
@@ -21,7 +21,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'cache.hit_analysis',
     mode: 'admin',
-    handle: async ({ query }) => hitAnalysis(app.pg, query)
+    handle: async ({ query }) => hitAnalysis(app.statsPg, query)
   }))
 
   app.get('/admin/usage/cache-affinity/interval-timeline', {
@@ -29,7 +29,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'cache.interval_timeline',
     mode: 'admin',
-    handle: async ({ query }) => intervalTimeline(app.pg, query)
+    handle: async ({ query }) => intervalTimeline(app.statsPg, query)
   }))
 
   app.get('/users/me/usage/cache-affinity/ttl-analysis', {
@@ -37,7 +37,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'own_cache.ttl_analysis',
     mode: 'user',
-    handle: async ({ query, user }) => ttlAnalysis(app.pg, query, user.id)
+    handle: async ({ query, user }) => ttlAnalysis(app.statsPg, query, user.id)
   }))
 
   app.get('/users/me/usage/cache-affinity/hit-analysis', {
@@ -45,7 +45,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'own_cache.hit_analysis',
     mode: 'user',
-    handle: async ({ query, user }) => hitAnalysis(app.pg, query, user.id)
+    handle: async ({ query, user }) => hitAnalysis(app.statsPg, query, user.id)
   }))
 
   app.get('/users/me/usage/cache-affinity/interval-timeline', {
@@ -53,7 +53,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'own_cache.interval_timeline',
     mode: 'user',
-    handle: async ({ query, user }) => intervalTimeline(app.pg, query, user.id)
+    handle: async ({ query, user }) => intervalTimeline(app.statsPg, query, user.id)
   }))
 }
 

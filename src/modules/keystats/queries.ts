@@ -2,32 +2,7 @@
 // the authenticated caller and served by the (api_key_id, …) indexes of usage,
 // usage_hourly and usage_daily_key.
 import type { Sql } from '../../db/prisma.js'
-
-const HOUR = 3_600_000
-const DAY = 86_400_000
-const floorTo = (ms: number, unit: number) => Math.floor(ms / unit) * unit
-const ceilTo = (ms: number, unit: number) => Math.ceil(ms / unit) * unit
-
-/**
- * [start, end) cut into what each source answers exactly: whole UTC days from
- * usage_daily_key [dayStart, dayEnd), whole UTC hours from usage_hourly [hourStart,
- * dayStart) ∪ [dayEnd, hourEnd), raw rows for the edges [start, hourStart) ∪ [hourEnd,
- * end) — a local midnight off the hour (+05:30, +05:45) or a range inside one hour.
- */
-export interface RangeParts { start: Date, hourStart: Date, dayStart: Date, dayEnd: Date, hourEnd: Date, end: Date }
-
-export function splitRange (start: Date, end: Date): RangeParts {
-  const s = start.getTime()
-  const e = end.getTime()
-  let hs = ceilTo(s, HOUR)
-  let he = floorTo(e, HOUR)
-  if (hs >= he) hs = he = e // no whole hour: all raw
-  let ds = ceilTo(hs, DAY)
-  let de = floorTo(he, DAY)
-  if (ds >= de) ds = de = he // no whole day: all hourly
-  const at = (ms: number) => new Date(ms)
-  return { start, hourStart: at(hs), dayStart: at(ds), dayEnd: at(de), hourEnd: at(he), end }
-}
+import { dayPlan } from '../../lib/spans.js'
 
 export interface ModelUsage {
   model: string
@@ -51,7 +26,8 @@ function toUsage (row: Record<string, unknown>): Omit<ModelUsage, 'model'> {
 
 /** One key's finished requests per model for [start, end), exact, mostly from rollups. */
 export async function keyModelUsage (db: Sql, keyId: string, start: Date, end: Date): Promise<ModelUsage[]> {
-  const p = splitRange(start, end)
+  // whole UTC days from usage_daily_key, the whole hours beside them from usage_hourly, raw edges
+  const p = dayPlan({ start, end })
   const date = (d: Date) => d.toISOString().slice(0, 10)
   const { rows } = await db.query(`
     SELECT model, sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
@@ -72,7 +48,7 @@ export async function keyModelUsage (db: Sql, keyId: string, start: Date, end: D
            AND ((created_at >= $2 AND created_at < $3) OR (created_at >= $6 AND created_at < $7))
       ) parts
      GROUP BY model`,
-  [keyId, p.start, p.hourStart, p.dayStart, p.dayEnd, p.hourEnd, p.end, date(p.dayStart), date(p.dayEnd)])
+  [keyId, p.edges[0].from, p.hours[0].from, p.days.from, p.days.to, p.hours[1].to, p.edges[1].to, date(p.days.from), date(p.days.to)])
   return rows.map((row: Record<string, unknown>) => ({ model: row.model as string, ...toUsage(row) }))
     .filter((row) => row.requests !== 0) // a rollup row a request has moved away from sums to zero
 }

@@ -45,7 +45,7 @@ const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => 
     action: 'key_stats.user_stats',
     mode: 'key',
     credential: bodyKey,
-    handle: async ({ principal }) => userStats(app.pg, keyId(principal), timeZone)
+    handle: async ({ principal }) => userStats(app.statsPg, keyId(principal), timeZone)
   }))
 
   app.post('/user-model-stats', {
@@ -54,7 +54,7 @@ const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => 
     action: 'key_stats.user_model_stats',
     mode: 'key',
     credential: bodyKey,
-    handle: async ({ principal, body }) => userModelStats(app.pg, keyId(principal), timeZone, body.period)
+    handle: async ({ principal, body }) => userModelStats(app.statsPg, keyId(principal), timeZone, body.period)
   }))
 
   app.get('/usage-details', {
@@ -62,7 +62,7 @@ const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => 
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'key_stats.usage_details',
     mode: 'key',
-    handle: async ({ principal }) => usageDetails(app.pg, keyId(principal))
+    handle: async ({ principal }) => usageDetails(app.statsPg, keyId(principal))
   }))
 }
 

@@ -9,6 +9,8 @@ import type { Sql } from '../../db/prisma.js'
 
 const NIL = '00000000-0000-0000-0000-000000000000'
 const FINISHED = `status IN ('completed', 'failed', 'cancelled')`
+/** a candidate actually sent to its provider */
+const EXECUTED = `c.status NOT IN ('skipped', 'available')`
 
 const streams = (seed: number) => BigInt(seed) * 1000n
 /** uniform in (0, 1) from 53 bits of a seeded 64-bit hash of n; `k` picks an independent stream */
@@ -195,7 +197,7 @@ const sums = (names: string) => names.split(',').map((name) => `sum(${name.trim(
 const idAt = (ms: number) => ms.toString(16).padStart(12, '0') + '0'.repeat(20)
 
 /**
- * The finest rollup for the rows created in [fromMs, toMs) — whole hours, so no other
+ * The finest rollup (and the quarter-hours) for the rows created in [fromMs, toMs) — whole hours, so no other
  * chunk touches the same rollup rows — by GROUP BY over those raw rows (read through
  * the primary key), as ingestion would have left it (rollups.ts).
  */
@@ -208,9 +210,22 @@ export async function rollupHours (db: Sql, fromMs: number, toMs: number): Promi
       sum(coalesce(response_time_ms, 0)), count(response_time_ms), count(*) FILTER (WHERE cache_read_input_tokens > 0)
     FROM usage WHERE id >= $1::uuid AND id < $2::uuid AND ${FINISHED}
     GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6`, [idAt(fromMs), idAt(toMs)])
+  // quarter-hours are not a regrouping of hours: from the same raw rows (just read, so cached)
+  await db.query(`
+    INSERT INTO usage_quarter_hourly (bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost)
+    SELECT date_bin('15 minutes', created_at, timestamptz '2000-01-01 00:00:00+00'), coalesce(provider_id, '${NIL}'),
+      count(*), sum(total_tokens), sum(total_cost), sum(actual_total_cost)
+    FROM usage WHERE id >= $1::uuid AND id < $2::uuid AND ${FINISHED}
+    GROUP BY 1, 2 ORDER BY 1, 2`, [idAt(fromMs), idAt(toMs)])
 }
 
-/** The two coarser rollups, by summing the finest (exact: integer sums regroup freely); days are UTC. */
+/**
+ * The three coarser rollups, by summing the finest (exact: integer sums regroup freely);
+ * days are UTC. Then the provider attempts: the executed candidates on their providers,
+ * plus each finished request's implicit attempt on its provider (the coarse rollup's
+ * requests) less those of the requests with an executed candidate (one usage
+ * (request_id) probe each) — what ingestion's RollupDeltas.sent/change would have written.
+ */
 export async function deriveRollups (db: Sql): Promise<void> {
   await db.query(`
     INSERT INTO usage_hourly_model (bucket, provider_id, model, api_format, ${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests)
@@ -220,6 +235,27 @@ export async function deriveRollups (db: Sql): Promise<void> {
     INSERT INTO usage_daily_key (day, user_id, api_key_id, model, ${MEASURES}, ${TAIL})
     SELECT (bucket AT TIME ZONE 'UTC')::date, user_id, api_key_id, model, ${sums(`${MEASURES}, ${TAIL}`)}
     FROM usage_hourly GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`)
+  await db.query(`
+    INSERT INTO usage_daily_user (day, user_id, provider_id, requests, errors, total_tokens, total_cost, actual_total_cost)
+    SELECT (bucket AT TIME ZONE 'UTC')::date, user_id, provider_id, ${sums('requests, errors, total_tokens, total_cost, actual_total_cost')}
+    FROM usage_hourly GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`)
+  await db.query(`
+    INSERT INTO provider_attempts_hourly (bucket, provider_id, attempts, successes, failures, latency_sum_ms, latency_count)
+    SELECT bucket, provider_id, sum(attempts), sum(successes), sum(failures), sum(latency_sum_ms), sum(latency_count)
+    FROM (
+      SELECT date_trunc('hour', c.created_at, 'UTC') AS bucket, c.provider_id, count(*) AS attempts, count(*) FILTER (WHERE c.status = 'success') AS successes,
+        count(*) FILTER (WHERE c.status = 'failed') AS failures, coalesce(sum(c.latency_ms), 0) AS latency_sum_ms, count(c.latency_ms) AS latency_count
+      FROM request_candidates c WHERE ${EXECUTED} AND c.provider_id IS NOT NULL GROUP BY 1, 2
+      UNION ALL
+      SELECT bucket, provider_id, sum(requests), sum(requests - errors), sum(errors), sum(response_time_sum_ms), sum(response_time_count)
+      FROM usage_hourly_model WHERE provider_id <> '${NIL}' GROUP BY 1, 2
+      UNION ALL
+      SELECT date_trunc('hour', u.created_at, 'UTC'), u.provider_id, -count(*), -count(*) FILTER (WHERE u.status <> 'failed'), -count(*) FILTER (WHERE u.status = 'failed'),
+        -coalesce(sum(u.response_time_ms), 0), -count(u.response_time_ms)
+      FROM (SELECT DISTINCT c.request_id FROM request_candidates c WHERE ${EXECUTED}) c JOIN usage u ON u.request_id = c.request_id
+      WHERE u.${FINISHED} AND u.provider_id IS NOT NULL GROUP BY 1, 2
+    ) p
+    GROUP BY 1, 2 HAVING sum(attempts) <> 0 OR sum(latency_sum_ms) <> 0 OR sum(latency_count) <> 0 ORDER BY 1, 2`)
 }
 
 /**

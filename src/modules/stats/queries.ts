@@ -8,7 +8,7 @@
 // are constants: every value reaches PostgreSQL as a parameter.
 import type { Sql } from '../../db/prisma.js'
 import type { TieredPricing } from '../usage/pricing.js'
-import type { DayPlan, HourPlan, Span } from './plan.js'
+import type { DayPlan, HourPlan, Span } from '../../lib/spans.js'
 
 /** what rollups count: finished requests */
 const FINISHED = `u.status IN ('completed', 'failed', 'cancelled')`
@@ -113,68 +113,56 @@ export interface ProviderRow {
 
 /**
  * Per provider: tokens and costs from the rollups (as BY_MODEL); attempts, successes,
- * failures and latency from request_candidates — plus one implicit attempt for each
- * finished request reported without an executed candidate: failed if the request
- * failed, successful otherwise (a cancellation is the client's doing), with the
- * request's response time. Implicit attempts are the rollups' requests less the
- * requests that have candidates, so only the candidates' own requests are read raw.
- *
- * Cost: no candidate rollup exists, so this is one GROUP BY over the range's executed
- * candidates (request_candidates (provider_id, created_at)) and one usage (request_id)
- * probe per request among them: linear in candidates, not in requests. A provider ×
- * hour attempt rollup would make it constant.
+ * failures and latency from provider_attempts_hourly (primary key (bucket, provider_id))
+ * for the whole hours: each executed candidate on its provider, plus one implicit
+ * attempt for each finished request reported without an executed candidate — failed
+ * if the request failed, successful otherwise (a cancellation is the client's doing),
+ * with the request's response time. The edges read the same raw: candidates through
+ * request_candidates (provider_id, created_at), one probe per provider; requests
+ * through usage (created_at), each probing request_candidates (request_id, …).
  */
-export async function totalsByProvider (db: Sql, plan: HourPlan, range: Span, limit: number): Promise<ProviderRow[]> {
+export async function totalsByProvider (db: Sql, plan: HourPlan, limit: number): Promise<ProviderRow[]> {
   const { rows } = await db.query<ProviderRow>(`
     WITH spent AS (${BY_PROVIDER}),
-    sent AS MATERIALIZED (
-      SELECT c.request_id, c.provider_id, c.status, c.latency_ms FROM request_candidates c
-       WHERE c.created_at >= $7 AND c.created_at < $8 AND ${EXECUTED}
-    ), tried AS (
-      SELECT provider_id, count(*) AS attempts, count(*) FILTER (WHERE status = 'success') AS successes,
-             count(*) FILTER (WHERE status = 'failed') AS failures, COALESCE(sum(latency_ms), 0) AS latency_sum_ms, count(latency_ms) AS latency_count
-        FROM sent WHERE provider_id IS NOT NULL
+    tried AS (
+      SELECT provider_id, sum(attempts) AS attempts, sum(successes) AS successes, sum(failures) AS failures,
+             sum(latency_sum_ms) AS latency_sum_ms, sum(latency_count) AS latency_count
+        FROM (
+          SELECT a.provider_id, a.attempts, a.successes, a.failures, a.latency_sum_ms, a.latency_count
+            FROM provider_attempts_hourly a WHERE a.bucket >= $1 AND a.bucket < $2
+          UNION ALL
+          SELECT c.provider_id, 1, (c.status = 'success')::int, (c.status = 'failed')::int, COALESCE(c.latency_ms, 0), (c.latency_ms IS NOT NULL)::int
+            FROM providers p JOIN request_candidates c ON c.provider_id = p.id
+           WHERE (c.created_at >= $3 AND c.created_at < $4 OR c.created_at >= $5 AND c.created_at < $6) AND ${EXECUTED}
+          UNION ALL
+          SELECT u.provider_id, 1, (u.status <> 'failed')::int, (u.status = 'failed')::int, COALESCE(u.response_time_ms, 0), (u.response_time_ms IS NOT NULL)::int
+            FROM usage u
+           WHERE ${FINISHED} AND ${EDGES} AND u.provider_id IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM request_candidates c WHERE c.request_id = u.request_id AND ${EXECUTED})
+        ) a
        GROUP BY provider_id
-    ), reported AS (
-      SELECT u.provider_id, count(*) AS requests, count(*) FILTER (WHERE u.status = 'failed') AS failed,
-             COALESCE(sum(u.response_time_ms), 0) AS rt_sum, count(u.response_time_ms) AS rt_count
-        FROM (SELECT DISTINCT request_id FROM sent) c
-        -- LIMIT keeps this a probe per request (request_id is unique), never a scan of the range's usage
-       CROSS JOIN LATERAL (SELECT * FROM usage u WHERE u.request_id = c.request_id LIMIT 1) u
-       WHERE ${FINISHED} AND u.created_at >= $7 AND u.created_at < $8 AND u.provider_id IS NOT NULL
-       GROUP BY u.provider_id
-    ), implicit AS (
-      SELECT s.key AS provider_id, s.requests - COALESCE(r.requests, 0) AS attempts, s.errors - COALESCE(r.failed, 0) AS failures,
-             s.response_time_sum_ms - COALESCE(r.rt_sum, 0) AS rt_sum, s.response_time_count - COALESCE(r.rt_count, 0) AS rt_count
-        FROM spent s LEFT JOIN reported r ON r.provider_id = s.key
     )
     SELECT p.id AS provider_id, p.name AS provider,
            COALESCE(s.total_tokens, 0) AS total_tokens, COALESCE(s.total_cost, 0) AS total_cost, COALESCE(s.actual_total_cost, 0) AS actual_total_cost,
-           COALESCE(t.attempts, 0) + COALESCE(i.attempts, 0) AS attempts,
-           COALESCE(t.successes, 0) + COALESCE(i.attempts - i.failures, 0) AS successes,
-           COALESCE(t.failures, 0) + COALESCE(i.failures, 0) AS failures,
-           COALESCE(t.latency_sum_ms, 0) + COALESCE(i.rt_sum, 0) AS latency_sum_ms,
-           COALESCE(t.latency_count, 0) + COALESCE(i.rt_count, 0) AS latency_count
+           COALESCE(t.attempts, 0) AS attempts, COALESCE(t.successes, 0) AS successes, COALESCE(t.failures, 0) AS failures,
+           COALESCE(t.latency_sum_ms, 0) AS latency_sum_ms, COALESCE(t.latency_count, 0) AS latency_count
       FROM providers p
       LEFT JOIN spent s ON s.key = p.id
       LEFT JOIN tried t ON t.provider_id = p.id
-      LEFT JOIN implicit i ON i.provider_id = p.id
-     WHERE s.key IS NOT NULL OR t.provider_id IS NOT NULL
+     WHERE s.key IS NOT NULL OR t.attempts <> 0
      ORDER BY attempts DESC, p.id
-     LIMIT $9`, [...hourParams(plan), range.from, range.to, limit])
+     LIMIT $7`, [...hourParams(plan), limit])
   return rows
 }
 
 export interface UserRow { user_id: string, email: string | null, username: string, requests: string, total_tokens: string, total_cost: string }
 
 /**
- * Per user, from the smallest rollup that answers each part exactly: usage_daily_key
- * for whole UTC days (a 30-day range reads days × keys × models rows, where
- * usage_hourly would read 24 times as many), usage_hourly for the whole hours beside
- * them, raw rows for the edges. The daily rollup has no provider, so the requests of
- * those days that reached no provider are subtracted from raw rows (they are few, and
- * usage (provider_id, created_at) finds them). A deleted user's rows (user_id SET NULL
- * in usage, kept in rollups) are left out on both sides by the join on users.
+ * Per user, from the smallest rollup that answers each part exactly: usage_daily_user
+ * (day × user × provider) for whole UTC days, usage_hourly for the whole hours beside
+ * them, raw rows for the edges. Rollup rows count when their provider still exists (a
+ * deleted provider's rows are SET NULL in usage, kept in rollups), as the other
+ * aggregations; a deleted user's rows are left out on both sides by the join on users.
  */
 export async function totalsByUser (db: Sql, plan: DayPlan, limit: number): Promise<UserRow[]> {
   const { rows } = await db.query<UserRow>(`
@@ -182,13 +170,10 @@ export async function totalsByUser (db: Sql, plan: DayPlan, limit: number): Prom
       FROM (
         SELECT user_id, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens, sum(total_cost)::bigint AS total_cost
           FROM (
-            -- usage_daily_key: its primary key (day, …) or (user_id, day), whichever the planner finds cheaper
-            SELECT d.user_id, d.requests::bigint AS requests, d.total_tokens, d.total_cost FROM usage_daily_key d
+            -- usage_daily_user primary key (day, …)
+            SELECT d.user_id, d.requests, d.total_tokens, d.total_cost FROM usage_daily_user d
              WHERE d.day >= ($1::timestamptz AT TIME ZONE 'UTC')::date AND d.day < ($2::timestamptz AT TIME ZONE 'UTC')::date
-            UNION ALL
-            -- usage (provider_id, created_at), provider_id IS NULL
-            SELECT u.user_id, -1, -u.total_tokens::bigint, -u.total_cost FROM usage u
-             WHERE u.provider_id IS NULL AND u.created_at >= $1 AND u.created_at < $2 AND ${FINISHED}
+               AND d.provider_id IN (SELECT id FROM providers)
             UNION ALL
             -- usage_hourly primary key (bucket, …)
             SELECT r.user_id, r.requests, r.total_tokens, r.total_cost FROM usage_hourly r
@@ -215,10 +200,10 @@ export interface HeatmapDay { day: string, requests: string, total_tokens: strin
  * Whole hours come from usage_hourly_model (primary key (bucket, …)), each counted on
  * the local day that holds its middle. Where a local midnight falls inside an hour
  * (+05:30, +05:45), the smaller part of that hour (at most 30 minutes, all on one local
- * day) is summed from raw rows (usage (created_at)) and moved from the middle's day to
- * its own: the least raw reading that splits the hour exactly. Zones on whole-hour
- * offsets read no raw row. Time-zone arithmetic runs once per hour and per midnight,
- * never per row.
+ * day) is summed from usage_quarter_hourly (an offset on a quarter-hour, as every zone
+ * in use today) or else from raw rows (usage (created_at)), and moved from the middle's
+ * day to its own. Zones on whole-hour offsets read neither. Time-zone arithmetic runs
+ * once per hour and per midnight, never per row.
  */
 export async function heatmapDays (db: Sql, timeZone: string, first: string, last: string): Promise<HeatmapDay[]> {
   const { rows } = await db.query<HeatmapDay>(`
@@ -227,7 +212,8 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
         FROM generate_series($2::date::timestamp, ($3::date + 1)::timestamp, interval '1 day') AS d
     ), minor AS MATERIALIZED ( -- computed once per midnight, not per raw row joined to it
       SELECT CASE WHEN early THEN hour ELSE at END AS from_at, CASE WHEN early THEN at ELSE hour + interval '1 hour' END AS to_at,
-             CASE WHEN early THEN day - 1 ELSE day END AS own_day, CASE WHEN early THEN day ELSE day - 1 END AS middle_day
+             CASE WHEN early THEN day - 1 ELSE day END AS own_day, CASE WHEN early THEN day ELSE day - 1 END AS middle_day,
+             extract(epoch FROM at) % 900 = 0 AS quarters
         FROM (SELECT *, at - hour <= interval '30 minutes' AS early FROM midnights WHERE at <> hour) m
     ), hours AS MATERIALIZED ( -- so the final filter on days is not pushed down into a conversion per rollup row
       SELECT bucket, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
@@ -238,11 +224,17 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
        WHERE bucket >= ($2::date - 1)::timestamp AT TIME ZONE 'UTC' AND bucket < ($3::date + 2)::timestamp AT TIME ZONE 'UTC'
        GROUP BY bucket
     ), moved AS (
-      SELECT m.own_day, m.middle_day, count(*) AS requests, sum(u.total_tokens)::bigint AS total_tokens,
-             sum(u.total_cost)::bigint AS total_cost, sum(u.actual_total_cost)::bigint AS actual_total_cost
-        FROM minor m JOIN usage u ON u.created_at >= m.from_at AND u.created_at < m.to_at
-       WHERE ${FINISHED}
-       GROUP BY m.own_day, m.middle_day
+      SELECT m.own_day, m.middle_day, x.requests, x.total_tokens, x.total_cost, x.actual_total_cost
+        FROM minor m CROSS JOIN LATERAL (
+          -- usage_quarter_hourly primary key (bucket, …): every zone in use today is whole quarter-hours off UTC
+          SELECT COALESCE(sum(q.requests), 0)::bigint AS requests, COALESCE(sum(q.total_tokens), 0)::bigint AS total_tokens,
+                 COALESCE(sum(q.total_cost), 0)::bigint AS total_cost, COALESCE(sum(q.actual_total_cost), 0)::bigint AS actual_total_cost
+            FROM usage_quarter_hourly q WHERE m.quarters AND q.bucket >= m.from_at AND q.bucket < m.to_at
+          UNION ALL
+          -- usage (created_at), one range per midnight: an offset off the quarter-hour (a historical local mean time)
+          SELECT count(*), COALESCE(sum(u.total_tokens), 0)::bigint, COALESCE(sum(u.total_cost), 0)::bigint, COALESCE(sum(u.actual_total_cost), 0)::bigint
+            FROM usage u WHERE NOT m.quarters AND u.created_at >= m.from_at AND u.created_at < m.to_at AND ${FINISHED}
+        ) x
     ), parts AS (
       SELECT ((bucket + interval '30 minutes') AT TIME ZONE $1)::date AS day, requests, total_tokens, total_cost, actual_total_cost FROM hours
       UNION ALL
@@ -274,6 +266,8 @@ export interface RecordFilter {
   errorsOnly: boolean
   /** ILIKE patterns (wildcards already escaped), all of which must match; at most KEYWORD_SLOTS */
   patterns: string[]
+  /** what one of the patterns matches, as ids: its rows are found through their indexes (see searchPage) */
+  driver?: KeywordMatch | null
 }
 
 /**
@@ -349,27 +343,92 @@ export interface RecordRow {
   has_fallback: boolean
 }
 
+/** What a keyword matches in the small tables: usernames, key names, provider names, and the models in usage. */
+export interface KeywordMatch { pattern: string, users: string[], keys: string[], providers: string[], models: string[] }
+
+/**
+ * Resolves a keyword to ids. The models are usage's distinct models, read by a loose
+ * scan of usage (model, created_at): one index probe per model, however many rows.
+ */
+export async function keywordMatch (db: Sql, pattern: string): Promise<KeywordMatch> {
+  const { rows } = await db.query<KeywordMatch>(`
+    WITH RECURSIVE models AS (
+      SELECT min(model) AS model FROM usage
+      UNION ALL
+      SELECT (SELECT min(u.model) FROM usage u WHERE u.model > m.model) FROM models m WHERE m.model IS NOT NULL
+    )
+    SELECT $1::text AS pattern,
+           ARRAY(SELECT id::text FROM users WHERE username ILIKE $1) AS users,
+           ARRAY(SELECT id::text FROM api_keys WHERE name ILIKE $1) AS keys,
+           ARRAY(SELECT id::text FROM providers WHERE name ILIKE $1) AS providers,
+           ARRAY(SELECT model FROM models WHERE model ILIKE $1) AS models`, [pattern])
+  return rows[0]!
+}
+
+/** The planner's estimate of the usage rows a keyword's ids select (usage's statistics on each column). */
+export async function estimateKeyword (db: Sql, match: KeywordMatch): Promise<number> {
+  const { rows } = await db.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(`
+    EXPLAIN (FORMAT JSON) SELECT 1 FROM usage u
+     WHERE u.user_id = ANY($1::uuid[]) OR u.api_key_id = ANY($2::uuid[]) OR u.model = ANY($3::text[]) OR u.provider_id = ANY($4::uuid[])`,
+  [match.users, match.keys, match.models, match.providers])
+  return rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows']
+}
+
+/**
+ * The rows matching the filter, found through one keyword (the driver): every row it
+ * matches has one of its users, keys, models or providers — or, provider gone, a
+ * matching provider_name — so each of those is read newest first through its own
+ * index (usage (user_id | api_key_id | model | provider_id, created_at)), with every
+ * filter applied, at most $21 rows each; their union holds the newest $21 matches.
+ * Params: the filter's $1–$20, $21 rows per branch, $22–$25 the driver's ids, $26 its pattern.
+ */
+const branch = (values: string, column: string) => `
+      SELECT x.id, x.created_at FROM unnest(${values}) AS v(value) CROSS JOIN LATERAL (
+        SELECT u.id, u.created_at ${RECORD_FROM} ${RECORD_WHERE} AND u.${column} = v.value
+         ORDER BY u.created_at DESC, u.id DESC LIMIT $21
+      ) x`
+const DRIVEN = `
+    SELECT id, created_at FROM (${branch('$22::uuid[]', 'user_id')}
+      UNION ${branch('$23::uuid[]', 'api_key_id')}
+      UNION ${branch('$24::text[]', 'model')}
+      UNION ${branch('$25::uuid[]', 'provider_id')}
+      UNION (
+        SELECT u.id, u.created_at ${RECORD_FROM} ${RECORD_WHERE} AND u.provider_id IS NULL AND u.provider_name ILIKE $26
+         ORDER BY u.created_at DESC, u.id DESC LIMIT $21)
+    ) d`
+const driverParams = (driver: KeywordMatch) => [driver.users, driver.keys, driver.models, driver.providers, driver.pattern]
+
 /** One page, newest first; the page's ids first, so has_fallback runs for those rows only. */
 export async function recordPage (db: Sql, filter: RecordFilter, limit: number, offset: number): Promise<RecordRow[]> {
+  const driver = filter.driver ?? null
   const { rows } = await db.query<RecordRow>(`
     WITH page AS (
-      SELECT u.id, u.created_at ${RECORD_FROM} ${RECORD_WHERE}
-       ORDER BY u.created_at DESC, u.id DESC
-       LIMIT $21 OFFSET $22
+      ${driver === null
+        ? `SELECT u.id, u.created_at ${RECORD_FROM} ${RECORD_WHERE} ORDER BY u.created_at DESC, u.id DESC LIMIT $21 OFFSET $22`
+        : `${DRIVEN} ORDER BY created_at DESC, id DESC LIMIT $27 OFFSET $28`}
     )
     SELECT ${RECORD_COLUMNS}
       FROM page JOIN usage u ON u.id = page.id
       LEFT JOIN users us ON us.id = u.user_id
       LEFT JOIN api_keys k ON k.id = u.api_key_id
       LEFT JOIN providers p ON p.id = u.provider_id
-     ORDER BY page.created_at DESC, page.id DESC`, [...filterParams(filter), limit, offset])
+     ORDER BY page.created_at DESC, page.id DESC`,
+  driver === null ? [...filterParams(filter), limit, offset] : [...filterParams(filter), limit + offset, ...driverParams(driver), limit, offset])
   return rows
 }
 
-/** How many rows match, counting at most `cap` + 1 of them (an exact count of millions costs seconds). */
+/**
+ * How many rows match, counting at most `cap` + 1 of them (an exact count of millions
+ * costs seconds). Through a driver, each branch stops at `cap` + 1: the union exceeds
+ * `cap` exactly when the matches do.
+ */
 export async function countRecords (db: Sql, filter: RecordFilter, cap: number): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(`
-    SELECT count(*)::int AS n FROM (SELECT 1 ${RECORD_FROM} ${RECORD_WHERE} LIMIT $21) s`, [...filterParams(filter), cap + 1])
+  const driver = filter.driver ?? null
+  const { rows } = driver === null
+    ? await db.query<{ n: number }>(`
+      SELECT count(*)::int AS n FROM (SELECT 1 ${RECORD_FROM} ${RECORD_WHERE} LIMIT $21) s`, [...filterParams(filter), cap + 1])
+    : await db.query<{ n: number }>(`
+      SELECT count(*)::int AS n FROM (${DRIVEN} LIMIT $21) s`, [...filterParams(filter), cap + 1, ...driverParams(driver)])
   return rows[0]!.n
 }
 

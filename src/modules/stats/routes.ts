@@ -21,7 +21,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'usage.stats',
     mode: 'admin',
-    handle: async ({ query }) => usageStats(app.pg, dateRange(query, DEFAULT_DAYS, MAX_DAYS))
+    handle: async ({ query }) => usageStats(app.statsPg, dateRange(query, DEFAULT_DAYS, MAX_DAYS))
   }))
 
   app.get('/admin/usage/aggregation/stats', {
@@ -29,7 +29,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'usage.aggregation',
     mode: 'admin',
-    handle: async ({ query }) => aggregate(app.pg, query.group_by, dateRange(query, DEFAULT_DAYS, MAX_DAYS), query.limit)
+    handle: async ({ query }) => aggregate(app.statsPg, query.group_by, dateRange(query, DEFAULT_DAYS, MAX_DAYS), query.limit)
   }))
 
   app.get('/admin/usage/heatmap', {
@@ -37,7 +37,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'usage.heatmap',
     mode: 'admin',
-    handle: async ({ query }) => heatmap(app.pg, requireTimeZone(query.timezone ?? app.config.APP_TIMEZONE))
+    handle: async ({ query }) => heatmap(app.statsPg, requireTimeZone(query.timezone ?? app.config.APP_TIMEZONE))
   }))
 
   app.get('/admin/usage/records', {
@@ -45,7 +45,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'usage.records',
     mode: 'admin',
-    handle: async ({ query }) => records(app.pg, recordFilter(query), query.limit, query.offset)
+    handle: async ({ query }) => records(app.statsPg, recordFilter(query), query.limit, query.offset)
   }))
 
   // a uuid only, so it never shadows /admin/usage/active and its siblings
@@ -54,7 +54,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'usage.detail',
     mode: 'admin',
-    handle: async ({ params }) => detail(app.pg, params.usage_id, null)
+    handle: async ({ params }) => detail(app.statsPg, params.usage_id, null)
   }))
 
   // ---- users: their own ----
@@ -63,7 +63,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'own_usage.stats',
     mode: 'user',
-    handle: async ({ query, user }) => usageStats(app.pg, dateRange(query, DEFAULT_DAYS, MAX_DAYS), user.id)
+    handle: async ({ query, user }) => usageStats(app.statsPg, dateRange(query, DEFAULT_DAYS, MAX_DAYS), user.id)
   }))
 
   app.get('/users/me/usage/records', {
@@ -71,7 +71,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'own_usage.records',
     mode: 'user',
-    handle: async ({ query, user }) => records(app.pg, { ...recordFilter(query), userId: user.id }, query.limit, query.offset)
+    handle: async ({ query, user }) => records(app.statsPg, { ...recordFilter(query), userId: user.id }, query.limit, query.offset)
   }))
 
   app.get('/users/me/usage/:usage_id', {
@@ -79,7 +79,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'own_usage.detail',
     mode: 'user',
-    handle: async ({ params, user }) => detail(app.pg, params.usage_id, user.id)
+    handle: async ({ params, user }) => detail(app.statsPg, params.usage_id, user.id)
   }))
 }
 

@@ -4,10 +4,11 @@ import type { Sql } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import { datesBetween, localDate, type Range } from '../../lib/time.js'
-import { dayPlan, hourPlan } from './plan.js'
+import { dayPlan, hourPlan } from '../../lib/spans.js'
 import {
-  countRecords, estimateRecords, globalTotals, KEYWORD_SLOTS, heatmapDays, recordPage, requestCandidates, totalsByApiFormat, totalsByModel,
-  totalsByProvider, totalsByUser, usageDetail, userTotals, type RecordFilter, type RecordRow, type Totals
+  countRecords, estimateKeyword, estimateRecords, globalTotals, KEYWORD_SLOTS, heatmapDays, keywordMatch, recordPage, requestCandidates,
+  totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, usageDetail, userTotals, type KeywordMatch, type RecordFilter, type RecordRow,
+  type Totals
 } from './queries.js'
 
 const int = (value: string | number | null | undefined) => Number(value ?? 0)
@@ -66,7 +67,7 @@ export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, limit:
         user_id: row.user_id, email: row.email, username: row.username, request_count: int(row.requests), total_tokens: int(row.total_tokens), total_cost: usd(row.total_cost)
       }))
     case 'provider':
-      return (await totalsByProvider(db, hourPlan(range), { from: range.start, to: range.end }, limit)).map((row) => ({
+      return (await totalsByProvider(db, hourPlan(range), limit)).map((row) => ({
         provider_id: row.provider_id,
         provider: row.provider,
         request_count: int(row.attempts),
@@ -180,8 +181,28 @@ function toRecord (row: RecordRow) {
   }
 }
 
+/**
+ * A keyword search with no user, key, model or provider filter is driven by one keyword:
+ * resolved to the ids it matches, whose indexes find its rows newest first, instead of a
+ * walk of usage (created_at) testing every row. The driver is the keyword the planner
+ * expects the fewest rows for. (pg_trgm would index only usage's own model and
+ * provider_name; usernames and key names live in the small tables.)
+ */
+async function withDriver (db: Sql, filter: RecordFilter): Promise<RecordFilter> {
+  if (filter.patterns.length === 0 || filter.userId !== null || filter.username !== null || filter.apiKeyId !== null ||
+    filter.model !== null || filter.provider !== null) return filter
+  let best: { match: KeywordMatch, rows: number } | null = null
+  for (const pattern of filter.patterns) {
+    const match = await keywordMatch(db, pattern)
+    const rows = filter.patterns.length === 1 ? 0 : await estimateKeyword(db, match)
+    if (best === null || rows < best.rows) best = { match, rows }
+  }
+  return { ...filter, driver: best!.match }
+}
+
 /** A page of records, newest first, and how many match: exact up to `cap`, else estimated. */
-export async function records (db: Sql, filter: RecordFilter, limit: number, offset: number, cap = EXACT_COUNT_CAP) {
+export async function records (db: Sql, given: RecordFilter, limit: number, offset: number, cap = EXACT_COUNT_CAP) {
+  const filter = await withDriver(db, given)
   const rows = await recordPage(db, filter, limit, offset)
   const page = { records: rows.map(toRecord), limit, offset }
   // a short page is the end of the list: it says the total without another scan

@@ -14,7 +14,7 @@ import type { StoredTier } from '../prices/tiers.js'
 import type { CompleteEventBody, EventResultBody, UsageEventBody } from '../gateway/schemas.js'
 import { multiplierMicros, priceRequest, splitCacheWrites, type Costs } from './pricing.js'
 import { recordCacheData } from '../cache/timeline.js'
-import { isFinished, RollupDeltas, writeTotals, type RollupSource } from './rollups.js'
+import { isFinished, RollupDeltas, writeTotals, type RollupSource, type SentCandidate } from './rollups.js'
 
 /** Bodies and headers kept per request, at most this many bytes each (as JSON). */
 export const BODY_CAP_BYTES = 64 * 1024
@@ -419,10 +419,11 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
   const rows = [...changed].sort().map((id) => states.get(id)!)
   const usageIds = await upsertRows(db, rows, now)
   await insertBodies(db, bodies, usageIds)
-  await insertCandidates(db, candidates)
+  const sent = await insertCandidates(db, candidates)
   // after the rows (so batches of one key write them in parallel), before the totals
   await recordCacheData(db, before, rows)
   const deltas = new RollupDeltas()
+  deltas.sent(sent)
   const keyCharges = new Map<string, { requests: bigint, tokens: bigint, cost: bigint }>()
   const userCharges = new Map<string, bigint>()
   for (const after of rows) {
@@ -536,9 +537,11 @@ async function insertBodies (db: Sql, bodies: Map<string, Record<string, unknown
     ON CONFLICT (usage_id) DO NOTHING`, [JSON.stringify(payload)])
 }
 
-async function insertCandidates (db: Sql, candidates: Array<Record<string, unknown>>): Promise<void> {
-  if (candidates.length === 0) return
-  await db.query(`
+/** Inserts the candidates; returns the executed ones actually inserted (a replayed one is not), for the attempts rollup. */
+async function insertCandidates (db: Sql, candidates: Array<Record<string, unknown>>): Promise<SentCandidate[]> {
+  if (candidates.length === 0) return []
+  const { rows } = await db.query<SentCandidate>(`
+    WITH inserted AS (
     INSERT INTO request_candidates (request_id, candidate_index, retry_index, user_id, api_key_id, provider_id, provider_endpoint_id, provider_api_key_id,
       status, skip_reason, is_cached, status_code, error_type, error_message, latency_ms, started_at, finished_at, created_at)
     SELECT request_id, candidate_index, retry_index, user_id, api_key_id, provider_id, provider_endpoint_id, provider_api_key_id,
@@ -548,5 +551,10 @@ async function insertCandidates (db: Sql, candidates: Array<Record<string, unkno
         is_cached boolean, status_code int, error_type text, error_message text, latency_ms int, started_at timestamptz, finished_at timestamptz,
         created_at timestamptz)
     ORDER BY request_id, candidate_index, retry_index
-    ON CONFLICT (request_id, candidate_index, retry_index) DO NOTHING`, [JSON.stringify(candidates)])
+    ON CONFLICT (request_id, candidate_index, retry_index) DO NOTHING
+    RETURNING request_id, provider_id, status, latency_ms, created_at
+    )
+    SELECT request_id, provider_id, status::text AS status, latency_ms, created_at FROM inserted
+     WHERE status NOT IN ('skipped', 'available')`, [JSON.stringify(candidates)])
+  return rows
 }

@@ -8,6 +8,7 @@ export const NIL_UUID = '00000000-0000-0000-0000-000000000000'
 
 /** What rollups need of a usage row. */
 export interface RollupSource {
+  requestId: string
   status: string
   createdAt: Date
   userId: string | null
@@ -53,9 +54,10 @@ function measures (row: RollupSource): Measures {
   }
 }
 
-interface Grain { table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key', key: (row: RollupSource) => Record<string, string> }
+interface Grain { table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key' | 'usage_quarter_hourly' | 'usage_daily_user', key: (row: RollupSource) => Record<string, string> }
 
 const hour = (at: Date) => new Date(Math.floor(at.getTime() / 3_600_000) * 3_600_000).toISOString()
+const quarter = (at: Date) => new Date(Math.floor(at.getTime() / 900_000) * 900_000).toISOString()
 
 const GRAINS: Grain[] = [
   {
@@ -69,17 +71,87 @@ const GRAINS: Grain[] = [
   {
     table: 'usage_daily_key',
     key: (r) => ({ day: r.createdAt.toISOString().slice(0, 10), user_id: r.userId ?? NIL_UUID, api_key_id: r.apiKeyId ?? NIL_UUID, model: r.model })
+  },
+  {
+    // the heatmap's edges in zones whose midnight is off the hour; keyed by provider so
+    // batches contend on it no more than on usage_hourly_model
+    table: 'usage_quarter_hourly',
+    key: (r) => ({ bucket: quarter(r.createdAt), provider_id: r.providerId ?? NIL_UUID })
+  },
+  {
+    // the user ranking; its rows are the user's, whose `used` a batch locks anyway
+    table: 'usage_daily_user',
+    key: (r) => ({ day: r.createdAt.toISOString().slice(0, 10), user_id: r.userId ?? NIL_UUID, provider_id: r.providerId ?? NIL_UUID })
   }
 ]
+
+/** An executed request candidate (not skipped or available), as inserted. */
+export interface SentCandidate {
+  request_id: string
+  provider_id: string | null
+  status: string
+  latency_ms: number | null
+  created_at: Date
+}
+
+const ATTEMPT_MEASURES = ['attempts', 'successes', 'failures', 'latency_sum_ms', 'latency_count'] as const
+type AttemptMeasures = Record<typeof ATTEMPT_MEASURES[number], bigint>
 
 /** Accumulates the deltas of a batch, one entry per rollup row touched. */
 export class RollupDeltas {
   private readonly rows = new Map<string, { table: Grain['table'], key: Record<string, string>, m: Measures }>()
+  private readonly attempts = new Map<string, { bucket: string, provider_id: string, m: AttemptMeasures }>()
+  /** requests given an executed candidate in this batch: their attempts are their candidates */
+  private readonly tried = new Set<string>()
+
+  /**
+   * Records the batch's executed candidates, each an attempt on its own provider. Call
+   * before change(): a finished request with an executed candidate adds no implicit attempt.
+   */
+  sent (candidates: SentCandidate[]): void {
+    for (const c of candidates) {
+      this.tried.add(c.request_id)
+      if (c.provider_id === null) continue
+      this.attempt(c.created_at, c.provider_id, { attempts: 1n, successes: c.status === 'success' ? 1n : 0n, failures: c.status === 'failed' ? 1n : 0n,
+        latency_sum_ms: BigInt(c.latency_ms ?? 0), latency_count: c.latency_ms === null ? 0n : 1n })
+    }
+  }
 
   /** Records a row going from `before` to `after` (either may be null or unfinished). */
   change (before: RollupSource | null, after: RollupSource | null): void {
     if (before !== null && isFinished(before.status)) this.add(before, -1n)
     if (after !== null && isFinished(after.status)) this.add(after, 1n)
+    // The implicit attempt of a finished request reported without an executed candidate.
+    // Candidates come only with a request's one accepted completion, and a finished row
+    // changes afterwards only by a late completion replacing a timeout sweep (which has
+    // none): so `before` never had candidates, or nothing about it changes (+1 − 1).
+    if (before !== null && isFinished(before.status) && before.providerId !== null) this.implicit(before, -1n)
+    if (after !== null && isFinished(after.status) && after.providerId !== null && !this.tried.has(after.requestId)) this.implicit(after, 1n)
+  }
+
+  private implicit (row: RollupSource, sign: bigint): void {
+    const failed = row.status === 'failed' ? 1n : 0n
+    this.attempt(row.createdAt, row.providerId!, { attempts: sign, successes: sign * (1n - failed), failures: sign * failed,
+      latency_sum_ms: sign * BigInt(row.responseTimeMs ?? 0), latency_count: row.responseTimeMs === null ? 0n : sign })
+  }
+
+  private attempt (at: Date, providerId: string, m: AttemptMeasures): void {
+    const bucket = hour(at)
+    const id = `${bucket}|${providerId}`
+    let entry = this.attempts.get(id)
+    if (entry === undefined) {
+      entry = { bucket, provider_id: providerId, m: Object.fromEntries(ATTEMPT_MEASURES.map((name) => [name, 0n])) as AttemptMeasures }
+      this.attempts.set(id, entry)
+    }
+    for (const name of ATTEMPT_MEASURES) entry.m[name] += m[name]
+  }
+
+  /** The touched provider_attempts_hourly rows, in primary-key order. */
+  attemptRows (): Array<Record<string, string>> {
+    return [...this.attempts.entries()]
+      .filter(([, entry]) => ATTEMPT_MEASURES.some((name) => entry.m[name] !== 0n))
+      .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+      .map(([, entry]) => ({ bucket: entry.bucket, provider_id: entry.provider_id, ...Object.fromEntries(ATTEMPT_MEASURES.map((name) => [name, entry.m[name].toString()])) }))
   }
 
   private add (row: RollupSource, sign: bigint): void {
@@ -111,7 +183,7 @@ export interface Charges {
 }
 
 /**
- * Everything a batch adds to shared rows — the three rollups, the keys' and users'
+ * Everything a batch adds to shared rows — the six rollups, the keys' and users'
  * charges — in ONE statement. These are the rows every concurrent batch contends
  * for; as one statement, their locks are held for one round trip and the commit,
  * not for a conversation with a busy application server.
@@ -120,7 +192,10 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
   const hourly = deltas.rowsOf('usage_hourly')
   const coarse = deltas.rowsOf('usage_hourly_model')
   const daily = deltas.rowsOf('usage_daily_key')
-  if (hourly.length + coarse.length + daily.length + charges.keys.length + charges.users.length === 0) return
+  const attempts = deltas.attemptRows()
+  const quarters = deltas.rowsOf('usage_quarter_hourly')
+  const dailyUser = deltas.rowsOf('usage_daily_user')
+  if (hourly.length + coarse.length + daily.length + attempts.length + quarters.length + dailyUser.length + charges.keys.length + charges.users.length === 0) return
   await db.query(`
     WITH hourly AS (
       INSERT INTO usage_hourly AS t (bucket, user_id, api_key_id, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
@@ -178,6 +253,32 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
         actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
         response_time_count = t.response_time_count + EXCLUDED.response_time_count
       RETURNING 1
+    ), attempts AS (
+      INSERT INTO provider_attempts_hourly AS t (bucket, provider_id, attempts, successes, failures, latency_sum_ms, latency_count)
+      SELECT bucket, provider_id, attempts, successes, failures, latency_sum_ms, latency_count
+        FROM jsonb_to_recordset($7::jsonb) AS d(bucket timestamptz, provider_id uuid, attempts int, successes int, failures int,
+          latency_sum_ms bigint, latency_count int)
+      ON CONFLICT (bucket, provider_id) DO UPDATE SET
+        attempts = t.attempts + EXCLUDED.attempts, successes = t.successes + EXCLUDED.successes, failures = t.failures + EXCLUDED.failures,
+        latency_sum_ms = t.latency_sum_ms + EXCLUDED.latency_sum_ms, latency_count = t.latency_count + EXCLUDED.latency_count
+      RETURNING 1
+    ), quarters AS (
+      INSERT INTO usage_quarter_hourly AS t (bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost)
+      SELECT bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost
+        FROM jsonb_to_recordset($8::jsonb) AS d(bucket timestamptz, provider_id uuid, requests int, total_tokens bigint, total_cost bigint, actual_total_cost bigint)
+      ON CONFLICT (bucket, provider_id) DO UPDATE SET
+        requests = t.requests + EXCLUDED.requests, total_tokens = t.total_tokens + EXCLUDED.total_tokens,
+        total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
+      RETURNING 1
+    ), daily_user AS (
+      INSERT INTO usage_daily_user AS t (day, user_id, provider_id, requests, errors, total_tokens, total_cost, actual_total_cost)
+      SELECT day, user_id, provider_id, requests, errors, total_tokens, total_cost, actual_total_cost
+        FROM jsonb_to_recordset($9::jsonb) AS d(day date, user_id uuid, provider_id uuid, requests int, errors int, total_tokens bigint,
+          total_cost bigint, actual_total_cost bigint)
+      ON CONFLICT (day, user_id, provider_id) DO UPDATE SET
+        requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors, total_tokens = t.total_tokens + EXCLUDED.total_tokens,
+        total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
+      RETURNING 1
     ), keys AS (
       UPDATE api_keys k
          SET total_requests = k.total_requests + c.requests, total_tokens = k.total_tokens + c.tokens,
@@ -192,7 +293,8 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
        WHERE u.id = c.id
       RETURNING 1
     )
-    SELECT (SELECT count(*) FROM hourly) + (SELECT count(*) FROM coarse) + (SELECT count(*) FROM daily)
+    SELECT (SELECT count(*) FROM hourly) + (SELECT count(*) FROM coarse) + (SELECT count(*) FROM daily) + (SELECT count(*) FROM attempts) + (SELECT count(*) FROM quarters) + (SELECT count(*) FROM daily_user)
          + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users) AS touched`,
-  [JSON.stringify(hourly), JSON.stringify(coarse), JSON.stringify(daily), JSON.stringify(charges.keys), JSON.stringify(charges.users), now])
+  [JSON.stringify(hourly), JSON.stringify(coarse), JSON.stringify(daily), JSON.stringify(charges.keys), JSON.stringify(charges.users), now,
+    JSON.stringify(attempts), JSON.stringify(quarters), JSON.stringify(dailyUser)])
 }

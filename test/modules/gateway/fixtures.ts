@@ -79,6 +79,9 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_hourly: 'SELECT * FROM usage_hourly ORDER BY bucket, user_id, api_key_id, provider_id, model, api_format',
     usage_hourly_model: 'SELECT * FROM usage_hourly_model ORDER BY bucket, provider_id, model, api_format',
     usage_daily_key: 'SELECT * FROM usage_daily_key ORDER BY day, user_id, api_key_id, model',
+    provider_attempts_hourly: 'SELECT * FROM provider_attempts_hourly ORDER BY bucket, provider_id',
+    usage_quarter_hourly: 'SELECT * FROM usage_quarter_hourly ORDER BY bucket, provider_id',
+    usage_daily_user: 'SELECT * FROM usage_daily_user ORDER BY day, user_id, provider_id',
     cache_interval_hourly: 'SELECT * FROM cache_interval_hourly WHERE count <> 0 OR sum_ms <> 0 ORDER BY scope, scope_id, bucket, bin_index',
     cache_savings_hourly: `SELECT * FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, user_id, api_key_id`,
     cache_timeline_tail: 'SELECT * FROM cache_timeline_tail ORDER BY scope, scope_id',
@@ -166,6 +169,41 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
       raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(user_id, ${NIL}) AS user_id,
                    COALESCE(api_key_id, ${NIL}) AS api_key_id, model, ${RAW_MEASURES}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`
+    },
+    usage_daily_user: {
+      rollup: `SELECT to_char(day, 'YYYY-MM-DD') AS day, user_id, provider_id, requests::bigint AS requests, errors::bigint AS errors, total_tokens, total_cost, actual_total_cost
+                 FROM usage_daily_user WHERE NOT (requests = 0 AND errors = 0 AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0) ORDER BY 1, 2, 3`,
+      raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(user_id, ${NIL}) AS user_id, COALESCE(provider_id, ${NIL}) AS provider_id,
+                   count(*)::bigint AS requests, count(*) FILTER (WHERE status = 'failed')::bigint AS errors, sum(total_tokens)::bigint AS total_tokens,
+                   sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
+    },
+    usage_quarter_hourly: {
+      rollup: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS bucket, provider_id, requests::bigint AS requests, total_tokens, total_cost, actual_total_cost
+                 FROM usage_quarter_hourly WHERE NOT (requests = 0 AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0) ORDER BY 1, 2`,
+      raw: `SELECT to_char(date_bin('15 minutes', created_at, timestamptz '2000-01-01 00:00:00+00') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS bucket,
+                   COALESCE(provider_id, ${NIL}) AS provider_id, count(*)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
+                   sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
+    },
+    // executed candidates on their providers; a finished request without one, as one attempt on its provider
+    provider_attempts_hourly: {
+      rollup: `SELECT ${hourKey} AS bucket, provider_id, attempts::bigint AS attempts, successes::bigint AS successes, failures::bigint AS failures,
+                      latency_sum_ms, latency_count::bigint AS latency_count
+                 FROM provider_attempts_hourly
+                WHERE NOT (attempts = 0 AND successes = 0 AND failures = 0 AND latency_sum_ms = 0 AND latency_count = 0) ORDER BY 1, 2`,
+      raw: `SELECT ${rawHour} AS bucket, provider_id, count(*)::bigint AS attempts, count(*) FILTER (WHERE success)::bigint AS successes,
+                   count(*) FILTER (WHERE failure)::bigint AS failures, COALESCE(sum(latency_ms), 0)::bigint AS latency_sum_ms,
+                   count(latency_ms)::bigint AS latency_count
+              FROM (
+                SELECT created_at, provider_id, status = 'success' AS success, status = 'failed' AS failure, latency_ms
+                  FROM request_candidates WHERE status NOT IN ('skipped', 'available') AND provider_id IS NOT NULL
+                UNION ALL
+                SELECT u.created_at, u.provider_id, u.status <> 'failed', u.status = 'failed', u.response_time_ms
+                  FROM usage u WHERE u.${FINISHED} AND u.provider_id IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM request_candidates c WHERE c.request_id = u.request_id AND c.status NOT IN ('skipped', 'available'))
+              ) a
+             GROUP BY 1, 2 ORDER BY 1, 2`
     }
   }
   const out: Record<string, { rollup: Json[], raw: Json[] }> = {}

@@ -813,3 +813,51 @@ t.test('bodies are capped at BODY_CAP_BYTES bytes, not characters', async (t) =>
   const ascii = await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'big-ascii' } })
   t.same((await g.app.prisma.usageBody.findUniqueOrThrow({ where: { usageId: ascii.id } })).requestBody, { truncated: true, bytes: 70_002 })
 })
+
+t.test('provider attempts: candidates on their providers, an implicit attempt for a request without one, a timeout replaced by a late completion', async (t) => {
+  const g = await gateway(t)
+  const a = await g.provider('attempts-a')
+  const b = await g.provider('attempts-b')
+  const key = await g.standaloneKey()
+  const at = '2025-07-01T08:15:00.000Z'
+  const attempts = async () => (await g.app.prisma.providerAttemptsHourly.findMany({ orderBy: { providerId: 'asc' } }))
+    .filter((r) => r.attempts !== 0)
+    .map((r) => ({ provider: r.providerId === a.id ? 'a' : 'b', attempts: r.attempts, successes: r.successes, failures: r.failures, latency: Number(r.latencySumMs), timed: r.latencyCount }))
+    .sort((x, y) => x.provider < y.provider ? -1 : 1)
+
+  await g.send([
+    // no candidates: one attempt on its provider, with its response time
+    { type: 'complete', request_id: 'plain', api_key_id: key.id, model: 'm', provider_id: a.id, created_at: at, status: 'completed', input_tokens: 1, output_tokens: 1, response_time_ms: 100 },
+    // failed without candidates: a failed attempt
+    { type: 'complete', request_id: 'plain-failed', api_key_id: key.id, model: 'm', provider_id: a.id, created_at: at, status: 'failed', status_code: 500, input_tokens: 0, output_tokens: 0, response_time_ms: 50 },
+    // only a skipped candidate: still the implicit attempt
+    { type: 'complete', request_id: 'skipped', api_key_id: key.id, model: 'm', provider_id: b.id, created_at: at, status: 'cancelled', input_tokens: 0, output_tokens: 0,
+      candidates: [{ candidate_index: 0, provider_id: a.id, status: 'skipped', skip_reason: 'circuit open' }] },
+    // pending: no attempt yet
+    { type: 'start', request_id: 'stale', api_key_id: key.id, model: 'm', provider_id: a.id, created_at: minutesAgo(30) }
+  ])
+  t.same(await attempts(), [
+    { provider: 'a', attempts: 2, successes: 1, failures: 1, latency: 150, timed: 2 },
+    { provider: 'b', attempts: 1, successes: 1, failures: 0, latency: 0, timed: 0 }
+  ], 'implicit attempts only')
+  await assertConsistent(t, g.app, 'implicit: ')
+
+  const total = (hours: Json[], p: string) => hours.filter((r) => r.provider === p).reduce((s, r) => ({ attempts: s.attempts + r.attempts, failures: s.failures + r.failures, latency: s.latency + r.latency }),
+    { attempts: 0, failures: 0, latency: 0 })
+  t.equal(await sweepStale(g.app.pg, 10), 1)
+  t.same(total(await attempts(), 'a'), { attempts: 3, failures: 2, latency: 150 }, 'the timeout is a failed implicit attempt on its provider (no response time)')
+  await assertConsistent(t, g.app, 'after the sweep: ')
+
+  // the late completion fell back from a to b: two candidate attempts replace the implicit failure
+  await g.send([{
+    type: 'complete', request_id: 'stale', status: 'completed', provider_id: b.id, input_tokens: 1, output_tokens: 1, response_time_ms: 900,
+    candidates: [
+      { candidate_index: 0, provider_id: a.id, status: 'failed', status_code: 529, latency_ms: 300 },
+      { candidate_index: 1, provider_id: b.id, status: 'success', status_code: 200, latency_ms: 600 }
+    ]
+  }])
+  await assertConsistent(t, g.app, 'after the late completion: ')
+  const hours = await attempts()
+  t.same(total(hours, 'a'), { attempts: 3, failures: 2, latency: 450 }, 'a: two implicit attempts and the failed candidate; the timeout is gone')
+  t.same(total(hours, 'b'), { attempts: 2, failures: 0, latency: 600 }, 'b: the skipped request and the successful candidate')
+})

@@ -4,37 +4,13 @@
 // POST /user-model-stats in a zone whose midnight is off the hour (+05:45).
 import t from 'tap'
 import type { KeymeterApp } from '../../../src/app.js'
-import { keyModelUsage, splitRange } from '../../../src/modules/keystats/queries.js'
+import { keyModelUsage } from '../../../src/modules/keystats/queries.js'
 import { gateway, type Json } from '../gateway/fixtures.js'
 
 const MIN = 60_000
 const HOUR = 60 * MIN
 const DAY = 24 * HOUR
 const iso = (ms: number) => new Date(ms).toISOString()
-
-t.test('splitRange: raw edges, whole UTC hours, whole UTC days', async (t) => {
-  const parts = (start: string, end: string) => Object.fromEntries(Object.entries(splitRange(new Date(start), new Date(end))).map(([k, v]) => [k, v.toISOString()]))
-  // Kathmandu's day: 18:15 UTC to 18:15 UTC — no whole UTC day inside, hours 19:00..18:00
-  t.same(parts('2026-03-09T18:15:00.000Z', '2026-03-10T18:15:00.000Z'), {
-    start: '2026-03-09T18:15:00.000Z', hourStart: '2026-03-09T19:00:00.000Z', dayStart: '2026-03-10T18:00:00.000Z',
-    dayEnd: '2026-03-10T18:00:00.000Z', hourEnd: '2026-03-10T18:00:00.000Z', end: '2026-03-10T18:15:00.000Z'
-  })
-  // a month in Kathmandu: whole days in the middle, whole hours and raw minutes at both ends
-  t.same(parts('2026-02-28T18:15:00.000Z', '2026-03-31T18:15:00.000Z'), {
-    start: '2026-02-28T18:15:00.000Z', hourStart: '2026-02-28T19:00:00.000Z', dayStart: '2026-03-01T00:00:00.000Z',
-    dayEnd: '2026-03-31T00:00:00.000Z', hourEnd: '2026-03-31T18:00:00.000Z', end: '2026-03-31T18:15:00.000Z'
-  })
-  // UTC: days only
-  t.same(parts('2026-03-01T00:00:00.000Z', '2026-04-01T00:00:00.000Z'), {
-    start: '2026-03-01T00:00:00.000Z', hourStart: '2026-03-01T00:00:00.000Z', dayStart: '2026-03-01T00:00:00.000Z',
-    dayEnd: '2026-04-01T00:00:00.000Z', hourEnd: '2026-04-01T00:00:00.000Z', end: '2026-04-01T00:00:00.000Z'
-  })
-  // inside one hour: all raw
-  t.same(parts('2026-03-01T10:05:00.000Z', '2026-03-01T10:55:00.000Z'), {
-    start: '2026-03-01T10:05:00.000Z', hourStart: '2026-03-01T10:55:00.000Z', dayStart: '2026-03-01T10:55:00.000Z',
-    dayEnd: '2026-03-01T10:55:00.000Z', hourEnd: '2026-03-01T10:55:00.000Z', end: '2026-03-01T10:55:00.000Z'
-  })
-})
 
 /** The same answer as keyModelUsage, by a GROUP BY over the raw finished rows. */
 async function rawModelUsage (app: KeymeterApp, keyId: string, start: Date, end: Date) {

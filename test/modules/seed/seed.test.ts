@@ -139,9 +139,12 @@ t.test('one data set, checked against what ingestion would have written', async 
 
   t.test('rollups: exactly what ingestion (RollupDeltas) would have written for these rows', async (t) => {
     const deltas = new RollupDeltas()
+    const candidates = await query(`SELECT request_id, provider_id, status::text AS status, latency_ms, created_at FROM request_candidates
+      WHERE status NOT IN ('skipped', 'available')`)
+    deltas.sent(candidates.map((c) => ({ request_id: c.request_id, provider_id: c.provider_id, status: c.status, latency_ms: c.latency_ms, created_at: c.created_at })))
     for (const r of rows) {
       const source: RollupSource = {
-        status: r.status, createdAt: r.created_at, userId: r.user_id, apiKeyId: r.api_key_id, providerId: r.provider_id, model: r.model, apiFormat: r.api_format,
+        requestId: r.request_id, status: r.status, createdAt: r.created_at, userId: r.user_id, apiKeyId: r.api_key_id, providerId: r.provider_id, model: r.model, apiFormat: r.api_format,
         inputTokens: r.input_tokens, outputTokens: r.output_tokens, cacheCreationTokens: r.cache_creation_input_tokens, cacheReadTokens: r.cache_read_input_tokens,
         totalTokens: r.total_tokens, cacheCreationCost: BigInt(r.cache_creation_cost), cacheReadCost: BigInt(r.cache_read_cost), totalCost: BigInt(r.total_cost),
         actualTotalCost: BigInt(r.actual_total_cost), responseTimeMs: r.response_time_ms
@@ -151,12 +154,15 @@ t.test('one data set, checked against what ingestion would have written', async 
     const tables = {
       usage_hourly: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, user_id, api_key_id, provider_id, model, api_format`,
       usage_hourly_model: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id, model, api_format`,
-      usage_daily_key: `to_char(day, 'YYYY-MM-DD') AS day, user_id, api_key_id, model`
+      usage_daily_key: `to_char(day, 'YYYY-MM-DD') AS day, user_id, api_key_id, model`,
+      provider_attempts_hourly: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`,
+      usage_quarter_hourly: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`,
+      usage_daily_user: `to_char(day, 'YYYY-MM-DD') AS day, user_id, provider_id`
     } as const
     for (const [table, keys] of Object.entries(tables) as Array<[keyof typeof tables, string]>) {
       const measures = (await query(`SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND data_type IN ('integer', 'bigint') ORDER BY ordinal_position`, [table])).map((c) => c.column_name as string)
       const stored = await query(`SELECT ${keys}, ${measures.map((m) => `${m}::text`).join(', ')} FROM ${table}`)
-      const expected = deltas.rowsOf(table).map((row) => Object.fromEntries(Object.keys(stored[0]!).map((column) => [column, row[column]])))
+      const expected = (table === 'provider_attempts_hourly' ? deltas.attemptRows() : deltas.rowsOf(table)).map((row) => Object.fromEntries(Object.keys(stored[0]!).map((column) => [column, row[column]])))
       const sort = (list: Row[]) => list.map((r) => JSON.stringify(r)).sort()
       t.ok(stored.length > 0, `${table} has rows`)
       t.same(sort(stored), sort(expected), `${table}: ${stored.length} rows, every one as ingestion would have it`)

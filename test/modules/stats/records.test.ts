@@ -93,6 +93,14 @@ t.test('records: filters, status categories, search, paging', async (t) => {
     ['alpha zzz', []]
   ]
   for (const [search, expected] of searches) t.same(await ids(`search=${encodeURIComponent(search)}`), expected, `search "${search}"`)
+  // a search is found through one keyword's ids (users, keys, models, providers): pages and counts through them too
+  t.same(await ids(`search=${encodeURIComponent('ann alpha')}`), ['r7', 'r2', 'r1'], 'two keywords, driven by either')
+  t.same((await list('search=alpha&limit=1&offset=1')).records.map((r) => r.request_id), ['r2'], 'a later page of a search')
+  t.match(await list('search=alpha&limit=1&offset=1'), { total: 3, total_is_estimate: false }, 'its total, counted')
+  const searchCapped = await records(g.app.pg, recordFilter({ search: 'alpha', limit: 1, offset: 0 }), 1, 0, 2)
+  t.match(searchCapped, { total_is_estimate: true }, 'more matches than the cap: estimated')
+  t.ok(searchCapped.total >= 3, 'never below what was counted')
+  t.same(await ids(`search=alpha&username=ann`), ['r7', 'r2', 'r1'], 'with a user filter, that index drives')
 
   for (const query of ['limit=0', 'limit=501', 'offset=-1', 'offset=1000001', 'status=weird', 'user_id=nope', 'start_date=2025-03-10T08:00:00',
     `search=${encodeURIComponent('a b c d e f g h i j k')}`, `start_date=${encodeURIComponent(at(5))}&end_date=${encodeURIComponent(at(5))}`]) {
@@ -112,4 +120,9 @@ t.test('records: filters, status categories, search, paging', async (t) => {
   const exact = await records(g.app.pg, recordFilter({ limit: 2, offset: 0, username: 'bob' }), 2, 0, 3)
   t.match(exact, { total: 3, total_is_estimate: false }, 'at the cap, still exact')
   t.match(await records(g.app.pg, recordFilter({ limit: 2, offset: 0 }), 2, 0, 0), { total: 7, total_is_estimate: true }, 'far beyond the cap: the estimate alone, no count')
+
+  // a deleted provider's rows keep its name (provider_id set NULL): still found by it
+  await g.adminCall('DELETE', `/api/admin/providers/${beta.id as string}`)
+  t.same(await ids('search=beta'), ['r6', 'r5', 'r3'], "search by a deleted provider's stored name")
+  t.same(await ids(`search=${encodeURIComponent('beta bob')}`), ['r6', 'r3'], '… with another keyword')
 })

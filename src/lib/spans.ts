@@ -1,8 +1,8 @@
 // How a range [start, end) is read: whole rollup buckets where they fit, raw usage
-// rows for the ragged ends. Rollup buckets are UTC hours and UTC days, so the cuts are
+// rows for the ragged ends. Shared by the admin statistics and the key holders' stats. Rollup buckets are UTC hours and UTC days, so the cuts are
 // on epoch multiples of an hour or a day whatever the caller's offset. Every span is
 // half-open and may be empty (from = to), so each query has a fixed shape.
-import type { Range } from '../../lib/time.js'
+import type { Range } from './time.js'
 
 export interface Span { from: Date, to: Date }
 
