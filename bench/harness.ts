@@ -41,7 +41,9 @@ export async function startBench (): Promise<Bench> {
   }
   await applyMigrations(databaseUrl)
   const config = benchConfig(databaseUrl)
-  const server: ChildProcess = fork(fileURLToPath(new URL('./serve.ts', import.meta.url)), [databaseUrl], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server alone
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')
+  const server: ChildProcess = fork(fileURLToPath(new URL('./serve.ts', import.meta.url)), [databaseUrl], { execArgv: ['--import', 'tsx', ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const url = await new Promise<string>((resolve, reject) => {
     server.once('message', (message) => resolve(String(message)))
     server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)))

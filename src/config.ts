@@ -27,6 +27,7 @@ export const ConfigSchema = Type.Object({
   PENDING_TIMEOUT_MINUTES: Type.Integer({ minimum: 1, maximum: 24 * 60, default: 10, description: 'A pending or streaming request older than this is marked failed (504)' }),
   USAGE_BODY_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 30, description: 'Stored request/response headers and bodies older than this are deleted by the cleanup; 0 keeps them forever' }),
   AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 365, description: 'Audit rows older than this are deleted by the cleanup; 0 keeps them forever' }),
+  VERIFY_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000, description: 'Gateway verify reuses a key\'s state read from the database for at most this long; changes made through this process apply at once, changes made elsewhere within this time; 0 disables the cache' }),
   AUTO_DELETE_EXPIRED_KEYS: Bool(false, 'Expired keys whose auto_delete_on_expiry is null are deleted (true) or disabled (false)')
 })
 
