@@ -19,7 +19,9 @@ export const GATEWAY_TOKEN = 'bench-gateway-token-0123456789abcdef'
 export function benchConfig (databaseUrl: string): AppConfig {
   return requireSecrets(loadConfig({
     DATABASE_URL: databaseUrl,
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    // `VERIFY_CACHE_TTL_MS=0 npm run bench -- verify` measures verify without its cache
+    VERIFY_CACHE_TTL_MS: process.env.VERIFY_CACHE_TTL_MS,
     SESSION_SECRET: 'bench-session-secret-0123456789abcdef',
     ENCRYPTION_KEY: 'bench-encryption-key-0123456789abcdef',
     GATEWAY_TOKEN

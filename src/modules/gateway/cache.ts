@@ -12,7 +12,7 @@ const MAX_ENTRIES = 10_000
 
 export class VerifyCache<T> {
   readonly #ttlMs: number
-  readonly #entries = new Map<string, { value: T, expiresAt: number }>()
+  readonly #entries = new Map<string, { value: T, expiresAt: number, renewAt: number }>()
   /** reads in flight, shared by concurrent verifies of the same key */
   readonly #reading = new Map<string, Promise<T | undefined>>()
   #generation = 0
@@ -21,21 +21,31 @@ export class VerifyCache<T> {
     this.#ttlMs = ttlMs
   }
 
-  /** The cached state of `hash`, or `read()`'s answer (stored unless unknown or cleared meanwhile). */
+  /**
+   * The cached state of `hash`, or `read()`'s answer (stored unless unknown or cleared
+   * meanwhile). Past half its TTL an entry is still answered from while one read renews
+   * it in the background, so a key in steady use never waits for the database.
+   */
   async get (hash: string, read: () => Promise<T | undefined>): Promise<T | undefined> {
     if (this.#ttlMs === 0) return read()
     const now = performance.now()
     const entry = this.#entries.get(hash)
-    if (entry !== undefined && entry.expiresAt > now) return entry.value
-    const inFlight = this.#reading.get(hash)
-    if (inFlight !== undefined) return inFlight
+    if (entry !== undefined && entry.expiresAt > now) {
+      if (now >= entry.renewAt && !this.#reading.has(hash)) this.#read(hash, read, now).catch(() => {}) // a failure surfaces on a later miss
+      return entry.value
+    }
+    return this.#reading.get(hash) ?? this.#read(hash, read, now)
+  }
+
+  #read (hash: string, read: () => Promise<T | undefined>, now: number): Promise<T | undefined> {
     const generation = this.#generation
     const reading = read().then((value) => {
       // unknown keys are not stored: a key created elsewhere works at once, and guesses cannot fill memory
       if (value !== undefined && generation === this.#generation) {
-        if (this.#entries.size >= MAX_ENTRIES) this.#entries.delete(this.#entries.keys().next().value!)
         this.#entries.delete(hash) // re-inserted last, so the oldest entry is the first to go
-        this.#entries.set(hash, { value, expiresAt: now + this.#ttlMs })
+        if (this.#entries.size >= MAX_ENTRIES) this.#entries.delete(this.#entries.keys().next().value!)
+        // the TTL counts from when the read was sent, so no answer is older than the TTL
+        this.#entries.set(hash, { value, expiresAt: now + this.#ttlMs, renewAt: now + this.#ttlMs / 2 })
       }
       return value
     }).finally(() => {

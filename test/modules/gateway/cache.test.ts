@@ -147,8 +147,14 @@ t.test('VerifyCache: shared reads, unknown keys not kept, reads in flight when c
   await off.get('h', read({ v: 1 }))
   t.same(await off.get('h', read({ v: 2 })), { v: 2 }, 'TTL 0: every call reads')
 
-  const short = new VerifyCache<Json>(50)
+  const short = new VerifyCache<Json>(2000)
   await short.get('h', read({ v: 1 }))
-  await sleep(70)
-  t.same(await short.get('h', read({ v: 2 })), { v: 2 }, 'past the TTL: read again')
+  await sleep(1100) // past half the TTL, with most of a second to spare on a busy machine
+  const before = reads
+  t.same(await short.get('h', read({ v: 2 })), { v: 1 }, 'past half the TTL: still answered from the cache…')
+  t.equal(reads, before + 1, '…while one read renews it')
+  await sleep(10)
+  t.same(await short.get('h', read({ v: 3 })), { v: 2 }, 'then the renewed state is answered')
+  await sleep(2100)
+  t.same(await short.get('h', read({ v: 4 })), { v: 4 }, 'past the TTL: the caller waits for a read')
 })
