@@ -1,6 +1,6 @@
 // npm run bench -- ingest | verify: the gateway's two calls under load.
 import { randomUUID } from 'node:crypto'
-import { fmt, GATEWAY_TOKEN, hammer, startBench, type Bench } from './harness.js'
+import { fmt, GATEWAY_TOKEN, hammer, startBench, type Bench, type Run } from './harness.js'
 
 export async function fixtures (bench: Bench) {
   const app = bench
@@ -57,8 +57,20 @@ export async function verify (): Promise<void> {
       body: JSON.stringify({ events: Array.from({ length: 500 }, (_, i) => completion(key.id, provider.id, i)) })
     })
     const body = JSON.stringify({ key: key.key, model: 'claude-sonnet-4', api_format: 'claude:messages' })
-    const run = await hammer({ url: `${bench.url}/api/gateway/keys/verify`, method: 'POST', connections: 10, duration: 20, body })
-    console.log(`verify (all limits set)  ${fmt(run.requestsPerSecond)} requests/s  p50 ${fmt(run.p50)} ms  p99 ${fmt(run.p99)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors)`)
+    const url = `${bench.url}/api/gateway/keys/verify`
+    const line = (label: string, run: Run) => console.log(`verify ${label.padEnd(38)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors)`)
+    console.log(`(VERIFY_CACHE_TTL_MS=${bench.config.VERIFY_CACHE_TTL_MS}${bench.config.VERIFY_CACHE_TTL_MS === 0 ? ': no cache' : ''})`)
+    // as fast as 10 connections go: the throughput, and latency at saturation
+    line('(all limits set), 10 connections', await hammer({ url, method: 'POST', connections: 10, duration: 20, body }))
+    // with usage arriving meanwhile, as in production: every recorded batch clears the cache
+    // (autocannon's overallRate sends each second's quota at once: a background load only, its latencies are not read)
+    const usage = hammer({
+      url: `${bench.url}/api/gateway/usage`, method: 'POST', connections: 1, duration: 20, overallRate: 20,
+      requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: Array.from({ length: 10 }, (_, i) => completion(key.id, provider.id, i)) }) }) }]
+    })
+    line('with 20 usage batches/s, 10 connections', await hammer({ url, method: 'POST', connections: 10, duration: 20, body }))
+    const ingested = await usage
+    console.log(`  (meanwhile ${fmt(ingested.total)} usage batches of 10 completions, ${ingested.non2xx} non-2xx)`)
   } finally {
     await bench.close()
   }

@@ -19,7 +19,9 @@ export const GATEWAY_TOKEN = 'bench-gateway-token-0123456789abcdef'
 export function benchConfig (databaseUrl: string): AppConfig {
   return requireSecrets(loadConfig({
     DATABASE_URL: databaseUrl,
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    // `VERIFY_CACHE_TTL_MS=0 npm run bench -- verify` measures verify without its cache
+    VERIFY_CACHE_TTL_MS: process.env.VERIFY_CACHE_TTL_MS,
     SESSION_SECRET: 'bench-session-secret-0123456789abcdef',
     ENCRYPTION_KEY: 'bench-encryption-key-0123456789abcdef',
     GATEWAY_TOKEN
@@ -41,7 +43,9 @@ export async function startBench (): Promise<Bench> {
   }
   await applyMigrations(databaseUrl)
   const config = benchConfig(databaseUrl)
-  const server: ChildProcess = fork(fileURLToPath(new URL('./serve.ts', import.meta.url)), [databaseUrl], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server alone
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')
+  const server: ChildProcess = fork(fileURLToPath(new URL('./serve.ts', import.meta.url)), [databaseUrl], { execArgv: ['--import', 'tsx', ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const url = await new Promise<string>((resolve, reject) => {
     server.once('message', (message) => resolve(String(message)))
     server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)))

@@ -28,6 +28,7 @@ export const ConfigSchema = Type.Object({
   USAGE_BODY_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 30, description: 'Stored request/response headers and bodies older than this are deleted by the cleanup; 0 keeps them forever' }),
   AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 365, description: 'Audit rows older than this are deleted by the cleanup; 0 keeps them forever' }),
   STATS_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5000, description: 'A usage statistics query running longer than this is cancelled by PostgreSQL and answered 503 query_timeout' }),
+  VERIFY_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000, description: 'Gateway verify reuses a key\'s state read from the database for at most this long; changes made through this process apply at once, changes made elsewhere within this time; 0 disables the cache' }),
   AUTO_DELETE_EXPIRED_KEYS: Bool(false, 'Expired keys whose auto_delete_on_expiry is null are deleted (true) or disabled (false)')
 })
 

@@ -19,6 +19,7 @@ t.test('defaults apply when nothing is set', async (t) => {
   t.equal(config.LOG_LEVEL, 'info')
   t.equal(config.DATABASE_URL, undefined)
   t.equal(config.SESSION_SECRET, undefined)
+  t.equal(config.VERIFY_CACHE_TTL_MS, 1000, 'gateway verify reuses a read for at most a second')
 })
 
 t.test('an empty string counts as unset', async (t) => {
@@ -28,11 +29,12 @@ t.test('an empty string counts as unset', async (t) => {
 })
 
 t.test('strings are coerced to the schema types', async (t) => {
-  const config = loadConfig({ MIGRATE_ON_START: 'false', PORT: '8080', TRUST_PROXY: 'true', SESSION_TTL_HOURS: '48' })
+  const config = loadConfig({ MIGRATE_ON_START: 'false', PORT: '8080', TRUST_PROXY: 'true', SESSION_TTL_HOURS: '48', VERIFY_CACHE_TTL_MS: '0' })
   t.equal(config.MIGRATE_ON_START, false)
   t.equal(config.PORT, 8080)
   t.equal(config.TRUST_PROXY, true)
   t.equal(config.SESSION_TTL_HOURS, 48)
+  t.equal(config.VERIFY_CACHE_TTL_MS, 0, '0 turns the verify cache off')
 })
 
 t.test('valid values are kept', async (t) => {
@@ -52,7 +54,10 @@ const invalid: Array<[string, string]> = [
   ['SESSION_SECRET', 'too-short'],
   ['ENCRYPTION_KEY', 'too-short'],
   ['DATABASE_URL', 'mysql://x'],
-  ['MIGRATE_ON_START', 'maybe']
+  ['MIGRATE_ON_START', 'maybe'],
+  ['VERIFY_CACHE_TTL_MS', '-1'],
+  ['VERIFY_CACHE_TTL_MS', '60001'],
+  ['VERIFY_CACHE_TTL_MS', '1.5']
 ]
 for (const [name, value] of invalid) {
   t.test(`${name}=${value} throws a ConfigError naming ${name}`, async (t) => {

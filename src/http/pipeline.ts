@@ -48,6 +48,8 @@ export interface Adapter<Req extends FastifyRequest, T> {
 
 export interface Pipeline {
   run: <Req extends FastifyRequest, T>(request: Req, reply: FastifyReply, adapter: Adapter<Req, T>) => Promise<T>
+  /** `listener` runs after every mutation's transaction has committed, before the reply (caches drop what it changed) */
+  onCommit: (listener: (action: string) => void) => void
 }
 
 declare module 'fastify' {
@@ -59,6 +61,8 @@ const AUDITED: ReadonlySet<Mode> = new Set(['admin', 'user', 'management'])
 export interface PipelineOptions { keyring: Keyring, gatewayTokens: string[] }
 
 export default fp<PipelineOptions>(async (app, opts) => {
+  const commitListeners: Array<(action: string) => void> = []
+
   async function authenticate (request: FastifyRequest, mode: Mode, credential: string | undefined): Promise<Principal> {
     const token = credential ?? bearerToken(request) ?? (mode === 'gateway' || mode === 'key' ? null : cookieToken(request))
     if (token === null) throw new Errors.Unauthorized('authentication required')
@@ -121,6 +125,7 @@ export default fp<PipelineOptions>(async (app, opts) => {
           if (audited) await writeAudit(tx, entry(status))
           return value
         })
+        for (const listener of commitListeners) listener(action)
       } else {
         result = await adapter.handle(ctx(app.prisma))
         if (audited) await writeAudit(app.prisma, entry(status))
@@ -135,5 +140,5 @@ export default fp<PipelineOptions>(async (app, opts) => {
     }
   }
 
-  app.decorate('pipeline', { run })
+  app.decorate('pipeline', { run, onCommit: (listener) => { commitListeners.push(listener) } })
 }, { name: 'pipeline', dependencies: ['prisma'] })

@@ -3,13 +3,20 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorBody, errorReply } from '../../http/errors.js'
 import { ingestEvents } from '../usage/ingest.js'
+import type { KeyState } from '../keys/counters.js'
+import { VerifyCache } from './cache.js'
 import { UsageBatch, UsageBatchResult, VerifyAllowed, VerifyBody } from './schemas.js'
-import { verifyKey } from './verify.js'
+import { verifyKey, type VerifySettings } from './verify.js'
 
 const tags = ['gateway']
 const refusals = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 429: ErrorBody }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const cache = new VerifyCache<KeyState>(app.config.VERIFY_CACHE_TTL_MS)
+  // any committed admin or user change may touch a key or its owner: they are rare, so drop everything
+  app.pipeline.onCommit(() => cache.clear())
+  const settings: VerifySettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, cache }
+
   app.post('/gateway/keys/verify', {
     schema: { tags, summary: 'May this key make this request?', body: VerifyBody, response: { 200: VerifyAllowed, ...refusals } }
   }, (request, reply) => app.pipeline.run(request, reply, {
@@ -17,7 +24,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'gateway',
     handle: async ({ body }) => {
       try {
-        const allowed = await verifyKey(app.pg, app.keyring, body, { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES })
+        const allowed = await verifyKey(app.pg, app.keyring, body, settings)
         app.metrics.verifications.inc({ result: 'allowed' })
         return allowed
       } catch (error) {
@@ -36,6 +43,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'gateway',
     handle: async ({ body }) => {
       const results = await ingestEvents(app.pg, body.events)
+      // recorded usage moves counters (window, in flight, costs, balances) of keys and owners the
+      // events may not name (a completion need not carry its key id): drop every cached state
+      if (results.some((result) => result.outcome === 'recorded')) cache.clear()
       for (const result of results) app.metrics.gatewayEvents.inc({ type: result.type, outcome: result.outcome })
       return { results }
     }

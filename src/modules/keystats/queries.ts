@@ -61,54 +61,12 @@ export async function currentPeriod (db: Sql, timeZone: string, unit: 'day' | 'm
   return rows[0] as { start: Date, end: Date }
 }
 
-export interface KeyState {
-  id: string
-  name: string
-  is_active: boolean
-  created_at: Date
-  expires_at: Date | null
-  rate_limit: number | null
-  concurrent_limit: number | null
-  daily_cost_limit: bigint | null
-  total_cost_limit: bigint | null
-  current_balance: bigint | null
-  balance_used: bigint
-  allowed_models: string[] | null
-  allowed_providers: string[] | null
-  allowed_api_formats: string[] | null
-  window_requests: number
-  window_resets_in_seconds: number
-  usage: Omit<ModelUsage, 'model'>
-}
-
-/**
- * The key, its rate window (the same rule as gateway verify: its usage rows created in
- * the last 60 s, any status) and its all-time totals from usage_daily_key.
- */
-export async function keyState (db: Sql, keyId: string): Promise<KeyState | undefined> {
+/** One key's all-time totals of finished requests, from usage_daily_key. */
+export async function keyTotals (db: Sql, keyId: string): Promise<Omit<ModelUsage, 'model'>> {
   const { rows } = await db.query(`
-    SELECT k.id, k.name, k.is_active, k.created_at, k.expires_at, k.rate_limit, k.concurrent_limit, k.daily_cost_limit, k.total_cost_limit,
-           k.current_balance, k.balance_used, k.allowed_models, k.allowed_providers, k.allowed_api_formats,
-           w.requests AS window_requests,
-           COALESCE(ceil(extract(epoch FROM w.oldest + interval '60 seconds' - now())), 0)::int AS window_resets_in_seconds,
-           t.requests, t.input_tokens, t.output_tokens, t.cache_creation_tokens, t.cache_read_tokens, t.total_tokens, t.cost
-      FROM api_keys k,
-           LATERAL (SELECT count(*)::int AS requests, min(created_at) AS oldest
-                      FROM usage WHERE api_key_id = k.id AND created_at > now() - interval '60 seconds') w,
-           LATERAL (SELECT sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-                           sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
-                           sum(total_tokens) AS total_tokens, sum(total_cost) AS cost
-                      FROM usage_daily_key WHERE api_key_id = k.id) t
-     WHERE k.id = $1`, [keyId])
-  const row = rows[0] as Record<string, unknown> | undefined
-  if (row === undefined) return undefined
-  const big = (name: string) => row[name] === null ? null : BigInt(row[name] as string)
-  return {
-    ...(row as unknown as KeyState),
-    daily_cost_limit: big('daily_cost_limit'),
-    total_cost_limit: big('total_cost_limit'),
-    current_balance: big('current_balance'),
-    balance_used: big('balance_used')!,
-    usage: toUsage(row)
-  }
+    SELECT sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+           sum(cache_creation_tokens) AS cache_creation_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+           sum(total_tokens) AS total_tokens, sum(total_cost) AS cost
+      FROM usage_daily_key WHERE api_key_id = $1`, [keyId])
+  return toUsage(rows[0] as Record<string, unknown>)
 }

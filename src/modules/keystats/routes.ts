@@ -38,6 +38,7 @@ const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => 
   // a bearer-only POST may come without a body: treat it as {} rather than a 400
   app.addHook('preValidation', async (request) => { if (request.method === 'POST' && request.body === undefined) request.body = {} })
   const timeZone = app.config.APP_TIMEZONE
+  const counterSettings = { timeZone, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES }
 
   app.post('/user-stats', {
     schema: { tags, security, summary: 'Your key: status, all-time usage, limits with their current use, restrictions', body: KeyBody, response: { 200: UserStats, ...errorResponses() } }
@@ -45,7 +46,7 @@ const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => 
     action: 'key_stats.user_stats',
     mode: 'key',
     credential: bodyKey,
-    handle: async ({ principal }) => userStats(app.statsPg, keyId(principal), timeZone)
+    handle: async ({ principal }) => userStats(app.statsPg, keyId(principal), counterSettings)
   }))
 
   app.post('/user-model-stats', {

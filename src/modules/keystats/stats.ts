@@ -2,19 +2,17 @@
 import type { Sql } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
-import { currentPeriod, keyModelUsage, keyState, type ModelUsage } from './queries.js'
+import { keyState, windowResetsIn } from '../keys/counters.js'
+import { currentPeriod, keyModelUsage, keyTotals, type ModelUsage } from './queries.js'
 import type { Period } from './schemas.js'
 
 const toUsd = ({ cost, ...usage }: Omit<ModelUsage, 'model'>) => ({ ...usage, cost_usd: nanoToUsd(cost) })
 /** null or [] both mean "every value allowed"; answer null for both */
 const allowList = (list: string[] | null) => list === null || list.length === 0 ? null : list
 
-export async function userStats (db: Sql, keyId: string, timeZone: string) {
-  const [key, today] = await Promise.all([
-    keyState(db, keyId),
-    // today's cost, by verify's rule: since local midnight in APP_TIMEZONE
-    currentPeriod(db, timeZone, 'day').then(({ start, end }) => keyModelUsage(db, keyId, start, end))
-  ])
+export async function userStats (db: Sql, keyId: string, settings: { timeZone: string, pendingTimeoutMinutes: number }) {
+  // the counters gateway verify checks (today's cost since local midnight in APP_TIMEZONE), all of them
+  const [key, usage] = await Promise.all([keyState(db, { id: keyId }, { ...settings, allCounters: true }), keyTotals(db, keyId)])
   if (key === undefined) throw new Errors.Unauthorized('invalid or expired credentials') // deleted since it authenticated
   return {
     id: key.id,
@@ -22,14 +20,14 @@ export async function userStats (db: Sql, keyId: string, timeZone: string) {
     is_active: key.is_active,
     created_at: key.created_at.toISOString(),
     expires_at: key.expires_at?.toISOString() ?? null,
-    usage: toUsd(key.usage),
+    usage: toUsd(usage),
     limits: {
       rate_limit: key.rate_limit,
-      current_window_requests: key.window_requests,
-      window_resets_in_seconds: key.window_resets_in_seconds,
+      current_window_requests: key.counters.window_requests,
+      window_resets_in_seconds: windowResetsIn(key.counters),
       concurrent_limit: key.concurrent_limit,
       daily_cost_limit_usd: nanoToUsdOrNull(key.daily_cost_limit),
-      today_cost_usd: nanoToUsd(today.reduce((sum, row) => sum + row.cost, 0n)),
+      today_cost_usd: nanoToUsd(key.counters.today_cost ?? 0n),
       total_cost_limit_usd: nanoToUsdOrNull(key.total_cost_limit),
       remaining_balance_usd: key.current_balance === null ? null : nanoToUsd(key.current_balance - key.balance_used)
     },
