@@ -3,6 +3,7 @@
 // answer them alone; only the timeline's points and the keys' last requests are read
 // from usage rows.
 import type { Sql } from '../../db/prisma.js'
+import { TIMELINE_MAX_GAP_MS } from './timeline.js'
 
 /** Which groups: one scope, optionally one id of it, optionally the keys of one owner. */
 export interface Scope { scope: 'user' | 'api_key', id: string | null, ownerId: string | null }
@@ -10,17 +11,22 @@ export interface Scope { scope: 'user' | 'api_key', id: string | null, ownerId: 
 export interface BinRow { scope_id: string, bin_index: number, count: string, sum_ms: string }
 
 /**
- * Histogram bins per group over the window. cache_interval_hourly (scope, bucket)
- * without an id; its primary key (scope, scope_id, bucket, …) with one.
+ * Histogram bins per group over the window: whole UTC days from cache_interval_daily
+ * (scope, day) and the partial days at either end from cache_interval_hourly
+ * (scope, bucket); the primary keys (scope, scope_id, …) when one id is asked for.
  */
-export async function intervalBins (db: Sql, s: Scope, from: Date): Promise<BinRow[]> {
+export async function intervalBins (db: Sql, s: Scope, from: Date, firstWholeDay: Date, today: Date): Promise<BinRow[]> {
   const { rows } = await db.query<BinRow>(`
-    SELECT scope_id, bin_index, sum(count)::bigint AS count, sum(sum_ms)::bigint AS sum_ms
-      FROM cache_interval_hourly
-     WHERE scope = $1 AND bucket >= $2 AND ($3::uuid IS NULL OR scope_id = $3)
-       AND ($4::uuid IS NULL OR scope_id IN (SELECT id FROM api_keys WHERE user_id = $4))
+    SELECT scope_id, bin_index, sum(count)::bigint AS count, sum(sum_ms)::bigint AS sum_ms FROM (
+      SELECT scope_id, bin_index, count, sum_ms FROM cache_interval_daily
+       WHERE scope = $1 AND day >= $5::date AND day < $6::date AND ($3::uuid IS NULL OR scope_id = $3)
+      UNION ALL
+      SELECT scope_id, bin_index, count, sum_ms FROM cache_interval_hourly
+       WHERE scope = $1 AND (bucket >= $2 AND bucket < $5 OR bucket >= $6) AND ($3::uuid IS NULL OR scope_id = $3)
+    ) h
+     WHERE ($4::uuid IS NULL OR scope_id IN (SELECT id FROM api_keys WHERE user_id = $4))
      GROUP BY scope_id, bin_index
-    HAVING sum(count) <> 0`, [s.scope, from, s.id, s.ownerId])
+    HAVING sum(count) <> 0`, [s.scope, from, s.id, s.ownerId, firstWholeDay, today])
   return rows
 }
 
@@ -124,15 +130,12 @@ export async function lastWrites (db: Sql, from: Date, userId: string | null, ke
   return rows
 }
 
-/** Gaps of at most this many milliseconds are timeline points. */
-export const TIMELINE_MAX_GAP_MS = 120 * 60_000
-
-/** Timeline points per hour (cache_interval_hourly, the user scope, bins up to 120 minutes). */
-export async function pointsPerHour (db: Sql, from: Date, userId: string | null, lastBin: number): Promise<Array<{ bucket: Date, count: string }>> {
+/** Timeline points per hour: cache_points_hourly primary key (bucket, …), or (user_id, bucket). */
+export async function pointsPerHour (db: Sql, from: Date, userId: string | null): Promise<Array<{ bucket: Date, count: string }>> {
   const { rows } = await db.query<{ bucket: Date, count: string }>(`
-    SELECT bucket, sum(count)::bigint AS count FROM cache_interval_hourly
-     WHERE scope = 'user' AND bucket >= $1 AND ($2::uuid IS NULL OR scope_id = $2) AND bin_index BETWEEN 0 AND $3
-     GROUP BY bucket HAVING sum(count) > 0 ORDER BY bucket`, [from, userId, lastBin])
+    SELECT bucket, sum(count)::bigint AS count FROM cache_points_hourly
+     WHERE bucket >= $1 AND ($2::uuid IS NULL OR user_id = $2)
+     GROUP BY bucket HAVING sum(count) > 0 ORDER BY bucket`, [from, userId])
   return rows
 }
 

@@ -8,7 +8,8 @@
 // bounds), the same rounding (PostgreSQL's round(numeric) is half away from zero,
 // like roundDiv), the same rule for wasted writes (next gap over the TTL).
 import type { Sql } from '../../db/prisma.js'
-import { FIRST_BIN, SQL_LOWER_BOUNDS } from './bins.js'
+import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
+import { TIMELINE_MAX_GAP_MS } from './timeline.js'
 
 /** Replaces both tables' contents; run it inside a transaction. */
 export async function rebuildCacheData (db: Sql): Promise<void> {
@@ -17,6 +18,8 @@ export async function rebuildCacheData (db: Sql): Promise<void> {
   await db.query('DELETE FROM cache_interval_hourly')
   await db.query('DELETE FROM cache_savings_hourly')
   await db.query('DELETE FROM cache_timeline_tail')
+  await db.query('DELETE FROM cache_interval_daily')
+  await db.query('DELETE FROM cache_points_hourly')
   // one pass per scope: the timeline of each key, then of each user (usage (api_key_id, created_at) / (user_id, created_at) order)
   for (const [scope, column] of [['api_key', 'api_key_id'], ['user', 'user_id']] as const) {
     await db.query(`
@@ -28,6 +31,15 @@ export async function rebuildCacheData (db: Sql): Promise<void> {
                 FROM usage WHERE status = 'completed' AND ${column} IS NOT NULL) t
        GROUP BY 1, 2, 3, 4`, [scope, FIRST_BIN, SQL_LOWER_BOUNDS])
   }
+  // the day sums and the timeline's points, from the hourly histogram (cache_interval_hourly primary key)
+  await db.query(`
+    INSERT INTO cache_interval_daily (scope, scope_id, day, bin_index, count, sum_ms)
+    SELECT scope, scope_id, (bucket AT TIME ZONE 'UTC')::date, bin_index, sum(count), sum(sum_ms)
+      FROM cache_interval_hourly GROUP BY 1, 2, 3, 4`)
+  await db.query(`
+    INSERT INTO cache_points_hourly (bucket, user_id, count)
+    SELECT bucket, scope_id, sum(count) FROM cache_interval_hourly WHERE scope = 'user' AND bin_index BETWEEN 0 AND $1
+     GROUP BY 1, 2`, [lastBinWithin(TIMELINE_MAX_GAP_MS)])
   // each timeline's last request (usage (api_key_id, created_at) / (user_id, created_at))
   for (const [scope, column] of [['api_key', 'api_key_id'], ['user', 'user_id']] as const) {
     await db.query(`

@@ -6,12 +6,21 @@ import { nanoToUsd } from '../../lib/money.js'
 import { FIRST_BIN, lastBinWithin } from './bins.js'
 import {
   allPoints, dominantModels, firstPointPerSlot, groupInfo, hitTotals, intervalBins, lastWrites, pointsPerHour, savingsTotals, usernames,
-  TIMELINE_MAX_GAP_MS, type BinRow, type Scope
+  type BinRow, type Scope
 } from './queries.js'
 import { wasteOf } from './timeline.js'
 
 const HOUR = 3_600_000
 const MINUTE = 60_000
+
+const DAY = 24 * HOUR
+
+/** The whole UTC days inside a window from `from` to now: [first, today). */
+export function wholeDays (from: Date, now: Date): [Date, Date] {
+  const today = new Date(Math.floor(now.getTime() / DAY) * DAY)
+  const first = new Date(Math.ceil(from.getTime() / DAY) * DAY)
+  return first < today ? [first, today] : [today, today]
+}
 
 /** The window of `hours`: the current hour so far and the `hours` whole hours before it. */
 export function windowStart (hours: number, now = new Date()): Date {
@@ -151,7 +160,7 @@ export async function ttlAnalysis (db: Sql, query: TtlQuery, ownerId: string | n
     : (query.group_by ?? 'user') === 'api_key'
         ? { scope: 'api_key', id: null, ownerId: ownerId ?? query.user_id ?? null }
         : { scope: 'user', id: ownerId ?? query.user_id ?? null, ownerId: null }
-  const groups = [...histograms(await intervalBins(db, scope, from))].filter(([, h]) => h.bins.length > 0)
+  const groups = [...histograms(await intervalBins(db, scope, from, ...wholeDays(from, now)))].filter(([, h]) => h.bins.length > 0)
   const ids = groups.map(([id]) => id)
   const [info, models] = await Promise.all([groupInfo(db, scope.scope, ids), dominantModels(db, scope.scope, ids, from)])
   const modelOf = new Map(models.map((m) => [m.group_id, m]))
@@ -254,7 +263,7 @@ export interface TimelineQuery { hours: number, limit: number, user_id?: string,
 export async function intervalTimeline (db: Sql, query: TimelineQuery, ownerId: string | null = null, now = new Date()) {
   const from = windowStart(query.hours, now)
   const userId = ownerId ?? query.user_id ?? null
-  const perHour = (await pointsPerHour(db, from, userId, lastBinWithin(TIMELINE_MAX_GAP_MS))).map((r) => ({ bucket: r.bucket, count: Number(r.count) }))
+  const perHour = (await pointsPerHour(db, from, userId)).map((r) => ({ bucket: r.bucket, count: Number(r.count) }))
   const total = perHour.reduce((sum, h) => sum + h.count, 0)
   const points = total <= query.limit
     ? await allPoints(db, from, userId)
