@@ -11,7 +11,7 @@ import type { Sql } from '../../db/prisma.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
 import { TIMELINE_MAX_GAP_MS } from './timeline.js'
 
-/** Replaces both tables' contents; run it inside a transaction. */
+/** Replaces the cache tables' contents; run it inside a transaction. */
 export async function rebuildCacheData (db: Sql): Promise<void> {
   // the window functions sort every completed row by timeline: in memory where it fits
   await db.query(`SET LOCAL work_mem = '256MB'`)
@@ -20,17 +20,53 @@ export async function rebuildCacheData (db: Sql): Promise<void> {
   await db.query('DELETE FROM cache_timeline_tail')
   await db.query('DELETE FROM cache_interval_daily')
   await db.query('DELETE FROM cache_points_hourly')
-  // one pass per scope: the timeline of each key, then of each user (usage (api_key_id, created_at) / (user_id, created_at) order)
-  for (const [scope, column] of [['api_key', 'api_key_id'], ['user', 'user_id']] as const) {
-    await db.query(`
+  // what each finished request's cache reads saved and writes cost above input (no order needed: one grouping pass)
+  await db.query(`
+    INSERT INTO cache_savings_hourly (bucket, user_id, api_key_id, read_saving, write_5m_premium, write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens)
+    SELECT * FROM (
+      SELECT date_trunc('hour', created_at) AS bucket, user_id, api_key_id,
+             COALESCE(sum(round(cache_read_input_tokens::numeric * (input_price_per_1m - cache_read_price_per_1m) / 1e6)), 0) AS read_saving,
+             COALESCE(sum(round(cache_creation_5m_input_tokens::numeric * (cache_write_5m_price_per_1m - input_price_per_1m) / 1e6)), 0),
+             COALESCE(sum(round(cache_creation_1h_input_tokens::numeric * (cache_write_1h_price_per_1m - input_price_per_1m) / 1e6)), 0),
+             sum(cache_creation_5m_input_tokens) AS w5_tokens, sum(cache_creation_1h_input_tokens) AS w1_tokens
+        FROM usage WHERE status IN ('completed', 'failed', 'cancelled') AND user_id IS NOT NULL AND api_key_id IS NOT NULL
+       GROUP BY 1, 2, 3) s
+     -- the rows ingestion would have written: a write, or a read that saved something
+     WHERE w5_tokens <> 0 OR w1_tokens <> 0 OR read_saving <> 0`)
+  // each key's timeline, sorted once: its gaps (lag) into the histogram, and each write's next gap (lead) for the wasted writes
+  await db.query(`
+    WITH t AS MATERIALIZED (
+      SELECT api_key_id, user_id, created_at, cache_creation_5m_input_tokens AS w5, cache_creation_1h_input_tokens AS w1,
+             cache_write_5m_price_per_1m AS p5, cache_write_1h_price_per_1m AS p1,
+             (extract(epoch FROM created_at - lag(created_at) OVER w) * 1000)::bigint AS gap,
+             (extract(epoch FROM lead(created_at) OVER w - created_at) * 1000)::bigint AS next_gap
+        FROM usage WHERE status = 'completed' AND api_key_id IS NOT NULL
+      WINDOW w AS (PARTITION BY api_key_id ORDER BY created_at, request_id)
+    ), intervals AS (
       INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bin_index, count, sum_ms)
-      SELECT $1, scope_id, date_trunc('hour', created_at), CASE WHEN gap IS NULL THEN $2 ELSE width_bucket(gap, $3::bigint[]) - 1 END,
+      SELECT 'api_key', api_key_id, date_trunc('hour', created_at), CASE WHEN gap IS NULL THEN $1 ELSE width_bucket(gap, $2::bigint[]) - 1 END,
              count(*), COALESCE(sum(gap), 0)
-        FROM (SELECT ${column} AS scope_id, created_at,
-                     (extract(epoch FROM created_at - lag(created_at) OVER (PARTITION BY ${column} ORDER BY created_at, request_id)) * 1000)::bigint AS gap
-                FROM usage WHERE status = 'completed' AND ${column} IS NOT NULL) t
-       GROUP BY 1, 2, 3, 4`, [scope, FIRST_BIN, SQL_LOWER_BOUNDS])
-  }
+        FROM t GROUP BY 1, 2, 3, 4
+      RETURNING 1
+    )
+    INSERT INTO cache_savings_hourly AS s (bucket, user_id, api_key_id, wasted_5m_tokens, wasted_1h_tokens, wasted_cost)
+    SELECT date_trunc('hour', created_at), user_id, api_key_id, sum(x5), sum(x1),
+           COALESCE(sum(round(x5::numeric * p5 / 1e6)), 0) + COALESCE(sum(round(x1::numeric * p1 / 1e6)), 0)
+      FROM (SELECT *, CASE WHEN next_gap > 300000 THEN w5 ELSE 0 END AS x5, CASE WHEN next_gap > 3600000 THEN w1 ELSE 0 END AS x1 FROM t) w
+     WHERE user_id IS NOT NULL AND (x5 > 0 OR x1 > 0)
+     GROUP BY 1, 2, 3
+    ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
+      wasted_5m_tokens = EXCLUDED.wasted_5m_tokens, wasted_1h_tokens = EXCLUDED.wasted_1h_tokens, wasted_cost = EXCLUDED.wasted_cost`,
+  [FIRST_BIN, SQL_LOWER_BOUNDS])
+  // each user's timeline (across their keys)
+  await db.query(`
+    INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bin_index, count, sum_ms)
+    SELECT 'user', user_id, date_trunc('hour', created_at), CASE WHEN gap IS NULL THEN $1 ELSE width_bucket(gap, $2::bigint[]) - 1 END,
+           count(*), COALESCE(sum(gap), 0)
+      FROM (SELECT user_id, created_at,
+                   (extract(epoch FROM created_at - lag(created_at) OVER (PARTITION BY user_id ORDER BY created_at, request_id)) * 1000)::bigint AS gap
+              FROM usage WHERE status = 'completed' AND user_id IS NOT NULL) t
+     GROUP BY 1, 2, 3, 4`, [FIRST_BIN, SQL_LOWER_BOUNDS])
   // the day sums and the timeline's points, from the hourly histogram (cache_interval_hourly primary key)
   await db.query(`
     INSERT INTO cache_interval_daily (scope, scope_id, day, bin_index, count, sum_ms)
@@ -40,35 +76,19 @@ export async function rebuildCacheData (db: Sql): Promise<void> {
     INSERT INTO cache_points_hourly (bucket, user_id, count)
     SELECT bucket, scope_id, sum(count) FROM cache_interval_hourly WHERE scope = 'user' AND bin_index BETWEEN 0 AND $1
      GROUP BY 1, 2`, [lastBinWithin(TIMELINE_MAX_GAP_MS)])
-  // each timeline's last request (usage (api_key_id, created_at) / (user_id, created_at))
-  for (const [scope, column] of [['api_key', 'api_key_id'], ['user', 'user_id']] as const) {
+  // each timeline's last request: one backward index walk per key and per user (usage (api_key_id, created_at) / (user_id, created_at))
+  await db.query(`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`)
+  for (const [scope, owners, column] of [['api_key', 'api_keys', 'api_key_id'], ['user', 'users', 'user_id']] as const) {
     await db.query(`
       INSERT INTO cache_timeline_tail (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
         cache_write_5m_price_per_1m, cache_write_1h_price_per_1m)
-      SELECT DISTINCT ON (${column}) $1, ${column}, created_at, request_id, user_id, api_key_id, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens,
-             cache_write_5m_price_per_1m, cache_write_1h_price_per_1m
-        FROM usage WHERE status = 'completed' AND ${column} IS NOT NULL AND api_key_id IS NOT NULL
-       ORDER BY ${column}, created_at DESC, request_id DESC`, [scope])
+      SELECT $1, o.id, l.created_at, l.request_id, l.user_id, l.api_key_id, l.cache_creation_5m_input_tokens, l.cache_creation_1h_input_tokens,
+             l.cache_write_5m_price_per_1m, l.cache_write_1h_price_per_1m
+        FROM ${owners} o CROSS JOIN LATERAL (
+          SELECT created_at, request_id, user_id, api_key_id, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens,
+                 cache_write_5m_price_per_1m, cache_write_1h_price_per_1m
+            FROM usage u WHERE u.${column} = o.id AND u.status = 'completed' AND u.api_key_id IS NOT NULL
+           ORDER BY created_at DESC, request_id DESC LIMIT 1) l`, [scope])
   }
-  await db.query(`
-    INSERT INTO cache_savings_hourly (bucket, user_id, api_key_id, read_saving, write_5m_premium, write_1h_premium,
-      cache_write_5m_tokens, cache_write_1h_tokens, wasted_5m_tokens, wasted_1h_tokens, wasted_cost)
-    SELECT * FROM (
-    SELECT date_trunc('hour', created_at) AS bucket, user_id, api_key_id,
-           COALESCE(sum(round(cache_read_input_tokens::numeric * (input_price_per_1m - cache_read_price_per_1m) / 1e6)), 0) AS read_saving,
-           COALESCE(sum(round(cache_creation_5m_input_tokens::numeric * (cache_write_5m_price_per_1m - input_price_per_1m) / 1e6)), 0),
-           COALESCE(sum(round(cache_creation_1h_input_tokens::numeric * (cache_write_1h_price_per_1m - input_price_per_1m) / 1e6)), 0),
-           sum(cache_creation_5m_input_tokens) AS w5_tokens, sum(cache_creation_1h_input_tokens) AS w1_tokens,
-           sum(w5), sum(w1), COALESCE(sum(round(w5::numeric * cache_write_5m_price_per_1m / 1e6)), 0) + COALESCE(sum(round(w1::numeric * cache_write_1h_price_per_1m / 1e6)), 0)
-      FROM (SELECT u.*,
-                   CASE WHEN u.status = 'completed' AND next_gap > 300000 THEN cache_creation_5m_input_tokens ELSE 0 END AS w5,
-                   CASE WHEN u.status = 'completed' AND next_gap > 3600000 THEN cache_creation_1h_input_tokens ELSE 0 END AS w1
-              FROM (SELECT u.created_at, u.user_id, u.api_key_id, u.status, u.cache_read_input_tokens, u.cache_creation_5m_input_tokens,
-                           u.cache_creation_1h_input_tokens, u.input_price_per_1m, u.cache_read_price_per_1m, u.cache_write_5m_price_per_1m,
-                           u.cache_write_1h_price_per_1m,
-                           (extract(epoch FROM lead(created_at) OVER (PARTITION BY api_key_id, status = 'completed' ORDER BY created_at, request_id) - created_at) * 1000)::bigint AS next_gap
-                      FROM usage u WHERE status IN ('completed', 'failed', 'cancelled') AND user_id IS NOT NULL AND api_key_id IS NOT NULL) u) u
-     GROUP BY 1, 2, 3) s
-     -- the rows ingestion would have written: a write, or a read that saved something
-     WHERE w5_tokens <> 0 OR w1_tokens <> 0 OR read_saving <> 0`)
+  await db.query(`SELECT set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'on', true)`)
 }
