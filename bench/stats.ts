@@ -62,7 +62,7 @@ export async function prepare (url: string, rows: number, mayReset: boolean): Pr
       const summary = await seed(pool, { rows, reset: present > 0 || mayReset, encryptionKey: benchConfig(url).ENCRYPTION_KEY, ...progressReporter() })
       console.log(summaryLine(summary))
     }
-    if (Number((await pool.query('SELECT count(*) FROM (SELECT 1 FROM cache_interval_daily LIMIT 1) s')).rows[0].count) === 0) {
+    if (Number((await pool.query('SELECT count(*) FROM (SELECT 1 FROM cache_points_hourly LIMIT 1) s')).rows[0].count) === 0) {
       // a database seeded before the cache tables existed: build them from its rows, as an upgrade would (cli rebuild-cache)
       const started = performance.now()
       const client = await pool.connect()
@@ -76,7 +76,7 @@ export async function prepare (url: string, rows: number, mayReset: boolean): Pr
       console.log(`cache tables rebuilt from the raw rows: ${((performance.now() - started) / 1000).toFixed(1)} s`)
     }
     const started = performance.now()
-    await pool.query('VACUUM (ANALYZE) usage, request_candidates, usage_hourly, usage_hourly_model, usage_daily_key, usage_daily_user, usage_quarter_hourly, provider_attempts_hourly, cache_interval_hourly, cache_interval_daily, cache_points_hourly, cache_savings_hourly, cache_timeline_tail')
+    await pool.query('VACUUM (ANALYZE) usage, request_candidates, usage_hourly, usage_hourly_model, usage_daily_key, usage_daily_user, usage_quarter_hourly, provider_attempts_hourly, cache_interval_hourly, cache_points_hourly, cache_savings_hourly, cache_timeline_tail')
     console.log(`vacuum: ${((performance.now() - started) / 1000).toFixed(1)} s`)
   } finally {
     await pool.end()

@@ -11,22 +11,17 @@ export interface Scope { scope: 'user' | 'api_key', id: string | null, ownerId: 
 export interface BinRow { scope_id: string, bin_index: number, count: string, sum_ms: string }
 
 /**
- * Histogram bins per group over the window: whole UTC days from cache_interval_daily
- * (scope, day) and the partial days at either end from cache_interval_hourly
- * (scope, bucket); the primary keys (scope, scope_id, …) when one id is asked for.
+ * Histogram bins per group over the window. cache_interval_hourly (scope, bucket)
+ * without an id; its primary key (scope, scope_id, …) with one.
  */
-export async function intervalBins (db: Sql, s: Scope, from: Date, firstWholeDay: Date, today: Date): Promise<BinRow[]> {
+export async function intervalBins (db: Sql, s: Scope, from: Date): Promise<BinRow[]> {
   const { rows } = await db.query<BinRow>(`
-    SELECT scope_id, bin_index, sum(count)::bigint AS count, sum(sum_ms)::bigint AS sum_ms FROM (
-      SELECT scope_id, bin_index, count, sum_ms FROM cache_interval_daily
-       WHERE scope = $1 AND day >= $5::date AND day < $6::date AND ($3::uuid IS NULL OR scope_id = $3)
-      UNION ALL
-      SELECT scope_id, bin_index, count, sum_ms FROM cache_interval_hourly
-       WHERE scope = $1 AND (bucket >= $2 AND bucket < $5 OR bucket >= $6) AND ($3::uuid IS NULL OR scope_id = $3)
-    ) h
-     WHERE ($4::uuid IS NULL OR scope_id IN (SELECT id FROM api_keys WHERE user_id = $4))
+    SELECT scope_id, bin_index, sum(count)::bigint AS count, sum(sum_ms)::bigint AS sum_ms
+      FROM cache_interval_hourly
+     WHERE scope = $1 AND bucket >= $2 AND ($3::uuid IS NULL OR scope_id = $3)
+       AND ($4::uuid IS NULL OR scope_id IN (SELECT id FROM api_keys WHERE user_id = $4))
      GROUP BY scope_id, bin_index
-    HAVING sum(count) <> 0`, [s.scope, from, s.id, s.ownerId, firstWholeDay, today])
+    HAVING sum(count) <> 0`, [s.scope, from, s.id, s.ownerId])
   return rows
 }
 

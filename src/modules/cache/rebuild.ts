@@ -7,6 +7,7 @@
 // order (created_at, request_id), the same bins (width_bucket over bins.ts's lower
 // bounds), the same rounding (PostgreSQL's round(numeric) is half away from zero,
 // like roundDiv), the same rule for wasted writes (next gap over the TTL).
+import type pg from 'pg'
 import type { Sql } from '../../db/prisma.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
 import { TIMELINE_MAX_GAP_MS } from './timeline.js'
@@ -15,26 +16,41 @@ import { TIMELINE_MAX_GAP_MS } from './timeline.js'
 export async function rebuildCacheData (db: Sql): Promise<void> {
   // the window functions sort every completed row by timeline: in memory where it fits
   await db.query(`SET LOCAL work_mem = '256MB'`)
+  await clear(db)
+  for (const step of INDEPENDENT_STEPS) await step(db)
+  await finish(db)
+}
+
+/**
+ * The same for a database whose cache tables are empty and whose usage nobody else
+ * writes (the seed): the two timeline passes run at once, each on its own connection.
+ */
+export async function rebuildCacheDataInParallel (pool: pg.Pool): Promise<void> {
+  await clear(pool)
+  await Promise.all(INDEPENDENT_STEPS.map(async (step) => {
+    const client = await pool.connect()
+    try {
+      await client.query(`SET work_mem = '256MB'`)
+      await step(client)
+    } finally {
+      await client.query('RESET work_mem').catch(() => {})
+      client.release()
+    }
+  }))
+  await finish(pool)
+}
+
+async function clear (db: Sql): Promise<void> {
   await db.query('DELETE FROM cache_interval_hourly')
   await db.query('DELETE FROM cache_savings_hourly')
   await db.query('DELETE FROM cache_timeline_tail')
-  await db.query('DELETE FROM cache_interval_daily')
   await db.query('DELETE FROM cache_points_hourly')
-  // what each finished request's cache reads saved and writes cost above input (no order needed: one grouping pass)
-  await db.query(`
-    INSERT INTO cache_savings_hourly (bucket, user_id, api_key_id, read_saving, write_5m_premium, write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens)
-    SELECT * FROM (
-      SELECT date_trunc('hour', created_at) AS bucket, user_id, api_key_id,
-             COALESCE(sum(round(cache_read_input_tokens::numeric * (input_price_per_1m - cache_read_price_per_1m) / 1e6)), 0) AS read_saving,
-             COALESCE(sum(round(cache_creation_5m_input_tokens::numeric * (cache_write_5m_price_per_1m - input_price_per_1m) / 1e6)), 0),
-             COALESCE(sum(round(cache_creation_1h_input_tokens::numeric * (cache_write_1h_price_per_1m - input_price_per_1m) / 1e6)), 0),
-             sum(cache_creation_5m_input_tokens) AS w5_tokens, sum(cache_creation_1h_input_tokens) AS w1_tokens
-        FROM usage WHERE status IN ('completed', 'failed', 'cancelled') AND user_id IS NOT NULL AND api_key_id IS NOT NULL
-       GROUP BY 1, 2, 3) s
-     -- the rows ingestion would have written: a write, or a read that saved something
-     WHERE w5_tokens <> 0 OR w1_tokens <> 0 OR read_saving <> 0`)
+}
+
+/** The two timeline passes: each reads only usage and writes its own rows, so they may run at once. */
+const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
   // each key's timeline, sorted once: its gaps (lag) into the histogram, and each write's next gap (lead) for the wasted writes
-  await db.query(`
+  async (db) => db.query(`
     WITH t AS MATERIALIZED (
       SELECT api_key_id, user_id, created_at, cache_creation_5m_input_tokens AS w5, cache_creation_1h_input_tokens AS w1,
              cache_write_5m_price_per_1m AS p5, cache_write_1h_price_per_1m AS p1,
@@ -57,9 +73,9 @@ export async function rebuildCacheData (db: Sql): Promise<void> {
      GROUP BY 1, 2, 3
     ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
       wasted_5m_tokens = EXCLUDED.wasted_5m_tokens, wasted_1h_tokens = EXCLUDED.wasted_1h_tokens, wasted_cost = EXCLUDED.wasted_cost`,
-  [FIRST_BIN, SQL_LOWER_BOUNDS])
+  [FIRST_BIN, SQL_LOWER_BOUNDS]),
   // each user's timeline (across their keys)
-  await db.query(`
+  async (db) => db.query(`
     INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bin_index, count, sum_ms)
     SELECT 'user', user_id, date_trunc('hour', created_at), CASE WHEN gap IS NULL THEN $1 ELSE width_bucket(gap, $2::bigint[]) - 1 END,
            count(*), COALESCE(sum(gap), 0)
@@ -67,11 +83,28 @@ export async function rebuildCacheData (db: Sql): Promise<void> {
                    (extract(epoch FROM created_at - lag(created_at) OVER (PARTITION BY user_id ORDER BY created_at, request_id)) * 1000)::bigint AS gap
               FROM usage WHERE status = 'completed' AND user_id IS NOT NULL) t
      GROUP BY 1, 2, 3, 4`, [FIRST_BIN, SQL_LOWER_BOUNDS])
-  // the day sums and the timeline's points, from the hourly histogram (cache_interval_hourly primary key)
+]
+
+/** What depends on the timelines: the savings rows (merged into the wasted writes' rows), the timeline's points, the tails. */
+async function finish (db: Sql): Promise<void> {
+  // what each finished request's cache reads saved and writes cost above input (no order needed: one grouping pass)
   await db.query(`
-    INSERT INTO cache_interval_daily (scope, scope_id, day, bin_index, count, sum_ms)
-    SELECT scope, scope_id, (bucket AT TIME ZONE 'UTC')::date, bin_index, sum(count), sum(sum_ms)
-      FROM cache_interval_hourly GROUP BY 1, 2, 3, 4`)
+    INSERT INTO cache_savings_hourly (bucket, user_id, api_key_id, read_saving, write_5m_premium, write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens)
+    SELECT * FROM (
+      SELECT date_trunc('hour', created_at) AS bucket, user_id, api_key_id,
+             COALESCE(sum(round(cache_read_input_tokens::numeric * (input_price_per_1m - cache_read_price_per_1m) / 1e6)), 0) AS read_saving,
+             COALESCE(sum(round(cache_creation_5m_input_tokens::numeric * (cache_write_5m_price_per_1m - input_price_per_1m) / 1e6)), 0),
+             COALESCE(sum(round(cache_creation_1h_input_tokens::numeric * (cache_write_1h_price_per_1m - input_price_per_1m) / 1e6)), 0),
+             sum(cache_creation_5m_input_tokens) AS w5_tokens, sum(cache_creation_1h_input_tokens) AS w1_tokens
+        FROM usage WHERE status IN ('completed', 'failed', 'cancelled') AND user_id IS NOT NULL AND api_key_id IS NOT NULL
+       GROUP BY 1, 2, 3) s
+     -- the rows ingestion would have written: a write, or a read that saved something
+     WHERE w5_tokens <> 0 OR w1_tokens <> 0 OR read_saving <> 0
+    ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
+      read_saving = EXCLUDED.read_saving, write_5m_premium = EXCLUDED.write_5m_premium, write_1h_premium = EXCLUDED.write_1h_premium,
+      cache_write_5m_tokens = EXCLUDED.cache_write_5m_tokens, cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens`)
+
+  // the timeline's points, from the hourly histogram (cache_interval_hourly (scope, bucket))
   await db.query(`
     INSERT INTO cache_points_hourly (bucket, user_id, count)
     SELECT bucket, scope_id, sum(count) FROM cache_interval_hourly WHERE scope = 'user' AND bin_index BETWEEN 0 AND $1

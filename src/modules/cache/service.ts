@@ -13,15 +13,6 @@ import { wasteOf } from './timeline.js'
 const HOUR = 3_600_000
 const MINUTE = 60_000
 
-const DAY = 24 * HOUR
-
-/** The whole UTC days inside a window from `from` to now: [first, today). */
-export function wholeDays (from: Date, now: Date): [Date, Date] {
-  const today = new Date(Math.floor(now.getTime() / DAY) * DAY)
-  const first = new Date(Math.ceil(from.getTime() / DAY) * DAY)
-  return first < today ? [first, today] : [today, today]
-}
-
 /** The window of `hours`: the current hour so far and the `hours` whole hours before it. */
 export function windowStart (hours: number, now = new Date()): Date {
   return new Date(Math.floor(now.getTime() / HOUR) * HOUR - hours * HOUR)
@@ -160,7 +151,7 @@ export async function ttlAnalysis (db: Sql, query: TtlQuery, ownerId: string | n
     : (query.group_by ?? 'user') === 'api_key'
         ? { scope: 'api_key', id: null, ownerId: ownerId ?? query.user_id ?? null }
         : { scope: 'user', id: ownerId ?? query.user_id ?? null, ownerId: null }
-  const groups = [...histograms(await intervalBins(db, scope, from, ...wholeDays(from, now)))].filter(([, h]) => h.bins.length > 0)
+  const groups = [...histograms(await intervalBins(db, scope, from))].filter(([, h]) => h.bins.length > 0)
   const ids = groups.map(([id]) => id)
   const [info, models] = await Promise.all([groupInfo(db, scope.scope, ids), dominantModels(db, scope.scope, ids, from)])
   const modelOf = new Map(models.map((m) => [m.group_id, m]))

@@ -1,8 +1,8 @@
 // The prompt-cache data kept at ingestion, in the batch's transaction:
 //
 // - interval histograms: each completed request's gap to the previous completed
-//   request of its key and of its user (cache_interval_hourly, summed by day in
-//   cache_interval_daily; the timeline's points per user and hour in cache_points_hourly);
+//   request of its key and of its user (cache_interval_hourly; the timeline's points
+//   per user and hour in cache_points_hourly);
 // - cache economics (cache_savings_hourly): what each finished request's cache reads
 //   saved and its writes cost above the input price, and the writes that expired
 //   unread because the key's next request came after their TTL.
@@ -83,7 +83,6 @@ type Savings = Record<typeof SAVINGS[number], bigint>
 /** The changes one batch makes to the two cache tables. */
 export class CacheDeltas {
   readonly intervals = new Map<string, { scope: string, scope_id: string, bucket: string, bin_index: number, count: number, sum_ms: number }>()
-  readonly daily = new Map<string, { scope: string, scope_id: string, day: string, bin_index: number, count: number, sum_ms: number }>()
   readonly points = new Map<string, { bucket: string, user_id: string, count: number }>()
   readonly savings = new Map<string, { bucket: string, user_id: string, api_key_id: string } & Savings>()
 
@@ -95,12 +94,6 @@ export class CacheDeltas {
     entry.count += sign
     entry.sum_ms += sign * (gapMs ?? 0)
     this.intervals.set(id, entry)
-    const day = bucket.slice(0, 10)
-    const dayId = `${scope}|${scopeId}|${day}|${bin}`
-    const daily = this.daily.get(dayId) ?? { scope, scope_id: scopeId, day, bin_index: bin, count: 0, sum_ms: 0 }
-    daily.count += sign
-    daily.sum_ms += sign * (gapMs ?? 0)
-    this.daily.set(dayId, daily)
     if (scope === 'user' && bin >= 0 && bin <= LAST_POINT_BIN) {
       const pointId = `${bucket}|${scopeId}`
       const point = this.points.get(pointId) ?? { bucket, user_id: scopeId, count: 0 }
@@ -343,8 +336,6 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
   const savings = [...deltas.savings.values()].filter((e) => SAVINGS.some((name) => e[name] !== 0n))
     .sort((a, b) => a.bucket.localeCompare(b.bucket) || a.user_id.localeCompare(b.user_id) || a.api_key_id.localeCompare(b.api_key_id))
     .map((e) => ({ ...e, ...Object.fromEntries(SAVINGS.map((name) => [name, e[name].toString()])) }))
-  const daily = [...deltas.daily.values()].filter((e) => e.count !== 0 || e.sum_ms !== 0)
-    .sort((a, b) => a.scope.localeCompare(b.scope) || a.scope_id.localeCompare(b.scope_id) || a.day.localeCompare(b.day) || a.bin_index - b.bin_index)
   const points = [...deltas.points.values()].filter((e) => e.count !== 0)
     .sort((a, b) => a.bucket.localeCompare(b.bucket) || a.user_id.localeCompare(b.user_id))
   if (intervals.length === 0 && savings.length === 0) return
@@ -355,15 +346,9 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
         FROM jsonb_to_recordset($1::jsonb) AS d(scope text, scope_id uuid, bucket timestamptz, bin_index int, count int, sum_ms bigint)
       ON CONFLICT (scope, scope_id, bucket, bin_index) DO UPDATE SET count = t.count + EXCLUDED.count, sum_ms = t.sum_ms + EXCLUDED.sum_ms
       RETURNING 1
-    ), daily AS (
-      INSERT INTO cache_interval_daily AS t (scope, scope_id, day, bin_index, count, sum_ms)
-      SELECT scope, scope_id, day, bin_index, count, sum_ms
-        FROM jsonb_to_recordset($3::jsonb) AS d(scope text, scope_id uuid, day date, bin_index int, count int, sum_ms bigint)
-      ON CONFLICT (scope, scope_id, day, bin_index) DO UPDATE SET count = t.count + EXCLUDED.count, sum_ms = t.sum_ms + EXCLUDED.sum_ms
-      RETURNING 1
     ), points AS (
       INSERT INTO cache_points_hourly AS t (bucket, user_id, count)
-      SELECT bucket, user_id, count FROM jsonb_to_recordset($4::jsonb) AS d(bucket timestamptz, user_id uuid, count int)
+      SELECT bucket, user_id, count FROM jsonb_to_recordset($3::jsonb) AS d(bucket timestamptz, user_id uuid, count int)
       ON CONFLICT (bucket, user_id) DO UPDATE SET count = t.count + EXCLUDED.count
       RETURNING 1
     ), savings AS (
@@ -380,6 +365,6 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
         wasted_1h_tokens = t.wasted_1h_tokens + EXCLUDED.wasted_1h_tokens, wasted_cost = t.wasted_cost + EXCLUDED.wasted_cost
       RETURNING 1
     )
-    SELECT (SELECT count(*) FROM intervals) + (SELECT count(*) FROM daily) + (SELECT count(*) FROM points) + (SELECT count(*) FROM savings) AS touched`,
-  [JSON.stringify(intervals), JSON.stringify(savings), JSON.stringify(daily), JSON.stringify(points)])
+    SELECT (SELECT count(*) FROM intervals) + (SELECT count(*) FROM points) + (SELECT count(*) FROM savings) AS touched`,
+  [JSON.stringify(intervals), JSON.stringify(savings), JSON.stringify(points)])
 }

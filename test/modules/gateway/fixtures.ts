@@ -85,7 +85,6 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     cache_interval_hourly: 'SELECT * FROM cache_interval_hourly WHERE count <> 0 OR sum_ms <> 0 ORDER BY scope, scope_id, bucket, bin_index',
     cache_savings_hourly: `SELECT * FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, user_id, api_key_id`,
     cache_timeline_tail: 'SELECT * FROM cache_timeline_tail ORDER BY scope, scope_id',
-    cache_interval_daily: 'SELECT * FROM cache_interval_daily WHERE count <> 0 OR sum_ms <> 0 ORDER BY scope, scope_id, day, bin_index',
     cache_points_hourly: 'SELECT * FROM cache_points_hourly WHERE count <> 0 ORDER BY bucket, user_id',
     api_keys: 'SELECT * FROM api_keys ORDER BY id',
     users: 'SELECT * FROM users ORDER BY id',
@@ -106,8 +105,6 @@ const CACHE_TABLES = {
     write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens, wasted_5m_tokens, wasted_1h_tokens, wasted_cost
     FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY 1, 2, 3`,
   cache_timeline_tail: 'SELECT * FROM cache_timeline_tail ORDER BY scope, scope_id',
-  cache_interval_daily: `SELECT scope, scope_id, to_char(day, 'YYYY-MM-DD') AS day, bin_index, count, sum_ms
-    FROM cache_interval_daily WHERE count <> 0 OR sum_ms <> 0 ORDER BY 1, 2, 3, 4`,
   cache_points_hourly: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, user_id, count
     FROM cache_points_hourly WHERE count <> 0 ORDER BY 1, 2`
 }
