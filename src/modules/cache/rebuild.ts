@@ -10,7 +10,7 @@
 import type pg from 'pg'
 import type { Sql } from '../../db/prisma.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
-import { TIMELINE_MAX_GAP_MS } from './timeline.js'
+import { TIMELINE_MAX_GAP_MS, walkingIndexes } from './timeline.js'
 
 /** Replaces the cache tables' contents; run it inside a transaction. */
 export async function rebuildCacheData (db: Sql): Promise<void> {
@@ -37,7 +37,18 @@ export async function rebuildCacheDataInParallel (pool: pg.Pool): Promise<void> 
       client.release()
     }
   }))
-  await finish(pool)
+  // one connection and one transaction, so walkingIndexes' transaction-local settings hold
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    await finish(client)
+    await client.query('COMMIT')
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw error
+  } finally {
+    client.release()
+  }
 }
 
 /** TRUNCATE, not DELETE: a rebuild leaves no dead rows behind (it also holds ingestion off until it commits). */
@@ -108,18 +119,18 @@ async function finish (db: Sql): Promise<void> {
     SELECT bucket, scope_id, sum(count) FROM cache_interval_hourly WHERE scope = 'user' AND bin_index BETWEEN 0 AND $1
      GROUP BY 1, 2`, [lastBinWithin(TIMELINE_MAX_GAP_MS)])
   // each timeline's last request: one backward index walk per key and per user (usage (api_key_id, created_at) / (user_id, created_at))
-  await db.query(`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`)
-  for (const [scope, owners, column] of [['api_key', 'api_keys', 'api_key_id'], ['user', 'users', 'user_id']] as const) {
-    await db.query(`
-      INSERT INTO cache_timeline_tail (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
-        cache_write_5m_price_per_1m, cache_write_1h_price_per_1m)
-      SELECT $1, o.id, l.created_at, l.request_id, l.user_id, l.api_key_id, l.cache_creation_5m_input_tokens, l.cache_creation_1h_input_tokens,
-             l.cache_write_5m_price_per_1m, l.cache_write_1h_price_per_1m
-        FROM ${owners} o CROSS JOIN LATERAL (
-          SELECT created_at, request_id, user_id, api_key_id, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens,
-                 cache_write_5m_price_per_1m, cache_write_1h_price_per_1m
-            FROM usage u WHERE u.${column} = o.id AND u.status = 'completed' AND u.api_key_id IS NOT NULL
-           ORDER BY created_at DESC, request_id DESC LIMIT 1) l`, [scope])
-  }
-  await db.query(`SELECT set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'on', true)`)
+  await walkingIndexes(db, async () => {
+    for (const [scope, owners, column] of [['api_key', 'api_keys', 'api_key_id'], ['user', 'users', 'user_id']] as const) {
+      await db.query(`
+        INSERT INTO cache_timeline_tail (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
+          cache_write_5m_price_per_1m, cache_write_1h_price_per_1m)
+        SELECT $1, o.id, l.created_at, l.request_id, l.user_id, l.api_key_id, l.cache_creation_5m_input_tokens, l.cache_creation_1h_input_tokens,
+               l.cache_write_5m_price_per_1m, l.cache_write_1h_price_per_1m
+          FROM ${owners} o CROSS JOIN LATERAL (
+            SELECT created_at, request_id, user_id, api_key_id, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens,
+                   cache_write_5m_price_per_1m, cache_write_1h_price_per_1m
+              FROM usage u WHERE u.${column} = o.id AND u.status = 'completed' AND u.api_key_id IS NOT NULL
+             ORDER BY created_at DESC, request_id DESC LIMIT 1) l`, [scope])
+    }
+  })
 }

@@ -3,6 +3,7 @@
 // Decisions (window, percentiles, groups) are in docs/cache-analytics.md.
 import type { Sql } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
+import { percent } from '../../lib/rates.js'
 import { FIRST_BIN, lastBinWithin } from './bins.js'
 import {
   allPoints, dominantModels, firstPointPerSlot, groupInfo, hitTotals, intervalBins, lastWrites, pointsPerHour, savingsTotals, usernames,
@@ -20,7 +21,6 @@ export function windowStart (hours: number, now = new Date()): Date {
 
 const round = (value: number, places: number) => Math.round(value * 10 ** places) / 10 ** places
 const minutes = (ms: number) => round(ms / MINUTE, 2)
-const percent = (x: number, of: number) => of === 0 ? 0 : round(x / of * 100, 2)
 
 /** One group's gaps as the histogram holds them. */
 export interface Histogram {
@@ -53,17 +53,15 @@ export interface CachePrices { input: bigint, write5m: bigint, write1h: bigint, 
 const DEFAULT_RATIOS = { w5: 1.25, w1h: 2, r: 0.1 }
 
 /**
- * Expected cost of a cached prefix per request, relative to sending it uncached: the
- * first request writes, then each gap within the TTL reads (and refreshes) and each
+ * Expected cost of a cached prefix per request, relative to sending it uncached, from a
+ * group's n gaps and how many are within 5 and 60 minutes: the first request writes, then each gap within the TTL reads (and refreshes) and each
  * longer gap writes again.
  */
-export function costModel (h: Histogram, model: string | null, prices: CachePrices | null) {
-  const n = h.bins.reduce((sum, b) => sum + b.count, 0)
+function costModel (gaps: { n: number, within5: number, within60: number }, model: string | null, prices: CachePrices | null) {
+  const { n, within5, within60 } = gaps
   const priced = prices !== null && prices.input > 0n
   const ratio = (price: bigint) => Number(price) / Number(prices!.input)
   const { w5, w1h, r } = priced ? { w5: ratio(prices.write5m), w1h: ratio(prices.write1h), r: ratio(prices.read) } : DEFAULT_RATIOS
-  const within5 = countWithin(h, 5 * MINUTE)
-  const within60 = countWithin(h, 60 * MINUTE)
   const relative = {
     none: 1,
     ttl_5m: (w5 + within5 * r + (n - within5) * w5) / (n + 1),
@@ -105,7 +103,7 @@ export function analyseGroup (h: Histogram, model: string | null, prices: CacheP
   // the rule on exact counts: "p90 ≤ 5 min" ⇔ at least ⌈0.9n⌉ gaps are ≤ 5 min (5 min is a bin edge)
   const reaches = (count: number, q: number) => count >= Math.ceil(q * n)
   const recommended = reaches(within[0]!, 0.9) ? 5 : reaches(within[1]!, 0.75) ? 15 : reaches(within[2]!, 0.75) ? 30 : 60
-  const cost = costModel(h, model, prices)
+  const cost = costModel({ n, within5: within[0]!, within60: within[3]! }, model, prices)
   const why = recommended === 5
     ? `90% of gaps are at most 5 minutes (p90 ${minutes(p90)} min)`
     : recommended === 60

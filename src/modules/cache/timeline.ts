@@ -18,6 +18,7 @@
 // writes), so the neighbours a batch reads cannot change before it commits.
 import type { Sql } from '../../db/prisma.js'
 import { roundDiv } from '../../lib/money.js'
+import { hour, isFinished } from '../usage/rollups.js'
 import { binOf, FIRST_BIN, lastBinWithin } from './bins.js'
 
 const PER_MILLION = 1_000_000n
@@ -42,8 +43,6 @@ export interface CacheRowSource {
   snapshot: { input: bigint, cacheWrite5m: bigint, cacheWrite1h: bigint, cacheRead: bigint } | null
 }
 
-const isFinished = (status: string) => status === 'completed' || status === 'failed' || status === 'cancelled'
-const hour = (ms: number) => new Date(Math.floor(ms / 3_600_000) * 3_600_000).toISOString()
 const perMillion = (tokens: number, price: bigint) => roundDiv(BigInt(tokens) * price, PER_MILLION)
 
 /** A finished request's cache economics, nano-USD (each term rounded once, half away from zero). */
@@ -87,7 +86,7 @@ export class CacheDeltas {
   readonly savings = new Map<string, { bucket: string, user_id: string, api_key_id: string } & Savings>()
 
   interval (scope: string, scopeId: string, atMs: number, gapMs: number | null, sign: 1 | -1): void {
-    const bucket = hour(atMs)
+    const bucket = hour(new Date(atMs))
     const bin = gapMs === null ? FIRST_BIN : binOf(gapMs)
     const id = `${scope}|${scopeId}|${bucket}|${bin}`
     const entry = this.intervals.get(id) ?? { scope, scope_id: scopeId, bucket, bin_index: bin, count: 0, sum_ms: 0 }
@@ -103,7 +102,7 @@ export class CacheDeltas {
   }
 
   saving (atMs: number, userId: string, apiKeyId: string, parts: Partial<Savings>, sign: 1n | -1n): void {
-    const bucket = hour(atMs)
+    const bucket = hour(new Date(atMs))
     const id = `${bucket}|${userId}|${apiKeyId}`
     let entry = this.savings.get(id)
     if (entry === undefined) {
@@ -191,16 +190,13 @@ export async function recordCacheData (db: Sql, before: Map<string, CacheRowSour
 
 /** The timelines' last requests (cache_timeline_tail primary key). */
 async function readTails (db: Sql, timelines: Array<{ scope: string, id: string }>): Promise<Map<string, OldRow>> {
-  const { rows } = await db.query<{ scope: string, scope_id: string, last_at: Date, last_request_id: string, user_id: string | null, api_key_id: string,
-    w5: number, w1: number, p5: string | null, p1: string | null }>(`
-    SELECT t.scope, t.scope_id, t.last_at, t.last_request_id, t.user_id, t.api_key_id, t.cache_write_5m_tokens AS w5, t.cache_write_1h_tokens AS w1,
+  const { rows } = await db.query<OldRowRecord & { scope: string, scope_id: string }>(`
+    SELECT t.scope, t.scope_id, t.last_at AS created_at, t.last_request_id AS request_id, t.user_id, t.api_key_id,
+           t.cache_write_5m_tokens AS w5, t.cache_write_1h_tokens AS w1,
            t.cache_write_5m_price_per_1m::text AS p5, t.cache_write_1h_price_per_1m::text AS p1
       FROM cache_timeline_tail t JOIN unnest($1::text[], $2::uuid[]) AS w(scope, id) ON t.scope = w.scope AND t.scope_id = w.id`,
   [timelines.map((t) => t.scope), timelines.map((t) => t.id)])
-  return new Map(rows.map((r) => [`${r.scope}:${r.scope_id}`, {
-    rid: r.last_request_id, at: r.last_at.getTime(), userId: r.user_id, apiKeyId: r.api_key_id, write5m: r.w5, write1h: r.w1,
-    price5m: r.p5 === null ? null : BigInt(r.p5), price1h: r.p1 === null ? null : BigInt(r.p1)
-  }]))
+  return new Map(rows.map((r) => [`${r.scope}:${r.scope_id}`, oldRow(r)]))
 }
 
 async function writeTails (db: Sql, tails: Array<{ scope: string, id: string, row: CacheRowSource }>): Promise<void> {
@@ -280,6 +276,33 @@ function join (deltas: CacheDeltas, scope: string, id: string, joining: CacheRow
   }
 }
 
+/** An old request as both reads return it (bigint prices as text). */
+interface OldRowRecord { created_at: Date, request_id: string, user_id: string | null, api_key_id: string, w5: number, w1: number, p5: string | null, p1: string | null }
+
+const oldRow = (r: OldRowRecord): OldRow => ({
+  rid: r.request_id,
+  at: r.created_at.getTime(),
+  userId: r.user_id,
+  apiKeyId: r.api_key_id,
+  write5m: r.w5,
+  write1h: r.w1,
+  price5m: r.p5 === null ? null : BigInt(r.p5),
+  price1h: r.p1 === null ? null : BigInt(r.p1)
+})
+
+/**
+ * Runs `read` with bitmap and sequential scans switched off, then on again (the rest of
+ * the transaction plans as usual): probes that must walk an index from a point and stop
+ * at the first row, where a table grown since its last ANALYZE can make the planner
+ * prefer a bitmap scan and sort of a key's whole history.
+ */
+export async function walkingIndexes<T> (db: Sql, read: () => Promise<T>): Promise<T> {
+  await db.query(`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`)
+  const result = await read()
+  await db.query(`SELECT set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'on', true)`)
+  return result
+}
+
 /** One branch per scope, so each uses its own index: usage (api_key_id, created_at) or (user_id, created_at). */
 const SEGMENT_COLUMNS = `u.created_at, u.request_id, u.user_id, u.api_key_id, u.cache_creation_5m_input_tokens AS w5, u.cache_creation_1h_input_tokens AS w1,
   u.cache_write_5m_price_per_1m::text AS p5, u.cache_write_1h_price_per_1m::text AS p1`
@@ -303,28 +326,16 @@ async function readSegments (db: Sql, clusters: Array<{ timeline: number, scope:
   const payload = clusters.map((c) => ({
     timeline: c.timeline, scope: c.scope, id: c.id, lo: c.first.createdAt.toISOString(), lo_rid: c.first.requestId, hi: c.last.createdAt.toISOString(), hi_rid: c.last.requestId
   }))
-  // each branch must walk its index from the cluster's edge and stop at the first row; with a table
-  // grown since its last ANALYZE the planner may prefer a bitmap scan and sort of the whole history
-  await db.query(`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`)
-  const { rows } = await db.query<{ timeline: number, created_at: Date, request_id: string, user_id: string | null, api_key_id: string, w5: number, w1: number, p5: string | null, p1: string | null }>(`
+  // each branch walks its index from the cluster's edge
+  const { rows } = await walkingIndexes(db, async () => db.query<OldRowRecord & { timeline: number }>(`
     SELECT c.timeline, s.*
       FROM jsonb_to_recordset($1::jsonb) AS c(timeline int, scope text, id uuid, lo timestamptz, lo_rid text, hi timestamptz, hi_rid text)
      CROSS JOIN LATERAL (
-      ${segmentBranches}) s`, [JSON.stringify(payload), joining])
-  await db.query(`SELECT set_config('enable_bitmapscan', 'on', true), set_config('enable_seqscan', 'on', true)`)
+      ${segmentBranches}) s`, [JSON.stringify(payload), joining]))
   const byTimeline = new Map<number, OldRow[]>()
   for (const r of rows) {
     const list = byTimeline.get(r.timeline) ?? []
-    list.push({
-      rid: r.request_id,
-      at: r.created_at.getTime(),
-      userId: r.user_id,
-      apiKeyId: r.api_key_id,
-      write5m: r.w5,
-      write1h: r.w1,
-      price5m: r.p5 === null ? null : BigInt(r.p5),
-      price1h: r.p1 === null ? null : BigInt(r.p1)
-    })
+    list.push(oldRow(r))
     byTimeline.set(r.timeline, list)
   }
   return byTimeline

@@ -3,6 +3,7 @@
 import type { Sql } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
+import { percent } from '../../lib/rates.js'
 import { datesBetween, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
 import {
@@ -13,8 +14,6 @@ import {
 
 const int = (value: string | number | null | undefined) => Number(value ?? 0)
 const usd = (value: string | null | undefined) => nanoToUsd(BigInt(value ?? 0))
-/** x / of × 100, 2 decimals; 0 when there is nothing to divide by */
-const percent = (x: number, of: number) => of === 0 ? 0 : Math.round(x / of * 10_000) / 100
 /** average milliseconds, 1 decimal */
 const avgMs = (sum: string | number, count: string | number) => int(count) === 0 ? 0 : Math.round(int(sum) / int(count) * 10) / 10
 

@@ -56,7 +56,8 @@ function measures (row: RollupSource): Measures {
 
 interface Grain { table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key' | 'usage_quarter_hourly' | 'usage_daily_user', key: (row: RollupSource) => Record<string, string> }
 
-const hour = (at: Date) => new Date(Math.floor(at.getTime() / 3_600_000) * 3_600_000).toISOString()
+/** The UTC hour an instant falls in, as the rollups key it. */
+export const hour = (at: Date) => new Date(Math.floor(at.getTime() / 3_600_000) * 3_600_000).toISOString()
 const quarter = (at: Date) => new Date(Math.floor(at.getTime() / 900_000) * 900_000).toISOString()
 
 const GRAINS: Grain[] = [
