@@ -7,6 +7,7 @@
 // as deltas between a row's state before and after the batch, so a completion that
 // replaces a timed-out row (swept to failed/504) corrects it instead of counting twice.
 import type pg from 'pg'
+import { Columns } from '../../db/columns.js'
 import { prepared, type Sql } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { pickPrice, type PriceVersion } from '../prices/service.js'
@@ -321,6 +322,11 @@ export async function ingestEvents (pool: pg.Pool, events: UsageEventBody[], opt
   }
 }
 
+const RECEIPT_COLUMNS = new Columns<{ request_id: string, event_type: string }>([
+  { name: 'request_id', type: 'text', value: (r) => r.request_id },
+  { name: 'event_type', type: 'text', value: (r) => r.event_type }
+])
+
 async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOptions): Promise<EventResultBody[]> {
   const now = options.now ?? new Date()
   const results: EventResultBody[] = events.map((e) => ({ request_id: e.request_id, type: e.type, outcome: 'recorded' }))
@@ -333,10 +339,10 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
     const pairs = [...new Map(events.map((e) => [`${e.request_id}\u0000${e.type}`, { request_id: e.request_id, event_type: e.type }])).values()]
       .sort((a, b) => a.request_id < b.request_id ? -1 : a.request_id > b.request_id ? 1 : a.event_type < b.event_type ? -1 : 1)
     const inserted = await db.query<{ request_id: string, event_type: string }>(`
-      INSERT INTO gateway_events (request_id, event_type)
-      SELECT request_id, event_type FROM jsonb_to_recordset($1::jsonb) AS r(request_id text, event_type text)
+      INSERT INTO gateway_events (${RECEIPT_COLUMNS.names})
+      SELECT * FROM ${RECEIPT_COLUMNS.from('r')}
       ON CONFLICT DO NOTHING
-      RETURNING request_id, event_type`, [JSON.stringify(pairs)])
+      RETURNING request_id, event_type`, RECEIPT_COLUMNS.values(pairs))
     const isNew = new Set(inserted.rows.map((r) => `${r.request_id}\u0000${r.event_type}`))
     events.forEach((e, i) => {
       const id = `${e.request_id}\u0000${e.type}`
@@ -460,51 +466,63 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
   return results
 }
 
-const iso = (date: Date | null) => date === null ? null : date.toISOString()
-const str = (value: bigint | null | undefined) => value === null || value === undefined ? null : value.toString()
+const json = (value: unknown) => value === null || value === undefined ? null : JSON.stringify(value)
 
-async function upsertRows (db: Sql, rows: RowState[], now: Date): Promise<Map<string, string>> {
-  if (rows.length === 0) return new Map()
-  const payload = rows.map((r) => ({
-    request_id: r.requestId, user_id: r.userId, api_key_id: r.apiKeyId, provider_id: r.providerId, provider_endpoint_id: r.providerEndpointId,
-    provider_api_key_id: r.providerApiKeyId, provider_name: r.providerName, model: r.model, target_model: r.targetModel, api_format: r.apiFormat,
-    is_stream: r.isStream, status: r.status, status_code: r.statusCode, error_message: r.errorMessage,
-    input_tokens: r.inputTokens, output_tokens: r.outputTokens, cache_creation_input_tokens: r.cacheCreationTokens,
-    cache_creation_5m_input_tokens: r.cacheCreation5m, cache_creation_1h_input_tokens: r.cacheCreation1h, cache_read_input_tokens: r.cacheReadTokens,
-    total_tokens: r.totalTokens,
-    input_cost: str(r.costs.input), output_cost: str(r.costs.output), cache_creation_cost: str(r.costs.cacheCreation), cache_read_cost: str(r.costs.cacheRead),
-    request_cost: str(r.costs.request), total_cost: str(r.costs.total),
-    actual_input_cost: str(r.actual.input), actual_output_cost: str(r.actual.output), actual_cache_creation_cost: str(r.actual.cacheCreation),
-    actual_cache_read_cost: str(r.actual.cacheRead), actual_request_cost: str(r.actual.request), actual_total_cost: str(r.actual.total),
-    input_price_per_1m: str(r.snapshot?.input), output_price_per_1m: str(r.snapshot?.output), cache_write_5m_price_per_1m: str(r.snapshot?.cacheWrite5m),
-    cache_write_1h_price_per_1m: str(r.snapshot?.cacheWrite1h), cache_read_price_per_1m: str(r.snapshot?.cacheRead), price_per_request: str(r.snapshot?.perRequest),
-    pricing_source: r.pricingSource, model_price_id: r.modelPriceId, tiered_pricing: r.tieredPricing, rate_multiplier: r.rateMultiplier,
-    response_time_ms: r.responseTimeMs, first_byte_time_ms: r.firstByteTimeMs, metadata: r.metadata,
-    created_at: iso(r.createdAt), finished_at: iso(r.finishedAt), updated_at: now.toISOString()
-  }))
-  const returned = await db.query<{ id: string, request_id: string }>(`
-    INSERT INTO usage AS u (request_id, user_id, api_key_id, provider_id, provider_endpoint_id, provider_api_key_id, provider_name, model, target_model,
-      api_format, is_stream, status, status_code, error_message, input_tokens, output_tokens, cache_creation_input_tokens, cache_creation_5m_input_tokens,
-      cache_creation_1h_input_tokens, cache_read_input_tokens, total_tokens, input_cost, output_cost, cache_creation_cost, cache_read_cost, request_cost,
-      total_cost, actual_input_cost, actual_output_cost, actual_cache_creation_cost, actual_cache_read_cost, actual_request_cost, actual_total_cost,
-      input_price_per_1m, output_price_per_1m, cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, cache_read_price_per_1m, price_per_request,
-      pricing_source, model_price_id, tiered_pricing, rate_multiplier, response_time_ms, first_byte_time_ms, metadata, created_at, finished_at, updated_at)
-    SELECT request_id, user_id, api_key_id, provider_id, provider_endpoint_id, provider_api_key_id, provider_name, model, target_model,
-      api_format, is_stream, status, status_code, error_message, input_tokens, output_tokens, cache_creation_input_tokens, cache_creation_5m_input_tokens,
-      cache_creation_1h_input_tokens, cache_read_input_tokens, total_tokens, input_cost, output_cost, cache_creation_cost, cache_read_cost, request_cost,
-      total_cost, actual_input_cost, actual_output_cost, actual_cache_creation_cost, actual_cache_read_cost, actual_request_cost, actual_total_cost,
-      input_price_per_1m, output_price_per_1m, cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, cache_read_price_per_1m, price_per_request,
-      pricing_source, model_price_id, tiered_pricing, rate_multiplier, response_time_ms, first_byte_time_ms, metadata, created_at, finished_at, updated_at
-      FROM jsonb_to_recordset($1::jsonb) AS r(request_id text, user_id uuid, api_key_id uuid, provider_id uuid,
-        provider_endpoint_id uuid, provider_api_key_id uuid, provider_name text, model text, target_model text, api_format text, is_stream boolean,
-        status usage_status, status_code int, error_message text, input_tokens int, output_tokens int, cache_creation_input_tokens int,
-        cache_creation_5m_input_tokens int, cache_creation_1h_input_tokens int, cache_read_input_tokens int, total_tokens int, input_cost bigint,
-        output_cost bigint, cache_creation_cost bigint, cache_read_cost bigint, request_cost bigint, total_cost bigint, actual_input_cost bigint,
-        actual_output_cost bigint, actual_cache_creation_cost bigint, actual_cache_read_cost bigint, actual_request_cost bigint, actual_total_cost bigint,
-        input_price_per_1m bigint, output_price_per_1m bigint, cache_write_5m_price_per_1m bigint, cache_write_1h_price_per_1m bigint,
-        cache_read_price_per_1m bigint, price_per_request bigint, pricing_source text, model_price_id uuid, tiered_pricing jsonb,
-        rate_multiplier numeric, response_time_ms int, first_byte_time_ms int, metadata jsonb, created_at timestamptz, finished_at timestamptz,
-        updated_at timestamptz)
+/** A usage row's columns as ingestion writes them (usage's own names and types). */
+const USAGE_COLUMNS = new Columns<RowState & { updatedAt: Date }>([
+  { name: 'request_id', type: 'text', value: (r) => r.requestId },
+  { name: 'user_id', type: 'uuid', value: (r) => r.userId },
+  { name: 'api_key_id', type: 'uuid', value: (r) => r.apiKeyId },
+  { name: 'provider_id', type: 'uuid', value: (r) => r.providerId },
+  { name: 'provider_endpoint_id', type: 'uuid', value: (r) => r.providerEndpointId },
+  { name: 'provider_api_key_id', type: 'uuid', value: (r) => r.providerApiKeyId },
+  { name: 'provider_name', type: 'text', value: (r) => r.providerName },
+  { name: 'model', type: 'text', value: (r) => r.model },
+  { name: 'target_model', type: 'text', value: (r) => r.targetModel },
+  { name: 'api_format', type: 'text', value: (r) => r.apiFormat },
+  { name: 'is_stream', type: 'boolean', value: (r) => r.isStream },
+  { name: 'status', type: 'usage_status', value: (r) => r.status },
+  { name: 'status_code', type: 'int', value: (r) => r.statusCode },
+  { name: 'error_message', type: 'text', value: (r) => r.errorMessage },
+  { name: 'input_tokens', type: 'int', value: (r) => r.inputTokens },
+  { name: 'output_tokens', type: 'int', value: (r) => r.outputTokens },
+  { name: 'cache_creation_input_tokens', type: 'int', value: (r) => r.cacheCreationTokens },
+  { name: 'cache_creation_5m_input_tokens', type: 'int', value: (r) => r.cacheCreation5m },
+  { name: 'cache_creation_1h_input_tokens', type: 'int', value: (r) => r.cacheCreation1h },
+  { name: 'cache_read_input_tokens', type: 'int', value: (r) => r.cacheReadTokens },
+  { name: 'total_tokens', type: 'int', value: (r) => r.totalTokens },
+  { name: 'input_cost', type: 'bigint', value: (r) => r.costs.input },
+  { name: 'output_cost', type: 'bigint', value: (r) => r.costs.output },
+  { name: 'cache_creation_cost', type: 'bigint', value: (r) => r.costs.cacheCreation },
+  { name: 'cache_read_cost', type: 'bigint', value: (r) => r.costs.cacheRead },
+  { name: 'request_cost', type: 'bigint', value: (r) => r.costs.request },
+  { name: 'total_cost', type: 'bigint', value: (r) => r.costs.total },
+  { name: 'actual_input_cost', type: 'bigint', value: (r) => r.actual.input },
+  { name: 'actual_output_cost', type: 'bigint', value: (r) => r.actual.output },
+  { name: 'actual_cache_creation_cost', type: 'bigint', value: (r) => r.actual.cacheCreation },
+  { name: 'actual_cache_read_cost', type: 'bigint', value: (r) => r.actual.cacheRead },
+  { name: 'actual_request_cost', type: 'bigint', value: (r) => r.actual.request },
+  { name: 'actual_total_cost', type: 'bigint', value: (r) => r.actual.total },
+  { name: 'input_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.input ?? null },
+  { name: 'output_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.output ?? null },
+  { name: 'cache_write_5m_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.cacheWrite5m ?? null },
+  { name: 'cache_write_1h_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.cacheWrite1h ?? null },
+  { name: 'cache_read_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.cacheRead ?? null },
+  { name: 'price_per_request', type: 'bigint', value: (r) => r.snapshot?.perRequest ?? null },
+  { name: 'pricing_source', type: 'text', value: (r) => r.pricingSource },
+  { name: 'model_price_id', type: 'uuid', value: (r) => r.modelPriceId },
+  { name: 'tiered_pricing', type: 'jsonb', value: (r) => json(r.tieredPricing) },
+  { name: 'rate_multiplier', type: 'numeric', value: (r) => r.rateMultiplier },
+  { name: 'response_time_ms', type: 'int', value: (r) => r.responseTimeMs },
+  { name: 'first_byte_time_ms', type: 'int', value: (r) => r.firstByteTimeMs },
+  { name: 'metadata', type: 'jsonb', value: (r) => json(r.metadata) },
+  { name: 'created_at', type: 'timestamptz', value: (r) => r.createdAt.toISOString() },
+  { name: 'finished_at', type: 'timestamptz', value: (r) => r.finishedAt?.toISOString() ?? null },
+  { name: 'updated_at', type: 'timestamptz', value: (r) => r.updatedAt.toISOString() }
+])
+const UPSERT_USAGE = `
+    INSERT INTO usage AS u (${USAGE_COLUMNS.names})
+    SELECT * FROM ${USAGE_COLUMNS.from('r')}
     ON CONFLICT (request_id) DO UPDATE SET
       user_id = EXCLUDED.user_id, api_key_id = EXCLUDED.api_key_id, provider_id = EXCLUDED.provider_id, provider_endpoint_id = EXCLUDED.provider_endpoint_id,
       provider_api_key_id = EXCLUDED.provider_api_key_id, provider_name = EXCLUDED.provider_name, model = EXCLUDED.model, target_model = EXCLUDED.target_model,
@@ -523,7 +541,11 @@ async function upsertRows (db: Sql, rows: RowState[], now: Date): Promise<Map<st
       pricing_source = EXCLUDED.pricing_source, model_price_id = EXCLUDED.model_price_id, tiered_pricing = EXCLUDED.tiered_pricing,
       rate_multiplier = EXCLUDED.rate_multiplier, response_time_ms = EXCLUDED.response_time_ms, first_byte_time_ms = EXCLUDED.first_byte_time_ms,
       metadata = EXCLUDED.metadata, created_at = EXCLUDED.created_at, finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at
-    RETURNING id, request_id`, [JSON.stringify(payload)])
+    RETURNING id, request_id`
+
+async function upsertRows (db: Sql, rows: RowState[], now: Date): Promise<Map<string, string>> {
+  if (rows.length === 0) return new Map()
+  const returned = await db.query<{ id: string, request_id: string }>(UPSERT_USAGE, USAGE_COLUMNS.values(rows.map((r) => ({ ...r, updatedAt: now }))))
   return new Map(returned.rows.map((r) => [r.request_id, r.id]))
 }
 

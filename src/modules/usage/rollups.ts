@@ -28,61 +28,88 @@ export interface RollupSource {
   responseTimeMs: number | null
 }
 
-const MEASURES = ['requests', 'errors', 'input_tokens', 'output_tokens', 'cache_creation_tokens', 'cache_read_tokens', 'total_tokens',
-  'cache_creation_cost', 'cache_read_cost', 'total_cost', 'actual_total_cost', 'response_time_sum_ms', 'response_time_count', 'cache_hit_requests'] as const
-type Measure = typeof MEASURES[number]
-type Measures = Record<Measure, bigint>
+const COUNTS = ['requests', 'errors', 'input_tokens', 'output_tokens', 'cache_creation_tokens', 'cache_read_tokens', 'total_tokens',
+  'response_time_sum_ms', 'response_time_count', 'cache_hit_requests'] as const
+const MONEY = ['cache_creation_cost', 'cache_read_cost', 'total_cost', 'actual_total_cost'] as const
+/**
+ * A batch's sums: counts and tokens as numbers (exact: a batch of at most 1,000 rows of
+ * int4 counts stays far below 2^53), money as bigint nano-USD.
+ */
+type Measures = Record<typeof COUNTS[number], number> & Record<typeof MONEY[number], bigint>
 
 export const isFinished = (status: string) => status === 'completed' || status === 'failed' || status === 'cancelled'
 
-function measures (row: RollupSource): Measures {
-  return {
-    requests: 1n,
-    errors: row.status === 'failed' ? 1n : 0n,
-    input_tokens: BigInt(row.inputTokens),
-    output_tokens: BigInt(row.outputTokens),
-    cache_creation_tokens: BigInt(row.cacheCreationTokens),
-    cache_read_tokens: BigInt(row.cacheReadTokens),
-    total_tokens: BigInt(row.totalTokens),
-    cache_creation_cost: row.cacheCreationCost,
-    cache_read_cost: row.cacheReadCost,
-    total_cost: row.totalCost,
-    actual_total_cost: row.actualTotalCost,
-    response_time_sum_ms: BigInt(row.responseTimeMs ?? 0),
-    response_time_count: row.responseTimeMs === null ? 0n : 1n,
-    cache_hit_requests: row.cacheReadTokens > 0 ? 1n : 0n
+const zero = (): Measures => ({
+  requests: 0, errors: 0, input_tokens: 0, output_tokens: 0, cache_creation_tokens: 0, cache_read_tokens: 0, total_tokens: 0,
+  response_time_sum_ms: 0, response_time_count: 0, cache_hit_requests: 0,
+  cache_creation_cost: 0n, cache_read_cost: 0n, total_cost: 0n, actual_total_cost: 0n
+})
+
+/** Adds a row's contribution to `m` (sign +1), or takes it out (−1). */
+function accumulate (m: Measures, row: RollupSource, sign: 1 | -1): void {
+  m.requests += sign
+  if (row.status === 'failed') m.errors += sign
+  m.input_tokens += sign * row.inputTokens
+  m.output_tokens += sign * row.outputTokens
+  m.cache_creation_tokens += sign * row.cacheCreationTokens
+  m.cache_read_tokens += sign * row.cacheReadTokens
+  m.total_tokens += sign * row.totalTokens
+  if (row.responseTimeMs !== null) {
+    m.response_time_sum_ms += sign * row.responseTimeMs
+    m.response_time_count += sign
+  }
+  if (row.cacheReadTokens > 0) m.cache_hit_requests += sign
+  if (sign === 1) {
+    m.cache_creation_cost += row.cacheCreationCost
+    m.cache_read_cost += row.cacheReadCost
+    m.total_cost += row.totalCost
+    m.actual_total_cost += row.actualTotalCost
+  } else {
+    m.cache_creation_cost -= row.cacheCreationCost
+    m.cache_read_cost -= row.cacheReadCost
+    m.total_cost -= row.totalCost
+    m.actual_total_cost -= row.actualTotalCost
   }
 }
 
-interface Grain { table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key' | 'usage_quarter_hourly' | 'usage_daily_user', key: (row: RollupSource) => Record<string, string> }
+function sum (into: Measures, m: Measures): void {
+  for (const name of COUNTS) into[name] += m[name]
+  for (const name of MONEY) into[name] += m[name]
+}
+
+const isZero = (m: Measures) => COUNTS.every((name) => m[name] === 0) && MONEY.every((name) => m[name] === 0n)
+
+/** The instants a row's rollup rows are keyed by. */
+interface Buckets { hour: string, quarter: string, day: string }
+
+interface Grain { table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key' | 'usage_quarter_hourly' | 'usage_daily_user', key: (row: RollupSource, at: Buckets) => Record<string, string> }
 
 /** The UTC hour an instant falls in, as the rollups key it. */
 export const hour = (at: Date) => new Date(Math.floor(at.getTime() / 3_600_000) * 3_600_000).toISOString()
-const quarter = (at: Date) => new Date(Math.floor(at.getTime() / 900_000) * 900_000).toISOString()
 
 const GRAINS: Grain[] = [
   {
     table: 'usage_hourly',
-    key: (r) => ({ bucket: hour(r.createdAt), user_id: r.userId ?? NIL_UUID, api_key_id: r.apiKeyId ?? NIL_UUID, provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' })
+    key: (r, at) => ({ bucket: at.hour, user_id: r.userId ?? NIL_UUID, api_key_id: r.apiKeyId ?? NIL_UUID, provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' })
   },
   {
     table: 'usage_hourly_model',
-    key: (r) => ({ bucket: hour(r.createdAt), provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' })
+    key: (r, at) => ({ bucket: at.hour, provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' })
   },
   {
     table: 'usage_daily_key',
-    key: (r) => ({ day: r.createdAt.toISOString().slice(0, 10), user_id: r.userId ?? NIL_UUID, api_key_id: r.apiKeyId ?? NIL_UUID, model: r.model })
+    key: (r, at) => ({ day: at.day, user_id: r.userId ?? NIL_UUID, api_key_id: r.apiKeyId ?? NIL_UUID, model: r.model })
   },
   {
     // the heatmap's edges in zones whose midnight is off the hour; keyed by provider so
     // batches contend on it no more than on usage_hourly_model
     table: 'usage_quarter_hourly',
-    key: (r) => ({ bucket: quarter(r.createdAt), provider_id: r.providerId ?? NIL_UUID })
+    key: (r, at) => ({ bucket: at.quarter, provider_id: r.providerId ?? NIL_UUID })
   },
   {
     // the user ranking; its rows are the user's, whose `used` a batch locks anyway
     table: 'usage_daily_user',
-    key: (r) => ({ day: r.createdAt.toISOString().slice(0, 10), user_id: r.userId ?? NIL_UUID, provider_id: r.providerId ?? NIL_UUID })
+    key: (r, at) => ({ day: at.day, user_id: r.userId ?? NIL_UUID, provider_id: r.providerId ?? NIL_UUID })
   }
 ]
 
@@ -96,11 +123,16 @@ export interface SentCandidate {
 }
 
 const ATTEMPT_MEASURES = ['attempts', 'successes', 'failures', 'latency_sum_ms', 'latency_count'] as const
-type AttemptMeasures = Record<typeof ATTEMPT_MEASURES[number], bigint>
+type AttemptMeasures = Record<typeof ATTEMPT_MEASURES[number], number>
 
 /** Accumulates the deltas of a batch, one entry per rollup row touched. */
 export class RollupDeltas {
-  private readonly rows = new Map<string, { table: Grain['table'], key: Record<string, string>, m: Measures }>()
+  /**
+   * The batch's sums at the finest grain every rollup is a roll-up of (quarter-hour ×
+   * user × key × provider × model × format): one entry per row touched, the coarser
+   * tables' rows summed from these few entries when written.
+   */
+  private readonly fine = new Map<string, { at: Buckets, source: RollupSource, m: Measures }>()
   private readonly attempts = new Map<string, { bucket: string, provider_id: string, m: AttemptMeasures }>()
   /** requests given an executed candidate in this batch: their attempts are their candidates */
   private readonly tried = new Set<string>()
@@ -113,35 +145,34 @@ export class RollupDeltas {
     for (const c of candidates) {
       this.tried.add(c.request_id)
       if (c.provider_id === null) continue
-      this.attempt(c.created_at, c.provider_id, { attempts: 1n, successes: c.status === 'success' ? 1n : 0n, failures: c.status === 'failed' ? 1n : 0n,
-        latency_sum_ms: BigInt(c.latency_ms ?? 0), latency_count: c.latency_ms === null ? 0n : 1n })
+      this.attempt(c.created_at, c.provider_id, { attempts: 1, successes: c.status === 'success' ? 1 : 0, failures: c.status === 'failed' ? 1 : 0,
+        latency_sum_ms: c.latency_ms ?? 0, latency_count: c.latency_ms === null ? 0 : 1 })
     }
   }
 
   /** Records a row going from `before` to `after` (either may be null or unfinished). */
   change (before: RollupSource | null, after: RollupSource | null): void {
-    if (before !== null && isFinished(before.status)) this.add(before, -1n)
-    if (after !== null && isFinished(after.status)) this.add(after, 1n)
+    if (before !== null && isFinished(before.status)) this.add(before, -1)
+    if (after !== null && isFinished(after.status)) this.add(after, 1)
     // The implicit attempt of a finished request reported without an executed candidate.
     // Candidates come only with a request's one accepted completion, and a finished row
     // changes afterwards only by a late completion replacing a timeout sweep (which has
     // none): so `before` never had candidates, or nothing about it changes (+1 − 1).
-    if (before !== null && isFinished(before.status) && before.providerId !== null) this.implicit(before, -1n)
-    if (after !== null && isFinished(after.status) && after.providerId !== null && !this.tried.has(after.requestId)) this.implicit(after, 1n)
+    if (before !== null && isFinished(before.status) && before.providerId !== null) this.implicit(before, -1)
+    if (after !== null && isFinished(after.status) && after.providerId !== null && !this.tried.has(after.requestId)) this.implicit(after, 1)
   }
 
-  private implicit (row: RollupSource, sign: bigint): void {
-    const failed = row.status === 'failed' ? 1n : 0n
-    this.attempt(row.createdAt, row.providerId!, { attempts: sign, successes: sign * (1n - failed), failures: sign * failed,
-      latency_sum_ms: sign * BigInt(row.responseTimeMs ?? 0), latency_count: row.responseTimeMs === null ? 0n : sign })
+  private implicit (row: RollupSource, sign: 1 | -1): void {
+    const failed = row.status === 'failed' ? 1 : 0
+    this.attempt(row.createdAt, row.providerId!, { attempts: sign, successes: sign * (1 - failed), failures: sign * failed,
+      latency_sum_ms: sign * (row.responseTimeMs ?? 0), latency_count: row.responseTimeMs === null ? 0 : sign })
   }
 
   private attempt (at: Date, providerId: string, m: AttemptMeasures): void {
-    const bucket = hour(at)
-    const id = `${bucket}|${providerId}`
+    const id = `${Math.floor(at.getTime() / 3_600_000)}|${providerId}`
     let entry = this.attempts.get(id)
     if (entry === undefined) {
-      entry = { bucket, provider_id: providerId, m: Object.fromEntries(ATTEMPT_MEASURES.map((name) => [name, 0n])) as AttemptMeasures }
+      entry = { bucket: hour(at), provider_id: providerId, m: { attempts: 0, successes: 0, failures: 0, latency_sum_ms: 0, latency_count: 0 } }
       this.attempts.set(id, entry)
     }
     for (const name of ATTEMPT_MEASURES) entry.m[name] += m[name]
@@ -149,32 +180,40 @@ export class RollupDeltas {
 
   /** The touched provider_attempts_hourly rows, in primary-key order. */
   attemptRows (): Array<Record<string, string>> {
-    return [...this.attempts.entries()]
-      .filter(([, entry]) => ATTEMPT_MEASURES.some((name) => entry.m[name] !== 0n))
-      .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
-      .map(([, entry]) => ({ bucket: entry.bucket, provider_id: entry.provider_id, ...Object.fromEntries(ATTEMPT_MEASURES.map((name) => [name, entry.m[name].toString()])) }))
+    const order = (entry: { bucket: string, provider_id: string }) => `${entry.bucket}|${entry.provider_id}`
+    return [...this.attempts.values()]
+      .filter((entry) => ATTEMPT_MEASURES.some((name) => entry.m[name] !== 0))
+      .sort((a, b) => order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0)
+      .map((entry) => ({ bucket: entry.bucket, provider_id: entry.provider_id, ...Object.fromEntries(ATTEMPT_MEASURES.map((name) => [name, entry.m[name].toString()])) }))
   }
 
-  private add (row: RollupSource, sign: bigint): void {
-    const m = measures(row)
-    for (const grain of GRAINS) {
-      const key = grain.key(row)
-      const id = `${grain.table}|${Object.values(key).join('|')}`
-      let entry = this.rows.get(id)
-      if (entry === undefined) {
-        entry = { table: grain.table, key, m: Object.fromEntries(MEASURES.map((name) => [name, 0n])) as Measures }
-        this.rows.set(id, entry)
-      }
-      for (const name of MEASURES) entry.m[name] += sign * m[name]
+  private add (row: RollupSource, sign: 1 | -1): void {
+    const quarterMs = Math.floor(row.createdAt.getTime() / 900_000) * 900_000
+    const id = `${quarterMs}|${row.userId}|${row.apiKeyId}|${row.providerId}|${row.model}|${row.apiFormat}`
+    let entry = this.fine.get(id)
+    if (entry === undefined) {
+      const hourly = hour(row.createdAt)
+      entry = { at: { hour: hourly, quarter: new Date(quarterMs).toISOString(), day: hourly.slice(0, 10) }, source: row, m: zero() }
+      this.fine.set(id, entry)
     }
+    accumulate(entry.m, row, sign)
   }
 
   /** The touched rollup rows of one table, in primary-key order, as JSON-ready records. */
   rowsOf (table: Grain['table']): Array<Record<string, string>> {
-    return [...this.rows.entries()]
-      .filter(([, entry]) => entry.table === table && MEASURES.some((name) => entry.m[name] !== 0n))
+    const grain = GRAINS.find((g) => g.table === table)!
+    const rows = new Map<string, { key: Record<string, string>, m: Measures }>()
+    for (const { at, source, m } of this.fine.values()) {
+      const key = grain.key(source, at)
+      const id = Object.values(key).join('|')
+      const row = rows.get(id)
+      if (row === undefined) rows.set(id, { key, m: { ...m } })
+      else sum(row.m, m)
+    }
+    return [...rows.entries()]
+      .filter(([, row]) => !isZero(row.m))
       .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
-      .map(([, entry]) => ({ ...entry.key, ...Object.fromEntries(MEASURES.map((name) => [name, entry.m[name].toString()])) }))
+      .map(([, row]) => ({ ...row.key, ...Object.fromEntries([...COUNTS, ...MONEY].map((name) => [name, row.m[name].toString()])) }))
   }
 }
 
