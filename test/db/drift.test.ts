@@ -59,11 +59,11 @@ t.test('a dropped foreign key is reported with its columns and target', async (t
 
 t.test('a foreign key with the wrong ON DELETE is reported', async (t) => {
   const client = await migratedClient(t)
-  await client.query('ALTER TABLE usage DROP CONSTRAINT usage_user_id_fkey')
-  await client.query('ALTER TABLE usage ADD CONSTRAINT usage_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE')
+  await client.query('ALTER TABLE api_keys DROP CONSTRAINT api_keys_user_id_fkey')
+  await client.query('ALTER TABLE api_keys ADD CONSTRAINT api_keys_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE RESTRICT')
   t.same(await schemaDrift(client, SCHEMA), [
-    'table usage: foreign key (user_id) references users (id) on delete SET NULL missing',
-    'table usage: foreign key (user_id) references users (id) on delete CASCADE not in schema'
+    'table api_keys: foreign key (user_id) references users (id) on delete CASCADE missing',
+    'table api_keys: foreign key (user_id) references users (id) on delete RESTRICT not in schema'
   ])
 })
 

@@ -157,14 +157,16 @@ async function loadLookups (db: Sql, events: UsageEventBody[], existing: RowStat
   const providerKeyIds = collect(starts.map((e) => e.provider_api_key_id), existing.map((r) => r.providerApiKeyId), candidates.map((c) => c.provider_api_key_id))
   const endpointIds = collect(starts.map((e) => e.provider_endpoint_id), existing.map((r) => r.providerEndpointId), candidates.map((c) => c.provider_endpoint_id))
   const models = collect(starts.map((e) => e.model), existing.map((r) => r.model))
-  // one client runs one query at a time: sequential on purpose
-  const keys = await db.query('SELECT id, user_id FROM api_keys WHERE id = ANY($1::uuid[])', [keyIds])
-  const providerKeys = await db.query('SELECT id, provider_id, rate_multiplier::text, cache_ttl_minutes FROM provider_api_keys WHERE id = ANY($1::uuid[])', [providerKeyIds])
-  const endpoints = await db.query('SELECT id, provider_id FROM provider_endpoints WHERE id = ANY($1::uuid[])', [endpointIds])
+  // One client runs one query at a time: sequential on purpose. FOR KEY SHARE is the lock
+  // a foreign key check takes: what a batch's rows reference cannot be deleted before
+  // it commits (usage has no foreign keys; see the migration usage_references_by_trigger).
+  const keys = await db.query('SELECT k.id, k.user_id FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ANY($1::uuid[]) FOR KEY SHARE', [keyIds])
+  const providerKeys = await db.query('SELECT id, provider_id, rate_multiplier::text, cache_ttl_minutes FROM provider_api_keys WHERE id = ANY($1::uuid[]) FOR KEY SHARE', [providerKeyIds])
+  const endpoints = await db.query('SELECT id, provider_id FROM provider_endpoints WHERE id = ANY($1::uuid[]) FOR KEY SHARE', [endpointIds])
   const prices = await db.query('SELECT id, model, provider_id, tiers, price_per_request::text, effective_from FROM model_prices WHERE model = ANY($1::text[])', [models])
   const providerIds = collect(starts.map((e) => e.provider_id), candidates.map((c) => c.provider_id), existing.map((r) => r.providerId),
     providerKeys.rows.map((k) => k.provider_id as string), endpoints.rows.map((e) => e.provider_id as string))
-  const providers = await db.query('SELECT id, name, billing_type FROM providers WHERE id = ANY($1::uuid[])', [providerIds])
+  const providers = await db.query('SELECT id, name, billing_type FROM providers WHERE id = ANY($1::uuid[]) FOR KEY SHARE', [providerIds])
   const byId = <T extends { id: string }>(rows: unknown[]) => new Map((rows as T[]).map((row) => [row.id, row]))
   return {
     keys: byId(keys.rows),
