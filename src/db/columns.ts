@@ -41,6 +41,11 @@ function literal<Row> (rows: Row[], value: Column<Row>['value'], quoted: boolean
 export class Columns<Row> {
   constructor (private readonly columns: Array<Column<Row>>) {}
 
+  /** How many columns (and parameters `from` takes). */
+  get count (): number {
+    return this.columns.length
+  }
+
   /** The column names, comma-separated, for an INSERT's column list. */
   get names (): string {
     return this.columns.map((c) => c.name).join(', ')

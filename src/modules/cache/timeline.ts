@@ -27,6 +27,9 @@ export const TIMELINE_MAX_GAP_MS = 120 * 60_000
 const LAST_POINT_BIN = lastBinWithin(TIMELINE_MAX_GAP_MS)
 const FIVE_MINUTES = 5 * 60_000
 const ONE_HOUR = 60 * 60_000
+const HOUR_MS = 3_600_000
+/** An hour number (ms since the epoch ÷ 1 h) as the tables key it. */
+const bucketOf = (hourNo: number) => hour(new Date(hourNo * HOUR_MS))
 
 /** What the cache data needs of a usage row (ingestion's row state has it all). */
 export interface CacheRowSource {
@@ -86,27 +89,33 @@ export class CacheDeltas {
   readonly savings = new Map<string, { bucket: string, user_id: string, api_key_id: string } & Savings>()
 
   interval (scope: string, scopeId: string, atMs: number, gapMs: number | null, sign: 1 | -1): void {
-    const bucket = hour(new Date(atMs))
+    const hourNo = Math.floor(atMs / HOUR_MS)
     const bin = gapMs === null ? FIRST_BIN : binOf(gapMs)
-    const id = `${scope}|${scopeId}|${bucket}|${bin}`
-    const entry = this.intervals.get(id) ?? { scope, scope_id: scopeId, bucket, bin_index: bin, count: 0, sum_ms: 0 }
+    const id = `${scope}|${scopeId}|${hourNo}|${bin}`
+    let entry = this.intervals.get(id)
+    if (entry === undefined) {
+      entry = { scope, scope_id: scopeId, bucket: bucketOf(hourNo), bin_index: bin, count: 0, sum_ms: 0 }
+      this.intervals.set(id, entry)
+    }
     entry.count += sign
     entry.sum_ms += sign * (gapMs ?? 0)
-    this.intervals.set(id, entry)
     if (scope === 'user' && bin >= 0 && bin <= LAST_POINT_BIN) {
-      const pointId = `${bucket}|${scopeId}`
-      const point = this.points.get(pointId) ?? { bucket, user_id: scopeId, count: 0 }
+      const pointId = `${hourNo}|${scopeId}`
+      let point = this.points.get(pointId)
+      if (point === undefined) {
+        point = { bucket: entry.bucket, user_id: scopeId, count: 0 }
+        this.points.set(pointId, point)
+      }
       point.count += sign
-      this.points.set(pointId, point)
     }
   }
 
   saving (atMs: number, userId: string, apiKeyId: string, parts: Partial<Savings>, sign: 1n | -1n): void {
-    const bucket = hour(new Date(atMs))
-    const id = `${bucket}|${userId}|${apiKeyId}`
+    const hourNo = Math.floor(atMs / HOUR_MS)
+    const id = `${hourNo}|${userId}|${apiKeyId}`
     let entry = this.savings.get(id)
     if (entry === undefined) {
-      entry = { bucket, user_id: userId, api_key_id: apiKeyId, ...Object.fromEntries(SAVINGS.map((name) => [name, 0n])) as Savings }
+      entry = { bucket: bucketOf(hourNo), user_id: userId, api_key_id: apiKeyId, ...Object.fromEntries(SAVINGS.map((name) => [name, 0n])) as Savings }
       this.savings.set(id, entry)
     }
     for (const name of SAVINGS) entry[name] += sign * (parts[name] ?? 0n)
