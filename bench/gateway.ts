@@ -2,16 +2,20 @@
 import { randomUUID } from 'node:crypto'
 import { fmt, GATEWAY_TOKEN, hammer, startBench, type Bench, type Run } from './harness.js'
 
-export async function fixtures (bench: Bench) {
+export async function fixtures (bench: Bench, keyCount = 1) {
   const app = bench
-  const owner = await app.prisma.user.create({ data: { username: `bench-${randomUUID()}`, passwordHash: 'x', role: 'admin' } })
   const { createKey } = await import('../src/modules/keys/service.js')
-  const key = await createKey(app.prisma, app.keyring, owner.id, { name: 'bench', rate_limit: 1_000_000, concurrent_limit: 100_000, daily_cost_limit_usd: 1e8 }, false)
+  const keys = []
+  for (let i = 0; i < keyCount; i++) {
+    // one user per key: the batches of different keys share no key or user rows
+    const owner = await app.prisma.user.create({ data: { username: `bench-${randomUUID()}`, passwordHash: 'x', role: 'admin' } })
+    keys.push(await createKey(app.prisma, app.keyring, owner.id, { name: 'bench', rate_limit: 1_000_000, concurrent_limit: 100_000, daily_cost_limit_usd: 1e8 }, false))
+  }
   const provider = await app.prisma.provider.create({ data: { name: `bench-${randomUUID()}` } })
   const tiers = [{ up_to: 200_000, input: 3_000_000_000, output: 15_000_000_000, cache_write_5m: 3_750_000_000, cache_write_1h: 6_000_000_000, cache_read: 300_000_000 },
     { up_to: null, input: 6_000_000_000, output: 22_500_000_000, cache_write_5m: 7_500_000_000, cache_write_1h: 12_000_000_000, cache_read: 600_000_000 }]
   await app.prisma.modelPrice.create({ data: { model: 'claude-sonnet-4', tiers } })
-  return { key, provider }
+  return { key: keys[0]!, keys, provider }
 }
 
 export function completion (keyId: string, providerId: string, i: number) {
@@ -23,24 +27,40 @@ export function completion (keyId: string, providerId: string, i: number) {
   }
 }
 
+/** The ingestion runs: events per request, connections, seconds, and whether each connection sends for a key of its own. */
+const INGEST_RUNS = [
+  { label: 'batches of 500, one key', size: 500, connections: 4, duration: 20, keyPerConnection: false },
+  { label: 'single events, 1 connection', size: 1, connections: 1, duration: 15, keyPerConnection: false },
+  { label: 'single events, 8 keys', size: 1, connections: 8, duration: 15, keyPerConnection: true },
+  { label: 'single events, one key', size: 1, connections: 8, duration: 15, keyPerConnection: false }
+] as const
+
 export async function ingest (): Promise<void> {
   const bench = await startBench()
   try {
-    const { key, provider } = await fixtures(bench)
+    const { keys, provider } = await fixtures(bench, 8)
     let n = 0
-    const batch = (size: number) => JSON.stringify({ events: Array.from({ length: size }, () => completion(key.id, provider.id, n++)) })
-    for (const [label, size, connections, duration] of [['batches of 500', 500, 4, 20], ['single events', 1, 8, 15]] as const) {
+    let assigned = 0
+    const batch = (keyId: string, size: number) => JSON.stringify({ events: Array.from({ length: size }, () => completion(keyId, provider.id, n++)) })
+    for (const { label, size, connections, duration, keyPerConnection } of INGEST_RUNS) {
       const run = await hammer({
         url: `${bench.url}/api/gateway/usage`, method: 'POST', connections, duration,
-        requests: [{ setupRequest: (req) => ({ ...req, body: batch(size) }) }]
+        requests: [{
+          // autocannon's context is per connection: with keyPerConnection each takes the next key
+          setupRequest: (req, context: { keyId?: string }) => {
+            context.keyId ??= keyPerConnection ? keys[assigned++ % keys.length]!.id : keys[0]!.id
+            return { ...req, body: batch(context.keyId, size) }
+          }
+        }]
       })
-      console.log(`ingest ${label.padEnd(15)} ${fmt(run.requestsPerSecond * size).padStart(8)} events/s  p50 ${fmt(run.p50)} ms  p99 ${fmt(run.p99)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors, ${connections} connections)`)
+      console.log(`ingest ${label.padEnd(28)} ${fmt(run.requestsPerSecond * size).padStart(8)} events/s  p50 ${fmt(run.p50)} ms  p99 ${fmt(run.p99)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors, ${connections} connections)`)
     }
     await new Promise((resolve) => setTimeout(resolve, 2000)) // let requests still in flight when the load stopped finish
+    const ids = keys.map((k) => k.id)
     const [check] = await bench.prisma.$queryRaw<Array<{ rows: bigint, charged: bigint }>>`
-      SELECT (SELECT count(*) FROM usage WHERE api_key_id = ${key.id}::uuid) AS rows,
-             (SELECT total_requests FROM api_keys WHERE id = ${key.id}::uuid) AS charged`
-    console.log(`check: ${fmt(Number(check!.rows))} usage rows, key total_requests ${check!.charged}${check!.rows === check!.charged ? ' (equal)' : ' — MISMATCH'}`)
+      SELECT (SELECT count(*) FROM usage WHERE api_key_id = ANY(${ids}::uuid[])) AS rows,
+             (SELECT sum(total_requests)::bigint FROM api_keys WHERE id = ANY(${ids}::uuid[])) AS charged`
+    console.log(`check: ${fmt(Number(check!.rows))} usage rows, keys' total_requests ${check!.charged}${check!.rows === check!.charged ? ' (equal)' : ' — MISMATCH'}`)
   } finally {
     await bench.close()
   }

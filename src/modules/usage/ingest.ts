@@ -368,22 +368,35 @@ const RECEIPT_COLUMNS = new Columns<{ request_id: string, event_type: string }>(
   { name: 'event_type', type: 'text', value: (r) => r.event_type }
 ])
 
+/** Transaction locks on the requests of `source` (a relation with a request_id column), in one global order: a CTE named `locked`. */
+const requestLocks = (source: string) =>
+  `locked AS (SELECT pg_advisory_xact_lock(l) FROM (SELECT DISTINCT hashtextextended(request_id, 0) AS l FROM ${source}) s ORDER BY l)`
+
 async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOptions): Promise<EventResultBody[]> {
   const now = options.now ?? new Date()
   const results: EventResultBody[] = events.map((e) => ({ request_id: e.request_id, type: e.type, outcome: 'recorded' }))
 
-  // 1. receipts: which (request_id, type) pairs are new
+  // 1. receipts: which (request_id, type) pairs are new; and the requests' locks.
+  // FOR UPDATE cannot lock a row that does not exist yet: a start and its completion in
+  // two concurrent batches would both see "no row". A transaction lock per request_id
+  // (taken in one order) serializes them whatever exists. They are taken in the
+  // receipts' statement (one round trip), on the requests of the new pairs.
   const fresh = new Set<number>()
   if (options.synthetic === true) {
     events.forEach((_e, i) => fresh.add(i))
+    await db.query(`WITH r AS (SELECT unnest($1::text[]) AS request_id), ${requestLocks('r')} SELECT count(*) FROM locked`, [events.map((e) => e.request_id)])
   } else {
     const pairs = [...new Map(events.map((e) => [`${e.request_id}\u0000${e.type}`, { request_id: e.request_id, event_type: e.type }])).values()]
       .sort((a, b) => a.request_id < b.request_id ? -1 : a.request_id > b.request_id ? 1 : a.event_type < b.event_type ? -1 : 1)
     const inserted = await db.query<{ request_id: string, event_type: string }>(`
-      INSERT INTO gateway_events (${RECEIPT_COLUMNS.names})
-      SELECT * FROM ${RECEIPT_COLUMNS.from('r')}
-      ON CONFLICT DO NOTHING
-      RETURNING request_id, event_type`, RECEIPT_COLUMNS.values(pairs))
+      WITH inserted AS (
+        INSERT INTO gateway_events (${RECEIPT_COLUMNS.names})
+        SELECT * FROM ${RECEIPT_COLUMNS.from('r')}
+        ON CONFLICT DO NOTHING
+        RETURNING request_id, event_type
+      ), ${requestLocks('inserted')}
+      -- the locks' subquery runs once, before the first row is returned
+      SELECT request_id, event_type FROM inserted WHERE (SELECT count(*) FROM locked) >= 0`, RECEIPT_COLUMNS.values(pairs))
     const isNew = new Set(inserted.rows.map((r) => `${r.request_id}\u0000${r.event_type}`))
     events.forEach((e, i) => {
       const id = `${e.request_id}\u0000${e.type}`
@@ -395,10 +408,6 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
 
   // 2. the rows these events touch, locked in request_id order
   const requestIds = [...new Set([...fresh].map((i) => events[i]!.request_id))].sort()
-  // FOR UPDATE cannot lock a row that does not exist yet: a start and its completion in
-  // two concurrent batches would both see "no row". A transaction lock per request_id
-  // (taken in one order) serializes them whatever exists.
-  await db.query('SELECT pg_advisory_xact_lock(l) FROM (SELECT DISTINCT hashtextextended(id, 0) AS l FROM unnest($1::text[]) AS id) s ORDER BY l', [requestIds])
   const existingRows = await db.query<UsageRow>('SELECT * FROM usage WHERE request_id = ANY($1::text[]) ORDER BY request_id FOR UPDATE', [requestIds])
   const before = new Map(existingRows.rows.map((row) => [row.request_id, fromRow(row)]))
   const lookups = await loadLookups(db, [...fresh].map((i) => events[i]!), [...before.values()])
