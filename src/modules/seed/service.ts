@@ -173,10 +173,25 @@ function chunkHours (hours: HourPlan[], size: number) {
   return chunks.filter((c) => c.end > c.first)
 }
 
-/** Recreates the usage indexes listed in _seed_indexes that are missing, each with the parallel workers PostgreSQL allows. */
-async function restoreIndexes (db: pg.Pool | pg.PoolClient): Promise<void> {
-  const { rows } = await db.query<{ def: string }>(`SELECT def FROM _seed_indexes s WHERE to_regclass(quote_ident(s.name)) IS NULL`)
-  for (const index of rows) await db.query(`SET maintenance_work_mem = '1GB'; ${index.def}; RESET maintenance_work_mem`)
+/**
+ * Recreates the usage indexes listed in _seed_indexes that are missing, two at a time on
+ * two connections: a build's heap scan and its final merge and write run on one core,
+ * so a second build keeps the other busy (and concurrent scans of one table share reads).
+ */
+async function restoreIndexes (pool: pg.Pool): Promise<void> {
+  const { rows } = await pool.query<{ def: string }>(`SELECT def FROM _seed_indexes s WHERE to_regclass(quote_ident(s.name)) IS NULL`)
+  let next = 0
+  const build = async () => {
+    const client = await pool.connect()
+    try {
+      await client.query(`SET maintenance_work_mem = '1GB'`)
+      while (next < rows.length) await client.query(rows[next++]!.def)
+    } finally {
+      await client.query('RESET maintenance_work_mem').catch(() => {})
+      client.release()
+    }
+  }
+  await Promise.all([build(), build()])
 }
 
 /** What an interrupted seed left: the indexes it dropped come back, its tables go (committed, whatever follows). */
