@@ -1,9 +1,8 @@
 // The prompt-cache analytics SQL (the shared pg pool; every value a parameter).
 // Windows are whole UTC hours (`from` is an hour boundary), so the hourly tables
-// answer them alone; only the timeline's points and the keys' last requests are read
-// from usage rows.
+// answer them alone; the timeline's points come from cache_timeline_points, the
+// keys' last requests from cache_timeline_tail: nothing here reads usage rows.
 import type { Sql } from '../../db/prisma.js'
-import { TIMELINE_MAX_GAP_MS } from './timeline.js'
 
 /** Which groups: one scope, optionally one id of it, optionally the keys of one owner. */
 export interface Scope { scope: 'user' | 'api_key', id: string | null, ownerId: string | null }
@@ -134,35 +133,32 @@ export async function pointsPerHour (db: Sql, from: Date, userId: string | null)
   return rows
 }
 
-export interface Point { created_at: Date, user_id: string, model: string, gap_ms: string }
+export interface Point { created_at: Date, user_id: string, model: string, gap_ms: number }
 
-/** A completed request's gap to its user's previous one (usage (user_id, created_at), backwards). */
-const USER_GAP = `(SELECT (extract(epoch FROM u.created_at - p.created_at) * 1000)::bigint FROM usage p
-   WHERE p.user_id = u.user_id AND p.status = 'completed' AND p.created_at <= u.created_at AND (p.created_at < u.created_at OR p.request_id < u.request_id)
-   ORDER BY p.created_at DESC, p.request_id DESC LIMIT 1)`
-
-/** Every timeline point in the window, oldest first (usage (created_at) or (user_id, created_at)). */
+/** Every timeline point in the window, oldest first: cache_timeline_points (created_at, request_id), or its primary key (user_id, created_at, …). */
 export async function allPoints (db: Sql, from: Date, userId: string | null): Promise<Point[]> {
-  const { rows } = await db.query<Point>(`
-    SELECT created_at, user_id, model, gap_ms FROM (
-      SELECT u.created_at, u.request_id, u.user_id, u.model, ${USER_GAP} AS gap_ms
-        FROM usage u WHERE u.created_at >= $1 AND u.status = 'completed' AND u.user_id IS NOT NULL AND ($2::uuid IS NULL OR u.user_id = $2)) t
-     WHERE gap_ms <= $3 ORDER BY created_at, request_id`, [from, userId, TIMELINE_MAX_GAP_MS])
+  const { rows } = userId === null
+    ? await db.query<Point>(`SELECT created_at, user_id, model, gap_ms FROM cache_timeline_points WHERE created_at >= $1
+                              ORDER BY created_at, request_id`, [from])
+    : await db.query<Point>(`SELECT created_at, user_id, model, gap_ms FROM cache_timeline_points WHERE user_id = $2 AND created_at >= $1
+                              ORDER BY created_at, request_id`, [from, userId])
   return rows
 }
 
-/** The first timeline point in each [lo, hi) slot (one index probe per slot, then one per candidate's gap). */
+/**
+ * The first timeline point in each [lo, hi) slot: one probe per slot of
+ * cache_timeline_points (created_at, request_id), or of its primary key (user_id,
+ * created_at, request_id) for one user.
+ */
 export async function firstPointPerSlot (db: Sql, slots: Array<{ lo: Date, hi: Date }>, userId: string | null): Promise<Point[]> {
   const { rows } = await db.query<Point>(`
     SELECT p.created_at, p.user_id, p.model, p.gap_ms
       FROM unnest($1::timestamptz[], $2::timestamptz[]) AS s(lo, hi)
      CROSS JOIN LATERAL (
-        SELECT u.created_at, u.user_id, u.model, g.gap_ms
-          FROM usage u CROSS JOIN LATERAL (SELECT ${USER_GAP} AS gap_ms) g
-         WHERE u.created_at >= s.lo AND u.created_at < s.hi AND u.status = 'completed' AND u.user_id IS NOT NULL
-           AND ($3::uuid IS NULL OR u.user_id = $3) AND g.gap_ms <= $4
-         ORDER BY u.created_at, u.request_id LIMIT 1) p
-     ORDER BY p.created_at`, [slots.map((s) => s.lo), slots.map((s) => s.hi), userId, TIMELINE_MAX_GAP_MS])
+        SELECT created_at, user_id, model, gap_ms FROM cache_timeline_points
+         WHERE created_at >= s.lo AND created_at < s.hi${userId === null ? '' : ' AND user_id = $3'}
+         ORDER BY created_at, request_id LIMIT 1) p
+     ORDER BY p.created_at`, userId === null ? [slots.map((s) => s.lo), slots.map((s) => s.hi)] : [slots.map((s) => s.lo), slots.map((s) => s.hi), userId])
   return rows
 }
 
