@@ -1,28 +1,46 @@
 // The prompt-cache analytics SQL (the shared pg pool; every value a parameter).
 // Windows are whole UTC hours (`from` is an hour boundary), so the hourly tables
-// answer them alone; only the timeline's points and the keys' last requests are read
-// from usage rows.
+// answer them alone; the timeline's points come from cache_timeline_points, the
+// keys' last requests from cache_timeline_tail: nothing here reads usage rows.
+import type pg from 'pg'
 import type { Sql } from '../../db/prisma.js'
-import { TIMELINE_MAX_GAP_MS } from './timeline.js'
 
 /** Which groups: one scope, optionally one id of it, optionally the keys of one owner. */
 export interface Scope { scope: 'user' | 'api_key', id: string | null, ownerId: string | null }
 
-export interface BinRow { scope_id: string, bin_index: number, count: string, sum_ms: string }
+/** One group's histogram over the window: BIN_BYTES per non-empty bin (bin int2, count int8, sum_ms int8, big-endian), in no order. */
+export interface GroupBins { scope_id: string, bins: Buffer }
+export const BIN_BYTES = 18
 
 /**
  * Histogram bins per group over the window. cache_interval_hourly (scope, bucket)
- * without an id; its primary key (scope, scope_id, …) with one.
+ * without an id; its primary key (scope, scope_id, …) with one. The (group, bin) sums
+ * are hashed in memory (with the default work_mem the planner sorts them on disk: about
+ * 1.5× slower) and sent packed, one row per group, instead of one row per (group, bin):
+ * by key that is 1,000 rows instead of 170,000 for Node to parse.
  */
-export async function intervalBins (db: Sql, s: Scope, from: Date): Promise<BinRow[]> {
-  const { rows } = await db.query<BinRow>(`
-    SELECT scope_id, bin_index, sum(count)::bigint AS count, sum(sum_ms)::bigint AS sum_ms
-      FROM cache_interval_hourly
-     WHERE scope = $1 AND bucket >= $2 AND ($3::uuid IS NULL OR scope_id = $3)
-       AND ($4::uuid IS NULL OR scope_id IN (SELECT id FROM api_keys WHERE user_id = $4))
-     GROUP BY scope_id, bin_index
-    HAVING sum(count) <> 0`, [s.scope, from, s.id, s.ownerId])
-  return rows
+export async function intervalBins (db: pg.Pool, s: Scope, from: Date): Promise<GroupBins[]> {
+  const client = await db.connect()
+  try {
+    await client.query('BEGIN')
+    await client.query(`SELECT set_config('work_mem', '64MB', true)`)
+    const { rows } = await client.query<GroupBins>(`
+      SELECT scope_id, string_agg(int2send(bin_index::int2) || int8send(count) || int8send(sum_ms), ''::bytea) AS bins
+        FROM (SELECT scope_id, bin_index, sum(count)::bigint AS count, sum(sum_ms)::bigint AS sum_ms
+                FROM cache_interval_hourly
+               WHERE scope = $1 AND bucket >= $2 AND ($3::uuid IS NULL OR scope_id = $3)
+                 AND ($4::uuid IS NULL OR scope_id IN (SELECT id FROM api_keys WHERE user_id = $4))
+               GROUP BY scope_id, bin_index
+              HAVING sum(count) <> 0) b
+       GROUP BY scope_id`, [s.scope, from, s.id, s.ownerId])
+    await client.query('COMMIT')
+    return rows
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw error
+  } finally {
+    client.release()
+  }
 }
 
 export interface GroupInfo { id: string, name: string | null, username: string | null, email: string | null }
@@ -134,35 +152,32 @@ export async function pointsPerHour (db: Sql, from: Date, userId: string | null)
   return rows
 }
 
-export interface Point { created_at: Date, user_id: string, model: string, gap_ms: string }
+export interface Point { created_at: Date, user_id: string, model: string, gap_ms: number }
 
-/** A completed request's gap to its user's previous one (usage (user_id, created_at), backwards). */
-const USER_GAP = `(SELECT (extract(epoch FROM u.created_at - p.created_at) * 1000)::bigint FROM usage p
-   WHERE p.user_id = u.user_id AND p.status = 'completed' AND p.created_at <= u.created_at AND (p.created_at < u.created_at OR p.request_id < u.request_id)
-   ORDER BY p.created_at DESC, p.request_id DESC LIMIT 1)`
-
-/** Every timeline point in the window, oldest first (usage (created_at) or (user_id, created_at)). */
+/** Every timeline point in the window, oldest first: cache_timeline_points (created_at, request_id), or its primary key (user_id, created_at, …). */
 export async function allPoints (db: Sql, from: Date, userId: string | null): Promise<Point[]> {
-  const { rows } = await db.query<Point>(`
-    SELECT created_at, user_id, model, gap_ms FROM (
-      SELECT u.created_at, u.request_id, u.user_id, u.model, ${USER_GAP} AS gap_ms
-        FROM usage u WHERE u.created_at >= $1 AND u.status = 'completed' AND u.user_id IS NOT NULL AND ($2::uuid IS NULL OR u.user_id = $2)) t
-     WHERE gap_ms <= $3 ORDER BY created_at, request_id`, [from, userId, TIMELINE_MAX_GAP_MS])
+  const { rows } = userId === null
+    ? await db.query<Point>(`SELECT created_at, user_id, model, gap_ms FROM cache_timeline_points WHERE created_at >= $1
+                              ORDER BY created_at, request_id`, [from])
+    : await db.query<Point>(`SELECT created_at, user_id, model, gap_ms FROM cache_timeline_points WHERE user_id = $2 AND created_at >= $1
+                              ORDER BY created_at, request_id`, [from, userId])
   return rows
 }
 
-/** The first timeline point in each [lo, hi) slot (one index probe per slot, then one per candidate's gap). */
+/**
+ * The first timeline point in each [lo, hi) slot: one probe per slot of
+ * cache_timeline_points (created_at, request_id), or of its primary key (user_id,
+ * created_at, request_id) for one user.
+ */
 export async function firstPointPerSlot (db: Sql, slots: Array<{ lo: Date, hi: Date }>, userId: string | null): Promise<Point[]> {
   const { rows } = await db.query<Point>(`
     SELECT p.created_at, p.user_id, p.model, p.gap_ms
       FROM unnest($1::timestamptz[], $2::timestamptz[]) AS s(lo, hi)
      CROSS JOIN LATERAL (
-        SELECT u.created_at, u.user_id, u.model, g.gap_ms
-          FROM usage u CROSS JOIN LATERAL (SELECT ${USER_GAP} AS gap_ms) g
-         WHERE u.created_at >= s.lo AND u.created_at < s.hi AND u.status = 'completed' AND u.user_id IS NOT NULL
-           AND ($3::uuid IS NULL OR u.user_id = $3) AND g.gap_ms <= $4
-         ORDER BY u.created_at, u.request_id LIMIT 1) p
-     ORDER BY p.created_at`, [slots.map((s) => s.lo), slots.map((s) => s.hi), userId, TIMELINE_MAX_GAP_MS])
+        SELECT created_at, user_id, model, gap_ms FROM cache_timeline_points
+         WHERE created_at >= s.lo AND created_at < s.hi${userId === null ? '' : ' AND user_id = $3'}
+         ORDER BY created_at, request_id LIMIT 1) p
+     ORDER BY p.created_at`, userId === null ? [slots.map((s) => s.lo), slots.map((s) => s.hi)] : [slots.map((s) => s.lo), slots.map((s) => s.hi), userId])
   return rows
 }
 

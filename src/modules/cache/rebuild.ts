@@ -53,7 +53,7 @@ export async function rebuildCacheDataInParallel (pool: pg.Pool): Promise<void> 
 
 /** TRUNCATE, not DELETE: a rebuild leaves no dead rows behind (it also holds ingestion off until it commits). */
 async function clear (db: Sql): Promise<void> {
-  await db.query('TRUNCATE cache_interval_hourly, cache_savings_hourly, cache_timeline_tail, cache_points_hourly')
+  await db.query('TRUNCATE cache_interval_hourly, cache_savings_hourly, cache_timeline_tail, cache_points_hourly, cache_timeline_points')
 }
 
 /** The two timeline passes: each reads only usage and writes its own rows, so they may run at once. */
@@ -83,15 +83,22 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
     ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
       wasted_5m_tokens = EXCLUDED.wasted_5m_tokens, wasted_1h_tokens = EXCLUDED.wasted_1h_tokens, wasted_cost = EXCLUDED.wasted_cost`,
   [FIRST_BIN, SQL_LOWER_BOUNDS]),
-  // each user's timeline (across their keys)
+  // each user's timeline (across their keys), sorted once: its gaps into the histogram, and its points (gap at most
+  // 120 minutes) into cache_timeline_points, in that table's primary-key order (the migration's backfill is this query)
   async (db) => db.query(`
+    WITH t AS MATERIALIZED (
+      SELECT user_id, created_at, request_id, model,
+             (extract(epoch FROM created_at - lag(created_at) OVER (PARTITION BY user_id ORDER BY created_at, request_id)) * 1000)::bigint AS gap
+        FROM usage WHERE status = 'completed' AND user_id IS NOT NULL
+    ), points AS (
+      INSERT INTO cache_timeline_points (user_id, created_at, request_id, gap_ms, model)
+      SELECT user_id, created_at, request_id, gap, model FROM t WHERE gap <= $3
+      RETURNING 1
+    )
     INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bin_index, count, sum_ms)
     SELECT 'user', user_id, date_trunc('hour', created_at), CASE WHEN gap IS NULL THEN $1 ELSE width_bucket(gap, $2::bigint[]) - 1 END,
            count(*), COALESCE(sum(gap), 0)
-      FROM (SELECT user_id, created_at,
-                   (extract(epoch FROM created_at - lag(created_at) OVER (PARTITION BY user_id ORDER BY created_at, request_id)) * 1000)::bigint AS gap
-              FROM usage WHERE status = 'completed' AND user_id IS NOT NULL) t
-     GROUP BY 1, 2, 3, 4`, [FIRST_BIN, SQL_LOWER_BOUNDS])
+      FROM t GROUP BY 1, 2, 3, 4`, [FIRST_BIN, SQL_LOWER_BOUNDS, TIMELINE_MAX_GAP_MS])
 ]
 
 /** What depends on the timelines: the savings rows (merged into the wasted writes' rows), the timeline's points, the tails. */

@@ -1,13 +1,14 @@
 // Prompt-cache analytics: which TTL suits each user or key (Aether's rule and a cost
 // model), what the cache saved and wasted, and the request-interval timeline.
 // Decisions (window, percentiles, groups) are in docs/cache-analytics.md.
+import type pg from 'pg'
 import type { Sql } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { percent } from '../../lib/rates.js'
 import { FIRST_BIN, lastBinWithin } from './bins.js'
 import {
   allPoints, dominantModels, firstPointPerSlot, groupInfo, hitTotals, intervalBins, lastWrites, pointsPerHour, savingsTotals, usernames,
-  type BinRow, type Scope
+  BIN_BYTES, type GroupBins, type Scope
 } from './queries.js'
 import { wasteOf } from './timeline.js'
 
@@ -126,22 +127,26 @@ export function analyseGroup (h: Histogram, model: string | null, prices: CacheP
   }
 }
 
-/** Histograms per group from the rows of intervalBins. */
-export function histograms (rows: BinRow[]): Map<string, Histogram> {
+/** Histograms per group from the packed rows of intervalBins. */
+export function histograms (rows: GroupBins[]): Map<string, Histogram> {
   const groups = new Map<string, Histogram>()
-  for (const row of [...rows].sort((a, b) => a.bin_index - b.bin_index)) {
-    const h = groups.get(row.scope_id) ?? { requests: 0, bins: [] }
+  for (const row of rows) {
+    const h: Histogram = { requests: 0, bins: [] }
+    for (let at = 0; at < row.bins.length; at += BIN_BYTES) {
+      const bin = row.bins.readInt16BE(at)
+      const count = Number(row.bins.readBigInt64BE(at + 2))
+      h.requests += count
+      if (bin !== FIRST_BIN) h.bins.push({ bin, count, sumMs: Number(row.bins.readBigInt64BE(at + 10)) })
+    }
+    h.bins.sort((a, b) => a.bin - b.bin)
     groups.set(row.scope_id, h)
-    const count = Number(row.count)
-    h.requests += count
-    if (row.bin_index !== FIRST_BIN) h.bins.push({ bin: row.bin_index, count, sumMs: Number(row.sum_ms) })
   }
   return groups
 }
 
 export interface TtlQuery { user_id?: string, api_key_id?: string, group_by?: 'user' | 'api_key', hours: number }
 
-export async function ttlAnalysis (db: Sql, query: TtlQuery, ownerId: string | null = null, now = new Date()) {
+export async function ttlAnalysis (db: pg.Pool, query: TtlQuery, ownerId: string | null = null, now = new Date()) {
   const from = windowStart(query.hours, now)
   // one key asked for: that key is the group; a user's own view is limited to their keys
   const scope: Scope = query.api_key_id !== undefined

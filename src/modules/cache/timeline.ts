@@ -2,7 +2,8 @@
 //
 // - interval histograms: each completed request's gap to the previous completed
 //   request of its key and of its user (cache_interval_hourly; the timeline's points
-//   per user and hour in cache_points_hourly);
+//   per user and hour in cache_points_hourly, and each point with its gap and model in
+//   cache_timeline_points);
 // - cache economics (cache_savings_hourly): what each finished request's cache reads
 //   saved and its writes cost above the input price, and the writes that expired
 //   unread because the key's next request came after their TTL.
@@ -38,6 +39,7 @@ export interface CacheRowSource {
   createdAt: Date
   userId: string | null
   apiKeyId: string | null
+  model: string
   inputTokens: number
   cacheCreation5m: number
   cacheCreation1h: number
@@ -82,10 +84,15 @@ export function wasteOf (writer: Pick<Writer, 'write5m' | 'write1h' | 'price5m' 
 const SAVINGS = ['readSaving', 'write5mPremium', 'write1hPremium', 'write5mTokens', 'write1hTokens', 'wasted5mTokens', 'wasted1hTokens', 'wastedCost'] as const
 type Savings = Record<typeof SAVINGS[number], bigint>
 
-/** The changes one batch makes to the two cache tables. */
+/** A point of the interval timeline; model null: an old request's, read from usage when written. */
+export interface TimelinePoint { userId: string, at: number, rid: string, gapMs: number, model: string | null }
+
+/** The changes one batch makes to the cache tables. */
 export class CacheDeltas {
   readonly intervals = new Map<string, { scope: string, scope_id: string, bucket: string, bin_index: number, count: number, sum_ms: number }>()
   readonly points = new Map<string, { bucket: string, user_id: string, count: number }>()
+  /** requests that became points, or points whose gap shrank (a late request came in before them) */
+  readonly timelinePoints = new Map<string, TimelinePoint>()
   readonly savings = new Map<string, { bucket: string, user_id: string, api_key_id: string } & Savings>()
 
   interval (scope: string, scopeId: string, atMs: number, gapMs: number | null, sign: 1 | -1): void {
@@ -108,6 +115,11 @@ export class CacheDeltas {
       }
       point.count += sign
     }
+  }
+
+  /** A user timeline's request and its (new) gap: kept when it makes the request a point. Gaps only shrink (requests only join). */
+  point (userId: string, at: number, rid: string, gapMs: number | null, model: string | null): void {
+    if (gapMs !== null && gapMs <= TIMELINE_MAX_GAP_MS) this.timelinePoints.set(`${userId}|${rid}`, { userId, at, rid, gapMs, model })
   }
 
   saving (atMs: number, userId: string, apiKeyId: string, parts: Partial<Savings>, sign: 1n | -1n): void {
@@ -272,9 +284,13 @@ function join (deltas: CacheDeltas, scope: string, id: string, joining: CacheRow
     for (const row of rows) {
       const at = row.createdAt.getTime()
       deltas.interval(scope, id, at, previous === null ? null : at - previous, 1)
+      if (scope === USER_SCOPE) deltas.point(id, at, row.requestId, previous === null ? null : at - previous, row.model)
       previous = at
     }
-    if (succ !== null) deltas.interval(scope, id, succ.at, succ.at - previous!, 1)
+    if (succ !== null) {
+      deltas.interval(scope, id, succ.at, succ.at - previous!, 1)
+      if (scope === USER_SCOPE) deltas.point(id, succ.at, succ.rid, succ.at - previous!, null)
+    }
     if (wasteTracked) {
       if (pred !== null) deltas.waste(pred, rows[0]!.createdAt.getTime() - pred.at, 1n)
       rows.forEach((row, k) => {
@@ -358,6 +374,8 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
     .map((e) => ({ ...e, ...Object.fromEntries(SAVINGS.map((name) => [name, e[name].toString()])) }))
   const points = [...deltas.points.values()].filter((e) => e.count !== 0)
     .sort((a, b) => a.bucket.localeCompare(b.bucket) || a.user_id.localeCompare(b.user_id))
+  const timelinePoints = [...deltas.timelinePoints.values()]
+    .sort((a, b) => a.userId.localeCompare(b.userId) || a.at - b.at || (a.rid < b.rid ? -1 : a.rid > b.rid ? 1 : 0))
   if (intervals.length === 0 && savings.length === 0) return
   await db.query(`
     WITH intervals AS (
@@ -370,6 +388,13 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
       INSERT INTO cache_points_hourly AS t (bucket, user_id, count)
       SELECT bucket, user_id, count FROM jsonb_to_recordset($3::jsonb) AS d(bucket timestamptz, user_id uuid, count int)
       ON CONFLICT (bucket, user_id) DO UPDATE SET count = t.count + EXCLUDED.count
+      RETURNING 1
+    ), timeline_points AS (
+      -- an old request's model from usage (request_id unique): only when a late request shortened its gap
+      INSERT INTO cache_timeline_points AS t (user_id, created_at, request_id, gap_ms, model)
+      SELECT d.user_id, d.created_at, d.request_id, d.gap_ms, COALESCE(d.model, (SELECT u.model FROM usage u WHERE u.request_id = d.request_id))
+        FROM unnest($4::uuid[], $5::timestamptz[], $6::text[], $7::int[], $8::text[]) AS d(user_id, created_at, request_id, gap_ms, model)
+      ON CONFLICT (user_id, created_at, request_id) DO UPDATE SET gap_ms = EXCLUDED.gap_ms
       RETURNING 1
     ), savings AS (
       INSERT INTO cache_savings_hourly AS t (bucket, user_id, api_key_id, read_saving, write_5m_premium, write_1h_premium,
@@ -385,6 +410,7 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
         wasted_1h_tokens = t.wasted_1h_tokens + EXCLUDED.wasted_1h_tokens, wasted_cost = t.wasted_cost + EXCLUDED.wasted_cost
       RETURNING 1
     )
-    SELECT (SELECT count(*) FROM intervals) + (SELECT count(*) FROM points) + (SELECT count(*) FROM savings) AS touched`,
-  [JSON.stringify(intervals), JSON.stringify(savings), JSON.stringify(points)])
+    SELECT (SELECT count(*) FROM intervals) + (SELECT count(*) FROM points) + (SELECT count(*) FROM timeline_points) + (SELECT count(*) FROM savings) AS touched`,
+  [JSON.stringify(intervals), JSON.stringify(savings), JSON.stringify(points), timelinePoints.map((p) => p.userId),
+    timelinePoints.map((p) => new Date(p.at)), timelinePoints.map((p) => p.rid), timelinePoints.map((p) => p.gapMs), timelinePoints.map((p) => p.model)])
 }

@@ -86,6 +86,7 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     cache_savings_hourly: `SELECT * FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, user_id, api_key_id`,
     cache_timeline_tail: 'SELECT * FROM cache_timeline_tail ORDER BY scope, scope_id',
     cache_points_hourly: 'SELECT * FROM cache_points_hourly WHERE count <> 0 ORDER BY bucket, user_id',
+    cache_timeline_points: 'SELECT * FROM cache_timeline_points ORDER BY user_id, created_at, request_id',
     api_keys: 'SELECT * FROM api_keys ORDER BY id',
     users: 'SELECT * FROM users ORDER BY id',
     gateway_events: 'SELECT request_id, event_type FROM gateway_events ORDER BY request_id, event_type'
@@ -106,7 +107,8 @@ const CACHE_TABLES = {
     FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY 1, 2, 3`,
   cache_timeline_tail: 'SELECT * FROM cache_timeline_tail ORDER BY scope, scope_id',
   cache_points_hourly: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, user_id, count
-    FROM cache_points_hourly WHERE count <> 0 ORDER BY 1, 2`
+    FROM cache_points_hourly WHERE count <> 0 ORDER BY 1, 2`,
+  cache_timeline_points: 'SELECT user_id, created_at, request_id, gap_ms, model FROM cache_timeline_points ORDER BY user_id, created_at, request_id'
 }
 
 /**
