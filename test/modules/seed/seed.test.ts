@@ -7,6 +7,7 @@ import pg from 'pg'
 import t, { type Test } from 'tap'
 import { pickPrice, type PriceVersion } from '../../../src/modules/prices/service.js'
 import type { StoredTier } from '../../../src/modules/prices/tiers.js'
+import { schemaDrift } from '../../../src/db/drift.js'
 import { seed, type SeedOptions } from '../../../src/modules/seed/service.js'
 import { multiplierMicros, priceRequest } from '../../../src/modules/usage/pricing.js'
 import { RollupDeltas, type RollupSource } from '../../../src/modules/usage/rollups.js'
@@ -218,6 +219,8 @@ t.test('one data set, checked against what ingestion would have written', async 
     const indexes = await query(`SELECT indexname FROM pg_indexes WHERE tablename = 'usage' ORDER BY 1`)
     t.same(indexes.map((i) => i.indexname), ['usage_api_key_id_created_at_idx', 'usage_created_at_idx', 'usage_model_created_at_idx', 'usage_pkey',
       'usage_provider_id_created_at_idx', 'usage_request_id_key', 'usage_status_idx', 'usage_user_id_created_at_idx'])
+    // every table as the schema has it (the cache rebuild also drops and rebuilds an index)
+    t.same(await schemaDrift(pool, 'prisma/schema.prisma'), [])
     t.same(await query(`SELECT tablename FROM pg_tables WHERE tablename LIKE '\\_seed%'`), [])
     // rows were loaded without per-row foreign-key checks: check every reference once
     const dangling = await query(`SELECT count(*)::int AS n FROM usage u WHERE

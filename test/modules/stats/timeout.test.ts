@@ -1,7 +1,7 @@
 // STATS_STATEMENT_TIMEOUT_MS: a statistics query past the limit is cancelled by
 // PostgreSQL itself (not left running after the client gave up) and answered 503
-// query_timeout. The query is made slow for real: another session holds a lock on
-// usage that every read waits for, and lock waits count toward statement_timeout.
+// query_timeout. The query is made slow for real: another session holds locks on
+// the tables every read waits for, and lock waits count toward statement_timeout.
 import pg from 'pg'
 import t from 'tap'
 import { gateway } from '../gateway/fixtures.js'
@@ -16,7 +16,8 @@ t.test('a statistics query past STATS_STATEMENT_TIMEOUT_MS is cancelled server-s
   t.equal(fine.statusCode, 200, 'unblocked, it answers')
 
   await locker.query('BEGIN')
-  await locker.query('LOCK TABLE usage IN ACCESS EXCLUSIVE MODE')
+  // usage, and the tables the interval timeline reads instead of it
+  await locker.query('LOCK TABLE usage, cache_points_hourly, cache_timeline_points IN ACCESS EXCLUSIVE MODE')
   const started = Date.now()
   for (const url of ['/api/admin/usage/records', '/api/admin/usage/stats', '/api/admin/usage/heatmap?timezone=Asia/Kolkata', '/api/admin/usage/cache-affinity/interval-timeline']) {
     const res = await g.app.inject({ method: 'GET', url, headers: g.admin.headers })
