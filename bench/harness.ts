@@ -16,6 +16,9 @@ import type { PrismaClient } from '../src/generated/prisma/client.js'
 
 export const GATEWAY_TOKEN = 'bench-gateway-token-0123456789abcdef'
 
+/** The V8 flags `npm start` and the Dockerfile give the server (see README, Scaling). */
+const SERVER_NODE_ARGS = ['--max-semi-space-size=64']
+
 export function benchConfig (databaseUrl: string): AppConfig {
   return requireSecrets(loadConfig({
     DATABASE_URL: databaseUrl,
@@ -43,8 +46,9 @@ export async function startBench (): Promise<Bench> {
   }
   await applyMigrations(databaseUrl)
   const config = benchConfig(databaseUrl)
-  // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server alone
-  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')
+  // the server runs as `npm start` runs it (SERVER_NODE_ARGS); BENCH_SERVER_NODE_ARGS adds more,
+  // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server alone
+  const nodeArgs = [...SERVER_NODE_ARGS, ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')]
   const server: ChildProcess = fork(fileURLToPath(new URL('./serve.ts', import.meta.url)), [databaseUrl], { execArgv: ['--import', 'tsx', ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const url = await new Promise<string>((resolve, reject) => {
     server.once('message', (message) => resolve(String(message)))
