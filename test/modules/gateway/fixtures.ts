@@ -36,8 +36,8 @@ let counter = 0
 export async function gateway (t: Test, env?: Record<string, string>): Promise<Gateway> {
   const { app } = await buildTestApp(t, { env })
   // The test database is dropped WITH (FORCE) at teardown, which terminates the pool's idle
-  // connections; src/db/prisma.ts gives its pg.Pool no 'error' listener, so that would be an
-  // uncaught error. Listen here so these tests are about the gateway (the bug is reported).
+  // connections: src/db/prisma.ts's listener would report each on stderr; these tests are
+  // about the gateway, so the extra listener here keeps the output quiet.
   const pool = (app as { pg?: { on?: (event: 'error', listener: () => void) => unknown } }).pg
   pool?.on?.('error', () => {})
   const admin = await signIn(app, 'admin')
