@@ -22,16 +22,18 @@ export async function rebuildCacheData (db: Sql): Promise<void> {
 }
 
 /**
- * The same for a database whose cache tables are empty and whose usage nobody else
- * writes (the seed): the two timeline passes run at once, each on its own connection.
+ * The same for a database whose usage nobody else writes (the seed), in two parts the
+ * seed runs apart: rebuildTimelines, the two timeline passes at once, each on its own
+ * connection (they need no index on usage, so they may run while its indexes are
+ * built); then finishRebuild, what depends on those indexes.
  */
-export async function rebuildCacheDataInParallel (pool: pg.Pool): Promise<void> {
+export async function rebuildTimelines (pool: pg.Pool): Promise<void> {
   await clear(pool)
   // The points' time index is built once after the bulk insert: the user pass writes its
   // rows in (user, time) order, so this index alone would take them in random order.
   await pool.query(`DROP INDEX ${POINTS_TIME_INDEX}`)
   try {
-    await Promise.all(INDEPENDENT_STEPS.map(async (step) => {
+    const passes = await Promise.allSettled(INDEPENDENT_STEPS.map(async (step) => {
       const client = await pool.connect()
       try {
         await client.query(`SET work_mem = '256MB'`)
@@ -41,10 +43,14 @@ export async function rebuildCacheDataInParallel (pool: pg.Pool): Promise<void> 
         client.release()
       }
     }))
+    for (const pass of passes) if (pass.status === 'rejected') throw pass.reason
   } finally {
     await pool.query(`SET maintenance_work_mem = '1GB'; CREATE INDEX ${POINTS_TIME_INDEX} ON cache_timeline_points (created_at, request_id); RESET maintenance_work_mem`)
   }
-  // one connection and one transaction, so walkingIndexes' transaction-local settings hold
+}
+
+/** Part two of the seed's rebuild (usage's indexes in place): savings, points per hour and tails, in one transaction on one connection, so walkingIndexes' settings hold. */
+export async function finishRebuild (pool: pg.Pool): Promise<void> {
   const client = await pool.connect()
   try {
     await client.query('BEGIN')

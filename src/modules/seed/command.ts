@@ -51,7 +51,8 @@ export async function seedCommand (args: string[], log: (line: string) => void):
     return 2
   }
   const runtime = await openRuntime(loadConfig(), (line) => process.stderr.write(`${line}\n`))
-  const pool = new pg.Pool({ connectionString: runtime.config.DATABASE_URL, max: 1 })
+  // four connections: two load the rows, then two build indexes while two build the cache timelines
+  const pool = new pg.Pool({ connectionString: runtime.config.DATABASE_URL, max: 4 })
   try {
     await migrate(runtime.config, (line) => process.stderr.write(`${line}\n`))
     const summary = await seed(pool, { ...options, encryptionKey: runtime.config.ENCRYPTION_KEY, ...progressReporter() })
