@@ -51,7 +51,7 @@ export async function seedCommand (args: string[], log: (line: string) => void):
     return 2
   }
   const runtime = await openRuntime(loadConfig(), (line) => process.stderr.write(`${line}\n`))
-  // four connections: two load the rows, then two build indexes while two build the cache timelines
+  // two connections load the rows and build the indexes; three build the prompt-cache timelines
   const pool = new pg.Pool({ connectionString: runtime.config.DATABASE_URL, max: 4 })
   try {
     await migrate(runtime.config, (line) => process.stderr.write(`${line}\n`))

@@ -114,19 +114,10 @@ export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSu
     const loaders = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(options.connections ?? 2, chunks.length)) }, load))
     for (const loader of loaders) if (loader.status === 'rejected') throw loader.reason
     phase('usage rows, candidates, hourly rollup')
-    // The prompt-cache timelines need no index on usage: their two passes (each one
-    // backend's sort, one much longer than the other) run while the indexes are built,
-    // four backends keeping both cores busy where either step alone left one idle.
-    const steps = await Promise.allSettled([
-      rebuildTimelines(pool),
-      (async () => {
-        await restoreIndexes(pool)
-        // statistics before the totals' per-key lookups: without them the planner takes the fresh table for empty
-        await pool.query('ANALYZE usage, usage_hourly')
-      })()
-    ])
-    for (const step of steps) if (step.status === 'rejected') throw step.reason
-    phase('indexes and prompt-cache timelines, analyze')
+    await restoreIndexes(pool)
+    // statistics before the totals' per-key lookups: without them the planner takes the fresh table for empty
+    await pool.query('ANALYZE usage, usage_hourly')
+    phase('indexes, analyze')
 
     await transaction(pool, async (db) => {
       await insertInFlight(db, ctx.seed, finished, options.rows, ctx.now.getTime())
@@ -136,8 +127,9 @@ export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSu
       await db.query(`DROP TABLE ${LOOKUPS.join(', ')}`)
     })
     phase('coarse rollups and totals')
+    await rebuildTimelines(pool)
     await finishRebuild(pool)
-    phase('prompt-cache savings and tails')
+    phase('prompt-cache tables')
   } catch (error) {
     throw Object.assign(error as Error, { message: `${(error as Error).message} (the database now holds a partial data set: seed again with --reset)` })
   }
