@@ -52,7 +52,7 @@ export async function database (rows: number, reset: boolean): Promise<{ url: st
 /** Seeds unless the database already holds at least `rows` usage rows; then vacuums, as autovacuum would have on a live system. */
 export async function prepare (url: string, rows: number, mayReset: boolean): Promise<void> {
   await applyMigrations(url)
-  const pool = new pg.Pool({ connectionString: url, max: 4 }) // the seed uses four at once
+  const pool = new pg.Pool({ connectionString: url, max: 3 })
   try {
     const present = Number((await pool.query('SELECT count(*) FROM usage')).rows[0].count)
     if (present >= rows) {

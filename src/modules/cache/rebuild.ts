@@ -18,34 +18,33 @@ export async function rebuildCacheData (db: Sql): Promise<void> {
   await db.query(`SET LOCAL work_mem = '256MB'`)
   await clear(db)
   for (const step of INDEPENDENT_STEPS) await step(db)
-  await savings(db, ALL_USERS)
   await finish(db)
 }
 
 /**
- * The same for a database whose usage nobody else writes (the seed), in two parts:
- * rebuildTimelines, the timeline passes at once, each on its own connection (the key
- * pass, and the user pass in two halves of the users); then finishRebuild, the savings,
- * points per hour and tails.
+ * The same for a database whose cache tables are empty and whose usage nobody else
+ * writes (the seed): the two timeline passes run at once, each on its own connection.
  */
-export async function rebuildTimelines (pool: pg.Pool): Promise<void> {
+export async function rebuildCacheDataInParallel (pool: pg.Pool): Promise<void> {
   await clear(pool)
   // The points' time index is built once after the bulk insert: the user pass writes its
   // rows in (user, time) order, so this index alone would take them in random order.
   await pool.query(`DROP INDEX ${POINTS_TIME_INDEX}`)
   try {
-    const [keyPass, userPass] = INDEPENDENT_STEPS as [typeof INDEPENDENT_STEPS[number], typeof INDEPENDENT_STEPS[number]]
-    // three sorts at once: the key pass, and the longer user pass in two halves of the users
-    const runs: Array<(db: Sql) => Promise<unknown>> = [keyPass, ...USER_HALVES.map((half) => async (db: Sql) => userPass(db, half))]
-    await onConnections(pool, runs)
+    await Promise.all(INDEPENDENT_STEPS.map(async (step) => {
+      const client = await pool.connect()
+      try {
+        await client.query(`SET work_mem = '256MB'`)
+        await step(client)
+      } finally {
+        await client.query('RESET work_mem').catch(() => {})
+        client.release()
+      }
+    }))
   } finally {
     await pool.query(`SET maintenance_work_mem = '1GB'; CREATE INDEX ${POINTS_TIME_INDEX} ON cache_timeline_points (created_at, request_id); RESET maintenance_work_mem`)
   }
-}
-
-/** Part two of the seed's rebuild (usage's indexes in place): the savings in two halves of the users at once; then points per hour and tails in one transaction on one connection, so walkingIndexes' settings hold. */
-export async function finishRebuild (pool: pg.Pool): Promise<void> {
-  await onConnections(pool, USER_HALVES.map((half) => async (db: Sql) => savings(db, half)))
+  // one connection and one transaction, so walkingIndexes' transaction-local settings hold
   const client = await pool.connect()
   try {
     await client.query('BEGIN')
@@ -59,21 +58,6 @@ export async function finishRebuild (pool: pg.Pool): Promise<void> {
   }
 }
 
-/** Runs each step on a connection of its own, all at once; fails after all have stopped if any failed. */
-async function onConnections (pool: pg.Pool, steps: Array<(db: Sql) => Promise<unknown>>): Promise<void> {
-  const done = await Promise.allSettled(steps.map(async (step) => {
-    const client = await pool.connect()
-    try {
-      await client.query(`SET work_mem = '256MB'`)
-      await step(client)
-    } finally {
-      await client.query('RESET work_mem').catch(() => {})
-      client.release()
-    }
-  }))
-  for (const result of done) if (result.status === 'rejected') throw result.reason
-}
-
 /** cache_timeline_points (created_at, request_id), as its migration creates it */
 const POINTS_TIME_INDEX = 'cache_timeline_points_created_at_request_id_idx'
 
@@ -83,12 +67,7 @@ async function clear (db: Sql): Promise<void> {
 }
 
 /** The two timeline passes: each reads only usage and writes its own rows, so they may run at once. */
-type UserRange = readonly [lowest: string, highest: string]
-const ALL_USERS: UserRange = ['00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff']
-/** the user pass in two halves of the uuid space (ids are random: halves of about equal work) */
-const USER_HALVES: UserRange[] = [['00000000-0000-0000-0000-000000000000', '7fffffff-ffff-ffff-ffff-ffffffffffff'], ['80000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff']]
-
-const INDEPENDENT_STEPS: Array<(db: Sql, users?: UserRange) => Promise<unknown>> = [
+const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
   // each key's timeline, sorted once: its gaps (lag) into the histogram, and each write's next gap (lead) for the wasted writes
   async (db) => db.query(`
     WITH t AS MATERIALIZED (
@@ -115,13 +94,12 @@ const INDEPENDENT_STEPS: Array<(db: Sql, users?: UserRange) => Promise<unknown>>
       wasted_5m_tokens = EXCLUDED.wasted_5m_tokens, wasted_1h_tokens = EXCLUDED.wasted_1h_tokens, wasted_cost = EXCLUDED.wasted_cost`,
   [FIRST_BIN, SQL_LOWER_BOUNDS]),
   // each user's timeline (across their keys), sorted once: its gaps into the histogram, and its points (gap at most
-  // 120 minutes) into cache_timeline_points, in that table's primary-key order (the migration's backfill is this query);
-  // for the users whose ids fall in [$4, $5], so the seed can run halves on two connections
-  async (db, users = ALL_USERS) => db.query(`
+  // 120 minutes) into cache_timeline_points, in that table's primary-key order (the migration's backfill is this query)
+  async (db) => db.query(`
     WITH t AS MATERIALIZED (
       SELECT user_id, created_at, request_id, model,
              (extract(epoch FROM created_at - lag(created_at) OVER (PARTITION BY user_id ORDER BY created_at, request_id)) * 1000)::bigint AS gap
-        FROM usage WHERE status = 'completed' AND user_id BETWEEN $4::uuid AND $5::uuid
+        FROM usage WHERE status = 'completed' AND user_id IS NOT NULL
     ), points AS (
       INSERT INTO cache_timeline_points (user_id, created_at, request_id, gap_ms, model)
       SELECT user_id, created_at, request_id, gap, model FROM t WHERE gap <= $3
@@ -130,15 +108,12 @@ const INDEPENDENT_STEPS: Array<(db: Sql, users?: UserRange) => Promise<unknown>>
     INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bin_index, count, sum_ms)
     SELECT 'user', user_id, date_trunc('hour', created_at), CASE WHEN gap IS NULL THEN $1 ELSE width_bucket(gap, $2::bigint[]) - 1 END,
            count(*), COALESCE(sum(gap), 0)
-      FROM t GROUP BY 1, 2, 3, 4`, [FIRST_BIN, SQL_LOWER_BOUNDS, TIMELINE_MAX_GAP_MS, users[0], users[1]])
+      FROM t GROUP BY 1, 2, 3, 4`, [FIRST_BIN, SQL_LOWER_BOUNDS, TIMELINE_MAX_GAP_MS])
 ]
 
-/**
- * What each finished request's cache reads saved and its writes cost above input, for
- * the users in [users[0], users[1]]: one grouping pass, no order needed; merged into the
- * key pass's wasted-writes rows.
- */
-async function savings (db: Sql, users: UserRange): Promise<void> {
+/** What depends on the timelines: the savings rows (merged into the wasted writes' rows), the timeline's points, the tails. */
+async function finish (db: Sql): Promise<void> {
+  // what each finished request's cache reads saved and writes cost above input (no order needed: one grouping pass)
   await db.query(`
     INSERT INTO cache_savings_hourly (bucket, user_id, api_key_id, read_saving, write_5m_premium, write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens)
     SELECT * FROM (
@@ -147,17 +122,14 @@ async function savings (db: Sql, users: UserRange): Promise<void> {
              COALESCE(sum(round(cache_creation_5m_input_tokens::numeric * (cache_write_5m_price_per_1m - input_price_per_1m) / 1e6)), 0),
              COALESCE(sum(round(cache_creation_1h_input_tokens::numeric * (cache_write_1h_price_per_1m - input_price_per_1m) / 1e6)), 0),
              sum(cache_creation_5m_input_tokens) AS w5_tokens, sum(cache_creation_1h_input_tokens) AS w1_tokens
-        FROM usage WHERE status IN ('completed', 'failed', 'cancelled') AND user_id BETWEEN $1::uuid AND $2::uuid AND api_key_id IS NOT NULL
+        FROM usage WHERE status IN ('completed', 'failed', 'cancelled') AND user_id IS NOT NULL AND api_key_id IS NOT NULL
        GROUP BY 1, 2, 3) s
      -- the rows ingestion would have written: a write, or a read that saved something
      WHERE w5_tokens <> 0 OR w1_tokens <> 0 OR read_saving <> 0
     ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
       read_saving = EXCLUDED.read_saving, write_5m_premium = EXCLUDED.write_5m_premium, write_1h_premium = EXCLUDED.write_1h_premium,
-      cache_write_5m_tokens = EXCLUDED.cache_write_5m_tokens, cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens`, [users[0], users[1]])
-}
+      cache_write_5m_tokens = EXCLUDED.cache_write_5m_tokens, cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens`)
 
-/** What depends on the timelines and usage's indexes: the timeline's points per hour, the tails. */
-async function finish (db: Sql): Promise<void> {
   // the timeline's points, from the hourly histogram (cache_interval_hourly (scope, bucket))
   await db.query(`
     INSERT INTO cache_points_hourly (bucket, user_id, count)

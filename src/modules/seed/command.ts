@@ -51,8 +51,8 @@ export async function seedCommand (args: string[], log: (line: string) => void):
     return 2
   }
   const runtime = await openRuntime(loadConfig(), (line) => process.stderr.write(`${line}\n`))
-  // two connections load the rows and build the indexes; three build the prompt-cache timelines
-  const pool = new pg.Pool({ connectionString: runtime.config.DATABASE_URL, max: 4 })
+  // the seed works on two connections at once (rows, indexes, the prompt-cache timelines)
+  const pool = new pg.Pool({ connectionString: runtime.config.DATABASE_URL, max: 3 })
   try {
     await migrate(runtime.config, (line) => process.stderr.write(`${line}\n`))
     const summary = await seed(pool, { ...options, encryptionKey: runtime.config.ENCRYPTION_KEY, ...progressReporter() })

@@ -17,7 +17,7 @@
 // those first (admins, their sessions and the audit log stay).
 import type pg from 'pg'
 import { buildCatalogue, planHours, type Catalogue, type HourPlan, type SeedContext } from './catalogue.js'
-import { finishRebuild, rebuildTimelines } from '../cache/rebuild.js'
+import { rebuildCacheDataInParallel } from '../cache/rebuild.js'
 import { chargeTotals, deriveRollups, insertCandidates, insertChunk, insertInFlight, rollupHours } from './usage.js'
 
 export interface SeedOptions {
@@ -127,8 +127,7 @@ export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSu
       await db.query(`DROP TABLE ${LOOKUPS.join(', ')}`)
     })
     phase('coarse rollups and totals')
-    await rebuildTimelines(pool)
-    await finishRebuild(pool)
+    await rebuildCacheDataInParallel(pool)
     phase('prompt-cache tables')
   } catch (error) {
     throw Object.assign(error as Error, { message: `${(error as Error).message} (the database now holds a partial data set: seed again with --reset)` })

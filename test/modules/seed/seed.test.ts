@@ -21,7 +21,7 @@ type Row = Record<string, any> // eslint-disable-line @typescript-eslint/no-expl
 
 async function seeded (t: Test, overrides: Partial<SeedOptions> = {}) {
   const url = await createDatabase(t)
-  const pool = new pg.Pool({ connectionString: url, max: 4 })
+  const pool = new pg.Pool({ connectionString: url, max: 3 })
   pool.on('error', () => {}) // the database is dropped WITH (FORCE) at teardown
   t.teardown(() => pool.end())
   // small chunks, so several connections load several chunks
