@@ -7,7 +7,7 @@
 // as deltas between a row's state before and after the batch, so a completion that
 // replaces a timed-out row (swept to failed/504) corrects it instead of counting twice.
 import type pg from 'pg'
-import { Columns } from '../../db/columns.js'
+import { Columns, type Column } from '../../db/columns.js'
 import { prepared, type Sql } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { pickPrice, type PriceVersion } from '../prices/service.js'
@@ -71,15 +71,18 @@ type UsageRow = Record<string, unknown> & { request_id: string }
 const big = (value: unknown) => BigInt(value as string)
 const bigOrNull = (value: unknown) => value === null ? null : BigInt(value as string)
 
+/** Each cost and the usage column it is stored in (`actual_` + the column for the actual cost). */
+const COST_COLUMNS: Array<[keyof Costs, string]> = [
+  ['input', 'input_cost'], ['output', 'output_cost'], ['cacheCreation', 'cache_creation_cost'],
+  ['cacheRead', 'cache_read_cost'], ['request', 'request_cost'], ['total', 'total_cost']
+]
+
 function fromRow (row: UsageRow): RowState {
-  const costs = (prefix: string): Costs => ({
-    input: big(row[`${prefix}input_cost`]),
-    output: big(row[`${prefix}output_cost`]),
-    cacheCreation: big(row[`${prefix}cache_creation_cost`]),
-    cacheRead: big(row[`${prefix}cache_read_cost`]),
-    request: big(row[`${prefix}request_cost`]),
-    total: big(row[`${prefix}total_cost`])
-  })
+  const costs = (prefix: string): Costs => {
+    const read = { ...ZERO_COSTS }
+    for (const [field, column] of COST_COLUMNS) read[field] = big(row[`${prefix}${column}`])
+    return read
+  }
   const state: RowState = {
     requestId: row.request_id,
     userId: row.user_id as string | null,
@@ -541,18 +544,8 @@ const USAGE_COLUMNS = new Columns<RowState>([
   { name: 'cache_creation_1h_input_tokens', type: 'int', value: (r) => r.cacheCreation1h },
   { name: 'cache_read_input_tokens', type: 'int', value: (r) => r.cacheReadTokens },
   { name: 'total_tokens', type: 'int', value: (r) => r.totalTokens },
-  { name: 'input_cost', type: 'bigint', value: (r) => r.costs.input },
-  { name: 'output_cost', type: 'bigint', value: (r) => r.costs.output },
-  { name: 'cache_creation_cost', type: 'bigint', value: (r) => r.costs.cacheCreation },
-  { name: 'cache_read_cost', type: 'bigint', value: (r) => r.costs.cacheRead },
-  { name: 'request_cost', type: 'bigint', value: (r) => r.costs.request },
-  { name: 'total_cost', type: 'bigint', value: (r) => r.costs.total },
-  { name: 'actual_input_cost', type: 'bigint', value: (r) => r.actual.input },
-  { name: 'actual_output_cost', type: 'bigint', value: (r) => r.actual.output },
-  { name: 'actual_cache_creation_cost', type: 'bigint', value: (r) => r.actual.cacheCreation },
-  { name: 'actual_cache_read_cost', type: 'bigint', value: (r) => r.actual.cacheRead },
-  { name: 'actual_request_cost', type: 'bigint', value: (r) => r.actual.request },
-  { name: 'actual_total_cost', type: 'bigint', value: (r) => r.actual.total },
+  ...COST_COLUMNS.map(([field, column]): Column<RowState> => ({ name: column, type: 'bigint', value: (r) => r.costs[field] })),
+  ...COST_COLUMNS.map(([field, column]): Column<RowState> => ({ name: `actual_${column}`, type: 'bigint', value: (r) => r.actual[field] })),
   { name: 'input_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.input ?? null },
   { name: 'output_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.output ?? null },
   { name: 'cache_write_5m_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.cacheWrite5m ?? null },
