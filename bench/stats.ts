@@ -13,6 +13,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { applyMigrations } from '../src/db/migrate.js'
+import { inTransaction } from '../src/db/prisma.js'
 import { rebuildCacheData } from '../src/modules/cache/rebuild.js'
 import { createSession } from '../src/modules/auth/service.js'
 import { progressReporter, summaryLine } from '../src/modules/seed/command.js'
@@ -65,14 +66,7 @@ export async function prepare (url: string, rows: number, mayReset: boolean): Pr
     if (Number((await pool.query('SELECT count(*) FROM (SELECT 1 FROM cache_points_hourly LIMIT 1) s')).rows[0].count) === 0) {
       // a database seeded before the cache tables existed: build them from its rows, as an upgrade would (cli rebuild-cache)
       const started = performance.now()
-      const client = await pool.connect()
-      try {
-        await client.query('BEGIN')
-        await rebuildCacheData(client)
-        await client.query('COMMIT')
-      } finally {
-        client.release()
-      }
+      await inTransaction(pool, rebuildCacheData)
       console.log(`cache tables rebuilt from the raw rows: ${((performance.now() - started) / 1000).toFixed(1)} s`)
     }
     const started = performance.now()

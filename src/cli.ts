@@ -1,6 +1,6 @@
 // Entry points for operators and cron: `node dist/cli.js <command>`.
 import { loadConfig } from './config.js'
-import { createDatabase } from './db/prisma.js'
+import { createDatabase, inTransaction } from './db/prisma.js'
 import { rebuildCacheData } from './modules/cache/rebuild.js'
 import { runCleanupJob } from './modules/cleanup/service.js'
 import { seedCommand } from './modules/seed/command.js'
@@ -35,18 +35,11 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   'rebuild-cache': async () => {
     const runtime = await openRuntime(loadConfig(), () => {})
     const { prisma, pool } = createDatabase(runtime.config.DATABASE_URL)
-    const client = await pool.connect()
     try {
-      await client.query('BEGIN')
-      await rebuildCacheData(client)
-      await client.query('COMMIT')
+      await inTransaction(pool, rebuildCacheData)
       log('cache analytics rebuilt from the usage rows')
       return 0
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw error
     } finally {
-      client.release()
       await prisma.$disconnect()
       await pool.end().catch(() => {})
       await runtime.close()

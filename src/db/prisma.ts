@@ -66,6 +66,22 @@ export default fp<{ databaseUrl: string, statsStatementTimeoutMs: number }>(asyn
   })
 }, { name: 'prisma' })
 
+/** Runs `body` in one transaction on one connection of `pool`: committed when it returns, rolled back when it throws. */
+export async function inTransaction<T> (pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    const result = await body(client)
+    await client.query('COMMIT')
+    return result
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw error
+  } finally {
+    client.release()
+  }
+}
+
 const statementNames = new Map<string, string>()
 
 /**

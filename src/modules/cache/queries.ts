@@ -3,7 +3,7 @@
 // answer them alone; the timeline's points come from cache_timeline_points, the
 // keys' last requests from cache_timeline_tail: nothing here reads usage rows.
 import type pg from 'pg'
-import type { Sql } from '../../db/prisma.js'
+import { inTransaction, type Sql } from '../../db/prisma.js'
 
 /** Which groups: one scope, optionally one id of it, optionally the keys of one owner. */
 export interface Scope { scope: 'user' | 'api_key', id: string | null, ownerId: string | null }
@@ -20,9 +20,7 @@ export const BIN_BYTES = 18
  * by key that is 1,000 rows instead of 170,000 for Node to parse.
  */
 export async function intervalBins (db: pg.Pool, s: Scope, from: Date): Promise<GroupBins[]> {
-  const client = await db.connect()
-  try {
-    await client.query('BEGIN')
+  return await inTransaction(db, async (client) => {
     await client.query(`SELECT set_config('work_mem', '64MB', true)`)
     const { rows } = await client.query<GroupBins>(`
       SELECT scope_id, string_agg(int2send(bin_index::int2) || int8send(count) || int8send(sum_ms), ''::bytea) AS bins
@@ -33,14 +31,8 @@ export async function intervalBins (db: pg.Pool, s: Scope, from: Date): Promise<
                GROUP BY scope_id, bin_index
               HAVING sum(count) <> 0) b
        GROUP BY scope_id`, [s.scope, from, s.id, s.ownerId])
-    await client.query('COMMIT')
     return rows
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw error
-  } finally {
-    client.release()
-  }
+  })
 }
 
 export interface GroupInfo { id: string, name: string | null, username: string | null, email: string | null }

@@ -8,7 +8,7 @@
 // bounds), the same rounding (PostgreSQL's round(numeric) is half away from zero,
 // like roundDiv), the same rule for wasted writes (next gap over the TTL).
 import type pg from 'pg'
-import type { Sql } from '../../db/prisma.js'
+import { inTransaction, type Sql } from '../../db/prisma.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
 import { TIMELINE_MAX_GAP_MS, walkingIndexes } from './timeline.js'
 
@@ -45,17 +45,7 @@ export async function rebuildCacheDataInParallel (pool: pg.Pool): Promise<void> 
     await pool.query(`SET maintenance_work_mem = '1GB'; CREATE INDEX ${POINTS_TIME_INDEX} ON cache_timeline_points (created_at, request_id); RESET maintenance_work_mem`)
   }
   // one connection and one transaction, so walkingIndexes' transaction-local settings hold
-  const client = await pool.connect()
-  try {
-    await client.query('BEGIN')
-    await finish(client)
-    await client.query('COMMIT')
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw error
-  } finally {
-    client.release()
-  }
+  await inTransaction(pool, finish)
 }
 
 /** cache_timeline_points (created_at, request_id), as its migration creates it */

@@ -17,6 +17,7 @@
 // those first (admins, their sessions and the audit log stay).
 import type pg from 'pg'
 import { buildCatalogue, planHours, type Catalogue, type HourPlan, type SeedContext } from './catalogue.js'
+import { inTransaction } from '../../db/prisma.js'
 import { rebuildCacheDataInParallel } from '../cache/rebuild.js'
 import { chargeTotals, deriveRollups, insertCandidates, insertChunk, insertInFlight, rollupHours } from './usage.js'
 
@@ -147,19 +148,12 @@ export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSu
   }
 }
 
+/** One transaction, with room for the sorts of the seed's grouping statements. */
 async function transaction (pool: pg.Pool, body: (db: pg.PoolClient) => Promise<void>): Promise<void> {
-  const client = await pool.connect()
-  try {
-    await client.query('BEGIN')
+  await inTransaction(pool, async (client) => {
     await client.query(`SET LOCAL work_mem = '256MB'`)
     await body(client)
-    await client.query('COMMIT')
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw error
-  } finally {
-    client.release()
-  }
+  })
 }
 
 /** Consecutive whole hours of about `size` rows each (hour-aligned: chunks never share a rollup row). */
