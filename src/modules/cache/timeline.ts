@@ -17,6 +17,7 @@
 // Batches that touch the same key or user take that timeline's lock (a transaction
 // advisory lock, in one global order, after the request locks and the batch's own row
 // writes), so the neighbours a batch reads cannot change before it commits.
+import { Columns } from '../../db/columns.js'
 import type { Sql } from '../../db/prisma.js'
 import { roundDiv } from '../../lib/money.js'
 import { hour, isFinished } from '../usage/rollups.js'
@@ -366,6 +367,15 @@ async function readSegments (db: Sql, clusters: Array<{ timeline: number, scope:
   return byTimeline
 }
 
+/** cache_timeline_points' columns, sent as typed arrays (a batch may make hundreds of points) */
+const POINT_COLUMNS = new Columns<TimelinePoint>([
+  { name: 'user_id', type: 'uuid', value: (p) => p.userId },
+  { name: 'created_at', type: 'timestamptz', value: (p) => new Date(p.at).toISOString() },
+  { name: 'request_id', type: 'text', value: (p) => p.rid },
+  { name: 'gap_ms', type: 'int', value: (p) => p.gapMs },
+  { name: 'model', type: 'text', value: (p) => p.model }
+])
+
 async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
   const intervals = [...deltas.intervals.values()].filter((e) => e.count !== 0 || e.sum_ms !== 0)
     .sort((a, b) => a.scope.localeCompare(b.scope) || a.scope_id.localeCompare(b.scope_id) || a.bucket.localeCompare(b.bucket) || a.bin_index - b.bin_index)
@@ -393,7 +403,7 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
       -- an old request's model from usage (request_id unique): only when a late request shortened its gap
       INSERT INTO cache_timeline_points AS t (user_id, created_at, request_id, gap_ms, model)
       SELECT d.user_id, d.created_at, d.request_id, d.gap_ms, COALESCE(d.model, (SELECT u.model FROM usage u WHERE u.request_id = d.request_id))
-        FROM unnest($4::uuid[], $5::timestamptz[], $6::text[], $7::int[], $8::text[]) AS d(user_id, created_at, request_id, gap_ms, model)
+        FROM ${POINT_COLUMNS.from('d', 4)}
       ON CONFLICT (user_id, created_at, request_id) DO UPDATE SET gap_ms = EXCLUDED.gap_ms
       RETURNING 1
     ), savings AS (
@@ -411,6 +421,5 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
       RETURNING 1
     )
     SELECT (SELECT count(*) FROM intervals) + (SELECT count(*) FROM points) + (SELECT count(*) FROM timeline_points) + (SELECT count(*) FROM savings) AS touched`,
-  [JSON.stringify(intervals), JSON.stringify(savings), JSON.stringify(points), timelinePoints.map((p) => p.userId),
-    timelinePoints.map((p) => new Date(p.at)), timelinePoints.map((p) => p.rid), timelinePoints.map((p) => p.gapMs), timelinePoints.map((p) => p.model)])
+  [JSON.stringify(intervals), JSON.stringify(savings), JSON.stringify(points), ...POINT_COLUMNS.values(timelinePoints)])
 }
