@@ -12,7 +12,7 @@ const names = firstFlag === -1 ? args : args.slice(0, firstFlag)
 const flags = firstFlag === -1 ? [] : args.slice(firstFlag)
 const unknown = names.filter((name) => benches[name] === undefined)
 if (names.length === 0 || unknown.length > 0) {
-  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> … [--rows N] [--reset] (stats, cache)`)
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> … [--rows N] [--reset] [--only TEXT] [--skip-raw] (stats, cache)`)
   process.exit(2)
 }
 for (const name of names) await benches[name]!(flags)

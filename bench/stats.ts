@@ -231,7 +231,15 @@ export async function stats (args: string[]): Promise<void> {
 
 /** Prepares the database, starts the server, and times each case through HTTP against its raw computation. */
 export async function runCases (args: string[], build: (raw: pg.Client, end: Date) => Promise<Case[]>): Promise<void> {
-  const { values } = parseArgs({ args, options: { rows: { type: 'string', default: '10000000' }, reset: { type: 'boolean', default: false } } })
+  const { values } = parseArgs({
+    args,
+    options: {
+      rows: { type: 'string', default: '10000000' },
+      reset: { type: 'boolean', default: false },
+      only: { type: 'string' }, // the cases whose name contains this text
+      'skip-raw': { type: 'boolean', default: false } // the endpoints alone: no raw query, no ratio
+    }
+  })
   const rows = Number(values.rows)
   if (!Number.isInteger(rows) || rows < 1) throw new Error('--rows must be a positive integer')
   const db = await database(rows, values.reset)
@@ -256,10 +264,14 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
       console.log(`usage ${size.rows[0].usage}; rollup rows: usage_hourly ${fmt(Number(size.rows[0].hourly))}, usage_hourly_model ${fmt(Number(size.rows[0].coarse))}, usage_daily_key ${fmt(Number(size.rows[0].daily))}`)
       console.log(`${WARM_UPS} warm-up calls, then ${CALLS} timed, each endpoint; the raw query ${RAW_RUNS} times (median)\n`)
       line('endpoint', ['p50 ms', 'p95 ms', 'raw ms', 'ratio'], 'same answer')
-      for (const c of await build(raw, end)) {
+      for (const c of (await build(raw, end)).filter((c) => values.only === undefined || c.name.includes(values.only))) {
         const api = await timeEndpoint(`${bench.url}${c.path}`, headers, cancelServerQueries)
         if (api.status === 404) {
           line(c.name, [], 'not available')
+          continue
+        }
+        if (values['skip-raw'] && api.status === 200) {
+          line(c.name, [ms(percentile(api.times, 0.5)), ms(percentile(api.times, 0.95))], '(raw skipped)')
           continue
         }
         const { median: rawMs, results } = await timeRaw(raw, c)

@@ -42,7 +42,8 @@ export function createStatsPool (databaseUrl: string, statementTimeoutMs: number
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max,
-    options: `-c TimeZone=UTC -c statement_timeout=${Math.trunc(statementTimeoutMs)} -c max_parallel_workers_per_gather=0`
+    // its only write is a read call's audit row, committed asynchronously (writeReadAudit)
+    options: `-c TimeZone=UTC -c statement_timeout=${Math.trunc(statementTimeoutMs)} -c max_parallel_workers_per_gather=0 -c synchronous_commit=off`
   })
   pool.on('error', (error) => { process.stderr.write(`database connection lost: ${error.message}\n`) })
   return pool

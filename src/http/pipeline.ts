@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Db } from '../db/prisma.js'
 import type { Keyring } from '../lib/keyring.js'
-import { writeAudit, type AuditEntry } from '../modules/audit/service.js'
+import { writeAudit, writeReadAudit, type AuditEntry } from '../modules/audit/service.js'
 import {
   bearerToken, cookieToken, gatewayPrincipal, keyPrincipal, managementPrincipal, sessionPrincipal,
   type AuthUser, type Principal
@@ -128,7 +128,7 @@ export default fp<PipelineOptions>(async (app, opts) => {
         for (const listener of commitListeners) listener(action)
       } else {
         result = await adapter.handle(ctx(app.prisma))
-        if (audited) await writeAudit(app.prisma, entry(status))
+        if (audited) await writeReadAudit(app.statsPg, entry(status))
       }
       reply.code(status)
       return result

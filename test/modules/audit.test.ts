@@ -67,3 +67,19 @@ t.test('GET /api/admin/audit-logs filters and pages', async (t) => {
   const noOffset = await app.inject({ method: 'GET', url: '/api/admin/audit-logs?start_date=2020-01-01T00:00:00', headers: admin.headers })
   t.equal(noOffset.statusCode, 400, 'a date without an offset is refused')
 })
+
+t.test('a read call is audited on the reads pool, with every field a mutation row has', async (t) => {
+  const { app } = await buildTestApp(t)
+  const user = await signIn(app, 'user')
+  const res = await app.inject({ method: 'GET', url: '/api/users/me?x=1', headers: { ...user.headers, 'user-agent': 'audit-test/1' } })
+  t.equal(res.statusCode, 200)
+  // visible as soon as the reply is: committed before it, without waiting for the WAL flush
+  const row = await app.prisma.auditLog.findFirstOrThrow({ where: { action: 'users.me' } })
+  t.match(row, {
+    eventType: 'user', principalType: 'user', userId: user.id, managementTokenId: null, method: 'GET', path: '/api/users/me',
+    statusCode: 200, success: true, ip: '127.0.0.1', userAgent: 'audit-test/1', requestId: res.headers['x-request-id'], errorMessage: null, metadata: null
+  })
+  t.ok(row.durationMs !== null && row.durationMs >= 0)
+  const { rows: [setting] } = await app.statsPg.query<{ synchronous_commit: string }>('SHOW synchronous_commit')
+  t.equal(setting!.synchronous_commit, 'off', 'the reads pool commits asynchronously')
+})

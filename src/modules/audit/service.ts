@@ -1,5 +1,6 @@
 // Audit rows: written by the pipeline for every admin and user call (refusals
 // included) and by system jobs; read by GET /api/admin/audit-logs.
+import type pg from 'pg'
 import type { Db } from '../../db/prisma.js'
 import type { Prisma } from '../../generated/prisma/client.js'
 
@@ -25,6 +26,24 @@ export async function writeAudit (db: Db, entry: AuditEntry): Promise<void> {
   await db.auditLog.create({
     data: { ...entry, metadata: entry.metadata as Prisma.InputJsonValue | undefined }
   })
+}
+
+/**
+ * The audit row of a call that changed nothing, on the reads' pool, whose sessions commit
+ * asynchronously (createStatsPool): the row is visible as soon as this returns, but the
+ * call does not wait for its WAL flush (2–5 ms here, half of a detail view). A database
+ * crash can lose the last fraction of a second of such rows (at most three
+ * wal_writer_delay, 600 ms by default); a change's row is always in the change's own
+ * transaction.
+ */
+export async function writeReadAudit (pool: pg.Pool, entry: AuditEntry): Promise<void> {
+  await pool.query(`
+    INSERT INTO audit_logs (event_type, action, principal_type, user_id, management_token_id, ip, user_agent, request_id,
+                            method, path, status_code, success, duration_ms, metadata, error_message)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15)`,
+  [entry.eventType, entry.action, entry.principalType, entry.userId ?? null, entry.managementTokenId ?? null, entry.ip ?? null,
+    entry.userAgent ?? null, entry.requestId ?? null, entry.method ?? null, entry.path ?? null, entry.statusCode ?? null, entry.success,
+    entry.durationMs ?? null, entry.metadata === undefined ? null : JSON.stringify(entry.metadata), entry.errorMessage ?? null])
 }
 
 export interface AuditFilter {
