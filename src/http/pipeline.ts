@@ -69,7 +69,7 @@ export default fp<PipelineOptions>(async (app, opts) => {
     let principal: Principal | null
     if (mode === 'gateway') principal = gatewayPrincipal(opts.gatewayTokens, token)
     else if (mode === 'key') principal = await keyPrincipal(app.prisma, opts.keyring, token)
-    else principal = await sessionPrincipal(app.prisma, opts.keyring, token) ?? await managementPrincipal(app.prisma, opts.keyring, token, request.ip)
+    else principal = await sessionPrincipal(app.pg, opts.keyring, token) ?? await managementPrincipal(app.prisma, opts.keyring, token, request.ip)
     if (principal === null) throw new Errors.Unauthorized('invalid or expired credentials')
     return principal
   }

@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import type {} from '@fastify/cookie'
 import { constantTimeEqual, DUMMY_PASSWORD_HASH, randomBase62, verifyPassword } from '../../lib/crypto.js'
 import { hashApiKey, hashToken, type Keyring } from '../../lib/keyring.js'
-import type { Db } from '../../db/prisma.js'
+import type { Db, Sql } from '../../db/prisma.js'
 import type { User } from '../../generated/prisma/client.js'
 
 export const SESSION_COOKIE = 'km_session'
@@ -43,12 +43,22 @@ export async function createSession (db: Db, keyring: Keyring, user: User, ttlHo
   return { token, session }
 }
 
-export async function sessionPrincipal (db: Db, keyring: Keyring, token: string): Promise<Principal | null> {
+/**
+ * The session of a token, on every admin and user call: one named statement on the pg
+ * pool (user_sessions (token_hash) unique index, users primary key), about 1 ms cheaper
+ * than the same lookup through the Prisma client.
+ */
+export async function sessionPrincipal (db: Sql, keyring: Keyring, token: string): Promise<Principal | null> {
   if (!token.startsWith(SESSION_TOKEN_PREFIX)) return null
-  const session = await db.userSession.findUnique({ where: { tokenHash: hashToken(keyring, token) }, include: { user: { select: userFields } } })
-  if (session === null || session.revokedAt !== null || session.expiresAt <= new Date()) return null
-  const user = activeUser(session.user)
-  return user === null ? null : { kind: 'session', user, sessionId: session.id }
+  const { rows: [row] } = await db.query<AuthUser & { session_id: string, is_active: boolean, is_deleted: boolean }>({
+    name: 'session-principal',
+    text: `SELECT s.id AS session_id, u.id, u.role::text AS role, u.username, u.email, u.is_active, u.is_deleted
+             FROM user_sessions s JOIN users u ON u.id = s.user_id
+            WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()`,
+    values: [hashToken(keyring, token)]
+  })
+  const user = row === undefined ? null : activeUser({ ...row, isActive: row.is_active, isDeleted: row.is_deleted })
+  return user === null ? null : { kind: 'session', user, sessionId: row!.session_id }
 }
 
 export async function managementPrincipal (db: Db, keyring: Keyring, token: string, ip: string): Promise<Principal | null> {

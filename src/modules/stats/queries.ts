@@ -460,7 +460,9 @@ export type DetailRow = RecordRow & Record<
 
 /** One usage row with everything about it; `userId` scopes it to its owner. usage primary key, usage_bodies primary key. */
 export async function usageDetail (db: Sql, id: string, userId: string | null): Promise<DetailRow | undefined> {
-  const { rows } = await db.query<DetailRow>(`
+  const { rows } = await db.query<DetailRow>({
+    name: 'usage-detail', // planned once per connection: planning was half of this lookup's time
+    text: `
     SELECT ${RECORD_COLUMNS},
            u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens, u.provider_endpoint_id, u.provider_api_key_id,
            u.input_cost, u.output_cost, u.cache_creation_cost, u.cache_read_cost, u.request_cost,
@@ -471,7 +473,9 @@ export async function usageDetail (db: Sql, id: string, userId: string | null): 
            b.request_headers, b.response_headers, b.request_body, b.response_body
       ${RECORD_FROM}
       LEFT JOIN usage_bodies b ON b.usage_id = u.id
-     WHERE u.id = $1 AND ($2::uuid IS NULL OR u.user_id = $2)`, [id, userId])
+     WHERE u.id = $1 AND ($2::uuid IS NULL OR u.user_id = $2)`,
+    values: [id, userId]
+  })
   return rows[0]
 }
 
@@ -494,14 +498,19 @@ export interface CandidateRow {
 }
 
 /** A request's candidates in the order they were tried. request_candidates (request_id, candidate_index, retry_index). */
-export async function requestCandidates (db: Sql, requestId: string): Promise<CandidateRow[]> {
-  const { rows } = await db.query<CandidateRow>(`
+/** The candidates of the usage row `usageId` (usage primary key, then request_candidates (request_id, …)), so they can be read beside the row. */
+export async function requestCandidates (db: Sql, usageId: string): Promise<CandidateRow[]> {
+  const { rows } = await db.query<CandidateRow>({
+    name: 'usage-detail-candidates',
+    text: `
     SELECT c.candidate_index, c.retry_index, c.provider_id, p.name AS provider, c.provider_endpoint_id, c.provider_api_key_id,
            c.status::text AS status, c.skip_reason, c.is_cached, c.status_code, c.error_type, c.error_message, c.latency_ms,
            c.started_at, c.finished_at
       FROM request_candidates c
       LEFT JOIN providers p ON p.id = c.provider_id
-     WHERE c.request_id = $1
-     ORDER BY c.candidate_index, c.retry_index`, [requestId])
+     WHERE c.request_id = (SELECT request_id FROM usage WHERE id = $1)
+     ORDER BY c.candidate_index, c.retry_index`,
+    values: [usageId]
+  })
   return rows
 }

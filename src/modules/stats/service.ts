@@ -217,9 +217,9 @@ export async function records (db: Sql, given: RecordFilter, limit: number, offs
 
 /** One usage row in full; `userId` limits it to that user's rows (another's is a 404). */
 export async function detail (db: Sql, id: string, userId: string | null) {
-  const row = await usageDetail(db, id, userId)
+  // side by side on two connections; the candidates are dropped unless the row is found (and the caller's)
+  const [row, candidates] = await Promise.all([usageDetail(db, id, userId), requestCandidates(db, id)])
   if (row === undefined) throw new Errors.NotFound('usage record not found')
-  const candidates = await requestCandidates(db, row.request_id)
   return {
     ...toRecord(row),
     user: row.user_id === null || row.username === null ? null : { id: row.user_id, username: row.username, email: row.email },
