@@ -220,7 +220,7 @@ export async function rollupHours (db: Sql, fromMs: number, toMs: number): Promi
 }
 
 /**
- * The three coarser rollups, by summing the finest (exact: integer sums regroup freely);
+ * The coarser rollups, by summing the finest (exact: integer sums regroup freely);
  * days are UTC. Then the provider attempts: the executed candidates on their providers,
  * plus each finished request's implicit attempt on its provider (the coarse rollup's
  * requests) less those of the requests with an executed candidate (one usage
@@ -235,10 +235,19 @@ export async function deriveRollups (db: Sql): Promise<void> {
     INSERT INTO usage_daily_key (day, user_id, api_key_id, model, ${MEASURES}, ${TAIL})
     SELECT (bucket AT TIME ZONE 'UTC')::date, user_id, api_key_id, model, ${sums(`${MEASURES}, ${TAIL}`)}
     FROM usage_hourly GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`)
+  // the user ranking's hours and days: requests that reached a provider
   await db.query(`
-    INSERT INTO usage_daily_user (day, user_id, provider_id, requests, errors, total_tokens, total_cost, actual_total_cost)
-    SELECT (bucket AT TIME ZONE 'UTC')::date, user_id, provider_id, ${sums('requests, errors, total_tokens, total_cost, actual_total_cost')}
-    FROM usage_hourly GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`)
+    INSERT INTO usage_hourly_user (bucket, user_id, requests, errors, total_tokens, total_cost, actual_total_cost)
+    SELECT bucket, user_id, ${sums('requests, errors, total_tokens, total_cost, actual_total_cost')}
+    FROM usage_hourly WHERE provider_id IN (SELECT id FROM providers) GROUP BY 1, 2 ORDER BY 1, 2`)
+  await db.query(`
+    INSERT INTO usage_daily_user (day, user_id, requests, errors, total_tokens, total_cost, actual_total_cost)
+    SELECT (bucket AT TIME ZONE 'UTC')::date, user_id, ${sums('requests, errors, total_tokens, total_cost, actual_total_cost')}
+    FROM usage_hourly_user GROUP BY 1, 2 ORDER BY 1, 2`)
+  await db.query(`
+    INSERT INTO usage_hourly_provider (bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost)
+    SELECT bucket, provider_id, ${sums('requests, total_tokens, total_cost, actual_total_cost')}
+    FROM usage_hourly_model GROUP BY 1, 2 ORDER BY 1, 2`)
   await db.query(`
     INSERT INTO provider_attempts_hourly (bucket, provider_id, attempts, successes, failures, latency_sum_ms, latency_count)
     SELECT bucket, provider_id, sum(attempts), sum(successes), sum(failures), sum(latency_sum_ms), sum(latency_count)

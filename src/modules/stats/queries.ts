@@ -158,11 +158,12 @@ export async function totalsByProvider (db: Sql, plan: HourPlan, limit: number):
 export interface UserRow { user_id: string, email: string | null, username: string, requests: string, total_tokens: string, total_cost: string }
 
 /**
- * Per user, from the smallest rollup that answers each part exactly: usage_daily_user
- * (day × user × provider) for whole UTC days, usage_hourly for the whole hours beside
- * them, raw rows for the edges. Rollup rows count when their provider still exists (a
- * deleted provider's rows are SET NULL in usage, kept in rollups), as the other
- * aggregations; a deleted user's rows are left out on both sides by the join on users.
+ * Per user, from the smallest rollups that answer each part exactly: usage_daily_user
+ * (day × user) for whole UTC days, usage_hourly_user (hour × user) for the whole hours
+ * beside them, raw rows for the edges. Both rollups count only requests that reached a
+ * provider that still exists (deleting a provider subtracts its part), as a raw row
+ * counts when its provider_id is set; a deleted user's rows are left out on both sides
+ * by the join on users.
  */
 export async function totalsByUser (db: Sql, plan: DayPlan, limit: number): Promise<UserRow[]> {
   const { rows } = await db.query<UserRow>(`
@@ -173,11 +174,10 @@ export async function totalsByUser (db: Sql, plan: DayPlan, limit: number): Prom
             -- usage_daily_user primary key (day, …)
             SELECT d.user_id, d.requests, d.total_tokens, d.total_cost FROM usage_daily_user d
              WHERE d.day >= ($1::timestamptz AT TIME ZONE 'UTC')::date AND d.day < ($2::timestamptz AT TIME ZONE 'UTC')::date
-               AND d.provider_id IN (SELECT id FROM providers)
             UNION ALL
-            -- usage_hourly primary key (bucket, …)
-            SELECT r.user_id, r.requests, r.total_tokens, r.total_cost FROM usage_hourly r
-             WHERE (r.bucket >= $3 AND r.bucket < $4 OR r.bucket >= $5 AND r.bucket < $6) AND r.provider_id IN (SELECT id FROM providers)
+            -- usage_hourly_user primary key (bucket, …)
+            SELECT r.user_id, r.requests, r.total_tokens, r.total_cost FROM usage_hourly_user r
+             WHERE r.bucket >= $3 AND r.bucket < $4 OR r.bucket >= $5 AND r.bucket < $6
             UNION ALL
             -- usage (created_at)
             SELECT u.user_id, 1, u.total_tokens::bigint, u.total_cost FROM usage u
@@ -197,7 +197,7 @@ export interface HeatmapDay { day: string, requests: string, total_tokens: strin
 
 /**
  * Finished requests per local day of `timeZone`, for the days first…last.
- * Whole hours come from usage_hourly_model (primary key (bucket, …)), each counted on
+ * Whole hours come from usage_hourly_provider (primary key (bucket, …)), each counted on
  * the local day that holds its middle. Where a local midnight falls inside an hour
  * (+05:30, +05:45), the smaller part of that hour (at most 30 minutes, all on one local
  * day) is summed from usage_quarter_hourly (an offset on a quarter-hour, as every zone
@@ -218,7 +218,7 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
     ), hours AS MATERIALIZED ( -- so the final filter on days is not pushed down into a conversion per rollup row
       SELECT bucket, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
              sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
-        FROM usage_hourly_model
+        FROM usage_hourly_provider
        -- a constant superset of the local days (no zone is 24 hours off UTC), so the planner can estimate it;
        -- the hours outside them land on days the final WHERE drops
        WHERE bucket >= ($2::date - 1)::timestamp AT TIME ZONE 'UTC' AND bucket < ($3::date + 2)::timestamp AT TIME ZONE 'UTC'

@@ -82,7 +82,15 @@ const isZero = (m: Measures) => COUNTS.every((name) => m[name] === 0) && MONEY.e
 /** The instants a row's rollup rows are keyed by. */
 interface Buckets { hour: string, quarter: string, day: string }
 
-interface Grain { table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key' | 'usage_quarter_hourly' | 'usage_daily_user', key: (row: RollupSource, at: Buckets) => Record<string, string> }
+interface Grain {
+  table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key' | 'usage_quarter_hourly' | 'usage_daily_user' | 'usage_hourly_user' | 'usage_hourly_provider'
+  key: (row: RollupSource, at: Buckets) => Record<string, string>
+  /** the rows this table counts, when not all finished ones */
+  only?: (row: RollupSource) => boolean
+}
+
+/** The user ranking counts requests that reached a provider (one that exists: ingestion locks it). */
+const reachedProvider = (row: RollupSource) => row.providerId !== null
 
 /** The UTC hour an instant falls in, as the rollups key it. */
 export const hour = (at: Date) => new Date(Math.floor(at.getTime() / 3_600_000) * 3_600_000).toISOString()
@@ -109,7 +117,18 @@ const GRAINS: Grain[] = [
   {
     // the user ranking; its rows are the user's, whose `used` a batch locks anyway
     table: 'usage_daily_user',
-    key: (r, at) => ({ day: at.day, user_id: r.userId ?? NIL_UUID, provider_id: r.providerId ?? NIL_UUID })
+    key: (r, at) => ({ day: at.day, user_id: r.userId ?? NIL_UUID }),
+    only: reachedProvider
+  },
+  {
+    table: 'usage_hourly_user',
+    key: (r, at) => ({ bucket: at.hour, user_id: r.userId ?? NIL_UUID }),
+    only: reachedProvider
+  },
+  {
+    // the heatmap's hours; keyed by provider, as usage_quarter_hourly
+    table: 'usage_hourly_provider',
+    key: (r, at) => ({ bucket: at.hour, provider_id: r.providerId ?? NIL_UUID })
   }
 ]
 
@@ -204,6 +223,7 @@ export class RollupDeltas {
     const grain = GRAINS.find((g) => g.table === table)!
     const rows = new Map<string, { key: Record<string, string>, m: Measures }>()
     for (const { at, source, m } of this.fine.values()) {
+      if (grain.only !== undefined && !grain.only(source)) continue
       const key = grain.key(source, at)
       const id = Object.values(key).join('|')
       const row = rows.get(id)
@@ -223,7 +243,7 @@ export interface Charges {
 }
 
 /**
- * Everything a batch adds to shared rows — the six rollups, the keys' and users'
+ * Everything a batch adds to shared rows — the eight rollups, the keys' and users'
  * charges — in ONE statement. These are the rows every concurrent batch contends
  * for; as one statement, their locks are held for one round trip and the commit,
  * not for a conversation with a busy application server.
@@ -235,7 +255,10 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
   const attempts = deltas.attemptRows()
   const quarters = deltas.rowsOf('usage_quarter_hourly')
   const dailyUser = deltas.rowsOf('usage_daily_user')
-  if (hourly.length + coarse.length + daily.length + attempts.length + quarters.length + dailyUser.length + charges.keys.length + charges.users.length === 0) return
+  const hourlyUser = deltas.rowsOf('usage_hourly_user')
+  const hourlyProvider = deltas.rowsOf('usage_hourly_provider')
+  if (hourly.length + coarse.length + daily.length + attempts.length + quarters.length + dailyUser.length + hourlyUser.length + hourlyProvider.length +
+    charges.keys.length + charges.users.length === 0) return
   await db.query(`
     WITH hourly AS (
       INSERT INTO usage_hourly AS t (bucket, user_id, api_key_id, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
@@ -311,12 +334,27 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
         total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
       RETURNING 1
     ), daily_user AS (
-      INSERT INTO usage_daily_user AS t (day, user_id, provider_id, requests, errors, total_tokens, total_cost, actual_total_cost)
-      SELECT day, user_id, provider_id, requests, errors, total_tokens, total_cost, actual_total_cost
-        FROM jsonb_to_recordset($9::jsonb) AS d(day date, user_id uuid, provider_id uuid, requests int, errors int, total_tokens bigint,
-          total_cost bigint, actual_total_cost bigint)
-      ON CONFLICT (day, user_id, provider_id) DO UPDATE SET
+      INSERT INTO usage_daily_user AS t (day, user_id, requests, errors, total_tokens, total_cost, actual_total_cost)
+      SELECT day, user_id, requests, errors, total_tokens, total_cost, actual_total_cost
+        FROM jsonb_to_recordset($9::jsonb) AS d(day date, user_id uuid, requests int, errors int, total_tokens bigint, total_cost bigint, actual_total_cost bigint)
+      ON CONFLICT (day, user_id) DO UPDATE SET
         requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors, total_tokens = t.total_tokens + EXCLUDED.total_tokens,
+        total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
+      RETURNING 1
+    ), hourly_user AS (
+      INSERT INTO usage_hourly_user AS t (bucket, user_id, requests, errors, total_tokens, total_cost, actual_total_cost)
+      SELECT bucket, user_id, requests, errors, total_tokens, total_cost, actual_total_cost
+        FROM jsonb_to_recordset($10::jsonb) AS d(bucket timestamptz, user_id uuid, requests int, errors int, total_tokens bigint, total_cost bigint, actual_total_cost bigint)
+      ON CONFLICT (bucket, user_id) DO UPDATE SET
+        requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors, total_tokens = t.total_tokens + EXCLUDED.total_tokens,
+        total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
+      RETURNING 1
+    ), hourly_provider AS (
+      INSERT INTO usage_hourly_provider AS t (bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost)
+      SELECT bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost
+        FROM jsonb_to_recordset($11::jsonb) AS d(bucket timestamptz, provider_id uuid, requests int, total_tokens bigint, total_cost bigint, actual_total_cost bigint)
+      ON CONFLICT (bucket, provider_id) DO UPDATE SET
+        requests = t.requests + EXCLUDED.requests, total_tokens = t.total_tokens + EXCLUDED.total_tokens,
         total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
       RETURNING 1
     ), keys AS (
@@ -334,7 +372,7 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
       RETURNING 1
     )
     SELECT (SELECT count(*) FROM hourly) + (SELECT count(*) FROM coarse) + (SELECT count(*) FROM daily) + (SELECT count(*) FROM attempts) + (SELECT count(*) FROM quarters) + (SELECT count(*) FROM daily_user)
-         + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users) AS touched`,
+         + (SELECT count(*) FROM hourly_user) + (SELECT count(*) FROM hourly_provider) + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users) AS touched`,
   [JSON.stringify(hourly), JSON.stringify(coarse), JSON.stringify(daily), JSON.stringify(charges.keys), JSON.stringify(charges.users), now,
-    JSON.stringify(attempts), JSON.stringify(quarters), JSON.stringify(dailyUser)])
+    JSON.stringify(attempts), JSON.stringify(quarters), JSON.stringify(dailyUser), JSON.stringify(hourlyUser), JSON.stringify(hourlyProvider)])
 }

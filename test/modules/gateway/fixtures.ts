@@ -81,7 +81,9 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_daily_key: 'SELECT * FROM usage_daily_key ORDER BY day, user_id, api_key_id, model',
     provider_attempts_hourly: 'SELECT * FROM provider_attempts_hourly ORDER BY bucket, provider_id',
     usage_quarter_hourly: 'SELECT * FROM usage_quarter_hourly ORDER BY bucket, provider_id',
-    usage_daily_user: 'SELECT * FROM usage_daily_user ORDER BY day, user_id, provider_id',
+    usage_daily_user: 'SELECT * FROM usage_daily_user ORDER BY day, user_id',
+    usage_hourly_user: 'SELECT * FROM usage_hourly_user ORDER BY bucket, user_id',
+    usage_hourly_provider: 'SELECT * FROM usage_hourly_provider ORDER BY bucket, provider_id',
     cache_interval_hourly: 'SELECT * FROM cache_interval_hourly WHERE count <> 0 OR sum_ms <> 0 ORDER BY scope, scope_id, bucket, bin_index',
     cache_savings_hourly: `SELECT * FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, user_id, api_key_id`,
     cache_timeline_tail: 'SELECT * FROM cache_timeline_tail ORDER BY scope, scope_id',
@@ -146,6 +148,11 @@ const ROLLUP_HOURLY_EXTRA = ', cache_creation_cost, cache_read_cost, cache_hit_r
 const NOT_ALL_ZERO = `NOT (requests = 0 AND errors = 0 AND input_tokens = 0 AND output_tokens = 0 AND cache_creation_tokens = 0 AND cache_read_tokens = 0
   AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0 AND response_time_sum_ms = 0 AND response_time_count = 0)`
 
+const USER_RANKING_ROLLUP = 'requests::bigint AS requests, errors::bigint AS errors, total_tokens, total_cost, actual_total_cost'
+const USER_RANKING_NOT_ZERO = 'NOT (requests = 0 AND errors = 0 AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0)'
+const USER_RANKING_RAW = `count(*)::bigint AS requests, count(*) FILTER (WHERE status = 'failed')::bigint AS errors, sum(total_tokens)::bigint AS total_tokens,
+  sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost`
+
 /**
  * Each rollup table next to the same totals computed with GROUP BY from the raw
  * finished usage rows, at the table's grain (UTC hours and days).
@@ -175,13 +182,25 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
                    COALESCE(api_key_id, ${NIL}) AS api_key_id, model, ${RAW_MEASURES}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`
     },
+    // the user ranking: requests that reached a provider (a deleted provider's rows have it NULL)
     usage_daily_user: {
-      rollup: `SELECT to_char(day, 'YYYY-MM-DD') AS day, user_id, provider_id, requests::bigint AS requests, errors::bigint AS errors, total_tokens, total_cost, actual_total_cost
-                 FROM usage_daily_user WHERE NOT (requests = 0 AND errors = 0 AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0) ORDER BY 1, 2, 3`,
-      raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(user_id, ${NIL}) AS user_id, COALESCE(provider_id, ${NIL}) AS provider_id,
-                   count(*)::bigint AS requests, count(*) FILTER (WHERE status = 'failed')::bigint AS errors, sum(total_tokens)::bigint AS total_tokens,
+      rollup: `SELECT to_char(day, 'YYYY-MM-DD') AS day, user_id, ${USER_RANKING_ROLLUP}
+                 FROM usage_daily_user WHERE ${USER_RANKING_NOT_ZERO} ORDER BY 1, 2`,
+      raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(user_id, ${NIL}) AS user_id, ${USER_RANKING_RAW}
+              FROM usage WHERE ${FINISHED} AND provider_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`
+    },
+    usage_hourly_user: {
+      rollup: `SELECT ${hourKey} AS bucket, user_id, ${USER_RANKING_ROLLUP}
+                 FROM usage_hourly_user WHERE ${USER_RANKING_NOT_ZERO} ORDER BY 1, 2`,
+      raw: `SELECT ${rawHour} AS bucket, COALESCE(user_id, ${NIL}) AS user_id, ${USER_RANKING_RAW}
+              FROM usage WHERE ${FINISHED} AND provider_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`
+    },
+    usage_hourly_provider: {
+      rollup: `SELECT ${hourKey} AS bucket, provider_id, requests::bigint AS requests, total_tokens, total_cost, actual_total_cost
+                 FROM usage_hourly_provider WHERE NOT (requests = 0 AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0) ORDER BY 1, 2`,
+      raw: `SELECT ${rawHour} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, count(*)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
                    sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
-              FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
     },
     usage_quarter_hourly: {
       rollup: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS bucket, provider_id, requests::bigint AS requests, total_tokens, total_cost, actual_total_cost

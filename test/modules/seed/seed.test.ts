@@ -158,7 +158,9 @@ t.test('one data set, checked against what ingestion would have written', async 
       usage_daily_key: `to_char(day, 'YYYY-MM-DD') AS day, user_id, api_key_id, model`,
       provider_attempts_hourly: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`,
       usage_quarter_hourly: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`,
-      usage_daily_user: `to_char(day, 'YYYY-MM-DD') AS day, user_id, provider_id`
+      usage_daily_user: `to_char(day, 'YYYY-MM-DD') AS day, user_id`,
+      usage_hourly_user: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, user_id`,
+      usage_hourly_provider: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`
     } as const
     for (const [table, keys] of Object.entries(tables) as Array<[keyof typeof tables, string]>) {
       const measures = (await query(`SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND data_type IN ('integer', 'bigint') ORDER BY ordinal_position`, [table])).map((c) => c.column_name as string)
