@@ -268,6 +268,8 @@ export interface RecordFilter {
   patterns: string[]
   /** what one of the patterns matches, as ids: its rows are found through their indexes (see searchPage) */
   driver?: KeywordMatch | null
+  /** with a driver: what each pattern matches, in order, so the driven rows are tested on their own columns */
+  keywords?: KeywordMatch[]
 }
 
 /**
@@ -347,22 +349,25 @@ export interface RecordRow {
 export interface KeywordMatch { pattern: string, users: string[], keys: string[], providers: string[], models: string[] }
 
 /**
- * Resolves a keyword to ids. The models are usage's distinct models, read by a loose
- * scan of usage (model, created_at): one index probe per model, however many rows.
+ * Resolves keywords to ids, all in one statement. The models are usage's distinct
+ * models, read once by a loose scan of usage (model, created_at): one index probe per
+ * model, however many rows.
  */
-export async function keywordMatch (db: Sql, pattern: string): Promise<KeywordMatch> {
-  const { rows } = await db.query<KeywordMatch>(`
+export async function keywordMatches (db: Sql, patterns: string[]): Promise<KeywordMatch[]> {
+  const { rows } = await db.query<KeywordMatch & { n: string }>(`
     WITH RECURSIVE models AS (
       SELECT min(model) AS model FROM usage
       UNION ALL
       SELECT (SELECT min(u.model) FROM usage u WHERE u.model > m.model) FROM models m WHERE m.model IS NOT NULL
-    )
-    SELECT $1::text AS pattern,
-           ARRAY(SELECT id::text FROM users WHERE username ILIKE $1) AS users,
-           ARRAY(SELECT id::text FROM api_keys WHERE name ILIKE $1) AS keys,
-           ARRAY(SELECT id::text FROM providers WHERE name ILIKE $1) AS providers,
-           ARRAY(SELECT model FROM models WHERE model ILIKE $1) AS models`, [pattern])
-  return rows[0]!
+    ), known AS MATERIALIZED (SELECT model FROM models WHERE model IS NOT NULL)
+    SELECT k.n, k.pattern,
+           ARRAY(SELECT id::text FROM users WHERE username ILIKE k.pattern) AS users,
+           ARRAY(SELECT id::text FROM api_keys WHERE name ILIKE k.pattern) AS keys,
+           ARRAY(SELECT id::text FROM providers WHERE name ILIKE k.pattern) AS providers,
+           ARRAY(SELECT model FROM known WHERE model ILIKE k.pattern) AS models
+      FROM unnest($1::text[]) WITH ORDINALITY AS k(pattern, n)
+     ORDER BY k.n`, [patterns])
+  return rows.map(({ n: _n, ...match }) => match)
 }
 
 /** The planner's estimate of the usage rows a keyword's ids select (usage's statistics on each column). */
@@ -380,11 +385,22 @@ export async function estimateKeyword (db: Sql, match: KeywordMatch): Promise<nu
  * matching provider_name — so each of those is read newest first through its own
  * index (usage (user_id | api_key_id | model | provider_id, created_at)), with every
  * filter applied, at most $21 rows each; their union holds the newest $21 matches.
- * Params: the filter's $1–$20, $21 rows per branch, $22–$25 the driver's ids, $26 its pattern.
+ * Each keyword is tested on the row's own columns against the ids it resolved to
+ * (DRIVEN_WHERE), not by ILIKE on joined names: a branch may read several rows per
+ * match, and the joins and eight ILIKEs were most of each row's cost.
+ * Params: the filter's $1–$20, $21 rows per branch, $22–$26 the driver's ids and
+ * pattern, $27–$66 each keyword's ids (four arrays per slot; its pattern is $11–$20).
  */
+const resolvedSlot = (i: number) => {
+  const [pattern, users, keys, models, providers] = [11 + i, 27 + 4 * i, 28 + 4 * i, 29 + 4 * i, 30 + 4 * i]
+  return `AND ($${pattern}::text IS NULL OR u.user_id = ANY($${users}::uuid[]) OR u.api_key_id = ANY($${keys}::uuid[]) OR u.model = ANY($${models}::text[])
+      OR u.provider_id = ANY($${providers}::uuid[]) OR (u.provider_id IS NULL AND u.provider_name ILIKE $${pattern}))`
+}
+const DRIVEN_WHERE = `${RECORD_WHERE.slice(0, RECORD_WHERE.indexOf(keywordSlot(11)))}
+    ${Array.from({ length: KEYWORD_SLOTS }, (_, i) => resolvedSlot(i)).join('\n    ')}`
 const branch = (values: string, column: string) => `
       SELECT x.id, x.created_at FROM unnest(${values}) AS v(value) CROSS JOIN LATERAL (
-        SELECT u.id, u.created_at ${RECORD_FROM} ${RECORD_WHERE} AND u.${column} = v.value
+        SELECT u.id, u.created_at FROM usage u ${DRIVEN_WHERE} AND u.${column} = v.value
          ORDER BY u.created_at DESC, u.id DESC LIMIT $21
       ) x`
 const DRIVEN = `
@@ -393,10 +409,27 @@ const DRIVEN = `
       UNION ${branch('$24::text[]', 'model')}
       UNION ${branch('$25::uuid[]', 'provider_id')}
       UNION (
-        SELECT u.id, u.created_at ${RECORD_FROM} ${RECORD_WHERE} AND u.provider_id IS NULL AND u.provider_name ILIKE $26
+        SELECT u.id, u.created_at FROM usage u ${DRIVEN_WHERE} AND u.provider_id IS NULL AND u.provider_name ILIKE $26
          ORDER BY u.created_at DESC, u.id DESC LIMIT $21)
     ) d`
-const driverParams = (driver: KeywordMatch) => [driver.users, driver.keys, driver.models, driver.providers, driver.pattern]
+/**
+ * The driven queries' parameters after the filter's $1–$20. The driver's own slot is
+ * left empty: every driven row matches it by construction, and a second test of it
+ * would only make the planner think each branch's rows rarer than they are (it then
+ * prefers a bitmap of all the driver's rows to the branch's newest-first index walk).
+ */
+const drivenParams = (filter: RecordFilter, perBranch: number): unknown[] => {
+  const driver = filter.driver!
+  const keywords = filter.keywords!
+  const own = keywords.findIndex((k) => k.pattern === driver.pattern)
+  const base = filterParams(filter)
+  base[10 + own] = null
+  return [...base, perBranch, driver.users, driver.keys, driver.models, driver.providers, driver.pattern,
+    ...Array.from({ length: KEYWORD_SLOTS }, (_, i) => {
+      const k = keywords[i]
+      return k === undefined || i === own ? [null, null, null, null] : [k.users, k.keys, k.models, k.providers]
+    }).flat()]
+}
 
 /** One page, newest first; the page's ids first, so has_fallback runs for those rows only. */
 export async function recordPage (db: Sql, filter: RecordFilter, limit: number, offset: number): Promise<RecordRow[]> {
@@ -405,7 +438,7 @@ export async function recordPage (db: Sql, filter: RecordFilter, limit: number, 
     WITH page AS (
       ${driver === null
         ? `SELECT u.id, u.created_at ${RECORD_FROM} ${RECORD_WHERE} ORDER BY u.created_at DESC, u.id DESC LIMIT $21 OFFSET $22`
-        : `${DRIVEN} ORDER BY created_at DESC, id DESC LIMIT $27 OFFSET $28`}
+        : `${DRIVEN} ORDER BY created_at DESC, id DESC LIMIT $67 OFFSET $68`}
     )
     SELECT ${RECORD_COLUMNS}
       FROM page JOIN usage u ON u.id = page.id
@@ -413,7 +446,7 @@ export async function recordPage (db: Sql, filter: RecordFilter, limit: number, 
       LEFT JOIN api_keys k ON k.id = u.api_key_id
       LEFT JOIN providers p ON p.id = u.provider_id
      ORDER BY page.created_at DESC, page.id DESC`,
-  driver === null ? [...filterParams(filter), limit, offset] : [...filterParams(filter), limit + offset, ...driverParams(driver), limit, offset])
+  driver === null ? [...filterParams(filter), limit, offset] : [...drivenParams(filter, limit + offset), limit, offset])
   return rows
 }
 
@@ -428,7 +461,7 @@ export async function countRecords (db: Sql, filter: RecordFilter, cap: number):
     ? await db.query<{ n: number }>(`
       SELECT count(*)::int AS n FROM (SELECT 1 ${RECORD_FROM} ${RECORD_WHERE} LIMIT $21) s`, [...filterParams(filter), cap + 1])
     : await db.query<{ n: number }>(`
-      SELECT count(*)::int AS n FROM (${DRIVEN} LIMIT $21) s`, [...filterParams(filter), cap + 1, ...driverParams(driver)])
+      SELECT count(*)::int AS n FROM (${DRIVEN} LIMIT $21) s`, drivenParams(filter, cap + 1))
   return rows[0]!.n
 }
 

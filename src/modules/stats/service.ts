@@ -7,7 +7,7 @@ import { percent } from '../../lib/rates.js'
 import { datesBetween, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
 import {
-  countRecords, estimateKeyword, estimateRecords, globalTotals, KEYWORD_SLOTS, heatmapDays, keywordMatch, recordPage, requestCandidates,
+  countRecords, estimateKeyword, estimateRecords, globalTotals, KEYWORD_SLOTS, heatmapDays, keywordMatches, recordPage, requestCandidates,
   totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, usageDetail, userTotals, type KeywordMatch, type RecordFilter, type RecordRow,
   type Totals
 } from './queries.js'
@@ -190,13 +190,13 @@ function toRecord (row: RecordRow) {
 async function withDriver (db: Sql, filter: RecordFilter): Promise<RecordFilter> {
   if (filter.patterns.length === 0 || filter.userId !== null || filter.username !== null || filter.apiKeyId !== null ||
     filter.model !== null || filter.provider !== null) return filter
+  const keywords = await keywordMatches(db, filter.patterns)
   let best: { match: KeywordMatch, rows: number } | null = null
-  for (const pattern of filter.patterns) {
-    const match = await keywordMatch(db, pattern)
-    const rows = filter.patterns.length === 1 ? 0 : await estimateKeyword(db, match)
+  for (const match of keywords) {
+    const rows = keywords.length === 1 ? 0 : await estimateKeyword(db, match)
     if (best === null || rows < best.rows) best = { match, rows }
   }
-  return { ...filter, driver: best!.match }
+  return { ...filter, driver: best!.match, keywords }
 }
 
 /** A page of records, newest first, and how many match: exact up to `cap`, else estimated. */
