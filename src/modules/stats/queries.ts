@@ -198,24 +198,28 @@ export interface HeatmapDay { day: string, requests: string, total_tokens: strin
 /**
  * Finished requests per local day of `timeZone`, for the days first…last.
  * Whole hours come from usage_hourly_provider (primary key (bucket, …)), each counted on
- * the local day that holds its middle. Where a local midnight falls inside an hour
- * (+05:30, +05:45), the smaller part of that hour (at most 30 minutes, all on one local
- * day) is summed from usage_quarter_hourly (an offset on a quarter-hour, as every zone
- * in use today) or else from raw rows (usage (created_at)), and moved from the middle's
- * day to its own. Zones on whole-hour offsets read neither. Time-zone arithmetic runs
- * once per hour and per midnight, never per row.
+ * the local day that holds its middle: the local midnights are converted once each and
+ * every hour finds its day among them by binary search (width_bucket), with no zone
+ * conversion per hour. Where a local midnight falls inside an hour (+05:30, +05:45), the
+ * smaller part of that hour (at most 30 minutes, all on one local day) is summed from
+ * usage_quarter_hourly (an offset on a quarter-hour, as every zone in use today) or
+ * else from raw rows (usage (created_at)), and moved from the middle's day to its own.
+ * Zones on whole-hour offsets read neither.
  */
 export async function heatmapDays (db: Sql, timeZone: string, first: string, last: string): Promise<HeatmapDay[]> {
   const { rows } = await db.query<HeatmapDay>(`
-    WITH midnights AS (
-      SELECT d::date AS day, d AT TIME ZONE $1 AS at, date_trunc('hour', d AT TIME ZONE $1, 'UTC') AS hour
-        FROM generate_series($2::date::timestamp, ($3::date + 1)::timestamp, interval '1 day') AS d
-    ), minor AS MATERIALIZED ( -- computed once per midnight, not per raw row joined to it
+    WITH midnights AS MATERIALIZED ( -- first … last + 1, each converted once
+      SELECT day, at, date_trunc('hour', at, 'UTC') AS hour
+        FROM (SELECT d::date AS day, d AT TIME ZONE $1 AS at
+                FROM generate_series($2::date::timestamp, ($3::date + 1)::timestamp, interval '1 day') AS d) m
+    ), bounds AS MATERIALIZED (
+      SELECT array_agg(at ORDER BY at) AS ats, array_agg(day ORDER BY at) AS days FROM midnights
+    ), minor AS MATERIALIZED (
       SELECT CASE WHEN early THEN hour ELSE at END AS from_at, CASE WHEN early THEN at ELSE hour + interval '1 hour' END AS to_at,
              CASE WHEN early THEN day - 1 ELSE day END AS own_day, CASE WHEN early THEN day ELSE day - 1 END AS middle_day,
              extract(epoch FROM at) % 900 = 0 AS quarters
         FROM (SELECT *, at - hour <= interval '30 minutes' AS early FROM midnights WHERE at <> hour) m
-    ), hours AS MATERIALIZED ( -- so the final filter on days is not pushed down into a conversion per rollup row
+    ), totals AS MATERIALIZED ( -- an hour's providers summed first, so each hour finds its day once
       SELECT bucket, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
              sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
         FROM usage_hourly_provider
@@ -223,7 +227,11 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
        -- the hours outside them land on days the final WHERE drops
        WHERE bucket >= ($2::date - 1)::timestamp AT TIME ZONE 'UTC' AND bucket < ($3::date + 2)::timestamp AT TIME ZONE 'UTC'
        GROUP BY bucket
-    ), moved AS (
+    ), hours AS (
+      -- the day whose [midnight, next midnight) holds the hour's middle; before the first midnight: none (NULL, dropped)
+      SELECT b.days[width_bucket(t.bucket + interval '30 minutes', b.ats)] AS day, t.requests, t.total_tokens, t.total_cost, t.actual_total_cost
+        FROM totals t CROSS JOIN bounds b
+    ), moved AS MATERIALIZED ( -- once per midnight
       SELECT m.own_day, m.middle_day, x.requests, x.total_tokens, x.total_cost, x.actual_total_cost
         FROM minor m CROSS JOIN LATERAL (
           -- usage_quarter_hourly primary key (bucket, …): every zone in use today is whole quarter-hours off UTC
@@ -236,7 +244,7 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
             FROM usage u WHERE NOT m.quarters AND u.created_at >= m.from_at AND u.created_at < m.to_at AND ${FINISHED}
         ) x
     ), parts AS (
-      SELECT ((bucket + interval '30 minutes') AT TIME ZONE $1)::date AS day, requests, total_tokens, total_cost, actual_total_cost FROM hours
+      SELECT day, requests, total_tokens, total_cost, actual_total_cost FROM hours
       UNION ALL
       SELECT d.day, d.sign * requests, d.sign * total_tokens, d.sign * total_cost, d.sign * actual_total_cost
         FROM moved CROSS JOIN LATERAL (VALUES (own_day, 1), (middle_day, -1)) AS d(day, sign)
