@@ -18,18 +18,12 @@ export interface Column<Row> {
   /** a PostgreSQL type name (`uuid`, `int`, `bigint`, `text`, `jsonb`, an enum…) */
   type: string
   value: (row: Row) => Scalar
-  /**
-   * The row's element already in array-literal form (quoted and escaped, see `quote`),
-   * or undefined to fall back on `value`: for large values whose escaped form the
-   * caller can reuse across rows instead of escaping each row's copy.
-   */
-  element?: (row: Row) => string | undefined
 }
 
 const SPECIAL = /["\\]/
 
 /** A text as one quoted element of an array literal. */
-export function quote (text: string): string {
+function quote (text: string): string {
   return SPECIAL.test(text) ? `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"` : `"${text}"`
 }
 
@@ -38,11 +32,6 @@ function literal<Row> (rows: Row[], column: Column<Row>, quoted: boolean): strin
   let out = '{'
   for (let i = 0; i < rows.length; i++) {
     if (i > 0) out += ','
-    const ready = column.element?.(rows[i]!)
-    if (ready !== undefined) {
-      out += ready
-      continue
-    }
     const v = column.value(rows[i]!)
     if (v === null) out += 'NULL'
     else if (!quoted) out += `${v}`
@@ -59,9 +48,14 @@ export class Columns<Row> {
     return this.columns.length
   }
 
+  /** The column names, in order. */
+  get list (): string[] {
+    return this.columns.map((c) => c.name)
+  }
+
   /** The column names, comma-separated, for an INSERT's column list. */
   get names (): string {
-    return this.columns.map((c) => c.name).join(', ')
+    return this.list.join(', ')
   }
 
   /** `unnest($first::type[], …) AS alias(name, …)`, the parameters numbered from `first`. */
