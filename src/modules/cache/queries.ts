@@ -80,11 +80,11 @@ export interface HitTotals {
 }
 
 /**
- * Finished requests' token and cost totals: usage_hourly_model (bucket, …) for all
+ * Finished requests' token and cost totals: usage_hourly_provider (bucket, …) for all
  * traffic; usage_hourly (user_id, bucket) / (api_key_id, bucket) for a user or a key.
  */
 export async function hitTotals (db: Sql, from: Date, userId: string | null, keyId: string | null): Promise<HitTotals> {
-  const table = userId === null && keyId === null ? 'usage_hourly_model' : 'usage_hourly'
+  const table = userId === null && keyId === null ? 'usage_hourly_provider' : 'usage_hourly'
   const filter = table === 'usage_hourly' ? 'AND ($2::uuid IS NULL OR user_id = $2) AND ($3::uuid IS NULL OR api_key_id = $3)' : ''
   const { rows } = await db.query<HitTotals>(`
     SELECT COALESCE(sum(requests), 0)::bigint AS requests, COALESCE(sum(cache_hit_requests), 0)::bigint AS cache_hit_requests,

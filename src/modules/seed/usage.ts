@@ -245,8 +245,8 @@ export async function deriveRollups (db: Sql): Promise<void> {
     SELECT (bucket AT TIME ZONE 'UTC')::date, user_id, ${sums('requests, errors, total_tokens, total_cost, actual_total_cost')}
     FROM usage_hourly_user GROUP BY 1, 2 ORDER BY 1, 2`)
   await db.query(`
-    INSERT INTO usage_hourly_provider (bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost)
-    SELECT bucket, provider_id, ${sums('requests, total_tokens, total_cost, actual_total_cost')}
+    INSERT INTO usage_hourly_provider (bucket, provider_id, ${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests)
+    SELECT bucket, provider_id, ${sums(`${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests`)}
     FROM usage_hourly_model GROUP BY 1, 2 ORDER BY 1, 2`)
   await db.query(`
     INSERT INTO provider_attempts_hourly (bucket, provider_id, attempts, successes, failures, latency_sum_ms, latency_count)

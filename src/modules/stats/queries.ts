@@ -48,11 +48,11 @@ export interface Totals {
 
 const hourParams = (plan: HourPlan) => [plan.hours.from, plan.hours.to, plan.edges[0].from, plan.edges[0].to, plan.edges[1].from, plan.edges[1].to]
 
-/** Every finished request in the range. usage_hourly_model primary key (bucket, …); usage (created_at) for the edges. */
+/** Every finished request in the range. usage_hourly_provider primary key (bucket, …); usage (created_at) for the edges. */
 export async function globalTotals (db: Sql, plan: HourPlan): Promise<Totals> {
   const { rows } = await db.query<Totals>(`
     SELECT ${SUMS} FROM (
-      SELECT ${ROLLUP_MEASURES} FROM usage_hourly_model r WHERE r.bucket >= $1 AND r.bucket < $2
+      SELECT ${ROLLUP_MEASURES} FROM usage_hourly_provider r WHERE r.bucket >= $1 AND r.bucket < $2
       UNION ALL
       SELECT ${RAW_MEASURES} FROM usage u WHERE ${FINISHED} AND ${EDGES}
     ) p`, hourParams(plan))
@@ -75,9 +75,9 @@ export type Grouped = Totals & { key: string }
 // Aggregations leave out requests that reached no provider: a rollup row counts when
 // its provider exists (absent is the nil uuid; a deleted provider's rows are SET NULL
 // in usage, so the rollup must forget them too), a raw row when provider_id is set.
-const grouped = (rollupKey: string, rawKey: string) => `
+const grouped = (rollupKey: string, rawKey: string, rollup = 'usage_hourly_model') => `
   SELECT key, ${SUMS} FROM (
-    SELECT ${rollupKey} AS key, ${ROLLUP_MEASURES} FROM usage_hourly_model r
+    SELECT ${rollupKey} AS key, ${ROLLUP_MEASURES} FROM ${rollup} r
      WHERE r.bucket >= $1 AND r.bucket < $2 AND r.provider_id IN (SELECT id FROM providers)
     UNION ALL
     SELECT ${rawKey} AS key, ${RAW_MEASURES} FROM usage u WHERE ${FINISHED} AND ${EDGES} AND u.provider_id IS NOT NULL
@@ -88,7 +88,8 @@ const grouped = (rollupKey: string, rawKey: string) => `
 const BY_MODEL = `${grouped('r.model', 'u.model')} ORDER BY requests DESC, key LIMIT $7`
 // the same; a request without a format is '' in rollups, NULL in usage
 const BY_API_FORMAT = `${grouped('r.api_format', `COALESCE(u.api_format, '')`)} ORDER BY requests DESC, key LIMIT $7`
-const BY_PROVIDER = grouped('r.provider_id', 'u.provider_id')
+// usage_hourly_provider primary key (bucket, …): a few rows an hour
+const BY_PROVIDER = grouped('r.provider_id', 'u.provider_id', 'usage_hourly_provider')
 
 export async function totalsByModel (db: Sql, plan: HourPlan, limit: number): Promise<Grouped[]> {
   return (await db.query<Grouped>(BY_MODEL, [...hourParams(plan), limit])).rows

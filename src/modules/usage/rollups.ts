@@ -242,6 +242,64 @@ export interface Charges {
   users: Array<{ id: string, cost: string }>
 }
 
+type Typed = Array<[name: string, type: string]>
+
+const HOUR: Typed = [['bucket', 'timestamptz']]
+const DAY: Typed = [['day', 'date']]
+const ranking: Typed = [['requests', 'int'], ['errors', 'int'], ['total_tokens', 'bigint'], ['total_cost', 'bigint'], ['actual_total_cost', 'bigint']]
+const daily: Typed = [['requests', 'int'], ['errors', 'int'], ['input_tokens', 'bigint'], ['output_tokens', 'bigint'], ['cache_creation_tokens', 'bigint'],
+  ['cache_read_tokens', 'bigint'], ['total_tokens', 'bigint'], ['total_cost', 'bigint'], ['actual_total_cost', 'bigint'], ['response_time_sum_ms', 'bigint'],
+  ['response_time_count', 'int']]
+const hourly: Typed = [...daily, ['cache_creation_cost', 'bigint'], ['cache_read_cost', 'bigint'], ['cache_hit_requests', 'int']]
+
+/** The rollups a batch adds to: each table, its key and its measures; each its own parameter, in this order. */
+const UPSERTS: Array<{ table: Grain['table'] | 'provider_attempts_hourly', key: Typed, measures: Typed }> = [
+  { table: 'usage_hourly', key: [...HOUR, ['user_id', 'uuid'], ['api_key_id', 'uuid'], ['provider_id', 'uuid'], ['model', 'text'], ['api_format', 'text']], measures: hourly },
+  { table: 'usage_hourly_model', key: [...HOUR, ['provider_id', 'uuid'], ['model', 'text'], ['api_format', 'text']], measures: hourly },
+  { table: 'usage_hourly_provider', key: [...HOUR, ['provider_id', 'uuid']], measures: hourly },
+  { table: 'usage_daily_key', key: [...DAY, ['user_id', 'uuid'], ['api_key_id', 'uuid'], ['model', 'text']], measures: daily },
+  { table: 'usage_quarter_hourly', key: [...HOUR, ['provider_id', 'uuid']], measures: [['requests', 'int'], ['total_tokens', 'bigint'], ['total_cost', 'bigint'], ['actual_total_cost', 'bigint']] },
+  { table: 'usage_daily_user', key: [...DAY, ['user_id', 'uuid']], measures: ranking },
+  { table: 'usage_hourly_user', key: [...HOUR, ['user_id', 'uuid']], measures: ranking },
+  {
+    table: 'provider_attempts_hourly',
+    key: [...HOUR, ['provider_id', 'uuid']],
+    measures: [['attempts', 'int'], ['successes', 'int'], ['failures', 'int'], ['latency_sum_ms', 'bigint'], ['latency_count', 'int']]
+  }
+]
+
+/** One rollup's upsert as a CTE: its rows from the JSON records of parameter `param`, each measure added on conflict. */
+function upsertCte ({ table, key, measures }: typeof UPSERTS[number], param: number): string {
+  const columns = [...key, ...measures]
+  return `${table} AS (
+      INSERT INTO ${table} AS t (${columns.map(([name]) => name).join(', ')})
+      SELECT ${columns.map(([name]) => name).join(', ')}
+        FROM jsonb_to_recordset($${param}::jsonb) AS d(${columns.map(([name, type]) => `${name} ${type}`).join(', ')})
+      ON CONFLICT (${key.map(([name]) => name).join(', ')}) DO UPDATE SET
+        ${measures.map(([name]) => `${name} = t.${name} + EXCLUDED.${name}`).join(', ')}
+      RETURNING 1
+    )`
+}
+
+// the batch's clock, the keys' and the users' charges, then one parameter per rollup
+const WRITE_TOTALS = `
+    WITH keys AS (
+      UPDATE api_keys k
+         SET total_requests = k.total_requests + c.requests, total_tokens = k.total_tokens + c.tokens,
+             total_cost = k.total_cost + c.cost, balance_used = k.balance_used + c.cost,
+             last_used_at = GREATEST(k.last_used_at, $1), updated_at = $1
+        FROM jsonb_to_recordset($2::jsonb) AS c(id uuid, requests bigint, tokens bigint, cost bigint)
+       WHERE k.id = c.id
+      RETURNING 1
+    ), users AS (
+      UPDATE users u SET used = u.used + c.cost
+        FROM jsonb_to_recordset($3::jsonb) AS c(id uuid, cost bigint)
+       WHERE u.id = c.id
+      RETURNING 1
+    ), ${UPSERTS.map((upsert, i) => upsertCte(upsert, 4 + i)).join(', ')}
+    -- read (so run) in the order the statement had before: the rollups, then the keys and users
+    SELECT ${UPSERTS.map(({ table }) => `(SELECT count(*) FROM ${table})`).join(' + ')} + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users) AS touched`
+
 /**
  * Everything a batch adds to shared rows — the eight rollups, the keys' and users'
  * charges — in ONE statement. These are the rows every concurrent batch contends
@@ -249,130 +307,7 @@ export interface Charges {
  * not for a conversation with a busy application server.
  */
 export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charges, now: Date): Promise<void> {
-  const hourly = deltas.rowsOf('usage_hourly')
-  const coarse = deltas.rowsOf('usage_hourly_model')
-  const daily = deltas.rowsOf('usage_daily_key')
-  const attempts = deltas.attemptRows()
-  const quarters = deltas.rowsOf('usage_quarter_hourly')
-  const dailyUser = deltas.rowsOf('usage_daily_user')
-  const hourlyUser = deltas.rowsOf('usage_hourly_user')
-  const hourlyProvider = deltas.rowsOf('usage_hourly_provider')
-  if (hourly.length + coarse.length + daily.length + attempts.length + quarters.length + dailyUser.length + hourlyUser.length + hourlyProvider.length +
-    charges.keys.length + charges.users.length === 0) return
-  await db.query(`
-    WITH hourly AS (
-      INSERT INTO usage_hourly AS t (bucket, user_id, api_key_id, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
-        cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
-        response_time_sum_ms, response_time_count, cache_hit_requests)
-      SELECT bucket, user_id, api_key_id, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
-        cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
-        response_time_sum_ms, response_time_count, cache_hit_requests
-        FROM jsonb_to_recordset($1::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, provider_id uuid, model text,
-          api_format text, requests int, errors int, input_tokens bigint, output_tokens bigint, cache_creation_tokens bigint, cache_read_tokens bigint,
-          total_tokens bigint, cache_creation_cost bigint, cache_read_cost bigint, total_cost bigint, actual_total_cost bigint,
-          response_time_sum_ms bigint, response_time_count int, cache_hit_requests int)
-      ON CONFLICT (bucket, user_id, api_key_id, provider_id, model, api_format) DO UPDATE SET
-        requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors,
-        input_tokens = t.input_tokens + EXCLUDED.input_tokens, output_tokens = t.output_tokens + EXCLUDED.output_tokens,
-        cache_creation_tokens = t.cache_creation_tokens + EXCLUDED.cache_creation_tokens, cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
-        total_tokens = t.total_tokens + EXCLUDED.total_tokens, cache_creation_cost = t.cache_creation_cost + EXCLUDED.cache_creation_cost,
-        cache_read_cost = t.cache_read_cost + EXCLUDED.cache_read_cost, total_cost = t.total_cost + EXCLUDED.total_cost,
-        actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
-        response_time_count = t.response_time_count + EXCLUDED.response_time_count, cache_hit_requests = t.cache_hit_requests + EXCLUDED.cache_hit_requests
-      RETURNING 1
-    ), coarse AS (
-      INSERT INTO usage_hourly_model AS t (bucket, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
-        cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
-        response_time_sum_ms, response_time_count, cache_hit_requests)
-      SELECT bucket, provider_id, model, api_format, requests, errors, input_tokens, output_tokens,
-        cache_creation_tokens, cache_read_tokens, total_tokens, cache_creation_cost, cache_read_cost, total_cost, actual_total_cost,
-        response_time_sum_ms, response_time_count, cache_hit_requests
-        FROM jsonb_to_recordset($2::jsonb) AS d(bucket timestamptz, provider_id uuid, model text, api_format text,
-          requests int, errors int, input_tokens bigint, output_tokens bigint, cache_creation_tokens bigint, cache_read_tokens bigint,
-          total_tokens bigint, cache_creation_cost bigint, cache_read_cost bigint, total_cost bigint, actual_total_cost bigint,
-          response_time_sum_ms bigint, response_time_count int, cache_hit_requests int)
-      ON CONFLICT (bucket, provider_id, model, api_format) DO UPDATE SET
-        requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors,
-        input_tokens = t.input_tokens + EXCLUDED.input_tokens, output_tokens = t.output_tokens + EXCLUDED.output_tokens,
-        cache_creation_tokens = t.cache_creation_tokens + EXCLUDED.cache_creation_tokens, cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
-        total_tokens = t.total_tokens + EXCLUDED.total_tokens, cache_creation_cost = t.cache_creation_cost + EXCLUDED.cache_creation_cost,
-        cache_read_cost = t.cache_read_cost + EXCLUDED.cache_read_cost, total_cost = t.total_cost + EXCLUDED.total_cost,
-        actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
-        response_time_count = t.response_time_count + EXCLUDED.response_time_count, cache_hit_requests = t.cache_hit_requests + EXCLUDED.cache_hit_requests
-      RETURNING 1
-    ), daily AS (
-      INSERT INTO usage_daily_key AS t (day, user_id, api_key_id, model, requests, errors, input_tokens, output_tokens,
-        cache_creation_tokens, cache_read_tokens, total_tokens, total_cost, actual_total_cost, response_time_sum_ms, response_time_count)
-      SELECT day, user_id, api_key_id, model, requests, errors, input_tokens, output_tokens,
-        cache_creation_tokens, cache_read_tokens, total_tokens, total_cost, actual_total_cost, response_time_sum_ms, response_time_count
-        FROM jsonb_to_recordset($3::jsonb) AS d(day date, user_id uuid, api_key_id uuid, model text,
-          requests int, errors int, input_tokens bigint, output_tokens bigint, cache_creation_tokens bigint, cache_read_tokens bigint,
-          total_tokens bigint, total_cost bigint, actual_total_cost bigint, response_time_sum_ms bigint, response_time_count int)
-      ON CONFLICT (day, user_id, api_key_id, model) DO UPDATE SET
-        requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors,
-        input_tokens = t.input_tokens + EXCLUDED.input_tokens, output_tokens = t.output_tokens + EXCLUDED.output_tokens,
-        cache_creation_tokens = t.cache_creation_tokens + EXCLUDED.cache_creation_tokens, cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
-        total_tokens = t.total_tokens + EXCLUDED.total_tokens, total_cost = t.total_cost + EXCLUDED.total_cost,
-        actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost, response_time_sum_ms = t.response_time_sum_ms + EXCLUDED.response_time_sum_ms,
-        response_time_count = t.response_time_count + EXCLUDED.response_time_count
-      RETURNING 1
-    ), attempts AS (
-      INSERT INTO provider_attempts_hourly AS t (bucket, provider_id, attempts, successes, failures, latency_sum_ms, latency_count)
-      SELECT bucket, provider_id, attempts, successes, failures, latency_sum_ms, latency_count
-        FROM jsonb_to_recordset($7::jsonb) AS d(bucket timestamptz, provider_id uuid, attempts int, successes int, failures int,
-          latency_sum_ms bigint, latency_count int)
-      ON CONFLICT (bucket, provider_id) DO UPDATE SET
-        attempts = t.attempts + EXCLUDED.attempts, successes = t.successes + EXCLUDED.successes, failures = t.failures + EXCLUDED.failures,
-        latency_sum_ms = t.latency_sum_ms + EXCLUDED.latency_sum_ms, latency_count = t.latency_count + EXCLUDED.latency_count
-      RETURNING 1
-    ), quarters AS (
-      INSERT INTO usage_quarter_hourly AS t (bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost)
-      SELECT bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost
-        FROM jsonb_to_recordset($8::jsonb) AS d(bucket timestamptz, provider_id uuid, requests int, total_tokens bigint, total_cost bigint, actual_total_cost bigint)
-      ON CONFLICT (bucket, provider_id) DO UPDATE SET
-        requests = t.requests + EXCLUDED.requests, total_tokens = t.total_tokens + EXCLUDED.total_tokens,
-        total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
-      RETURNING 1
-    ), daily_user AS (
-      INSERT INTO usage_daily_user AS t (day, user_id, requests, errors, total_tokens, total_cost, actual_total_cost)
-      SELECT day, user_id, requests, errors, total_tokens, total_cost, actual_total_cost
-        FROM jsonb_to_recordset($9::jsonb) AS d(day date, user_id uuid, requests int, errors int, total_tokens bigint, total_cost bigint, actual_total_cost bigint)
-      ON CONFLICT (day, user_id) DO UPDATE SET
-        requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors, total_tokens = t.total_tokens + EXCLUDED.total_tokens,
-        total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
-      RETURNING 1
-    ), hourly_user AS (
-      INSERT INTO usage_hourly_user AS t (bucket, user_id, requests, errors, total_tokens, total_cost, actual_total_cost)
-      SELECT bucket, user_id, requests, errors, total_tokens, total_cost, actual_total_cost
-        FROM jsonb_to_recordset($10::jsonb) AS d(bucket timestamptz, user_id uuid, requests int, errors int, total_tokens bigint, total_cost bigint, actual_total_cost bigint)
-      ON CONFLICT (bucket, user_id) DO UPDATE SET
-        requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors, total_tokens = t.total_tokens + EXCLUDED.total_tokens,
-        total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
-      RETURNING 1
-    ), hourly_provider AS (
-      INSERT INTO usage_hourly_provider AS t (bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost)
-      SELECT bucket, provider_id, requests, total_tokens, total_cost, actual_total_cost
-        FROM jsonb_to_recordset($11::jsonb) AS d(bucket timestamptz, provider_id uuid, requests int, total_tokens bigint, total_cost bigint, actual_total_cost bigint)
-      ON CONFLICT (bucket, provider_id) DO UPDATE SET
-        requests = t.requests + EXCLUDED.requests, total_tokens = t.total_tokens + EXCLUDED.total_tokens,
-        total_cost = t.total_cost + EXCLUDED.total_cost, actual_total_cost = t.actual_total_cost + EXCLUDED.actual_total_cost
-      RETURNING 1
-    ), keys AS (
-      UPDATE api_keys k
-         SET total_requests = k.total_requests + c.requests, total_tokens = k.total_tokens + c.tokens,
-             total_cost = k.total_cost + c.cost, balance_used = k.balance_used + c.cost,
-             last_used_at = GREATEST(k.last_used_at, $6), updated_at = $6
-        FROM jsonb_to_recordset($4::jsonb) AS c(id uuid, requests bigint, tokens bigint, cost bigint)
-       WHERE k.id = c.id
-      RETURNING 1
-    ), users AS (
-      UPDATE users u SET used = u.used + c.cost
-        FROM jsonb_to_recordset($5::jsonb) AS c(id uuid, cost bigint)
-       WHERE u.id = c.id
-      RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM hourly) + (SELECT count(*) FROM coarse) + (SELECT count(*) FROM daily) + (SELECT count(*) FROM attempts) + (SELECT count(*) FROM quarters) + (SELECT count(*) FROM daily_user)
-         + (SELECT count(*) FROM hourly_user) + (SELECT count(*) FROM hourly_provider) + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users) AS touched`,
-  [JSON.stringify(hourly), JSON.stringify(coarse), JSON.stringify(daily), JSON.stringify(charges.keys), JSON.stringify(charges.users), now,
-    JSON.stringify(attempts), JSON.stringify(quarters), JSON.stringify(dailyUser), JSON.stringify(hourlyUser), JSON.stringify(hourlyProvider)])
+  const rows = UPSERTS.map(({ table }) => table === 'provider_attempts_hourly' ? deltas.attemptRows() : deltas.rowsOf(table))
+  if (rows.every((list) => list.length === 0) && charges.keys.length + charges.users.length === 0) return
+  await db.query(WRITE_TOTALS, [now, JSON.stringify(charges.keys), JSON.stringify(charges.users), ...rows.map((list) => JSON.stringify(list))])
 }

@@ -196,10 +196,9 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
               FROM usage WHERE ${FINISHED} AND provider_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`
     },
     usage_hourly_provider: {
-      rollup: `SELECT ${hourKey} AS bucket, provider_id, requests::bigint AS requests, total_tokens, total_cost, actual_total_cost
-                 FROM usage_hourly_provider WHERE NOT (requests = 0 AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0) ORDER BY 1, 2`,
-      raw: `SELECT ${rawHour} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, count(*)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
-                   sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
+      rollup: `SELECT ${hourKey} AS bucket, provider_id, ${ROLLUP_MEASURES}${ROLLUP_HOURLY_EXTRA}
+                 FROM usage_hourly_provider WHERE ${NOT_ALL_ZERO} ORDER BY 1, 2`,
+      raw: `SELECT ${rawHour} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, ${RAW_MEASURES}${RAW_HOURLY_EXTRA}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
     },
     usage_quarter_hourly: {
