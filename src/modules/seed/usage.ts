@@ -232,6 +232,10 @@ export async function deriveRollups (db: Sql): Promise<void> {
     SELECT bucket, provider_id, model, api_format, ${sums(`${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests`)}
     FROM usage_hourly GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`)
   await db.query(`
+    INSERT INTO usage_daily_model (day, provider_id, model, api_format, ${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests)
+    SELECT (bucket AT TIME ZONE 'UTC')::date, provider_id, model, api_format, ${sums(`${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests`)}
+    FROM usage_hourly_model GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`)
+  await db.query(`
     INSERT INTO usage_daily_key (day, user_id, api_key_id, model, ${MEASURES}, ${TAIL})
     SELECT (bucket AT TIME ZONE 'UTC')::date, user_id, api_key_id, model, ${sums(`${MEASURES}, ${TAIL}`)}
     FROM usage_hourly GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`)

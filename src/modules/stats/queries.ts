@@ -75,7 +75,7 @@ export type Grouped = Totals & { key: string }
 // Aggregations leave out requests that reached no provider: a rollup row counts when
 // its provider exists (absent is the nil uuid; a deleted provider's rows are SET NULL
 // in usage, so the rollup must forget them too), a raw row when provider_id is set.
-const grouped = (rollupKey: string, rawKey: string, rollup = 'usage_hourly_model') => `
+const grouped = (rollupKey: string, rawKey: string, rollup: string) => `
   SELECT key, ${SUMS} FROM (
     SELECT ${rollupKey} AS key, ${ROLLUP_MEASURES} FROM ${rollup} r
      WHERE r.bucket >= $1 AND r.bucket < $2 AND r.provider_id IN (SELECT id FROM providers)
@@ -84,19 +84,40 @@ const grouped = (rollupKey: string, rawKey: string, rollup = 'usage_hourly_model
   ) p
   GROUP BY key HAVING sum(requests) <> 0`
 
-// usage_hourly_model primary key (bucket, …); usage (created_at) for the edges
-const BY_MODEL = `${grouped('r.model', 'u.model')} ORDER BY requests DESC, key LIMIT $7`
-// the same; a request without a format is '' in rollups, NULL in usage
-const BY_API_FORMAT = `${grouped('r.api_format', `COALESCE(u.api_format, '')`)} ORDER BY requests DESC, key LIMIT $7`
+/**
+ * As `grouped`, for a DayPlan: whole UTC days from usage_daily_model (day × provider ×
+ * model × format; primary key (day, …)), the whole hours beside them from
+ * usage_hourly_model (bucket, …), the raw edges through usage (created_at).
+ */
+const groupedByDay = (rollupKey: string, rawKey: string) => `
+  SELECT key, ${SUMS} FROM (
+    SELECT ${rollupKey} AS key, ${ROLLUP_MEASURES} FROM usage_daily_model r
+     WHERE r.day >= ($1::timestamptz AT TIME ZONE 'UTC')::date AND r.day < ($2::timestamptz AT TIME ZONE 'UTC')::date
+       AND r.provider_id IN (SELECT id FROM providers)
+    UNION ALL
+    SELECT ${rollupKey} AS key, ${ROLLUP_MEASURES} FROM usage_hourly_model r
+     WHERE (r.bucket >= $3 AND r.bucket < $4 OR r.bucket >= $5 AND r.bucket < $6) AND r.provider_id IN (SELECT id FROM providers)
+    UNION ALL
+    SELECT ${rawKey} AS key, ${RAW_MEASURES} FROM usage u
+     WHERE ${FINISHED} AND (u.created_at >= $7 AND u.created_at < $8 OR u.created_at >= $9 AND u.created_at < $10) AND u.provider_id IS NOT NULL
+  ) p
+  GROUP BY key HAVING sum(requests) <> 0`
+
+const BY_MODEL = `${groupedByDay('r.model', 'u.model')} ORDER BY requests DESC, key LIMIT $11`
+// a request without a format is '' in rollups, NULL in usage
+const BY_API_FORMAT = `${groupedByDay('r.api_format', `COALESCE(u.api_format, '')`)} ORDER BY requests DESC, key LIMIT $11`
 // usage_hourly_provider primary key (bucket, …): a few rows an hour
 const BY_PROVIDER = grouped('r.provider_id', 'u.provider_id', 'usage_hourly_provider')
 
-export async function totalsByModel (db: Sql, plan: HourPlan, limit: number): Promise<Grouped[]> {
-  return (await db.query<Grouped>(BY_MODEL, [...hourParams(plan), limit])).rows
+const dayParams = (plan: DayPlan) => [plan.days.from, plan.days.to, plan.hours[0].from, plan.hours[0].to, plan.hours[1].from, plan.hours[1].to,
+  plan.edges[0].from, plan.edges[0].to, plan.edges[1].from, plan.edges[1].to]
+
+export async function totalsByModel (db: Sql, plan: DayPlan, limit: number): Promise<Grouped[]> {
+  return (await db.query<Grouped>(BY_MODEL, [...dayParams(plan), limit])).rows
 }
 
-export async function totalsByApiFormat (db: Sql, plan: HourPlan, limit: number): Promise<Grouped[]> {
-  return (await db.query<Grouped>(BY_API_FORMAT, [...hourParams(plan), limit])).rows
+export async function totalsByApiFormat (db: Sql, plan: DayPlan, limit: number): Promise<Grouped[]> {
+  return (await db.query<Grouped>(BY_API_FORMAT, [...dayParams(plan), limit])).rows
 }
 
 export interface ProviderRow {
@@ -188,9 +209,7 @@ export async function totalsByUser (db: Sql, plan: DayPlan, limit: number): Prom
       ) s
       JOIN users us ON us.id = s.user_id
      ORDER BY s.requests DESC, s.user_id
-     LIMIT $11`,
-  [plan.days.from, plan.days.to, plan.hours[0].from, plan.hours[0].to, plan.hours[1].from, plan.hours[1].to,
-    plan.edges[0].from, plan.edges[0].to, plan.edges[1].from, plan.edges[1].to, limit])
+     LIMIT $11`, [...dayParams(plan), limit])
   return rows
 }
 

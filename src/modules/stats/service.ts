@@ -49,11 +49,11 @@ export type GroupBy = 'model' | 'user' | 'provider' | 'api_format'
 export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, limit: number) {
   switch (groupBy) {
     case 'model':
-      return (await totalsByModel(db, hourPlan(range), limit)).map((row) => ({
+      return (await totalsByModel(db, dayPlan(range), limit)).map((row) => ({
         model: row.key, request_count: int(row.requests), total_tokens: int(row.total_tokens), total_cost: usd(row.total_cost), actual_cost: usd(row.actual_total_cost)
       }))
     case 'api_format':
-      return (await totalsByApiFormat(db, hourPlan(range), limit)).map((row) => ({
+      return (await totalsByApiFormat(db, dayPlan(range), limit)).map((row) => ({
         api_format: row.key === '' ? null : row.key,
         request_count: int(row.requests),
         total_tokens: int(row.total_tokens),

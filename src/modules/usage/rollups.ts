@@ -83,7 +83,7 @@ const isZero = (m: Measures) => COUNTS.every((name) => m[name] === 0) && MONEY.e
 interface Buckets { hour: string, quarter: string, day: string }
 
 interface Grain {
-  table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_key' | 'usage_quarter_hourly' | 'usage_daily_user' | 'usage_hourly_user' | 'usage_hourly_provider'
+  table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly' | 'usage_daily_user' | 'usage_hourly_user' | 'usage_hourly_provider'
   key: (row: RollupSource, at: Buckets) => Record<string, string>
   /** the rows this table counts, when not all finished ones */
   only?: (row: RollupSource) => boolean
@@ -103,6 +103,11 @@ const GRAINS: Grain[] = [
   {
     table: 'usage_hourly_model',
     key: (r, at) => ({ bucket: at.hour, provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' })
+  },
+  {
+    // the model and api_format rankings' whole days
+    table: 'usage_daily_model',
+    key: (r, at) => ({ day: at.day, provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' })
   },
   {
     table: 'usage_daily_key',
@@ -257,6 +262,7 @@ const UPSERTS: Array<{ table: Grain['table'] | 'provider_attempts_hourly', key: 
   { table: 'usage_hourly', key: [...HOUR, ['user_id', 'uuid'], ['api_key_id', 'uuid'], ['provider_id', 'uuid'], ['model', 'text'], ['api_format', 'text']], measures: hourly },
   { table: 'usage_hourly_model', key: [...HOUR, ['provider_id', 'uuid'], ['model', 'text'], ['api_format', 'text']], measures: hourly },
   { table: 'usage_hourly_provider', key: [...HOUR, ['provider_id', 'uuid']], measures: hourly },
+  { table: 'usage_daily_model', key: [...DAY, ['provider_id', 'uuid'], ['model', 'text'], ['api_format', 'text']], measures: hourly },
   { table: 'usage_daily_key', key: [...DAY, ['user_id', 'uuid'], ['api_key_id', 'uuid'], ['model', 'text']], measures: daily },
   { table: 'usage_quarter_hourly', key: [...HOUR, ['provider_id', 'uuid']], measures: [['requests', 'int'], ['total_tokens', 'bigint'], ['total_cost', 'bigint'], ['actual_total_cost', 'bigint']] },
   { table: 'usage_daily_user', key: [...DAY, ['user_id', 'uuid']], measures: ranking },
@@ -301,7 +307,7 @@ const WRITE_TOTALS = `
     SELECT ${UPSERTS.map(({ table }) => `(SELECT count(*) FROM ${table})`).join(' + ')} + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users) AS touched`
 
 /**
- * Everything a batch adds to shared rows — the eight rollups, the keys' and users'
+ * Everything a batch adds to shared rows — the nine rollups, the keys' and users'
  * charges — in ONE statement. These are the rows every concurrent batch contends
  * for; as one statement, their locks are held for one round trip and the commit,
  * not for a conversation with a busy application server.

@@ -79,6 +79,7 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_hourly: 'SELECT * FROM usage_hourly ORDER BY bucket, user_id, api_key_id, provider_id, model, api_format',
     usage_hourly_model: 'SELECT * FROM usage_hourly_model ORDER BY bucket, provider_id, model, api_format',
     usage_daily_key: 'SELECT * FROM usage_daily_key ORDER BY day, user_id, api_key_id, model',
+    usage_daily_model: 'SELECT * FROM usage_daily_model ORDER BY day, provider_id, model, api_format',
     provider_attempts_hourly: 'SELECT * FROM provider_attempts_hourly ORDER BY bucket, provider_id',
     usage_quarter_hourly: 'SELECT * FROM usage_quarter_hourly ORDER BY bucket, provider_id',
     usage_daily_user: 'SELECT * FROM usage_daily_user ORDER BY day, user_id',
@@ -173,6 +174,13 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
                  FROM usage_hourly_model WHERE ${NOT_ALL_ZERO} ORDER BY 1, 2, 3, 4`,
       raw: `SELECT ${rawHour} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, model, COALESCE(api_format, '') AS api_format,
                    ${RAW_MEASURES}${RAW_HOURLY_EXTRA}
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`
+    },
+    usage_daily_model: {
+      rollup: `SELECT to_char(day, 'YYYY-MM-DD') AS day, provider_id, model, api_format, ${ROLLUP_MEASURES}${ROLLUP_HOURLY_EXTRA}
+                 FROM usage_daily_model WHERE ${NOT_ALL_ZERO} ORDER BY 1, 2, 3, 4`,
+      raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(provider_id, ${NIL}) AS provider_id, model,
+                   COALESCE(api_format, '') AS api_format, ${RAW_MEASURES}${RAW_HOURLY_EXTRA}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`
     },
     usage_daily_key: {
