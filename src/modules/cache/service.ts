@@ -8,8 +8,9 @@ import { percent } from '../../lib/rates.js'
 import { FIRST_BIN, lastBinWithin } from './bins.js'
 import {
   allPoints, dominantModels, firstPointPerSlot, groupInfo, hitTotals, intervalBins, lastWrites, pointsPerHour, savingsTotals, usernames,
-  BIN_BYTES, type GroupBins, type Scope
+  type GroupBins, type Scope
 } from './queries.js'
+import { BinSums } from './packed.js'
 import { wasteOf } from './timeline.js'
 
 const HOUR = 3_600_000
@@ -127,19 +128,22 @@ export function analyseGroup (h: Histogram, model: string | null, prices: CacheP
   }
 }
 
-/** Histograms per group from the packed rows of intervalBins. */
+/** Histograms per group from intervalBins' rows: each group's hourly histograms, summed bin by bin. */
 export function histograms (rows: GroupBins[]): Map<string, Histogram> {
-  const groups = new Map<string, Histogram>()
+  const sums = new Map<string, BinSums>()
   for (const row of rows) {
+    let group = sums.get(row.scope_id)
+    if (group === undefined) sums.set(row.scope_id, group = new BinSums())
+    group.add(row.bins)
+  }
+  const groups = new Map<string, Histogram>()
+  for (const [id, group] of sums) {
     const h: Histogram = { requests: 0, bins: [] }
-    for (let at = 0; at < row.bins.length; at += BIN_BYTES) {
-      const bin = row.bins.readInt16BE(at)
-      const count = Number(row.bins.readBigInt64BE(at + 2))
-      h.requests += count
-      if (bin !== FIRST_BIN) h.bins.push({ bin, count, sumMs: Number(row.bins.readBigInt64BE(at + 10)) })
+    for (const entry of group.entries()) {
+      h.requests += entry.count
+      if (entry.bin !== FIRST_BIN) h.bins.push(entry)
     }
-    h.bins.sort((a, b) => a.bin - b.bin)
-    groups.set(row.scope_id, h)
+    groups.set(id, h)
   }
   return groups
 }
