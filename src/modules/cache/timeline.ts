@@ -421,13 +421,14 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
   await db.query(`
     WITH intervals AS (
       -- merged into the hour's row: bins summed, the emptied ones dropped, sorted (the rebuild's form, byte for byte).
-      -- A row never empties: each completed request counts once in its hour, in a bin or in bin -1.
+      -- A row never empties: each completed request counts once in its hour, in a bin or in bin -1. The stored bins
+      -- are copied once (|| ''): a row over 2 kB is stored compressed, and each get_byte on it would decompress it again.
       INSERT INTO cache_interval_hourly AS t (scope, scope_id, bucket, bins)
       SELECT d.scope, d.scope_id, d.bucket, decode(d.bins, 'hex') FROM ${INTERVAL_COLUMNS.from('d', 1)}
       ON CONFLICT (scope, scope_id, bucket) DO UPDATE SET bins = (
         SELECT COALESCE(string_agg(${sqlEntry('m.bin', 'm.count', 'm.sum_ms')}, ''::bytea ORDER BY m.bin), ''::bytea)
           FROM (SELECT e.bin, sum(e.count) AS count, sum(e.sum_ms) AS sum_ms
-                  FROM (VALUES (t.bins), (EXCLUDED.bins)) AS v(b) CROSS JOIN LATERAL ${sqlEntries('v.b', 'e')}
+                  FROM (VALUES (t.bins || ''::bytea), (EXCLUDED.bins)) AS v(b) CROSS JOIN LATERAL ${sqlEntries('v.b', 'e')}
                  GROUP BY e.bin HAVING sum(e.count) <> 0) m)
       RETURNING 1
     ), points AS (
