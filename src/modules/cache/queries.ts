@@ -49,20 +49,23 @@ export interface DominantModel { group_id: string, model: string, input: string 
  * Each group's most requested model over the window's days (usage_daily_key
  * (user_id, day) / (api_key_id, day)), and that model's current global price's first
  * tier (model_prices (model, effective_from)); a provider's own price when there is no
- * global one.
+ * global one. The model is chosen first, so the price is looked up once per group, not
+ * once per (group, model).
  */
 export async function dominantModels (db: Sql, scope: Scope['scope'], ids: string[], from: Date): Promise<DominantModel[]> {
   const { rows } = await db.query<DominantModel>(`
-    SELECT DISTINCT ON (d.group_id) d.group_id, d.model, p.tiers -> 0 ->> 'input' AS input, p.tiers -> 0 ->> 'cache_write_5m' AS cache_write_5m,
+    SELECT d.group_id, d.model, p.tiers -> 0 ->> 'input' AS input, p.tiers -> 0 ->> 'cache_write_5m' AS cache_write_5m,
            p.tiers -> 0 ->> 'cache_write_1h' AS cache_write_1h, p.tiers -> 0 ->> 'cache_read' AS cache_read
-      FROM (SELECT CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END AS group_id, model, sum(requests) AS requests
-              FROM usage_daily_key
-             WHERE day >= $3::date AND CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END = ANY($2::uuid[])
-             GROUP BY 1, 2) d
+      FROM (SELECT DISTINCT ON (group_id) group_id, model
+              FROM (SELECT CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END AS group_id, model, sum(requests) AS requests
+                      FROM usage_daily_key
+                     WHERE day >= $3::date AND CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END = ANY($2::uuid[])
+                     GROUP BY 1, 2) m
+             ORDER BY group_id, requests DESC, model) d
       LEFT JOIN LATERAL (
         SELECT tiers FROM model_prices m WHERE m.model = d.model AND m.effective_from <= now()
          ORDER BY m.provider_id IS NULL DESC, m.effective_from DESC LIMIT 1) p ON true
-     ORDER BY d.group_id, d.requests DESC, d.model`, [scope, ids, from])
+     ORDER BY d.group_id`, [scope, ids, from])
   return rows
 }
 
