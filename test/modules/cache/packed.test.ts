@@ -1,10 +1,18 @@
 // The packed hourly histogram (src/modules/cache/packed.ts): Node's and SQL's codecs
 // agree, and ingestion's merge of signed deltas into an existing hour's row leaves the
 // rebuild's canonical bytes — an emptied bin dropped, a bin whose count nets to zero
-// in a batch still moving its sum.
+// in a batch still moving its sum; and the migration carries a database's old per-bin
+// rows over.
+import { cp, mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
 import t from 'tap'
+import { schemaDrift } from '../../../src/db/drift.js'
+import { applyMigrations, MIGRATIONS_DIR } from '../../../src/db/migrate.js'
 import { binOf, EDGES, FIRST_BIN } from '../../../src/modules/cache/bins.js'
 import { BinSums, pack, sqlEntries, sqlEntry, type BinEntry } from '../../../src/modules/cache/packed.js'
+import { createDatabase } from '../../helper.js'
 import { assertConsistent, gateway, type Gateway } from '../gateway/fixtures.js'
 
 const MIN = 60_000
@@ -82,4 +90,36 @@ t.test('merge: a late request in an hour that has a row, emptying a bin and movi
   const res = await g.adminCall('GET', `/api/admin/usage/cache-affinity/ttl-analysis?api_key_id=${key.id}`)
   t.equal(res.users[0].request_count, 6)
   t.same(res.users[0].interval_distribution, { within_5min: 1, within_15min: 1, within_30min: 1, within_60min: 0, over_60min: 2 })
+})
+
+const PACKED_MIGRATION = '20261122070000_cache_interval_packed'
+
+t.test(`migration ${PACKED_MIGRATION}: the per-bin rows a database holds become packed rows, zero rows left out`, async (t) => {
+  const url = await createDatabase(t, { migrated: false })
+  const before = await mkdtemp(join(tmpdir(), 'keymeter-migrations-'))
+  t.teardown(() => rm(before, { recursive: true, force: true }))
+  for (const name of await readdir(MIGRATIONS_DIR)) if (name < PACKED_MIGRATION) await cp(join(MIGRATIONS_DIR, name), join(before, name), { recursive: true })
+  await applyMigrations(url, { dir: before })
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  t.teardown(() => client.end())
+  const [u, k] = ['00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000b']
+  const [h1, h2] = ['2026-11-01T10:00:00Z', '2026-11-01T11:00:00Z']
+  const big = 3 * 2 ** 40 // a sum past 32 bits
+  // the old shape, as ingestion left it: rows in any order, and bins a late request emptied kept with zeros
+  await client.query(`INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bin_index, count, sum_ms) VALUES
+    ('user', $1, $3, 40, 3, 3000), ('user', $1, $3, -1, 1, 0), ('user', $1, $3, 7, 2, 1000), ('user', $1, $3, 12, 0, 0),
+    ('user', $1, $4, ${EDGES.length}, 1, ${big}), ('api_key', $2, $3, 7, 2, 1000), ('api_key', $2, $4, 12, 0, 0)`, [u, k, h1, h2])
+  t.same(await applyMigrations(url), [PACKED_MIGRATION], 'only the packing migration was pending')
+  const { rows } = await client.query<{ scope: string, scope_id: string, bucket: Date, bins: Buffer }>(
+    'SELECT scope, scope_id, bucket, bins FROM cache_interval_hourly ORDER BY scope, scope_id, bucket')
+  t.same(rows.map((r) => ({ ...r, bucket: r.bucket.toISOString(), bins: r.bins.toString('hex') })), [
+    { scope: 'api_key', scope_id: k, bucket: '2026-11-01T10:00:00.000Z', bins: pack([{ bin: 7, count: 2, sumMs: 1000 }]).toString('hex') },
+    {
+      scope: 'user', scope_id: u, bucket: '2026-11-01T10:00:00.000Z',
+      bins: pack([{ bin: FIRST_BIN, count: 1, sumMs: 0 }, { bin: 7, count: 2, sumMs: 1000 }, { bin: 40, count: 3, sumMs: 3000 }]).toString('hex')
+    },
+    { scope: 'user', scope_id: u, bucket: '2026-11-01T11:00:00.000Z', bins: pack([{ bin: EDGES.length, count: 1, sumMs: big }]).toString('hex') }
+  ], 'one row per (scope, id, hour), bins sorted, emptied bins and all-empty hours gone')
+  t.same(await schemaDrift(client, 'prisma/schema.prisma'), [], 'the schema Prisma models, keys and index included')
 })
