@@ -6,7 +6,7 @@
 //
 // Why a bytea and not three parallel arrays: the analysis reads tens of thousands of
 // these rows per call, and a bytea goes to Node as it is stored (string_agg concatenates
-// a group's rows, a copy per row; Node reads the entries with Buffer reads), while
+// a group's rows, a copy per row; Node reads the entries straight from the bytes), while
 // arrays would need an element-by-element conversion on the way out (array_send or the
 // text form). Decoding in SQL is needed only where ingestion merges a batch into a row
 // that already exists: a handful of rows per batch.
@@ -49,10 +49,18 @@ const int32At = (b: Buffer, at: number) => (b[at]! << 24) | (b[at + 1]! << 16) |
 /** bins FIRST_BIN … EDGES.length (the open last bin) */
 const SLOTS = EDGES.length + 1 - FIRST_BIN
 
-/** Sums of one group's rows, per bin (index bin - FIRST_BIN): the same bin recurs once per hour. */
+/** A histogram's non-empty bins in ascending order: bins[i] holds counts[i] gaps summing to sums[i] ms. */
+export interface Bins { bins: Int16Array, counts: Float64Array, sums: Float64Array }
+
+/**
+ * Sums packed rows per bin (index bin - FIRST_BIN; the same bin recurs once per hour),
+ * one group at a time: `add` its rows, then `take` its bins, which empties it for the
+ * next group (one accumulator per call, not per group: a thousand groups would
+ * otherwise allocate 15 MB).
+ */
 export class BinSums {
-  readonly counts = new Float64Array(SLOTS)
-  readonly sums = new Float64Array(SLOTS)
+  private readonly counts = new Float64Array(SLOTS)
+  private readonly sums = new Float64Array(SLOTS)
 
   /** Adds every entry of packed rows (any number, concatenated). */
   add (bytes: Buffer): void {
@@ -64,12 +72,19 @@ export class BinSums {
     }
   }
 
-  /** The non-empty bins in ascending order. */
-  entries (): BinEntry[] {
-    const out: BinEntry[] = []
-    for (let i = 0; i < this.counts.length; i++) {
-      if (this.counts[i] !== 0) out.push({ bin: i + FIRST_BIN, count: this.counts[i]!, sumMs: this.sums[i]! })
+  /** The bins added since the last take whose count is not zero, ascending; the sums start again from zero. */
+  take (): Bins {
+    let size = 0
+    for (let i = 0; i < SLOTS; i++) if (this.counts[i] !== 0) size++
+    const out: Bins = { bins: new Int16Array(size), counts: new Float64Array(size), sums: new Float64Array(size) }
+    for (let i = 0, k = 0; i < SLOTS; i++) {
+      if (this.counts[i] === 0) continue
+      out.bins[k] = i + FIRST_BIN
+      out.counts[k] = this.counts[i]!
+      out.sums[k++] = this.sums[i]!
     }
+    this.counts.fill(0)
+    this.sums.fill(0)
     return out
   }
 }

@@ -47,25 +47,28 @@ export interface DominantModel { group_id: string, model: string, input: string 
 
 /**
  * Each group's most requested model over the window's days (usage_daily_key
- * (user_id, day) / (api_key_id, day)), and that model's current global price's first
- * tier (model_prices (model, effective_from)); a provider's own price when there is no
- * global one. The model is chosen first, so the price is looked up once per group, not
- * once per (group, model).
+ * (day, …) / (user_id, day) / (api_key_id, day)), and that model's current global price's
+ * first tier (model_prices (model, effective_from)); a provider's own price when there is
+ * no global one. The groups are chosen by the same filters as intervalBins, not by the ids
+ * it returns, so both run at once; a group with traffic but no gap in the window is
+ * returned too, and not used. The model is chosen first, so the price is looked up once
+ * per group, not once per (group, model).
  */
-export async function dominantModels (db: Sql, scope: Scope['scope'], ids: string[], from: Date): Promise<DominantModel[]> {
+export async function dominantModels (db: Sql, s: Scope, from: Date): Promise<DominantModel[]> {
   const { rows } = await db.query<DominantModel>(`
     SELECT d.group_id, d.model, p.tiers -> 0 ->> 'input' AS input, p.tiers -> 0 ->> 'cache_write_5m' AS cache_write_5m,
            p.tiers -> 0 ->> 'cache_write_1h' AS cache_write_1h, p.tiers -> 0 ->> 'cache_read' AS cache_read
       FROM (SELECT DISTINCT ON (group_id) group_id, model
               FROM (SELECT CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END AS group_id, model, sum(requests) AS requests
                       FROM usage_daily_key
-                     WHERE day >= $3::date AND CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END = ANY($2::uuid[])
+                     WHERE day >= $2::date AND ($3::uuid IS NULL OR CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END = $3)
+                       AND ($4::uuid IS NULL OR api_key_id IN (SELECT id FROM api_keys WHERE user_id = $4))
                      GROUP BY 1, 2) m
+             WHERE group_id IS NOT NULL
              ORDER BY group_id, requests DESC, model) d
       LEFT JOIN LATERAL (
         SELECT tiers FROM model_prices m WHERE m.model = d.model AND m.effective_from <= now()
-         ORDER BY m.provider_id IS NULL DESC, m.effective_from DESC LIMIT 1) p ON true
-     ORDER BY d.group_id`, [scope, ids, from])
+         ORDER BY m.provider_id IS NULL DESC, m.effective_from DESC LIMIT 1) p ON true`, [s.scope, from, s.id, s.ownerId])
   return rows
 }
 
