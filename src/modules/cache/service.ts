@@ -30,15 +30,13 @@ export interface Histogram extends Bins {
   requests: number
 }
 
-/** Gaps in bins up to `last`. */
-function countUpTo (h: Histogram, last: number): number {
+/** Gaps at most `ms` (an anchor edge: exact). */
+function countWithin (h: Histogram, ms: number): number {
+  const last = lastBinWithin(ms)
   let n = 0
   for (let i = 0; i < h.bins.length && h.bins[i]! <= last; i++) n += h.counts[i]!
   return n
 }
-
-/** Gaps at most `ms` (an anchor edge: exact). */
-const countWithin = (h: Histogram, ms: number) => countUpTo(h, lastBinWithin(ms))
 
 /** Nearest-rank percentile (the value of rank ⌈q·n⌉), as the mean of the bin that holds it. */
 function percentileMs (h: Histogram, n: number, q: number): number {
