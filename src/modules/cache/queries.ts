@@ -8,28 +8,25 @@ import { inTransaction, type Sql } from '../../db/prisma.js'
 /** Which groups: one scope, optionally one id of it, optionally the keys of one owner. */
 export interface Scope { scope: 'user' | 'api_key', id: string | null, ownerId: string | null }
 
-/** One group's histogram over the window: BIN_BYTES per non-empty bin (bin int2, count int8, sum_ms int8, big-endian), in no order. */
+/** A group's hourly histograms over the window, concatenated (src/modules/cache/packed.ts: the same bin recurs once per hour). */
 export interface GroupBins { scope_id: string, bins: Buffer }
-export const BIN_BYTES = 18
 
 /**
- * Histogram bins per group over the window. cache_interval_hourly (scope, bucket)
- * without an id; its primary key (scope, scope_id, …) with one. The (group, bin) sums
- * are hashed in memory (with the default work_mem the planner sorts them on disk: about
- * 1.5× slower) and sent packed, one row per group, instead of one row per (group, bin):
- * by key that is 1,000 rows instead of 170,000 for Node to parse.
+ * Histogram rows per group over the window: cache_interval_hourly (scope, bucket)
+ * without an id, its primary key (scope, scope_id, bucket) with one. One row per
+ * (group, hour) holds that hour's bins packed, so the window reads a row per group and
+ * hour (for 168 hours at 10M usage rows: 30k rows by user, 113k by key) and PostgreSQL only
+ * concatenates them per group; Node sums the bins.
  */
 export async function intervalBins (db: pg.Pool, s: Scope, from: Date): Promise<GroupBins[]> {
   return await inTransaction(db, async (client) => {
+    // a group's concatenation is hashed in memory (at most a few megabytes in all)
     await client.query(`SELECT set_config('work_mem', '64MB', true)`)
     const { rows } = await client.query<GroupBins>(`
-      SELECT scope_id, string_agg(int2send(bin_index::int2) || int8send(count) || int8send(sum_ms), ''::bytea) AS bins
-        FROM (SELECT scope_id, bin_index, sum(count)::bigint AS count, sum(sum_ms)::bigint AS sum_ms
-                FROM cache_interval_hourly
-               WHERE scope = $1 AND bucket >= $2 AND ($3::uuid IS NULL OR scope_id = $3)
-                 AND ($4::uuid IS NULL OR scope_id IN (SELECT id FROM api_keys WHERE user_id = $4))
-               GROUP BY scope_id, bin_index
-              HAVING sum(count) <> 0) b
+      SELECT scope_id, string_agg(bins, ''::bytea) AS bins
+        FROM cache_interval_hourly
+       WHERE scope = $1 AND bucket >= $2 AND ($3::uuid IS NULL OR scope_id = $3)
+         AND ($4::uuid IS NULL OR scope_id IN (SELECT id FROM api_keys WHERE user_id = $4))
        GROUP BY scope_id`, [s.scope, from, s.id, s.ownerId])
     return rows
   })
@@ -50,22 +47,28 @@ export interface DominantModel { group_id: string, model: string, input: string 
 
 /**
  * Each group's most requested model over the window's days (usage_daily_key
- * (user_id, day) / (api_key_id, day)), and that model's current global price's first
- * tier (model_prices (model, effective_from)); a provider's own price when there is no
- * global one.
+ * (day, …) / (user_id, day) / (api_key_id, day)), and that model's current global price's
+ * first tier (model_prices (model, effective_from)); a provider's own price when there is
+ * no global one. The groups are chosen by the same filters as intervalBins, not by the ids
+ * it returns, so both run at once; a group with traffic but no gap in the window is
+ * returned too, and not used. The model is chosen first, so the price is looked up once
+ * per group, not once per (group, model).
  */
-export async function dominantModels (db: Sql, scope: Scope['scope'], ids: string[], from: Date): Promise<DominantModel[]> {
+export async function dominantModels (db: Sql, s: Scope, from: Date): Promise<DominantModel[]> {
   const { rows } = await db.query<DominantModel>(`
-    SELECT DISTINCT ON (d.group_id) d.group_id, d.model, p.tiers -> 0 ->> 'input' AS input, p.tiers -> 0 ->> 'cache_write_5m' AS cache_write_5m,
+    SELECT d.group_id, d.model, p.tiers -> 0 ->> 'input' AS input, p.tiers -> 0 ->> 'cache_write_5m' AS cache_write_5m,
            p.tiers -> 0 ->> 'cache_write_1h' AS cache_write_1h, p.tiers -> 0 ->> 'cache_read' AS cache_read
-      FROM (SELECT CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END AS group_id, model, sum(requests) AS requests
-              FROM usage_daily_key
-             WHERE day >= $3::date AND CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END = ANY($2::uuid[])
-             GROUP BY 1, 2) d
+      FROM (SELECT DISTINCT ON (group_id) group_id, model
+              FROM (SELECT CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END AS group_id, model, sum(requests) AS requests
+                      FROM usage_daily_key
+                     WHERE day >= $2::date AND ($3::uuid IS NULL OR CASE WHEN $1 = 'user' THEN user_id ELSE api_key_id END = $3)
+                       AND ($4::uuid IS NULL OR api_key_id IN (SELECT id FROM api_keys WHERE user_id = $4))
+                     GROUP BY 1, 2) m
+             WHERE group_id IS NOT NULL
+             ORDER BY group_id, requests DESC, model) d
       LEFT JOIN LATERAL (
         SELECT tiers FROM model_prices m WHERE m.model = d.model AND m.effective_from <= now()
-         ORDER BY m.provider_id IS NULL DESC, m.effective_from DESC LIMIT 1) p ON true
-     ORDER BY d.group_id, d.requests DESC, d.model`, [scope, ids, from])
+         ORDER BY m.provider_id IS NULL DESC, m.effective_from DESC LIMIT 1) p ON true`, [s.scope, from, s.id, s.ownerId])
   return rows
 }
 

@@ -10,6 +10,7 @@
 import type pg from 'pg'
 import { inTransaction, type Sql } from '../../db/prisma.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
+import { sqlEntry } from './packed.js'
 import { TIMELINE_MAX_GAP_MS, walkingIndexes } from './timeline.js'
 
 /** Replaces the cache tables' contents; run it inside a transaction. */
@@ -56,7 +57,14 @@ async function clear (db: Sql): Promise<void> {
   await db.query('TRUNCATE cache_interval_hourly, cache_savings_hourly, cache_timeline_tail, cache_points_hourly, cache_timeline_points')
 }
 
-/** The two timeline passes: each reads only usage and writes its own rows, so they may run at once. */
+/** A timeline's (id, hour, bin) gap counts and sums, from its sorted rows `t` (gap null: bin -1, the first request). */
+const BIN_SUMS = (id: string) => `SELECT ${id}, date_trunc('hour', created_at) AS bucket, CASE WHEN gap IS NULL THEN $1 ELSE width_bucket(gap, $2::bigint[]) - 1 END AS bin,
+         count(*) AS count, COALESCE(sum(gap), 0) AS sum_ms
+    FROM t GROUP BY 1, 2, 3`
+/** An hour's bins packed as ingestion keeps them (src/modules/cache/packed.ts), from BIN_SUMS' rows */
+const PACKED_BINS = `string_agg(${sqlEntry('bin', 'count', 'sum_ms')}, ''::bytea ORDER BY bin)`
+
+/** The two timeline passes: each reads only usage and writes its own rows (the user pass also the hourly point counts), so they may run at once. */
 const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
   // each key's timeline, sorted once: its gaps (lag) into the histogram, and each write's next gap (lead) for the wasted writes
   async (db) => db.query(`
@@ -68,10 +76,10 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
         FROM usage WHERE status = 'completed' AND api_key_id IS NOT NULL
       WINDOW w AS (PARTITION BY api_key_id ORDER BY created_at, request_id)
     ), intervals AS (
-      INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bin_index, count, sum_ms)
-      SELECT 'api_key', api_key_id, date_trunc('hour', created_at), CASE WHEN gap IS NULL THEN $1 ELSE width_bucket(gap, $2::bigint[]) - 1 END,
-             count(*), COALESCE(sum(gap), 0)
-        FROM t GROUP BY 1, 2, 3, 4
+      INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bins)
+      SELECT 'api_key', api_key_id, bucket, ${PACKED_BINS}
+        FROM (${BIN_SUMS('api_key_id')}) b
+       GROUP BY api_key_id, bucket
       RETURNING 1
     )
     INSERT INTO cache_savings_hourly AS s (bucket, user_id, api_key_id, wasted_5m_tokens, wasted_1h_tokens, wasted_cost)
@@ -83,8 +91,9 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
     ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
       wasted_5m_tokens = EXCLUDED.wasted_5m_tokens, wasted_1h_tokens = EXCLUDED.wasted_1h_tokens, wasted_cost = EXCLUDED.wasted_cost`,
   [FIRST_BIN, SQL_LOWER_BOUNDS]),
-  // each user's timeline (across their keys), sorted once: its gaps into the histogram, and its points (gap at most
-  // 120 minutes) into cache_timeline_points, in that table's primary-key order (the migration's backfill is this query)
+  // each user's timeline (across their keys), sorted once: its gaps into the histogram and the hourly point counts,
+  // and its points (gap at most 120 minutes) into cache_timeline_points, in that table's primary-key order (the
+  // points migration's backfill is this query)
   async (db) => db.query(`
     WITH t AS MATERIALIZED (
       SELECT user_id, created_at, request_id, model,
@@ -94,14 +103,21 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
       INSERT INTO cache_timeline_points (user_id, created_at, request_id, gap_ms, model)
       SELECT user_id, created_at, request_id, gap, model FROM t WHERE gap <= $3
       RETURNING 1
+    ), hours AS (
+      -- the timeline's points per hour are the gaps in bins 0 … the one ending at 120 minutes
+      SELECT user_id, bucket, ${PACKED_BINS} AS bins, sum(count) FILTER (WHERE bin BETWEEN 0 AND $4)::int AS points
+        FROM (${BIN_SUMS('user_id')}) b
+       GROUP BY user_id, bucket
+    ), point_hours AS (
+      INSERT INTO cache_points_hourly (bucket, user_id, count)
+      SELECT bucket, user_id, points FROM hours WHERE points > 0
+      RETURNING 1
     )
-    INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bin_index, count, sum_ms)
-    SELECT 'user', user_id, date_trunc('hour', created_at), CASE WHEN gap IS NULL THEN $1 ELSE width_bucket(gap, $2::bigint[]) - 1 END,
-           count(*), COALESCE(sum(gap), 0)
-      FROM t GROUP BY 1, 2, 3, 4`, [FIRST_BIN, SQL_LOWER_BOUNDS, TIMELINE_MAX_GAP_MS])
+    INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bins)
+    SELECT 'user', user_id, bucket, bins FROM hours`, [FIRST_BIN, SQL_LOWER_BOUNDS, TIMELINE_MAX_GAP_MS, lastBinWithin(TIMELINE_MAX_GAP_MS)])
 ]
 
-/** What depends on the timelines: the savings rows (merged into the wasted writes' rows), the timeline's points, the tails. */
+/** What depends on the timelines: the savings rows (merged into the wasted writes' rows), the tails. */
 async function finish (db: Sql): Promise<void> {
   // what each finished request's cache reads saved and writes cost above input (no order needed: one grouping pass)
   await db.query(`
@@ -120,11 +136,6 @@ async function finish (db: Sql): Promise<void> {
       read_saving = EXCLUDED.read_saving, write_5m_premium = EXCLUDED.write_5m_premium, write_1h_premium = EXCLUDED.write_1h_premium,
       cache_write_5m_tokens = EXCLUDED.cache_write_5m_tokens, cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens`)
 
-  // the timeline's points, from the hourly histogram (cache_interval_hourly (scope, bucket))
-  await db.query(`
-    INSERT INTO cache_points_hourly (bucket, user_id, count)
-    SELECT bucket, scope_id, sum(count) FROM cache_interval_hourly WHERE scope = 'user' AND bin_index BETWEEN 0 AND $1
-     GROUP BY 1, 2`, [lastBinWithin(TIMELINE_MAX_GAP_MS)])
   // each timeline's last request: one backward index walk per key and per user (usage (api_key_id, created_at) / (user_id, created_at))
   await walkingIndexes(db, async () => {
     for (const [scope, owners, column] of [['api_key', 'api_keys', 'api_key_id'], ['user', 'users', 'user_id']] as const) {

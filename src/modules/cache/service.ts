@@ -8,8 +8,9 @@ import { percent } from '../../lib/rates.js'
 import { FIRST_BIN, lastBinWithin } from './bins.js'
 import {
   allPoints, dominantModels, firstPointPerSlot, groupInfo, hitTotals, intervalBins, lastWrites, pointsPerHour, savingsTotals, usernames,
-  BIN_BYTES, type GroupBins, type Scope
+  type GroupBins, type Scope
 } from './queries.js'
+import { BinSums, type Bins } from './packed.js'
 import { wasteOf } from './timeline.js'
 
 const HOUR = 3_600_000
@@ -23,27 +24,27 @@ export function windowStart (hours: number, now = new Date()): Date {
 const round = (value: number, places: number) => Math.round(value * 10 ** places) / 10 ** places
 const minutes = (ms: number) => round(ms / MINUTE, 2)
 
-/** One group's gaps as the histogram holds them. */
-export interface Histogram {
+/** One group's gaps as the histogram holds them: its bins in ascending order, bin FIRST_BIN left out. */
+export interface Histogram extends Bins {
   /** completed requests in the window (those with a gap, and first ones) */
   requests: number
-  /** bins in ascending order, bin FIRST_BIN excluded */
-  bins: Array<{ bin: number, count: number, sumMs: number }>
 }
 
 /** Gaps at most `ms` (an anchor edge: exact). */
-const countWithin = (h: Histogram, ms: number) => {
+function countWithin (h: Histogram, ms: number): number {
   const last = lastBinWithin(ms)
-  return h.bins.reduce((n, b) => b.bin <= last ? n + b.count : n, 0)
+  let n = 0
+  for (let i = 0; i < h.bins.length && h.bins[i]! <= last; i++) n += h.counts[i]!
+  return n
 }
 
 /** Nearest-rank percentile (the value of rank ⌈q·n⌉), as the mean of the bin that holds it. */
 function percentileMs (h: Histogram, n: number, q: number): number {
   const rank = Math.max(1, Math.ceil(q * n))
   let seen = 0
-  for (const b of h.bins) {
-    seen += b.count
-    if (seen >= rank) return b.sumMs / b.count
+  for (let i = 0; i < h.bins.length; i++) {
+    seen += h.counts[i]!
+    if (seen >= rank) return h.sums[i]! / h.counts[i]!
   }
   return 0
 }
@@ -88,8 +89,8 @@ const TTL_NAMES = { none: 'no prompt cache', '5m': 'a 5-minute cache', '1h': 'a 
 
 /** Aether's baseline TTL, the distribution, and the cost model of one group. */
 export function analyseGroup (h: Histogram, model: string | null, prices: CachePrices | null) {
-  const n = h.bins.reduce((sum, b) => sum + b.count, 0)
-  const sum = h.bins.reduce((total, b) => total + b.sumMs, 0)
+  const n = h.counts.reduce((total, count) => total + count, 0)
+  const sum = h.sums.reduce((total, ms) => total + ms, 0)
   const within = [5, 15, 30, 60].map((m) => countWithin(h, m * MINUTE))
   const distribution = {
     within_5min: within[0]!,
@@ -119,27 +120,31 @@ export function analyseGroup (h: Histogram, model: string | null, prices: CacheP
     interval_percentages: Object.fromEntries(Object.entries(distribution).map(([k, v]) => [k, percent(v, n)])) as typeof distribution,
     percentiles: { p50: minutes(p50), p75: minutes(p75), p90: minutes(p90) },
     avg_interval_minutes: n === 0 ? 0 : minutes(sum / n),
-    min_interval_minutes: minutes(h.bins[0]!.sumMs / h.bins[0]!.count),
-    max_interval_minutes: minutes(h.bins.at(-1)!.sumMs / h.bins.at(-1)!.count),
+    min_interval_minutes: minutes(h.sums[0]! / h.counts[0]!),
+    max_interval_minutes: minutes(h.sums.at(-1)! / h.counts.at(-1)!),
     recommended_ttl_minutes: recommended,
     recommendation_reason: `${why}: recommend ${recommended} minutes. Cheapest for ${cost.model ?? 'its traffic'}: ${TTL_NAMES[cost.cheapest]}, ${saving}.`,
     cost_model: cost
   }
 }
 
-/** Histograms per group from the packed rows of intervalBins. */
+/** Histograms per group from intervalBins' rows: each group's hourly histograms, summed bin by bin. */
 export function histograms (rows: GroupBins[]): Map<string, Histogram> {
-  const groups = new Map<string, Histogram>()
+  const byGroup = new Map<string, Buffer[]>()
   for (const row of rows) {
-    const h: Histogram = { requests: 0, bins: [] }
-    for (let at = 0; at < row.bins.length; at += BIN_BYTES) {
-      const bin = row.bins.readInt16BE(at)
-      const count = Number(row.bins.readBigInt64BE(at + 2))
-      h.requests += count
-      if (bin !== FIRST_BIN) h.bins.push({ bin, count, sumMs: Number(row.bins.readBigInt64BE(at + 10)) })
-    }
-    h.bins.sort((a, b) => a.bin - b.bin)
-    groups.set(row.scope_id, h)
+    const list = byGroup.get(row.scope_id)
+    if (list === undefined) byGroup.set(row.scope_id, [row.bins])
+    else list.push(row.bins)
+  }
+  const sums = new BinSums()
+  const groups = new Map<string, Histogram>()
+  for (const [id, list] of byGroup) {
+    for (const bytes of list) sums.add(bytes)
+    const all = sums.take()
+    const requests = all.counts.reduce((total, count) => total + count, 0)
+    // FIRST_BIN is the lowest bin: first if present
+    const skip = all.bins[0] === FIRST_BIN ? 1 : 0
+    groups.set(id, { requests, bins: all.bins.subarray(skip), counts: all.counts.subarray(skip), sums: all.sums.subarray(skip) })
   }
   return groups
 }
@@ -154,9 +159,10 @@ export async function ttlAnalysis (db: pg.Pool, query: TtlQuery, ownerId: string
     : (query.group_by ?? 'user') === 'api_key'
         ? { scope: 'api_key', id: null, ownerId: ownerId ?? query.user_id ?? null }
         : { scope: 'user', id: ownerId ?? query.user_id ?? null, ownerId: null }
-  const groups = [...histograms(await intervalBins(db, scope, from))].filter(([, h]) => h.bins.length > 0)
-  const ids = groups.map(([id]) => id)
-  const [info, models] = await Promise.all([groupInfo(db, scope.scope, ids), dominantModels(db, scope.scope, ids, from)])
+  // the histograms and the models on two connections at once: neither needs the other
+  const [rows, models] = await Promise.all([intervalBins(db, scope, from), dominantModels(db, scope, from)])
+  const groups = [...histograms(rows)].filter(([, h]) => h.bins.length > 0)
+  const info = await groupInfo(db, scope.scope, groups.map(([id]) => id))
   const modelOf = new Map(models.map((m) => [m.group_id, m]))
   const users = groups.map(([id, h]) => {
     const m = modelOf.get(id)

@@ -22,6 +22,7 @@ import type { Sql } from '../../db/prisma.js'
 import { roundDiv } from '../../lib/money.js'
 import { hour, isFinished } from '../usage/rollups.js'
 import { binOf, FIRST_BIN, lastBinWithin } from './bins.js'
+import { pack, sqlEntries, sqlEntry, type BinEntry } from './packed.js'
 
 const PER_MILLION = 1_000_000n
 /** the interval timeline's points: gaps of at most 120 minutes */
@@ -376,9 +377,37 @@ const POINT_COLUMNS = new Columns<TimelinePoint>([
   { name: 'model', type: 'text', value: (p) => p.model }
 ])
 
+/** cache_interval_hourly's rows of a batch: each (scope, id, hour)'s deltas packed (hex), to be merged into the row */
+const INTERVAL_COLUMNS = new Columns<{ scope: string, scope_id: string, bucket: string, bins: string }>([
+  { name: 'scope', type: 'text', value: (r) => r.scope },
+  { name: 'scope_id', type: 'uuid', value: (r) => r.scope_id },
+  { name: 'bucket', type: 'timestamptz', value: (r) => r.bucket },
+  { name: 'bins', type: 'text', value: (r) => r.bins }
+])
+
+/**
+ * The batch's histogram deltas, one packed row per (scope, id, hour). A delta is signed
+ * (a late request takes its old gap out of a bin), and one whose count nets to zero
+ * still moves the bin's sum (the gap taken out and the one put in may share a bin).
+ * A new row's deltas are all additions (a removal is from the hour of a request
+ * already recorded, whose row exists), so they are stored as they come.
+ */
+function intervalRows (deltas: CacheDeltas) {
+  const rows = new Map<string, { scope: string, scope_id: string, bucket: string, entries: BinEntry[] }>()
+  for (const e of deltas.intervals.values()) {
+    if (e.count === 0 && e.sum_ms === 0) continue
+    const id = `${e.scope}|${e.scope_id}|${e.bucket}`
+    let row = rows.get(id)
+    if (row === undefined) rows.set(id, row = { scope: e.scope, scope_id: e.scope_id, bucket: e.bucket, entries: [] })
+    row.entries.push({ bin: e.bin_index, count: e.count, sumMs: e.sum_ms })
+  }
+  return [...rows.values()]
+    .sort((a, b) => a.scope.localeCompare(b.scope) || a.scope_id.localeCompare(b.scope_id) || a.bucket.localeCompare(b.bucket))
+    .map((r) => ({ scope: r.scope, scope_id: r.scope_id, bucket: r.bucket, bins: pack(r.entries).toString('hex') }))
+}
+
 async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
-  const intervals = [...deltas.intervals.values()].filter((e) => e.count !== 0 || e.sum_ms !== 0)
-    .sort((a, b) => a.scope.localeCompare(b.scope) || a.scope_id.localeCompare(b.scope_id) || a.bucket.localeCompare(b.bucket) || a.bin_index - b.bin_index)
+  const intervals = intervalRows(deltas)
   const savings = [...deltas.savings.values()].filter((e) => SAVINGS.some((name) => e[name] !== 0n))
     .sort((a, b) => a.bucket.localeCompare(b.bucket) || a.user_id.localeCompare(b.user_id) || a.api_key_id.localeCompare(b.api_key_id))
     .map((e) => ({ ...e, ...Object.fromEntries(SAVINGS.map((name) => [name, e[name].toString()])) }))
@@ -387,23 +416,31 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
   const timelinePoints = [...deltas.timelinePoints.values()]
     .sort((a, b) => a.userId.localeCompare(b.userId) || a.at - b.at || (a.rid < b.rid ? -1 : a.rid > b.rid ? 1 : 0))
   if (intervals.length === 0 && savings.length === 0) return
+  // parameters: the histogram rows' columns, then the savings and points (jsonb), then the timeline points' columns
+  const [savingsParam, pointsParam, firstPoint] = [INTERVAL_COLUMNS.count + 1, INTERVAL_COLUMNS.count + 2, INTERVAL_COLUMNS.count + 3]
   await db.query(`
     WITH intervals AS (
-      INSERT INTO cache_interval_hourly AS t (scope, scope_id, bucket, bin_index, count, sum_ms)
-      SELECT scope, scope_id, bucket, bin_index, count, sum_ms
-        FROM jsonb_to_recordset($1::jsonb) AS d(scope text, scope_id uuid, bucket timestamptz, bin_index int, count int, sum_ms bigint)
-      ON CONFLICT (scope, scope_id, bucket, bin_index) DO UPDATE SET count = t.count + EXCLUDED.count, sum_ms = t.sum_ms + EXCLUDED.sum_ms
+      -- merged into the hour's row: bins summed, the emptied ones dropped, sorted (the rebuild's form, byte for byte).
+      -- A row never empties: each completed request counts once in its hour, in a bin or in bin -1. The stored bins
+      -- are copied once (|| ''): a row over 2 kB is stored compressed, and each get_byte on it would decompress it again.
+      INSERT INTO cache_interval_hourly AS t (scope, scope_id, bucket, bins)
+      SELECT d.scope, d.scope_id, d.bucket, decode(d.bins, 'hex') FROM ${INTERVAL_COLUMNS.from('d', 1)}
+      ON CONFLICT (scope, scope_id, bucket) DO UPDATE SET bins = (
+        SELECT COALESCE(string_agg(${sqlEntry('m.bin', 'm.count', 'm.sum_ms')}, ''::bytea ORDER BY m.bin), ''::bytea)
+          FROM (SELECT e.bin, sum(e.count) AS count, sum(e.sum_ms) AS sum_ms
+                  FROM (VALUES (t.bins || ''::bytea), (EXCLUDED.bins)) AS v(b) CROSS JOIN LATERAL ${sqlEntries('v.b', 'e')}
+                 GROUP BY e.bin HAVING sum(e.count) <> 0) m)
       RETURNING 1
     ), points AS (
       INSERT INTO cache_points_hourly AS t (bucket, user_id, count)
-      SELECT bucket, user_id, count FROM jsonb_to_recordset($3::jsonb) AS d(bucket timestamptz, user_id uuid, count int)
+      SELECT bucket, user_id, count FROM jsonb_to_recordset($${pointsParam}::jsonb) AS d(bucket timestamptz, user_id uuid, count int)
       ON CONFLICT (bucket, user_id) DO UPDATE SET count = t.count + EXCLUDED.count
       RETURNING 1
     ), timeline_points AS (
       -- an old request's model from usage (request_id unique): only when a late request shortened its gap
       INSERT INTO cache_timeline_points AS t (user_id, created_at, request_id, gap_ms, model)
       SELECT d.user_id, d.created_at, d.request_id, d.gap_ms, COALESCE(d.model, (SELECT u.model FROM usage u WHERE u.request_id = d.request_id))
-        FROM ${POINT_COLUMNS.from('d', 4)}
+        FROM ${POINT_COLUMNS.from('d', firstPoint)}
       ON CONFLICT (user_id, created_at, request_id) DO UPDATE SET gap_ms = EXCLUDED.gap_ms
       RETURNING 1
     ), savings AS (
@@ -411,7 +448,7 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
         cache_write_5m_tokens, cache_write_1h_tokens, wasted_5m_tokens, wasted_1h_tokens, wasted_cost)
       SELECT bucket, user_id, api_key_id, "readSaving", "write5mPremium", "write1hPremium", "write5mTokens", "write1hTokens",
              "wasted5mTokens", "wasted1hTokens", "wastedCost"
-        FROM jsonb_to_recordset($2::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, "readSaving" bigint, "write5mPremium" bigint,
+        FROM jsonb_to_recordset($${savingsParam}::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, "readSaving" bigint, "write5mPremium" bigint,
           "write1hPremium" bigint, "write5mTokens" bigint, "write1hTokens" bigint, "wasted5mTokens" bigint, "wasted1hTokens" bigint, "wastedCost" bigint)
       ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
         read_saving = t.read_saving + EXCLUDED.read_saving, write_5m_premium = t.write_5m_premium + EXCLUDED.write_5m_premium,
@@ -421,5 +458,5 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
       RETURNING 1
     )
     SELECT (SELECT count(*) FROM intervals) + (SELECT count(*) FROM points) + (SELECT count(*) FROM timeline_points) + (SELECT count(*) FROM savings) AS touched`,
-  [JSON.stringify(intervals), JSON.stringify(savings), JSON.stringify(points), ...POINT_COLUMNS.values(timelinePoints)])
+  [...INTERVAL_COLUMNS.values(intervals), JSON.stringify(savings), JSON.stringify(points), ...POINT_COLUMNS.values(timelinePoints)])
 }

@@ -85,7 +85,7 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_daily_user: 'SELECT * FROM usage_daily_user ORDER BY day, user_id',
     usage_hourly_user: 'SELECT * FROM usage_hourly_user ORDER BY bucket, user_id',
     usage_hourly_provider: 'SELECT * FROM usage_hourly_provider ORDER BY bucket, provider_id',
-    cache_interval_hourly: 'SELECT * FROM cache_interval_hourly WHERE count <> 0 OR sum_ms <> 0 ORDER BY scope, scope_id, bucket, bin_index',
+    cache_interval_hourly: `SELECT scope, scope_id, bucket, encode(bins, 'hex') AS bins FROM cache_interval_hourly ORDER BY scope, scope_id, bucket`,
     cache_savings_hourly: `SELECT * FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, user_id, api_key_id`,
     cache_timeline_tail: 'SELECT * FROM cache_timeline_tail ORDER BY scope, scope_id',
     cache_points_hourly: 'SELECT * FROM cache_points_hourly WHERE count <> 0 ORDER BY bucket, user_id',
@@ -103,8 +103,9 @@ const FINISHED = `status IN ('completed', 'failed', 'cancelled')`
 const CACHE_SAVINGS_NOT_ZERO = `NOT (read_saving = 0 AND write_5m_premium = 0 AND write_1h_premium = 0 AND cache_write_5m_tokens = 0
   AND cache_write_1h_tokens = 0 AND wasted_5m_tokens = 0 AND wasted_1h_tokens = 0 AND wasted_cost = 0)`
 const CACHE_TABLES = {
-  cache_interval_hourly: `SELECT scope, scope_id, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, bin_index, count, sum_ms
-    FROM cache_interval_hourly WHERE count <> 0 OR sum_ms <> 0 ORDER BY 1, 2, 3, 4`,
+  // the packed bins byte for byte: ingestion's merges must leave the rebuild's canonical form (sorted, no emptied bin)
+  cache_interval_hourly: `SELECT scope, scope_id, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, encode(bins, 'hex') AS bins
+    FROM cache_interval_hourly ORDER BY 1, 2, 3`,
   cache_savings_hourly: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, user_id, api_key_id, read_saving, write_5m_premium,
     write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens, wasted_5m_tokens, wasted_1h_tokens, wasted_cost
     FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY 1, 2, 3`,
