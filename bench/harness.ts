@@ -3,7 +3,6 @@
 // child process (so the load generator does not steal the server's event loop), and
 // autocannon's figures printed as one line.
 import { fork, type ChildProcess } from 'node:child_process'
-import { Agent, request } from 'node:http'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -86,52 +85,3 @@ export async function hammer (options: autocannon.Options): Promise<Run> {
 }
 
 export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
-
-export interface PacedOptions { url: string, body: string, rate: number, duration: number, connections: number }
-
-/**
- * An open-loop load at a fixed rate: request i is due at start + i / rate whatever the
- * earlier ones are doing, and its latency runs from when it was due to its response's
- * end — so a server (or this generator) falling behind shows in the figures instead of
- * silently lowering the rate (the "coordinated omission" of closed-loop tools). Sent
- * each millisecond tick, over keep-alive `connections`.
- */
-export async function paced (options: PacedOptions): Promise<Run> {
-  const agent = new Agent({ keepAlive: true, maxSockets: options.connections })
-  const target = new URL(options.url)
-  const headers = { 'content-type': 'application/json', authorization: `Bearer ${GATEWAY_TOKEN}`, 'content-length': Buffer.byteLength(options.body) }
-  const latencies: number[] = []
-  let errors = 0
-  let non2xx = 0
-  const send = (due: number) => new Promise<void>((resolve) => {
-    const req = request({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers, agent }, (res) => {
-      res.resume()
-      res.on('end', () => {
-        latencies.push(performance.now() - due)
-        if (res.statusCode === undefined || res.statusCode < 200 || res.statusCode >= 300) non2xx++
-        resolve()
-      })
-    })
-    req.on('error', () => { errors++; resolve() })
-    req.end(options.body)
-  })
-  const total = Math.floor(options.rate * options.duration)
-  const start = performance.now()
-  const pending: Array<Promise<void>> = []
-  let next = 0
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const now = performance.now()
-      while (next < total && start + next * 1000 / options.rate <= now) pending.push(send(start + next++ * 1000 / options.rate))
-      if (next < total) setTimeout(tick, 1)
-      else resolve()
-    }
-    tick()
-  })
-  await Promise.all(pending)
-  const elapsed = (performance.now() - start) / 1000
-  agent.destroy()
-  const sorted = latencies.sort((a, b) => a - b)
-  const at = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? 0
-  return { requestsPerSecond: total / elapsed, p50: at(0.5), p99: at(0.99), errors, non2xx, total }
-}
