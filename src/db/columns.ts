@@ -22,20 +22,18 @@ export interface Column<Row> {
 
 const SPECIAL = /["\\]/
 
-/** A text as one quoted element of an array literal. */
-function quote (text: string): string {
-  return SPECIAL.test(text) ? `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"` : `"${text}"`
-}
-
 /** One column's values as an array literal, built in one pass. */
-function literal<Row> (rows: Row[], column: Column<Row>, quoted: boolean): string {
+function literal<Row> (rows: Row[], value: Column<Row>['value'], quoted: boolean): string {
   let out = '{'
   for (let i = 0; i < rows.length; i++) {
     if (i > 0) out += ','
-    const v = column.value(rows[i]!)
+    const v = value(rows[i]!)
     if (v === null) out += 'NULL'
     else if (!quoted) out += `${v}`
-    else out += quote(`${v}`)
+    else {
+      const text = `${v}`
+      out += SPECIAL.test(text) ? `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"` : `"${text}"`
+    }
   }
   return `${out}}`
 }
@@ -65,6 +63,6 @@ export class Columns<Row> {
 
   /** The parameters for `from`: one array literal per column. */
   values (rows: Row[]): string[] {
-    return this.columns.map((c) => literal(rows, c, QUOTED.has(c.type)))
+    return this.columns.map((c) => literal(rows, c.value, QUOTED.has(c.type)))
   }
 }
