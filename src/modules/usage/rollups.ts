@@ -82,9 +82,24 @@ const isZero = (m: Measures) => COUNTS.every((name) => m[name] === 0) && MONEY.e
 /** The instants a row's rollup rows are keyed by. */
 interface Buckets { hour: string, quarter: string, day: string }
 
+type Typed = Array<[name: string, type: string]>
+
+const HOUR: Typed = [['bucket', 'timestamptz']]
+const DAY: Typed = [['day', 'date']]
+const ranking: Typed = [['requests', 'int'], ['errors', 'int'], ['total_tokens', 'bigint'], ['total_cost', 'bigint'], ['actual_total_cost', 'bigint']]
+const daily: Typed = [['requests', 'int'], ['errors', 'int'], ['input_tokens', 'bigint'], ['output_tokens', 'bigint'], ['cache_creation_tokens', 'bigint'],
+  ['cache_read_tokens', 'bigint'], ['total_tokens', 'bigint'], ['total_cost', 'bigint'], ['actual_total_cost', 'bigint'], ['response_time_sum_ms', 'bigint'],
+  ['response_time_count', 'int']]
+const hourly: Typed = [...daily, ['cache_creation_cost', 'bigint'], ['cache_read_cost', 'bigint'], ['cache_hit_requests', 'int']]
+
 interface Grain {
   table: 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly' | 'usage_daily_user' | 'usage_hourly_user' | 'usage_hourly_provider'
+  /** a row's primary key, as `columns` names it */
   key: (row: RollupSource, at: Buckets) => Record<string, string>
+  /** the primary key's columns and their types */
+  columns: Typed
+  /** what the table sums (a subset of the batch's measures) */
+  measures: Typed
   /** the rows this table counts, when not all finished ones */
   only?: (row: RollupSource) => boolean
 }
@@ -98,42 +113,58 @@ export const hour = (at: Date) => new Date(Math.floor(at.getTime() / 3_600_000) 
 const GRAINS: Grain[] = [
   {
     table: 'usage_hourly',
-    key: (r, at) => ({ bucket: at.hour, user_id: r.userId ?? NIL_UUID, api_key_id: r.apiKeyId ?? NIL_UUID, provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' })
+    key: (r, at) => ({ bucket: at.hour, user_id: r.userId ?? NIL_UUID, api_key_id: r.apiKeyId ?? NIL_UUID, provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' }),
+    columns: [...HOUR, ['user_id', 'uuid'], ['api_key_id', 'uuid'], ['provider_id', 'uuid'], ['model', 'text'], ['api_format', 'text']],
+    measures: hourly
   },
   {
     table: 'usage_hourly_model',
-    key: (r, at) => ({ bucket: at.hour, provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' })
+    key: (r, at) => ({ bucket: at.hour, provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' }),
+    columns: [...HOUR, ['provider_id', 'uuid'], ['model', 'text'], ['api_format', 'text']],
+    measures: hourly
   },
   {
     // the model and api_format rankings' whole days
     table: 'usage_daily_model',
-    key: (r, at) => ({ day: at.day, provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' })
+    key: (r, at) => ({ day: at.day, provider_id: r.providerId ?? NIL_UUID, model: r.model, api_format: r.apiFormat ?? '' }),
+    columns: [...DAY, ['provider_id', 'uuid'], ['model', 'text'], ['api_format', 'text']],
+    measures: hourly
   },
   {
     table: 'usage_daily_key',
-    key: (r, at) => ({ day: at.day, user_id: r.userId ?? NIL_UUID, api_key_id: r.apiKeyId ?? NIL_UUID, model: r.model })
+    key: (r, at) => ({ day: at.day, user_id: r.userId ?? NIL_UUID, api_key_id: r.apiKeyId ?? NIL_UUID, model: r.model }),
+    columns: [...DAY, ['user_id', 'uuid'], ['api_key_id', 'uuid'], ['model', 'text']],
+    measures: daily
   },
   {
     // the heatmap's edges in zones whose midnight is off the hour; keyed by provider so
     // batches contend on it no more than on usage_hourly_model
     table: 'usage_quarter_hourly',
-    key: (r, at) => ({ bucket: at.quarter, provider_id: r.providerId ?? NIL_UUID })
+    key: (r, at) => ({ bucket: at.quarter, provider_id: r.providerId ?? NIL_UUID }),
+    columns: [...HOUR, ['provider_id', 'uuid']],
+    measures: [['requests', 'int'], ['total_tokens', 'bigint'], ['total_cost', 'bigint'], ['actual_total_cost', 'bigint']]
   },
   {
     // the user ranking; its rows are the user's, whose `used` a batch locks anyway
     table: 'usage_daily_user',
     key: (r, at) => ({ day: at.day, user_id: r.userId ?? NIL_UUID }),
+    columns: [...DAY, ['user_id', 'uuid']],
+    measures: ranking,
     only: reachedProvider
   },
   {
     table: 'usage_hourly_user',
     key: (r, at) => ({ bucket: at.hour, user_id: r.userId ?? NIL_UUID }),
+    columns: [...HOUR, ['user_id', 'uuid']],
+    measures: ranking,
     only: reachedProvider
   },
   {
     // the heatmap's hours; keyed by provider, as usage_quarter_hourly
     table: 'usage_hourly_provider',
-    key: (r, at) => ({ bucket: at.hour, provider_id: r.providerId ?? NIL_UUID })
+    key: (r, at) => ({ bucket: at.hour, provider_id: r.providerId ?? NIL_UUID }),
+    columns: [...HOUR, ['provider_id', 'uuid']],
+    measures: hourly
   }
 ]
 
@@ -247,35 +278,18 @@ export interface Charges {
   users: Array<{ id: string, cost: string }>
 }
 
-type Typed = Array<[name: string, type: string]>
-
-const HOUR: Typed = [['bucket', 'timestamptz']]
-const DAY: Typed = [['day', 'date']]
-const ranking: Typed = [['requests', 'int'], ['errors', 'int'], ['total_tokens', 'bigint'], ['total_cost', 'bigint'], ['actual_total_cost', 'bigint']]
-const daily: Typed = [['requests', 'int'], ['errors', 'int'], ['input_tokens', 'bigint'], ['output_tokens', 'bigint'], ['cache_creation_tokens', 'bigint'],
-  ['cache_read_tokens', 'bigint'], ['total_tokens', 'bigint'], ['total_cost', 'bigint'], ['actual_total_cost', 'bigint'], ['response_time_sum_ms', 'bigint'],
-  ['response_time_count', 'int']]
-const hourly: Typed = [...daily, ['cache_creation_cost', 'bigint'], ['cache_read_cost', 'bigint'], ['cache_hit_requests', 'int']]
-
-/** The rollups a batch adds to: each table, its key and its measures; each its own parameter, in this order. */
-const UPSERTS: Array<{ table: Grain['table'] | 'provider_attempts_hourly', key: Typed, measures: Typed }> = [
-  { table: 'usage_hourly', key: [...HOUR, ['user_id', 'uuid'], ['api_key_id', 'uuid'], ['provider_id', 'uuid'], ['model', 'text'], ['api_format', 'text']], measures: hourly },
-  { table: 'usage_hourly_model', key: [...HOUR, ['provider_id', 'uuid'], ['model', 'text'], ['api_format', 'text']], measures: hourly },
-  { table: 'usage_hourly_provider', key: [...HOUR, ['provider_id', 'uuid']], measures: hourly },
-  { table: 'usage_daily_model', key: [...DAY, ['provider_id', 'uuid'], ['model', 'text'], ['api_format', 'text']], measures: hourly },
-  { table: 'usage_daily_key', key: [...DAY, ['user_id', 'uuid'], ['api_key_id', 'uuid'], ['model', 'text']], measures: daily },
-  { table: 'usage_quarter_hourly', key: [...HOUR, ['provider_id', 'uuid']], measures: [['requests', 'int'], ['total_tokens', 'bigint'], ['total_cost', 'bigint'], ['actual_total_cost', 'bigint']] },
-  { table: 'usage_daily_user', key: [...DAY, ['user_id', 'uuid']], measures: ranking },
-  { table: 'usage_hourly_user', key: [...HOUR, ['user_id', 'uuid']], measures: ranking },
+/** The rollups a batch adds to, each its own parameter of WRITE_TOTALS, in this order: the grains, then the provider attempts. */
+const UPSERTS: Array<Pick<Grain, 'columns' | 'measures'> & { table: Grain['table'] | 'provider_attempts_hourly' }> = [
+  ...GRAINS,
   {
     table: 'provider_attempts_hourly',
-    key: [...HOUR, ['provider_id', 'uuid']],
+    columns: [...HOUR, ['provider_id', 'uuid']],
     measures: [['attempts', 'int'], ['successes', 'int'], ['failures', 'int'], ['latency_sum_ms', 'bigint'], ['latency_count', 'int']]
   }
 ]
 
 /** One rollup's upsert as a CTE: its rows from the JSON records of parameter `param`, each measure added on conflict. */
-function upsertCte ({ table, key, measures }: typeof UPSERTS[number], param: number): string {
+function upsertCte ({ table, columns: key, measures }: typeof UPSERTS[number], param: number): string {
   const columns = [...key, ...measures]
   return `${table} AS (
       INSERT INTO ${table} AS t (${columns.map(([name]) => name).join(', ')})
