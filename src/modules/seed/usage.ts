@@ -191,6 +191,8 @@ export async function insertInFlight (db: Sql, seed: number, from: number, to: n
 
 const MEASURES = `requests, errors, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_tokens`
 const TAIL = `total_cost, actual_total_cost, response_time_sum_ms, response_time_count`
+/** the hourly rollups' measures (usage_hourly and the tables summed from it by provider, model or day) */
+const HOURLY = `${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests`
 const sums = (names: string) => names.split(',').map((name) => `sum(${name.trim()})`).join(', ')
 
 /** The smallest uuidv7 of a millisecond: ids sort by time, so a time range is a primary-key range. */
@@ -203,7 +205,7 @@ const idAt = (ms: number) => ms.toString(16).padStart(12, '0') + '0'.repeat(20)
  */
 export async function rollupHours (db: Sql, fromMs: number, toMs: number): Promise<void> {
   await db.query(`
-    INSERT INTO usage_hourly (bucket, user_id, api_key_id, provider_id, model, api_format, ${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests)
+    INSERT INTO usage_hourly (bucket, user_id, api_key_id, provider_id, model, api_format, ${HOURLY})
     SELECT date_trunc('hour', created_at, 'UTC'), coalesce(user_id, '${NIL}'), coalesce(api_key_id, '${NIL}'), coalesce(provider_id, '${NIL}'), model, coalesce(api_format, ''),
       count(*), count(*) FILTER (WHERE status = 'failed'), sum(input_tokens), sum(output_tokens), sum(cache_creation_input_tokens), sum(cache_read_input_tokens),
       sum(total_tokens), sum(cache_creation_cost), sum(cache_read_cost), sum(total_cost), sum(actual_total_cost),
@@ -228,12 +230,12 @@ export async function rollupHours (db: Sql, fromMs: number, toMs: number): Promi
  */
 export async function deriveRollups (db: Sql): Promise<void> {
   await db.query(`
-    INSERT INTO usage_hourly_model (bucket, provider_id, model, api_format, ${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests)
-    SELECT bucket, provider_id, model, api_format, ${sums(`${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests`)}
+    INSERT INTO usage_hourly_model (bucket, provider_id, model, api_format, ${HOURLY})
+    SELECT bucket, provider_id, model, api_format, ${sums(HOURLY)}
     FROM usage_hourly GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`)
   await db.query(`
-    INSERT INTO usage_daily_model (day, provider_id, model, api_format, ${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests)
-    SELECT (bucket AT TIME ZONE 'UTC')::date, provider_id, model, api_format, ${sums(`${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests`)}
+    INSERT INTO usage_daily_model (day, provider_id, model, api_format, ${HOURLY})
+    SELECT (bucket AT TIME ZONE 'UTC')::date, provider_id, model, api_format, ${sums(HOURLY)}
     FROM usage_hourly_model GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`)
   await db.query(`
     INSERT INTO usage_daily_key (day, user_id, api_key_id, model, ${MEASURES}, ${TAIL})
@@ -249,8 +251,8 @@ export async function deriveRollups (db: Sql): Promise<void> {
     SELECT (bucket AT TIME ZONE 'UTC')::date, user_id, ${sums('requests, errors, total_tokens, total_cost, actual_total_cost')}
     FROM usage_hourly_user GROUP BY 1, 2 ORDER BY 1, 2`)
   await db.query(`
-    INSERT INTO usage_hourly_provider (bucket, provider_id, ${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests)
-    SELECT bucket, provider_id, ${sums(`${MEASURES}, cache_creation_cost, cache_read_cost, ${TAIL}, cache_hit_requests`)}
+    INSERT INTO usage_hourly_provider (bucket, provider_id, ${HOURLY})
+    SELECT bucket, provider_id, ${sums(HOURLY)}
     FROM usage_hourly_model GROUP BY 1, 2 ORDER BY 1, 2`)
   await db.query(`
     INSERT INTO provider_attempts_hourly (bucket, provider_id, attempts, successes, failures, latency_sum_ms, latency_count)
