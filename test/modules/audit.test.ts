@@ -1,5 +1,6 @@
+import pg from 'pg'
 import t from 'tap'
-import { buildTestApp, signIn } from '../helper.js'
+import { buildTestApp, logCapture, signIn } from '../helper.js'
 
 t.test('a mutation and its audit row commit together: a failing audit insert rolls the change back', async (t) => {
   const { app } = await buildTestApp(t)
@@ -40,6 +41,7 @@ t.test('GET /api/admin/audit-logs filters and pages', async (t) => {
   await app.inject({ method: 'GET', url: '/api/admin/users', headers: user.headers }) // refused 403
   await app.inject({ method: 'GET', url: '/api/admin/users', headers: admin.headers })
   await app.inject({ method: 'GET', url: '/api/users/me', headers: user.headers })
+  await app.pipeline.readAuditsWritten()
 
   const get = async (query: string) => {
     const res = await app.inject({ method: 'GET', url: `/api/admin/audit-logs?${query}`, headers: admin.headers })
@@ -73,7 +75,8 @@ t.test('a read call is audited on the reads pool, with every field a mutation ro
   const user = await signIn(app, 'user')
   const res = await app.inject({ method: 'GET', url: '/api/users/me?x=1', headers: { ...user.headers, 'user-agent': 'audit-test/1' } })
   t.equal(res.statusCode, 200)
-  // visible as soon as the reply is: committed before it, without waiting for the WAL flush
+  // written behind the answer: readAuditsWritten() waits for it
+  await app.pipeline.readAuditsWritten()
   const row = await app.prisma.auditLog.findFirstOrThrow({ where: { action: 'users.me' } })
   t.match(row, {
     eventType: 'user', principalType: 'user', userId: user.id, managementTokenId: null, method: 'GET', path: '/api/users/me',
@@ -82,4 +85,36 @@ t.test('a read call is audited on the reads pool, with every field a mutation ro
   t.ok(row.durationMs !== null && row.durationMs >= 0)
   const { rows: [setting] } = await app.statsPg.query<{ synchronous_commit: string }>('SHOW synchronous_commit')
   t.equal(setting!.synchronous_commit, 'off', 'the reads pool commits asynchronously')
+})
+
+t.test('closing the app waits for every read\'s audit row still being written, queued ones included', async (t) => {
+  const { app, url } = await buildTestApp(t)
+  const user = await signIn(app, 'user')
+  const blocker = new pg.Client({ connectionString: url })
+  await blocker.connect()
+  t.teardown(() => blocker.end())
+  // hold the inserts back: four wait on the lock, holding the reads pool's four connections, and the rest queue for one
+  await blocker.query('BEGIN')
+  await blocker.query('LOCK TABLE audit_logs IN EXCLUSIVE MODE')
+  const replies = await Promise.all(Array.from({ length: 10 }, () => app.inject({ method: 'GET', url: '/api/users/me', headers: user.headers })))
+  t.same(replies.map((r) => r.statusCode), Array(10).fill(200), 'answered without waiting for their audit rows')
+  const closed = app.close()
+  setTimeout(() => { blocker.query('COMMIT').catch(() => {}) }, 200)
+  await closed
+  const { rows } = await blocker.query('SELECT request_id FROM audit_logs WHERE action = $1', ['users.me'])
+  t.same(rows.map((r) => r.request_id).sort(), replies.map((r) => r.headers['x-request-id']).sort(), 'every row written before the close finished')
+})
+
+t.test('a read whose audit row cannot be written still gets its answer, and the failure is logged', async (t) => {
+  const logs = logCapture()
+  const { app } = await buildTestApp(t, { logStream: logs.stream })
+  const user = await signIn(app, 'user')
+  await app.prisma.$executeRawUnsafe(`ALTER TABLE audit_logs ADD CONSTRAINT refuse_me CHECK (action <> 'users.me')`)
+  const res = await app.inject({ method: 'GET', url: '/api/users/me', headers: user.headers })
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().id, user.id)
+  await app.pipeline.readAuditsWritten()
+  t.equal(await app.prisma.auditLog.count({ where: { action: 'users.me' } }), 0)
+  const logged = logs.lines.map((line) => JSON.parse(line) as { msg: string, action?: string, level: number })
+  t.ok(logged.some((line) => line.msg === 'a read call\'s audit row was not written' && line.action === 'users.me' && line.level === 50), 'logged as an error')
 })

@@ -38,6 +38,7 @@ t.test('a standalone key: created once with its full record, never shown again e
 
   const reveal = await app.inject({ method: 'GET', url: `/api/admin/api-keys/${created.id}?include_key=true`, headers: admin.headers })
   t.equal(reveal.json().key, created.key)
+  await app.pipeline.readAuditsWritten()
   const audit = await app.prisma.auditLog.findFirstOrThrow({ where: { action: 'api_keys.reveal' } })
   t.match(audit.metadata, { key_id: created.id })
 

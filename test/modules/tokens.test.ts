@@ -29,6 +29,7 @@ t.test('management tokens: created once, act as their user, cannot manage tokens
   const manage = await app.inject({ method: 'POST', url: '/api/users/me/management-tokens', headers: asToken, payload: { name: 'sneaky' } })
   t.equal(manage.statusCode, 403, 'a management token cannot create management tokens')
 
+  await app.pipeline.readAuditsWritten()
   const audit = await app.prisma.auditLog.findFirstOrThrow({ where: { action: 'users.me', managementTokenId: record.id } })
   t.equal(audit.principalType, 'management')
 

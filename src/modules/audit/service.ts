@@ -30,20 +30,20 @@ export async function writeAudit (db: Db, entry: AuditEntry): Promise<void> {
 
 /**
  * The audit row of a call that changed nothing, on the reads' pool, whose sessions commit
- * asynchronously (createStatsPool): the row is visible as soon as this returns, but the
- * call does not wait for its WAL flush (2–5 ms here, half of a detail view). A database
- * crash can lose the last fraction of a second of such rows (at most three
- * wal_writer_delay, 600 ms by default); a change's row is always in the change's own
- * transaction.
+ * asynchronously (createStatsPool): the call does not wait for its WAL flush (2–5 ms
+ * here, half of a detail view). A database crash can lose the last fraction of a second
+ * of such rows (at most three wal_writer_delay, 600 ms by default); a change's row is
+ * always in the change's own transaction. `at` is when the call was answered: the
+ * pipeline writes this row behind the answer, and the rows must keep the calls' order.
  */
-export async function writeReadAudit (pool: pg.Pool, entry: AuditEntry): Promise<void> {
+export async function writeReadAudit (pool: pg.Pool, entry: AuditEntry, at: Date): Promise<void> {
   await pool.query(`
     INSERT INTO audit_logs (event_type, action, principal_type, user_id, management_token_id, ip, user_agent, request_id,
-                            method, path, status_code, success, duration_ms, metadata, error_message)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15)`,
+                            method, path, status_code, success, duration_ms, metadata, error_message, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16)`,
   [entry.eventType, entry.action, entry.principalType, entry.userId ?? null, entry.managementTokenId ?? null, entry.ip ?? null,
     entry.userAgent ?? null, entry.requestId ?? null, entry.method ?? null, entry.path ?? null, entry.statusCode ?? null, entry.success,
-    entry.durationMs ?? null, entry.metadata === undefined ? null : JSON.stringify(entry.metadata), entry.errorMessage ?? null])
+    entry.durationMs ?? null, entry.metadata === undefined ? null : JSON.stringify(entry.metadata), entry.errorMessage ?? null, at])
 }
 
 export interface AuditFilter {

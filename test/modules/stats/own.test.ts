@@ -59,6 +59,7 @@ t.test('a user reads their own usage, and nobody else\'s', async (t) => {
     t.match(res.json(), { error: { type: 'forbidden' } })
   }
   t.equal((await g.app.inject({ method: 'GET', url: '/api/users/me/usage/stats' })).statusCode, 401, 'signed out → 401')
+  await g.app.pipeline.readAuditsWritten()
   const audited = await g.app.prisma.auditLog.count({ where: { action: { startsWith: 'own_usage.' }, userId: ann.id } })
   t.ok(audited >= 8, 'every call audited')
 })
