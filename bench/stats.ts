@@ -9,6 +9,7 @@
 // cluster under ./.data/bench with one database per row count (keymeter_bench_<N>),
 // seeded on first use and reused after (seeding 10M rows takes minutes).
 import { chmod, mkdir } from 'node:fs/promises'
+import http from 'node:http'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
@@ -20,8 +21,10 @@ import { progressReporter, summaryLine } from '../src/modules/seed/command.js'
 import { seed } from '../src/modules/seed/service.js'
 import { benchConfig, fmt, startBench } from './harness.js'
 
-const WARM_UPS = 3
-const CALLS = 30
+/** warm-up: at least this many calls, and for at least WARM_UP_MS (the JIT compiles each endpoint's code over its first hundred calls or so) */
+const WARM_UPS = 20
+const WARM_UP_MS = 2_000
+const CALLS = 50
 const RAW_RUNS = 3
 /** a call slower than this is abandoned, its query cancelled, and the endpoint reported as too slow */
 const CALL_LIMIT_MS = 60_000
@@ -70,7 +73,7 @@ export async function prepare (url: string, rows: number, mayReset: boolean): Pr
       console.log(`cache tables rebuilt from the raw rows: ${((performance.now() - started) / 1000).toFixed(1)} s`)
     }
     const started = performance.now()
-    await pool.query('VACUUM (ANALYZE) usage, request_candidates, usage_hourly, usage_hourly_model, usage_daily_key, usage_daily_user, usage_quarter_hourly, provider_attempts_hourly, cache_interval_hourly, cache_points_hourly, cache_savings_hourly, cache_timeline_tail, cache_timeline_points')
+    await pool.query('VACUUM (ANALYZE) usage, request_candidates, usage_hourly, usage_hourly_model, usage_hourly_provider, usage_hourly_user, usage_daily_model, usage_daily_key, usage_daily_user, usage_quarter_hourly, provider_attempts_hourly, cache_interval_hourly, cache_points_hourly, cache_savings_hourly, cache_timeline_tail, cache_timeline_points')
     console.log(`vacuum: ${((performance.now() - started) / 1000).toFixed(1)} s`)
   } finally {
     await pool.end()
@@ -182,23 +185,44 @@ function cases (start: Date, end: Date, usageId: string): Case[] {
   ]
 }
 
+/**
+ * One GET on a kept-alive connection, with node:http: Node's fetch (undici) adds 1–2 ms
+ * of its own per call here, as much as a detail view takes on the server (measured:
+ * detail p50 4–6 ms through fetch, 2.5–2.8 ms through node:http, 2 ms per call with
+ * autocannon on one connection).
+ */
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+function get (url: string, headers: Record<string, string>, signal: AbortSignal): Promise<{ status: number, text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent, headers, signal }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => { text += chunk })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+  })
+}
+
 async function timeEndpoint (url: string, headers: Record<string, string>, cancel: () => Promise<void>): Promise<{ status: number, body: Row, times: number[] }> {
   const call = async () => {
     const started = performance.now()
     try {
-      const res = await fetch(url, { headers, signal: AbortSignal.timeout(CALL_LIMIT_MS) })
-      const text = await res.text()
-      return { status: res.status, body: (text === '' ? {} : JSON.parse(text)) as Row, ms: performance.now() - started }
+      const { status, text } = await get(url, headers, AbortSignal.timeout(CALL_LIMIT_MS))
+      return { status, body: (text === '' ? {} : JSON.parse(text)) as Row, ms: performance.now() - started }
     } catch (error) {
       await cancel() // the server's query would otherwise run on and weigh on every later measurement
-      return { status: 0, body: { error: { message: (error as Error).name === 'TimeoutError' ? `over ${CALL_LIMIT_MS / 1000} s, cancelled` : (error as Error).message } }, ms: 0 }
+      return { status: 0, body: { error: { message: ['TimeoutError', 'AbortError'].includes((error as Error).name) ? `over ${CALL_LIMIT_MS / 1000} s, cancelled` : (error as Error).message } }, ms: 0 }
     }
   }
   let first = await call()
   if (first.status !== 200) return { status: first.status, body: first.body, times: [] }
-  for (let i = 1; i < WARM_UPS; i++) first = await call()
+  const warming = performance.now()
+  for (let i = 1; (i < WARM_UPS || performance.now() - warming < WARM_UP_MS) && first.status === 200; i++) first = await call()
+  if (first.status !== 200) return { status: first.status, body: first.body, times: [] }
   const times: number[] = []
-  for (let i = 0; i < CALLS && first.status === 200; i++) {
+  for (let i = 0; i < CALLS; i++) {
     const next = await call()
     if (next.status !== 200) return { status: next.status, body: next.body, times: [] }
     times.push(next.ms)
@@ -262,7 +286,7 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
       if (end.getTime() - (latest.at as Date).getTime() > 86_400_000) console.log(`note: the newest usage row is from ${(latest.at as Date).toISOString()}; the 30-day windows end now`)
       const size = await raw.query(`SELECT pg_size_pretty(pg_total_relation_size('usage')) AS usage, (SELECT count(*) FROM usage_hourly) AS hourly, (SELECT count(*) FROM usage_hourly_model) AS coarse, (SELECT count(*) FROM usage_daily_key) AS daily`)
       console.log(`usage ${size.rows[0].usage}; rollup rows: usage_hourly ${fmt(Number(size.rows[0].hourly))}, usage_hourly_model ${fmt(Number(size.rows[0].coarse))}, usage_daily_key ${fmt(Number(size.rows[0].daily))}`)
-      console.log(`${WARM_UPS} warm-up calls, then ${CALLS} timed, each endpoint; the raw query ${RAW_RUNS} times (median)\n`)
+      console.log(`${WARM_UPS} warm-up calls (and ${WARM_UP_MS / 1000} s at least), then ${CALLS} timed, each endpoint; the raw query ${RAW_RUNS} times (median)\n`)
       line('endpoint', ['p50 ms', 'p95 ms', 'raw ms', 'ratio'], 'same answer')
       for (const c of (await build(raw, end)).filter((c) => values.only === undefined || c.name.includes(values.only))) {
         const api = await timeEndpoint(`${bench.url}${c.path}`, headers, cancelServerQueries)
