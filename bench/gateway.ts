@@ -1,6 +1,6 @@
 // npm run bench -- ingest | verify: the gateway's two calls under load.
 import { randomUUID } from 'node:crypto'
-import { fmt, GATEWAY_TOKEN, hammer, startBench, type Bench, type Run } from './harness.js'
+import { fmt, GATEWAY_TOKEN, hammer, startBench, stealNote, type Bench, type Run } from './harness.js'
 
 export async function fixtures (bench: Bench, keyCount = 1) {
   const app = bench
@@ -53,7 +53,7 @@ export async function ingest (): Promise<void> {
           }
         }]
       })
-      console.log(`ingest ${label.padEnd(28)} ${fmt(run.requestsPerSecond * size).padStart(8)} events/s  p50 ${fmt(run.p50)} ms  p99 ${fmt(run.p99)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors, ${connections} connections)`)
+      console.log(`ingest ${label.padEnd(28)} ${fmt(run.requestsPerSecond * size).padStart(8)} events/s  p50 ${fmt(run.p50)} ms  p99 ${fmt(run.p99)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors, ${connections} connections${stealNote(run.steal)})`)
     }
     await new Promise((resolve) => setTimeout(resolve, 2000)) // let requests still in flight when the load stopped finish
     const ids = keys.map((k) => k.id)
@@ -78,7 +78,7 @@ export async function verify (): Promise<void> {
     })
     const body = JSON.stringify({ key: key.key, model: 'claude-sonnet-4', api_format: 'claude:messages' })
     const url = `${bench.url}/api/gateway/keys/verify`
-    const line = (label: string, run: Run) => console.log(`verify ${label.padEnd(38)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors)`)
+    const line = (label: string, run: Run) => console.log(`verify ${label.padEnd(38)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors${stealNote(run.steal)})`)
     console.log(`(VERIFY_CACHE_TTL_MS=${bench.config.VERIFY_CACHE_TTL_MS}${bench.config.VERIFY_CACHE_TTL_MS === 0 ? ': no cache' : ''})`)
     // as fast as 10 connections go: the throughput, and latency at saturation
     line('(all limits set), 10 connections', await hammer({ url, method: 'POST', connections: 10, duration: 20, body }))

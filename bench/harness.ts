@@ -3,6 +3,7 @@
 // child process (so the load generator does not steal the server's event loop), and
 // autocannon's figures printed as one line.
 import { fork, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -70,11 +71,41 @@ export async function startBench (): Promise<Bench> {
   }
 }
 
-export interface Run { requestsPerSecond: number, p50: number, p99: number, errors: number, non2xx: number, total: number }
+/**
+ * The share of CPU time the hypervisor gave to other machines (steal, from /proc/stat)
+ * since the call, as a percentage: on a shared host a run can lose 40% of its two cores
+ * this way, and its figures say so. Null where /proc/stat has no steal column.
+ */
+export function stealMeter (): () => number | null {
+  const read = (): number[] | null => {
+    try {
+      const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!
+      const fields = line.trim().split(/\s+/).slice(1, 9).map(Number)
+      return fields.length === 8 ? fields : null
+    } catch {
+      return null
+    }
+  }
+  const start = read()
+  return () => {
+    const end = read()
+    if (start === null || end === null) return null
+    const delta = end.map((value, i) => value - start[i]!)
+    const total = delta.reduce((a, b) => a + b, 0)
+    return total === 0 ? 0 : Math.round(100 * delta[7]! / total)
+  }
+}
+
+/** " · steal N%" for a run's line, or nothing where steal is not measured. */
+export const stealNote = (percent: number | null) => percent === null ? '' : ` · steal ${percent}%`
+
+export interface Run { requestsPerSecond: number, p50: number, p99: number, errors: number, non2xx: number, total: number, steal: number | null }
 
 export async function hammer (options: autocannon.Options): Promise<Run> {
+  const steal = stealMeter()
   const result = await autocannon({ ...options, headers: { 'content-type': 'application/json', authorization: `Bearer ${GATEWAY_TOKEN}`, ...options.headers } })
   return {
+    steal: steal(),
     requestsPerSecond: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,

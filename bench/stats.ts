@@ -19,7 +19,7 @@ import { rebuildCacheData } from '../src/modules/cache/rebuild.js'
 import { createSession } from '../src/modules/auth/service.js'
 import { progressReporter, summaryLine } from '../src/modules/seed/command.js'
 import { seed } from '../src/modules/seed/service.js'
-import { benchConfig, fmt, startBench } from './harness.js'
+import { benchConfig, fmt, startBench, stealMeter, stealNote } from './harness.js'
 
 /** warm-up: at least this many calls, and for at least WARM_UP_MS (the JIT compiles each endpoint's code over its first hundred calls or so) */
 const WARM_UPS = 20
@@ -205,7 +205,7 @@ function get (url: string, headers: Record<string, string>, signal: AbortSignal)
   })
 }
 
-async function timeEndpoint (url: string, headers: Record<string, string>, cancel: () => Promise<void>): Promise<{ status: number, body: Row, times: number[] }> {
+async function timeEndpoint (url: string, headers: Record<string, string>, cancel: () => Promise<void>): Promise<{ status: number, body: Row, times: number[], steal?: number | null }> {
   const call = async () => {
     const started = performance.now()
     try {
@@ -222,12 +222,13 @@ async function timeEndpoint (url: string, headers: Record<string, string>, cance
   for (let i = 1; (i < WARM_UPS || performance.now() - warming < WARM_UP_MS) && first.status === 200; i++) first = await call()
   if (first.status !== 200) return { status: first.status, body: first.body, times: [] }
   const times: number[] = []
+  const steal = stealMeter()
   for (let i = 0; i < CALLS; i++) {
     const next = await call()
     if (next.status !== 200) return { status: next.status, body: next.body, times: [] }
     times.push(next.ms)
   }
-  return { status: 200, body: first.body, times: times.sort((a, b) => a - b) }
+  return { status: 200, body: first.body, times: times.sort((a, b) => a - b), steal: steal() }
 }
 
 /** The raw computation, RAW_RUNS times: its median and its (last) answer. */
@@ -295,7 +296,7 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
           continue
         }
         if (values['skip-raw'] && api.status === 200) {
-          line(c.name, [ms(percentile(api.times, 0.5)), ms(percentile(api.times, 0.95))], '(raw skipped)')
+          line(c.name, [ms(percentile(api.times, 0.5)), ms(percentile(api.times, 0.95))], `(raw skipped)${stealNote(api.steal ?? null)}`)
           continue
         }
         const { median: rawMs, results } = await timeRaw(raw, c)
@@ -304,7 +305,7 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
           continue
         }
         const p50 = percentile(api.times, 0.5)
-        line(c.name, [ms(p50), ms(percentile(api.times, 0.95)), ms(rawMs), `${fmt(rawMs / p50, rawMs / p50 < 10 ? 1 : 0)}×`], c.compare(api.body, results) ?? 'yes')
+        line(c.name, [ms(p50), ms(percentile(api.times, 0.95)), ms(rawMs), `${fmt(rawMs / p50, rawMs / p50 < 10 ? 1 : 0)}×`], `${c.compare(api.body, results) ?? 'yes'}${stealNote(api.steal ?? null)}`)
       }
     } finally {
       await raw.end()
