@@ -1,7 +1,7 @@
 // Secrets: random tokens, AES-256-GCM, scrypt passwords, masking, comparison.
 import t from 'tap'
 import {
-  constantTimeEqual, decrypt, deriveKey, DUMMY_PASSWORD_HASH, encrypt, hashPassword, hmacHex, maskSecret, randomBase62, verifyPassword
+  constantTimeEqual, decrypt, deriveKey, DUMMY_PASSWORD_HASH, encrypt, hashPassword, hmacHex, maskSecret, randomBase62, uuidv7, verifyPassword
 } from '../../src/lib/crypto.js'
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
@@ -101,4 +101,15 @@ t.test('constantTimeEqual compares strings', async (t) => {
   t.equal(constantTimeEqual('token-value', 'token-value-longer'), false, 'different lengths')
   t.equal(constantTimeEqual('', ''), true)
   t.equal(constantTimeEqual('é', 'e\u0301'), false, 'bytes, not normalised text')
+})
+
+t.test('uuidv7: version 7, RFC variant, the millisecond first, so ids sort by time', async (t) => {
+  const at = Date.UTC(2026, 10, 22, 12, 0, 0, 123)
+  const id = uuidv7(at)
+  t.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+  t.equal(parseInt(id.slice(0, 8) + id.slice(9, 13), 16), at, 'the first 48 bits are the millisecond')
+  const ids = [at + 1, at - 1, at, at + 60_000].map((ms) => uuidv7(ms))
+  t.same([...ids].sort(), [ids[1], ids[2], ids[0], ids[3]], 'ordered by their milliseconds')
+  t.equal(new Set(Array.from({ length: 1000 }, () => uuidv7(at))).size, 1000, 'distinct within one millisecond')
+  t.equal(uuidv7(-5).slice(0, 13), '00000000-0000', 'a time before 1970 is clamped to 0')
 })

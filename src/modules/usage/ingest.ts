@@ -9,6 +9,7 @@
 import type pg from 'pg'
 import { Columns, type Column } from '../../db/columns.js'
 import { prepared, type Sql } from '../../db/prisma.js'
+import { uuidv7 } from '../../lib/crypto.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { pickPrice, type PriceVersion } from '../prices/service.js'
 import type { StoredTier } from '../prices/tiers.js'
@@ -22,6 +23,8 @@ export const BODY_CAP_BYTES = 64 * 1024
 
 /** The columns of a usage row that ingestion writes (snake_case, as in the table). */
 interface RowState extends RollupSource {
+  /** the row's primary key: read back, or made here (uuidv7 of created_at) for a new row */
+  id: string
   requestId: string
   providerEndpointId: string | null
   providerApiKeyId: string | null
@@ -84,6 +87,7 @@ function fromRow (row: UsageRow): RowState {
     return read
   }
   const state: RowState = {
+    id: row.id as string,
     requestId: row.request_id,
     userId: row.user_id as string | null,
     apiKeyId: row.api_key_id as string | null,
@@ -213,7 +217,9 @@ function newRow (event: StartFields, lookups: Lookups, now: Date): RowState {
   if (event.api_key_id === undefined || event.model === undefined) throw new Rejection('unknown request: send its start, or api_key_id and model with the completion')
   const key = lookups.keys.get(event.api_key_id)
   if (key === undefined) throw new Rejection(`unknown api_key_id ${event.api_key_id}`)
+  const createdAt = event.created_at === undefined ? now : new Date(event.created_at)
   const row: RowState = {
+    id: uuidv7(createdAt.getTime()),
     requestId: event.request_id,
     userId: key.user_id,
     apiKeyId: key.id,
@@ -249,7 +255,7 @@ function newRow (event: StartFields, lookups: Lookups, now: Date): RowState {
     responseTimeMs: null,
     firstByteTimeMs: null,
     metadata: event.metadata ?? null,
-    createdAt: event.created_at === undefined ? now : new Date(event.created_at),
+    createdAt,
     finishedAt: null
   }
   applyProvider(row, event, lookups)
@@ -357,9 +363,10 @@ export async function ingestEvents (pool: pg.Pool, events: UsageEventBody[], opt
         return results
       } catch (error) {
         await client.query('ROLLBACK')
-        // batches lock in one order, but PostgreSQL may still abort one: retry it whole
+        // batches lock in one order, but PostgreSQL may still abort one, and a request
+        // may have been created by another batch after this one read it: retry it whole
         const code = (error as { code?: string }).code
-        if (attempt >= 4 || !(code === '40P01' || code === '40001')) throw error
+        if (attempt >= 4 || !(error instanceof CreatedMeanwhile || code === '40P01' || code === '40001')) throw error
       }
     }
   } finally {
@@ -372,35 +379,31 @@ const RECEIPT_COLUMNS = new Columns<{ request_id: string, event_type: string }>(
   { name: 'event_type', type: 'text', value: (r) => r.event_type }
 ])
 
-/** Transaction locks on the requests of `source` (a relation with a request_id column), in one global order: a CTE named `locked`. */
-const requestLocks = (source: string) =>
-  `locked AS (SELECT pg_advisory_xact_lock(l) FROM (SELECT DISTINCT hashtextextended(request_id, 0) AS l FROM ${source}) s ORDER BY l)`
+/**
+ * A row this batch read as absent was inserted by a concurrent batch before this one
+ * wrote it (the upsert's WHERE on the primary key refused to overwrite it): the batch
+ * is rolled back and run again, and then reads that row.
+ */
+class CreatedMeanwhile extends Error {}
 
 async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOptions): Promise<EventResultBody[]> {
   const now = options.now ?? new Date()
   const results: EventResultBody[] = events.map((e) => ({ request_id: e.request_id, type: e.type, outcome: 'recorded' }))
 
-  // 1. receipts: which (request_id, type) pairs are new; and the requests' locks.
-  // FOR UPDATE cannot lock a row that does not exist yet: a start and its completion in
-  // two concurrent batches would both see "no row". A transaction lock per request_id
-  // (taken in one order) serializes them whatever exists. They are taken in the
-  // receipts' statement (one round trip), on the requests of the new pairs.
+  // 1. receipts: which (request_id, type) pairs are new. Two batches carrying the same
+  // pair serialize on its primary key: the second waits for the first to commit and
+  // then finds it a duplicate.
   const fresh = new Set<number>()
   if (options.synthetic === true) {
     events.forEach((_e, i) => fresh.add(i))
-    await db.query(`WITH r AS (SELECT unnest($1::text[]) AS request_id), ${requestLocks('r')} SELECT count(*) FROM locked`, [events.map((e) => e.request_id)])
   } else {
     const pairs = [...new Map(events.map((e) => [`${e.request_id}\u0000${e.type}`, { request_id: e.request_id, event_type: e.type }])).values()]
       .sort((a, b) => a.request_id < b.request_id ? -1 : a.request_id > b.request_id ? 1 : a.event_type < b.event_type ? -1 : 1)
     const inserted = await db.query<{ request_id: string, event_type: string }>(`
-      WITH inserted AS (
-        INSERT INTO gateway_events (${RECEIPT_COLUMNS.names})
-        SELECT * FROM ${RECEIPT_COLUMNS.from('r')}
-        ON CONFLICT DO NOTHING
-        RETURNING request_id, event_type
-      ), ${requestLocks('inserted')}
-      -- the locks' subquery runs once, before the first row is returned
-      SELECT request_id, event_type FROM inserted WHERE (SELECT count(*) FROM locked) >= 0`, RECEIPT_COLUMNS.values(pairs))
+      INSERT INTO gateway_events (${RECEIPT_COLUMNS.names})
+      SELECT * FROM ${RECEIPT_COLUMNS.from('r')}
+      ON CONFLICT DO NOTHING
+      RETURNING request_id, event_type`, RECEIPT_COLUMNS.values(pairs))
     const isNew = new Set(inserted.rows.map((r) => `${r.request_id}\u0000${r.event_type}`))
     events.forEach((e, i) => {
       const id = `${e.request_id}\u0000${e.type}`
@@ -410,10 +413,18 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
   }
   if (fresh.size === 0) return results
 
-  // 2. the rows these events touch, locked in request_id order
+  // 2. the rows these events touch, locked in request_id order. No lock can be taken on
+  // a row that does not exist yet: a request another batch is creating meanwhile is
+  // caught when this batch writes it (CreatedMeanwhile), except by a stream event, which
+  // writes nothing without its row: those wait for such a batch first.
   const requestIds = [...new Set([...fresh].map((i) => events[i]!.request_id))].sort()
-  const existingRows = await db.query<UsageRow>('SELECT * FROM usage WHERE request_id = ANY($1::text[]) ORDER BY request_id FOR UPDATE', [requestIds])
+  const existingRows = await db.query<UsageRow>(READ_ROWS, [requestIds])
   const before = new Map(existingRows.rows.map((row) => [row.request_id, fromRow(row)]))
+  const created = new Set([...fresh].filter((i) => events[i]!.type !== 'stream').map((i) => events[i]!.request_id))
+  const orphanStreams = [...new Set([...fresh].map((i) => events[i]!).filter((e) => e.type === 'stream' && !before.has(e.request_id) && !created.has(e.request_id)).map((e) => e.request_id))].sort()
+  if (orphanStreams.length > 0) {
+    for (const row of (await waitForCreators(db, orphanStreams)).rows) before.set(row.request_id, fromRow(row))
+  }
   const lookups = await loadLookups(db, [...fresh].map((i) => events[i]!), [...before.values()])
 
   // 3. apply the events in order to in-memory row states
@@ -524,6 +535,7 @@ const json = (value: unknown) => value === null || value === undefined ? null : 
 
 /** A usage row's columns as ingestion writes them (usage's own names and types). */
 const USAGE_COLUMNS = new Columns<RowState>([
+  { name: 'id', type: 'uuid', value: (r) => r.id },
   { name: 'request_id', type: 'text', value: (r) => r.requestId },
   { name: 'user_id', type: 'uuid', value: (r) => r.userId },
   { name: 'api_key_id', type: 'uuid', value: (r) => r.apiKeyId },
@@ -594,12 +606,32 @@ const UPSERT_USAGE = `
       pricing_source = EXCLUDED.pricing_source, model_price_id = EXCLUDED.model_price_id, tiered_pricing = EXCLUDED.tiered_pricing,
       rate_multiplier = EXCLUDED.rate_multiplier, response_time_ms = EXCLUDED.response_time_ms, first_byte_time_ms = EXCLUDED.first_byte_time_ms,
       metadata = EXCLUDED.metadata, created_at = EXCLUDED.created_at, finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at
+    -- only the row this batch read: one created meanwhile by another batch has another id (CreatedMeanwhile)
+    WHERE u.id = EXCLUDED.id
     RETURNING id, request_id`
 
 async function upsertRows (db: Sql, rows: RowState[], sharedTiers: string[], now: Date): Promise<Map<string, string>> {
   if (rows.length === 0) return new Map()
   const returned = await db.query<{ id: string, request_id: string }>(UPSERT_USAGE, [...USAGE_COLUMNS.values(rows), now, sharedTiers])
-  return new Map(returned.rows.map((r) => [r.request_id, r.id]))
+  if (returned.rows.length !== rows.length) throw new CreatedMeanwhile('a request was created by another batch meanwhile')
+  return new Map(rows.map((r) => [r.requestId, r.id]))
+}
+
+const READ_ROWS = 'SELECT * FROM usage WHERE request_id = ANY($1::text[]) ORDER BY request_id FOR UPDATE'
+
+/**
+ * Waits for any batch still creating these requests (a start or a completion received,
+ * not yet committed), then reads their rows. Inserting the creating events' receipts
+ * waits on such a batch's own uncommitted receipts; the inserts are then undone.
+ */
+async function waitForCreators (db: Sql, requestIds: string[]): Promise<{ rows: UsageRow[] }> {
+  await db.query('SAVEPOINT wait_for_creators')
+  await db.query(`
+    INSERT INTO gateway_events (request_id, event_type)
+    SELECT r, t FROM unnest($1::text[]) AS r CROSS JOIN (VALUES ('complete'), ('start')) AS types(t) ORDER BY r, t
+    ON CONFLICT DO NOTHING`, [requestIds])
+  await db.query('ROLLBACK TO SAVEPOINT wait_for_creators')
+  return await db.query<UsageRow>(READ_ROWS, [requestIds])
 }
 
 async function insertBodies (db: Sql, bodies: Map<string, Record<string, unknown>>, usageIds: Map<string, string>): Promise<void> {

@@ -47,10 +47,12 @@ t.test('happy path: start → stream → complete, then a request reported only 
   let row = await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'req-1' } })
   t.match(row, { status: 'pending', userId: user.id, apiKeyId: key.id, providerId: provider.id, providerName: 'anthropic', model: 'claude-x', isStream: true, totalCost: 0n, finishedAt: null })
   t.equal(row.createdAt.toISOString(), at1)
+  t.equal(parseInt(row.id.slice(0, 8) + row.id.slice(9, 13), 16), row.createdAt.getTime(), 'the id is a uuidv7 of created_at')
+  const firstId = row.id
 
   t.same(await g.send([{ type: 'stream', request_id: 'req-1', first_byte_time_ms: 120 }]), [{ request_id: 'req-1', type: 'stream', outcome: 'recorded' }])
   row = await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'req-1' } })
-  t.match(row, { status: 'streaming', firstByteTimeMs: 120 })
+  t.match(row, { status: 'streaming', firstByteTimeMs: 120, id: firstId })
   t.equal((await g.app.prisma.apiKey.findUniqueOrThrow({ where: { id: key.id } })).totalRequests, 0n, 'nothing charged before the completion')
 
   const completed = await g.send([{
@@ -365,6 +367,67 @@ t.test('concurrency: a start and its completion (with start fields) in two paral
   await sweepStale(g.app.pg, 0)
   const key2 = await g.app.prisma.apiKey.findUniqueOrThrow({ where: { id: key.id } })
   t.equal(key2.totalRequests, 60n, '60 requests charged as 60')
+})
+
+t.test('concurrency: a stream event whose start is still being written by another batch waits for it and is recorded', async (t) => {
+  const g = await gateway(t)
+  const key = await g.standaloneKey()
+  const blocker = await g.app.pg.connect() // one of the app's ten connections; the two batches take two others
+  t.teardown(() => blocker.release())
+  let settled = false
+  /** until `count` backends wait on a lock, or the stream's batch has answered (it did not wait) */
+  const waiting = async (count: number) => {
+    while (!settled) {
+      await blocker.query('SELECT pg_stat_clear_snapshot()') // inside a transaction the activity view is otherwise read once
+      const { rows: [row] } = await blocker.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+      if (row.n >= count) return
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+  // the start's batch writes its receipt, then stops at its key lookup (FOR KEY SHARE) behind this lock
+  await blocker.query('BEGIN')
+  await blocker.query('SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE', [key.id])
+  // (an injected request is sent when awaited: Promise.resolve sends it now)
+  const started = Promise.resolve(g.usage([{ type: 'start', request_id: 'slow-start', api_key_id: key.id, model: 'm' }]))
+  await waiting(1)
+  // the stream's batch finds no row: it must wait for the start's batch, not reject the event
+  const streamed = Promise.resolve(g.usage([{ type: 'stream', request_id: 'slow-start', first_byte_time_ms: 120 }]))
+  void streamed.finally(() => { settled = true })
+  await waiting(2)
+  await blocker.query('COMMIT')
+  t.equal((await started).statusCode, 200)
+  t.same((await streamed).json().results, [{ request_id: 'slow-start', type: 'stream', outcome: 'recorded' }])
+  const row = await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'slow-start' } })
+  t.match(row, { status: 'streaming', firstByteTimeMs: 120 })
+})
+
+t.test('a batch of 1000 new requests takes no lock per request (the shared lock table holds about 64 per connection)', async (t) => {
+  const g = await gateway(t)
+  const key = await g.standaloneKey()
+  const blocker = await g.app.pg.connect()
+  t.teardown(() => blocker.release())
+  // stop the batch at its key lookup, after its receipts and row reads, and look at the locks it holds
+  await blocker.query('BEGIN')
+  await blocker.query('SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE', [key.id])
+  const sent = Promise.resolve(g.usage(Array.from({ length: 1000 }, (_v, i) => ({
+    type: 'complete', request_id: `many-${i}`, api_key_id: key.id, model: 'm', status: 'completed', input_tokens: 1, output_tokens: 1
+  }))))
+  let held: Array<{ locktype: string, n: number }> = []
+  for (;;) {
+    await blocker.query('SELECT pg_stat_clear_snapshot()')
+    const { rows: [waiter] } = await blocker.query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+    if (waiter !== undefined) {
+      held = (await blocker.query(`SELECT locktype, count(*)::int AS n FROM pg_locks WHERE pid = $1 AND granted GROUP BY locktype ORDER BY locktype`, [waiter.pid])).rows
+      break
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  await blocker.query('COMMIT')
+  t.equal((await sent).statusCode, 200)
+  t.ok(held.length > 0, 'the batch was seen holding its locks')
+  t.notOk(held.some((l) => l.locktype === 'advisory'), `no advisory locks: ${JSON.stringify(held)}`)
+  t.ok(held.reduce((sum, l) => sum + l.n, 0) < 64, 'fewer locks than max_locks_per_transaction\'s default')
+  t.equal(await g.app.prisma.usage.count(), 1000)
 })
 
 // ---------------------------------------------------------------------------------
