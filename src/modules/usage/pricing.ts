@@ -62,18 +62,47 @@ function withTotal (parts: Omit<Costs, 'total'>): Costs {
   return { ...parts, total: parts.input + parts.output + parts.cacheCreation + parts.cacheRead + parts.request }
 }
 
+/** A tier's unit prices as bigints, and every tier in USD (what tiered_pricing shows). */
+interface TierForms { units: Array<Omit<NonNullable<PricedRequest['snapshot']>, 'perRequest'>>, usd: Array<ReturnType<typeof tierToUsd>> }
+
+/**
+ * Each price version's tiers converted once, not once per request: a batch of 500
+ * completions prices them all with the same few versions (the conversions and their
+ * objects were a tenth of ingestion's JavaScript). Keyed by the version's tiers array,
+ * so the forms live as long as the version loaded for the batch. Shared, so frozen.
+ */
+const tierForms = new WeakMap<StoredTier[], TierForms>()
+function formsOf (tiers: StoredTier[]): TierForms {
+  let forms = tierForms.get(tiers)
+  if (forms === undefined) {
+    forms = {
+      units: tiers.map((tier) => Object.freeze({
+        input: BigInt(tier.input),
+        output: BigInt(tier.output),
+        cacheWrite5m: BigInt(tier.cache_write_5m),
+        cacheWrite1h: BigInt(tier.cache_write_1h),
+        cacheRead: BigInt(tier.cache_read)
+      })),
+      usd: Object.freeze(tiers.map((tier) => Object.freeze(tierToUsd(tier)))) as TierForms['usd']
+    }
+    tierForms.set(tiers, forms)
+  }
+  return forms
+}
+
 export function priceRequest (tokens: Tokens, price: PriceVersion | null, options: { success: boolean, multiplierMicros: bigint, freeTier: boolean }): PricedRequest {
   if (price === null || price.tiers.length === 0) return { costs: ZERO, actual: ZERO, source: 'unpriced', snapshot: null, tieredPricing: null }
   const context = tokens.input + tokens.cacheWrite5m + tokens.cacheWrite1h + tokens.cacheRead
   const index = tierFor(price.tiers, context)
-  const tier = price.tiers[index]!
-  const cost = (count: number, perMillion: number) => roundDiv(BigInt(count) * BigInt(perMillion), PER_MILLION)
+  const forms = formsOf(price.tiers)
+  const unit = forms.units[index]!
+  const cost = (count: number, perMillion: bigint) => roundDiv(BigInt(count) * perMillion, PER_MILLION)
   const costs = withTotal({
-    input: cost(tokens.input, tier.input),
-    output: cost(tokens.output, tier.output),
+    input: cost(tokens.input, unit.input),
+    output: cost(tokens.output, unit.output),
     // one rounding for both write kinds, so the component is as exact as the others
-    cacheCreation: roundDiv(BigInt(tokens.cacheWrite5m) * BigInt(tier.cache_write_5m) + BigInt(tokens.cacheWrite1h) * BigInt(tier.cache_write_1h), PER_MILLION),
-    cacheRead: cost(tokens.cacheRead, tier.cache_read),
+    cacheCreation: roundDiv(BigInt(tokens.cacheWrite5m) * unit.cacheWrite5m + BigInt(tokens.cacheWrite1h) * unit.cacheWrite1h, PER_MILLION),
+    cacheRead: cost(tokens.cacheRead, unit.cacheRead),
     request: options.success ? price.pricePerRequest ?? 0n : 0n
   })
   const scale = (value: bigint) => options.freeTier ? 0n : roundDiv(value * options.multiplierMicros, MULTIPLIER_SCALE)
@@ -88,20 +117,13 @@ export function priceRequest (tokens: Tokens, price: PriceVersion | null, option
     costs,
     actual,
     source: 'model_price',
-    snapshot: {
-      input: BigInt(tier.input),
-      output: BigInt(tier.output),
-      cacheWrite5m: BigInt(tier.cache_write_5m),
-      cacheWrite1h: BigInt(tier.cache_write_1h),
-      cacheRead: BigInt(tier.cache_read),
-      perRequest: price.pricePerRequest
-    },
+    snapshot: { ...unit, perRequest: price.pricePerRequest },
     tieredPricing: {
       total_input_context: context,
       tier_index: index,
       tier_count: price.tiers.length,
-      current_tier: tierToUsd(tier),
-      tiers: price.tiers.map(tierToUsd),
+      current_tier: forms.usd[index]!,
+      tiers: forms.usd,
       source: price.providerId === null ? 'global' : 'provider',
       model_price_id: price.id
     }
