@@ -174,6 +174,18 @@ t.test('a failing migration is rolled back and named; earlier migrations stay ap
   t.same((await pendingMigrations(client, await readMigrations(dir))).map((m) => m.name), [broken], 'only the broken one is pending')
 })
 
+t.test('a migration\'s row records when it started and when it finished, not its transaction\'s start twice', async (t) => {
+  const url = await createDatabase(t, { migrated: false })
+  const dir = await migrationsCopy(t)
+  const slow = '99990101000000_slow'
+  await mkdir(join(dir, slow))
+  await writeFile(join(dir, slow, 'migration.sql'), 'SELECT pg_sleep(0.3);')
+  await applyMigrations(url, { dir })
+  const client = await connect(t, url)
+  const row = (await migrationRows(client)).find((r) => r.migration_name === slow)!
+  t.ok(row.finished_at!.getTime() - row.started_at.getTime() >= 300, `took ${row.finished_at!.getTime() - row.started_at.getTime()} ms`)
+})
+
 t.test('a row left unfinished by a failed prisma deploy makes pendingMigrations throw naming it', async (t) => {
   const url = await createDatabase(t, { migrated: false })
   await applyMigrations(url)
