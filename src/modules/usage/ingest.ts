@@ -607,13 +607,13 @@ const UPSERT_USAGE = `
       rate_multiplier = EXCLUDED.rate_multiplier, response_time_ms = EXCLUDED.response_time_ms, first_byte_time_ms = EXCLUDED.first_byte_time_ms,
       metadata = EXCLUDED.metadata, created_at = EXCLUDED.created_at, finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at
     -- only the row this batch read: one created meanwhile by another batch has another id (CreatedMeanwhile)
-    WHERE u.id = EXCLUDED.id
-    RETURNING id, request_id`
+    WHERE u.id = EXCLUDED.id`
 
 async function upsertRows (db: Sql, rows: RowState[], sharedTiers: string[], now: Date): Promise<Map<string, string>> {
   if (rows.length === 0) return new Map()
-  const returned = await db.query<{ id: string, request_id: string }>(UPSERT_USAGE, [...USAGE_COLUMNS.values(rows), now, sharedTiers])
-  if (returned.rows.length !== rows.length) throw new CreatedMeanwhile('a request was created by another batch meanwhile')
+  // the ids are the batch's own, so only the count of rows written comes back: a row refused by the WHERE is not counted
+  const written = await db.query(UPSERT_USAGE, [...USAGE_COLUMNS.values(rows), now, sharedTiers])
+  if (written.rowCount !== rows.length) throw new CreatedMeanwhile('a request was created by another batch meanwhile')
   return new Map(rows.map((r) => [r.requestId, r.id]))
 }
 
