@@ -45,6 +45,12 @@ async function migrationsCopy (t: Test): Promise<string> {
   return dir
 }
 
+/** Adds a migration folder `name` with `sql` to a copy made by migrationsCopy. */
+async function addMigration (dir: string, name: string, sql: string): Promise<void> {
+  await mkdir(join(dir, name))
+  await writeFile(join(dir, name, 'migration.sql'), sql)
+}
+
 async function tableExists (client: pg.Client, name: string): Promise<boolean> {
   const res = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [`public."${name}"`])
   return res.rows[0]?.t !== null
@@ -157,8 +163,7 @@ t.test('a failing migration is rolled back and named; earlier migrations stay ap
   const url = await createDatabase(t, { migrated: false })
   const dir = await migrationsCopy(t)
   const broken = '99990101000000_broken'
-  await mkdir(join(dir, broken))
-  await writeFile(join(dir, broken, 'migration.sql'), 'CREATE TABLE x (id int); SELECT * FROM no_such_table;')
+  await addMigration(dir, broken, 'CREATE TABLE x (id int); SELECT * FROM no_such_table;')
   const folders = await migrationFolders()
 
   await t.rejects(applyMigrations(url, { dir }), { name: 'MigrationError', message: new RegExp(`${broken}.*no_such_table`) })
@@ -178,8 +183,7 @@ t.test('a migration\'s row records when it started and when it finished, not its
   const url = await createDatabase(t, { migrated: false })
   const dir = await migrationsCopy(t)
   const slow = '99990101000000_slow'
-  await mkdir(join(dir, slow))
-  await writeFile(join(dir, slow, 'migration.sql'), 'SELECT pg_sleep(0.3);')
+  await addMigration(dir, slow, 'SELECT pg_sleep(0.3);')
   await applyMigrations(url, { dir })
   const client = await connect(t, url)
   const row = (await migrationRows(client)).find((r) => r.migration_name === slow)!
