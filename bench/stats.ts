@@ -205,7 +205,7 @@ function get (url: string, headers: Record<string, string>, signal: AbortSignal)
   })
 }
 
-async function timeEndpoint (url: string, headers: Record<string, string>, cancel: () => Promise<void>): Promise<{ status: number, body: Row, times: number[], steal?: number | null }> {
+async function timeEndpoint (url: string, headers: Record<string, string>, cancel: () => Promise<void>): Promise<{ status: number, body: Row, times: number[], steal: number | null }> {
   const call = async () => {
     const started = performance.now()
     try {
@@ -217,15 +217,15 @@ async function timeEndpoint (url: string, headers: Record<string, string>, cance
     }
   }
   let first = await call()
-  if (first.status !== 200) return { status: first.status, body: first.body, times: [] }
+  if (first.status !== 200) return { status: first.status, body: first.body, times: [], steal: null }
   const warming = performance.now()
   for (let i = 1; (i < WARM_UPS || performance.now() - warming < WARM_UP_MS) && first.status === 200; i++) first = await call()
-  if (first.status !== 200) return { status: first.status, body: first.body, times: [] }
+  if (first.status !== 200) return { status: first.status, body: first.body, times: [], steal: null }
   const times: number[] = []
   const steal = stealMeter()
   for (let i = 0; i < CALLS; i++) {
     const next = await call()
-    if (next.status !== 200) return { status: next.status, body: next.body, times: [] }
+    if (next.status !== 200) return { status: next.status, body: next.body, times: [], steal: null }
     times.push(next.ms)
   }
   return { status: 200, body: first.body, times: times.sort((a, b) => a - b), steal: steal() }
@@ -296,7 +296,7 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
           continue
         }
         if (values['skip-raw'] && api.status === 200) {
-          line(c.name, [ms(percentile(api.times, 0.5)), ms(percentile(api.times, 0.95))], `(raw skipped)${stealNote(api.steal ?? null)}`)
+          line(c.name, [ms(percentile(api.times, 0.5)), ms(percentile(api.times, 0.95))], `(raw skipped)${stealNote(api.steal)}`)
           continue
         }
         const { median: rawMs, results } = await timeRaw(raw, c)
@@ -305,7 +305,7 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
           continue
         }
         const p50 = percentile(api.times, 0.5)
-        line(c.name, [ms(p50), ms(percentile(api.times, 0.95)), ms(rawMs), `${fmt(rawMs / p50, rawMs / p50 < 10 ? 1 : 0)}×`], `${c.compare(api.body, results) ?? 'yes'}${stealNote(api.steal ?? null)}`)
+        line(c.name, [ms(p50), ms(percentile(api.times, 0.95)), ms(rawMs), `${fmt(rawMs / p50, rawMs / p50 < 10 ? 1 : 0)}×`], `${c.compare(api.body, results) ?? 'yes'}${stealNote(api.steal)}`)
       }
     } finally {
       await raw.end()
