@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { loadConfig, requireSecrets, type AppConfig } from '../src/config.js'
-import { createPrisma } from '../src/db/prisma.js'
+import { createDatabase } from '../src/db/prisma.js'
 import { applyMigrations } from '../src/db/migrate.js'
 import { createKeyring } from '../src/lib/keyring.js'
 import type { PrismaClient } from '../src/generated/prisma/client.js'
@@ -55,7 +55,8 @@ export async function startBench (): Promise<Bench> {
     server.once('message', (message) => resolve(String(message)))
     server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)))
   })
-  const prisma = createPrisma(databaseUrl)
+  // the adapter does not end a pool it was given: closing ends it, before the database stops
+  const { pool, prisma } = createDatabase(databaseUrl)
   return {
     url,
     prisma,
@@ -63,6 +64,7 @@ export async function startBench (): Promise<Bench> {
     keyring: createKeyring(config.ENCRYPTION_KEY),
     close: async () => {
       await prisma.$disconnect()
+      await pool.end()
       const exited = new Promise((resolve) => server.once('exit', resolve))
       server.kill('SIGTERM')
       await exited

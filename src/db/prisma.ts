@@ -49,10 +49,6 @@ export function createStatsPool (databaseUrl: string, statementTimeoutMs: number
   return pool
 }
 
-export function createPrisma (databaseUrl: string): PrismaClient {
-  return createDatabase(databaseUrl).prisma
-}
-
 export default fp<{ databaseUrl: string, statsStatementTimeoutMs: number }>(async (app, opts) => {
   const { pool, prisma } = createDatabase(opts.databaseUrl)
   await prisma.$queryRaw`SELECT 1`
