@@ -47,10 +47,11 @@ export async function startBench (): Promise<Bench> {
   }
   await applyMigrations(databaseUrl)
   const config = benchConfig(databaseUrl)
-  // the server runs as `npm start` runs it (SERVER_NODE_ARGS); BENCH_SERVER_NODE_ARGS adds more,
+  // the server runs as `npm start` runs it: the compiled dist/ (built by `npm run bench`) with
+  // SERVER_NODE_ARGS; BENCH_SERVER_NODE_ARGS adds more,
   // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server alone
   const nodeArgs = [...SERVER_NODE_ARGS, ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')]
-  const server: ChildProcess = fork(fileURLToPath(new URL('./serve.ts', import.meta.url)), [databaseUrl], { execArgv: ['--import', 'tsx', ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const server: ChildProcess = fork(fileURLToPath(new URL('./serve.mjs', import.meta.url)), [JSON.stringify(config)], { execArgv: nodeArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const url = await new Promise<string>((resolve, reject) => {
     server.once('message', (message) => resolve(String(message)))
     server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)))

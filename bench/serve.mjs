@@ -1,0 +1,9 @@
+// The benchmark's server process: the compiled app (dist/, as `npm start` runs it,
+// not the TypeScript sources through tsx) on the config the harness passes as JSON,
+// listening on a free port. `npm run bench` builds dist/ first.
+import { buildApp } from '../dist/app.js'
+
+const app = await buildApp(JSON.parse(process.argv[2]))
+const url = await app.listen({ port: 0, host: '127.0.0.1' })
+process.send?.(url)
+process.once('SIGTERM', () => { void app.close().then(() => process.exit(0)) })
