@@ -5,6 +5,12 @@
 // a value. Array literals carry the values alone, and are built here directly (the
 // driver's generic array encoder quotes and regex-escapes every element).
 //
+// A column most rows of a batch share a few values of (the ids of one key, provider and
+// model price…) can be `shared`: each distinct value is sent once, in a parameter after
+// the per-row ones, and each row carries its index into them. A uuid costs PostgreSQL
+// about a microsecond to parse, a small integer a fraction of that: in a batch of 500
+// usage rows the shared ids were a third of the bytes sent and of the time binding them.
+//
 // The statement text depends only on the column list, a constant of the module that
 // declares it: no value is ever spliced into SQL.
 
@@ -18,6 +24,8 @@ export interface Column<Row> {
   /** a PostgreSQL type name (`uuid`, `int`, `bigint`, `text`, `jsonb`, an enum…) */
   type: string
   value: (row: Row) => Scalar
+  /** sent once per distinct value, each row carrying its index (see above) */
+  shared?: boolean
 }
 
 const SPECIAL = /["\\]/
@@ -38,12 +46,44 @@ function literal<Row> (rows: Row[], value: Column<Row>['value'], quoted: boolean
   return `${out}}`
 }
 
-export class Columns<Row> {
-  constructor (private readonly columns: Array<Column<Row>>) {}
+const itself = (v: Scalar) => v
 
-  /** How many columns (and parameters `from` takes). */
+/**
+ * A shared column: each row's index (from 1) into the column's distinct values, NULL
+ * for a null, and those values, both as array literals.
+ */
+function sharedLiterals<Row> (rows: Row[], value: Column<Row>['value'], quoted: boolean): { indexes: string, values: string } {
+  const index = new Map<string, number>()
+  const distinct: Scalar[] = []
+  let indexes = '{'
+  for (let i = 0; i < rows.length; i++) {
+    if (i > 0) indexes += ','
+    const v = value(rows[i]!)
+    if (v === null) {
+      indexes += 'NULL'
+      continue
+    }
+    const key = `${v}`
+    let at = index.get(key)
+    if (at === undefined) {
+      at = distinct.push(v)
+      index.set(key, at)
+    }
+    indexes += at
+  }
+  return { indexes: `${indexes}}`, values: literal(distinct, itself, quoted) }
+}
+
+export class Columns<Row> {
+  private readonly shared: Array<Column<Row>>
+
+  constructor (private readonly columns: Array<Column<Row>>) {
+    this.shared = columns.filter((c) => c.shared === true)
+  }
+
+  /** How many parameters `from` takes: one per column, and one more per shared column. */
   get count (): number {
-    return this.columns.length
+    return this.columns.length + this.shared.length
   }
 
   /** The column names, in order. */
@@ -56,13 +96,33 @@ export class Columns<Row> {
     return this.list.join(', ')
   }
 
-  /** `unnest($first::type[], …) AS alias(name, …)`, the parameters numbered from `first`. */
+  /**
+   * `unnest($first::type[], …) AS alias(name, …)`, the parameters numbered from `first`;
+   * with shared columns, a subquery of the same name and columns that looks each shared
+   * value up by its index (the parameters after the per-row ones).
+   */
   from (alias: string, first = 1): string {
-    return `unnest(${this.columns.map((c, i) => `$${first + i}::${c.type}[]`).join(', ')}) AS ${alias}(${this.names})`
+    const rows = `unnest(${this.columns.map((c, i) => `$${first + i}::${c.shared === true ? 'int' : c.type}[]`).join(', ')})`
+    if (this.shared.length === 0) return `${rows} AS ${alias}(${this.names})`
+    let next = first + this.columns.length
+    const select = this.columns.map((c) => c.shared === true ? `($${next++}::${c.type}[])[${alias}_.${c.name}] AS ${c.name}` : `${alias}_.${c.name}`)
+    return `(SELECT ${select.join(', ')} FROM ${rows} AS ${alias}_(${this.names})) AS ${alias}`
   }
 
-  /** The parameters for `from`: one array literal per column. */
+  /** The parameters for `from`: one array literal per column, then each shared column's values. */
   values (rows: Row[]): string[] {
-    return this.columns.map((c) => literal(rows, c.value, QUOTED.has(c.type)))
+    const values: string[] = []
+    const dictionaries: string[] = []
+    for (const c of this.columns) {
+      const quoted = QUOTED.has(c.type)
+      if (c.shared !== true) {
+        values.push(literal(rows, c.value, quoted))
+        continue
+      }
+      const shared = sharedLiterals(rows, c.value, quoted)
+      values.push(shared.indexes)
+      dictionaries.push(shared.values)
+    }
+    return [...values, ...dictionaries]
   }
 }

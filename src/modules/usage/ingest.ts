@@ -533,19 +533,19 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
 
 const json = (value: unknown) => value === null || value === undefined ? null : JSON.stringify(value)
 
-/** A usage row's columns as ingestion writes them (usage's own names and types). */
+/** A usage row's columns as ingestion writes them (usage's own names and types); `shared`: the ids and names a batch's rows repeat. */
 const USAGE_COLUMNS = new Columns<RowState>([
   { name: 'id', type: 'uuid', value: (r) => r.id },
   { name: 'request_id', type: 'text', value: (r) => r.requestId },
-  { name: 'user_id', type: 'uuid', value: (r) => r.userId },
-  { name: 'api_key_id', type: 'uuid', value: (r) => r.apiKeyId },
-  { name: 'provider_id', type: 'uuid', value: (r) => r.providerId },
-  { name: 'provider_endpoint_id', type: 'uuid', value: (r) => r.providerEndpointId },
-  { name: 'provider_api_key_id', type: 'uuid', value: (r) => r.providerApiKeyId },
-  { name: 'provider_name', type: 'text', value: (r) => r.providerName },
-  { name: 'model', type: 'text', value: (r) => r.model },
+  { name: 'user_id', type: 'uuid', value: (r) => r.userId, shared: true },
+  { name: 'api_key_id', type: 'uuid', value: (r) => r.apiKeyId, shared: true },
+  { name: 'provider_id', type: 'uuid', value: (r) => r.providerId, shared: true },
+  { name: 'provider_endpoint_id', type: 'uuid', value: (r) => r.providerEndpointId, shared: true },
+  { name: 'provider_api_key_id', type: 'uuid', value: (r) => r.providerApiKeyId, shared: true },
+  { name: 'provider_name', type: 'text', value: (r) => r.providerName, shared: true },
+  { name: 'model', type: 'text', value: (r) => r.model, shared: true },
   { name: 'target_model', type: 'text', value: (r) => r.targetModel },
-  { name: 'api_format', type: 'text', value: (r) => r.apiFormat },
+  { name: 'api_format', type: 'text', value: (r) => r.apiFormat, shared: true },
   { name: 'is_stream', type: 'boolean', value: (r) => r.isStream },
   { name: 'status', type: 'usage_status', value: (r) => r.status },
   { name: 'status_code', type: 'int', value: (r) => r.statusCode },
@@ -566,7 +566,7 @@ const USAGE_COLUMNS = new Columns<RowState>([
   { name: 'cache_read_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.cacheRead ?? null },
   { name: 'price_per_request', type: 'bigint', value: (r) => r.snapshot?.perRequest ?? null },
   { name: 'pricing_source', type: 'text', value: (r) => r.pricingSource },
-  { name: 'model_price_id', type: 'uuid', value: (r) => r.modelPriceId },
+  { name: 'model_price_id', type: 'uuid', value: (r) => r.modelPriceId, shared: true },
   // whole only when not priced by this batch (a row read back); else its shared part's index and its context
   { name: 'tiered_pricing', type: 'jsonb', value: (r) => r.tieredShared === undefined ? json(r.tieredPricing) : null },
   { name: 'tiered_shared', type: 'int', value: (r) => r.tieredShared ?? null },
