@@ -38,6 +38,7 @@ export interface TieredPricing {
 }
 
 const PER_MILLION = 1_000_000n
+const EXACT_BIG = BigInt(Number.MAX_SAFE_INTEGER)
 /** rate multipliers are carried as integer millionths (the column is DECIMAL(12,6)) */
 export const MULTIPLIER_SCALE = 1_000_000n
 
@@ -62,8 +63,10 @@ function withTotal (parts: Omit<Costs, 'total'>): Costs {
   return { ...parts, total: parts.input + parts.output + parts.cacheCreation + parts.cacheRead + parts.request }
 }
 
-/** A tier's unit prices as bigints, and every tier in USD (what tiered_pricing shows). */
-interface TierForms { units: Array<Omit<NonNullable<PricedRequest['snapshot']>, 'perRequest'>>, usd: Array<ReturnType<typeof tierToUsd>> }
+type Units = Omit<NonNullable<PricedRequest['snapshot']>, 'perRequest'>
+
+/** A tier's unit prices as bigints (and as doubles, for the exact fast path), and every tier in USD (what tiered_pricing shows). */
+interface TierForms { units: Units[], numbers: Array<Record<keyof Units, number> | null>, usd: Array<ReturnType<typeof tierToUsd>> }
 
 /**
  * Each price version's tiers converted once, not once per request: a batch of 500
@@ -83,11 +86,78 @@ function formsOf (tiers: StoredTier[]): TierForms {
         cacheWrite1h: BigInt(tier.cache_write_1h),
         cacheRead: BigInt(tier.cache_read)
       })),
+      // a tier whose prices are not all naturals below 2^53 is priced in bigints only
+      numbers: tiers.map((tier) => [tier.input, tier.output, tier.cache_write_5m, tier.cache_write_1h, tier.cache_read].every(natural)
+        ? Object.freeze({ input: tier.input, output: tier.output, cacheWrite5m: tier.cache_write_5m, cacheWrite1h: tier.cache_write_1h, cacheRead: tier.cache_read })
+        : null),
       usd: Object.freeze(tiers.map((tier) => Object.freeze(tierToUsd(tier)))) as TierForms['usd']
     }
     tierForms.set(tiers, forms)
   }
   return forms
+}
+
+/** The costs and actual costs of a priced request, in bigints: exact at any size. */
+export function costsInBigints (tokens: Tokens, unit: Units, request: bigint, multiplier: bigint | null): { costs: Costs, actual: Costs } {
+  const cost = (count: number, perMillion: bigint) => roundDiv(BigInt(count) * perMillion, PER_MILLION)
+  const costs = withTotal({
+    input: cost(tokens.input, unit.input),
+    output: cost(tokens.output, unit.output),
+    // one rounding for both write kinds, so the component is as exact as the others
+    cacheCreation: roundDiv(BigInt(tokens.cacheWrite5m) * unit.cacheWrite5m + BigInt(tokens.cacheWrite1h) * unit.cacheWrite1h, PER_MILLION),
+    cacheRead: cost(tokens.cacheRead, unit.cacheRead),
+    request
+  })
+  const scale = (value: bigint) => multiplier === null ? 0n : roundDiv(value * multiplier, MULTIPLIER_SCALE)
+  const actual = withTotal({
+    input: scale(costs.input),
+    output: scale(costs.output),
+    cacheCreation: scale(costs.cacheCreation),
+    cacheRead: scale(costs.cacheRead),
+    request: scale(costs.request)
+  })
+  return { costs, actual }
+}
+
+const EXACT = Number.MAX_SAFE_INTEGER
+const MILLION = 1_000_000
+/** an integer a double holds exactly, not negative */
+const natural = (n: number) => Number.isSafeInteger(n) && n >= 0
+const fitsDouble = (n: bigint | null) => n === null || (n >= 0n && n <= EXACT_BIG)
+
+/** a ÷ 1e6 rounded half away from zero, for an integer 0 ≤ a < 2^53 (the remainder and the quotient of the difference are exact). */
+function perMillion (a: number): number {
+  const remainder = a % MILLION
+  return (a - remainder) / MILLION + (remainder >= MILLION / 2 ? 1 : 0)
+}
+
+/**
+ * The same costs as costsInBigints, computed in doubles where that is exact: every
+ * operand a non-negative integer and every product and sum below 2^53 (a double holds
+ * such integers exactly, and a result past 2^53 cannot round back below it, so the
+ * checks on results suffice). Null otherwise, and the bigints price the request.
+ * Bigint arithmetic allocates at each step; this path was most of pricing's time.
+ */
+export function costsInNumbers (tokens: Tokens, unit: Record<keyof Units, number> | null, request: number, multiplier: number | null): { costs: Costs, actual: Costs } | null {
+  if (unit === null) return null
+  const { input, output, cacheWrite5m, cacheWrite1h, cacheRead } = tokens
+  if (!(natural(input) && natural(output) && natural(cacheWrite5m) && natural(cacheWrite1h) && natural(cacheRead) && natural(request) && (multiplier === null || natural(multiplier)))) return null
+  const inputProduct = input * unit.input
+  const outputProduct = output * unit.output
+  const writeProduct = cacheWrite5m * unit.cacheWrite5m + cacheWrite1h * unit.cacheWrite1h
+  const readProduct = cacheRead * unit.cacheRead
+  if (!(inputProduct <= EXACT && outputProduct <= EXACT && writeProduct <= EXACT && readProduct <= EXACT && request <= EXACT)) return null
+  const parts = [perMillion(inputProduct), perMillion(outputProduct), perMillion(writeProduct), perMillion(readProduct), request]
+  const total = parts[0]! + parts[1]! + parts[2]! + parts[3]! + parts[4]!
+  const scaled = parts.map((part) => multiplier === null ? 0 : part * multiplier)
+  if (!(total <= EXACT && scaled.every((product) => product <= EXACT))) return null
+  const actualParts = scaled.map(perMillion)
+  const actualTotal = actualParts[0]! + actualParts[1]! + actualParts[2]! + actualParts[3]! + actualParts[4]!
+  if (!(actualTotal <= EXACT)) return null
+  const costs = (values: number[], sum: number): Costs => ({
+    input: BigInt(values[0]!), output: BigInt(values[1]!), cacheCreation: BigInt(values[2]!), cacheRead: BigInt(values[3]!), request: BigInt(values[4]!), total: BigInt(sum)
+  })
+  return { costs: costs(parts, total), actual: costs(actualParts, actualTotal) }
 }
 
 export function priceRequest (tokens: Tokens, price: PriceVersion | null, options: { success: boolean, multiplierMicros: bigint, freeTier: boolean }): PricedRequest {
@@ -96,23 +166,11 @@ export function priceRequest (tokens: Tokens, price: PriceVersion | null, option
   const index = tierFor(price.tiers, context)
   const forms = formsOf(price.tiers)
   const unit = forms.units[index]!
-  const cost = (count: number, perMillion: bigint) => roundDiv(BigInt(count) * perMillion, PER_MILLION)
-  const costs = withTotal({
-    input: cost(tokens.input, unit.input),
-    output: cost(tokens.output, unit.output),
-    // one rounding for both write kinds, so the component is as exact as the others
-    cacheCreation: roundDiv(BigInt(tokens.cacheWrite5m) * unit.cacheWrite5m + BigInt(tokens.cacheWrite1h) * unit.cacheWrite1h, PER_MILLION),
-    cacheRead: cost(tokens.cacheRead, unit.cacheRead),
-    request: options.success ? price.pricePerRequest ?? 0n : 0n
-  })
-  const scale = (value: bigint) => options.freeTier ? 0n : roundDiv(value * options.multiplierMicros, MULTIPLIER_SCALE)
-  const actual = withTotal({
-    input: scale(costs.input),
-    output: scale(costs.output),
-    cacheCreation: scale(costs.cacheCreation),
-    cacheRead: scale(costs.cacheRead),
-    request: scale(costs.request)
-  })
+  const request = options.success ? price.pricePerRequest ?? 0n : 0n
+  const multiplier = options.freeTier ? null : options.multiplierMicros
+  const { costs, actual } = (fitsDouble(request) && fitsDouble(multiplier)
+    ? costsInNumbers(tokens, forms.numbers[index]!, Number(request), multiplier === null ? null : Number(multiplier))
+    : null) ?? costsInBigints(tokens, unit, request, multiplier)
   return {
     costs,
     actual,

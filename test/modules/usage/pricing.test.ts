@@ -3,8 +3,9 @@
 // rounded once, half away from zero. Every expected amount below is a literal with
 // its arithmetic beside it; none is computed by the code under test.
 import t from 'tap'
-import { MULTIPLIER_SCALE, multiplierMicros, priceRequest, splitCacheWrites, tierFor, type PriceVersion, type Tokens } from '../../../src/modules/usage/pricing.js'
+import { costsInBigints, costsInNumbers, MULTIPLIER_SCALE, multiplierMicros, priceRequest, splitCacheWrites, tierFor, type PriceVersion, type Tokens } from '../../../src/modules/usage/pricing.js'
 import { tierFromUsd, type StoredTier } from '../../../src/modules/prices/tiers.js'
+import { mulberry32 } from '../../prng.js'
 
 // ---- the prices used below ------------------------------------------------------
 // Tier 1 (context <= 200 000): USD 3 / 15 / 3.75 / 6 / 0.30 per 1M tokens, i.e. per
@@ -235,6 +236,59 @@ t.test('rounding: one rounding per component, half away from zero', async (t) =>
   }
   // the total is the sum of the rounded components: 1 input + 1 output at 0.5 nano each = 1 + 1 = 2 (not round(1.0) = 1)
   t.equal(priceRequest(tokens({ input: 1, output: 1 }), at(500_000), plain).costs.total, 2n)
+})
+
+t.test('past 2^53 (9 007 199 254 740 991) the amounts are still exact: priced in bigints', async (t) => {
+  // the dearest price allowed, USD 1 000 000 per 1M tokens = 1e15 nano per 1M, on the
+  // most tokens a count may hold (2 147 483 647): the product 2 147 483 647e15 is far past 2^53
+  const dear = version([{ up_to: null, input: 1e15, output: 1e15, cache_write_5m: 1e15, cache_write_1h: 1e15, cache_read: 1e15 }])
+  const most = 2_147_483_647
+  const priced = priceRequest(tokens({ input: most, output: 1 }), dear, { ...plain, multiplierMicros: 1_500_000n })
+  // input: 2 147 483 647 × 1e15 / 1e6 = 2 147 483 647 000 000 000 nano (USD 2 147 483 647)
+  // output: 1 × 1e15 / 1e6 = 1 000 000 000; total 2 147 483 648 000 000 000
+  t.same(priced.costs, { input: 2_147_483_647_000_000_000n, output: 1_000_000_000n, cacheCreation: 0n, cacheRead: 0n, request: 0n, total: 2_147_483_648_000_000_000n })
+  // × 1.5: 3 221 225 470 500 000 000 and 1 500 000 000; total 3 221 225 472 000 000 000
+  t.same(priced.actual, { input: 3_221_225_470_500_000_000n, output: 1_500_000_000n, cacheCreation: 0n, cacheRead: 0n, request: 0n, total: 3_221_225_472_000_000_000n })
+
+  // just past the edge: 9 007 199 254 740 993 (2^53 + 1, which no double holds) input tokens' worth
+  // at 1 nano per 1M: 3 tokens × 3 002 399 751 580 331 nano/1M = 9 007 199 254 740 993 → /1e6 = 9 007 199 254.740993 → 9 007 199 255
+  const edge = version([{ up_to: null, input: 3_002_399_751_580_331, output: 0, cache_write_5m: 0, cache_write_1h: 0, cache_read: 0 }])
+  t.equal(priceRequest(tokens({ input: 3 }), edge, plain).costs.input, 9_007_199_255n)
+  t.equal(costsInNumbers(tokens({ input: 3 }), { input: 3_002_399_751_580_331, output: 0, cacheWrite5m: 0, cacheWrite1h: 0, cacheRead: 0 }, 0, 1_000_000), null,
+    'the doubles decline a product past 2^53')
+})
+
+t.test('the doubles\' fast path gives the bigints\' amounts, or declines', async (t) => {
+  const seed = Number(process.env.PRICING_SEED ?? 20261122)
+  const random = mulberry32(seed)
+  // magnitudes from 0 up to past 2^53, so both sides of the edge are drawn
+  const draw = (digits: number) => Math.floor(random() * 10 ** Math.floor(random() * digits))
+  let compared = 0
+  let declined = 0
+  for (let i = 0; i < 20_000; i++) {
+    const unit = { input: draw(16), output: draw(16), cacheWrite5m: draw(16), cacheWrite1h: draw(16), cacheRead: draw(16) }
+    const given = tokens({ input: draw(10), output: draw(10), cacheWrite5m: draw(10), cacheWrite1h: draw(10), cacheRead: draw(10) })
+    const request = draw(16)
+    const multiplier = random() < 0.1 ? null : draw(13)
+    const fast = costsInNumbers(given, unit, request, multiplier)
+    const exact = costsInBigints(given, { input: BigInt(unit.input), output: BigInt(unit.output), cacheWrite5m: BigInt(unit.cacheWrite5m), cacheWrite1h: BigInt(unit.cacheWrite1h), cacheRead: BigInt(unit.cacheRead) },
+      BigInt(request), multiplier === null ? null : BigInt(multiplier))
+    if (fast === null) {
+      declined++
+      continue
+    }
+    compared++
+    if (JSON.stringify(fast, (_k, v) => typeof v === 'bigint' ? v.toString() : v) !== JSON.stringify(exact, (_k, v) => typeof v === 'bigint' ? v.toString() : v)) {
+      t.fail(`seed ${seed}, draw ${i}: ${JSON.stringify({ unit, given, request, multiplier })}`)
+      return
+    }
+  }
+  t.ok(compared > 2000 && declined > 2000, `both paths drawn: ${compared} compared, ${declined} declined (seed ${seed}; replay with PRICING_SEED)`)
+  // what the fast path must decline: negatives and fractions (never valid input; the bigints throw or price them as given)
+  const unit = { input: 1, output: 1, cacheWrite5m: 1, cacheWrite1h: 1, cacheRead: 1 }
+  t.equal(costsInNumbers(tokens({ input: -1 }), unit, 0, 1), null)
+  t.equal(costsInNumbers(tokens({ input: 1.5 }), unit, 0, 1), null)
+  t.equal(costsInNumbers(tokens({ input: 1 }), null, 0, 1), null, 'a tier with a price a double does not hold exactly')
 })
 
 t.test('tierFromUsd: USD per 1M → nano-USD per 1M, with the default cache prices', async (t) => {
