@@ -368,13 +368,13 @@ async function readSegments (db: Sql, clusters: Array<{ timeline: number, scope:
   return byTimeline
 }
 
-/** cache_timeline_points' columns, sent as typed arrays (a batch may make hundreds of points) */
+/** cache_timeline_points' columns, sent as typed arrays (a batch may make hundreds of points, of a few users and models) */
 const POINT_COLUMNS = new Columns<TimelinePoint>([
-  { name: 'user_id', type: 'uuid', value: (p) => p.userId },
+  { name: 'user_id', type: 'uuid', value: (p) => p.userId, shared: true },
   { name: 'created_at', type: 'timestamptz', value: (p) => new Date(p.at).toISOString() },
   { name: 'request_id', type: 'text', value: (p) => p.rid },
   { name: 'gap_ms', type: 'int', value: (p) => p.gapMs },
-  { name: 'model', type: 'text', value: (p) => p.model }
+  { name: 'model', type: 'text', value: (p) => p.model, shared: true }
 ])
 
 /** cache_interval_hourly's rows of a batch: each (scope, id, hour)'s deltas packed (hex), to be merged into the row */
