@@ -96,6 +96,8 @@ export class CacheDeltas {
   /** requests that became points, or points whose gap shrank (a late request came in before them) */
   readonly timelinePoints = new Map<string, TimelinePoint>()
   readonly savings = new Map<string, { bucket: string, user_id: string, api_key_id: string } & Savings>()
+  /** timelines whose last request is now one of the batch's */
+  readonly tails: Array<{ scope: string, id: string, row: CacheRowSource }> = []
 
   interval (scope: string, scopeId: string, atMs: number, gapMs: number | null, sign: 1 | -1): void {
     const hourNo = Math.floor(atMs / HOUR_MS)
@@ -199,14 +201,12 @@ export async function recordCacheData (db: Sql, before: Map<string, CacheRowSour
       }
     })
     const old = clusters.length === 0 ? new Map<number, OldRow[]>() : await readSegments(db, clusters, joining.map((row) => row.requestId))
-    const newTails: Array<{ scope: string, id: string, row: CacheRowSource }> = []
     timelines.forEach((t, i) => {
       const tail = tails.get(`${t.scope}:${t.id}`)
       join(deltas, t.scope, t.id, t.rows, [...old.get(i) ?? [], ...tail === undefined ? [] : [tail]])
       const last = t.rows.at(-1)!
-      if (tail === undefined || byTime({ at: last.createdAt.getTime(), rid: last.requestId }, tail) > 0) newTails.push({ scope: t.scope, id: t.id, row: last })
+      if (tail === undefined || byTime({ at: last.createdAt.getTime(), rid: last.requestId }, tail) > 0) deltas.tails.push({ scope: t.scope, id: t.id, row: last })
     })
-    await writeTails(db, newTails)
   }
   await writeDeltas(db, deltas)
 }
@@ -222,22 +222,12 @@ async function readTails (db: Sql, timelines: Array<{ scope: string, id: string 
   return new Map(rows.map((r) => [`${r.scope}:${r.scope_id}`, oldRow(r)]))
 }
 
-async function writeTails (db: Sql, tails: Array<{ scope: string, id: string, row: CacheRowSource }>): Promise<void> {
-  if (tails.length === 0) return
-  const payload = tails.sort((a, b) => a.scope.localeCompare(b.scope) || a.id.localeCompare(b.id)).map(({ scope, id, row }) => ({
+/** The timelines' new last requests, as the tails CTE of writeDeltas reads them, in primary-key order. */
+function tailRows (tails: CacheDeltas['tails']) {
+  return tails.sort((a, b) => a.scope.localeCompare(b.scope) || a.id.localeCompare(b.id)).map(({ scope, id, row }) => ({
     scope, scope_id: id, last_at: row.createdAt.toISOString(), last_request_id: row.requestId, user_id: row.userId, api_key_id: row.apiKeyId,
     w5: row.cacheCreation5m, w1: row.cacheCreation1h, p5: row.snapshot?.cacheWrite5m.toString() ?? null, p1: row.snapshot?.cacheWrite1h.toString() ?? null
   }))
-  await db.query(`
-    INSERT INTO cache_timeline_tail AS t (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
-      cache_write_5m_price_per_1m, cache_write_1h_price_per_1m)
-    SELECT scope, scope_id, last_at, last_request_id, user_id, api_key_id, w5, w1, p5, p1
-      FROM jsonb_to_recordset($1::jsonb) AS d(scope text, scope_id uuid, last_at timestamptz, last_request_id text, user_id uuid, api_key_id uuid,
-        w5 int, w1 int, p5 bigint, p1 bigint)
-    ON CONFLICT (scope, scope_id) DO UPDATE SET last_at = EXCLUDED.last_at, last_request_id = EXCLUDED.last_request_id, user_id = EXCLUDED.user_id,
-      api_key_id = EXCLUDED.api_key_id, cache_write_5m_tokens = EXCLUDED.cache_write_5m_tokens, cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens,
-      cache_write_5m_price_per_1m = EXCLUDED.cache_write_5m_price_per_1m, cache_write_1h_price_per_1m = EXCLUDED.cache_write_1h_price_per_1m`,
-  [JSON.stringify(payload)])
 }
 
 function byTime (a: { at: number, rid: string }, b: { at: number, rid: string }): number
@@ -415,9 +405,10 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
     .sort((a, b) => a.bucket.localeCompare(b.bucket) || a.user_id.localeCompare(b.user_id))
   const timelinePoints = [...deltas.timelinePoints.values()]
     .sort((a, b) => a.userId.localeCompare(b.userId) || a.at - b.at || (a.rid < b.rid ? -1 : a.rid > b.rid ? 1 : 0))
-  if (intervals.length === 0 && savings.length === 0) return
-  // parameters: the histogram rows' columns, then the savings and points (jsonb), then the timeline points' columns
+  if (intervals.length === 0 && savings.length === 0 && deltas.tails.length === 0) return
+  // parameters: the histogram rows' columns, then the savings and points (jsonb), then the timeline points' columns, then the tails (jsonb)
   const [savingsParam, pointsParam, firstPoint] = [INTERVAL_COLUMNS.count + 1, INTERVAL_COLUMNS.count + 2, INTERVAL_COLUMNS.count + 3]
+  const tailsParam = firstPoint + POINT_COLUMNS.count
   await db.query(`
     WITH intervals AS (
       -- merged into the hour's row: bins summed, the emptied ones dropped, sorted (the rebuild's form, byte for byte).
@@ -456,7 +447,19 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
         cache_write_1h_tokens = t.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens, wasted_5m_tokens = t.wasted_5m_tokens + EXCLUDED.wasted_5m_tokens,
         wasted_1h_tokens = t.wasted_1h_tokens + EXCLUDED.wasted_1h_tokens, wasted_cost = t.wasted_cost + EXCLUDED.wasted_cost
       RETURNING 1
+    ), tails AS (
+      INSERT INTO cache_timeline_tail AS t (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
+        cache_write_5m_price_per_1m, cache_write_1h_price_per_1m)
+      SELECT scope, scope_id, last_at, last_request_id, user_id, api_key_id, w5, w1, p5, p1
+        FROM jsonb_to_recordset($${tailsParam}::jsonb) AS d(scope text, scope_id uuid, last_at timestamptz, last_request_id text, user_id uuid, api_key_id uuid,
+          w5 int, w1 int, p5 bigint, p1 bigint)
+      ON CONFLICT (scope, scope_id) DO UPDATE SET last_at = EXCLUDED.last_at, last_request_id = EXCLUDED.last_request_id, user_id = EXCLUDED.user_id,
+        api_key_id = EXCLUDED.api_key_id, cache_write_5m_tokens = EXCLUDED.cache_write_5m_tokens, cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens,
+        cache_write_5m_price_per_1m = EXCLUDED.cache_write_5m_price_per_1m, cache_write_1h_price_per_1m = EXCLUDED.cache_write_1h_price_per_1m
+      RETURNING 1
     )
-    SELECT (SELECT count(*) FROM intervals) + (SELECT count(*) FROM points) + (SELECT count(*) FROM timeline_points) + (SELECT count(*) FROM savings) AS touched`,
-  [...INTERVAL_COLUMNS.values(intervals), JSON.stringify(savings), JSON.stringify(points), ...POINT_COLUMNS.values(timelinePoints)])
+    SELECT (SELECT count(*) FROM intervals) + (SELECT count(*) FROM points) + (SELECT count(*) FROM timeline_points) + (SELECT count(*) FROM savings)
+         + (SELECT count(*) FROM tails) AS touched`,
+  [...INTERVAL_COLUMNS.values(intervals), JSON.stringify(savings), JSON.stringify(points), ...POINT_COLUMNS.values(timelinePoints),
+    JSON.stringify(tailRows(deltas.tails))])
 }
