@@ -26,10 +26,21 @@ declare module 'fastify' {
 export function createDatabase (databaseUrl: string, max = 10): { pool: pg.Pool, prisma: PrismaClient } {
   // sessions in UTC: date_trunc on timestamptz and day casts must not follow the server's zone
   const pool = new pg.Pool({ connectionString: databaseUrl, max, options: '-c TimeZone=UTC' })
-  // an idle connection the server terminates (restart, failover) must not crash the process;
-  // the pool drops it and the next query opens a new one
-  pool.on('error', (error) => { process.stderr.write(`database connection lost: ${error.message}\n`) })
+  reportLostConnections(pool)
   return { pool, prisma: new PrismaClient({ adapter: new PrismaPg(pool) }) }
+}
+
+/**
+ * An idle connection the server terminates (restart, failover) must not crash the
+ * process: the pool drops it, the next query opens a new one, and the loss is reported.
+ * Not once the pool is ending: its end() resolves as soon as it has asked each
+ * connection to close, so a database stopped right after (the embedded one, at the
+ * server's stop) may still terminate one of them.
+ */
+function reportLostConnections (pool: pg.Pool): void {
+  pool.on('error', (error) => {
+    if (!pool.ending) process.stderr.write(`database connection lost: ${error.message}\n`)
+  })
 }
 
 /**
@@ -45,7 +56,7 @@ export function createStatsPool (databaseUrl: string, statementTimeoutMs: number
     // its only write is a read call's audit row, committed asynchronously (writeReadAudit)
     options: `-c TimeZone=UTC -c statement_timeout=${Math.trunc(statementTimeoutMs)} -c max_parallel_workers_per_gather=0 -c synchronous_commit=off`
   })
-  pool.on('error', (error) => { process.stderr.write(`database connection lost: ${error.message}\n`) })
+  reportLostConnections(pool)
   return pool
 }
 
