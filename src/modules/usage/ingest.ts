@@ -488,8 +488,8 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
 
   // 4. write rows, bodies, candidates, rollups and charges
   const rows = [...changed].sort().map((id) => states.get(id)!)
-  const usageIds = await upsertRows(db, rows, lookups.tieredShared.json, now)
-  await insertBodies(db, bodies, usageIds)
+  await upsertRows(db, rows, lookups.tieredShared.json, now)
+  await insertBodies(db, bodies, states)
   const sent = await insertCandidates(db, candidates)
   // after the rows (so batches of one key write them in parallel), before the totals
   await recordCacheData(db, before, rows)
@@ -609,12 +609,11 @@ const UPSERT_USAGE = `
     -- only the row this batch read: one created meanwhile by another batch has another id (CreatedMeanwhile)
     WHERE u.id = EXCLUDED.id`
 
-async function upsertRows (db: Sql, rows: RowState[], sharedTiers: string[], now: Date): Promise<Map<string, string>> {
-  if (rows.length === 0) return new Map()
+async function upsertRows (db: Sql, rows: RowState[], sharedTiers: string[], now: Date): Promise<void> {
+  if (rows.length === 0) return
   // the ids are the batch's own, so only the count of rows written comes back: a row refused by the WHERE is not counted
   const written = await db.query(UPSERT_USAGE, [...USAGE_COLUMNS.values(rows), now, sharedTiers])
   if (written.rowCount !== rows.length) throw new CreatedMeanwhile('a request was created by another batch meanwhile')
-  return new Map(rows.map((r) => [r.requestId, r.id]))
 }
 
 const READ_ROWS = 'SELECT * FROM usage WHERE request_id = ANY($1::text[]) ORDER BY request_id FOR UPDATE'
@@ -634,9 +633,10 @@ async function waitForCreators (db: Sql, requestIds: string[]): Promise<{ rows: 
   return await db.query<UsageRow>(READ_ROWS, [requestIds])
 }
 
-async function insertBodies (db: Sql, bodies: Map<string, Record<string, unknown>>, usageIds: Map<string, string>): Promise<void> {
+/** The bodies of completed requests, each under its usage row's id (the row state's own: read back, or made by the batch). */
+async function insertBodies (db: Sql, bodies: Map<string, Record<string, unknown>>, states: Map<string, RowState>): Promise<void> {
   if (bodies.size === 0) return
-  const payload = [...bodies].map(([requestId, body]) => ({ usage_id: usageIds.get(requestId), ...body }))
+  const payload = [...bodies].map(([requestId, body]) => ({ usage_id: states.get(requestId)!.id, ...body }))
   await db.query(`
     INSERT INTO usage_bodies (usage_id, request_headers, response_headers, request_body, response_body)
     SELECT usage_id, request_headers, response_headers, request_body, response_body
