@@ -38,7 +38,6 @@ export interface TieredPricing {
 }
 
 const PER_MILLION = 1_000_000n
-const EXACT_BIG = BigInt(Number.MAX_SAFE_INTEGER)
 /** rate multipliers are carried as integer millionths (the column is DECIMAL(12,6)) */
 export const MULTIPLIER_SCALE = 1_000_000n
 
@@ -120,6 +119,7 @@ export function costsInBigints (tokens: Tokens, unit: Units, request: bigint, mu
 }
 
 const EXACT = Number.MAX_SAFE_INTEGER
+const EXACT_BIG = BigInt(EXACT)
 const MILLION = 1_000_000
 /** an integer a double holds exactly, not negative */
 const natural = (n: number) => Number.isSafeInteger(n) && n >= 0
@@ -146,7 +146,7 @@ export function costsInNumbers (tokens: Tokens, unit: Record<keyof Units, number
   const outputProduct = output * unit.output
   const writeProduct = cacheWrite5m * unit.cacheWrite5m + cacheWrite1h * unit.cacheWrite1h
   const readProduct = cacheRead * unit.cacheRead
-  if (!(inputProduct <= EXACT && outputProduct <= EXACT && writeProduct <= EXACT && readProduct <= EXACT && request <= EXACT)) return null
+  if (!(inputProduct <= EXACT && outputProduct <= EXACT && writeProduct <= EXACT && readProduct <= EXACT)) return null
   const parts = [perMillion(inputProduct), perMillion(outputProduct), perMillion(writeProduct), perMillion(readProduct), request]
   const total = parts[0]! + parts[1]! + parts[2]! + parts[3]! + parts[4]!
   const scaled = parts.map((part) => multiplier === null ? 0 : part * multiplier)
