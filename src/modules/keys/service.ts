@@ -1,6 +1,6 @@
 // API keys: material, storage (hash for lookup, encrypted copy for the admin's
 // "show full key"), the record every response uses, and the balance arithmetic.
-import type { Db } from '../../db/prisma.js'
+import { KEY_DELETION_LOCK, type Db } from '../../db/prisma.js'
 import { Prisma, type ApiKey, type User } from '../../generated/prisma/client.js'
 import { Errors } from '../../http/errors.js'
 import { decrypt, encrypt, maskSecret, randomBase62 } from '../../lib/crypto.js'
@@ -129,8 +129,15 @@ export async function toggleKey (db: Db, id: string, scope: KeyScope) {
   return { id, is_active: updated.isActive, message: updated.isActive ? 'API key enabled' : 'API key disabled' }
 }
 
-/** Disables, or with `hard` deletes: usage rows keep their history with api_key_id set to NULL. */
+/**
+ * Disables, or with `hard` deletes: usage rows keep their history with api_key_id set to NULL.
+ * A hard delete first takes KEY_DELETION_LOCK exclusively (every usage batch holds it
+ * shared): it waits for the batches in flight and new ones queue behind it, so neither
+ * the key's row nor its usage rows are locked by a batch meanwhile. Without it, batches
+ * naming a busy key kept its row share-locked and the delete waited until it timed out.
+ */
 export async function deleteKey (db: Db, id: string, scope: KeyScope, hard: boolean) {
+  if (hard) await db.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_DELETION_LOCK})`
   await findKey(db, id, scope)
   if (hard) await db.apiKey.delete({ where: { id } })
   else await db.apiKey.update({ where: { id }, data: { isActive: false } })
