@@ -63,13 +63,13 @@ t.test('admin mutations answer 2xx while 16 connections send 1000-event batches'
   await g.price({ model: 'm', tiers: [{ up_to: null, input: 3, output: 15 }] })
   const user = await g.user({ quota_usd: 1_000_000 })
   const keys = [await g.userKey(user.id), await g.standaloneKey()]
+  const standalone = await g.standaloneKey()
   const load = startLoad(g, keys.map((k) => k.id))
   // the mutations start once every sender has a batch in flight or behind it
   await until(() => load.acknowledged >= SENDERS, 120_000, 'a first round of batches')
 
   const call = (method: 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: object) =>
     g.app.inject({ method, url, headers: g.admin.headers, ...(payload !== undefined && { payload }) })
-  const standalone = await g.standaloneKey()
   const mutations: Array<[string, () => ReturnType<typeof call>]> = [
     ['create a user', () => call('POST', '/api/admin/users', { username: 'under-load', password: 'correct-horse-battery' })],
     ['update a user', () => call('PUT', `/api/admin/users/${user.id}`, { quota_usd: 2_000_000 })],
