@@ -152,7 +152,10 @@ async function startServer (t: Test, url: string): Promise<Server> {
       await server.exited
     }
   })
-  await until(() => !server.running || /Server listening/.test(server.out), 60_000, 'the server to listen')
+  const listening = async () => {
+    try { return (await server.call('GET', '/health')).status === 200 } catch { return false }
+  }
+  await until(async () => !server.running || await listening(), 60_000, 'the server to listen')
   if (!server.running) throw new Error(`the server exited at boot:\n${server.out}`)
   return server
 }
