@@ -125,3 +125,31 @@ t.test('a hard delete of a key under continuous usage answers 2xx; its later eve
   t.equal(await g.app.prisma.usage.count(), recorded, 'one row per recorded event')
   await assertConsistent(t, g.app)
 })
+
+t.test('a pool wait that times out answers 503 database_busy with Retry-After, never 500', async (t) => {
+  const g = await gateway(t, { DB_POOL_INGEST: '1', DB_POOL_ADMIN: '1', DB_POOL_WAIT_MS: '200' })
+  const user = await g.user()
+  const key = await g.userKey(user.id)
+  // every connection of the ingestion pool and of the admin pool is taken
+  const ingest = await g.app.ingestPg.connect()
+  let release!: () => void
+  const held = new Promise<void>((resolve) => { release = resolve })
+  const admin = g.app.prisma.$transaction(async () => { await held }, { timeout: 60_000 })
+  let freed = false
+  const free = () => { if (!freed) { freed = true; ingest.release(); release() } }
+  t.teardown(free)
+
+  const usage = await g.usage([{ type: 'start', request_id: 'busy-1', api_key_id: key.id, model: 'm' }])
+  t.equal(usage.statusCode, 503, 'a usage batch waiting past DB_POOL_WAIT_MS answers 503')
+  t.equal(usage.headers['retry-after'], '1')
+  t.match(usage.json(), { error: { type: 'database_busy', message: String }, request_id: String })
+  const mutation = await g.app.inject({ method: 'PUT', url: `/api/admin/users/${user.id as string}`, headers: g.admin.headers, payload: { quota_usd: 5 } })
+  t.equal(mutation.statusCode, 503, 'an admin mutation that cannot start its transaction in time answers 503')
+  t.equal(mutation.headers['retry-after'], '1')
+  t.match(mutation.json(), { error: { type: 'database_busy' } })
+
+  free()
+  await admin
+  t.same(await g.send([{ type: 'start', request_id: 'busy-1', api_key_id: key.id, model: 'm' }]), [{ request_id: 'busy-1', type: 'start', outcome: 'recorded' }], 'the resent batch is recorded once the pool has room')
+  t.equal((await g.app.inject({ method: 'PUT', url: `/api/admin/users/${user.id as string}`, headers: g.admin.headers, payload: { quota_usd: 5 } })).statusCode, 200)
+})
