@@ -117,7 +117,13 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
-  await app.register(prismaPlugin, { databaseUrl: config.DATABASE_URL, statsStatementTimeoutMs: config.STATS_STATEMENT_TIMEOUT_MS })
+  await app.register(prismaPlugin, {
+    databaseUrl: config.DATABASE_URL,
+    statsStatementTimeoutMs: config.STATS_STATEMENT_TIMEOUT_MS,
+    pools: { admin: config.DB_POOL_ADMIN, verify: config.DB_POOL_VERIFY, ingest: config.DB_POOL_INGEST, stats: config.DB_POOL_STATS },
+    poolWaitMs: config.DB_POOL_WAIT_MS,
+    transactionTimeoutMs: config.DB_TRANSACTION_TIMEOUT_MS
+  })
   await app.register(pipelinePlugin, {
     keyring: app.keyring,
     gatewayTokens: (config.GATEWAY_TOKEN ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '')

@@ -29,6 +29,12 @@ export const ConfigSchema = Type.Object({
   AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 365, description: 'Audit rows older than this are deleted by the cleanup; 0 keeps them forever' }),
   STATS_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5000, description: 'A usage statistics query running longer than this is cancelled by PostgreSQL and answered 503 query_timeout' }),
   VERIFY_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000, description: 'Gateway verify reuses a key\'s state read from the database for at most this long; changes made through this process apply at once, changes made elsewhere within this time; 0 disables the cache' }),
+  DB_POOL_ADMIN: Type.Integer({ minimum: 1, maximum: 100, default: 6, description: 'Connections of the admin/user API pool (Prisma: admin and user calls, sign-in, audit, cleanup)' }),
+  DB_POOL_VERIFY: Type.Integer({ minimum: 1, maximum: 100, default: 4, description: 'Connections of the gateway verify pool (also the session lookups of every authenticated call)' }),
+  DB_POOL_INGEST: Type.Integer({ minimum: 1, maximum: 100, default: 8, description: 'Connections of the usage ingestion pool (one per batch being recorded)' }),
+  DB_POOL_STATS: Type.Integer({ minimum: 1, maximum: 100, default: 4, description: 'Connections of the usage statistics pool' }),
+  DB_POOL_WAIT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 5000, description: 'Longest wait for a pooled connection (or for Prisma to start a transaction); past it the call is answered 503 database_busy with Retry-After' }),
+  DB_TRANSACTION_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 15_000, description: 'Longest interactive transaction of the API, and lock wait or idle transaction of any session; past it the transaction is rolled back and the call answered 503' }),
   AUTO_DELETE_EXPIRED_KEYS: Bool(false, 'Expired keys whose auto_delete_on_expiry is null are deleted (true) or disabled (false)')
 })
 

@@ -1,8 +1,10 @@
 // The database handles, created from the config inside a named plugin (never at
 // module level) and proven reachable at boot: the pg adapter connects lazily.
-// One pg pool serves both Prisma (through its adapter) and the two hot paths that
-// talk SQL directly (gateway verify and usage ingestion), where Prisma's per-query
-// overhead would cost several times the query itself.
+// Each workload has its own bounded pool, so one cannot starve another of connections:
+// Prisma (admin and user API, sign-in, audit) on `prisma`; the gateway's verify and the
+// session lookups on `pg`; usage ingestion on `ingestPg`; the statistics on `statsPg`.
+// The hot paths talk SQL directly, where Prisma's per-query overhead would cost several
+// times the query itself.
 import { PrismaPg } from '@prisma/adapter-pg'
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
@@ -11,23 +13,66 @@ import { PrismaClient, type Prisma } from '../generated/prisma/client.js'
 
 export type Db = PrismaClient | Prisma.TransactionClient
 
-/** Plain SQL on the shared pool (or one of its clients, inside a transaction). */
+/** Plain SQL on a pool (or one of its clients, inside a transaction). */
 export type Sql = Pick<pg.Pool, 'query'>
 
 declare module 'fastify' {
   interface FastifyInstance {
     prisma: PrismaClient
+    /** gateway verify and session lookups: short reads */
     pg: pg.Pool
+    /** usage ingestion: one long transaction per batch */
+    ingestPg: pg.Pool
     /** the statistics' reads: statement_timeout set, so a query past it is cancelled by PostgreSQL, not left running */
     statsPg: pg.Pool
   }
 }
 
-export function createDatabase (databaseUrl: string, max = 10): { pool: pg.Pool, prisma: PrismaClient } {
+/** Bounds for a pool: its size, the longest wait for a connection, and (server side) the longest lock wait and idle transaction. */
+export interface PoolLimits {
+  max?: number
+  /** a connection not obtained within this is an error (answered 503 database_busy), never an endless queue */
+  waitMs?: number
+  /** lock_timeout and idle_in_transaction_session_timeout of every session: a transaction never holds its locks, or waits on another's, past it */
+  transactionTimeoutMs?: number
+}
+
+/** A key deletion takes this advisory lock exclusively, every usage batch shared (see deleteKey). */
+export const KEY_DELETION_LOCK = 0x6b6d6b64 // "kmkd"
+
+function sessionOptions (limits: PoolLimits, extra = ''): string {
   // sessions in UTC: date_trunc on timestamptz and day casts must not follow the server's zone
-  const pool = new pg.Pool({ connectionString: databaseUrl, max, options: '-c TimeZone=UTC' })
+  let options = '-c TimeZone=UTC'
+  if (limits.transactionTimeoutMs !== undefined) {
+    const ms = Math.trunc(limits.transactionTimeoutMs)
+    options += ` -c lock_timeout=${ms} -c idle_in_transaction_session_timeout=${ms}`
+  }
+  return `${options}${extra}`
+}
+
+/** A bounded pool whose lost connections (server restart, failover, terminated backend) never crash the process. */
+export function createPool (databaseUrl: string, limits: PoolLimits = {}, extraOptions = ''): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: limits.max ?? 10,
+    ...(limits.waitMs !== undefined && { connectionTimeoutMillis: limits.waitMs }),
+    options: sessionOptions(limits, extraOptions)
+  })
+  // a checked-out client has no listener of the pool's: its connection lost between two
+  // queries would emit an unhandled 'error' and end the process; its next query fails
+  // instead, and the pool discards it on release (it is no longer queryable)
+  pool.on('connect', (client) => { client.on('error', () => {}) })
   reportLostConnections(pool)
-  return { pool, prisma: new PrismaClient({ adapter: new PrismaPg(pool) }) }
+  return pool
+}
+
+export function createDatabase (databaseUrl: string, limits: PoolLimits & { transactionMaxWaitMs?: number } = {}): { pool: pg.Pool, prisma: PrismaClient } {
+  const pool = createPool(databaseUrl, limits)
+  const transactionOptions = {
+    ...(limits.transactionMaxWaitMs !== undefined && { maxWait: limits.transactionMaxWaitMs }),
+    ...(limits.transactionTimeoutMs !== undefined && { timeout: limits.transactionTimeoutMs })
+  }
+  return { pool, prisma: new PrismaClient({ adapter: new PrismaPg(pool), transactionOptions }) }
 }
 
 /**
@@ -49,44 +94,55 @@ function reportLostConnections (pool: pg.Pool): void {
  * after the client gave up; and no parallel workers, whose start-up costs the small
  * rollup and index reads more than it saves on two busy cores.
  */
-export function createStatsPool (databaseUrl: string, statementTimeoutMs: number, max = 4): pg.Pool {
-  const pool = new pg.Pool({
-    connectionString: databaseUrl,
-    max,
-    // its only write is a read call's audit row, committed asynchronously (writeReadAudit)
-    options: `-c TimeZone=UTC -c statement_timeout=${Math.trunc(statementTimeoutMs)} -c max_parallel_workers_per_gather=0 -c synchronous_commit=off`
-  })
-  reportLostConnections(pool)
-  return pool
+export function createStatsPool (databaseUrl: string, statementTimeoutMs: number, limits: PoolLimits = {}): pg.Pool {
+  // its only write is a read call's audit row, committed asynchronously (writeReadAudit)
+  return createPool(databaseUrl, { max: 4, ...limits },
+    ` -c statement_timeout=${Math.trunc(statementTimeoutMs)} -c max_parallel_workers_per_gather=0 -c synchronous_commit=off`)
 }
 
-export default fp<{ databaseUrl: string, statsStatementTimeoutMs: number }>(async (app, opts) => {
-  const { pool, prisma } = createDatabase(opts.databaseUrl)
+export interface DatabaseOptions {
+  databaseUrl: string
+  statsStatementTimeoutMs: number
+  pools: { admin: number, verify: number, ingest: number, stats: number }
+  /** the longest wait for a pooled connection (and for Prisma to start a transaction) */
+  poolWaitMs: number
+  /** the longest interactive transaction, lock wait or idle transaction */
+  transactionTimeoutMs: number
+}
+
+export default fp<DatabaseOptions>(async (app, opts) => {
+  const bounds = { waitMs: opts.poolWaitMs, transactionTimeoutMs: opts.transactionTimeoutMs }
+  const { pool: adminPool, prisma } = createDatabase(opts.databaseUrl, { ...bounds, max: opts.pools.admin, transactionMaxWaitMs: opts.poolWaitMs })
   await prisma.$queryRaw`SELECT 1`
-  const statsPool = createStatsPool(opts.databaseUrl, opts.statsStatementTimeoutMs)
+  const verifyPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.verify })
+  const ingestPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.ingest })
+  const statsPool = createStatsPool(opts.databaseUrl, opts.statsStatementTimeoutMs, { max: opts.pools.stats, waitMs: opts.poolWaitMs })
   app.decorate('prisma', prisma)
-  app.decorate('pg', pool)
+  app.decorate('pg', verifyPool)
+  app.decorate('ingestPg', ingestPool)
   app.decorate('statsPg', statsPool)
   app.addHook('onClose', async () => {
     await prisma.$disconnect()
-    await pool.end().catch(() => {}) // the adapter may have ended it already
-    await statsPool.end().catch(() => {})
+    // the adapter may have ended its pool already
+    for (const pool of [adminPool, verifyPool, ingestPool, statsPool]) await pool.end().catch(() => {})
   })
 }, { name: 'prisma' })
 
 /** Runs `body` in one transaction on one connection of `pool`: committed when it returns, rolled back when it throws. */
 export async function inTransaction<T> (pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect()
+  let broken: Error | undefined
   try {
     await client.query('BEGIN')
     const result = await body(client)
     await client.query('COMMIT')
     return result
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => {})
+    // a failed ROLLBACK means the connection is gone: the caller hears the first error, the pool drops the client
+    await client.query('ROLLBACK').catch((rollbackError: Error) => { broken = rollbackError })
     throw error
   } finally {
-    client.release()
+    client.release(broken)
   }
 }
 

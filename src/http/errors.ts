@@ -22,6 +22,42 @@ export const Errors = {
 /** PostgreSQL's query_canceled: a statement_timeout (or an operator's cancel) stopped the query */
 const QUERY_CANCELED = '57014'
 
+/** Seconds a client is told to wait when the database is away or saturated. */
+export const DATABASE_RETRY_AFTER_SECONDS = 1
+
+/**
+ * Errors meaning the database is away (restart, failover, terminated connection): the
+ * codes of PostgreSQL (admin/crash shutdown, starting up, class 08), Node's sockets and
+ * Prisma (P1001 cannot reach, P1017 closed), then the messages of node-postgres and
+ * Prisma that carry no code.
+ */
+const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '57P05', '25P03', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'P1001', 'P1002', 'P1017'])
+const UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout'])
+const UNAVAILABLE_MESSAGE = /Connection terminated|not queryable|terminating connection|the database system is (starting up|shutting down|not yet accepting|in recovery)|Can't reach database server|Server has closed the connection|connect ECONNREFUSED/
+/** Errors meaning it is saturated: too many connections, lock_timeout, a pool or Prisma's transaction wait timed out. */
+const BUSY_CODES = new Set(['53300', '55P03', 'P2024', 'P2028', 'P2037'])
+const BUSY_KINDS = new Set(['TooManyConnections'])
+const BUSY_MESSAGE = /timeout exceeded when trying to connect|Unable to start a transaction in the given time|Transaction already closed|expired transaction/
+
+/** 'unavailable', 'busy' or null, looking through the wrappers of Prisma and its adapter. */
+export function databaseTrouble (thrown: unknown): 'unavailable' | 'busy' | null {
+  const seen = new Set<unknown>()
+  const queue: unknown[] = [thrown]
+  while (queue.length > 0) {
+    const error = queue.shift() as Record<string, unknown> | null | undefined
+    if (error === null || typeof error !== 'object' || seen.has(error)) continue
+    seen.add(error)
+    const codes = [error.code, error.originalCode].filter((c): c is string => typeof c === 'string')
+    const kind = typeof error.kind === 'string' ? error.kind : ''
+    const message = typeof error.message === 'string' ? error.message : ''
+    if (codes.some((c) => UNAVAILABLE_CODES.has(c) || c.startsWith('08')) || UNAVAILABLE_KINDS.has(kind) || UNAVAILABLE_MESSAGE.test(message)) return 'unavailable'
+    if (codes.some((c) => BUSY_CODES.has(c)) || BUSY_KINDS.has(kind) || BUSY_MESSAGE.test(message)) return 'busy'
+    const meta = error.meta as Record<string, unknown> | undefined
+    queue.push(error.cause, meta?.driverAdapterError, ...(Array.isArray(error.errors) ? error.errors : []))
+  }
+  return null
+}
+
 /** The error object every non-2xx response carries. */
 export const ErrorBody = Type.Object({
   error: Type.Object({
@@ -58,6 +94,13 @@ export function errorReply (thrown: unknown): ErrorReply {
       ...(error.field !== undefined && { field: error.field }),
       ...(error.retryAfter !== undefined && { retryAfter: error.retryAfter })
     }
+  }
+  const trouble = databaseTrouble(thrown)
+  if (trouble === 'unavailable') {
+    return { status: 503, type: 'database_unavailable', message: 'the database is unavailable; retry shortly', retryAfter: DATABASE_RETRY_AFTER_SECONDS }
+  }
+  if (trouble === 'busy') {
+    return { status: 503, type: 'database_busy', message: 'the database is saturated; retry shortly', retryAfter: DATABASE_RETRY_AFTER_SECONDS }
   }
   if (code === QUERY_CANCELED) {
     return { status: 503, type: 'query_timeout', message: 'the query ran past its time limit and was cancelled; narrow the date range or the filters' }

@@ -56,14 +56,36 @@ t.test('Prisma P2025 (record not found) → 404 not_found', async (t) => {
 })
 
 t.test('a plain Error → 500 internal_error that says nothing of its internals', async (t) => {
-  const error = new Error('connect ECONNREFUSED 10.1.2.3:5432 password=hunter2 at /srv/app/src/db.ts:12')
+  const error = new Error('parse failure password=hunter2 at /srv/app/src/db.ts:12')
   const reply = errorReply(error)
   t.same(reply, { status: 500, type: 'internal_error', message: 'internal server error' })
-  t.notMatch(JSON.stringify(reply), /ECONNREFUSED|hunter2|db\.ts/, 'no message, address or path leaks')
+  t.notMatch(JSON.stringify(reply), /parse|hunter2|db\.ts/, 'no message or path leaks')
+})
+
+t.test('the database away → 503 database_unavailable, saturated → 503 database_busy, both with Retry-After and nothing of the cause', async (t) => {
+  const unavailable = { status: 503, type: 'database_unavailable', message: 'the database is unavailable; retry shortly', retryAfter: 1 }
+  const busy = { status: 503, type: 'database_busy', message: 'the database is saturated; retry shortly', retryAfter: 1 }
+  const cases: Array<[unknown, object]> = [
+    [new Error('connect ECONNREFUSED 10.1.2.3:5432 password=hunter2'), unavailable],
+    [Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01', severity: 'FATAL' }), unavailable],
+    [Object.assign(new Error('the database system is starting up'), { code: '57P03' }), unavailable],
+    [Object.assign(new Error('x'), { code: '08006' }), unavailable],
+    [new Error('Connection terminated unexpectedly'), unavailable],
+    [new Error('Client has encountered a connection error and is not queryable'), unavailable],
+    [Object.assign(new Error('x'), { code: 'P1001' }), unavailable],
+    // Prisma's driver-adapter wrapper: the PostgreSQL code is inside
+    [Object.assign(new Error('Raw query failed'), { code: 'P2010', meta: { driverAdapterError: { cause: { kind: 'postgres', originalCode: '57P01' } } } }), unavailable],
+    [Object.assign(new Error('x'), { cause: { kind: 'DatabaseNotReachable' } }), unavailable],
+    [new Error('timeout exceeded when trying to connect'), busy],
+    [Object.assign(new Error('Transaction API error: Unable to start a transaction in the given time.'), { code: 'P2028' }), busy],
+    [Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' }), busy],
+    [Object.assign(new Error('sorry, too many clients already'), { code: '53300' }), busy]
+  ]
+  for (const [thrown, wanted] of cases) t.same(errorReply(thrown), wanted, (thrown as Error).message)
 })
 
 t.test('anything else thrown (null, a string, an unknown code, a 5xx status) → internal_error', async (t) => {
-  for (const thrown of [null, undefined, 'boom', 42, {}, Object.assign(new Error('x'), { code: 'P1001' })]) {
+  for (const thrown of [null, undefined, 'boom', 42, {}, Object.assign(new Error('x'), { code: 'P9999' })]) {
     t.same(errorReply(thrown), { status: 500, type: 'internal_error', message: 'internal server error' }, `thrown ${JSON.stringify(thrown) ?? String(thrown)}`)
   }
   t.same(errorReply(Object.assign(new Error('upstream down'), { statusCode: 503 })), { status: 503, type: 'internal_error', message: 'internal server error' }, 'a 5xx keeps its status, not its message')

@@ -42,7 +42,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     action: 'gateway.usage',
     mode: 'gateway',
     handle: async ({ body }) => {
-      const results = await ingestEvents(app.pg, body.events)
+      const results = await ingestEvents(app.ingestPg, body.events)
       // recorded usage moves counters (window, in flight, costs, balances) of keys and owners the
       // events may not name (a completion need not carry its key id): drop every cached state
       if (results.some((result) => result.outcome === 'recorded')) cache.clear()

@@ -8,7 +8,7 @@
 // replaces a timed-out row (swept to failed/504) corrects it instead of counting twice.
 import type pg from 'pg'
 import { Columns, type Column } from '../../db/columns.js'
-import { prepared, type Sql } from '../../db/prisma.js'
+import { KEY_DELETION_LOCK, prepared, type Sql } from '../../db/prisma.js'
 import { uuidv7 } from '../../lib/crypto.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { pickPrice, type PriceVersion } from '../prices/service.js'
@@ -354,15 +354,20 @@ export interface IngestOptions {
 
 export async function ingestEvents (pool: pg.Pool, events: UsageEventBody[], options: IngestOptions = {}): Promise<EventResultBody[]> {
   const client = await pool.connect()
+  let broken: Error | undefined
   try {
     for (let attempt = 0; ; attempt++) {
       await client.query('BEGIN')
       try {
+        // first, before any row lock: a key deletion waits for the batches in flight and holds back new ones
+        await client.query('SELECT pg_advisory_xact_lock_shared($1)', [KEY_DELETION_LOCK])
         const results = await ingestBatch(prepared(client), events, options)
         await client.query('COMMIT')
         return results
       } catch (error) {
-        await client.query('ROLLBACK')
+        // a failed ROLLBACK means the connection is gone: the first error is the one answered
+        await client.query('ROLLBACK').catch((rollbackError: Error) => { broken = rollbackError })
+        if (broken !== undefined) throw error
         // batches lock in one order, but PostgreSQL may still abort one, and a request
         // may have been created by another batch after this one read it: retry it whole
         const code = (error as { code?: string }).code
@@ -370,7 +375,7 @@ export async function ingestEvents (pool: pg.Pool, events: UsageEventBody[], opt
       }
     }
   } finally {
-    client.release()
+    client.release(broken)
   }
 }
 

@@ -58,9 +58,10 @@ t.test('a key deleted while a batch that names it is being recorded: the batch w
   await other.query('DELETE FROM api_keys WHERE id = $1', [key.id])
 
   const batch = g.send([{ type: 'complete', request_id: 'racing', api_key_id: key.id, model: 'claude-x', status: 'completed', input_tokens: 1, output_tokens: 1 }])
-  // the batch waits on the uncommitted delete's row lock (its lookup locks the key)
+  // the batch waits on the uncommitted delete's row lock (its lookup locks the key); watched from
+  // outside the deleting transaction, in which pg_stat_activity stays the snapshot of its first read
   for (let waited = 0; ; waited += 20) {
-    const { rows } = await other.query(`SELECT count(*)::int AS n FROM pg_stat_activity
+    const { rows } = await g.app.pg.query(`SELECT count(*)::int AS n FROM pg_stat_activity
       WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()`)
     if (rows[0].n > 0) break
     if (waited > 10_000) throw new Error('the batch never waited for the deleting transaction')
