@@ -23,7 +23,11 @@ export function maskCredential (value: string): string {
   return maskToken(value)
 }
 
+// what maskToken made (too short to be usable): masking again on read keeps the display
+const MASKED = /^(\*{4}|[^…]{0,4}…[^…]{0,4})$/
+
 function maskToken (value: string): string {
+  if (MASKED.test(value)) return value
   return value.length >= SHOWN_FROM ? `${value.slice(0, 4)}…${value.slice(-4)}` : '****'
 }
 
