@@ -2,12 +2,12 @@
 // wrong passwords from one address reach the hash at most LoginThrottle.LIMIT times,
 // the rest are refused with 429. The hash checks are counted by wrapping the password
 // check login calls (auth/service's passwordCheck), not by timing.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { hashPassword } from '../../src/lib/crypto.js'
 import { LoginThrottle, passwordCheck } from '../../src/modules/auth/service.js'
 import { buildTestApp } from '../helper.js'
 
-async function countingApp (t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function countingApp (t: Test) {
   let checks = 0
   const verify = passwordCheck.verify
   passwordCheck.verify = async (password, stored) => { checks++; return verify(password, stored) }
