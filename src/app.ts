@@ -7,7 +7,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify'
-import type { AppConfig } from './config.js'
+import { parseTrustProxy, type AppConfig, type TrustProxy } from './config.js'
 import prismaPlugin from './db/prisma.js'
 import { Errors, errorReply, sendError } from './http/errors.js'
 import { WindowCounter } from './http/limiter.js'
@@ -58,7 +58,7 @@ export function serverOptions (config: AppConfig, extras: ServerExtras = {}): Fa
   return {
     logger: loggerOptions(config.LOG_LEVEL, extras.logStream),
     bodyLimit: config.BODY_LIMIT_BYTES,
-    trustProxy: config.TRUST_PROXY,
+    trustProxy: parseTrustProxy(config.TRUST_PROXY) as TrustProxy,
     // genReqId reads x-request-id itself: with requestIdHeader set, Fastify would take any header value unchecked
     requestIdHeader: false,
     // accept a caller's id only when it is short and plain, else make one

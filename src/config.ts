@@ -3,6 +3,10 @@
 import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
 import { Cron } from 'croner'
+import { isIP } from 'node:net'
+
+/** Each of GATEWAY_TOKEN's comma-separated tokens is at least this long. */
+export const GATEWAY_TOKEN_MIN_LENGTH = 16
 
 const Bool = (defaultValue: boolean, description: string) => Type.Boolean({ default: defaultValue, description })
 
@@ -17,12 +21,12 @@ export const ConfigSchema = Type.Object({
   ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 8, description: 'Password of the first admin; unset = generated and printed once' })),
   SESSION_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'Signs session cookies (>= 32 chars)' })),
   ENCRYPTION_KEY: Type.Optional(Type.String({ minLength: 32, description: 'Derives key hashing and AES-256-GCM keys (>= 32 chars); never change it on a live database' })),
-  GATEWAY_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'Comma-separated bearer tokens accepted from the gateway' })),
+  GATEWAY_TOKEN: Type.Optional(Type.String({ description: `Comma-separated bearer tokens accepted from the gateway, each >= ${GATEWAY_TOKEN_MIN_LENGTH} chars` })),
   APP_TIMEZONE: Type.String({ default: 'UTC', description: 'IANA time zone for day boundaries and the cleanup schedule' }),
   MIGRATE_ON_START: Bool(true, 'Apply pending migrations before serving'),
   SESSION_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 90, default: 24, description: 'Lifetime of a login session / access token' }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 2 * 1024 * 1024, description: 'Largest accepted request body' }),
-  TRUST_PROXY: Bool(false, 'Take the client address from X-Forwarded-For (behind a reverse proxy)'),
+  TRUST_PROXY: Type.String({ default: 'false', description: 'Proxies whose X-Forwarded-For is believed: "false", a comma-separated list of addresses/CIDRs, or a hop count' }),
   CLEANUP_CRON: Type.String({ default: '0 3 * * *', description: 'In-process expiry cleanup schedule (cron, in APP_TIMEZONE); "off" disables it' }),
   PENDING_TIMEOUT_MINUTES: Type.Integer({ minimum: 1, maximum: 24 * 60, default: 10, description: 'A pending or streaming request older than this is marked failed (504)' }),
   USAGE_BODY_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 30, description: 'Stored request/response headers and bodies older than this are deleted by the cleanup; 0 keeps them forever' }),
@@ -61,8 +65,56 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   const config = value as Config
   if (!isTimeZone(config.APP_TIMEZONE)) problems.push(`APP_TIMEZONE: unknown IANA time zone "${config.APP_TIMEZONE}"`)
   if (config.CLEANUP_CRON !== 'off' && !isCron(config.CLEANUP_CRON)) problems.push(`CLEANUP_CRON: not a cron expression (or "off"): "${config.CLEANUP_CRON}"`)
+  if (config.GATEWAY_TOKEN !== undefined) problems.push(...gatewayTokenProblems(config.GATEWAY_TOKEN))
+  const trust = parseTrustProxy(config.TRUST_PROXY)
+  if (typeof trust === 'object' && !Array.isArray(trust)) problems.push(`TRUST_PROXY: ${trust.problem}`)
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`)
   return config
+}
+
+/** GATEWAY_TOKEN's tokens, trimmed, empty entries dropped. */
+export function gatewayTokens (value: string | undefined): string[] {
+  return (value ?? '').split(',').map((token) => token.trim()).filter((token) => token !== '')
+}
+
+// names the token by its position, never by its value: the message reaches the boot log
+function gatewayTokenProblems (value: string): string[] {
+  const tokens = gatewayTokens(value)
+  if (tokens.length === 0) return ['GATEWAY_TOKEN: no token given (unset it to refuse every gateway call)']
+  return tokens.flatMap((token, i) => token.length >= GATEWAY_TOKEN_MIN_LENGTH
+    ? []
+    : [`GATEWAY_TOKEN: token ${i + 1} of ${tokens.length} is ${token.length} characters; each comma-separated token must have at least ${GATEWAY_TOKEN_MIN_LENGTH}`])
+}
+
+/** Fastify's `trustProxy`: false, or the proxies' addresses and CIDRs (and proxy-addr's names loopback, linklocal, uniquelocal). */
+export type TrustProxy = false | string[]
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+const LIST_THE_PROXIES = 'list the proxies\' addresses or CIDRs instead (e.g. 10.0.0.2,10.1.0.0/16)'
+
+/**
+ * TRUST_PROXY read: `false` (or `0`), or a comma-separated list of proxies. `true` and hop
+ * counts are refused: `true` would believe any client's X-Forwarded-For, and a hop count
+ * cannot tell a proxy from a client (Fastify 5 ignores X-Forwarded-For under one).
+ */
+export function parseTrustProxy (value: string): TrustProxy | { problem: string } {
+  const text = value.trim()
+  if (/^(false|0)$/i.test(text)) return false
+  if (/^true$/i.test(text)) return { problem: `"true" would trust every hop, so any client could choose its own address with X-Forwarded-For; ${LIST_THE_PROXIES}` }
+  if (/^\d+$/.test(text)) return { problem: `a hop count cannot tell a proxy from a client; ${LIST_THE_PROXIES}` }
+  const entries = text.split(',').map((entry) => entry.trim())
+  const bad = entries.filter((entry) => !isProxyAddress(entry))
+  if (bad.length > 0) return { problem: `not an IP address or CIDR: ${bad.map((entry) => JSON.stringify(entry)).join(', ')}` }
+  return entries
+}
+
+function isProxyAddress (entry: string): boolean {
+  if (PROXY_NAMES.has(entry)) return true
+  const [address = '', prefix, extra] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || extra !== undefined) return false
+  if (prefix === undefined) return true
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)
 }
 
 function isCron (expression: string): boolean {

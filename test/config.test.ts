@@ -29,10 +29,10 @@ t.test('an empty string counts as unset', async (t) => {
 })
 
 t.test('strings are coerced to the schema types', async (t) => {
-  const config = loadConfig({ MIGRATE_ON_START: 'false', PORT: '8080', TRUST_PROXY: 'true', SESSION_TTL_HOURS: '48', VERIFY_CACHE_TTL_MS: '0' })
+  const config = loadConfig({ MIGRATE_ON_START: 'false', PORT: '8080', TRUST_PROXY: '10.0.0.2', SESSION_TTL_HOURS: '48', VERIFY_CACHE_TTL_MS: '0' })
   t.equal(config.MIGRATE_ON_START, false)
   t.equal(config.PORT, 8080)
-  t.equal(config.TRUST_PROXY, true)
+  t.equal(config.TRUST_PROXY, '10.0.0.2', 'the proxies, parsed by parseTrustProxy')
   t.equal(config.SESSION_TTL_HOURS, 48)
   t.equal(config.VERIFY_CACHE_TTL_MS, 0, '0 turns the verify cache off')
 })

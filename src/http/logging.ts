@@ -32,7 +32,13 @@ export function scrub (value: unknown, depth = 0): unknown {
 export function loggerOptions (level: string, stream?: NodeJS.WritableStream): FastifyServerOptions['logger'] {
   const options: LoggerOptions & { stream?: NodeJS.WritableStream } = {
     level,
-    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'res.headers["set-cookie"]'], censor: CENSOR },
+    redact: {
+      paths: [
+        ...['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key', 'x-goog-api-key'].map((name) => `req.headers["${name}"]`),
+        'res.headers["set-cookie"]'
+      ],
+      censor: CENSOR
+    },
     serializers: {
       req: (req: { method: string, url: string, ip?: string, id?: string }) => ({ method: req.method, url: scrubString(req.url), ip: req.ip }),
       err: (err: Error) => scrub(err) as Record<string, unknown>

@@ -9,7 +9,7 @@ import type { Db } from '../db/prisma.js'
 import type { Keyring } from '../lib/keyring.js'
 import { writeAudit, writeReadAudit, type AuditEntry } from '../modules/audit/service.js'
 import {
-  bearerToken, cookieToken, gatewayPrincipal, keyPrincipal, managementPrincipal, sessionPrincipal,
+  bearerToken, cookieToken, gatewayDigests, gatewayPrincipal, keyPrincipal, managementPrincipal, sessionPrincipal,
   type AuthUser, type Principal
 } from '../modules/auth/service.js'
 import { Errors, errorReply } from './errors.js'
@@ -65,6 +65,7 @@ export interface PipelineOptions { keyring: Keyring, gatewayTokens: string[] }
 
 export default fp<PipelineOptions>(async (app, opts) => {
   const commitListeners: Array<(action: string) => void> = []
+  const gatewayTokenDigests = gatewayDigests(opts.gatewayTokens)
   const pendingReadAudits = new Set<Promise<void>>()
 
   /**
@@ -89,7 +90,7 @@ export default fp<PipelineOptions>(async (app, opts) => {
     const token = credential ?? bearerToken(request) ?? (mode === 'gateway' || mode === 'key' ? null : cookieToken(request))
     if (token === null) throw new Errors.Unauthorized('authentication required')
     let principal: Principal | null
-    if (mode === 'gateway') principal = gatewayPrincipal(opts.gatewayTokens, token)
+    if (mode === 'gateway') principal = gatewayPrincipal(gatewayTokenDigests, token)
     else if (mode === 'key') principal = await keyPrincipal(app.prisma, opts.keyring, token)
     else principal = await sessionPrincipal(app.pg, opts.keyring, token) ?? await managementPrincipal(app.prisma, opts.keyring, token, request.ip)
     if (principal === null) throw new Errors.Unauthorized('invalid or expired credentials')

@@ -1,8 +1,10 @@
 // Audit rows: written by the pipeline for every admin and user call (refusals
 // included) and by system jobs; read by GET /api/admin/audit-logs.
+import { isIP } from 'node:net'
 import type pg from 'pg'
 import type { Db } from '../../db/prisma.js'
 import type { Prisma } from '../../generated/prisma/client.js'
+import { redactJson, redactText } from '../../lib/redact.js'
 
 export interface AuditEntry {
   eventType: string
@@ -22,9 +24,28 @@ export interface AuditEntry {
   errorMessage?: string | null
 }
 
+/** An IP address as stored: a parsed IPv4/IPv6 address, else null (never whatever string a header carried). */
+export function parsedIp (value: string | null | undefined): string | null {
+  if (typeof value !== 'string') return null
+  const address = value.trim()
+  return isIP(address) === 0 ? null : address
+}
+
+/** The entry as it may be stored: a parsed address only, credentials masked in metadata and free text. */
+function storable (entry: AuditEntry): AuditEntry {
+  return {
+    ...entry,
+    ip: parsedIp(entry.ip),
+    userAgent: entry.userAgent == null ? entry.userAgent : redactText(entry.userAgent),
+    errorMessage: entry.errorMessage == null ? entry.errorMessage : redactText(entry.errorMessage),
+    metadata: entry.metadata === undefined ? undefined : redactJson(entry.metadata) as Record<string, unknown>
+  }
+}
+
 export async function writeAudit (db: Db, entry: AuditEntry): Promise<void> {
+  const row = storable(entry)
   await db.auditLog.create({
-    data: { ...entry, metadata: entry.metadata as Prisma.InputJsonValue | undefined }
+    data: { ...row, metadata: row.metadata as Prisma.InputJsonValue | undefined }
   })
 }
 
@@ -37,6 +58,7 @@ export async function writeAudit (db: Db, entry: AuditEntry): Promise<void> {
  * pipeline writes this row behind the answer, and the rows must keep the calls' order.
  */
 export async function writeReadAudit (pool: pg.Pool, entry: AuditEntry, at: Date): Promise<void> {
+  entry = storable(entry)
   await pool.query(`
     INSERT INTO audit_logs (event_type, action, principal_type, user_id, management_token_id, ip, user_agent, request_id,
                             method, path, status_code, success, duration_ms, metadata, error_message, created_at)

@@ -8,7 +8,7 @@ import { errorResponses, Message } from '../../http/schemas.js'
 import { writeAudit } from '../audit/service.js'
 import { Profile } from '../users/schemas.js'
 import { findUser, toProfile } from '../users/service.js'
-import { checkLogin, createSession, SESSION_COOKIE } from './service.js'
+import { checkLogin, createSession, findLoginAccount, SESSION_COOKIE } from './service.js'
 
 const tags = ['auth']
 
@@ -35,27 +35,29 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, summary: 'Sign in; sets the session cookie and returns a bearer access token', body: LoginBody, response: { 200: LoginReply, 400: errorResponses()[400], 401: errorResponses()[401], 429: errorResponses()[429] } }
   }, async (request, reply) => {
     const ip = request.ip
-    const wait = throttle.retryAfter(ip)
-    const audit = (success: boolean, status: number, userId: string | null, error?: string) => writeAudit(app.prisma, {
-      eventType: 'auth', action: 'auth.login', principalType: success ? 'user' : 'anonymous', userId, ip,
+    // counted before the password is checked: concurrent attempts cannot outrun the limit
+    const { retryAfter, delayMs } = throttle.begin(ip)
+    const audit = (success: boolean, status: number, account: { id: string } | null, error?: string) => writeAudit(app.prisma, {
+      eventType: 'auth', action: 'auth.login', principalType: success ? 'user' : 'anonymous', userId: success ? account?.id ?? null : null, ip,
       userAgent: request.headers['user-agent'] ?? null, requestId: request.id, method: 'POST', path: '/api/auth/login',
-      statusCode: status, success, metadata: { login: request.body.email }, errorMessage: error ?? null
+      statusCode: status, success,
+      // the typed identifier is kept only when it names an account: otherwise it may be a password in the wrong box
+      metadata: account !== null ? { login: request.body.email } : { login_known: false },
+      errorMessage: error ?? null
     })
-    if (wait > 0) {
-      await audit(false, 429, null, 'too many failed logins')
-      throw Object.assign(new Errors.LoginThrottled('too many failed logins; try again later'), { retryAfter: wait })
+    if (retryAfter > 0) {
+      await audit(false, 429, await findLoginAccount(app.prisma, request.body.email), 'too many failed logins')
+      throw Object.assign(new Errors.LoginThrottled('too many failed logins; try again later'), { retryAfter })
     }
-    const delay = throttle.delayMs(ip)
-    if (delay > 0) await sleep(delay)
-    const user = await checkLogin(app.prisma, request.body.email, request.body.password)
+    if (delayMs > 0) await sleep(delayMs)
+    const { user, account } = await checkLogin(app.prisma, request.body.email, request.body.password)
     if (user === null) {
-      throttle.fail(ip)
-      await audit(false, 401, null, 'invalid credentials')
+      await audit(false, 401, account, 'invalid credentials')
       throw new Errors.Unauthorized('invalid email/username or password')
     }
     throttle.succeed(ip)
     const { token } = await createSession(app.prisma, app.keyring, user, app.config.SESSION_TTL_HOURS, { ip, userAgent: request.headers['user-agent'] })
-    await audit(true, 200, user.id)
+    await audit(true, 200, user)
     reply.setCookie(SESSION_COOKIE, token, {
       path: '/', httpOnly: true, sameSite: 'lax', signed: true, secure: request.protocol === 'https', maxAge: ttlSeconds
     })

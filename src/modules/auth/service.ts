@@ -1,11 +1,14 @@
 // Who is calling: login sessions (cookie or bearer access token), management tokens,
 // the gateway token and API keys. Tokens are stored only as keyed hashes.
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type {} from '@fastify/cookie'
 import { constantTimeEqual, DUMMY_PASSWORD_HASH, randomBase62, verifyPassword } from '../../lib/crypto.js'
 import { hashApiKey, hashToken, type Keyring } from '../../lib/keyring.js'
 import type { Db, Sql } from '../../db/prisma.js'
 import type { User } from '../../generated/prisma/client.js'
+import { GATEWAY_TOKEN_MIN_LENGTH } from '../../config.js'
+import { parsedIp } from '../audit/service.js'
 
 export const SESSION_COOKIE = 'km_session'
 export const SESSION_TOKEN_PREFIX = 'kms_'
@@ -26,18 +29,30 @@ function activeUser (user: (AuthUser & { isActive: boolean, isDeleted: boolean }
   return { id: user.id, role: user.role, username: user.username, email: user.email }
 }
 
-/** Checks a password in constant time, whether or not the user exists. */
-export async function checkLogin (db: Db, login: string, password: string): Promise<User | null> {
-  const user = await db.user.findFirst({ where: { OR: [{ email: login }, { username: login }], isDeleted: false } })
-  const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH)
-  return ok && user !== null && user.isActive ? user : null
+/** The password check behind every login; an object so that a test can count the checks the throttle lets through. */
+export const passwordCheck = { verify: verifyPassword }
+
+/** The account a login identifier (email or username) names, if any. */
+export async function findLoginAccount (db: Db, login: string): Promise<User | null> {
+  return db.user.findFirst({ where: { OR: [{ email: login }, { username: login }], isDeleted: false } })
+}
+
+/**
+ * Checks a password in constant time, whether or not the user exists. `account` is the
+ * account the identifier names (right password or not): only then may the identifier be
+ * recorded, since a login field can hold a password typed in the wrong box.
+ */
+export async function checkLogin (db: Db, login: string, password: string): Promise<{ user: User | null, account: User | null }> {
+  const account = await findLoginAccount(db, login)
+  const ok = await passwordCheck.verify(password, account?.passwordHash ?? DUMMY_PASSWORD_HASH)
+  return { user: ok && account !== null && account.isActive ? account : null, account }
 }
 
 export async function createSession (db: Db, keyring: Keyring, user: User, ttlHours: number, client: { ip: string, userAgent?: string }) {
   const token = SESSION_TOKEN_PREFIX + randomBase62(40)
   const expiresAt = new Date(Date.now() + ttlHours * 3_600_000)
   const session = await db.userSession.create({
-    data: { userId: user.id, tokenHash: hashToken(keyring, token), expiresAt, ip: client.ip, userAgent: client.userAgent }
+    data: { userId: user.id, tokenHash: hashToken(keyring, token), expiresAt, ip: parsedIp(client.ip), userAgent: client.userAgent }
   })
   await db.user.update({ where: { id: user.id }, data: { lastLoginAt: new Date() } })
   return { token, session }
@@ -66,17 +81,29 @@ export async function managementPrincipal (db: Db, keyring: Keyring, token: stri
   const row = await db.managementToken.findUnique({ where: { tokenHash: hashToken(keyring, token) }, include: { user: { select: userFields } } })
   if (row === null || !row.isActive || (row.expiresAt !== null && row.expiresAt <= new Date())) return null
   const allowed = Array.isArray(row.allowedIps) ? row.allowedIps as string[] : null
-  if (allowed !== null && allowed.length > 0 && !allowed.includes(ip)) return null
+  const address = parsedIp(ip)
+  if (allowed !== null && allowed.length > 0 && (address === null || !allowed.includes(address))) return null
   const user = activeUser(row.user)
   if (user === null) return null
-  await db.managementToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date(), lastUsedIp: ip, usageCount: { increment: 1 } } })
+  await db.managementToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date(), lastUsedIp: address, usageCount: { increment: 1 } } })
   return { kind: 'management', user, tokenId: row.id }
 }
 
-export function gatewayPrincipal (gatewayTokens: string[], token: string): Principal | null {
+/** GATEWAY_TOKEN's tokens as SHA-256 digests; a token too short to be a credential is never accepted, whatever the config. */
+export function gatewayDigests (tokens: string[]): Buffer[] {
+  return tokens.filter((token) => token.length >= GATEWAY_TOKEN_MIN_LENGTH).map(sha256)
+}
+
+/** Digests on both sides: equal lengths for timingSafeEqual, so neither a token's length nor its content leaks through timing. */
+export function gatewayPrincipal (digests: Buffer[], token: string): Principal | null {
+  const given = sha256(token)
   let match = false
-  for (const candidate of gatewayTokens) match = constantTimeEqual(candidate, token) || match // no early exit: same time for every token
+  for (const candidate of digests) match = timingSafeEqual(candidate, given) || match // no early exit: same time for every token
   return match ? { kind: 'gateway' } : null
+}
+
+function sha256 (value: string): Buffer {
+  return createHash('sha256').update(value).digest()
 }
 
 export async function keyPrincipal (db: Db, keyring: Keyring, key: string): Promise<Principal | null> {
@@ -125,6 +152,19 @@ export class LoginThrottle {
     return entry
   }
 
+  /**
+   * Counts a login attempt before its password is checked (as a failure until `succeed`),
+   * so that concurrent attempts cannot all pass the check before any is counted: at most
+   * LIMIT attempts per window reach the password hash. `retryAfter` > 0: refused, not counted.
+   */
+  begin (ip: string, now = Date.now()): { retryAfter: number, delayMs: number } {
+    const retryAfter = this.retryAfter(ip, now)
+    if (retryAfter > 0) return { retryAfter, delayMs: 0 }
+    const delayMs = this.delayMs(ip, now)
+    this.fail(ip, now)
+    return { retryAfter: 0, delayMs }
+  }
+
   /** Seconds the address must wait, or 0 when it may try. */
   retryAfter (ip: string, now = Date.now()): number {
     const entry = this.entry(ip, now)
@@ -144,7 +184,15 @@ export class LoginThrottle {
     else entry.count += 1
   }
 
-  succeed (ip: string): void {
-    this.failures.delete(ip)
+  /**
+   * A correct password: its own attempt, counted by `begin`, is taken back. The address's
+   * failures stay: a sign-in to one's own account must not reset the count of guesses
+   * at others' from the same address.
+   */
+  succeed (ip: string, now = Date.now()): void {
+    const entry = this.entry(ip, now)
+    if (entry === undefined) return
+    entry.count -= 1
+    if (entry.count <= 0) this.failures.delete(ip)
   }
 }

@@ -4,6 +4,7 @@ import type { Sql } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import { percent } from '../../lib/rates.js'
+import { redactHeaders, redactJson } from '../../lib/redact.js'
 import { datesBetween, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
 import {
@@ -250,11 +251,12 @@ export async function detail (db: Sql, id: string, userId: string | null) {
     rate_multiplier: Number(row.rate_multiplier),
     pricing_source: row.pricing_source,
     finished_at: row.finished_at?.toISOString() ?? null,
-    request_headers: row.request_headers,
-    response_headers: row.response_headers,
-    request_body: row.request_body,
-    response_body: row.response_body,
-    metadata: row.metadata,
+    // masked again on the way out: rows stored before ingestion redacted them still hold credentials
+    request_headers: redactHeaders(row.request_headers),
+    response_headers: redactHeaders(row.response_headers),
+    request_body: redactJson(row.request_body),
+    response_body: redactJson(row.response_body),
+    metadata: redactJson(row.metadata),
     candidates: candidates.map((c) => ({ ...c, started_at: c.started_at?.toISOString() ?? null, finished_at: c.finished_at?.toISOString() ?? null })),
     tiered_pricing: row.tiered_pricing
   }

@@ -14,6 +14,7 @@ import { nanoToUsd } from '../../lib/money.js'
 import { pickPrice, type PriceVersion } from '../prices/service.js'
 import type { StoredTier } from '../prices/tiers.js'
 import type { CompleteEventBody, EventResultBody, UsageEventBody } from '../gateway/schemas.js'
+import { redactEvent } from '../../lib/redact.js'
 import { multiplierMicros, priceRequest, splitCacheWrites, type Costs, type TieredPricing } from './pricing.js'
 import { recordCacheData } from '../cache/timeline.js'
 import { isFinished, RollupDeltas, writeTotals, type RollupSource, type SentCandidate } from './rollups.js'
@@ -440,7 +441,8 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
   const bodies = new Map<string, Record<string, unknown>>()
   const rejectedReceipts: Array<{ request_id: string, event_type: string }> = []
   for (const i of [...fresh].sort((a, b) => a - b)) {
-    const event = events[i]!
+    // credentials in headers, bodies, metadata and error texts are masked before anything is kept
+    const event = redactEvent(events[i]!)
     try {
       let row = states.get(event.request_id)
       // a sweep only times out what is still unfinished when it holds the row lock
