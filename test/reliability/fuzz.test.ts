@@ -73,6 +73,16 @@ const DB_NUMBERS: readonly number[] = [
 ]
 const WRONG_TYPES: readonly unknown[] = [null, true, false, 0, 1, 1.5, '', 'x', [], [null], {}, { a: 1 }, ['a', 'a']]
 
+const UNSTORABLE = ['\ud800', '\udfff', '\udc00\ud800', '\udbff', '\u0000'] as const
+/** A hostile string; mostly an unstorable piece inside a string of a valid length (so that validation lets it through). */
+function hostileString (rng: Rng, schema: Schema | undefined): string {
+  if (rng() < 0.3) return pick(rng, HOSTILE_STRINGS)
+  const length = Math.max(0, Math.min((schema?.maxLength ?? 20) - 1, Math.max((schema?.minLength ?? 0), 6)))
+  const text = alnum(rng, length)
+  const at = int(rng, length + 1)
+  return text.slice(0, at) + pick(rng, UNSTORABLE) + text.slice(at)
+}
+
 /** A number at or just past one of the schema's bounds, or a database bound. */
 function hostileNumber (rng: Rng, schema: Schema | undefined): number {
   const bounds = [schema?.minimum, schema?.maximum, schema?.exclusiveMinimum, schema?.exclusiveMaximum].filter((b): b is number => typeof b === 'number')
@@ -206,7 +216,8 @@ function buildCase (rng: Rng, op: Operation, principals: Record<string, Record<s
   let body: unknown = op.body === undefined ? undefined : validValue(rng, op.body, '', fx, leaves, [])
   let deep: string | undefined
 
-  const mutations = rng() < 0.08 ? 0 : 1 + int(rng, 3)
+  // mostly one mutation: the rest of the request stays valid, so the mutation is what the app meets
+  const mutations = pick(rng, [0, 1, 1, 1, 1, 1, 1, 2, 2, 3])
   for (let m = 0; m < mutations; m++) {
     const where = pick(rng, ['body', 'body', 'body', 'query', 'path'] as const)
     if (where === 'path' && Object.keys(pathValues).length > 0) {
@@ -218,10 +229,12 @@ function buildCase (rng: Rng, op: Operation, principals: Record<string, Record<s
       query[param.name] = rng() < 0.5 ? pick(rng, HOSTILE_STRINGS) : pick(rng, [String(hostileNumber(rng, param.schema)), '-0', '1e400', 'NaN', 'Infinity', '0x10', '1_000'])
       kinds.push('query')
     } else if (body !== undefined && leaves.length > 0) {
-      const leaf = pick(rng, leaves)
-      const kind = pick(rng, ['string', 'string', 'number', 'number', 'deep', 'wrong-type', 'proto', 'unknown', 'drop'] as const)
+      const kind = pick(rng, ['string', 'string', 'string', 'number', 'number', 'deep', 'wrong-type', 'proto', 'unknown', 'drop'] as const)
+      // a hostile string or number goes where the schema takes one, so that it passes validation and reaches the database
+      const typed = leaves.filter((l) => kind === 'string' ? l.schema?.type === 'string' : kind === 'number' ? l.schema?.type === 'number' || l.schema?.type === 'integer' : true)
+      const leaf = pick(rng, typed.length > 0 ? typed : leaves)
       const parent = leaf.path.length === 0 ? undefined : leaf.path.slice(0, -1)
-      if (kind === 'string') body = setAt(body, leaf.path, pick(rng, HOSTILE_STRINGS))
+      if (kind === 'string') body = setAt(body, leaf.path, hostileString(rng, leaf.schema))
       else if (kind === 'number') body = setAt(body, leaf.path, hostileNumber(rng, leaf.schema))
       else if (kind === 'wrong-type') body = setAt(body, leaf.path, pick(rng, WRONG_TYPES))
       else if (kind === 'deep' && deep === undefined) {
