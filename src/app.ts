@@ -14,7 +14,7 @@ import { WindowCounter } from './http/limiter.js'
 import { loggerOptions } from './http/logging.js'
 import metricsPlugin from './http/metrics.js'
 import pipelinePlugin from './http/pipeline.js'
-import { containsNul, validatorCompiler } from './http/validation.js'
+import { findUnstorable, validatorCompiler } from './http/validation.js'
 import { createKeyring, type Keyring } from './lib/keyring.js'
 import auditRoutes from './modules/audit/routes.js'
 import { writeAudit } from './modules/audit/service.js'
@@ -45,11 +45,16 @@ declare module 'fastify' {
     routeTable: RouteInfo[]
   }
   interface FastifyRequest { audited?: boolean }
+  interface FastifyContextConfig {
+    /** the body's list (by name) whose items the handler checks one by one, refusing each bad one alone */
+    itemsCheckedByHandler?: string
+  }
 }
 
 /** Paths whose every call is audited (SPEC §4). */
 export const AUDITED_PREFIXES = ['/api/admin', '/api/users/me']
 const PIPELINE_PREFIXES = [...AUDITED_PREFIXES, '/api/gateway', '/api/key-stats']
+const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value)
 const underAny = (url: string, prefixes: string[]) => prefixes.some((p) => url === p || url.startsWith(`${p}/`))
 
 export interface ServerExtras { logStream?: NodeJS.WritableStream }
@@ -97,10 +102,13 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     }
   })
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
-  // runs before validation (and before the pipeline's authentication): nothing with a NUL reaches a handler
+  // runs before validation (and before the pipeline's authentication): nothing the database cannot store reaches a handler
   app.addHook('preValidation', async (request) => {
-    for (const [part, value] of [['body', request.body], ['query', request.query], ['params', request.params]] as const) {
-      if (containsNul(value)) throw Object.assign(new Errors.InvalidInput(`${part} contains a NUL character`), { field: part })
+    const perItem = request.routeOptions.config.itemsCheckedByHandler
+    const body = perItem !== undefined && isRecord(request.body) && Array.isArray(request.body[perItem]) ? { ...request.body, [perItem]: [] } : request.body
+    for (const [part, value] of [['body', body], ['query', request.query], ['params', request.params], ['headers', { 'user-agent': request.headers['user-agent'] }]] as const) {
+      const found = findUnstorable(value, part)
+      if (found !== null) throw Object.assign(new Errors.InvalidInput(`${found.path} ${found.reason}`), { field: found.path })
     }
   })
 

@@ -33,11 +33,56 @@ function makeAjv (coerceTypes: Options['coerceTypes']): Ajv {
   return ajv
 }
 
-/** Finds a NUL character anywhere in a parsed input: PostgreSQL cannot store one in text. */
-export function containsNul (value: unknown, depth = 0): boolean {
-  if (typeof value === 'string') return value.includes('\u0000')
-  if (value === null || typeof value !== 'object' || depth > 32) return false
-  return Object.entries(value).some(([key, item]) => key.includes('\u0000') || containsNul(item, depth + 1))
+/** Deepest JSON nesting accepted anywhere; deeper input is refused before anything recurses into it (JSON.stringify, jsonb). */
+export const MAX_JSON_DEPTH = 64
+
+// ES2024's String methods (Node 20 has them; the ES2022 lib does not declare them)
+type WellFormed = string & { isWellFormed: () => boolean, toWellFormed: () => string }
+
+/** A key as it may appear in an error message, audit row or log: no NUL, no lone surrogate. */
+const printable = (key: string) => (key as WellFormed).toWellFormed().replaceAll('\u0000', '\\u0000')
+
+export interface Unstorable { path: string, reason: string }
+
+/** Why a string cannot be stored as PostgreSQL text or jsonb, or null when it can. */
+export function textProblem (text: string): string | null {
+  if (text.includes('\u0000')) return 'contains a NUL character'
+  // the driver would store U+FFFD for a lone surrogate (a different string), and jsonb refuses its escape
+  if (!(text as WellFormed).isWellFormed()) return 'contains a lone surrogate (not well-formed UTF-16)'
+  return null
+}
+
+/**
+ * The first string (value or key) in a parsed input that the database cannot store, or
+ * the first place nested deeper than `maxDepth`. Walks with its own stack, so input
+ * nested 100,000 deep is refused without overflowing the call stack.
+ */
+export function findUnstorable (value: unknown, root: string, maxDepth = MAX_JSON_DEPTH): Unstorable | null {
+  interface Node { value: unknown, depth: number, key: string, parent: Node | null }
+  // paths are built only for a refusal: a large usage batch is walked on every ingestion
+  const pathOf = (node: Node): string => {
+    const keys: string[] = []
+    for (let at: Node | null = node; at !== null; at = at.parent) keys.push(at.parent === null ? root : printable(at.key))
+    return keys.reverse().join('.')
+  }
+  const stack: Node[] = [{ value, depth: 0, key: root, parent: null }]
+  while (stack.length > 0) {
+    const node = stack.pop()!
+    if (typeof node.value === 'string') {
+      const reason = textProblem(node.value)
+      if (reason !== null) return { path: pathOf(node), reason }
+      continue
+    }
+    if (node.value === null || typeof node.value !== 'object') continue
+    if (node.depth >= maxDepth) return { path: pathOf(node), reason: `is nested deeper than ${maxDepth} levels` }
+    for (const key in node.value) {
+      if (!Object.hasOwn(node.value, key)) continue
+      const reason = textProblem(key)
+      if (reason !== null) return { path: pathOf(node), reason: `has a key that ${reason}` }
+      stack.push({ value: (node.value as Record<string, unknown>)[key], depth: node.depth + 1, key, parent: node })
+    }
+  }
+  return null
 }
 
 export function validatorCompiler (): FastifySchemaCompiler<unknown> {

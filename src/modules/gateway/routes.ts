@@ -1,14 +1,16 @@
 // The gateway's two calls. Authenticated by GATEWAY_TOKEN; not audited row by row
 // (the usage rows are the record).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorBody, errorReply } from '../../http/errors.js'
+import { ErrorBody, Errors, errorReply } from '../../http/errors.js'
 import { ingestEvents } from '../usage/ingest.js'
 import type { KeyState } from '../keys/counters.js'
 import { VerifyCache } from './cache.js'
-import { UsageBatch, UsageBatchResult, VerifyAllowed, VerifyBody } from './schemas.js'
+import { eventProblem, UsageBatch, UsageBatchResult, VerifyAllowed, VerifyBody, type EventResultBody } from './schemas.js'
 import { verifyKey, type VerifySettings } from './verify.js'
 
 const tags = ['gateway']
+/** PostgreSQL's numeric_value_out_of_range */
+const NUMERIC_OUT_OF_RANGE = '22003'
 const refusals = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 429: ErrorBody }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
@@ -35,6 +37,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }))
 
   app.post('/gateway/usage', {
+    config: { itemsCheckedByHandler: 'events' },
     // a batch of 1000 completions with headers and bodies is far above the default limit
     bodyLimit: Math.max(app.config.BODY_LIMIT_BYTES, 32 * 1024 * 1024),
     schema: { tags, summary: 'Report request events (start, stream, complete), 1 to 1000 at a time', body: UsageBatch, response: { 200: UsageBatchResult, 400: ErrorBody, 401: ErrorBody } }
@@ -42,7 +45,22 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     action: 'gateway.usage',
     mode: 'gateway',
     handle: async ({ body }) => {
-      const results = await ingestEvents(app.ingestPg, body.events)
+      // a poisoned event is refused alone: refusing the batch would refuse its good events on every retry
+      const results: EventResultBody[] = new Array(body.events.length)
+      const accepted: number[] = []
+      body.events.forEach((event, i) => {
+        const problem = eventProblem(event, `events.${i}`)
+        if (problem === null) accepted.push(i)
+        else results[i] = { request_id: event.request_id, type: event.type, outcome: 'rejected', error: problem }
+      })
+      if (accepted.length > 0) {
+        const ingested = await ingestEvents(app.ingestPg, accepted.map((i) => body.events[i]!)).catch((error: unknown) => {
+          // a rollup or total that the batch would carry past its column: the batch is refused, never a 500
+          if ((error as { code?: string }).code === NUMERIC_OUT_OF_RANGE) throw new Errors.InvalidInput('the batch would carry a total past its column\'s range')
+          throw error
+        })
+        accepted.forEach((index, j) => { results[index] = ingested[j]! })
+      }
       // recorded usage moves counters (window, in flight, costs, balances) of keys and owners the
       // events may not name (a completion need not carry its key id): drop every cached state
       if (results.some((result) => result.outcome === 'recorded')) cache.clear()

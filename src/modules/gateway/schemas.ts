@@ -1,5 +1,9 @@
 import Type, { type Static } from 'typebox'
 import { IsoDateTime, Nullable, Uuid } from '../../http/schemas.js'
+import { findUnstorable } from '../../http/validation.js'
+
+/** usage.total_tokens is an int4: a completion's counts must add up below it */
+export const MAX_TOTAL_TOKENS = 2_147_483_647
 
 const TokenCount = Type.Integer({ minimum: 0, maximum: 2_147_483_647 })
 const Millis = Type.Integer({ minimum: 0, maximum: 86_400_000 })
@@ -77,6 +81,22 @@ export const CompleteEvent = Type.Object({
 
 export const UsageEvent = Type.Union([StartEvent, StreamEvent, CompleteEvent])
 export const UsageBatch = Type.Object({ events: Type.Array(UsageEvent, { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false })
+
+/**
+ * Why one schema-valid event cannot be recorded, or null: text the database cannot
+ * store (NUL, lone surrogate: a request_id would be stored as U+FFFD and miss its own
+ * receipt), nesting past the limit, token counts whose sum does not fit total_tokens.
+ */
+export function eventProblem (event: UsageEventBody, path: string): string | null {
+  const found = findUnstorable(event, path)
+  if (found !== null) return `${found.path} ${found.reason}`
+  if (event.type !== 'complete') return null
+  // the larger cache write figure: when the total and its parts differ ingestion refuses the event anyway
+  const parts = (event.cache_creation_5m_input_tokens ?? 0) + (event.cache_creation_1h_input_tokens ?? 0)
+  const sum = event.input_tokens + event.output_tokens + Math.max(event.cache_creation_input_tokens ?? 0, parts) + (event.cache_read_input_tokens ?? 0)
+  if (sum > MAX_TOTAL_TOKENS) return `${path} token counts add up to ${sum}, past the ${MAX_TOTAL_TOKENS} a request may total`
+  return null
+}
 
 export const EventResult = Type.Object({
   request_id: Type.String(),

@@ -198,20 +198,31 @@ export function revealKey (keyring: Keyring, row: KeyRow): string {
   return decrypt(keyring.apiKeyCipher, row.keyEncrypted)
 }
 
+/** api_keys' balance columns are int8 nano-USD */
+const MAX_BALANCE_NANO = 2n ** 63n - 1n
+
 /**
  * Tops up (positive) or deducts (negative) a standalone key's balance in one
- * statement, so concurrent adjustments all count and none can overdraw the key.
- * An unlimited key (no balance) becomes limited at the amount topped up.
+ * statement, so concurrent adjustments all count. A deduction may not take the
+ * remaining balance below zero; a top-up is always taken (charges arrive after the
+ * fact, so a key may be overdrawn, and a top-up is how it recovers) as long as the
+ * balance fits its column. An unlimited key (no balance) becomes limited at the
+ * amount topped up.
  */
 export async function adjustBalance (db: Db, id: string, amountNano: bigint): Promise<KeyRow> {
   const row = await findKey(db, id, {})
   if (!row.isStandalone) throw new Errors.NotStandalone('only standalone keys have a balance')
+  // compared in numeric: in bigint the sum itself would overflow before it could be compared
   const updated = await db.$queryRaw<Array<{ id: string }>>`
     UPDATE api_keys
        SET current_balance = COALESCE(current_balance, balance_used) + ${amountNano}, updated_at = now()
      WHERE id = ${id}::uuid
-       AND COALESCE(current_balance, balance_used) + ${amountNano} - balance_used >= 0
+       AND COALESCE(current_balance, balance_used)::numeric + ${amountNano}::numeric <= ${MAX_BALANCE_NANO}::numeric
+       AND (${amountNano}::bigint > 0 OR COALESCE(current_balance, balance_used)::numeric + ${amountNano}::numeric - balance_used >= 0)
     RETURNING id`
-  if (updated.length === 0) throw new Errors.InsufficientBalance('the deduction exceeds the remaining balance')
+  if (updated.length === 0) {
+    if (amountNano > 0n) throw Object.assign(new Errors.InvalidInput('the balance would pass the largest amount stored (int8 nano-USD)'), { field: 'body.amount_usd' })
+    throw new Errors.InsufficientBalance('the deduction exceeds the remaining balance')
+  }
   return findKey(db, id, {})
 }

@@ -52,6 +52,9 @@ interface RowState extends RollupSource {
 
 class Rejection extends Error {}
 
+/** usage's cost columns are int8 nano-USD */
+const MAX_COST_NANO = 2n ** 63n - 1n
+
 /** The start fields, as a `start` carries them or a `complete` may. */
 interface StartFields {
   request_id: string
@@ -333,6 +336,8 @@ function complete (row: RowState, event: CompleteEventBody, lookups: Lookups, no
     pickPrice(lookups.prices, row.model, row.providerId, row.createdAt),
     { success: row.status === 'completed', multiplierMicros: micros, freeTier: provider?.billing_type === 'free_tier' }
   )
+  // a price × a rate multiplier can carry a cost past usage's int8 columns: refuse this event, not the batch
+  if (priced.costs.total > MAX_COST_NANO || priced.actual.total > MAX_COST_NANO) throw new Rejection('the cost at this price and rate multiplier is past the largest amount stored (int8 nano-USD)')
   row.costs = priced.costs
   row.actual = priced.actual
   row.cacheCreationCost = priced.costs.cacheCreation
