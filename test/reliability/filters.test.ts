@@ -31,7 +31,7 @@ t.test('records filters: a miss reads no usage rows, a hit returns the same rows
   const heavyKey = await g.userKey(heavy.id, { name: 'heavy-key' })
   const lightKey = await g.userKey(light.id, { name: 'light-key' })
 
-  const client = new pg.Client({ connectionString: (await import('../helper.js')).testConfig((app.config.DATABASE_URL)).DATABASE_URL })
+  const client = new pg.Client({ connectionString: app.config.DATABASE_URL })
   await client.connect()
   t.teardown(() => client.end())
   const insert = (user: string, key: string, provider: string, model: string, n: number, tag: string) => client.query(`
