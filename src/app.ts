@@ -7,7 +7,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify'
-import { parseTrustProxy, type AppConfig, type TrustProxy } from './config.js'
+import { ConfigError, parseTrustProxy, type AppConfig, type TrustProxy } from './config.js'
 import prismaPlugin from './db/prisma.js'
 import { Errors, errorReply, sendError } from './http/errors.js'
 import { WindowCounter } from './http/limiter.js'
@@ -16,6 +16,7 @@ import metricsPlugin from './http/metrics.js'
 import pipelinePlugin from './http/pipeline.js'
 import { findUnstorable, validatorCompiler } from './http/validation.js'
 import { createKeyring, type Keyring } from './lib/keyring.js'
+import { TimeZones } from './lib/time.js'
 import auditRoutes from './modules/audit/routes.js'
 import { writeAudit } from './modules/audit/service.js'
 import authRoutes from './modules/auth/routes.js'
@@ -41,6 +42,8 @@ declare module 'fastify' {
     config: AppConfig
     keyring: Keyring
     loginThrottle: LoginThrottle
+    /** the time zones PostgreSQL and Intl both accept, read at boot */
+    timeZones: TimeZones
     /** every route registered, for the OpenAPI and route-table tests */
     routeTable: RouteInfo[]
   }
@@ -132,6 +135,13 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     poolWaitMs: config.DB_POOL_WAIT_MS,
     transactionTimeoutMs: config.DB_TRANSACTION_TIMEOUT_MS
   })
+  // Intl accepts zones PostgreSQL does not (SST, US/Pacific-New): with one of those every verify would fail in SQL
+  const timeZones = await TimeZones.load(app.pg)
+  if (timeZones.find(config.APP_TIMEZONE) === undefined) {
+    await app.close()
+    throw new ConfigError(`invalid configuration: APP_TIMEZONE: "${config.APP_TIMEZONE}" is not a time zone name PostgreSQL knows (see pg_timezone_names), e.g. Europe/Paris`)
+  }
+  app.decorate('timeZones', timeZones)
   await app.register(pipelinePlugin, {
     keyring: app.keyring,
     gatewayTokens: (config.GATEWAY_TOKEN ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '')

@@ -1,6 +1,7 @@
 // Schema pieces every module uses: ids, timestamps, paging, nullable fields and the
 // error responses, so each route's OpenAPI entry lists every status it can answer.
 import Type, { type TSchema } from 'typebox'
+import { EARLIEST_INSTANT, INSTANT_LIMIT } from '../lib/time.js'
 import { ErrorBody } from './errors.js'
 
 export const Uuid = Type.String({ format: 'uuid' })
@@ -8,8 +9,17 @@ export const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false 
 export const Timestamp = Type.String({ format: 'date-time' })
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
 
-/** ISO 8601 with an explicit offset (Z or ±hh:mm), so a range never depends on the server's zone. */
-export const IsoDateTime = Type.String({ format: 'date-time', pattern: '(Z|[+-]\\d{2}:\\d{2})$', description: 'ISO 8601 with offset' })
+/**
+ * Every date input: ISO 8601 with an explicit offset (Z or ±hh:mm), so a range never
+ * depends on the server's zone, and an instant within the years 2000–2999 (UTC).
+ */
+export const IsoDateTime = Type.String({
+  format: 'date-time',
+  pattern: '(Z|[+-]\\d{2}:\\d{2})$',
+  formatMinimum: EARLIEST_INSTANT,
+  formatExclusiveMaximum: INSTANT_LIMIT,
+  description: `ISO 8601 with offset, from ${EARLIEST_INSTANT} and before ${INSTANT_LIMIT}`
+})
 
 /** Deeper than this, offset paging is the wrong tool (and a bigger number is not an integer PostgreSQL takes). */
 export const MAX_OFFSET = 1_000_000_000

@@ -29,7 +29,8 @@ function makeAjv (coerceTypes: Options['coerceTypes']): Ajv {
   const ajv = new Ajv({ ...common, coerceTypes })
   addFormats(ajv)
   ajv.addFormat('uuid', UUID)
-  ajv.addFormat('date-time', { type: 'string', validate: isDateTime })
+  // compare: IsoDateTime's formatMinimum / formatExclusiveMaximum bound instants, not strings
+  ajv.addFormat('date-time', { type: 'string', validate: isDateTime, compare: (a: string, b: string) => Math.sign(Date.parse(a) - Date.parse(b)) })
   return ajv
 }
 

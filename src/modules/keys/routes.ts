@@ -6,7 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Errors } from '../../http/errors.js'
 import { errorResponses } from '../../http/schemas.js'
 import { usdToNano } from '../../lib/money.js'
-import { dateRange, requireTimeZone } from '../../lib/time.js'
+import { dateRange } from '../../lib/time.js'
 import { findUser } from '../users/service.js'
 import {
   BalanceBody, HardDeleteQuery, IncludeKeyQuery, KeyCreate, KeyList, KeyListQuery, KeyMaybeSecret, KeyParams, KeyRecord,
@@ -111,7 +111,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     action: 'api_keys.stats',
     mode: 'admin',
     handle: async ({ db, params, query }) => {
-      const timeZone = requireTimeZone(query.timezone ?? app.config.APP_TIMEZONE)
+      const timeZone = app.timeZones.require(query.timezone ?? app.config.APP_TIMEZONE)
       const range = dateRange(query, 30, 366)
       return keyStats(db, await findKey(db, params.id, {}), range, timeZone)
     }

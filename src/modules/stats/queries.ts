@@ -300,6 +300,25 @@ export interface RecordFilter {
   keywords?: KeywordMatch[]
 }
 
+/** A filter whose names are resolved to ids (resolveNames), so usage is only ever read through id indexes. */
+export type ResolvedFilter = RecordFilter & {
+  /** the user `username` names */
+  namedUserId: string | null
+  /** the provider `provider` names */
+  providerId: string | null
+}
+
+/**
+ * The user and provider a filter names, through users (username) and providers (name),
+ * both unique: null for a name given that names nothing.
+ */
+export async function resolveNames (db: Sql, username: string | null, provider: string | null): Promise<{ userId: string | null, providerId: string | null }> {
+  if (username === null && provider === null) return { userId: null, providerId: null }
+  const { rows } = await db.query<{ user_id: string | null, provider_id: string | null }>(`
+    SELECT (SELECT id FROM users WHERE username = $1) AS user_id, (SELECT id FROM providers WHERE name = $2) AS provider_id`, [username, provider])
+  return { userId: rows[0]!.user_id, providerId: rows[0]!.provider_id }
+}
+
 /**
  * Search keywords, one per parameter slot ($11–$20; an unused slot is NULL and folds
  * away): each must match one of the four fields. Written out as plain column ILIKE
@@ -316,22 +335,22 @@ const RECORD_FROM = `
   LEFT JOIN api_keys k ON k.id = u.api_key_id
   LEFT JOIN providers p ON p.id = u.provider_id`
 
-// Filters resolve names to ids so each can use its index: usage (user_id, created_at),
-// (model, created_at), (provider_id, created_at), (api_key_id, created_at), (status).
+// Filters are ids (names resolved first, resolveNames) so each can use its index: usage (user_id, created_at),
+// (model, created_at), (provider_id, created_at), (api_key_id, created_at), (status). $4 is the user `username` names.
 const RECORD_WHERE = `
   WHERE ($1::timestamptz IS NULL OR u.created_at >= $1)
     AND ($2::timestamptz IS NULL OR u.created_at < $2)
     AND ($3::uuid IS NULL OR u.user_id = $3)
-    AND ($4::text IS NULL OR u.user_id IN (SELECT id FROM users WHERE username = $4))
+    AND ($4::uuid IS NULL OR u.user_id = $4)
     AND ($5::text IS NULL OR u.model = $5)
-    AND ($6::text IS NULL OR u.provider_id IN (SELECT id FROM providers WHERE name = $6))
+    AND ($6::uuid IS NULL OR u.provider_id = $6)
     AND ($7::uuid IS NULL OR u.api_key_id = $7)
     AND ($8::usage_status[] IS NULL OR u.status = ANY($8))
     AND ($9::boolean IS NULL OR u.is_stream = $9)
     AND (NOT $10::boolean OR u.status = 'failed' OR u.status_code >= 400)
     ${Array.from({ length: KEYWORD_SLOTS }, (_, i) => keywordSlot(11 + i)).join('\n    ')}`
 
-const filterParams = (f: RecordFilter) => [f.start, f.end, f.userId, f.username, f.model, f.provider, f.apiKeyId, f.statuses, f.isStream, f.errorsOnly,
+const filterParams = (f: ResolvedFilter) => [f.start, f.end, f.userId, f.namedUserId, f.model, f.providerId, f.apiKeyId, f.statuses, f.isStream, f.errorsOnly,
   ...Array.from({ length: KEYWORD_SLOTS }, (_, i) => f.patterns[i] ?? null)]
 
 /** has_fallback: more than one candidate actually sent; request_candidates (request_id, …) */
@@ -379,9 +398,10 @@ export interface KeywordMatch { pattern: string, users: string[], keys: string[]
 /**
  * Resolves keywords to ids, all in one statement. The models are usage's distinct
  * models, read once by a loose scan of usage (model, created_at): one index probe per
- * model, however many rows.
+ * model, however many rows. For one user's rows (`userId`), only that user and their
+ * keys can match: another's key would only lead to rows the user filter then drops.
  */
-export async function keywordMatches (db: Sql, patterns: string[]): Promise<KeywordMatch[]> {
+export async function keywordMatches (db: Sql, patterns: string[], userId: string | null = null): Promise<KeywordMatch[]> {
   const { rows } = await db.query<KeywordMatch & { n: string }>(`
     WITH RECURSIVE models AS (
       SELECT min(model) AS model FROM usage
@@ -389,13 +409,24 @@ export async function keywordMatches (db: Sql, patterns: string[]): Promise<Keyw
       SELECT (SELECT min(u.model) FROM usage u WHERE u.model > m.model) FROM models m WHERE m.model IS NOT NULL
     ), known AS MATERIALIZED (SELECT model FROM models WHERE model IS NOT NULL)
     SELECT k.n, k.pattern,
-           ARRAY(SELECT id::text FROM users WHERE username ILIKE k.pattern) AS users,
-           ARRAY(SELECT id::text FROM api_keys WHERE name ILIKE k.pattern) AS keys,
+           ARRAY(SELECT id::text FROM users WHERE username ILIKE k.pattern AND ($2::uuid IS NULL OR id = $2)) AS users,
+           ARRAY(SELECT id::text FROM api_keys WHERE name ILIKE k.pattern AND ($2::uuid IS NULL OR user_id = $2)) AS keys,
            ARRAY(SELECT id::text FROM providers WHERE name ILIKE k.pattern) AS providers,
            ARRAY(SELECT model FROM known WHERE model ILIKE k.pattern) AS models
       FROM unnest($1::text[]) WITH ORDINALITY AS k(pattern, n)
-     ORDER BY k.n`, [patterns])
+     ORDER BY k.n`, [patterns, userId])
   return rows.map(({ n: _n, ...match }) => match)
+}
+
+/**
+ * Whether a row of a deleted provider (provider_id cleared, provider_name kept) has a
+ * name matching `pattern`: the one way a keyword matching no id still matches rows.
+ * usage (provider_id, created_at) finds the rows whose provider is gone.
+ */
+export async function goneProviderMatches (db: Sql, pattern: string): Promise<boolean> {
+  const { rows } = await db.query<{ found: boolean }>(
+    'SELECT EXISTS (SELECT 1 FROM usage u WHERE u.provider_id IS NULL AND u.provider_name ILIKE $1) AS found', [pattern])
+  return rows[0]!.found
 }
 
 /** The planner's estimate of the usage rows a keyword's ids select (usage's statistics on each column). */
@@ -446,7 +477,7 @@ const DRIVEN = `
  * would only make the planner think each branch's rows rarer than they are (it then
  * prefers a bitmap of all the driver's rows to the branch's newest-first index walk).
  */
-const drivenParams = (filter: RecordFilter, perBranch: number): unknown[] => {
+const drivenParams = (filter: ResolvedFilter, perBranch: number): unknown[] => {
   const driver = filter.driver!
   const keywords = filter.keywords!
   const own = keywords.findIndex((k) => k.pattern === driver.pattern)
@@ -460,7 +491,7 @@ const drivenParams = (filter: RecordFilter, perBranch: number): unknown[] => {
 }
 
 /** One page, newest first; the page's ids first, so has_fallback runs for those rows only. */
-export async function recordPage (db: Sql, filter: RecordFilter, limit: number, offset: number): Promise<RecordRow[]> {
+export async function recordPage (db: Sql, filter: ResolvedFilter, limit: number, offset: number): Promise<RecordRow[]> {
   const driver = filter.driver ?? null
   const { rows } = await db.query<RecordRow>(`
     WITH page AS (
@@ -483,7 +514,7 @@ export async function recordPage (db: Sql, filter: RecordFilter, limit: number, 
  * costs seconds). Through a driver, each branch stops at `cap` + 1: the union exceeds
  * `cap` exactly when the matches do.
  */
-export async function countRecords (db: Sql, filter: RecordFilter, cap: number): Promise<number> {
+export async function countRecords (db: Sql, filter: ResolvedFilter, cap: number): Promise<number> {
   const driver = filter.driver ?? null
   const { rows } = driver === null
     ? await db.query<{ n: number }>(`
@@ -494,7 +525,7 @@ export async function countRecords (db: Sql, filter: RecordFilter, cap: number):
 }
 
 /** The planner's estimate of the matching rows. */
-export async function estimateRecords (db: Sql, filter: RecordFilter): Promise<number> {
+export async function estimateRecords (db: Sql, filter: ResolvedFilter): Promise<number> {
   const { rows } = await db.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(
     `EXPLAIN (FORMAT JSON) SELECT 1 ${RECORD_FROM} ${RECORD_WHERE}`, filterParams(filter))
   return Math.round(rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows'])

@@ -3,7 +3,7 @@
 // 404, never a hint that it exists.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../http/schemas.js'
-import { dateRange, requireTimeZone } from '../../lib/time.js'
+import { dateRange } from '../../lib/time.js'
 import {
   Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, Records, RecordsQuery, Stats, StatsQuery, UsageDetail, UsageParams
 } from './schemas.js'
@@ -37,7 +37,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   }, (request, reply) => app.pipeline.run(request, reply, {
     action: 'usage.heatmap',
     mode: 'admin',
-    handle: async ({ query }) => heatmap(app.statsPg, requireTimeZone(query.timezone ?? app.config.APP_TIMEZONE))
+    handle: async ({ query }) => heatmap(app.statsPg, app.timeZones.require(query.timezone ?? app.config.APP_TIMEZONE))
   }))
 
   app.get('/admin/usage/records', {

@@ -8,9 +8,9 @@ import { redactHeaders, redactJson } from '../../lib/redact.js'
 import { datesBetween, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
 import {
-  countRecords, estimateKeyword, estimateRecords, globalTotals, KEYWORD_SLOTS, heatmapDays, keywordMatches, recordPage, requestCandidates,
-  totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, usageDetail, userTotals, type KeywordMatch, type RecordFilter, type RecordRow,
-  type Totals
+  countRecords, estimateKeyword, estimateRecords, globalTotals, goneProviderMatches, KEYWORD_SLOTS, heatmapDays, keywordMatches, recordPage,
+  requestCandidates, resolveNames, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, usageDetail, userTotals, type KeywordMatch,
+  type RecordFilter, type RecordRow, type ResolvedFilter, type Totals
 } from './queries.js'
 
 const int = (value: string | number | null | undefined) => Number(value ?? 0)
@@ -182,16 +182,37 @@ function toRecord (row: RecordRow) {
 }
 
 /**
+ * The filter's names as ids, through the small tables' unique indexes; null when the
+ * filter cannot match (a name naming nothing, or two user filters naming different
+ * users), so a miss is answered without reading usage.
+ */
+async function resolve (db: Sql, filter: RecordFilter): Promise<ResolvedFilter | null> {
+  const named = await resolveNames(db, filter.username, filter.provider)
+  if (filter.username !== null && named.userId === null) return null
+  if (filter.provider !== null && named.providerId === null) return null
+  if (filter.userId !== null && named.userId !== null && filter.userId !== named.userId) return null
+  return { ...filter, namedUserId: named.userId, providerId: named.providerId }
+}
+
+/**
  * A keyword search with no user, key, model or provider filter is driven by one keyword:
  * resolved to the ids it matches, whose indexes find its rows newest first, instead of a
  * walk of usage (created_at) testing every row. The driver is the keyword the planner
  * expects the fewest rows for. (pg_trgm would index only usage's own model and
- * provider_name; usernames and key names live in the small tables.)
+ * provider_name; usernames and key names live in the small tables.) Null when a keyword
+ * matches nothing at all (for one user: not their name, nor one of their keys): then no
+ * row matches every keyword.
  */
-async function withDriver (db: Sql, filter: RecordFilter): Promise<RecordFilter> {
-  if (filter.patterns.length === 0 || filter.userId !== null || filter.username !== null || filter.apiKeyId !== null ||
-    filter.model !== null || filter.provider !== null) return filter
-  const keywords = await keywordMatches(db, filter.patterns)
+async function withDriver (db: Sql, filter: ResolvedFilter): Promise<ResolvedFilter | null> {
+  if (filter.patterns.length === 0 || filter.apiKeyId !== null || filter.model !== null || filter.providerId !== null) return filter
+  const scope = filter.userId ?? filter.namedUserId
+  const keywords = await keywordMatches(db, filter.patterns, scope)
+  for (const match of keywords) {
+    const ids = match.users.length + match.keys.length + match.providers.length + match.models.length
+    if (ids === 0 && !await goneProviderMatches(db, match.pattern)) return null
+  }
+  // one user's rows: walked newest first through usage (user_id, created_at), a page of matches is found at once
+  if (scope !== null) return filter
   let best: { match: KeywordMatch, rows: number } | null = null
   for (const match of keywords) {
     const rows = keywords.length === 1 ? 0 : await estimateKeyword(db, match)
@@ -202,7 +223,9 @@ async function withDriver (db: Sql, filter: RecordFilter): Promise<RecordFilter>
 
 /** A page of records, newest first, and how many match: exact up to `cap`, else estimated. */
 export async function records (db: Sql, given: RecordFilter, limit: number, offset: number, cap = EXACT_COUNT_CAP) {
-  const filter = await withDriver(db, given)
+  const resolved = await resolve(db, given)
+  const filter = resolved === null ? null : await withDriver(db, resolved)
+  if (filter === null) return { records: [], limit, offset, total: 0, total_is_estimate: false }
   const rows = await recordPage(db, filter, limit, offset)
   const page = { records: rows.map(toRecord), limit, offset }
   // a short page is the end of the list: it says the total without another scan
