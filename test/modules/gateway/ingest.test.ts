@@ -425,7 +425,8 @@ t.test('a batch of 1000 new requests takes no lock per request (the shared lock 
   await blocker.query('COMMIT')
   t.equal((await sent).statusCode, 200)
   t.ok(held.length > 0, 'the batch was seen holding its locks')
-  t.notOk(held.some((l) => l.locktype === 'advisory'), `no advisory locks: ${JSON.stringify(held)}`)
+  // one advisory lock a batch (the key deletion's, held shared), never one a request
+  t.ok(held.every((l) => l.locktype !== 'advisory' || l.n <= 1), `at most one advisory lock for 1000 requests: ${JSON.stringify(held)}`)
   t.ok(held.reduce((sum, l) => sum + l.n, 0) < 64, 'fewer locks than max_locks_per_transaction\'s default')
   t.equal(await g.app.prisma.usage.count(), 1000)
 })
