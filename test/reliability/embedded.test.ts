@@ -7,8 +7,7 @@ import { access, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import pg from 'pg'
 import t from 'tap'
-import { postgresUser } from '../../src/db/embedded.js'
-import { ADMIN_PASSWORD, alive, dataDirFor, embeddedUrl, postmasterOf, runCli, signIn, spawnServer, startServer, until } from './server-process.js'
+import { ADMIN_PASSWORD, alive, postgresIds, dataDirFor, embeddedUrl, postmasterOf, runCli, signIn, spawnServer, startServer, until } from './server-process.js'
 
 // every test starts real server processes, several seconds each on a busy 2-core machine
 t.setTimeout(900_000)
@@ -101,7 +100,7 @@ t.test('a stale postmaster.pid does not stop the start', async (t) => {
 
   await t.test('whose pid now belongs to another process of the postgres user', async (t) => {
     // PostgreSQL refuses to start while the pid its lock file names is alive and signalable: a pid reused after a crash
-    const ids = await postgresUser()
+    const ids = postgresIds()
     const other = spawn('sleep', ['600'], { ...ids, stdio: 'ignore' })
     t.teardown(() => { other.kill('SIGKILL') })
     const file = join(dataDir, 'pg', 'postmaster.pid')

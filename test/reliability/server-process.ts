@@ -1,12 +1,12 @@
 // The real server and CLI processes (src/server.ts, src/cli.ts under tsx) on an embedded
 // database in a throwaway DATA_DIR, for the process-level reliability tests.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { freePort, livePostmaster, stopPostmaster } from '../../src/db/embedded.js'
+import { freePort } from '../../src/db/embedded.js'
 
 export const ADMIN_PASSWORD = 'first-admin-password'
 export const GATEWAY_TOKEN = 'reliability-gateway-token-0123456789'
@@ -26,8 +26,29 @@ export interface Server {
   waitFor: (pattern: RegExp) => Promise<void>
 }
 
-/** The live postmaster on `dataDir`/pg (pid and port), or null. */
-export const postmasterOf = (dataDir: string) => livePostmaster(join(dataDir, 'pg'))
+/** The live postmaster on `dataDir`/pg (pid and port from its postmaster.pid), or null. Read here, not through src/db/embedded.ts, which is under test. */
+export async function postmasterOf (dataDir: string): Promise<{ pid: number, port: number } | null> {
+  let lines: string[]
+  try {
+    lines = (await readFile(join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')
+  } catch {
+    return null
+  }
+  const pid = Number(lines[0])
+  return alive(pid) ? { pid, port: Number(lines[3]) } : null
+}
+
+/** SIGINT (fast shutdown) and wait for the process to go. */
+export async function stopPostmaster (pid: number): Promise<void> {
+  try { process.kill(pid, 'SIGINT') } catch { return }
+  await until(() => !alive(pid), `postmaster ${pid} to stop`)
+}
+
+/** As root, the ids of the `postgres` user PostgreSQL runs as; else none. */
+export function postgresIds (): { uid?: number, gid?: number } {
+  if (process.getuid?.() !== 0) return {}
+  return { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) }
+}
 
 /**
  * A DATA_DIR the `postgres` user can reach; at teardown any postmaster still running on it
