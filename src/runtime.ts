@@ -75,7 +75,12 @@ export async function openRuntime (config: Config, log: (line: string) => void, 
     if (role === 'command') {
       // the cluster runs in its own session, out of reach of a terminal's Ctrl-C: stop it before leaving
       for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-        process.once(signal, () => { void close().finally(() => process.exit(code)) })
+        process.once(signal, () => {
+          // the command is abandoned: its connections break under the stop, and their errors with it
+          process.on('uncaughtException', () => {})
+          process.on('unhandledRejection', () => {})
+          void close().finally(() => process.exit(code))
+        })
       }
     }
   }

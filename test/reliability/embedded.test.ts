@@ -161,3 +161,27 @@ t.test('a CLI command with no server starts the cluster for its length and stops
   t.equal(again.code, 0, 'the next command starts it again')
   t.equal(await postmasterOf(dataDir), null, 'and stops it')
 })
+
+t.test('while a command runs the database itself, a server refuses in one line; Ctrl-C stops the command and its cluster', async (t) => {
+  const dataDir = await dataDirFor(t)
+  const seeding = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'seed', '--rows', '5000000'], {
+    cwd: process.cwd(), detached: true, stdio: ['ignore', 'ignore', 'pipe'],
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: dataDir, LOG_LEVEL: 'warn' }
+  })
+  let stderr = ''
+  seeding.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const exited = new Promise<{ code: number | null, signal: string | null }>((resolve) => seeding.once('exit', (code, signal) => resolve({ code, signal })))
+  t.teardown(() => { if (seeding.exitCode === null && seeding.signalCode === null) seeding.kill('SIGKILL') })
+  // seeding: past the migrations, into the rows
+  await until(() => /catalogue|rows/.test(stderr) || seeding.exitCode !== null, 'the seed to start', 180_000)
+
+  const server = await spawnServer(t, dataDir)
+  t.same(await server.exited, { code: 1, signal: null }, 'the server exits 1')
+  t.equal(server.stderr(), `keymeter failed to start: keymeter seed (pid ${seeding.pid}) is using ${dataDir}; try again when it has finished\n`)
+  t.equal(seeding.exitCode, null, 'the seed runs on')
+
+  process.kill(-seeding.pid!, 'SIGINT')
+  t.same(await exited, { code: 130, signal: null }, `the command exits 130 (stderr: ${stderr.slice(-600)})`)
+  t.equal(await postmasterOf(dataDir), null, 'its cluster stopped')
+  t.ok(await gone(join(dataDir, 'keymeter.lock')), 'the lock is released')
+})
