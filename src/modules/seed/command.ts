@@ -50,7 +50,7 @@ export async function seedCommand (args: string[], log: (line: string) => void):
     process.stderr.write(`${(error as Error).message}\n${USAGE}\n`)
     return 2
   }
-  const runtime = await openRuntime(loadConfig(), (line) => process.stderr.write(`${line}\n`))
+  const runtime = await openRuntime(loadConfig(), (line) => process.stderr.write(`${line}\n`), { command: 'seed' })
   // the seed works on two connections at once (rows, indexes, the prompt-cache timelines)
   const pool = new pg.Pool({ connectionString: runtime.config.DATABASE_URL, max: 3 })
   try {
