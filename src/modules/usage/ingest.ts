@@ -358,15 +358,17 @@ export interface IngestOptions {
   synthetic?: boolean
 }
 
+// first, before any row lock: a key deletion waits for the batches in flight and holds back new
+// ones; one simple-protocol round trip with the BEGIN (the constant is ours, never input)
+const BEGIN_BATCH = `BEGIN; SELECT pg_advisory_xact_lock_shared(${KEY_DELETION_LOCK})`
+
 export async function ingestEvents (pool: pg.Pool, events: UsageEventBody[], options: IngestOptions = {}): Promise<EventResultBody[]> {
   const client = await pool.connect()
   let broken: Error | undefined
   try {
     for (let attempt = 0; ; attempt++) {
-      await client.query('BEGIN')
       try {
-        // first, before any row lock: a key deletion waits for the batches in flight and holds back new ones
-        await client.query('SELECT pg_advisory_xact_lock_shared($1)', [KEY_DELETION_LOCK])
+        await client.query(BEGIN_BATCH)
         const results = await ingestBatch(prepared(client), events, options)
         await client.query('COMMIT')
         return results
