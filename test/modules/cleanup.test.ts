@@ -4,6 +4,7 @@ import t from 'tap'
 import { scheduleCleanup } from '../../src/modules/cleanup/schedule.js'
 import { applyRetention, runCleanup, runCleanupJob } from '../../src/modules/cleanup/service.js'
 import { buildTestApp, signIn, type TestApp } from '../helper.js'
+import { assertConsistent, gateway } from './gateway/fixtures.js'
 
 const past = new Date(Date.now() - 3_600_000)
 const future = new Date(Date.now() + 3_600_000)
@@ -113,4 +114,21 @@ t.test('retention: old bodies and audit rows go, recent ones and all usage rows 
 
   const line = await runCleanupJob(app.prisma, app.pg, test.config)
   t.equal(line, 'disabled 0, deleted 0', 'nothing left to do')
+})
+
+t.test('an expired key deleted by the cleanup leaves the books as an admin\'s hard delete does: its usage and rollups under no key', async (t) => {
+  const g = await gateway(t)
+  const user = await g.user()
+  const doomed = await g.userKey(user.id, { auto_delete_on_expiry: true })
+  const kept = await g.userKey(user.id)
+  const at = (minute: number) => new Date(Date.now() - (60 - minute) * 60_000).toISOString()
+  const events = [doomed, kept].flatMap((key, k) => [0, 1, 2].map((i) => ({
+    type: 'complete', request_id: `cleanup-${k}-${i}`, api_key_id: key.id, model: 'm', created_at: at(i * 10),
+    status: 'completed', status_code: 200, input_tokens: 100 * (i + 1), output_tokens: 10, cache_read_input_tokens: 50, response_time_ms: 100
+  })))
+  t.same((await g.send(events)).map((r) => r.outcome), events.map(() => 'recorded'))
+  await g.app.prisma.apiKey.update({ where: { id: doomed.id }, data: { expiresAt: new Date(Date.now() - 1000) } })
+  t.same(await runCleanup(g.app.prisma, { autoDeleteExpiredKeys: false }), { disabled: 0, deleted: 1 })
+  t.equal(await g.app.prisma.usage.count({ where: { requestId: { startsWith: 'cleanup-0-' }, apiKeyId: null } }), 3, 'the deleted key\'s rows kept, without the key')
+  await assertConsistent(t, g.app, 'after the cleanup\'s delete: ')
 })

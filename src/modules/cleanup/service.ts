@@ -6,6 +6,7 @@
 import type { PrismaClient } from '../../generated/prisma/client.js'
 import type { AppConfig } from '../../config.js'
 import { writeAudit } from '../audit/service.js'
+import { removeKey } from '../keys/service.js'
 import { sweepStale } from '../usage/active.js'
 
 const CLEANUP_LOCK = 0x6b6d636c // "kmcl"
@@ -27,7 +28,7 @@ export async function runCleanup (prisma: PrismaClient, settings: { autoDeleteEx
     const summary: CleanupSummary = { disabled: 0, deleted: 0 }
     for (const key of expired) {
       const remove = key.auto_delete_on_expiry ?? settings.autoDeleteExpiredKeys
-      if (remove) await tx.apiKey.delete({ where: { id: key.id } })
+      if (remove) await removeKey(tx, key.id)
       else await tx.apiKey.update({ where: { id: key.id }, data: { isActive: false } })
       summary[remove ? 'deleted' : 'disabled'] += 1
       await writeAudit(tx, {

@@ -130,23 +130,24 @@ export async function toggleKey (db: Db, id: string, scope: KeyScope) {
   return { id, is_active: updated.isActive, message: updated.isActive ? 'API key enabled' : 'API key disabled' }
 }
 
-/**
- * Disables, or with `hard` deletes: usage rows keep their history with api_key_id set to NULL.
- * A hard delete first takes KEY_DELETION_LOCK exclusively (every usage batch holds it
- * shared): it waits for the batches in flight and new ones queue behind it, so neither
- * the key's row nor its usage rows are locked by a batch meanwhile. Without it, batches
- * naming a busy key kept its row share-locked and the delete waited until it timed out.
- */
+/** Disables, or with `hard` deletes (removeKey): usage rows keep their history with api_key_id set to NULL. */
 export async function deleteKey (db: Db, id: string, scope: KeyScope, hard: boolean) {
-  if (hard) await db.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_DELETION_LOCK})`
   await findKey(db, id, scope)
-  if (hard) {
-    await db.apiKey.delete({ where: { id } })
-    await forgetKeyInRollups(db, id)
-  } else {
-    await db.apiKey.update({ where: { id }, data: { isActive: false } })
-  }
+  if (hard) await removeKey(db, id)
+  else await db.apiKey.update({ where: { id }, data: { isActive: false } })
   return { message: hard ? 'API key deleted' : 'API key disabled' }
+}
+
+/**
+ * Deletes a key for good, whoever asks (an admin, the expiry cleanup). It first takes
+ * KEY_DELETION_LOCK exclusively (every usage batch holds it shared): it waits for the
+ * batches in flight and new ones queue behind it, so neither the key's row nor its
+ * usage rows are locked by a batch meanwhile; then the rollups follow the usage rows.
+ */
+export async function removeKey (db: Db, id: string): Promise<void> {
+  await db.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_DELETION_LOCK})`
+  await db.apiKey.delete({ where: { id } })
+  await forgetKeyInRollups(db, id)
 }
 
 const HOURLY_MEASURES = ['requests', 'errors', 'input_tokens', 'output_tokens', 'cache_creation_tokens', 'cache_read_tokens', 'total_tokens',
