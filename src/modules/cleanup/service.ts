@@ -3,6 +3,7 @@
 // key handled gets an audit row in the same transaction. The whole run holds a
 // transaction-scoped advisory lock, so two runs at once handle each key exactly once:
 // the second waits, then finds nothing left to do.
+import { KEY_DELETION_LOCK } from '../../db/prisma.js'
 import type { PrismaClient } from '../../generated/prisma/client.js'
 import type { AppConfig } from '../../config.js'
 import { writeAudit } from '../audit/service.js'
@@ -18,6 +19,8 @@ interface ExpiredKey { id: string, name: string, user_id: string, expires_at: Da
 export async function runCleanup (prisma: PrismaClient, settings: { autoDeleteExpiredKeys: boolean }, now = new Date()): Promise<CleanupSummary> {
   return prisma.$transaction(async (tx) => {
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(${CLEANUP_LOCK})`
+    // before the keys' row locks, as every key deletion: a batch holds it shared and then key-share locks its keys
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_DELETION_LOCK})`
     // served by api_keys (is_active, expires_at)
     const expired = await tx.$queryRaw<ExpiredKey[]>`
       SELECT id, name, user_id, expires_at, auto_delete_on_expiry
