@@ -7,7 +7,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify'
-import { ConfigError, parseTrustProxy, type AppConfig, type TrustProxy } from './config.js'
+import { ConfigError, gatewayTokens, parseTrustProxy, type AppConfig, type TrustProxy } from './config.js'
 import prismaPlugin from './db/prisma.js'
 import { Errors, errorReply, sendError } from './http/errors.js'
 import { WindowCounter } from './http/limiter.js'
@@ -144,7 +144,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   app.decorate('timeZones', timeZones)
   await app.register(pipelinePlugin, {
     keyring: app.keyring,
-    gatewayTokens: (config.GATEWAY_TOKEN ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '')
+    gatewayTokens: gatewayTokens(config.GATEWAY_TOKEN)
   })
 
   // handlers first: routes in child plugins inherit the handlers set before they are registered
