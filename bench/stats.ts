@@ -30,7 +30,7 @@ const RAW_RUNS = 3
 const CALL_LIMIT_MS = 60_000
 const FINISHED = `status IN ('completed', 'failed', 'cancelled')`
 
-export type Row = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+export type Row = Record<string, any>
 
 export interface Case {
   name: string

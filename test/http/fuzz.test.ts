@@ -13,7 +13,6 @@ const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 1000)
 // a fixed default, so every run tries the same requests and a failure is seen again on the next run
 const seed = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) >>> 0 : 20261214
 
-
 type Rng = () => number
 const int = (rng: Rng, n: number) => Math.floor(rng() * n)
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[int(rng, items.length)] as T

@@ -43,7 +43,7 @@ t.test('nanoToUsd converts back to a USD number', async (t) => {
   t.equal(nanoToUsd(1n), 1e-9)
   t.equal(nanoToUsd(-1_500_000_000n), -1.5)
   t.equal(nanoToUsd(0n), 0)
-  for (const usd of [0.1, 19.99, 1234.5678, 0.000000123, 8_999_999.999999999]) {
+  for (const usd of [0.1, 19.99, 1234.5678, 0.000000123, 8_999_999.99999999]) {
     t.equal(nanoToUsd(usdToNano(usd)), usd, `${usd} survives a round trip`)
   }
 })

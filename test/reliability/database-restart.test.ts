@@ -106,7 +106,7 @@ class Cluster {
   }
 }
 
-interface Answer { status: number, retryAfter: string | null, body: any } // eslint-disable-line @typescript-eslint/no-explicit-any
+interface Answer { status: number, retryAfter: string | null, body: any }
 
 /** The keymeter process, driven over HTTP. */
 class Server {

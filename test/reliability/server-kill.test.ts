@@ -17,10 +17,10 @@ type Event = Record<string, unknown> & { type: string, request_id: string }
 interface Batch { loop: number, index: number, events: Event[], acked: boolean }
 interface Completed { key: string, input: number, output: number }
 
-async function call (base: string, headers: Record<string, string>, method: string, path: string, body?: object): Promise<Record<string, any>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function call (base: string, headers: Record<string, string>, method: string, path: string, body?: object): Promise<Record<string, any>> {
   const res = await fetch(`${base}${path}`, { method, headers: { ...headers, 'content-type': 'application/json' }, ...(body !== undefined && { body: JSON.stringify(body) }) })
   if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${await res.text()}`)
-  return res.json() as Promise<Record<string, any>> // eslint-disable-line @typescript-eslint/no-explicit-any
+  return res.json() as Promise<Record<string, any>>
 }
 
 /** POST /api/gateway/usage: the results when answered 200, null when the server gave no answer. */

@@ -23,8 +23,7 @@ async function pgZoneNames (url: string): Promise<Set<string>> {
 
 const intlAccepts = (zone: string) => {
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone })
-    return true
+    return new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone !== ''
   } catch {
     return false
   }

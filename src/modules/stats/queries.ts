@@ -8,7 +8,7 @@
 // are constants: every value reaches PostgreSQL as a parameter.
 import type { Sql } from '../../db/prisma.js'
 import type { TieredPricing } from '../usage/pricing.js'
-import type { DayPlan, HourPlan, Span } from '../../lib/spans.js'
+import type { DayPlan, HourPlan } from '../../lib/spans.js'
 
 /** what rollups count: finished requests */
 const FINISHED = `u.status IN ('completed', 'failed', 'cancelled')`
@@ -536,19 +536,19 @@ export type DetailRow = RecordRow & Record<
   'actual_cache_creation_cost' | 'actual_cache_read_cost' | 'actual_request_cost' | 'rate_multiplier', string> & Record<
   'input_price_per_1m' | 'output_price_per_1m' | 'cache_write_5m_price_per_1m' | 'cache_write_1h_price_per_1m' | 'cache_read_price_per_1m' |
   'price_per_request', string | null> & {
-  cache_creation_5m_input_tokens: number
-  cache_creation_1h_input_tokens: number
-  provider_endpoint_id: string | null
-  provider_api_key_id: string | null
-  pricing_source: string | null
-  tiered_pricing: TieredPricing | null
-  metadata: unknown
-  finished_at: Date | null
-  request_headers: unknown
-  response_headers: unknown
-  request_body: unknown
-  response_body: unknown
-}
+    cache_creation_5m_input_tokens: number
+    cache_creation_1h_input_tokens: number
+    provider_endpoint_id: string | null
+    provider_api_key_id: string | null
+    pricing_source: string | null
+    tiered_pricing: TieredPricing | null
+    metadata: unknown
+    finished_at: Date | null
+    request_headers: unknown
+    response_headers: unknown
+    request_body: unknown
+    response_body: unknown
+  }
 
 /** One usage row with everything about it; `userId` scopes it to its owner. usage primary key, usage_bodies primary key. */
 export async function usageDetail (db: Sql, id: string, userId: string | null): Promise<DetailRow | undefined> {

@@ -180,8 +180,10 @@ async function loadLookups (db: Sql, events: UsageEventBody[], existing: RowStat
   // FOR KEY SHARE is the lock a foreign key check takes: what a batch's rows reference
   // cannot be deleted before it commits (usage has no foreign keys; see the migration
   // usage_references_by_trigger). Providers include those of the named keys and endpoints.
-  const { rows: [found] } = await db.query<{ keys: Array<{ id: string, user_id: string }>, provider_keys: ProviderKeyRow[],
-    endpoints: Array<{ id: string, provider_id: string }>, providers: Array<{ id: string, name: string, billing_type: string }>, prices: PriceRow[] }>(`
+  const { rows: [found] } = await db.query<{
+    keys: Array<{ id: string, user_id: string }>, provider_keys: ProviderKeyRow[],
+    endpoints: Array<{ id: string, provider_id: string }>, providers: Array<{ id: string, name: string, billing_type: string }>, prices: PriceRow[]
+  }>(`
     WITH k AS (
       SELECT k.id, k.user_id FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ANY($1::uuid[]) FOR KEY SHARE
     ), pk AS (

@@ -200,8 +200,10 @@ export class RollupDeltas {
     for (const c of candidates) {
       this.tried.add(c.request_id)
       if (c.provider_id === null) continue
-      this.attempt(c.created_at, c.provider_id, { attempts: 1, successes: c.status === 'success' ? 1 : 0, failures: c.status === 'failed' ? 1 : 0,
-        latency_sum_ms: c.latency_ms ?? 0, latency_count: c.latency_ms === null ? 0 : 1 })
+      this.attempt(c.created_at, c.provider_id, {
+        attempts: 1, successes: c.status === 'success' ? 1 : 0, failures: c.status === 'failed' ? 1 : 0,
+        latency_sum_ms: c.latency_ms ?? 0, latency_count: c.latency_ms === null ? 0 : 1
+      })
     }
   }
 
@@ -219,8 +221,10 @@ export class RollupDeltas {
 
   private implicit (row: RollupSource, sign: 1 | -1): void {
     const failed = row.status === 'failed' ? 1 : 0
-    this.attempt(row.createdAt, row.providerId!, { attempts: sign, successes: sign * (1 - failed), failures: sign * failed,
-      latency_sum_ms: sign * (row.responseTimeMs ?? 0), latency_count: row.responseTimeMs === null ? 0 : sign })
+    this.attempt(row.createdAt, row.providerId!, {
+      attempts: sign, successes: sign * (1 - failed), failures: sign * failed,
+      latency_sum_ms: sign * (row.responseTimeMs ?? 0), latency_count: row.responseTimeMs === null ? 0 : sign
+    })
   }
 
   private attempt (at: Date, providerId: string, m: AttemptMeasures): void {

@@ -11,7 +11,7 @@ export const UNKNOWN_UUID = '00000000-0000-4000-8000-000000000000'
 /** before any request a test makes, so every price is in effect for every created_at used */
 export const LONG_AGO = '2020-01-01T00:00:00Z'
 
-export type Json = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+export type Json = Record<string, any>
 
 export interface Gateway {
   app: KeymeterApp
@@ -58,7 +58,7 @@ export async function gateway (t: Test, env?: Record<string, string>): Promise<G
       return res.json().results
     },
     verify: (body) => app.inject({ method: 'POST', url: '/api/gateway/keys/verify', headers: GATEWAY, payload: body }),
-    provider: (name, billing_type = 'pay_as_you_go') => adminCall('POST', '/api/admin/providers', { name, billing_type }),
+    provider: (name, billingType = 'pay_as_you_go') => adminCall('POST', '/api/admin/providers', { name, billing_type: billingType }),
     providerKey: (providerId, body = {}) => adminCall('POST', `/api/admin/providers/${providerId}/keys`, { name: `key-${++counter}`, secret: `sk-provider-secret-${counter}-abcdef`, ...body }),
     endpoint: (providerId, apiFormat) => adminCall('POST', `/api/admin/providers/${providerId}/endpoints`, { api_format: apiFormat, base_url: 'https://api.example.com' }),
     price: (body) => adminCall('POST', '/api/admin/model-prices', { effective_from: LONG_AGO, ...body }),

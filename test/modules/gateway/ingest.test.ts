@@ -1,7 +1,7 @@
 // POST /api/gateway/usage: the rows, costs, candidates, rollups and charges a batch of
 // gateway events writes; idempotency; concurrency; a seeded property test of rollups
 // against raw rows; the stale-request sweep; GET /api/admin/usage/active; bad input.
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { AddressInfo } from 'node:net'
 import { sweepStale } from '../../../src/modules/usage/active.js'
 import { mulberry32 } from '../../prng.js'
@@ -9,7 +9,6 @@ import {
   assertConsistent, chargesAndRaw, dumpTables, gateway, GATEWAY, minutesAgo, rollupsAndRaw, UNKNOWN_UUID,
   type Gateway, type Json
 } from './fixtures.js'
-
 
 // ---------------------------------------------------------------------------------
 // happy path
@@ -172,7 +171,7 @@ t.test('pricing sources at ingestion: free tier, provider price over global, unp
   await g.price({ model: 'm', provider_id: paid.id, tiers: [{ up_to: null, input: 100, output: 100 }], effective_from: '2030-01-01T00:00:00Z' })
   const key = await g.standaloneKey()
   const at = '2026-01-01T00:00:00.000Z'
-  const done = (request_id: string, more: object) => ({ type: 'complete', request_id, api_key_id: key.id, model: 'm', created_at: at, status: 'completed', input_tokens: 1000, output_tokens: 100, ...more })
+  const done = (requestId: string, more: object) => ({ type: 'complete', request_id: requestId, api_key_id: key.id, model: 'm', created_at: at, status: 'completed', input_tokens: 1000, output_tokens: 100, ...more })
   const results = await g.send([
     done('free', { provider_api_key_id: freeKey.id }),
     done('paid', { provider_api_key_id: ttl5.id, cache_creation_input_tokens: 1000 }),
@@ -341,7 +340,6 @@ t.test('concurrency: parallel batches touching the same keys and rollup rows in 
   await assertConsistent(t, g.app)
 })
 
-
 t.test('concurrency: a start and its completion (with start fields) in two parallel batches', async (t) => {
   const g = await gateway(t)
   await g.price({ model: 'm', tiers: [{ up_to: null, input: 3, output: 15 }] })
@@ -434,7 +432,6 @@ t.test('a batch of 1000 new requests takes no lock per request (the shared lock 
 // ---------------------------------------------------------------------------------
 // property test
 // ---------------------------------------------------------------------------------
-
 
 /** a reference price: nano-USD per token (all integers here, so costs need no rounding) */
 interface RefTier { upTo: number | null, input: bigint, output: bigint, w5: bigint, w1: bigint, read: bigint }
@@ -566,6 +563,7 @@ for (const seed of seeds) {
         case 'only-complete': return [complete, ...stream_]
         case 'unfinished': return [start, ...stream_]
       }
+      throw new Error(`unknown plan kind ${String(p.kind)}`)
     })
 
     // interleave the requests' events (keeping each request's own order), then add duplicates after their originals
@@ -895,8 +893,10 @@ t.test('provider attempts: candidates on their providers, an implicit attempt fo
     // failed without candidates: a failed attempt
     { type: 'complete', request_id: 'plain-failed', api_key_id: key.id, model: 'm', provider_id: a.id, created_at: at, status: 'failed', status_code: 500, input_tokens: 0, output_tokens: 0, response_time_ms: 50 },
     // only a skipped candidate: still the implicit attempt
-    { type: 'complete', request_id: 'skipped', api_key_id: key.id, model: 'm', provider_id: b.id, created_at: at, status: 'cancelled', input_tokens: 0, output_tokens: 0,
-      candidates: [{ candidate_index: 0, provider_id: a.id, status: 'skipped', skip_reason: 'circuit open' }] },
+    {
+      type: 'complete', request_id: 'skipped', api_key_id: key.id, model: 'm', provider_id: b.id, created_at: at, status: 'cancelled', input_tokens: 0, output_tokens: 0,
+      candidates: [{ candidate_index: 0, provider_id: a.id, status: 'skipped', skip_reason: 'circuit open' }]
+    },
     // pending: no attempt yet
     { type: 'start', request_id: 'stale', api_key_id: key.id, model: 'm', provider_id: a.id, created_at: minutesAgo(30) }
   ])

@@ -13,8 +13,8 @@ async function recorded (g: Gateway) {
   const user = await g.user()
   const key = await g.userKey(user.id)
   const ids = { provider_id: provider.id, provider_endpoint_id: endpoint.id, provider_api_key_id: providerKey.id }
-  const results = await g.send(['one', 'two'].map((request_id) => ({
-    type: 'complete', request_id, api_key_id: key.id, model: 'claude-x', status: 'completed', input_tokens: 10, output_tokens: 5, ...ids
+  const results = await g.send(['one', 'two'].map((requestId) => ({
+    type: 'complete', request_id: requestId, api_key_id: key.id, model: 'claude-x', status: 'completed', input_tokens: 10, output_tokens: 5, ...ids
   })))
   t.same(results.map((r) => r.outcome), ['recorded', 'recorded'])
   return { provider, endpoint, providerKey, user, key }

@@ -34,8 +34,8 @@ async function traffic (g: Gateway) {
   const midnight = Math.floor(now / DAY) * DAY
   const recent = (seconds: number) => new Date(Math.max(now - seconds * 1000, midnight)).toISOString()
   const ago = (hours: number) => new Date(now - hours * 3_600_000).toISOString()
-  const done = (request_id: string, key: Json, model: string, at: string, tokens: { in: number, out: number, write?: number, read?: number }, status = 'completed') => ({
-    type: 'complete', request_id, api_key_id: key.id, model, created_at: at, status,
+  const done = (requestId: string, key: Json, model: string, at: string, tokens: { in: number, out: number, write?: number, read?: number }, status = 'completed') => ({
+    type: 'complete', request_id: requestId, api_key_id: key.id, model, created_at: at, status,
     input_tokens: tokens.in, output_tokens: tokens.out,
     cache_creation_input_tokens: tokens.write ?? 0, cache_creation_5m_input_tokens: tokens.write ?? 0, cache_read_input_tokens: tokens.read ?? 0
   })
@@ -222,8 +222,8 @@ t.test('unknown, malformed, disabled, expired keys and disabled owners: 401', as
 t.test('rate limit per client address: 60 a minute by default, then 429 with Retry-After', async (t) => {
   const g = await gateway(t)
   const key = await g.standaloneKey()
-  const from = (remoteAddress: string, api_key = 'sk-guess') =>
-    g.app.inject({ method: 'POST', url: '/api/key-stats/user-stats', payload: { api_key }, remoteAddress })
+  const from = (remoteAddress: string, apiKey = 'sk-guess') =>
+    g.app.inject({ method: 'POST', url: '/api/key-stats/user-stats', payload: { api_key: apiKey }, remoteAddress })
   for (let i = 0; i < 60; i++) t.equal((await from('198.51.100.7')).statusCode, 401)
   const limited = await from('198.51.100.7', key.key)
   refused(t, limited, 429, 'too_many_requests', 'the 61st request, even with a valid key')

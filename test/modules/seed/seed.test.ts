@@ -17,7 +17,7 @@ const ROWS = 5000
 const NOW = new Date('2026-03-04T05:06:07.089Z')
 const FINISHED = ['completed', 'failed', 'cancelled']
 
-type Row = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+type Row = Record<string, any>
 
 async function seeded (t: Test, overrides: Partial<SeedOptions> = {}) {
   const url = await createDatabase(t)

@@ -16,15 +16,19 @@ t.test('records: filters, status categories, search, paging', async (t) => {
   const [a1, a2, b1] = [await g.userKey(a.id, { name: 'ann-main' }), await g.userKey(a.id, { name: 'ann-ci' }), await g.userKey(b.id, { name: 'bob-main' })]
   const done = { input_tokens: 10, output_tokens: 5 }
   await g.send([
-    { type: 'complete', request_id: 'r1', api_key_id: a1.id, model: 'gpt_4%x\\y', provider_id: alpha.id, is_stream: true, created_at: at(1), status: 'completed', status_code: 200, ...done,
-      candidates: [{ candidate_index: 0, provider_id: beta.id, status: 'failed', status_code: 500 }, { candidate_index: 1, provider_id: alpha.id, status: 'success' }] },
+    {
+      type: 'complete', request_id: 'r1', api_key_id: a1.id, model: 'gpt_4%x\\y', provider_id: alpha.id, is_stream: true, created_at: at(1), status: 'completed', status_code: 200, ...done,
+      candidates: [{ candidate_index: 0, provider_id: beta.id, status: 'failed', status_code: 500 }, { candidate_index: 1, provider_id: alpha.id, status: 'success' }]
+    },
     { type: 'complete', request_id: 'r2', api_key_id: a2.id, model: 'gpt14ax', provider_id: alpha.id, created_at: at(2), status: 'failed', status_code: 500, error_message: 'boom', ...done },
     { type: 'complete', request_id: 'r3', api_key_id: b1.id, model: 'claude-x', provider_id: beta.id, is_stream: true, created_at: at(3), status: 'cancelled', status_code: 499, ...done },
     { type: 'start', request_id: 'r4', api_key_id: b1.id, model: 'claude-x', is_stream: true, created_at: at(4) },
     { type: 'start', request_id: 'r5', api_key_id: a1.id, model: 'claude-x', provider_id: beta.id, created_at: at(5) },
     { type: 'stream', request_id: 'r5', first_byte_time_ms: 120 },
-    { type: 'complete', request_id: 'r6', api_key_id: b1.id, model: 'gpt14ax', provider_id: beta.id, created_at: at(6), status: 'completed', status_code: 200, ...done,
-      candidates: [{ candidate_index: 0, provider_id: alpha.id, status: 'skipped', skip_reason: 'quota' }, { candidate_index: 1, provider_id: beta.id, status: 'success' }] },
+    {
+      type: 'complete', request_id: 'r6', api_key_id: b1.id, model: 'gpt14ax', provider_id: beta.id, created_at: at(6), status: 'completed', status_code: 200, ...done,
+      candidates: [{ candidate_index: 0, provider_id: alpha.id, status: 'skipped', skip_reason: 'quota' }, { candidate_index: 1, provider_id: beta.id, status: 'success' }]
+    },
     { type: 'complete', request_id: 'r7', api_key_id: a2.id, model: 'claude-x', provider_id: alpha.id, created_at: at(7), status: 'completed', status_code: 200, ...done }
   ])
   const list = async (query: string) => {

@@ -1,0 +1,24 @@
+// What the books count, written once: every rollup, counter and statistic that asks
+// "is this request finished?" or "was this candidate sent?" asks here, in TypeScript
+// or as SQL, so the two can never disagree.
+import { raw, type Sql as Fragment } from 'sql-template-tag'
+
+/** The states after which a usage row no longer changes its charge: the rows rollups count. */
+export const FINISHED_STATUSES = ['completed', 'failed', 'cancelled'] as const
+export type FinishedStatus = typeof FINISHED_STATUSES[number]
+
+export const isFinished = (status: string): status is FinishedStatus => (FINISHED_STATUSES as readonly string[]).includes(status)
+
+/** Candidate states that never reached their provider. */
+export const UNSENT_CANDIDATE_STATUSES = ['skipped', 'available'] as const
+
+const list = (values: readonly string[]) => values.map((value) => `'${value}'`).join(', ')
+
+/** `<alias>.status IN (finished…)` (no alias: the bare column), for SQL over usage rows. */
+export const finishedSql = (alias?: string): Fragment => raw(`${alias === undefined ? '' : `${alias}.`}status IN (${list(FINISHED_STATUSES)})`)
+
+/** `<alias>.status NOT IN (unsent…)`: a request candidate that was actually sent to its provider. */
+export const executedSql = (alias = 'c'): Fragment => raw(`${alias}.status NOT IN (${list(UNSENT_CANDIDATE_STATUSES)})`)
+
+/** Rollup keys cannot be NULL: a missing user, key or provider is this id in them. */
+export const NIL_UUID = '00000000-0000-0000-0000-000000000000'
