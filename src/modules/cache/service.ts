@@ -7,9 +7,9 @@ import { nanoToUsd } from '../../lib/money.js'
 import { percent } from '../../lib/rates.js'
 import { FIRST_BIN, lastBinWithin } from './bins.js'
 import {
-  allPoints, dominantModels, firstPointPerSlot, groupInfo, hitTotals, intervalBins, lastWrites, pointsPerHour, savingsTotals, usernames,
-  type GroupBins, type Scope
-} from './queries.js'
+  allPoints, dominantModels, firstPointPerSlot, hitTotals, intervalBins, lastWrites, pointsPerHour, savingsTotals, type GroupBins, type Scope
+} from '../accounting/read/cache.js'
+import { groupInfo, usernames } from './queries.js'
 import { BinSums, type Bins } from './packed.js'
 import { wasteOf } from './timeline.js'
 
@@ -163,12 +163,10 @@ export async function ttlAnalysis (db: pg.Pool, query: TtlQuery, ownerId: string
   const [rows, models] = await Promise.all([intervalBins(db, scope, from), dominantModels(db, scope, from)])
   const groups = [...histograms(rows)].filter(([, h]) => h.bins.length > 0)
   const info = await groupInfo(db, scope.scope, groups.map(([id]) => id))
-  const modelOf = new Map(models.map((m) => [m.group_id, m]))
+  const modelOf = new Map(models.map((m) => [m.groupId, m]))
   const users = groups.map(([id, h]) => {
     const m = modelOf.get(id)
-    const prices = m?.input === null || m?.input === undefined
-      ? null
-      : { input: BigInt(m.input), write5m: BigInt(m.cache_write_5m!), write1h: BigInt(m.cache_write_1h!), read: BigInt(m.cache_read!) }
+    const prices = m?.prices ?? null
     const who = info.get(id)
     return {
       group_id: id,
@@ -198,42 +196,40 @@ export async function hitAnalysis (db: Sql, query: HitQuery, ownerId: string | n
   let tail1h = 0n
   let tailCost = 0n
   for (const last of tails) {
-    const waste = wasteOf({ write5m: last.w5, write1h: last.w1, price5m: last.p5 === null ? null : BigInt(last.p5), price1h: last.p1 === null ? null : BigInt(last.p1) },
-      now.getTime() - last.created_at.getTime())
+    const waste = wasteOf(last, now.getTime() - last.createdAt.getTime())
     tail5m += waste.wasted5mTokens
     tail1h += waste.wasted1hTokens
     tailCost += waste.wastedCost
   }
-  const n = (value: string) => Number(value)
-  const input = n(totals.input_tokens)
-  const read = n(totals.cache_read_tokens)
-  const creation = n(totals.cache_creation_tokens)
-  const net = BigInt(savings.read_saving) - BigInt(savings.write_5m_premium) - BigInt(savings.write_1h_premium)
-  const wasted5m = BigInt(savings.wasted_5m_tokens) + tail5m
-  const wasted1h = BigInt(savings.wasted_1h_tokens) + tail1h
+  const input = totals.inputTokens
+  const read = totals.cacheReadTokens
+  const creation = totals.cacheCreationTokens
+  const net = savings.readSaving - savings.write5mPremium - savings.write1hPremium
+  const wasted5m = savings.wasted5mTokens + tail5m
+  const wasted1h = savings.wasted1hTokens + tail1h
   return {
     analysis_period_hours: query.hours,
-    total_requests: n(totals.requests),
-    requests_with_cache_hit: n(totals.cache_hit_requests),
-    request_cache_hit_rate: percent(n(totals.cache_hit_requests), n(totals.requests)),
+    total_requests: totals.requests,
+    requests_with_cache_hit: totals.cacheHitRequests,
+    request_cache_hit_rate: percent(totals.cacheHitRequests, totals.requests),
     total_input_tokens: input,
     total_cache_read_tokens: read,
     total_cache_creation_tokens: creation,
-    cache_creation_5m_tokens: n(savings.cache_write_5m_tokens),
-    cache_creation_1h_tokens: n(savings.cache_write_1h_tokens),
+    cache_creation_5m_tokens: Number(savings.cacheWrite5mTokens),
+    cache_creation_1h_tokens: Number(savings.cacheWrite1hTokens),
     token_cache_hit_rate: percent(read, input + read + creation),
-    total_cache_read_cost_usd: nanoToUsd(BigInt(totals.cache_read_cost)),
-    total_cache_creation_cost_usd: nanoToUsd(BigInt(totals.cache_creation_cost)),
+    total_cache_read_cost_usd: nanoToUsd(totals.cacheReadCost),
+    total_cache_creation_cost_usd: nanoToUsd(totals.cacheCreationCost),
     estimated_savings_usd: nanoToUsd(net),
     savings_breakdown: {
-      read_savings_usd: nanoToUsd(BigInt(savings.read_saving)),
-      write_5m_premium_usd: nanoToUsd(BigInt(savings.write_5m_premium)),
-      write_1h_premium_usd: nanoToUsd(BigInt(savings.write_1h_premium))
+      read_savings_usd: nanoToUsd(savings.readSaving),
+      write_5m_premium_usd: nanoToUsd(savings.write5mPremium),
+      write_1h_premium_usd: nanoToUsd(savings.write1hPremium)
     },
     wasted_write_tokens: Number(wasted5m + wasted1h),
     wasted_write_5m_tokens: Number(wasted5m),
     wasted_write_1h_tokens: Number(wasted1h),
-    wasted_write_cost_usd: nanoToUsd(BigInt(savings.wasted_cost) + tailCost)
+    wasted_write_cost_usd: nanoToUsd(savings.wastedCost + tailCost)
   }
 }
 
@@ -263,7 +259,7 @@ export interface TimelineQuery { hours: number, limit: number, user_id?: string,
 export async function intervalTimeline (db: Sql, query: TimelineQuery, ownerId: string | null = null, now = new Date()) {
   const from = windowStart(query.hours, now)
   const userId = ownerId ?? query.user_id ?? null
-  const perHour = (await pointsPerHour(db, from, userId)).map((r) => ({ bucket: r.bucket, count: Number(r.count) }))
+  const perHour = await pointsPerHour(db, from, userId)
   const total = perHour.reduce((sum, h) => sum + h.count, 0)
   const points = total <= query.limit
     ? await allPoints(db, from, userId)

@@ -2,11 +2,11 @@
 import type { Db } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { datesBetween, localDate, type Range } from '../../lib/time.js'
-import { keyDailyUsage } from './queries.js'
+import { keyDailyUsage } from '../accounting/read/keys.js'
 import type { KeyRow } from './service.js'
 
 export async function keyStats (db: Db, key: KeyRow, range: Range, timeZone: string) {
-  const rows = await keyDailyUsage(db, key.id, range.start, range.end, timeZone)
+  const rows = await keyDailyUsage(db, key.id, range, timeZone)
   const byDate = new Map(rows.map((row) => [row.date, row]))
   // the last instant in the range decides the last local day
   const days = datesBetween(localDate(range.start, timeZone), localDate(new Date(range.end.getTime() - 1), timeZone))
@@ -17,10 +17,10 @@ export async function keyStats (db: Db, key: KeyRow, range: Range, timeZone: str
   let rtCount = 0
   for (const row of rows) {
     requests += row.requests
-    tokens += row.tokens
-    cost += row.cost
-    rtSum += row.rt_sum
-    rtCount += row.rt_count
+    tokens += row.totalTokens
+    cost += row.totalCost
+    rtSum += row.responseTimeSumMs
+    rtCount += row.responseTimeCount
   }
   return {
     key_id: key.id,
@@ -31,7 +31,7 @@ export async function keyStats (db: Db, key: KeyRow, range: Range, timeZone: str
     avg_response_time_ms: rtCount === 0 ? 0 : Math.round(Number(rtSum) / rtCount * 10) / 10,
     daily_stats: days.map((date) => {
       const row = byDate.get(date)
-      return { date, requests: row?.requests ?? 0, tokens: Number(row?.tokens ?? 0n), cost_usd: nanoToUsd(row?.cost ?? 0n) }
+      return { date, requests: row?.requests ?? 0, tokens: Number(row?.totalTokens ?? 0n), cost_usd: nanoToUsd(row?.totalCost ?? 0n) }
     })
   }
 }

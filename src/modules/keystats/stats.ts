@@ -3,7 +3,8 @@ import type { Sql } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import { keyState, windowResetsIn } from '../keys/counters.js'
-import { currentPeriod, keyModelUsage, keyTotals, type ModelUsage } from './queries.js'
+import { keyModelUsage, keyTotals, type ModelUsage } from '../accounting/read/keys.js'
+import { currentPeriod } from './queries.js'
 import type { Period } from './schemas.js'
 
 const toUsd = ({ cost, ...usage }: Omit<ModelUsage, 'model'>) => ({ ...usage, cost_usd: nanoToUsd(cost) })

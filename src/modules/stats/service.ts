@@ -8,33 +8,33 @@ import { redactHeaders, redactJson } from '../../lib/redact.js'
 import { datesBetween, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
 import {
-  countRecords, estimateKeyword, estimateRecords, globalTotals, goneProviderMatches, KEYWORD_SLOTS, heatmapDays, keywordMatches, recordPage,
-  requestCandidates, resolveNames, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, usageDetail, userTotals, type KeywordMatch,
-  type RecordFilter, type RecordRow, type ResolvedFilter, type Totals
+  globalTotals, heatmapDays, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, userTotals, type Totals
+} from '../accounting/read/totals.js'
+import {
+  countRecords, estimateKeyword, estimateRecords, goneProviderMatches, KEYWORD_SLOTS, keywordMatches, recordPage, requestCandidates, resolveNames,
+  usageDetail, type KeywordMatch, type RecordFilter, type RecordRow, type ResolvedFilter
 } from './queries.js'
 
-const int = (value: string | number | null | undefined) => Number(value ?? 0)
+/** a raw row's nano-USD string (records, detail) in USD */
 const usd = (value: string | null | undefined) => nanoToUsd(BigInt(value ?? 0))
 /** average milliseconds, 1 decimal */
-const avgMs = (sum: string | number, count: string | number) => int(count) === 0 ? 0 : Math.round(int(sum) / int(count) * 10) / 10
+const avgMs = (sum: number, count: number) => count === 0 ? 0 : Math.round(sum / count * 10) / 10
 
 function toStats (t: Totals) {
-  const requests = int(t.requests)
-  const errors = int(t.errors)
   return {
-    total_requests: requests,
-    total_tokens: int(t.total_tokens),
-    total_cost: usd(t.total_cost),
-    total_actual_cost: usd(t.actual_total_cost),
+    total_requests: t.requests,
+    total_tokens: t.totalTokens,
+    total_cost: nanoToUsd(t.totalCost),
+    total_actual_cost: nanoToUsd(t.actualTotalCost),
     // seconds, to the millisecond
-    avg_response_time: int(t.response_time_count) === 0 ? 0 : Math.round(int(t.response_time_sum_ms) / int(t.response_time_count)) / 1000,
-    error_count: errors,
-    error_rate: percent(errors, requests),
+    avg_response_time: t.responseTimeCount === 0 ? 0 : Math.round(t.responseTimeSumMs / t.responseTimeCount) / 1000,
+    error_count: t.errors,
+    error_rate: percent(t.errors, t.requests),
     cache_stats: {
-      cache_creation_tokens: int(t.cache_creation_tokens),
-      cache_read_tokens: int(t.cache_read_tokens),
-      cache_creation_cost: usd(t.cache_creation_cost),
-      cache_read_cost: usd(t.cache_read_cost)
+      cache_creation_tokens: t.cacheCreationTokens,
+      cache_read_tokens: t.cacheReadTokens,
+      cache_creation_cost: nanoToUsd(t.cacheCreationCost),
+      cache_read_cost: nanoToUsd(t.cacheReadCost)
     }
   }
 }
@@ -51,32 +51,32 @@ export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, limit:
   switch (groupBy) {
     case 'model':
       return (await totalsByModel(db, dayPlan(range), limit)).map((row) => ({
-        model: row.key, request_count: int(row.requests), total_tokens: int(row.total_tokens), total_cost: usd(row.total_cost), actual_cost: usd(row.actual_total_cost)
+        model: row.key, request_count: row.requests, total_tokens: row.totalTokens, total_cost: nanoToUsd(row.totalCost), actual_cost: nanoToUsd(row.actualTotalCost)
       }))
     case 'api_format':
       return (await totalsByApiFormat(db, dayPlan(range), limit)).map((row) => ({
         api_format: row.key === '' ? null : row.key,
-        request_count: int(row.requests),
-        total_tokens: int(row.total_tokens),
-        total_cost: usd(row.total_cost),
-        actual_cost: usd(row.actual_total_cost),
-        avg_response_time_ms: avgMs(row.response_time_sum_ms, row.response_time_count)
+        request_count: row.requests,
+        total_tokens: row.totalTokens,
+        total_cost: nanoToUsd(row.totalCost),
+        actual_cost: nanoToUsd(row.actualTotalCost),
+        avg_response_time_ms: avgMs(row.responseTimeSumMs, row.responseTimeCount)
       }))
     case 'user':
       return (await totalsByUser(db, dayPlan(range), limit)).map((row) => ({
-        user_id: row.user_id, email: row.email, username: row.username, request_count: int(row.requests), total_tokens: int(row.total_tokens), total_cost: usd(row.total_cost)
+        user_id: row.userId, email: row.email, username: row.username, request_count: row.requests, total_tokens: row.totalTokens, total_cost: nanoToUsd(row.totalCost)
       }))
     case 'provider':
       return (await totalsByProvider(db, hourPlan(range), limit)).map((row) => ({
-        provider_id: row.provider_id,
+        provider_id: row.providerId,
         provider: row.provider,
-        request_count: int(row.attempts),
-        total_tokens: int(row.total_tokens),
-        total_cost: usd(row.total_cost),
-        actual_cost: usd(row.actual_total_cost),
-        avg_response_time_ms: avgMs(row.latency_sum_ms, row.latency_count),
-        success_rate: percent(int(row.successes), int(row.attempts)),
-        error_count: int(row.failures)
+        request_count: row.attempts,
+        total_tokens: row.totalTokens,
+        total_cost: nanoToUsd(row.totalCost),
+        actual_cost: nanoToUsd(row.actualTotalCost),
+        avg_response_time_ms: avgMs(row.latencySumMs, row.latencyCount),
+        success_rate: percent(row.successes, row.attempts),
+        error_count: row.failures
       }))
   }
 }
@@ -90,7 +90,7 @@ export async function heatmap (db: Sql, timeZone: string, now = new Date()) {
   const byDate = new Map((await heatmapDays(db, timeZone, first, today)).map((row) => [row.day, row]))
   const days = datesBetween(first, today).map((date) => {
     const row = byDate.get(date)
-    return { date, requests: int(row?.requests), total_tokens: int(row?.total_tokens), total_cost: usd(row?.total_cost), actual_total_cost: usd(row?.actual_total_cost) }
+    return { date, requests: row?.requests ?? 0, total_tokens: row?.totalTokens ?? 0, total_cost: nanoToUsd(row?.totalCost ?? 0n), actual_total_cost: nanoToUsd(row?.actualTotalCost ?? 0n) }
   })
   return { start_date: first, end_date: today, total_days: days.length, max_requests: Math.max(0, ...days.map((d) => d.requests)), days }
 }

@@ -4,7 +4,7 @@
 // POST /user-model-stats in a zone whose midnight is off the hour (+05:45).
 import t from 'tap'
 import type { KeymeterApp } from '../../../src/app.js'
-import { keyModelUsage } from '../../../src/modules/keystats/queries.js'
+import { keyModelUsage } from '../../../src/modules/accounting/read/keys.js'
 import { gateway, type Json } from '../gateway/fixtures.js'
 
 const MIN = 60_000

@@ -1,0 +1,208 @@
+// The prompt-cache analytics reads (the shared pg pool; every value a parameter).
+// Windows are whole UTC hours (`from` is an hour boundary), so the hourly tables answer
+// them alone; the timeline's points come from cache_timeline_points, the keys' last
+// requests from cache_timeline_tail: nothing here reads usage rows.
+import type pg from 'pg'
+import sql, { empty, raw } from 'sql-template-tag'
+import { inTransaction, type Sql } from '../../../db/prisma.js'
+import { big, count } from './sql.js'
+
+/** Which groups: one scope, optionally one id of it, optionally the keys of one owner. */
+export interface Scope { scope: 'user' | 'api_key', id: string | null, ownerId: string | null }
+
+/** A group's hourly histograms over the window, concatenated (src/modules/cache/packed.ts: the same bin recurs once per hour). */
+export interface GroupBins { scope_id: string, bins: Buffer }
+
+/**
+ * Histogram rows per group over the window: cache_interval_hourly (scope, bucket)
+ * without an id, its primary key (scope, scope_id, bucket) with one. One row per
+ * (group, hour) holds that hour's bins packed, so the window reads a row per group and
+ * hour (for 168 hours at 10M usage rows: 30k rows by user, 113k by key) and PostgreSQL only
+ * concatenates them per group; Node sums the bins.
+ */
+export async function intervalBins (db: pg.Pool, s: Scope, from: Date): Promise<GroupBins[]> {
+  return await inTransaction(db, async (client) => {
+    // a group's concatenation is hashed in memory (at most a few megabytes in all)
+    await client.query(`SELECT set_config('work_mem', '64MB', true)`)
+    const { rows } = await client.query<GroupBins>(sql`
+      SELECT scope_id, string_agg(bins, ''::bytea) AS bins
+        FROM cache_interval_hourly
+       WHERE scope = ${s.scope} AND bucket >= ${from} AND (${s.id}::uuid IS NULL OR scope_id = ${s.id}::uuid)
+         AND (${s.ownerId}::uuid IS NULL OR scope_id IN (SELECT id FROM api_keys WHERE user_id = ${s.ownerId}::uuid))
+       GROUP BY scope_id`)
+    return rows
+  })
+}
+
+/** A group's most requested model and that model's first-tier prices (nano-USD per 1M tokens), null without a price. */
+export interface DominantModel {
+  groupId: string
+  model: string
+  prices: { input: bigint, write5m: bigint, write1h: bigint, read: bigint } | null
+}
+
+/**
+ * Each group's most requested model over the window's days (usage_daily_key
+ * (day, …) / (user_id, day) / (api_key_id, day)), and that model's current global price's
+ * first tier (model_prices (model, effective_from)); a provider's own price when there is
+ * no global one. The groups are chosen by the same filters as intervalBins, not by the ids
+ * it returns, so both run at once; a group with traffic but no gap in the window is
+ * returned too, and not used. The model is chosen first, so the price is looked up once
+ * per group, not once per (group, model).
+ */
+export async function dominantModels (db: Sql, s: Scope, from: Date): Promise<DominantModel[]> {
+  const group = sql`CASE WHEN ${s.scope}::text = 'user' THEN user_id ELSE api_key_id END`
+  const { rows } = await db.query(sql`
+    SELECT d.group_id, d.model, p.tiers -> 0 ->> 'input' AS input, p.tiers -> 0 ->> 'cache_write_5m' AS cache_write_5m,
+           p.tiers -> 0 ->> 'cache_write_1h' AS cache_write_1h, p.tiers -> 0 ->> 'cache_read' AS cache_read
+      FROM (SELECT DISTINCT ON (group_id) group_id, model
+              FROM (SELECT ${group} AS group_id, model, sum(requests) AS requests
+                      FROM usage_daily_key
+                     WHERE day >= ${from}::date AND (${s.id}::uuid IS NULL OR ${group} = ${s.id}::uuid)
+                       AND (${s.ownerId}::uuid IS NULL OR api_key_id IN (SELECT id FROM api_keys WHERE user_id = ${s.ownerId}::uuid))
+                     GROUP BY 1, 2) m
+             WHERE group_id IS NOT NULL
+             ORDER BY group_id, requests DESC, model) d
+      LEFT JOIN LATERAL (
+        SELECT tiers FROM model_prices m WHERE m.model = d.model AND m.effective_from <= now()
+         ORDER BY m.provider_id IS NULL DESC, m.effective_from DESC LIMIT 1) p ON true`)
+  return rows.map((row: Record<string, unknown>) => ({
+    groupId: row.group_id as string,
+    model: row.model as string,
+    prices: row.input === null
+      ? null
+      : { input: big(row.input), write5m: big(row.cache_write_5m), write1h: big(row.cache_write_1h), read: big(row.cache_read) }
+  }))
+}
+
+/** Finished requests' token and cost totals over the window; money in nano-USD. */
+export interface HitTotals {
+  requests: number
+  cacheHitRequests: number
+  inputTokens: number
+  cacheReadTokens: number
+  cacheCreationTokens: number
+  cacheReadCost: bigint
+  cacheCreationCost: bigint
+}
+
+/**
+ * Finished requests' token and cost totals: usage_hourly_provider (bucket, …) for all
+ * traffic; usage_hourly (user_id, bucket) / (api_key_id, bucket) for a user or a key.
+ */
+export async function hitTotals (db: Sql, from: Date, userId: string | null, keyId: string | null): Promise<HitTotals> {
+  const all = userId === null && keyId === null
+  const { rows } = await db.query(sql`
+    SELECT COALESCE(sum(requests), 0)::bigint AS requests, COALESCE(sum(cache_hit_requests), 0)::bigint AS cache_hit_requests,
+           COALESCE(sum(input_tokens), 0)::bigint AS input_tokens, COALESCE(sum(cache_read_tokens), 0)::bigint AS cache_read_tokens,
+           COALESCE(sum(cache_creation_tokens), 0)::bigint AS cache_creation_tokens, COALESCE(sum(cache_read_cost), 0)::bigint AS cache_read_cost,
+           COALESCE(sum(cache_creation_cost), 0)::bigint AS cache_creation_cost
+      FROM ${raw(all ? 'usage_hourly_provider' : 'usage_hourly')} WHERE bucket >= ${from}
+      ${all ? empty : sql`AND (${userId}::uuid IS NULL OR user_id = ${userId}::uuid) AND (${keyId}::uuid IS NULL OR api_key_id = ${keyId}::uuid)`}`)
+  const row = rows[0] as Record<string, unknown>
+  return {
+    requests: count(row.requests),
+    cacheHitRequests: count(row.cache_hit_requests),
+    inputTokens: count(row.input_tokens),
+    cacheReadTokens: count(row.cache_read_tokens),
+    cacheCreationTokens: count(row.cache_creation_tokens),
+    cacheReadCost: big(row.cache_read_cost),
+    cacheCreationCost: big(row.cache_creation_cost)
+  }
+}
+
+/** What the cache saved and cost over the window; money in nano-USD. */
+export interface SavingsTotals {
+  readSaving: bigint
+  write5mPremium: bigint
+  write1hPremium: bigint
+  cacheWrite5mTokens: bigint
+  cacheWrite1hTokens: bigint
+  wasted5mTokens: bigint
+  wasted1hTokens: bigint
+  wastedCost: bigint
+}
+
+/** cache_savings_hourly: the primary key (bucket, …) for all; (user_id, bucket) / (api_key_id, bucket) filtered. */
+export async function savingsTotals (db: Sql, from: Date, userId: string | null, keyId: string | null): Promise<SavingsTotals> {
+  const { rows } = await db.query(sql`
+    SELECT COALESCE(sum(read_saving), 0)::bigint AS read_saving, COALESCE(sum(write_5m_premium), 0)::bigint AS write_5m_premium,
+           COALESCE(sum(write_1h_premium), 0)::bigint AS write_1h_premium, COALESCE(sum(cache_write_5m_tokens), 0)::bigint AS cache_write_5m_tokens,
+           COALESCE(sum(cache_write_1h_tokens), 0)::bigint AS cache_write_1h_tokens, COALESCE(sum(wasted_5m_tokens), 0)::bigint AS wasted_5m_tokens,
+           COALESCE(sum(wasted_1h_tokens), 0)::bigint AS wasted_1h_tokens, COALESCE(sum(wasted_cost), 0)::bigint AS wasted_cost
+      FROM cache_savings_hourly
+     WHERE bucket >= ${from} AND (${userId}::uuid IS NULL OR user_id = ${userId}::uuid) AND (${keyId}::uuid IS NULL OR api_key_id = ${keyId}::uuid)`)
+  const row = rows[0] as Record<string, unknown>
+  return {
+    readSaving: big(row.read_saving),
+    write5mPremium: big(row.write_5m_premium),
+    write1hPremium: big(row.write_1h_premium),
+    cacheWrite5mTokens: big(row.cache_write_5m_tokens),
+    cacheWrite1hTokens: big(row.cache_write_1h_tokens),
+    wasted5mTokens: big(row.wasted_5m_tokens),
+    wasted1hTokens: big(row.wasted_1h_tokens),
+    wastedCost: big(row.wasted_cost)
+  }
+}
+
+/** A key's last request's cache writes: tokens, and prices in nano-USD per 1M tokens (null: not priced). */
+export interface LastWrite { createdAt: Date, write5m: number, write1h: number, price5m: bigint | null, price1h: bigint | null }
+
+/**
+ * Each key's last completed request made in the window, if it wrote to the cache:
+ * its writes are wasted once their TTL passes with no next request.
+ * cache_timeline_tail (scope, last_at).
+ */
+export async function lastWrites (db: Sql, from: Date, userId: string | null, keyId: string | null): Promise<LastWrite[]> {
+  const { rows } = await db.query(sql`
+    SELECT last_at AS created_at, cache_write_5m_tokens AS w5, cache_write_1h_tokens AS w1,
+           cache_write_5m_price_per_1m::text AS p5, cache_write_1h_price_per_1m::text AS p1
+      FROM cache_timeline_tail
+     WHERE scope = 'api_key' AND last_at >= ${from} AND (${userId}::uuid IS NULL OR user_id = ${userId}::uuid)
+       AND (${keyId}::uuid IS NULL OR scope_id = ${keyId}::uuid)
+       AND cache_write_5m_tokens + cache_write_1h_tokens > 0`)
+  return rows.map((row: Record<string, unknown>) => ({
+    createdAt: row.created_at as Date,
+    write5m: row.w5 as number,
+    write1h: row.w1 as number,
+    price5m: row.p5 === null ? null : big(row.p5),
+    price1h: row.p1 === null ? null : big(row.p1)
+  }))
+}
+
+/** Timeline points per hour: cache_points_hourly primary key (bucket, …), or (user_id, bucket). */
+export async function pointsPerHour (db: Sql, from: Date, userId: string | null): Promise<Array<{ bucket: Date, count: number }>> {
+  const { rows } = await db.query(sql`
+    SELECT bucket, sum(count)::bigint AS count FROM cache_points_hourly
+     WHERE bucket >= ${from} AND (${userId}::uuid IS NULL OR user_id = ${userId}::uuid)
+     GROUP BY bucket HAVING sum(count) > 0 ORDER BY bucket`)
+  return rows.map((row: Record<string, unknown>) => ({ bucket: row.bucket as Date, count: count(row.count) }))
+}
+
+export interface Point { created_at: Date, user_id: string, model: string, gap_ms: number }
+
+/** Every timeline point in the window, oldest first: cache_timeline_points (created_at, request_id), or its primary key (user_id, created_at, …). */
+export async function allPoints (db: Sql, from: Date, userId: string | null): Promise<Point[]> {
+  const { rows } = await db.query<Point>(sql`
+    SELECT created_at, user_id, model, gap_ms FROM cache_timeline_points
+     WHERE ${userId === null ? empty : sql`user_id = ${userId} AND `}created_at >= ${from}
+     ORDER BY created_at, request_id`)
+  return rows
+}
+
+/**
+ * The first timeline point in each [lo, hi) slot: one probe per slot of
+ * cache_timeline_points (created_at, request_id), or of its primary key (user_id,
+ * created_at, request_id) for one user.
+ */
+export async function firstPointPerSlot (db: Sql, slots: Array<{ lo: Date, hi: Date }>, userId: string | null): Promise<Point[]> {
+  const { rows } = await db.query<Point>(sql`
+    SELECT p.created_at, p.user_id, p.model, p.gap_ms
+      FROM unnest(${slots.map((s) => s.lo)}::timestamptz[], ${slots.map((s) => s.hi)}::timestamptz[]) AS s(lo, hi)
+     CROSS JOIN LATERAL (
+        SELECT created_at, user_id, model, gap_ms FROM cache_timeline_points
+         WHERE created_at >= s.lo AND created_at < s.hi${userId === null ? empty : sql` AND user_id = ${userId}`}
+         ORDER BY created_at, request_id LIMIT 1) p
+     ORDER BY p.created_at`)
+  return rows
+}

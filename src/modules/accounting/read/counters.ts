@@ -1,0 +1,81 @@
+// A key's live counters, as SQL fragments the key lookup composes into its one query
+// (gateway verify's hot path: one round trip for the key, its owner and its counters):
+// the rate window and in-flight requests from usage (api_key_id, created_at); today's
+// cost — finished requests created in [local midnight, next local midnight) — from
+// usage_hourly (api_key_id, bucket) for the whole hours plus raw rows for the edges when
+// a midnight falls inside an hour (+05:30, +05:45 zones).
+import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
+import { finishedSql } from '../rules.js'
+import { big } from './sql.js'
+
+/** The rate limit counts a key's requests created in the last this many seconds (any status). */
+export const RATE_WINDOW_SECONDS = 60
+
+/** null = not computed (the key has no such limit and every counter was not asked for) */
+export interface KeyCounters {
+  /** requests created in the last RATE_WINDOW_SECONDS (0 when not computed) */
+  window_requests: number
+  window_oldest: Date | null
+  /** pending or streaming requests younger than PENDING_TIMEOUT_MINUTES */
+  in_flight: number | null
+  /** finished requests' cost since local midnight in APP_TIMEZONE, nano-USD */
+  today_cost: bigint | null
+}
+
+export interface CounterSettings {
+  timeZone: string
+  pendingTimeoutMinutes: number
+  /** every counter (key holders read them all); else only those of the limits the key has */
+  allCounters?: boolean
+}
+
+/** The key row's columns the counters need: its id, and the limits that decide which counters are computed. */
+export interface CountedKey { id: Fragment, rateLimit: Fragment, concurrentLimit: Fragment, dailyCostLimit: Fragment }
+
+/**
+ * The counters' select list (window_requests, window_oldest, in_flight, today_cost) and
+ * the lateral joins it reads (aliases l, m, d, w: the caller's FROM must not use them).
+ * A counter is computed only for a limit the key has, unless every counter is asked for
+ * (the CASEs and the window's gate are evaluated per key).
+ */
+export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Fragment, joins: Fragment } {
+  const all = s.allCounters === true
+  const finished = finishedSql()
+  const columns = sql`w.requests AS window_requests, w.oldest AS window_oldest,
+         CASE WHEN ${all}::boolean OR ${k.concurrentLimit} IS NOT NULL THEN
+           (SELECT count(*)::int FROM usage WHERE api_key_id = ${k.id} AND status IN ('pending', 'streaming')
+               AND created_at > now() - make_interval(mins => ${s.pendingTimeoutMinutes}::int)) END AS in_flight,
+         CASE WHEN ${all}::boolean OR ${k.dailyCostLimit} IS NOT NULL THEN
+           COALESCE((SELECT sum(total_cost) FROM usage_hourly WHERE api_key_id = ${k.id} AND bucket >= d.first_hour AND bucket < d.end_hour), 0)
+           + COALESCE((SELECT sum(total_cost) FROM usage WHERE d.midnight < d.first_hour AND api_key_id = ${k.id}
+                        AND ${finished} AND created_at >= d.midnight AND created_at < d.first_hour), 0)
+           + COALESCE((SELECT sum(total_cost) FROM usage WHERE d.end_hour < d.next_midnight AND api_key_id = ${k.id}
+                        AND ${finished} AND created_at >= d.end_hour AND created_at < d.next_midnight), 0)
+         END::bigint AS today_cost`
+  const joins = sql`
+   CROSS JOIN LATERAL (SELECT date_trunc('day', now() AT TIME ZONE ${s.timeZone}::text) AS local_day) l
+   CROSS JOIN LATERAL (SELECT l.local_day AT TIME ZONE ${s.timeZone}::text AS midnight, (l.local_day + interval '1 day') AT TIME ZONE ${s.timeZone}::text AS next_midnight) m
+   -- the whole hours of today (the first one is midnight rounded up) and the raw edges around them
+   CROSS JOIN LATERAL (SELECT m.midnight, m.next_midnight, date_trunc('hour', m.midnight - interval '1 microsecond') + interval '1 hour' AS first_hour,
+                              date_trunc('hour', m.next_midnight) AS end_hour) d
+   CROSS JOIN LATERAL (SELECT count(*)::int AS requests, min(created_at) AS oldest
+                         FROM usage WHERE (${all}::boolean OR ${k.rateLimit} IS NOT NULL) AND api_key_id = ${k.id}
+                          AND created_at > now() - ${raw(`interval '${RATE_WINDOW_SECONDS} seconds'`)}) w`
+  return { columns, joins }
+}
+
+/** The counters from a row holding keyCounters' columns (node-postgres returns bigint columns as strings). */
+export function toKeyCounters (row: Record<string, unknown>): KeyCounters {
+  return {
+    window_requests: row.window_requests as number,
+    window_oldest: row.window_oldest as Date | null,
+    in_flight: row.in_flight as number | null,
+    today_cost: row.today_cost === null ? null : big(row.today_cost)
+  }
+}
+
+/** Seconds until the oldest request in the window leaves it; 0 for an empty window. */
+export function windowResetsIn (counters: KeyCounters, now = Date.now()): number {
+  if (counters.window_oldest === null) return 0
+  return Math.max(0, Math.ceil((counters.window_oldest.getTime() + RATE_WINDOW_SECONDS * 1000 - now) / 1000))
+}
