@@ -1,6 +1,6 @@
 import t from 'tap'
 import pg from 'pg'
-import { buildTestApp, logCapture, signIn } from '../helper.js'
+import { buildTestApp, GATEWAY_TOKEN, logCapture, signIn } from '../helper.js'
 
 const KEY = /^sk-[0-9A-Za-z]{48}$/
 
@@ -171,11 +171,27 @@ t.test('key stats: totals and days cut in the requested time zone', async (t) =>
   const { app } = await buildTestApp(t)
   const admin = await signIn(app, 'admin')
   const key = (await app.inject({ method: 'POST', url: '/api/admin/api-keys', headers: admin.headers, payload: { name: 's' } })).json()
-  const usage = (requestId: string, createdAt: string, tokens: number, cost: bigint, ms: number, status: 'completed' | 'failed' | 'pending' = 'completed') =>
-    app.prisma.usage.create({ data: { requestId, apiKeyId: key.id, userId: admin.id, model: 'm', status, totalTokens: tokens, totalCost: cost, responseTimeMs: ms, createdAt: new Date(createdAt) } })
-  await usage('r1', '2026-03-01T23:30:00Z', 100, 1_500_000_000n, 200)
-  await usage('r2', '2026-03-01T10:00:00Z', 50, 500_000_000n, 400)
-  await usage('r3', '2026-03-01T11:00:00Z', 999, 9_000_000_000n, 100, 'pending')
+  // through ingestion, which keeps the rollups the statistics read: 100 tokens of m cost 1.5 USD, 50 of m2 0.5 USD
+  const price = async (model: string, input: number) => {
+    const res = await app.inject({ method: 'POST', url: '/api/admin/model-prices', headers: admin.headers, payload: { model, effective_from: '2020-01-01T00:00:00Z', tiers: [{ up_to: null, input, output: 0 }] } })
+    t.equal(res.statusCode, 201, `price of ${model}`)
+  }
+  await price('m', 15_000)
+  await price('m2', 10_000)
+  const base = (requestId: string, model: string, createdAt: string) => ({ request_id: requestId, api_key_id: key.id, model, created_at: createdAt })
+  const ingested = await app.inject({
+    method: 'POST',
+    url: '/api/gateway/usage',
+    headers: { authorization: `Bearer ${GATEWAY_TOKEN}` },
+    payload: {
+      events: [
+        { type: 'complete', ...base('r1', 'm', '2026-03-01T23:30:00Z'), status: 'completed', input_tokens: 100, output_tokens: 0, response_time_ms: 200 },
+        { type: 'complete', ...base('r2', 'm2', '2026-03-01T10:00:00Z'), status: 'completed', input_tokens: 50, output_tokens: 0, response_time_ms: 400 },
+        { type: 'start', ...base('r3', 'm', '2026-03-01T11:00:00Z') }
+      ]
+    }
+  })
+  t.same(ingested.json().results.map((r: { outcome: string }) => r.outcome), ['recorded', 'recorded', 'recorded'])
 
   const stats = async (tz: string) => {
     const res = await app.inject({ method: 'GET', url: `/api/admin/api-keys/${key.id}/stats?start_date=2026-03-01T00:00:00Z&end_date=2026-03-03T00:00:00Z&timezone=${encodeURIComponent(tz)}`, headers: admin.headers })
