@@ -109,6 +109,7 @@ export async function keyDailyUsage (db: Db, keyId: string, range: Range, timeZo
      GROUP BY 1
     HAVING sum(requests) <> 0
      ORDER BY 1`
+  // the admin route's Prisma client; every value is still a bound parameter of the composed text
   const rows = await db.$queryRawUnsafe<Array<Record<string, unknown>>>(query.text, ...query.values)
   return rows.map((row) => ({
     date: row.date as string,
