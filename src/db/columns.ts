@@ -26,6 +26,25 @@ export interface Column<Row> {
   value: (row: Row) => Scalar
   /** sent once per distinct value, each row carrying its index (see above) */
   shared?: boolean
+  /** in the unnest only, read by another column's `insertAs`: not a column of the table (upsert) */
+  carried?: boolean
+  /** the value inserted, as SQL over the unnest's alias (a fixed fragment of the code), instead of the column itself (upsert) */
+  insertAs?: (alias: string) => string
+  /** inserted, but left as it is when the row exists (upsert; the conflict key always is) */
+  keep?: boolean
+}
+
+/** An upsert of these columns into `table` (see Columns.upsert). */
+export interface UpsertShape {
+  table: string
+  /** the existing row's alias, for `where` */
+  target: string
+  /** the conflict target's columns: inserted, never set */
+  key: string[]
+  /** values the whole batch shares (its clock), each one parameter after the columns' own, inserted and set as these columns */
+  batch?: Array<{ name: string, type: string }>
+  /** the condition on `target` and EXCLUDED under which the existing row is updated */
+  where?: string
 }
 
 const SPECIAL = /["\\]/
@@ -107,6 +126,29 @@ export class Columns<Row> {
     let next = first + this.columns.length
     const select = this.columns.map((c) => c.shared === true ? `($${next++}::${c.type}[])[${alias}_.${c.name}] AS ${c.name}` : `${alias}_.${c.name}`)
     return `(SELECT ${select.join(', ')} FROM ${rows} AS ${alias}_(${this.names})) AS ${alias}`
+  }
+
+  /**
+   * `INSERT INTO table (…) SELECT … FROM unnest(…) ON CONFLICT (key) DO UPDATE SET …`, its three
+   * lists made from these columns alone, so that none can miss a column the others have: every
+   * column not `carried` is inserted, and set on conflict unless it is `keep` or in the key.
+   * Its parameters: `values(rows)`, then the `batch` values in their order.
+   */
+  upsert ({ table, target, key, batch = [], where }: UpsertShape): string {
+    const alias = 'r'
+    const stored = this.columns.filter((c) => c.carried !== true)
+    const inserted = [...stored.map((c) => c.name), ...batch.map((b) => b.name)]
+    const selected = [
+      ...stored.map((c) => c.insertAs?.(alias) ?? `${alias}.${c.name}`),
+      ...batch.map((b, i) => `$${this.count + 1 + i}::${b.type}`)
+    ]
+    const set = [...stored.filter((c) => c.keep !== true).map((c) => c.name), ...batch.map((b) => b.name)].filter((name) => !key.includes(name))
+    const condition = where === undefined ? '' : `\n    WHERE ${where}`
+    return `INSERT INTO ${table} AS ${target} (${inserted.join(', ')})
+    SELECT ${selected.join(', ')}
+      FROM ${this.from(alias)}
+    ON CONFLICT (${key.join(', ')}) DO UPDATE SET
+      ${set.map((name) => `${name} = EXCLUDED.${name}`).join(', ')}${condition}`
   }
 
   /** The parameters for `from`: one array literal per column, then each shared column's values. */

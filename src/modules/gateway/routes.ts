@@ -5,7 +5,8 @@ import { ErrorBody, Errors, errorReply } from '../../http/errors.js'
 import { ingestEvents } from '../usage/ingest.js'
 import type { KeyState } from '../keys/counters.js'
 import { VerifyCache } from './cache.js'
-import { eventProblem, UsageBatch, UsageBatchResult, VerifyAllowed, VerifyBody, type EventResultBody } from './schemas.js'
+import { eventProblem, UsageBatch, UsageBatchResult, type EventResultBody } from '../usage/schemas.js'
+import { VerifyAllowed, VerifyBody } from './schemas.js'
 import { verifyKey, type VerifySettings } from './verify.js'
 
 const tags = ['gateway']

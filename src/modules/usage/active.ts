@@ -3,7 +3,7 @@
 import type pg from 'pg'
 import type { Db } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
-import type { CompleteEventBody } from '../gateway/schemas.js'
+import type { CompleteEventBody } from './schemas.js'
 import { ingestEvents } from './ingest.js'
 
 /** Marks stale pending/streaming requests failed (504); returns how many. */

@@ -1,0 +1,45 @@
+// The usage upsert is made from one column list: its INSERT list, its unnest's columns
+// and types, and its ON CONFLICT … SET list cannot disagree. No database.
+import t from 'tap'
+import { Columns } from '../../../src/db/columns.js'
+import { UPSERT_USAGE } from '../../../src/modules/usage/ingest/writes.js'
+
+interface Toy { id: string, key: string, owner: string, n: number, part: string | null }
+
+t.test('Columns.upsert: every column in each list it belongs to, from the one definition', async (t) => {
+  const toy = new Columns<Toy>([
+    { name: 'id', type: 'uuid', value: (r) => r.id, keep: true },
+    { name: 'key', type: 'text', value: (r) => r.key },
+    { name: 'owner', type: 'uuid', value: (r) => r.owner, shared: true },
+    { name: 'n', type: 'int', value: (r) => r.n, insertAs: (a) => `${a}.n + coalesce(${a}.extra, 0)` },
+    { name: 'extra', type: 'int', value: (r) => r.part === null ? null : r.part.length, carried: true }
+  ])
+  const statement = toy.upsert({ table: 'toys', target: 't', key: ['key'], batch: [{ name: 'updated_at', type: 'timestamptz' }], where: 't.id = EXCLUDED.id' })
+  t.equal(statement.replace(/\s+/g, ' '),
+    'INSERT INTO toys AS t (id, key, owner, n, updated_at) ' +
+    'SELECT r.id, r.key, r.owner, r.n + coalesce(r.extra, 0), $7::timestamptz ' +
+    'FROM (SELECT r_.id, r_.key, ($6::uuid[])[r_.owner] AS owner, r_.n, r_.extra FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::int[]) AS r_(id, key, owner, n, extra)) AS r ' +
+    'ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, n = EXCLUDED.n, updated_at = EXCLUDED.updated_at ' +
+    'WHERE t.id = EXCLUDED.id')
+  t.same(toy.values([{ id: 'a', key: 'k', owner: 'o', n: 2, part: 'xyz' }]), ['{a}', '{"k"}', '{1}', '{2}', '{3}', '{o}'],
+    'the parameters: one per column, then the shared values (the batch values follow them)')
+  const plain = new Columns<Toy>([{ name: 'key', type: 'text', value: (r) => r.key }, { name: 'n', type: 'int', value: (r) => r.n }])
+  t.equal(plain.upsert({ table: 'toys', target: 't', key: ['key'] }).replace(/\s+/g, ' '),
+    'INSERT INTO toys AS t (key, n) SELECT r.key, r.n FROM unnest($1::text[], $2::int[]) AS r(key, n) ON CONFLICT (key) DO UPDATE SET n = EXCLUDED.n')
+})
+
+t.test('the usage upsert: SET is the INSERT list but the key and the id; the unnest carries every inserted column', async (t) => {
+  const text = UPSERT_USAGE.replace(/\s+/g, ' ')
+  const inserted = /^INSERT INTO usage AS u \(([^)]*)\)/.exec(text)![1]!.split(', ')
+  const set = /DO UPDATE SET (.*) WHERE u\.id = EXCLUDED\.id$/.exec(text)![1]!.split(', ').map((pair) => {
+    const [name, value] = pair.split(' = ')
+    t.equal(value, `EXCLUDED.${name}`)
+    return name
+  })
+  const unnested = /\) AS r_\(([^)]*)\)\) AS r ON CONFLICT \(request_id\)/.exec(text)![1]!.split(', ')
+  t.ok(inserted.length > 40, 'every column ingestion writes')
+  t.same(set, inserted.filter((name) => name !== 'id' && name !== 'request_id'), 'every inserted column is set on conflict, in the same order')
+  t.same(inserted.filter((name) => !unnested.includes(name)), ['updated_at'], 'every inserted column comes from the unnest, but the batch clock')
+  t.same(unnested.filter((name) => !inserted.includes(name)), ['tiered_part', 'tiered_context'], 'carried only to build tiered_pricing')
+  t.match(text, /COALESCE\(r\.tiered_pricing, r\.tiered_part \|\| jsonb_build_object\('total_input_context', r\.tiered_context\)\)/)
+})
