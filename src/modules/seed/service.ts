@@ -18,7 +18,7 @@
 import type pg from 'pg'
 import { buildCatalogue, planHours, type Catalogue, type HourPlan, type SeedContext } from './catalogue.js'
 import { inTransaction } from '../../db/prisma.js'
-import { rebuildCacheDataInParallel } from '../cache/rebuild.js'
+import { rebuildCacheDataInParallel } from '../accounting/cache/rebuild.js'
 import { chargeTotals, deriveRollups, insertCandidates, insertChunk, insertInFlight, rollupHours } from './usage.js'
 
 export interface SeedOptions {

@@ -7,7 +7,7 @@
 // two halves add up to what a GROUP BY over the raw rows gives. The fragments below
 // are constants: every value reaches PostgreSQL as a parameter.
 import type { Sql } from '../../db/prisma.js'
-import type { TieredPricing } from '../usage/pricing.js'
+import type { TieredPricing } from '../accounting/pricing.js'
 import type { DayPlan, HourPlan } from '../../lib/spans.js'
 
 /** what rollups count: finished requests */

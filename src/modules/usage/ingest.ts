@@ -15,9 +15,9 @@ import { pickPrice, type PriceVersion } from '../prices/service.js'
 import type { StoredTier } from '../prices/tiers.js'
 import type { CompleteEventBody, EventResultBody, UsageEventBody } from '../gateway/schemas.js'
 import { redactEvent } from '../../lib/redact.js'
-import { multiplierMicros, priceRequest, splitCacheWrites, type Costs, type TieredPricing } from './pricing.js'
-import { recordCacheData } from '../cache/timeline.js'
-import { isFinished, RollupDeltas, writeTotals, type RollupSource, type SentCandidate } from './rollups.js'
+import { multiplierMicros, priceRequest, splitCacheWrites, type Costs, type TieredPricing } from '../accounting/pricing.js'
+import { recordCacheData } from '../accounting/cache/timeline.js'
+import { isFinished, RollupDeltas, writeTotals, type RollupSource, type SentCandidate } from '../accounting/rollups.js'
 
 /** Bodies and headers kept per request, at most this many bytes each (as JSON). */
 export const BODY_CAP_BYTES = 64 * 1024

@@ -1,10 +1,10 @@
 // Pricing one request, exactly: integer nano-USD, one rounding per component.
 // Prices are nano-USD per 1M tokens, so a component costs tokens × price / 1e6.
 import { roundDiv } from '../../lib/money.js'
-import type { PriceVersion } from '../prices/service.js'
 import { tierToUsd, type StoredTier } from '../prices/tiers.js'
 
-export type { PriceVersion }
+/** What pricing needs of a price version (prices/service's PriceVersion has it). */
+export interface PricedVersion { id: string, providerId: string | null, tiers: StoredTier[], pricePerRequest: bigint | null }
 
 export interface Tokens {
   input: number
@@ -160,7 +160,7 @@ export function costsInNumbers (tokens: Tokens, unit: Record<keyof Units, number
   return { costs: costs(parts, total), actual: costs(actualParts, actualTotal) }
 }
 
-export function priceRequest (tokens: Tokens, price: PriceVersion | null, options: { success: boolean, multiplierMicros: bigint, freeTier: boolean }): PricedRequest {
+export function priceRequest (tokens: Tokens, price: PricedVersion | null, options: { success: boolean, multiplierMicros: bigint, freeTier: boolean }): PricedRequest {
   if (price === null || price.tiers.length === 0) return { costs: ZERO, actual: ZERO, source: 'unpriced', snapshot: null, tieredPricing: null }
   const context = tokens.input + tokens.cacheWrite5m + tokens.cacheWrite1h + tokens.cacheRead
   const index = tierFor(price.tiers, context)

@@ -8,7 +8,7 @@
 // bounds), the same rounding (PostgreSQL's round(numeric) is half away from zero,
 // like roundDiv), the same rule for wasted writes (next gap over the TTL).
 import type pg from 'pg'
-import { inTransaction, type Sql } from '../../db/prisma.js'
+import { inTransaction, type Sql } from '../../../db/prisma.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
 import { sqlEntry } from './packed.js'
 import { TIMELINE_MAX_GAP_MS, walkingIndexes } from './timeline.js'

@@ -17,10 +17,10 @@
 // Batches that touch the same key or user take that timeline's lock (a transaction
 // advisory lock, in one global order, after the request locks and the batch's own row
 // writes), so the neighbours a batch reads cannot change before it commits.
-import { Columns } from '../../db/columns.js'
-import type { Sql } from '../../db/prisma.js'
-import { roundDiv } from '../../lib/money.js'
-import { hour, isFinished } from '../usage/rollups.js'
+import { Columns } from '../../../db/columns.js'
+import type { Sql } from '../../../db/prisma.js'
+import { roundDiv } from '../../../lib/money.js'
+import { hour, isFinished } from '../rollups.js'
 import { binOf, FIRST_BIN, lastBinWithin } from './bins.js'
 import { pack, sqlEntries, sqlEntry, type BinEntry } from './packed.js'
 
