@@ -3,7 +3,7 @@
 import { KEY_DELETION_LOCK, type Db } from '../../db/prisma.js'
 import { Prisma, type ApiKey, type User } from '../../generated/prisma/client.js'
 import { Errors } from '../../http/errors.js'
-import { NIL_UUID } from '../accounting/rollups.js'
+import { NIL_UUID } from '../accounting/rules.js'
 import { decrypt, encrypt, maskSecret, randomBase62 } from '../../lib/crypto.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd, nanoToUsdOrNull, usdToNano } from '../../lib/money.js'

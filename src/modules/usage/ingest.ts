@@ -17,7 +17,8 @@ import type { CompleteEventBody, EventResultBody, UsageEventBody } from '../gate
 import { redactEvent } from '../../lib/redact.js'
 import { multiplierMicros, priceRequest, splitCacheWrites, type Costs, type TieredPricing } from '../accounting/pricing.js'
 import { recordCacheData } from '../accounting/cache/timeline.js'
-import { isFinished, RollupDeltas, writeTotals, type RollupSource, type SentCandidate } from '../accounting/rollups.js'
+import { RollupDeltas, writeTotals, type RollupSource, type SentCandidate } from '../accounting/rollups.js'
+import { isFinished } from '../accounting/rules.js'
 
 /** Bodies and headers kept per request, at most this many bytes each (as JSON). */
 export const BODY_CAP_BYTES = 64 * 1024

@@ -20,7 +20,8 @@
 import { Columns } from '../../../db/columns.js'
 import type { Sql } from '../../../db/prisma.js'
 import { roundDiv } from '../../../lib/money.js'
-import { hour, isFinished } from '../rollups.js'
+import { hour } from '../model.js'
+import { isFinished } from '../rules.js'
 import { binOf, FIRST_BIN, lastBinWithin } from './bins.js'
 import { pack, sqlEntries, sqlEntry, type BinEntry } from './packed.js'
 
