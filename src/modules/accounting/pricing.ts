@@ -1,5 +1,8 @@
 // Pricing one request, exactly: integer nano-USD, one rounding per component.
 // Prices are nano-USD per 1M tokens, so a component costs tokens × price / 1e6.
+// The rule is written here once, in TypeScript (ingestion) and as SQL (the seed's bulk
+// load prices its rows inside PostgreSQL with the *Sql functions at the end).
+import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import { roundDiv } from '../../lib/money.js'
 import { tierToUsd, type StoredTier } from '../prices/tiers.js'
 
@@ -194,3 +197,39 @@ export function multiplierMicros (value: { toString: () => string } | null | und
   const [whole = '0', fraction = ''] = value.toString().split('.')
   return BigInt(whole) * MULTIPLIER_SCALE + BigInt((fraction + '000000').slice(0, 6))
 }
+
+// ---- the same rule in SQL, over int8 expressions (a product past int8 is an error in PostgreSQL, never a wrong amount) ----
+
+/** `value` ÷ `divisor` rounded half away from zero: roundDiv in SQL (int8 division truncates toward zero). */
+function roundDivSql (value: Fragment, divisor: bigint): Fragment {
+  const [half, by] = [raw((divisor / 2n).toString()), raw(divisor.toString())]
+  return sql`(CASE WHEN (${value}) < 0 THEN -((-(${value}) + ${half}) / ${by}) ELSE ((${value}) + ${half}) / ${by} END)`
+}
+
+/** The input context that chooses the tier (as priceRequest adds it). */
+export const inputContextSql = (t: Record<keyof Omit<Tokens, 'output'>, Fragment>): Fragment =>
+  sql`(${t.input} + ${t.cacheWrite5m} + ${t.cacheWrite1h} + ${t.cacheRead})`
+
+/**
+ * tierFor in SQL: the index of the first tier whose up_to covers `context`, given every
+ * tier's up_to but the last's (NULL: unbounded); the last tier when none does.
+ */
+export function tierIndexSql (context: Fragment, upTos: Fragment[]): Fragment {
+  if (upTos.length === 0) return sql`0`
+  const cases = upTos.map((upTo, i) => sql`WHEN ${upTo} IS NULL OR ${context} <= ${upTo} THEN ${raw(String(i))}`)
+  return sql`(CASE ${join(cases, ' ')} ELSE ${raw(String(upTos.length))} END)`
+}
+
+/** A token component's cost: tokens × price per 1M, rounded once. */
+export const componentCostSql = (tokens: Fragment, pricePerMillion: Fragment): Fragment => roundDivSql(sql`${tokens}::bigint * ${pricePerMillion}`, PER_MILLION)
+
+/** The cache writes' cost: both kinds in one rounding, as costsInBigints. */
+export const cacheCreationCostSql = (write5m: Fragment, price5m: Fragment, write1h: Fragment, price1h: Fragment): Fragment =>
+  roundDivSql(sql`${write5m}::bigint * ${price5m} + ${write1h}::bigint * ${price1h}`, PER_MILLION)
+
+/** The per-request price, charged only on success. */
+export const requestCostSql = (success: Fragment, pricePerRequest: Fragment): Fragment => sql`(CASE WHEN ${success} THEN coalesce(${pricePerRequest}, 0) ELSE 0 END)`
+
+/** What a cost costs the operator: × the rate multiplier (integer millionths), rounded once; zero on a free tier. */
+export const actualCostSql = (cost: Fragment, multiplierMicros: Fragment, freeTier: Fragment): Fragment =>
+  sql`(CASE WHEN ${freeTier} THEN 0 ELSE ${roundDivSql(sql`${cost} * ${multiplierMicros}`, MULTIPLIER_SCALE)} END)`

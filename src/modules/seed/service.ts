@@ -19,7 +19,8 @@ import type pg from 'pg'
 import { buildCatalogue, planHours, type Catalogue, type HourPlan, type SeedContext } from './catalogue.js'
 import { inTransaction } from '../../db/prisma.js'
 import { rebuildCacheDataInParallel } from '../accounting/cache/rebuild.js'
-import { chargeTotals, deriveRollups, insertCandidates, insertChunk, insertInFlight, rollupHours } from './usage.js'
+import { rollupRegrouped } from '../accounting/bulk.js'
+import { chargeTotals, insertCandidates, insertChunk, insertInFlight, rollupHours } from './usage.js'
 
 export interface SeedOptions {
   rows: number
@@ -123,7 +124,7 @@ export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSu
     await transaction(pool, async (db) => {
       await insertInFlight(db, ctx.seed, finished, options.rows, ctx.now.getTime())
       options.onProgress?.(options.rows, options.rows)
-      await deriveRollups(db)
+      await rollupRegrouped(db)
       await chargeTotals(db, catalogue.users.filter((u) => u.has_quota === true).map((u) => u.id as string))
       await db.query(`DROP TABLE ${LOOKUPS.join(', ')}`)
     })
