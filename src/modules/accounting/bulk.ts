@@ -32,7 +32,8 @@ export function regroupSql (r: Rollup, source: Rollup): Fragment {
 
 /** A rollup's key columns and summed measures over a finer rollup's rows (or a CTE of them, `from`). */
 export function regroupedSelect (r: Rollup, source: Rollup, filters: Fragment[] = [], from: string = source.table): Fragment {
-  return sql`SELECT ${raw([...r.grain.map((name) => regroupedColumn(name, source)), ...r.measures.map((name) => `sum(${name})`)].join(', '))}
+  const columns = [...r.grain.map((name) => `${regroupedColumn(name, source)} AS ${DIMENSIONS[name].column}`), ...r.measures.map((name) => `sum(${name}) AS ${name}`)]
+  return sql`SELECT ${raw(columns.join(', '))}
     FROM ${raw(from)}${filters.length === 0 ? empty : sql` WHERE ${join(filters, ' AND ')}`}
     GROUP BY ${positions(r.grain.length)} ORDER BY ${positions(r.grain.length)}`
 }
