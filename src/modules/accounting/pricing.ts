@@ -99,9 +99,12 @@ function formsOf (tiers: StoredTier[]): TierForms {
   return forms
 }
 
+/** A token component's cost: tokens × a price per 1M tokens, rounded once (half away from zero). */
+export const componentCost = (tokens: number, pricePerMillion: bigint): bigint => roundDiv(BigInt(tokens) * pricePerMillion, PER_MILLION)
+
 /** The costs and actual costs of a priced request, in bigints: exact at any size. */
 export function costsInBigints (tokens: Tokens, unit: Units, request: bigint, multiplier: bigint | null): { costs: Costs, actual: Costs } {
-  const cost = (count: number, perMillion: bigint) => roundDiv(BigInt(count) * perMillion, PER_MILLION)
+  const cost = componentCost
   const costs = withTotal({
     input: cost(tokens.input, unit.input),
     output: cost(tokens.output, unit.output),
@@ -198,12 +201,21 @@ export function multiplierMicros (value: { toString: () => string } | null | und
   return BigInt(whole) * MULTIPLIER_SCALE + BigInt((fraction + '000000').slice(0, 6))
 }
 
-// ---- the same rule in SQL, over int8 expressions (a product past int8 is an error in PostgreSQL, never a wrong amount) ----
+// ---- the same rule in SQL, in numeric: exact at any size, as the bigints are ----
 
-/** `value` ÷ `divisor` rounded half away from zero: roundDiv in SQL (int8 division truncates toward zero). */
+/** The exact decimal 1 / `power` for a power of ten (1e6 → 0.000001). */
+function reciprocal (power: bigint): string {
+  const digits = power.toString().length - 1
+  if (power !== 10n ** BigInt(digits)) throw new Error(`${power} is not a power of ten`)
+  return digits === 0 ? '1' : `0.${'0'.repeat(digits - 1)}1`
+}
+
+/**
+ * `value` ÷ `divisor` rounded half away from zero: roundDiv in SQL. Multiplying by the
+ * exact reciprocal keeps every digit, and numeric round() rounds half away from zero.
+ */
 function roundDivSql (value: Fragment, divisor: bigint): Fragment {
-  const [half, by] = [raw((divisor / 2n).toString()), raw(divisor.toString())]
-  return sql`(CASE WHEN (${value}) < 0 THEN -((-(${value}) + ${half}) / ${by}) ELSE ((${value}) + ${half}) / ${by} END)`
+  return sql`round((${value})::numeric * ${raw(reciprocal(divisor))})::bigint`
 }
 
 /** The input context that chooses the tier (as priceRequest adds it). */
@@ -221,15 +233,15 @@ export function tierIndexSql (context: Fragment, upTos: Fragment[]): Fragment {
 }
 
 /** A token component's cost: tokens × price per 1M, rounded once. */
-export const componentCostSql = (tokens: Fragment, pricePerMillion: Fragment): Fragment => roundDivSql(sql`${tokens}::bigint * ${pricePerMillion}`, PER_MILLION)
+export const componentCostSql = (tokens: Fragment, pricePerMillion: Fragment): Fragment => roundDivSql(sql`${tokens}::numeric * ${pricePerMillion}`, PER_MILLION)
 
 /** The cache writes' cost: both kinds in one rounding, as costsInBigints. */
 export const cacheCreationCostSql = (write5m: Fragment, price5m: Fragment, write1h: Fragment, price1h: Fragment): Fragment =>
-  roundDivSql(sql`${write5m}::bigint * ${price5m} + ${write1h}::bigint * ${price1h}`, PER_MILLION)
+  roundDivSql(sql`${write5m}::numeric * ${price5m} + ${write1h}::numeric * ${price1h}`, PER_MILLION)
 
 /** The per-request price, charged only on success. */
 export const requestCostSql = (success: Fragment, pricePerRequest: Fragment): Fragment => sql`(CASE WHEN ${success} THEN coalesce(${pricePerRequest}, 0) ELSE 0 END)`
 
 /** What a cost costs the operator: × the rate multiplier (integer millionths), rounded once; zero on a free tier. */
 export const actualCostSql = (cost: Fragment, multiplierMicros: Fragment, freeTier: Fragment): Fragment =>
-  sql`(CASE WHEN ${freeTier} THEN 0 ELSE ${roundDivSql(sql`${cost} * ${multiplierMicros}`, MULTIPLIER_SCALE)} END)`
+  sql`(CASE WHEN ${freeTier} THEN 0 ELSE ${roundDivSql(sql`${cost}::numeric * ${multiplierMicros}`, MULTIPLIER_SCALE)} END)`
