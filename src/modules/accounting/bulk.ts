@@ -12,11 +12,14 @@ const run = async (db: Sql, query: Fragment) => db.query(query.text, query.value
 
 const positions = (count: number) => raw(Array.from({ length: count }, (_v, i) => i + 1).join(', '))
 
-/** INSERT of a rollup's rows summed from the finished usage rows (those whose id is in [ids.from, ids.to) when given). */
-export function fromUsageSql (r: Rollup, ids?: { from: string, to: string }): Fragment {
+/**
+ * INSERT of a rollup's rows summed from the finished usage rows (those whose id is in
+ * [ids.from, ids.to) when given), into the table or a copy of it (`into`).
+ */
+export function fromUsageSql (r: Rollup, ids?: { from: string, to: string }, into: string = r.table): Fragment {
   const range = ids === undefined ? empty : sql`id >= ${ids.from}::uuid AND id < ${ids.to}::uuid AND `
   return sql`
-    INSERT INTO ${raw(r.table)} (${raw([...keyColumns(r), ...r.measures].join(', '))})
+    INSERT INTO ${raw(into)} (${raw([...keyColumns(r), ...r.measures].join(', '))})
     SELECT ${raw([...r.grain.map((name) => DIMENSIONS[name].raw), ...r.measures.map((name) => MEASURES[name].aggregate)].join(', '))}
     FROM usage WHERE ${range}${finishedSql()}${r.only === undefined ? empty : raw(` AND ${r.only.raw}`)}
     GROUP BY ${positions(r.grain.length)} ORDER BY ${positions(r.grain.length)}`
