@@ -192,3 +192,9 @@ export const ATTEMPTS = {
   measures: ['attempts', 'successes', 'failures', 'latency_sum_ms', 'latency_count'] as const,
   types: { attempts: 'int', successes: 'int', failures: 'int', latency_sum_ms: 'bigint', latency_count: 'int' }
 } as const
+
+/** The prompt-cache tables: written by cache/timeline.ts in ingestion's transaction, rebuilt by cache/rebuild.ts. */
+export const CACHE_TABLES = ['cache_interval_hourly', 'cache_savings_hourly', 'cache_timeline_tail', 'cache_points_hourly', 'cache_timeline_points'] as const
+
+/** Every table derived from usage rows: what a reset empties with them. */
+export const DERIVED_TABLES: readonly string[] = [...ROLLUPS.map((r) => r.table), ATTEMPTS.table, ...CACHE_TABLES]

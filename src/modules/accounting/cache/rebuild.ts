@@ -10,6 +10,7 @@
 import type pg from 'pg'
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { inTransaction, type Sql } from '../../../db/prisma.js'
+import { CACHE_TABLES } from '../model.js'
 import { componentCostSql } from '../pricing.js'
 import { finishedSql } from '../rules.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
@@ -57,7 +58,7 @@ const POINTS_TIME_INDEX = 'cache_timeline_points_created_at_request_id_idx'
 
 /** TRUNCATE, not DELETE: a rebuild leaves no dead rows behind (it also holds ingestion off until it commits). */
 async function clear (db: Sql): Promise<void> {
-  await db.query('TRUNCATE cache_interval_hourly, cache_savings_hourly, cache_timeline_tail, cache_points_hourly, cache_timeline_points')
+  await db.query(`TRUNCATE ${CACHE_TABLES.join(', ')}`)
 }
 
 /** A timeline's (id, hour, bin) gap counts and sums, from its sorted rows `t` (gap null: bin -1, the first request). */
