@@ -12,11 +12,14 @@ export type { RollupSource }
 /** A batch's sums at one grain: counts as numbers, money as bigint nano-USD (model.ts). */
 type Measures = Record<MeasureName, number | bigint>
 
-const zero = (): Measures => Object.fromEntries(Object.entries(MEASURES).map(([name, m]) => [name, m.money ? 0n : 0])) as Measures
+/** listed once, not per row: accumulate runs for every row of every batch */
+const MEASURE_LIST = Object.entries(MEASURES) as Array<[MeasureName, typeof MEASURES[MeasureName]]>
+
+const zero = (): Measures => Object.fromEntries(MEASURE_LIST.map(([name, m]) => [name, m.money ? 0n : 0])) as Measures
 
 /** Adds a row's contribution to `m` (sign +1), or takes it out (−1). */
 function accumulate (m: Measures, row: RollupSource, sign: 1 | -1): void {
-  for (const [name, measure] of Object.entries(MEASURES) as Array<[MeasureName, typeof MEASURES[MeasureName]]>) {
+  for (const [name, measure] of MEASURE_LIST) {
     if (measure.money) (m[name] as bigint) += sign === 1 ? measure.of(row) : -measure.of(row)
     else (m[name] as number) += sign * measure.of(row)
   }
