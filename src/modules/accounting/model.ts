@@ -169,10 +169,12 @@ export const keyColumns = (r: Rollup) => r.grain.map((name) => DIMENSIONS[name].
 /** The finest grain: every dimension but the coarser times, and every filter's answer (rows apart in any table are apart here). */
 export function finestKey (row: RollupSource, at: Buckets): string {
   const parts: string[] = [at.quarter]
-  for (const name of Object.keys(DIMENSIONS) as DimensionName[]) if (!TIME_DIMENSIONS.includes(name)) parts.push(DIMENSIONS[name].of(row, at))
-  for (const r of ROLLUPS) if (r.only !== undefined) parts.push(r.only.of(row) ? '1' : '0')
+  for (const dimension of FINE_DIMENSIONS) parts.push(dimension.of(row, at))
+  for (const filter of FILTERS) parts.push(filter.of(row) ? '1' : '0')
   return parts.join('|')
 }
+const FINE_DIMENSIONS: Dimension[] = (Object.keys(DIMENSIONS) as DimensionName[]).filter((name) => !TIME_DIMENSIONS.includes(name)).map((name) => DIMENSIONS[name])
+const FILTERS = [...new Set(ROLLUPS.flatMap((r) => r.only === undefined ? [] : [r.only]))]
 
 /**
  * A dimension's value over the rows of `source`, a finer rollup: the same column, or a
