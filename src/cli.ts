@@ -2,7 +2,7 @@
 import { loadConfig } from './config.js'
 import { firstLine } from './db/embedded.js'
 import { createDatabase, inTransaction } from './db/prisma.js'
-import { rebuildCacheData } from './modules/cache/rebuild.js'
+import { rebuildCacheData } from './modules/accounting/cache/rebuild.js'
 import { runCleanupJob } from './modules/cleanup/service.js'
 import { seedCommand } from './modules/seed/command.js'
 import { migrate, openRuntime } from './runtime.js'

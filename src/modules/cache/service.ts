@@ -5,13 +5,13 @@ import type pg from 'pg'
 import type { Sql } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { percent } from '../../lib/rates.js'
-import { FIRST_BIN, lastBinWithin } from './bins.js'
+import { FIRST_BIN, lastBinWithin } from '../accounting/cache/bins.js'
 import {
   allPoints, dominantModels, firstPointPerSlot, hitTotals, intervalBins, lastWrites, pointsPerHour, savingsTotals, type GroupBins, type Scope
 } from '../accounting/read/cache.js'
 import { groupInfo, usernames } from './queries.js'
-import { BinSums, type Bins } from './packed.js'
-import { wasteOf } from './timeline.js'
+import { BinSums, type Bins } from '../accounting/cache/packed.js'
+import { wasteOf } from '../accounting/cache/timeline.js'
 
 const HOUR = 3_600_000
 const MINUTE = 60_000

@@ -3,7 +3,7 @@
 import { KEY_DELETION_LOCK, type Db } from '../../db/prisma.js'
 import { Prisma, type ApiKey, type User } from '../../generated/prisma/client.js'
 import { Errors } from '../../http/errors.js'
-import { NIL_UUID } from '../usage/rollups.js'
+import { forgetKey } from '../accounting/corrections.js'
 import { decrypt, encrypt, maskSecret, randomBase62 } from '../../lib/crypto.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd, nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
@@ -147,52 +147,7 @@ export async function deleteKey (db: Db, id: string, scope: KeyScope, hard: bool
 export async function removeKey (db: Db, id: string): Promise<void> {
   await db.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_DELETION_LOCK})`
   await db.apiKey.delete({ where: { id } })
-  await forgetKeyInRollups(db, id)
-}
-
-const HOURLY_MEASURES = ['requests', 'errors', 'input_tokens', 'output_tokens', 'cache_creation_tokens', 'cache_read_tokens', 'total_tokens',
-  'cache_creation_cost', 'cache_read_cost', 'total_cost', 'actual_total_cost', 'response_time_sum_ms', 'response_time_count', 'cache_hit_requests']
-const DAILY_KEY_MEASURES = ['requests', 'errors', 'input_tokens', 'output_tokens', 'cache_creation_tokens', 'cache_read_tokens', 'total_tokens',
-  'total_cost', 'actual_total_cost', 'response_time_sum_ms', 'response_time_count']
-
-/** Moves a rollup's rows of the key onto the nil key (a deleted key's usage rows have none), adding into rows already there. */
-function foldOntoNilKey (table: string, keyColumns: string[], measures: string[]): string {
-  const columns = [...keyColumns, ...measures]
-  return `
-    WITH gone AS (DELETE FROM ${table} WHERE api_key_id = $1::uuid RETURNING *)
-    INSERT INTO ${table} AS t (${columns.join(', ')}, api_key_id)
-    SELECT ${columns.join(', ')}, '${NIL_UUID}'::uuid FROM gone
-    ON CONFLICT (${[...keyColumns, 'api_key_id'].join(', ')}) DO UPDATE SET ${measures.map((m) => `${m} = t.${m} + EXCLUDED.${m}`).join(', ')}`
-}
-
-const FOLD_HOURLY = foldOntoNilKey('usage_hourly', ['bucket', 'user_id', 'provider_id', 'model', 'api_format'], HOURLY_MEASURES)
-const FOLD_DAILY_KEY = foldOntoNilKey('usage_daily_key', ['day', 'user_id', 'model'], DAILY_KEY_MEASURES)
-
-/**
- * After a hard delete (whose trigger set the key's usage rows' api_key_id to NULL), the
- * rollups follow the rows: the key's part of the key-grained rollups moves to the nil
- * key; its prompt-cache rows go (they count only requests of existing keys); and a user
- * timeline whose last request was the key's takes the user's last request of another key.
- * Runs under KEY_DELETION_LOCK, so no batch writes these rows meanwhile.
- */
-async function forgetKeyInRollups (db: Db, id: string): Promise<void> {
-  await db.$executeRawUnsafe(FOLD_HOURLY, id)
-  await db.$executeRawUnsafe(FOLD_DAILY_KEY, id)
-  await db.$executeRaw`DELETE FROM cache_interval_hourly WHERE scope = 'api_key' AND scope_id = ${id}::uuid`
-  await db.$executeRaw`DELETE FROM cache_savings_hourly WHERE api_key_id = ${id}::uuid`
-  await db.$executeRaw`
-    UPDATE cache_timeline_tail t
-       SET last_at = l.created_at, last_request_id = l.request_id, user_id = l.user_id, api_key_id = l.api_key_id,
-           cache_write_5m_tokens = l.cache_creation_5m_input_tokens, cache_write_1h_tokens = l.cache_creation_1h_input_tokens,
-           cache_write_5m_price_per_1m = l.cache_write_5m_price_per_1m, cache_write_1h_price_per_1m = l.cache_write_1h_price_per_1m
-      FROM cache_timeline_tail s CROSS JOIN LATERAL (
-        SELECT created_at, request_id, user_id, api_key_id, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens,
-               cache_write_5m_price_per_1m, cache_write_1h_price_per_1m
-          FROM usage u WHERE u.user_id = s.scope_id AND u.status = 'completed' AND u.api_key_id IS NOT NULL
-         ORDER BY created_at DESC, request_id DESC LIMIT 1) l
-     WHERE s.scope = 'user' AND s.api_key_id = ${id}::uuid AND t.scope = s.scope AND t.scope_id = s.scope_id`
-  // the key's own timeline, and a user's whose only requests were the key's
-  await db.$executeRaw`DELETE FROM cache_timeline_tail WHERE api_key_id = ${id}::uuid`
+  await forgetKey(db, id)
 }
 
 export function revealKey (keyring: Keyring, row: KeyRow): string {

@@ -2,6 +2,7 @@
 // provider's own API keys, whose secrets are stored only encrypted. A child looked up
 // under the wrong provider is a 404, like an unknown one.
 import type { Db } from '../../db/prisma.js'
+import { forgetProvider } from '../accounting/corrections.js'
 import { Prisma, type Provider, type ProviderApiKey, type ProviderEndpoint } from '../../generated/prisma/client.js'
 import { Errors } from '../../http/errors.js'
 import { encrypt, maskSecret } from '../../lib/crypto.js'
@@ -77,38 +78,9 @@ export async function deleteProvider (db: Db, id: string) {
   })
   if (row === null) throw new Errors.NotFound('provider not found')
   await db.provider.delete({ where: { id } })
-  await forgetProviderInUserRanking(db, id)
+  await forgetProvider(db, id)
   const ids = (children: Array<{ id: string }>) => children.map((child) => child.id)
   return { name: row.name, endpoint_ids: ids(row.endpoints), key_ids: ids(row.apiKeys), price_ids: ids(row.prices) }
-}
-
-/**
- * The user ranking's rollups count requests that reached a provider that exists, with
- * no provider column to filter on: a deleted provider's part is taken out of them, from
- * usage_hourly (which keeps the provider; read whole, as deleting a provider is rare and
- * already rewrites its usage rows). Runs after the DELETE, whose triggers set the usage
- * rows' provider_id to NULL and wait for any transaction still writing one of them, so
- * usage_hourly here includes every batch that recorded this provider.
- */
-async function forgetProviderInUserRanking (db: Db, providerId: string): Promise<void> {
-  await db.$executeRaw`
-    WITH part AS MATERIALIZED (
-      SELECT bucket, user_id, sum(requests) AS requests, sum(errors) AS errors, sum(total_tokens) AS total_tokens,
-             sum(total_cost) AS total_cost, sum(actual_total_cost) AS actual_total_cost
-        FROM usage_hourly WHERE provider_id = ${providerId}::uuid GROUP BY 1, 2
-    ), hours AS (
-      UPDATE usage_hourly_user t
-         SET requests = t.requests - p.requests, errors = t.errors - p.errors, total_tokens = t.total_tokens - p.total_tokens,
-             total_cost = t.total_cost - p.total_cost, actual_total_cost = t.actual_total_cost - p.actual_total_cost
-        FROM part p WHERE t.bucket = p.bucket AND t.user_id = p.user_id
-    )
-    UPDATE usage_daily_user t
-       SET requests = t.requests - p.requests, errors = t.errors - p.errors, total_tokens = t.total_tokens - p.total_tokens,
-           total_cost = t.total_cost - p.total_cost, actual_total_cost = t.actual_total_cost - p.actual_total_cost
-      FROM (SELECT (bucket AT TIME ZONE 'UTC')::date AS day, user_id, sum(requests) AS requests, sum(errors) AS errors, sum(total_tokens) AS total_tokens,
-                   sum(total_cost) AS total_cost, sum(actual_total_cost) AS actual_total_cost
-              FROM part GROUP BY 1, 2) p
-     WHERE t.day = p.day AND t.user_id = p.user_id` // the CTE's UPDATE runs to completion whether or not it is read
 }
 
 // ---- endpoints ----

@@ -7,7 +7,7 @@ import { deriveKey, encrypt, maskSecret } from '../../lib/crypto.js'
 import { createKeyring, hashApiKey } from '../../lib/keyring.js'
 import { pickPrice, type PriceVersion } from '../prices/service.js'
 import { tierFromUsd, type TierUsd } from '../prices/tiers.js'
-import { multiplierMicros, priceRequest } from '../usage/pricing.js'
+import { multiplierMicros, priceRequest } from '../accounting/pricing.js'
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 const DAY = 86_400_000

@@ -18,8 +18,10 @@
 import type pg from 'pg'
 import { buildCatalogue, planHours, type Catalogue, type HourPlan, type SeedContext } from './catalogue.js'
 import { inTransaction } from '../../db/prisma.js'
-import { rebuildCacheDataInParallel } from '../cache/rebuild.js'
-import { chargeTotals, deriveRollups, insertCandidates, insertChunk, insertInFlight, rollupHours } from './usage.js'
+import { rebuildCacheDataInParallel } from '../accounting/cache/rebuild.js'
+import { rollupRegrouped } from '../accounting/bulk.js'
+import { DERIVED_TABLES } from '../accounting/model.js'
+import { chargeTotals, insertCandidates, insertChunk, insertInFlight, rollupHours } from './usage.js'
 
 export interface SeedOptions {
   rows: number
@@ -49,8 +51,7 @@ export class SeedRefused extends Error {
 }
 
 const LOOKUPS = ['_seed_hours', '_seed_keys', '_seed_key_slots', '_seed_route_slots', '_seed_routes', '_seed_prices', '_seed_indexes']
-const TABLES_RESET = ['usage_bodies', 'request_candidates', 'gateway_events', 'usage_hourly', 'usage_hourly_model', 'usage_daily_model', 'usage_daily_key', 'provider_attempts_hourly', 'usage_quarter_hourly', 'usage_daily_user', 'usage_hourly_user', 'usage_hourly_provider',
-  'cache_interval_hourly', 'cache_points_hourly', 'cache_savings_hourly', 'cache_timeline_tail', 'cache_timeline_points', 'usage', 'api_keys', 'model_prices', 'provider_api_keys', 'provider_endpoints', 'providers']
+const TABLES_RESET = ['usage_bodies', 'request_candidates', 'gateway_events', ...DERIVED_TABLES, 'usage', 'api_keys', 'model_prices', 'provider_api_keys', 'provider_endpoints', 'providers']
 
 export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSummary> {
   const ctx: SeedContext = { seed: options.seed ?? 42, days: options.days ?? 90, now: options.now ?? new Date(), encryptionKey: options.encryptionKey }
@@ -123,7 +124,7 @@ export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSu
     await transaction(pool, async (db) => {
       await insertInFlight(db, ctx.seed, finished, options.rows, ctx.now.getTime())
       options.onProgress?.(options.rows, options.rows)
-      await deriveRollups(db)
+      await rollupRegrouped(db)
       await chargeTotals(db, catalogue.users.filter((u) => u.has_quota === true).map((u) => u.id as string))
       await db.query(`DROP TABLE ${LOOKUPS.join(', ')}`)
     })
@@ -133,7 +134,7 @@ export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSu
   } catch (error) {
     throw Object.assign(error as Error, { message: `${(error as Error).message} (the database now holds a partial data set: seed again with --reset)` })
   }
-  await pool.query('ANALYZE request_candidates, usage_hourly_model, usage_daily_model, usage_daily_key, provider_attempts_hourly, usage_quarter_hourly, usage_daily_user, usage_hourly_user, usage_hourly_provider, cache_interval_hourly, cache_points_hourly, cache_savings_hourly, cache_timeline_tail, cache_timeline_points, api_keys, users, providers')
+  await pool.query(`ANALYZE request_candidates, ${DERIVED_TABLES.join(', ')}, api_keys, users, providers`)
   const counts = await pool.query<{ rows: string, candidates: string }>('SELECT (SELECT count(*) FROM usage) AS rows, (SELECT count(*) FROM request_candidates) AS candidates')
   phase('analyze')
   return {

@@ -5,7 +5,7 @@
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { executedSql } from '../accounting/rules.js'
-import type { TieredPricing } from '../usage/pricing.js'
+import type { TieredPricing } from '../accounting/pricing.js'
 
 const EXECUTED = executedSql('c')
 

@@ -9,8 +9,8 @@
 // counting twice.
 import type pg from 'pg'
 import { KEY_DELETION_LOCK, prepared, type Sql } from '../../db/prisma.js'
-import { recordCacheData } from '../cache/timeline.js'
-import { RollupDeltas, writeTotals } from './rollups.js'
+import { recordCacheData } from '../accounting/cache/timeline.js'
+import { RollupDeltas, writeTotals } from '../accounting/rollups.js'
 import type { EventResultBody, UsageEventBody } from './schemas.js'
 import { claimReceipts, releaseReceipts, waitForCreators } from './ingest/receipts.js'
 import { loadLookups, readRows } from './ingest/lookups.js'

@@ -3,7 +3,7 @@
 // timeline sampling), late arrivals, scoping, bad input, and a property test of the
 // histogram answers against the same analysis computed from the raw rows.
 import t, { type Test } from 'tap'
-import { EDGES, binOf, FIRST_BIN, lastBinWithin } from '../../../src/modules/cache/bins.js'
+import { EDGES, binOf, FIRST_BIN, lastBinWithin } from '../../../src/modules/accounting/cache/bins.js'
 import { windowStart } from '../../../src/modules/cache/service.js'
 import { mulberry32 } from '../../prng.js'
 import { gateway, UNKNOWN_UUID, type Gateway, type Json } from '../gateway/fixtures.js'

@@ -3,7 +3,7 @@
 import type { Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import type { KeymeterApp } from '../../../src/app.js'
-import { rebuildCacheData } from '../../../src/modules/cache/rebuild.js'
+import { rebuildCacheData } from '../../../src/modules/accounting/cache/rebuild.js'
 import { buildTestApp, GATEWAY_TOKEN, signIn, type Signed } from '../../helper.js'
 
 export const GATEWAY = { authorization: `Bearer ${GATEWAY_TOKEN}` }

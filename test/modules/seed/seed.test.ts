@@ -9,8 +9,8 @@ import { pickPrice, type PriceVersion } from '../../../src/modules/prices/servic
 import type { StoredTier } from '../../../src/modules/prices/tiers.js'
 import { schemaDrift } from '../../../src/db/drift.js'
 import { seed, type SeedOptions } from '../../../src/modules/seed/service.js'
-import { multiplierMicros, priceRequest } from '../../../src/modules/usage/pricing.js'
-import { RollupDeltas, type RollupSource } from '../../../src/modules/usage/rollups.js'
+import { multiplierMicros, priceRequest } from '../../../src/modules/accounting/pricing.js'
+import { RollupDeltas, type RollupSource } from '../../../src/modules/accounting/rollups.js'
 import { createDatabase, testConfig } from '../../helper.js'
 
 const ROWS = 5000

@@ -1,8 +1,8 @@
 // The shapes the parts of ingestion pass each other: a usage row as ingestion holds it,
 // the start fields of an event, and the referenced rows a batch looked up.
 import type { PriceVersion } from '../../prices/service.js'
-import type { Costs } from '../pricing.js'
-import type { RollupSource } from '../rollups.js'
+import type { Costs } from '../../accounting/pricing.js'
+import type { RollupSource } from '../../accounting/rollups.js'
 
 /** The columns of a usage row that ingestion writes (snake_case, as in the table). */
 export interface RowState extends RollupSource {

@@ -1,10 +1,13 @@
 // Pricing one request, exactly: integer nano-USD, one rounding per component.
 // Prices are nano-USD per 1M tokens, so a component costs tokens × price / 1e6.
+// The rule is written here once, in TypeScript (ingestion) and as SQL (the seed's bulk
+// load prices its rows inside PostgreSQL with the *Sql functions at the end).
+import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import { roundDiv } from '../../lib/money.js'
-import type { PriceVersion } from '../prices/service.js'
 import { tierToUsd, type StoredTier } from '../prices/tiers.js'
 
-export type { PriceVersion }
+/** What pricing needs of a price version (prices/service's PriceVersion has it). */
+export interface PricedVersion { id: string, providerId: string | null, tiers: StoredTier[], pricePerRequest: bigint | null }
 
 export interface Tokens {
   input: number
@@ -96,9 +99,12 @@ function formsOf (tiers: StoredTier[]): TierForms {
   return forms
 }
 
+/** A token component's cost: tokens × a price per 1M tokens, rounded once (half away from zero). */
+export const componentCost = (tokens: number, pricePerMillion: bigint): bigint => roundDiv(BigInt(tokens) * pricePerMillion, PER_MILLION)
+
 /** The costs and actual costs of a priced request, in bigints: exact at any size. */
 export function costsInBigints (tokens: Tokens, unit: Units, request: bigint, multiplier: bigint | null): { costs: Costs, actual: Costs } {
-  const cost = (count: number, perMillion: bigint) => roundDiv(BigInt(count) * perMillion, PER_MILLION)
+  const cost = componentCost
   const costs = withTotal({
     input: cost(tokens.input, unit.input),
     output: cost(tokens.output, unit.output),
@@ -160,7 +166,7 @@ export function costsInNumbers (tokens: Tokens, unit: Record<keyof Units, number
   return { costs: costs(parts, total), actual: costs(actualParts, actualTotal) }
 }
 
-export function priceRequest (tokens: Tokens, price: PriceVersion | null, options: { success: boolean, multiplierMicros: bigint, freeTier: boolean }): PricedRequest {
+export function priceRequest (tokens: Tokens, price: PricedVersion | null, options: { success: boolean, multiplierMicros: bigint, freeTier: boolean }): PricedRequest {
   if (price === null || price.tiers.length === 0) return { costs: ZERO, actual: ZERO, source: 'unpriced', snapshot: null, tieredPricing: null }
   const context = tokens.input + tokens.cacheWrite5m + tokens.cacheWrite1h + tokens.cacheRead
   const index = tierFor(price.tiers, context)
@@ -194,3 +200,48 @@ export function multiplierMicros (value: { toString: () => string } | null | und
   const [whole = '0', fraction = ''] = value.toString().split('.')
   return BigInt(whole) * MULTIPLIER_SCALE + BigInt((fraction + '000000').slice(0, 6))
 }
+
+// ---- the same rule in SQL, in numeric: exact at any size, as the bigints are ----
+
+/** The exact decimal 1 / `power` for a power of ten (1e6 → 0.000001). */
+function reciprocal (power: bigint): string {
+  const digits = power.toString().length - 1
+  if (power !== 10n ** BigInt(digits)) throw new Error(`${power} is not a power of ten`)
+  return digits === 0 ? '1' : `0.${'0'.repeat(digits - 1)}1`
+}
+
+/**
+ * `value` ÷ `divisor` rounded half away from zero: roundDiv in SQL. Multiplying by the
+ * exact reciprocal keeps every digit, and numeric round() rounds half away from zero.
+ */
+function roundDivSql (value: Fragment, divisor: bigint): Fragment {
+  return sql`round((${value})::numeric * ${raw(reciprocal(divisor))})::bigint`
+}
+
+/** The input context that chooses the tier (as priceRequest adds it). */
+export const inputContextSql = (t: Record<keyof Omit<Tokens, 'output'>, Fragment>): Fragment =>
+  sql`(${t.input} + ${t.cacheWrite5m} + ${t.cacheWrite1h} + ${t.cacheRead})`
+
+/**
+ * tierFor in SQL: the index of the first tier whose up_to covers `context`, given every
+ * tier's up_to but the last's (NULL: unbounded); the last tier when none does.
+ */
+export function tierIndexSql (context: Fragment, upTos: Fragment[]): Fragment {
+  if (upTos.length === 0) return sql`0`
+  const cases = upTos.map((upTo, i) => sql`WHEN ${upTo} IS NULL OR ${context} <= ${upTo} THEN ${raw(String(i))}`)
+  return sql`(CASE ${join(cases, ' ')} ELSE ${raw(String(upTos.length))} END)`
+}
+
+/** A token component's cost: tokens × price per 1M, rounded once. */
+export const componentCostSql = (tokens: Fragment, pricePerMillion: Fragment): Fragment => roundDivSql(sql`${tokens}::numeric * ${pricePerMillion}`, PER_MILLION)
+
+/** The cache writes' cost: both kinds in one rounding, as costsInBigints. */
+export const cacheCreationCostSql = (write5m: Fragment, price5m: Fragment, write1h: Fragment, price1h: Fragment): Fragment =>
+  roundDivSql(sql`${write5m}::numeric * ${price5m} + ${write1h}::numeric * ${price1h}`, PER_MILLION)
+
+/** The per-request price, charged only on success. */
+export const requestCostSql = (success: Fragment, pricePerRequest: Fragment): Fragment => sql`(CASE WHEN ${success} THEN coalesce(${pricePerRequest}, 0) ELSE 0 END)`
+
+/** What a cost costs the operator: × the rate multiplier (integer millionths), rounded once; zero on a free tier. */
+export const actualCostSql = (cost: Fragment, multiplierMicros: Fragment, freeTier: Fragment): Fragment =>
+  sql`(CASE WHEN ${freeTier} THEN 0 ELSE ${roundDivSql(sql`${cost}::numeric * ${multiplierMicros}`, MULTIPLIER_SCALE)} END)`

@@ -3,15 +3,19 @@
 // uses it after loading rows straight into usage; an operator upgrading a database
 // with history runs `node dist/cli.js rebuild-cache` once (the tables start empty).
 //
-// It must agree with src/modules/cache/timeline.ts row for row: the same timeline
-// order (created_at, request_id), the same bins (width_bucket over bins.ts's lower
-// bounds), the same rounding (PostgreSQL's round(numeric) is half away from zero,
-// like roundDiv), the same rule for wasted writes (next gap over the TTL).
+// It must agree with timeline.ts row for row: the same timeline order (created_at,
+// request_id), the same bins (width_bucket over bins.ts's lower bounds), the same
+// rounding (pricing.ts's componentCostSql), the same rule for wasted writes
+// (timeline.ts's wastedTokensSql).
 import type pg from 'pg'
-import { inTransaction, type Sql } from '../../db/prisma.js'
+import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
+import { inTransaction, type Sql } from '../../../db/prisma.js'
+import { CACHE_TABLES } from '../model.js'
+import { componentCostSql } from '../pricing.js'
+import { finishedSql } from '../rules.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
 import { sqlEntry } from './packed.js'
-import { TIMELINE_MAX_GAP_MS, walkingIndexes } from './timeline.js'
+import { TIMELINE_MAX_GAP_MS, walkingIndexes, wastedTokensSql } from './timeline.js'
 
 /** Replaces the cache tables' contents; run it inside a transaction. */
 export async function rebuildCacheData (db: Sql): Promise<void> {
@@ -54,20 +58,24 @@ const POINTS_TIME_INDEX = 'cache_timeline_points_created_at_request_id_idx'
 
 /** TRUNCATE, not DELETE: a rebuild leaves no dead rows behind (it also holds ingestion off until it commits). */
 async function clear (db: Sql): Promise<void> {
-  await db.query('TRUNCATE cache_interval_hourly, cache_savings_hourly, cache_timeline_tail, cache_points_hourly, cache_timeline_points')
+  await db.query(`TRUNCATE ${CACHE_TABLES.join(', ')}`)
 }
 
 /** A timeline's (id, hour, bin) gap counts and sums, from its sorted rows `t` (gap null: bin -1, the first request). */
-const BIN_SUMS = (id: string) => `SELECT ${id}, date_trunc('hour', created_at) AS bucket, CASE WHEN gap IS NULL THEN $1 ELSE width_bucket(gap, $2::bigint[]) - 1 END AS bin,
+const binSums = (id: string) => sql`SELECT ${raw(id)}, date_trunc('hour', created_at) AS bucket,
+         CASE WHEN gap IS NULL THEN ${FIRST_BIN}::int ELSE width_bucket(gap, ${SQL_LOWER_BOUNDS}::bigint[]) - 1 END AS bin,
          count(*) AS count, COALESCE(sum(gap), 0) AS sum_ms
     FROM t GROUP BY 1, 2, 3`
-/** An hour's bins packed as ingestion keeps them (src/modules/cache/packed.ts), from BIN_SUMS' rows */
+
+const run = async (db: Sql, query: Fragment) => db.query(query.text, query.values)
+
+/** An hour's bins packed as ingestion keeps them (packed.ts), from binSums' rows */
 const PACKED_BINS = `string_agg(${sqlEntry('bin', 'count', 'sum_ms')}, ''::bytea ORDER BY bin)`
 
 /** The two timeline passes: each reads only usage and writes its own rows (the user pass also the hourly point counts), so they may run at once. */
 const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
   // each key's timeline, sorted once: its gaps (lag) into the histogram, and each write's next gap (lead) for the wasted writes
-  async (db) => db.query(`
+  async (db) => run(db, sql`
     WITH t AS MATERIALIZED (
       SELECT api_key_id, user_id, created_at, cache_creation_5m_input_tokens AS w5, cache_creation_1h_input_tokens AS w1,
              cache_write_5m_price_per_1m AS p5, cache_write_1h_price_per_1m AS p1,
@@ -77,36 +85,35 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
       WINDOW w AS (PARTITION BY api_key_id ORDER BY created_at, request_id)
     ), intervals AS (
       INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bins)
-      SELECT 'api_key', api_key_id, bucket, ${PACKED_BINS}
-        FROM (${BIN_SUMS('api_key_id')}) b
+      SELECT 'api_key', api_key_id, bucket, ${raw(PACKED_BINS)}
+        FROM (${binSums('api_key_id')}) b
        GROUP BY api_key_id, bucket
       RETURNING 1
     )
     INSERT INTO cache_savings_hourly AS s (bucket, user_id, api_key_id, wasted_5m_tokens, wasted_1h_tokens, wasted_cost)
     SELECT date_trunc('hour', created_at), user_id, api_key_id, sum(x5), sum(x1),
-           COALESCE(sum(round(x5::numeric * p5 / 1e6)), 0) + COALESCE(sum(round(x1::numeric * p1 / 1e6)), 0)
-      FROM (SELECT *, CASE WHEN next_gap > 300000 THEN w5 ELSE 0 END AS x5, CASE WHEN next_gap > 3600000 THEN w1 ELSE 0 END AS x1 FROM t) w
+           COALESCE(sum(${componentCostSql(raw('x5'), raw('p5'))}), 0) + COALESCE(sum(${componentCostSql(raw('x1'), raw('p1'))}), 0)
+      FROM (SELECT *, ${wastedTokensSql('5m', raw('w5'), raw('next_gap'))} AS x5, ${wastedTokensSql('1h', raw('w1'), raw('next_gap'))} AS x1 FROM t) w
      WHERE user_id IS NOT NULL AND (x5 > 0 OR x1 > 0)
      GROUP BY 1, 2, 3
     ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
-      wasted_5m_tokens = EXCLUDED.wasted_5m_tokens, wasted_1h_tokens = EXCLUDED.wasted_1h_tokens, wasted_cost = EXCLUDED.wasted_cost`,
-  [FIRST_BIN, SQL_LOWER_BOUNDS]),
+      wasted_5m_tokens = EXCLUDED.wasted_5m_tokens, wasted_1h_tokens = EXCLUDED.wasted_1h_tokens, wasted_cost = EXCLUDED.wasted_cost`),
   // each user's timeline (across their keys), sorted once: its gaps into the histogram and the hourly point counts,
   // and its points (gap at most 120 minutes) into cache_timeline_points, in that table's primary-key order (the
   // points migration's backfill is this query)
-  async (db) => db.query(`
+  async (db) => run(db, sql`
     WITH t AS MATERIALIZED (
       SELECT user_id, created_at, request_id, model,
              (extract(epoch FROM created_at - lag(created_at) OVER (PARTITION BY user_id ORDER BY created_at, request_id)) * 1000)::bigint AS gap
         FROM usage WHERE status = 'completed' AND user_id IS NOT NULL
     ), points AS (
       INSERT INTO cache_timeline_points (user_id, created_at, request_id, gap_ms, model)
-      SELECT user_id, created_at, request_id, gap, model FROM t WHERE gap <= $3
+      SELECT user_id, created_at, request_id, gap, model FROM t WHERE gap <= ${TIMELINE_MAX_GAP_MS}
       RETURNING 1
     ), hours AS (
       -- the timeline's points per hour are the gaps in bins 0 … the one ending at 120 minutes
-      SELECT user_id, bucket, ${PACKED_BINS} AS bins, sum(count) FILTER (WHERE bin BETWEEN 0 AND $4)::int AS points
-        FROM (${BIN_SUMS('user_id')}) b
+      SELECT user_id, bucket, ${raw(PACKED_BINS)} AS bins, sum(count) FILTER (WHERE bin BETWEEN 0 AND ${lastBinWithin(TIMELINE_MAX_GAP_MS)})::int AS points
+        FROM (${binSums('user_id')}) b
        GROUP BY user_id, bucket
     ), point_hours AS (
       INSERT INTO cache_points_hourly (bucket, user_id, count)
@@ -114,21 +121,21 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
       RETURNING 1
     )
     INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bins)
-    SELECT 'user', user_id, bucket, bins FROM hours`, [FIRST_BIN, SQL_LOWER_BOUNDS, TIMELINE_MAX_GAP_MS, lastBinWithin(TIMELINE_MAX_GAP_MS)])
+    SELECT 'user', user_id, bucket, bins FROM hours`)
 ]
 
 /** What depends on the timelines: the savings rows (merged into the wasted writes' rows), the tails. */
 async function finish (db: Sql): Promise<void> {
   // what each finished request's cache reads saved and writes cost above input (no order needed: one grouping pass)
-  await db.query(`
+  await run(db, sql`
     INSERT INTO cache_savings_hourly (bucket, user_id, api_key_id, read_saving, write_5m_premium, write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens)
     SELECT * FROM (
       SELECT date_trunc('hour', created_at) AS bucket, user_id, api_key_id,
-             COALESCE(sum(round(cache_read_input_tokens::numeric * (input_price_per_1m - cache_read_price_per_1m) / 1e6)), 0) AS read_saving,
-             COALESCE(sum(round(cache_creation_5m_input_tokens::numeric * (cache_write_5m_price_per_1m - input_price_per_1m) / 1e6)), 0),
-             COALESCE(sum(round(cache_creation_1h_input_tokens::numeric * (cache_write_1h_price_per_1m - input_price_per_1m) / 1e6)), 0),
+             COALESCE(sum(${componentCostSql(raw('cache_read_input_tokens'), raw('(input_price_per_1m - cache_read_price_per_1m)'))}), 0) AS read_saving,
+             COALESCE(sum(${componentCostSql(raw('cache_creation_5m_input_tokens'), raw('(cache_write_5m_price_per_1m - input_price_per_1m)'))}), 0),
+             COALESCE(sum(${componentCostSql(raw('cache_creation_1h_input_tokens'), raw('(cache_write_1h_price_per_1m - input_price_per_1m)'))}), 0),
              sum(cache_creation_5m_input_tokens) AS w5_tokens, sum(cache_creation_1h_input_tokens) AS w1_tokens
-        FROM usage WHERE status IN ('completed', 'failed', 'cancelled') AND user_id IS NOT NULL AND api_key_id IS NOT NULL
+        FROM usage WHERE ${finishedSql()} AND user_id IS NOT NULL AND api_key_id IS NOT NULL
        GROUP BY 1, 2, 3) s
      -- the rows ingestion would have written: a write, or a read that saved something
      WHERE w5_tokens <> 0 OR w1_tokens <> 0 OR read_saving <> 0

@@ -17,19 +17,20 @@
 // Batches that touch the same key or user take that timeline's lock (a transaction
 // advisory lock, in one global order, after the request locks and the batch's own row
 // writes), so the neighbours a batch reads cannot change before it commits.
-import { Columns } from '../../db/columns.js'
-import type { Sql } from '../../db/prisma.js'
-import { roundDiv } from '../../lib/money.js'
-import { hour, isFinished } from '../usage/rollups.js'
+import { Columns } from '../../../db/columns.js'
+import type { Sql } from '../../../db/prisma.js'
+import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
+import { hour } from '../model.js'
+import { componentCost } from '../pricing.js'
+import { isFinished } from '../rules.js'
 import { binOf, FIRST_BIN, lastBinWithin } from './bins.js'
 import { pack, sqlEntries, sqlEntry, type BinEntry } from './packed.js'
 
-const PER_MILLION = 1_000_000n
 /** the interval timeline's points: gaps of at most 120 minutes */
 export const TIMELINE_MAX_GAP_MS = 120 * 60_000
 const LAST_POINT_BIN = lastBinWithin(TIMELINE_MAX_GAP_MS)
-const FIVE_MINUTES = 5 * 60_000
-const ONE_HOUR = 60 * 60_000
+/** Each cache write kind's TTL: its writes expired unread when the key's next completed request came later */
+export const WRITE_TTL_MS = { '5m': 5 * 60_000, '1h': 60 * 60_000 } as const
 const HOUR_MS = 3_600_000
 /** An hour number (ms since the epoch ÷ 1 h) as the tables key it. */
 const bucketOf = (hourNo: number) => hour(new Date(hourNo * HOUR_MS))
@@ -50,7 +51,7 @@ export interface CacheRowSource {
   snapshot: { input: bigint, cacheWrite5m: bigint, cacheWrite1h: bigint, cacheRead: bigint } | null
 }
 
-const perMillion = (tokens: number, price: bigint) => roundDiv(BigInt(tokens) * price, PER_MILLION)
+const perMillion = componentCost
 
 /** A finished request's cache economics, nano-USD (each term rounded once, half away from zero). */
 export function savingsOf (row: CacheRowSource) {
@@ -71,17 +72,21 @@ interface Writer { at: number, userId: string | null, apiKeyId: string, write5m:
  * The writes of a request that expired unread, given the gap to its key's next
  * completed request (null: none yet — not wasted until one comes too late; the
  * queries judge a key's last request against the clock). A gap equal to the TTL is
- * still a hit.
+ * still a hit. wastedTokensSql is this rule for the rebuild.
  */
 export function wasteOf (writer: Pick<Writer, 'write5m' | 'write1h' | 'price5m' | 'price1h'>, nextGapMs: number | null) {
-  const w5 = nextGapMs !== null && nextGapMs > FIVE_MINUTES ? writer.write5m : 0
-  const w1 = nextGapMs !== null && nextGapMs > ONE_HOUR ? writer.write1h : 0
+  const w5 = nextGapMs !== null && nextGapMs > WRITE_TTL_MS['5m'] ? writer.write5m : 0
+  const w1 = nextGapMs !== null && nextGapMs > WRITE_TTL_MS['1h'] ? writer.write1h : 0
   return {
     wasted5mTokens: BigInt(w5),
     wasted1hTokens: BigInt(w1),
     wastedCost: (writer.price5m === null ? 0n : perMillion(w5, writer.price5m)) + (writer.price1h === null ? 0n : perMillion(w1, writer.price1h))
   }
 }
+
+/** wasteOf's tokens in SQL: `tokens` of a write of this kind, given the gap (ms) to the key's next completed request (NULL: none yet). */
+export const wastedTokensSql = (kind: keyof typeof WRITE_TTL_MS, tokens: Fragment, nextGapMs: Fragment): Fragment =>
+  sql`CASE WHEN ${nextGapMs} > ${raw(String(WRITE_TTL_MS[kind]))} THEN ${tokens} ELSE 0 END`
 
 const SAVINGS = ['readSaving', 'write5mPremium', 'write1hPremium', 'write5mTokens', 'write1hTokens', 'wasted5mTokens', 'wasted1hTokens', 'wastedCost'] as const
 type Savings = Record<typeof SAVINGS[number], bigint>

@@ -3,7 +3,8 @@
 // rounded once, half away from zero. Every expected amount below is a literal with
 // its arithmetic beside it; none is computed by the code under test.
 import t from 'tap'
-import { costsInBigints, costsInNumbers, MULTIPLIER_SCALE, multiplierMicros, priceRequest, splitCacheWrites, tierFor, type PriceVersion, type Tokens } from '../../../src/modules/usage/pricing.js'
+import { costsInBigints, costsInNumbers, MULTIPLIER_SCALE, multiplierMicros, priceRequest, splitCacheWrites, tierFor, type Tokens } from '../../../src/modules/accounting/pricing.js'
+import type { PriceVersion } from '../../../src/modules/prices/service.js'
 import { tierFromUsd, type StoredTier } from '../../../src/modules/prices/tiers.js'
 import { mulberry32 } from '../../prng.js'
 

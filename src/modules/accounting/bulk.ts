@@ -1,0 +1,105 @@
+// The rollups of rows loaded in bulk (the seed), by GROUP BY, as ingestion's deltas
+// would have left them: every statement is derived from model.ts. The tables with no
+// finer rollup are summed from the raw usage rows (a range of ids at a time, so loads
+// may run in parallel on disjoint hours); the others regroup their finer rollup (exact:
+// integer sums regroup freely), which is far smaller than the raw rows.
+import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
+import type { Sql } from '../../db/prisma.js'
+import { ATTEMPTS, DIMENSIONS, keyColumns, MEASURES, regroupedColumn, rollup, ROLLUPS, type Rollup } from './model.js'
+import { executedSql, finishedSql, NIL_UUID } from './rules.js'
+
+const run = async (db: Sql, query: Fragment) => db.query(query.text, query.values)
+
+const positions = (count: number) => raw(Array.from({ length: count }, (_v, i) => i + 1).join(', '))
+
+/**
+ * INSERT of a rollup's rows summed from the finished usage rows (those whose id is in
+ * [ids.from, ids.to) when given), into the table or a copy of it (`into`).
+ */
+export function fromUsageSql (r: Rollup, ids?: { from: string, to: string }, into: string = r.table): Fragment {
+  const range = ids === undefined ? empty : sql`id >= ${ids.from}::uuid AND id < ${ids.to}::uuid AND `
+  return sql`
+    INSERT INTO ${raw(into)} (${raw([...keyColumns(r), ...r.measures].join(', '))})
+    SELECT ${raw([...r.grain.map((name) => DIMENSIONS[name].raw), ...r.measures.map((name) => MEASURES[name].aggregate)].join(', '))}
+    FROM usage WHERE ${range}${finishedSql()}${r.only === undefined ? empty : raw(` AND ${r.only.raw}`)}
+    GROUP BY ${positions(r.grain.length)} ORDER BY ${positions(r.grain.length)}`
+}
+
+/** INSERT of a rollup's rows summed from the finer rollup it regroups. */
+export function regroupSql (r: Rollup, source: Rollup): Fragment {
+  const filters = r.only !== undefined && source.only !== r.only ? [raw(r.only.rollup)] : []
+  return sql`
+    INSERT INTO ${raw(r.table)} (${raw([...keyColumns(r), ...r.measures].join(', '))})
+    ${regroupedSelect(r, source, filters)}`
+}
+
+/** A rollup's key columns and summed measures over a finer rollup's rows (or a CTE of them, `from`). */
+export function regroupedSelect (r: Rollup, source: Rollup, filters: Fragment[] = [], from: string = source.table): Fragment {
+  const columns = [...r.grain.map((name) => `${regroupedColumn(name, source)} AS ${DIMENSIONS[name].column}`), ...r.measures.map((name) => `sum(${name}) AS ${name}`)]
+  return sql`SELECT ${raw(columns.join(', '))}
+    FROM ${raw(from)}${filters.length === 0 ? empty : sql` WHERE ${join(filters, ' AND ')}`}
+    GROUP BY ${positions(r.grain.length)} ORDER BY ${positions(r.grain.length)}`
+}
+
+/** The rollups summed from raw rows: a chunk's whole hours, so no other chunk touches their rows. */
+export async function rollupUsageRange (db: Sql, ids: { from: string, to: string }): Promise<void> {
+  for (const r of ROLLUPS) if (r.regroups === undefined) await run(db, fromUsageSql(r, ids))
+}
+
+/** The regrouped rollups, each after the one it regroups. */
+function regroupOrder (): Rollup[] {
+  const done = new Set<string>(ROLLUPS.filter((r) => r.regroups === undefined).map((r) => r.table))
+  const order: Rollup[] = []
+  for (;;) {
+    const pending = ROLLUPS.filter((r) => !done.has(r.table))
+    if (pending.length === 0) return order
+    const next = pending.find((r) => done.has(r.regroups!))
+    if (next === undefined) throw new Error('the rollup model regroups in a cycle')
+    order.push(next)
+    done.add(next.table)
+  }
+}
+
+/**
+ * The regrouped rollups, once every chunk's raw rollups are in; then the provider
+ * attempts: the executed candidates on their providers, plus each finished request's
+ * implicit attempt on its provider (the rollup's requests) less those of the requests
+ * with an executed candidate (one usage (request_id) probe each) — what ingestion's
+ * RollupDeltas.sent/change would have written.
+ */
+export async function rollupRegrouped (db: Sql): Promise<void> {
+  for (const r of regroupOrder()) await run(db, regroupSql(r, rollup(r.regroups!)))
+  await run(db, sql`
+    INSERT INTO ${raw(ATTEMPTS.table)} (bucket, provider_id, ${raw(ATTEMPTS.measures.join(', '))})
+    SELECT bucket, provider_id, sum(attempts), sum(successes), sum(failures), sum(latency_sum_ms), sum(latency_count)
+    FROM (
+      SELECT date_trunc('hour', c.created_at, 'UTC') AS bucket, c.provider_id, count(*) AS attempts, count(*) FILTER (WHERE c.status = 'success') AS successes,
+        count(*) FILTER (WHERE c.status = 'failed') AS failures, coalesce(sum(c.latency_ms), 0) AS latency_sum_ms, count(c.latency_ms) AS latency_count
+      FROM request_candidates c WHERE ${executedSql('c')} AND c.provider_id IS NOT NULL GROUP BY 1, 2
+      UNION ALL
+      SELECT bucket, provider_id, sum(requests), sum(requests - errors), sum(errors), sum(response_time_sum_ms), sum(response_time_count)
+      FROM usage_hourly_model WHERE provider_id <> ${NIL_UUID}::uuid GROUP BY 1, 2
+      UNION ALL
+      SELECT date_trunc('hour', u.created_at, 'UTC'), u.provider_id, -count(*), -count(*) FILTER (WHERE u.status <> 'failed'), -count(*) FILTER (WHERE u.status = 'failed'),
+        -coalesce(sum(u.response_time_ms), 0), -count(u.response_time_ms)
+      FROM (SELECT DISTINCT c.request_id FROM request_candidates c WHERE ${executedSql('c')}) c JOIN usage u ON u.request_id = c.request_id
+      WHERE ${finishedSql('u')} AND u.provider_id IS NOT NULL GROUP BY 1, 2
+    ) p
+    GROUP BY 1, 2 HAVING sum(attempts) <> 0 OR sum(latency_sum_ms) <> 0 OR sum(latency_count) <> 0 ORDER BY 1, 2`)
+}
+
+/**
+ * What ingestion charges as it goes: each key's totals and balance_used and each user's
+ * used are the sums over their finished rows (read from the daily key rollup, which
+ * holds exactly those sums).
+ */
+export async function chargeFromRollups (db: Sql): Promise<void> {
+  await run(db, sql`
+    UPDATE api_keys k SET total_requests = s.requests, total_tokens = s.tokens, total_cost = s.cost, balance_used = s.cost,
+      -- the last finish among the rows of the key's last day (through the (api_key_id, created_at) index)
+      last_used_at = (SELECT max(u.finished_at) FROM usage u WHERE u.api_key_id = k.id AND u.created_at >= s.last_day::timestamp AT TIME ZONE 'UTC' AND ${finishedSql('u')})
+    FROM (SELECT api_key_id, sum(requests) AS requests, sum(total_tokens) AS tokens, sum(total_cost) AS cost, max(day) AS last_day
+          FROM usage_daily_key GROUP BY api_key_id) s
+    WHERE k.id = s.api_key_id`)
+  await run(db, sql`UPDATE users u SET used = s.cost FROM (SELECT user_id, sum(total_cost) AS cost FROM usage_daily_key GROUP BY user_id) s WHERE u.id = s.user_id`)
+}

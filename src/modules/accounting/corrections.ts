@@ -1,0 +1,76 @@
+// The rollups following rows rewritten outside ingestion: a deleted provider or a
+// hard-deleted key. Their usage rows lose the id (the usage_references triggers set
+// it to NULL), and the rollups must then read as if those rows had always had none.
+// Every statement is derived from model.ts, so a new table or measure is corrected too.
+import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
+import type { Db } from '../../db/prisma.js'
+import { regroupedSelect } from './bulk.js'
+import { DIMENSIONS, keyColumns, REACHED_PROVIDER, rollup, ROLLUPS, type Rollup } from './model.js'
+import { NIL_UUID } from './rules.js'
+
+const run = async (db: Db, query: Fragment) => db.$executeRawUnsafe(query.text, ...query.values)
+
+/** usage_hourly keeps every dimension of the tables corrected here (a deleted provider's id included) */
+const FINEST = rollup('usage_hourly')
+
+const matching = (r: Rollup, a: string, b: string) => raw(keyColumns(r).map((column) => `${a}.${column} = ${b}.${column}`).join(' AND '))
+
+/**
+ * The tables that count only requests reaching an existing provider have no provider
+ * column to filter on: a deleted provider's part is taken out of them, regrouped from
+ * its usage_hourly rows (read whole, as deleting a provider is rare and already
+ * rewrites its usage rows). Run it after the DELETE, whose triggers set the usage rows'
+ * provider_id to NULL and wait for any transaction still writing one of them, so
+ * usage_hourly then includes every batch that recorded this provider.
+ */
+export async function forgetProvider (db: Db, providerId: string): Promise<void> {
+  const tables = ROLLUPS.filter((r) => r.only === REACHED_PROVIDER && !r.grain.includes('provider'))
+  if (tables.length === 0) return
+  const updates = tables.map((r, i) => sql`${raw(`c${i}`)} AS (
+      UPDATE ${raw(r.table)} t SET ${raw(r.measures.map((m) => `${m} = t.${m} - p.${m}`).join(', '))}
+        FROM (${regroupedSelect(r, FINEST, [], 'part')}) p
+       WHERE ${matching(r, 't', 'p')}
+      RETURNING 1
+    )`)
+  // each UPDATE in WITH runs to completion whether or not it is read
+  await run(db, sql`
+    WITH part AS MATERIALIZED (SELECT * FROM usage_hourly WHERE provider_id = ${providerId}::uuid), ${join(updates, ', ')}
+    SELECT 1`)
+}
+
+/** Moves a rollup's rows of the key onto the nil key (a deleted key's usage rows have none), adding into rows already there. */
+function foldOntoNilKey (r: Rollup, keyId: string): Fragment {
+  const others = r.grain.filter((name) => name !== 'key').map((name) => DIMENSIONS[name].column)
+  const columns = [...others, ...r.measures].join(', ')
+  return sql`
+    WITH gone AS (DELETE FROM ${raw(r.table)} WHERE api_key_id = ${keyId}::uuid RETURNING *)
+    INSERT INTO ${raw(r.table)} AS t (${raw(columns)}, api_key_id)
+    SELECT ${raw(columns)}, ${NIL_UUID}::uuid FROM gone
+    ON CONFLICT (${raw(keyColumns(r).join(', '))}) DO UPDATE SET ${raw(r.measures.map((m) => `${m} = t.${m} + EXCLUDED.${m}`).join(', '))}`
+}
+
+/**
+ * After a key's hard delete (whose trigger set its usage rows' api_key_id to NULL),
+ * the rollups follow the rows: the key's part of the key-grained rollups moves to the
+ * nil key; its prompt-cache rows go (they count only requests of existing keys); and a
+ * user timeline whose last request was the key's takes the user's last request of
+ * another key. The caller holds KEY_DELETION_LOCK, so no batch writes these rows meanwhile.
+ */
+export async function forgetKey (db: Db, keyId: string): Promise<void> {
+  for (const r of ROLLUPS) if (r.grain.includes('key')) await run(db, foldOntoNilKey(r, keyId))
+  await run(db, sql`DELETE FROM cache_interval_hourly WHERE scope = 'api_key' AND scope_id = ${keyId}::uuid`)
+  await run(db, sql`DELETE FROM cache_savings_hourly WHERE api_key_id = ${keyId}::uuid`)
+  await run(db, sql`
+    UPDATE cache_timeline_tail t
+       SET last_at = l.created_at, last_request_id = l.request_id, user_id = l.user_id, api_key_id = l.api_key_id,
+           cache_write_5m_tokens = l.cache_creation_5m_input_tokens, cache_write_1h_tokens = l.cache_creation_1h_input_tokens,
+           cache_write_5m_price_per_1m = l.cache_write_5m_price_per_1m, cache_write_1h_price_per_1m = l.cache_write_1h_price_per_1m
+      FROM cache_timeline_tail s CROSS JOIN LATERAL (
+        SELECT created_at, request_id, user_id, api_key_id, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens,
+               cache_write_5m_price_per_1m, cache_write_1h_price_per_1m
+          FROM usage u WHERE u.user_id = s.scope_id AND u.status = 'completed' AND u.api_key_id IS NOT NULL
+         ORDER BY created_at DESC, request_id DESC LIMIT 1) l
+     WHERE s.scope = 'user' AND s.api_key_id = ${keyId}::uuid AND t.scope = s.scope AND t.scope_id = s.scope_id`)
+  // the key's own timeline, and a user's whose only requests were the key's
+  await run(db, sql`DELETE FROM cache_timeline_tail WHERE api_key_id = ${keyId}::uuid`)
+}

@@ -1,0 +1,202 @@
+// The rollup model, declared once: each rollup table's grain (its key columns), the
+// measures it sums and the rows it counts. Every write of the rollups is derived from
+// this declaration: the deltas ingestion adds (rollups.ts), the GROUP BY that rebuilds a
+// table from raw usage rows or regroups a finer rollup (bulk.ts, for the seed), and the
+// corrections when a key or a provider is deleted (corrections.ts). Adding a measure is
+// one entry in MEASURES and in the tables that sum it, plus the migration adding the
+// column.
+import { NIL_UUID } from './rules.js'
+
+/** What rollups need of a usage row. */
+export interface RollupSource {
+  requestId: string
+  status: string
+  createdAt: Date
+  userId: string | null
+  apiKeyId: string | null
+  providerId: string | null
+  model: string
+  apiFormat: string | null
+  inputTokens: number
+  outputTokens: number
+  cacheCreationTokens: number
+  cacheReadTokens: number
+  totalTokens: number
+  cacheCreationCost: bigint
+  cacheReadCost: bigint
+  totalCost: bigint
+  actualTotalCost: bigint
+  responseTimeMs: number | null
+}
+
+/** The instants a row's rollup rows are keyed by (ISO strings; day as YYYY-MM-DD, UTC). */
+export interface Buckets { hour: string, quarter: string, day: string }
+
+const HOUR_MS = 3_600_000
+const QUARTER_MS = 900_000
+
+/** The UTC hour an instant falls in, as the rollups key it. */
+export const hour = (at: Date) => new Date(Math.floor(at.getTime() / HOUR_MS) * HOUR_MS).toISOString()
+
+export function bucketsOf (at: Date): Buckets {
+  const hourly = hour(at)
+  return { hour: hourly, quarter: new Date(Math.floor(at.getTime() / QUARTER_MS) * QUARTER_MS).toISOString(), day: hourly.slice(0, 10) }
+}
+
+/**
+ * A measure: what one counted row adds to it, in TypeScript (`of`) and as an aggregate
+ * over raw usage rows (`aggregate`). Counts are numbers in a batch's sums (a batch of at
+ * most 1,000 rows of int4 counts stays far below 2^53), money is bigint nano-USD.
+ */
+export type Measure = {
+  /** the column type, as jsonb_to_recordset reads a batch's sums */
+  type: 'int' | 'bigint'
+  /** SQL over usage rows, one group per rollup row */
+  aggregate: string
+} & ({ money: false, of: (row: RollupSource) => number } | { money: true, of: (row: RollupSource) => bigint })
+
+const count = (type: 'int' | 'bigint', of: (row: RollupSource) => number, aggregate: string): Measure => ({ type, money: false, of, aggregate })
+const money = (of: (row: RollupSource) => bigint, aggregate: string): Measure => ({ type: 'bigint', money: true, of, aggregate })
+
+export const MEASURES = {
+  requests: count('int', () => 1, 'count(*)'),
+  errors: count('int', (r) => r.status === 'failed' ? 1 : 0, `count(*) FILTER (WHERE status = 'failed')`),
+  input_tokens: count('bigint', (r) => r.inputTokens, 'sum(input_tokens)'),
+  output_tokens: count('bigint', (r) => r.outputTokens, 'sum(output_tokens)'),
+  cache_creation_tokens: count('bigint', (r) => r.cacheCreationTokens, 'sum(cache_creation_input_tokens)'),
+  cache_read_tokens: count('bigint', (r) => r.cacheReadTokens, 'sum(cache_read_input_tokens)'),
+  total_tokens: count('bigint', (r) => r.totalTokens, 'sum(total_tokens)'),
+  response_time_sum_ms: count('bigint', (r) => r.responseTimeMs ?? 0, 'coalesce(sum(response_time_ms), 0)'),
+  response_time_count: count('int', (r) => r.responseTimeMs === null ? 0 : 1, 'count(response_time_ms)'),
+  cache_hit_requests: count('int', (r) => r.cacheReadTokens > 0 ? 1 : 0, 'count(*) FILTER (WHERE cache_read_input_tokens > 0)'),
+  cache_creation_cost: money((r) => r.cacheCreationCost, 'sum(cache_creation_cost)'),
+  cache_read_cost: money((r) => r.cacheReadCost, 'sum(cache_read_cost)'),
+  total_cost: money((r) => r.totalCost, 'sum(total_cost)'),
+  actual_total_cost: money((r) => r.actualTotalCost, 'sum(actual_total_cost)')
+} satisfies Record<string, Measure>
+
+export type MeasureName = keyof typeof MEASURES
+export const MEASURE_NAMES = Object.keys(MEASURES) as MeasureName[]
+
+/**
+ * A key column of a rollup: its value for a row in TypeScript (`of`) and in SQL over a
+ * usage row (`raw`). Rollup keys are never NULL: a missing id is NIL_UUID, a missing
+ * format ''.
+ */
+export interface Dimension {
+  column: string
+  type: 'timestamptz' | 'date' | 'uuid' | 'text'
+  of: (row: RollupSource, at: Buckets) => string
+  raw: string
+  /** a time dimension: its value regrouped from a finer rollup's time column (absent: not a regrouping of any) */
+  fromHour?: string
+}
+
+const id = (column: string, of: (row: RollupSource) => string | null): Dimension =>
+  ({ column, type: 'uuid', of: (row) => of(row) ?? NIL_UUID, raw: `coalesce(${column}, '${NIL_UUID}'::uuid)` })
+
+export const DIMENSIONS = {
+  hour: { column: 'bucket', type: 'timestamptz', of: (_, at) => at.hour, raw: `date_trunc('hour', created_at, 'UTC')`, fromHour: 'bucket' },
+  // quarter-hours are not a regrouping of hours: always from raw rows
+  quarter: { column: 'bucket', type: 'timestamptz', of: (_, at) => at.quarter, raw: `date_bin('15 minutes', created_at, timestamptz '2000-01-01 00:00:00+00')` },
+  day: { column: 'day', type: 'date', of: (_, at) => at.day, raw: `(created_at AT TIME ZONE 'UTC')::date`, fromHour: `(bucket AT TIME ZONE 'UTC')::date` },
+  user: id('user_id', (r) => r.userId),
+  key: id('api_key_id', (r) => r.apiKeyId),
+  provider: id('provider_id', (r) => r.providerId),
+  model: { column: 'model', type: 'text', of: (r) => r.model, raw: 'model' },
+  format: { column: 'api_format', type: 'text', of: (r) => r.apiFormat ?? '', raw: `coalesce(api_format, '')` }
+} satisfies Record<string, Dimension>
+
+export type DimensionName = keyof typeof DIMENSIONS
+const TIME_DIMENSIONS: readonly DimensionName[] = ['hour', 'quarter', 'day']
+
+/**
+ * Which finished rows a table counts, when not all of them: in TypeScript, over raw
+ * usage rows, and over a rollup that keeps the provider.
+ */
+export interface RowFilter { of: (row: RollupSource) => boolean, raw: string, rollup: string }
+
+/**
+ * The user ranking counts requests that reached a provider that exists: ingestion locks
+ * the provider; deleting one sets its usage rows' provider_id to NULL and takes its part
+ * out (corrections.ts), while usage_hourly keeps the deleted provider's id.
+ */
+export const REACHED_PROVIDER: RowFilter = {
+  of: (row) => row.providerId !== null,
+  raw: 'provider_id IS NOT NULL',
+  rollup: 'provider_id IN (SELECT id FROM providers)'
+}
+
+export type RollupTable = 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly' | 'usage_daily_user'
+  | 'usage_hourly_user' | 'usage_hourly_provider'
+
+export interface Rollup {
+  table: RollupTable
+  /** the primary key, in its column order */
+  grain: readonly DimensionName[]
+  measures: readonly MeasureName[]
+  only?: RowFilter
+  /** a finer rollup this one is a regrouping of (the bulk load sums it rather than the raw rows) */
+  regroups?: RollupTable
+}
+
+const DAILY: readonly MeasureName[] = ['requests', 'errors', 'input_tokens', 'output_tokens', 'cache_creation_tokens', 'cache_read_tokens', 'total_tokens',
+  'total_cost', 'actual_total_cost', 'response_time_sum_ms', 'response_time_count']
+const HOURLY: readonly MeasureName[] = [...DAILY, 'cache_creation_cost', 'cache_read_cost', 'cache_hit_requests']
+const RANKING: readonly MeasureName[] = ['requests', 'errors', 'total_tokens', 'total_cost', 'actual_total_cost']
+
+/** Every rollup of usage rows, finest first (a table's `regroups` comes before it). */
+export const ROLLUPS: readonly Rollup[] = [
+  { table: 'usage_hourly', grain: ['hour', 'user', 'key', 'provider', 'model', 'format'], measures: HOURLY },
+  { table: 'usage_hourly_model', grain: ['hour', 'provider', 'model', 'format'], measures: HOURLY, regroups: 'usage_hourly' },
+  // the model and api_format rankings' whole days
+  { table: 'usage_daily_model', grain: ['day', 'provider', 'model', 'format'], measures: HOURLY, regroups: 'usage_hourly_model' },
+  { table: 'usage_daily_key', grain: ['day', 'user', 'key', 'model'], measures: DAILY, regroups: 'usage_hourly' },
+  // the heatmap's edges in zones whose midnight is off the hour; keyed by provider so
+  // batches contend on it no more than on usage_hourly_model
+  { table: 'usage_quarter_hourly', grain: ['quarter', 'provider'], measures: ['requests', 'total_tokens', 'total_cost', 'actual_total_cost'] },
+  // the user ranking; its rows are the user's, whose `used` a batch locks anyway
+  { table: 'usage_daily_user', grain: ['day', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly_user' },
+  { table: 'usage_hourly_user', grain: ['hour', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly' },
+  // the heatmap's hours; keyed by provider, as usage_quarter_hourly
+  { table: 'usage_hourly_provider', grain: ['hour', 'provider'], measures: HOURLY, regroups: 'usage_hourly_model' }
+]
+
+export const rollup = (table: RollupTable): Rollup => ROLLUPS.find((r) => r.table === table)!
+
+export const keyColumns = (r: Rollup) => r.grain.map((name) => DIMENSIONS[name].column)
+
+/** The finest grain: every dimension but the coarser times, and every filter's answer (rows apart in any table are apart here). */
+export function finestKey (row: RollupSource, at: Buckets): string {
+  const parts: string[] = [at.quarter]
+  for (const dimension of FINE_DIMENSIONS) parts.push(dimension.of(row, at))
+  for (const filter of FILTERS) parts.push(filter.of(row) ? '1' : '0')
+  return parts.join('|')
+}
+const FINE_DIMENSIONS: Dimension[] = (Object.keys(DIMENSIONS) as DimensionName[]).filter((name) => !TIME_DIMENSIONS.includes(name)).map((name) => DIMENSIONS[name])
+const FILTERS = [...new Set(ROLLUPS.flatMap((r) => r.only === undefined ? [] : [r.only]))]
+
+/**
+ * A dimension's value over the rows of `source`, a finer rollup: the same column, or a
+ * day from an hour. Throws when the model declares a regrouping it cannot be.
+ */
+export function regroupedColumn (name: DimensionName, source: Rollup): string {
+  if (source.grain.includes(name)) return DIMENSIONS[name].column
+  const dimension: Dimension = DIMENSIONS[name]
+  if (dimension.fromHour !== undefined && source.grain.includes('hour')) return dimension.fromHour
+  throw new Error(`${source.table} has no ${name} to regroup`)
+}
+
+/** Provider attempts: the executed candidates, and each finished request without one as an implicit attempt on its provider. */
+export const ATTEMPTS = {
+  table: 'provider_attempts_hourly',
+  grain: ['hour', 'provider'] as const satisfies readonly DimensionName[],
+  measures: ['attempts', 'successes', 'failures', 'latency_sum_ms', 'latency_count'] as const,
+  types: { attempts: 'int', successes: 'int', failures: 'int', latency_sum_ms: 'bigint', latency_count: 'int' }
+} as const
+
+/** The prompt-cache tables: written by cache/timeline.ts in ingestion's transaction, rebuilt by cache/rebuild.ts. */
+export const CACHE_TABLES = ['cache_interval_hourly', 'cache_savings_hourly', 'cache_timeline_tail', 'cache_points_hourly', 'cache_timeline_points'] as const
+
+/** Every table derived from usage rows: what a reset empties with them. */
+export const DERIVED_TABLES: readonly string[] = [...ROLLUPS.map((r) => r.table), ATTEMPTS.table, ...CACHE_TABLES]

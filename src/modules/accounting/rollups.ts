@@ -1,0 +1,210 @@
+// Rollups are kept as deltas: a finished usage row contributes one request, its
+// tokens and costs to its hour (and day); an update of a row adds "after − before".
+// Written in the same transaction as the rows, they are never behind and never
+// count a request twice — even when a late completion replaces a timed-out one.
+import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
+import type { Sql } from '../../db/prisma.js'
+import { ATTEMPTS, bucketsOf, DIMENSIONS, finestKey, hour, MEASURES, ROLLUPS, type Buckets, type MeasureName, type Rollup, type RollupSource, type RollupTable } from './model.js'
+import { isFinished } from './rules.js'
+
+export type { RollupSource }
+
+/** A batch's sums at one grain: counts as numbers, money as bigint nano-USD (model.ts). */
+type Measures = Record<MeasureName, number | bigint>
+
+/** listed once, not per row: accumulate runs for every row of every batch */
+const MEASURE_LIST = Object.entries(MEASURES) as Array<[MeasureName, typeof MEASURES[MeasureName]]>
+
+const zero = (): Measures => Object.fromEntries(MEASURE_LIST.map(([name, m]) => [name, m.money ? 0n : 0])) as Measures
+
+/** Adds a row's contribution to `m` (sign +1), or takes it out (−1). */
+function accumulate (m: Measures, row: RollupSource, sign: 1 | -1): void {
+  for (const [name, measure] of MEASURE_LIST) {
+    if (measure.money) (m[name] as bigint) += sign === 1 ? measure.of(row) : -measure.of(row)
+    else (m[name] as number) += sign * measure.of(row)
+  }
+}
+
+function sum (into: Measures, m: Measures): void {
+  for (const name of Object.keys(m) as MeasureName[]) (into[name] as number) += m[name] as number
+}
+
+const isZero = (m: Measures, names: readonly MeasureName[]) => names.every((name) => m[name] === 0 || m[name] === 0n)
+
+/** An executed request candidate (not skipped or available), as inserted. */
+export interface SentCandidate {
+  request_id: string
+  provider_id: string | null
+  status: string
+  latency_ms: number | null
+  created_at: Date
+}
+
+const ATTEMPT_MEASURES = ATTEMPTS.measures
+type AttemptMeasures = Record<typeof ATTEMPT_MEASURES[number], number>
+
+/** Accumulates the deltas of a batch, one entry per rollup row touched. */
+export class RollupDeltas {
+  /**
+   * The batch's sums at the finest grain every rollup is a roll-up of (quarter-hour ×
+   * user × key × provider × model × format): one entry per row touched, the coarser
+   * tables' rows summed from these few entries when written.
+   */
+  private readonly fine = new Map<string, { at: Buckets, source: RollupSource, m: Measures }>()
+  private readonly attempts = new Map<string, { bucket: string, provider_id: string, m: AttemptMeasures }>()
+  /** requests given an executed candidate in this batch: their attempts are their candidates */
+  private readonly tried = new Set<string>()
+
+  /**
+   * Records the batch's executed candidates, each an attempt on its own provider. Call
+   * before change(): a finished request with an executed candidate adds no implicit attempt.
+   */
+  sent (candidates: SentCandidate[]): void {
+    for (const c of candidates) {
+      this.tried.add(c.request_id)
+      if (c.provider_id === null) continue
+      this.attempt(c.created_at, c.provider_id, {
+        attempts: 1, successes: c.status === 'success' ? 1 : 0, failures: c.status === 'failed' ? 1 : 0,
+        latency_sum_ms: c.latency_ms ?? 0, latency_count: c.latency_ms === null ? 0 : 1
+      })
+    }
+  }
+
+  /** Records a row going from `before` to `after` (either may be null or unfinished). */
+  change (before: RollupSource | null, after: RollupSource | null): void {
+    if (before !== null && isFinished(before.status)) this.add(before, -1)
+    if (after !== null && isFinished(after.status)) this.add(after, 1)
+    // The implicit attempt of a finished request reported without an executed candidate.
+    // Candidates come only with a request's one accepted completion, and a finished row
+    // changes afterwards only by a late completion replacing a timeout sweep (which has
+    // none): so `before` never had candidates, or nothing about it changes (+1 − 1).
+    if (before !== null && isFinished(before.status) && before.providerId !== null) this.implicit(before, -1)
+    if (after !== null && isFinished(after.status) && after.providerId !== null && !this.tried.has(after.requestId)) this.implicit(after, 1)
+  }
+
+  private implicit (row: RollupSource, sign: 1 | -1): void {
+    const failed = row.status === 'failed' ? 1 : 0
+    this.attempt(row.createdAt, row.providerId!, {
+      attempts: sign, successes: sign * (1 - failed), failures: sign * failed,
+      latency_sum_ms: sign * (row.responseTimeMs ?? 0), latency_count: row.responseTimeMs === null ? 0 : sign
+    })
+  }
+
+  private attempt (at: Date, providerId: string, m: AttemptMeasures): void {
+    const id = `${Math.floor(at.getTime() / 3_600_000)}|${providerId}`
+    let entry = this.attempts.get(id)
+    if (entry === undefined) {
+      entry = { bucket: hour(at), provider_id: providerId, m: { attempts: 0, successes: 0, failures: 0, latency_sum_ms: 0, latency_count: 0 } }
+      this.attempts.set(id, entry)
+    }
+    for (const name of ATTEMPT_MEASURES) entry.m[name] += m[name]
+  }
+
+  /** The touched provider_attempts_hourly rows, in primary-key order. */
+  attemptRows (): Array<Record<string, string>> {
+    const order = (entry: { bucket: string, provider_id: string }) => `${entry.bucket}|${entry.provider_id}`
+    return [...this.attempts.values()]
+      .filter((entry) => ATTEMPT_MEASURES.some((name) => entry.m[name] !== 0))
+      .sort((a, b) => order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0)
+      .map((entry) => ({ bucket: entry.bucket, provider_id: entry.provider_id, ...Object.fromEntries(ATTEMPT_MEASURES.map((name) => [name, entry.m[name].toString()])) }))
+  }
+
+  private add (row: RollupSource, sign: 1 | -1): void {
+    const at = bucketsOf(row.createdAt)
+    const id = finestKey(row, at)
+    let entry = this.fine.get(id)
+    if (entry === undefined) {
+      entry = { at, source: row, m: zero() }
+      this.fine.set(id, entry)
+    }
+    accumulate(entry.m, row, sign)
+  }
+
+  /** The touched rollup rows of one table, in primary-key order, as JSON-ready records. */
+  rowsOf (table: RollupTable): Array<Record<string, string>> {
+    const { grain, measures, only } = ROLLUPS.find((r) => r.table === table)!
+    const rows = new Map<string, { key: Record<string, string>, m: Measures }>()
+    for (const { at, source, m } of this.fine.values()) {
+      if (only !== undefined && !only.of(source)) continue
+      const key = Object.fromEntries(grain.map((name) => [DIMENSIONS[name].column, DIMENSIONS[name].of(source, at)]))
+      const id = Object.values(key).join('|')
+      const row = rows.get(id)
+      if (row === undefined) rows.set(id, { key, m: { ...m } })
+      else sum(row.m, m)
+    }
+    return [...rows.entries()]
+      .filter(([, row]) => !isZero(row.m, measures))
+      .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+      .map(([, row]) => ({ ...row.key, ...Object.fromEntries(measures.map((name) => [name, row.m[name].toString()])) }))
+  }
+}
+
+export interface Charges {
+  keys: Array<{ id: string, requests: string, tokens: string, cost: string }>
+  users: Array<{ id: string, cost: string }>
+}
+
+type Typed = ReadonlyArray<readonly [name: string, type: string]>
+
+/** The rollups a batch adds to, each its own parameter of WRITE_TOTALS, in this order: the usage rollups, then the provider attempts. */
+const UPSERTS: Array<{ table: RollupTable | typeof ATTEMPTS.table, key: Typed, measures: Typed }> = [
+  ...ROLLUPS.map((r: Rollup) => ({
+    table: r.table,
+    key: r.grain.map((name) => [DIMENSIONS[name].column, DIMENSIONS[name].type] as const),
+    measures: r.measures.map((name) => [name, MEASURES[name].type] as const)
+  })),
+  {
+    table: ATTEMPTS.table,
+    key: ATTEMPTS.grain.map((name) => [DIMENSIONS[name].column, DIMENSIONS[name].type] as const),
+    measures: ATTEMPTS.measures.map((name) => [name, ATTEMPTS.types[name]] as const)
+  }
+]
+
+const names = (columns: Typed) => raw(columns.map(([name]) => name).join(', '))
+
+/** One rollup's upsert as a CTE: its rows from the JSON records of `rows`, each measure added on conflict. */
+function upsertCte ({ table, key, measures }: typeof UPSERTS[number], rows: string): Fragment {
+  const columns = [...key, ...measures]
+  return sql`${raw(table)} AS (
+      INSERT INTO ${raw(table)} AS t (${names(columns)})
+      SELECT ${names(columns)}
+        FROM jsonb_to_recordset(${rows}::jsonb) AS d(${raw(columns.map(([name, type]) => `${name} ${type}`).join(', '))})
+      ON CONFLICT (${names(key)}) DO UPDATE SET
+        ${raw(measures.map(([name]) => `${name} = t.${name} + EXCLUDED.${name}`).join(', '))}
+      RETURNING 1
+    )`
+}
+
+/** The batch's clock, the keys' and the users' charges, then one parameter per rollup. */
+function writeTotalsSql (now: Date, keys: string, users: string, rows: string[]): Fragment {
+  return sql`
+    WITH keys AS (
+      UPDATE api_keys k
+         SET total_requests = k.total_requests + c.requests, total_tokens = k.total_tokens + c.tokens,
+             total_cost = k.total_cost + c.cost, balance_used = k.balance_used + c.cost,
+             last_used_at = GREATEST(k.last_used_at, ${now}), updated_at = ${now}
+        FROM jsonb_to_recordset(${keys}::jsonb) AS c(id uuid, requests bigint, tokens bigint, cost bigint)
+       WHERE k.id = c.id
+      RETURNING 1
+    ), users AS (
+      UPDATE users u SET used = u.used + c.cost
+        FROM jsonb_to_recordset(${users}::jsonb) AS c(id uuid, cost bigint)
+       WHERE u.id = c.id
+      RETURNING 1
+    ), ${join(UPSERTS.map((upsert, i) => upsertCte(upsert, rows[i]!)), ', ')}
+    -- read (so run) in the order the statement had before: the rollups, then the keys and users
+    SELECT ${raw(UPSERTS.map(({ table }) => `(SELECT count(*) FROM ${table})`).join(' + '))} + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users) AS touched`
+}
+
+/**
+ * Everything a batch adds to shared rows — the nine rollups, the keys' and users'
+ * charges — in ONE statement. These are the rows every concurrent batch contends
+ * for; as one statement, their locks are held for one round trip and the commit,
+ * not for a conversation with a busy application server.
+ */
+export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charges, now: Date): Promise<void> {
+  const rows = UPSERTS.map(({ table }) => table === ATTEMPTS.table ? deltas.attemptRows() : deltas.rowsOf(table))
+  if (rows.every((list) => list.length === 0) && charges.keys.length + charges.users.length === 0) return
+  const query = writeTotalsSql(now, JSON.stringify(charges.keys), JSON.stringify(charges.users), rows.map((list) => JSON.stringify(list)))
+  await db.query(query.text, query.values)
+}

@@ -1,0 +1,86 @@
+// The rollup deltas of model.ts, without a database: what a batch adds to each table for
+// rows going from `before` to `after`, against values worked out by hand.
+import t from 'tap'
+import { RollupDeltas, type RollupSource } from '../../../src/modules/accounting/rollups.js'
+import { ROLLUPS } from '../../../src/modules/accounting/model.js'
+
+const USER = '11111111-1111-4111-8111-111111111111'
+const KEY = '22222222-2222-4222-8222-222222222222'
+const PROVIDER = '33333333-3333-4333-8333-333333333333'
+const NIL = '00000000-0000-0000-0000-000000000000'
+
+const row = (overrides: Partial<RollupSource> = {}): RollupSource => ({
+  requestId: 'req_1', status: 'completed', createdAt: new Date('2026-03-04T05:20:07.000Z'), userId: USER, apiKeyId: KEY, providerId: PROVIDER,
+  model: 'claude-sonnet-4', apiFormat: 'claude:messages', inputTokens: 100, outputTokens: 20, cacheCreationTokens: 0, cacheReadTokens: 0, totalTokens: 120,
+  cacheCreationCost: 0n, cacheReadCost: 0n, totalCost: 1_000n, actualTotalCost: 1_500n, responseTimeMs: 800, ...overrides
+})
+
+t.test('a completed row, then its replacement: the batch adds after − before', async (t) => {
+  const deltas = new RollupDeltas()
+  deltas.change(null, row())
+  deltas.change(row(), row({ inputTokens: 130, outputTokens: 25, totalTokens: 160, cacheReadTokens: 5, cacheReadCost: 7n, totalCost: 1_300n, actualTotalCost: 1_950n, responseTimeMs: 900 }))
+  t.same(deltas.rowsOf('usage_hourly'), [{
+    bucket: '2026-03-04T05:00:00.000Z', user_id: USER, api_key_id: KEY, provider_id: PROVIDER, model: 'claude-sonnet-4', api_format: 'claude:messages',
+    requests: '1', errors: '0', input_tokens: '130', output_tokens: '25', cache_creation_tokens: '0', cache_read_tokens: '5', total_tokens: '160',
+    total_cost: '1300', actual_total_cost: '1950', response_time_sum_ms: '900', response_time_count: '1', cache_creation_cost: '0', cache_read_cost: '7', cache_hit_requests: '1'
+  }])
+  t.same(deltas.rowsOf('usage_quarter_hourly'), [{ bucket: '2026-03-04T05:15:00.000Z', provider_id: PROVIDER, requests: '1', total_tokens: '160', total_cost: '1300', actual_total_cost: '1950' }])
+  t.same(deltas.rowsOf('usage_daily_user'), [{ day: '2026-03-04', user_id: USER, requests: '1', errors: '0', total_tokens: '160', total_cost: '1300', actual_total_cost: '1950' }])
+  t.same(deltas.attemptRows(), [{ bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, attempts: '1', successes: '1', failures: '0', latency_sum_ms: '900', latency_count: '1' }])
+})
+
+t.test('a timed-out row replaced by a late completion moves it between tables: failed out, completed in', async (t) => {
+  const deltas = new RollupDeltas()
+  const swept = row({ status: 'failed', outputTokens: 0, totalTokens: 100, totalCost: 0n, actualTotalCost: 0n, responseTimeMs: null })
+  deltas.change(swept, row())
+  t.same(deltas.rowsOf('usage_hourly_model'), [{
+    bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, model: 'claude-sonnet-4', api_format: 'claude:messages',
+    requests: '0', errors: '-1', input_tokens: '0', output_tokens: '20', cache_creation_tokens: '0', cache_read_tokens: '0', total_tokens: '20',
+    total_cost: '1000', actual_total_cost: '1500', response_time_sum_ms: '800', response_time_count: '1', cache_creation_cost: '0', cache_read_cost: '0', cache_hit_requests: '0'
+  }])
+  t.same(deltas.attemptRows(), [{ bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, attempts: '0', successes: '1', failures: '-1', latency_sum_ms: '800', latency_count: '1' }])
+})
+
+t.test('unfinished rows count nowhere; an unchanged row nets to no rows at all', async (t) => {
+  const deltas = new RollupDeltas()
+  deltas.change(null, row({ status: 'pending', requestId: 'req_2' }))
+  deltas.change(row({ status: 'pending' }), row({ status: 'streaming' }))
+  deltas.change(row(), row())
+  for (const { table } of ROLLUPS) t.same(deltas.rowsOf(table), [], table)
+  t.same(deltas.attemptRows(), [])
+})
+
+t.test('the row filter: a request that reached no provider is in the totals, not in the user ranking', async (t) => {
+  const deltas = new RollupDeltas()
+  deltas.change(null, row({ providerId: null, apiFormat: null, userId: null }))
+  t.same(deltas.rowsOf('usage_hourly_user'), [])
+  t.same(deltas.rowsOf('usage_daily_user'), [])
+  t.same(deltas.rowsOf('usage_hourly_provider').map((r) => [r.provider_id, r.requests]), [[NIL, '1']])
+  t.same(deltas.rowsOf('usage_daily_key').map((r) => [r.day, r.user_id, r.api_key_id, r.model, r.requests]), [['2026-03-04', NIL, KEY, 'claude-sonnet-4', '1']])
+  t.same(deltas.rowsOf('usage_hourly').map((r) => r.api_format), [''])
+  t.same(deltas.attemptRows(), [], 'no provider: no implicit attempt')
+})
+
+t.test('rows of one hour and two quarters sum in the hour and stay apart in the quarters; money stays exact past 2^53', async (t) => {
+  const deltas = new RollupDeltas()
+  const big = 2n ** 60n
+  deltas.change(null, row({ requestId: 'a', createdAt: new Date('2026-03-04T05:01:00.000Z'), totalCost: big, actualTotalCost: 1n }))
+  deltas.change(null, row({ requestId: 'b', createdAt: new Date('2026-03-04T05:59:59.999Z'), totalCost: 3n, actualTotalCost: 1n, responseTimeMs: null }))
+  t.same(deltas.rowsOf('usage_quarter_hourly').map((r) => [r.bucket, r.requests, r.total_cost]),
+    [['2026-03-04T05:00:00.000Z', '1', '1152921504606846976'], ['2026-03-04T05:45:00.000Z', '1', '3']])
+  t.same(deltas.rowsOf('usage_hourly_user').map((r) => [r.bucket, r.requests, r.total_cost, r.actual_total_cost]),
+    [['2026-03-04T05:00:00.000Z', '2', '1152921504606846979', '2']])
+  t.same(deltas.rowsOf('usage_hourly_provider').map((r) => [r.response_time_sum_ms, r.response_time_count]), [['800', '1']])
+})
+
+t.test('an executed candidate is the attempt: the request adds no implicit one', async (t) => {
+  const deltas = new RollupDeltas()
+  const at = new Date('2026-03-04T05:20:07.000Z')
+  deltas.sent([
+    { request_id: 'req_1', provider_id: NIL.replace(/0/g, '4'), status: 'failed', latency_ms: 300, created_at: at },
+    { request_id: 'req_1', provider_id: PROVIDER, status: 'success', latency_ms: 500, created_at: at }
+  ])
+  deltas.change(null, row())
+  t.same(deltas.attemptRows().map((r) => [r.provider_id, r.attempts, r.successes, r.failures, r.latency_sum_ms]),
+    [[PROVIDER, '1', '1', '0', '500'], ['44444444-4444-4444-4444-444444444444', '1', '0', '1', '300']])
+})
