@@ -241,7 +241,7 @@ export default fp<PipelineOptions>(async (app, opts) => {
     call.audited = true
     const refusal = errorReply(error)
     const row = record(request, declared, call, refusal.status, refusal.message)
-    // a failure's row stays whatever its transaction did; a 5xx's is written behind the answer, which it must not delay
+    // outside any (rolled-back) transaction; a 5xx's row goes behind the answer, which it must not delay
     if (refusal.status >= 500) writeBehind(row, 'a failed call\'s audit row was not written')
     else await opts.writeAudit(app.prisma, row).catch((auditError: unknown) => { request.log.error({ err: auditError }, 'audit write failed') })
   })
@@ -259,7 +259,7 @@ export default fp<PipelineOptions>(async (app, opts) => {
       query: request.query,
       params: request.params,
       principal,
-      user: 'user' in principal ? principal.user : undefined,
+      ...('user' in principal && { user: principal.user }),
       db,
       audit: (more: Record<string, unknown>, rename?: string) => { Object.assign(call.metadata, more); if (rename !== undefined) call.action = rename }
     }) as unknown as Context<S, M> // the mode admitted this principal (authorize) and the schema validated these parts
