@@ -18,9 +18,9 @@ import { findUnstorable, validatorCompiler } from './http/validation.js'
 import { createKeyring, type Keyring } from './lib/keyring.js'
 import { TimeZones } from './lib/time.js'
 import auditRoutes from './modules/audit/routes.js'
-import { writeAudit } from './modules/audit/service.js'
+import { writeAudit, writeReadAudit } from './modules/audit/service.js'
 import authRoutes from './modules/auth/routes.js'
-import { LoginThrottle } from './modules/auth/service.js'
+import { authenticator, LoginThrottle } from './modules/auth/service.js'
 import cacheRoutes from './modules/cache/routes.js'
 import gatewayRoutes from './modules/gateway/routes.js'
 import healthRoutes from './modules/health/routes.js'
@@ -47,18 +47,13 @@ declare module 'fastify' {
     /** every route registered, for the OpenAPI and route-table tests */
     routeTable: RouteInfo[]
   }
-  interface FastifyRequest { audited?: boolean }
   interface FastifyContextConfig {
     /** the body's list (by name) whose items the handler checks one by one, refusing each bad one alone */
     itemsCheckedByHandler?: string
   }
 }
 
-/** Paths whose every call is audited (SPEC §4). */
-export const AUDITED_PREFIXES = ['/api/admin', '/api/users/me']
-const PIPELINE_PREFIXES = [...AUDITED_PREFIXES, '/api/gateway', '/api/key-stats']
 const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value)
-const underAny = (url: string, prefixes: string[]) => prefixes.some((p) => url === p || url.startsWith(`${p}/`))
 
 export interface ServerExtras { logStream?: NodeJS.WritableStream }
 
@@ -98,8 +93,6 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   app.decorate('loginThrottle', new LoginThrottle())
   app.decorate('routeTable', [] as RouteInfo[])
   app.addHook('onRoute', (route) => {
-    // pipeline routes authenticate before they report invalid input (a stranger learns nothing from 400s)
-    if (underAny(route.url, PIPELINE_PREFIXES)) route.attachValidation = true
     if (route.schema?.hide !== true) {
       for (const method of [route.method].flat()) if (method !== 'HEAD') app.routeTable.push({ method, url: route.url, schema: route.schema })
     }
@@ -142,23 +135,17 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     throw new ConfigError(`invalid configuration: APP_TIMEZONE: "${config.APP_TIMEZONE}" is not a time zone name PostgreSQL knows (see pg_timezone_names), e.g. Europe/Paris`)
   }
   app.decorate('timeZones', timeZones)
+  // the pipeline knows no domain: who a credential names, and where audit rows go, are given here
   await app.register(pipelinePlugin, {
-    keyring: app.keyring,
-    gatewayTokens: gatewayTokens(config.GATEWAY_TOKEN)
+    authenticate: authenticator({ prisma: app.prisma, pg: app.pg, keyring: app.keyring, gatewayTokens: gatewayTokens(config.GATEWAY_TOKEN) }),
+    writeAudit,
+    writeAuditBehind: async (record, at) => { await writeReadAudit(app.statsPg, record, at) }
   })
 
   // handlers first: routes in child plugins inherit the handlers set before they are registered
   app.setErrorHandler(async (error, request, reply) => {
     const refusal = errorReply(error)
     if (refusal.status >= 500) request.log.error({ err: error }, 'request failed')
-    // calls refused before the pipeline ran (unparsable body, oversize) are audited here
-    if (!request.audited && refusal.status < 500 && underAny(request.url.split('?')[0] ?? '', AUDITED_PREFIXES)) {
-      await writeAudit(app.prisma, {
-        eventType: 'http', action: 'http.rejected', principalType: 'anonymous', ip: request.ip,
-        userAgent: request.headers['user-agent'] ?? null, requestId: request.id, method: request.method,
-        path: request.url.split('?')[0], statusCode: refusal.status, success: false, errorMessage: refusal.message
-      }).catch((auditError: unknown) => request.log.error({ err: auditError }, 'audit write failed'))
-    }
     return sendError(reply, request.id, refusal)
   })
 

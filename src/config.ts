@@ -4,6 +4,7 @@ import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
 import { Cron } from 'croner'
 import { isIP } from 'node:net'
+import { isTimeZone } from './lib/time.js'
 
 /** Each of GATEWAY_TOKEN's comma-separated tokens is at least this long. */
 export const GATEWAY_TOKEN_MIN_LENGTH = 16
@@ -121,14 +122,6 @@ function isCron (expression: string): boolean {
   try {
     new Cron(expression, { paused: true }).stop()
     return true
-  } catch {
-    return false
-  }
-}
-
-export function isTimeZone (zone: string): boolean {
-  try {
-    return new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone !== ''
   } catch {
     return false
   }

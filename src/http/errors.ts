@@ -1,23 +1,10 @@
-// Every error the API can answer, coded (KM_*), and the one mapping from any thrown
-// value to the spec's error body: {"error": {"type", "message", field?}, "request_id"}.
-import createError from '@fastify/error'
+// The one mapping from any thrown value (the coded errors of lib/errors.ts included)
+// to the status and the spec's error body: {"error": {"type", "message", field?}, "request_id"}.
 import type { FastifyReply } from 'fastify'
 import Type from 'typebox'
+import { Errors } from '../lib/errors.js'
 
-const coded = (code: string, status: number) => createError(code, '%s', status)
-
-export const Errors = {
-  InvalidInput: coded('KM_INVALID_INPUT', 400),
-  Unauthorized: coded('KM_UNAUTHORIZED', 401),
-  Forbidden: coded('KM_FORBIDDEN', 403),
-  NotFound: coded('KM_NOT_FOUND', 404),
-  Conflict: coded('KM_CONFLICT', 409),
-  LimitReached: coded('KM_LIMIT_REACHED', 409),
-  InsufficientBalance: coded('KM_INSUFFICIENT_BALANCE', 400),
-  NotStandalone: coded('KM_NOT_STANDALONE', 400),
-  TooManyRequests: coded('KM_TOO_MANY_REQUESTS', 429),
-  LoginThrottled: coded('KM_LOGIN_THROTTLED', 429)
-} as const
+export { Errors }
 
 /** PostgreSQL's query_canceled: a statement_timeout (or an operator's cancel) stopped the query */
 const QUERY_CANCELED = '57014'

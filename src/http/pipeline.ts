@@ -1,17 +1,16 @@
-// The one door for /api/admin, /api/users/me, /api/gateway and key-holder endpoints:
-// authenticate for the adapter's mode, authorise, check the (attached) validation
-// result, run the handler, and write the audit row. A mutation runs in a transaction
-// that also inserts its audit row, so no change is ever committed without one. A
-// read's audit row is written behind its answer (see `auditRead`).
-import type { FastifyReply, FastifyRequest } from 'fastify'
+// The one door for admin, user, gateway and key-holder routes. A route declares its
+// method, URL, schema, action and mode once (`route(app, {...})`); the pipeline then runs
+// as Fastify's lifecycle: onRequest starts the call, preValidation authenticates and
+// authorises for the route's mode (so a stranger learns nothing from 400s), the handler
+// runs (a mutation in a transaction that also inserts its audit row, so no change is
+// committed without one), and onError audits every failed call, 5xx included. Who a
+// credential names and where rows are stored are given by app.ts: nothing here knows
+// the domain.
+import type { FastifyContextConfig, FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, HTTPMethods, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Static, TSchema } from 'typebox'
 import type { Db } from '../db/prisma.js'
-import type { Keyring } from '../lib/keyring.js'
-import { writeAudit, writeReadAudit, type AuditEntry } from '../modules/audit/service.js'
-import {
-  bearerToken, cookieToken, gatewayDigests, gatewayPrincipal, keyPrincipal, managementPrincipal, sessionPrincipal,
-  type AuthUser, type Principal
-} from '../modules/auth/service.js'
+import type { User } from '../generated/prisma/client.js'
 import { Errors, errorReply } from './errors.js'
 
 /**
@@ -20,97 +19,188 @@ import { Errors, errorReply } from './errors.js'
  * management tokens · gateway: GATEWAY_TOKEN · key: the caller's own API key.
  */
 export type Mode = 'admin' | 'user' | 'management' | 'gateway' | 'key'
+/** the modes whose caller is a signed-in user, and whose every call is audited (SPEC §4) */
+export type UserMode = 'admin' | 'user' | 'management'
 
-export interface Context<Req extends FastifyRequest> {
-  request: Req
-  body: Req['body']
-  query: Req['query']
-  params: Req['params']
-  principal: Principal
-  /** the signed-in user; only in admin, user and management modes */
-  user: AuthUser
+export type AuthUser = Pick<User, 'id' | 'role' | 'username' | 'email'>
+export interface SessionPrincipal { kind: 'session', user: AuthUser, sessionId: string }
+export interface ManagementPrincipal { kind: 'management', user: AuthUser, tokenId: string }
+export interface GatewayPrincipal { kind: 'gateway' }
+export interface KeyPrincipal { kind: 'key', apiKeyId: string, userId: string }
+export type Principal = SessionPrincipal | ManagementPrincipal | GatewayPrincipal | KeyPrincipal
+
+/** The principal a handler sees, once its route's mode has admitted the caller. */
+export interface PrincipalOf {
+  admin: SessionPrincipal | ManagementPrincipal
+  user: SessionPrincipal | ManagementPrincipal
+  management: SessionPrincipal
+  gateway: GatewayPrincipal
+  key: KeyPrincipal
+}
+
+/** The static type of one part of a route's schema (unknown when the route declares none). */
+type Part<S, K extends string> = S extends { [P in K]: infer T } ? (T extends TSchema ? Static<T> : unknown) : unknown
+/** What a handler answers: the schema's 200 or 201 response. */
+type Answer<S> = S extends { response: infer R }
+  ? { [C in keyof R]: C extends 200 | 201 ? (R[C] extends TSchema ? Static<R[C]> : never) : never }[keyof R]
+  : unknown
+
+export type Context<S, M extends Mode> = {
+  request: FastifyRequest
+  reply: FastifyReply
+  body: Part<S, 'body'>
+  query: Part<S, 'querystring'>
+  params: Part<S, 'params'>
+  principal: PrincipalOf[M]
   /** the transaction in mutations, the client otherwise */
   db: Db
   /** adds metadata to this call's audit row (and may rename its action) */
-  audit: (metadata: Record<string, unknown>, action?: string) => void
-}
+  audit: (metadata: Record<string, unknown>, rename?: string) => void
+} & (M extends UserMode ? { /** the signed-in user */ user: AuthUser } : unknown)
 
-export interface Adapter<Req extends FastifyRequest, T> {
+/** What the lifecycle hooks read from a route's config. */
+export interface PipelineRoute {
   action: string
   mode: Mode
   /** run the handler and its audit row in one transaction */
+  mutation: boolean
+  /** success status */
+  status: number
+  /** where the key-mode credential is found when it is not a bearer header */
+  credential?: (request: FastifyRequest) => string | undefined
+  /** the route validates a querystring: its values go into the audit row */
+  hasQuery: boolean
+}
+
+export interface RouteDeclaration<S extends FastifySchema, M extends Mode> {
+  method: HTTPMethods
+  url: string
+  schema: S
+  action: string
+  mode: M
   mutation?: boolean
   /** success status, 200 unless said */
   status?: number
-  /** where the key-mode credential is found when it is not a bearer header */
-  credential?: (request: Req) => string | undefined
-  handle: (ctx: Context<Req>) => Promise<T>
+  credential?: (request: FastifyRequest) => string | undefined
+  /** Fastify route config besides the pipeline's own (e.g. itemsCheckedByHandler) */
+  config?: Omit<FastifyContextConfig, 'pipeline'>
+  bodyLimit?: number
+  handle: (ctx: Context<S, M>) => Promise<Answer<S>>
+}
+
+/** One audit row as the pipeline records a call. */
+export interface CallRecord {
+  eventType: string
+  action: string
+  principalType: string
+  userId: string | null
+  managementTokenId: string | null
+  ip: string
+  userAgent: string | null
+  requestId: string
+  method: string
+  path: string
+  statusCode: number
+  success: boolean
+  durationMs: number | null
+  metadata?: Record<string, unknown>
+  errorMessage: string | null
+}
+
+export interface PipelineOptions {
+  /** the caller's principal for the route's mode; throws a 401 when the credential is missing or names no one */
+  authenticate: (request: FastifyRequest, mode: Mode, credential: string | undefined) => Promise<Principal>
+  /** stores a row in the given client or transaction (mutations, refusals) */
+  writeAudit: (db: Db, record: CallRecord) => Promise<void>
+  /** stores a row written behind the answer (reads, failures), stamped with the answer's time */
+  writeAuditBehind: (record: CallRecord, at: Date) => Promise<void>
 }
 
 export interface Pipeline {
-  run: <Req extends FastifyRequest, T>(request: Req, reply: FastifyReply, adapter: Adapter<Req, T>) => Promise<T>
   /** `listener` runs after every mutation's transaction has committed, before the reply (caches drop what it changed) */
   onCommit: (listener: (action: string) => void) => void
-  /** resolves when every read's audit row started so far is written (or its failure logged) */
+  /** resolves when every audit row written behind an answer so far is written (or its failure logged) */
   readAuditsWritten: () => Promise<void>
+  /** runs a declared route's handler; called by the handler `route` registers */
+  serve: <S extends FastifySchema, M extends Mode>(request: FastifyRequest, reply: FastifyReply, declared: RouteDeclaration<S, M>) => Promise<Answer<S>>
+}
+
+/** One call's state, from onRequest to its audit row. */
+interface Call {
+  started: number
+  action: string
+  metadata: Record<string, unknown>
+  /** set once preValidation starts authenticating: a failure before it is a call refused before anyone was identified */
+  authenticating: boolean
+  principal?: Principal
+  /** the validated querystring, once the handler runs */
+  query?: unknown
+  audited: boolean
 }
 
 declare module 'fastify' {
   interface FastifyInstance { pipeline: Pipeline }
+  interface FastifyRequest { pipelineCall: Call | null }
+  interface FastifyContextConfig { pipeline?: PipelineRoute }
 }
 
-const AUDITED: ReadonlySet<Mode> = new Set(['admin', 'user', 'management'])
+const AUDITED: ReadonlySet<Mode> = new Set<UserMode>(['admin', 'user', 'management'])
 
-export interface PipelineOptions { keyring: Keyring, gatewayTokens: string[] }
+/** Declares a pipeline route: method, URL, schema, action and mode in one place. */
+export function route<S extends FastifySchema, M extends Mode> (app: FastifyInstance, declared: RouteDeclaration<S, M>): void {
+  if (!app.hasDecorator('pipeline')) throw new Error(`${declared.method} ${declared.url}: register the pipeline plugin before its routes`)
+  const pipeline: PipelineRoute = {
+    action: declared.action,
+    mode: declared.mode,
+    mutation: declared.mutation === true,
+    status: declared.status ?? 200,
+    credential: declared.credential,
+    hasQuery: declared.schema.querystring !== undefined
+  }
+  const options: RouteOptions = {
+    method: declared.method,
+    url: declared.url,
+    schema: declared.schema,
+    ...(declared.bodyLimit !== undefined && { bodyLimit: declared.bodyLimit }),
+    config: { ...declared.config, pipeline },
+    handler: async (request, reply) => app.pipeline.serve(request, reply, declared)
+  }
+  app.route(options)
+}
+
+function authorize (principal: Principal, mode: Mode): void {
+  if (mode === 'admin' && (!('user' in principal) || principal.user.role !== 'admin')) throw new Errors.Forbidden('admin role required')
+  if (mode === 'management' && principal.kind !== 'session') throw new Errors.Forbidden('management tokens cannot manage management tokens; sign in')
+}
 
 export default fp<PipelineOptions>(async (app, opts) => {
   const commitListeners: Array<(action: string) => void> = []
-  const gatewayTokenDigests = gatewayDigests(opts.gatewayTokens)
-  const pendingReadAudits = new Set<Promise<void>>()
+  const pendingBehind = new Set<Promise<void>>()
 
   /**
-   * A read's audit row is inserted while its answer goes out, not before: the insert
-   * was a third sequential round trip (about a third of a detail view's time). It is
-   * on the reads' pool, committed asynchronously (writeReadAudit), and closing the app
+   * A row written while the answer goes out, not before: for a read the insert was a
+   * third sequential round trip (about a third of a detail view's time). Closing the app
    * waits for every row still being written; a failed insert is logged, the answer
-   * having already been given. Mutations and refusals are unchanged: their rows are
-   * written before the reply.
+   * having already been given.
    */
-  function auditRead (entry: AuditEntry): void {
-    const write: Promise<void> = writeReadAudit(app.statsPg, entry, new Date())
-      .catch((error: unknown) => { app.log.error({ err: error, action: entry.action }, 'a read call\'s audit row was not written') })
-      .finally(() => { pendingReadAudits.delete(write) })
-    pendingReadAudits.add(write)
+  function writeBehind (record: CallRecord, failure = 'a read call\'s audit row was not written'): void {
+    const write: Promise<void> = opts.writeAuditBehind(record, new Date())
+      .catch((error: unknown) => { app.log.error({ err: error, action: record.action }, failure) })
+      .finally(() => { pendingBehind.delete(write) })
+    pendingBehind.add(write)
   }
-  const readAuditsWritten = async () => { await Promise.all([...pendingReadAudits]) }
+  const readAuditsWritten = async () => { await Promise.all([...pendingBehind]) }
   // registered after the database plugin, so this runs before its pools are ended
   app.addHook('onClose', readAuditsWritten)
 
-  async function authenticate (request: FastifyRequest, mode: Mode, credential: string | undefined): Promise<Principal> {
-    const token = credential ?? bearerToken(request) ?? (mode === 'gateway' || mode === 'key' ? null : cookieToken(request))
-    if (token === null) throw new Errors.Unauthorized('authentication required')
-    let principal: Principal | null
-    if (mode === 'gateway') principal = gatewayPrincipal(gatewayTokenDigests, token)
-    else if (mode === 'key') principal = await keyPrincipal(app.prisma, opts.keyring, token)
-    else principal = await sessionPrincipal(app.pg, opts.keyring, token) ?? await managementPrincipal(app.prisma, opts.keyring, token, request.ip)
-    if (principal === null) throw new Errors.Unauthorized('invalid or expired credentials')
-    return principal
-  }
-
-  function authorize (principal: Principal, mode: Mode): void {
-    if (mode === 'admin' && (!('user' in principal) || principal.user.role !== 'admin')) throw new Errors.Forbidden('admin role required')
-    if (mode === 'management' && principal.kind !== 'session') throw new Errors.Forbidden('management tokens cannot manage management tokens; sign in')
-  }
-
-  async function run<Req extends FastifyRequest, T> (request: Req, reply: FastifyReply, adapter: Adapter<Req, T>): Promise<T> {
-    const started = performance.now()
-    const audited = AUDITED.has(adapter.mode)
-    let principal: Principal | undefined
-    let action = adapter.action
-    const metadata: Record<string, unknown> = {}
-    const entry = (status: number, error?: string): AuditEntry => ({
-      eventType: adapter.mode === 'admin' ? 'admin' : 'user',
-      action,
+  function record (request: FastifyRequest, declared: PipelineRoute, call: Call, status: number, error?: string): CallRecord {
+    const { principal } = call
+    const metadata = { ...(call.query !== undefined && { query: call.query }), ...call.metadata }
+    // refused before anyone was identified (unparsable or unstorable input): not yet a call of the route's action
+    const identified = call.authenticating
+    return {
+      eventType: !identified ? 'http' : declared.mode === 'admin' ? 'admin' : 'user',
+      action: identified ? call.action : 'http.rejected',
       principalType: principal === undefined ? 'anonymous' : principal.kind === 'session' ? principal.user.role : principal.kind,
       userId: principal !== undefined && 'user' in principal ? principal.user.id : null,
       managementTokenId: principal?.kind === 'management' ? principal.tokenId : null,
@@ -121,47 +211,76 @@ export default fp<PipelineOptions>(async (app, opts) => {
       path: request.url.split('?')[0] ?? request.url,
       statusCode: status,
       success: status < 400,
-      durationMs: Math.round(performance.now() - started),
+      durationMs: identified ? Math.round(performance.now() - call.started) : null,
       metadata: Object.keys(metadata).length > 0 ? metadata : undefined,
       errorMessage: error ?? null
-    })
-    const status = adapter.status ?? 200
-    request.audited = audited
-    try {
-      principal = await authenticate(request, adapter.mode, adapter.credential?.(request))
-      authorize(principal, adapter.mode) // after `principal` is set, so a refusal's audit row names who was refused
-      if (request.validationError !== undefined) throw request.validationError
-      const ctx = (db: Db): Context<Req> => ({
-        request,
-        body: request.body,
-        query: request.query,
-        params: request.params,
-        principal: principal!,
-        user: principal !== undefined && 'user' in principal ? principal.user : undefined as never,
-        db,
-        audit: (more, rename) => { Object.assign(metadata, more); if (rename !== undefined) action = rename }
-      })
-      let result: T
-      if (adapter.mutation === true) {
-        result = await app.prisma.$transaction(async (tx) => {
-          const value = await adapter.handle(ctx(tx))
-          if (audited) await writeAudit(tx, entry(status))
-          return value
-        })
-        for (const listener of commitListeners) listener(action)
-      } else {
-        result = await adapter.handle(ctx(app.prisma))
-        if (audited) auditRead(entry(status))
-      }
-      reply.code(status)
-      return result
-    } catch (error) {
-      const refusal = errorReply(error)
-      // the refused call is audited too (its transaction, if any, was rolled back)
-      if (audited && refusal.status < 500) await writeAudit(app.prisma, entry(refusal.status, refusal.message))
-      throw error
     }
   }
 
-  app.decorate('pipeline', { run, onCommit: (listener) => { commitListeners.push(listener) }, readAuditsWritten })
+  app.decorateRequest('pipelineCall', null)
+
+  app.addHook('onRequest', async (request) => {
+    const declared = request.routeOptions.config.pipeline
+    if (declared !== undefined) request.pipelineCall = { started: performance.now(), action: declared.action, metadata: {}, authenticating: false, audited: false }
+  })
+
+  // after app.ts's preValidation (nothing unstorable gets this far) and before the schema's validation
+  app.addHook('preValidation', async (request) => {
+    const declared = request.routeOptions.config.pipeline
+    const call = request.pipelineCall
+    if (declared === undefined || call === null) return
+    call.authenticating = true
+    call.principal = await opts.authenticate(request, declared.mode, declared.credential?.(request))
+    authorize(call.principal, declared.mode) // after `principal` is set, so a refusal's audit row names who was refused
+  })
+
+  app.addHook('onError', async (request, _reply, error) => {
+    const declared = request.routeOptions.config.pipeline
+    const call = request.pipelineCall
+    if (declared === undefined || call === null || call.audited || !AUDITED.has(declared.mode)) return
+    call.audited = true
+    const refusal = errorReply(error)
+    const row = record(request, declared, call, refusal.status, refusal.message)
+    // outside any (rolled-back) transaction; a 5xx's row goes behind the answer, which it must not delay
+    if (refusal.status >= 500) writeBehind(row, 'a failed call\'s audit row was not written')
+    else await opts.writeAudit(app.prisma, row).catch((auditError: unknown) => { request.log.error({ err: auditError }, 'audit write failed') })
+  })
+
+  async function serve<S extends FastifySchema, M extends Mode> (request: FastifyRequest, reply: FastifyReply, declared: RouteDeclaration<S, M>): Promise<Answer<S>> {
+    const route = request.routeOptions.config.pipeline
+    const call = request.pipelineCall
+    if (route === undefined || call === null || call.principal === undefined) throw new Error(`${request.method} ${request.url}: a pipeline route reached its handler unauthenticated`)
+    if (route.hasQuery) call.query = request.query
+    const principal = call.principal
+    const ctx = (db: Db) => ({
+      request,
+      reply,
+      body: request.body,
+      query: request.query,
+      params: request.params,
+      principal,
+      ...('user' in principal && { user: principal.user }),
+      db,
+      audit: (more: Record<string, unknown>, rename?: string) => { Object.assign(call.metadata, more); if (rename !== undefined) call.action = rename }
+    }) as unknown as Context<S, M> // the mode admitted this principal (authorize) and the schema validated these parts
+    const audited = AUDITED.has(route.mode)
+    let result: Answer<S>
+    if (route.mutation) {
+      result = await app.prisma.$transaction(async (tx) => {
+        const value = await declared.handle(ctx(tx))
+        if (audited) await opts.writeAudit(tx, record(request, route, call, route.status))
+        return value
+      })
+      call.audited = audited
+      for (const listener of commitListeners) listener(call.action)
+    } else {
+      result = await declared.handle(ctx(app.prisma))
+      if (audited) writeBehind(record(request, route, call, route.status))
+      call.audited = audited
+    }
+    reply.code(route.status)
+    return result
+  }
+
+  app.decorate('pipeline', { onCommit: (listener) => { commitListeners.push(listener) }, readAuditsWritten, serve })
 }, { name: 'pipeline', dependencies: ['prisma'] })

@@ -1,8 +1,7 @@
 // Calendar days in IANA time zones, for "per day" answers cut at local midnight, and
 // the bounds every date the API accepts must fall within.
 import type pg from 'pg'
-import { isTimeZone } from '../config.js'
-import { Errors } from '../http/errors.js'
+import { Errors } from './errors.js'
 
 /**
  * Every date input is an instant in [EARLIEST_INSTANT, INSTANT_LIMIT): years 2000 through
@@ -16,6 +15,15 @@ const LIMIT_MS = Date.parse(INSTANT_LIMIT)
 const DAY_MS = 86_400_000
 /** No per-day answer lists more days than this (a year and a day, plus a zone's offset at each end) */
 export const MAX_LISTED_DAYS = 400
+
+/** Whether Intl knows the zone (PostgreSQL may still refuse it: see TimeZones). */
+export function isTimeZone (zone: string): boolean {
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone !== ''
+  } catch {
+    return false
+  }
+}
 
 /** Whether an instant is inside the bounds every date input must respect. */
 export function isBoundedInstant (ms: number): boolean {

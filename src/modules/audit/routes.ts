@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { errorResponses, IsoDateTime, MAX_OFFSET, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
+import { route } from '../../http/pipeline.js'
 import { listAudit } from './service.js'
 
 const AuditQuery = Type.Object({
@@ -37,9 +38,10 @@ const AuditItem = Type.Object({
 const AuditPage = Type.Object({ items: Type.Array(AuditItem), total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer() })
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/', {
-    schema: { tags: ['audit'], summary: 'Audit log, newest first', querystring: AuditQuery, response: { 200: AuditPage, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/',
+    schema: { tags: ['audit'], summary: 'Audit log, newest first', querystring: AuditQuery, response: { 200: AuditPage, ...errorResponses() } },
     action: 'audit_logs.list',
     mode: 'admin',
     handle: async ({ db, query }) => {
@@ -69,7 +71,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         offset: query.offset
       }
     }
-  }))
+  })
 }
 
 export default routes

@@ -1,7 +1,8 @@
-// Audit rows: written by the pipeline for every admin and user call (refusals
-// included) and by system jobs; read by GET /api/admin/audit-logs.
+// Audit rows: written by the pipeline for every admin and user call (refusals and
+// failures included), by sign-in and by system jobs; read by GET /api/admin/audit-logs.
 import { isIP } from 'node:net'
 import type pg from 'pg'
+import sql from 'sql-template-tag'
 import type { Db } from '../../db/prisma.js'
 import type { Prisma } from '../../generated/prisma/client.js'
 import { redactJson, redactText } from '../../lib/redact.js'
@@ -55,17 +56,18 @@ export async function writeAudit (db: Db, entry: AuditEntry): Promise<void> {
  * here, half of a detail view). A database crash can lose the last fraction of a second
  * of such rows (at most three wal_writer_delay, 600 ms by default); a change's row is
  * always in the change's own transaction. `at` is when the call was answered: the
- * pipeline writes this row behind the answer, and the rows must keep the calls' order.
+ * pipeline writes this row behind the answer (reads, and calls that failed with a 5xx),
+ * and the rows must keep the calls' order.
  */
 export async function writeReadAudit (pool: pg.Pool, entry: AuditEntry, at: Date): Promise<void> {
   entry = storable(entry)
-  await pool.query(`
+  await pool.query(sql`
     INSERT INTO audit_logs (event_type, action, principal_type, user_id, management_token_id, ip, user_agent, request_id,
                             method, path, status_code, success, duration_ms, metadata, error_message, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16)`,
-  [entry.eventType, entry.action, entry.principalType, entry.userId ?? null, entry.managementTokenId ?? null, entry.ip ?? null,
-    entry.userAgent ?? null, entry.requestId ?? null, entry.method ?? null, entry.path ?? null, entry.statusCode ?? null, entry.success,
-    entry.durationMs ?? null, entry.metadata === undefined ? null : JSON.stringify(entry.metadata), entry.errorMessage ?? null, at])
+    VALUES (${entry.eventType}, ${entry.action}, ${entry.principalType}, ${entry.userId ?? null}, ${entry.managementTokenId ?? null},
+            ${entry.ip ?? null}, ${entry.userAgent ?? null}, ${entry.requestId ?? null}, ${entry.method ?? null}, ${entry.path ?? null},
+            ${entry.statusCode ?? null}, ${entry.success}, ${entry.durationMs ?? null},
+            ${entry.metadata === undefined ? null : JSON.stringify(entry.metadata)}::jsonb, ${entry.errorMessage ?? null}, ${at})`)
 }
 
 export interface AuditFilter {

@@ -5,6 +5,7 @@ import Type from 'typebox'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Errors } from '../../http/errors.js'
 import { errorResponses, Message } from '../../http/schemas.js'
+import { route } from '../../http/pipeline.js'
 import { writeAudit } from '../audit/service.js'
 import { Profile } from '../users/schemas.js'
 import { findUser, toProfile } from '../users/service.js'
@@ -64,26 +65,28 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     return { access_token: token, token_type: 'bearer' as const, expires_in: ttlSeconds, user_id: user.id, email: user.email, username: user.username, role: user.role }
   })
 
-  app.post('/logout', {
-    schema: { tags, summary: 'Sign out: the session and its access token stop working', response: { 200: Message, 401: errorResponses()[401] } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/logout',
+    schema: { tags, summary: 'Sign out: the session and its access token stop working', response: { 200: Message, 401: errorResponses()[401] } },
     action: 'auth.logout',
     mode: 'management',
     mutation: true,
-    handle: async ({ db, principal }) => {
-      if (principal.kind === 'session') await db.userSession.update({ where: { id: principal.sessionId }, data: { revokedAt: new Date() } })
+    handle: async ({ db, principal, reply }) => {
+      await db.userSession.update({ where: { id: principal.sessionId }, data: { revokedAt: new Date() } })
       reply.clearCookie(SESSION_COOKIE, { path: '/' })
       return { message: 'signed out' }
     }
-  }))
+  })
 
-  app.get('/me', {
-    schema: { tags, summary: 'The signed-in user', response: { 200: Profile, 401: errorResponses()[401] } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/me',
+    schema: { tags, summary: 'The signed-in user', response: { 200: Profile, 401: errorResponses()[401] } },
     action: 'auth.me',
     mode: 'user',
     handle: async ({ db, user }) => toProfile(await findUser(db, user.id))
-  }))
+  })
 }
 
 export default routes

@@ -2,6 +2,7 @@
 // (the usage rows are the record).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorBody, Errors, errorReply } from '../../http/errors.js'
+import { route } from '../../http/pipeline.js'
 import { ingestEvents } from '../usage/ingest.js'
 import type { KeyState } from '../keys/counters.js'
 import { VerifyCache } from './cache.js'
@@ -20,9 +21,10 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.pipeline.onCommit(() => cache.clear())
   const settings: VerifySettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, cache }
 
-  app.post('/gateway/keys/verify', {
-    schema: { tags, summary: 'May this key make this request?', body: VerifyBody, response: { 200: VerifyAllowed, ...refusals } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/gateway/keys/verify',
+    schema: { tags, summary: 'May this key make this request?', body: VerifyBody, response: { 200: VerifyAllowed, ...refusals } },
     action: 'gateway.verify',
     mode: 'gateway',
     handle: async ({ body }) => {
@@ -35,14 +37,15 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         throw error
       }
     }
-  }))
+  })
 
-  app.post('/gateway/usage', {
+  route(app, {
+    method: 'POST',
+    url: '/gateway/usage',
     config: { itemsCheckedByHandler: 'events' },
     // a batch of 1000 completions with headers and bodies is far above the default limit
     bodyLimit: Math.max(app.config.BODY_LIMIT_BYTES, 32 * 1024 * 1024),
-    schema: { tags, summary: 'Report request events (start, stream, complete), 1 to 1000 at a time', body: UsageBatch, response: { 200: UsageBatchResult, 400: ErrorBody, 401: ErrorBody } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+    schema: { tags, summary: 'Report request events (start, stream, complete), 1 to 1000 at a time', body: UsageBatch, response: { 200: UsageBatchResult, 400: ErrorBody, 401: ErrorBody } },
     action: 'gateway.usage',
     mode: 'gateway',
     handle: async ({ body }) => {
@@ -68,7 +71,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       for (const result of results) app.metrics.gatewayEvents.inc({ type: result.type, outcome: result.outcome })
       return { results }
     }
-  }))
+  })
 }
 
 export default routes

@@ -5,6 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Errors } from '../../http/errors.js'
 import { errorResponses } from '../../http/schemas.js'
+import { route } from '../../http/pipeline.js'
 import { usdToNano } from '../../lib/money.js'
 import { dateRange } from '../../lib/time.js'
 import { findUser } from '../users/service.js'
@@ -19,17 +20,19 @@ const tags = ['api keys']
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   // ---- admin: standalone keys, and any key by id ----
-  app.get('/admin/api-keys', {
-    schema: { tags, summary: 'List standalone keys', querystring: KeyListQuery, response: { 200: KeyList, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/api-keys',
+    schema: { tags, summary: 'List standalone keys', querystring: KeyListQuery, response: { 200: KeyList, ...errorResponses() } },
     action: 'api_keys.list',
     mode: 'admin',
     handle: async ({ db, query }) => listKeys(db, { standalone: true }, query)
-  }))
+  })
 
-  app.post('/admin/api-keys', {
-    schema: { tags, summary: 'Create a standalone key (the key is shown once)', body: StandaloneKeyCreate, response: { 201: KeyWithSecret, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/admin/api-keys',
+    schema: { tags, summary: 'Create a standalone key (the key is shown once)', body: StandaloneKeyCreate, response: { 201: KeyWithSecret, ...errorResponses() } },
     action: 'api_keys.create',
     mode: 'admin',
     mutation: true,
@@ -39,11 +42,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: created.id, name: created.name, standalone: true, initial_balance_usd: created.current_balance_usd })
       return created
     }
-  }))
+  })
 
-  app.get('/admin/api-keys/:id', {
-    schema: { tags, summary: 'Get a key; include_key=true also returns the full key (audited as api_keys.reveal)', params: KeyParams, querystring: IncludeKeyQuery, response: { 200: KeyMaybeSecret, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/api-keys/:id',
+    schema: { tags, summary: 'Get a key; include_key=true also returns the full key (audited as api_keys.reveal)', params: KeyParams, querystring: IncludeKeyQuery, response: { 200: KeyMaybeSecret, ...errorResponses(404) } },
     action: 'api_keys.get',
     mode: 'admin',
     handle: async ({ db, params, query, audit }) => {
@@ -52,11 +56,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: row.id }, 'api_keys.reveal')
       return { ...toKeyRecord(row), key: revealKey(app.keyring, row) }
     }
-  }))
+  })
 
-  app.put('/admin/api-keys/:id', {
-    schema: { tags, summary: 'Update a key (partial; null clears; [] allows all)', params: KeyParams, body: KeyUpdate, response: { 200: KeyRecord, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'PUT',
+    url: '/admin/api-keys/:id',
+    schema: { tags, summary: 'Update a key (partial; null clears; [] allows all)', params: KeyParams, body: KeyUpdate, response: { 200: KeyRecord, ...errorResponses(404) } },
     action: 'api_keys.update',
     mode: 'admin',
     mutation: true,
@@ -64,11 +69,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: params.id, fields: Object.keys(body) })
       return toKeyRecord(await updateKey(db, params.id, {}, body))
     }
-  }))
+  })
 
-  app.patch('/admin/api-keys/:id', {
-    schema: { tags, summary: 'Enable or disable a key', params: KeyParams, response: { 200: Toggled, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'PATCH',
+    url: '/admin/api-keys/:id',
+    schema: { tags, summary: 'Enable or disable a key', params: KeyParams, response: { 200: Toggled, ...errorResponses(404) } },
     action: 'api_keys.toggle',
     mode: 'admin',
     mutation: true,
@@ -77,11 +83,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: params.id, is_active: toggled.is_active })
       return toggled
     }
-  }))
+  })
 
-  app.delete('/admin/api-keys/:id', {
-    schema: { tags, summary: 'Disable a key; hard=true deletes it (usage keeps its history)', params: KeyParams, querystring: HardDeleteQuery, response: { 200: Message, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'DELETE',
+    url: '/admin/api-keys/:id',
+    schema: { tags, summary: 'Disable a key; hard=true deletes it (usage keeps its history)', params: KeyParams, querystring: HardDeleteQuery, response: { 200: Message, ...errorResponses(404) } },
     action: 'api_keys.delete',
     mode: 'admin',
     mutation: true,
@@ -89,11 +96,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: params.id, hard: query.hard })
       return deleteKey(db, params.id, {}, query.hard)
     }
-  }))
+  })
 
-  app.patch('/admin/api-keys/:id/balance', {
-    schema: { tags, summary: 'Top up (positive) or deduct (negative) a standalone key\'s balance', params: KeyParams, body: BalanceBody, response: { 200: KeyRecord, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'PATCH',
+    url: '/admin/api-keys/:id/balance',
+    schema: { tags, summary: 'Top up (positive) or deduct (negative) a standalone key\'s balance', params: KeyParams, body: BalanceBody, response: { 200: KeyRecord, ...errorResponses(404) } },
     action: 'api_keys.adjust_balance',
     mode: 'admin',
     mutation: true,
@@ -103,11 +111,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: params.id, amount_usd: body.amount_usd })
       return toKeyRecord(await adjustBalance(db, params.id, amount))
     }
-  }))
+  })
 
-  app.get('/admin/api-keys/:id/stats', {
-    schema: { tags, summary: 'A key\'s totals and daily usage (days cut in `timezone`)', params: KeyParams, querystring: StatsQuery, response: { 200: KeyStats, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/api-keys/:id/stats',
+    schema: { tags, summary: 'A key\'s totals and daily usage (days cut in `timezone`)', params: KeyParams, querystring: StatsQuery, response: { 200: KeyStats, ...errorResponses(404) } },
     action: 'api_keys.stats',
     mode: 'admin',
     handle: async ({ db, params, query }) => {
@@ -115,23 +124,25 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const range = dateRange(query, 30, 366)
       return keyStats(db, await findKey(db, params.id, {}), range, timeZone)
     }
-  }))
+  })
 
   // ---- admin: one user's keys ----
-  app.get('/admin/users/:user_id/api-keys', {
-    schema: { tags, summary: 'A user\'s keys', params: UserKeyParams, querystring: KeyListQuery, response: { 200: KeyList, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/users/:user_id/api-keys',
+    schema: { tags, summary: 'A user\'s keys', params: UserKeyParams, querystring: KeyListQuery, response: { 200: KeyList, ...errorResponses(404) } },
     action: 'user_api_keys.list',
     mode: 'admin',
     handle: async ({ db, params, query }) => {
       await findUser(db, params.user_id)
       return listKeys(db, { userId: params.user_id }, query)
     }
-  }))
+  })
 
-  app.post('/admin/users/:user_id/api-keys', {
-    schema: { tags, summary: 'Create a key for a user (the key is shown once)', params: UserKeyParams, body: KeyCreate, response: { 201: KeyWithSecret, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/admin/users/:user_id/api-keys',
+    schema: { tags, summary: 'Create a key for a user (the key is shown once)', params: UserKeyParams, body: KeyCreate, response: { 201: KeyWithSecret, ...errorResponses(404) } },
     action: 'user_api_keys.create',
     mode: 'admin',
     mutation: true,
@@ -142,19 +153,21 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: created.id, target_user_id: params.user_id, name: created.name })
       return created
     }
-  }))
+  })
 
-  app.get('/admin/users/:user_id/api-keys/:id', {
-    schema: { tags, summary: 'One of a user\'s keys', params: UserKeyIdParams, response: { 200: KeyRecord, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/users/:user_id/api-keys/:id',
+    schema: { tags, summary: 'One of a user\'s keys', params: UserKeyIdParams, response: { 200: KeyRecord, ...errorResponses(404) } },
     action: 'user_api_keys.get',
     mode: 'admin',
     handle: async ({ db, params }) => toKeyRecord(await findKey(db, params.id, { userId: params.user_id }))
-  }))
+  })
 
-  app.put('/admin/users/:user_id/api-keys/:id', {
-    schema: { tags, summary: 'Update one of a user\'s keys', params: UserKeyIdParams, body: KeyUpdate, response: { 200: KeyRecord, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'PUT',
+    url: '/admin/users/:user_id/api-keys/:id',
+    schema: { tags, summary: 'Update one of a user\'s keys', params: UserKeyIdParams, body: KeyUpdate, response: { 200: KeyRecord, ...errorResponses(404) } },
     action: 'user_api_keys.update',
     mode: 'admin',
     mutation: true,
@@ -162,11 +175,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: params.id, target_user_id: params.user_id, fields: Object.keys(body) })
       return toKeyRecord(await updateKey(db, params.id, { userId: params.user_id }, body))
     }
-  }))
+  })
 
-  app.patch('/admin/users/:user_id/api-keys/:id', {
-    schema: { tags, summary: 'Enable or disable one of a user\'s keys', params: UserKeyIdParams, response: { 200: Toggled, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'PATCH',
+    url: '/admin/users/:user_id/api-keys/:id',
+    schema: { tags, summary: 'Enable or disable one of a user\'s keys', params: UserKeyIdParams, response: { 200: Toggled, ...errorResponses(404) } },
     action: 'user_api_keys.toggle',
     mode: 'admin',
     mutation: true,
@@ -175,11 +189,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: params.id, target_user_id: params.user_id, is_active: toggled.is_active })
       return toggled
     }
-  }))
+  })
 
-  app.delete('/admin/users/:user_id/api-keys/:id', {
-    schema: { tags, summary: 'Disable (or hard-delete) one of a user\'s keys', params: UserKeyIdParams, querystring: HardDeleteQuery, response: { 200: Message, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'DELETE',
+    url: '/admin/users/:user_id/api-keys/:id',
+    schema: { tags, summary: 'Disable (or hard-delete) one of a user\'s keys', params: UserKeyIdParams, querystring: HardDeleteQuery, response: { 200: Message, ...errorResponses(404) } },
     action: 'user_api_keys.delete',
     mode: 'admin',
     mutation: true,
@@ -187,20 +202,22 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: params.id, target_user_id: params.user_id, hard: query.hard })
       return deleteKey(db, params.id, { userId: params.user_id }, query.hard)
     }
-  }))
+  })
 
   // ---- users: their own keys ----
-  app.get('/users/me/api-keys', {
-    schema: { tags, summary: 'Your keys', querystring: KeyListQuery, response: { 200: KeyList, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/users/me/api-keys',
+    schema: { tags, summary: 'Your keys', querystring: KeyListQuery, response: { 200: KeyList, ...errorResponses() } },
     action: 'own_api_keys.list',
     mode: 'user',
     handle: async ({ db, user, query }) => listKeys(db, { userId: user.id }, query)
-  }))
+  })
 
-  app.post('/users/me/api-keys', {
-    schema: { tags, summary: 'Create a key for yourself (shown once)', body: OwnKeyCreate, response: { 201: KeyWithSecret, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/users/me/api-keys',
+    schema: { tags, summary: 'Create a key for yourself (shown once)', body: OwnKeyCreate, response: { 201: KeyWithSecret, ...errorResponses() } },
     action: 'own_api_keys.create',
     mode: 'user',
     mutation: true,
@@ -210,19 +227,21 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: created.id, name: created.name })
       return created
     }
-  }))
+  })
 
-  app.get('/users/me/api-keys/:id', {
-    schema: { tags, summary: 'One of your keys', params: KeyParams, response: { 200: KeyRecord, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/users/me/api-keys/:id',
+    schema: { tags, summary: 'One of your keys', params: KeyParams, response: { 200: KeyRecord, ...errorResponses(404) } },
     action: 'own_api_keys.get',
     mode: 'user',
     handle: async ({ db, user, params }) => toKeyRecord(await findKey(db, params.id, { userId: user.id }))
-  }))
+  })
 
-  app.patch('/users/me/api-keys/:id', {
-    schema: { tags, summary: 'Enable or disable one of your keys', params: KeyParams, response: { 200: Toggled, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'PATCH',
+    url: '/users/me/api-keys/:id',
+    schema: { tags, summary: 'Enable or disable one of your keys', params: KeyParams, response: { 200: Toggled, ...errorResponses(404) } },
     action: 'own_api_keys.toggle',
     mode: 'user',
     mutation: true,
@@ -231,11 +250,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: params.id, is_active: toggled.is_active })
       return toggled
     }
-  }))
+  })
 
-  app.delete('/users/me/api-keys/:id', {
-    schema: { tags, summary: 'Delete one of your keys (usage keeps its history)', params: KeyParams, response: { 200: Message, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'DELETE',
+    url: '/users/me/api-keys/:id',
+    schema: { tags, summary: 'Delete one of your keys (usage keeps its history)', params: KeyParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'own_api_keys.delete',
     mode: 'user',
     mutation: true,
@@ -243,7 +263,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ key_id: params.id })
       return deleteKey(db, params.id, { userId: user.id }, true)
     }
-  }))
+  })
 }
 
 export default routes

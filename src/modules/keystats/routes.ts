@@ -7,7 +7,7 @@ import type { FastifyRequest } from 'fastify'
 import { Errors } from '../../http/errors.js'
 import { WindowCounter } from '../../http/limiter.js'
 import { errorResponses } from '../../http/schemas.js'
-import type { Principal } from '../auth/service.js'
+import { route } from '../../http/pipeline.js'
 import { KeyBody, ModelStats, ModelStatsBody, UsageDetails, UserStats } from './schemas.js'
 import { usageDetails, userModelStats, userStats } from './stats.js'
 
@@ -40,36 +40,34 @@ const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => 
   const timeZone = app.config.APP_TIMEZONE
   const counterSettings = { timeZone, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES }
 
-  app.post('/user-stats', {
-    schema: { tags, security, summary: 'Your key: status, all-time usage, limits with their current use, restrictions', body: KeyBody, response: { 200: UserStats, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/user-stats',
+    schema: { tags, security, summary: 'Your key: status, all-time usage, limits with their current use, restrictions', body: KeyBody, response: { 200: UserStats, ...errorResponses() } },
     action: 'key_stats.user_stats',
     mode: 'key',
     credential: bodyKey,
-    handle: async ({ principal }) => userStats(app.statsPg, keyId(principal), counterSettings)
-  }))
+    handle: async ({ principal }) => userStats(app.statsPg, principal.apiKeyId, counterSettings)
+  })
 
-  app.post('/user-model-stats', {
-    schema: { tags, security, summary: 'Your usage per model today (daily) or this month (monthly), in APP_TIMEZONE', body: ModelStatsBody, response: { 200: ModelStats, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/user-model-stats',
+    schema: { tags, security, summary: 'Your usage per model today (daily) or this month (monthly), in APP_TIMEZONE', body: ModelStatsBody, response: { 200: ModelStats, ...errorResponses() } },
     action: 'key_stats.user_model_stats',
     mode: 'key',
     credential: bodyKey,
-    handle: async ({ principal, body }) => userModelStats(app.statsPg, keyId(principal), timeZone, body.period)
-  }))
+    handle: async ({ principal, body }) => userModelStats(app.statsPg, principal.apiKeyId, timeZone, body.period)
+  })
 
-  app.get('/usage-details', {
-    schema: { tags, security, summary: 'Your requests per model over the last 24 hours (key as bearer)', response: { 200: UsageDetails, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/usage-details',
+    schema: { tags, security, summary: 'Your requests per model over the last 24 hours (key as bearer)', response: { 200: UsageDetails, ...errorResponses() } },
     action: 'key_stats.usage_details',
     mode: 'key',
-    handle: async ({ principal }) => usageDetails(app.statsPg, keyId(principal))
-  }))
-}
-
-function keyId (principal: Principal): string {
-  if (principal.kind !== 'key') throw new Errors.Unauthorized('an API key is required') // mode 'key' admits no other
-  return principal.apiKeyId
+    handle: async ({ principal }) => usageDetails(app.statsPg, principal.apiKeyId)
+  })
 }
 
 export default routes

@@ -2,23 +2,26 @@
 // place: POST and PUT both insert a version, effective now unless effective_from says.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../http/schemas.js'
+import { route } from '../../http/pipeline.js'
 import { HistoryParams, HistoryQuery, Message, PriceCreate, PriceHistory, PriceList, PriceListQuery, PriceParams, PriceRecord, PriceUpdate } from './schemas.js'
 import { createPrice, deletePrice, findPrice, listCurrentPrices, priceHistory, toPriceRecord, updatePrice } from './service.js'
 
 const tags = ['model prices']
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/admin/model-prices', {
-    schema: { tags, summary: 'The prices in effect now, one per (model, provider)', querystring: PriceListQuery, response: { 200: PriceList, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/model-prices',
+    schema: { tags, summary: 'The prices in effect now, one per (model, provider)', querystring: PriceListQuery, response: { 200: PriceList, ...errorResponses() } },
     action: 'model_prices.list',
     mode: 'admin',
     handle: async ({ db, query }) => listCurrentPrices(db, query)
-  }))
+  })
 
-  app.post('/admin/model-prices', {
-    schema: { tags, summary: 'Add a price version (a model that has a price gets a new version)', body: PriceCreate, response: { 201: PriceRecord, ...errorResponses(404, 409) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/admin/model-prices',
+    schema: { tags, summary: 'Add a price version (a model that has a price gets a new version)', body: PriceCreate, response: { 201: PriceRecord, ...errorResponses(404, 409) } },
     action: 'model_prices.create',
     mode: 'admin',
     mutation: true,
@@ -28,27 +31,30 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ price_id: price.id, model: price.model, provider_id: price.providerId })
       return toPriceRecord(price)
     }
-  }))
+  })
 
-  app.get('/admin/model-prices/:model/history', {
-    schema: { tags, summary: 'Every version of a model\'s price, newest effective first (URL-encode the model)', params: HistoryParams, querystring: HistoryQuery, response: { 200: PriceHistory, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/model-prices/:model/history',
+    schema: { tags, summary: 'Every version of a model\'s price, newest effective first (URL-encode the model)', params: HistoryParams, querystring: HistoryQuery, response: { 200: PriceHistory, ...errorResponses() } },
     action: 'model_prices.history',
     mode: 'admin',
     handle: async ({ db, params, query }) => priceHistory(db, params.model, query.provider_id)
-  }))
+  })
 
-  app.get('/admin/model-prices/:id', {
-    schema: { tags, summary: 'Get one price version', params: PriceParams, response: { 200: PriceRecord, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/model-prices/:id',
+    schema: { tags, summary: 'Get one price version', params: PriceParams, response: { 200: PriceRecord, ...errorResponses(404) } },
     action: 'model_prices.get',
     mode: 'admin',
     handle: async ({ db, params }) => toPriceRecord(await findPrice(db, params.id))
-  }))
+  })
 
-  app.put('/admin/model-prices/:id', {
-    schema: { tags, summary: 'Change a price: inserts a new version copying the fields not given', params: PriceParams, body: PriceUpdate, response: { 200: PriceRecord, ...errorResponses(404, 409) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'PUT',
+    url: '/admin/model-prices/:id',
+    schema: { tags, summary: 'Change a price: inserts a new version copying the fields not given', params: PriceParams, body: PriceUpdate, response: { 200: PriceRecord, ...errorResponses(404, 409) } },
     action: 'model_prices.update',
     mode: 'admin',
     mutation: true,
@@ -57,11 +63,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ price_id: price.id, previous_price_id: params.id, model: price.model, provider_id: price.providerId, fields: Object.keys(body) })
       return toPriceRecord(price)
     }
-  }))
+  })
 
-  app.delete('/admin/model-prices/:id', {
-    schema: { tags, summary: 'Delete one price version (the one before it is in effect again)', params: PriceParams, response: { 200: Message, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'DELETE',
+    url: '/admin/model-prices/:id',
+    schema: { tags, summary: 'Delete one price version (the one before it is in effect again)', params: PriceParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'model_prices.delete',
     mode: 'admin',
     mutation: true,
@@ -70,7 +77,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ price_id: params.id, model: price.model, provider_id: price.providerId })
       return { message: 'price version deleted' }
     }
-  }))
+  })
 }
 
 export default routes

@@ -2,6 +2,7 @@
 // Provider secrets are write-only: no response carries them, only a masked display.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../http/schemas.js'
+import { route } from '../../http/pipeline.js'
 import {
   EndpointCreate, EndpointList, EndpointParams, EndpointRecord, EndpointUpdate, Message, PageQuery, ProviderCreate, ProviderKeyCreate,
   ProviderKeyList, ProviderKeyParams, ProviderKeyRecord, ProviderKeyUpdate, ProviderList, ProviderListQuery, ProviderParams, ProviderRecord, ProviderUpdate
@@ -15,17 +16,19 @@ const tags = ['providers']
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   // ---- providers ----
-  app.get('/admin/providers', {
-    schema: { tags, summary: 'List providers (by priority, then name)', querystring: ProviderListQuery, response: { 200: ProviderList, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/providers',
+    schema: { tags, summary: 'List providers (by priority, then name)', querystring: ProviderListQuery, response: { 200: ProviderList, ...errorResponses() } },
     action: 'providers.list',
     mode: 'admin',
     handle: async ({ db, query }) => listProviders(db, query)
-  }))
+  })
 
-  app.post('/admin/providers', {
-    schema: { tags, summary: 'Create a provider', body: ProviderCreate, response: { 201: ProviderRecord, ...errorResponses(409) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/admin/providers',
+    schema: { tags, summary: 'Create a provider', body: ProviderCreate, response: { 201: ProviderRecord, ...errorResponses(409) } },
     action: 'providers.create',
     mode: 'admin',
     mutation: true,
@@ -35,19 +38,21 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ provider_id: provider.id, name: provider.name })
       return toProviderRecord(provider)
     }
-  }))
+  })
 
-  app.get('/admin/providers/:id', {
-    schema: { tags, summary: 'Get a provider', params: ProviderParams, response: { 200: ProviderRecord, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/providers/:id',
+    schema: { tags, summary: 'Get a provider', params: ProviderParams, response: { 200: ProviderRecord, ...errorResponses(404) } },
     action: 'providers.get',
     mode: 'admin',
     handle: async ({ db, params }) => toProviderRecord(await findProvider(db, params.id))
-  }))
+  })
 
-  app.put('/admin/providers/:id', {
-    schema: { tags, summary: 'Update a provider (partial; null clears)', params: ProviderParams, body: ProviderUpdate, response: { 200: ProviderRecord, ...errorResponses(404, 409) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'PUT',
+    url: '/admin/providers/:id',
+    schema: { tags, summary: 'Update a provider (partial; null clears)', params: ProviderParams, body: ProviderUpdate, response: { 200: ProviderRecord, ...errorResponses(404, 409) } },
     action: 'providers.update',
     mode: 'admin',
     mutation: true,
@@ -55,11 +60,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ provider_id: params.id, fields: Object.keys(body) })
       return toProviderRecord(await updateProvider(db, params.id, body))
     }
-  }))
+  })
 
-  app.delete('/admin/providers/:id', {
-    schema: { tags, summary: 'Delete a provider with its endpoints, keys and own prices (usage keeps its history)', params: ProviderParams, response: { 200: Message, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'DELETE',
+    url: '/admin/providers/:id',
+    schema: { tags, summary: 'Delete a provider with its endpoints, keys and own prices (usage keeps its history)', params: ProviderParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'providers.delete',
     mode: 'admin',
     mutation: true,
@@ -67,20 +73,22 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ provider_id: params.id, ...await deleteProvider(db, params.id) })
       return { message: 'provider deleted' }
     }
-  }))
+  })
 
   // ---- endpoints ----
-  app.get('/admin/providers/:id/endpoints', {
-    schema: { tags, summary: 'A provider\'s endpoints', params: ProviderParams, querystring: PageQuery, response: { 200: EndpointList, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/providers/:id/endpoints',
+    schema: { tags, summary: 'A provider\'s endpoints', params: ProviderParams, querystring: PageQuery, response: { 200: EndpointList, ...errorResponses(404) } },
     action: 'provider_endpoints.list',
     mode: 'admin',
     handle: async ({ db, params, query }) => listEndpoints(db, params.id, query)
-  }))
+  })
 
-  app.post('/admin/providers/:id/endpoints', {
-    schema: { tags, summary: 'Add an endpoint (one per API format)', params: ProviderParams, body: EndpointCreate, response: { 201: EndpointRecord, ...errorResponses(404, 409) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/admin/providers/:id/endpoints',
+    schema: { tags, summary: 'Add an endpoint (one per API format)', params: ProviderParams, body: EndpointCreate, response: { 201: EndpointRecord, ...errorResponses(404, 409) } },
     action: 'provider_endpoints.create',
     mode: 'admin',
     mutation: true,
@@ -90,19 +98,21 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ provider_id: params.id, endpoint_id: endpoint.id, api_format: endpoint.apiFormat })
       return toEndpointRecord(endpoint)
     }
-  }))
+  })
 
-  app.get('/admin/providers/:id/endpoints/:endpoint_id', {
-    schema: { tags, summary: 'Get an endpoint', params: EndpointParams, response: { 200: EndpointRecord, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/providers/:id/endpoints/:endpoint_id',
+    schema: { tags, summary: 'Get an endpoint', params: EndpointParams, response: { 200: EndpointRecord, ...errorResponses(404) } },
     action: 'provider_endpoints.get',
     mode: 'admin',
     handle: async ({ db, params }) => toEndpointRecord(await findEndpoint(db, params.id, params.endpoint_id))
-  }))
+  })
 
-  app.put('/admin/providers/:id/endpoints/:endpoint_id', {
-    schema: { tags, summary: 'Update an endpoint (partial)', params: EndpointParams, body: EndpointUpdate, response: { 200: EndpointRecord, ...errorResponses(404, 409) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'PUT',
+    url: '/admin/providers/:id/endpoints/:endpoint_id',
+    schema: { tags, summary: 'Update an endpoint (partial)', params: EndpointParams, body: EndpointUpdate, response: { 200: EndpointRecord, ...errorResponses(404, 409) } },
     action: 'provider_endpoints.update',
     mode: 'admin',
     mutation: true,
@@ -110,11 +120,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ provider_id: params.id, endpoint_id: params.endpoint_id, fields: Object.keys(body) })
       return toEndpointRecord(await updateEndpoint(db, params.id, params.endpoint_id, body))
     }
-  }))
+  })
 
-  app.delete('/admin/providers/:id/endpoints/:endpoint_id', {
-    schema: { tags, summary: 'Delete an endpoint (usage keeps its history)', params: EndpointParams, response: { 200: Message, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'DELETE',
+    url: '/admin/providers/:id/endpoints/:endpoint_id',
+    schema: { tags, summary: 'Delete an endpoint (usage keeps its history)', params: EndpointParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'provider_endpoints.delete',
     mode: 'admin',
     mutation: true,
@@ -123,20 +134,22 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       await deleteEndpoint(db, params.id, params.endpoint_id)
       return { message: 'endpoint deleted' }
     }
-  }))
+  })
 
   // ---- provider API keys ----
-  app.get('/admin/providers/:id/keys', {
-    schema: { tags, summary: 'A provider\'s API keys (secrets masked)', params: ProviderParams, querystring: PageQuery, response: { 200: ProviderKeyList, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/providers/:id/keys',
+    schema: { tags, summary: 'A provider\'s API keys (secrets masked)', params: ProviderParams, querystring: PageQuery, response: { 200: ProviderKeyList, ...errorResponses(404) } },
     action: 'provider_keys.list',
     mode: 'admin',
     handle: async ({ db, params, query }) => listProviderKeys(db, params.id, query)
-  }))
+  })
 
-  app.post('/admin/providers/:id/keys', {
-    schema: { tags, summary: 'Add an API key (the secret is stored encrypted and never returned)', params: ProviderParams, body: ProviderKeyCreate, response: { 201: ProviderKeyRecord, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/admin/providers/:id/keys',
+    schema: { tags, summary: 'Add an API key (the secret is stored encrypted and never returned)', params: ProviderParams, body: ProviderKeyCreate, response: { 201: ProviderKeyRecord, ...errorResponses(404) } },
     action: 'provider_keys.create',
     mode: 'admin',
     mutation: true,
@@ -146,19 +159,21 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ provider_id: params.id, provider_key_id: key.id, name: key.name })
       return toProviderKeyRecord(key)
     }
-  }))
+  })
 
-  app.get('/admin/providers/:id/keys/:key_id', {
-    schema: { tags, summary: 'Get an API key (secret masked)', params: ProviderKeyParams, response: { 200: ProviderKeyRecord, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/providers/:id/keys/:key_id',
+    schema: { tags, summary: 'Get an API key (secret masked)', params: ProviderKeyParams, response: { 200: ProviderKeyRecord, ...errorResponses(404) } },
     action: 'provider_keys.get',
     mode: 'admin',
     handle: async ({ db, params }) => toProviderKeyRecord(await findProviderKey(db, params.id, params.key_id))
-  }))
+  })
 
-  app.put('/admin/providers/:id/keys/:key_id', {
-    schema: { tags, summary: 'Update an API key (partial; a new secret replaces the old)', params: ProviderKeyParams, body: ProviderKeyUpdate, response: { 200: ProviderKeyRecord, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'PUT',
+    url: '/admin/providers/:id/keys/:key_id',
+    schema: { tags, summary: 'Update an API key (partial; a new secret replaces the old)', params: ProviderKeyParams, body: ProviderKeyUpdate, response: { 200: ProviderKeyRecord, ...errorResponses(404) } },
     action: 'provider_keys.update',
     mode: 'admin',
     mutation: true,
@@ -166,11 +181,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ provider_id: params.id, provider_key_id: params.key_id, fields: Object.keys(body) })
       return toProviderKeyRecord(await updateProviderKey(db, app.keyring, params.id, params.key_id, body))
     }
-  }))
+  })
 
-  app.delete('/admin/providers/:id/keys/:key_id', {
-    schema: { tags, summary: 'Delete an API key (usage keeps its history)', params: ProviderKeyParams, response: { 200: Message, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'DELETE',
+    url: '/admin/providers/:id/keys/:key_id',
+    schema: { tags, summary: 'Delete an API key (usage keeps its history)', params: ProviderKeyParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'provider_keys.delete',
     mode: 'admin',
     mutation: true,
@@ -179,7 +195,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       await deleteProviderKey(db, params.id, params.key_id)
       return { message: 'provider key deleted' }
     }
-  }))
+  })
 }
 
 export default routes

@@ -3,6 +3,7 @@
 // 404, never a hint that it exists.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../http/schemas.js'
+import { route } from '../../http/pipeline.js'
 import { dateRange } from '../../lib/time.js'
 import {
   Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, Records, RecordsQuery, Stats, StatsQuery, UsageDetail, UsageParams
@@ -16,71 +17,79 @@ const MAX_DAYS = 366
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   // ---- admin ----
-  app.get('/admin/usage/stats', {
-    schema: { tags, summary: 'Totals of every finished request in the range', querystring: StatsQuery, response: { 200: Stats, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/usage/stats',
+    schema: { tags, summary: 'Totals of every finished request in the range', querystring: StatsQuery, response: { 200: Stats, ...errorResponses() } },
     action: 'usage.stats',
     mode: 'admin',
     handle: async ({ query }) => usageStats(app.statsPg, dateRange(query, DEFAULT_DAYS, MAX_DAYS))
-  }))
+  })
 
-  app.get('/admin/usage/aggregation/stats', {
-    schema: { tags, summary: 'Finished requests that reached a provider, grouped by model, user, provider or API format', querystring: AggregationQuery, response: { 200: Aggregation, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/usage/aggregation/stats',
+    schema: { tags, summary: 'Finished requests that reached a provider, grouped by model, user, provider or API format', querystring: AggregationQuery, response: { 200: Aggregation, ...errorResponses() } },
     action: 'usage.aggregation',
     mode: 'admin',
     handle: async ({ query }) => aggregate(app.statsPg, query.group_by, dateRange(query, DEFAULT_DAYS, MAX_DAYS), query.limit)
-  }))
+  })
 
-  app.get('/admin/usage/heatmap', {
-    schema: { tags, summary: 'Requests per local day for the 365 days ending today, zero-filled', querystring: HeatmapQuery, response: { 200: Heatmap, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/usage/heatmap',
+    schema: { tags, summary: 'Requests per local day for the 365 days ending today, zero-filled', querystring: HeatmapQuery, response: { 200: Heatmap, ...errorResponses() } },
     action: 'usage.heatmap',
     mode: 'admin',
     handle: async ({ query }) => heatmap(app.statsPg, app.timeZones.require(query.timezone ?? app.config.APP_TIMEZONE))
-  }))
+  })
 
-  app.get('/admin/usage/records', {
-    schema: { tags, summary: 'Usage records, newest first', querystring: RecordsQuery, response: { 200: Records, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/usage/records',
+    schema: { tags, summary: 'Usage records, newest first', querystring: RecordsQuery, response: { 200: Records, ...errorResponses() } },
     action: 'usage.records',
     mode: 'admin',
     handle: async ({ query }) => records(app.statsPg, recordFilter(query), query.limit, query.offset)
-  }))
+  })
 
   // a uuid only, so it never shadows /admin/usage/active and its siblings
-  app.get('/admin/usage/:usage_id', {
-    schema: { tags, summary: 'One usage record in full', params: UsageParams, response: { 200: UsageDetail, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/usage/:usage_id',
+    schema: { tags, summary: 'One usage record in full', params: UsageParams, response: { 200: UsageDetail, ...errorResponses(404) } },
     action: 'usage.detail',
     mode: 'admin',
     handle: async ({ params }) => detail(app.statsPg, params.usage_id, null)
-  }))
+  })
 
   // ---- users: their own ----
-  app.get('/users/me/usage/stats', {
-    schema: { tags, summary: 'Totals of your finished requests in the range', querystring: StatsQuery, response: { 200: Stats, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/users/me/usage/stats',
+    schema: { tags, summary: 'Totals of your finished requests in the range', querystring: StatsQuery, response: { 200: Stats, ...errorResponses() } },
     action: 'own_usage.stats',
     mode: 'user',
     handle: async ({ query, user }) => usageStats(app.statsPg, dateRange(query, DEFAULT_DAYS, MAX_DAYS), user.id)
-  }))
+  })
 
-  app.get('/users/me/usage/records', {
-    schema: { tags, summary: 'Your usage records, newest first', querystring: OwnRecordsQuery, response: { 200: Records, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/users/me/usage/records',
+    schema: { tags, summary: 'Your usage records, newest first', querystring: OwnRecordsQuery, response: { 200: Records, ...errorResponses() } },
     action: 'own_usage.records',
     mode: 'user',
     handle: async ({ query, user }) => records(app.statsPg, { ...recordFilter(query), userId: user.id }, query.limit, query.offset)
-  }))
+  })
 
-  app.get('/users/me/usage/:usage_id', {
-    schema: { tags, summary: 'One of your usage records in full', params: UsageParams, response: { 200: UsageDetail, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/users/me/usage/:usage_id',
+    schema: { tags, summary: 'One of your usage records in full', params: UsageParams, response: { 200: UsageDetail, ...errorResponses(404) } },
     action: 'own_usage.detail',
     mode: 'user',
     handle: async ({ params, user }) => detail(app.statsPg, params.usage_id, user.id)
-  }))
+  })
 }
 
 export default routes

@@ -1,22 +1,25 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses, Message } from '../../http/schemas.js'
+import { route } from '../../http/pipeline.js'
 import { TokenCreate, TokenCreated, TokenIdParams, TokenList, TokenListQuery } from './schemas.js'
 import { createToken, listTokens, revokeToken } from './service.js'
 
 const tags = ['management tokens']
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/users/me/management-tokens', {
-    schema: { tags, summary: 'Your management tokens', querystring: TokenListQuery, response: { 200: TokenList, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/users/me/management-tokens',
+    schema: { tags, summary: 'Your management tokens', querystring: TokenListQuery, response: { 200: TokenList, ...errorResponses() } },
     action: 'management_tokens.list_own',
     mode: 'management',
     handle: async ({ db, user, query }) => listTokens(db, { userId: user.id }, query)
-  }))
+  })
 
-  app.post('/users/me/management-tokens', {
-    schema: { tags, summary: 'Create a management token (shown once; at most 20)', body: TokenCreate, response: { 201: TokenCreated, ...errorResponses(409) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/users/me/management-tokens',
+    schema: { tags, summary: 'Create a management token (shown once; at most 20)', body: TokenCreate, response: { 201: TokenCreated, ...errorResponses(409) } },
     action: 'management_tokens.create',
     mode: 'management',
     mutation: true,
@@ -26,11 +29,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ token_id: created.id, name: created.name })
       return created
     }
-  }))
+  })
 
-  app.delete('/users/me/management-tokens/:id', {
-    schema: { tags, summary: 'Revoke one of your management tokens', params: TokenIdParams, response: { 200: Message, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'DELETE',
+    url: '/users/me/management-tokens/:id',
+    schema: { tags, summary: 'Revoke one of your management tokens', params: TokenIdParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'management_tokens.revoke_own',
     mode: 'management',
     mutation: true,
@@ -39,19 +43,21 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       await revokeToken(db, params.id, user.id)
       return { message: 'management token revoked' }
     }
-  }))
+  })
 
-  app.get('/admin/management-tokens', {
-    schema: { tags, summary: 'All management tokens', querystring: TokenListQuery, response: { 200: TokenList, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/management-tokens',
+    schema: { tags, summary: 'All management tokens', querystring: TokenListQuery, response: { 200: TokenList, ...errorResponses() } },
     action: 'management_tokens.list',
     mode: 'admin',
     handle: async ({ db, query }) => listTokens(db, { userId: query.user_id }, query)
-  }))
+  })
 
-  app.delete('/admin/management-tokens/:id', {
-    schema: { tags, summary: 'Revoke any management token', params: TokenIdParams, response: { 200: Message, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'DELETE',
+    url: '/admin/management-tokens/:id',
+    schema: { tags, summary: 'Revoke any management token', params: TokenIdParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'management_tokens.revoke',
     mode: 'admin',
     mutation: true,
@@ -60,7 +66,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       await revokeToken(db, params.id)
       return { message: 'management token revoked' }
     }
-  }))
+  })
 }
 
 export default routes

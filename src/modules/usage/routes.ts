@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { errorResponses, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
+import { route } from '../../http/pipeline.js'
 import { activeRequests, sweepStale } from './active.js'
 
 const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}'
@@ -31,16 +32,17 @@ const ActiveRequest = Type.Object({
 })
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/admin/usage/active', {
-    schema: { tags: ['usage'], summary: 'Requests in flight, or the current state of the given ones', querystring: ActiveQuery, response: { 200: Type.Object({ requests: Type.Array(ActiveRequest) }), ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/usage/active',
+    schema: { tags: ['usage'], summary: 'Requests in flight, or the current state of the given ones', querystring: ActiveQuery, response: { 200: Type.Object({ requests: Type.Array(ActiveRequest) }), ...errorResponses() } },
     action: 'usage.active',
     mode: 'admin',
     handle: async ({ db, query }) => {
       await sweepStale(app.pg, app.config.PENDING_TIMEOUT_MINUTES)
       return activeRequests(db, query.ids?.split(','))
     }
-  }))
+  })
 }
 
 export default routes

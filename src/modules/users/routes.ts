@@ -1,25 +1,28 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses, Message } from '../../http/schemas.js'
+import { route } from '../../http/pipeline.js'
 import { Profile, UserCreate, UserIdParams, UserList, UserListQuery, UserRecord, UserUpdate } from './schemas.js'
 import { createUser, deleteUser, findUser, listUsers, toProfile, toUserRecord, updateUser } from './service.js'
 
 const tags = ['users']
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/admin/users', {
-    schema: { tags, summary: 'List users', querystring: UserListQuery, response: { 200: UserList, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/users',
+    schema: { tags, summary: 'List users', querystring: UserListQuery, response: { 200: UserList, ...errorResponses() } },
     action: 'users.list',
     mode: 'admin',
     handle: async ({ db, query }) => {
       const { users, total } = await listUsers(db, query)
       return { users: users.map(toUserRecord), total, skip: query.skip, limit: query.limit }
     }
-  }))
+  })
 
-  app.post('/admin/users', {
-    schema: { tags, summary: 'Create a user', body: UserCreate, response: { 201: UserRecord, ...errorResponses(409) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'POST',
+    url: '/admin/users',
+    schema: { tags, summary: 'Create a user', body: UserCreate, response: { 201: UserRecord, ...errorResponses(409) } },
     action: 'users.create',
     mode: 'admin',
     mutation: true,
@@ -29,19 +32,21 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ target_user_id: user.id, username: user.username, role: user.role })
       return toUserRecord(user)
     }
-  }))
+  })
 
-  app.get('/admin/users/:id', {
-    schema: { tags, summary: 'Get a user', params: UserIdParams, response: { 200: UserRecord, ...errorResponses(404) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/admin/users/:id',
+    schema: { tags, summary: 'Get a user', params: UserIdParams, response: { 200: UserRecord, ...errorResponses(404) } },
     action: 'users.get',
     mode: 'admin',
     handle: async ({ db, params }) => toUserRecord(await findUser(db, params.id))
-  }))
+  })
 
-  app.put('/admin/users/:id', {
-    schema: { tags, summary: 'Update a user (partial; null clears)', params: UserIdParams, body: UserUpdate, response: { 200: UserRecord, ...errorResponses(404, 409) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'PUT',
+    url: '/admin/users/:id',
+    schema: { tags, summary: 'Update a user (partial; null clears)', params: UserIdParams, body: UserUpdate, response: { 200: UserRecord, ...errorResponses(404, 409) } },
     action: 'users.update',
     mode: 'admin',
     mutation: true,
@@ -49,11 +54,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ target_user_id: params.id, fields: Object.keys(body) })
       return toUserRecord(await updateUser(db, params.id, body, user.id))
     }
-  }))
+  })
 
-  app.delete('/admin/users/:id', {
-    schema: { tags, summary: 'Delete a user (soft: history is kept)', params: UserIdParams, response: { 200: Message, ...errorResponses(404, 409) } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'DELETE',
+    url: '/admin/users/:id',
+    schema: { tags, summary: 'Delete a user (soft: history is kept)', params: UserIdParams, response: { 200: Message, ...errorResponses(404, 409) } },
     action: 'users.delete',
     mode: 'admin',
     mutation: true,
@@ -62,15 +68,16 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       await deleteUser(db, params.id, user.id)
       return { message: 'user deleted' }
     }
-  }))
+  })
 
-  app.get('/users/me', {
-    schema: { tags, summary: 'Your profile', response: { 200: Profile, ...errorResponses() } }
-  }, (request, reply) => app.pipeline.run(request, reply, {
+  route(app, {
+    method: 'GET',
+    url: '/users/me',
+    schema: { tags, summary: 'Your profile', response: { 200: Profile, ...errorResponses() } },
     action: 'users.me',
     mode: 'user',
     handle: async ({ db, user }) => toProfile(await findUser(db, user.id))
-  }))
+  })
 }
 
 export default routes
