@@ -3,6 +3,7 @@
 // test build it through buildApp() with the same serverOptions().
 import { randomUUID } from 'node:crypto'
 import cookie from '@fastify/cookie'
+import helmet from '@fastify/helmet'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -57,6 +58,8 @@ declare module 'fastify' {
 /** Paths whose every call is audited (SPEC §4). */
 export const AUDITED_PREFIXES = ['/api/admin', '/api/users/me']
 const PIPELINE_PREFIXES = [...AUDITED_PREFIXES, '/api/gateway', '/api/key-stats']
+const DOCS_PREFIX = '/docs'
+const API_CSP = { defaultSrc: ["'none'"], frameAncestors: ["'none'"] }
 const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value)
 const underAny = (url: string, prefixes: string[]) => prefixes.some((p) => url === p || url.startsWith(`${p}/`))
 
@@ -100,6 +103,8 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   app.addHook('onRoute', (route) => {
     // pipeline routes authenticate before they report invalid input (a stranger learns nothing from 400s)
     if (underAny(route.url, PIPELINE_PREFIXES)) route.attachValidation = true
+    // the Swagger UI page loads its own scripts and styles, sets inline styles and data: icons: helmet's default CSP allows just that
+    if (underAny(route.url, [DOCS_PREFIX])) route.helmet = { contentSecurityPolicy: { useDefaults: true } }
     if (route.schema?.hide !== true) {
       for (const method of [route.method].flat()) if (method !== 'HEAD') app.routeTable.push({ method, url: route.url, schema: route.schema })
     }
@@ -115,6 +120,8 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     }
   })
 
+  // security headers on every answer; the API's answers are JSON, which loads nothing, so its CSP allows nothing
+  await app.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: API_CSP } })
   await app.register(cookie, { secret: config.SESSION_SECRET })
   await app.register(swagger, {
     openapi: {
@@ -127,7 +134,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
       }
     }
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  await app.register(swaggerUi, { routePrefix: DOCS_PREFIX })
   await app.register(prismaPlugin, {
     databaseUrl: config.DATABASE_URL,
     statsStatementTimeoutMs: config.STATS_STATEMENT_TIMEOUT_MS,
