@@ -122,7 +122,8 @@ t.test('a refused value is answered with what the variable accepts and what was 
     [{ AUTO_DELETE_EXPIRED_KEYS: 'yes please' }, "AUTO_DELETE_EXPIRED_KEYS: must be true or false; got 'yes please'"],
     [{ PORT: '70000' }, "PORT: must be a whole number from 0 to 65535; got '70000'"],
     [{ PORT: '80.5' }, "PORT: must be a whole number from 0 to 65535; got '80.5'"],
-    [{ SHUTDOWN_GRACE_MS: 'soon' }, "SHUTDOWN_GRACE_MS: must be a whole number from 0 to 600000; got 'soon'"],
+    [{ SHUTDOWN_GRACE_MS: 'soon' }, "SHUTDOWN_GRACE_MS: must be a whole number from 1000 to 600000; got 'soon'"],
+    [{ SHUTDOWN_GRACE_MS: '0' }, "SHUTDOWN_GRACE_MS: must be a whole number from 1000 to 600000; got '0'"],
     [{ ADMIN_EMAIL: 'nobody' }, "ADMIN_EMAIL: must be an email address; got 'nobody'"]
   ]
   for (const [env, expected] of cases) t.equal(captureMessage(() => loadConfig(env)), `invalid configuration: ${expected}`)
@@ -140,7 +141,7 @@ t.test('a refused secret is described, never echoed', async (t) => {
   t.equal(captureMessage(() => loadConfig({ SESSION_SECRET: 'x' })), 'invalid configuration: SESSION_SECRET: must have at least 32 characters')
 })
 
-t.test('SHUTDOWN_GRACE_MS: ten seconds by default, 0 allowed', async (t) => {
+t.test('SHUTDOWN_GRACE_MS: ten seconds by default, at least one', async (t) => {
   t.equal(loadConfig({}).SHUTDOWN_GRACE_MS, 10_000)
-  t.equal(loadConfig({ SHUTDOWN_GRACE_MS: '0' }).SHUTDOWN_GRACE_MS, 0)
+  t.equal(loadConfig({ SHUTDOWN_GRACE_MS: '1000' }).SHUTDOWN_GRACE_MS, 1000)
 })
