@@ -3,6 +3,7 @@
 // test build it through buildApp() with the same serverOptions().
 import { randomUUID } from 'node:crypto'
 import cookie from '@fastify/cookie'
+import helmet from '@fastify/helmet'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -10,7 +11,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import { ConfigError, gatewayTokens, parseTrustProxy, type AppConfig, type TrustProxy } from './config.js'
 import prismaPlugin from './db/prisma.js'
 import { Errors, errorReply, sendError } from './http/errors.js'
-import { WindowCounter } from './http/limiter.js'
+import { byAddress, CLIENTS_TRACKED, RateLimitStores, refusal, registerRateLimit, type Clock } from './http/rate-limit.js'
 import { loggerOptions } from './http/logging.js'
 import metricsPlugin from './http/metrics.js'
 import pipelinePlugin from './http/pipeline.js'
@@ -42,6 +43,8 @@ declare module 'fastify' {
     config: AppConfig
     keyring: Keyring
     loginThrottle: LoginThrottle
+    /** every rate limit's counts (@fastify/rate-limit's store) */
+    rateLimitStores: RateLimitStores
     /** the time zones PostgreSQL and Intl both accept, read at boot */
     timeZones: TimeZones
     /** every route registered, for the OpenAPI and route-table tests */
@@ -53,9 +56,17 @@ declare module 'fastify' {
   }
 }
 
+const DOCS_PREFIX = '/docs'
+const API_CSP = { defaultSrc: ["'none'"], frameAncestors: ["'none'"] }
 const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value)
 
-export interface ServerExtras { logStream?: NodeJS.WritableStream }
+export interface ServerExtras {
+  logStream?: NodeJS.WritableStream
+  /** the rate limits' clock (tests move time instead of sleeping) */
+  clock?: Clock
+  /** clients each rate limit remembers (default CLIENTS_TRACKED) */
+  clientsTracked?: number
+}
 
 export function serverOptions (config: AppConfig, extras: ServerExtras = {}): FastifyServerOptions {
   return {
@@ -90,9 +101,13 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
 
   app.decorate('config', config)
   app.decorate('keyring', createKeyring(config.ENCRYPTION_KEY))
-  app.decorate('loginThrottle', new LoginThrottle())
+  const rateLimitStores = new RateLimitStores(extras.clientsTracked ?? CLIENTS_TRACKED, extras.clock ?? Date.now)
+  app.decorate('rateLimitStores', rateLimitStores)
+  app.decorate('loginThrottle', new LoginThrottle(rateLimitStores.group(LoginThrottle.GROUP)))
   app.decorate('routeTable', [] as RouteInfo[])
   app.addHook('onRoute', (route) => {
+    // the Swagger UI page loads its own scripts and styles, sets inline styles and data: icons: helmet's default CSP allows just that
+    if (route.url === DOCS_PREFIX || route.url.startsWith(`${DOCS_PREFIX}/`)) route.helmet = { contentSecurityPolicy: { useDefaults: true } }
     if (route.schema?.hide !== true) {
       for (const method of [route.method].flat()) if (method !== 'HEAD') app.routeTable.push({ method, url: route.url, schema: route.schema })
     }
@@ -108,6 +123,9 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     }
   })
 
+  // security headers on every answer; the API's answers are JSON, which loads nothing, so its CSP allows nothing
+  await app.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: API_CSP } })
+  await registerRateLimit(app, rateLimitStores)
   await app.register(cookie, { secret: config.SESSION_SECRET })
   await app.register(swagger, {
     openapi: {
@@ -120,7 +138,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
       }
     }
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  await app.register(swaggerUi, { routePrefix: DOCS_PREFIX })
   await app.register(prismaPlugin, {
     databaseUrl: config.DATABASE_URL,
     statsStatementTimeoutMs: config.STATS_STATEMENT_TIMEOUT_MS,
@@ -150,14 +168,12 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   })
 
   // unknown paths: 404, and 429 for an address that keeps probing
-  const probes = new WindowCounter(120, 60_000)
-  app.setNotFoundHandler(async (request, reply) => {
-    const wait = probes.hit(request.ip)
-    const error = wait > 0
-      ? Object.assign(new Errors.TooManyRequests('too many requests for unknown paths'), { retryAfter: wait })
-      : new Errors.NotFound(`no route ${request.method} ${request.url.split('?')[0]}`)
-    return sendError(reply, request.id, errorReply(error))
+  const probes = app.rateLimit({
+    max: 120, timeWindow: 60_000, keyGenerator: byAddress,
+    errorResponseBuilder: refusal((message) => new Errors.TooManyRequests(message), 'too many requests for unknown paths')
   })
+  app.setNotFoundHandler({ preHandler: probes }, async (request, reply) =>
+    sendError(reply, request.id, errorReply(new Errors.NotFound(`no route ${request.method} ${request.url.split('?')[0]}`))))
 
   await app.register(healthRoutes)
   await app.register(metricsPlugin)

@@ -40,6 +40,7 @@ export const ConfigSchema = Type.Object({
   DB_POOL_STATS: Type.Integer({ minimum: 1, maximum: 100, default: 4, description: 'Connections of the usage statistics pool' }),
   DB_POOL_WAIT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 5000, description: 'Longest wait for a pooled connection (or for Prisma to start a transaction); past it the call is answered 503 database_busy with Retry-After' }),
   DB_TRANSACTION_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 15_000, description: 'Longest interactive transaction of the API, and lock wait or idle transaction of any session; past it the transaction is rolled back and the call answered 503' }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000, description: 'On SIGTERM/SIGINT, in-flight requests get this long to finish; then the process exits anyway' }),
   AUTO_DELETE_EXPIRED_KEYS: Bool(false, 'Expired keys whose auto_delete_on_expiry is null are deleted (true) or disabled (false)')
 })
 
@@ -62,7 +63,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     const given = env[name]
     if ((schema as { type?: unknown }).type === 'integer' && given !== undefined && given !== '' && !/^\s*\d+\s*$/.test(given)) value[name] = given
   }
-  const problems = [...Value.Errors(ConfigSchema, value)].map((e) => `${e.instancePath.slice(1) || e.schemaPath}: ${e.message}`)
+  const failing = new Set([...Value.Errors(ConfigSchema, value)].map((e) => e.instancePath.slice(1)))
+  const problems = [...failing].map((name) => `${name}: ${expectation(name)}${SECRET_VARIABLES.has(name) ? '' : `; got '${env[name] ?? ''}'`}`)
   const config = value as Config
   if (!isTimeZone(config.APP_TIMEZONE)) problems.push(`APP_TIMEZONE: unknown IANA time zone "${config.APP_TIMEZONE}"`)
   if (config.CLEANUP_CRON !== 'off' && !isCron(config.CLEANUP_CRON)) problems.push(`CLEANUP_CRON: not a cron expression (or "off"): "${config.CLEANUP_CRON}"`)
@@ -71,6 +73,25 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (typeof trust === 'object' && !Array.isArray(trust)) problems.push(`TRUST_PROXY: ${trust.problem}`)
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`)
   return config
+}
+
+// their values never reach a message: the boot log is not a place for credentials
+const SECRET_VARIABLES = new Set(['DATABASE_URL', 'ADMIN_PASSWORD', 'SESSION_SECRET', 'ENCRYPTION_KEY', 'GATEWAY_TOKEN'])
+
+interface SchemaFacts { type?: string, anyOf?: Array<{ const?: unknown }>, minimum?: number, maximum?: number, minLength?: number, maxLength?: number, pattern?: string, format?: string }
+
+/** What a variable accepts, in words, read from its schema: the allowed values, the range, the form. */
+function expectation (name: string): string {
+  const schema = (ConfigSchema.properties as Record<string, SchemaFacts>)[name] ?? {}
+  if (schema.anyOf !== undefined) return `must be one of ${schema.anyOf.map((option) => String(option.const)).join(', ')}`
+  if (schema.type === 'boolean') return 'must be true or false'
+  if (schema.type === 'integer') return `must be a whole number from ${schema.minimum ?? 0} to ${schema.maximum ?? Number.MAX_SAFE_INTEGER}`
+  if (schema.format === 'email') return 'must be an email address'
+  if (schema.pattern !== undefined) return `must match ${schema.pattern}`
+  const min = schema.minLength ?? 0
+  const max = schema.maxLength
+  if (max !== undefined) return `must have ${min} to ${max} characters`
+  return `must have at least ${min} characters`
 }
 
 /** GATEWAY_TOKEN's tokens, trimmed, empty entries dropped. */

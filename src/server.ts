@@ -1,5 +1,7 @@
 // The process: configuration, database (embedded when DATABASE_URL is unset),
 // migrations, the first admin, listen, and a clean stop on SIGINT/SIGTERM.
+import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 import { EmbeddedError, firstLine } from './db/embedded.js'
@@ -10,32 +12,49 @@ import { ensureFirstAdmin } from './modules/users/service.js'
 
 const log = (line: string) => process.stdout.write(`${line}\n`)
 
+/**
+ * Stops accepting and waits for the requests in flight, at most `graceMs`; past it their
+ * connections are closed under them. False when the deadline cut some off.
+ */
+async function drain (app: FastifyInstance, graceMs: number): Promise<boolean> {
+  const closing = app.close()
+  // closing closes the keep-alive connections idle at that moment; one serving a request
+  // then is left open after its answer until its keep-alive timeout (72 s), so a client
+  // that keeps its connections busy (a gateway) held the stop that long: close them as they idle
+  const idle = setInterval(() => app.server.closeIdleConnections(), 50)
+  let deadline: NodeJS.Timeout | undefined
+  const expired = new Promise<false>((resolve) => { deadline = setTimeout(resolve, graceMs, false) })
+  try {
+    // a close that fails (a pool refusing to end) is reported and the stop goes on
+    const closed = closing.then(() => true, (error: unknown) => { log(`shutdown: ${firstLine(error)}`); return true })
+    const drained = await Promise.race([closed, expired])
+    if (!drained) {
+      log(`shutdown: requests still in flight after SHUTDOWN_GRACE_MS (${graceMs} ms); closing their connections and exiting`)
+      app.server.closeAllConnections()
+    }
+    return drained
+  } finally {
+    clearInterval(idle)
+    clearTimeout(deadline)
+  }
+}
+
 async function main (): Promise<void> {
-  // the stop below drains the requests, then stops the embedded database (if any) itself
+  // the stop below drains the requests (SHUTDOWN_GRACE_MS at most), then stops the embedded database (if any) itself
   const runtime = await openRuntime(loadConfig(), log, { role: 'server' })
   const { config } = runtime
   let app: Awaited<ReturnType<typeof buildApp>> | undefined
   let cleanup: ReturnType<typeof scheduleCleanup> = null
-  let stopping = false
-  const stop = async (signal: string) => {
-    if (stopping) return
-    stopping = true
-    log(`${signal}: draining requests and stopping`)
+  // SIGINT/SIGTERM (and the other termination signals) once; a second one exits at once.
+  // Crashes keep Node's own handling: a process in an unknown state does not drain.
+  closeWithGrace({ delay: null, logger: { error: log }, skip: ['uncaughtException', 'unhandledRejection', 'beforeExit'] }, async ({ signal }) => {
+    log(`${signal ?? 'stop'}: draining requests and stopping`)
     cleanup?.stop()
-    if (app !== undefined) {
-      const closing = app.close()
-      // closing closes the keep-alive connections idle at that moment; one serving a request
-      // then is left open after its answer until its keep-alive timeout (72 s), so a client
-      // that keeps its connections busy (a gateway) held the stop that long: close them as they idle
-      const idle = setInterval(() => app?.server.closeIdleConnections(), 50)
-      await closing.finally(() => clearInterval(idle))
-    }
+    let drained = true
+    if (app !== undefined) drained = await drain(app, config.SHUTDOWN_GRACE_MS)
     await runtime.close()
-    process.exit(0)
-  }
-  process.once('SIGINT', () => { void stop('SIGINT') })
-  process.once('SIGTERM', () => { void stop('SIGTERM') })
-
+    if (!drained) process.exit(1)
+  })
   try {
     if (config.MIGRATE_ON_START) await migrate(config, log)
     app = await buildApp(config)

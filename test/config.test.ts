@@ -114,3 +114,34 @@ function captureMessage (fn: () => unknown): string {
     return (error as Error).message
   }
 }
+
+t.test('a refused value is answered with what the variable accepts and what was given', async (t) => {
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ LOG_LEVEL: 'verbose' }, "LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent; got 'verbose'"],
+    [{ MIGRATE_ON_START: 'maybe' }, "MIGRATE_ON_START: must be true or false; got 'maybe'"],
+    [{ AUTO_DELETE_EXPIRED_KEYS: 'yes please' }, "AUTO_DELETE_EXPIRED_KEYS: must be true or false; got 'yes please'"],
+    [{ PORT: '70000' }, "PORT: must be a whole number from 0 to 65535; got '70000'"],
+    [{ PORT: '80.5' }, "PORT: must be a whole number from 0 to 65535; got '80.5'"],
+    [{ SHUTDOWN_GRACE_MS: 'soon' }, "SHUTDOWN_GRACE_MS: must be a whole number from 1000 to 600000; got 'soon'"],
+    [{ SHUTDOWN_GRACE_MS: '0' }, "SHUTDOWN_GRACE_MS: must be a whole number from 1000 to 600000; got '0'"],
+    [{ ADMIN_EMAIL: 'nobody' }, "ADMIN_EMAIL: must be an email address; got 'nobody'"]
+  ]
+  for (const [env, expected] of cases) t.equal(captureMessage(() => loadConfig(env)), `invalid configuration: ${expected}`)
+  t.equal(captureMessage(() => loadConfig({ LOG_LEVEL: 'loud', PORT: 'abc' })),
+    "invalid configuration: PORT: must be a whole number from 0 to 65535; got 'abc'; LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent; got 'loud'",
+    'one line per variable, each named once')
+})
+
+t.test('a refused secret is described, never echoed', async (t) => {
+  for (const [name, value] of <Array<[string, string]>>[['SESSION_SECRET', 'short-secret-1'], ['ENCRYPTION_KEY', 'short-secret-2'], ['ADMIN_PASSWORD', 'pw1'], ['DATABASE_URL', 'mysql://u:hunter2@x/db']]) {
+    const message = captureMessage(() => loadConfig({ [name]: value }))
+    t.match(message, new RegExp(`${name}: must `))
+    t.notMatch(message, value, `${name}'s value is not in the message`)
+  }
+  t.equal(captureMessage(() => loadConfig({ SESSION_SECRET: 'x' })), 'invalid configuration: SESSION_SECRET: must have at least 32 characters')
+})
+
+t.test('SHUTDOWN_GRACE_MS: ten seconds by default, at least one', async (t) => {
+  t.equal(loadConfig({}).SHUTDOWN_GRACE_MS, 10_000)
+  t.equal(loadConfig({ SHUTDOWN_GRACE_MS: '1000' }).SHUTDOWN_GRACE_MS, 1000)
+})

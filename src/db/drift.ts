@@ -1,5 +1,6 @@
 // Schema drift: compares the live PostgreSQL schema `public` with prisma/schema.prisma (read
-// through Prisma's own DMMF) so a test can prove the migrations build exactly the modelled database.
+// through Prisma's own DMMF) and EXTRA_INDEXES, so a test can prove the migrations build
+// exactly the modelled database.
 import { readFile } from 'node:fs/promises'
 import internals from '@prisma/internals'
 
@@ -45,9 +46,11 @@ const COLUMNS_SQL = `SELECT c.relname AS table, a.attname AS column, NOT a.attno
   JOIN pg_type t ON t.oid = a.atttypid
   LEFT JOIN pg_type el ON el.oid = t.typelem AND t.typcategory = 'A'
   WHERE ${TABLE_FILTER}`
-const INDEXES_SQL = `SELECT c.relname AS table, ${attnames('c.oid', 'x.indkey::int2[]')} AS columns,
-    CASE WHEN x.indisprimary THEN 'primary key' WHEN x.indisunique THEN 'unique index' ELSE 'index' END AS kind
+const INDEXES_SQL = `SELECT c.relname AS table, i.relname AS name, ${attnames('c.oid', 'x.indkey::int2[]')} AS columns,
+    CASE WHEN x.indisprimary THEN 'primary key' WHEN x.indisunique THEN 'unique index' ELSE 'index' END AS kind,
+    pg_get_expr(x.indpred, x.indrelid) AS predicate
   FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_class i ON i.oid = x.indexrelid
   WHERE ${TABLE_FILTER}`
 const FOREIGN_KEYS_SQL = `SELECT c.relname AS table, f.relname AS ref_table,
     ${attnames('k.conrelid', 'k.conkey')} AS columns, ${attnames('k.confrelid', 'k.confkey')} AS ref_columns,
@@ -61,7 +64,27 @@ const ENUMS_SQL = `SELECT t.typname AS name, array_agg(e.enumlabel::text ORDER B
   WHERE n.nspname = 'public' GROUP BY t.typname`
 
 interface ColumnRow { table: string, column: string, nullable: boolean, type: string }
-interface IndexRow { table: string, columns: string[], kind: string }
+interface IndexRow { table: string, name: string, columns: string[], kind: string, predicate: string | null }
+
+/** An index the migrations create that schema.prisma cannot express (a partial one, or one only SQL in triggers needs). */
+export interface ExtraIndex { name: string, table: string, columns: string[], unique?: boolean, /** as pg_get_expr prints it, without the outer parentheses */ predicate: string | null }
+
+/** The indexes beyond schema.prisma, each made by a migration; the drift test holds the database to this list. */
+export const EXTRA_INDEXES: readonly ExtraIndex[] = [
+  // usage_clear_reference('provider_endpoint_id'), the trigger run when an endpoint (or its provider) is deleted
+  { name: 'usage_provider_endpoint_id_idx', table: 'usage', columns: ['provider_endpoint_id'], predicate: 'provider_endpoint_id IS NOT NULL' },
+  // usage_clear_reference('provider_api_key_id'), the trigger run when a provider key (or its provider) is deleted
+  { name: 'usage_provider_api_key_id_idx', table: 'usage', columns: ['provider_api_key_id'], predicate: 'provider_api_key_id IS NOT NULL' },
+  // providers/service.ts forgetProviderInUserRanking: a deleted provider's part of the user rollups
+  { name: 'usage_hourly_provider_id_idx', table: 'usage_hourly', columns: ['provider_id'], predicate: null }
+]
+
+// "index name (a, b) where p": the name and predicate are part of what an extra index must match
+const extraIndexLine = (kind: string, name: string, columns: string[], predicate: string | null) =>
+  `${kind} ${name} (${columns.join(', ')})${predicate === null ? '' : ` where ${predicate}`}`
+
+// pg_get_expr wraps a predicate in one pair of parentheses
+const unwrap = (predicate: string | null) => predicate !== null && /^\(.*\)$/.test(predicate) ? predicate.slice(1, -1) : predicate
 interface ForeignKeyRow { table: string, ref_table: string, columns: string[], ref_columns: string[], on_delete: string }
 
 /** Differences between the database and the Prisma schema at `schemaPath`, one line each; [] when they agree. */
@@ -105,10 +128,14 @@ export async function schemaDrift (db: DriftQuery, schemaPath: string): Promise<
       }
     }
 
+    const extras = EXTRA_INDEXES.filter(i => i.table === table)
     out.push(...compare(at,
-      datamodel.indexes.filter(i => i.model === model.name)
+      [...datamodel.indexes.filter(i => i.model === model.name)
         .map(i => `${INDEX_KIND[i.type] ?? i.type} (${cols(model, i.fields.map(f => f.name))})`),
-      indexes.rows.filter(r => r.table === table).map(r => `${r.kind} (${r.columns.join(', ')})`)))
+      ...extras.map(i => extraIndexLine(i.unique === true ? 'unique index' : 'index', i.name, i.columns, i.predicate))],
+      indexes.rows.filter(r => r.table === table).map(r => extras.some(i => i.name === r.name) || r.predicate !== null
+        ? extraIndexLine(r.kind, r.name, r.columns, unwrap(r.predicate))
+        : `${r.kind} (${r.columns.join(', ')})`)))
 
     out.push(...compare(at,
       model.fields.filter(f => f.relationFromFields?.length).map(f => {

@@ -2,7 +2,7 @@
 // kind of difference (column, index, foreign key, nullability) is reported by name.
 import pg from 'pg'
 import t, { type Test } from 'tap'
-import { schemaDrift } from '../../src/db/drift.js'
+import { EXTRA_INDEXES, schemaDrift } from '../../src/db/drift.js'
 import { applyMigrations } from '../../src/db/migrate.js'
 import { createDatabase } from '../helper.js'
 
@@ -89,4 +89,46 @@ t.test('a dropped table is reported as missing', async (t) => {
   const client = await migratedClient(t)
   await client.query('DROP TABLE usage_bodies')
   t.same(await schemaDrift(client, SCHEMA), ['table usage_bodies missing'])
+})
+
+t.test('the extra (partial) indexes are known: each is in the database as declared', async (t) => {
+  const client = await migratedClient(t)
+  const { rows } = await client.query<{ name: string, definition: string }>(
+    "SELECT indexname AS name, indexdef AS definition FROM pg_indexes WHERE schemaname = 'public' AND indexname = ANY($1)", [EXTRA_INDEXES.map((i) => i.name)])
+  t.same(rows.map((r) => r.name).sort(), EXTRA_INDEXES.map((i) => i.name).sort(), 'every declared extra index exists')
+  t.match(rows.find((r) => r.name === 'usage_provider_endpoint_id_idx')?.definition, /ON public\.usage USING btree \(provider_endpoint_id\) WHERE \(provider_endpoint_id IS NOT NULL\)$/)
+  t.match(rows.find((r) => r.name === 'usage_provider_api_key_id_idx')?.definition, /ON public\.usage USING btree \(provider_api_key_id\) WHERE \(provider_api_key_id IS NOT NULL\)$/)
+  t.match(rows.find((r) => r.name === 'usage_hourly_provider_id_idx')?.definition, /ON public\.usage_hourly USING btree \(provider_id\)$/)
+})
+
+t.test('a partial index that lost its predicate is reported', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('DROP INDEX usage_provider_endpoint_id_idx')
+  await client.query('CREATE INDEX usage_provider_endpoint_id_idx ON usage (provider_endpoint_id)')
+  t.same(await schemaDrift(client, SCHEMA), [
+    'table usage: index usage_provider_endpoint_id_idx (provider_endpoint_id) where provider_endpoint_id IS NOT NULL missing',
+    'table usage: index usage_provider_endpoint_id_idx (provider_endpoint_id) not in schema'
+  ])
+})
+
+t.test('a partial index with the wrong predicate is reported', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('DROP INDEX usage_provider_api_key_id_idx')
+  await client.query('CREATE INDEX usage_provider_api_key_id_idx ON usage (provider_api_key_id) WHERE provider_api_key_id IS NULL')
+  t.same(await schemaDrift(client, SCHEMA), [
+    'table usage: index usage_provider_api_key_id_idx (provider_api_key_id) where provider_api_key_id IS NOT NULL missing',
+    'table usage: index usage_provider_api_key_id_idx (provider_api_key_id) where provider_api_key_id IS NULL not in schema'
+  ])
+})
+
+t.test('a dropped extra index is reported by name', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('DROP INDEX usage_hourly_provider_id_idx')
+  t.same(await schemaDrift(client, SCHEMA), ['table usage_hourly: index usage_hourly_provider_id_idx (provider_id) missing'])
+})
+
+t.test('an unknown partial index is reported with its predicate', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('CREATE INDEX usage_stray_idx ON usage (model) WHERE status = \'failed\'')
+  t.same(await schemaDrift(client, SCHEMA), ["table usage: index usage_stray_idx (model) where status = 'failed'::usage_status not in schema"])
 })

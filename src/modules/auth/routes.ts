@@ -1,6 +1,7 @@
 // Sign-in and sign-out. Login sits outside the pipeline (there is no principal yet)
 // but is audited all the same, success and failure.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Errors } from '../../http/errors.js'
@@ -32,33 +33,36 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   const throttle = app.loginThrottle
   const ttlSeconds = app.config.SESSION_TTL_HOURS * 3600
 
+  const audit = (request: FastifyRequest, login: string, success: boolean, status: number, account: { id: string } | null, error?: string) => writeAudit(app.prisma, {
+    eventType: 'auth', action: 'auth.login', principalType: success ? 'user' : 'anonymous', userId: success ? account?.id ?? null : null, ip: request.ip,
+    userAgent: request.headers['user-agent'] ?? null, requestId: request.id, method: 'POST', path: '/api/auth/login',
+    statusCode: status, success,
+    // the typed identifier is kept only when it names an account: otherwise it may be a password in the wrong box
+    metadata: account !== null ? { login } : { login_known: false },
+    errorMessage: error ?? null
+  })
+
   app.post('/login', {
+    // counted before the password is checked: concurrent attempts cannot outrun the limit
+    config: { rateLimit: throttle.rateLimit },
+    // the throttle's 429 comes from its hook, before the handler: audited here like every attempt
+    onError: async (request, _reply, error) => {
+      if ((error as { code?: string }).code === 'KM_LOGIN_THROTTLED') await audit(request, request.body.email, false, 429, await findLoginAccount(app.prisma, request.body.email), 'too many failed logins')
+    },
     schema: { tags, summary: 'Sign in; sets the session cookie and returns a bearer access token', body: LoginBody, response: { 200: LoginReply, 400: errorResponses()[400], 401: errorResponses()[401], 429: errorResponses()[429] } }
   }, async (request, reply) => {
     const ip = request.ip
-    // counted before the password is checked: concurrent attempts cannot outrun the limit
-    const { retryAfter, delayMs } = throttle.begin(ip)
-    const audit = (success: boolean, status: number, account: { id: string } | null, error?: string) => writeAudit(app.prisma, {
-      eventType: 'auth', action: 'auth.login', principalType: success ? 'user' : 'anonymous', userId: success ? account?.id ?? null : null, ip,
-      userAgent: request.headers['user-agent'] ?? null, requestId: request.id, method: 'POST', path: '/api/auth/login',
-      statusCode: status, success,
-      // the typed identifier is kept only when it names an account: otherwise it may be a password in the wrong box
-      metadata: account !== null ? { login: request.body.email } : { login_known: false },
-      errorMessage: error ?? null
-    })
-    if (retryAfter > 0) {
-      await audit(false, 429, await findLoginAccount(app.prisma, request.body.email), 'too many failed logins')
-      throw Object.assign(new Errors.LoginThrottled('too many failed logins; try again later'), { retryAfter })
-    }
+    // this attempt is already counted by the hook
+    const delayMs = throttle.delayMs(ip, 1)
     if (delayMs > 0) await sleep(delayMs)
     const { user, account } = await checkLogin(app.prisma, request.body.email, request.body.password)
     if (user === null) {
-      await audit(false, 401, account, 'invalid credentials')
+      await audit(request, request.body.email, false, 401, account, 'invalid credentials')
       throw new Errors.Unauthorized('invalid email/username or password')
     }
     throttle.succeed(ip)
     const { token } = await createSession(app.prisma, app.keyring, user, app.config.SESSION_TTL_HOURS, { ip, userAgent: request.headers['user-agent'] })
-    await audit(true, 200, user)
+    await audit(request, request.body.email, true, 200, user)
     reply.setCookie(SESSION_COOKIE, token, {
       path: '/', httpOnly: true, sameSite: 'lax', signed: true, secure: request.protocol === 'https', maxAge: ttlSeconds
     })

@@ -10,6 +10,7 @@ import type { User } from '../../generated/prisma/client.js'
 import { GATEWAY_TOKEN_MIN_LENGTH } from '../../config.js'
 import { Errors } from '../../lib/errors.js'
 import type { AuthUser, GatewayPrincipal, KeyPrincipal, ManagementPrincipal, Mode, Principal, SessionPrincipal } from '../../http/pipeline.js'
+import { CLIENTS_TRACKED, refusal, WindowStore } from '../../http/rate-limit.js'
 import { parsedIp } from '../audit/service.js'
 
 export const SESSION_COOKIE = 'km_session'
@@ -150,64 +151,65 @@ export function authenticator (opts: AuthenticatorOptions): (request: FastifyReq
 
 /**
  * Repeated login failures from one address: after FREE failures each answer is
- * slowed by a growing delay; after LIMIT failures the address is refused for WINDOW.
+ * slowed by a growing delay; after LIMIT failures the address is refused for the
+ * rest of a WINDOW_MS window. The counting is @fastify/rate-limit's, on the login
+ * route (`rateLimit` below): every attempt is counted before its password is hashed,
+ * so concurrent attempts cannot outrun the limit, and a right password takes its own
+ * attempt back (`succeed`): only failures stay counted. This object reads and
+ * corrects that route's store.
  */
 export class LoginThrottle {
   static readonly FREE = 3
   static readonly LIMIT = 10
   static readonly WINDOW_MS = 15 * 60_000
-  private readonly failures = new Map<string, { count: number, first: number }>()
+  /** the route's rate-limit group: the plugin appends it to the address to make the key */
+  static readonly GROUP = 'login'
 
-  private entry (ip: string, now: number) {
-    const entry = this.failures.get(ip)
-    if (entry !== undefined && now - entry.first > LoginThrottle.WINDOW_MS) {
-      this.failures.delete(ip)
-      return undefined
+  constructor (private readonly store: WindowStore = new WindowStore(CLIENTS_TRACKED, Date.now)) {}
+
+  /** The login route's `config.rateLimit`: counted after validation (a malformed body is no attempt), before the handler's hash. */
+  get rateLimit () {
+    return {
+      max: LoginThrottle.LIMIT,
+      timeWindow: LoginThrottle.WINDOW_MS,
+      groupId: LoginThrottle.GROUP,
+      hook: 'preHandler' as const,
+      errorResponseBuilder: refusal((message) => new Errors.LoginThrottled(message), 'too many failed logins; try again later')
     }
-    return entry
   }
 
-  /**
-   * Counts a login attempt before its password is checked (as a failure until `succeed`),
-   * so that concurrent attempts cannot all pass the check before any is counted: at most
-   * LIMIT attempts per window reach the password hash. `retryAfter` > 0: refused, not counted.
-   */
-  begin (ip: string, now = Date.now()): { retryAfter: number, delayMs: number } {
-    const retryAfter = this.retryAfter(ip, now)
-    if (retryAfter > 0) return { retryAfter, delayMs: 0 }
-    const delayMs = this.delayMs(ip, now)
-    this.fail(ip, now)
-    return { retryAfter: 0, delayMs }
+  private key (ip: string): string {
+    return `${ip}${LoginThrottle.GROUP}`
+  }
+
+  /** Failures (and attempts in flight) counted for the address in its window. */
+  failures (ip: string): number {
+    return this.store.count(this.key(ip), LoginThrottle.WINDOW_MS)
   }
 
   /** Seconds the address must wait, or 0 when it may try. */
-  retryAfter (ip: string, now = Date.now()): number {
-    const entry = this.entry(ip, now)
-    if (entry === undefined || entry.count < LoginThrottle.LIMIT) return 0
-    return Math.ceil((entry.first + LoginThrottle.WINDOW_MS - now) / 1000)
+  retryAfter (ip: string): number {
+    if (this.failures(ip) < LoginThrottle.LIMIT) return 0
+    return Math.ceil(this.store.remainingMs(this.key(ip), LoginThrottle.WINDOW_MS) / 1000)
   }
 
-  /** Delay before answering this attempt, in milliseconds. */
-  delayMs (ip: string, now = Date.now()): number {
-    const count = this.entry(ip, now)?.count ?? 0
+  /** Delay before answering an attempt, in milliseconds; `counted`: the attempt's own count, when already made. */
+  delayMs (ip: string, counted = 0): number {
+    const count = this.failures(ip) - counted
     return count < LoginThrottle.FREE ? 0 : Math.min(250 * 2 ** (count - LoginThrottle.FREE), 4000)
   }
 
-  fail (ip: string, now = Date.now()): void {
-    const entry = this.entry(ip, now)
-    if (entry === undefined) this.failures.set(ip, { count: 1, first: now })
-    else entry.count += 1
+  /** Counts a failure, as the route's hook counts an attempt. */
+  fail (ip: string): void {
+    this.store.incr(this.key(ip), () => {}, LoginThrottle.WINDOW_MS)
   }
 
   /**
-   * A correct password: its own attempt, counted by `begin`, is taken back. The address's
+   * A correct password: its own attempt, counted by the hook, is taken back. The address's
    * failures stay: a sign-in to one's own account must not reset the count of guesses
    * at others' from the same address.
    */
-  succeed (ip: string, now = Date.now()): void {
-    const entry = this.entry(ip, now)
-    if (entry === undefined) return
-    entry.count -= 1
-    if (entry.count <= 0) this.failures.delete(ip)
+  succeed (ip: string): void {
+    this.store.decrement(this.key(ip), LoginThrottle.WINDOW_MS)
   }
 }

@@ -5,7 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Errors } from '../../http/errors.js'
-import { WindowCounter } from '../../http/limiter.js'
+import { byAddress, refusal } from '../../http/rate-limit.js'
 import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import { KeyBody, ModelStats, ModelStatsBody, UsageDetails, UserStats } from './schemas.js'
@@ -30,11 +30,11 @@ function bodyKey (request: FastifyRequest): string | undefined {
 }
 
 const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => {
-  const perAddress = new WindowCounter(opts.limit ?? 60, opts.windowMs ?? 60_000)
-  app.addHook('onRequest', async (request) => {
-    const wait = perAddress.hit(request.ip)
-    if (wait > 0) throw Object.assign(new Errors.TooManyRequests('too many requests from this address'), { retryAfter: wait })
-  })
+  // one limit for every route of this plugin (a route's own config.rateLimit would count each route apart)
+  app.addHook('onRequest', app.rateLimit({
+    max: opts.limit ?? 60, timeWindow: opts.windowMs ?? 60_000, keyGenerator: byAddress,
+    errorResponseBuilder: refusal((message) => new Errors.TooManyRequests(message), 'too many requests from this address')
+  }))
   // a bearer-only POST may come without a body: treat it as {} rather than a 400
   app.addHook('preValidation', async (request) => { if (request.method === 'POST' && request.body === undefined) request.body = {} })
   const timeZone = app.config.APP_TIMEZONE
