@@ -382,7 +382,7 @@ t.test('concurrency: a stream event whose start is still being written by anothe
     await blocker.query('SELECT pg_stat_clear_snapshot()') // inside a transaction the activity view is otherwise read once
     const { rows: [row] } = await blocker.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
     return row.n as number
-  }, (n) => n >= count)
+  }, (n) => n >= count, { timeoutMs: 30_000 })
   // the start's batch writes its receipt, then stops at its key lookup (FOR KEY SHARE) behind this lock
   await blocker.query('BEGIN')
   await blocker.query('SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE', [key.id])
@@ -415,7 +415,7 @@ t.test('a batch of 1000 new requests takes no lock per request (the shared lock 
     await blocker.query('SELECT pg_stat_clear_snapshot()')
     const { rows: [row] } = await blocker.query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
     return row as { pid: number } | undefined
-  }, (row) => row !== undefined)
+  }, (row) => row !== undefined, { timeoutMs: 30_000 })
   const held: Array<{ locktype: string, n: number }> = (await blocker.query(`SELECT locktype, count(*)::int AS n FROM pg_locks WHERE pid = $1 AND granted GROUP BY locktype ORDER BY locktype`, [waiter!.pid])).rows
   await blocker.query('COMMIT')
   t.equal((await sent).statusCode, 200)
