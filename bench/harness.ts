@@ -74,11 +74,7 @@ export async function startBench (): Promise<Bench> {
   }
 }
 
-/**
- * The share of CPU time the hypervisor gave to other machines (steal, from /proc/stat)
- * since the call, as a percentage: on a shared host a run can lose 40% of its two cores
- * this way, and its figures say so. Null where /proc/stat has no steal column.
- */
+/** CPU steal (from /proc/stat) since the call, in percent, so a run on a shared host says what it lost; null where not reported. */
 export function stealMeter (): () => number | null {
   const read = (): number[] | null => {
     try {

@@ -7,7 +7,7 @@
 // The database: BENCH_DATABASE_URL when set (reused if it holds at least N usage rows,
 // seeded if it is empty, refused otherwise unless --reset), else a persistent embedded
 // cluster under ./.data/bench with one database per row count (keymeter_bench_<N>),
-// seeded on first use and reused after (seeding 10M rows takes minutes).
+// seeded on first use and reused after (seeding is the slow part).
 import { chmod, mkdir } from 'node:fs/promises'
 import http from 'node:http'
 import { resolve } from 'node:path'
@@ -185,12 +185,7 @@ function cases (start: Date, end: Date, usageId: string): Case[] {
   ]
 }
 
-/**
- * One GET on a kept-alive connection, with node:http: Node's fetch (undici) adds 1–2 ms
- * of its own per call here, as much as a detail view takes on the server (measured:
- * detail p50 4–6 ms through fetch, 2.5–2.8 ms through node:http, 2 ms per call with
- * autocannon on one connection).
- */
+/** One GET on a kept-alive connection with node:http, whose own cost per call is small beside fetch's (see bench/README.md). */
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
 function get (url: string, headers: Record<string, string>, signal: AbortSignal): Promise<{ status: number, text: string }> {
   return new Promise((resolve, reject) => {

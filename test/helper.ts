@@ -81,3 +81,18 @@ export async function signIn (app: KeymeterApp, role: 'admin' | 'user', username
   const token = res.json().access_token as string
   return { id: user.id, token, headers: { authorization: `Bearer ${token}` } }
 }
+
+/**
+ * Polls `probe` until `done` accepts its answer and returns that answer; throws naming `what`
+ * when `timeoutMs` passes first. For conditions another process or timer brings about.
+ */
+export async function waitUntil<T> (what: string, probe: () => Promise<T>, done: (value: T) => boolean, options: { timeoutMs?: number, intervalMs?: number } = {}): Promise<T> {
+  const { timeoutMs = 10_000, intervalMs = 20 } = options
+  const deadline = performance.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (done(value)) return value
+    if (performance.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+}

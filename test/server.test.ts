@@ -8,7 +8,7 @@ import pg from 'pg'
 import t, { type Test } from 'tap'
 import { startEmbedded } from '../src/db/embedded.js'
 import { readMigrations } from '../src/db/migrate.js'
-import { createDatabase } from './helper.js'
+import { createDatabase, waitUntil } from './helper.js'
 import { spawnServerProcess } from './process.js'
 
 const ADMIN_PASSWORD = 'first-admin-password'
@@ -168,7 +168,8 @@ t.test('the server on its embedded database under load: SIGTERM drains the reque
     }
   }
   const loops = Promise.all([loop(), loop(), loop(), loop()])
-  await new Promise((resolve) => setTimeout(resolve, 500))
+  // signal once the loops are answered, so the drain has requests in flight
+  await waitUntil('answers while running', async () => answers.filter((a) => a.status === 200).length, (ok) => ok > 10, { intervalMs: 10, timeoutMs: 30_000 })
   signalled = true
   const stopAt = Date.now()
   server.child.kill('SIGTERM')

@@ -3,8 +3,7 @@
 // Each workload has its own bounded pool, so one cannot starve another of connections:
 // Prisma (admin and user API, sign-in, audit) on `prisma`; the gateway's verify and the
 // session lookups on `pg`; usage ingestion on `ingestPg`; the statistics on `statsPg`.
-// The hot paths talk SQL directly, where Prisma's per-query overhead would cost several
-// times the query itself.
+// The hot paths talk SQL directly: Prisma's per-query overhead outweighs their short queries.
 import { PrismaPg } from '@prisma/adapter-pg'
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'

@@ -1,17 +1,17 @@
 // 1,000 malformed requests spread over app.routeTable: whatever the input, the app
 // answers below 500, and every 4xx carries the error body with a request_id. The
 // generator is seeded (mulberry32) with a fixed default; the seed is in the test name and
-// FUZZ_SEED=<n> runs (and replays) another. Bodies are invalid by construction and ids are random, so
+// TEST_SEED=<n> runs (and replays) another. Bodies are invalid by construction and ids are random, so
 // nothing real is created, changed or deleted.
 import t, { type Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import type { KeymeterApp, RouteInfo } from '../../src/app.js'
 import { buildTestApp, signIn } from '../helper.js'
-import { mulberry32 } from '../prng.js'
+import { mulberry32, testSeed } from '../prng.js'
 
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 1000)
 // a fixed default, so every run tries the same requests and a failure is seen again on the next run
-const seed = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) >>> 0 : 20261214
+const seed = testSeed(t)
 
 type Rng = () => number
 const int = (rng: Rng, n: number) => Math.floor(rng() * n)
@@ -217,7 +217,7 @@ async function snapshot (app: KeymeterApp) {
   return { users, keys, tokens, lastUserUpdate: lastUser._max.updatedAt?.toISOString(), lastKeyUpdate: lastKey._max.updatedAt?.toISOString() }
 }
 
-t.test(`${REQUESTS} malformed requests across every route answer < 500 with the error body (seed ${seed}; replay with FUZZ_SEED=${seed})`, async (t) => {
+t.test(`${REQUESTS} malformed requests across every route answer < 500 with the error body (seed ${seed}; replay with TEST_SEED=${seed})`, async (t) => {
   const { app } = await buildTestApp(t)
   const admin = await signIn(app, 'admin')
   const routes = app.routeTable

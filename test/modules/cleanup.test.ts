@@ -3,7 +3,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { scheduleCleanup } from '../../src/modules/cleanup/schedule.js'
 import { applyRetention, runCleanup, runCleanupJob } from '../../src/modules/cleanup/service.js'
-import { buildTestApp, signIn, type TestApp } from '../helper.js'
+import { buildTestApp, signIn, waitUntil, type TestApp } from '../helper.js'
 import { assertConsistent, gateway } from './gateway/fixtures.js'
 
 const past = new Date(Date.now() - 3_600_000)
@@ -91,7 +91,8 @@ t.test('the in-process schedule runs the cleanup, and "off" schedules nothing', 
   const job = scheduleCleanup(test.app.prisma, test.app.pg, { ...test.config, CLEANUP_CRON: '* * * * * *', APP_TIMEZONE: 'Asia/Shanghai' }, test.app.log)
   t.teardown(() => job?.stop())
   t.ok(job)
-  for (let i = 0; i < 50 && await state(test, keys.disableRule.id) === true; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  // the schedule fires each second: wait for its first run to change the key
+  await waitUntil('the scheduled run', () => state(test, keys.disableRule.id), (active) => active !== true, { intervalMs: 100 })
   t.equal(await state(test, keys.disableRule.id), false, 'the scheduled run disabled the key')
 })
 

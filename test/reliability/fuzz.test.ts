@@ -5,7 +5,7 @@
 // every schema bound and the database's (2^31 − 1, 2^31, 2^53, 2^63, negatives,
 // fractions, 1e308, -0), nesting up to 100,000 deep, wrong types, missing and unknown
 // fields. Properties: no 5xx; every 4xx carries the error body; and a refusal writes
-// nothing. The seed is fixed and printed (RELIABILITY_FUZZ_SEED replays another run);
+// nothing. The seed is fixed and printed (TEST_SEED replays another run);
 // RELIABILITY_FUZZ_CASES sets the number of cases.
 //
 // "Writes nothing" is watched by a row trigger on every table but the audit log
@@ -20,9 +20,9 @@ import t from 'tap'
 import pg from 'pg'
 import type { LightMyRequestResponse } from 'fastify'
 import { buildTestApp, GATEWAY_TOKEN, signIn } from '../helper.js'
-import { mulberry32 } from '../prng.js'
+import { mulberry32, testSeed } from '../prng.js'
 
-const SEED = process.env.RELIABILITY_FUZZ_SEED !== undefined ? Number(process.env.RELIABILITY_FUZZ_SEED) >>> 0 : 20261214
+const SEED = testSeed(t)
 const CASES = Number(process.env.RELIABILITY_FUZZ_CASES ?? 2500)
 
 type Rng = () => number
@@ -318,7 +318,7 @@ function netWrites (writes: Write[]): Write[] {
   return left
 }
 
-t.test(`${CASES} fuzzed requests over every OpenAPI operation: no 5xx, the error body on every 4xx, no write by a refusal (seed ${SEED}; replay with RELIABILITY_FUZZ_SEED=${SEED})`, async (t) => {
+t.test(`${CASES} fuzzed requests over every OpenAPI operation: no 5xx, the error body on every 4xx, no write by a refusal (seed ${SEED}; replay with TEST_SEED=${SEED})`, async (t) => {
   const { app, url } = await buildTestApp(t)
   const admin = await signIn(app, 'admin')
   const user = await signIn(app, 'user')

@@ -12,13 +12,16 @@ const MAX_ENTRIES = 10_000
 
 export class VerifyCache<T> {
   readonly #ttlMs: number
+  readonly #now: () => number
   readonly #entries = new Map<string, { value: T, expiresAt: number, renewAt: number }>()
   /** reads in flight, shared by concurrent verifies of the same key */
   readonly #reading = new Map<string, Promise<T | undefined>>()
   #generation = 0
 
-  constructor (ttlMs: number) {
+  /** `now` is the clock in milliseconds (monotonic by default); tests pass their own to move time. */
+  constructor (ttlMs: number, options: { now?: () => number } = {}) {
     this.#ttlMs = ttlMs
+    this.#now = options.now ?? (() => performance.now())
   }
 
   /**
@@ -28,7 +31,7 @@ export class VerifyCache<T> {
    */
   async get (hash: string, read: () => Promise<T | undefined>): Promise<T | undefined> {
     if (this.#ttlMs === 0) return read()
-    const now = performance.now()
+    const now = this.#now()
     const entry = this.#entries.get(hash)
     if (entry !== undefined && entry.expiresAt > now) {
       if (now >= entry.renewAt && !this.#reading.has(hash)) this.#read(hash, read, now).catch(() => {}) // a failure surfaces on a later miss

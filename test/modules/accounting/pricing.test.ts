@@ -6,7 +6,7 @@ import t from 'tap'
 import { costsInBigints, costsInNumbers, MULTIPLIER_SCALE, multiplierMicros, priceRequest, splitCacheWrites, tierFor, type Tokens } from '../../../src/modules/accounting/pricing.js'
 import type { PriceVersion } from '../../../src/modules/prices/service.js'
 import { tierFromUsd, type StoredTier } from '../../../src/modules/prices/tiers.js'
-import { mulberry32 } from '../../prng.js'
+import { mulberry32, testSeed } from '../../prng.js'
 
 // ---- the prices used below ------------------------------------------------------
 // Tier 1 (context <= 200 000): USD 3 / 15 / 3.75 / 6 / 0.30 per 1M tokens, i.e. per
@@ -260,7 +260,7 @@ t.test('past 2^53 (9 007 199 254 740 991) the amounts are still exact: priced in
 })
 
 t.test('the doubles\' fast path gives the bigints\' amounts, or declines', async (t) => {
-  const seed = Number(process.env.PRICING_SEED ?? 20261122)
+  const seed = testSeed(t, 20261122)
   const random = mulberry32(seed)
   // magnitudes from 0 up to past 2^53, so both sides of the edge are drawn
   const draw = (digits: number) => Math.floor(random() * 10 ** Math.floor(random() * digits))
@@ -284,7 +284,7 @@ t.test('the doubles\' fast path gives the bigints\' amounts, or declines', async
       return
     }
   }
-  t.ok(compared > 2000 && declined > 2000, `both paths drawn: ${compared} compared, ${declined} declined (seed ${seed}; replay with PRICING_SEED)`)
+  t.ok(compared > 2000 && declined > 2000, `both paths drawn: ${compared} compared, ${declined} declined (seed ${seed}; replay with TEST_SEED=${seed})`)
   // what the fast path must decline: negatives and fractions (never valid input; the bigints throw or price them as given)
   const unit = { input: 1, output: 1, cacheWrite5m: 1, cacheWrite1h: 1, cacheRead: 1 }
   t.equal(costsInNumbers(tokens({ input: -1 }), unit, 0, 1), null)

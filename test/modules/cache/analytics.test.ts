@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import { EDGES, binOf, FIRST_BIN, lastBinWithin } from '../../../src/modules/accounting/cache/bins.js'
 import { windowStart } from '../../../src/modules/cache/service.js'
-import { mulberry32 } from '../../prng.js'
+import { mulberry32, testSeed } from '../../prng.js'
 import { gateway, UNKNOWN_UUID, type Gateway, type Json } from '../gateway/fixtures.js'
 
 const MIN = 60_000
@@ -236,9 +236,7 @@ t.test('bad input is a 400; unknown ids are an empty analysis', async (t) => {
 })
 
 t.test('property: histogram answers equal the analysis of the raw rows, late arrivals included', async (t) => {
-  const seed = Number(process.env.CACHE_SEED ?? (Math.random() * 2 ** 31) >>> 0)
-  t.comment(`seed ${seed} (replay with CACHE_SEED=${seed})`)
-  const rng = mulberry32(seed)
+  const rng = mulberry32(testSeed(t))
   const g = await gateway(t)
   await g.price({ model: 'm1', tiers: [{ up_to: null, input: 2, output: 10 }] })
   const start = Math.floor(Date.now() / HOUR) * HOUR - 60 * HOUR

@@ -1,12 +1,12 @@
 // The verify cache (VERIFY_CACHE_TTL_MS): whatever changes through this process is
 // answered at once — admin and user mutations, ingested usage — while a change made
 // elsewhere (SQL, another instance on the same database) is answered within the TTL.
-// Long TTLs below make "at once" mean invalidation, never expiry.
+// Long TTLs below make "at once" mean invalidation, never expiry; VerifyCache's own TTL
+// arithmetic is tested on an injected clock.
 import t, { type Test } from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { LightMyRequestResponse } from 'fastify'
 import { VerifyCache } from '../../../src/modules/gateway/cache.js'
-import { buildTestApp } from '../../helper.js'
+import { buildTestApp, waitUntil } from '../../helper.js'
 import { gateway, GATEWAY, type Gateway, type Json } from './fixtures.js'
 
 const HOUR_TTL = { VERIFY_CACHE_TTL_MS: '60000' }
@@ -17,6 +17,10 @@ function answers (t: Test, res: LightMyRequestResponse, status: number, type?: s
 }
 
 const sql = (g: Gateway, text: string, values: unknown[]) => g.app.pg.query(text, values)
+
+/** The first answer other than `status`, verifying until the cache lets the change through (bounded well past the TTL). */
+const changed = (ttl: number, status: number, verify: () => Promise<LightMyRequestResponse>) =>
+  waitUntil(`an answer other than ${status}`, verify, (res) => res.statusCode !== status, { timeoutMs: ttl + 10_000 })
 
 t.test('through this process: a key disabled, limited or topped up through the admin API is answered at once', async (t) => {
   const g = await gateway(t, HOUR_TTL)
@@ -89,11 +93,9 @@ t.test('changed elsewhere: a direct SQL update is answered within the TTL', asyn
   const key = await g.standaloneKey({ initial_balance_usd: 1 })
   answers(t, await g.verify({ key: key.key }), 200)
   await sql(g, 'UPDATE api_keys SET is_active = false WHERE id = $1', [key.id])
-  await sleep(ttl + 20) // the bound: no read older than the TTL is answered from
-  answers(t, await g.verify({ key: key.key }), 401, 'key_disabled', 'disabled by SQL: refused once the TTL has passed')
+  answers(t, await changed(ttl, 200, () => g.verify({ key: key.key })), 401, 'key_disabled', 'disabled by SQL: refused once the TTL has passed')
   await sql(g, 'UPDATE api_keys SET is_active = true, balance_used = current_balance WHERE id = $1', [key.id])
-  await sleep(ttl + 20)
-  answers(t, await g.verify({ key: key.key }), 402, 'balance_exhausted', 'a balance used up elsewhere: refused once the TTL has passed')
+  answers(t, await changed(ttl, 401, () => g.verify({ key: key.key })), 402, 'balance_exhausted', 'a balance used up elsewhere: refused once the TTL has passed')
 })
 
 t.test('changed elsewhere: another instance on the same database disables a key, this one refuses it within the TTL', async (t) => {
@@ -107,8 +109,7 @@ t.test('changed elsewhere: another instance on the same database disables a key,
   answers(t, await verify(here), 200)
   answers(t, await verify(there), 200)
   await there.prisma.apiKey.update({ where: { id: key.id }, data: { isActive: false } })
-  await sleep(ttl + 20)
-  answers(t, await verify(here), 401, 'key_disabled', 'this instance, once the TTL has passed')
+  answers(t, await changed(ttl, 200, () => verify(here)), 401, 'key_disabled', 'this instance, once the TTL has passed')
 })
 
 t.test('VERIFY_CACHE_TTL_MS=0: nothing is cached, a SQL change is answered at once', async (t) => {
@@ -147,14 +148,19 @@ t.test('VerifyCache: shared reads, unknown keys not kept, reads in flight when c
   await off.get('h', read({ v: 1 }))
   t.same(await off.get('h', read({ v: 2 })), { v: 2 }, 'TTL 0: every call reads')
 
-  const short = new VerifyCache<Json>(2000)
+  let clock = 5000
+  const short = new VerifyCache<Json>(2000, { now: () => clock })
   await short.get('h', read({ v: 1 }))
-  await sleep(1100) // past half the TTL, with most of a second to spare on a busy machine
   const before = reads
-  t.same(await short.get('h', read({ v: 2 })), { v: 1 }, 'past half the TTL: still answered from the cache…')
+  clock += 999
+  t.same(await short.get('h', read({ v: 9 })), { v: 1 }, 'before half the TTL: answered from the cache…')
+  t.equal(reads, before, '…without a read')
+  clock += 1
+  let renewal: Promise<Json | undefined> | undefined
+  t.same(await short.get('h', () => (renewal = read({ v: 2 })())), { v: 1 }, 'past half the TTL: still answered from the cache…')
   t.equal(reads, before + 1, '…while one read renews it')
-  await sleep(10)
+  await renewal
   t.same(await short.get('h', read({ v: 3 })), { v: 2 }, 'then the renewed state is answered')
-  await sleep(2100)
+  clock += 2000 // the TTL counts from when the renewing read was sent
   t.same(await short.get('h', read({ v: 4 })), { v: 4 }, 'past the TTL: the caller waits for a read')
 })

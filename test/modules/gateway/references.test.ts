@@ -4,6 +4,7 @@
 // it references so a deletion cannot slip between its check and its commit.
 import pg from 'pg'
 import t from 'tap'
+import { waitUntil } from '../../helper.js'
 import { gateway, type Gateway } from './fixtures.js'
 
 async function recorded (g: Gateway) {
@@ -60,13 +61,11 @@ t.test('a key deleted while a batch that names it is being recorded: the batch w
   const batch = g.send([{ type: 'complete', request_id: 'racing', api_key_id: key.id, model: 'claude-x', status: 'completed', input_tokens: 1, output_tokens: 1 }])
   // the batch waits on the uncommitted delete's row lock (its lookup locks the key); watched from
   // outside the deleting transaction, in which pg_stat_activity stays the snapshot of its first read
-  for (let waited = 0; ; waited += 20) {
+  await waitUntil('the batch waiting for the deleting transaction', async () => {
     const { rows } = await g.app.pg.query(`SELECT count(*)::int AS n FROM pg_stat_activity
       WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()`)
-    if (rows[0].n > 0) break
-    if (waited > 10_000) throw new Error('the batch never waited for the deleting transaction')
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+    return rows[0].n as number
+  }, (n) => n > 0)
   await other.query('COMMIT')
   t.match(await batch, [{ request_id: 'racing', outcome: 'rejected', error: `unknown api_key_id ${key.id as string}` }])
   t.equal(await g.app.prisma.usage.count(), 0, 'no row refers to the deleted key')
