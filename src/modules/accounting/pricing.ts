@@ -4,7 +4,7 @@
 // load prices its rows inside PostgreSQL with the *Sql functions at the end).
 import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import { roundDiv } from '../../lib/money.js'
-import { tierToUsd, type StoredTier } from '../prices/tiers.js'
+import { tierToUsd, type StoredTier } from './tiers.js'
 
 /** What pricing needs of a price version (prices/service's PriceVersion has it). */
 export interface PricedVersion { id: string, providerId: string | null, tiers: StoredTier[], pricePerRequest: bigint | null }

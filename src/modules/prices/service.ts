@@ -7,7 +7,7 @@ import { Errors } from '../../http/errors.js'
 import { nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
 import { findProvider } from '../providers/service.js'
 import type { PriceCreateBody, PriceListFilters, PriceUpdateBody } from './schemas.js'
-import { tierFromUsd, tierProblem, tierToUsd, type StoredTier, type TierUsd } from './tiers.js'
+import { tierFromUsd, tierProblem, tierToUsd, type StoredTier, type TierUsd } from '../accounting/tiers.js'
 
 export interface PriceVersion { id: string, model: string, providerId: string | null, tiers: StoredTier[], pricePerRequest: bigint | null, effectiveFrom: Date }
 

@@ -6,7 +6,7 @@ import { createHash, createHmac } from 'node:crypto'
 import { deriveKey, encrypt, maskSecret } from '../../lib/crypto.js'
 import { createKeyring, hashApiKey } from '../../lib/keyring.js'
 import { pickPrice, type PriceVersion } from '../prices/service.js'
-import { tierFromUsd, type TierUsd } from '../prices/tiers.js'
+import { tierFromUsd, type TierUsd } from '../accounting/tiers.js'
 import { multiplierMicros, priceRequest } from '../accounting/pricing.js'
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'

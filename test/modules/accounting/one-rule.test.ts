@@ -13,7 +13,7 @@ import { keyColumns, ROLLUPS } from '../../../src/modules/accounting/model.js'
 import {
   actualCostSql, cacheCreationCostSql, componentCostSql, costsInBigints, inputContextSql, multiplierMicros, priceRequest, requestCostSql, tierFor, tierIndexSql
 } from '../../../src/modules/accounting/pricing.js'
-import type { StoredTier } from '../../../src/modules/prices/tiers.js'
+import type { StoredTier } from '../../../src/modules/accounting/tiers.js'
 import { seed } from '../../../src/modules/seed/service.js'
 import { createDatabase, testConfig } from '../../helper.js'
 import { mulberry32 } from '../../prng.js'

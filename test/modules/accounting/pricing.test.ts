@@ -5,7 +5,7 @@
 import t from 'tap'
 import { costsInBigints, costsInNumbers, MULTIPLIER_SCALE, multiplierMicros, priceRequest, splitCacheWrites, tierFor, type Tokens } from '../../../src/modules/accounting/pricing.js'
 import type { PriceVersion } from '../../../src/modules/prices/service.js'
-import { tierFromUsd, type StoredTier } from '../../../src/modules/prices/tiers.js'
+import { tierFromUsd, type StoredTier } from '../../../src/modules/accounting/tiers.js'
 import { mulberry32, testSeed } from '../../prng.js'
 
 // ---- the prices used below ------------------------------------------------------

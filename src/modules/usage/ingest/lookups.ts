@@ -2,7 +2,7 @@
 // the keys, providers, endpoints, provider keys and prices its events name (key-shared).
 import sql from 'sql-template-tag'
 import type { Sql } from '../../../db/prisma.js'
-import type { StoredTier } from '../../prices/tiers.js'
+import type { StoredTier } from '../../accounting/tiers.js'
 import type { Costs } from '../../accounting/pricing.js'
 import type { UsageEventBody } from '../schemas.js'
 import { COST_COLUMNS, ZERO_COSTS, type Lookups, type ProviderKeyRow, type RowState, type StartFields } from './row.js'
