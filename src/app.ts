@@ -157,7 +157,8 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(pipelinePlugin, {
     authenticate: authenticator({ prisma: app.prisma, pg: app.pg, keyring: app.keyring, gatewayTokens: gatewayTokens(config.GATEWAY_TOKEN) }),
     writeAudit,
-    writeAuditBehind: async (record, at) => { await writeReadAudit(app.statsPg, record, at) }
+    writeAuditBehind: async (record, at) => { await writeReadAudit(app.statsPg, record, at) },
+    transaction: { maxWait: config.DB_POOL_WAIT_MS, timeout: config.DB_TRANSACTION_TIMEOUT_MS }
   })
 
   // handlers first: routes in child plugins inherit the handlers set before they are registered

@@ -114,6 +114,8 @@ export interface PipelineOptions {
   writeAudit: (db: Db, record: CallRecord) => Promise<void>
   /** stores a row written behind the answer (reads, failures), stamped with the answer's time */
   writeAuditBehind: (record: CallRecord, at: Date) => Promise<void>
+  /** every mutation's transaction: how long it may wait for a connection and run (ms) */
+  transaction: { maxWait: number, timeout: number }
 }
 
 export interface Pipeline {
@@ -270,7 +272,7 @@ export default fp<PipelineOptions>(async (app, opts) => {
         const value = await declared.handle(ctx(tx))
         if (audited) await opts.writeAudit(tx, record(request, route, call, route.status))
         return value
-      })
+      }, opts.transaction)
       call.audited = audited
       for (const listener of commitListeners) listener(call.action)
     } else {
