@@ -9,6 +9,12 @@ export type FinishedStatus = typeof FINISHED_STATUSES[number]
 
 export const isFinished = (status: string): status is FinishedStatus => (FINISHED_STATUSES as readonly string[]).includes(status)
 
+/** The states of a request still being served: what in-flight limits and the stale sweep count. */
+export const IN_FLIGHT_STATUSES = ['pending', 'streaming'] as const
+
+/** `<alias>.status IN (in flight…)` (no alias: the bare column). */
+export const inFlightSql = (alias?: string): Fragment => raw(`${alias === undefined ? '' : `${alias}.`}status IN (${list(IN_FLIGHT_STATUSES)})`)
+
 /** Candidate states that never reached their provider. */
 export const UNSENT_CANDIDATE_STATUSES = ['skipped', 'available'] as const
 

@@ -7,6 +7,7 @@ import { percent } from '../../lib/rates.js'
 import { redactHeaders, redactJson } from '../../lib/redact.js'
 import { datesBetween, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
+import { IN_FLIGHT_STATUSES } from '../accounting/rules.js'
 import {
   globalTotals, heatmapDays, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, userTotals, type Totals
 } from '../accounting/read/totals.js'
@@ -111,7 +112,7 @@ const CATEGORIES: Record<Category, Pick<RecordFilter, 'statuses' | 'isStream' | 
   streaming: { statuses: ['streaming'], isStream: null, errorsOnly: false },
   completed: { statuses: ['completed'], isStream: null, errorsOnly: false },
   failed: { statuses: ['failed'], isStream: null, errorsOnly: false },
-  active: { statuses: ['pending', 'streaming'], isStream: null, errorsOnly: false }
+  active: { statuses: [...IN_FLIGHT_STATUSES], isStream: null, errorsOnly: false }
 }
 
 /** Keywords as ILIKE patterns that match them literally (`\` is ILIKE's escape character). */

@@ -1,8 +1,10 @@
 // In-flight requests: what the dashboard polls, and the sweep that turns requests
 // the gateway never finished into failures (504) so they stop counting as in flight.
 import type pg from 'pg'
+import sql from 'sql-template-tag'
 import type { Db } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
+import { IN_FLIGHT_STATUSES, inFlightSql } from '../accounting/rules.js'
 import type { CompleteEventBody } from './schemas.js'
 import { ingestEvents } from './ingest.js'
 
@@ -13,7 +15,7 @@ export async function sweepStale (pool: pg.Pool, timeoutMinutes: number, now = n
   for (;;) {
     // served by usage (status)
     const { rows: stale } = await pool.query<{ request_id: string }>(
-      `SELECT request_id FROM usage WHERE status IN ('pending', 'streaming') AND created_at < $1 ORDER BY request_id LIMIT 500`, [cutoff])
+      sql`SELECT request_id FROM usage WHERE ${inFlightSql()} AND created_at < ${cutoff} ORDER BY request_id LIMIT 500`)
     if (stale.length === 0) return swept
     const events: CompleteEventBody[] = stale.map((row) => ({
       type: 'complete',
@@ -32,7 +34,7 @@ export async function sweepStale (pool: pg.Pool, timeoutMinutes: number, now = n
 
 export async function activeRequests (db: Db, ids: string[] | undefined) {
   const rows = await db.usage.findMany({
-    where: ids === undefined ? { status: { in: ['pending', 'streaming'] } } : { id: { in: ids } },
+    where: ids === undefined ? { status: { in: [...IN_FLIGHT_STATUSES] } } : { id: { in: ids } },
     orderBy: { createdAt: 'desc' },
     take: 500
   })

@@ -5,7 +5,7 @@
 // usage_hourly (api_key_id, bucket) for the whole hours plus raw rows for the edges when
 // a midnight falls inside an hour (+05:30, +05:45 zones).
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
-import { finishedSql } from '../rules.js'
+import { finishedSql, inFlightSql } from '../rules.js'
 import { big } from './sql.js'
 
 /** The rate limit counts a key's requests created in the last this many seconds (any status). */
@@ -43,7 +43,7 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
   const finished = finishedSql()
   const columns = sql`w.requests AS window_requests, w.oldest AS window_oldest,
          CASE WHEN ${all}::boolean OR ${k.concurrentLimit} IS NOT NULL THEN
-           (SELECT count(*)::int FROM usage WHERE api_key_id = ${k.id} AND status IN ('pending', 'streaming')
+           (SELECT count(*)::int FROM usage WHERE api_key_id = ${k.id} AND ${inFlightSql()}
                AND created_at > now() - make_interval(mins => ${s.pendingTimeoutMinutes}::int)) END AS in_flight,
          CASE WHEN ${all}::boolean OR ${k.dailyCostLimit} IS NOT NULL THEN
            COALESCE((SELECT sum(total_cost) FROM usage_hourly WHERE api_key_id = ${k.id} AND bucket >= d.first_hour AND bucket < d.end_hour), 0)
