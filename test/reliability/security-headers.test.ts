@@ -43,3 +43,13 @@ t.test('security headers on JSON answers, a page that loads at /docs', async (t)
   const redirect = await app.inject({ method: 'GET', url: '/docs' })
   t.ok([200, 302].includes(redirect.statusCode), `/docs answers ${redirect.statusCode}`)
 })
+
+t.test('the gateway\'s server-to-server calls carry no browser-protection headers', async (t) => {
+  const { app } = await buildTestApp(t)
+  const res = await app.inject({ method: 'POST', url: '/api/gateway/keys/verify', payload: { key: 'sk-x', model: 'm' } })
+  t.equal(res.statusCode, 401, 'refused without the gateway token')
+  t.equal(res.headers['content-security-policy'], undefined, 'no CSP')
+  t.equal(res.headers['strict-transport-security'], undefined, 'no HSTS')
+  t.equal(res.headers['x-content-type-options'], undefined, 'no nosniff')
+  t.ok(res.headers['x-request-id'], 'the request id still')
+})
