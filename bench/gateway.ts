@@ -1,6 +1,6 @@
 // npm run bench -- ingest | verify: the gateway's two calls under load.
 import { randomUUID } from 'node:crypto'
-import { fmt, GATEWAY_TOKEN, hammer, startBench, stealNote, type Bench, type Run } from './harness.js'
+import { cpuNote, fmt, GATEWAY_TOKEN, hammer, startBench, stealNote, type Bench, type Run } from './harness.js'
 
 export async function fixtures (bench: Bench, keyCount = 1) {
   const app = bench
@@ -52,8 +52,8 @@ export async function ingest (): Promise<void> {
             return { ...req, body: batch(context.keyId, size) }
           }
         }]
-      })
-      console.log(`ingest ${label.padEnd(28)} ${fmt(run.requestsPerSecond * size).padStart(8)} events/s  p50 ${fmt(run.p50)} ms  p99 ${fmt(run.p99)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors, ${connections} connections${stealNote(run.steal)})`)
+      }, bench)
+      console.log(`ingest ${label.padEnd(28)} ${fmt(run.requestsPerSecond * size).padStart(8)} events/s  p50 ${fmt(run.p50)} ms  p99 ${fmt(run.p99)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors, ${connections} connections${cpuNote(run)}${stealNote(run.steal)})`)
     }
     await new Promise((resolve) => setTimeout(resolve, 2000)) // let requests still in flight when the load stopped finish
     const ids = keys.map((k) => k.id)
@@ -78,20 +78,20 @@ export async function verify (): Promise<void> {
     })
     const body = JSON.stringify({ key: key.key, model: 'claude-sonnet-4', api_format: 'claude:messages' })
     const url = `${bench.url}/api/gateway/keys/verify`
-    const line = (label: string, run: Run) => console.log(`verify ${label.padEnd(38)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors${stealNote(run.steal)})`)
+    const line = (label: string, run: Run) => console.log(`verify ${label.padEnd(38)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors${cpuNote(run)}${stealNote(run.steal)})`)
     console.log(`(VERIFY_CACHE_TTL_MS=${bench.config.VERIFY_CACHE_TTL_MS}${bench.config.VERIFY_CACHE_TTL_MS === 0 ? ': no cache' : ''})`)
     // two connections, each sending as soon as its last answer came: a load the server keeps up with, so p99 is latency, not queueing
-    line('(all limits set), 2 connections', await hammer({ url, method: 'POST', connections: 2, duration: 20, body }))
+    line('(all limits set), 2 connections', await hammer({ url, method: 'POST', connections: 2, duration: 20, body }, bench))
     // as fast as 10 connections go: the throughput, and latency at saturation
-    line('(all limits set), 10 connections', await hammer({ url, method: 'POST', connections: 10, duration: 20, body }))
+    line('(all limits set), 10 connections', await hammer({ url, method: 'POST', connections: 10, duration: 20, body }, bench))
     // with usage arriving meanwhile, as in production: every recorded batch clears the cache
     // (autocannon's overallRate sends each second's quota at once: a background load only, its latencies are not read)
     const usage = hammer({
       url: `${bench.url}/api/gateway/usage`, method: 'POST', connections: 1, duration: 20, overallRate: 20,
       requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: Array.from({ length: 10 }, (_, i) => completion(key.id, provider.id, i)) }) }) }]
     })
-    line('with 20 usage batches/s, 2 connections', await hammer({ url, method: 'POST', connections: 2, duration: 10, body }))
-    line('with 20 usage batches/s, 10 connections', await hammer({ url, method: 'POST', connections: 10, duration: 10, body }))
+    line('with 20 usage batches/s, 2 connections', await hammer({ url, method: 'POST', connections: 2, duration: 10, body }, bench))
+    line('with 20 usage batches/s, 10 connections', await hammer({ url, method: 'POST', connections: 10, duration: 10, body }, bench))
     const ingested = await usage
     console.log(`  (meanwhile ${fmt(ingested.total)} usage batches of 10 completions, ${ingested.non2xx} non-2xx)`)
   } finally {

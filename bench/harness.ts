@@ -32,7 +32,15 @@ export function benchConfig (databaseUrl: string): AppConfig {
   }))
 }
 
-export interface Bench { url: string, prisma: PrismaClient, config: AppConfig, keyring: ReturnType<typeof createKeyring>, close: () => Promise<void> }
+export interface Bench {
+  url: string
+  prisma: PrismaClient
+  config: AppConfig
+  keyring: ReturnType<typeof createKeyring>
+  /** the server process's CPU time so far (user + system), in microseconds */
+  serverCpu: () => Promise<number>
+  close: () => Promise<void>
+}
 
 export async function startBench (): Promise<Bench> {
   let databaseUrl = process.env.BENCH_DATABASE_URL
@@ -58,9 +66,20 @@ export async function startBench (): Promise<Bench> {
   })
   // the adapter does not end a pool it was given: closing ends it, before the database stops
   const { pool, prisma } = createDatabase(databaseUrl)
+  const serverCpu = async () => new Promise<number>((resolve) => {
+    const answer = (message: unknown) => {
+      if (typeof message !== 'object' || message === null || !('cpu' in message)) return
+      server.off('message', answer)
+      const { user, system } = (message as { cpu: NodeJS.CpuUsage }).cpu
+      resolve(user + system)
+    }
+    server.on('message', answer)
+    server.send('cpu')
+  })
   return {
     url,
     prisma,
+    serverCpu,
     config,
     keyring: createKeyring(config.ENCRYPTION_KEY),
     close: async () => {
@@ -95,16 +114,33 @@ export function stealMeter (): () => number | null {
   }
 }
 
+/** " · server CPU N µs/request" for a run's line, or nothing where it was not measured. */
+export const cpuNote = (run: Run) => run.cpuPerRequest === null ? '' : ` · server CPU ${fmt(run.cpuPerRequest)} µs/request`
+
 /** " · steal N%" for a run's line, or nothing where steal is not measured. */
 export const stealNote = (percent: number | null) => percent === null ? '' : ` · steal ${percent}%`
 
-export interface Run { requestsPerSecond: number, p50: number, p99: number, errors: number, non2xx: number, total: number, steal: number | null }
+export interface Run {
+  requestsPerSecond: number
+  p50: number
+  p99: number
+  errors: number
+  non2xx: number
+  total: number
+  steal: number | null
+  /** the server's CPU time per answered request, µs (null when the run was not given the bench) */
+  cpuPerRequest: number | null
+}
 
-export async function hammer (options: autocannon.Options): Promise<Run> {
+/** One autocannon run; given the bench, also the server's CPU per request (counting what else the server did meanwhile). */
+export async function hammer (options: autocannon.Options, bench?: Bench): Promise<Run> {
   const steal = stealMeter()
+  const cpuBefore = await bench?.serverCpu()
   const result = await autocannon({ ...options, headers: { 'content-type': 'application/json', authorization: `Bearer ${GATEWAY_TOKEN}`, ...options.headers } })
+  const cpuAfter = await bench?.serverCpu()
   return {
     steal: steal(),
+    cpuPerRequest: cpuBefore === undefined || cpuAfter === undefined || result.requests.total === 0 ? null : (cpuAfter - cpuBefore) / result.requests.total,
     requestsPerSecond: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,

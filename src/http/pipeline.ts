@@ -58,7 +58,7 @@ export type Context<S, M extends Mode> = {
   audit: (metadata: Record<string, unknown>, rename?: string) => void
 } & (M extends UserMode ? { /** the signed-in user */ user: AuthUser } : unknown)
 
-/** What the lifecycle hooks read from a route's config. */
+/** A declared route as its lifecycle hooks and handler see it. */
 export interface PipelineRoute {
   action: string
   mode: Mode
@@ -83,7 +83,7 @@ export interface RouteDeclaration<S extends FastifySchema, M extends Mode> {
   status?: number
   credential?: (request: FastifyRequest) => string | undefined
   /** Fastify route config besides the pipeline's own (e.g. itemsCheckedByHandler) */
-  config?: Omit<FastifyContextConfig, 'pipeline'>
+  config?: FastifyContextConfig
   bodyLimit?: number
   handle: (ctx: Context<S, M>) => Promise<Answer<S>>
 }
@@ -123,8 +123,10 @@ export interface Pipeline {
   onCommit: (listener: (action: string) => void) => void
   /** resolves when every audit row written behind an answer so far is written (or its failure logged) */
   readAuditsWritten: () => Promise<void>
+  /** a declared route's lifecycle hooks; `route` adds them to the route's options */
+  hooks: (declared: PipelineRoute) => Pick<RouteOptions, 'onRequest' | 'preValidation' | 'onError'>
   /** runs a declared route's handler; called by the handler `route` registers */
-  serve: <S extends FastifySchema, M extends Mode>(request: FastifyRequest, reply: FastifyReply, declared: RouteDeclaration<S, M>) => Promise<Answer<S>>
+  serve: <S extends FastifySchema, M extends Mode>(request: FastifyRequest, reply: FastifyReply, route: PipelineRoute, declared: RouteDeclaration<S, M>) => Promise<Answer<S>>
 }
 
 /** One call's state, from onRequest to its audit row. */
@@ -143,12 +145,15 @@ interface Call {
 declare module 'fastify' {
   interface FastifyInstance { pipeline: Pipeline }
   interface FastifyRequest { pipelineCall: Call | null }
-  interface FastifyContextConfig { pipeline?: PipelineRoute }
 }
 
 const AUDITED: ReadonlySet<Mode> = new Set<UserMode>(['admin', 'user', 'management'])
 
-/** Declares a pipeline route: method, URL, schema, action and mode in one place. */
+/**
+ * Declares a pipeline route: method, URL, schema, action and mode in one place. The
+ * pipeline's hooks are the route's own (closures over its declaration), so a call pays
+ * for no lookup of its route and routes outside the pipeline pay for nothing.
+ */
 export function route<S extends FastifySchema, M extends Mode> (app: FastifyInstance, declared: RouteDeclaration<S, M>): void {
   if (!app.hasDecorator('pipeline')) throw new Error(`${declared.method} ${declared.url}: register the pipeline plugin before its routes`)
   const pipeline: PipelineRoute = {
@@ -159,13 +164,15 @@ export function route<S extends FastifySchema, M extends Mode> (app: FastifyInst
     credential: declared.credential,
     hasQuery: declared.schema.querystring !== undefined
   }
+  const hooks = app.pipeline.hooks(pipeline)
   const options: RouteOptions = {
     method: declared.method,
     url: declared.url,
     schema: declared.schema,
     ...(declared.bodyLimit !== undefined && { bodyLimit: declared.bodyLimit }),
-    config: { ...declared.config, pipeline },
-    handler: async (request, reply) => app.pipeline.serve(request, reply, declared)
+    ...(declared.config !== undefined && { config: declared.config }),
+    ...hooks,
+    handler: async (request, reply) => app.pipeline.serve(request, reply, pipeline, declared)
   }
   app.route(options)
 }
@@ -221,37 +228,33 @@ export default fp<PipelineOptions>(async (app, opts) => {
 
   app.decorateRequest('pipelineCall', null)
 
-  app.addHook('onRequest', async (request) => {
-    const declared = request.routeOptions.config.pipeline
-    if (declared !== undefined) request.pipelineCall = { started: performance.now(), action: declared.action, metadata: {}, authenticating: false, audited: false }
+  const hooks = (declared: PipelineRoute): Pick<RouteOptions, 'onRequest' | 'preValidation' | 'onError'> => ({
+    onRequest: async (request) => {
+      request.pipelineCall = { started: performance.now(), action: declared.action, metadata: {}, authenticating: false, audited: false }
+    },
+    // route hooks run after app.ts's global preValidation (nothing unstorable gets this far) and before the schema's validation
+    preValidation: async (request) => {
+      const call = request.pipelineCall
+      if (call === null) return
+      call.authenticating = true
+      call.principal = await opts.authenticate(request, declared.mode, declared.credential?.(request))
+      authorize(call.principal, declared.mode) // after `principal` is set, so a refusal's audit row names who was refused
+    },
+    onError: async (request, _reply, error) => {
+      const call = request.pipelineCall
+      if (call === null || call.audited || !AUDITED.has(declared.mode)) return
+      call.audited = true
+      const refusal = errorReply(error)
+      const row = record(request, declared, call, refusal.status, refusal.message)
+      // outside any (rolled-back) transaction; a 5xx's row goes behind the answer, which it must not delay
+      if (refusal.status >= 500) writeBehind(row, 'a failed call\'s audit row was not written')
+      else await opts.writeAudit(app.prisma, row).catch((auditError: unknown) => { request.log.error({ err: auditError }, 'audit write failed') })
+    }
   })
 
-  // after app.ts's preValidation (nothing unstorable gets this far) and before the schema's validation
-  app.addHook('preValidation', async (request) => {
-    const declared = request.routeOptions.config.pipeline
+  async function serve<S extends FastifySchema, M extends Mode> (request: FastifyRequest, reply: FastifyReply, route: PipelineRoute, declared: RouteDeclaration<S, M>): Promise<Answer<S>> {
     const call = request.pipelineCall
-    if (declared === undefined || call === null) return
-    call.authenticating = true
-    call.principal = await opts.authenticate(request, declared.mode, declared.credential?.(request))
-    authorize(call.principal, declared.mode) // after `principal` is set, so a refusal's audit row names who was refused
-  })
-
-  app.addHook('onError', async (request, _reply, error) => {
-    const declared = request.routeOptions.config.pipeline
-    const call = request.pipelineCall
-    if (declared === undefined || call === null || call.audited || !AUDITED.has(declared.mode)) return
-    call.audited = true
-    const refusal = errorReply(error)
-    const row = record(request, declared, call, refusal.status, refusal.message)
-    // outside any (rolled-back) transaction; a 5xx's row goes behind the answer, which it must not delay
-    if (refusal.status >= 500) writeBehind(row, 'a failed call\'s audit row was not written')
-    else await opts.writeAudit(app.prisma, row).catch((auditError: unknown) => { request.log.error({ err: auditError }, 'audit write failed') })
-  })
-
-  async function serve<S extends FastifySchema, M extends Mode> (request: FastifyRequest, reply: FastifyReply, declared: RouteDeclaration<S, M>): Promise<Answer<S>> {
-    const route = request.routeOptions.config.pipeline
-    const call = request.pipelineCall
-    if (route === undefined || call === null || call.principal === undefined) throw new Error(`${request.method} ${request.url}: a pipeline route reached its handler unauthenticated`)
+    if (call === null || call.principal === undefined) throw new Error(`${request.method} ${request.url}: a pipeline route reached its handler unauthenticated`)
     if (route.hasQuery) call.query = request.query
     const principal = call.principal
     const ctx = (db: Db) => ({
@@ -284,5 +287,5 @@ export default fp<PipelineOptions>(async (app, opts) => {
     return result
   }
 
-  app.decorate('pipeline', { onCommit: (listener) => { commitListeners.push(listener) }, readAuditsWritten, serve })
+  app.decorate('pipeline', { onCommit: (listener) => { commitListeners.push(listener) }, readAuditsWritten, hooks, serve })
 }, { name: 'pipeline', dependencies: ['prisma'] })
