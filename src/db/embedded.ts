@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
+import sql from 'sql-template-tag'
 
 export interface EmbeddedDatabase { url: string, stop: () => Promise<void> }
 
@@ -189,7 +190,7 @@ async function ensureDatabase (password: string, port: number, database: string)
   admin.on('error', () => {})
   await admin.connect()
   try {
-    const found = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database])
+    const found = await admin.query(sql`SELECT 1 FROM pg_database WHERE datname = ${database}`)
     if (found.rowCount === 0) await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)}`)
   } finally {
     await admin.end()

@@ -6,6 +6,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
+import sql from 'sql-template-tag'
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations', import.meta.url))
 
@@ -77,7 +78,7 @@ export async function applyMigrations (databaseUrl: string, options: { dir?: str
   const client = new pg.Client({ connectionString: databaseUrl })
   await client.connect()
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [PRISMA_ADVISORY_LOCK])
+    await client.query(sql`SELECT pg_advisory_lock(${PRISMA_ADVISORY_LOCK})`)
     try {
       await client.query(CREATE_TABLE)
       const pending = await pendingMigrations(client, migrations)
@@ -87,7 +88,7 @@ export async function applyMigrations (databaseUrl: string, options: { dir?: str
       }
       return pending.map((m) => m.name)
     } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [PRISMA_ADVISORY_LOCK])
+      await client.query(sql`SELECT pg_advisory_unlock(${PRISMA_ADVISORY_LOCK})`)
     }
   } finally {
     await client.end()
@@ -98,9 +99,9 @@ async function applyOne (client: pg.Client, migration: Migration): Promise<void>
   const id = randomUUID()
   await client.query('BEGIN')
   try {
-    await client.query('INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, clock_timestamp(), 0)', [id, migration.checksum, migration.name])
+    await client.query(sql`INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES (${id}, ${migration.checksum}, ${migration.name}, clock_timestamp(), 0)`)
     await client.query(migration.sql)
-    await client.query('UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1', [id])
+    await client.query(sql`UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = ${id}`)
     await client.query('COMMIT')
   } catch (error) {
     await client.query('ROLLBACK')

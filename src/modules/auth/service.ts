@@ -2,6 +2,7 @@
 // the gateway token and API keys. Tokens are stored only as keyed hashes.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
+import sql from 'sql-template-tag'
 import type {} from '@fastify/cookie'
 import { constantTimeEqual, DUMMY_PASSWORD_HASH, randomBase62, verifyPassword } from '../../lib/crypto.js'
 import { hashApiKey, hashToken, type Keyring } from '../../lib/keyring.js'
@@ -60,13 +61,10 @@ export async function createSession (db: Db, keyring: Keyring, user: User, ttlHo
  */
 export async function sessionPrincipal (db: Sql, keyring: Keyring, token: string): Promise<SessionPrincipal | null> {
   if (!token.startsWith(SESSION_TOKEN_PREFIX)) return null
-  const { rows: [row] } = await db.query<AuthUser & { session_id: string, is_active: boolean, is_deleted: boolean }>({
-    name: 'session-principal',
-    text: `SELECT s.id AS session_id, u.id, u.role::text AS role, u.username, u.email, u.is_active, u.is_deleted
-             FROM user_sessions s JOIN users u ON u.id = s.user_id
-            WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()`,
-    values: [hashToken(keyring, token)]
-  })
+  const lookup = sql`SELECT s.id AS session_id, u.id, u.role::text AS role, u.username, u.email, u.is_active, u.is_deleted
+                       FROM user_sessions s JOIN users u ON u.id = s.user_id
+                      WHERE s.token_hash = ${hashToken(keyring, token)} AND s.revoked_at IS NULL AND s.expires_at > now()`
+  const { rows: [row] } = await db.query<AuthUser & { session_id: string, is_active: boolean, is_deleted: boolean }>({ name: 'session-principal', text: lookup.text, values: lookup.values })
   const user = row === undefined ? null : activeUser({ ...row, isActive: row.is_active, isDeleted: row.is_deleted })
   return user === null ? null : { kind: 'session', user, sessionId: row!.session_id }
 }
