@@ -1,5 +1,6 @@
 // The one mapping from any thrown value (the coded errors of lib/errors.ts included)
-// to the status and the spec's error body: {"error": {"type", "message", field?}, "request_id"}.
+// to the status and the spec's error body: {"error": {"type", "message", field?}, "request_id",
+// "detail"} (detail repeats the message: Aether's dashboard shows it).
 import type { FastifyReply } from 'fastify'
 import Type from 'typebox'
 import { Errors } from '../lib/errors.js'
@@ -52,7 +53,8 @@ export const ErrorBody = Type.Object({
     message: Type.String(),
     field: Type.Optional(Type.String({ description: 'the failing input, for validation errors' }))
   }),
-  request_id: Type.String()
+  request_id: Type.String(),
+  detail: Type.String({ description: 'error.message again, where Aether\'s dashboard reads it' })
 }, { $id: 'ErrorBody', description: 'Error body' })
 
 export interface ErrorReply { status: number, type: string, message: string, field?: string, retryAfter?: number }
@@ -126,5 +128,5 @@ function statusType (status: number): string {
 export function sendError (reply: FastifyReply, requestId: string, refusal: ErrorReply): FastifyReply {
   if (refusal.retryAfter !== undefined) reply.header('retry-after', String(refusal.retryAfter))
   const field = refusal.field === undefined ? {} : { field: refusal.field }
-  return reply.code(refusal.status).send({ error: { type: refusal.type, message: refusal.message, ...field }, request_id: requestId })
+  return reply.code(refusal.status).send({ error: { type: refusal.type, message: refusal.message, ...field }, request_id: requestId, detail: refusal.message })
 }

@@ -133,6 +133,8 @@ t.test('a validation error array → 400 validation_error naming the field', asy
 function isErrorBody (t: Test, body: unknown, type: string, requestId: unknown) {
   t.match(body, { error: { type, message: String }, request_id: String })
   t.equal((body as { request_id: string }).request_id, requestId, 'request_id matches the x-request-id header')
+  const { error, detail } = body as { error: { message: string }, detail?: string }
+  t.equal(detail, error.message, 'detail repeats the message (Aether\'s dashboard reads it)')
 }
 
 t.test('GET /no/such/route → 404 with the error body', async (t) => {

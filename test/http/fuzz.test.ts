@@ -261,6 +261,7 @@ function isErrorBody (t: Test, res: LightMyRequestResponse, status: number, type
   const body = res.json() as { error: { type: string, message: string, field?: string }, request_id: string }
   t.match(body, { error: { type, message: String }, request_id: String }, `error body of type ${type}`)
   t.equal(body.request_id, res.headers['x-request-id'], 'request_id is the x-request-id header')
+  t.equal((body as { detail?: string }).detail, body.error.message, 'detail repeats the message (Aether\'s dashboard reads it)')
   return body
 }
 

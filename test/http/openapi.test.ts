@@ -95,7 +95,7 @@ t.test('every route that can refuse documents a 4xx with the error body', async 
     t.ok(errors.length > 0, `${label(route)} documents at least one 4xx (${errors.join(', ')})`)
     for (const status of errors) {
       const schema = jsonSchema(responses[status])
-      t.same(keysOf(schema), ['error', 'request_id'], `${label(route)} ${status} is the error body`)
+      t.same(keysOf(schema), ['detail', 'error', 'request_id'], `${label(route)} ${status} is the error body`)
     }
   }
 })
