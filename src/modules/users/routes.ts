@@ -1,8 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses, Message } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
-import { Profile, UserCreate, UserIdParams, UserList, UserListQuery, UserRecord, UserUpdate } from './schemas.js'
-import { createUser, deleteUser, findUser, listUsers, toProfile, toUserRecord, updateUser } from './service.js'
+import Type from 'typebox'
+import { OwnProfileUpdate, PasswordChange, Preferences, PreferencesUpdate, Profile, UserCreate, UserIdParams, UserList, UserListQuery, UserRecord, UserUpdate } from './schemas.js'
+import { changeOwnPassword, createUser, deleteUser, findUser, listUsers, toPreferences, toProfile, toUserRecord, updateOwnProfile, updatePreferences, updateUser } from './service.js'
 
 const tags = ['users']
 
@@ -77,6 +78,61 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     action: 'users.me',
     mode: 'user',
     handle: async ({ db, user }) => toProfile(await findUser(db, user.id))
+  })
+
+  // Aether's settings page: one's own name and email, password and display preferences
+  route(app, {
+    method: 'PUT',
+    url: '/users/me',
+    schema: { tags, summary: 'Change your username or email', body: OwnProfileUpdate, response: { 200: Message, ...errorResponses(409) } },
+    action: 'users.me.update',
+    mode: 'user',
+    mutation: true,
+    handle: async ({ db, body, user, audit }) => {
+      audit({ fields: Object.keys(body) })
+      await updateOwnProfile(db, user.id, body)
+      return { message: 'profile updated' }
+    }
+  })
+
+  route(app, {
+    method: 'PATCH',
+    url: '/users/me/password',
+    schema: {
+      tags,
+      summary: 'Change your password (your other sessions end; this one stays)',
+      body: PasswordChange,
+      response: { 200: Message, ...errorResponses() }
+    },
+    action: 'users.me.password',
+    mode: 'user',
+    mutation: true,
+    handle: async ({ db, body, user, principal }) => {
+      await changeOwnPassword(db, user.id, body, principal.kind === 'session' ? principal.sessionId : undefined)
+      return { message: 'password changed' }
+    }
+  })
+
+  route(app, {
+    method: 'GET',
+    url: '/users/me/preferences',
+    schema: { tags, summary: 'Your dashboard preferences', response: { 200: Preferences, ...errorResponses() } },
+    action: 'users.me.preferences',
+    mode: 'user',
+    handle: async ({ db, user }) => toPreferences((await findUser(db, user.id)).preferences)
+  })
+
+  route(app, {
+    method: 'PUT',
+    url: '/users/me/preferences',
+    schema: { tags, summary: 'Change your dashboard preferences (absent keys unchanged, null clears)', body: PreferencesUpdate, response: { 200: Type.Object({ ...Message.properties, preferences: Preferences }), ...errorResponses() } },
+    action: 'users.me.preferences.update',
+    mode: 'user',
+    mutation: true,
+    handle: async ({ db, body, user, audit }) => {
+      audit({ fields: Object.keys(body) })
+      return { message: 'preferences updated', preferences: await updatePreferences(db, user.id, body) }
+    }
   })
 }
 

@@ -65,3 +65,50 @@ export const UserIdParams = IdParams
 
 export type UserCreateBody = Static<typeof UserCreate>
 export type UserUpdateBody = Static<typeof UserUpdate>
+
+/** PUT /api/users/me (Aether's settings page): either field, at least one. */
+export const OwnProfileUpdate = Type.Object({
+  username: Type.Optional(Username),
+  email: Type.Optional(Email)
+}, { additionalProperties: false, minProperties: 1 })
+
+export const PasswordChange = Type.Object({
+  old_password: Type.String({ minLength: 1, maxLength: 256 }),
+  new_password: Password
+}, { additionalProperties: false })
+
+const Notifications = Type.Object({
+  email: Nullable(Type.Boolean()),
+  usage_alerts: Nullable(Type.Boolean()),
+  announcements: Nullable(Type.Boolean())
+})
+
+/** The dashboard's settings of a user; null = never set. */
+export const Preferences = Type.Object({
+  avatar_url: Nullable(Type.String({ maxLength: 2048 })),
+  bio: Nullable(Type.String({ maxLength: 1000 })),
+  theme: Nullable(Type.String({ maxLength: 32 })),
+  language: Nullable(Type.String({ maxLength: 16 })),
+  timezone: Nullable(Type.String({ maxLength: 64, description: 'an IANA time zone' })),
+  notifications: Notifications
+})
+
+/**
+ * Every key optional (absent = unchanged, null = cleared). The notification switches are
+ * taken nested, as the dashboard reads them, or flat, as Aether's own API names them.
+ * Other keys are ignored: the dashboard's form may send more than keymeter keeps.
+ */
+export const PreferencesUpdate = Type.Object({
+  avatar_url: Type.Optional(Nullable(Type.String({ maxLength: 2048 }))),
+  bio: Type.Optional(Nullable(Type.String({ maxLength: 1000 }))),
+  theme: Type.Optional(Nullable(Type.String({ maxLength: 32 }))),
+  language: Type.Optional(Nullable(Type.String({ maxLength: 16 }))),
+  timezone: Type.Optional(Nullable(Type.String({ maxLength: 64, description: 'an IANA time zone' }))),
+  notifications: Type.Optional(Type.Partial(Notifications)),
+  email_notifications: Type.Optional(Nullable(Type.Boolean())),
+  usage_alerts: Type.Optional(Nullable(Type.Boolean())),
+  announcement_notifications: Type.Optional(Nullable(Type.Boolean()))
+})
+
+export type PreferencesBody = Static<typeof Preferences>
+export type PreferencesUpdateBody = Static<typeof PreferencesUpdate>

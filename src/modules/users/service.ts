@@ -2,10 +2,11 @@
 // shape every response uses (never a password hash).
 import type { Db } from '../../db/prisma.js'
 import { Prisma, type User } from '../../generated/prisma/client.js'
-import { hashPassword, randomBase62 } from '../../lib/crypto.js'
+import { hashPassword, randomBase62, verifyPassword } from '../../lib/crypto.js'
 import { nanoToUsd, nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
 import { Errors } from '../../http/errors.js'
-import type { UserCreateBody, UserUpdateBody } from './schemas.js'
+import { isTimeZone } from '../../lib/time.js'
+import type { PreferencesBody, PreferencesUpdateBody, UserCreateBody, UserUpdateBody } from './schemas.js'
 
 export function toProfile (user: User) {
   return {
@@ -95,8 +96,56 @@ export async function deleteUser (db: Db, id: string, actorId: string): Promise<
   await db.apiKey.updateMany({ where: { userId: id }, data: { isActive: false } })
 }
 
-export async function revokeSessions (db: Db, userId: string): Promise<void> {
-  await db.userSession.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: new Date() } })
+/** Ends the user's open sessions, but for `keep` (the caller's own, when it changes its password). */
+export async function revokeSessions (db: Db, userId: string, keep?: string): Promise<void> {
+  await db.userSession.updateMany({ where: { userId, revokedAt: null, ...(keep !== undefined && { id: { not: keep } }) }, data: { revokedAt: new Date() } })
+}
+
+/** A user's own name or email (Aether's settings page): a name or email another user has is refused with a 400, as Aether does. */
+export async function updateOwnProfile (db: Db, id: string, body: { username?: string, email?: string }): Promise<void> {
+  for (const field of ['username', 'email'] as const) {
+    const value = body[field]
+    if (value === undefined) continue
+    const holder = await db.user.findFirst({ where: { [field]: value, id: { not: id } }, select: { id: true } })
+    if (holder !== null) throw Object.assign(new Errors.InvalidInput(`this ${field} is already taken`), { field: `body.${field}` })
+  }
+  await findUser(db, id)
+  await db.user.update({ where: { id }, data: { username: body.username, email: body.email } })
+}
+
+/** Checks the current password, stores the new one, and ends every other session of the user (the caller's own stays). */
+export async function changeOwnPassword (db: Db, id: string, body: { old_password: string, new_password: string }, currentSessionId?: string): Promise<void> {
+  const user = await findUser(db, id)
+  if (!await verifyPassword(body.old_password, user.passwordHash)) throw Object.assign(new Errors.InvalidInput('the current password is wrong'), { field: 'body.old_password' })
+  await db.user.update({ where: { id }, data: { passwordHash: await hashPassword(body.new_password) } })
+  await revokeSessions(db, id, currentSessionId)
+}
+
+const NO_PREFERENCES: PreferencesBody = { avatar_url: null, bio: null, theme: null, language: null, timezone: null, notifications: { email: null, usage_alerts: null, announcements: null } }
+
+/** The stored settings over the defaults (every key present, null where never set). */
+export function toPreferences (stored: Prisma.JsonValue | null): PreferencesBody {
+  const saved = (stored !== null && typeof stored === 'object' && !Array.isArray(stored) ? stored : {}) as Partial<PreferencesBody>
+  return { ...NO_PREFERENCES, ...saved, notifications: { ...NO_PREFERENCES.notifications, ...saved.notifications } }
+}
+
+/** Merges the given settings into the stored ones and returns the result. */
+export async function updatePreferences (db: Db, id: string, body: PreferencesUpdateBody): Promise<PreferencesBody> {
+  if (typeof body.timezone === 'string' && !isTimeZone(body.timezone)) throw Object.assign(new Errors.InvalidInput(`unknown time zone ${body.timezone}`), { field: 'body.timezone' })
+  const current = toPreferences((await findUser(db, id)).preferences)
+  const given = <K extends keyof PreferencesBody>(key: K) => body[key] === undefined ? {} : { [key]: body[key] }
+  const flat = { email: body.email_notifications, usage_alerts: body.usage_alerts, announcements: body.announcement_notifications }
+  const next: PreferencesBody = {
+    ...current,
+    ...given('avatar_url'), ...given('bio'), ...given('theme'), ...given('language'), ...given('timezone'),
+    notifications: {
+      ...current.notifications,
+      ...Object.fromEntries(Object.entries(flat).filter(([, v]) => v !== undefined)),
+      ...body.notifications
+    }
+  }
+  await db.user.update({ where: { id }, data: { preferences: next } })
+  return next
 }
 
 export async function listUsers (db: Db, query: { skip: number, limit: number, role?: 'admin' | 'user', is_active?: boolean }) {
