@@ -191,7 +191,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(statsRoutes, { prefix: '/api' })
   await app.register(cacheRoutes, { prefix: '/api' })
   await app.register(keyStatsRoutes, { prefix: '/api/key-stats' })
-  await app.register(auditRoutes, { prefix: '/api/admin/audit-logs' })
+  await app.register(auditRoutes, { prefix: '/api/admin' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   return app

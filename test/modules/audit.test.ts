@@ -118,3 +118,67 @@ t.test('a read whose audit row cannot be written still gets its answer, and the 
   const logged = logs.lines.map((line) => JSON.parse(line) as { msg: string, action?: string, level: number })
   t.ok(logged.some((line) => line.msg === 'a read call\'s audit row was not written' && line.action === 'users.me' && line.level === 50), 'logged as an error')
 })
+
+t.test('GET /api/admin/monitoring/audit-logs: Aether\'s event names, its filters, a user by name, and no successful reads unless asked', async (t) => {
+  const { app } = await buildTestApp(t)
+  const admin = await signIn(app, 'admin', 'root')
+  const user = await signIn(app, 'user', 'mallory')
+  await app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: 'mallory', password: 'wrong-password' } })
+  const created = await app.inject({ method: 'POST', url: '/api/admin/users', headers: admin.headers, payload: { username: 'newbie', password: 'newbie-password' } })
+  await app.inject({ method: 'POST', url: '/api/admin/users', headers: admin.headers, payload: { username: 'newbie', password: 'newbie-password' } }) // 409
+  await app.inject({ method: 'GET', url: '/api/admin/users', headers: user.headers }) // 403
+  await app.inject({ method: 'GET', url: '/api/admin/users', headers: admin.headers }) // a successful read
+  await app.inject({ method: 'POST', url: '/api/admin/providers', headers: admin.headers, payload: { name: 'acme' } })
+  await app.inject({ method: 'POST', url: '/api/users/me/api-keys', headers: user.headers, payload: { name: 'mine' } })
+  await app.pipeline.readAuditsWritten()
+
+  const get = async (query: string) => {
+    const res = await app.inject({ method: 'GET', url: `/api/admin/monitoring/audit-logs?${query}`, headers: admin.headers })
+    t.equal(res.statusCode, 200, query)
+    return res.json() as { items: Array<Record<string, unknown>>, total: number, limit: number, offset: number }
+  }
+  const page = await get('days=7&limit=100&offset=0&unknown_param=1')
+  const events = page.items.map((i) => `${String(i.event_type)} ${String(i.action)} ${String(i.status_code)}`)
+  t.ok(events.includes('login_success auth.login 200'), 'a sign-in')
+  t.ok(events.includes('login_failed auth.login 401'), 'a failed sign-in is login_failed, not unauthorized_access')
+  t.ok(events.includes('user_created users.create 201'))
+  t.ok(events.includes('admin users.create 409'), 'a refused create keeps keymeter\'s event type')
+  t.ok(events.includes('unauthorized_access users.list 403'))
+  t.ok(events.includes('provider_added providers.create 201'))
+  t.ok(events.includes('api_key_created own_api_keys.create 201'))
+  t.notOk(page.items.some((i) => i.method === 'GET' && i.success === true), 'no successful read by default')
+  t.equal(page.total, page.items.length)
+
+  const row = page.items.find((i) => i.action === 'users.create' && i.status_code === 201)!
+  t.match(row, { user_id: admin.id, user_username: 'root', user_email: 'root@example.com', ip_address: '127.0.0.1', keymeter_event_type: 'admin', metadata: { username: 'newbie' } })
+  t.match(row.description, /users\.create.*POST \/api\/admin\/users.*201/, 'one human line')
+  t.equal(created.statusCode, 201)
+
+  const filtered = await get('event_type=user_created')
+  t.same(filtered.items.map((i) => i.action), ['users.create'], 'event_type maps back to the actions')
+  t.same((await get('event_type=unauthorized_access')).items.map((i) => i.status_code), [403])
+  t.same((await get('event_type=login_failed')).items.map((i) => i.success), [false])
+  const reads = await get('event_type=admin&limit=500')
+  t.ok(reads.items.some((i) => i.action === 'users.list' && i.success === true), 'keymeter\'s own event type shows reads when asked')
+  t.notOk(reads.items.some((i) => i.event_type !== 'admin'), 'and only rows shown under that name')
+
+  for (const who of ['mallory', 'MALLORY@example.com', user.id]) {
+    const mine = await get(`user_id=${encodeURIComponent(who)}`)
+    t.ok(mine.total > 0 && mine.items.every((i) => i.user_id === user.id), `user_id=${who}: that user's rows`)
+  }
+  t.equal((await get('user_id=nobody%20at%20all')).total, 0, 'free text naming no one: no rows, no 400')
+
+  await app.prisma.auditLog.updateMany({ where: { action: 'providers.create' }, data: { createdAt: new Date(Date.now() - 3 * 86_400_000) } })
+  t.notOk((await get('days=1')).items.some((i) => i.action === 'providers.create'), 'days=1: older rows left out')
+  t.ok((await get('days=7')).items.some((i) => i.action === 'providers.create'), 'days=7: kept')
+  const paged = await get('limit=2&offset=1')
+  t.match(paged, { limit: 2, offset: 1 })
+  t.equal(paged.items.length, 2)
+
+  for (const query of ['days=0', 'days=367', 'limit=501', 'offset=-1']) {
+    const bad = await app.inject({ method: 'GET', url: `/api/admin/monitoring/audit-logs?${query}`, headers: admin.headers })
+    t.equal(bad.statusCode, 400, `${query} → 400`)
+  }
+  t.equal((await app.inject({ method: 'GET', url: '/api/admin/monitoring/audit-logs', headers: user.headers })).statusCode, 403, 'admins only')
+  t.equal((await app.inject({ method: 'GET', url: '/api/admin/monitoring/audit-logs' })).statusCode, 401)
+})
