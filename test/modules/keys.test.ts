@@ -217,3 +217,43 @@ t.test('key stats: totals and days cut in the requested time zone', async (t) =>
   const unknown = await app.inject({ method: 'GET', url: '/api/admin/api-keys/00000000-0000-4000-8000-000000000000/stats', headers: admin.headers })
   t.equal(unknown.statusCode, 404)
 })
+
+t.test('your own keys, as Aether\'s page reads them: a bare array newest first with X-Total-Count, and the full key on include_key, audited', async (t) => {
+  const { app } = await buildTestApp(t)
+  const alice = await signIn(app, 'user')
+  const bob = await signIn(app, 'user')
+  const made = []
+  for (const name of ['first', 'second', 'third']) {
+    const res = await app.inject({ method: 'POST', url: '/api/users/me/api-keys', headers: alice.headers, payload: { name } })
+    t.equal(res.statusCode, 201)
+    made.push(res.json() as { id: string, key: string })
+  }
+  await app.prisma.apiKey.update({ where: { id: made[0]!.id }, data: { createdAt: new Date(Date.now() - 60_000) } })
+  await app.inject({ method: 'POST', url: '/api/users/me/api-keys', headers: bob.headers, payload: { name: 'bobs' } })
+
+  const list = await app.inject({ method: 'GET', url: '/api/users/me/api-keys?page_size=5', headers: alice.headers })
+  t.equal(list.statusCode, 200, 'an unknown parameter is ignored')
+  t.ok(Array.isArray(list.json()), 'a bare array')
+  t.same(list.json().map((k: { name: string }) => k.name).slice(-1), ['first'], 'newest first: the oldest last')
+  t.equal(list.json().length, 3, 'only the caller\'s keys')
+  t.equal(list.headers['x-total-count'], '3')
+  const paged = await app.inject({ method: 'GET', url: '/api/users/me/api-keys?limit=1&skip=2', headers: alice.headers })
+  t.same(paged.json().map((k: { name: string }) => k.name), ['first'])
+  t.equal(paged.headers['x-total-count'], '3', 'the total, not the page')
+  for (const key of made) t.notOk(list.body.includes(key.key), 'no full key in the list')
+
+  const plain = await app.inject({ method: 'GET', url: `/api/users/me/api-keys/${made[1]!.id}`, headers: alice.headers })
+  t.notOk('key' in plain.json(), 'no full key unless asked')
+  const reveal = await app.inject({ method: 'GET', url: `/api/users/me/api-keys/${made[1]!.id}?include_key=true`, headers: alice.headers })
+  t.equal(reveal.statusCode, 200)
+  t.equal(reveal.json().key, made[1]!.key, 'your own key, whole')
+  const others = await app.inject({ method: 'GET', url: `/api/users/me/api-keys/${made[1]!.id}?include_key=true`, headers: bob.headers })
+  t.equal(others.statusCode, 404, 'someone else\'s key is not found')
+  t.notOk(others.body.includes(made[1]!.key))
+
+  await app.pipeline.readAuditsWritten()
+  const reveals = await app.prisma.auditLog.findMany({ where: { action: 'own_api_keys.reveal' } })
+  t.equal(reveals.length, 1, 'the reveal is audited under its own action')
+  t.match(reveals[0], { userId: alice.id, statusCode: 200, metadata: { key_id: made[1]!.id } })
+  t.notOk(JSON.stringify(reveals).includes(made[1]!.key), 'the key is not in the audit row')
+})

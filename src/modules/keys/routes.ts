@@ -11,7 +11,7 @@ import { dateRange } from '../../lib/time.js'
 import { findUser } from '../users/service.js'
 import {
   BalanceBody, HardDeleteQuery, IncludeKeyQuery, KeyCreate, KeyList, KeyListQuery, KeyMaybeSecret, KeyParams, KeyRecord,
-  KeyStats, KeyUpdate, KeyWithSecret, Message, OwnKeyCreate, StandaloneKeyCreate, StatsQuery, Toggled, UserKeyIdParams, UserKeyParams
+  KeyStats, KeyUpdate, KeyWithSecret, Message, OwnKeyCreate, OwnKeyList, OwnKeyListQuery, StandaloneKeyCreate, StatsQuery, Toggled, UserKeyIdParams, UserKeyParams
 } from './schemas.js'
 import { adjustBalance, createKey, deleteKey, findKey, listKeys, revealKey, toggleKey, toKeyRecord, updateKey } from './service.js'
 import { keyStats } from './stats.js'
@@ -208,10 +208,14 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me/api-keys',
-    schema: { tags, summary: 'Your keys', querystring: KeyListQuery, response: { 200: KeyList, ...errorResponses() } },
+    schema: { tags, summary: 'Your keys, newest first (a bare array, as Aether\'s page reads it; the total in X-Total-Count)', querystring: OwnKeyListQuery, response: { 200: OwnKeyList, ...errorResponses() } },
     action: 'own_api_keys.list',
     mode: 'user',
-    handle: async ({ db, user, query }) => listKeys(db, { userId: user.id }, query)
+    handle: async ({ db, user, query, reply }) => {
+      const { api_keys: keys, total } = await listKeys(db, { userId: user.id }, query)
+      reply.header('x-total-count', String(total))
+      return keys
+    }
   })
 
   route(app, {
@@ -232,10 +236,15 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me/api-keys/:id',
-    schema: { tags, summary: 'One of your keys', params: KeyParams, response: { 200: KeyRecord, ...errorResponses(404) } },
+    schema: { tags, summary: 'One of your keys; include_key=true also returns the full key (audited as own_api_keys.reveal)', params: KeyParams, querystring: IncludeKeyQuery, response: { 200: KeyMaybeSecret, ...errorResponses(404) } },
     action: 'own_api_keys.get',
     mode: 'user',
-    handle: async ({ db, user, params }) => toKeyRecord(await findKey(db, params.id, { userId: user.id }))
+    handle: async ({ db, user, params, query, audit }) => {
+      const row = await findKey(db, params.id, { userId: user.id })
+      if (!query.include_key) return toKeyRecord(row)
+      audit({ key_id: row.id }, 'own_api_keys.reveal')
+      return { ...toKeyRecord(row), key: revealKey(app.keyring, row) }
+    }
   })
 
   route(app, {

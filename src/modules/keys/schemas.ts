@@ -66,6 +66,9 @@ export const KeyUpdate = Type.Object({ name: Type.Optional(Name), is_active: Typ
 
 export const KeyListQuery = Type.Object({ ...SkipLimit(500, 100), is_active: Type.Optional(Type.Boolean()) }, { additionalProperties: false })
 export const KeyList = Type.Object({ api_keys: Type.Array(KeyRecord), total: Type.Integer(), limit: Type.Integer(), skip: Type.Integer() })
+/** One's own keys, as Aether's page reads them: unknown parameters ignored, not refused */
+export const OwnKeyListQuery = Type.Object({ ...SkipLimit(1000, 1000), is_active: Type.Optional(Type.Boolean()) })
+export const OwnKeyList = Type.Array(KeyRecord, { description: 'newest first; the total is in X-Total-Count' })
 
 export const KeyParams = Type.Object({ id: Uuid }, { additionalProperties: false })
 export const UserKeyParams = Type.Object({ user_id: Uuid }, { additionalProperties: false })
