@@ -145,7 +145,7 @@ export const sameDays = (zone: string) => (api: Row, raw: Row[][]) => {
   const differing = past.filter((d) => d.requests !== (aether.get(d.date) ?? 0))
   const notes = [differing.length === 0
     ? `${past.length} past days same`
-    : `${differing.length} of ${past.length} past days differ, e.g. ${differing[0]!.date}: ${differing[0]!.requests} / ${aether.get(differing[0]!.date) ?? 0}`]
+    : `${differing.length} of ${past.length} past days differ, e.g. ${differing[0]!.date}: ${differing[0]!.requests} / ${aether.get(differing[0]!.date) ?? 0} (Aether counts every status)`]
   notes.push(`today ${today.requests} / ${Number(raw[1]![0]!.requests)} (Aether: ${zone === 'UTC' ? '' : 'the UTC day, '}every status)`)
   const mislabelled = raw[0]!.some((r) => localDay(r.date as Date, zone) !== (r.date as Date).toISOString().slice(0, 10))
   if (mislabelled) notes.push('Aether labels each day by its start\'s UTC date, here the day before')

@@ -64,7 +64,7 @@ t.test('the heatmap baseline: Aether\'s daily table per business zone, its past 
   t.equal(sameDays('UTC')(api([['2026-06-12', 0], ['2026-06-13', 1], ['2026-06-14', 2], ['2026-06-15', 2]]), utc),
     '3 past days same; today 2 / 2 (Aether: every status)')
   t.equal(sameDays('UTC')(api([['2026-06-13', 0], ['2026-06-14', 2], ['2026-06-15', 1]]), utc),
-    '1 of 2 past days differ, e.g. 2026-06-13: 0 / 1; today 1 / 2 (Aether: every status)')
+    '1 of 2 past days differ, e.g. 2026-06-13: 0 / 1 (Aether counts every status); today 1 / 2 (Aether: every status)')
   t.equal(sameDays('Asia/Kolkata')(api([['2026-06-13', 1], ['2026-06-14', 0], ['2026-06-15', 4]]), kolkata),
     '2 past days same; today 4 / 2 (Aether: the UTC day, every status); Aether labels each day by its start\'s UTC date, here the day before')
   t.equal(localDay(new Date('2026-06-14T18:30:00Z'), 'Asia/Kolkata'), '2026-06-15')
