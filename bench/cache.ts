@@ -16,7 +16,7 @@ const HOUR_MS = 3_600_000
 const since = (hours: number, end: Date) => new Date(end.getTime() - hours * HOUR_MS)
 
 /**
- * Aether's get_ttl_analysis: each group's gaps inside the window by LAG over its completed rows,
+ * Aether's services/usage/service.py UsageService.get_ttl_analysis: each group's gaps inside the window by LAG over its completed rows,
  * then their distribution and percentiles for groups with at least two, busiest first; then, by
  * user, the users' rows by id (usage_user_id_created_at_idx / usage_api_key_id_created_at_idx
  * or usage_created_at_idx, as the planner picks).
@@ -56,7 +56,7 @@ function cases (end: Date): Case[] {
     {
       name: 'hit-analysis',
       path: `/api/admin/usage/cache-affinity/hit-analysis?hours=${HOURS}`,
-      // Aether's get_cache_hit_analysis: two statements over the window's completed rows, no window function; its savings are
+      // Aether's services/usage/service.py UsageService.get_cache_hit_analysis: two statements over the window's completed rows, no window function; its savings are
       // the read cost × 9 (keymeter prices each row's read, and its wasted writes, which Aether does not count) (usage_created_at_idx)
       raw: [
         sql`SELECT count(id) AS requests, sum(input_tokens) AS input, sum(cache_read_input_tokens) AS reads, sum(cache_creation_input_tokens) AS writes,
@@ -69,7 +69,7 @@ function cases (end: Date): Case[] {
     ...[24, HOURS].map((hours): Case => ({
       name: `interval-timeline (${hours} h, limit 10000)`,
       path: `/api/admin/usage/cache-affinity/interval-timeline?hours=${hours}&limit=10000`,
-      // Aether's get_interval_timeline without include_user_info: every gap of at most 120 minutes by LAG per user, the first
+      // Aether's services/usage/service.py UsageService.get_interval_timeline without include_user_info: every gap of at most 120 minutes by LAG per user, the first
       // `limit` in time order, cut in SQL (with include_user_info it samples each user's share instead) (usage_created_at_idx)
       raw: [sql`WITH request_intervals AS (
           SELECT u.created_at, u.user_id, u.model, lag(u.created_at) OVER (PARTITION BY u.user_id ORDER BY u.created_at) AS previous_at

@@ -206,7 +206,7 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
     raw, compare: sameGroups(groupBy === 'provider' ? 'provider_id' : groupBy === 'user' ? 'user_id' : groupBy, why)
   })
   const heatmap = (zone: string): Case => {
-    // Aether's UsageService.get_daily_activity: 365 days ending today, cut at UTC midnight
+    // Aether's services/usage/service.py UsageService.get_daily_activity: 365 days ending today, cut at UTC midnight
     const todayStart = utcMidnight(end)
     const todayEnd = new Date(todayStart.getTime() + DAY_MS - 1)
     const first = new Date(todayStart.getTime() - 364 * DAY_MS)
@@ -224,7 +224,7 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
       compare: sameDays(zone)
     }
   }
-  // Aether's AdminUsageRecordsAdapter: the exact count of the filter, then the page (newest first, five tables joined), then the
+  // Aether's api/admin/usage/routes.py AdminUsageRecordsAdapter: the exact count of the filter, then the page (newest first, five tables joined), then the
   // page's sent candidates (fallback and retry flags) and its providers' names, each built from the page's rows
   const records = (label: string, params: string, where: Sql, why?: string): Case => {
     const joins = sql`FROM usage u LEFT JOIN users us ON us.id = u.user_id LEFT JOIN provider_endpoints e ON e.id = u.provider_endpoint_id
@@ -257,7 +257,7 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
   const noProvider = raw(`('unknown', 'pending')`)
   return [
     {
-      // Aether's AdminUsageStatsAdapter (src/api/admin/usage/routes.py, before its stats_aggregator): three statements over every row of the window
+      // Aether's api/admin/usage/routes.py AdminUsageStatsAdapter (before its stats_aggregator): three statements over every row of the window
       name: 'stats (30 days)', path: `/api/admin/usage/stats?${query}`,
       raw: [
         sql`SELECT count(u.id) AS requests, sum(u.total_tokens) AS tokens, sum(u.total_cost) AS cost, sum(u.actual_total_cost) AS actual, avg(u.response_time_ms) AS avg_ms
@@ -268,15 +268,15 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
       ],
       compare: sameTotals
     },
-    // AdminUsageByModelAdapter; ties broken by the key (Aether leaves them to the plan) so the order compares
+    // Aether's api/admin/usage/routes.py AdminUsageByModelAdapter; ties broken by the key (Aether leaves them to the plan) so the order compares
     aggregation('model', [sql`SELECT u.model AS key, count(u.id) AS requests, sum(u.total_tokens), sum(u.total_cost), sum(u.actual_total_cost)
       FROM usage u WHERE u.status NOT IN ${unfinished} AND u.provider_name NOT IN ${noProvider} AND ${window}
       GROUP BY u.model ORDER BY requests DESC, key LIMIT 20`]),
-    // AdminUsageByUserAdapter: no status filter; ties broken by the key
+    // Aether's api/admin/usage/routes.py AdminUsageByUserAdapter: no status filter; ties broken by the key
     aggregation('user', [sql`SELECT us.id AS key, us.email, us.username, count(u.id) AS requests, sum(u.total_tokens), sum(u.total_cost)
       FROM users us JOIN usage u ON u.user_id = us.id WHERE ${window}
       GROUP BY us.id, us.email, us.username ORDER BY requests DESC, key LIMIT 20`], 'Aether counts in-flight rows too'),
-    // AdminUsageByProviderAdapter: two plain GROUP BYs, attempts from the candidates sent (request_candidates_provider_id_created_at_idx) and
+    // Aether's api/admin/usage/routes.py AdminUsageByProviderAdapter: two plain GROUP BYs, attempts from the candidates sent (request_candidates_provider_id_created_at_idx) and
     // sums from usage, then the providers' names by id; ties broken by the key
     aggregation('provider', [
       sql`SELECT c.provider_id AS key, count(c.id) AS requests, count(*) FILTER (WHERE c.status = 'success') AS successes,
@@ -287,19 +287,19 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
           FROM usage u WHERE u.provider_id IS NOT NULL AND u.status NOT IN ${unfinished} AND ${window} GROUP BY u.provider_id`,
       (earlier) => sql`SELECT id, name FROM providers WHERE id = ANY(${[...new Set([...earlier[0]!.map((r) => r.key as string), ...earlier[1]!.map((r) => r.provider_id as string)])]}::uuid[])`
     ], 'Aether counts candidate rows only; keymeter also counts a finished request without candidates as one attempt, and the seed writes candidates for fallbacks only'),
-    // AdminUsageByApiFormatAdapter; ties broken by the key
+    // Aether's api/admin/usage/routes.py AdminUsageByApiFormatAdapter; ties broken by the key
     aggregation('api_format', [sql`SELECT u.api_format AS key, count(u.id) AS requests, sum(u.total_tokens), sum(u.total_cost), sum(u.actual_total_cost), avg(u.response_time_ms)
       FROM usage u WHERE u.status NOT IN ${unfinished} AND u.provider_name NOT IN ${noProvider} AND u.api_format IS NOT NULL AND ${window}
       GROUP BY u.api_format ORDER BY requests DESC, key LIMIT 20`]),
     heatmap('UTC'),
     heatmap('Asia/Kolkata'),
     records('no filter', '', sql`true`),
-    // Aether's model filter before it added `search` (later versions match the model exactly); usage_model_created_at_idx cannot serve '%…%'
+    // AdminUsageRecordsAdapter's model filter before it added `search` (later versions match the model exactly); usage_model_created_at_idx cannot serve '%…%'
     records('model = claude-sonnet-4', '&model=claude-sonnet-4', sql`u.model ILIKE ${'%claude-sonnet-4%'}`, 'Aether: ILIKE \'%claude-sonnet-4%\', which also matches longer names'),
     records('search "alice sonnet"', '&search=alice%20sonnet', join([keyword('alice'), keyword('sonnet')], ' AND ')),
     records('status = error', '&status=error', sql`(u.status_code >= 400 OR u.error_message IS NOT NULL)`, 'Aether: a status code ≥ 400 or a message, whatever the status'),
     {
-      // Aether's AdminUsageDetailAdapter: the row (its bodies live in it; ours in usage_bodies), then its user, key, provider and provider key
+      // Aether's api/admin/usage/routes.py AdminUsageDetailAdapter: the row (its bodies live in it; ours in usage_bodies), then its user, key, provider and provider key
       // by primary key; left out: its tier lookup in the price configuration. It reads no candidates (keymeter's detail returns them)
       name: 'detail (a fallback with candidates)', path: `/api/admin/usage/${usageId}`,
       raw: [
