@@ -1,5 +1,6 @@
 // npm run bench -- <name> … [--flags]: each benchmark prints its figures; none asserts a time.
-// Flags (from the first argument starting with --) go to every benchmark named.
+// Flags (from the first argument starting with --) go to every benchmark named. The
+// benchmarks run one after the other, each starting and stopping its own database.
 import { cache } from './cache.js'
 import { ingest, verify } from './gateway.js'
 import { stats } from './stats.js'
@@ -15,5 +16,8 @@ if (names.length === 0 || unknown.length > 0) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> … [--rows N] [--reset] [--only TEXT] [--skip-raw] (stats, cache)`)
   process.exit(2)
 }
-for (const name of names) await benches[name]!(flags)
+for (const [i, name] of names.entries()) {
+  if (names.length > 1) console.log(`${i === 0 ? '' : '\n'}== ${name} ==`)
+  await benches[name]!(flags)
+}
 process.exit(0)

@@ -1,8 +1,8 @@
 // npm run bench -- stats [--rows N] [--reset]: the usage statistics endpoints on a
-// seeded data set, through HTTP, against the same answer computed the way Aether
-// computes it — one GROUP BY (or count + page) over the raw usage rows — in the same
-// run, on the same database. One line per endpoint: p50 / p95 of the endpoint, the
-// raw query's median, their ratio, and whether both gave the same answer.
+// seeded data set, through HTTP, against the statements Aether runs for the same
+// endpoint (rewritten for our schema; each names the Aether function it follows and any
+// deliberate difference), in the same run, on the same database. One line per endpoint:
+// p50 / p95 of the endpoint, the statements' median, their ratio, and what both answer.
 //
 // The database: BENCH_DATABASE_URL when set (reused if it holds at least N usage rows,
 // seeded if it is empty, refused otherwise unless --reset), else a persistent embedded
@@ -10,9 +10,11 @@
 // seeded on first use and reused after (seeding is the slow part).
 import { chmod, mkdir } from 'node:fs/promises'
 import http from 'node:http'
+import { loadavg } from 'node:os'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
+import sql, { join, raw, type Sql } from 'sql-template-tag'
 import { applyMigrations } from '../src/db/migrate.js'
 import { inTransaction } from '../src/db/prisma.js'
 import { rebuildCacheData } from '../src/modules/accounting/cache/rebuild.js'
@@ -28,16 +30,23 @@ const CALLS = 50
 const RAW_RUNS = 3
 /** a call slower than this is abandoned, its query cancelled, and the endpoint reported as too slow */
 const CALL_LIMIT_MS = 60_000
-const FINISHED = `status IN ('completed', 'failed', 'cancelled')`
+const DAY_MS = 86_400_000
 
 export type Row = Record<string, any>
+
+/** One of Aether's statements: fixed, or built from the answers of the ones before it (as Aether's code builds its next query from the last one's rows). */
+export type Step = Sql | ((earlier: Row[][]) => Sql)
+
+/** A table of Aether's own that we do not keep (its daily stats): built before the first timing, timed apart and not counted. */
+export interface Setup { name: string, statements: Sql[] }
 
 export interface Case {
   name: string
   path: string
-  /** the raw computation: statements run one after the other, timed together */
-  raw: Array<[sql: string, params: unknown[]]>
-  /** null when the endpoint's answer matches the raw one, else what differs */
+  /** Aether's statements for the endpoint, run one after the other on one connection, timed together */
+  raw: Step[]
+  setup?: Setup
+  /** null when the endpoint's answer matches Aether's, else what differs (and why, where known) */
   compare: (api: Row, raw: Row[][]) => string | null
 }
 
@@ -86,99 +95,219 @@ export const ms = (value: number) => value < 10 ? value.toFixed(1) : fmt(value)
 const usd = (nano: unknown) => Number(nano) / 1e9
 const near = (a: number, b: number) => Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(a), Math.abs(b))
 
-/** The top rows of an aggregation: same keys and request counts, in the same order. */
-const sameGroups = (key: string) => (api: Row, raw: Row[][]) => {
+/** The top rows of an aggregation: same keys and request counts, in the same order; `why` says what Aether counts otherwise. */
+export const sameGroups = (key: string, why?: string) => (api: Row, raw: Row[][]) => {
   const got = (api as Row[]).map((r) => `${r[key]}=${r.request_count}`).join(' ')
   const want = raw[0]!.map((r) => `${r.key}=${r.requests}`).join(' ')
-  return got === want ? null : `got ${got.slice(0, 80)}… want ${want.slice(0, 80)}…`
+  return got === want ? null : `got ${got.slice(0, 60)}… Aether ${want.slice(0, 60)}…${why === undefined ? '' : ` (${why})`}`
 }
 
-/** A records page: the same rows in the same order, and the same total unless the endpoint says it estimated. */
-const samePage = (api: Row, raw: Row[][]) => {
-  const ids = (api.records as Row[]).map((r) => r.id).join()
-  if (ids !== raw[0]!.map((r) => r.id).join()) return 'another page of records'
-  const total = Number(raw[1]![0]!.count)
-  if (api.total_is_estimate !== true && api.total !== total) return `total ${api.total}, raw count ${total}`
-  return null
+/** A records page (Aether: raw[0] the count, raw[1] the page): the same rows in the same order, and the same total unless the endpoint says it estimated. */
+export const samePage = (why?: string) => (api: Row, raw: Row[][]) => {
+  const ids = (api.records as Row[]).map((r) => r.id as string)
+  const aether = raw[1]!.map((r) => r.id as string)
+  const total = Number(raw[0]![0]!.count)
+  const notes: string[] = []
+  if (ids.join() !== aether.join()) {
+    const same = ids.length === aether.length && [...ids].sort().join() === [...aether].sort().join()
+    notes.push(same ? 'same rows, ties on created_at in another order (Aether orders by it alone)' : 'another page of records')
+  }
+  if (api.total_is_estimate !== true && api.total !== total) notes.push(`total ${api.total}, Aether's count ${total}`)
+  return notes.length === 0 ? null : `${notes.join('; ')}${why === undefined ? '' : ` (${why})`}`
 }
 
-function cases (start: Date, end: Date, usageId: string): Case[] {
-  const range = (alias = '') => `${alias}created_at >= $1 AND ${alias}created_at < $2 AND ${alias}${FINISHED}`
+/** /stats: the totals and the error count against Aether's three statements (raw[0] totals, raw[2] errors). */
+export const sameTotals = (api: Row, raw: Row[][]) => {
+  const r = raw[0]![0]!
+  const errors = Number(raw[2]![0]!.count)
+  const differs: string[] = []
+  if (api.total_requests !== Number(r.requests)) differs.push(`requests ${api.total_requests} / ${r.requests}`)
+  if (api.total_tokens !== Number(r.tokens ?? 0)) differs.push(`tokens ${api.total_tokens} / ${r.tokens}`)
+  if (!near(api.total_cost, usd(r.cost))) differs.push(`cost ${api.total_cost} / ${usd(r.cost)}`)
+  if (!near(api.total_actual_cost, usd(r.actual))) differs.push(`actual ${api.total_actual_cost} / ${usd(r.actual)}`)
+  if (api.error_count !== errors) differs.push(`errors ${api.error_count} / ${errors}`)
+  return differs.length === 0 ? null : `${differs.join(', ')} (Aether: every status in the window; errors by status code ≥ 400 or a message)`
+}
+
+/** A day's label in a zone, YYYY-MM-DD. */
+export const localDay = (at: Date, zone: string) =>
+  new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(at)
+
+/**
+ * The heatmap against Aether's (raw[0] its daily table's rows, raw[1] today's live count): every past
+ * day's requests by the local day the row holds, then today apart, which Aether counts from UTC midnight.
+ */
+export const sameDays = (zone: string) => (api: Row, raw: Row[][]) => {
+  const aether = new Map(raw[0]!.map((r) => [localDay(r.date as Date, zone), Number(r.total_requests)]))
+  const days = api.days as Row[]
+  const past = days.slice(0, -1)
+  const today = days[days.length - 1]!
+  const differing = past.filter((d) => d.requests !== (aether.get(d.date) ?? 0))
+  const notes = [differing.length === 0
+    ? `${past.length} past days same`
+    : `${differing.length} of ${past.length} past days differ, e.g. ${differing[0]!.date}: ${differing[0]!.requests} / ${aether.get(differing[0]!.date) ?? 0} (Aether counts every status)`]
+  notes.push(`today ${today.requests} / ${Number(raw[1]![0]!.requests)} (Aether: ${zone === 'UTC' ? '' : 'the UTC day, '}every status)`)
+  const mislabelled = raw[0]!.some((r) => localDay(r.date as Date, zone) !== (r.date as Date).toISOString().slice(0, 10))
+  if (mislabelled) notes.push('Aether labels each day by its start\'s UTC date, here the day before')
+  return notes.join('; ')
+}
+
+/** A temporary table's name for a zone's daily stats (from the bench's own zone list, not input). */
+const dailyTable = (zone: string) => raw(`bench_stats_daily_${zone.toLowerCase().replace(/[^a-z0-9]+/g, '_')}`)
+
+/**
+ * Aether's stats_daily for APP_TIMEZONE = zone, as its StatsAggregatorService.compute_daily_stats
+ * fills it (src/services/system/stats_aggregator.py): one row per local day, `date` the day's
+ * start as an instant, over every usage row whatever its status. A temporary table on the
+ * timing connection: it leaves nothing in the bench database.
+ */
+export function dailyStatsSetup (zone: string): Setup {
+  const table = dailyTable(zone)
+  return {
+    name: `bench_stats_daily (${zone} days), Aether's stats_daily`,
+    statements: [
+      sql`DROP TABLE IF EXISTS ${table}`,
+      sql`CREATE TEMP TABLE ${table} (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(), date timestamptz NOT NULL UNIQUE,
+        total_requests bigint NOT NULL, success_requests bigint NOT NULL, error_requests bigint NOT NULL,
+        input_tokens bigint NOT NULL, output_tokens bigint NOT NULL, cache_creation_tokens bigint NOT NULL, cache_read_tokens bigint NOT NULL,
+        total_cost numeric NOT NULL, actual_total_cost numeric NOT NULL, input_cost numeric NOT NULL, output_cost numeric NOT NULL,
+        cache_creation_cost numeric NOT NULL, cache_read_cost numeric NOT NULL, avg_response_time_ms double precision NOT NULL,
+        fallback_count bigint NOT NULL, unique_models bigint NOT NULL, unique_providers bigint NOT NULL)`,
+      sql`INSERT INTO ${table} (date, total_requests, success_requests, error_requests, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens,
+          total_cost, actual_total_cost, input_cost, output_cost, cache_creation_cost, cache_read_cost, avg_response_time_ms, fallback_count, unique_models, unique_providers)
+        SELECT day::timestamp AT TIME ZONE ${zone}, count(*), count(*) FILTER (WHERE NOT errored), count(*) FILTER (WHERE errored),
+               sum(input_tokens), sum(output_tokens), sum(cache_creation_input_tokens), sum(cache_read_input_tokens),
+               sum(total_cost), sum(actual_total_cost), sum(input_cost), sum(output_cost), sum(cache_creation_cost), sum(cache_read_cost),
+               coalesce(avg(response_time_ms), 0), 0, count(DISTINCT model), count(DISTINCT provider_name)
+          FROM (SELECT u.*, (u.created_at AT TIME ZONE ${zone})::date AS day, coalesce(u.status_code >= 400, false) OR u.error_message IS NOT NULL AS errored FROM usage u) d
+         GROUP BY day`,
+      // Aether's fallback_count: requests with more than one candidate sent (success or failed) that day
+      sql`UPDATE ${table} t SET fallback_count = f.requests
+            FROM (SELECT day, count(*) AS requests FROM (
+                    SELECT (min(created_at) AT TIME ZONE ${zone})::date AS day FROM request_candidates
+                     WHERE status IN ('success', 'failed') GROUP BY request_id HAVING count(*) > 1) r GROUP BY day) f
+           WHERE t.date = f.day::timestamp AT TIME ZONE ${zone}`,
+      sql`ANALYZE ${table}`
+    ]
+  }
+}
+
+/** The UTC midnight starting the day of `at` (Aether's heatmap cuts its days in UTC). */
+const utcMidnight = (at: Date) => new Date(Math.floor(at.getTime() / DAY_MS) * DAY_MS)
+
+export function cases (start: Date, end: Date, usageId: string): Case[] {
+  // Aether's window, created_at >= start AND created_at <= end (usage_created_at_idx, or a sequential scan where the planner prefers one)
+  const window = sql`u.created_at >= ${start} AND u.created_at <= ${end}`
+  const inRange = sql`c.created_at >= ${start} AND c.created_at <= ${end}`
   const query = `start_date=${encodeURIComponent(start.toISOString())}&end_date=${encodeURIComponent(end.toISOString())}`
-  const aggregation = (groupBy: string, sql: string): Case => ({
+  const aggregation = (groupBy: string, raw: Step[], why?: string): Case => ({
     name: `aggregation by ${groupBy} (30 days)`, path: `/api/admin/usage/aggregation/stats?group_by=${groupBy}&${query}`,
-    raw: [[sql, [start, end]]], compare: sameGroups(groupBy === 'provider' ? 'provider_id' : groupBy === 'user' ? 'user_id' : groupBy)
+    raw, compare: sameGroups(groupBy === 'provider' ? 'provider_id' : groupBy === 'user' ? 'user_id' : groupBy, why)
   })
-  const heatmap = (zone: string): Case => ({
-    name: `heatmap (${zone})`, path: `/api/admin/usage/heatmap?timezone=${encodeURIComponent(zone)}`,
-    raw: [[`SELECT to_char((created_at AT TIME ZONE $1)::date, 'YYYY-MM-DD') AS day, count(*) AS requests, sum(total_tokens) AS tokens, sum(total_cost) AS cost, sum(actual_total_cost) AS actual
-      FROM usage WHERE created_at >= now() - interval '366 days' AND ${FINISHED} GROUP BY 1 ORDER BY 1`, [zone]]],
-    compare: (api, raw) => {
-      const rawByDay = new Map(raw[0]!.map((r) => [r.day as string, Number(r.requests)]))
-      const differing = (api.days as Row[]).filter((d) => d.requests !== (rawByDay.get(d.date) ?? 0))
-      return differing.length === 0 ? null : `${differing.length} days differ, e.g. ${differing[0]!.date}: ${differing[0]!.requests} vs ${rawByDay.get(differing[0]!.date) ?? 0}`
+  const heatmap = (zone: string): Case => {
+    // Aether's services/usage/service.py UsageService.get_daily_activity: 365 days ending today, cut at UTC midnight
+    const todayStart = utcMidnight(end)
+    const todayEnd = new Date(todayStart.getTime() + DAY_MS - 1)
+    const first = new Date(todayStart.getTime() - 364 * DAY_MS)
+    const table = dailyTable(zone)
+    return {
+      name: `heatmap (${zone})`, path: `/api/admin/usage/heatmap?timezone=${encodeURIComponent(zone)}`,
+      setup: dailyStatsSetup(zone),
+      raw: [
+        // past days from its stats_daily (its unique index on date); Aether caches the answer 5 minutes in Redis, timed here uncached
+        sql`SELECT * FROM ${table} WHERE date >= ${first} AND date < ${todayStart}`,
+        // today live, every status (usage_created_at_idx)
+        sql`SELECT count(u.id) AS requests, sum(u.total_tokens) AS total_tokens, sum(u.total_cost) AS total_cost, sum(u.actual_total_cost) AS actual_total_cost
+              FROM usage u WHERE u.created_at >= ${todayStart} AND u.created_at <= ${todayEnd}`
+      ],
+      compare: sameDays(zone)
     }
-  })
-  // Aether's records: the page (newest first, with the joins the list shows) and an exact count of the filter
-  const records = (label: string, params: string, where: string, values: unknown[]): Case => ({
-    name: `records, first page (${label})`, path: `/api/admin/usage/records?limit=100${params}`,
-    raw: [
-      [`SELECT u.id, u.request_id, us.username, k.name AS key_name, k.key_prefix, u.model, u.provider_name, u.status, u.total_tokens, u.total_cost, u.created_at,
-          (SELECT count(*) FROM request_candidates c WHERE c.request_id = u.request_id AND c.status NOT IN ('skipped', 'available')) > 1 AS has_fallback
-        FROM usage u LEFT JOIN users us ON us.id = u.user_id LEFT JOIN api_keys k ON k.id = u.api_key_id
-        WHERE ${where} ORDER BY u.created_at DESC, u.id DESC LIMIT 100`, values],
-      [`SELECT count(*) FROM usage u LEFT JOIN users us ON us.id = u.user_id LEFT JOIN api_keys k ON k.id = u.api_key_id WHERE ${where}`, values]
-    ],
-    compare: samePage
-  })
-  const keyword = (n: number) => `(us.username ILIKE $${n} OR k.name ILIKE $${n} OR u.model ILIKE $${n} OR u.provider_name ILIKE $${n})`
+  }
+  // Aether's api/admin/usage/routes.py AdminUsageRecordsAdapter: the exact count of the filter, then the page (newest first, five tables joined), then the
+  // page's sent candidates (fallback and retry flags) and its providers' names, each built from the page's rows
+  const records = (label: string, params: string, where: Sql, why?: string): Case => {
+    const joins = sql`FROM usage u LEFT JOIN users us ON us.id = u.user_id LEFT JOIN provider_endpoints e ON e.id = u.provider_endpoint_id
+      LEFT JOIN provider_api_keys pk ON pk.id = u.provider_api_key_id LEFT JOIN api_keys k ON k.id = u.api_key_id LEFT JOIN providers p ON p.id = u.provider_id`
+    return {
+      name: `records, first page (${label})`, path: `/api/admin/usage/records?limit=100${params}`,
+      raw: [
+        sql`SELECT count(u.id) ${joins} WHERE ${where}`,
+        // its load_only column list, renamed where the tables share a name; usage_created_at_idx read backwards
+        sql`SELECT u.id, u.request_id, u.user_id, u.api_key_id, u.provider_name, u.provider_id, u.provider_endpoint_id, u.provider_api_key_id, u.model, u.target_model,
+              u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens, u.total_tokens, u.total_cost, u.actual_total_cost,
+              u.rate_multiplier, u.response_time_ms, u.first_byte_time_ms, u.created_at, u.is_stream, u.status_code, u.error_message, u.status, u.api_format,
+              u.metadata, u.input_price_per_1m, u.output_price_per_1m, u.cache_write_5m_price_per_1m, u.cache_read_price_per_1m,
+              us.email, us.username, e.api_format AS endpoint_api_format, pk.name AS provider_key_name, k.name AS key_name, k.key_encrypted
+            ${joins} WHERE ${where} ORDER BY u.created_at DESC LIMIT 100`,
+        // request_candidates_request_id_candidate_index_retry_index_key (we keep no extra_data: Aether also reads it, for "rectified")
+        (earlier) => sql`SELECT request_id, candidate_index, retry_index FROM request_candidates
+          WHERE request_id = ANY(${earlier[1]!.map((r) => r.request_id as string)}) AND status IN ('success', 'failed')`,
+        (earlier) => sql`SELECT id, name FROM providers WHERE id = ANY(${[...new Set(earlier[1]!.map((r) => r.provider_id as string | null).filter((id) => id !== null))]}::uuid[])`
+      ],
+      compare: samePage(why)
+    }
+  }
+  // one keyword of Aether's search: user name, key name, model or provider name, ILIKE '%word%'
+  const keyword = (word: string) => {
+    const pattern = `%${word}%`
+    return sql`(us.username ILIKE ${pattern} OR k.name ILIKE ${pattern} OR u.model ILIKE ${pattern} OR p.name ILIKE ${pattern})`
+  }
+  const unfinished = raw(`('pending', 'streaming')`)
+  const noProvider = raw(`('unknown', 'pending')`)
   return [
     {
+      // Aether's api/admin/usage/routes.py AdminUsageStatsAdapter (before its stats_aggregator): three statements over every row of the window
       name: 'stats (30 days)', path: `/api/admin/usage/stats?${query}`,
-      raw: [[`SELECT count(*) AS requests, sum(total_tokens) AS tokens, sum(total_cost) AS cost, sum(actual_total_cost) AS actual, avg(response_time_ms) AS avg_ms,
-        count(*) FILTER (WHERE status = 'failed') AS errors, sum(cache_creation_input_tokens), sum(cache_read_input_tokens), sum(cache_creation_cost), sum(cache_read_cost)
-        FROM usage WHERE ${range()}`, [start, end]]],
-      compare: (api, raw) => {
-        const r = raw[0]![0]!
-        return api.total_requests === Number(r.requests) && api.total_tokens === Number(r.tokens) && near(api.total_cost, usd(r.cost)) && near(api.total_actual_cost, usd(r.actual))
-          ? null
-          : `requests ${api.total_requests} vs ${r.requests}, cost ${api.total_cost} vs ${usd(r.cost)}`
-      }
+      raw: [
+        sql`SELECT count(u.id) AS requests, sum(u.total_tokens) AS tokens, sum(u.total_cost) AS cost, sum(u.actual_total_cost) AS actual, avg(u.response_time_ms) AS avg_ms
+              FROM usage u WHERE ${window}`,
+        sql`SELECT sum(u.cache_creation_input_tokens), sum(u.cache_read_input_tokens), sum(u.cache_creation_cost), sum(u.cache_read_cost) FROM usage u WHERE ${window}`,
+        // its Query.count() wraps the filter in a subquery; PostgreSQL flattens that to this
+        sql`SELECT count(*) FROM usage u WHERE ${window} AND (u.status_code >= 400 OR u.error_message IS NOT NULL)`
+      ],
+      compare: sameTotals
     },
-    aggregation('model', `SELECT model AS key, count(*) AS requests, sum(total_tokens), sum(total_cost), sum(actual_total_cost)
-      FROM usage WHERE ${range()} AND provider_id IS NOT NULL GROUP BY model ORDER BY requests DESC, key LIMIT 20`),
-    aggregation('user', `SELECT u.user_id AS key, us.email, us.username, count(*) AS requests, sum(u.total_tokens), sum(u.total_cost)
-      FROM usage u JOIN users us ON us.id = u.user_id WHERE ${range('u.')} AND u.provider_id IS NOT NULL
-      GROUP BY u.user_id, us.email, us.username ORDER BY requests DESC, key LIMIT 20`),
-    // attempts from request candidates; a finished request without candidates is one attempt on its provider
-    aggregation('provider', `WITH attempts AS (
-        SELECT c.provider_id, c.status::text AS status, c.latency_ms FROM request_candidates c
-         WHERE c.created_at >= $1 AND c.created_at < $2 AND c.status NOT IN ('skipped', 'available') AND c.provider_id IS NOT NULL
-        UNION ALL
-        SELECT u.provider_id, CASE WHEN u.status = 'failed' THEN 'failed' ELSE 'success' END, u.response_time_ms FROM usage u
-         WHERE ${range('u.')} AND u.provider_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM request_candidates c WHERE c.request_id = u.request_id)
-      ), sums AS (
-        SELECT provider_id, sum(total_tokens) AS tokens, sum(total_cost) AS cost, sum(actual_total_cost) AS actual FROM usage WHERE ${range()} GROUP BY provider_id
-      )
-      SELECT a.provider_id AS key, p.name, count(*) AS requests, count(*) FILTER (WHERE a.status = 'success') AS successes,
-        count(*) FILTER (WHERE a.status = 'failed') AS failures, avg(a.latency_ms), s.tokens, s.cost, s.actual
-      FROM attempts a JOIN providers p ON p.id = a.provider_id LEFT JOIN sums s ON s.provider_id = a.provider_id
-      GROUP BY a.provider_id, p.name, s.tokens, s.cost, s.actual ORDER BY requests DESC, key LIMIT 20`),
-    aggregation('api_format', `SELECT api_format AS key, count(*) AS requests, sum(total_tokens), sum(total_cost), sum(actual_total_cost), avg(response_time_ms)
-      FROM usage WHERE ${range()} AND provider_id IS NOT NULL AND api_format IS NOT NULL GROUP BY api_format ORDER BY requests DESC, key LIMIT 20`),
+    // Aether's api/admin/usage/routes.py AdminUsageByModelAdapter; ties broken by the key (Aether leaves them to the plan) so the order compares
+    aggregation('model', [sql`SELECT u.model AS key, count(u.id) AS requests, sum(u.total_tokens), sum(u.total_cost), sum(u.actual_total_cost)
+      FROM usage u WHERE u.status NOT IN ${unfinished} AND u.provider_name NOT IN ${noProvider} AND ${window}
+      GROUP BY u.model ORDER BY requests DESC, key LIMIT 20`]),
+    // Aether's api/admin/usage/routes.py AdminUsageByUserAdapter: no status filter; ties broken by the key
+    aggregation('user', [sql`SELECT us.id AS key, us.email, us.username, count(u.id) AS requests, sum(u.total_tokens), sum(u.total_cost)
+      FROM users us JOIN usage u ON u.user_id = us.id WHERE ${window}
+      GROUP BY us.id, us.email, us.username ORDER BY requests DESC, key LIMIT 20`], 'Aether counts in-flight rows too'),
+    // Aether's api/admin/usage/routes.py AdminUsageByProviderAdapter: two plain GROUP BYs, attempts from the candidates sent (request_candidates_provider_id_created_at_idx) and
+    // sums from usage, then the providers' names by id; ties broken by the key
+    aggregation('provider', [
+      sql`SELECT c.provider_id AS key, count(c.id) AS requests, count(*) FILTER (WHERE c.status = 'success') AS successes,
+            count(*) FILTER (WHERE c.status = 'failed') AS failures, avg(c.latency_ms)
+          FROM request_candidates c WHERE c.provider_id IS NOT NULL AND c.status IN ('success', 'failed') AND ${inRange}
+          GROUP BY c.provider_id ORDER BY requests DESC, key LIMIT 20`,
+      sql`SELECT u.provider_id, count(u.id), sum(u.total_tokens), sum(u.total_cost), sum(u.actual_total_cost), avg(u.response_time_ms)
+          FROM usage u WHERE u.provider_id IS NOT NULL AND u.status NOT IN ${unfinished} AND ${window} GROUP BY u.provider_id`,
+      (earlier) => sql`SELECT id, name FROM providers WHERE id = ANY(${[...new Set([...earlier[0]!.map((r) => r.key as string), ...earlier[1]!.map((r) => r.provider_id as string)])]}::uuid[])`
+    ], 'Aether counts candidate rows only; keymeter also counts a finished request without candidates as one attempt, and the seed writes candidates for fallbacks only'),
+    // Aether's api/admin/usage/routes.py AdminUsageByApiFormatAdapter; ties broken by the key
+    aggregation('api_format', [sql`SELECT u.api_format AS key, count(u.id) AS requests, sum(u.total_tokens), sum(u.total_cost), sum(u.actual_total_cost), avg(u.response_time_ms)
+      FROM usage u WHERE u.status NOT IN ${unfinished} AND u.provider_name NOT IN ${noProvider} AND u.api_format IS NOT NULL AND ${window}
+      GROUP BY u.api_format ORDER BY requests DESC, key LIMIT 20`]),
     heatmap('UTC'),
     heatmap('Asia/Kolkata'),
-    records('no filter', '', 'true', []),
-    records('model = claude-sonnet-4', '&model=claude-sonnet-4', 'u.model = $1', ['claude-sonnet-4']),
-    records('search "alice sonnet"', '&search=alice%20sonnet', `${keyword(1)} AND ${keyword(2)}`, ['%alice%', '%sonnet%']),
-    records('status = error', '&status=error', `(u.status = 'failed' OR u.status_code >= 400)`, []),
+    records('no filter', '', sql`true`),
+    // AdminUsageRecordsAdapter's model filter before it added `search` (later versions match the model exactly); usage_model_created_at_idx cannot serve '%…%'
+    records('model = claude-sonnet-4', '&model=claude-sonnet-4', sql`u.model ILIKE ${'%claude-sonnet-4%'}`, 'Aether: ILIKE \'%claude-sonnet-4%\', which also matches longer names'),
+    records('search "alice sonnet"', '&search=alice%20sonnet', join([keyword('alice'), keyword('sonnet')], ' AND ')),
+    records('status = error', '&status=error', sql`(u.status_code >= 400 OR u.error_message IS NOT NULL)`, 'Aether: a status code ≥ 400 or a message, whatever the status'),
     {
+      // Aether's api/admin/usage/routes.py AdminUsageDetailAdapter: the row (its bodies live in it; ours in usage_bodies), then its user, key, provider and provider key
+      // by primary key; left out: its tier lookup in the price configuration. It reads no candidates (keymeter's detail returns them)
       name: 'detail (a fallback with candidates)', path: `/api/admin/usage/${usageId}`,
       raw: [
-        [`SELECT u.*, us.username, us.email, k.name AS key_name, k.key_prefix, b.request_headers, b.response_headers, b.request_body, b.response_body
-          FROM usage u LEFT JOIN users us ON us.id = u.user_id LEFT JOIN api_keys k ON k.id = u.api_key_id LEFT JOIN usage_bodies b ON b.usage_id = u.id
-          WHERE u.id = $1`, [usageId]],
-        ['SELECT c.* FROM request_candidates c JOIN usage u ON u.request_id = c.request_id WHERE u.id = $1 ORDER BY c.candidate_index, c.retry_index', [usageId]]
+        sql`SELECT u.*, b.request_headers, b.response_headers, b.request_body, b.response_body FROM usage u LEFT JOIN usage_bodies b ON b.usage_id = u.id WHERE u.id = ${usageId}::uuid`,
+        (earlier) => sql`SELECT * FROM users WHERE id = ${earlier[0]![0]?.user_id ?? null}::uuid`,
+        (earlier) => sql`SELECT * FROM api_keys WHERE id = ${earlier[0]![0]?.api_key_id ?? null}::uuid`,
+        (earlier) => sql`SELECT * FROM providers WHERE id = ${earlier[0]![0]?.provider_id ?? null}::uuid`,
+        (earlier) => sql`SELECT * FROM provider_api_keys WHERE id = ${earlier[0]![0]?.provider_api_key_id ?? null}::uuid`
       ],
       compare: (api, raw) => api.id === raw[0]![0]?.id && api.request_id === raw[0]![0]?.request_id ? null : 'another record'
     }
@@ -226,17 +355,58 @@ async function timeEndpoint (url: string, headers: Record<string, string>, cance
   return { status: 200, body: first.body, times: times.sort((a, b) => a - b), steal: steal() }
 }
 
-/** The raw computation, RAW_RUNS times: its median and its (last) answer. */
-export async function timeRaw (raw: pg.Client, c: Case): Promise<{ median: number, results: Row[][] }> {
+/** What timeRaw needs of a connection (a pg.Client fits). */
+export interface Queryable { query: (statement: Sql) => Promise<{ rows: Row[] }> }
+
+/** Aether's statements in order, each step built from the answers before it: the answers. */
+export async function runSteps (db: Queryable, steps: Step[]): Promise<Row[][]> {
+  const results: Row[][] = []
+  for (const step of steps) results.push((await db.query(typeof step === 'function' ? step(results) : step)).rows)
+  return results
+}
+
+/** Aether's statements, RAW_RUNS times: their median and their (last) answers. */
+export async function timeRaw (db: Queryable, c: Case): Promise<{ median: number, results: Row[][] }> {
   const runs: number[] = []
   let results: Row[][] = []
   for (let i = 0; i < RAW_RUNS; i++) {
     const started = performance.now()
-    results = []
-    for (const [sql, params] of c.raw) results.push((await raw.query(sql, params)).rows)
+    results = await runSteps(db, c.raw)
     runs.push(performance.now() - started)
   }
   return { median: median(runs), results }
+}
+
+/** Runs each distinct setup of the cases once, in order, and says how long each took (not counted in any timing). */
+export async function runSetups (db: Queryable, selected: Case[], say: (text: string) => void): Promise<void> {
+  const done = new Set<string>()
+  for (const { setup } of selected) {
+    if (setup === undefined || done.has(setup.name)) continue
+    done.add(setup.name)
+    const started = performance.now()
+    for (const statement of setup.statements) await db.query(statement)
+    say(`setup: ${setup.name} built in ${ms(performance.now() - started)} ms (once, before the timings; not counted)`)
+  }
+}
+
+/** Sets an environment variable for the time of `work`, then puts back what was there: one bench's database must not outlive it in the next's environment. */
+export async function withEnv<T> (name: string, value: string, work: () => Promise<T>): Promise<T> {
+  const before = process.env[name]
+  process.env[name] = value
+  try {
+    return await work()
+  } finally {
+    if (before === undefined) delete process.env[name]
+    else process.env[name] = before
+  }
+}
+
+/** The machine's load average and CPU steal over a one-second sample, for the head of a run. */
+export async function machineLine (): Promise<string> {
+  const steal = stealMeter()
+  await new Promise((resolve) => setTimeout(resolve, 1_000))
+  const percent = steal()
+  return `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(', ')} (1, 5, 15 min)${percent === null ? '' : `; steal ${percent}% (1 s sample)`}`
 }
 
 export const line = (name: string, cells: string[], note: string) =>
@@ -245,11 +415,11 @@ export const line = (name: string, cells: string[], note: string) =>
 export async function stats (args: string[]): Promise<void> {
   await runCases(args, async (raw, end) => {
     const { rows: [sample] } = await raw.query(`SELECT u.id FROM usage u WHERE u.request_id = (SELECT request_id FROM request_candidates ORDER BY created_at DESC LIMIT 1)`)
-    return cases(new Date(end.getTime() - 30 * 86_400_000), end, sample.id as string)
+    return cases(new Date(end.getTime() - 30 * DAY_MS), end, sample.id as string)
   })
 }
 
-/** Prepares the database, starts the server, and times each case through HTTP against its raw computation. */
+/** Prepares the database, starts the server, and times each case through HTTP against Aether's statements. */
 export async function runCases (args: string[], build: (raw: pg.Client, end: Date) => Promise<Case[]>): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -262,11 +432,12 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
   })
   const rows = Number(values.rows)
   if (!Number.isInteger(rows) || rows < 1) throw new Error('--rows must be a positive integer')
+  console.log(await machineLine())
   const db = await database(rows, values.reset)
   try {
     await prepare(db.url, rows, db.ours)
-    process.env.BENCH_DATABASE_URL = db.url // startBench: the server on this database
-    const bench = await startBench()
+    // the server on this database; the variable is put back, so a second bench in the same command starts its own
+    const bench = await withEnv('BENCH_DATABASE_URL', db.url, startBench)
     const raw = new pg.Client({ connectionString: db.url })
     await raw.connect()
     try {
@@ -279,12 +450,15 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
       }
       const { rows: [latest] } = await raw.query('SELECT max(created_at) AS at FROM usage')
       const end = new Date()
-      if (end.getTime() - (latest.at as Date).getTime() > 86_400_000) console.log(`note: the newest usage row is from ${(latest.at as Date).toISOString()}; the 30-day windows end now`)
+      if (end.getTime() - (latest.at as Date).getTime() > DAY_MS) console.log(`note: the newest usage row is from ${(latest.at as Date).toISOString()}; the 30-day windows end now`)
       const size = await raw.query(`SELECT pg_size_pretty(pg_total_relation_size('usage')) AS usage, (SELECT count(*) FROM usage_hourly) AS hourly, (SELECT count(*) FROM usage_hourly_model) AS coarse, (SELECT count(*) FROM usage_daily_key) AS daily`)
       console.log(`usage ${size.rows[0].usage}; rollup rows: usage_hourly ${fmt(Number(size.rows[0].hourly))}, usage_hourly_model ${fmt(Number(size.rows[0].coarse))}, usage_daily_key ${fmt(Number(size.rows[0].daily))}`)
-      console.log(`${WARM_UPS} warm-up calls (and ${WARM_UP_MS / 1000} s at least), then ${CALLS} timed, each endpoint; the raw query ${RAW_RUNS} times (median)\n`)
-      line('endpoint', ['p50 ms', 'p95 ms', 'raw ms', 'ratio'], 'same answer')
-      for (const c of (await build(raw, end)).filter((c) => values.only === undefined || c.name.includes(values.only))) {
+      const selected = (await build(raw, end)).filter((c) => values.only === undefined || c.name.includes(values.only))
+      if (!values['skip-raw']) await runSetups(raw, selected, console.log)
+      console.log(`${WARM_UPS} warm-up calls (and ${WARM_UP_MS / 1000} s at least), then ${CALLS} timed, each endpoint; Aether's statements ${RAW_RUNS} times (median)`)
+      console.log(`${await machineLine()}\n`)
+      line('endpoint', ['p50 ms', 'p95 ms', 'Aether ms', 'ratio'], 'same answer')
+      for (const c of selected) {
         const api = await timeEndpoint(`${bench.url}${c.path}`, headers, cancelServerQueries)
         if (api.status === 404) {
           line(c.name, [], 'not available')
@@ -302,6 +476,7 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
         const p50 = percentile(api.times, 0.5)
         line(c.name, [ms(p50), ms(percentile(api.times, 0.95)), ms(rawMs), `${fmt(rawMs / p50, rawMs / p50 < 10 ? 1 : 0)}×`], `${c.compare(api.body, results) ?? 'yes'}${stealNote(api.steal)}`)
       }
+      console.log(`\n${await machineLine()}`)
     } finally {
       await raw.end()
       await bench.close()
