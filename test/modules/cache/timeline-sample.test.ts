@@ -112,3 +112,25 @@ t.test('interval-timeline sample: the first point of each slot, as computed from
   const whole = expectedSample(raw, Math.floor(realNow / HOUR) * HOUR - 48 * HOUR, realNow, 150)
   t.same({ total: res.total_points, points: res.points }, { total: whole.total, points: shown(whole.points) }, 'the whole data set, over HTTP')
 })
+
+t.test('interval-timeline sample: a point on a slot edge that is not a whole millisecond opens that slot', async (t) => {
+  const g = await gateway(t)
+  const user = await g.user()
+  const key = await g.userKey(user.id)
+  const start = Math.floor(Date.now() / HOUR) * HOUR - 5 * HOUR
+  // `now` 1233 ms into its hour: 100 slots of 12.34 ms, so slot k starts at ⌊12.34·k⌋ ms
+  const now = start + 1233
+  const edges = Array.from({ length: 100 }, (_, k) => Math.floor(1234 * k / 100))
+  const offsets = [...new Set([...edges, ...Array.from({ length: 176 }, (_, i) => 7 * i + 3)])].sort((a, b) => a - b)
+  const times = [start - 10 * MIN, ...offsets.map((d) => start + d)]
+  await g.send(times.map((at, i) => ({
+    type: 'complete', request_id: `${key.id}-${String(i).padStart(4, '0')}`, api_key_id: key.id, model: 'm1',
+    created_at: new Date(at).toISOString(), status: 'completed', input_tokens: 100, output_tokens: 10
+  })))
+  const { rows } = await g.app.pg.query(`SELECT user_id, created_at, request_id, model FROM usage WHERE status = 'completed'`)
+  const want = expectedSample(pointsOf(rows), start - HOUR, now, 100)
+  t.equal(want.points.length, 100, 'every slot has its edge point')
+  t.same(want.points.map((p) => p.at - start), edges, 'the rule picks the edge points')
+  const got = await intervalTimeline(g.app.pg, { hours: 1, limit: 100 }, null, new Date(now))
+  t.same(got.points, shown(want.points), 'the same points')
+})
