@@ -92,7 +92,8 @@ t.test('interval-timeline sample: the first point of each slot, as computed from
   const now = base + 6 * HOUR + 1_234_567
   const from = Math.floor(now / HOUR) * HOUR - 5 * HOUR
   t.ok(raw.some((p) => p.at > now), 'some points come after now')
-  for (const limit of [100, 137, 250]) {
+  // limit 50: over 6 points a slot, each slot probed; the others in one scan
+  for (const limit of [50, 100, 137, 250]) {
     const got = await intervalTimeline(g.app.pg, { hours: 5, limit }, null, new Date(now))
     const want = expectedSample(raw, from, now, limit)
     t.ok(want.total > limit, `${want.total} points in the window, over ${limit}`)

@@ -209,7 +209,7 @@ export interface SampleSlots {
  * k = ⌊((d + 1)·share − 1) / span⌋, the k with ⌊span·k/share⌋ ≤ d < ⌊span·(k+1)/share⌋,
  * and is kept when the point before it in that order is in another slot.
  */
-export async function firstPointPerSlot (db: Sql, slots: SampleSlots, userId: string | null): Promise<Point[]> {
+export async function scanFirstPoints (db: Sql, slots: SampleSlots, userId: string | null): Promise<Point[]> {
   // a slot is numbered h·100000 + k (k < share ≤ 50,000): increasing with time; OFFSET 0 computes ms once per row
   const { rows } = await db.query<Point>(sql`
     SELECT created_at, user_id, model, gap_ms
@@ -226,5 +226,22 @@ export async function firstPointPerSlot (db: Sql, slots: SampleSlots, userId: st
                      WHERE share > 0) r) s
      WHERE previous IS DISTINCT FROM slot
      ORDER BY created_at, request_id`)
+  return rows
+}
+
+/**
+ * The first timeline point in each [lo, hi) slot: one probe per slot of
+ * cache_timeline_points (created_at, request_id), or of its primary key (user_id,
+ * created_at, request_id) for one user.
+ */
+export async function probeFirstPoints (db: Sql, slots: Array<{ lo: Date, hi: Date }>, userId: string | null): Promise<Point[]> {
+  const { rows } = await db.query<Point>(sql`
+    SELECT p.created_at, p.user_id, p.model, p.gap_ms
+      FROM unnest(${slots.map((s) => s.lo)}::timestamptz[], ${slots.map((s) => s.hi)}::timestamptz[]) AS s(lo, hi)
+     CROSS JOIN LATERAL (
+        SELECT created_at, user_id, model, gap_ms FROM cache_timeline_points
+         WHERE created_at >= s.lo AND created_at < s.hi${userId === null ? empty : sql` AND user_id = ${userId}`}
+         ORDER BY created_at, request_id LIMIT 1) p
+     ORDER BY p.created_at`)
   return rows
 }
