@@ -210,7 +210,8 @@ export interface SampleSlots {
  * and is kept when the point before it in that order is in another slot.
  */
 export async function scanFirstPoints (db: Sql, slots: SampleSlots, userId: string | null): Promise<Point[]> {
-  // a slot is numbered h·100000 + k (k < share ≤ 50,000): increasing with time; OFFSET 0 computes ms once per row
+  // a slot is numbered h·100000 + k (k < share ≤ 50,000): increasing with time; OFFSET 0 computes ms once per row, in
+  // double precision (exact to the millisecond over 721 hours, and cheaper than extract's numeric)
   const { rows } = await db.query<Point>(sql`
     SELECT created_at, user_id, model, gap_ms
       FROM (SELECT created_at, request_id, user_id, model, gap_ms, slot, lag(slot) OVER (ORDER BY created_at, request_id) AS previous
@@ -219,7 +220,7 @@ export async function scanFirstPoints (db: Sql, slots: SampleSlots, userId: stri
                       FROM (SELECT created_at, request_id, user_id, model, gap_ms, ms / 3600000 AS h, ms % 3600000 AS d,
                                    (${slots.shares}::bigint[])[ms / 3600000 + 1] AS share
                               FROM (SELECT created_at, request_id, user_id, model, gap_ms,
-                                           (extract(epoch FROM created_at - ${slots.from}::timestamptz) * 1000)::bigint AS ms
+                                           round(date_part('epoch', created_at - ${slots.from}::timestamptz) * 1000)::bigint AS ms
                                       FROM cache_timeline_points
                                      WHERE ${userId === null ? empty : sql`user_id = ${userId} AND `}created_at >= ${slots.from} AND created_at < ${slots.until}
                                     OFFSET 0) p) q
