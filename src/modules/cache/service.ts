@@ -7,7 +7,7 @@ import { nanoToUsd } from '../../lib/money.js'
 import { percent } from '../../lib/rates.js'
 import { FIRST_BIN, lastBinWithin } from '../accounting/cache/bins.js'
 import {
-  allPoints, dominantModels, firstPointPerSlot, hitTotals, intervalBins, lastWrites, pointsPerHour, savingsTotals, type GroupBins, type Scope
+  allPoints, dominantModels, hitTotals, intervalBins, lastWrites, pointsPerHour, probeFirstPoints, savingsTotals, scanFirstPoints, type GroupBins, type SampleSlots, type Scope
 } from '../accounting/read/cache.js'
 import { groupInfo, usernames } from './queries.js'
 import { BinSums, type Bins } from '../accounting/cache/packed.js'
@@ -236,23 +236,44 @@ export async function hitAnalysis (db: Sql, query: HitQuery, ownerId: string | n
 /**
  * Slots for an even sample of `limit` points: each hour gets a share of `limit` in
  * proportion to its points (cumulative rounding: the shares add up to `limit`), cut
- * into that many equal slots; a slot contributes its first point.
+ * into that many equal slots up to `now` included; a slot contributes its first point.
+ * Hours after `now` (points dated in the future) get no slot.
  */
-export function sampleSlots (hours: Array<{ bucket: Date, count: number }>, total: number, limit: number, now: Date): Array<{ lo: Date, hi: Date }> {
-  const slots: Array<{ lo: Date, hi: Date }> = []
+export function sampleSlots (hours: Array<{ bucket: Date, count: number }>, total: number, limit: number, from: Date, now: Date): SampleSlots {
+  const until = new Date(now.getTime() + 1)
+  const size = Math.floor((now.getTime() - from.getTime()) / HOUR) + 1
+  const shares = new Array<number>(size).fill(0)
+  const spans = Array.from({ length: size }, (_, h) => Math.min(HOUR, until.getTime() - from.getTime() - h * HOUR))
   let cumulative = 0
   for (const { bucket, count } of hours) {
     const before = Math.floor(cumulative * limit / total)
     cumulative += count
-    const share = Math.floor(cumulative * limit / total) - before
-    const start = bucket.getTime()
-    const end = Math.min(start + HOUR, now.getTime() + 1)
-    for (let k = 0; k < share; k++) {
-      slots.push({ lo: new Date(start + Math.floor((end - start) * k / share)), hi: new Date(start + Math.floor((end - start) * (k + 1) / share)) })
-    }
+    const h = (bucket.getTime() - from.getTime()) / HOUR
+    if (h < size) shares[h] = Math.floor(cumulative * limit / total) - before
   }
-  return slots.filter((slot) => slot.hi > slot.lo)
+  return { from, until, shares, spans }
 }
+
+/** Each slot's bounds, [lo, hi), in time order; empty slots (hi = lo, in a very short current hour) left out. */
+export function slotBounds ({ from, shares, spans }: SampleSlots): Array<{ lo: Date, hi: Date }> {
+  const bounds: Array<{ lo: Date, hi: Date }> = []
+  shares.forEach((share, h) => {
+    const start = from.getTime() + h * HOUR
+    const span = spans[h]!
+    for (let k = 0; k < share; k++) {
+      const lo = start + Math.floor(span * k / share)
+      const hi = start + Math.floor(span * (k + 1) / share)
+      if (hi > lo) bounds.push({ lo: new Date(lo), hi: new Date(hi) })
+    }
+  })
+  return bounds
+}
+
+/**
+ * Up to this many points per slot, one scan of the window's points costs less than a probe per
+ * slot (at 1M rows, loaded machine: ~5 µs a point scanned, ~40 µs a slot probed).
+ */
+const SCAN_POINTS_PER_SLOT = 6
 
 export interface TimelineQuery { hours: number, limit: number, user_id?: string, include_user_info?: boolean }
 
@@ -261,9 +282,10 @@ export async function intervalTimeline (db: Sql, query: TimelineQuery, ownerId: 
   const userId = ownerId ?? query.user_id ?? null
   const perHour = await pointsPerHour(db, from, userId)
   const total = perHour.reduce((sum, h) => sum + h.count, 0)
-  const points = total <= query.limit
+  const slots = total <= query.limit ? null : sampleSlots(perHour, total, query.limit, from, now)
+  const points = slots === null
     ? await allPoints(db, from, userId)
-    : await firstPointPerSlot(db, sampleSlots(perHour, total, query.limit, now), userId)
+    : total <= SCAN_POINTS_PER_SLOT * query.limit ? await scanFirstPoints(db, slots, userId) : await probeFirstPoints(db, slotBounds(slots), userId)
   const result = {
     analysis_period_hours: query.hours,
     total_points: total,

@@ -190,12 +190,52 @@ export async function allPoints (db: Sql, from: Date, userId: string | null): Pr
   return rows
 }
 
+/** Each hour's slots of an even sample, by hour of the window (index 0: the hour `from` starts). */
+export interface SampleSlots {
+  /** the window's start, an hour boundary */
+  from: Date
+  /** points from it on are left out (the current hour's slots end there) */
+  until: Date
+  /** how many equal slots the hour is cut into (0: none; at most 50,000, the largest limit) */
+  shares: number[]
+  /** the length of the hour's slotted span, ms: the hour, or up to `until` for the current one */
+  spans: number[]
+}
+
+/**
+ * The first timeline point (by created_at, request_id) in each slot, in one range scan of
+ * cache_timeline_points (created_at, request_id), or of its primary key (user_id,
+ * created_at, request_id) for one user: a point d ms into hour h falls in slot
+ * k = ⌊((d + 1)·share − 1) / span⌋, the k with ⌊span·k/share⌋ ≤ d < ⌊span·(k+1)/share⌋,
+ * and is kept when the point before it in that order is in another slot.
+ */
+export async function scanFirstPoints (db: Sql, slots: SampleSlots, userId: string | null): Promise<Point[]> {
+  // a slot is numbered h·100000 + k (k < share ≤ 50,000): increasing with time; OFFSET 0 computes ms once per row, in
+  // double precision (exact to the millisecond over 721 hours, and cheaper than extract's numeric)
+  const { rows } = await db.query<Point>(sql`
+    SELECT created_at, user_id, model, gap_ms
+      FROM (SELECT created_at, request_id, user_id, model, gap_ms, slot, lag(slot) OVER (ORDER BY created_at, request_id) AS previous
+              FROM (SELECT created_at, request_id, user_id, model, gap_ms,
+                           h * 100000 + ((d + 1) * share - 1) / (${slots.spans}::bigint[])[h + 1] AS slot
+                      FROM (SELECT created_at, request_id, user_id, model, gap_ms, ms / 3600000 AS h, ms % 3600000 AS d,
+                                   (${slots.shares}::bigint[])[ms / 3600000 + 1] AS share
+                              FROM (SELECT created_at, request_id, user_id, model, gap_ms,
+                                           round(date_part('epoch', created_at - ${slots.from}::timestamptz) * 1000)::bigint AS ms
+                                      FROM cache_timeline_points
+                                     WHERE ${userId === null ? empty : sql`user_id = ${userId} AND `}created_at >= ${slots.from} AND created_at < ${slots.until}
+                                    OFFSET 0) p) q
+                     WHERE share > 0) r) s
+     WHERE previous IS DISTINCT FROM slot
+     ORDER BY created_at, request_id`)
+  return rows
+}
+
 /**
  * The first timeline point in each [lo, hi) slot: one probe per slot of
  * cache_timeline_points (created_at, request_id), or of its primary key (user_id,
  * created_at, request_id) for one user.
  */
-export async function firstPointPerSlot (db: Sql, slots: Array<{ lo: Date, hi: Date }>, userId: string | null): Promise<Point[]> {
+export async function probeFirstPoints (db: Sql, slots: Array<{ lo: Date, hi: Date }>, userId: string | null): Promise<Point[]> {
   const { rows } = await db.query<Point>(sql`
     SELECT p.created_at, p.user_id, p.model, p.gap_ms
       FROM unnest(${slots.map((s) => s.lo)}::timestamptz[], ${slots.map((s) => s.hi)}::timestamptz[]) AS s(lo, hi)
