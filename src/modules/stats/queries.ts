@@ -273,6 +273,30 @@ function walkCondition (f: ResolvedFilter): Fragment | null {
         : f.model !== null ? sql`u.model = ${f.model}::text` : null
 }
 
+/**
+ * The rows a bounded count walks: the range and the walk condition, or through a driver
+ * the rows of each of its ids and those of deleted providers (whose names it tests).
+ */
+function candidatesWhere (f: ResolvedFilter): Fragment {
+  const driver = f.driver
+  if (driver === undefined || driver === null) {
+    const walk = walkCondition(f)
+    return whereAll([...rangeConditions(f), ...(walk === null ? [] : [walk])])
+  }
+  return whereAll([...rangeConditions(f), sql`(u.user_id = ANY(${driver.users}::uuid[]) OR u.api_key_id = ANY(${driver.keys}::uuid[])
+    OR u.model = ANY(${driver.models}::text[]) OR u.provider_id = ANY(${driver.providers}::uuid[]) OR u.provider_id IS NULL)`])
+}
+
+/** The planner's estimate of the rows a bounded count would walk (candidatesWhere) were it not bounded. */
+export async function estimateCandidates (db: Sql, filter: ResolvedFilter): Promise<number> {
+  return await planRows(db, sql`SELECT 1 FROM usage u ${candidatesWhere(filter)}`)
+}
+
+async function planRows (db: Sql, query: Fragment): Promise<number> {
+  const { rows } = await db.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(sql`EXPLAIN (FORMAT JSON) ${query}`)
+  return Math.round(rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows'])
+}
+
 /** The usage columns the bounded counts test (filterConditions and drivenWhere's keyword tests). */
 const WALKED_COLUMNS = raw('u.id, u.created_at, u.user_id, u.api_key_id, u.model, u.provider_id, u.provider_name, u.status, u.status_code, u.is_stream')
 
@@ -286,12 +310,11 @@ const WALKED_COLUMNS = raw('u.id, u.created_at, u.user_id, u.api_key_id, u.model
 export function boundedCountStatement (filter: ResolvedFilter, bound: number): Fragment {
   const driver = filter.driver
   if (driver === undefined || driver === null) {
-    const walk = walkCondition(filter)
     const rest = [...matchConditions(filter), ...filter.patterns.map(keywordCondition)]
     // usage (api_key_id | user_id | provider_id | model, created_at), usage (status), or usage (created_at), walked backwards
     return sql`
       SELECT count(*) FILTER (WHERE ${rest.length === 0 ? raw('true') : join(rest, ' AND ')})::int AS matched, count(*)::int AS walked
-        FROM (SELECT ${WALKED_COLUMNS} FROM usage u ${whereAll([...rangeConditions(filter), ...(walk === null ? [] : [walk])])}
+        FROM (SELECT ${WALKED_COLUMNS} FROM usage u ${candidatesWhere(filter)}
                ORDER BY u.created_at DESC LIMIT ${bound + 1}) u ${filter.patterns.length === 0 ? empty : RECORD_JOINS}`
   }
   const range = whereAll(rangeConditions(filter))
@@ -322,9 +345,7 @@ export async function countRecords (db: Sql, filter: ResolvedFilter, bound: numb
 
 /** The planner's estimate of the matching rows. */
 export async function estimateRecords (db: Sql, filter: ResolvedFilter): Promise<number> {
-  const { rows } = await db.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(
-    sql`EXPLAIN (FORMAT JSON) SELECT 1 ${RECORD_FROM} ${recordWhere(filter)}`)
-  return Math.round(rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows'])
+  return await planRows(db, sql`SELECT 1 ${RECORD_FROM} ${recordWhere(filter)}`)
 }
 
 export type DetailRow = RecordRow & Record<

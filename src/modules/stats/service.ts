@@ -12,7 +12,7 @@ import {
   globalTotals, heatmapDays, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, userTotals, type Totals
 } from '../accounting/read/totals.js'
 import {
-  countRecords, estimateKeyword, estimateRecords, goneProviderMatches, KEYWORD_SLOTS, keywordMatches, recordPage, requestCandidates, resolveNames,
+  countRecords, estimateCandidates, estimateKeyword, estimateRecords, goneProviderMatches, KEYWORD_SLOTS, keywordMatches, recordPage, requestCandidates, resolveNames,
   usageDetail, type KeywordMatch, type RecordFilter, type RecordRow, type ResolvedFilter
 } from './queries.js'
 
@@ -235,9 +235,10 @@ export async function records (db: Sql, given: RecordFilter, limit: number, offs
   // a short page is the end of the list: it says the total without another scan
   if (rows.length < limit && (rows.length > 0 || offset === 0)) return { ...page, total: offset + rows.length, total_is_estimate: false }
   const seen = offset + rows.length
-  // the planner sees far more than `cap` matches: their candidates are more still, so a bounded count would only be cut off
-  const estimate = await estimateRecords(db, filter)
-  if (estimate > cap * 10) return { ...page, total: Math.max(estimate, seen), total_is_estimate: true }
+  // side by side on two connections: the matches the planner expects, and the candidate rows a count would walk
+  const [estimate, candidates] = await Promise.all([estimateRecords(db, filter), estimateCandidates(db, filter)])
+  // more candidates than the bound: the count would be cut off before it saw them all, so it is not run
+  if (candidates > cap) return { ...page, total: Math.max(estimate, seen), total_is_estimate: true }
   const counted = await countRecords(db, filter, cap)
   if (counted.complete) return { ...page, total: counted.matched, total_is_estimate: false }
   return { ...page, total: Math.max(estimate, counted.matched, seen), total_is_estimate: true }

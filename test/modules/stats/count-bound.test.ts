@@ -53,6 +53,8 @@ t.test('records totals: the count reads at most cap + 1 candidate rows; exact wh
   await insert(heavy.id, heavyKey.id, 'model-a', HEAVY_ROWS, 37, 'heavy-', true)
   await insert(bulk.id, bulkKey.id, 'model-rare', BULK_ROWS, 41, 'bulk-', false)
   await insert(light.id, lightKey.id, 'model-b', LIGHT_ROWS, 43, 'light-', false)
+  // statistics from every row (a sample of 300 × the target), so the planner's counts of a user's or a model's rows are exact
+  await client.query('ALTER TABLE usage ALTER COLUMN user_id SET STATISTICS 1000, ALTER COLUMN api_key_id SET STATISTICS 1000, ALTER COLUMN model SET STATISTICS 1000')
   await client.query('ANALYZE usage')
 
   // the service's statements, as sent, so each can be replayed under EXPLAIN ANALYZE; the page's is the one returning records
@@ -118,5 +120,15 @@ t.test('records totals: the count reads at most cap + 1 candidate rows; exact wh
     t.match((await answer({ username: 'heavy', model: 'model-rare' }, HEAVY_ROWS)).body, { total: HEAVY_RARE, total_is_estimate: false }, 'a user\'s walk that fits the bound exactly')
     t.match((await answer({ username: 'heavy', model: 'model-rare' }, HEAVY_ROWS - 1)).body, { total_is_estimate: true }, 'one row fewer: estimated')
     t.match((await answer({ status: 'error' }, HEAVY_ROWS + BULK_ROWS + LIGHT_ROWS)).body, { total: HEAVY_RARE, total_is_estimate: false }, 'a bound as large as the table: every error counted')
+  })
+
+  await t.test('statistics that undercount the candidates: the walk itself stops at cap + 1', async (t) => {
+    // 2,000 more of light's rows after ANALYZE: the planner still expects about 30, so the count runs, and must stop
+    await insert(light.id, lightKey.id, 'model-b', 2000, 47, 'light-more-', false)
+    const { body, read } = await answer({ username: 'light' })
+    t.match(body, { total_is_estimate: true }, `${LIGHT_ROWS + 2000} rows, more than the bound: estimated`)
+    t.ok(body.total >= 10, 'never below the rows seen')
+    t.ok(read <= CAP + 1, `read ${read} usage rows besides the page`)
+    t.ok(read > LIGHT_ROWS, 'the count did run (the estimate let it)')
   })
 })
