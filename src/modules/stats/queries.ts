@@ -4,7 +4,7 @@
 // accounting core's (src/modules/accounting/read/totals.ts).
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
-import { executedSql } from '../accounting/rules.js'
+import { executedSql, IN_FLIGHT_STATUSES, inFlightSql } from '../accounting/rules.js'
 import type { TieredPricing } from '../accounting/pricing.js'
 
 const EXECUTED = executedSql('c')
@@ -52,11 +52,14 @@ export async function resolveNames (db: Sql, username: string | null, provider: 
 /** At most this many search keywords, each of which must match. */
 export const KEYWORD_SLOTS = 10
 
-const RECORD_FROM = raw(`
-  FROM usage u
+/** The names a row shows and a keyword matches, joined to usage (alias u). */
+const RECORD_JOINS = raw(`
   LEFT JOIN users us ON us.id = u.user_id
   LEFT JOIN api_keys k ON k.id = u.api_key_id
   LEFT JOIN providers p ON p.id = u.provider_id`)
+
+const RECORD_FROM = sql`
+  FROM usage u ${RECORD_JOINS}`
 
 /** `WHERE` and every condition (`true` for none), so more can follow with AND. */
 const whereAll = (conditions: Fragment[]): Fragment => sql`WHERE ${conditions.length === 0 ? raw('true') : join(conditions, '\n    AND ')}`
@@ -67,9 +70,20 @@ const whereAll = (conditions: Fragment[]): Fragment => sql`WHERE ${conditions.le
  * (provider_id, created_at), (api_key_id, created_at), (status).
  */
 function filterConditions (f: ResolvedFilter): Fragment[] {
+  return [...rangeConditions(f), ...matchConditions(f)]
+}
+
+/** The filter's time range, which every `usage (…, created_at)` index serves with the order. */
+function rangeConditions (f: ResolvedFilter): Fragment[] {
   return [
     f.start === null ? null : sql`u.created_at >= ${f.start}::timestamptz`,
-    f.end === null ? null : sql`u.created_at < ${f.end}::timestamptz`,
+    f.end === null ? null : sql`u.created_at < ${f.end}::timestamptz`
+  ].filter((condition) => condition !== null)
+}
+
+/** The filter's conditions but the range. */
+function matchConditions (f: ResolvedFilter): Fragment[] {
+  return [
     f.userId === null ? null : sql`u.user_id = ${f.userId}::uuid`,
     f.namedUserId === null ? null : sql`u.user_id = ${f.namedUserId}::uuid`,
     f.model === null ? null : sql`u.model = ${f.model}::text`,
@@ -238,24 +252,100 @@ export async function recordPage (db: Sql, filter: ResolvedFilter, limit: number
   return rows
 }
 
+/** A count bounded by the rows it examines: the matches among them, and whether they were every candidate. */
+export interface BoundedCount { matched: number, complete: boolean }
+
 /**
- * How many rows match, counting at most `cap` + 1 of them (an exact count of millions
- * costs seconds). Through a driver, each branch stops at `cap` + 1: the union exceeds
- * `cap` exactly when the matches do.
+ * The one indexed condition a bounded count walks newest first, with the range: the
+ * one with the fewest rows by nature (in-flight rows are a handful: the partial status
+ * index), then a key's, a user's, a provider's, a model's; null walks usage
+ * (created_at). Every other condition is tested on the walked rows only.
  */
-export async function countRecords (db: Sql, filter: ResolvedFilter, cap: number): Promise<number> {
-  const rows = filter.driver === undefined || filter.driver === null
-    ? sql`SELECT 1 ${RECORD_FROM} ${recordWhere(filter)} LIMIT ${cap + 1}`
-    : sql`${drivenRows(filter, cap + 1)} LIMIT ${cap + 1}`
-  const { rows: [counted] } = await db.query<{ n: number }>(sql`SELECT count(*)::int AS n FROM (${rows}) s`)
-  return counted!.n
+function walkCondition (f: ResolvedFilter): Fragment | null {
+  if (f.statuses !== null && f.statuses.every((s) => (IN_FLIGHT_STATUSES as readonly string[]).includes(s))) return inFlightSql('u')
+  const user = f.userId ?? f.namedUserId
+  return f.apiKeyId !== null
+    ? sql`u.api_key_id = ${f.apiKeyId}::uuid`
+    : user !== null
+      ? sql`u.user_id = ${user}::uuid`
+      : f.providerId !== null
+        ? sql`u.provider_id = ${f.providerId}::uuid`
+        : f.model !== null ? sql`u.model = ${f.model}::text` : null
+}
+
+/**
+ * The rows a bounded count walks: the range and the walk condition, or through a driver
+ * the rows of each of its ids and those of deleted providers (whose names it tests).
+ */
+function candidatesWhere (f: ResolvedFilter): Fragment {
+  const driver = f.driver
+  if (driver === undefined || driver === null) {
+    const walk = walkCondition(f)
+    return whereAll([...rangeConditions(f), ...(walk === null ? [] : [walk])])
+  }
+  return whereAll([...rangeConditions(f), sql`(u.user_id = ANY(${driver.users}::uuid[]) OR u.api_key_id = ANY(${driver.keys}::uuid[])
+    OR u.model = ANY(${driver.models}::text[]) OR u.provider_id = ANY(${driver.providers}::uuid[]) OR u.provider_id IS NULL)`])
+}
+
+/** The planner's estimate of the rows a bounded count would walk (candidatesWhere) were it not bounded. */
+export async function estimateCandidates (db: Sql, filter: ResolvedFilter): Promise<number> {
+  return await planRows(db, sql`SELECT 1 FROM usage u ${candidatesWhere(filter)}`)
+}
+
+async function planRows (db: Sql, query: Fragment): Promise<number> {
+  const { rows } = await db.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(sql`EXPLAIN (FORMAT JSON) ${query}`)
+  return Math.round(rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows'])
+}
+
+/** The usage columns the bounded counts test (filterConditions and drivenWhere's keyword tests). */
+const WALKED_COLUMNS = raw('u.id, u.created_at, u.user_id, u.api_key_id, u.model, u.provider_id, u.provider_name, u.status, u.status_code, u.is_stream')
+
+/**
+ * The statement of a count bounded by work: at most `bound` + 1 candidate rows are read,
+ * the newest of the walk condition's index (through a driver, its branches' indexes in
+ * turn, the walk stopping at `bound` + 1 in all), and the filter is tested on those alone.
+ * Columns: `matched` among them, and `walked`; at most `bound` walked means every
+ * candidate was seen, so `matched` is exact.
+ */
+export function boundedCountStatement (filter: ResolvedFilter, bound: number): Fragment {
+  const driver = filter.driver
+  if (driver === undefined || driver === null) {
+    const rest = [...matchConditions(filter), ...filter.patterns.map(keywordCondition)]
+    // usage (api_key_id | user_id | provider_id | model, created_at), usage (status), or usage (created_at), walked backwards
+    return sql`
+      SELECT count(*) FILTER (WHERE ${rest.length === 0 ? raw('true') : join(rest, ' AND ')})::int AS matched, count(*)::int AS walked
+        FROM (SELECT ${WALKED_COLUMNS} FROM usage u ${candidatesWhere(filter)}
+               ORDER BY u.created_at DESC LIMIT ${bound + 1}) u ${filter.patterns.length === 0 ? empty : RECORD_JOINS}`
+  }
+  const range = whereAll(rangeConditions(filter))
+  // the driver's ids through usage (user_id | api_key_id | model | provider_id, created_at), each walked backwards
+  const branch = (values: Fragment, column: string) => sql`
+      SELECT 0 AS gone, x.* FROM unnest(${values}) AS v(value) CROSS JOIN LATERAL (
+        SELECT ${WALKED_COLUMNS} FROM usage u ${range} AND u.${raw(column)} = v.value ORDER BY u.created_at DESC LIMIT ${bound + 1}
+      ) x`
+  return sql`
+    WITH walked AS MATERIALIZED (
+      SELECT * FROM (${branch(sql`${driver.users}::uuid[]`, 'user_id')}
+        UNION ALL ${branch(sql`${driver.keys}::uuid[]`, 'api_key_id')}
+        UNION ALL ${branch(sql`${driver.models}::text[]`, 'model')}
+        UNION ALL ${branch(sql`${driver.providers}::uuid[]`, 'provider_id')}
+        UNION ALL (
+          SELECT 1, ${WALKED_COLUMNS} FROM usage u ${range} AND u.provider_id IS NULL ORDER BY u.created_at DESC LIMIT ${bound + 1})
+      ) b LIMIT ${bound + 1}
+    )
+    SELECT (SELECT count(DISTINCT u.id) FROM walked u ${drivenWhere(filter)} AND (u.gone = 0 OR u.provider_name ILIKE ${driver.pattern}))::int AS matched,
+           (SELECT count(*) FROM walked)::int AS walked`
+}
+
+/** How many rows match, and whether that is all of them (boundedCountStatement read every candidate). */
+export async function countRecords (db: Sql, filter: ResolvedFilter, bound: number): Promise<BoundedCount> {
+  const { rows: [counted] } = await db.query<{ matched: number, walked: number }>(boundedCountStatement(filter, bound))
+  return { matched: counted!.matched, complete: counted!.walked <= bound }
 }
 
 /** The planner's estimate of the matching rows. */
 export async function estimateRecords (db: Sql, filter: ResolvedFilter): Promise<number> {
-  const { rows } = await db.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(
-    sql`EXPLAIN (FORMAT JSON) SELECT 1 ${RECORD_FROM} ${recordWhere(filter)}`)
-  return Math.round(rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows'])
+  return await planRows(db, sql`SELECT 1 ${RECORD_FROM} ${recordWhere(filter)}`)
 }
 
 export type DetailRow = RecordRow & Record<

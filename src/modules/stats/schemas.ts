@@ -124,7 +124,7 @@ export const Records = Type.Object({
   total: Count,
   limit: Type.Integer(),
   offset: Type.Integer(),
-  total_is_estimate: Type.Boolean({ description: 'true when the total is the planner\'s estimate (too many rows to count cheaply)' })
+  total_is_estimate: Type.Boolean({ description: 'true when the total is the planner\'s estimate (counting it exactly would read more than 10,000 candidate rows)' })
 })
 
 export const UsageParams = Type.Object({ usage_id: Uuid }, { additionalProperties: false })

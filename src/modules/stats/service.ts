@@ -12,7 +12,7 @@ import {
   globalTotals, heatmapDays, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, userTotals, type Totals
 } from '../accounting/read/totals.js'
 import {
-  countRecords, estimateKeyword, estimateRecords, goneProviderMatches, KEYWORD_SLOTS, keywordMatches, recordPage, requestCandidates, resolveNames,
+  countRecords, estimateCandidates, estimateKeyword, estimateRecords, goneProviderMatches, KEYWORD_SLOTS, keywordMatches, recordPage, requestCandidates, resolveNames,
   usageDetail, type KeywordMatch, type RecordFilter, type RecordRow, type ResolvedFilter
 } from './queries.js'
 
@@ -99,7 +99,7 @@ export async function heatmap (db: Sql, timeZone: string, now = new Date()) {
 // ---- records ----
 
 export const MAX_KEYWORDS = KEYWORD_SLOTS
-/** Totals up to this many rows are counted exactly; beyond, the planner's estimate is given. */
+/** A total is counted exactly when its candidate rows (what its index walk reads) are at most this many; beyond, the planner's estimate is given. */
 export const EXACT_COUNT_CAP = 10_000
 
 type Category = 'stream' | 'standard' | 'error' | 'pending' | 'streaming' | 'completed' | 'failed' | 'active'
@@ -222,7 +222,10 @@ async function withDriver (db: Sql, filter: ResolvedFilter): Promise<ResolvedFil
   return { ...filter, driver: best!.match, keywords }
 }
 
-/** A page of records, newest first, and how many match: exact up to `cap`, else estimated. */
+/**
+ * A page of records, newest first, and how many match: counted exactly when at most
+ * `cap` candidate rows (a bound on work, not on matches) hold them all, else estimated.
+ */
 export async function records (db: Sql, given: RecordFilter, limit: number, offset: number, cap = EXACT_COUNT_CAP) {
   const resolved = await resolve(db, given)
   const filter = resolved === null ? null : await withDriver(db, resolved)
@@ -232,12 +235,13 @@ export async function records (db: Sql, given: RecordFilter, limit: number, offs
   // a short page is the end of the list: it says the total without another scan
   if (rows.length < limit && (rows.length > 0 || offset === 0)) return { ...page, total: offset + rows.length, total_is_estimate: false }
   const seen = offset + rows.length
-  // counting even `cap` rows costs more than the page; skip it when the planner sees far more
-  const estimate = await estimateRecords(db, filter)
-  if (estimate > cap * 10) return { ...page, total: Math.max(estimate, seen), total_is_estimate: true }
+  // side by side on two connections: the matches the planner expects, and the candidate rows a count would walk
+  const [estimate, candidates] = await Promise.all([estimateRecords(db, filter), estimateCandidates(db, filter)])
+  // more candidates than the bound: the count would be cut off before it saw them all, so it is not run
+  if (candidates > cap) return { ...page, total: Math.max(estimate, seen), total_is_estimate: true }
   const counted = await countRecords(db, filter, cap)
-  if (counted <= cap) return { ...page, total: counted, total_is_estimate: false }
-  return { ...page, total: Math.max(estimate, counted, seen), total_is_estimate: true }
+  if (counted.complete) return { ...page, total: counted.matched, total_is_estimate: false }
+  return { ...page, total: Math.max(estimate, counted.matched, seen), total_is_estimate: true }
 }
 
 /** One usage row in full; `userId` limits it to that user's rows (another's is a 404). */
