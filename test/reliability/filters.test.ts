@@ -45,16 +45,20 @@ t.test('records filters: a miss reads no usage rows, a hit returns the same rows
 
   // every statement the records route sends, replayed under EXPLAIN ANALYZE
   const sent: Array<{ text: string, params: unknown[] }> = []
-  const pool = app.statsPg as unknown as { query: (text: string, params?: unknown[]) => Promise<unknown> }
+  type Statement = string | { text: string, values?: unknown[] }
+  const pool = app.statsPg as unknown as { query: (statement: Statement, params?: unknown[]) => Promise<unknown> }
   const query = pool.query.bind(pool)
-  pool.query = (text: string, params?: unknown[]) => {
-    if (/^\s*(SELECT|WITH)\b/i.test(text)) sent.push({ text, params: params ?? [] })
-    return query(text, params)
+  pool.query = (statement: Statement, params?: unknown[]) => {
+    // the service sends both plain text and query objects (sql-template-tag's)
+    const [text, values] = typeof statement === 'string' ? [statement, params] : [statement.text, statement.values]
+    if (/^\s*(SELECT|WITH)\b/i.test(text)) sent.push({ text, params: values ?? [] })
+    return query(statement, params)
   }
   const call = async (url: string, headers = admin.headers) => {
     sent.length = 0
     const res = await app.inject({ method: 'GET', url, headers })
     t.equal(res.statusCode, 200, url)
+    t.ok(sent.length > 0, `${url}: its statements were seen`)
     let read = 0
     for (const statement of sent) {
       const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement.text}`, statement.params)
@@ -91,7 +95,7 @@ t.test('records filters: a miss reads no usage rows, a hit returns the same rows
     t.match(own.body, { records: [], total: 0 }, 'a keyword naming a model the user never used')
   })
 
-  // hits on the light user's 30 rows read about those; a hit on the heavy user's rows reads the page and counts the total up to EXACT_COUNT_CAP
+  // hits on the light user's 30 rows read about those; a hit on the heavy user's rows reads the page and a count bounded by rows read
   await t.test('hits return the newest matching rows as before', async (t) => {
     // [url, the rows it shows (SQL written here), their params, the caller, the most usage rows it may read (null: not bounded here)]
     const hits: Array<[string, string, unknown[], Signed['headers'], number | null]> = [
