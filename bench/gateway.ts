@@ -123,6 +123,8 @@ async function perBatch (bench: Bench, keyId: string, providerId: string, event:
     const endpoint: number[] = []
     const copy: number[] = []
     const steal = stealMeter()
+    // the server is idle while the COPYs run: its CPU time over the loop is the batches'
+    const cpuBefore = await bench.serverCpu()
     for (const events of batches.slice(PER_BATCH.warmUps)) {
       const body = JSON.stringify({ events })
       const { status, ms } = await post(agent, url, body)
@@ -133,9 +135,10 @@ async function perBatch (bench: Bench, keyId: string, providerId: string, event:
       await copyIn(client, copyText, data)
       copy.push(performance.now() - started)
     }
+    const cpu = (await bench.serverCpu() - cpuBefore) / PER_BATCH.batches / 1000
     const e = median(endpoint)
     const c = median(copy)
-    console.log(`ingest ${PER_BATCH_LABEL.padEnd(28)} median ${fmt(e, 1)} ms  (p90 ${fmt(endpoint.sort((a, b) => a - b)[Math.floor(endpoint.length * 0.9)]!, 1)} ms)  ·  bare COPY of its ${PER_BATCH.size} usage rows median ${fmt(c, 1)} ms  ·  ratio ${fmt(e / c, 2)}×  (${PER_BATCH.batches} of each, alternating${stealNote(steal())})`)
+    console.log(`ingest ${PER_BATCH_LABEL.padEnd(28)} median ${fmt(e, 1)} ms  (p90 ${fmt(endpoint.sort((a, b) => a - b)[Math.floor(endpoint.length * 0.9)]!, 1)} ms)  ·  bare COPY of its ${PER_BATCH.size} usage rows median ${fmt(c, 1)} ms  ·  ratio ${fmt(e / c, 2)}×  (${PER_BATCH.batches} of each, alternating · server CPU ${fmt(cpu, 1)} ms/batch${stealNote(steal())})`)
   } finally {
     agent.destroy()
     await client.end()
