@@ -1,6 +1,10 @@
 // npm run bench -- ingest | verify: the gateway's two calls under load.
 import { randomUUID } from 'node:crypto'
-import { cpuNote, fmt, GATEWAY_TOKEN, hammer, startBench, stealNote, type Bench, type Run } from './harness.js'
+import http from 'node:http'
+import { parseArgs } from 'node:util'
+import pg from 'pg'
+import { uuidv7 } from '../src/lib/crypto.js'
+import { cpuNote, fmt, GATEWAY_TOKEN, hammer, startBench, stealMeter, stealNote, type Bench, type Run } from './harness.js'
 
 export async function fixtures (bench: Bench, keyCount = 1) {
   const app = bench
@@ -35,14 +39,126 @@ const INGEST_RUNS = [
   { label: 'single events, one key', size: 1, connections: 8, duration: 15, keyPerConnection: false }
 ] as const
 
-export async function ingest (): Promise<void> {
+/** The per-batch comparison: batches of this size one at a time, each followed by a bare COPY of as many usage rows; medians over BATCHES. */
+const PER_BATCH = { size: 500, warmUps: 20, batches: 50 }
+
+/**
+ * `COPY … FROM STDIN` of a prepared buffer on a node-postgres client (pg-copy-streams
+ * is not a dependency: node-postgres hands the query the copy-in response, and the
+ * query sends the data and ends the copy).
+ */
+class CopyIn extends pg.Query {
+  constructor (text: string, private readonly data: Buffer) { super(text) }
+  handleCopyInResponse (connection: { sendCopyFromChunk: (chunk: Buffer) => void, endCopyFrom: () => void }): void {
+    connection.sendCopyFromChunk(this.data)
+    connection.endCopyFrom()
+  }
+}
+
+async function copyIn (client: pg.Client, text: string, data: Buffer): Promise<void> {
+  const query = client.query(new CopyIn(text, data)) as unknown as pg.Query
+  await new Promise((resolve, reject) => { query.once('end', resolve); query.once('error', reject) })
+}
+
+/** A value in COPY's text format (backslash escapes; NULL as \N). */
+const copyField = (value: string | null) => value === null ? '\\N' : value.replace(/[\\\t\n\r]/g, (c) => c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r')
+
+/** One POST on a kept-alive connection (node:http: fetch adds its own 1–2 ms a call); its status and time in ms. */
+function post (agent: http.Agent, url: string, body: string): Promise<{ status: number, ms: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now()
+    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${GATEWAY_TOKEN}` } }, (res) => {
+      res.resume()
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }))
+    })
+    req.once('error', reject)
+    req.end(body)
+  })
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/**
+ * Issue 21's yardstick: a batch of 500 completions through the endpoint, one at a time on
+ * one connection, beside a bare COPY of the usage rows such a batch writes (the same
+ * columns and values, new ids and request ids) into the same table with all its indexes
+ * and triggers, alternating so both see the same table and the same machine.
+ */
+async function perBatch (bench: Bench, keyId: string, providerId: string, event: (keyId: string, providerId: string) => object): Promise<void> {
+  const url = `${bench.url}/api/gateway/usage`
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const client = new pg.Client({ connectionString: bench.config.DATABASE_URL })
+  await client.connect()
+  try {
+    const batches = Array.from({ length: PER_BATCH.warmUps + PER_BATCH.batches }, () => Array.from({ length: PER_BATCH.size }, () => event(keyId, providerId)) as Array<{ request_id: string }>)
+    for (const events of batches.slice(0, PER_BATCH.warmUps)) {
+      const { status } = await post(agent, url, JSON.stringify({ events }))
+      if (status !== 200) throw new Error(`a warm-up batch was answered ${status}`)
+    }
+    // the template: the rows the last warm-up batch wrote, every column as PostgreSQL prints it
+    const columns = (await client.query<{ name: string }>(`SELECT attname AS name FROM pg_attribute WHERE attrelid = 'usage'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`)).rows.map((r) => r.name)
+    const template = await client.query<string[]>({
+      text: `SELECT ${columns.map((c) => `${c}::text`).join(', ')} FROM usage WHERE request_id = ANY($1::text[]) ORDER BY request_id`,
+      values: [batches[PER_BATCH.warmUps - 1]!.map((e) => e.request_id)],
+      rowMode: 'array'
+    })
+    if (template.rows.length !== PER_BATCH.size) throw new Error(`the template batch wrote ${template.rows.length} usage rows`)
+    const at = (name: string) => columns.indexOf(name)
+    // charged to no key of the run: the final check counts the keys' rows against their totals
+    const copyKey = randomUUID()
+    const copyData = () => Buffer.from(template.rows.map((row) => {
+      const fields = [...row]
+      fields[at('id')] = uuidv7(Date.now())
+      fields[at('request_id')] = randomUUID()
+      fields[at('api_key_id')] = copyKey
+      return `${fields.map(copyField).join('\t')}\n`
+    }).join(''))
+    const copyText = `COPY usage (${columns.join(', ')}) FROM STDIN`
+    for (let i = 0; i < 5; i++) await copyIn(client, copyText, copyData())
+
+    const endpoint: number[] = []
+    const copy: number[] = []
+    const steal = stealMeter()
+    // the server is idle while the COPYs run: its CPU time over the loop is the batches'
+    const cpuBefore = await bench.serverCpu()
+    for (const events of batches.slice(PER_BATCH.warmUps)) {
+      const body = JSON.stringify({ events })
+      const { status, ms } = await post(agent, url, body)
+      if (status !== 200) throw new Error(`a batch was answered ${status}`)
+      endpoint.push(ms)
+      const data = copyData()
+      const started = performance.now()
+      await copyIn(client, copyText, data)
+      copy.push(performance.now() - started)
+    }
+    const cpu = (await bench.serverCpu() - cpuBefore) / PER_BATCH.batches / 1000
+    const e = median(endpoint)
+    const c = median(copy)
+    console.log(`ingest ${PER_BATCH_LABEL.padEnd(28)} median ${fmt(e, 1)} ms  (p90 ${fmt(endpoint.sort((a, b) => a - b)[Math.floor(endpoint.length * 0.9)]!, 1)} ms)  ·  bare COPY of its ${PER_BATCH.size} usage rows median ${fmt(c, 1)} ms  ·  ratio ${fmt(e / c, 2)}×  (${PER_BATCH.batches} of each, alternating · server CPU ${fmt(cpu, 1)} ms/batch${stealNote(steal())})`)
+  } finally {
+    agent.destroy()
+    await client.end()
+  }
+}
+
+const PER_BATCH_LABEL = `batch of ${PER_BATCH.size}, 1 connection`
+
+export async function ingest (args: string[] = []): Promise<void> {
+  // --only TEXT: the runs whose label contains TEXT (the other benchmarks' flags are theirs)
+  const only = parseArgs({ args, options: { only: { type: 'string' } }, strict: false }).values.only
+  const wanted = (label: string) => typeof only !== 'string' || label.includes(only)
   const bench = await startBench()
   try {
     const { keys, provider } = await fixtures(bench, 8)
     let n = 0
+    if (wanted(PER_BATCH_LABEL)) await perBatch(bench, keys[0]!.id, provider.id, (keyId, providerId) => completion(keyId, providerId, n++))
     let assigned = 0
     const batch = (keyId: string, size: number) => JSON.stringify({ events: Array.from({ length: size }, () => completion(keyId, provider.id, n++)) })
-    for (const { label, size, connections, duration, keyPerConnection } of INGEST_RUNS) {
+    for (const { label, size, connections, duration, keyPerConnection } of INGEST_RUNS.filter((run) => wanted(run.label))) {
       const run = await hammer({
         url: `${bench.url}/api/gateway/usage`, method: 'POST', connections, duration,
         requests: [{

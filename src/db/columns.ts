@@ -11,6 +11,9 @@
 // about a microsecond to parse, a small integer a fraction of that: in a batch of 500
 // usage rows the shared ids were a third of the bytes sent and of the time binding them.
 //
+// A timestamp column can be sent as epoch milliseconds (`epochMs`): an integer costs
+// JavaScript and PostgreSQL far less to write and read than an ISO 8601 text.
+//
 // The statement text depends only on the column list, a constant of the module that
 // declares it: no value is ever spliced into SQL.
 
@@ -32,6 +35,8 @@ export interface Column<Row> {
   insertAs?: (alias: string) => string
   /** inserted, but left as it is when the row exists (upsert; the conflict key always is) */
   keep?: boolean
+  /** a `timestamptz` column whose value is epoch milliseconds (an integer), converted by PostgreSQL */
+  epochMs?: boolean
 }
 
 /** An upsert of these columns into `table` (see Columns.upsert). */
@@ -93,11 +98,20 @@ function sharedLiterals<Row> (rows: Row[], value: Column<Row>['value'], quoted: 
   return { indexes: `${indexes}}`, values: literal(distinct, itself, quoted) }
 }
 
+/** The type a column's values are sent as: an index for a shared column, an integer for epoch milliseconds. */
+const sentType = <Row>(c: Column<Row>) => c.shared === true ? 'int' : c.epochMs === true ? 'bigint' : c.type
+
 export class Columns<Row> {
   private readonly shared: Array<Column<Row>>
+  /** whether `from` needs a subquery: a shared column to look up, or a timestamp to convert */
+  private readonly converted: boolean
 
   constructor (private readonly columns: Array<Column<Row>>) {
+    for (const c of columns) {
+      if (c.epochMs === true && (c.type !== 'timestamptz' || c.shared === true)) throw new Error(`column ${c.name}: epochMs is for a timestamptz column not shared`)
+    }
     this.shared = columns.filter((c) => c.shared === true)
+    this.converted = columns.some((c) => c.shared === true || c.epochMs === true)
   }
 
   /** How many parameters `from` takes: one per column, and one more per shared column. */
@@ -121,10 +135,16 @@ export class Columns<Row> {
    * value up by its index (the parameters after the per-row ones).
    */
   from (alias: string, first = 1): string {
-    const rows = `unnest(${this.columns.map((c, i) => `$${first + i}::${c.shared === true ? 'int' : c.type}[]`).join(', ')})`
-    if (this.shared.length === 0) return `${rows} AS ${alias}(${this.names})`
+    const rows = `unnest(${this.columns.map((c, i) => `$${first + i}::${sentType(c)}[]`).join(', ')})`
+    if (!this.converted) return `${rows} AS ${alias}(${this.names})`
     let next = first + this.columns.length
-    const select = this.columns.map((c) => c.shared === true ? `($${next++}::${c.type}[])[${alias}_.${c.name}] AS ${c.name}` : `${alias}_.${c.name}`)
+    const select = this.columns.map((c) => {
+      const value = `${alias}_.${c.name}`
+      if (c.shared === true) return `($${next++}::${c.type}[])[${value}] AS ${c.name}`
+      // a double product, off by under half a millisecond before year 100,000: the timestamptz(3) column rounds it back
+      if (c.epochMs === true) return `timestamptz 'epoch' + ${value} * interval '1 millisecond' AS ${c.name}`
+      return value
+    })
     return `(SELECT ${select.join(', ')} FROM ${rows} AS ${alias}_(${this.names})) AS ${alias}`
   }
 

@@ -62,3 +62,23 @@ t.test('without shared columns: a plain unnest', async (t) => {
   const { rows } = await db.query(`SELECT * FROM ${plain.from('x')}`, plain.values([{ a: 'one', b: 1 }]))
   t.same(rows, [{ a: 'one', b: 1 }])
 })
+
+t.test('timestamps as epoch milliseconds: sent as integers, read back as the same instants to the millisecond', async (t) => {
+  interface Timed { n: number, at: Date | null }
+  const TIMED = new Columns<Timed>([
+    { name: 'n', type: 'int', value: (r) => r.n },
+    { name: 'at', type: 'timestamptz', value: (r) => r.at?.getTime() ?? null, epochMs: true }
+  ])
+  const instants = ['2026-12-02T03:04:05.678Z', '1969-12-31T23:59:59.999Z', '1900-01-01T00:00:00.001Z', '9999-12-31T23:59:59.999Z', '2255-06-05T23:47:34.741Z']
+  const rows: Timed[] = [...instants.map((at, n) => ({ n, at: new Date(at) })), { n: instants.length, at: null }]
+  const values = TIMED.values(rows)
+  t.equal(values[1], `{${instants.map((at) => Date.parse(at)).join(',')},NULL}`, 'integers, not ISO texts')
+  t.match(TIMED.from('r'), /unnest\(\$1::int\[\], \$2::bigint\[\]\)/)
+  const db = await client(t)
+  // a timestamptz(3) column, as usage's: the instant is stored to the millisecond
+  await db.query('CREATE TEMP TABLE timed (n int, at timestamptz(3))')
+  await db.query(`INSERT INTO timed SELECT * FROM ${TIMED.from('r')}`, values)
+  const { rows: read } = await db.query<{ n: number, at: Date | null, text: string | null }>(`SELECT n, at, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS text FROM timed ORDER BY n`)
+  t.same(read.map((r) => r.text), [...instants, null], 'each instant to the millisecond, the null a null')
+  t.throws(() => new Columns<Timed>([{ name: 'at', type: 'text', value: (r) => r.n, epochMs: true }]), /epochMs is for a timestamptz column/)
+})

@@ -12,6 +12,9 @@ export type { RollupSource }
 /** A batch's sums at one grain: counts as numbers, money as bigint nano-USD (model.ts). */
 type Measures = Record<MeasureName, number | bigint>
 
+/** model.ts's finest bucket: every bucket of a row (quarter, hour, day) is a function of its quarter-hour */
+const QUARTER_MS = 900_000
+
 /** listed once, not per row: accumulate runs for every row of every batch */
 const MEASURE_LIST = Object.entries(MEASURES) as Array<[MeasureName, typeof MEASURES[MeasureName]]>
 
@@ -109,8 +112,16 @@ export class RollupDeltas {
       .map((entry) => ({ bucket: entry.bucket, provider_id: entry.provider_id, ...Object.fromEntries(ATTEMPT_MEASURES.map((name) => [name, entry.m[name].toString()])) }))
   }
 
+  /** each quarter-hour's buckets, made once a batch: a batch's rows fall in a few (three ISO strings a row otherwise) */
+  private readonly buckets = new Map<number, Buckets>()
+
   private add (row: RollupSource, sign: 1 | -1): void {
-    const at = bucketsOf(row.createdAt)
+    const quarter = Math.floor(row.createdAt.getTime() / QUARTER_MS)
+    let at = this.buckets.get(quarter)
+    if (at === undefined) {
+      at = bucketsOf(row.createdAt)
+      this.buckets.set(quarter, at)
+    }
     const id = finestKey(row, at)
     let entry = this.fine.get(id)
     if (entry === undefined) {

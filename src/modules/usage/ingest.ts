@@ -13,7 +13,7 @@ import { recordCacheData } from '../accounting/cache/timeline.js'
 import { RollupDeltas, writeTotals } from '../accounting/rollups.js'
 import type { EventResultBody, UsageEventBody } from './schemas.js'
 import { claimReceipts, releaseReceipts, waitForCreators } from './ingest/receipts.js'
-import { loadLookups, readRows } from './ingest/lookups.js'
+import { readRows, readRowsAndLookups } from './ingest/lookups.js'
 import { applyEvents } from './ingest/machine.js'
 import { CreatedMeanwhile, insertBodies, insertCandidates, upsertRows } from './ingest/writes.js'
 
@@ -68,14 +68,16 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
   // caught when this batch writes it (CreatedMeanwhile), except by a stream event, which
   // writes nothing without its row: those wait for such a batch first.
   const requestIds = [...new Set(applied.map((e) => e.request_id))].sort()
-  const before = new Map((await readRows(db, requestIds)).map((row) => [row.requestId, row]))
+  const read = await readRowsAndLookups(db, requestIds, applied)
+  const before = new Map(read.rows.map((row) => [row.requestId, row]))
   const created = new Set(applied.filter((e) => e.type !== 'stream').map((e) => e.request_id))
   const orphanStreams = [...new Set(applied.filter((e) => e.type === 'stream' && !before.has(e.request_id) && !created.has(e.request_id)).map((e) => e.request_id))].sort()
+  // a stream changes no reference or price of its row: the lookups need not cover these rows
   if (orphanStreams.length > 0) {
     await waitForCreators(db, orphanStreams)
     for (const row of await readRows(db, orphanStreams)) before.set(row.requestId, row)
   }
-  const lookups = await loadLookups(db, applied, [...before.values()])
+  const lookups = read.lookups
 
   // 3. the events applied to the rows, in memory
   const out = applyEvents({ events: applied, rows: before, lookups, now, synthetic })

@@ -84,3 +84,16 @@ t.test('an executed candidate is the attempt: the request adds no implicit one',
   t.same(deltas.attemptRows().map((r) => [r.provider_id, r.attempts, r.successes, r.failures, r.latency_sum_ms]),
     [[PROVIDER, '1', '1', '0', '500'], ['44444444-4444-4444-4444-444444444444', '1', '0', '1', '300']])
 })
+
+t.test('one batch across quarters, hours and days (a batch reuses each quarter-hour\'s buckets): each row in its own', async (t) => {
+  const deltas = new RollupDeltas()
+  const times = ['2026-03-04T23:59:59.999Z', '2026-03-05T00:00:00.000Z', '2026-03-05T00:14:59.999Z', '2026-03-05T00:15:00.000Z', '2026-03-04T23:45:00.000Z', '1969-12-31T23:59:59.999Z']
+  times.forEach((at, i) => deltas.change(null, row({ requestId: `r${i}`, createdAt: new Date(at) })))
+  t.same(deltas.rowsOf('usage_quarter_hourly').map((r) => [r.bucket, r.requests]), [
+    ['1969-12-31T23:45:00.000Z', '1'], ['2026-03-04T23:45:00.000Z', '2'], ['2026-03-05T00:00:00.000Z', '2'], ['2026-03-05T00:15:00.000Z', '1']
+  ])
+  t.same(deltas.rowsOf('usage_hourly').map((r) => [r.bucket, r.requests]), [
+    ['1969-12-31T23:00:00.000Z', '1'], ['2026-03-04T23:00:00.000Z', '2'], ['2026-03-05T00:00:00.000Z', '3']
+  ])
+  t.same(deltas.rowsOf('usage_daily_user').map((r) => [r.day, r.requests]), [['1969-12-31', '1'], ['2026-03-04', '2'], ['2026-03-05', '3']])
+})

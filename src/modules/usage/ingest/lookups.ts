@@ -1,5 +1,5 @@
 // What a batch reads before applying its events: the usage rows it changes (locked) and
-// the keys, providers, endpoints, provider keys and prices its events name (key-shared).
+// the keys, providers, endpoints, provider keys and prices its events and rows name (key-shared).
 import sql from 'sql-template-tag'
 import type { Sql } from '../../../db/prisma.js'
 import type { StoredTier } from '../../accounting/tiers.js'
@@ -84,54 +84,74 @@ export async function readRows (db: Sql, requestIds: string[]): Promise<RowState
 
 interface PriceRow { id: string, model: string, provider_id: string | null, tiers: StoredTier[], price_per_request: string | null, effective_from: string }
 
-/** The keys, providers, endpoints, provider keys and prices that the events and the rows read name. */
-export async function loadLookups (db: Sql, events: UsageEventBody[], existing: RowState[]): Promise<Lookups> {
+interface Found {
+  keys: Array<{ id: string, user_id: string }>, provider_keys: ProviderKeyRow[],
+  endpoints: Array<{ id: string, provider_id: string }>, providers: Array<{ id: string, name: string, billing_type: string }>, prices: PriceRow[]
+}
+
+/**
+ * The usage rows of these requests, locked in request_id order, and the keys, providers,
+ * endpoints, provider keys and prices that the events and those rows name, in one round
+ * trip. Served by usage's request_id key and the referenced tables' primary keys (prices:
+ * model_prices' model index).
+ */
+export async function readRowsAndLookups (db: Sql, requestIds: string[], events: UsageEventBody[]): Promise<{ rows: RowState[], lookups: Lookups }> {
   const collect = (...lists: Array<Array<string | null | undefined>>) => [...new Set(lists.flat().filter((id): id is string => typeof id === 'string'))]
   const starts = events as StartFields[]
   const candidates = events.flatMap((e) => e.type === 'complete' ? e.candidates ?? [] : [])
   const keyIds = collect(starts.map((e) => e.api_key_id))
-  const providerKeyIds = collect(starts.map((e) => e.provider_api_key_id), existing.map((r) => r.providerApiKeyId), candidates.map((c) => c.provider_api_key_id))
-  const endpointIds = collect(starts.map((e) => e.provider_endpoint_id), existing.map((r) => r.providerEndpointId), candidates.map((c) => c.provider_endpoint_id))
-  const models = collect(starts.map((e) => e.model), existing.map((r) => r.model))
-  const providerIds = collect(starts.map((e) => e.provider_id), candidates.map((c) => c.provider_id), existing.map((r) => r.providerId))
-  // One statement (a round trip per table cost a single event a tenth of its time).
+  const providerKeyIds = collect(starts.map((e) => e.provider_api_key_id), candidates.map((c) => c.provider_api_key_id))
+  const endpointIds = collect(starts.map((e) => e.provider_endpoint_id), candidates.map((c) => c.provider_endpoint_id))
+  const models = collect(starts.map((e) => e.model))
+  const providerIds = collect(starts.map((e) => e.provider_id), candidates.map((c) => c.provider_id))
   // FOR KEY SHARE is the lock a foreign key check takes: what a batch's rows reference
   // cannot be deleted before it commits (usage has no foreign keys; see the migration
   // usage_references_by_trigger). Providers include those of the named keys and endpoints.
+  // The lookups ride on the first row (a LEFT JOIN: one row with no usage columns when none exists).
   const query = sql`
-    WITH k AS (
+    WITH r AS (
+      SELECT * FROM usage WHERE request_id = ANY(${requestIds}::text[]) ORDER BY request_id FOR UPDATE
+    ), k AS (
       SELECT k.id, k.user_id FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ANY(${keyIds}::uuid[]) FOR KEY SHARE
     ), pk AS (
-      SELECT id, provider_id, rate_multiplier::text AS rate_multiplier, cache_ttl_minutes FROM provider_api_keys WHERE id = ANY(${providerKeyIds}::uuid[]) FOR KEY SHARE
+      SELECT id, provider_id, rate_multiplier::text AS rate_multiplier, cache_ttl_minutes FROM provider_api_keys
+       WHERE id = ANY(${providerKeyIds}::uuid[]) OR id IN (SELECT provider_api_key_id FROM r) FOR KEY SHARE
     ), ep AS (
-      SELECT id, provider_id FROM provider_endpoints WHERE id = ANY(${endpointIds}::uuid[]) FOR KEY SHARE
+      SELECT id, provider_id FROM provider_endpoints WHERE id = ANY(${endpointIds}::uuid[]) OR id IN (SELECT provider_endpoint_id FROM r) FOR KEY SHARE
     ), pv AS (
       SELECT id, name, billing_type FROM providers
-       WHERE id = ANY(${providerIds}::uuid[]) OR id IN (SELECT provider_id FROM pk) OR id IN (SELECT provider_id FROM ep)
+       WHERE id = ANY(${providerIds}::uuid[]) OR id IN (SELECT provider_id FROM r) OR id IN (SELECT provider_id FROM pk) OR id IN (SELECT provider_id FROM ep)
          FOR KEY SHARE
     ), mp AS (
-      SELECT id, model, provider_id, tiers, price_per_request::text AS price_per_request, effective_from FROM model_prices WHERE model = ANY(${models}::text[])
+      SELECT id, model, provider_id, tiers, price_per_request::text AS price_per_request, effective_from FROM model_prices
+       WHERE model = ANY(${models}::text[]) OR model IN (SELECT model FROM r)
+    ), l AS (
+      SELECT json_build_object(
+        'keys', (SELECT coalesce(json_agg(k), '[]') FROM k), 'provider_keys', (SELECT coalesce(json_agg(pk), '[]') FROM pk),
+        'endpoints', (SELECT coalesce(json_agg(ep), '[]') FROM ep), 'providers', (SELECT coalesce(json_agg(pv), '[]') FROM pv),
+        'prices', (SELECT coalesce(json_agg(mp), '[]') FROM mp)) AS lookups
     )
-    SELECT (SELECT coalesce(json_agg(k), '[]') FROM k) AS keys, (SELECT coalesce(json_agg(pk), '[]') FROM pk) AS provider_keys,
-           (SELECT coalesce(json_agg(ep), '[]') FROM ep) AS endpoints, (SELECT coalesce(json_agg(pv), '[]') FROM pv) AS providers,
-           (SELECT coalesce(json_agg(mp), '[]') FROM mp) AS prices`
-  const { rows: [found] } = await db.query<{
-    keys: Array<{ id: string, user_id: string }>, provider_keys: ProviderKeyRow[],
-    endpoints: Array<{ id: string, provider_id: string }>, providers: Array<{ id: string, name: string, billing_type: string }>, prices: PriceRow[]
-  }>(query.text, query.values)
-  const byId = <T extends { id: string }>(rows: T[]) => new Map(rows.map((row) => [row.id, row]))
+    SELECT CASE WHEN n IS NULL OR n = 1 THEN l.lookups END AS lookups, o.*
+      FROM l LEFT JOIN (SELECT row_number() OVER (ORDER BY request_id) AS n, r.* FROM r) o ON true
+     ORDER BY o.request_id`
+  const { rows } = await db.query<UsageRow & { lookups: Found | null }>(query.text, query.values)
+  const found = rows[0]!.lookups!
+  const byId = <T extends { id: string }>(list: T[]) => new Map(list.map((row) => [row.id, row]))
   return {
-    keys: byId(found!.keys),
-    providers: byId(found!.providers),
-    endpoints: byId(found!.endpoints),
-    providerKeys: byId(found!.provider_keys),
-    prices: found!.prices.map((p) => ({
-      id: p.id,
-      model: p.model,
-      providerId: p.provider_id,
-      tiers: p.tiers,
-      pricePerRequest: bigOrNull(p.price_per_request),
-      effectiveFrom: new Date(p.effective_from)
-    }))
+    rows: rows[0]!.request_id === null ? [] : rows.map(fromRow),
+    lookups: {
+      keys: byId(found.keys),
+      providers: byId(found.providers),
+      endpoints: byId(found.endpoints),
+      providerKeys: byId(found.provider_keys),
+      prices: found.prices.map((p) => ({
+        id: p.id,
+        model: p.model,
+        providerId: p.provider_id,
+        tiers: p.tiers,
+        pricePerRequest: bigOrNull(p.price_per_request),
+        effectiveFrom: new Date(p.effective_from)
+      }))
+    }
   }
 }

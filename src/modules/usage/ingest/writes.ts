@@ -69,8 +69,8 @@ export const USAGE_COLUMNS = new Columns<RowState>([
   { name: 'response_time_ms', type: 'int', value: (r) => r.responseTimeMs },
   { name: 'first_byte_time_ms', type: 'int', value: (r) => r.firstByteTimeMs },
   { name: 'metadata', type: 'jsonb', value: (r) => json(r.metadata) },
-  { name: 'created_at', type: 'timestamptz', value: (r) => r.createdAt.toISOString() },
-  { name: 'finished_at', type: 'timestamptz', value: (r) => r.finishedAt?.toISOString() ?? null }
+  { name: 'created_at', type: 'timestamptz', value: (r) => r.createdAt.getTime(), epochMs: true },
+  { name: 'finished_at', type: 'timestamptz', value: (r) => r.finishedAt?.getTime() ?? null, epochMs: true }
 ])
 
 export const UPSERT_USAGE = USAGE_COLUMNS.upsert({
