@@ -235,13 +235,14 @@ export interface HeatmapDay { day: string, requests: number, totalTokens: number
 
 /**
  * Finished requests per local day of `timeZone`, for the days first…last (YYYY-MM-DD).
- * Whole hours come from usage_hourly_provider (primary key (bucket, …)), each counted on
- * the local day that holds its middle: the local midnights are converted once each and
- * every hour finds its day among them by binary search (width_bucket), with no zone
- * conversion per hour. Where a local midnight falls inside an hour (+05:30, +05:45), the
- * smaller part of that hour (at most 30 minutes, all on one local day) is summed from
- * usage_quarter_hourly (an offset on a quarter-hour, as every zone in use today) or
- * else from raw rows (usage (created_at)), and moved from the middle's day to its own.
+ * Whole hours come from usage_hourly_global (primary key (bucket): one row an hour),
+ * each counted on the local day that holds its middle: the local midnights are converted
+ * once each and every hour finds its day among them by binary search (width_bucket), with
+ * no zone conversion per hour. Where a local midnight falls inside an hour (+05:30,
+ * +05:45), the smaller part of that hour (at most 30 minutes, all on one local day) is
+ * summed from usage_quarter_hourly_global (an offset on a quarter-hour, as every zone in
+ * use today) or else from raw rows (usage (created_at)), and moved from the middle's day
+ * to its own.
  * Zones on whole-hour offsets read neither.
  */
 export async function heatmapDays (db: Sql, timeZone: string, first: string, last: string): Promise<HeatmapDay[]> {
@@ -257,14 +258,12 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
              CASE WHEN early THEN day - 1 ELSE day END AS own_day, CASE WHEN early THEN day ELSE day - 1 END AS middle_day,
              extract(epoch FROM at) % 900 = 0 AS quarters
         FROM (SELECT *, at - hour <= interval '30 minutes' AS early FROM midnights WHERE at <> hour) m
-    ), totals AS MATERIALIZED ( -- an hour's providers summed first, so each hour finds its day once
-      SELECT bucket, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
-             sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
-        FROM usage_hourly_provider
+    ), totals AS ( -- usage_hourly_global primary key (bucket)
+      SELECT bucket, requests, total_tokens, total_cost, actual_total_cost
+        FROM usage_hourly_global
        -- a constant superset of the local days (no zone is 24 hours off UTC), so the planner can estimate it;
        -- the hours outside them land on days the final WHERE drops
        WHERE bucket >= (${first}::date - 1)::timestamp AT TIME ZONE 'UTC' AND bucket < (${last}::date + 2)::timestamp AT TIME ZONE 'UTC'
-       GROUP BY bucket
     ), hours AS (
       -- the day whose [midnight, next midnight) holds the hour's middle; before the first midnight: none (NULL, dropped)
       SELECT b.days[width_bucket(t.bucket + interval '30 minutes', b.ats)] AS day, t.requests, t.total_tokens, t.total_cost, t.actual_total_cost
@@ -272,10 +271,10 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
     ), moved AS MATERIALIZED ( -- once per midnight
       SELECT m.own_day, m.middle_day, x.requests, x.total_tokens, x.total_cost, x.actual_total_cost
         FROM minor m CROSS JOIN LATERAL (
-          -- usage_quarter_hourly primary key (bucket, …): every zone in use today is whole quarter-hours off UTC
+          -- usage_quarter_hourly_global primary key (bucket): every zone in use today is whole quarter-hours off UTC
           SELECT COALESCE(sum(q.requests), 0)::bigint AS requests, COALESCE(sum(q.total_tokens), 0)::bigint AS total_tokens,
                  COALESCE(sum(q.total_cost), 0)::bigint AS total_cost, COALESCE(sum(q.actual_total_cost), 0)::bigint AS actual_total_cost
-            FROM usage_quarter_hourly q WHERE m.quarters AND q.bucket >= m.from_at AND q.bucket < m.to_at
+            FROM usage_quarter_hourly_global q WHERE m.quarters AND q.bucket >= m.from_at AND q.bucket < m.to_at
           UNION ALL
           -- usage (created_at), one range per midnight: an offset off the quarter-hour (a historical local mean time)
           SELECT count(*), COALESCE(sum(u.total_tokens), 0)::bigint, COALESCE(sum(u.total_cost), 0)::bigint, COALESCE(sum(u.actual_total_cost), 0)::bigint
