@@ -76,7 +76,9 @@ export const EXTRA_INDEXES: readonly ExtraIndex[] = [
   // usage_clear_reference('provider_api_key_id'), the trigger run when a provider key (or its provider) is deleted
   { name: 'usage_provider_api_key_id_idx', table: 'usage', columns: ['provider_api_key_id'], predicate: 'provider_api_key_id IS NOT NULL' },
   // providers/service.ts forgetProviderInUserRanking: a deleted provider's part of the user rollups
-  { name: 'usage_hourly_provider_id_idx', table: 'usage_hourly', columns: ['provider_id'], predicate: null }
+  { name: 'usage_hourly_provider_id_idx', table: 'usage_hourly', columns: ['provider_id'], predicate: null },
+  // the in-flight rows only (accounting/rules.ts IN_FLIGHT_STATUSES): the stale sweep, the active list, the in-flight counter
+  { name: 'usage_status_idx', table: 'usage', columns: ['status'], predicate: "status = ANY (ARRAY['pending'::usage_status, 'streaming'::usage_status])" }
 ]
 
 // "index name (a, b) where p": the name and predicate are part of what an extra index must match

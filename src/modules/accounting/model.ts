@@ -127,8 +127,8 @@ export const REACHED_PROVIDER: RowFilter = {
   rollup: 'provider_id IN (SELECT id FROM providers)'
 }
 
-export type RollupTable = 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly' | 'usage_daily_user'
-  | 'usage_hourly_user' | 'usage_hourly_provider'
+export type RollupTable = 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly_global' | 'usage_daily_user'
+  | 'usage_hourly_user' | 'usage_hourly_provider' | 'usage_hourly_global'
 
 export interface Rollup {
   table: RollupTable
@@ -144,6 +144,7 @@ const DAILY: readonly MeasureName[] = ['requests', 'errors', 'input_tokens', 'ou
   'total_cost', 'actual_total_cost', 'response_time_sum_ms', 'response_time_count']
 const HOURLY: readonly MeasureName[] = [...DAILY, 'cache_creation_cost', 'cache_read_cost', 'cache_hit_requests']
 const RANKING: readonly MeasureName[] = ['requests', 'errors', 'total_tokens', 'total_cost', 'actual_total_cost']
+const HEATMAP: readonly MeasureName[] = ['requests', 'total_tokens', 'total_cost', 'actual_total_cost']
 
 /** Every rollup of usage rows, finest first (a table's `regroups` comes before it). */
 export const ROLLUPS: readonly Rollup[] = [
@@ -152,14 +153,16 @@ export const ROLLUPS: readonly Rollup[] = [
   // the model and api_format rankings' whole days
   { table: 'usage_daily_model', grain: ['day', 'provider', 'model', 'format'], measures: HOURLY, regroups: 'usage_hourly_model' },
   { table: 'usage_daily_key', grain: ['day', 'user', 'key', 'model'], measures: DAILY, regroups: 'usage_hourly' },
-  // the heatmap's edges in zones whose midnight is off the hour; keyed by provider so
-  // batches contend on it no more than on usage_hourly_model
-  { table: 'usage_quarter_hourly', grain: ['quarter', 'provider'], measures: ['requests', 'total_tokens', 'total_cost', 'actual_total_cost'] },
+  // the heatmap's edges in zones whose midnight is off the hour: one row a quarter-hour
+  { table: 'usage_quarter_hourly_global', grain: ['quarter'], measures: HEATMAP },
   // the user ranking; its rows are the user's, whose `used` a batch locks anyway
   { table: 'usage_daily_user', grain: ['day', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly_user' },
   { table: 'usage_hourly_user', grain: ['hour', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly' },
-  // the heatmap's hours; keyed by provider, as usage_quarter_hourly
-  { table: 'usage_hourly_provider', grain: ['hour', 'provider'], measures: HOURLY, regroups: 'usage_hourly_model' }
+  // global stats and the provider ranking's hours
+  { table: 'usage_hourly_provider', grain: ['hour', 'provider'], measures: HOURLY, regroups: 'usage_hourly_model' },
+  // the heatmap's hours: one row an hour (a year is ~8,800 rows, not ~52,000 of hour × provider);
+  // every batch of an hour updates its row, locked only from the rollup statement to COMMIT
+  { table: 'usage_hourly_global', grain: ['hour'], measures: HEATMAP, regroups: 'usage_hourly_provider' }
 ]
 
 export const rollup = (table: RollupTable): Rollup => ROLLUPS.find((r) => r.table === table)!

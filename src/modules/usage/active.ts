@@ -32,9 +32,16 @@ export async function sweepStale (pool: pg.Pool, timeoutMinutes: number, now = n
   }
 }
 
+/** The newest in-flight rows' ids: the statuses as SQL constants (Prisma binds them as casts the planner cannot match to usage (status)'s predicate). */
+async function inFlightIds (db: Db): Promise<string[]> {
+  // served by usage (status) WHERE in flight
+  const query = sql`SELECT id FROM usage WHERE ${inFlightSql()} ORDER BY created_at DESC LIMIT 500`
+  return (await db.$queryRawUnsafe<Array<{ id: string }>>(query.text, ...query.values)).map((row) => row.id)
+}
+
 export async function activeRequests (db: Db, ids: string[] | undefined) {
   const rows = await db.usage.findMany({
-    where: ids === undefined ? { status: { in: [...IN_FLIGHT_STATUSES] } } : { id: { in: ids } },
+    where: ids === undefined ? { id: { in: await inFlightIds(db) }, status: { in: [...IN_FLIGHT_STATUSES] } } : { id: { in: ids } },
     orderBy: { createdAt: 'desc' },
     take: 500
   })

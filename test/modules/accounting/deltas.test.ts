@@ -24,7 +24,8 @@ t.test('a completed row, then its replacement: the batch adds after − before',
     requests: '1', errors: '0', input_tokens: '130', output_tokens: '25', cache_creation_tokens: '0', cache_read_tokens: '5', total_tokens: '160',
     total_cost: '1300', actual_total_cost: '1950', response_time_sum_ms: '900', response_time_count: '1', cache_creation_cost: '0', cache_read_cost: '7', cache_hit_requests: '1'
   }])
-  t.same(deltas.rowsOf('usage_quarter_hourly'), [{ bucket: '2026-03-04T05:15:00.000Z', provider_id: PROVIDER, requests: '1', total_tokens: '160', total_cost: '1300', actual_total_cost: '1950' }])
+  t.same(deltas.rowsOf('usage_quarter_hourly_global'), [{ bucket: '2026-03-04T05:15:00.000Z', requests: '1', total_tokens: '160', total_cost: '1300', actual_total_cost: '1950' }])
+  t.same(deltas.rowsOf('usage_hourly_global'), [{ bucket: '2026-03-04T05:00:00.000Z', requests: '1', total_tokens: '160', total_cost: '1300', actual_total_cost: '1950' }])
   t.same(deltas.rowsOf('usage_daily_user'), [{ day: '2026-03-04', user_id: USER, requests: '1', errors: '0', total_tokens: '160', total_cost: '1300', actual_total_cost: '1950' }])
   t.same(deltas.attemptRows(), [{ bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, attempts: '1', successes: '1', failures: '0', latency_sum_ms: '900', latency_count: '1' }])
 })
@@ -66,7 +67,7 @@ t.test('rows of one hour and two quarters sum in the hour and stay apart in the 
   const big = 2n ** 60n
   deltas.change(null, row({ requestId: 'a', createdAt: new Date('2026-03-04T05:01:00.000Z'), totalCost: big, actualTotalCost: 1n }))
   deltas.change(null, row({ requestId: 'b', createdAt: new Date('2026-03-04T05:59:59.999Z'), totalCost: 3n, actualTotalCost: 1n, responseTimeMs: null }))
-  t.same(deltas.rowsOf('usage_quarter_hourly').map((r) => [r.bucket, r.requests, r.total_cost]),
+  t.same(deltas.rowsOf('usage_quarter_hourly_global').map((r) => [r.bucket, r.requests, r.total_cost]),
     [['2026-03-04T05:00:00.000Z', '1', '1152921504606846976'], ['2026-03-04T05:45:00.000Z', '1', '3']])
   t.same(deltas.rowsOf('usage_hourly_user').map((r) => [r.bucket, r.requests, r.total_cost, r.actual_total_cost]),
     [['2026-03-04T05:00:00.000Z', '2', '1152921504606846979', '2']])

@@ -81,10 +81,11 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_daily_key: 'SELECT * FROM usage_daily_key ORDER BY day, user_id, api_key_id, model',
     usage_daily_model: 'SELECT * FROM usage_daily_model ORDER BY day, provider_id, model, api_format',
     provider_attempts_hourly: 'SELECT * FROM provider_attempts_hourly ORDER BY bucket, provider_id',
-    usage_quarter_hourly: 'SELECT * FROM usage_quarter_hourly ORDER BY bucket, provider_id',
+    usage_quarter_hourly_global: 'SELECT * FROM usage_quarter_hourly_global ORDER BY bucket',
     usage_daily_user: 'SELECT * FROM usage_daily_user ORDER BY day, user_id',
     usage_hourly_user: 'SELECT * FROM usage_hourly_user ORDER BY bucket, user_id',
     usage_hourly_provider: 'SELECT * FROM usage_hourly_provider ORDER BY bucket, provider_id',
+    usage_hourly_global: 'SELECT * FROM usage_hourly_global ORDER BY bucket',
     cache_interval_hourly: `SELECT scope, scope_id, bucket, encode(bins, 'hex') AS bins FROM cache_interval_hourly ORDER BY scope, scope_id, bucket`,
     cache_savings_hourly: `SELECT * FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, user_id, api_key_id`,
     cache_timeline_tail: 'SELECT * FROM cache_timeline_tail ORDER BY scope, scope_id',
@@ -155,6 +156,11 @@ const USER_RANKING_NOT_ZERO = 'NOT (requests = 0 AND errors = 0 AND total_tokens
 const USER_RANKING_RAW = `count(*)::bigint AS requests, count(*) FILTER (WHERE status = 'failed')::bigint AS errors, sum(total_tokens)::bigint AS total_tokens,
   sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost`
 
+const HEATMAP_ROLLUP = 'requests::bigint AS requests, total_tokens, total_cost, actual_total_cost'
+const HEATMAP_NOT_ZERO = 'NOT (requests = 0 AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0)'
+const HEATMAP_RAW = `count(*)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens, sum(total_cost)::bigint AS total_cost,
+  sum(actual_total_cost)::bigint AS actual_total_cost`
+
 /**
  * Each rollup table next to the same totals computed with GROUP BY from the raw
  * finished usage rows, at the table's grain (UTC hours and days).
@@ -210,13 +216,16 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
       raw: `SELECT ${rawHour} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, ${RAW_MEASURES}${RAW_HOURLY_EXTRA}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
     },
-    usage_quarter_hourly: {
-      rollup: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS bucket, provider_id, requests::bigint AS requests, total_tokens, total_cost, actual_total_cost
-                 FROM usage_quarter_hourly WHERE NOT (requests = 0 AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0) ORDER BY 1, 2`,
-      raw: `SELECT to_char(date_bin('15 minutes', created_at, timestamptz '2000-01-01 00:00:00+00') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS bucket,
-                   COALESCE(provider_id, ${NIL}) AS provider_id, count(*)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
-                   sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
-              FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
+    // the heatmap's rollups: every finished request, whatever its provider (a deleted one's included)
+    usage_quarter_hourly_global: {
+      rollup: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS bucket, ${HEATMAP_ROLLUP}
+                 FROM usage_quarter_hourly_global WHERE ${HEATMAP_NOT_ZERO} ORDER BY 1`,
+      raw: `SELECT to_char(date_bin('15 minutes', created_at, timestamptz '2000-01-01 00:00:00+00') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS bucket, ${HEATMAP_RAW}
+              FROM usage WHERE ${FINISHED} GROUP BY 1 ORDER BY 1`
+    },
+    usage_hourly_global: {
+      rollup: `SELECT ${hourKey} AS bucket, ${HEATMAP_ROLLUP} FROM usage_hourly_global WHERE ${HEATMAP_NOT_ZERO} ORDER BY 1`,
+      raw: `SELECT ${rawHour} AS bucket, ${HEATMAP_RAW} FROM usage WHERE ${FINISHED} GROUP BY 1 ORDER BY 1`
     },
     // executed candidates on their providers; a finished request without one, as one attempt on its provider
     provider_attempts_hourly: {

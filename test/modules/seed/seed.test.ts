@@ -158,10 +158,11 @@ t.test('one data set, checked against what ingestion would have written', async 
       usage_daily_key: `to_char(day, 'YYYY-MM-DD') AS day, user_id, api_key_id, model`,
       usage_daily_model: `to_char(day, 'YYYY-MM-DD') AS day, provider_id, model, api_format`,
       provider_attempts_hourly: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`,
-      usage_quarter_hourly: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`,
+      usage_quarter_hourly_global: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket`,
       usage_daily_user: `to_char(day, 'YYYY-MM-DD') AS day, user_id`,
       usage_hourly_user: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, user_id`,
-      usage_hourly_provider: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`
+      usage_hourly_provider: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`,
+      usage_hourly_global: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket`
     } as const
     for (const [table, keys] of Object.entries(tables) as Array<[keyof typeof tables, string]>) {
       const measures = (await query(`SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND data_type IN ('integer', 'bigint') ORDER BY ordinal_position`, [table])).map((c) => c.column_name as string)

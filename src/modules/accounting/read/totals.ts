@@ -235,13 +235,14 @@ export interface HeatmapDay { day: string, requests: number, totalTokens: number
 
 /**
  * Finished requests per local day of `timeZone`, for the days first…last (YYYY-MM-DD).
- * Whole hours come from usage_hourly_provider (primary key (bucket, …)), each counted on
- * the local day that holds its middle: the local midnights are converted once each and
- * every hour finds its day among them by binary search (width_bucket), with no zone
- * conversion per hour. Where a local midnight falls inside an hour (+05:30, +05:45), the
- * smaller part of that hour (at most 30 minutes, all on one local day) is summed from
- * usage_quarter_hourly (an offset on a quarter-hour, as every zone in use today) or
- * else from raw rows (usage (created_at)), and moved from the middle's day to its own.
+ * Whole hours come from usage_hourly_global (primary key (bucket): one row an hour),
+ * each counted on the local day that holds its middle: the local midnights are converted
+ * once each and every hour finds its day among them by binary search (width_bucket), with
+ * no zone conversion per hour. Where a local midnight falls inside an hour (+05:30,
+ * +05:45), the smaller part of that hour (at most 30 minutes, all on one local day) is
+ * summed from usage_quarter_hourly_global (an offset on a quarter-hour, as every zone in
+ * use today) or else from raw rows (usage (created_at)), and moved from the middle's day
+ * to its own.
  * Zones on whole-hour offsets read neither.
  */
 export async function heatmapDays (db: Sql, timeZone: string, first: string, last: string): Promise<HeatmapDay[]> {
@@ -251,46 +252,44 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
         FROM (SELECT d::date AS day, d AT TIME ZONE ${timeZone} AS at
                 FROM generate_series(${first}::date::timestamp, (${last}::date + 1)::timestamp, interval '1 day') AS d) m
     ), bounds AS MATERIALIZED (
-      SELECT array_agg(at ORDER BY at) AS ats, array_agg(day ORDER BY at) AS days FROM midnights
+      SELECT array_agg(at ORDER BY at) AS ats, array_agg(day ORDER BY at) AS days, min(at) AS first_at, max(at) AS end_at FROM midnights
     ), minor AS MATERIALIZED (
       SELECT CASE WHEN early THEN hour ELSE at END AS from_at, CASE WHEN early THEN at ELSE hour + interval '1 hour' END AS to_at,
              CASE WHEN early THEN day - 1 ELSE day END AS own_day, CASE WHEN early THEN day ELSE day - 1 END AS middle_day,
              extract(epoch FROM at) % 900 = 0 AS quarters
         FROM (SELECT *, at - hour <= interval '30 minutes' AS early FROM midnights WHERE at <> hour) m
-    ), totals AS MATERIALIZED ( -- an hour's providers summed first, so each hour finds its day once
-      SELECT bucket, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
-             sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
-        FROM usage_hourly_provider
-       -- a constant superset of the local days (no zone is 24 hours off UTC), so the planner can estimate it;
-       -- the hours outside them land on days the final WHERE drops
-       WHERE bucket >= (${first}::date - 1)::timestamp AT TIME ZONE 'UTC' AND bucket < (${last}::date + 2)::timestamp AT TIME ZONE 'UTC'
-       GROUP BY bucket
     ), hours AS (
-      -- the day whose [midnight, next midnight) holds the hour's middle; before the first midnight: none (NULL, dropped)
+      -- usage_hourly_global primary key (bucket): the day whose [midnight, next midnight) holds the hour's middle,
+      -- for the hours whose middle is in [first midnight, last + 1), so each hour's day is looked up once
       SELECT b.days[width_bucket(t.bucket + interval '30 minutes', b.ats)] AS day, t.requests, t.total_tokens, t.total_cost, t.actual_total_cost
-        FROM totals t CROSS JOIN bounds b
-    ), moved AS MATERIALIZED ( -- once per midnight
+        FROM usage_hourly_global t CROSS JOIN bounds b
+       -- a constant superset of the local days (no zone is 24 hours off UTC), so the planner can estimate it
+       WHERE t.bucket >= (${first}::date - 1)::timestamp AT TIME ZONE 'UTC' AND t.bucket < (${last}::date + 2)::timestamp AT TIME ZONE 'UTC'
+         AND t.bucket + interval '30 minutes' >= b.first_at AND t.bucket + interval '30 minutes' < b.end_at
+    ), moved AS (
+      -- usage_quarter_hourly_global primary key (bucket), one range per midnight: every zone in use today is whole quarter-hours off UTC
+      SELECT m.own_day, m.middle_day, q.requests::bigint AS requests, q.total_tokens, q.total_cost, q.actual_total_cost
+        FROM minor m JOIN usage_quarter_hourly_global q ON q.bucket >= m.from_at AND q.bucket < m.to_at
+       WHERE m.quarters
+      UNION ALL
+      -- usage (created_at), one range per midnight: an offset off the quarter-hour (a historical local mean time)
       SELECT m.own_day, m.middle_day, x.requests, x.total_tokens, x.total_cost, x.actual_total_cost
         FROM minor m CROSS JOIN LATERAL (
-          -- usage_quarter_hourly primary key (bucket, …): every zone in use today is whole quarter-hours off UTC
-          SELECT COALESCE(sum(q.requests), 0)::bigint AS requests, COALESCE(sum(q.total_tokens), 0)::bigint AS total_tokens,
-                 COALESCE(sum(q.total_cost), 0)::bigint AS total_cost, COALESCE(sum(q.actual_total_cost), 0)::bigint AS actual_total_cost
-            FROM usage_quarter_hourly q WHERE m.quarters AND q.bucket >= m.from_at AND q.bucket < m.to_at
-          UNION ALL
-          -- usage (created_at), one range per midnight: an offset off the quarter-hour (a historical local mean time)
-          SELECT count(*), COALESCE(sum(u.total_tokens), 0)::bigint, COALESCE(sum(u.total_cost), 0)::bigint, COALESCE(sum(u.actual_total_cost), 0)::bigint
-            FROM usage u WHERE NOT m.quarters AND u.created_at >= m.from_at AND u.created_at < m.to_at AND ${FINISHED}
+          SELECT count(*) AS requests, COALESCE(sum(u.total_tokens), 0)::bigint AS total_tokens, COALESCE(sum(u.total_cost), 0)::bigint AS total_cost,
+                 COALESCE(sum(u.actual_total_cost), 0)::bigint AS actual_total_cost
+            FROM usage u WHERE u.created_at >= m.from_at AND u.created_at < m.to_at AND ${FINISHED}
         ) x
+       WHERE NOT m.quarters
     ), parts AS (
       SELECT day, requests, total_tokens, total_cost, actual_total_cost FROM hours
       UNION ALL
       SELECT d.day, d.sign * requests, d.sign * total_tokens, d.sign * total_cost, d.sign * actual_total_cost
         FROM moved CROSS JOIN LATERAL (VALUES (own_day, 1), (middle_day, -1)) AS d(day, sign)
+       WHERE d.day BETWEEN ${first}::date AND ${last}::date
     )
     SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
            sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
       FROM parts
-     WHERE day BETWEEN ${first}::date AND ${last}::date
      GROUP BY day`)
   return rows.map((row: Record<string, unknown>) => ({
     day: row.day as string,
