@@ -90,7 +90,7 @@ t.test('one batch across quarters, hours and days (a batch reuses each quarter-h
   const deltas = new RollupDeltas()
   const times = ['2026-03-04T23:59:59.999Z', '2026-03-05T00:00:00.000Z', '2026-03-05T00:14:59.999Z', '2026-03-05T00:15:00.000Z', '2026-03-04T23:45:00.000Z', '1969-12-31T23:59:59.999Z']
   times.forEach((at, i) => deltas.change(null, row({ requestId: `r${i}`, createdAt: new Date(at) })))
-  t.same(deltas.rowsOf('usage_quarter_hourly').map((r) => [r.bucket, r.requests]), [
+  t.same(deltas.rowsOf('usage_quarter_hourly_global').map((r) => [r.bucket, r.requests]), [
     ['1969-12-31T23:45:00.000Z', '1'], ['2026-03-04T23:45:00.000Z', '2'], ['2026-03-05T00:00:00.000Z', '2'], ['2026-03-05T00:15:00.000Z', '1']
   ])
   t.same(deltas.rowsOf('usage_hourly').map((r) => [r.bucket, r.requests]), [
