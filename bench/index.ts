@@ -3,9 +3,10 @@
 // benchmarks run one after the other, each starting and stopping its own database.
 import { cache } from './cache.js'
 import { ingest, verify } from './gateway.js'
+import { inprocess } from './inprocess.js'
 import { stats } from './stats.js'
 
-const benches: Record<string, (args: string[]) => Promise<void>> = { ingest, verify, stats, cache }
+const benches: Record<string, (args: string[]) => Promise<void>> = { ingest, verify, inprocess, stats, cache }
 
 const args = process.argv.slice(2)
 const firstFlag = args.findIndex((arg) => arg.startsWith('--'))
