@@ -25,9 +25,10 @@ function request (route: RouteInfo, headers: Record<string, string> = {}) {
 
 function isErrorBody (t: Test, res: LightMyRequestResponse, status: number, type: string, what: string) {
   t.equal(res.statusCode, status, `${what}: status ${status}`)
-  const body = res.json() as { error?: { type?: unknown, message?: unknown }, request_id?: unknown }
+  const body = res.json() as { error?: { type?: unknown, message?: unknown }, request_id?: unknown, detail?: unknown }
   t.match(body, { error: { type, message: String }, request_id: String }, `${what}: error body, type ${type}`)
-  t.same(Object.keys(body).sort(), ['error', 'request_id'], `${what}: nothing but error and request_id`)
+  t.same(Object.keys(body).sort(), ['detail', 'error', 'request_id'], `${what}: nothing but error, request_id and detail`)
+  t.equal(body.detail, body.error?.message, `${what}: detail repeats the message`)
   t.equal(body.request_id, res.headers['x-request-id'], `${what}: request_id is the x-request-id header`)
 }
 
