@@ -10,16 +10,7 @@ import t from 'tap'
 import type { Sql } from '../../../src/db/prisma.js'
 import { recordFilter, records, type RecordsQuery } from '../../../src/modules/stats/service.js'
 import { gateway } from '../gateway/fixtures.js'
-
-interface PlanNode { 'Relation Name'?: string, 'Actual Rows'?: number, 'Actual Loops'?: number, 'Rows Removed by Filter'?: number, 'Rows Removed by Index Recheck'?: number, Plans?: PlanNode[] }
-
-/** Rows the plan read from usage: returned plus filtered out, per loop. */
-function usageRowsRead (node: PlanNode): number {
-  const own = node['Relation Name'] === 'usage'
-    ? ((node['Actual Rows'] ?? 0) + (node['Rows Removed by Filter'] ?? 0) + (node['Rows Removed by Index Recheck'] ?? 0)) * (node['Actual Loops'] ?? 0)
-    : 0
-  return own + (node.Plans ?? []).reduce((sum, child) => sum + usageRowsRead(child), 0)
-}
+import { type PlanNode, usageRowsRead } from '../../plans.js'
 
 const HEAVY_ROWS = 30_000
 const BULK_ROWS = 40_000
