@@ -64,3 +64,20 @@ export function tierProblem (tiers: Array<{ up_to: number | null }>): string | n
   }
   return null
 }
+
+/**
+ * A tier in Aether's names (its dashboard reads these): USD per 1M tokens, the 5-minute
+ * write price as `cache_creation_price_per_1m` and the 1-hour one as a TTL price, with
+ * keymeter's own names kept beside them for keymeter's clients.
+ */
+export function aetherTier (tier: StoredTier) {
+  const usd = tierToUsd(tier)
+  return {
+    ...usd,
+    input_price_per_1m: usd.input,
+    output_price_per_1m: usd.output,
+    cache_creation_price_per_1m: usd.cache_write_5m,
+    cache_read_price_per_1m: usd.cache_read,
+    cache_ttl_pricing: [{ ttl_minutes: 60, cache_creation_price_per_1m: usd.cache_write_1h }]
+  }
+}
