@@ -285,7 +285,9 @@ t.test('idempotency: replays change nothing; a completion before its start charg
 // ---------------------------------------------------------------------------------
 
 t.test('concurrency: 200 parallel completions on one standalone key through a listening server', async (t) => {
-  const g = await gateway(t)
+  // the batches queue on the key's row lock; on a loaded host that queue can outlast the default 5-s pool wait, and the
+  // answer is then the designed 503 database_busy (tested in the reliability suite): this test is about counting, so it waits
+  const g = await gateway(t, { DB_POOL_WAIT_MS: '60000' })
   await g.price({ model: 'm', tiers: [{ up_to: null, input: 3, output: 15 }] })
   // 200 completions of 1000 + i input tokens cost 3000 × Σ(1000 + i) = 3000 × (200 000 + 19 900) = 659 700 000 nano = USD 0.6597
   const key = await g.standaloneKey({ initial_balance_usd: 0.3 })
