@@ -176,6 +176,34 @@ t.test('summary: one row per provider, every field from its endpoints, keys and 
   })
 })
 
+t.test('summary: the same statements for 1 provider as for 6 (no query per provider)', async (t) => {
+  const { app, call, ok } = await setup(t)
+  const statements: string[] = []
+  const prisma = app.prisma as unknown as Record<string, (...args: unknown[]) => unknown>
+  for (const name of ['$queryRawUnsafe', '$queryRaw', '$executeRawUnsafe', '$executeRaw']) {
+    const original = prisma[name]!.bind(app.prisma)
+    prisma[name] = (...args: unknown[]) => { statements.push(name); return original(...args) }
+  }
+  const counted = async () => {
+    statements.length = 0
+    const res = await call('GET', '/summary')
+    t.equal(res.statusCode, 200)
+    return { rows: res.json().length, statements: statements.length }
+  }
+  const make = async (name: string) => {
+    const made = await ok('POST', '', { name, display_name: name.toUpperCase() })
+    await ok('POST', `/${made.id}/endpoints`, { api_format: 'claude:messages', base_url: 'https://x.example' })
+    await ok('POST', `/${made.id}/keys`, { name: 'k', secret: 'sk-0123456789abcdef' })
+  }
+  await make('p0')
+  const one = await counted()
+  for (let i = 1; i < 6; i++) await make(`p${i}`)
+  const six = await counted()
+  t.same([one.rows, six.rows], [1, 6])
+  t.equal(six.statements, one.statements, 'a fixed number of statements')
+  t.ok(one.statements <= 2, `${one.statements} statements (the page and its count)`)
+})
+
 t.test('summary: refusals', async (t) => {
   const { app, call } = await setup(t)
   const user = await signIn(app, 'user')
