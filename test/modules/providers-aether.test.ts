@@ -308,13 +308,19 @@ t.test('PATCH: partial, merged into config, answered with the summary row', asyn
   t.equal(resent.statusCode, 200, 'the edit form resends the whole body, its own name included')
   t.match(resent.json(), { name: 'alpha', display_name: 'Alpha Cloud', description: 'the main upstream', provider_priority: 2, is_active: true })
 
+  const bare = await ok('POST', '', { name: 'bare', rpm_limit: 10 })
+  t.same(bare.config, { rpm_limit: 10 })
+  const emptied = await call('PATCH', `/${bare.id}`, { rpm_limit: null })
+  t.match(emptied.json(), { rpm_limit: null, config: null })
+  t.equal((await app.prisma.provider.findUniqueOrThrow({ where: { id: bare.id } })).config, null, 'removing the last field leaves a SQL NULL config')
+
   const put = await call('PUT', `/${alpha.id}`, { display_name: 'Via PUT' })
   t.equal(put.statusCode, 200)
   t.equal(put.json().config.display_name, 'Via PUT', 'keymeter\'s PUT takes the same fields, answering its own record')
   t.equal(put.json().config.website, 'https://alpha.example')
 
   const audits = await app.prisma.auditLog.findMany({ where: { action: 'providers.update', method: 'PATCH', success: true }, orderBy: { createdAt: 'asc' } })
-  t.equal(audits.length, 3, 'each PATCH audited as an update')
+  t.equal(audits.length, 4, 'each PATCH audited as an update')
   t.match(audits[0]!.metadata, { provider_id: alpha.id, fields: ['is_active'] })
 
   const user = await signIn(app, 'user')
