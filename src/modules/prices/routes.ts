@@ -3,7 +3,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
-import { HistoryParams, HistoryQuery, Message, PriceCreate, PriceHistory, PriceList, PriceListQuery, PriceParams, PriceRecord, PriceUpdate } from './schemas.js'
+import { GlobalModels, GlobalModelsQuery, HistoryParams, HistoryQuery, Message, PriceCreate, PriceHistory, PriceList, PriceListQuery, PriceParams, PriceRecord, PriceUpdate } from './schemas.js'
+import { globalModels } from './catalogue.js'
 import { createPrice, deletePrice, findPrice, listCurrentPrices, priceHistory, toPriceRecord, updatePrice } from './service.js'
 
 const tags = ['model prices']
@@ -63,6 +64,16 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       audit({ price_id: price.id, previous_price_id: params.id, model: price.model, provider_id: price.providerId, fields: Object.keys(body) })
       return toPriceRecord(price)
     }
+  })
+
+  // Aether's models page: the models prices name, as its catalogue
+  route(app, {
+    method: 'GET',
+    url: '/admin/models/global',
+    schema: { tags, summary: 'One entry per model with a price in effect: its global price in Aether\'s tier shape, providers, all-time requests', querystring: GlobalModelsQuery, response: { 200: GlobalModels, ...errorResponses() } },
+    action: 'models.global',
+    mode: 'admin',
+    handle: async ({ db, query }) => globalModels(db, app.statsPg, query)
   })
 
   route(app, {

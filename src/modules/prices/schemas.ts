@@ -68,8 +68,45 @@ export const HistoryParams = Type.Object({ model: Model }, { additionalPropertie
 export const HistoryQuery = Type.Object({ provider_id: Type.Optional(Uuid) }, { additionalProperties: false })
 export const PriceHistory = Type.Object({ model: Type.String(), prices: Type.Array(PriceRecord) })
 
+// ---- Aether's models page (AETHER.md §12) ----
+/** a tier in Aether's names (USD per 1M tokens; the 1-hour write as a TTL price), keymeter's names beside them */
+const AetherTierRecord = Type.Object({
+  ...TierRecord.properties,
+  input_price_per_1m: Type.Number(),
+  output_price_per_1m: Type.Number(),
+  cache_creation_price_per_1m: Type.Number({ description: 'the 5-minute cache write' }),
+  cache_read_price_per_1m: Type.Number(),
+  cache_ttl_pricing: Type.Array(Type.Object({ ttl_minutes: Type.Integer(), cache_creation_price_per_1m: Type.Number() }))
+})
+
+export const GlobalModel = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  display_name: Type.String({ description: 'the model name' }),
+  description: Type.Null(),
+  is_active: Type.Boolean({ description: 'always true: a model with a price in effect' }),
+  default_tiered_pricing: Nullable(Type.Object({ tiers: Type.Array(AetherTierRecord) }, { description: 'the global price in effect; null when only providers price the model' })),
+  default_price_per_request: Nullable(Type.Number()),
+  provider_count: Type.Integer({ description: 'providers with a price in effect for the model, or that served it in the last 30 days' }),
+  usage_count: Type.Integer({ description: 'all-time finished requests' }),
+  config: Type.Null(),
+  supported_capabilities: Type.Null(),
+  created_at: Timestamp,
+  updated_at: Timestamp
+})
+
+/** Aether's page sends nothing, its forms limit=1000&is_active=true; unknown parameters are ignored, not refused (AETHER.md §1) */
+export const GlobalModelsQuery = Type.Object({
+  ...SkipLimit(1000, 100),
+  search: Type.Optional(Type.String({ maxLength: 200, description: 'a case-insensitive substring of the model name' })),
+  is_active: Type.Optional(Type.Boolean())
+})
+
+export const GlobalModels = Type.Object({ models: Type.Array(GlobalModel), total: Type.Integer() })
+
 export { Message } from '../../http/schemas.js'
 
 export type PriceCreateBody = Static<typeof PriceCreate>
 export type PriceUpdateBody = Static<typeof PriceUpdate>
 export type PriceListFilters = Static<typeof PriceListQuery>
+export type GlobalModelsFilters = Static<typeof GlobalModelsQuery>

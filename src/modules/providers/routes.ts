@@ -5,8 +5,10 @@ import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import {
   EndpointCreate, EndpointList, EndpointParams, EndpointRecord, EndpointUpdate, Message, PageQuery, ProviderCreate, ProviderKeyCreate,
-  ProviderKeyList, ProviderKeyParams, ProviderKeyRecord, ProviderKeyUpdate, ProviderList, ProviderListQuery, ProviderParams, ProviderRecord, ProviderUpdate
+  ProviderKeyList, ProviderKeyParams, ProviderKeyRecord, ProviderKeyUpdate, ProviderList, ProviderListQuery, ProviderParams, ProviderRecord, ProviderSummary,
+  ProviderSummaryList, ProviderSummaryQuery, ProviderUpdate
 } from './schemas.js'
+import { providerSummaries, providerSummary } from './aether.js'
 import {
   createEndpoint, createProvider, createProviderKey, deleteEndpoint, deleteProvider, deleteProviderKey, findEndpoint, findProvider, findProviderKey,
   listEndpoints, listProviderKeys, listProviders, toEndpointRecord, toProviderKeyRecord, toProviderRecord, updateEndpoint, updateProvider, updateProviderKey
@@ -40,6 +42,20 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     }
   })
 
+  // Aether's providers page (AETHER.md §11); a static path, so the uuid route below never shadows it
+  route(app, {
+    method: 'GET',
+    url: '/admin/providers/summary',
+    schema: { tags, summary: 'Every provider with its endpoints, keys and priced models counted (a bare array, as Aether\'s page reads it; the total in X-Total-Count)', querystring: ProviderSummaryQuery, response: { 200: ProviderSummaryList, ...errorResponses() } },
+    action: 'providers.summary',
+    mode: 'admin',
+    handle: async ({ db, query, reply }) => {
+      const { rows, total } = await providerSummaries(db, query)
+      reply.header('x-total-count', String(total))
+      return rows
+    }
+  })
+
   route(app, {
     method: 'GET',
     url: '/admin/providers/:id',
@@ -59,6 +75,21 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     handle: async ({ db, params, body, audit }) => {
       audit({ provider_id: params.id, fields: Object.keys(body) })
       return toProviderRecord(await updateProvider(db, params.id, body))
+    }
+  })
+
+  // Aether's edit form and toggle: the same partial update, answered with the summary row
+  route(app, {
+    method: 'PATCH',
+    url: '/admin/providers/:id',
+    schema: { tags, summary: 'Update a provider (partial; null clears), answered as a row of the summary', params: ProviderParams, body: ProviderUpdate, response: { 200: ProviderSummary, ...errorResponses(404, 409) } },
+    action: 'providers.update',
+    mode: 'admin',
+    mutation: true,
+    handle: async ({ db, params, body, audit }) => {
+      audit({ provider_id: params.id, fields: Object.keys(body) })
+      await updateProvider(db, params.id, body)
+      return providerSummary(db, params.id)
     }
   })
 

@@ -25,13 +25,38 @@ export const ProviderRecord = Type.Object({
   updated_at: Timestamp
 })
 
+/** A local date and time as Aether's form sends it (no zone, e.g. 2026-12-01T08:00), or with one: kept as given. */
+const LocalDateTime = Type.String({
+  maxLength: 40,
+  pattern: '^\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])([T ]([01]\\d|2[0-3]):[0-5]\\d(:[0-5]\\d(\\.\\d{1,9})?)?)?(Z|[+-]\\d{2}:\\d{2})?$',
+  description: 'YYYY-MM-DD[THH:mm[:ss[.fff]]], zone optional; stored and answered as given'
+})
+
+/**
+ * Aether's provider form fields (AETHER.md §11): provider_priority is `priority`, the
+ * others are kept in `config` under their own names (null removes one).
+ */
+const aetherFields = {
+  display_name: Type.Optional(Nullable(Type.String({ maxLength: 100, description: 'shown by Aether; blank or absent: the name' }))),
+  description: Type.Optional(Nullable(Type.String({ maxLength: 1000 }))),
+  website: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
+  quota_reset_day: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 365, description: 'days in a quota period' }))),
+  quota_last_reset_at: Type.Optional(Nullable(LocalDateTime)),
+  quota_expires_at: Type.Optional(Nullable(LocalDateTime)),
+  rpm_limit: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'requests per minute; null = no limit' }))),
+  provider_priority: Type.Optional(Priority)
+}
+/** the Aether fields stored in config */
+export const CONFIG_FIELDS = ['display_name', 'description', 'website', 'quota_reset_day', 'quota_last_reset_at', 'quota_expires_at', 'rpm_limit'] as const
+
 export const ProviderCreate = Type.Object({
   name: Name,
   billing_type: Type.Optional(BillingType),
   monthly_quota_usd: Type.Optional(Nullable(QuotaUsd)),
   priority: Type.Optional(Priority),
   is_active: Type.Optional(Type.Boolean()),
-  config: Type.Optional(Nullable(Config))
+  config: Type.Optional(Nullable(Config)),
+  ...aetherFields
 }, { additionalProperties: false })
 
 export const ProviderUpdate = Type.Object({
@@ -40,8 +65,54 @@ export const ProviderUpdate = Type.Object({
   monthly_quota_usd: Type.Optional(Nullable(QuotaUsd)),
   priority: Type.Optional(Priority),
   is_active: Type.Optional(Type.Boolean()),
-  config: Type.Optional(Nullable(Config))
+  config: Type.Optional(Nullable(Config)),
+  ...aetherFields
 }, { additionalProperties: false, minProperties: 1 })
+
+// ---- Aether's providers page (AETHER.md §11) ----
+const EndpointHealth = Type.Object({
+  api_format: Type.String(),
+  is_active: Type.Boolean(),
+  health_score: Type.Null({ description: 'keymeter keeps no endpoint health' }),
+  active_keys: Type.Integer({ description: 'the provider\'s active, unexpired keys (keys are not per endpoint)' })
+})
+
+export const ProviderSummary = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  display_name: Type.String({ description: 'config.display_name, else the name' }),
+  description: Nullable(Type.String()),
+  website: Nullable(Type.String()),
+  provider_priority: Type.Integer({ description: 'priority: lower comes first' }),
+  priority: Type.Integer(),
+  billing_type: BillingType,
+  monthly_quota_usd: Nullable(Type.Number()),
+  monthly_used_usd: Type.Number(),
+  quota_reset_day: Nullable(Type.Integer()),
+  quota_last_reset_at: Nullable(Type.String({ description: 'as given' })),
+  quota_expires_at: Nullable(Type.String({ description: 'as given' })),
+  rpm_limit: Nullable(Type.Integer()),
+  rpm_used: Type.Integer({ description: 'always 0: the gateway counts requests per minute, not keymeter' }),
+  rpm_reset_at: Type.Null(),
+  is_active: Type.Boolean(),
+  total_endpoints: Type.Integer(),
+  active_endpoints: Type.Integer(),
+  total_keys: Type.Integer(),
+  active_keys: Type.Integer({ description: 'active and not expired' }),
+  total_models: Type.Integer({ description: 'models with a provider-specific price in effect' }),
+  active_models: Type.Integer(),
+  avg_health_score: Type.Null(),
+  unhealthy_endpoints: Type.Integer(),
+  api_formats: Type.Array(Type.String()),
+  endpoint_health_details: Type.Array(EndpointHealth),
+  config: Nullable(Config),
+  created_at: Timestamp,
+  updated_at: Timestamp
+})
+
+/** Aether's page sends nothing; unknown parameters are ignored, not refused (AETHER.md §1) */
+export const ProviderSummaryQuery = Type.Object({ ...SkipLimit(1000, 1000), is_active: Type.Optional(Type.Boolean()) })
+export const ProviderSummaryList = Type.Array(ProviderSummary, { description: 'by priority, then name; the total is in X-Total-Count' })
 
 export const ProviderListQuery = Type.Object({ ...SkipLimit(500, 100), is_active: Type.Optional(Type.Boolean()) }, { additionalProperties: false })
 export const ProviderList = Type.Object({ providers: Type.Array(ProviderRecord), total: Type.Integer(), skip: Type.Integer(), limit: Type.Integer() })
@@ -124,3 +195,4 @@ export type EndpointUpdateBody = Static<typeof EndpointUpdate>
 export type ProviderKeyCreateBody = Static<typeof ProviderKeyCreate>
 export type ProviderKeyUpdateBody = Static<typeof ProviderKeyUpdate>
 export type Page = Static<typeof PageQuery>
+export type ProviderSummaryFilters = Static<typeof ProviderSummaryQuery>

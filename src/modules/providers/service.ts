@@ -3,6 +3,7 @@
 // under the wrong provider is a 404, like an unknown one.
 import type { Db } from '../../db/prisma.js'
 import { forgetProvider } from '../accounting/corrections.js'
+import { mergedConfig, priorityOf } from './aether.js'
 import { Prisma, type Provider, type ProviderApiKey, type ProviderEndpoint } from '../../generated/prisma/client.js'
 import { Errors } from '../../http/errors.js'
 import { encrypt, maskSecret } from '../../lib/crypto.js'
@@ -35,19 +36,21 @@ export function toProviderRecord (row: ProviderRow) {
   }
 }
 
-function providerColumns (body: ProviderUpdateBody) {
+/** The columns a body sets; Aether's fields go to priority and config (`current`: the config they are merged into). */
+function providerColumns (body: ProviderUpdateBody, current: Record<string, unknown> | null) {
+  const config = mergedConfig(current, body)
   return {
     name: body.name,
     billingType: body.billing_type,
     monthlyQuota: body.monthly_quota_usd === undefined ? undefined : body.monthly_quota_usd === null ? null : usdToNano(body.monthly_quota_usd),
-    priority: body.priority,
+    priority: priorityOf(body),
     isActive: body.is_active,
-    config: body.config === undefined ? undefined : body.config === null ? Prisma.DbNull : body.config as Prisma.InputJsonObject
+    config: config === undefined ? undefined : config === null ? Prisma.DbNull : config as Prisma.InputJsonObject
   }
 }
 
 export async function createProvider (db: Db, body: ProviderCreateBody): Promise<ProviderRow> {
-  return db.provider.create({ data: { ...providerColumns(body), name: body.name }, include: withCounts })
+  return db.provider.create({ data: { ...providerColumns(body, null), name: body.name }, include: withCounts })
 }
 
 export async function findProvider (db: Db, id: string): Promise<ProviderRow> {
@@ -66,8 +69,10 @@ export async function listProviders (db: Db, query: Page & { is_active?: boolean
 }
 
 export async function updateProvider (db: Db, id: string, body: ProviderUpdateBody): Promise<ProviderRow> {
-  await findProvider(db, id)
-  return db.provider.update({ where: { id }, data: providerColumns(body), include: withCounts })
+  // the row locked until the mutation's transaction ends: two updates merging fields into config must not lose one
+  await db.$executeRaw`SELECT 1 FROM providers WHERE id = ${id}::uuid FOR UPDATE`
+  const current = await findProvider(db, id)
+  return db.provider.update({ where: { id }, data: providerColumns(body, current.config as Record<string, unknown> | null), include: withCounts })
 }
 
 /** Deletes the provider with its endpoints, keys and own prices (cascade); usage rows keep their history (SET NULL). */
