@@ -178,3 +178,30 @@ t.test('refusals, unknown parameters and the audit', async (t) => {
   t.equal(await g.app.prisma.auditLog.count({ where: { action: 'dashboard.daily_stats', userId: user.id } }), 8, 'every call audited, refusals included')
   t.equal(await g.app.prisma.auditLog.count({ where: { action: 'dashboard.stats', userId: { not: null } } }), 2)
 })
+
+t.test('a zone whose midnight falls inside a UTC hour (Asia/Kolkata, UTC+05:30)', async (t) => {
+  const g = await gateway(t, { APP_TIMEZONE: 'Asia/Kolkata' })
+  const beta = await g.provider('beta')
+  await g.price({ model: 'm-b', tiers: [{ up_to: null, input: 1, output: 4 }] })
+  const cat = await signIn(g.app, 'user', 'cat')
+  const key = await g.userKey(cat.id)
+  const other = await g.userKey((await signIn(g.app, 'user', 'dan')).id)
+  const today = new Date(Date.now() + 5.5 * HOUR).toISOString().slice(0, 10)
+  const t0 = Date.parse(`${today}T00:00:00+05:30`)
+  const row = (id: string, at: number, keyId = key.id) => ({
+    type: 'complete', request_id: id, api_key_id: keyId, created_at: new Date(at).toISOString(), status: 'completed', status_code: 200,
+    provider_id: beta.id, response_time_ms: 100, ...B
+  })
+  // k1 today; k2, k3, k4 yesterday (its last millisecond, a whole hour, its first instant); k5 the day before; d1 another user's, today
+  await g.send([row('k1', t0), row('k2', t0 - 1), row('k3', t0 - 20 * HOUR), row('k4', t0 - DAY), row('k5', t0 - DAY - 1), row('d1', t0 + 0, other.id)])
+  const dates = [minusDays(today, 2), minusDays(today, 1), today]
+  const admin = (await g.app.inject({ method: 'GET', url: '/api/dashboard/daily-stats?days=3', headers: g.admin.headers })).json()
+  t.same(admin.daily_stats.map((d: { date: string, requests: number, cost: number }) => [d.date, d.requests, d.cost]), [[dates[0], 1, 4], [dates[1], 3, 12], [dates[2], 2, 8]])
+  const own = (await g.app.inject({ method: 'GET', url: '/api/dashboard/daily-stats?days=3', headers: cat.headers })).json()
+  t.same(own.daily_stats.map((d: { date: string, requests: number }) => [d.date, d.requests]), [[dates[0], 1], [dates[1], 3], [dates[2], 1]])
+  const stats = (await g.app.inject({ method: 'GET', url: '/api/dashboard/stats', headers: g.admin.headers })).json()
+  t.match(stats.stats[0], { value: '6', change: '2', changeType: 'decrease' })
+  t.match(stats.today, { requests: 2, cost: 8 })
+  const mine = (await g.app.inject({ method: 'GET', url: '/api/dashboard/stats', headers: cat.headers })).json()
+  t.match(mine.stats[1], { value: '5', change: '今日 1', changeType: 'decrease' })
+})
