@@ -177,7 +177,7 @@ export async function dashboardStats (db: Sql, timeZone: string, user: Pick<Auth
   const first = daysBefore(today, MONTH_DAYS)
   if (user.role === 'admin') {
     const [parts, all, fallbacks] = await Promise.all([
-      localDayUsage(db, timeZone, first, today), allTimeUsage(db), fallbackRequests(db, timeZone, first)
+      localDayUsage(db, timeZone, first, today, undefined, 'day'), allTimeUsage(db), fallbackRequests(db, timeZone, first)
     ])
     const p = periods(parts, today)
     return {
@@ -198,7 +198,7 @@ export async function dashboardStats (db: Sql, timeZone: string, user: Pick<Auth
     }
   }
   const [parts, all, owner] = await Promise.all([
-    localDayUsage(db, timeZone, first, today, user.id), allTimeUsage(db, user.id), account(db, user.id)
+    localDayUsage(db, timeZone, first, today, user.id, 'day'), allTimeUsage(db, user.id), account(db, user.id)
   ])
   const p = periods(parts, today)
   return { stats: userCards(p, owner), ...common(p, all), monthly_cost: nanoToUsd(p.month.totalCost) }

@@ -56,14 +56,20 @@ const COLUMNS = raw(`requests, errors, input_tokens, output_tokens, cache_creati
 
 /**
  * Finished requests per local day of `timeZone` from `first` to `last` (YYYY-MM-DD,
- * inclusive), by model and provider; everyone's, or one user's. Whole hours from
- * usage_hourly_model (primary key (bucket, …)) or, for a user, usage_hourly (user_id,
- * bucket), each joined to its local date; the raw rows through usage (created_at) or
- * (user_id, created_at). Groups that sum to no request are left out.
+ * inclusive), by model and provider (or, `by` day, one row a day: model '' and the nil
+ * provider); everyone's, or one user's. Whole hours from usage_hourly_model, or
+ * usage_hourly_provider for days alone (primary keys (bucket, …)), or, for a user,
+ * usage_hourly (user_id, bucket), each joined to its local date; the raw rows through
+ * usage (created_at) or (user_id, created_at). Groups that sum to no request are left out.
  */
-export async function localDayUsage (db: Sql, timeZone: string, first: string, last: string, userId?: string): Promise<DayPart[]> {
-  const rollup: Fragment = userId === undefined ? raw('usage_hourly_model r ON TRUE') : sql`usage_hourly r ON r.user_id = ${userId}::uuid`
+export async function localDayUsage (db: Sql, timeZone: string, first: string, last: string, userId?: string, by: 'model' | 'day' = 'model'): Promise<DayPart[]> {
+  const perModel = by === 'model'
+  // a day's totals alone read usage_hourly_provider (a few rows an hour) rather than usage_hourly_model
+  const rollup: Fragment = userId !== undefined ? sql`usage_hourly r ON r.user_id = ${userId}::uuid` : raw(perModel ? 'usage_hourly_model r ON TRUE' : 'usage_hourly_provider r ON TRUE')
   const own: Fragment = userId === undefined ? raw('') : sql`AND u.user_id = ${userId}::uuid`
+  const [rModel, rProvider, uModel, uProvider] = perModel
+    ? [raw('r.model'), raw('r.provider_id'), raw('u.model'), raw(`COALESCE(u.provider_id, '${NIL_UUID}'::uuid)`)]
+    : [raw(`''`), raw(`'${NIL_UUID}'::uuid`), raw(`''`), raw(`'${NIL_UUID}'::uuid`)]
   const { rows } = await db.query(sql`
     WITH b AS MATERIALIZED ( -- the range's local midnights, and the whole UTC hours between them
       SELECT s, e, date_trunc('hour', e, 'UTC') AS he,
@@ -79,11 +85,14 @@ export async function localDayUsage (db: Sql, timeZone: string, first: string, l
       UNION ALL SELECT he, e FROM b WHERE he < e
       UNION ALL SELECT bucket, bucket + interval '1 hour' FROM hours WHERE NOT whole
     ), parts AS (
-      SELECT h.date, r.model, r.provider_id, ${ROLLUP}
-        FROM b JOIN ${rollup} AND r.bucket >= b.hs AND r.bucket < b.he
-        JOIN hours h ON h.bucket = r.bucket AND h.whole
+      -- summed apart from the raw rows, so the planner sees the rollup's own (small) estimate and hashes the groups
+      SELECT date, model, provider_id, ${SUMS}
+        FROM (SELECT h.date, ${rModel} AS model, ${rProvider} AS provider_id, ${ROLLUP}
+                FROM b JOIN ${rollup} AND r.bucket >= b.hs AND r.bucket < b.he
+                JOIN hours h ON h.bucket = r.bucket AND h.whole) x(date, model, provider_id, ${COLUMNS})
+       GROUP BY date, model, provider_id
       UNION ALL
-      SELECT to_char(u.created_at AT TIME ZONE ${timeZone}::text, 'YYYY-MM-DD'), u.model, COALESCE(u.provider_id, ${NIL_UUID}::uuid), ${RAW}
+      SELECT to_char(u.created_at AT TIME ZONE ${timeZone}::text, 'YYYY-MM-DD'), ${uModel}, ${uProvider}, ${RAW}
         FROM spans p JOIN usage u ON u.created_at >= p.from_at AND u.created_at < p.to_at
        WHERE ${finishedSql('u')} ${own}
     )
