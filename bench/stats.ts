@@ -310,6 +310,57 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
         (earlier) => sql`SELECT * FROM provider_api_keys WHERE id = ${earlier[0]![0]?.provider_api_key_id ?? null}::uuid`
       ],
       compare: (api, raw) => api.id === raw[0]![0]?.id && api.request_id === raw[0]![0]?.request_id ? null : 'another record'
+    },
+    {
+      // Aether's api/dashboard/routes.py AdminDashboardStatsAdapter on its real-time path (what it runs while its stats_summary and
+      // stats_daily are empty): all time, 30 days, today, yesterday, today's response time, the 30 days' fallbacks over candidates
+      name: 'dashboard stats (admin)', path: '/api/dashboard/stats',
+      raw: [
+        sql`SELECT count(*) AS requests, count(*) FILTER (WHERE u.status_code >= 400 OR u.error_message IS NOT NULL) AS errors, sum(u.input_tokens), sum(u.output_tokens),
+              sum(u.cache_creation_input_tokens), sum(u.cache_read_input_tokens), sum(u.total_cost), sum(u.actual_total_cost) FROM usage u`,
+        sql`SELECT count(*), count(*) FILTER (WHERE u.status_code >= 400 OR u.error_message IS NOT NULL), sum(u.total_cost), sum(u.actual_total_cost), sum(u.total_tokens),
+              sum(u.cache_creation_input_tokens), sum(u.cache_read_input_tokens) FROM usage u WHERE u.created_at >= ${utcMidnight(start)}`,
+        sql`SELECT count(*), sum(u.total_cost), sum(u.actual_total_cost), sum(u.input_tokens), sum(u.output_tokens), sum(u.cache_creation_input_tokens), sum(u.cache_read_input_tokens)
+              FROM usage u WHERE u.created_at >= ${utcMidnight(end)}`,
+        sql`SELECT count(*), sum(u.total_cost), sum(u.input_tokens), sum(u.output_tokens), sum(u.cache_creation_input_tokens), sum(u.cache_read_input_tokens)
+              FROM usage u WHERE u.created_at >= ${new Date(utcMidnight(end).getTime() - DAY_MS)} AND u.created_at < ${utcMidnight(end)}`,
+        sql`SELECT avg(u.response_time_ms) FROM usage u WHERE u.created_at >= ${utcMidnight(end)} AND u.status_code = 200 AND u.response_time_ms IS NOT NULL`,
+        sql`SELECT count(*) FROM (SELECT c.request_id FROM request_candidates c WHERE c.created_at >= ${utcMidnight(start)} AND c.status IN ('success', 'failed')
+              GROUP BY c.request_id HAVING count(c.id) > 1) f`,
+        sql`SELECT count(*), count(*) FILTER (WHERE is_active) FROM api_keys`
+      ],
+      compare: (api, raw) => {
+        const requests = Number(raw[0]![0]!.requests)
+        const ours = Number(String(api.stats[0].value).replaceAll(',', ''))
+        return ours === requests ? null : `all-time requests ${ours} / ${requests} (Aether counts every status; keymeter finished requests)`
+      }
+    },
+    {
+      // Aether's api/dashboard/routes.py DashboardDailyStatsAdapter (time-range path, admin, 7 UTC days): per-day totals (its hourly table
+      // stands in as one GROUP BY), each day's distinct models and providers, the model summary, each day's model breakdown, the provider summary
+      name: 'dashboard daily-stats (admin, 7 days)', path: '/api/dashboard/daily-stats?days=7',
+      raw: (() => {
+        const first = new Date(utcMidnight(end).getTime() - 6 * DAY_MS)
+        const last = new Date(utcMidnight(end).getTime() + DAY_MS)
+        const days = Array.from({ length: 7 }, (_v, i) => new Date(first.getTime() + i * DAY_MS))
+        return [
+          sql`SELECT date_trunc('day', u.created_at, 'UTC') AS day, count(*) AS requests, sum(u.total_tokens), sum(u.total_cost), avg(u.response_time_ms)
+                FROM usage u WHERE u.created_at >= ${first} AND u.created_at < ${last} GROUP BY 1 ORDER BY 1`,
+          ...days.map((day) => sql`SELECT count(DISTINCT u.model), count(DISTINCT u.provider_name) FROM usage u
+                WHERE u.created_at >= ${day} AND u.created_at < ${new Date(day.getTime() + DAY_MS)}`),
+          sql`SELECT u.model, count(u.id), sum(u.total_tokens), sum(u.total_cost) FROM usage u WHERE u.created_at >= ${first} AND u.created_at < ${last}
+                GROUP BY u.model ORDER BY sum(u.total_cost) DESC`,
+          ...days.map((day) => sql`SELECT u.model, count(u.id), sum(u.total_tokens), sum(u.total_cost) FROM usage u
+                WHERE u.created_at >= ${day} AND u.created_at < ${new Date(day.getTime() + DAY_MS)} GROUP BY u.model`),
+          sql`SELECT u.provider_name, count(u.id), sum(u.total_tokens), sum(u.total_cost) FROM usage u WHERE u.created_at >= ${first} AND u.created_at < ${last}
+                GROUP BY u.provider_name`
+        ]
+      })(),
+      compare: (api, raw) => {
+        const aether = new Map(raw[0]!.map((r) => [(r.day as Date).toISOString().slice(0, 10), Number(r.requests)]))
+        const differing = (api.daily_stats as Row[]).filter((d) => d.requests !== (aether.get(d.date as string) ?? 0))
+        return differing.length === 0 ? null : `${differing.length} of 7 days' requests differ, e.g. ${differing[0]!.date}: ${differing[0]!.requests} / ${aether.get(differing[0]!.date as string) ?? 0} (Aether counts every status)`
+      }
     }
   ]
 }

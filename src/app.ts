@@ -23,6 +23,7 @@ import { writeAudit, writeReadAudit } from './modules/audit/service.js'
 import authRoutes from './modules/auth/routes.js'
 import { authenticator, LoginThrottle } from './modules/auth/service.js'
 import cacheRoutes from './modules/cache/routes.js'
+import dashboardRoutes from './modules/dashboard/routes.js'
 import gatewayRoutes from './modules/gateway/routes.js'
 import healthRoutes from './modules/health/routes.js'
 import keyRoutes from './modules/keys/routes.js'
@@ -190,6 +191,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(usageRoutes, { prefix: '/api' })
   await app.register(statsRoutes, { prefix: '/api' })
   await app.register(cacheRoutes, { prefix: '/api' })
+  await app.register(dashboardRoutes, { prefix: '/api' })
   await app.register(keyStatsRoutes, { prefix: '/api/key-stats' })
   await app.register(auditRoutes, { prefix: '/api/admin' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())

@@ -64,28 +64,32 @@ function regroupOrder (): Rollup[] {
  * The regrouped rollups, once every chunk's raw rollups are in; then the provider
  * attempts: the executed candidates on their providers, plus each finished request's
  * implicit attempt on its provider (the rollup's requests) less those of the requests
- * with an executed candidate (one usage (request_id) probe each) — what ingestion's
- * RollupDeltas.sent/change would have written.
+ * with an executed candidate (one usage (request_id) probe each), and the fallbacks —
+ * what ingestion's RollupDeltas.sent/change would have written.
  */
 export async function rollupRegrouped (db: Sql): Promise<void> {
   for (const r of regroupOrder()) await run(db, regroupSql(r, rollup(r.regroups!)))
   await run(db, sql`
     INSERT INTO ${raw(ATTEMPTS.table)} (bucket, provider_id, ${raw(ATTEMPTS.measures.join(', '))})
-    SELECT bucket, provider_id, sum(attempts), sum(successes), sum(failures), sum(latency_sum_ms), sum(latency_count)
+    SELECT bucket, provider_id, sum(attempts), sum(successes), sum(failures), sum(latency_sum_ms), sum(latency_count), sum(fallbacks)
     FROM (
       SELECT date_trunc('hour', c.created_at, 'UTC') AS bucket, c.provider_id, count(*) AS attempts, count(*) FILTER (WHERE c.status = 'success') AS successes,
-        count(*) FILTER (WHERE c.status = 'failed') AS failures, coalesce(sum(c.latency_ms), 0) AS latency_sum_ms, count(c.latency_ms) AS latency_count
+        count(*) FILTER (WHERE c.status = 'failed') AS failures, coalesce(sum(c.latency_ms), 0) AS latency_sum_ms, count(c.latency_ms) AS latency_count, 0 AS fallbacks
       FROM request_candidates c WHERE ${executedSql('c')} AND c.provider_id IS NOT NULL GROUP BY 1, 2
       UNION ALL
-      SELECT bucket, provider_id, sum(requests), sum(requests - errors), sum(errors), sum(response_time_sum_ms), sum(response_time_count)
+      SELECT bucket, provider_id, sum(requests), sum(requests - errors), sum(errors), sum(response_time_sum_ms), sum(response_time_count), 0
       FROM usage_hourly_model WHERE provider_id <> ${NIL_UUID}::uuid GROUP BY 1, 2
       UNION ALL
       SELECT date_trunc('hour', u.created_at, 'UTC'), u.provider_id, -count(*), -count(*) FILTER (WHERE u.status <> 'failed'), -count(*) FILTER (WHERE u.status = 'failed'),
-        -coalesce(sum(u.response_time_ms), 0), -count(u.response_time_ms)
+        -coalesce(sum(u.response_time_ms), 0), -count(u.response_time_ms), 0
       FROM (SELECT DISTINCT c.request_id FROM request_candidates c WHERE ${executedSql('c')}) c JOIN usage u ON u.request_id = c.request_id
       WHERE ${finishedSql('u')} AND u.provider_id IS NOT NULL GROUP BY 1, 2
+      UNION ALL
+      -- each request with more than one executed candidate, once, on the nil provider
+      SELECT date_trunc('hour', min(c.created_at), 'UTC'), ${NIL_UUID}::uuid, 0, 0, 0, 0, 0, 1
+      FROM request_candidates c WHERE ${executedSql('c')} GROUP BY c.request_id HAVING count(*) > 1
     ) p
-    GROUP BY 1, 2 HAVING sum(attempts) <> 0 OR sum(latency_sum_ms) <> 0 OR sum(latency_count) <> 0 ORDER BY 1, 2`)
+    GROUP BY 1, 2 HAVING sum(attempts) <> 0 OR sum(latency_sum_ms) <> 0 OR sum(latency_count) <> 0 OR sum(fallbacks) <> 0 ORDER BY 1, 2`)
 }
 
 /**

@@ -190,12 +190,16 @@ export function regroupedColumn (name: DimensionName, source: Rollup): string {
   throw new Error(`${source.table} has no ${name} to regroup`)
 }
 
-/** Provider attempts: the executed candidates, and each finished request without one as an implicit attempt on its provider. */
+/**
+ * Provider attempts: the executed candidates, and each finished request without one as an
+ * implicit attempt on its provider; `fallbacks` counts each request with more than one
+ * executed candidate once, on the nil provider (the home dashboard's fallback count).
+ */
 export const ATTEMPTS = {
   table: 'provider_attempts_hourly',
   grain: ['hour', 'provider'] as const satisfies readonly DimensionName[],
-  measures: ['attempts', 'successes', 'failures', 'latency_sum_ms', 'latency_count'] as const,
-  types: { attempts: 'int', successes: 'int', failures: 'int', latency_sum_ms: 'bigint', latency_count: 'int' }
+  measures: ['attempts', 'successes', 'failures', 'latency_sum_ms', 'latency_count', 'fallbacks'] as const,
+  types: { attempts: 'int', successes: 'int', failures: 'int', latency_sum_ms: 'bigint', latency_count: 'int', fallbacks: 'int' }
 } as const
 
 /** The prompt-cache tables: written by cache/timeline.ts in ingestion's transaction, rebuilt by cache/rebuild.ts. */

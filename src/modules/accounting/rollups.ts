@@ -5,7 +5,7 @@
 import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { ATTEMPTS, bucketsOf, DIMENSIONS, finestKey, hour, MEASURES, ROLLUPS, type Buckets, type MeasureName, type Rollup, type RollupSource, type RollupTable } from './model.js'
-import { isFinished } from './rules.js'
+import { isFinished, NIL_UUID } from './rules.js'
 
 export type { RollupSource }
 
@@ -63,13 +63,21 @@ export class RollupDeltas {
    * before change(): a finished request with an executed candidate adds no implicit attempt.
    */
   sent (candidates: SentCandidate[]): void {
+    const perRequest = new Map<string, { at: Date, count: number }>()
     for (const c of candidates) {
       this.tried.add(c.request_id)
+      const seen = perRequest.get(c.request_id)
+      if (seen === undefined) perRequest.set(c.request_id, { at: c.created_at, count: 1 })
+      else seen.count++
       if (c.provider_id === null) continue
       this.attempt(c.created_at, c.provider_id, {
         attempts: 1, successes: c.status === 'success' ? 1 : 0, failures: c.status === 'failed' ? 1 : 0,
-        latency_sum_ms: c.latency_ms ?? 0, latency_count: c.latency_ms === null ? 0 : 1
+        latency_sum_ms: c.latency_ms ?? 0, latency_count: c.latency_ms === null ? 0 : 1, fallbacks: 0
       })
+    }
+    // a request's candidates all come with its one accepted completion, so a batch sees them all
+    for (const { at, count } of perRequest.values()) {
+      if (count > 1) this.attempt(at, NIL_UUID, { attempts: 0, successes: 0, failures: 0, latency_sum_ms: 0, latency_count: 0, fallbacks: 1 })
     }
   }
 
@@ -89,7 +97,7 @@ export class RollupDeltas {
     const failed = row.status === 'failed' ? 1 : 0
     this.attempt(row.createdAt, row.providerId!, {
       attempts: sign, successes: sign * (1 - failed), failures: sign * failed,
-      latency_sum_ms: sign * (row.responseTimeMs ?? 0), latency_count: row.responseTimeMs === null ? 0 : sign
+      latency_sum_ms: sign * (row.responseTimeMs ?? 0), latency_count: row.responseTimeMs === null ? 0 : sign, fallbacks: 0
     })
   }
 
@@ -97,7 +105,7 @@ export class RollupDeltas {
     const id = `${Math.floor(at.getTime() / 3_600_000)}|${providerId}`
     let entry = this.attempts.get(id)
     if (entry === undefined) {
-      entry = { bucket: hour(at), provider_id: providerId, m: { attempts: 0, successes: 0, failures: 0, latency_sum_ms: 0, latency_count: 0 } }
+      entry = { bucket: hour(at), provider_id: providerId, m: { attempts: 0, successes: 0, failures: 0, latency_sum_ms: 0, latency_count: 0, fallbacks: 0 } }
       this.attempts.set(id, entry)
     }
     for (const name of ATTEMPT_MEASURES) entry.m[name] += m[name]

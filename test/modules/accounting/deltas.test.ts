@@ -27,7 +27,7 @@ t.test('a completed row, then its replacement: the batch adds after − before',
   t.same(deltas.rowsOf('usage_quarter_hourly_global'), [{ bucket: '2026-03-04T05:15:00.000Z', requests: '1', total_tokens: '160', total_cost: '1300', actual_total_cost: '1950' }])
   t.same(deltas.rowsOf('usage_hourly_global'), [{ bucket: '2026-03-04T05:00:00.000Z', requests: '1', total_tokens: '160', total_cost: '1300', actual_total_cost: '1950' }])
   t.same(deltas.rowsOf('usage_daily_user'), [{ day: '2026-03-04', user_id: USER, requests: '1', errors: '0', total_tokens: '160', total_cost: '1300', actual_total_cost: '1950' }])
-  t.same(deltas.attemptRows(), [{ bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, attempts: '1', successes: '1', failures: '0', latency_sum_ms: '900', latency_count: '1' }])
+  t.same(deltas.attemptRows(), [{ bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, attempts: '1', successes: '1', failures: '0', latency_sum_ms: '900', latency_count: '1', fallbacks: '0' }])
 })
 
 t.test('a timed-out row replaced by a late completion moves it between tables: failed out, completed in', async (t) => {
@@ -39,7 +39,7 @@ t.test('a timed-out row replaced by a late completion moves it between tables: f
     requests: '0', errors: '-1', input_tokens: '0', output_tokens: '20', cache_creation_tokens: '0', cache_read_tokens: '0', total_tokens: '20',
     total_cost: '1000', actual_total_cost: '1500', response_time_sum_ms: '800', response_time_count: '1', cache_creation_cost: '0', cache_read_cost: '0', cache_hit_requests: '0'
   }])
-  t.same(deltas.attemptRows(), [{ bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, attempts: '0', successes: '1', failures: '-1', latency_sum_ms: '800', latency_count: '1' }])
+  t.same(deltas.attemptRows(), [{ bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, attempts: '0', successes: '1', failures: '-1', latency_sum_ms: '800', latency_count: '1', fallbacks: '0' }])
 })
 
 t.test('unfinished rows count nowhere; an unchanged row nets to no rows at all', async (t) => {
@@ -82,8 +82,9 @@ t.test('an executed candidate is the attempt: the request adds no implicit one',
     { request_id: 'req_1', provider_id: PROVIDER, status: 'success', latency_ms: 500, created_at: at }
   ])
   deltas.change(null, row())
-  t.same(deltas.attemptRows().map((r) => [r.provider_id, r.attempts, r.successes, r.failures, r.latency_sum_ms]),
-    [[PROVIDER, '1', '1', '0', '500'], ['44444444-4444-4444-4444-444444444444', '1', '0', '1', '300']])
+  // two executed candidates: one fallback, in the request's hour on the nil provider
+  t.same(deltas.attemptRows().map((r) => [r.provider_id, r.attempts, r.successes, r.failures, r.latency_sum_ms, r.fallbacks]),
+    [[NIL, '0', '0', '0', '0', '1'], [PROVIDER, '1', '1', '0', '500', '0'], ['44444444-4444-4444-4444-444444444444', '1', '0', '1', '300', '0']])
 })
 
 t.test('one batch across quarters, hours and days (a batch reuses each quarter-hour\'s buckets): each row in its own', async (t) => {
