@@ -196,6 +196,29 @@ t.test('model / provider / api_format not allowed: the owner\'s user-level lists
   t.equal((await g.verify({ key: key.key, model: 'gpt-4o', provider: 'openai', api_format: 'openai:chat' })).statusCode, 200, 'user lists cleared')
 })
 
+t.test('provider lists hold names or, as Aether\'s forms write them, provider ids: verify takes either for the gateway\'s provider name', async (t) => {
+  const g = await gateway(t)
+  const anthropic = await g.provider('anthropic')
+  const openai = await g.provider('openai')
+  const gone = await g.provider('gone')
+  const user = await g.user({ allowed_providers: [anthropic.id, 'openai'] })
+  const key = await g.userKey(user.id)
+  t.equal((await g.verify({ key: key.key, provider: 'anthropic' })).statusCode, 200, 'the user\'s list names it by id')
+  t.equal((await g.verify({ key: key.key, provider: 'openai' })).statusCode, 200, 'and by name beside it')
+  refused(t, await g.verify({ key: key.key, provider: 'gone' }), 403, 'provider_not_allowed')
+
+  const narrow = await g.userKey(user.id, { allowed_providers: [openai.id.toUpperCase()] })
+  t.equal((await g.verify({ key: narrow.key, provider: 'openai' })).statusCode, 200, 'the key\'s own list by id (any case)')
+  refused(t, await g.verify({ key: narrow.key, provider: 'anthropic' }), 403, 'provider_not_allowed')
+  const answer = (await g.verify({ key: narrow.key, provider: 'openai' })).json()
+  t.same(answer.limits.allowed_providers, [openai.id.toUpperCase()], 'the list is answered as stored')
+
+  const orphan = await g.standaloneKey({ allowed_providers: [gone.id] })
+  t.equal((await g.verify({ key: orphan.key, provider: 'gone' })).statusCode, 200)
+  await g.adminCall('DELETE', `/api/admin/providers/${gone.id as string}`)
+  refused(t, await g.verify({ key: orphan.key, provider: 'gone' }), 403, 'provider_not_allowed')
+})
+
 t.test('rate_limited: the key\'s requests in the last 60 s', async (t) => {
   const g = await gateway(t)
   const key = await g.standaloneKey({ rate_limit: 2 })
