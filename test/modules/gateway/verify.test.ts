@@ -137,8 +137,11 @@ t.test('key_disabled', async (t) => {
   refused(t, await g.verify({ key: key.key }), 401, 'key_disabled')
   await g.adminCall('PATCH', `/api/admin/api-keys/${key.id as string}`)
   t.equal((await g.verify({ key: key.key })).statusCode, 200, 'enabled again')
-  await g.adminCall('DELETE', `/api/admin/api-keys/${key.id as string}`)
+  await g.adminCall('DELETE', `/api/admin/api-keys/${key.id as string}?hard=false`)
   refused(t, await g.verify({ key: key.key }), 401, 'key_disabled')
+  // a plain DELETE deletes (Aether's behaviour): the key is then unknown
+  await g.adminCall('DELETE', `/api/admin/api-keys/${key.id as string}`)
+  refused(t, await g.verify({ key: key.key }), 401, 'key_invalid')
 })
 
 t.test('key_expired', async (t) => {
