@@ -30,6 +30,7 @@ import keyRoutes from './modules/keys/routes.js'
 import keyStatsRoutes from './modules/keystats/routes.js'
 import priceRoutes from './modules/prices/routes.js'
 import providerRoutes from './modules/providers/routes.js'
+import apiFormatRoutes from './modules/providers/formats.js'
 import statsRoutes from './modules/stats/routes.js'
 import tokenRoutes from './modules/tokens/routes.js'
 import usageRoutes from './modules/usage/routes.js'
@@ -186,6 +187,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(tokenRoutes, { prefix: '/api' })
   await app.register(keyRoutes, { prefix: '/api' })
   await app.register(providerRoutes, { prefix: '/api' })
+  await app.register(apiFormatRoutes, { prefix: '/api' })
   await app.register(priceRoutes, { prefix: '/api' })
   await app.register(gatewayRoutes, { prefix: '/api' })
   await app.register(usageRoutes, { prefix: '/api' })

@@ -69,12 +69,12 @@ t.test('PUT is a partial update: null clears, [] allows all, a past expiry is al
   t.same(toggled.json(), { id, is_active: false, message: 'API key disabled' })
   const back = await app.inject({ method: 'PATCH', url: `/api/admin/api-keys/${id}`, headers: admin.headers })
   t.equal(back.json().is_active, true)
-  const soft = await app.inject({ method: 'DELETE', url: `/api/admin/api-keys/${id}`, headers: admin.headers })
+  const soft = await app.inject({ method: 'DELETE', url: `/api/admin/api-keys/${id}?hard=false`, headers: admin.headers })
   t.equal(soft.statusCode, 200)
-  t.equal((await app.prisma.apiKey.findUniqueOrThrow({ where: { id } })).isActive, false, 'DELETE disables')
-  const hard = await app.inject({ method: 'DELETE', url: `/api/admin/api-keys/${id}?hard=true`, headers: admin.headers })
+  t.equal((await app.prisma.apiKey.findUniqueOrThrow({ where: { id } })).isActive, false, 'hard=false disables')
+  const hard = await app.inject({ method: 'DELETE', url: `/api/admin/api-keys/${id}`, headers: admin.headers })
   t.equal(hard.statusCode, 200)
-  t.equal(await app.prisma.apiKey.count({ where: { id } }), 0, 'hard=true deletes')
+  t.equal(await app.prisma.apiKey.count({ where: { id } }), 0, 'DELETE deletes, as Aether\'s page expects')
 })
 
 t.test('balance: top-ups and deductions, and every refusal leaves the balance alone', async (t) => {

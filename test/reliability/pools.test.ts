@@ -80,7 +80,7 @@ t.test('admin mutations answer 2xx while 16 connections send 1000-event batches'
     ['create a provider', () => call('POST', '/api/admin/providers', { name: 'under-load', billing_type: 'pay_as_you_go' })],
     ['create a price', () => call('POST', '/api/admin/model-prices', { model: 'other', tiers: [{ up_to: null, input: 1, output: 2 }] })],
     ['update the standalone key in use', () => call('PUT', `/api/admin/api-keys/${keys[1]!.id}`, { name: 'renamed under load' })],
-    ['disable a key', () => call('DELETE', `/api/admin/api-keys/${standalone.id}`)]
+    ['disable a key', () => call('DELETE', `/api/admin/api-keys/${standalone.id}?hard=false`)]
   ]
   const answers: string[] = []
   for (const [what, mutation] of mutations) {

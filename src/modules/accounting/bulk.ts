@@ -94,7 +94,7 @@ export async function rollupRegrouped (db: Sql): Promise<void> {
 
 /**
  * What ingestion charges as it goes: each key's totals and balance_used and each user's
- * used are the sums over their finished rows (read from the daily key rollup, which
+ * used and total_used are the sums over their finished rows (read from the daily key rollup, which
  * holds exactly those sums).
  */
 export async function chargeFromRollups (db: Sql): Promise<void> {
@@ -105,5 +105,5 @@ export async function chargeFromRollups (db: Sql): Promise<void> {
     FROM (SELECT api_key_id, sum(requests) AS requests, sum(total_tokens) AS tokens, sum(total_cost) AS cost, max(day) AS last_day
           FROM usage_daily_key GROUP BY api_key_id) s
     WHERE k.id = s.api_key_id`)
-  await run(db, sql`UPDATE users u SET used = s.cost FROM (SELECT user_id, sum(total_cost) AS cost FROM usage_daily_key GROUP BY user_id) s WHERE u.id = s.user_id`)
+  await run(db, sql`UPDATE users u SET used = s.cost, total_used = s.cost FROM (SELECT user_id, sum(total_cost) AS cost FROM usage_daily_key GROUP BY user_id) s WHERE u.id = s.user_id`)
 }

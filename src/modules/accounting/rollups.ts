@@ -206,7 +206,8 @@ function writeTotalsSql (now: Date, keys: string, users: string, rows: string[])
        WHERE k.id = c.id
       RETURNING 1
     ), users AS (
-      UPDATE users u SET used = u.used + c.cost
+      -- total_used follows every charge; only a quota reset parts it from used
+      UPDATE users u SET used = u.used + c.cost, total_used = u.total_used + c.cost
         FROM jsonb_to_recordset(${users}::jsonb) AS c(id uuid, cost bigint)
        WHERE u.id = c.id
       RETURNING 1

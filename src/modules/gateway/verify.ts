@@ -30,6 +30,8 @@ export const Refusals = {
 } as const
 
 const allows = (list: string[] | null, value: string | undefined) => value === undefined || list === null || list.length === 0 || list.includes(value)
+/** A provider list holds names or, as Aether's forms write it, ids: `names` are the listed ids' provider names. */
+const allowsProvider = (list: string[] | null, names: string[], provider: string | undefined) => allows(list, provider) || names.includes(provider!)
 
 export interface VerifyRequest { key: string, model?: string, provider?: string, api_format?: string }
 
@@ -45,7 +47,7 @@ export async function verifyKey (db: Sql, keyring: Keyring, request: VerifyReque
   if (key.expires_at !== null && key.expires_at <= new Date()) throw new Refusals.key_expired('this API key has expired')
   if (!key.user_active) throw new Refusals.user_disabled('the owner of this API key is disabled')
   if (!allows(key.allowed_models, request.model) || !allows(key.user_allowed_models, request.model)) throw new Refusals.model_not_allowed(`model ${request.model} is not allowed for this key`)
-  if (!allows(key.allowed_providers, request.provider) || !allows(key.user_allowed_providers, request.provider)) throw new Refusals.provider_not_allowed(`provider ${request.provider} is not allowed for this key`)
+  if (!allowsProvider(key.allowed_providers, key.allowed_provider_names, request.provider) || !allowsProvider(key.user_allowed_providers, key.user_allowed_provider_names, request.provider)) throw new Refusals.provider_not_allowed(`provider ${request.provider} is not allowed for this key`)
   if (!allows(key.allowed_api_formats, request.api_format) || !allows(key.user_allowed_api_formats, request.api_format)) throw new Refusals.api_format_not_allowed(`API format ${request.api_format} is not allowed for this key`)
   const { counters } = key
   if (key.rate_limit !== null && counters.window_requests >= key.rate_limit) {

@@ -23,6 +23,9 @@ export interface KeyState {
   user_allowed_models: string[] | null
   user_allowed_providers: string[] | null
   user_allowed_api_formats: string[] | null
+  /** the names of the providers whose ids the key's / the owner's provider list holds (Aether's forms store ids) */
+  allowed_provider_names: string[]
+  user_allowed_provider_names: string[]
   rate_limit: number | null
   concurrent_limit: number | null
   /** nano-USD, like every amount below */
@@ -39,6 +42,16 @@ export interface KeyState {
 
 export type KeyLookup = { hash: string } | { id: string }
 
+const UUID_TEXT = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+
+/**
+ * The names of the providers a provider allow-list names by id (providers primary key);
+ * nothing is read for a list that is null, and an entry that is not a uuid is a name.
+ */
+const providerNames = (list: Fragment): Fragment => sql`CASE WHEN jsonb_typeof(${list}) = 'array' THEN ARRAY(
+    SELECT p.name FROM providers p
+     WHERE p.id = ANY(ARRAY(SELECT e::uuid FROM jsonb_array_elements_text(${list}) e WHERE e ~ ${UUID_TEXT}))) ELSE '{}' END`
+
 /**
  * The key and its owner by the key's hash or id (api_keys unique key_hash / primary key,
  * users primary key), with the counters (accounting/read/counters.ts) in the same row.
@@ -49,6 +62,7 @@ const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
   SELECT k.id, k.user_id, k.name, k.created_at, k.key_hash, k.is_active, k.expires_at, u.is_active AND NOT u.is_deleted AS user_active,
          k.allowed_models, k.allowed_providers, k.allowed_api_formats,
          u.allowed_models AS user_allowed_models, u.allowed_providers AS user_allowed_providers, u.allowed_api_formats AS user_allowed_api_formats,
+         ${providerNames(raw('k.allowed_providers'))} AS allowed_provider_names, ${providerNames(raw('u.allowed_providers'))} AS user_allowed_provider_names,
          k.rate_limit, k.concurrent_limit, k.daily_cost_limit, k.total_cost_limit, k.total_cost, k.current_balance, k.balance_used, u.quota, u.used,
          ${counters.columns}
     FROM api_keys k

@@ -88,7 +88,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'DELETE',
     url: '/admin/api-keys/:id',
-    schema: { tags, summary: 'Disable a key; hard=true deletes it (usage keeps its history)', params: KeyParams, querystring: HardDeleteQuery, response: { 200: Message, ...errorResponses(404) } },
+    schema: { tags, summary: 'Delete a key (usage keeps its history, without the key); hard=false only disables it', params: KeyParams, querystring: HardDeleteQuery, response: { 200: Message, ...errorResponses(404) } },
     action: 'api_keys.delete',
     mode: 'admin',
     mutation: true,
@@ -194,7 +194,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'DELETE',
     url: '/admin/users/:user_id/api-keys/:id',
-    schema: { tags, summary: 'Disable (or hard-delete) one of a user\'s keys', params: UserKeyIdParams, querystring: HardDeleteQuery, response: { 200: Message, ...errorResponses(404) } },
+    schema: { tags, summary: 'Delete one of a user\'s keys (usage keeps its history, without the key); hard=false only disables it', params: UserKeyIdParams, querystring: HardDeleteQuery, response: { 200: Message, ...errorResponses(404) } },
     action: 'user_api_keys.delete',
     mode: 'admin',
     mutation: true,

@@ -74,7 +74,8 @@ export const KeyParams = Type.Object({ id: Uuid }, { additionalProperties: false
 export const UserKeyParams = Type.Object({ user_id: Uuid }, { additionalProperties: false })
 export const UserKeyIdParams = Type.Object({ user_id: Uuid, id: Uuid }, { additionalProperties: false })
 export const IncludeKeyQuery = Type.Object({ include_key: Type.Boolean({ default: false }) }, { additionalProperties: false })
-export const HardDeleteQuery = Type.Object({ hard: Type.Boolean({ default: false }) }, { additionalProperties: false })
+/** Aether's DELETE deletes (its page drops the row at once); hard=false only disables. Unknown parameters are ignored (AETHER.md §1). */
+export const HardDeleteQuery = Type.Object({ hard: Type.Boolean({ default: true, description: 'false: disable instead of deleting' }) })
 
 export { Message } from '../../http/schemas.js'
 

@@ -130,7 +130,7 @@ export async function toggleKey (db: Db, id: string, scope: KeyScope) {
   return { id, is_active: updated.isActive, message: updated.isActive ? 'API key enabled' : 'API key disabled' }
 }
 
-/** Disables, or with `hard` deletes (removeKey): usage rows keep their history with api_key_id set to NULL. */
+/** Deletes (removeKey: usage rows keep their history with api_key_id set to NULL), or without `hard` only disables. */
 export async function deleteKey (db: Db, id: string, scope: KeyScope, hard: boolean) {
   await findKey(db, id, scope)
   if (hard) await removeKey(db, id)

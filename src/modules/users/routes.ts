@@ -2,8 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses, Message } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import Type from 'typebox'
-import { OwnProfileUpdate, PasswordChange, Preferences, PreferencesUpdate, Profile, UserCreate, UserIdParams, UserList, UserListQuery, UserRecord, UserUpdate } from './schemas.js'
-import { changeOwnPassword, createUser, deleteUser, findUser, listUsers, toPreferences, toProfile, toUserRecord, updateOwnProfile, updatePreferences, updateUser } from './service.js'
+import { nanoToUsd } from '../../lib/money.js'
+import { OwnProfileUpdate, PasswordChange, Preferences, PreferencesUpdate, Profile, QuotaReset, UserCreate, UserIdParams, UserList, UserListQuery, UserRecord, UserUpdate } from './schemas.js'
+import { changeOwnPassword, createUser, deleteUser, findUser, listUsers, resetQuota, toPreferences, toProfile, toUserRecord, updateOwnProfile, updatePreferences, updateUser } from './service.js'
 
 const tags = ['users']
 
@@ -11,12 +12,13 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/users',
-    schema: { tags, summary: 'List users', querystring: UserListQuery, response: { 200: UserList, ...errorResponses() } },
+    schema: { tags, summary: 'List users (a bare array, as Aether\'s page reads it; the total in X-Total-Count)', querystring: UserListQuery, response: { 200: UserList, ...errorResponses() } },
     action: 'users.list',
     mode: 'admin',
-    handle: async ({ db, query }) => {
+    handle: async ({ db, query, reply }) => {
       const { users, total } = await listUsers(db, query)
-      return { users: users.map(toUserRecord), total, skip: query.skip, limit: query.limit }
+      reply.header('x-total-count', String(total))
+      return users.map(toUserRecord)
     }
   })
 
@@ -54,6 +56,22 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     handle: async ({ db, params, body, user, audit }) => {
       audit({ target_user_id: params.id, fields: Object.keys(body) })
       return toUserRecord(await updateUser(db, params.id, body, user.id))
+    }
+  })
+
+  // Aether's "reset quota" button: no body (an empty one or {} is fine too)
+  route(app, {
+    method: 'PATCH',
+    url: '/admin/users/:id/quota',
+    schema: { tags, summary: 'Reset a user\'s quota: used goes to 0, the all-time total stays', params: UserIdParams, response: { 200: QuotaReset, ...errorResponses(404) } },
+    action: 'users.quota_reset',
+    mode: 'admin',
+    mutation: true,
+    handle: async ({ db, params, audit }) => {
+      const { before, user } = await resetQuota(db, params.id)
+      audit({ target_user_id: params.id, used_usd_before: nanoToUsd(before) })
+      const record = toUserRecord(user)
+      return { message: 'quota reset', user_id: user.id, quota_usd: record.quota_usd, used_usd: record.used_usd, total_usd: record.total_usd }
     }
   })
 

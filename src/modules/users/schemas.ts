@@ -6,7 +6,8 @@ const Email = Type.String({ format: 'email', maxLength: 254 })
 const Password = Type.String({ minLength: 8, maxLength: 256 })
 const Role = Type.Union([Type.Literal('admin'), Type.Literal('user')])
 /** null or absent = no restriction */
-const AllowList = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 500, uniqueItems: true }))
+const allowList = (description?: string) => Type.Union([Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 500, uniqueItems: true }), Type.Null()], { description })
+const AllowList = allowList()
 const Usd = Type.Number({ minimum: 0, maximum: 1e9 })
 
 export const Profile = Type.Object({
@@ -16,7 +17,8 @@ export const Profile = Type.Object({
   role: Role,
   is_active: Type.Boolean(),
   quota_usd: Nullable(Type.Number({ description: 'null = unlimited' })),
-  used_usd: Type.Number(),
+  used_usd: Type.Number({ description: 'charged since the last quota reset' }),
+  total_usd: Type.Number({ description: 'charged ever, in used_usd\'s measure; a quota reset leaves it' }),
   created_at: Timestamp,
   updated_at: Timestamp,
   last_login_at: Nullable(Timestamp)
@@ -26,8 +28,12 @@ export const UserRecord = Type.Object({
   ...Profile.properties,
   allowed_providers: AllowList,
   allowed_api_formats: AllowList,
+  allowed_endpoints: allowList('Aether\'s name for allowed_api_formats (the same list)'),
   allowed_models: AllowList
 })
+
+/** Aether's form names the API-format list allowed_endpoints; either name is taken, both only if equal. */
+const AllowedEndpoints = Type.Optional(allowList('Aether\'s name for allowed_api_formats; if both are given they must be equal'))
 
 export const UserCreate = Type.Object({
   username: Username,
@@ -36,6 +42,7 @@ export const UserCreate = Type.Object({
   role: Type.Optional(Role),
   allowed_providers: Type.Optional(AllowList),
   allowed_api_formats: Type.Optional(AllowList),
+  allowed_endpoints: AllowedEndpoints,
   allowed_models: Type.Optional(AllowList),
   quota_usd: Type.Optional(Nullable(Usd)),
   is_active: Type.Optional(Type.Boolean())
@@ -48,20 +55,31 @@ export const UserUpdate = Type.Object({
   role: Type.Optional(Role),
   allowed_providers: Type.Optional(AllowList),
   allowed_api_formats: Type.Optional(AllowList),
+  allowed_endpoints: AllowedEndpoints,
   allowed_models: Type.Optional(AllowList),
   quota_usd: Type.Optional(Nullable(Usd)),
   is_active: Type.Optional(Type.Boolean())
 }, { additionalProperties: false, minProperties: 1 })
 
+/** Aether's users page fetches every user at once: unknown parameters ignored, not refused (AETHER.md §1) */
 export const UserListQuery = Type.Object({
-  ...SkipLimit(500, 100),
+  ...SkipLimit(1000, 1000),
   role: Type.Optional(Role),
   is_active: Type.Optional(Type.Boolean())
-}, { additionalProperties: false })
+})
 
-export const UserList = Type.Object({ users: Type.Array(UserRecord), total: Type.Integer(), skip: Type.Integer(), limit: Type.Integer() })
+export const UserList = Type.Array(UserRecord, { description: 'oldest first; the total is in X-Total-Count' })
 
 export const UserIdParams = IdParams
+
+/** PATCH /api/admin/users/:id/quota: Aether's reset, read by its users page */
+export const QuotaReset = Type.Object({
+  message: Type.String(),
+  user_id: Uuid,
+  quota_usd: Nullable(Type.Number({ description: 'null = unlimited' })),
+  used_usd: Type.Number({ description: '0 after the reset (or what a batch charged since)' }),
+  total_usd: Type.Number({ description: 'charged ever; the reset leaves it' })
+})
 
 export type UserCreateBody = Static<typeof UserCreate>
 export type UserUpdateBody = Static<typeof UserUpdate>

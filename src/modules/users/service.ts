@@ -1,6 +1,7 @@
 // Users: the admin's catalogue of people, the first admin at boot, and the record
 // shape every response uses (never a password hash).
 import type { Db } from '../../db/prisma.js'
+import sql from 'sql-template-tag'
 import { Prisma, type User } from '../../generated/prisma/client.js'
 import { hashPassword, randomBase62, verifyPassword } from '../../lib/crypto.js'
 import { nanoToUsd, nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
@@ -17,6 +18,7 @@ export function toProfile (user: User) {
     is_active: user.isActive,
     quota_usd: nanoToUsdOrNull(user.quota),
     used_usd: nanoToUsd(user.used),
+    total_usd: nanoToUsd(user.totalUsed),
     created_at: user.createdAt.toISOString(),
     updated_at: user.updatedAt.toISOString(),
     last_login_at: user.lastLoginAt?.toISOString() ?? null
@@ -26,12 +28,26 @@ export function toProfile (user: User) {
 const allowList = (value: Prisma.JsonValue | null) => Array.isArray(value) ? value as string[] : null
 
 export function toUserRecord (user: User) {
+  const formats = allowList(user.allowedApiFormats)
   return {
     ...toProfile(user),
     allowed_providers: allowList(user.allowedProviders),
-    allowed_api_formats: allowList(user.allowedApiFormats),
+    allowed_api_formats: formats,
+    allowed_endpoints: formats,
     allowed_models: allowList(user.allowedModels)
   }
+}
+
+// the lists' items are unique (schema), so equal length and inclusion is set equality
+const sameList = (a: string[] | null, b: string[] | null) => a === null || b === null ? a === b : a.length === b.length && a.every((v) => b.includes(v))
+
+/** The API-format allow list under either name (Aether's allowed_endpoints or ours); both given and different is a 400. */
+function apiFormats (body: { allowed_api_formats?: string[] | null, allowed_endpoints?: string[] | null }): string[] | null | undefined {
+  const { allowed_api_formats: ours, allowed_endpoints: theirs } = body
+  if (ours !== undefined && theirs !== undefined && !sameList(ours, theirs)) {
+    throw Object.assign(new Errors.InvalidInput('allowed_endpoints and allowed_api_formats name the same list: give one, or both equal'), { field: 'body.allowed_endpoints' })
+  }
+  return ours !== undefined ? ours : theirs
 }
 
 /** JSON column value for an allow list: null (or absent) means no restriction. */
@@ -41,6 +57,7 @@ export const jsonList = (list: string[] | null | undefined) =>
 const quota = (usd: number | null | undefined) => usd === undefined ? undefined : usd === null ? null : usdToNano(usd)
 
 export async function createUser (db: Db, body: UserCreateBody): Promise<User> {
+  const formats = apiFormats(body)
   return db.user.create({
     data: {
       username: body.username,
@@ -48,7 +65,7 @@ export async function createUser (db: Db, body: UserCreateBody): Promise<User> {
       passwordHash: await hashPassword(body.password),
       role: body.role ?? 'user',
       allowedProviders: jsonList(body.allowed_providers),
-      allowedApiFormats: jsonList(body.allowed_api_formats),
+      allowedApiFormats: jsonList(formats),
       allowedModels: jsonList(body.allowed_models),
       quota: quota(body.quota_usd),
       isActive: body.is_active ?? true
@@ -63,6 +80,7 @@ export async function findUser (db: Db, id: string): Promise<User> {
 }
 
 export async function updateUser (db: Db, id: string, body: UserUpdateBody, actorId: string): Promise<User> {
+  const formats = apiFormats(body)
   await findUser(db, id)
   if (id === actorId && (body.is_active === false || body.role === 'user')) {
     throw new Errors.Conflict('you cannot deactivate or demote your own account')
@@ -75,7 +93,7 @@ export async function updateUser (db: Db, id: string, body: UserUpdateBody, acto
       passwordHash: body.password === undefined ? undefined : await hashPassword(body.password),
       role: body.role,
       allowedProviders: jsonList(body.allowed_providers),
-      allowedApiFormats: jsonList(body.allowed_api_formats),
+      allowedApiFormats: jsonList(formats),
       allowedModels: jsonList(body.allowed_models),
       quota: quota(body.quota_usd),
       isActive: body.is_active
@@ -84,6 +102,22 @@ export async function updateUser (db: Db, id: string, body: UserUpdateBody, acto
   // a deactivated user or a new password ends every open session
   if (body.is_active === false || body.password !== undefined) await revokeSessions(db, id)
   return user
+}
+
+/**
+ * Aether's "reset quota": used goes to 0 and total_used stays, in one statement, so a
+ * batch charging the user meanwhile lands wholly before or wholly after it.
+ */
+export async function resetQuota (db: Db, id: string): Promise<{ before: bigint, user: User }> {
+  // users' primary key, twice
+  const query = sql`
+    UPDATE users u SET used = 0, updated_at = now()
+      FROM (SELECT id, used FROM users WHERE id = ${id}::uuid AND NOT is_deleted FOR UPDATE) b
+     WHERE u.id = b.id
+    RETURNING b.used AS before`
+  const rows = await db.$queryRawUnsafe<Array<{ before: bigint }>>(query.text, ...query.values)
+  if (rows.length === 0) throw new Errors.NotFound('user not found')
+  return { before: rows[0]!.before, user: await findUser(db, id) }
 }
 
 /** Soft delete: the row stays for history (usage, audit); the person can no longer sign in or use keys. */

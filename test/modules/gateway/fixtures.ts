@@ -264,7 +264,7 @@ export async function chargesAndRaw (app: KeymeterApp) {
       ) u ON u.api_key_id = k.id
      ORDER BY k.id`))
   const users = stringify(await app.prisma.$queryRawUnsafe(`
-    SELECT s.id, s.used, COALESCE(u.cost, 0)::bigint AS raw_cost
+    SELECT s.id, s.used, s.total_used, COALESCE(u.cost, 0)::bigint AS raw_cost
       FROM users s LEFT JOIN (SELECT user_id, sum(total_cost) AS cost FROM usage WHERE ${FINISHED} GROUP BY user_id) u ON u.user_id = s.id
      ORDER BY s.id`))
   return { keys, users }
@@ -280,6 +280,8 @@ export async function assertConsistent (t: Test, app: KeymeterApp, label = '', e
       { requests: k.raw_requests, tokens: k.raw_tokens, cost: k.raw_cost, balance_used: k.raw_cost }, `${label}key ${k.id as string}: charges = sums over its rows`, extra)
   }
   for (const u of users) t.equal(u.used, u.raw_cost, `${label}user ${u.id as string}: used = sum of its rows' total_cost`, extra)
+  // no quota is reset in these tests, so the all-time total equals used
+  for (const u of users) t.equal(u.total_used, u.raw_cost, `${label}user ${u.id as string}: total_used = sum of its rows' total_cost`, extra)
   for (const [table, { kept, rebuilt }] of Object.entries(await cacheTablesAndRebuilt(app))) {
     t.same(kept, rebuilt, `${label}${table} = the same table rebuilt from the raw rows`, extra)
   }

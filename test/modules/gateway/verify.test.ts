@@ -137,8 +137,11 @@ t.test('key_disabled', async (t) => {
   refused(t, await g.verify({ key: key.key }), 401, 'key_disabled')
   await g.adminCall('PATCH', `/api/admin/api-keys/${key.id as string}`)
   t.equal((await g.verify({ key: key.key })).statusCode, 200, 'enabled again')
-  await g.adminCall('DELETE', `/api/admin/api-keys/${key.id as string}`)
+  await g.adminCall('DELETE', `/api/admin/api-keys/${key.id as string}?hard=false`)
   refused(t, await g.verify({ key: key.key }), 401, 'key_disabled')
+  // a plain DELETE deletes (Aether's behaviour): the key is then unknown
+  await g.adminCall('DELETE', `/api/admin/api-keys/${key.id as string}`)
+  refused(t, await g.verify({ key: key.key }), 401, 'key_invalid')
 })
 
 t.test('key_expired', async (t) => {
@@ -194,6 +197,29 @@ t.test('model / provider / api_format not allowed: the owner\'s user-level lists
   // the user's lists cleared (null) or emptied ([]) allow everything again
   await g.adminCall('PUT', `/api/admin/users/${user.id as string}`, { allowed_models: null, allowed_providers: [], allowed_api_formats: [] })
   t.equal((await g.verify({ key: key.key, model: 'gpt-4o', provider: 'openai', api_format: 'openai:chat' })).statusCode, 200, 'user lists cleared')
+})
+
+t.test('provider lists hold names or, as Aether\'s forms write them, provider ids: verify takes either for the gateway\'s provider name', async (t) => {
+  const g = await gateway(t)
+  const anthropic = await g.provider('anthropic')
+  const openai = await g.provider('openai')
+  const gone = await g.provider('gone')
+  const user = await g.user({ allowed_providers: [anthropic.id, 'openai'] })
+  const key = await g.userKey(user.id)
+  t.equal((await g.verify({ key: key.key, provider: 'anthropic' })).statusCode, 200, 'the user\'s list names it by id')
+  t.equal((await g.verify({ key: key.key, provider: 'openai' })).statusCode, 200, 'and by name beside it')
+  refused(t, await g.verify({ key: key.key, provider: 'gone' }), 403, 'provider_not_allowed')
+
+  const narrow = await g.userKey(user.id, { allowed_providers: [openai.id.toUpperCase()] })
+  t.equal((await g.verify({ key: narrow.key, provider: 'openai' })).statusCode, 200, 'the key\'s own list by id (any case)')
+  refused(t, await g.verify({ key: narrow.key, provider: 'anthropic' }), 403, 'provider_not_allowed')
+  const answer = (await g.verify({ key: narrow.key, provider: 'openai' })).json()
+  t.same(answer.limits.allowed_providers, [openai.id.toUpperCase()], 'the list is answered as stored')
+
+  const orphan = await g.standaloneKey({ allowed_providers: [gone.id] })
+  t.equal((await g.verify({ key: orphan.key, provider: 'gone' })).statusCode, 200)
+  await g.adminCall('DELETE', `/api/admin/providers/${gone.id as string}`)
+  refused(t, await g.verify({ key: orphan.key, provider: 'gone' }), 403, 'provider_not_allowed')
 })
 
 t.test('rate_limited: the key\'s requests in the last 60 s', async (t) => {
