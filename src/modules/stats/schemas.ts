@@ -72,6 +72,16 @@ export const Heatmap = Type.Object({
   days: Type.Array(Type.Object({ date: Type.String({ format: 'date' }), requests: Count, total_tokens: Count, total_cost: Usd, actual_total_cost: Usd }))
 })
 
+/** One user's heatmap: the same days without actual_total_cost */
+export const OwnHeatmap = Type.Object({
+  ...Heatmap.properties,
+  days: Type.Array(Type.Object({ date: Type.String({ format: 'date' }), requests: Count, total_tokens: Count, total_cost: Usd }))
+})
+
+/** the usage page's stats with the heatmap it reads (APP_TIMEZONE days, whatever the range) */
+export const StatsWithHeatmap = Type.Object({ ...Stats.properties, activity_heatmap: Heatmap })
+export const OwnStatsWithHeatmap = Type.Object({ ...Stats.properties, activity_heatmap: OwnHeatmap })
+
 export const StatusCategory = Type.Union(['stream', 'standard', 'error', 'pending', 'streaming', 'completed', 'failed', 'active'].map((s) => Type.Literal(s)))
 
 const ownRecordFilters = {

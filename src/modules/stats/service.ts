@@ -9,7 +9,7 @@ import { datesBetween, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
 import { IN_FLIGHT_STATUSES } from '../accounting/rules.js'
 import {
-  globalTotals, heatmapDays, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, userTotals, type Totals
+  globalTotals, heatmapDays, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, userHeatmapDays, userTotals, type HeatmapDay, type Totals
 } from '../accounting/read/totals.js'
 import {
   countRecords, estimateCandidates, estimateKeyword, estimateRecords, goneProviderMatches, KEYWORD_SLOTS, keywordMatches, recordPage, requestCandidates, resolveNames,
@@ -86,9 +86,24 @@ export const HEATMAP_DAYS = 365
 
 /** The 365 local days ending today in `timeZone`, zero-filled. */
 export async function heatmap (db: Sql, timeZone: string, now = new Date()) {
+  const { first, today } = heatmapWindow(timeZone, now)
+  return heatmapBody(first, today, await heatmapDays(db, timeZone, first, today))
+}
+
+/** One user's heatmap, as `heatmap`; without actual_total_cost (the provider's price is the admin's to see). */
+export async function userHeatmap (db: Sql, userId: string, timeZone: string, now = new Date()) {
+  const { first, today } = heatmapWindow(timeZone, now)
+  const body = heatmapBody(first, today, await userHeatmapDays(db, userId, timeZone, first, today))
+  return { ...body, days: body.days.map(({ actual_total_cost: _, ...day }) => day) }
+}
+
+function heatmapWindow (timeZone: string, now: Date) {
   const today = localDate(now, timeZone)
-  const first = new Date(Date.parse(`${today}T00:00:00Z`) - (HEATMAP_DAYS - 1) * 86_400_000).toISOString().slice(0, 10)
-  const byDate = new Map((await heatmapDays(db, timeZone, first, today)).map((row) => [row.day, row]))
+  return { today, first: new Date(Date.parse(`${today}T00:00:00Z`) - (HEATMAP_DAYS - 1) * 86_400_000).toISOString().slice(0, 10) }
+}
+
+function heatmapBody (first: string, today: string, rows: HeatmapDay[]) {
+  const byDate = new Map(rows.map((row) => [row.day, row]))
   const days = datesBetween(first, today).map((date) => {
     const row = byDate.get(date)
     return { date, requests: row?.requests ?? 0, total_tokens: row?.totalTokens ?? 0, total_cost: nanoToUsd(row?.totalCost ?? 0n), actual_total_cost: nanoToUsd(row?.actualTotalCost ?? 0n) }
