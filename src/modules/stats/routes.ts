@@ -9,6 +9,7 @@ import {
   Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, OwnStatsWithHeatmap, Records, RecordsQuery, StatsQuery, StatsWithHeatmap, UsageDetail, UsageParams
 } from './schemas.js'
 import { aggregate, detail, heatmap, recordFilter, records, usageStats, userHeatmap } from './service.js'
+import ownUsageRoutes from './own-usage.js'
 
 const tags = ['usage']
 /** default and widest range of the statistics, in days */
@@ -16,6 +17,7 @@ const DEFAULT_DAYS = 30
 const MAX_DAYS = 366
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
+  await app.register(ownUsageRoutes)
   // ---- admin ----
   route(app, {
     method: 'GET',

@@ -259,6 +259,13 @@ export async function records (db: Sql, given: RecordFilter, limit: number, offs
   return { ...page, total: Math.max(estimate, counted.matched, seen), total_is_estimate: true }
 }
 
+/** The newest `limit` records of a filter, without a total (the user's usage page reads one page). */
+export async function newestRecords (db: Sql, given: RecordFilter, limit: number) {
+  const resolved = await resolve(db, given)
+  const filter = resolved === null ? null : await withDriver(db, resolved)
+  return filter === null ? [] : (await recordPage(db, filter, limit, 0)).map(toRecord)
+}
+
 /** One usage row in full; `userId` limits it to that user's rows (another's is a 404). */
 export async function detail (db: Sql, id: string, userId: string | null) {
   // side by side on two connections; the candidates are dropped unless the row is found (and the caller's)

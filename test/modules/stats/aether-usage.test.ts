@@ -84,3 +84,124 @@ t.test('the usage stats carry the heatmap: global for admins, one\'s own for use
   t.equal(narrow.total_requests, 1, 'the range shapes the totals')
   t.same(narrow.activity_heatmap, heatmap, 'but not the heatmap: the 365 days ending today, whatever the range')
 })
+
+t.test('GET /api/users/me/usage: the caller\'s totals, summaries, heatmap and newest records in the range', async (t) => {
+  const g = await gateway(t)
+  const [alpha, beta, doomed] = [await g.provider('alpha'), await g.provider('beta'), await g.provider('doomed')]
+  const keys = new Map<string, string>()
+  for (const [p, rate] of [[alpha, 1.5], [beta, 2], [doomed, 1]] as const) keys.set(p.id, (await g.providerKey(p.id, { rate_multiplier: rate })).id)
+  await g.price({ model: 'claude-x', tiers: [{ up_to: null, input: 3, output: 15 }] })
+  await g.price({ model: 'gpt-y', tiers: [{ up_to: null, input: 2, output: 8 }] })
+  const ann = await signIn(g.app, 'user', 'ann')
+  const bob = await signIn(g.app, 'user', 'bob')
+  await g.app.prisma.user.update({ where: { id: ann.id }, data: { quota: 5_000_000_000n } })
+  const annKey = await g.userKey(ann.id, { name: 'ann-main' })
+  const bobKey = await g.userKey(bob.id)
+  const adminKey = await g.userKey(g.admin.id)
+  const HOUR = 3_600_000
+  const base = Math.floor(Date.now() / HOUR) * HOUR - 5 * HOUR
+  const at = (minutes: number) => new Date(base + minutes * 60_000).toISOString()
+  const done = (id: string, keyId: string, minutes: number, provider: Json | null, more: object = {}) => ({
+    type: 'complete', request_id: id, api_key_id: keyId, model: 'claude-x', created_at: at(minutes), status: 'completed', status_code: 200,
+    input_tokens: 1000, output_tokens: 100, response_time_ms: 1000, ...(provider !== null && { provider_id: provider.id, provider_api_key_id: keys.get(provider.id) }), ...more
+  })
+  await g.send([
+    done('a-before', annKey.id, 10, alpha), // before the range
+    done('a2', annKey.id, 45, alpha, { response_time_ms: 2000 }), // the ragged start: raw rows
+    done('a3', annKey.id, 90, beta, { status: 'failed', status_code: 502, output_tokens: 0, response_time_ms: 500 }),
+    done('a4', annKey.id, 130, alpha, { model: 'gpt-y', output_tokens: 200, response_time_ms: undefined }),
+    done('a8', annKey.id, 150, doomed),
+    done('a5', annKey.id, 185, null), // reached no provider
+    { type: 'start', request_id: 'a6', api_key_id: annKey.id, model: 'claude-x', created_at: at(255) }, // in flight: a record, not a total
+    done('a-after', annKey.id, 265, alpha), // after the range
+    done('b1', bobKey.id, 60, alpha),
+    done('admin1', adminKey.id, 100, beta)
+  ])
+  await g.adminCall('DELETE', `/api/admin/providers/${doomed.id}`)
+
+  const range = `start_date=${encodeURIComponent(at(30))}&end_date=${encodeURIComponent(at(260))}`
+  const get = (url: string, headers: { authorization: string } = ann.headers) => g.app.inject({ method: 'GET', url, headers })
+  const res = await get(`/api/users/me/usage?${range}&unknown=1&page_size=7`)
+  t.equal(res.statusCode, 200, 'unknown parameters are ignored')
+  const body = res.json()
+  const { used } = await g.app.prisma.user.findUniqueOrThrow({ where: { id: ann.id } })
+  // by hand: claude-x 1000/100 = 0.0045 USD, its failed 1000/0 = 0.003, gpt-y 1000/200 = 0.002 + 0.0016 = 0.0036
+  t.match(body, {
+    total_requests: 5,
+    total_tokens: 1100 + 1000 + 1200 + 1100 + 1100,
+    total_input_tokens: 5000,
+    total_output_tokens: 500,
+    total_cost: 0.0201,
+    avg_response_time: 1.125, // (2000 + 500 + 1000 + 1000) / 4 ms; a4 reported none
+    error_count: 1,
+    quota_usd: 5,
+    used_usd: Number(used) / 1e9
+  }, 'her totals in the range')
+  t.notOk('total_actual_cost' in body, 'no operator cost for a user')
+  t.same(body.summary_by_model, [
+    { model: 'claude-x', requests: 4, input_tokens: 4000, output_tokens: 300, total_tokens: 4300, total_cost_usd: 0.0165 },
+    { model: 'gpt-y', requests: 1, input_tokens: 1000, output_tokens: 200, total_tokens: 1200, total_cost_usd: 0.0036 }
+  ], 'by model, every finished request, most requests first')
+  t.same(body.summary_by_provider, [
+    { provider_id: alpha.id, provider: 'alpha', requests: 2, total_tokens: 2300, total_cost_usd: 0.0081, success_rate: 100, avg_response_time_ms: 2000 },
+    { provider_id: beta.id, provider: 'beta', requests: 1, total_tokens: 1000, total_cost_usd: 0.003, success_rate: 0, avg_response_time_ms: 500 }
+  ], 'by provider: none and the deleted one left out')
+  t.same(body.records.map((r: Json) => r.request_id), ['a6', 'a5', 'a8', 'a4', 'a3', 'a2'], 'her records in the range, newest first, in flight too')
+  t.same(Object.keys(body.records[0]).sort(), ['api_format', 'api_key', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'cost', 'created_at', 'error_message',
+    'first_byte_time_ms', 'has_fallback', 'id', 'input_tokens', 'is_stream', 'model', 'output_tokens', 'provider', 'request_id', 'response_time_ms', 'status',
+    'status_code', 'target_model', 'total_tokens'], 'the fields Aether reads, no operator cost')
+  t.match(body.records.find((r: Json) => r.request_id === 'a3'), { provider: 'beta', status: 'failed', status_code: 502, input_tokens: 1000, output_tokens: 0, cost: 0.003, api_key: { name: 'ann-main' } })
+  const annRows = await g.app.pg.query(`SELECT to_char((created_at AT TIME ZONE 'UTC')::date, 'YYYY-MM-DD') AS day, count(*)::int AS n
+    FROM usage WHERE user_id = $1 AND status IN ('completed', 'failed', 'cancelled') GROUP BY 1`, [ann.id])
+  t.same(Object.fromEntries(body.activity_heatmap.days.filter((d: Json) => d.requests > 0).map((d: Json) => [d.date, d.requests])),
+    Object.fromEntries(annRows.rows.map((r) => [r.day, r.n])), 'her heatmap: all her finished rows, by UTC day (APP_TIMEZONE)')
+  t.equal(body.activity_heatmap.days.length, 365)
+
+  const bobs = (await get(`/api/users/me/usage?${range}`, bob.headers)).json()
+  t.match(bobs, { total_requests: 1, total_input_tokens: 1000, summary_by_model: [{ model: 'claude-x', requests: 1 }] }, 'bob sees his own')
+  t.same(bobs.records.map((r: Json) => r.request_id), ['b1'])
+  const admins = (await get(`/api/users/me/usage?${range}`, g.admin.headers)).json()
+  // beta's rate 2: 0.0045 × 2
+  t.match(admins, { total_requests: 1, total_actual_cost: 0.009, summary_by_model: [{ actual_total_cost_usd: 0.009 }], records: [{ request_id: 'admin1', actual_cost: 0.009 }] },
+    'an admin sees the operator\'s cost of their own requests')
+  const fallback = (await get('/api/users/me/usage')).json()
+  t.equal(fallback.total_requests, 7, 'no range: the last 30 days')
+
+  for (const query of ['start_date=yesterday', `start_date=${encodeURIComponent(at(260))}&end_date=${encodeURIComponent(at(30))}`,
+    'start_date=2024-01-01T00:00:00Z&end_date=2025-06-01T00:00:00Z']) {
+    t.equal((await get(`/api/users/me/usage?${query}`)).statusCode, 400, `${query} → 400`)
+  }
+  t.equal((await g.app.inject({ method: 'GET', url: '/api/users/me/usage' })).statusCode, 401, 'signed out → 401')
+  await g.app.pipeline.readAuditsWritten()
+  t.ok(await g.app.prisma.auditLog.count({ where: { action: 'own_usage.summary', userId: ann.id } }) >= 2, 'audited')
+})
+
+t.test('GET /api/users/me/usage/active: the caller\'s requests only', async (t) => {
+  const g = await gateway(t)
+  const ann = await signIn(g.app, 'user', 'ann')
+  const bob = await signIn(g.app, 'user', 'bob')
+  const [annKey, bobKey] = [await g.userKey(ann.id), await g.userKey(bob.id)]
+  const now = Date.now()
+  const start = (id: string, keyId: string, minutesAgo: number) => ({ type: 'start', request_id: id, api_key_id: keyId, model: 'claude-x', created_at: new Date(now - minutesAgo * 60_000).toISOString() })
+  await g.send([
+    start('a1', annKey.id, 2), start('a2', annKey.id, 1), start('b1', bobKey.id, 1),
+    { ...start('a3', annKey.id, 3), type: 'complete', status: 'completed', status_code: 200, input_tokens: 10, output_tokens: 5 }
+  ])
+  const ids = Object.fromEntries((await g.app.prisma.usage.findMany({ select: { id: true, requestId: true } })).map((r) => [r.requestId, r.id]))
+  const get = (query: string, headers: { authorization: string } = ann.headers) => g.app.inject({ method: 'GET', url: `/api/users/me/usage/active${query}`, headers })
+  const requestIds = async (query: string, headers?: { authorization: string }) => {
+    const res = await get(query, headers)
+    t.equal(res.statusCode, 200, query)
+    return res.json().requests.map((r: Json) => r.request_id)
+  }
+  t.same(await requestIds(''), ['a2', 'a1'], 'her requests in flight, newest first')
+  t.same(await requestIds('', bob.headers), ['b1'], 'his')
+  t.same(await requestIds(`?ids=${ids.a1},${ids.b1},${ids.a3}`), ['a1', 'a3'], 'the given ones of hers, finished too; bob\'s dropped')
+  t.same(await requestIds(`?ids=${ids.b1}&_t=123`), [], 'only another\'s: nothing (and an unknown parameter is ignored)')
+  const a3 = (await get(`?ids=${ids.a3}`)).json().requests[0]
+  t.match(a3, { id: ids.a3, status: 'completed', input_tokens: 10, output_tokens: 5 }, 'the state Aether polls')
+  t.same((await g.app.inject({ method: 'GET', url: `/api/admin/usage/active?ids=${ids.a1},${ids.b1}`, headers: g.admin.headers })).json().requests.map((r: Json) => r.request_id).sort(),
+    ['a1', 'b1'], 'the admin\'s poll still sees everyone\'s')
+  t.equal((await get('?ids=nope')).statusCode, 400, 'a malformed id → 400')
+  t.equal((await g.app.inject({ method: 'GET', url: '/api/users/me/usage/active' })).statusCode, 401, 'signed out → 401')
+})
