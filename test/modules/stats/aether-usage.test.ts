@@ -205,3 +205,30 @@ t.test('GET /api/users/me/usage/active: the caller\'s requests only', async (t) 
   t.equal((await get('?ids=nope')).statusCode, 400, 'a malformed id → 400')
   t.equal((await g.app.inject({ method: 'GET', url: '/api/users/me/usage/active' })).statusCode, 401, 'signed out → 401')
 })
+
+t.test('GET /api/users/me/usage/interval-timeline: the caller\'s intervals with their models, Aether\'s ranges', async (t) => {
+  const g = await gateway(t)
+  const ann = await signIn(g.app, 'user', 'ann')
+  const bob = await signIn(g.app, 'user', 'bob')
+  const [annKey, bobKey] = [await g.userKey(ann.id), await g.userKey(bob.id)]
+  const MIN = 60_000
+  const t0 = Math.floor(Date.now() / MIN) * MIN - 120 * MIN
+  const done = (id: string, keyId: string, minutes: number, model: string) => ({
+    type: 'complete', request_id: id, api_key_id: keyId, model, created_at: new Date(t0 + minutes * MIN).toISOString(), status: 'completed', input_tokens: 100, output_tokens: 10
+  })
+  await g.send([done('a1', annKey.id, 0, 'm1'), done('a2', annKey.id, 5, 'm1'), done('a3', annKey.id, 15, 'm2'), done('b1', bobKey.id, 1, 'm3'), done('b2', bobKey.id, 3, 'm3')])
+  const get = (query: string, headers: { authorization: string } = ann.headers) => g.app.inject({ method: 'GET', url: `/api/users/me/usage/interval-timeline${query}`, headers })
+
+  const res = await get('?hours=24&limit=5000&_=1')
+  t.equal(res.statusCode, 200, 'Aether\'s call, an unknown parameter ignored')
+  const body = res.json()
+  t.match(body, { analysis_period_hours: 24, total_points: 2, models: ['m1', 'm2'] }, 'her two gaps, both models')
+  t.same(body.points.map((p: Json) => [p.x, p.y, p.model]), [
+    [new Date(t0 + 5 * MIN).toISOString(), 5, 'm1'], [new Date(t0 + 15 * MIN).toISOString(), 10, 'm2']
+  ], 'by hand: 5 and 10 minutes, each on its request\'s model')
+  t.same(body.points.map((p: Json) => p.user_id), [ann.id, ann.id], 'hers only')
+  t.match((await get('', bob.headers)).json(), { analysis_period_hours: 24, total_points: 1, models: ['m3'] }, 'bob\'s: the defaults, his gap')
+  t.equal((await get('?limit=20000&hours=720')).statusCode, 200, 'the widest Aether sends')
+  for (const query of ['?hours=0', '?hours=721', '?limit=99', '?limit=20001', '?hours=x']) t.equal((await get(query)).statusCode, 400, `${query} → 400`)
+  t.equal((await g.app.inject({ method: 'GET', url: '/api/users/me/usage/interval-timeline' })).statusCode, 401, 'signed out → 401')
+})
