@@ -8,7 +8,7 @@ import { dateRange } from '../../lib/time.js'
 import {
   Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, OwnStatsWithHeatmap, Records, RecordsQuery, StatsQuery, StatsWithHeatmap, UsageDetail, UsageParams
 } from './schemas.js'
-import { aggregate, detail, heatmap, recordFilter, records, usageStats, userHeatmap } from './service.js'
+import { aggregate, ALL_TIME, detail, heatmap, recordFilter, records, usageStats, userHeatmap } from './service.js'
 import ownUsageRoutes from './own-usage.js'
 
 const tags = ['usage']
@@ -35,10 +35,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/usage/aggregation/stats',
-    schema: { tags, summary: 'Finished requests that reached a provider, grouped by model, user, provider or API format', querystring: AggregationQuery, response: { 200: Aggregation, ...errorResponses() } },
+    schema: { tags, summary: 'Finished requests that reached a provider, grouped by model, user, provider or API format; all time without dates', querystring: AggregationQuery, response: { 200: Aggregation, ...errorResponses() } },
     action: 'usage.aggregation',
     mode: 'admin',
-    handle: async ({ query }) => aggregate(app.statsPg, query.group_by, dateRange(query, DEFAULT_DAYS, MAX_DAYS), query.limit)
+    // no dates: all time, as Aether's users page counts (AETHER.md §7.2)
+    handle: async ({ query }) => aggregate(app.statsPg, query.group_by, query.start_date === undefined && query.end_date === undefined ? ALL_TIME : dateRange(query, DEFAULT_DAYS, MAX_DAYS), query.limit)
   })
 
   route(app, {

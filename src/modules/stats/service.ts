@@ -5,7 +5,7 @@ import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import { percent } from '../../lib/rates.js'
 import { redactHeaders, redactJson } from '../../lib/redact.js'
-import { datesBetween, localDate, type Range } from '../../lib/time.js'
+import { datesBetween, EARLIEST_INSTANT, INSTANT_LIMIT, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
 import { IN_FLIGHT_STATUSES } from '../accounting/rules.js'
 import {
@@ -48,7 +48,14 @@ export async function usageStats (db: Sql, range: Range, userId?: string) {
 
 export type GroupBy = 'model' | 'user' | 'provider' | 'api_format'
 
-export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, limit: number) {
+/** Every instant a usage row can have: whole UTC days at both ends, so it is read from the rollups alone. */
+export const ALL_TIME: Range = { start: new Date(EARLIEST_INSTANT), end: new Date(INSTANT_LIMIT) }
+/** The ranking's rows when no limit is given; the user ranking then lists every user with usage, up to a bound. */
+export const DEFAULT_GROUPS = 20
+export const MAX_USER_GROUPS = 10_000
+
+export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, given?: number) {
+  const limit = given ?? (groupBy === 'user' ? MAX_USER_GROUPS : DEFAULT_GROUPS)
   switch (groupBy) {
     case 'model':
       return (await totalsByModel(db, dayPlan(range), limit)).map((row) => ({

@@ -1,9 +1,14 @@
-// Aether's usage pages (AETHER.md §4.1, §6): the stats carry the heatmap the page reads,
-// the admin's global, a user's their own (no actual_total_cost), in APP_TIMEZONE days
-// cut at a local midnight that is not on a UTC hour (Asia/Kolkata, 18:30 UTC).
+// Aether's usage pages (AETHER.md §4.1, §6, §7.2): the stats carry the heatmap the page
+// reads, the admin's global, a user's their own (no actual_total_cost), in APP_TIMEZONE
+// days cut at a local midnight that is not on a UTC hour (Asia/Kolkata, 18:30 UTC); the
+// user's page in one object, their in-flight poll and interval timeline; the
+// aggregation's all-time default and its every-user ranking, read from rollups only.
 import t from 'tap'
+import type { Sql } from '../../../src/db/prisma.js'
+import { aggregate, ALL_TIME } from '../../../src/modules/stats/service.js'
 import { gateway, type Json } from '../gateway/fixtures.js'
 import { signIn } from '../../helper.js'
+import { type PlanNode, usageRowsRead } from '../../plans.js'
 
 const DAY = 86_400_000
 const ZONE = 'Asia/Kolkata'
@@ -231,4 +236,100 @@ t.test('GET /api/users/me/usage/interval-timeline: the caller\'s intervals with 
   t.equal((await get('?limit=20000&hours=720')).statusCode, 200, 'the widest Aether sends')
   for (const query of ['?hours=0', '?hours=721', '?limit=99', '?limit=20001', '?hours=x']) t.equal((await get(query)).statusCode, 400, `${query} → 400`)
   t.equal((await g.app.inject({ method: 'GET', url: '/api/users/me/usage/interval-timeline' })).statusCode, 401, 'signed out → 401')
+})
+
+t.test('aggregation/stats without dates: all time; group_by=user without limit: every user with usage', async (t) => {
+  const g = await gateway(t)
+  const alpha = await g.provider('alpha')
+  await g.price({ model: 'claude-x', tiers: [{ up_to: null, input: 3, output: 15 }] })
+  const now = Date.now()
+  const events: object[] = []
+  const users: Json[] = []
+  // 25 users (more than the old default of 20): user i makes i % 3 + 1 requests an hour ago
+  for (let i = 0; i < 25; i++) {
+    const user = await g.user({ username: `u${String(i).padStart(2, '0')}` })
+    const key = await g.userKey(user.id)
+    users.push(user)
+    for (let j = 0; j <= i % 3; j++) {
+      events.push({
+        type: 'complete', request_id: `r${i}-${j}`, api_key_id: key.id, model: 'claude-x', provider_id: alpha.id, api_format: 'claude:messages',
+        created_at: new Date(now - 3_600_000 - j * 60_000).toISOString(), status: 'completed', input_tokens: 1000, output_tokens: 100
+      })
+    }
+    // the first user also 40 and 400 days ago: outside the old 30-day window, and older than a year
+    if (i === 0) {
+      for (const days of [40, 400]) {
+        events.push({
+          type: 'complete', request_id: `old-${days}`, api_key_id: key.id, model: 'claude-x', provider_id: alpha.id, api_format: 'claude:messages',
+          created_at: new Date(now - days * 86_400_000).toISOString(), status: 'completed', input_tokens: 1000, output_tokens: 100
+        })
+      }
+    }
+  }
+  await g.send(events)
+  const get = async (query: string) => {
+    const res = await g.app.inject({ method: 'GET', url: `/api/admin/usage/aggregation/stats?${query}`, headers: g.admin.headers })
+    t.equal(res.statusCode, 200, query)
+    return res.json()
+  }
+  // by hand: user i made i % 3 + 1 requests (9 users 1, 8 users 2, 8 users 3), u00 two more long ago
+  const expected = users.map((u, i) => [u.username, i % 3 + 1 + (i === 0 ? 2 : 0), u.id] as [string, number, string])
+    .sort((a, b) => b[1] - a[1] || (a[2] < b[2] ? -1 : 1)).map(([name, n]) => [name, n])
+  const byUser = await get('group_by=user')
+  t.equal(byUser.length, 25, 'every user with usage, not the top 20')
+  t.same(byUser.map((r: Json) => [r.username, r.request_count]), expected, 'by requests, then by user id')
+  t.match(byUser.find((r: Json) => r.username === 'u00'), { request_count: 3, total_tokens: 3300, total_cost: 0.0135 }, 'all time: u00\'s old requests count')
+  t.equal((await get('group_by=user&limit=5')).length, 5, 'a limit still limits')
+  const total = 9 * 1 + 8 * 2 + 8 * 3 + 2
+  t.match(await get('group_by=model'), [{ model: 'claude-x', request_count: total }], 'by model: all time')
+  t.match(await get('group_by=api_format'), [{ api_format: 'claude:messages', request_count: total }], 'by format: all time')
+  t.match(await get('group_by=provider'), [{ provider: 'alpha', request_count: total }], 'by provider: all time')
+  const since = encodeURIComponent(new Date(now - 30 * 86_400_000).toISOString())
+  t.match(await get(`group_by=model&start_date=${since}`), [{ request_count: total - 2 }], 'a start date alone: from it to now, as before')
+  t.match(await get('group_by=model&days=7&page=2'), [{ request_count: total }], 'Aether\'s extra parameters ignored')
+  const stats = await g.app.inject({ method: 'GET', url: '/api/admin/usage/stats?_t=1', headers: g.admin.headers })
+  t.equal(stats.statusCode, 200, 'the stats ignore unknown parameters too')
+  t.equal(stats.json().total_requests, total - 2, 'the stats keep their 30-day default')
+})
+
+t.test('aggregation/stats all time reads no usage row (EXPLAIN ANALYZE of the statements sent)', async (t) => {
+  const g = await gateway(t)
+  const alpha = await g.provider('alpha')
+  const user = await g.user()
+  const key = await g.userKey(user.id)
+  // 20,000 finished rows over a year, written straight into usage: only a raw read would see them
+  await g.app.pg.query(`
+    INSERT INTO usage (id, request_id, user_id, api_key_id, provider_id, provider_name, model, api_format, status, status_code, input_tokens, output_tokens, total_tokens,
+                       response_time_ms, created_at, finished_at, updated_at)
+    SELECT gen_random_uuid(), 'raw-' || i, $1, $2, $3, 'alpha', 'm', 'claude:messages', 'completed', 200, 10, 10, 20, 100,
+           now() - make_interval(secs => i * 1500), now() - make_interval(secs => i * 1500), now()
+      FROM generate_series(1, 20000) AS i`, [user.id, key.id, alpha.id])
+  await g.app.pg.query('ANALYZE usage')
+  const sent: Array<{ text: string, values: unknown[] }> = []
+  const db = {
+    query: async (statement: { text: string, values: unknown[] }) => {
+      sent.push(statement)
+      return g.app.statsPg.query(statement)
+    }
+  } as unknown as Sql
+  /** the answer, and the usage rows its statements read */
+  const measured = async (groupBy: 'model' | 'user' | 'provider' | 'api_format', range: typeof ALL_TIME) => {
+    sent.length = 0
+    const answer = await aggregate(db, groupBy, range)
+    let read = 0
+    for (const statement of sent) {
+      const { rows } = await g.app.pg.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement.text}`, statement.values)
+      read += usageRowsRead(rows[0]['QUERY PLAN'][0].Plan as PlanNode)
+    }
+    return { answer, read, statements: sent.length }
+  }
+  for (const groupBy of ['model', 'user', 'provider', 'api_format'] as const) {
+    const { answer, read, statements } = await measured(groupBy, ALL_TIME)
+    t.same(answer, [], `${groupBy}: the rollups hold none of them`)
+    t.equal(read, 0, `${groupBy}: ${statements} statement(s), no usage row read`)
+  }
+  // the check can fail: a ragged range reads its edges (here the 20 minutes before now) from usage
+  const ragged = await measured('model', { start: new Date(Date.now() - 2 * 3_600_000 - 20 * 60_000), end: new Date() })
+  t.match(ragged.answer, [{ model: 'm' }])
+  t.ok(ragged.read > 0, `a ragged range read ${ragged.read} usage rows`)
 })
