@@ -1,12 +1,20 @@
 // /api/admin/usage/cache-affinity/* over all traffic, and the same three over a
 // user's own keys at /api/users/me/usage/cache-affinity/*.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
 import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import { HitAnalysis, HitQuery, OwnHitQuery, OwnTimelineQuery, OwnTtlQuery, Timeline, TimelineQuery, TtlAnalysis, TtlQuery } from './schemas.js'
 import { hitAnalysis, intervalTimeline, ttlAnalysis } from './service.js'
 
 const tags = ['cache-affinity']
+
+// Aether's user usage page (AETHER.md §6.3): its ranges and default, other parameters ignored, not refused
+const AetherOwnTimelineQuery = Type.Object({
+  hours: Type.Integer({ minimum: 1, maximum: 720, default: 24, description: 'the current hour and this many whole hours before it' }),
+  limit: Type.Integer({ minimum: 100, maximum: 20_000, default: 5000 })
+})
+const AetherOwnTimeline = Type.Object({ ...Timeline.properties, models: Type.Array(Type.String(), { description: 'the points\' models, sorted' }) })
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
@@ -61,6 +69,19 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     action: 'own_cache.interval_timeline',
     mode: 'user',
     handle: async ({ query, user }) => intervalTimeline(app.statsPg, query, user.id)
+  })
+
+  route(app, {
+    method: 'GET',
+    url: '/users/me/usage/interval-timeline',
+    schema: { tags, summary: 'Your request intervals of up to 120 minutes over time, with their models (Aether\'s path)', querystring: AetherOwnTimelineQuery, response: { 200: AetherOwnTimeline, ...errorResponses() } },
+    action: 'own_cache.interval_timeline',
+    mode: 'user',
+    handle: async ({ query, user }) => {
+      const timeline = await intervalTimeline(app.statsPg, { hours: query.hours, limit: query.limit, include_user_info: false }, user.id)
+      // one colour per model on Aether's chart; the admin's path sends them only with include_user_info
+      return { ...timeline, models: [...new Set(timeline.points.map((p) => p.model))].sort() }
+    }
   })
 }
 

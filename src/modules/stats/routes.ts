@@ -6,9 +6,10 @@ import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import { dateRange } from '../../lib/time.js'
 import {
-  Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, Records, RecordsQuery, Stats, StatsQuery, UsageDetail, UsageParams
+  Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, OwnStatsWithHeatmap, Records, RecordsQuery, StatsQuery, StatsWithHeatmap, UsageDetail, UsageParams
 } from './schemas.js'
-import { aggregate, detail, heatmap, recordFilter, records, usageStats } from './service.js'
+import { aggregate, ALL_TIME, detail, heatmap, recordFilter, records, usageStats, userHeatmap } from './service.js'
+import ownUsageRoutes from './own-usage.js'
 
 const tags = ['usage']
 /** default and widest range of the statistics, in days */
@@ -16,23 +17,29 @@ const DEFAULT_DAYS = 30
 const MAX_DAYS = 366
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
+  await app.register(ownUsageRoutes)
   // ---- admin ----
   route(app, {
     method: 'GET',
     url: '/admin/usage/stats',
-    schema: { tags, summary: 'Totals of every finished request in the range', querystring: StatsQuery, response: { 200: Stats, ...errorResponses() } },
+    schema: { tags, summary: 'Totals of every finished request in the range, and the heatmap of the 365 days ending today', querystring: StatsQuery, response: { 200: StatsWithHeatmap, ...errorResponses() } },
     action: 'usage.stats',
     mode: 'admin',
-    handle: async ({ query }) => usageStats(app.statsPg, dateRange(query, DEFAULT_DAYS, MAX_DAYS))
+    handle: async ({ query }) => {
+      const range = dateRange(query, DEFAULT_DAYS, MAX_DAYS)
+      const [stats, days] = await Promise.all([usageStats(app.statsPg, range), heatmap(app.statsPg, app.config.APP_TIMEZONE)])
+      return { ...stats, activity_heatmap: days }
+    }
   })
 
   route(app, {
     method: 'GET',
     url: '/admin/usage/aggregation/stats',
-    schema: { tags, summary: 'Finished requests that reached a provider, grouped by model, user, provider or API format', querystring: AggregationQuery, response: { 200: Aggregation, ...errorResponses() } },
+    schema: { tags, summary: 'Finished requests that reached a provider, grouped by model, user, provider or API format; all time without dates', querystring: AggregationQuery, response: { 200: Aggregation, ...errorResponses() } },
     action: 'usage.aggregation',
     mode: 'admin',
-    handle: async ({ query }) => aggregate(app.statsPg, query.group_by, dateRange(query, DEFAULT_DAYS, MAX_DAYS), query.limit)
+    // no dates: all time, as Aether's users page counts (AETHER.md §7.2)
+    handle: async ({ query }) => aggregate(app.statsPg, query.group_by, query.start_date === undefined && query.end_date === undefined ? ALL_TIME : dateRange(query, DEFAULT_DAYS, MAX_DAYS), query.limit)
   })
 
   route(app, {
@@ -67,10 +74,14 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me/usage/stats',
-    schema: { tags, summary: 'Totals of your finished requests in the range', querystring: StatsQuery, response: { 200: Stats, ...errorResponses() } },
+    schema: { tags, summary: 'Totals of your finished requests in the range, and your heatmap of the 365 days ending today', querystring: StatsQuery, response: { 200: OwnStatsWithHeatmap, ...errorResponses() } },
     action: 'own_usage.stats',
     mode: 'user',
-    handle: async ({ query, user }) => usageStats(app.statsPg, dateRange(query, DEFAULT_DAYS, MAX_DAYS), user.id)
+    handle: async ({ query, user }) => {
+      const range = dateRange(query, DEFAULT_DAYS, MAX_DAYS)
+      const [stats, days] = await Promise.all([usageStats(app.statsPg, range, user.id), userHeatmap(app.statsPg, user.id, app.config.APP_TIMEZONE)])
+      return { ...stats, activity_heatmap: days }
+    }
   })
 
   route(app, {

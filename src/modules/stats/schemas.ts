@@ -10,7 +10,8 @@ const rangeFields = {
   end_date: Type.Optional(IsoDateTime)
 }
 
-export const StatsQuery = Type.Object(rangeFields, { additionalProperties: false, description: 'default: the last 30 days; at most 366' })
+// Aether's paths: other query parameters are ignored, not refused (AETHER.md §1)
+export const StatsQuery = Type.Object(rangeFields, { description: 'default: the last 30 days; at most 366' })
 
 export const Stats = Type.Object({
   total_requests: Count,
@@ -33,8 +34,8 @@ export const GroupBy = Type.Union([Type.Literal('model'), Type.Literal('user'), 
 export const AggregationQuery = Type.Object({
   group_by: GroupBy,
   ...rangeFields,
-  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 })
-}, { additionalProperties: false })
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'default 20; for group_by=user, every user with usage (at most 10,000)' }))
+}, { description: 'neither date: all time; one of them: as the stats (default 30 days, at most 366)' })
 
 const ModelRow = Type.Object({ model: Type.String(), request_count: Count, total_tokens: Count, total_cost: Usd, actual_cost: Usd })
 const UserRow = Type.Object({ user_id: Uuid, email: Nullable(Type.String()), username: Type.String(), request_count: Count, total_tokens: Count, total_cost: Usd })
@@ -71,6 +72,16 @@ export const Heatmap = Type.Object({
   max_requests: Count,
   days: Type.Array(Type.Object({ date: Type.String({ format: 'date' }), requests: Count, total_tokens: Count, total_cost: Usd, actual_total_cost: Usd }))
 })
+
+/** One user's heatmap: the same days without actual_total_cost */
+export const OwnHeatmap = Type.Object({
+  ...Heatmap.properties,
+  days: Type.Array(Type.Object({ date: Type.String({ format: 'date' }), requests: Count, total_tokens: Count, total_cost: Usd }))
+})
+
+/** the usage page's stats with the heatmap it reads (APP_TIMEZONE days, whatever the range) */
+export const StatsWithHeatmap = Type.Object({ ...Stats.properties, activity_heatmap: Heatmap })
+export const OwnStatsWithHeatmap = Type.Object({ ...Stats.properties, activity_heatmap: OwnHeatmap })
 
 export const StatusCategory = Type.Union(['stream', 'standard', 'error', 'pending', 'streaming', 'completed', 'failed', 'active'].map((s) => Type.Literal(s)))
 

@@ -5,11 +5,11 @@ import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import { percent } from '../../lib/rates.js'
 import { redactHeaders, redactJson } from '../../lib/redact.js'
-import { datesBetween, localDate, type Range } from '../../lib/time.js'
+import { datesBetween, EARLIEST_INSTANT, INSTANT_LIMIT, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
 import { IN_FLIGHT_STATUSES } from '../accounting/rules.js'
 import {
-  globalTotals, heatmapDays, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, userTotals, type Totals
+  globalTotals, heatmapDays, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, userHeatmapDays, userTotals, type HeatmapDay, type Totals
 } from '../accounting/read/totals.js'
 import {
   countRecords, estimateCandidates, estimateKeyword, estimateRecords, goneProviderMatches, KEYWORD_SLOTS, keywordMatches, recordPage, requestCandidates, resolveNames,
@@ -48,7 +48,14 @@ export async function usageStats (db: Sql, range: Range, userId?: string) {
 
 export type GroupBy = 'model' | 'user' | 'provider' | 'api_format'
 
-export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, limit: number) {
+/** Every instant a usage row can have: whole UTC days at both ends, so it is read from the rollups alone. */
+export const ALL_TIME: Range = { start: new Date(EARLIEST_INSTANT), end: new Date(INSTANT_LIMIT) }
+/** The ranking's rows when no limit is given; the user ranking then lists every user with usage, up to a bound. */
+export const DEFAULT_GROUPS = 20
+export const MAX_USER_GROUPS = 10_000
+
+export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, given?: number) {
+  const limit = given ?? (groupBy === 'user' ? MAX_USER_GROUPS : DEFAULT_GROUPS)
   switch (groupBy) {
     case 'model':
       return (await totalsByModel(db, dayPlan(range), limit)).map((row) => ({
@@ -86,9 +93,24 @@ export const HEATMAP_DAYS = 365
 
 /** The 365 local days ending today in `timeZone`, zero-filled. */
 export async function heatmap (db: Sql, timeZone: string, now = new Date()) {
+  const { first, today } = heatmapWindow(timeZone, now)
+  return heatmapBody(first, today, await heatmapDays(db, timeZone, first, today))
+}
+
+/** One user's heatmap, as `heatmap`; without actual_total_cost (the provider's price is the admin's to see). */
+export async function userHeatmap (db: Sql, userId: string, timeZone: string, now = new Date()) {
+  const { first, today } = heatmapWindow(timeZone, now)
+  const body = heatmapBody(first, today, await userHeatmapDays(db, userId, timeZone, first, today))
+  return { ...body, days: body.days.map(({ actual_total_cost: _, ...day }) => day) }
+}
+
+function heatmapWindow (timeZone: string, now: Date) {
   const today = localDate(now, timeZone)
-  const first = new Date(Date.parse(`${today}T00:00:00Z`) - (HEATMAP_DAYS - 1) * 86_400_000).toISOString().slice(0, 10)
-  const byDate = new Map((await heatmapDays(db, timeZone, first, today)).map((row) => [row.day, row]))
+  return { today, first: new Date(Date.parse(`${today}T00:00:00Z`) - (HEATMAP_DAYS - 1) * 86_400_000).toISOString().slice(0, 10) }
+}
+
+function heatmapBody (first: string, today: string, rows: HeatmapDay[]) {
+  const byDate = new Map(rows.map((row) => [row.day, row]))
   const days = datesBetween(first, today).map((date) => {
     const row = byDate.get(date)
     return { date, requests: row?.requests ?? 0, total_tokens: row?.totalTokens ?? 0, total_cost: nanoToUsd(row?.totalCost ?? 0n), actual_total_cost: nanoToUsd(row?.actualTotalCost ?? 0n) }
@@ -242,6 +264,13 @@ export async function records (db: Sql, given: RecordFilter, limit: number, offs
   const counted = await countRecords(db, filter, cap)
   if (counted.complete) return { ...page, total: counted.matched, total_is_estimate: false }
   return { ...page, total: Math.max(estimate, counted.matched, seen), total_is_estimate: true }
+}
+
+/** The newest `limit` records of a filter, without a total (the user's usage page reads one page). */
+export async function newestRecords (db: Sql, given: RecordFilter, limit: number) {
+  const resolved = await resolve(db, given)
+  const filter = resolved === null ? null : await withDriver(db, resolved)
+  return filter === null ? [] : (await recordPage(db, filter, limit, 0)).map(toRecord)
 }
 
 /** One usage row in full; `userId` limits it to that user's rows (another's is a 404). */

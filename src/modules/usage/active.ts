@@ -1,7 +1,7 @@
 // In-flight requests: what the dashboard polls, and the sweep that turns requests
 // the gateway never finished into failures (504) so they stop counting as in flight.
 import type pg from 'pg'
-import sql from 'sql-template-tag'
+import sql, { empty } from 'sql-template-tag'
 import type { Db } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { IN_FLIGHT_STATUSES, inFlightSql } from '../accounting/rules.js'
@@ -32,16 +32,20 @@ export async function sweepStale (pool: pg.Pool, timeoutMinutes: number, now = n
   }
 }
 
-/** The newest in-flight rows' ids: the statuses as SQL constants (Prisma binds them as casts the planner cannot match to usage (status)'s predicate). */
-async function inFlightIds (db: Db): Promise<string[]> {
-  // served by usage (status) WHERE in flight
-  const query = sql`SELECT id FROM usage WHERE ${inFlightSql()} ORDER BY created_at DESC LIMIT 500`
+/** The newest in-flight rows' ids (one user's, when given): the statuses as SQL constants (Prisma binds them as casts the planner cannot match to usage (status)'s predicate). */
+async function inFlightIds (db: Db, userId: string | null): Promise<string[]> {
+  // served by usage (status) WHERE in flight; a user's are filtered from those few rows
+  const query = sql`SELECT id FROM usage WHERE ${inFlightSql()} ${userId === null ? empty : sql`AND user_id = ${userId}::uuid`} ORDER BY created_at DESC LIMIT 500`
   return (await db.$queryRawUnsafe<Array<{ id: string }>>(query.text, ...query.values)).map((row) => row.id)
 }
 
-export async function activeRequests (db: Db, ids: string[] | undefined) {
+/** The in-flight requests, or the given ones' current state; `userId` keeps that user's only (another's ids are dropped). */
+export async function activeRequests (db: Db, ids: string[] | undefined, userId: string | null = null) {
   const rows = await db.usage.findMany({
-    where: ids === undefined ? { id: { in: await inFlightIds(db) }, status: { in: [...IN_FLIGHT_STATUSES] } } : { id: { in: ids } },
+    where: {
+      ...(ids === undefined ? { id: { in: await inFlightIds(db, userId) }, status: { in: [...IN_FLIGHT_STATUSES] } } : { id: { in: ids } }),
+      ...(userId !== null && { userId })
+    },
     orderBy: { createdAt: 'desc' },
     take: 500
   })

@@ -6,11 +6,11 @@ import { activeRequests, sweepStale } from './active.js'
 
 const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}'
 
-const ActiveQuery = Type.Object({
+export const ActiveQuery = Type.Object({
   ids: Type.Optional(Type.String({ pattern: `^${UUID}(,${UUID}){0,99}$`, description: 'comma-separated usage ids (at most 100)' }))
 }, { additionalProperties: false })
 
-const ActiveRequest = Type.Object({
+export const ActiveRequest = Type.Object({
   id: Uuid,
   request_id: Type.String(),
   status: Type.String(),

@@ -6,7 +6,7 @@
 // from raw usage rows (lib/spans.ts plans the cut); a raw row is shaped exactly like the
 // contribution ingestion adds to a rollup (src/modules/usage/rollups.ts), so the two
 // halves add up to what a GROUP BY over the raw rows gives.
-import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
+import sql, { empty, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../../db/prisma.js'
 import type { DayPlan, HourPlan } from '../../../lib/spans.js'
 import { executedSql, finishedSql } from '../rules.js'
@@ -246,7 +246,29 @@ export interface HeatmapDay { day: string, requests: number, totalTokens: number
  * Zones on whole-hour offsets read neither.
  */
 export async function heatmapDays (db: Sql, timeZone: string, first: string, last: string): Promise<HeatmapDay[]> {
-  const { rows } = await db.query(sql`
+  return readHeatmap(db, heatmapSql(timeZone, first, last, GLOBAL_HEATMAP))
+}
+
+/**
+ * One user's finished requests per local day, as heatmapDays: whole hours from
+ * usage_hourly (user_id, bucket), the rows of the user's hours (one per key, provider,
+ * model and format used in it: what the user's own stats read over a year); the cut
+ * hours of an off-hour midnight from raw rows through usage (user_id, created_at), at
+ * most 30 minutes of the user's rows per midnight (the quarter-hour rollup is global).
+ */
+export async function userHeatmapDays (db: Sql, userId: string, timeZone: string, first: string, last: string): Promise<HeatmapDay[]> {
+  return readHeatmap(db, heatmapSql(timeZone, first, last, { hourly: raw('usage_hourly t'), hourlyWhere: sql`t.user_id = ${userId}`, quarters: false, rawWhere: sql`u.user_id = ${userId}` }))
+}
+
+/** Whose requests a heatmap counts: the hourly rollup read (alias t) and its predicate, whether the global quarter-hours may answer cut hours, the raw rows' predicate (alias u). */
+interface HeatmapScope { hourly: Fragment, hourlyWhere: Fragment | null, quarters: boolean, rawWhere: Fragment | null }
+
+const GLOBAL_HEATMAP: HeatmapScope = { hourly: raw('usage_hourly_global t'), hourlyWhere: null, quarters: true, rawWhere: null }
+
+const andWhere = (predicate: Fragment | null): Fragment => predicate === null ? empty : sql`AND ${predicate}`
+
+function heatmapSql (timeZone: string, first: string, last: string, scope: HeatmapScope): Fragment {
+  return sql`
     WITH midnights AS MATERIALIZED ( -- first … last + 1, each converted once
       SELECT day, at, date_trunc('hour', at, 'UTC') AS hour
         FROM (SELECT d::date AS day, d AT TIME ZONE ${timeZone} AS at
@@ -259,27 +281,22 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
              extract(epoch FROM at) % 900 = 0 AS quarters
         FROM (SELECT *, at - hour <= interval '30 minutes' AS early FROM midnights WHERE at <> hour) m
     ), hours AS (
-      -- usage_hourly_global primary key (bucket): the day whose [midnight, next midnight) holds the hour's middle,
+      -- usage_hourly_global primary key (bucket), one user's usage_hourly (user_id, bucket): the day whose [midnight, next midnight) holds the hour's middle,
       -- for the hours whose middle is in [first midnight, last + 1), so each hour's day is looked up once
       SELECT b.days[width_bucket(t.bucket + interval '30 minutes', b.ats)] AS day, t.requests, t.total_tokens, t.total_cost, t.actual_total_cost
-        FROM usage_hourly_global t CROSS JOIN bounds b
+        FROM ${scope.hourly} CROSS JOIN bounds b
        -- a constant superset of the local days (no zone is 24 hours off UTC), so the planner can estimate it
-       WHERE t.bucket >= (${first}::date - 1)::timestamp AT TIME ZONE 'UTC' AND t.bucket < (${last}::date + 2)::timestamp AT TIME ZONE 'UTC'
+       WHERE t.bucket >= (${first}::date - 1)::timestamp AT TIME ZONE 'UTC' AND t.bucket < (${last}::date + 2)::timestamp AT TIME ZONE 'UTC' ${andWhere(scope.hourlyWhere)}
          AND t.bucket + interval '30 minutes' >= b.first_at AND t.bucket + interval '30 minutes' < b.end_at
-    ), moved AS (
-      -- usage_quarter_hourly_global primary key (bucket), one range per midnight: every zone in use today is whole quarter-hours off UTC
-      SELECT m.own_day, m.middle_day, q.requests::bigint AS requests, q.total_tokens, q.total_cost, q.actual_total_cost
-        FROM minor m JOIN usage_quarter_hourly_global q ON q.bucket >= m.from_at AND q.bucket < m.to_at
-       WHERE m.quarters
-      UNION ALL
-      -- usage (created_at), one range per midnight: an offset off the quarter-hour (a historical local mean time)
+    ), moved AS (${scope.quarters ? QUARTER_PARTS : empty}
+      -- usage (created_at), one user's usage (user_id, created_at), one range per midnight: an offset off the quarter-hour (a historical local mean time), or any cut hour of one user
       SELECT m.own_day, m.middle_day, x.requests, x.total_tokens, x.total_cost, x.actual_total_cost
         FROM minor m CROSS JOIN LATERAL (
           SELECT count(*) AS requests, COALESCE(sum(u.total_tokens), 0)::bigint AS total_tokens, COALESCE(sum(u.total_cost), 0)::bigint AS total_cost,
                  COALESCE(sum(u.actual_total_cost), 0)::bigint AS actual_total_cost
-            FROM usage u WHERE u.created_at >= m.from_at AND u.created_at < m.to_at AND ${FINISHED}
+            FROM usage u WHERE u.created_at >= m.from_at AND u.created_at < m.to_at AND ${FINISHED} ${andWhere(scope.rawWhere)}
         ) x
-       WHERE NOT m.quarters
+       WHERE ${scope.quarters ? raw('NOT m.quarters') : raw('TRUE')}
     ), parts AS (
       SELECT day, requests, total_tokens, total_cost, actual_total_cost FROM hours
       UNION ALL
@@ -290,7 +307,19 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
     SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
            sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
       FROM parts
-     GROUP BY day`)
+     GROUP BY day`
+}
+
+/** The cut hours' parts from the global quarter-hours, where the midnight is on a quarter-hour. */
+const QUARTER_PARTS = raw(`
+      -- usage_quarter_hourly_global primary key (bucket), one range per midnight: every zone in use today is whole quarter-hours off UTC
+      SELECT m.own_day, m.middle_day, q.requests::bigint AS requests, q.total_tokens, q.total_cost, q.actual_total_cost
+        FROM minor m JOIN usage_quarter_hourly_global q ON q.bucket >= m.from_at AND q.bucket < m.to_at
+       WHERE m.quarters
+      UNION ALL`)
+
+async function readHeatmap (db: Sql, query: Fragment): Promise<HeatmapDay[]> {
+  const { rows } = await db.query(query)
   return rows.map((row: Record<string, unknown>) => ({
     day: row.day as string,
     requests: count(row.requests),

@@ -1,0 +1,113 @@
+// The user's usage page as Aether's dashboard reads it (AETHER.md §6): one object with
+// the caller's totals, summaries, heatmap and newest records, and the state of the
+// caller's in-flight requests. Aether's paths: unknown query parameters are ignored,
+// not refused (§1). Static paths, so they win over /users/me/usage/:usage_id.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { errorResponses, IsoDateTime, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
+import { route } from '../../http/pipeline.js'
+import { dateRange } from '../../lib/time.js'
+import { activeRequests, sweepStale } from '../usage/active.js'
+import { ActiveQuery, ActiveRequest } from '../usage/routes.js'
+import { OwnHeatmap } from './schemas.js'
+import { OWN_RECORDS, ownUsage } from './summary.js'
+
+const tags = ['usage']
+/** default and widest range, as the stats routes */
+const DEFAULT_DAYS = 30
+const MAX_DAYS = 366
+
+const Usd = Type.Number({ description: 'USD' })
+const Count = Type.Integer({ minimum: 0 })
+const AdminOnly = (description: string) => Type.Optional(Type.Number({ description: `USD; admins only: ${description}` }))
+
+const OwnUsageQuery = Type.Object({
+  start_date: Type.Optional(IsoDateTime),
+  end_date: Type.Optional(IsoDateTime)
+}, { description: 'default: the last 30 days; at most 366; other parameters are ignored' })
+
+const OwnUsageRecord = Type.Object({
+  id: Uuid,
+  request_id: Type.String(),
+  api_key: Nullable(Type.Object({ id: Uuid, name: Type.String(), display: Type.String({ description: 'sk-abcd…wxyz' }) })),
+  provider: Nullable(Type.String()),
+  model: Type.String(),
+  target_model: Nullable(Type.String()),
+  api_format: Nullable(Type.String()),
+  is_stream: Type.Boolean(),
+  status: Type.String(),
+  status_code: Nullable(Type.Integer()),
+  error_message: Nullable(Type.String()),
+  input_tokens: Count,
+  output_tokens: Count,
+  cache_creation_input_tokens: Count,
+  cache_read_input_tokens: Count,
+  total_tokens: Count,
+  cost: Usd,
+  actual_cost: AdminOnly('what the provider cost the operator'),
+  response_time_ms: Nullable(Type.Integer()),
+  first_byte_time_ms: Nullable(Type.Integer()),
+  has_fallback: Type.Boolean({ description: 'more than one candidate was sent' }),
+  created_at: Timestamp
+})
+
+const OwnUsage = Type.Object({
+  total_requests: Count,
+  total_tokens: Count,
+  total_input_tokens: Count,
+  total_output_tokens: Count,
+  total_cost: Usd,
+  total_actual_cost: AdminOnly('what the providers cost the operator'),
+  avg_response_time: Type.Number({ description: 'seconds' }),
+  error_count: Count,
+  quota_usd: Nullable(Type.Number({ description: 'USD; null: no quota' })),
+  used_usd: Usd,
+  activity_heatmap: OwnHeatmap,
+  summary_by_model: Type.Array(Type.Object({
+    model: Type.String(),
+    requests: Count,
+    input_tokens: Count,
+    output_tokens: Count,
+    total_tokens: Count,
+    total_cost_usd: Usd,
+    actual_total_cost_usd: AdminOnly('what the providers cost the operator')
+  }), { description: 'every finished request in the range, by requests descending' }),
+  summary_by_provider: Type.Array(Type.Object({
+    provider_id: Uuid,
+    provider: Type.String(),
+    requests: Count,
+    total_tokens: Count,
+    total_cost_usd: Usd,
+    success_rate: Type.Number({ description: 'percent of the requests not failed, 2 decimals' }),
+    avg_response_time_ms: Type.Number()
+  }), { description: 'the finished requests that reached a provider that still exists, by requests descending' }),
+  records: Type.Array(OwnUsageRecord, { description: `the newest ${OWN_RECORDS} records in the range, every status` })
+})
+
+const OwnActiveQuery = Type.Object(ActiveQuery.properties, { description: 'other parameters are ignored' })
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  route(app, {
+    method: 'GET',
+    url: '/users/me/usage',
+    schema: { tags, summary: 'Your usage in the range: totals, by model and provider, your heatmap, your newest records', querystring: OwnUsageQuery, response: { 200: OwnUsage, ...errorResponses() } },
+    action: 'own_usage.summary',
+    mode: 'user',
+    handle: async ({ query, user, db }) => ownUsage(app.statsPg, db, user, dateRange(query, DEFAULT_DAYS, MAX_DAYS), app.config.APP_TIMEZONE)
+  })
+
+  route(app, {
+    method: 'GET',
+    url: '/users/me/usage/active',
+    schema: { tags, summary: 'Your requests in flight, or the current state of the given ones of yours (others\' ids are dropped)', querystring: OwnActiveQuery, response: { 200: Type.Object({ requests: Type.Array(ActiveRequest) }), ...errorResponses() } },
+    action: 'own_usage.active',
+    mode: 'user',
+    handle: async ({ db, query, user }) => {
+      // as the admin's poll: a request the gateway never finished stops showing as in flight
+      await sweepStale(app.pg, app.config.PENDING_TIMEOUT_MINUTES)
+      return activeRequests(db, query.ids?.split(','), user.id)
+    }
+  })
+}
+
+export default routes
