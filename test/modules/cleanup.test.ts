@@ -4,6 +4,7 @@ import t from 'tap'
 import { scheduleCleanup } from '../../src/modules/cleanup/schedule.js'
 import { applyRetention, runCleanup, runCleanupJob } from '../../src/modules/cleanup/service.js'
 import { buildTestApp, signIn, waitUntil, type TestApp } from '../helper.js'
+import { CHILD_COVERAGE_OFF } from '../process.js'
 import { assertConsistent, gateway } from './gateway/fixtures.js'
 
 const past = new Date(Date.now() - 3_600_000)
@@ -79,7 +80,7 @@ t.test('npm run cleanup (the CLI) prints a one-line summary and exits 0', async 
   const test = await buildTestApp(t)
   await seedKeys(test)
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'cleanup'], {
-    env: { ...process.env, DATABASE_URL: test.url, SESSION_SECRET: test.config.SESSION_SECRET, ENCRYPTION_KEY: test.config.ENCRYPTION_KEY }
+    env: { ...process.env, ...CHILD_COVERAGE_OFF, DATABASE_URL: test.url, SESSION_SECRET: test.config.SESSION_SECRET, ENCRYPTION_KEY: test.config.ENCRYPTION_KEY }
   })
   t.equal(stdout.trim(), 'disabled 2, deleted 1')
 })

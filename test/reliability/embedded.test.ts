@@ -7,6 +7,7 @@ import { access, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import pg from 'pg'
 import t from 'tap'
+import { CHILD_COVERAGE_OFF } from '../process.js'
 import { ADMIN_PASSWORD, alive, postgresIds, dataDirFor, embeddedUrl, postmasterOf, runCli, signIn, spawnServer, startServer, until } from './server-process.js'
 
 // every test starts real server processes, several seconds each on a busy 2-core machine
@@ -166,7 +167,7 @@ t.test('while a command runs the database itself, a server refuses in one line; 
   const dataDir = await dataDirFor(t)
   const seeding = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'seed', '--rows', '5000000'], {
     cwd: process.cwd(), detached: true, stdio: ['ignore', 'ignore', 'pipe'],
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: dataDir, LOG_LEVEL: 'warn' }
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...CHILD_COVERAGE_OFF }
   })
   let stderr = ''
   seeding.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })

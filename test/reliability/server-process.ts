@@ -6,7 +6,7 @@ import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { spawnServerProcess, type Exit, type ServerProcess } from '../process.js'
+import { CHILD_COVERAGE_OFF, spawnServerProcess, type Exit, type ServerProcess } from '../process.js'
 
 export const ADMIN_PASSWORD = 'first-admin-password'
 export const GATEWAY_TOKEN = 'reliability-gateway-token-0123456789'
@@ -83,7 +83,7 @@ export interface CliRun extends Exit { stdout: string, stderr: string }
 export function runCli (dataDir: string, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
     cwd: process.cwd(),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...CHILD_COVERAGE_OFF, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let stdout = ''
