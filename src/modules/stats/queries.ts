@@ -61,6 +61,9 @@ const RECORD_JOINS = raw(`
 const RECORD_FROM = sql`
   FROM usage u ${RECORD_JOINS}`
 
+/** The provider key a row was served with (RECORD_COLUMNS' pk), joined for shown rows only: no filter reads it. provider_api_keys primary key. */
+const PROVIDER_KEY_JOIN = raw('LEFT JOIN provider_api_keys pk ON pk.id = u.provider_api_key_id')
+
 /** `WHERE` and every condition (`true` for none), so more can follow with AND. */
 const whereAll = (conditions: Fragment[]): Fragment => sql`WHERE ${conditions.length === 0 ? raw('true') : join(conditions, '\n    AND ')}`
 
@@ -106,12 +109,13 @@ const keywordCondition = (pattern: string): Fragment =>
 /** The filter over usage joined to its names (RECORD_FROM): its conditions and every keyword's. */
 export const recordWhere = (f: ResolvedFilter): Fragment => whereAll([...filterConditions(f), ...f.patterns.map(keywordCondition)])
 
-/** has_fallback: more than one candidate actually sent; request_candidates (request_id, …) */
+/** has_fallback: more than one candidate actually sent; request_candidates (request_id, …). Needs RECORD_JOINS and PROVIDER_KEY_JOIN. */
 const RECORD_COLUMNS = sql`
   u.id, u.request_id, u.user_id, us.username, us.email, u.api_key_id, k.name AS api_key_name, k.key_prefix AS api_key_display,
-  u.provider_id, COALESCE(p.name, u.provider_name) AS provider, u.model, u.target_model, u.api_format, u.is_stream, u.status::text AS status,
+  u.provider_id, COALESCE(p.name, u.provider_name) AS provider, u.provider_api_key_id, pk.name AS provider_key_name, u.rate_multiplier::text AS rate_multiplier,
+  u.model, u.target_model, u.api_format, u.is_stream, u.status::text AS status,
   u.status_code, u.error_message, u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens, u.total_tokens,
-  u.total_cost, u.actual_total_cost, u.response_time_ms, u.first_byte_time_ms, u.created_at,
+  u.total_cost, u.actual_total_cost, u.response_time_ms, u.first_byte_time_ms, u.created_at, u.metadata,
   (SELECT count(*) FROM request_candidates c WHERE c.request_id = u.request_id AND ${EXECUTED}) > 1 AS has_fallback`
 
 export interface RecordRow {
@@ -125,6 +129,11 @@ export interface RecordRow {
   api_key_display: string | null
   provider_id: string | null
   provider: string | null
+  provider_api_key_id: string | null
+  /** the provider key's name (not the caller's key) */
+  provider_key_name: string | null
+  /** numeric as text */
+  rate_multiplier: string
   model: string
   target_model: string | null
   api_format: string | null
@@ -142,6 +151,7 @@ export interface RecordRow {
   response_time_ms: number | null
   first_byte_time_ms: number | null
   created_at: Date
+  metadata: unknown
   has_fallback: boolean
 }
 
@@ -248,6 +258,7 @@ export async function recordPage (db: Sql, filter: ResolvedFilter, limit: number
       LEFT JOIN users us ON us.id = u.user_id
       LEFT JOIN api_keys k ON k.id = u.api_key_id
       LEFT JOIN providers p ON p.id = u.provider_id
+      ${PROVIDER_KEY_JOIN}
      ORDER BY page.created_at DESC, page.id DESC`)
   return rows
 }
@@ -350,16 +361,14 @@ export async function estimateRecords (db: Sql, filter: ResolvedFilter): Promise
 
 export type DetailRow = RecordRow & Record<
   'input_cost' | 'output_cost' | 'cache_creation_cost' | 'cache_read_cost' | 'request_cost' | 'actual_input_cost' | 'actual_output_cost' |
-  'actual_cache_creation_cost' | 'actual_cache_read_cost' | 'actual_request_cost' | 'rate_multiplier', string> & Record<
+  'actual_cache_creation_cost' | 'actual_cache_read_cost' | 'actual_request_cost', string> & Record<
   'input_price_per_1m' | 'output_price_per_1m' | 'cache_write_5m_price_per_1m' | 'cache_write_1h_price_per_1m' | 'cache_read_price_per_1m' |
   'price_per_request', string | null> & {
     cache_creation_5m_input_tokens: number
     cache_creation_1h_input_tokens: number
     provider_endpoint_id: string | null
-    provider_api_key_id: string | null
     pricing_source: string | null
     tiered_pricing: TieredPricing | null
-    metadata: unknown
     finished_at: Date | null
     request_headers: unknown
     response_headers: unknown
@@ -371,14 +380,15 @@ export type DetailRow = RecordRow & Record<
 export async function usageDetail (db: Sql, id: string, userId: string | null): Promise<DetailRow | undefined> {
   const query = sql`
     SELECT ${RECORD_COLUMNS},
-           u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens, u.provider_endpoint_id, u.provider_api_key_id,
+           u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens, u.provider_endpoint_id,
            u.input_cost, u.output_cost, u.cache_creation_cost, u.cache_read_cost, u.request_cost,
            u.actual_input_cost, u.actual_output_cost, u.actual_cache_creation_cost, u.actual_cache_read_cost, u.actual_request_cost,
            u.input_price_per_1m, u.output_price_per_1m, u.cache_write_5m_price_per_1m, u.cache_write_1h_price_per_1m,
-           u.cache_read_price_per_1m, u.price_per_request, u.rate_multiplier::text AS rate_multiplier, u.pricing_source,
-           u.tiered_pricing, u.metadata, u.finished_at,
+           u.cache_read_price_per_1m, u.price_per_request, u.pricing_source,
+           u.tiered_pricing, u.finished_at,
            b.request_headers, b.response_headers, b.request_body, b.response_body
       ${RECORD_FROM}
+      ${PROVIDER_KEY_JOIN}
       LEFT JOIN usage_bodies b ON b.usage_id = u.id
      WHERE u.id = ${id} AND (${userId}::uuid IS NULL OR u.user_id = ${userId}::uuid)`
   // planned once per connection: planning was half of this lookup's time (the text is fixed)

@@ -8,7 +8,7 @@ import { dateRange } from '../../lib/time.js'
 import {
   Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, Records, RecordsQuery, Stats, StatsQuery, UsageDetail, UsageParams
 } from './schemas.js'
-import { aggregate, detail, heatmap, recordFilter, records, usageStats } from './service.js'
+import { aggregate, detail, heatmap, ownRecords, recordFilter, records, usageStats } from './service.js'
 
 const tags = ['usage']
 /** default and widest range of the statistics, in days */
@@ -79,7 +79,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, summary: 'Your usage records, newest first', querystring: OwnRecordsQuery, response: { 200: Records, ...errorResponses() } },
     action: 'own_usage.records',
     mode: 'user',
-    handle: async ({ query, user }) => records(app.statsPg, { ...recordFilter(query), userId: user.id }, query.limit, query.offset)
+    handle: async ({ query, user }) => ownRecords(await records(app.statsPg, { ...recordFilter(query), userId: user.id }, query.limit, query.offset))
   })
 
   route(app, {

@@ -98,7 +98,10 @@ const recordFields = {
   user_id: Nullable(Uuid),
   username: Nullable(Type.String()),
   api_key: Nullable(Type.Object({ id: Uuid, name: Type.String(), display: Type.String({ description: 'sk-abcd…wxyz' }) })),
+  user_email: Nullable(Type.String()),
   provider: Nullable(Type.String()),
+  api_key_name: Nullable(Type.String({ description: 'the provider key the request was served with (admins only; null on your own records)' })),
+  rate_multiplier: Type.Number({ description: 'the provider key\'s multiplier of actual_cost' }),
   model: Type.String(),
   target_model: Nullable(Type.String()),
   api_format: Nullable(Type.String()),
@@ -116,7 +119,8 @@ const recordFields = {
   response_time_ms: Nullable(Type.Integer()),
   first_byte_time_ms: Nullable(Type.Integer()),
   has_fallback: Type.Boolean({ description: 'more than one candidate was sent' }),
-  created_at: Timestamp
+  created_at: Timestamp,
+  request_metadata: Type.Unknown({ description: 'the usage event\'s metadata (model_version, …), credentials masked' })
 }
 
 export const Records = Type.Object({
@@ -159,7 +163,6 @@ export const UsageDetail = Type.Object({
   cache_write_1h_price_per_1m: UsdPerMillion,
   cache_read_price_per_1m: UsdPerMillion,
   price_per_request: Nullable(Type.Number({ description: 'USD per successful request' })),
-  rate_multiplier: Type.Number(),
   pricing_source: Nullable(Type.String({ description: 'model_price or unpriced' })),
   finished_at: Nullable(Timestamp),
   request_headers: Json,

@@ -160,7 +160,11 @@ function toRecord (row: RecordRow) {
     user_id: row.user_id,
     username: row.username,
     api_key: row.api_key_id === null || row.api_key_name === null ? null : { id: row.api_key_id, name: row.api_key_name, display: row.api_key_display ?? '' },
+    user_email: row.email,
     provider: row.provider,
+    // Aether's records show the provider key the request was served with, not the caller's key
+    api_key_name: row.provider_key_name,
+    rate_multiplier: Number(row.rate_multiplier),
     model: row.model,
     target_model: row.target_model,
     api_format: row.api_format,
@@ -178,8 +182,14 @@ function toRecord (row: RecordRow) {
     response_time_ms: row.response_time_ms,
     first_byte_time_ms: row.first_byte_time_ms,
     has_fallback: row.has_fallback,
-    created_at: row.created_at.toISOString()
+    created_at: row.created_at.toISOString(),
+    request_metadata: redactJson(row.metadata)
   }
+}
+
+/** A user's own records: the provider key's name is the operator's, not the caller's. */
+export function ownRecords<P extends { records: Array<{ api_key_name: string | null }> }> (page: P): P {
+  return { ...page, records: page.records.map((record) => ({ ...record, api_key_name: null })) }
 }
 
 /**
@@ -251,6 +261,7 @@ export async function detail (db: Sql, id: string, userId: string | null) {
   if (row === undefined) throw new Errors.NotFound('usage record not found')
   return {
     ...toRecord(row),
+    ...(userId !== null && { api_key_name: null }),
     user: row.user_id === null || row.username === null ? null : { id: row.user_id, username: row.username, email: row.email },
     provider_id: row.provider_id,
     provider_endpoint_id: row.provider_endpoint_id,
@@ -276,7 +287,6 @@ export async function detail (db: Sql, id: string, userId: string | null) {
     cache_write_1h_price_per_1m: nanoToUsdOrNull(big(row.cache_write_1h_price_per_1m)),
     cache_read_price_per_1m: nanoToUsdOrNull(big(row.cache_read_price_per_1m)),
     price_per_request: nanoToUsdOrNull(big(row.price_per_request)),
-    rate_multiplier: Number(row.rate_multiplier),
     pricing_source: row.pricing_source,
     finished_at: row.finished_at?.toISOString() ?? null,
     // masked again on the way out: rows stored before ingestion redacted them still hold credentials
