@@ -134,7 +134,20 @@ export const Records = Type.Object({
 export const UsageParams = Type.Object({ usage_id: Uuid }, { additionalProperties: false })
 
 const UsdPerMillion = Nullable(Type.Number({ description: 'USD per 1M tokens' }))
-const TierUsd = Type.Object({ up_to: Nullable(Type.Integer()), input: Type.Number(), output: Type.Number(), cache_write_5m: Type.Number(), cache_write_1h: Type.Number(), cache_read: Type.Number() })
+const TierUsd = Type.Object({
+  up_to: Nullable(Type.Integer()),
+  input: Type.Number(),
+  output: Type.Number(),
+  cache_write_5m: Type.Number(),
+  cache_write_1h: Type.Number(),
+  cache_read: Type.Number(),
+  // Aether's names for the same prices (its request drawer reads them)
+  input_price_per_1m: Type.Number(),
+  output_price_per_1m: Type.Number(),
+  cache_creation_price_per_1m: Type.Number({ description: 'the 5-minute write price' }),
+  cache_read_price_per_1m: Type.Number(),
+  cache_ttl_pricing: Type.Array(Type.Object({ ttl_minutes: Type.Integer(), cache_creation_price_per_1m: Type.Number() }), { description: 'the 1-hour write price' })
+}, { description: 'USD per 1M tokens' })
 const Json = Type.Unknown()
 
 export const UsageDetail = Type.Object({
@@ -162,6 +175,7 @@ export const UsageDetail = Type.Object({
   cache_write_5m_price_per_1m: UsdPerMillion,
   cache_write_1h_price_per_1m: UsdPerMillion,
   cache_read_price_per_1m: UsdPerMillion,
+  cache_creation_price_per_1m: Nullable(Type.Number({ description: 'USD per 1M tokens: the 5-minute write price, or the 1-hour one when every cache write of the request was 1-hour' })),
   price_per_request: Nullable(Type.Number({ description: 'USD per successful request' })),
   pricing_source: Nullable(Type.String({ description: 'model_price or unpriced' })),
   finished_at: Nullable(Timestamp),

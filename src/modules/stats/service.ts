@@ -7,7 +7,9 @@ import { percent } from '../../lib/rates.js'
 import { redactHeaders, redactJson } from '../../lib/redact.js'
 import { datesBetween, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
+import type { TieredPricing } from '../accounting/pricing.js'
 import { IN_FLIGHT_STATUSES } from '../accounting/rules.js'
+import { aetherTier, tierFromUsd } from '../accounting/tiers.js'
 import {
   globalTotals, heatmapDays, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, userTotals, type Totals
 } from '../accounting/read/totals.js'
@@ -296,8 +298,18 @@ export async function detail (db: Sql, id: string, userId: string | null) {
     response_body: redactJson(row.response_body),
     metadata: redactJson(row.metadata),
     candidates: candidates.map((c) => ({ ...c, started_at: c.started_at?.toISOString() ?? null, finished_at: c.finished_at?.toISOString() ?? null })),
-    tiered_pricing: row.tiered_pricing
+    // the price the drawer shows for cache writes: the 1-hour one only when every write was 1-hour
+    cache_creation_price_per_1m: nanoToUsdOrNull(big(row.cache_creation_5m_input_tokens === 0 && row.cache_creation_1h_input_tokens > 0
+      ? row.cache_write_1h_price_per_1m
+      : row.cache_write_5m_price_per_1m)),
+    tiered_pricing: row.tiered_pricing === null ? null : aetherTiers(row.tiered_pricing)
   }
 }
 
 const big = (value: string | null) => value === null ? null : BigInt(value)
+
+/** The stored tier facts (USD) with each tier also in Aether's names (aetherTier), which its drawer reads unguarded. */
+function aetherTiers (pricing: TieredPricing) {
+  const aether = (tier: TieredPricing['current_tier']) => aetherTier(tierFromUsd(tier))
+  return { ...pricing, current_tier: aether(pricing.current_tier), tiers: pricing.tiers.map(aether) }
+}
