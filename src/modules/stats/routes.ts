@@ -8,6 +8,7 @@ import { dateRange } from '../../lib/time.js'
 import {
   Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, Records, RecordsQuery, Stats, StatsQuery, UsageDetail, UsageParams
 } from './schemas.js'
+import { traceRoutes } from './trace.js'
 import { aggregate, detail, heatmap, ownRecords, recordFilter, records, usageStats } from './service.js'
 
 const tags = ['usage']
@@ -90,6 +91,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'user',
     handle: async ({ params, user }) => detail(app.statsPg, params.usage_id, user.id)
   })
+
+  await app.register(traceRoutes)
 }
 
 export default routes
