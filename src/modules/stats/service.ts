@@ -117,11 +117,14 @@ const CATEGORIES: Record<Category, Pick<RecordFilter, 'statuses' | 'isStream' | 
   active: { statuses: [...IN_FLIGHT_STATUSES], isStream: null, errorsOnly: false }
 }
 
-/** Keywords as ILIKE patterns that match them literally (`\` is ILIKE's escape character). */
+/** An ILIKE pattern matching `text` anywhere, literally (`\` is ILIKE's escape character). */
+export const containsPattern = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+
+/** Keywords as ILIKE patterns that match them literally. */
 export function searchPatterns (search: string | undefined): string[] {
   const words = (search ?? '').split(/\s+/).filter((word) => word !== '')
   if (words.length > MAX_KEYWORDS) throw Object.assign(new Errors.InvalidInput(`query.search: at most ${MAX_KEYWORDS} keywords`), { field: 'query.search' })
-  return words.map((word) => `%${word.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
+  return words.map(containsPattern)
 }
 
 export interface RecordsQuery {
@@ -195,16 +198,21 @@ export function ownRecords<P extends { records: Array<{ api_key_name: string | n
 }
 
 /**
- * The filter's names as ids, through the small tables' unique indexes; null when the
- * filter cannot match (a name naming nothing, or two user filters naming different
- * users), so a miss is answered without reading usage.
+ * The filter's names as ids: the users, providers and models whose names contain them
+ * (case-insensitive, the dashboard's filter boxes), found in the small tables; null when
+ * the filter cannot match (a name matching nothing, or a user_id its username filter
+ * does not match), so a miss is answered without reading usage.
  */
 async function resolve (db: Sql, filter: RecordFilter): Promise<ResolvedFilter | null> {
-  const named = await resolveNames(db, filter.username, filter.provider)
-  if (filter.username !== null && named.userId === null) return null
-  if (filter.provider !== null && named.providerId === null) return null
-  if (filter.userId !== null && named.userId !== null && filter.userId !== named.userId) return null
-  return { ...filter, namedUserId: named.userId, providerId: named.providerId }
+  const pattern = (text: string | null) => text === null ? null : containsPattern(text)
+  const named = await resolveNames(db, { username: pattern(filter.username), provider: pattern(filter.provider), model: pattern(filter.model) })
+  if ([named.userIds, named.providerIds, named.models].some((ids) => ids !== null && ids.length === 0)) return null
+  let namedUserIds = named.userIds
+  if (filter.userId !== null && namedUserIds !== null) {
+    if (!namedUserIds.includes(filter.userId)) return null
+    namedUserIds = [filter.userId]
+  }
+  return { ...filter, namedUserIds, providerIds: named.providerIds, models: named.models }
 }
 
 /**
@@ -217,8 +225,8 @@ async function resolve (db: Sql, filter: RecordFilter): Promise<ResolvedFilter |
  * row matches every keyword.
  */
 async function withDriver (db: Sql, filter: ResolvedFilter): Promise<ResolvedFilter | null> {
-  if (filter.patterns.length === 0 || filter.apiKeyId !== null || filter.model !== null || filter.providerId !== null) return filter
-  const scope = filter.userId ?? filter.namedUserId
+  if (filter.patterns.length === 0 || filter.apiKeyId !== null || filter.models !== null || filter.providerIds !== null) return filter
+  const scope = filter.userId ?? (filter.namedUserIds?.length === 1 ? filter.namedUserIds[0]! : null)
   const keywords = await keywordMatches(db, filter.patterns, scope)
   for (const match of keywords) {
     const ids = match.users.length + match.keys.length + match.providers.length + match.models.length
