@@ -77,8 +77,8 @@ export const StatusCategory = Type.Union(['stream', 'standard', 'error', 'pendin
 const ownRecordFilters = {
   ...rangeFields,
   search: Type.Optional(Type.String({ maxLength: 1000, description: 'up to 10 space-separated keywords, each matching username, key name, model or provider' })),
-  model: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-  provider: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'provider name' })),
+  model: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'a substring of the model, case-insensitive' })),
+  provider: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'a substring of the provider name, case-insensitive' })),
   status: Type.Optional(StatusCategory),
   api_key_id: Type.Optional(Uuid),
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
@@ -86,11 +86,12 @@ const ownRecordFilters = {
 }
 
 export const OwnRecordsQuery = Type.Object(ownRecordFilters, { additionalProperties: false })
+// Aether's records page: unknown parameters are ignored, not refused (AETHER.md §1)
 export const RecordsQuery = Type.Object({
   ...ownRecordFilters,
   user_id: Type.Optional(Uuid),
-  username: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
-}, { additionalProperties: false })
+  username: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'a substring of the username, case-insensitive' }))
+})
 
 const recordFields = {
   id: Uuid,

@@ -65,6 +65,7 @@ t.test('records carry api_key_name (the provider key), rate_multiplier, user_ema
   const ownDetail = await g.app.inject({ method: 'GET', url: `/api/users/me/usage/${a1.id as string}`, headers: ann.headers })
   t.match(ownDetail.json(), { api_key_name: null, rate_multiplier: 1.5, user_email: 'ann@example.com' }, 'the own detail hides the provider key name too')
 
+  t.same((await get('/api/admin/usage/records?page=2&sort=desc&limit=10')).records.map((r) => r.request_id), ['b1', 'a1'], "Aether's path ignores parameters it does not know")
   for (const [url, headers, status] of [
     ['/api/admin/usage/records', {}, 401],
     ['/api/admin/usage/records', ann.headers, 403],
