@@ -296,6 +296,9 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
     records('no filter', '', sql`true`),
     // AdminUsageRecordsAdapter's model filter before it added `search` (later versions match the model exactly); usage_model_created_at_idx cannot serve '%…%'
     records('model = claude-sonnet-4', '&model=claude-sonnet-4', sql`u.model ILIKE ${'%claude-sonnet-4%'}`, 'Aether: ILIKE \'%claude-sonnet-4%\', which also matches longer names'),
+    // the filter boxes match substrings, case-insensitively (issue 16): many users are alice.*, two providers open*; the same match written as ILIKE over the joins
+    records('username ~ alice', '&username=alice', sql`us.username ILIKE ${'%alice%'}`),
+    records('provider ~ open', '&provider=open', sql`p.name ILIKE ${'%open%'}`),
     records('search "alice sonnet"', '&search=alice%20sonnet', join([keyword('alice'), keyword('sonnet')], ' AND ')),
     records('status = error', '&status=error', sql`(u.status_code >= 400 OR u.error_message IS NOT NULL)`, 'Aether: a status code ≥ 400 or a message, whatever the status'),
     {

@@ -32,21 +32,42 @@ export interface RecordFilter {
 
 /** A filter whose names are resolved to ids (resolveNames), so usage is only ever read through id indexes. */
 export type ResolvedFilter = RecordFilter & {
-  /** the user `username` names */
-  namedUserId: string | null
-  /** the provider `provider` names */
-  providerId: string | null
+  /** the users whose username contains `username` (null: no such filter) */
+  namedUserIds: string[] | null
+  /** the providers whose name contains `provider` */
+  providerIds: string[] | null
+  /** the models of usage whose name contains `model` */
+  models: string[] | null
 }
 
+/** What each name filter matches (null when not given); its pattern is an ILIKE pattern, wildcards escaped. */
+export interface ResolvedNames { userIds: string[] | null, providerIds: string[] | null, models: string[] | null }
+
 /**
- * The user and provider a filter names, through users (username) and providers (name),
- * both unique: null for a name given that names nothing.
+ * usage's distinct models, read by a loose scan of usage (model, created_at): one index
+ * probe per model, however many rows. Follows WITH.
  */
-export async function resolveNames (db: Sql, username: string | null, provider: string | null): Promise<{ userId: string | null, providerId: string | null }> {
-  if (username === null && provider === null) return { userId: null, providerId: null }
-  const { rows } = await db.query<{ user_id: string | null, provider_id: string | null }>(sql`
-    SELECT (SELECT id FROM users WHERE username = ${username}) AS user_id, (SELECT id FROM providers WHERE name = ${provider}) AS provider_id`)
-  return { userId: rows[0]!.user_id, providerId: rows[0]!.provider_id }
+const KNOWN_MODELS = raw(`RECURSIVE models AS (
+      SELECT min(model) AS model FROM usage
+      UNION ALL
+      SELECT (SELECT min(u.model) FROM usage u WHERE u.model > m.model) FROM models m WHERE m.model IS NOT NULL
+    ), known AS MATERIALIZED (SELECT model FROM models WHERE model IS NOT NULL)`)
+
+/**
+ * The users, providers and models whose names match the filters' patterns (substrings,
+ * case-insensitive), all in one statement over the small tables and usage's distinct
+ * models (KNOWN_MODELS), so usage itself is then read through its id indexes.
+ */
+export async function resolveNames (db: Sql, patterns: { username: string | null, provider: string | null, model: string | null }): Promise<ResolvedNames> {
+  const { username, provider, model } = patterns
+  if (username === null && provider === null && model === null) return { userIds: null, providerIds: null, models: null }
+  const list = (pattern: string | null, query: Fragment) => pattern === null ? raw('NULL::text[]') : sql`ARRAY(${query})`
+  const { rows } = await db.query<{ user_ids: string[] | null, provider_ids: string[] | null, models: string[] | null }>(sql`
+    ${model === null ? empty : sql`WITH ${KNOWN_MODELS}`}
+    SELECT ${list(username, sql`SELECT id::text FROM users WHERE username ILIKE ${username}`)} AS user_ids,
+           ${list(provider, sql`SELECT id::text FROM providers WHERE name ILIKE ${provider}`)} AS provider_ids,
+           ${list(model, sql`SELECT model FROM known WHERE model ILIKE ${model}`)} AS models`)
+  return { userIds: rows[0]!.user_ids, providerIds: rows[0]!.provider_ids, models: rows[0]!.models }
 }
 
 /** At most this many search keywords, each of which must match. */
@@ -60,6 +81,9 @@ const RECORD_JOINS = raw(`
 
 const RECORD_FROM = sql`
   FROM usage u ${RECORD_JOINS}`
+
+/** The provider key a row was served with (RECORD_COLUMNS' pk), joined for shown rows only: no filter reads it. provider_api_keys primary key. */
+const PROVIDER_KEY_JOIN = raw('LEFT JOIN provider_api_keys pk ON pk.id = u.provider_api_key_id')
 
 /** `WHERE` and every condition (`true` for none), so more can follow with AND. */
 const whereAll = (conditions: Fragment[]): Fragment => sql`WHERE ${conditions.length === 0 ? raw('true') : join(conditions, '\n    AND ')}`
@@ -81,13 +105,19 @@ function rangeConditions (f: ResolvedFilter): Fragment[] {
   ].filter((condition) => condition !== null)
 }
 
+/** A column among a name filter's ids: a plain equality for one, so its index walks in order as before. */
+function oneOf (column: 'user_id' | 'model' | 'provider_id', values: string[] | null, type: 'uuid' | 'text'): Fragment | null {
+  if (values === null) return null
+  return values.length === 1 ? sql`u.${raw(column)} = ${values[0]}::${raw(type)}` : sql`u.${raw(column)} = ANY(${values}::${raw(type)}[])`
+}
+
 /** The filter's conditions but the range. */
 function matchConditions (f: ResolvedFilter): Fragment[] {
   return [
     f.userId === null ? null : sql`u.user_id = ${f.userId}::uuid`,
-    f.namedUserId === null ? null : sql`u.user_id = ${f.namedUserId}::uuid`,
-    f.model === null ? null : sql`u.model = ${f.model}::text`,
-    f.providerId === null ? null : sql`u.provider_id = ${f.providerId}::uuid`,
+    oneOf('user_id', f.namedUserIds, 'uuid'),
+    oneOf('model', f.models, 'text'),
+    oneOf('provider_id', f.providerIds, 'uuid'),
     f.apiKeyId === null ? null : sql`u.api_key_id = ${f.apiKeyId}::uuid`,
     f.statuses === null ? null : sql`u.status = ANY(${f.statuses}::usage_status[])`,
     f.isStream === null ? null : sql`u.is_stream = ${f.isStream}::boolean`,
@@ -106,12 +136,13 @@ const keywordCondition = (pattern: string): Fragment =>
 /** The filter over usage joined to its names (RECORD_FROM): its conditions and every keyword's. */
 export const recordWhere = (f: ResolvedFilter): Fragment => whereAll([...filterConditions(f), ...f.patterns.map(keywordCondition)])
 
-/** has_fallback: more than one candidate actually sent; request_candidates (request_id, …) */
+/** has_fallback: more than one candidate actually sent; request_candidates (request_id, …). Needs RECORD_JOINS and PROVIDER_KEY_JOIN. */
 const RECORD_COLUMNS = sql`
   u.id, u.request_id, u.user_id, us.username, us.email, u.api_key_id, k.name AS api_key_name, k.key_prefix AS api_key_display,
-  u.provider_id, COALESCE(p.name, u.provider_name) AS provider, u.model, u.target_model, u.api_format, u.is_stream, u.status::text AS status,
+  u.provider_id, COALESCE(p.name, u.provider_name) AS provider, u.provider_api_key_id, pk.name AS provider_key_name, u.rate_multiplier::text AS rate_multiplier,
+  u.model, u.target_model, u.api_format, u.is_stream, u.status::text AS status,
   u.status_code, u.error_message, u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens, u.total_tokens,
-  u.total_cost, u.actual_total_cost, u.response_time_ms, u.first_byte_time_ms, u.created_at,
+  u.total_cost, u.actual_total_cost, u.response_time_ms, u.first_byte_time_ms, u.created_at, u.metadata,
   (SELECT count(*) FROM request_candidates c WHERE c.request_id = u.request_id AND ${EXECUTED}) > 1 AS has_fallback`
 
 export interface RecordRow {
@@ -125,6 +156,11 @@ export interface RecordRow {
   api_key_display: string | null
   provider_id: string | null
   provider: string | null
+  provider_api_key_id: string | null
+  /** the provider key's name (not the caller's key) */
+  provider_key_name: string | null
+  /** numeric as text */
+  rate_multiplier: string
   model: string
   target_model: string | null
   api_format: string | null
@@ -142,6 +178,7 @@ export interface RecordRow {
   response_time_ms: number | null
   first_byte_time_ms: number | null
   created_at: Date
+  metadata: unknown
   has_fallback: boolean
 }
 
@@ -156,11 +193,7 @@ export interface KeywordMatch { pattern: string, users: string[], keys: string[]
  */
 export async function keywordMatches (db: Sql, patterns: string[], userId: string | null = null): Promise<KeywordMatch[]> {
   const { rows } = await db.query<KeywordMatch & { n: string }>(sql`
-    WITH RECURSIVE models AS (
-      SELECT min(model) AS model FROM usage
-      UNION ALL
-      SELECT (SELECT min(u.model) FROM usage u WHERE u.model > m.model) FROM models m WHERE m.model IS NOT NULL
-    ), known AS MATERIALIZED (SELECT model FROM models WHERE model IS NOT NULL)
+    WITH ${KNOWN_MODELS}
     SELECT k.n, k.pattern,
            ARRAY(SELECT id::text FROM users WHERE username ILIKE k.pattern ${userId === null ? empty : sql`AND id = ${userId}::uuid`}) AS users,
            ARRAY(SELECT id::text FROM api_keys WHERE name ILIKE k.pattern ${userId === null ? empty : sql`AND user_id = ${userId}::uuid`}) AS keys,
@@ -234,11 +267,50 @@ export function drivenRows (filter: ResolvedFilter, perBranch: number): Fragment
     ) d`
 }
 
+/** Name filters matching more ids than this are not fanned out (fanOut): each id costs an index walk of up to a page. */
+export const FAN_OUT_MAX = 64
+
+/** The ids a name filter matched that lead one index walk each, with their column, or null. */
+function fanOut (f: ResolvedFilter): { column: string, values: Fragment, field: 'namedUserIds' | 'providerIds' | 'models' } | null {
+  // one user, key, provider or model is walked newest first through its own index already; in-flight rows are a handful (the partial status index)
+  if (f.userId !== null || f.apiKeyId !== null) return null
+  if (f.statuses !== null && f.statuses.every((s) => (IN_FLIGHT_STATUSES as readonly string[]).includes(s))) return null
+  const lists = [
+    { column: 'user_id', ids: f.namedUserIds, values: sql`${f.namedUserIds}::uuid[]`, field: 'namedUserIds' as const },
+    { column: 'provider_id', ids: f.providerIds, values: sql`${f.providerIds}::uuid[]`, field: 'providerIds' as const },
+    { column: 'model', ids: f.models, values: sql`${f.models}::text[]`, field: 'models' as const }
+  ].filter((list) => list.ids !== null)
+  if (lists.length === 0 || lists.some((list) => list.ids!.length === 1)) return null
+  const fewest = lists.reduce((a, b) => b.ids!.length < a.ids!.length ? b : a)
+  return fewest.ids!.length > FAN_OUT_MAX ? null : fewest
+}
+
+/**
+ * The page's ids and times. Through a search driver (drivenRows); for a name filter that
+ * matched several ids (fanOut), the newest `limit + offset` rows of each id through
+ * usage (user_id | provider_id | model, created_at), whose union holds the page; else
+ * one walk, which the planner picks.
+ */
+function pageRows (filter: ResolvedFilter, limit: number, offset: number): Fragment {
+  if (filter.driver !== undefined && filter.driver !== null) {
+    return sql`${drivenRows(filter, limit + offset)} ORDER BY created_at DESC, id DESC LIMIT ${limit} OFFSET ${offset}`
+  }
+  const fan = fanOut(filter)
+  if (fan === null) return sql`SELECT u.id, u.created_at ${RECORD_FROM} ${recordWhere(filter)} ORDER BY u.created_at DESC, u.id DESC LIMIT ${limit} OFFSET ${offset}`
+  // the fanned list's own ANY is left out (each branch matches it by construction). The branch's id is bounded on both sides, not equated, and
+  // ordered on first: an equality would make that order key redundant, and the planner could then walk usage (created_at) testing the id, reading
+  // every newer row of other ids; this way only usage (column, created_at) serves the order
+  return sql`
+      SELECT x.id, x.created_at FROM unnest(${fan.values}) AS v(value) CROSS JOIN LATERAL (
+        SELECT u.id, u.created_at ${RECORD_FROM} ${recordWhere({ ...filter, [fan.field]: null })} AND u.${raw(fan.column)} >= v.value AND u.${raw(fan.column)} <= v.value
+         ORDER BY u.${raw(fan.column)} DESC, u.created_at DESC, u.id DESC LIMIT ${limit + offset}
+      ) x
+     ORDER BY x.created_at DESC, x.id DESC LIMIT ${limit} OFFSET ${offset}`
+}
+
 /** One page, newest first; the page's ids first, so has_fallback runs for those rows only. */
 export async function recordPage (db: Sql, filter: ResolvedFilter, limit: number, offset: number): Promise<RecordRow[]> {
-  const page = filter.driver === undefined || filter.driver === null
-    ? sql`SELECT u.id, u.created_at ${RECORD_FROM} ${recordWhere(filter)} ORDER BY u.created_at DESC, u.id DESC LIMIT ${limit} OFFSET ${offset}`
-    : sql`${drivenRows(filter, limit + offset)} ORDER BY created_at DESC, id DESC LIMIT ${limit} OFFSET ${offset}`
+  const page = pageRows(filter, limit, offset)
   const { rows } = await db.query<RecordRow>(sql`
     WITH page AS (
       ${page}
@@ -248,6 +320,7 @@ export async function recordPage (db: Sql, filter: ResolvedFilter, limit: number
       LEFT JOIN users us ON us.id = u.user_id
       LEFT JOIN api_keys k ON k.id = u.api_key_id
       LEFT JOIN providers p ON p.id = u.provider_id
+      ${PROVIDER_KEY_JOIN}
      ORDER BY page.created_at DESC, page.id DESC`)
   return rows
 }
@@ -263,14 +336,18 @@ export interface BoundedCount { matched: number, complete: boolean }
  */
 function walkCondition (f: ResolvedFilter): Fragment | null {
   if (f.statuses !== null && f.statuses.every((s) => (IN_FLIGHT_STATUSES as readonly string[]).includes(s))) return inFlightSql('u')
-  const user = f.userId ?? f.namedUserId
+  // a name filter that matched several ids is tested on the walked rows (an index walk of several ids is not in time order)
+  const single = (ids: string[] | null) => ids !== null && ids.length === 1 ? ids[0]! : null
+  const user = f.userId ?? single(f.namedUserIds)
+  const provider = single(f.providerIds)
+  const model = single(f.models)
   return f.apiKeyId !== null
     ? sql`u.api_key_id = ${f.apiKeyId}::uuid`
     : user !== null
       ? sql`u.user_id = ${user}::uuid`
-      : f.providerId !== null
-        ? sql`u.provider_id = ${f.providerId}::uuid`
-        : f.model !== null ? sql`u.model = ${f.model}::text` : null
+      : provider !== null
+        ? sql`u.provider_id = ${provider}::uuid`
+        : model !== null ? sql`u.model = ${model}::text` : null
 }
 
 /**
@@ -350,16 +427,14 @@ export async function estimateRecords (db: Sql, filter: ResolvedFilter): Promise
 
 export type DetailRow = RecordRow & Record<
   'input_cost' | 'output_cost' | 'cache_creation_cost' | 'cache_read_cost' | 'request_cost' | 'actual_input_cost' | 'actual_output_cost' |
-  'actual_cache_creation_cost' | 'actual_cache_read_cost' | 'actual_request_cost' | 'rate_multiplier', string> & Record<
+  'actual_cache_creation_cost' | 'actual_cache_read_cost' | 'actual_request_cost', string> & Record<
   'input_price_per_1m' | 'output_price_per_1m' | 'cache_write_5m_price_per_1m' | 'cache_write_1h_price_per_1m' | 'cache_read_price_per_1m' |
   'price_per_request', string | null> & {
     cache_creation_5m_input_tokens: number
     cache_creation_1h_input_tokens: number
     provider_endpoint_id: string | null
-    provider_api_key_id: string | null
     pricing_source: string | null
     tiered_pricing: TieredPricing | null
-    metadata: unknown
     finished_at: Date | null
     request_headers: unknown
     response_headers: unknown
@@ -371,14 +446,15 @@ export type DetailRow = RecordRow & Record<
 export async function usageDetail (db: Sql, id: string, userId: string | null): Promise<DetailRow | undefined> {
   const query = sql`
     SELECT ${RECORD_COLUMNS},
-           u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens, u.provider_endpoint_id, u.provider_api_key_id,
+           u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens, u.provider_endpoint_id,
            u.input_cost, u.output_cost, u.cache_creation_cost, u.cache_read_cost, u.request_cost,
            u.actual_input_cost, u.actual_output_cost, u.actual_cache_creation_cost, u.actual_cache_read_cost, u.actual_request_cost,
            u.input_price_per_1m, u.output_price_per_1m, u.cache_write_5m_price_per_1m, u.cache_write_1h_price_per_1m,
-           u.cache_read_price_per_1m, u.price_per_request, u.rate_multiplier::text AS rate_multiplier, u.pricing_source,
-           u.tiered_pricing, u.metadata, u.finished_at,
+           u.cache_read_price_per_1m, u.price_per_request, u.pricing_source,
+           u.tiered_pricing, u.finished_at,
            b.request_headers, b.response_headers, b.request_body, b.response_body
       ${RECORD_FROM}
+      ${PROVIDER_KEY_JOIN}
       LEFT JOIN usage_bodies b ON b.usage_id = u.id
      WHERE u.id = ${id} AND (${userId}::uuid IS NULL OR u.user_id = ${userId}::uuid)`
   // planned once per connection: planning was half of this lookup's time (the text is fixed)

@@ -8,8 +8,9 @@ import { dateRange } from '../../lib/time.js'
 import {
   Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, OwnStatsWithHeatmap, Records, RecordsQuery, StatsQuery, StatsWithHeatmap, UsageDetail, UsageParams
 } from './schemas.js'
-import { aggregate, ALL_TIME, detail, heatmap, recordFilter, records, usageStats, userHeatmap } from './service.js'
+import { aggregate, ALL_TIME, detail, heatmap, ownRecords, recordFilter, records, usageStats, userHeatmap } from './service.js'
 import ownUsageRoutes from './own-usage.js'
+import { traceRoutes } from './trace.js'
 
 const tags = ['usage']
 /** default and widest range of the statistics, in days */
@@ -90,7 +91,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, summary: 'Your usage records, newest first', querystring: OwnRecordsQuery, response: { 200: Records, ...errorResponses() } },
     action: 'own_usage.records',
     mode: 'user',
-    handle: async ({ query, user }) => records(app.statsPg, { ...recordFilter(query), userId: user.id }, query.limit, query.offset)
+    handle: async ({ query, user }) => ownRecords(await records(app.statsPg, { ...recordFilter(query), userId: user.id }, query.limit, query.offset))
   })
 
   route(app, {
@@ -101,6 +102,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'user',
     handle: async ({ params, user }) => detail(app.statsPg, params.usage_id, user.id)
   })
+
+  await app.register(traceRoutes)
 }
 
 export default routes

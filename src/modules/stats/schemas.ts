@@ -88,8 +88,8 @@ export const StatusCategory = Type.Union(['stream', 'standard', 'error', 'pendin
 const ownRecordFilters = {
   ...rangeFields,
   search: Type.Optional(Type.String({ maxLength: 1000, description: 'up to 10 space-separated keywords, each matching username, key name, model or provider' })),
-  model: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-  provider: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'provider name' })),
+  model: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'a substring of the model, case-insensitive' })),
+  provider: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'a substring of the provider name, case-insensitive' })),
   status: Type.Optional(StatusCategory),
   api_key_id: Type.Optional(Uuid),
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
@@ -97,11 +97,12 @@ const ownRecordFilters = {
 }
 
 export const OwnRecordsQuery = Type.Object(ownRecordFilters, { additionalProperties: false })
+// Aether's records page: unknown parameters are ignored, not refused (AETHER.md §1)
 export const RecordsQuery = Type.Object({
   ...ownRecordFilters,
   user_id: Type.Optional(Uuid),
-  username: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
-}, { additionalProperties: false })
+  username: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'a substring of the username, case-insensitive' }))
+})
 
 const recordFields = {
   id: Uuid,
@@ -109,7 +110,10 @@ const recordFields = {
   user_id: Nullable(Uuid),
   username: Nullable(Type.String()),
   api_key: Nullable(Type.Object({ id: Uuid, name: Type.String(), display: Type.String({ description: 'sk-abcd…wxyz' }) })),
+  user_email: Nullable(Type.String()),
   provider: Nullable(Type.String()),
+  api_key_name: Nullable(Type.String({ description: 'the provider key the request was served with (admins only; null on your own records)' })),
+  rate_multiplier: Type.Number({ description: 'the provider key\'s multiplier of actual_cost' }),
   model: Type.String(),
   target_model: Nullable(Type.String()),
   api_format: Nullable(Type.String()),
@@ -127,7 +131,8 @@ const recordFields = {
   response_time_ms: Nullable(Type.Integer()),
   first_byte_time_ms: Nullable(Type.Integer()),
   has_fallback: Type.Boolean({ description: 'more than one candidate was sent' }),
-  created_at: Timestamp
+  created_at: Timestamp,
+  request_metadata: Type.Unknown({ description: 'the usage event\'s metadata (model_version, …), credentials masked' })
 }
 
 export const Records = Type.Object({
@@ -141,7 +146,20 @@ export const Records = Type.Object({
 export const UsageParams = Type.Object({ usage_id: Uuid }, { additionalProperties: false })
 
 const UsdPerMillion = Nullable(Type.Number({ description: 'USD per 1M tokens' }))
-const TierUsd = Type.Object({ up_to: Nullable(Type.Integer()), input: Type.Number(), output: Type.Number(), cache_write_5m: Type.Number(), cache_write_1h: Type.Number(), cache_read: Type.Number() })
+const TierUsd = Type.Object({
+  up_to: Nullable(Type.Integer()),
+  input: Type.Number(),
+  output: Type.Number(),
+  cache_write_5m: Type.Number(),
+  cache_write_1h: Type.Number(),
+  cache_read: Type.Number(),
+  // Aether's names for the same prices (its request drawer reads them)
+  input_price_per_1m: Type.Number(),
+  output_price_per_1m: Type.Number(),
+  cache_creation_price_per_1m: Type.Number({ description: 'the 5-minute write price' }),
+  cache_read_price_per_1m: Type.Number(),
+  cache_ttl_pricing: Type.Array(Type.Object({ ttl_minutes: Type.Integer(), cache_creation_price_per_1m: Type.Number() }), { description: 'the 1-hour write price' })
+}, { description: 'USD per 1M tokens' })
 const Json = Type.Unknown()
 
 export const UsageDetail = Type.Object({
@@ -169,8 +187,8 @@ export const UsageDetail = Type.Object({
   cache_write_5m_price_per_1m: UsdPerMillion,
   cache_write_1h_price_per_1m: UsdPerMillion,
   cache_read_price_per_1m: UsdPerMillion,
+  cache_creation_price_per_1m: Nullable(Type.Number({ description: 'USD per 1M tokens: the 5-minute write price, or the 1-hour one when every cache write of the request was 1-hour' })),
   price_per_request: Nullable(Type.Number({ description: 'USD per successful request' })),
-  rate_multiplier: Type.Number(),
   pricing_source: Nullable(Type.String({ description: 'model_price or unpriced' })),
   finished_at: Nullable(Timestamp),
   request_headers: Json,

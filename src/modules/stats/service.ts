@@ -7,7 +7,9 @@ import { percent } from '../../lib/rates.js'
 import { redactHeaders, redactJson } from '../../lib/redact.js'
 import { datesBetween, EARLIEST_INSTANT, INSTANT_LIMIT, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
+import type { TieredPricing } from '../accounting/pricing.js'
 import { IN_FLIGHT_STATUSES } from '../accounting/rules.js'
+import { aetherTier, tierFromUsd } from '../accounting/tiers.js'
 import {
   globalTotals, heatmapDays, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, userHeatmapDays, userTotals, type HeatmapDay, type Totals
 } from '../accounting/read/totals.js'
@@ -137,11 +139,14 @@ const CATEGORIES: Record<Category, Pick<RecordFilter, 'statuses' | 'isStream' | 
   active: { statuses: [...IN_FLIGHT_STATUSES], isStream: null, errorsOnly: false }
 }
 
-/** Keywords as ILIKE patterns that match them literally (`\` is ILIKE's escape character). */
+/** An ILIKE pattern matching `text` anywhere, literally (`\` is ILIKE's escape character). */
+export const containsPattern = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+
+/** Keywords as ILIKE patterns that match them literally. */
 export function searchPatterns (search: string | undefined): string[] {
   const words = (search ?? '').split(/\s+/).filter((word) => word !== '')
   if (words.length > MAX_KEYWORDS) throw Object.assign(new Errors.InvalidInput(`query.search: at most ${MAX_KEYWORDS} keywords`), { field: 'query.search' })
-  return words.map((word) => `%${word.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
+  return words.map(containsPattern)
 }
 
 export interface RecordsQuery {
@@ -182,7 +187,11 @@ function toRecord (row: RecordRow) {
     user_id: row.user_id,
     username: row.username,
     api_key: row.api_key_id === null || row.api_key_name === null ? null : { id: row.api_key_id, name: row.api_key_name, display: row.api_key_display ?? '' },
+    user_email: row.email,
     provider: row.provider,
+    // Aether's records show the provider key the request was served with, not the caller's key
+    api_key_name: row.provider_key_name,
+    rate_multiplier: Number(row.rate_multiplier),
     model: row.model,
     target_model: row.target_model,
     api_format: row.api_format,
@@ -200,21 +209,32 @@ function toRecord (row: RecordRow) {
     response_time_ms: row.response_time_ms,
     first_byte_time_ms: row.first_byte_time_ms,
     has_fallback: row.has_fallback,
-    created_at: row.created_at.toISOString()
+    created_at: row.created_at.toISOString(),
+    request_metadata: redactJson(row.metadata)
   }
 }
 
+/** A user's own records: the provider key's name is the operator's, not the caller's. */
+export function ownRecords<P extends { records: Array<{ api_key_name: string | null }> }> (page: P): P {
+  return { ...page, records: page.records.map((record) => ({ ...record, api_key_name: null })) }
+}
+
 /**
- * The filter's names as ids, through the small tables' unique indexes; null when the
- * filter cannot match (a name naming nothing, or two user filters naming different
- * users), so a miss is answered without reading usage.
+ * The filter's names as ids: the users, providers and models whose names contain them
+ * (case-insensitive, the dashboard's filter boxes), found in the small tables; null when
+ * the filter cannot match (a name matching nothing, or a user_id its username filter
+ * does not match), so a miss is answered without reading usage.
  */
 async function resolve (db: Sql, filter: RecordFilter): Promise<ResolvedFilter | null> {
-  const named = await resolveNames(db, filter.username, filter.provider)
-  if (filter.username !== null && named.userId === null) return null
-  if (filter.provider !== null && named.providerId === null) return null
-  if (filter.userId !== null && named.userId !== null && filter.userId !== named.userId) return null
-  return { ...filter, namedUserId: named.userId, providerId: named.providerId }
+  const pattern = (text: string | null) => text === null ? null : containsPattern(text)
+  const named = await resolveNames(db, { username: pattern(filter.username), provider: pattern(filter.provider), model: pattern(filter.model) })
+  if ([named.userIds, named.providerIds, named.models].some((ids) => ids !== null && ids.length === 0)) return null
+  let namedUserIds = named.userIds
+  if (filter.userId !== null && namedUserIds !== null) {
+    if (!namedUserIds.includes(filter.userId)) return null
+    namedUserIds = [filter.userId]
+  }
+  return { ...filter, namedUserIds, providerIds: named.providerIds, models: named.models }
 }
 
 /**
@@ -227,8 +247,8 @@ async function resolve (db: Sql, filter: RecordFilter): Promise<ResolvedFilter |
  * row matches every keyword.
  */
 async function withDriver (db: Sql, filter: ResolvedFilter): Promise<ResolvedFilter | null> {
-  if (filter.patterns.length === 0 || filter.apiKeyId !== null || filter.model !== null || filter.providerId !== null) return filter
-  const scope = filter.userId ?? filter.namedUserId
+  if (filter.patterns.length === 0 || filter.apiKeyId !== null || filter.models !== null || filter.providerIds !== null) return filter
+  const scope = filter.userId ?? (filter.namedUserIds?.length === 1 ? filter.namedUserIds[0]! : null)
   const keywords = await keywordMatches(db, filter.patterns, scope)
   for (const match of keywords) {
     const ids = match.users.length + match.keys.length + match.providers.length + match.models.length
@@ -280,6 +300,7 @@ export async function detail (db: Sql, id: string, userId: string | null) {
   if (row === undefined) throw new Errors.NotFound('usage record not found')
   return {
     ...toRecord(row),
+    ...(userId !== null && { api_key_name: null }),
     user: row.user_id === null || row.username === null ? null : { id: row.user_id, username: row.username, email: row.email },
     provider_id: row.provider_id,
     provider_endpoint_id: row.provider_endpoint_id,
@@ -305,7 +326,6 @@ export async function detail (db: Sql, id: string, userId: string | null) {
     cache_write_1h_price_per_1m: nanoToUsdOrNull(big(row.cache_write_1h_price_per_1m)),
     cache_read_price_per_1m: nanoToUsdOrNull(big(row.cache_read_price_per_1m)),
     price_per_request: nanoToUsdOrNull(big(row.price_per_request)),
-    rate_multiplier: Number(row.rate_multiplier),
     pricing_source: row.pricing_source,
     finished_at: row.finished_at?.toISOString() ?? null,
     // masked again on the way out: rows stored before ingestion redacted them still hold credentials
@@ -315,8 +335,18 @@ export async function detail (db: Sql, id: string, userId: string | null) {
     response_body: redactJson(row.response_body),
     metadata: redactJson(row.metadata),
     candidates: candidates.map((c) => ({ ...c, started_at: c.started_at?.toISOString() ?? null, finished_at: c.finished_at?.toISOString() ?? null })),
-    tiered_pricing: row.tiered_pricing
+    // the price the drawer shows for cache writes: the 1-hour one only when every write was 1-hour
+    cache_creation_price_per_1m: nanoToUsdOrNull(big(row.cache_creation_5m_input_tokens === 0 && row.cache_creation_1h_input_tokens > 0
+      ? row.cache_write_1h_price_per_1m
+      : row.cache_write_5m_price_per_1m)),
+    tiered_pricing: row.tiered_pricing === null ? null : aetherTiers(row.tiered_pricing)
   }
 }
 
 const big = (value: string | null) => value === null ? null : BigInt(value)
+
+/** The stored tier facts (USD) with each tier also in Aether's names (aetherTier), which its drawer reads unguarded. */
+function aetherTiers (pricing: TieredPricing) {
+  const aether = (tier: TieredPricing['current_tier']) => aetherTier(tierFromUsd(tier))
+  return { ...pricing, current_tier: aether(pricing.current_tier), tiers: pricing.tiers.map(aether) }
+}

@@ -18,7 +18,7 @@ function valueAfter (query: { text: string, values: unknown[] }, before: string,
 
 const none: ResolvedFilter = {
   start: null, end: null, userId: null, username: null, model: null, provider: null, apiKeyId: null, statuses: null, isStream: null,
-  errorsOnly: false, patterns: [], namedUserId: null, providerId: null
+  errorsOnly: false, patterns: [], namedUserIds: null, providerIds: null, models: null
 }
 
 t.test('the records filter: given conditions only, placeholders in order with their values', async (t) => {
@@ -29,6 +29,7 @@ t.test('the records filter: given conditions only, placeholders in order with th
     start,
     end,
     model: 'claude',
+    models: ['claude'],
     statuses: ['pending', 'streaming'],
     isStream: true,
     errorsOnly: true,

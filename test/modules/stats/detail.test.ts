@@ -56,15 +56,17 @@ t.test('detail: prices, tiered_pricing, costs, bodies, candidates', async (t) =>
     has_fallback: true
   })
   t.equal(body.total_cost, priced!.cost_usd, 'the cost ingestion reported')
-  t.same(body.tiered_pricing, {
-    total_input_context: 1400, tier_index: 1, tier_count: 2,
-    current_tier: { up_to: null, input: 6, output: 22.5, cache_write_5m: 7.5, cache_write_1h: 12, cache_read: 0.6 },
-    tiers: [
-      { up_to: 1000, input: 3, output: 15, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3 },
-      { up_to: null, input: 6, output: 22.5, cache_write_5m: 7.5, cache_write_1h: 12, cache_read: 0.6 }
-    ],
-    source: 'global', model_price_id: price.id
-  })
+  // each tier in keymeter's names and, beside them, Aether's (AETHER.md §5.1: its drawer reads *_price_per_1m unguarded)
+  const tier1 = {
+    up_to: 1000, input: 3, output: 15, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3,
+    input_price_per_1m: 3, output_price_per_1m: 15, cache_creation_price_per_1m: 3.75, cache_read_price_per_1m: 0.3, cache_ttl_pricing: [{ ttl_minutes: 60, cache_creation_price_per_1m: 6 }]
+  }
+  const tier2 = {
+    up_to: null, input: 6, output: 22.5, cache_write_5m: 7.5, cache_write_1h: 12, cache_read: 0.6,
+    input_price_per_1m: 6, output_price_per_1m: 22.5, cache_creation_price_per_1m: 7.5, cache_read_price_per_1m: 0.6, cache_ttl_pricing: [{ ttl_minutes: 60, cache_creation_price_per_1m: 12 }]
+  }
+  t.same(body.tiered_pricing, { total_input_context: 1400, tier_index: 1, tier_count: 2, current_tier: tier2, tiers: [tier1, tier2], source: 'global', model_price_id: price.id })
+  t.equal(body.cache_creation_price_per_1m, 7.5, 'writes of both lengths: the 5-minute price')
   t.match(body.candidates, [
     { candidate_index: 0, retry_index: 0, provider_id: backup.id, provider: 'beta', status: 'failed', status_code: 529, error_type: 'overloaded', latency_ms: 40 },
     { candidate_index: 1, retry_index: 0, provider_id: provider.id, provider: 'alpha', provider_endpoint_id: endpoint.id, status: 'success', latency_ms: 1900 }
@@ -75,7 +77,7 @@ t.test('detail: prices, tiered_pricing, costs, bodies, candidates', async (t) =>
   t.match((await get(other.id)).json(), {
     status: 'failed', error_message: 'boom', pricing_source: 'unpriced', tiered_pricing: null, input_price_per_1m: null, price_per_request: null,
     total_cost: 0, provider: null, api_format: null, request_headers: null, request_body: null, response_headers: null, response_body: null,
-    metadata: null, candidates: [], has_fallback: false
+    metadata: null, candidates: [], has_fallback: false, cache_creation_price_per_1m: null
   })
 
   const unknown = await get(UNKNOWN_UUID)
