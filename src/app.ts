@@ -100,6 +100,13 @@ export function serverOptions (config: AppConfig, extras: ServerExtras = {}): Fa
 export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   const app = Fastify(serverOptions(config, extras)).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(validatorCompiler())
+  // Aether's bodyless PATCHes (toggles, the quota reset) may still say application/json: an empty body is no body, not a 400
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body.length === 0) done(null, undefined)
+    else parseJson(request, body as string, done) // parseAs: 'string'
+  })
 
   app.decorate('config', config)
   app.decorate('keyring', createKeyring(config.ENCRYPTION_KEY))

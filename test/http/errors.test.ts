@@ -3,7 +3,7 @@
 // answers the app gives outside any route: unknown paths (404) and probing (429).
 import t, { type Test } from 'tap'
 import { Errors, errorReply } from '../../src/http/errors.js'
-import { buildTestApp } from '../helper.js'
+import { buildTestApp, signIn } from '../helper.js'
 
 const snake = (code: string) => code.replace(/^KM_/, '').toLowerCase()
 
@@ -172,4 +172,23 @@ t.test('130 requests to unknown paths from one address → the later ones are 42
   t.equal(other.statusCode, 404, 'another address is not affected')
   const known = await app.inject({ method: 'GET', url: '/health', remoteAddress: '203.0.113.7' })
   t.equal(known.statusCode, 200, 'the refused address can still call real routes')
+})
+
+t.test('a JSON body that is empty is no body: a bodyless PATCH passes, a route that needs a body answers 400; bad JSON stays a 400', async (t) => {
+  const { app } = await buildTestApp(t)
+  const admin = await signIn(app, 'admin')
+  const json = { ...admin.headers, 'content-type': 'application/json' }
+  const created = await app.inject({ method: 'POST', url: '/api/admin/users', headers: json, payload: { username: 'nobody', email: 'nobody@example.com', password: 'long-enough-1' } })
+  t.equal(created.statusCode, 201, created.body)
+  const id = (created.json() as { id: string }).id
+  // Aether's quota reset: PATCH, no body, the client's default JSON content type
+  const reset = await app.inject({ method: 'PATCH', url: `/api/admin/users/${id}/quota`, headers: json, payload: '' })
+  t.equal(reset.statusCode, 200, reset.body)
+  const noBody = await app.inject({ method: 'POST', url: '/api/admin/users', headers: json, payload: '' })
+  t.equal(noBody.statusCode, 400, 'a create with no body is refused')
+  t.match(noBody.json(), { error: { type: 'validation_error' }, detail: String }, noBody.body)
+  const malformed = await app.inject({ method: 'POST', url: '/api/admin/users', headers: json, payload: '{"username":' })
+  t.equal(malformed.statusCode, 400, 'malformed JSON is a 400')
+  const poisoned = await app.inject({ method: 'POST', url: '/api/admin/users', headers: json, payload: '{"__proto__":{"role":"admin"},"username":"x"}' })
+  t.equal(poisoned.statusCode, 400, 'a __proto__ key is still refused by the default parser')
 })
