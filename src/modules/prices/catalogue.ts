@@ -5,6 +5,7 @@
 import sql, { type Sql as Fragment } from 'sql-template-tag'
 import type { Db, Sql } from '../../db/prisma.js'
 import { nanoToUsdOrNull } from '../../lib/money.js'
+import { containsPattern } from '../../lib/like.js'
 import { modelUsage } from '../accounting/read/models.js'
 import { aetherTier, type StoredTier } from '../accounting/tiers.js'
 import type { GlobalModelsFilters } from './schemas.js'
@@ -12,9 +13,6 @@ import type { GlobalModelsFilters } from './schemas.js'
 /** providers that served a model within this many days count as offering it */
 const SERVED_DAYS = 30
 const DAY_MS = 86_400_000
-
-/** `text` as a LIKE pattern matching itself anywhere: %, _ and \ are literal */
-export const containsPattern = (text: string) => `%${text.replace(/[\\%_]/g, '\\$&')}%`
 
 interface CurrentPrice {
   id: string

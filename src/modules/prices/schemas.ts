@@ -70,14 +70,14 @@ export const PriceHistory = Type.Object({ model: Type.String(), prices: Type.Arr
 
 // ---- Aether's models page (AETHER.md §12) ----
 /** a tier in Aether's names (USD per 1M tokens; the 1-hour write as a TTL price), keymeter's names beside them */
-const AetherTierRecord = Type.Object({
+export const AetherTierRecord = Type.Object({
   ...TierRecord.properties,
   input_price_per_1m: Type.Number(),
   output_price_per_1m: Type.Number(),
   cache_creation_price_per_1m: Type.Number({ description: 'the 5-minute cache write' }),
   cache_read_price_per_1m: Type.Number(),
-  cache_ttl_pricing: Type.Array(Type.Object({ ttl_minutes: Type.Integer(), cache_creation_price_per_1m: Type.Number() }))
-})
+  cache_ttl_pricing: Type.Array(Type.Object({ ttl_minutes: Type.Integer(), cache_creation_price_per_1m: Type.Number() }), { description: 'the 1-hour write price' })
+}, { description: 'USD per 1M tokens' })
 
 export const GlobalModel = Type.Object({
   id: Uuid,

@@ -1,6 +1,7 @@
 // Usage statistics: Aether's paths and field names, money in USD.
 import Type from 'typebox'
 import { IsoDateTime, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
+import { AetherTierRecord } from '../prices/schemas.js'
 
 const Usd = Type.Number({ description: 'USD' })
 const Count = Type.Integer({ minimum: 0 })
@@ -146,20 +147,8 @@ export const Records = Type.Object({
 export const UsageParams = Type.Object({ usage_id: Uuid }, { additionalProperties: false })
 
 const UsdPerMillion = Nullable(Type.Number({ description: 'USD per 1M tokens' }))
-const TierUsd = Type.Object({
-  up_to: Nullable(Type.Integer()),
-  input: Type.Number(),
-  output: Type.Number(),
-  cache_write_5m: Type.Number(),
-  cache_write_1h: Type.Number(),
-  cache_read: Type.Number(),
-  // Aether's names for the same prices (its request drawer reads them)
-  input_price_per_1m: Type.Number(),
-  output_price_per_1m: Type.Number(),
-  cache_creation_price_per_1m: Type.Number({ description: 'the 5-minute write price' }),
-  cache_read_price_per_1m: Type.Number(),
-  cache_ttl_pricing: Type.Array(Type.Object({ ttl_minutes: Type.Integer(), cache_creation_price_per_1m: Type.Number() }), { description: 'the 1-hour write price' })
-}, { description: 'USD per 1M tokens' })
+/** a tier as the detail shows it: keymeter's names and Aether's (its request drawer reads them), as the model catalogue does */
+const TierUsd = AetherTierRecord
 const Json = Type.Unknown()
 
 export const UsageDetail = Type.Object({

@@ -4,6 +4,7 @@ import type { Sql } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import { percent } from '../../lib/rates.js'
+import { containsPattern } from '../../lib/like.js'
 import { redactHeaders, redactJson } from '../../lib/redact.js'
 import { datesBetween, EARLIEST_INSTANT, INSTANT_LIMIT, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
@@ -138,9 +139,6 @@ const CATEGORIES: Record<Category, Pick<RecordFilter, 'statuses' | 'isStream' | 
   failed: { statuses: ['failed'], isStream: null, errorsOnly: false },
   active: { statuses: [...IN_FLIGHT_STATUSES], isStream: null, errorsOnly: false }
 }
-
-/** An ILIKE pattern matching `text` anywhere, literally (`\` is ILIKE's escape character). */
-export const containsPattern = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
 
 /** Keywords as ILIKE patterns that match them literally. */
 export function searchPatterns (search: string | undefined): string[] {
