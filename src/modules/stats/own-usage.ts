@@ -4,12 +4,12 @@
 // not refused (§1). Static paths, so they win over /users/me/usage/:usage_id.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { errorResponses, IsoDateTime, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
+import { errorResponses, IsoDateTime, Nullable, Uuid } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import { dateRange } from '../../lib/time.js'
 import { activeRequests, sweepStale } from '../usage/active.js'
 import { ActiveQuery, ActiveRequest } from '../usage/routes.js'
-import { OwnHeatmap } from './schemas.js'
+import { Count, OwnHeatmap, recordFields, Usd } from './schemas.js'
 import { OWN_RECORDS, ownUsage } from './summary.js'
 
 const tags = ['usage']
@@ -17,8 +17,6 @@ const tags = ['usage']
 const DEFAULT_DAYS = 30
 const MAX_DAYS = 366
 
-const Usd = Type.Number({ description: 'USD' })
-const Count = Type.Integer({ minimum: 0 })
 const AdminOnly = (description: string) => Type.Optional(Type.Number({ description: `USD; admins only: ${description}` }))
 
 const OwnUsageQuery = Type.Object({
@@ -26,29 +24,12 @@ const OwnUsageQuery = Type.Object({
   end_date: Type.Optional(IsoDateTime)
 }, { description: 'default: the last 30 days; at most 366; other parameters are ignored' })
 
+/** the admin records' fields the page reads (AETHER.md §6.1), the operator's cost for admins only */
 const OwnUsageRecord = Type.Object({
-  id: Uuid,
-  request_id: Type.String(),
-  api_key: Nullable(Type.Object({ id: Uuid, name: Type.String(), display: Type.String({ description: 'sk-abcd…wxyz' }) })),
-  provider: Nullable(Type.String()),
-  model: Type.String(),
-  target_model: Nullable(Type.String()),
-  api_format: Nullable(Type.String()),
-  is_stream: Type.Boolean(),
-  status: Type.String(),
-  status_code: Nullable(Type.Integer()),
-  error_message: Nullable(Type.String()),
-  input_tokens: Count,
-  output_tokens: Count,
-  cache_creation_input_tokens: Count,
-  cache_read_input_tokens: Count,
-  total_tokens: Count,
-  cost: Usd,
-  actual_cost: AdminOnly('what the provider cost the operator'),
-  response_time_ms: Nullable(Type.Integer()),
-  first_byte_time_ms: Nullable(Type.Integer()),
-  has_fallback: Type.Boolean({ description: 'more than one candidate was sent' }),
-  created_at: Timestamp
+  ...Type.Pick(Type.Object(recordFields), ['id', 'request_id', 'api_key', 'provider', 'model', 'target_model', 'api_format', 'is_stream', 'status', 'status_code',
+    'error_message', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'total_tokens', 'cost', 'response_time_ms',
+    'first_byte_time_ms', 'has_fallback', 'created_at']).properties,
+  actual_cost: AdminOnly('what the provider cost the operator')
 })
 
 const OwnUsage = Type.Object({

@@ -3,8 +3,8 @@ import Type from 'typebox'
 import { IsoDateTime, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
 import { AetherTierRecord } from '../prices/schemas.js'
 
-const Usd = Type.Number({ description: 'USD' })
-const Count = Type.Integer({ minimum: 0 })
+export const Usd = Type.Number({ description: 'USD' })
+export const Count = Type.Integer({ minimum: 0 })
 
 const rangeFields = {
   start_date: Type.Optional(IsoDateTime),
@@ -105,7 +105,7 @@ export const RecordsQuery = Type.Object({
   username: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'a substring of the username, case-insensitive' }))
 })
 
-const recordFields = {
+export const recordFields = {
   id: Uuid,
   request_id: Type.String(),
   user_id: Nullable(Uuid),
