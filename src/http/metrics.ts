@@ -8,6 +8,8 @@ import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client
 export interface Metrics {
   gatewayEvents: Counter<'type' | 'outcome'>
   verifications: Counter<'result'>
+  holdsTaken: Counter
+  holdsExpired: Counter
 }
 
 declare module 'fastify' {
@@ -24,7 +26,9 @@ export default fp(async (app) => {
   })
   app.decorate('metrics', {
     gatewayEvents: new Counter({ name: 'keymeter_gateway_events_total', help: 'Usage events received, by type and outcome', labelNames: ['type', 'outcome'], registers: [registry] }),
-    verifications: new Counter({ name: 'keymeter_key_verifications_total', help: 'Key verifications, by result (allowed or the refusal type)', labelNames: ['result'], registers: [registry] })
+    verifications: new Counter({ name: 'keymeter_key_verifications_total', help: 'Key verifications, by result (allowed or the refusal type)', labelNames: ['result'], registers: [registry] }),
+    holdsTaken: new Counter({ name: 'keymeter_admission_holds_taken_total', help: 'Admission holds taken by verifies with a request_id', registers: [registry] }),
+    holdsExpired: new Counter({ name: 'keymeter_admission_holds_expired_total', help: 'Admission holds released unsettled, past ADMISSION_HOLD_TTL_SECONDS (each also an audit row)', registers: [registry] })
   })
 
   app.addHook('onResponse', async (request, reply) => {

@@ -194,6 +194,35 @@ export function priceRequest (tokens: Tokens, price: PricedVersion | null, optio
   }
 }
 
+/** What an admission hold needs to know of a request before it is served. */
+export interface Estimate {
+  /** its whole input context: input, cache writes and cache reads */
+  inputTokens: number
+  /** the most output tokens it may produce (the request's max_tokens) */
+  outputTokens: number
+}
+
+const ceilDiv = (numerator: bigint, denominator: bigint) => (numerator + denominator - 1n) / denominator
+
+/**
+ * The most a request within its estimate can cost its key (`costs.total`; the rate
+ * multiplier touches only `actual`), for its admission hold. Any tier up to the estimate's
+ * may apply (a smaller context picks an earlier tier), and any input token may be a cache
+ * write: so each input token at the dearest input-side price of those tiers, each output
+ * token at their dearest output price, both rounded up, plus 2 nano-USD for the half-up
+ * rounding of the four input components priceRequest rounds apart, plus the per-request price.
+ */
+export function worstCaseCost (price: PricedVersion, estimate: Estimate): bigint {
+  const units = formsOf(price.tiers).units.slice(0, tierFor(price.tiers, estimate.inputTokens) + 1)
+  let input = 0n
+  let output = 0n
+  for (const unit of units) {
+    for (const value of [unit.input, unit.cacheWrite5m, unit.cacheWrite1h, unit.cacheRead]) if (value > input) input = value
+    if (unit.output > output) output = unit.output
+  }
+  return ceilDiv(BigInt(estimate.inputTokens) * input, PER_MILLION) + 2n + ceilDiv(BigInt(estimate.outputTokens) * output, PER_MILLION) + (price.pricePerRequest ?? 0n)
+}
+
 /** A DECIMAL(12,6) multiplier (as Prisma's Decimal or its string) in integer millionths. */
 export function multiplierMicros (value: { toString: () => string } | null | undefined): bigint {
   if (value === null || value === undefined) return MULTIPLIER_SCALE

@@ -1,25 +1,45 @@
 // The gateway's two calls. Authenticated by GATEWAY_TOKEN; not audited row by row
-// (the usage rows are the record).
+// (the usage rows are the record). And the admins' view of the admission holds, whose
+// expired ones this instance releases every ADMISSION_HOLD_SWEEP_SECONDS.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorBody, Errors, errorReply } from '../../http/errors.js'
+import { errorResponses } from '../../http/schemas.js'
+import { usdToNano } from '../../lib/money.js'
 import { route } from '../../http/pipeline.js'
 import { ingestEvents } from '../usage/ingest.js'
 import type { KeyState } from '../keys/counters.js'
 import { VerifyCache } from './cache.js'
 import { eventProblem, UsageBatch, UsageBatchResult, type EventResultBody } from '../usage/schemas.js'
-import { VerifyAllowed, VerifyBody } from './schemas.js'
+import { HoldList, HoldsQuery, VerifyAllowed, VerifyBody } from './schemas.js'
+import { HoldPricer, listHolds, releaseExpiredHolds } from './holds.js'
+import { OwnerLocks, reserve, type ReserveSettings } from './reserve.js'
 import { verifyKey, type VerifySettings } from './verify.js'
 
 const tags = ['gateway']
 /** PostgreSQL's numeric_value_out_of_range */
 const NUMERIC_OUT_OF_RANGE = '22003'
-const refusals = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 429: ErrorBody }
+const refusals = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 409: ErrorBody, 429: ErrorBody }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const cache = new VerifyCache<KeyState>(app.config.VERIFY_CACHE_TTL_MS)
-  // any committed admin or user change may touch a key or its owner: they are rare, so drop everything
-  app.pipeline.onCommit(() => cache.clear())
+  const pricer = new HoldPricer(app.prisma, usdToNano(app.config.ADMISSION_DEFAULT_HOLD_USD))
+  // any committed admin or user change may touch a key, its owner or a price: they are rare, so drop everything
+  app.pipeline.onCommit(() => { cache.clear(); pricer.clear() })
   const settings: VerifySettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, cache }
+  const reserveSettings: ReserveSettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, holdTtlSeconds: app.config.ADMISSION_HOLD_TTL_SECONDS }
+  const owners = new OwnerLocks()
+
+  const sweep = async () => {
+    try {
+      const released = await releaseExpiredHolds(app.pg)
+      if (released > 0) app.metrics.holdsExpired.inc(released)
+    } catch (error) {
+      // the database may be down: the next tick tries again, and an expired hold counts for nothing meanwhile
+      app.log.warn({ err: error }, 'releasing expired admission holds failed')
+    }
+  }
+  const sweeper = setInterval(() => { sweep().catch(() => {}) }, app.config.ADMISSION_HOLD_SWEEP_SECONDS * 1000).unref()
+  app.addHook('onClose', async () => { clearInterval(sweeper) })
 
   route(app, {
     method: 'POST',
@@ -29,14 +49,26 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'gateway',
     handle: async ({ body }) => {
       try {
-        const allowed = await verifyKey(app.pg, app.keyring, body, settings)
+        const allowed = body.request_id === undefined
+          ? await verifyKey(app.pg, app.keyring, body, settings)
+          : await reserve(app.pg, app.keyring, body, { request_id: body.request_id, amount: await pricer.amount(body), model: body.model }, reserveSettings, owners)
         app.metrics.verifications.inc({ result: 'allowed' })
+        if ('hold' in allowed) app.metrics.holdsTaken.inc()
         return allowed
       } catch (error) {
         app.metrics.verifications.inc({ result: errorReply(error).type })
         throw error
       }
     }
+  })
+
+  route(app, {
+    method: 'GET',
+    url: '/admin/admission/holds',
+    schema: { tags: ['admission'], summary: 'The live admission holds: requests admitted by a verify with a request_id and not settled yet', querystring: HoldsQuery, response: { 200: HoldList, ...errorResponses() } },
+    action: 'admission_holds.list',
+    mode: 'admin',
+    handle: async ({ query }) => await listHolds(app.pg, query)
   })
 
   route(app, {

@@ -1,7 +1,8 @@
-// POST /api/gateway/keys/verify: may this key make this request? One round trip
-// reads the key, its user and — only for the limits the key has — its live counters
-// (src/modules/keys/counters.ts); VerifyCache may reuse that read for at most
-// VERIFY_CACHE_TTL_MS. The checks themselves run on every call.
+// POST /api/gateway/keys/verify: may this key make this request? The checks (admit) are
+// one rule for both kinds of verify. Without a request_id (advisory, this file) one round
+// trip reads the key, its user and — only for the limits the key has — its live counters
+// (src/modules/keys/counters.ts), and VerifyCache may reuse that read for at most
+// VERIFY_CACHE_TTL_MS; with one, reserve.ts reads them under the key's lock and records a hold.
 import type { Sql } from '../../db/prisma.js'
 import { constantTimeEqual } from '../../lib/crypto.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
@@ -26,7 +27,9 @@ export const Refusals = {
   concurrency_limited: refusal('concurrency_limited', 429),
   balance_exhausted: refusal('balance_exhausted', 402),
   daily_cost_limit: refusal('daily_cost_limit', 402),
-  total_cost_limit: refusal('total_cost_limit', 402)
+  total_cost_limit: refusal('total_cost_limit', 402),
+  /** a reservation for a request that is already settled, or held by another key */
+  request_conflict: refusal('request_conflict', 409)
 } as const
 
 const allows = (list: string[] | null, value: string | undefined) => value === undefined || list === null || list.length === 0 || list.includes(value)
@@ -35,6 +38,12 @@ const allowsProvider = (list: string[] | null, names: string[], provider: string
 
 export interface VerifyRequest { key: string, model?: string, provider?: string, api_format?: string }
 
+/**
+ * A cost limit admits a request while what is spent and held, plus the request's own hold,
+ * stays within it; an advisory verify (no hold) needs one nano-USD of room, as before holds.
+ */
+const fits = (spentAndHeld: bigint, limit: bigint | null, hold: bigint) => limit === null || spentAndHeld + (hold > 0n ? hold : 1n) <= limit
+
 export interface VerifySettings { timeZone: string, pendingTimeoutMinutes: number, cache?: VerifyCache<KeyState> }
 
 export async function verifyKey (db: Sql, keyring: Keyring, request: VerifyRequest, settings: VerifySettings) {
@@ -42,6 +51,21 @@ export async function verifyKey (db: Sql, keyring: Keyring, request: VerifyReque
   // the lookup runs for malformed keys too, so a malformed key costs as long as an unknown one
   const read = () => keyState(db, { hash }, settings)
   const key = await (settings.cache === undefined ? read() : settings.cache.get(hash, read))
+  return admit(key, hash, request, 0n)
+}
+
+/**
+ * The checks, in Refusals' order, of a key's state (read by hash) against a request that
+ * would hold `hold` nano-USD (0 for an advisory verify): throws the first refusal, else the answer.
+ */
+export function admit (key: KeyState | undefined, hash: string, request: VerifyRequest, hold: bigint) {
+  checkKey(key, hash, request)
+  checkLimits(key, hold)
+  return answerOf(key, hold)
+}
+
+/** The key is this key, usable, and allowed this model, provider and format. */
+export function checkKey (key: KeyState | undefined, hash: string, request: VerifyRequest): asserts key is KeyState {
   if (key === undefined || !API_KEY_PATTERN.test(request.key) || !constantTimeEqual(key.key_hash, hash)) throw new Refusals.key_invalid('invalid API key')
   if (!key.is_active) throw new Refusals.key_disabled('this API key is disabled')
   if (key.expires_at !== null && key.expires_at <= new Date()) throw new Refusals.key_expired('this API key has expired')
@@ -49,6 +73,10 @@ export async function verifyKey (db: Sql, keyring: Keyring, request: VerifyReque
   if (!allows(key.allowed_models, request.model) || !allows(key.user_allowed_models, request.model)) throw new Refusals.model_not_allowed(`model ${request.model} is not allowed for this key`)
   if (!allowsProvider(key.allowed_providers, key.allowed_provider_names, request.provider) || !allowsProvider(key.user_allowed_providers, key.user_allowed_provider_names, request.provider)) throw new Refusals.provider_not_allowed(`provider ${request.provider} is not allowed for this key`)
   if (!allows(key.allowed_api_formats, request.api_format) || !allows(key.user_allowed_api_formats, request.api_format)) throw new Refusals.api_format_not_allowed(`API format ${request.api_format} is not allowed for this key`)
+}
+
+/** Every limit has room for one more request holding `hold`, beside every live hold. */
+function checkLimits (key: KeyState, hold: bigint): void {
   const { counters } = key
   if (key.rate_limit !== null && counters.window_requests >= key.rate_limit) {
     const retryAfter = counters.window_oldest === null ? 60 : Math.max(1, windowResetsIn(counters))
@@ -57,10 +85,16 @@ export async function verifyKey (db: Sql, keyring: Keyring, request: VerifyReque
   if (key.concurrent_limit !== null && (counters.in_flight ?? 0) >= key.concurrent_limit) {
     throw Object.assign(new Refusals.concurrency_limited(`${key.concurrent_limit} requests already in flight`), { retryAfter: 1 })
   }
-  if (key.current_balance !== null && key.balance_used >= key.current_balance) throw new Refusals.balance_exhausted('the key\'s balance is used up')
-  if (key.quota !== null && key.used >= key.quota) throw new Refusals.balance_exhausted('the owner\'s quota is used up')
-  if (key.daily_cost_limit !== null && (counters.today_cost ?? 0n) >= key.daily_cost_limit) throw new Refusals.daily_cost_limit('the key\'s daily cost limit is reached')
-  if (key.total_cost_limit !== null && key.total_cost >= key.total_cost_limit) throw new Refusals.total_cost_limit('the key\'s total cost limit is reached')
+  const held = counters.held_cost
+  if (!fits(key.balance_used + held, key.current_balance, hold)) throw new Refusals.balance_exhausted('the key\'s balance is used up')
+  if (!fits(key.used + key.user_held, key.quota, hold)) throw new Refusals.balance_exhausted('the owner\'s quota is used up')
+  if (!fits((counters.today_cost ?? 0n) + held, key.daily_cost_limit, hold)) throw new Refusals.daily_cost_limit('the key\'s daily cost limit is reached')
+  if (!fits(key.total_cost + held, key.total_cost_limit, hold)) throw new Refusals.total_cost_limit('the key\'s total cost limit is reached')
+}
+
+/** The answer to an admitted request; `hold` is its own hold when not yet among the state's live holds. */
+export function answerOf (key: KeyState, hold: bigint) {
+  const held = key.counters.held_cost
   return {
     allowed: true as const,
     key_id: key.id,
@@ -74,6 +108,7 @@ export async function verifyKey (db: Sql, keyring: Keyring, request: VerifyReque
       allowed_providers: key.allowed_providers,
       allowed_api_formats: key.allowed_api_formats
     },
-    remaining_balance_usd: key.current_balance === null ? null : nanoToUsdOrNull(key.current_balance - key.balance_used)
+    // what is left once every live hold, this request's included, is paid
+    remaining_balance_usd: key.current_balance === null ? null : nanoToUsdOrNull(key.current_balance - key.balance_used - held - hold)
   }
 }

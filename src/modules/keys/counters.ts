@@ -3,6 +3,7 @@
 // One query and one row mapping, so both answer by the same rules.
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { prepared, type Sql } from '../../db/prisma.js'
+import { liveHoldSql } from '../accounting/holds.js'
 import { keyCounters, toKeyCounters, type CounterSettings, type KeyCounters } from '../accounting/read/counters.js'
 
 export { RATE_WINDOW_SECONDS, windowResetsIn, type CounterSettings, type KeyCounters } from '../accounting/read/counters.js'
@@ -37,6 +38,8 @@ export interface KeyState {
   /** the owner's quota and what they have used */
   quota: bigint | null
   used: bigint
+  /** the owner's live admission holds over all their keys (read only when they have a quota; else 0) */
+  user_held: bigint
   counters: KeyCounters
 }
 
@@ -54,7 +57,8 @@ const providerNames = (list: Fragment): Fragment => sql`CASE WHEN jsonb_typeof($
 
 /**
  * The key and its owner by the key's hash or id (api_keys unique key_hash / primary key,
- * users primary key), with the counters (accounting/read/counters.ts) in the same row.
+ * users primary key), with the counters (accounting/read/counters.ts) in the same row;
+ * the owner's holds are served by admission_holds (user_id).
  */
 const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
   const counters = keyCounters({ id: raw('k.id'), rateLimit: raw('k.rate_limit'), concurrentLimit: raw('k.concurrent_limit'), dailyCostLimit: raw('k.daily_cost_limit') }, settings)
@@ -64,6 +68,7 @@ const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
          u.allowed_models AS user_allowed_models, u.allowed_providers AS user_allowed_providers, u.allowed_api_formats AS user_allowed_api_formats,
          ${providerNames(raw('k.allowed_providers'))} AS allowed_provider_names, ${providerNames(raw('u.allowed_providers'))} AS user_allowed_provider_names,
          k.rate_limit, k.concurrent_limit, k.daily_cost_limit, k.total_cost_limit, k.total_cost, k.current_balance, k.balance_used, u.quota, u.used,
+         CASE WHEN u.quota IS NOT NULL THEN (SELECT COALESCE(sum(uh.amount), 0) FROM admission_holds uh WHERE uh.user_id = u.id AND ${liveHoldSql('uh')}) ELSE 0 END::bigint AS user_held,
          ${counters.columns}
     FROM api_keys k
     JOIN users u ON u.id = k.user_id
@@ -71,21 +76,39 @@ const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
    WHERE ${where}`
 }
 
+/** keyState's query, for a statement that reads it beside other things (gateway/reserve.ts) */
+export const keyStateQuery = (lookup: KeyLookup, settings: CounterSettings): Fragment =>
+  keyStateSql('hash' in lookup ? sql`k.key_hash = ${lookup.hash}` : sql`k.id = ${lookup.id}::uuid`, settings)
+
 export async function keyState (db: Sql, lookup: KeyLookup, settings: CounterSettings): Promise<KeyState | undefined> {
-  const query = keyStateSql('hash' in lookup ? sql`k.key_hash = ${lookup.hash}` : sql`k.id = ${lookup.id}::uuid`, settings)
+  const query = keyStateQuery(lookup, settings)
   // named: PostgreSQL plans it once per connection instead of on every call (the text is fixed per lookup kind)
   const { rows } = await prepared(db).query(query.text, query.values)
   const row = rows[0] as Record<string, unknown> | undefined
   return row === undefined ? undefined : toKeyState(row)
 }
 
-// node-postgres returns bigint columns as strings
-const big = (value: unknown) => value === null ? null : BigInt(value as string)
-
-function toKeyState (row: Record<string, unknown>): KeyState {
-  const { window_requests: _w, window_oldest: _o, in_flight: _i, today_cost: _t, ...key } = row
+/** A row holding keyStateQuery's columns (and maybe others, left out) as a KeyState. */
+export function toKeyState (row: Record<string, unknown>): KeyState {
   return {
-    ...(key as unknown as Omit<KeyState, 'counters'>),
+    id: row.id as string,
+    user_id: row.user_id as string,
+    name: row.name as string,
+    created_at: row.created_at as Date,
+    key_hash: row.key_hash as string,
+    is_active: row.is_active as boolean,
+    expires_at: row.expires_at as Date | null,
+    user_active: row.user_active as boolean,
+    allowed_models: row.allowed_models as string[] | null,
+    allowed_providers: row.allowed_providers as string[] | null,
+    allowed_api_formats: row.allowed_api_formats as string[] | null,
+    user_allowed_models: row.user_allowed_models as string[] | null,
+    user_allowed_providers: row.user_allowed_providers as string[] | null,
+    user_allowed_api_formats: row.user_allowed_api_formats as string[] | null,
+    allowed_provider_names: row.allowed_provider_names as string[],
+    user_allowed_provider_names: row.user_allowed_provider_names as string[],
+    rate_limit: row.rate_limit as number | null,
+    concurrent_limit: row.concurrent_limit as number | null,
     daily_cost_limit: big(row.daily_cost_limit),
     total_cost_limit: big(row.total_cost_limit),
     total_cost: big(row.total_cost)!,
@@ -93,6 +116,10 @@ function toKeyState (row: Record<string, unknown>): KeyState {
     balance_used: big(row.balance_used)!,
     quota: big(row.quota),
     used: big(row.used)!,
+    user_held: big(row.user_held)!,
     counters: toKeyCounters(row)
   }
 }
+
+// node-postgres returns bigint columns as strings
+const big = (value: unknown) => value === null ? null : BigInt(value as string)

@@ -10,6 +10,7 @@
 import type pg from 'pg'
 import { KEY_DELETION_LOCK, prepared, type Sql } from '../../db/prisma.js'
 import { recordCacheData } from '../accounting/cache/timeline.js'
+import { settleHolds } from '../accounting/holds.js'
 import { RollupDeltas, writeTotals } from '../accounting/rollups.js'
 import type { EventResultBody, UsageEventBody } from './schemas.js'
 import { claimReceipts, releaseReceipts, waitForCreators } from './ingest/receipts.js'
@@ -93,6 +94,8 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
   deltas.sent(sent)
   for (const after of out.rows) deltas.change(before.get(after.requestId) ?? null, after)
   await releaseReceipts(db, out.rejected)
+  // the admission holds of these requests: a finished one's is replaced by its charge, below, in this transaction
+  await settleHolds(db, out.rows)
   // last, so the rows every batch contends for are locked only from here to the commit
   await writeTotals(db, deltas, out.charges, now)
   return results

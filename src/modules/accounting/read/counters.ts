@@ -3,8 +3,11 @@
 // the rate window and in-flight requests from usage (api_key_id, created_at); today's
 // cost — finished requests created in [local midnight, next local midnight) — from
 // usage_hourly (api_key_id, bucket) for the whole hours plus raw rows for the edges when
-// a midnight falls inside an hour (+05:30, +05:45 zones).
+// a midnight falls inside an hour (+05:30, +05:45 zones). Live admission holds
+// (accounting/holds.ts) add to them: their cost to every cost counter, and — until their
+// request's usage row exists — one request each to the window and to in flight.
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
+import { liveHoldSql } from '../holds.js'
 import { finishedSql, inFlightSql } from '../rules.js'
 import { big } from './sql.js'
 
@@ -13,11 +16,13 @@ export const RATE_WINDOW_SECONDS = 60
 
 /** null = not computed (the key has no such limit and every counter was not asked for) */
 export interface KeyCounters {
-  /** requests created in the last RATE_WINDOW_SECONDS (0 when not computed) */
+  /** requests created in the last RATE_WINDOW_SECONDS, and holds taken in it whose row does not exist yet (usage: 0 when not computed) */
   window_requests: number
   window_oldest: Date | null
-  /** pending or streaming requests younger than PENDING_TIMEOUT_MINUTES */
+  /** pending or streaming requests younger than PENDING_TIMEOUT_MINUTES, and live holds whose row does not exist yet */
   in_flight: number | null
+  /** the key's live holds, nano-USD: counted against each of its cost limits beside what it spent */
+  held_cost: bigint
   /** finished requests' cost since local midnight in APP_TIMEZONE, nano-USD */
   today_cost: bigint | null
 }
@@ -33,18 +38,18 @@ export interface CounterSettings {
 export interface CountedKey { id: Fragment, rateLimit: Fragment, concurrentLimit: Fragment, dailyCostLimit: Fragment }
 
 /**
- * The counters' select list (window_requests, window_oldest, in_flight, today_cost) and
- * the lateral joins it reads (aliases l, m, d, w: the caller's FROM must not use them).
+ * The counters' select list (window_requests, window_oldest, in_flight, today_cost,
+ * held_cost) and the lateral joins it reads (aliases l, m, d, w, h: the caller's FROM must not use them).
  * A counter is computed only for a limit the key has, unless every counter is asked for
  * (the CASEs and the window's gate are evaluated per key).
  */
 export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Fragment, joins: Fragment } {
   const all = s.allCounters === true
   const finished = finishedSql()
-  const columns = sql`w.requests AS window_requests, w.oldest AS window_oldest,
+  const columns = sql`w.requests + h.window_requests AS window_requests, LEAST(w.oldest, h.window_oldest) AS window_oldest, h.cost AS held_cost,
          CASE WHEN ${all}::boolean OR ${k.concurrentLimit} IS NOT NULL THEN
            (SELECT count(*)::int FROM usage WHERE api_key_id = ${k.id} AND ${inFlightSql()}
-               AND created_at > now() - make_interval(mins => ${s.pendingTimeoutMinutes}::int)) END AS in_flight,
+               AND created_at > now() - make_interval(mins => ${s.pendingTimeoutMinutes}::int)) + h.unstarted END AS in_flight,
          CASE WHEN ${all}::boolean OR ${k.dailyCostLimit} IS NOT NULL THEN
            COALESCE((SELECT sum(total_cost) FROM usage_hourly WHERE api_key_id = ${k.id} AND bucket >= d.first_hour AND bucket < d.end_hour), 0)
            + COALESCE((SELECT sum(total_cost) FROM usage WHERE d.midnight < d.first_hour AND api_key_id = ${k.id}
@@ -60,7 +65,12 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
                               date_trunc('hour', m.next_midnight) AS end_hour) d
    CROSS JOIN LATERAL (SELECT count(*)::int AS requests, min(created_at) AS oldest
                          FROM usage WHERE (${all}::boolean OR ${k.rateLimit} IS NOT NULL) AND api_key_id = ${k.id}
-                          AND created_at > now() - ${raw(`interval '${RATE_WINDOW_SECONDS} seconds'`)}) w`
+                          AND created_at > now() - ${raw(`interval '${RATE_WINDOW_SECONDS} seconds'`)}) w
+   -- served by admission_holds (api_key_id): a key's live holds are its requests in flight, a few rows
+   CROSS JOIN LATERAL (SELECT COALESCE(sum(amount), 0)::bigint AS cost, (count(*) FILTER (WHERE NOT started))::int AS unstarted,
+                              (count(*) FILTER (WHERE NOT started AND created_at > now() - ${raw(`interval '${RATE_WINDOW_SECONDS} seconds'`)}))::int AS window_requests,
+                              min(created_at) FILTER (WHERE NOT started AND created_at > now() - ${raw(`interval '${RATE_WINDOW_SECONDS} seconds'`)}) AS window_oldest
+                         FROM admission_holds ah WHERE ah.api_key_id = ${k.id} AND ${liveHoldSql('ah')}) h`
   return { columns, joins }
 }
 
@@ -70,7 +80,8 @@ export function toKeyCounters (row: Record<string, unknown>): KeyCounters {
     window_requests: row.window_requests as number,
     window_oldest: row.window_oldest as Date | null,
     in_flight: row.in_flight as number | null,
-    today_cost: row.today_cost === null ? null : big(row.today_cost)
+    today_cost: row.today_cost === null ? null : big(row.today_cost),
+    held_cost: big(row.held_cost)
   }
 }
 

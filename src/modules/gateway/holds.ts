@@ -1,0 +1,120 @@
+// Around the holds (accounting/holds.ts): how big a new one is, the release of those
+// never settled, and the admins' list of those live.
+import type pg from 'pg'
+import sql, { empty } from 'sql-template-tag'
+import type { Db } from '../../db/prisma.js'
+import { nanoToUsd } from '../../lib/money.js'
+import { worstCaseCost, type Estimate } from '../accounting/pricing.js'
+import { pickPrice, priceVersionsFor, type PriceVersion } from '../prices/service.js'
+import { VerifyCache } from './cache.js'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** The largest hold, nano-USD ($1,000,000): any limit below it refuses such a request anyway, and a key's holds must sum within int8. */
+export const MAX_HOLD = 10n ** 15n
+
+/** How long a model's prices and the providers' names are reused to size holds; this process's own changes clear them at once. */
+export const PRICE_BOOK_TTL_MS = 10_000
+
+export interface HoldRequest { model?: string, provider?: string, estimated_input_tokens?: number, max_output_tokens?: number }
+
+/**
+ * A hold's amount, nano-USD: the request's worst-case cost at the price in effect for its
+ * model and provider (accounting/pricing.ts worstCaseCost), or the default hold when the
+ * model has no price or the request gives no estimate of its input and output.
+ */
+export class HoldPricer {
+  readonly #prices: VerifyCache<PriceVersion[]>
+  readonly #providers: VerifyCache<Map<string, string>>
+
+  constructor (private readonly db: Db, private readonly defaultHold: bigint) {
+    this.#prices = new VerifyCache(PRICE_BOOK_TTL_MS)
+    this.#providers = new VerifyCache(PRICE_BOOK_TTL_MS)
+  }
+
+  async amount (request: HoldRequest, now = new Date()): Promise<bigint> {
+    const { model, estimated_input_tokens: input, max_output_tokens: output } = request
+    if (model === undefined || input === undefined || output === undefined) return this.defaultHold
+    const versions = await this.#prices.get(model, () => priceVersionsFor(this.db, [model]))
+    const price = pickPrice(versions ?? [], model, await this.#providerId(request.provider), now)
+    if (price === null || price.tiers.length === 0) return this.defaultHold
+    const estimate: Estimate = { inputTokens: input, outputTokens: output }
+    const worst = worstCaseCost(price, estimate)
+    return worst < MAX_HOLD ? worst : MAX_HOLD
+  }
+
+  /** The provider's id from its id or name; null when none is named or it is unknown (its model's global price then applies). */
+  async #providerId (provider: string | undefined): Promise<string | null> {
+    if (provider === undefined) return null
+    if (UUID.test(provider)) return provider.toLowerCase()
+    // served by providers' primary key: the whole table, a few rows
+    const byName = await this.#providers.get('', async () => new Map((await this.db.provider.findMany({ select: { id: true, name: true } })).map((p) => [p.name, p.id])))
+    return byName?.get(provider) ?? null
+  }
+
+  clear (): void {
+    this.#prices.clear()
+    this.#providers.clear()
+  }
+}
+
+/**
+ * Releases holds past their expiry, at most `batch` at a time, each with an audit row
+ * (system, admission_hold_expired) in the same statement; returns how many. An expired
+ * hold already counts for nothing (accounting/holds.ts liveHoldSql): this deletes it and
+ * leaves its trace. SKIP LOCKED: instances sweeping at once release each hold once.
+ * Served by admission_holds (expires_at).
+ */
+export async function releaseExpiredHolds (pool: pg.Pool, batch = 1000): Promise<number> {
+  let released = 0
+  for (;;) {
+    const { rowCount } = await pool.query(sql`
+      WITH expired AS (
+        DELETE FROM admission_holds WHERE request_id IN (
+          SELECT request_id FROM admission_holds WHERE expires_at <= now() ORDER BY expires_at LIMIT ${batch} FOR UPDATE SKIP LOCKED)
+        RETURNING request_id, api_key_id, user_id, model, amount, started, created_at, expires_at
+      )
+      INSERT INTO audit_logs (event_type, action, principal_type, user_id, success, metadata)
+      SELECT 'system', 'admission_hold_expired', 'system', user_id, true,
+             jsonb_build_object('request_id', request_id, 'key_id', api_key_id, 'owner_user_id', user_id, 'model', model,
+                                'amount_usd', round(amount / 1e9, 9), 'started', started, 'created_at', created_at, 'expires_at', expires_at)
+        FROM expired`)
+    released += rowCount ?? 0
+    if ((rowCount ?? 0) < batch) return released
+  }
+}
+
+export interface HoldFilter { api_key_id?: string, user_id?: string, limit: number }
+
+interface HoldRow { request_id: string, api_key_id: string, user_id: string, model: string | null, amount: string, started: boolean, created_at: Date, expires_at: Date, total: number, held: string }
+
+/**
+ * The live holds, newest first, with how many match and their sum (counted before the
+ * limit). Served by admission_holds (api_key_id) or (user_id); without either, the whole
+ * table, which holds only the requests in flight.
+ */
+export async function listHolds (pool: pg.Pool, filter: HoldFilter) {
+  const { rows } = await pool.query<HoldRow>(sql`
+    SELECT request_id, api_key_id, user_id, model, amount, started, created_at, expires_at,
+           (count(*) OVER ())::int AS total, (sum(amount) OVER ())::text AS held
+      FROM admission_holds
+     WHERE expires_at > now()
+       ${filter.api_key_id === undefined ? empty : sql`AND api_key_id = ${filter.api_key_id}::uuid`}
+       ${filter.user_id === undefined ? empty : sql`AND user_id = ${filter.user_id}::uuid`}
+     ORDER BY created_at DESC, request_id
+     LIMIT ${filter.limit}`)
+  return {
+    holds: rows.map((row) => ({
+      request_id: row.request_id,
+      api_key_id: row.api_key_id,
+      user_id: row.user_id,
+      model: row.model,
+      amount_usd: nanoToUsd(BigInt(row.amount)),
+      started: row.started,
+      created_at: row.created_at.toISOString(),
+      expires_at: row.expires_at.toISOString()
+    })),
+    total: rows[0]?.total ?? 0,
+    held_usd: nanoToUsd(BigInt(rows[0]?.held ?? 0))
+  }
+}
