@@ -15,6 +15,8 @@ export type Json = Record<string, any>
 
 export interface Gateway {
   app: KeymeterApp
+  /** the test database, for other instances on it */
+  url: string
   admin: Signed
   /** an admin call that must succeed; returns its JSON */
   adminCall: (method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: object) => Promise<Json>
@@ -34,7 +36,7 @@ export interface Gateway {
 let counter = 0
 
 export async function gateway (t: Test, env?: Record<string, string>): Promise<Gateway> {
-  const { app } = await buildTestApp(t, { env })
+  const { app, url } = await buildTestApp(t, { env })
   // The test database is dropped WITH (FORCE) at teardown, which terminates the pool's idle
   // connections: src/db/prisma.ts's listener would report each on stderr; these tests are
   // about the gateway, so the extra listener here keeps the output quiet.
@@ -49,6 +51,7 @@ export async function gateway (t: Test, env?: Record<string, string>): Promise<G
   const usage = (events: object[]) => app.inject({ method: 'POST', url: '/api/gateway/usage', headers: GATEWAY, payload: { events } })
   return {
     app,
+    url,
     admin,
     adminCall,
     usage,
