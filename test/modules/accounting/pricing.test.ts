@@ -3,7 +3,7 @@
 // rounded once, half away from zero. Every expected amount below is a literal with
 // its arithmetic beside it; none is computed by the code under test.
 import t from 'tap'
-import { costsInBigints, costsInNumbers, MULTIPLIER_SCALE, multiplierMicros, priceRequest, splitCacheWrites, tierFor, type Tokens } from '../../../src/modules/accounting/pricing.js'
+import { costsInBigints, costsInNumbers, MULTIPLIER_SCALE, multiplierMicros, priceRequest, splitCacheWrites, tierFor, worstCaseCost, type Tokens } from '../../../src/modules/accounting/pricing.js'
 import type { PriceVersion } from '../../../src/modules/prices/service.js'
 import { tierFromUsd, type StoredTier } from '../../../src/modules/accounting/tiers.js'
 import { mulberry32, testSeed } from '../../prng.js'
@@ -317,4 +317,37 @@ t.test('tierFromUsd: USD per 1M → nano-USD per 1M, with the default cache pric
   // 1000 × 3000 = 3 000 000; 1000 × 15000 = 15 000 000; 1000 × 3750 + 1000 × 6000 = 9 750 000; 1000 × 300 = 300 000
   // total 3 000 000 + 15 000 000 + 9 750 000 + 300 000 = 28 050 000
   t.same(priced.costs, { input: 3_000_000n, output: 15_000_000n, cacheCreation: 9_750_000n, cacheRead: 300_000n, request: 0n, total: 28_050_000n })
+})
+
+t.test('worstCaseCost: the hold of an estimate, by hand, and never below what a request within it costs', async (t) => {
+  // 200 000 input tokens (tier 1) at tier 1's dearest input-side price, the 1 h write (6000 nano-USD a token): 1 200 000 000;
+  // 1000 output × 15 000 = 15 000 000; + 2 for rounding: 1 215 000 002
+  t.equal(worstCaseCost(TWO_TIERS, { inputTokens: 200_000, outputTokens: 1000 }), 1_215_000_002n)
+  // 200 001 (tier 2): tiers 1 and 2 may apply, the dearest are tier 2's, 12 000 and 22 500: 2 400 012 000 + 22 500 000 + 2
+  t.equal(worstCaseCost(TWO_TIERS, { inputTokens: 200_001, outputTokens: 1000 }), 2_422_512_002n)
+  // a tier that gets cheaper above its context: the smaller context's dearer tier still bounds it
+  const cheaper = version([TIER_2, { ...TIER_1, up_to: null }].map((tier, i) => i === 0 ? { ...tier, up_to: 10 } : tier))
+  t.equal(worstCaseCost(cheaper, { inputTokens: 100, outputTokens: 0 }), 1_200_002n, '100 × 12 000 + 2, tier 1 (the dearer) may apply')
+  // the per-request price is added whole; a part of a nano-USD rounds up
+  t.equal(worstCaseCost(version([TIER_1], 5_000_000n), { inputTokens: 0, outputTokens: 0 }), 5_000_002n)
+  t.equal(worstCaseCost(version([{ ...TIER_1, output: 1 }]), { inputTokens: 0, outputTokens: 1 }), 3n, '1 × 1 / 1e6 rounded up to 1, + 2')
+
+  const random = mulberry32(testSeed(t))
+  const draw = (max: number) => Math.floor(random() * (max + 1))
+  let checked = 0
+  for (let i = 0; i < 5000; i++) {
+    const odd = (): StoredTier => ({ up_to: null, input: draw(9_999_999), output: draw(99_999_999), cache_write_5m: draw(9_999_999), cache_write_1h: draw(19_999_999), cache_read: draw(999_999) })
+    const price = version(random() < 0.5 ? [{ ...odd(), up_to: draw(5000) }, odd()] : [odd()], random() < 0.3 ? BigInt(draw(1000)) : null)
+    const estimate = { inputTokens: draw(10_000), outputTokens: draw(10_000) }
+    // a request within its estimate: its input context split at random over the four input kinds
+    let left = draw(estimate.inputTokens)
+    const part = () => { const n = draw(left); left -= n; return n }
+    const used = tokens({ cacheWrite1h: part(), cacheWrite5m: part(), cacheRead: part(), output: draw(estimate.outputTokens) })
+    used.input = left
+    const cost = priceRequest(used, price, plain).costs.total
+    const hold = worstCaseCost(price, estimate)
+    if (cost > hold) t.fail(`request ${JSON.stringify(used)} costs ${cost} > hold ${hold} of ${JSON.stringify(estimate)} at ${JSON.stringify(price.tiers)}`)
+    checked++
+  }
+  t.equal(checked, 5000, 'every drawn request costs at most its hold')
 })
