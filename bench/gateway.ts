@@ -182,10 +182,65 @@ export async function ingest (args: string[] = []): Promise<void> {
   }
 }
 
-export async function verify (): Promise<void> {
+/**
+ * Reservations (verify with a request_id) on `keys`, round robin, from 10 connections,
+ * while usage arrives as it does in production: every 50 ms one batch completes the
+ * requests admitted since the last, settling their holds. Prints the run and the holds left.
+ */
+async function reservations (bench: Bench, label: string, keys: Array<{ id: string, key: string }>, providerId: string, duration: number): Promise<void> {
+  let n = 0
+  let admitted: Array<{ keyId: string, requestId: string }> = []
+  let settled = 0
+  let batches = 0
+  let running = true
+  const settle = async () => {
+    while (running || admitted.length > 0) {
+      const due = admitted.splice(0, 1000)
+      if (due.length > 0) {
+        const res = await fetch(`${bench.url}/api/gateway/usage`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${GATEWAY_TOKEN}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ events: due.map(({ keyId, requestId }, i) => ({ ...completion(keyId, providerId, i), request_id: requestId })) })
+        })
+        if (res.ok) { settled += due.length; batches++ }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+  const settling = settle()
+  const run = await hammer({
+    url: `${bench.url}/api/gateway/keys/verify`, method: 'POST', connections: 10, duration,
+    requests: [{
+      setupRequest: (req, context: { keyId?: string, requestId?: string }) => {
+        const key = keys[n % keys.length]!
+        context.keyId = key.id
+        context.requestId = `reserve-${process.pid}-${n++}`
+        return { ...req, body: JSON.stringify({ key: key.key, model: 'claude-sonnet-4', api_format: 'claude:messages', request_id: context.requestId, estimated_input_tokens: 2000, max_output_tokens: 1000 }) }
+      },
+      onResponse: (status, _body, context: { keyId?: string, requestId?: string }) => {
+        if (status === 200) admitted.push({ keyId: context.keyId!, requestId: context.requestId! })
+      }
+    }]
+  }, bench)
+  running = false
+  await settling
+  const [left] = await bench.prisma.$queryRaw<Array<{ n: number }>>`SELECT count(*)::int AS n FROM admission_holds`
+  console.log(`reserve ${label.padEnd(37)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors${cpuNote(run)}${stealNote(run.steal)}; ${fmt(settled)} settled in ${fmt(batches)} batches, ${left!.n} holds left)`)
+  admitted = []
+}
+
+export async function verify (args: string[] = []): Promise<void> {
+  // --only TEXT: the runs whose label contains TEXT
+  const only = parseArgs({ args, options: { only: { type: 'string' } }, strict: false }).values.only
+  const wanted = (label: string) => typeof only !== 'string' || label.includes(only)
   const bench = await startBench()
   try {
-    const { key, provider } = await fixtures(bench)
+    const { key, keys, provider } = await fixtures(bench, 50)
+    if (wanted('reserve')) {
+      await reservations(bench, '50 keys, usage settling', keys, provider.id, 20)
+      await reservations(bench, 'one hot key, usage settling', [key], provider.id, 20)
+    }
+    if (!wanted('verify')) return
     // some history, so the rate window, in-flight and daily-cost counters have rows to read
     await fetch(`${bench.url}/api/gateway/usage`, {
       method: 'POST',
