@@ -3,28 +3,32 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
+import { viewerSchema, visibleTo } from '../accounting/visibility.js'
 import { DailyQuery, DailyStats, DashboardStats, StatsQuery } from './schemas.js'
 import { dailyStats, dashboardStats } from './service.js'
 
 const tags = ['dashboard']
+// either role's home page: the operator's cost for admins only (accounting/visibility.ts)
+const HomeStats = viewerSchema(DashboardStats)
+const HomeDaily = viewerSchema(DailyStats)
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/dashboard/stats',
-    schema: { tags, summary: 'The home page\'s cards: all usage for an admin, your own for a user', querystring: StatsQuery, response: { 200: DashboardStats, ...errorResponses() } },
+    schema: { tags, summary: 'The home page\'s cards: all usage for an admin, your own for a user', querystring: StatsQuery, response: { 200: HomeStats, ...errorResponses() } },
     action: 'dashboard.stats',
     mode: 'user',
-    handle: async ({ user }) => dashboardStats(app.statsPg, app.timeZones.require(app.config.APP_TIMEZONE), user)
+    handle: async ({ user }) => visibleTo(user, HomeStats, await dashboardStats(app.statsPg, app.timeZones.require(app.config.APP_TIMEZONE), user))
   })
 
   route(app, {
     method: 'GET',
     url: '/dashboard/daily-stats',
-    schema: { tags, summary: 'Finished requests per APP_TIMEZONE day, the last `days` ending today, zero-filled', querystring: DailyQuery, response: { 200: DailyStats, ...errorResponses() } },
+    schema: { tags, summary: 'Finished requests per APP_TIMEZONE day, the last `days` ending today, zero-filled', querystring: DailyQuery, response: { 200: HomeDaily, ...errorResponses() } },
     action: 'dashboard.daily_stats',
     mode: 'user',
-    handle: async ({ query, user }) => dailyStats(app.statsPg, app.timeZones.require(app.config.APP_TIMEZONE), user, query.days)
+    handle: async ({ query, user }) => visibleTo(user, HomeDaily, await dailyStats(app.statsPg, app.timeZones.require(app.config.APP_TIMEZONE), user, query.days))
   })
 }
 

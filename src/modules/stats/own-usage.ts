@@ -9,7 +9,8 @@ import { route } from '../../http/pipeline.js'
 import { dateRange } from '../../lib/time.js'
 import { activeRequests, sweepStale } from '../usage/active.js'
 import { ActiveQuery, ActiveRequest } from '../usage/routes.js'
-import { Count, OwnHeatmap, recordFields, Usd } from './schemas.js'
+import { viewerSchema, visibleTo } from '../accounting/visibility.js'
+import { Count, Heatmap, recordFields, Usd } from './schemas.js'
 import { OWN_RECORDS, ownUsage } from './summary.js'
 
 const tags = ['usage']
@@ -17,33 +18,29 @@ const tags = ['usage']
 const DEFAULT_DAYS = 30
 const MAX_DAYS = 366
 
-const AdminOnly = (description: string) => Type.Optional(Type.Number({ description: `USD; admins only: ${description}` }))
-
 const OwnUsageQuery = Type.Object({
   start_date: Type.Optional(IsoDateTime),
   end_date: Type.Optional(IsoDateTime)
 }, { description: 'default: the last 30 days; at most 366; other parameters are ignored' })
 
-/** the admin records' fields the page reads (AETHER.md §6.1), the operator's cost for admins only */
-const OwnUsageRecord = Type.Object({
-  ...Type.Pick(Type.Object(recordFields), ['id', 'request_id', 'api_key', 'provider', 'model', 'target_model', 'api_format', 'is_stream', 'status', 'status_code',
-    'error_message', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'total_tokens', 'cost', 'response_time_ms',
-    'first_byte_time_ms', 'has_fallback', 'created_at']).properties,
-  actual_cost: AdminOnly('what the provider cost the operator')
-})
+/** the admin records' fields the page reads (AETHER.md §6.1) */
+const OwnUsageRecord = Type.Pick(Type.Object(recordFields), ['id', 'request_id', 'api_key', 'provider', 'model', 'target_model', 'api_format', 'is_stream', 'status',
+  'status_code', 'error_message', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'total_tokens', 'cost', 'actual_cost',
+  'response_time_ms', 'first_byte_time_ms', 'has_fallback', 'created_at'])
 
-const OwnUsage = Type.Object({
+// the operator's cost (actual_*) for admins only: accounting/visibility.ts
+const OwnUsage = viewerSchema(Type.Object({
   total_requests: Count,
   total_tokens: Count,
   total_input_tokens: Count,
   total_output_tokens: Count,
   total_cost: Usd,
-  total_actual_cost: AdminOnly('what the providers cost the operator'),
+  total_actual_cost: Type.Number({ description: 'USD: what the providers cost the operator' }),
   avg_response_time: Type.Number({ description: 'seconds' }),
   error_count: Count,
   quota_usd: Nullable(Type.Number({ description: 'USD; null: no quota' })),
   used_usd: Usd,
-  activity_heatmap: OwnHeatmap,
+  activity_heatmap: Heatmap,
   summary_by_model: Type.Array(Type.Object({
     model: Type.String(),
     requests: Count,
@@ -51,7 +48,7 @@ const OwnUsage = Type.Object({
     output_tokens: Count,
     total_tokens: Count,
     total_cost_usd: Usd,
-    actual_total_cost_usd: AdminOnly('what the providers cost the operator')
+    actual_total_cost_usd: Type.Number({ description: 'USD: what the providers cost the operator' })
   }), { description: 'every finished request in the range, by requests descending' }),
   summary_by_provider: Type.Array(Type.Object({
     provider_id: Uuid,
@@ -63,7 +60,9 @@ const OwnUsage = Type.Object({
     avg_response_time_ms: Type.Number()
   }), { description: 'the finished requests that reached a provider that still exists, by requests descending' }),
   records: Type.Array(OwnUsageRecord, { description: `the newest ${OWN_RECORDS} records in the range, every status` })
-})
+}))
+
+const OwnActive = viewerSchema(Type.Object({ requests: Type.Array(ActiveRequest) }))
 
 const OwnActiveQuery = Type.Object(ActiveQuery.properties, { description: 'other parameters are ignored' })
 
@@ -74,19 +73,19 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, summary: 'Your usage in the range: totals, by model and provider, your heatmap, your newest records', querystring: OwnUsageQuery, response: { 200: OwnUsage, ...errorResponses() } },
     action: 'own_usage.summary',
     mode: 'user',
-    handle: async ({ query, user, db }) => ownUsage(app.statsPg, db, user, dateRange(query, DEFAULT_DAYS, MAX_DAYS), app.config.APP_TIMEZONE)
+    handle: async ({ query, user, db }) => visibleTo(user, OwnUsage, await ownUsage(app.statsPg, db, user.id, dateRange(query, DEFAULT_DAYS, MAX_DAYS), app.config.APP_TIMEZONE))
   })
 
   route(app, {
     method: 'GET',
     url: '/users/me/usage/active',
-    schema: { tags, summary: 'Your requests in flight, or the current state of the given ones of yours (others\' ids are dropped)', querystring: OwnActiveQuery, response: { 200: Type.Object({ requests: Type.Array(ActiveRequest) }), ...errorResponses() } },
+    schema: { tags, summary: 'Your requests in flight, or the current state of the given ones of yours (others\' ids are dropped)', querystring: OwnActiveQuery, response: { 200: OwnActive, ...errorResponses() } },
     action: 'own_usage.active',
     mode: 'user',
     handle: async ({ db, query, user }) => {
       // as the admin's poll: a request the gateway never finished stops showing as in flight
       await sweepStale(app.pg, app.config.PENDING_TIMEOUT_MINUTES)
-      return activeRequests(db, query.ids?.split(','), user.id)
+      return visibleTo(user, OwnActive, await activeRequests(db, query.ids?.split(','), user.id))
     }
   })
 }

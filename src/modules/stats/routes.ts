@@ -5,10 +5,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import { dateRange } from '../../lib/time.js'
+import { viewerSchema, visibleTo } from '../accounting/visibility.js'
 import {
-  Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, OwnStatsWithHeatmap, Records, RecordsQuery, StatsQuery, StatsWithHeatmap, UsageDetail, UsageParams
+  Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, Records, RecordsQuery, StatsQuery, StatsWithHeatmap, UsageDetail, UsageParams
 } from './schemas.js'
-import { aggregate, ALL_TIME, detail, heatmap, ownRecords, recordFilter, records, usageStats, userHeatmap } from './service.js'
+import { aggregate, ALL_TIME, detail, heatmap, recordFilter, records, usageStats, userHeatmap } from './service.js'
 import ownUsageRoutes from './own-usage.js'
 import { traceRoutes } from './trace.js'
 
@@ -16,6 +17,10 @@ const tags = ['usage']
 /** default and widest range of the statistics, in days */
 const DEFAULT_DAYS = 30
 const MAX_DAYS = 366
+// a user's own answers: the operator's cost for admins only (accounting/visibility.ts)
+const OwnStatsWithHeatmap = viewerSchema(StatsWithHeatmap)
+const OwnRecords = viewerSchema(Records)
+const OwnUsageDetail = viewerSchema(UsageDetail)
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(ownUsageRoutes)
@@ -81,26 +86,26 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     handle: async ({ query, user }) => {
       const range = dateRange(query, DEFAULT_DAYS, MAX_DAYS)
       const [stats, days] = await Promise.all([usageStats(app.statsPg, range, user.id), userHeatmap(app.statsPg, user.id, app.config.APP_TIMEZONE)])
-      return { ...stats, activity_heatmap: days }
+      return visibleTo(user, OwnStatsWithHeatmap, { ...stats, activity_heatmap: days })
     }
   })
 
   route(app, {
     method: 'GET',
     url: '/users/me/usage/records',
-    schema: { tags, summary: 'Your usage records, newest first', querystring: OwnRecordsQuery, response: { 200: Records, ...errorResponses() } },
+    schema: { tags, summary: 'Your usage records, newest first', querystring: OwnRecordsQuery, response: { 200: OwnRecords, ...errorResponses() } },
     action: 'own_usage.records',
     mode: 'user',
-    handle: async ({ query, user }) => ownRecords(await records(app.statsPg, { ...recordFilter(query), userId: user.id }, query.limit, query.offset))
+    handle: async ({ query, user }) => visibleTo(user, OwnRecords, await records(app.statsPg, { ...recordFilter(query), userId: user.id }, query.limit, query.offset))
   })
 
   route(app, {
     method: 'GET',
     url: '/users/me/usage/:usage_id',
-    schema: { tags, summary: 'One of your usage records in full', params: UsageParams, response: { 200: UsageDetail, ...errorResponses(404) } },
+    schema: { tags, summary: 'One of your usage records in full', params: UsageParams, response: { 200: OwnUsageDetail, ...errorResponses(404) } },
     action: 'own_usage.detail',
     mode: 'user',
-    handle: async ({ params, user }) => detail(app.statsPg, params.usage_id, user.id)
+    handle: async ({ params, user }) => visibleTo(user, OwnUsageDetail, await detail(app.statsPg, params.usage_id, user.id))
   })
 
   await app.register(traceRoutes)

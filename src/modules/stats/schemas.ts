@@ -74,15 +74,8 @@ export const Heatmap = Type.Object({
   days: Type.Array(Type.Object({ date: Type.String({ format: 'date' }), requests: Count, total_tokens: Count, total_cost: Usd, actual_total_cost: Usd }))
 })
 
-/** One user's heatmap: the same days without actual_total_cost */
-export const OwnHeatmap = Type.Object({
-  ...Heatmap.properties,
-  days: Type.Array(Type.Object({ date: Type.String({ format: 'date' }), requests: Count, total_tokens: Count, total_cost: Usd }))
-})
-
 /** the usage page's stats with the heatmap it reads (APP_TIMEZONE days, whatever the range) */
 export const StatsWithHeatmap = Type.Object({ ...Stats.properties, activity_heatmap: Heatmap })
-export const OwnStatsWithHeatmap = Type.Object({ ...Stats.properties, activity_heatmap: OwnHeatmap })
 
 export const StatusCategory = Type.Union(['stream', 'standard', 'error', 'pending', 'streaming', 'completed', 'failed', 'active'].map((s) => Type.Literal(s)))
 
@@ -113,7 +106,7 @@ export const recordFields = {
   api_key: Nullable(Type.Object({ id: Uuid, name: Type.String(), display: Type.String({ description: 'sk-abcd…wxyz' }) })),
   user_email: Nullable(Type.String()),
   provider: Nullable(Type.String()),
-  api_key_name: Nullable(Type.String({ description: 'the provider key the request was served with (admins only; null on your own records)' })),
+  api_key_name: Nullable(Type.String({ description: 'the provider key the request was served with (the operator\'s: admins only)' })),
   rate_multiplier: Type.Number({ description: 'the provider key\'s multiplier of actual_cost' }),
   model: Type.String(),
   target_model: Nullable(Type.String()),

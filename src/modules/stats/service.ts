@@ -100,11 +100,10 @@ export async function heatmap (db: Sql, timeZone: string, now = new Date()) {
   return heatmapBody(first, today, await heatmapDays(db, timeZone, first, today))
 }
 
-/** One user's heatmap, as `heatmap`; without actual_total_cost (the provider's price is the admin's to see). */
+/** One user's heatmap, as `heatmap` (its actual_total_cost is the operator's: accounting/visibility.ts trims it). */
 export async function userHeatmap (db: Sql, userId: string, timeZone: string, now = new Date()) {
   const { first, today } = heatmapWindow(timeZone, now)
-  const body = heatmapBody(first, today, await userHeatmapDays(db, userId, timeZone, first, today))
-  return { ...body, days: body.days.map(({ actual_total_cost: _, ...day }) => day) }
+  return heatmapBody(first, today, await userHeatmapDays(db, userId, timeZone, first, today))
 }
 
 function heatmapWindow (timeZone: string, now: Date) {
@@ -212,11 +211,6 @@ function toRecord (row: RecordRow) {
   }
 }
 
-/** A user's own records: the provider key's name is the operator's, not the caller's. */
-export function ownRecords<P extends { records: Array<{ api_key_name: string | null }> }> (page: P): P {
-  return { ...page, records: page.records.map((record) => ({ ...record, api_key_name: null })) }
-}
-
 /**
  * The filter's names as ids: the users, providers and models whose names contain them
  * (case-insensitive, the dashboard's filter boxes), found in the small tables; null when
@@ -298,7 +292,6 @@ export async function detail (db: Sql, id: string, userId: string | null) {
   if (row === undefined) throw new Errors.NotFound('usage record not found')
   return {
     ...toRecord(row),
-    ...(userId !== null && { api_key_name: null }),
     user: row.user_id === null || row.username === null ? null : { id: row.user_id, username: row.username, email: row.email },
     provider_id: row.provider_id,
     provider_endpoint_id: row.provider_endpoint_id,

@@ -1,8 +1,7 @@
 // A user's usage page in one object (GET /api/users/me/usage, AETHER.md §6.1): their
 // totals and summaries from the rollups, their heatmap, their newest records, their
-// quota. The operator's cost (actual_*) is shown to admins only, as Aether does.
+// quota. The operator's cost (actual_*) is in it: the route shows it to admins only (accounting/visibility.ts).
 import type { Db, Sql } from '../../db/prisma.js'
-import type { AuthUser } from '../../http/pipeline.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import { percent } from '../../lib/rates.js'
 import { hourPlan } from '../../lib/spans.js'
@@ -37,15 +36,14 @@ function sumBy (groups: ModelProviderTotals[], keyOf: (g: ModelProviderTotals) =
 }
 
 /** One user's usage in the range; `timeZone` cuts the heatmap's days. */
-export async function ownUsage (sql: Sql, db: Db, user: AuthUser, range: Range, timeZone: string) {
-  const admin = user.role === 'admin'
-  const filter = { ...recordFilter({ start_date: range.start.toISOString(), end_date: range.end.toISOString(), limit: OWN_RECORDS, offset: 0 }), userId: user.id }
+export async function ownUsage (sql: Sql, db: Db, userId: string, range: Range, timeZone: string) {
+  const filter = { ...recordFilter({ start_date: range.start.toISOString(), end_date: range.end.toISOString(), limit: OWN_RECORDS, offset: 0 }), userId }
   const [stats, groups, heatmap, records, account] = await Promise.all([
-    usageStats(sql, range, user.id),
-    userTotalsByModelAndProvider(sql, user.id, hourPlan(range)),
-    userHeatmap(sql, user.id, timeZone),
+    usageStats(sql, range, userId),
+    userTotalsByModelAndProvider(sql, userId, hourPlan(range)),
+    userHeatmap(sql, userId, timeZone),
     newestRecords(sql, filter, OWN_RECORDS),
-    db.user.findUniqueOrThrow({ where: { id: user.id }, select: { quota: true, used: true } })
+    db.user.findUniqueOrThrow({ where: { id: userId }, select: { quota: true, used: true } })
   ])
   const byModel = sumBy(groups, (g) => g.model)
   const providerNames = new Map(groups.map((g) => [g.providerId, g.provider]))
@@ -55,7 +53,7 @@ export async function ownUsage (sql: Sql, db: Db, user: AuthUser, range: Range, 
     total_input_tokens: byModel.reduce((n, [, s]) => n + s.inputTokens, 0),
     total_output_tokens: byModel.reduce((n, [, s]) => n + s.outputTokens, 0),
     total_cost: stats.total_cost,
-    ...(admin && { total_actual_cost: stats.total_actual_cost }),
+    total_actual_cost: stats.total_actual_cost,
     avg_response_time: stats.avg_response_time,
     error_count: stats.error_count,
     quota_usd: nanoToUsdOrNull(account.quota),
@@ -68,7 +66,7 @@ export async function ownUsage (sql: Sql, db: Db, user: AuthUser, range: Range, 
       output_tokens: s.outputTokens,
       total_tokens: s.totalTokens,
       total_cost_usd: nanoToUsd(s.totalCost),
-      ...(admin && { actual_total_cost_usd: nanoToUsd(s.actualTotalCost) })
+      actual_total_cost_usd: nanoToUsd(s.actualTotalCost)
     })),
     // the requests that reached a provider that still exists, as the admin's provider table
     summary_by_provider: sumBy(groups, (g) => g.providerId).map(([id, s]) => ({
@@ -80,6 +78,6 @@ export async function ownUsage (sql: Sql, db: Db, user: AuthUser, range: Range, 
       success_rate: percent(s.requests - s.errors, s.requests),
       avg_response_time_ms: s.responseTimeCount === 0 ? 0 : Math.round(s.responseTimeSumMs / s.responseTimeCount * 10) / 10
     })),
-    records: records.map(({ actual_cost: actualCost, ...record }) => ({ ...record, ...(admin && { actual_cost: actualCost }) }))
+    records
   }
 }
