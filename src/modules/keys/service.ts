@@ -4,6 +4,7 @@ import { KEY_DELETION_LOCK, type Db } from '../../db/prisma.js'
 import { Prisma, type ApiKey, type User } from '../../generated/prisma/client.js'
 import { Errors } from '../../http/errors.js'
 import { forgetKey } from '../accounting/corrections.js'
+import { providerIds } from '../providers/allowlist.js'
 import { decrypt, encrypt, maskSecret, randomBase62 } from '../../lib/crypto.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd, nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
@@ -88,9 +89,10 @@ function limitColumns (body: KeyUpdateBody, now: Date) {
 
 export async function createKey (db: Db, keyring: Keyring, ownerId: string, body: KeyCreateBody, standalone: boolean) {
   const key = generateApiKey()
+  const allowedProviders = await providerIds(db, body.allowed_providers)
   const row = await db.apiKey.create({
     data: {
-      ...limitColumns(body, new Date()),
+      ...limitColumns({ ...body, allowed_providers: allowedProviders }, new Date()),
       name: body.name,
       userId: ownerId,
       keyHash: hashApiKey(keyring, key),
@@ -121,7 +123,8 @@ export async function listKeys (db: Db, scope: KeyScope, query: { skip: number, 
 
 export async function updateKey (db: Db, id: string, scope: KeyScope, body: KeyUpdateBody): Promise<KeyRow> {
   await findKey(db, id, scope)
-  return db.apiKey.update({ where: { id }, data: { ...limitColumns(body, new Date()), isActive: body.is_active }, include: withUser })
+  const allowedProviders = await providerIds(db, body.allowed_providers)
+  return db.apiKey.update({ where: { id }, data: { ...limitColumns({ ...body, allowed_providers: allowedProviders }, new Date()), isActive: body.is_active }, include: withUser })
 }
 
 export async function toggleKey (db: Db, id: string, scope: KeyScope) {
