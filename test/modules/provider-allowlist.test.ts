@@ -128,6 +128,10 @@ t.test('a renamed provider stays allowed at verify: the list holds its id', asyn
     t.equal((await g.verify({ key: k.key, provider: 'alpha-renamed' })).statusCode, 200, 'the new name is allowed')
     t.equal((await g.verify({ key: k.key, provider: alpha })).statusCode, 200, 'and the id')
   }
+  const keyRead = await g.app.inject({ method: 'GET', url: `/api/admin/api-keys/${key.id as string}`, headers: g.admin.headers })
+  t.match(keyRead.json(), { allowed_providers: [alpha], allowed_provider_names: ['alpha-renamed'] }, 'the key record names the provider by its new name')
+  const userRead = await g.app.inject({ method: 'GET', url: `/api/admin/users/${user.id as string}`, headers: g.admin.headers })
+  t.same(userRead.json().allowed_provider_names, ['alpha-renamed', 'beta'], 'so does the user record')
   const refusals: Array<[LightMyRequestResponse, string]> = [
     [await g.verify({ key: key.key, provider: 'beta' }), 'another provider'],
     [await g.verify({ key: key.key, provider: 'alpha' }), 'the old name, which no provider has now'],
@@ -166,4 +170,13 @@ t.test('migration 20261202100000 converts stored names to ids and keeps what mat
 
   await g.app.pg.query(migration)
   t.same(await stored('api_keys', keys[0]!.id), [beta, 'ghost', alpha], 'a second run changes nothing')
+
+  // the records answer the names beside the ids: a kept entry as it is, a deleted provider null
+  await g.adminCall('DELETE', `/api/admin/providers/${alpha}`)
+  const list = (await g.app.inject({ method: 'GET', url: '/api/admin/api-keys?limit=10', headers: g.admin.headers })).json().api_keys as Json[]
+  const names = Object.fromEntries(list.map((k) => [k.id, k.allowed_provider_names]))
+  t.same([names[keys[0]!.id], names[keys[1]!.id], names[keys[2]!.id], names[keys[3]!.id]], [['beta', 'ghost', null], null, null, [null]])
+  const users = (await g.app.inject({ method: 'GET', url: '/api/admin/users', headers: g.admin.headers })).json() as Json[]
+  t.same(users.find((u) => u.id === user.id)?.allowed_provider_names, [null, 'Beta'])
+  t.same(users.find((u) => u.id === g.admin.id)?.allowed_provider_names, null, 'no list, no names')
 })

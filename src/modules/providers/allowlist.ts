@@ -29,3 +29,18 @@ export async function providerIds<L extends string[] | null | undefined> (db: Db
   }
   return [...new Set(list.map((entry) => resolve(entry)!))] as L
 }
+
+/**
+ * For each list, the names of its entries in place (reads only, for display): a provider's
+ * id gives its current name, an id of no provider (deleted since) null, and an entry that
+ * is no id (kept by migration 20261202100000) itself, as verify reads it. One query for
+ * every list, none when no list holds an id.
+ */
+export async function providerNamesOf (db: Db, lists: Array<string[] | null>): Promise<Array<Array<string | null> | null>> {
+  const uuids = [...new Set(lists.flatMap((list) => (list ?? []).filter((entry) => UUID.test(entry)).map((entry) => entry.toLowerCase())))]
+  // providers primary key
+  const query = sql`SELECT id::text AS id, name FROM providers WHERE id = ANY(${uuids}::uuid[])`
+  const rows = uuids.length === 0 ? [] : await db.$queryRawUnsafe<Array<{ id: string, name: string }>>(query.text, ...query.values)
+  const names = new Map(rows.map((row) => [row.id, row.name]))
+  return lists.map((list) => list === null ? null : list.map((entry) => UUID.test(entry) ? names.get(entry.toLowerCase()) ?? null : entry))
+}

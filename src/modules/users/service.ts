@@ -7,7 +7,7 @@ import { hashPassword, randomBase62, verifyPassword } from '../../lib/crypto.js'
 import { nanoToUsd, nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
 import { Errors } from '../../http/errors.js'
 import { isTimeZone } from '../../lib/time.js'
-import { providerIds } from '../providers/allowlist.js'
+import { providerIds, providerNamesOf } from '../providers/allowlist.js'
 import type { PreferencesBody, PreferencesUpdateBody, UserCreateBody, UserUpdateBody } from './schemas.js'
 
 export function toProfile (user: User) {
@@ -38,6 +38,14 @@ export function toUserRecord (user: User) {
     allowed_models: allowList(user.allowedModels)
   }
 }
+
+/** The records of `users`, each with the current names of the providers its allow-list holds (one query for all users). */
+export async function userRecords (db: Db, users: User[]) {
+  const names = await providerNamesOf(db, users.map((user) => allowList(user.allowedProviders)))
+  return users.map((user, i) => ({ ...toUserRecord(user), allowed_provider_names: names[i]! }))
+}
+
+export const userRecord = async (db: Db, user: User) => (await userRecords(db, [user]))[0]!
 
 // the lists' items are unique (schema), so equal length and inclusion is set equality
 const sameList = (a: string[] | null, b: string[] | null) => a === null || b === null ? a === b : a.length === b.length && a.every((v) => b.includes(v))
