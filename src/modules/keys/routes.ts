@@ -13,7 +13,7 @@ import {
   BalanceBody, HardDeleteQuery, IncludeKeyQuery, KeyCreate, KeyList, KeyListQuery, KeyMaybeSecret, KeyParams, KeyRecord,
   KeyStats, KeyUpdate, KeyWithSecret, Message, OwnKeyCreate, OwnKeyList, OwnKeyListQuery, StandaloneKeyCreate, StatsQuery, Toggled, UserKeyIdParams, UserKeyParams
 } from './schemas.js'
-import { adjustBalance, createKey, deleteKey, findKey, listKeys, revealKey, toggleKey, toKeyRecord, updateKey } from './service.js'
+import { adjustBalance, createKey, deleteKey, findKey, keyRecord, listKeys, revealKey, toggleKey, updateKey } from './service.js'
 import { keyStats } from './stats.js'
 
 const tags = ['api keys']
@@ -52,9 +52,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'admin',
     handle: async ({ db, params, query, audit }) => {
       const row = await findKey(db, params.id, {})
-      if (!query.include_key) return toKeyRecord(row)
+      if (!query.include_key) return keyRecord(db, row)
       audit({ key_id: row.id }, 'api_keys.reveal')
-      return { ...toKeyRecord(row), key: revealKey(app.keyring, row) }
+      return { ...await keyRecord(db, row), key: revealKey(app.keyring, row) }
     }
   })
 
@@ -67,7 +67,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mutation: true,
     handle: async ({ db, params, body, audit }) => {
       audit({ key_id: params.id, fields: Object.keys(body) })
-      return toKeyRecord(await updateKey(db, params.id, {}, body))
+      return keyRecord(db, await updateKey(db, params.id, {}, body))
     }
   })
 
@@ -109,7 +109,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const amount = usdToNano(body.amount_usd)
       if (amount === 0n) throw Object.assign(new Errors.InvalidInput('body.amount_usd must not be zero'), { field: 'body.amount_usd' })
       audit({ key_id: params.id, amount_usd: body.amount_usd })
-      return toKeyRecord(await adjustBalance(db, params.id, amount))
+      return keyRecord(db, await adjustBalance(db, params.id, amount))
     }
   })
 
@@ -161,7 +161,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, summary: 'One of a user\'s keys', params: UserKeyIdParams, response: { 200: KeyRecord, ...errorResponses(404) } },
     action: 'user_api_keys.get',
     mode: 'admin',
-    handle: async ({ db, params }) => toKeyRecord(await findKey(db, params.id, { userId: params.user_id }))
+    handle: async ({ db, params }) => keyRecord(db, await findKey(db, params.id, { userId: params.user_id }))
   })
 
   route(app, {
@@ -173,7 +173,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mutation: true,
     handle: async ({ db, params, body, audit }) => {
       audit({ key_id: params.id, target_user_id: params.user_id, fields: Object.keys(body) })
-      return toKeyRecord(await updateKey(db, params.id, { userId: params.user_id }, body))
+      return keyRecord(db, await updateKey(db, params.id, { userId: params.user_id }, body))
     }
   })
 
@@ -241,9 +241,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'user',
     handle: async ({ db, user, params, query, audit }) => {
       const row = await findKey(db, params.id, { userId: user.id })
-      if (!query.include_key) return toKeyRecord(row)
+      if (!query.include_key) return keyRecord(db, row)
       audit({ key_id: row.id }, 'own_api_keys.reveal')
-      return { ...toKeyRecord(row), key: revealKey(app.keyring, row) }
+      return { ...await keyRecord(db, row), key: revealKey(app.keyring, row) }
     }
   })
 

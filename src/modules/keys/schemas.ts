@@ -4,6 +4,8 @@ import { IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/sc
 /** null or [] = every value allowed */
 const AllowList = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 500, uniqueItems: true }))
 const Usd = Type.Number({ exclusiveMinimum: 0, maximum: 1e9 })
+/** allowed_providers holds ids (a name given on write is stored as its id); this is their current names, in place */
+const ProviderNames = Nullable(Type.Array(Nullable(Type.String()), { description: 'the current names of allowed_providers, in place; null for a provider deleted since' }))
 const Tags = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 20, uniqueItems: true }))
 
 export const KeyRecord = Type.Object({
@@ -26,6 +28,7 @@ export const KeyRecord = Type.Object({
   daily_cost_limit_usd: Nullable(Type.Number()),
   total_cost_limit_usd: Nullable(Type.Number()),
   allowed_providers: AllowList,
+  allowed_provider_names: ProviderNames,
   allowed_api_formats: AllowList,
   allowed_models: AllowList,
   tags: Tags,

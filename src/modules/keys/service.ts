@@ -4,6 +4,7 @@ import { KEY_DELETION_LOCK, type Db } from '../../db/prisma.js'
 import { Prisma, type ApiKey, type User } from '../../generated/prisma/client.js'
 import { Errors } from '../../http/errors.js'
 import { forgetKey } from '../accounting/corrections.js'
+import { providerIds, providerNamesOf } from '../providers/allowlist.js'
 import { decrypt, encrypt, maskSecret, randomBase62 } from '../../lib/crypto.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd, nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
@@ -56,6 +57,14 @@ export function toKeyRecord (row: KeyRow) {
   }
 }
 
+/** The records of `rows`, each with the current names of the providers its allow-list holds (one query for all rows). */
+export async function keyRecords (db: Db, rows: KeyRow[]) {
+  const names = await providerNamesOf(db, rows.map((row) => list(row.allowedProviders)))
+  return rows.map((row, i) => ({ ...toKeyRecord(row), allowed_provider_names: names[i]! }))
+}
+
+export const keyRecord = async (db: Db, row: KeyRow) => (await keyRecords(db, [row]))[0]!
+
 /** JSON list column: an empty list means "all", stored as NULL like an absent one. */
 const jsonList = (value: string[] | null | undefined) =>
   value === undefined ? undefined : value === null || value.length === 0 ? Prisma.DbNull : value
@@ -88,9 +97,10 @@ function limitColumns (body: KeyUpdateBody, now: Date) {
 
 export async function createKey (db: Db, keyring: Keyring, ownerId: string, body: KeyCreateBody, standalone: boolean) {
   const key = generateApiKey()
+  const allowedProviders = await providerIds(db, body.allowed_providers)
   const row = await db.apiKey.create({
     data: {
-      ...limitColumns(body, new Date()),
+      ...limitColumns({ ...body, allowed_providers: allowedProviders }, new Date()),
       name: body.name,
       userId: ownerId,
       keyHash: hashApiKey(keyring, key),
@@ -101,7 +111,7 @@ export async function createKey (db: Db, keyring: Keyring, ownerId: string, body
     },
     include: withUser
   })
-  return { ...toKeyRecord(row), key }
+  return { ...await keyRecord(db, row), key }
 }
 
 export async function findKey (db: Db, id: string, scope: KeyScope): Promise<KeyRow> {
@@ -116,12 +126,13 @@ export async function listKeys (db: Db, scope: KeyScope, query: { skip: number, 
     db.apiKey.findMany({ where, include: withUser, orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], skip: query.skip, take: query.limit }),
     db.apiKey.count({ where })
   ])
-  return { api_keys: rows.map(toKeyRecord), total, limit: query.limit, skip: query.skip }
+  return { api_keys: await keyRecords(db, rows), total, limit: query.limit, skip: query.skip }
 }
 
 export async function updateKey (db: Db, id: string, scope: KeyScope, body: KeyUpdateBody): Promise<KeyRow> {
   await findKey(db, id, scope)
-  return db.apiKey.update({ where: { id }, data: { ...limitColumns(body, new Date()), isActive: body.is_active }, include: withUser })
+  const allowedProviders = await providerIds(db, body.allowed_providers)
+  return db.apiKey.update({ where: { id }, data: { ...limitColumns({ ...body, allowed_providers: allowedProviders }, new Date()), isActive: body.is_active }, include: withUser })
 }
 
 export async function toggleKey (db: Db, id: string, scope: KeyScope) {

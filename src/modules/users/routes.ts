@@ -4,7 +4,7 @@ import { route } from '../../http/pipeline.js'
 import Type from 'typebox'
 import { nanoToUsd } from '../../lib/money.js'
 import { OwnProfileUpdate, PasswordChange, Preferences, PreferencesUpdate, Profile, QuotaReset, UserCreate, UserIdParams, UserList, UserListQuery, UserRecord, UserUpdate } from './schemas.js'
-import { changeOwnPassword, createUser, deleteUser, findUser, listUsers, resetQuota, toPreferences, toProfile, toUserRecord, updateOwnProfile, updatePreferences, updateUser } from './service.js'
+import { changeOwnPassword, createUser, deleteUser, findUser, listUsers, resetQuota, toPreferences, toProfile, toUserRecord, updateOwnProfile, updatePreferences, updateUser, userRecord, userRecords } from './service.js'
 
 const tags = ['users']
 
@@ -18,7 +18,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     handle: async ({ db, query, reply }) => {
       const { users, total } = await listUsers(db, query)
       reply.header('x-total-count', String(total))
-      return users.map(toUserRecord)
+      return userRecords(db, users)
     }
   })
 
@@ -33,7 +33,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     handle: async ({ db, body, audit }) => {
       const user = await createUser(db, body)
       audit({ target_user_id: user.id, username: user.username, role: user.role })
-      return toUserRecord(user)
+      return userRecord(db, user)
     }
   })
 
@@ -43,7 +43,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, summary: 'Get a user', params: UserIdParams, response: { 200: UserRecord, ...errorResponses(404) } },
     action: 'users.get',
     mode: 'admin',
-    handle: async ({ db, params }) => toUserRecord(await findUser(db, params.id))
+    handle: async ({ db, params }) => userRecord(db, await findUser(db, params.id))
   })
 
   route(app, {
@@ -55,7 +55,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mutation: true,
     handle: async ({ db, params, body, user, audit }) => {
       audit({ target_user_id: params.id, fields: Object.keys(body) })
-      return toUserRecord(await updateUser(db, params.id, body, user.id))
+      return userRecord(db, await updateUser(db, params.id, body, user.id))
     }
   })
 

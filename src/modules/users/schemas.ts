@@ -26,7 +26,8 @@ export const Profile = Type.Object({
 
 export const UserRecord = Type.Object({
   ...Profile.properties,
-  allowed_providers: AllowList,
+  allowed_providers: allowList('provider ids (a name given on write is stored as its id); null = no restriction'),
+  allowed_provider_names: Nullable(Type.Array(Nullable(Type.String()), { description: 'the current names of allowed_providers, in place; null for a provider deleted since' })),
   allowed_api_formats: AllowList,
   allowed_endpoints: allowList('Aether\'s name for allowed_api_formats (the same list)'),
   allowed_models: AllowList

@@ -7,6 +7,7 @@ import { hashPassword, randomBase62, verifyPassword } from '../../lib/crypto.js'
 import { nanoToUsd, nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
 import { Errors } from '../../http/errors.js'
 import { isTimeZone } from '../../lib/time.js'
+import { providerIds, providerNamesOf } from '../providers/allowlist.js'
 import type { PreferencesBody, PreferencesUpdateBody, UserCreateBody, UserUpdateBody } from './schemas.js'
 
 export function toProfile (user: User) {
@@ -38,6 +39,14 @@ export function toUserRecord (user: User) {
   }
 }
 
+/** The records of `users`, each with the current names of the providers its allow-list holds (one query for all users). */
+export async function userRecords (db: Db, users: User[]) {
+  const names = await providerNamesOf(db, users.map((user) => allowList(user.allowedProviders)))
+  return users.map((user, i) => ({ ...toUserRecord(user), allowed_provider_names: names[i]! }))
+}
+
+export const userRecord = async (db: Db, user: User) => (await userRecords(db, [user]))[0]!
+
 // the lists' items are unique (schema), so equal length and inclusion is set equality
 const sameList = (a: string[] | null, b: string[] | null) => a === null || b === null ? a === b : a.length === b.length && a.every((v) => b.includes(v))
 
@@ -58,13 +67,14 @@ const quota = (usd: number | null | undefined) => usd === undefined ? undefined 
 
 export async function createUser (db: Db, body: UserCreateBody): Promise<User> {
   const formats = apiFormats(body)
+  const providers = await providerIds(db, body.allowed_providers)
   return db.user.create({
     data: {
       username: body.username,
       email: body.email ?? null,
       passwordHash: await hashPassword(body.password),
       role: body.role ?? 'user',
-      allowedProviders: jsonList(body.allowed_providers),
+      allowedProviders: jsonList(providers),
       allowedApiFormats: jsonList(formats),
       allowedModels: jsonList(body.allowed_models),
       quota: quota(body.quota_usd),
@@ -85,6 +95,7 @@ export async function updateUser (db: Db, id: string, body: UserUpdateBody, acto
   if (id === actorId && (body.is_active === false || body.role === 'user')) {
     throw new Errors.Conflict('you cannot deactivate or demote your own account')
   }
+  const providers = await providerIds(db, body.allowed_providers)
   const user = await db.user.update({
     where: { id },
     data: {
@@ -92,7 +103,7 @@ export async function updateUser (db: Db, id: string, body: UserUpdateBody, acto
       email: body.email,
       passwordHash: body.password === undefined ? undefined : await hashPassword(body.password),
       role: body.role,
-      allowedProviders: jsonList(body.allowed_providers),
+      allowedProviders: jsonList(providers),
       allowedApiFormats: jsonList(formats),
       allowedModels: jsonList(body.allowed_models),
       quota: quota(body.quota_usd),

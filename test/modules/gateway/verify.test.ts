@@ -37,6 +37,7 @@ const start = (key: Json, requestId: string) => ({ type: 'start', request_id: re
 
 t.test('the allowed answer', async (t) => {
   const g = await gateway(t)
+  const anthropic = await g.provider('anthropic')
   const key = await g.standaloneKey({
     initial_balance_usd: 2.5, rate_limit: 100, concurrent_limit: 5, daily_cost_limit_usd: 10, total_cost_limit_usd: 20,
     allowed_models: ['m'], allowed_providers: ['anthropic'], allowed_api_formats: ['claude:messages']
@@ -49,7 +50,7 @@ t.test('the allowed answer', async (t) => {
     user_id: g.admin.id,
     limits: {
       rate_limit: 100, concurrent_limit: 5, daily_cost_limit_usd: 10, total_cost_limit_usd: 20,
-      allowed_models: ['m'], allowed_providers: ['anthropic'], allowed_api_formats: ['claude:messages']
+      allowed_models: ['m'], allowed_providers: [anthropic.id], allowed_api_formats: ['claude:messages']
     },
     remaining_balance_usd: 2.5
   })
@@ -168,6 +169,7 @@ t.test('user_disabled: the owner deactivated through the admin API', async (t) =
 
 t.test('model / provider / api_format not allowed: key lists', async (t) => {
   const g = await gateway(t)
+  await g.provider('anthropic')
   const key = await g.standaloneKey({ allowed_models: ['m', 'n'], allowed_providers: ['anthropic'], allowed_api_formats: ['claude:messages'] })
   refused(t, await g.verify({ key: key.key, model: 'gpt-4o' }), 403, 'model_not_allowed')
   refused(t, await g.verify({ key: key.key, model: 'm', provider: 'openai' }), 403, 'provider_not_allowed')
@@ -185,6 +187,7 @@ t.test('model / provider / api_format not allowed: key lists', async (t) => {
 
 t.test('model / provider / api_format not allowed: the owner\'s user-level lists', async (t) => {
   const g = await gateway(t)
+  await g.provider('anthropic')
   const user = await g.user({ allowed_models: ['m'], allowed_providers: ['anthropic'], allowed_api_formats: ['claude:messages'] })
   const key = await g.userKey(user.id)
   refused(t, await g.verify({ key: key.key, model: 'gpt-4o' }), 403, 'model_not_allowed')
@@ -214,7 +217,7 @@ t.test('provider lists hold names or, as Aether\'s forms write them, provider id
   t.equal((await g.verify({ key: narrow.key, provider: 'openai' })).statusCode, 200, 'the key\'s own list by id (any case)')
   refused(t, await g.verify({ key: narrow.key, provider: 'anthropic' }), 403, 'provider_not_allowed')
   const answer = (await g.verify({ key: narrow.key, provider: 'openai' })).json()
-  t.same(answer.limits.allowed_providers, [openai.id.toUpperCase()], 'the list is answered as stored')
+  t.same(answer.limits.allowed_providers, [openai.id], 'the list is answered as stored: the id, written in lower case')
 
   const orphan = await g.standaloneKey({ allowed_providers: [gone.id] })
   t.equal((await g.verify({ key: orphan.key, provider: 'gone' })).statusCode, 200)
