@@ -193,6 +193,7 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
   let settled = 0
   let batches = 0
   let running = true
+  let firstRefusal: string | undefined
   const settle = async () => {
     while (running || admitted.length > 0) {
       const due = admitted.splice(0, 1000)
@@ -214,11 +215,12 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
       setupRequest: (req, context: { keyId?: string, requestId?: string }) => {
         const key = keys[n % keys.length]!
         context.keyId = key.id
-        context.requestId = `reserve-${process.pid}-${n++}`
+        context.requestId = `reserve-${label.length}-${keys.length}-${process.pid}-${n++}`
         return { ...req, body: JSON.stringify({ key: key.key, model: 'claude-sonnet-4', api_format: 'claude:messages', request_id: context.requestId, estimated_input_tokens: 2000, max_output_tokens: 1000 }) }
       },
-      onResponse: (status, _body, context: { keyId?: string, requestId?: string }) => {
+      onResponse: (status, body, context: { keyId?: string, requestId?: string }) => {
         if (status === 200) admitted.push({ keyId: context.keyId!, requestId: context.requestId! })
+        else if (firstRefusal === undefined) firstRefusal = `${status} ${body}`
       }
     }]
   }, bench)
@@ -226,6 +228,7 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
   await settling
   const [left] = await bench.prisma.$queryRaw<Array<{ n: number }>>`SELECT count(*)::int AS n FROM admission_holds`
   console.log(`reserve ${label.padEnd(37)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors${cpuNote(run)}${stealNote(run.steal)}; ${fmt(settled)} settled in ${fmt(batches)} batches, ${left!.n} holds left)`)
+  if (firstRefusal !== undefined) console.log(`  first refusal: ${firstRefusal}`)
   admitted = []
 }
 
