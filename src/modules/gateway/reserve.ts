@@ -22,6 +22,8 @@ export interface Reservation {
   request_id: string
   /** nano-USD; worst-case cost, or the default hold */
   amount: bigint
+  /** the tokens it may use: estimated_input_tokens + max_output_tokens, as far as given */
+  tokens: bigint
   model?: string
 }
 
@@ -61,14 +63,14 @@ function reserveSql (hash: string, hold: Reservation, settings: ReserveSettings)
     prior AS (SELECT api_key_id, amount, expires_at FROM admission_holds WHERE request_id = ${hold.request_id} AND expires_at > now()),
     served AS (SELECT status::text AS status FROM usage WHERE request_id = ${hold.request_id}),
     inserted AS (
-      INSERT INTO admission_holds (request_id, api_key_id, user_id, model, amount, started, expires_at)
-      SELECT ${hold.request_id}, k.id, k.user_id, ${hold.model ?? null}, ${hold.amount}::bigint,
+      INSERT INTO admission_holds (request_id, api_key_id, user_id, model, amount, tokens, started, expires_at)
+      SELECT ${hold.request_id}, k.id, k.user_id, ${hold.model ?? null}, ${hold.amount}::bigint, ${hold.tokens}::bigint,
              COALESCE((SELECT status FROM served) = ANY(${[...IN_FLIGHT_STATUSES]}::text[]), false),
              now() + make_interval(secs => ${settings.holdTtlSeconds}::int)
         FROM k
        WHERE NOT EXISTS (SELECT 1 FROM prior) AND COALESCE((SELECT status FROM served) <> ALL(${[...FINISHED_STATUSES]}::text[]), true)
       ON CONFLICT (request_id) DO UPDATE SET api_key_id = EXCLUDED.api_key_id, user_id = EXCLUDED.user_id, model = EXCLUDED.model,
-             amount = EXCLUDED.amount, started = EXCLUDED.started, created_at = now(), expires_at = EXCLUDED.expires_at
+             amount = EXCLUDED.amount, tokens = EXCLUDED.tokens, started = EXCLUDED.started, created_at = now(), expires_at = EXCLUDED.expires_at
        -- only an expired hold is replaced: a live one is the request's own (prior)
        WHERE admission_holds.expires_at <= now()
       RETURNING expires_at
@@ -138,7 +140,7 @@ async function reserveOnce (pool: pg.Pool, hash: string, request: VerifyRequest,
     }
     // a reservation of the same request_id through another key committed while this one waited for it
     if (row!.hold_expires_at === null) throw new Refusals.request_conflict(`request ${hold.request_id} is held by another key`)
-    const answer = admit(key, hash, request, hold.amount)
+    const answer = admit(key, hash, request, hold.amount, hold.tokens)
     await client.query('COMMIT')
     open = false
     return withHold(answer, hold.request_id, hold.amount, row!.hold_expires_at as Date)

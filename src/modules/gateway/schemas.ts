@@ -23,7 +23,9 @@ export const VerifyAllowed = Type.Object({
   key_id: Uuid,
   user_id: Uuid,
   limits: Type.Object({
-    rate_limit: Nullable(Type.Integer()),
+    rate_limit: Nullable(Type.Integer({ description: 'requests per rate window' })),
+    token_limit: Nullable(Type.Integer({ description: 'tokens per rate window' })),
+    rate_window_seconds: Type.Integer(),
     concurrent_limit: Nullable(Type.Integer()),
     daily_cost_limit_usd: Nullable(Type.Number()),
     total_cost_limit_usd: Nullable(Type.Number()),

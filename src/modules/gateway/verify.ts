@@ -56,11 +56,11 @@ export async function verifyKey (db: Sql, keyring: Keyring, request: VerifyReque
 
 /**
  * The checks, in Refusals' order, of a key's state (read by hash) against a request that
- * would hold `hold` nano-USD (0 for an advisory verify): throws the first refusal, else the answer.
+ * would hold `hold` nano-USD and `tokens` tokens (0 for an advisory verify): throws the first refusal, else the answer.
  */
-export function admit (key: KeyState | undefined, hash: string, request: VerifyRequest, hold: bigint) {
+export function admit (key: KeyState | undefined, hash: string, request: VerifyRequest, hold: bigint, tokens = 0n) {
   checkKey(key, hash, request)
-  checkLimits(key, hold)
+  checkLimits(key, hold, tokens)
   return answerOf(key, hold)
 }
 
@@ -75,12 +75,16 @@ export function checkKey (key: KeyState | undefined, hash: string, request: Veri
   if (!allows(key.allowed_api_formats, request.api_format) || !allows(key.user_allowed_api_formats, request.api_format)) throw new Refusals.api_format_not_allowed(`API format ${request.api_format} is not allowed for this key`)
 }
 
-/** Every limit has room for one more request holding `hold`, beside every live hold. */
-function checkLimits (key: KeyState, hold: bigint): void {
+/** Every limit has room for one more request holding `hold` and `tokens`, beside every live hold. */
+function checkLimits (key: KeyState, hold: bigint, tokens: bigint): void {
   const { counters } = key
+  // Retry-After: until the window's oldest request leaves it (the whole window when only holds of started requests fill it)
+  const retryAfter = () => counters.window_oldest === null ? counters.window_seconds : Math.max(1, windowResetsIn(counters))
   if (key.rate_limit !== null && counters.window_requests >= key.rate_limit) {
-    const retryAfter = counters.window_oldest === null ? 60 : Math.max(1, windowResetsIn(counters))
-    throw Object.assign(new Refusals.rate_limited(`rate limit of ${key.rate_limit} requests per minute reached`), { retryAfter })
+    throw Object.assign(new Refusals.rate_limited(`rate limit of ${key.rate_limit} requests per ${key.rate_window_seconds} s reached`), { retryAfter: retryAfter() })
+  }
+  if (key.token_limit !== null && !fits(counters.window_tokens, key.token_limit, tokens)) {
+    throw Object.assign(new Refusals.rate_limited(`token limit of ${key.token_limit} tokens per ${key.rate_window_seconds} s reached`), { retryAfter: retryAfter() })
   }
   if (key.concurrent_limit !== null && (counters.in_flight ?? 0) >= key.concurrent_limit) {
     throw Object.assign(new Refusals.concurrency_limited(`${key.concurrent_limit} requests already in flight`), { retryAfter: 1 })
@@ -101,6 +105,8 @@ export function answerOf (key: KeyState, hold: bigint) {
     user_id: key.user_id,
     limits: {
       rate_limit: key.rate_limit,
+      token_limit: key.token_limit === null ? null : Number(key.token_limit),
+      rate_window_seconds: key.rate_window_seconds,
       concurrent_limit: key.concurrent_limit,
       daily_cost_limit_usd: nanoToUsdOrNull(key.daily_cost_limit),
       total_cost_limit_usd: nanoToUsdOrNull(key.total_cost_limit),

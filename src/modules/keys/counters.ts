@@ -6,7 +6,7 @@ import { prepared, type Sql } from '../../db/prisma.js'
 import { liveHoldSql } from '../accounting/holds.js'
 import { keyCounters, toKeyCounters, type CounterSettings, type KeyCounters } from '../accounting/read/counters.js'
 
-export { RATE_WINDOW_SECONDS, windowResetsIn, type CounterSettings, type KeyCounters } from '../accounting/read/counters.js'
+export { windowResetsIn, type CounterSettings, type KeyCounters } from '../accounting/read/counters.js'
 
 export interface KeyState {
   id: string
@@ -28,6 +28,9 @@ export interface KeyState {
   allowed_provider_names: string[]
   user_allowed_provider_names: string[]
   rate_limit: number | null
+  /** tokens per rate window */
+  token_limit: bigint | null
+  rate_window_seconds: number
   concurrent_limit: number | null
   /** nano-USD, like every amount below */
   daily_cost_limit: bigint | null
@@ -61,13 +64,13 @@ const providerNames = (list: Fragment): Fragment => sql`CASE WHEN jsonb_typeof($
  * the owner's holds are served by admission_holds (user_id).
  */
 const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
-  const counters = keyCounters({ id: raw('k.id'), rateLimit: raw('k.rate_limit'), concurrentLimit: raw('k.concurrent_limit'), dailyCostLimit: raw('k.daily_cost_limit') }, settings)
+  const counters = keyCounters({ id: raw('k.id'), rateLimit: raw('k.rate_limit'), tokenLimit: raw('k.token_limit'), windowSeconds: raw('k.rate_window_seconds'), concurrentLimit: raw('k.concurrent_limit'), dailyCostLimit: raw('k.daily_cost_limit') }, settings)
   return sql`
   SELECT k.id, k.user_id, k.name, k.created_at, k.key_hash, k.is_active, k.expires_at, u.is_active AND NOT u.is_deleted AS user_active,
          k.allowed_models, k.allowed_providers, k.allowed_api_formats,
          u.allowed_models AS user_allowed_models, u.allowed_providers AS user_allowed_providers, u.allowed_api_formats AS user_allowed_api_formats,
          ${providerNames(raw('k.allowed_providers'))} AS allowed_provider_names, ${providerNames(raw('u.allowed_providers'))} AS user_allowed_provider_names,
-         k.rate_limit, k.concurrent_limit, k.daily_cost_limit, k.total_cost_limit, k.total_cost, k.current_balance, k.balance_used, u.quota, u.used,
+         k.rate_limit, k.token_limit, k.rate_window_seconds, k.concurrent_limit, k.daily_cost_limit, k.total_cost_limit, k.total_cost, k.current_balance, k.balance_used, u.quota, u.used,
          CASE WHEN u.quota IS NOT NULL THEN (SELECT COALESCE(sum(uh.amount), 0) FROM admission_holds uh WHERE uh.user_id = u.id AND ${liveHoldSql('uh')}) ELSE 0 END::bigint AS user_held,
          ${counters.columns}
     FROM api_keys k
@@ -108,6 +111,8 @@ export function toKeyState (row: Record<string, unknown>): KeyState {
     allowed_provider_names: row.allowed_provider_names as string[],
     user_allowed_provider_names: row.user_allowed_provider_names as string[],
     rate_limit: row.rate_limit as number | null,
+    token_limit: big(row.token_limit),
+    rate_window_seconds: row.rate_window_seconds as number,
     concurrent_limit: row.concurrent_limit as number | null,
     daily_cost_limit: big(row.daily_cost_limit),
     total_cost_limit: big(row.total_cost_limit),

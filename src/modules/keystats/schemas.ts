@@ -34,14 +34,18 @@ export const UserStats = Type.Object({
   expires_at: Nullable(Timestamp),
   usage: Type.Object(usageFields, { description: 'all time, finished requests' }),
   limits: Type.Object({
-    rate_limit: Nullable(Type.Integer({ description: 'requests per minute; null = unlimited' })),
+    rate_limit: Nullable(Type.Integer({ description: 'requests per rate window; null = unlimited' })),
+    token_limit: Nullable(Type.Integer({ description: 'tokens per rate window; null = unlimited' })),
+    rate_window_seconds: Type.Integer(),
     current_window_requests: Count,
-    window_resets_in_seconds: Type.Integer({ minimum: 0, description: 'until the oldest request of the last 60 s leaves the window; 0 when it is empty' }),
+    current_window_tokens: Count,
+    window_resets_in_seconds: Type.Integer({ minimum: 0, description: 'until the oldest request in the rate window leaves it; 0 when it is empty' }),
     concurrent_limit: Nullable(Type.Integer()),
     daily_cost_limit_usd: Nullable(Type.Number()),
     today_cost_usd: Type.Number({ description: 'since local midnight in APP_TIMEZONE' }),
     total_cost_limit_usd: Nullable(Type.Number()),
-    remaining_balance_usd: Nullable(Type.Number({ description: 'null = unlimited' }))
+    remaining_balance_usd: Nullable(Type.Number({ description: 'null = unlimited; net of live holds' })),
+    held_usd: Type.Number({ description: 'the live admission holds of requests admitted and not yet settled' })
   }),
   restrictions: Type.Object({ allowed_models: AllowList, allowed_providers: AllowList, allowed_api_formats: AllowList })
 })

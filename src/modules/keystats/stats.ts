@@ -24,13 +24,17 @@ export async function userStats (db: Sql, keyId: string, settings: { timeZone: s
     usage: toUsd(usage),
     limits: {
       rate_limit: key.rate_limit,
+      token_limit: key.token_limit === null ? null : Number(key.token_limit),
+      rate_window_seconds: key.rate_window_seconds,
       current_window_requests: key.counters.window_requests,
+      current_window_tokens: Number(key.counters.window_tokens),
       window_resets_in_seconds: windowResetsIn(key.counters),
       concurrent_limit: key.concurrent_limit,
       daily_cost_limit_usd: nanoToUsdOrNull(key.daily_cost_limit),
       today_cost_usd: nanoToUsd(key.counters.today_cost ?? 0n),
       total_cost_limit_usd: nanoToUsdOrNull(key.total_cost_limit),
-      remaining_balance_usd: key.current_balance === null ? null : nanoToUsd(key.current_balance - key.balance_used)
+      remaining_balance_usd: key.current_balance === null ? null : nanoToUsd(key.current_balance - key.balance_used - key.counters.held_cost),
+      held_usd: nanoToUsd(key.counters.held_cost)
     },
     restrictions: {
       allowed_models: allowList(key.allowed_models),

@@ -201,3 +201,37 @@ t.test('bad reservations are 4xx, and the holds list is for admins', async (t) =
   t.equal((await g.app.inject({ method: 'GET', url: '/api/admin/admission/holds?api_key_id=nope', headers: g.admin.headers })).statusCode, 400)
   t.equal((await g.app.inject({ method: 'GET', url: '/api/admin/admission/holds?limit=1001', headers: g.admin.headers })).statusCode, 400)
 })
+
+t.test('token limits and the rate window\'s length: per key, held at admission, settled to the actual tokens', async (t) => {
+  const g = await gateway(t)
+  const key = await g.standaloneKey({ token_limit: 3000, rate_limit: 10, rate_window_seconds: 5 })
+  t.match(key, { token_limit: 3000, rate_limit: 10, rate_window_seconds: 5 }, 'the key record')
+  const reserve = (id: string, input: number, output: number) => g.verify({ key: key.key, request_id: id, estimated_input_tokens: input, max_output_tokens: output })
+  t.equal((await reserve('t1', 1000, 1000)).statusCode, 200, '2000 of 3000')
+  const over = await reserve('t2', 1000, 1000)
+  t.equal(over.statusCode, 429, '2000 + 2000 > 3000')
+  t.match(over.json().error, { type: 'rate_limited', message: /token limit of 3000 tokens per 5 s/ })
+  t.ok(Number(over.headers['retry-after']) >= 1 && Number(over.headers['retry-after']) <= 5, 'Retry-After within the 5 s window')
+  t.equal((await reserve('t3', 500, 500)).statusCode, 200, '2000 + 1000 = 3000: exactly at the limit')
+  // t1 used 300 tokens, not 2000: the window holds 300 (its row) + 1000 (t3's hold)
+  await g.send([{ ...complete(key, 't1', { input: 200, output: 100 }), model: 'unpriced' }])
+  t.equal((await reserve('t4', 1000, 700)).statusCode, 200, '300 + 1000 + 1700 = 3000')
+  t.equal((await reserve('t5', 0, 1)).statusCode, 429, 'and not one token more')
+  // the window is 5 s: once its requests are older, the room is back
+  await g.app.pg.query("UPDATE usage SET created_at = now() - interval '6 seconds'")
+  await g.app.pg.query("UPDATE admission_holds SET created_at = now() - interval '6 seconds'")
+  t.equal((await reserve('t6', 1000, 1000)).statusCode, 200, 'after 5 s, 2000 tokens fit again')
+  const stats = await g.app.inject({ method: 'POST', url: '/api/key-stats/user-stats', headers: { authorization: `Bearer ${key.key as string}` } })
+  t.match(stats.json().limits, { token_limit: 3000, rate_window_seconds: 5, current_window_tokens: 2000, current_window_requests: 1 }, 'the key holder sees the window')
+
+  // an advisory verify: the window's tokens from recorded requests alone
+  const plain = await g.standaloneKey({ token_limit: 100 })
+  t.equal((await g.verify({ key: plain.key })).statusCode, 200)
+  await g.send([{ ...complete(plain, 'p1', { input: 60, output: 40 }), model: 'unpriced' }])
+  t.equal((await g.verify({ key: plain.key })).statusCode, 429, '100 of 100 tokens used in the last 60 s')
+
+  for (const body of [{ rate_window_seconds: 0 }, { rate_window_seconds: 86_401 }, { token_limit: 0 }, { token_limit: 1.5 }]) {
+    const res = await g.app.inject({ method: 'POST', url: '/api/admin/api-keys', headers: g.admin.headers, payload: { name: 'bad', ...body } })
+    t.equal(res.statusCode, 400, JSON.stringify(body))
+  }
+})

@@ -49,7 +49,7 @@ t.test('the allowed answer', async (t) => {
     key_id: key.id,
     user_id: g.admin.id,
     limits: {
-      rate_limit: 100, concurrent_limit: 5, daily_cost_limit_usd: 10, total_cost_limit_usd: 20,
+      rate_limit: 100, token_limit: null, rate_window_seconds: 60, concurrent_limit: 5, daily_cost_limit_usd: 10, total_cost_limit_usd: 20,
       allowed_models: ['m'], allowed_providers: [anthropic.id], allowed_api_formats: ['claude:messages']
     },
     remaining_balance_usd: 2.5
@@ -63,7 +63,7 @@ t.test('the allowed answer', async (t) => {
     allowed: true,
     key_id: plain.id,
     user_id: user.id,
-    limits: { rate_limit: null, concurrent_limit: null, daily_cost_limit_usd: null, total_cost_limit_usd: null, allowed_models: null, allowed_providers: null, allowed_api_formats: null },
+    limits: { rate_limit: null, token_limit: null, rate_window_seconds: 60, concurrent_limit: null, daily_cost_limit_usd: null, total_cost_limit_usd: null, allowed_models: null, allowed_providers: null, allowed_api_formats: null },
     remaining_balance_usd: null
   }, 'a key without limits: everything null, balance unlimited')
 

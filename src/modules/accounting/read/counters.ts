@@ -1,24 +1,25 @@
 // A key's live counters, as SQL fragments the key lookup composes into its one query
 // (gateway verify's hot path: one round trip for the key, its owner and its counters):
-// the rate window and in-flight requests from usage (api_key_id, created_at); today's
+// the rate window (its requests and tokens) and in-flight requests from usage (api_key_id, created_at); today's
 // cost — finished requests created in [local midnight, next local midnight) — from
 // usage_hourly (api_key_id, bucket) for the whole hours plus raw rows for the edges when
 // a midnight falls inside an hour (+05:30, +05:45 zones). Live admission holds
 // (accounting/holds.ts) add to them: their cost to every cost counter, and — until their
 // request's usage row exists — one request each to the window and to in flight.
-import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
+import sql, { type Sql as Fragment } from 'sql-template-tag'
 import { liveHoldSql } from '../holds.js'
 import { finishedSql, inFlightSql } from '../rules.js'
 import { big } from './sql.js'
 
-/** The rate limit counts a key's requests created in the last this many seconds (any status). */
-export const RATE_WINDOW_SECONDS = 60
-
 /** null = not computed (the key has no such limit and every counter was not asked for) */
 export interface KeyCounters {
-  /** requests created in the last RATE_WINDOW_SECONDS, and holds taken in it whose row does not exist yet (usage: 0 when not computed) */
+  /** requests created in the key's rate window (the last rate_window_seconds, any status), and holds taken in it whose row does not exist yet (usage: 0 when not computed) */
   window_requests: number
+  /** the tokens of the requests created in the window, and of the live holds taken in it (0 when not computed) */
+  window_tokens: bigint
   window_oldest: Date | null
+  /** the window's length, seconds */
+  window_seconds: number
   /** pending or streaming requests younger than PENDING_TIMEOUT_MINUTES, and live holds whose row does not exist yet */
   in_flight: number | null
   /** the key's live holds, nano-USD: counted against each of its cost limits beside what it spent */
@@ -35,7 +36,7 @@ export interface CounterSettings {
 }
 
 /** The key row's columns the counters need: its id, and the limits that decide which counters are computed. */
-export interface CountedKey { id: Fragment, rateLimit: Fragment, concurrentLimit: Fragment, dailyCostLimit: Fragment }
+export interface CountedKey { id: Fragment, rateLimit: Fragment, tokenLimit: Fragment, windowSeconds: Fragment, concurrentLimit: Fragment, dailyCostLimit: Fragment }
 
 /**
  * The counters' select list (window_requests, window_oldest, in_flight, today_cost,
@@ -46,7 +47,8 @@ export interface CountedKey { id: Fragment, rateLimit: Fragment, concurrentLimit
 export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Fragment, joins: Fragment } {
   const all = s.allCounters === true
   const finished = finishedSql()
-  const columns = sql`w.requests + h.window_requests AS window_requests, LEAST(w.oldest, h.window_oldest) AS window_oldest, h.cost AS held_cost,
+  const columns = sql`w.requests + h.window_requests AS window_requests, w.tokens + h.window_tokens AS window_tokens,
+         LEAST(w.oldest, h.window_oldest) AS window_oldest, ${k.windowSeconds} AS window_seconds, h.cost AS held_cost,
          CASE WHEN ${all}::boolean OR ${k.concurrentLimit} IS NOT NULL THEN
            (SELECT count(*)::int FROM usage WHERE api_key_id = ${k.id} AND ${inFlightSql()}
                AND created_at > now() - make_interval(mins => ${s.pendingTimeoutMinutes}::int)) + h.unstarted END AS in_flight,
@@ -63,13 +65,15 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
    -- the whole hours of today (the first one is midnight rounded up) and the raw edges around them
    CROSS JOIN LATERAL (SELECT m.midnight, m.next_midnight, date_trunc('hour', m.midnight - interval '1 microsecond') + interval '1 hour' AS first_hour,
                               date_trunc('hour', m.next_midnight) AS end_hour) d
-   CROSS JOIN LATERAL (SELECT count(*)::int AS requests, min(created_at) AS oldest
-                         FROM usage WHERE (${all}::boolean OR ${k.rateLimit} IS NOT NULL) AND api_key_id = ${k.id}
-                          AND created_at > now() - ${raw(`interval '${RATE_WINDOW_SECONDS} seconds'`)}) w
+   CROSS JOIN LATERAL (SELECT count(*)::int AS requests, COALESCE(sum(total_tokens), 0)::bigint AS tokens, min(created_at) AS oldest
+                         FROM usage WHERE (${all}::boolean OR ${k.rateLimit} IS NOT NULL OR ${k.tokenLimit} IS NOT NULL) AND api_key_id = ${k.id}
+                          AND created_at > now() - make_interval(secs => ${k.windowSeconds})) w
    -- served by admission_holds (api_key_id): a key's live holds are its requests in flight, a few rows
    CROSS JOIN LATERAL (SELECT COALESCE(sum(amount), 0)::bigint AS cost, (count(*) FILTER (WHERE NOT started))::int AS unstarted,
-                              (count(*) FILTER (WHERE NOT started AND created_at > now() - ${raw(`interval '${RATE_WINDOW_SECONDS} seconds'`)}))::int AS window_requests,
-                              min(created_at) FILTER (WHERE NOT started AND created_at > now() - ${raw(`interval '${RATE_WINDOW_SECONDS} seconds'`)}) AS window_oldest
+                              (count(*) FILTER (WHERE NOT started AND created_at > now() - make_interval(secs => ${k.windowSeconds})))::int AS window_requests,
+                              -- a started request's row has no tokens until it finishes, and then its hold is gone: never both
+                              (COALESCE(sum(tokens) FILTER (WHERE created_at > now() - make_interval(secs => ${k.windowSeconds})), 0))::bigint AS window_tokens,
+                              min(created_at) FILTER (WHERE NOT started AND created_at > now() - make_interval(secs => ${k.windowSeconds})) AS window_oldest
                          FROM admission_holds ah WHERE ah.api_key_id = ${k.id} AND ${liveHoldSql('ah')}) h`
   return { columns, joins }
 }
@@ -78,7 +82,9 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
 export function toKeyCounters (row: Record<string, unknown>): KeyCounters {
   return {
     window_requests: row.window_requests as number,
+    window_tokens: big(row.window_tokens),
     window_oldest: row.window_oldest as Date | null,
+    window_seconds: row.window_seconds as number,
     in_flight: row.in_flight as number | null,
     today_cost: row.today_cost === null ? null : big(row.today_cost),
     held_cost: big(row.held_cost)
@@ -88,5 +94,5 @@ export function toKeyCounters (row: Record<string, unknown>): KeyCounters {
 /** Seconds until the oldest request in the window leaves it; 0 for an empty window. */
 export function windowResetsIn (counters: KeyCounters, now = Date.now()): number {
   if (counters.window_oldest === null) return 0
-  return Math.max(0, Math.ceil((counters.window_oldest.getTime() + RATE_WINDOW_SECONDS * 1000 - now) / 1000))
+  return Math.max(0, Math.ceil((counters.window_oldest.getTime() + counters.window_seconds * 1000 - now) / 1000))
 }
