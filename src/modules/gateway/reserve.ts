@@ -29,6 +29,8 @@ export interface Reservation {
 
 export interface ReserveSettings extends CounterSettings {
   holdTtlSeconds: number
+  /** called once a new hold has committed (not when a request's live hold answers again) */
+  onHoldTaken?: () => void
 }
 
 // advisory lock classes (the two-int form: its keys never meet the one-bigint locks)
@@ -143,6 +145,7 @@ async function reserveOnce (pool: pg.Pool, hash: string, request: VerifyRequest,
     const answer = admit(key, hash, request, hold.amount, hold.tokens)
     await client.query('COMMIT')
     open = false
+    settings.onHoldTaken?.()
     return withHold(answer, hold.request_id, hold.amount, row!.hold_expires_at as Date)
   } finally {
     // a refusal or an error holds nothing; a failed ROLLBACK means the connection is gone

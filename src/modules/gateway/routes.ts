@@ -26,7 +26,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   // any committed admin or user change may touch a key, its owner or a price: they are rare, so drop everything
   app.pipeline.onCommit(() => { cache.clear(); pricer.clear() })
   const settings: VerifySettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, cache }
-  const reserveSettings: ReserveSettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, holdTtlSeconds: app.config.ADMISSION_HOLD_TTL_SECONDS }
+  const reserveSettings: ReserveSettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, holdTtlSeconds: app.config.ADMISSION_HOLD_TTL_SECONDS, onHoldTaken: () => app.metrics.holdsTaken.inc() }
   const owners = new OwnerLocks()
 
   const sweep = async () => {
@@ -53,7 +53,6 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           ? await verifyKey(app.pg, app.keyring, body, settings)
           : await reserve(app.pg, app.keyring, body, { request_id: body.request_id, amount: await pricer.amount(body), tokens: BigInt((body.estimated_input_tokens ?? 0) + (body.max_output_tokens ?? 0)), model: body.model }, reserveSettings, owners)
         app.metrics.verifications.inc({ result: 'allowed' })
-        if ('hold' in allowed) app.metrics.holdsTaken.inc()
         return allowed
       } catch (error) {
         app.metrics.verifications.inc({ result: errorReply(error).type })

@@ -102,6 +102,7 @@ t.test('settlement: the completion replaces the hold with the charge; a resent r
   t.equal(again.statusCode, 200, 'the same request verified again is admitted…')
   t.equal(again.json().hold.expires_at, body.hold.expires_at, '…on its first hold')
   t.equal((await holds(g)).total, 1, 'still one hold')
+  t.match((await g.app.inject({ method: 'GET', url: '/metrics' })).body, /keymeter_admission_holds_taken_total 1\b/, 'one hold taken, counted once')
 
   // actual: 1000 input × 3 + 200 output × 15 per 1M = 0.003 + 0.003 = 0.006
   const [result] = await g.send([complete(key, 'req-1', { input: 1000, output: 200 })])
