@@ -24,6 +24,7 @@ export const Refusals = {
   provider_not_allowed: refusal('provider_not_allowed', 403),
   api_format_not_allowed: refusal('api_format_not_allowed', 403),
   rate_limited: refusal('rate_limited', 429),
+  token_limited: refusal('token_limited', 429),
   concurrency_limited: refusal('concurrency_limited', 429),
   balance_exhausted: refusal('balance_exhausted', 402),
   daily_cost_limit: refusal('daily_cost_limit', 402),
@@ -84,7 +85,7 @@ function checkLimits (key: KeyState, hold: bigint, tokens: bigint): void {
     throw Object.assign(new Refusals.rate_limited(`rate limit of ${key.rate_limit} requests per ${key.rate_window_seconds} s reached`), { retryAfter: retryAfter() })
   }
   if (key.token_limit !== null && !fits(counters.window_tokens, key.token_limit, tokens)) {
-    throw Object.assign(new Refusals.rate_limited(`token limit of ${key.token_limit} tokens per ${key.rate_window_seconds} s reached`), { retryAfter: retryAfter() })
+    throw Object.assign(new Refusals.token_limited(`token limit of ${key.token_limit} tokens per ${key.rate_window_seconds} s reached`), { retryAfter: retryAfter() })
   }
   if (key.concurrent_limit !== null && (counters.in_flight ?? 0) >= key.concurrent_limit) {
     throw Object.assign(new Refusals.concurrency_limited(`${key.concurrent_limit} requests already in flight`), { retryAfter: 1 })

@@ -211,7 +211,7 @@ t.test('token limits and the rate window\'s length: per key, held at admission, 
   t.equal((await reserve('t1', 1000, 1000)).statusCode, 200, '2000 of 3000')
   const over = await reserve('t2', 1000, 1000)
   t.equal(over.statusCode, 429, '2000 + 2000 > 3000')
-  t.match(over.json().error, { type: 'rate_limited', message: /token limit of 3000 tokens per 5 s/ })
+  t.match(over.json().error, { type: 'token_limited', message: /token limit of 3000 tokens per 5 s/ })
   t.ok(Number(over.headers['retry-after']) >= 1 && Number(over.headers['retry-after']) <= 5, 'Retry-After within the 5 s window')
   t.equal((await reserve('t3', 500, 500)).statusCode, 200, '2000 + 1000 = 3000: exactly at the limit')
   // t1 used 300 tokens, not 2000: the window holds 300 (its row) + 1000 (t3's hold)
