@@ -4,6 +4,7 @@
 import { Ajv, type Options } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import type { FastifySchemaCompiler } from 'fastify'
+import { UUID_PATTERN } from '../lib/crypto.js'
 
 // ajv-formats is CommonJS; under NodeNext its default export is the module object
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv
@@ -13,7 +14,6 @@ const common: Options = { allErrors: false, removeAdditional: false, useDefaults
 // Stricter than ajv-formats where PostgreSQL or Date would refuse what it accepts:
 // a uuid is the bare 36-character form (no urn:uuid: prefix); a date-time must be a
 // real instant Date can represent (no leap second :60, no year 0000).
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/
 
 export function isDateTime (value: string): boolean {
@@ -28,7 +28,7 @@ export function isDateTime (value: string): boolean {
 function makeAjv (coerceTypes: Options['coerceTypes']): Ajv {
   const ajv = new Ajv({ ...common, coerceTypes })
   addFormats(ajv)
-  ajv.addFormat('uuid', UUID)
+  ajv.addFormat('uuid', UUID_PATTERN)
   // compare: IsoDateTime's formatMinimum / formatExclusiveMaximum bound instants, not strings
   ajv.addFormat('date-time', { type: 'string', validate: isDateTime, compare: (a: string, b: string) => Math.sign(Date.parse(a) - Date.parse(b)) })
   return ajv

@@ -22,6 +22,9 @@ export function randomBase62 (length: number): string {
  * bits (randomUUID's, whose variant bits are already RFC's). Ids made this way sort by
  * time, so rows written in time order extend their primary key at its right edge.
  */
+/** A UUID's text, any version, either case. */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
 export function uuidv7 (ms: number): string {
   const time = Math.min(Math.max(0, Math.trunc(ms)), 2 ** 48 - 1).toString(16).padStart(12, '0')
   // randomUUID(): xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx; keep what follows its version digit

@@ -5,6 +5,7 @@
 // keymeter audits every read, and the usage page's once-a-second polling would bury the rest.
 import type { Db } from '../../db/prisma.js'
 import type { AuditLog, Prisma } from '../../generated/prisma/client.js'
+import { UUID_PATTERN } from '../../lib/crypto.js'
 
 const KEY_DOORS = ['api_keys', 'user_api_keys', 'own_api_keys']
 
@@ -45,11 +46,9 @@ export function eventFilter (event: string): Prisma.AuditLogWhereInput {
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
 /** The users a search box's text names: a uuid, or else an email or username (any case); never refused. */
 async function usersNamed (db: Db, text: string): Promise<string[]> {
-  if (UUID.test(text)) return [text.toLowerCase()]
+  if (UUID_PATTERN.test(text)) return [text.toLowerCase()]
   const found = await db.user.findMany({
     where: { OR: [{ email: { equals: text, mode: 'insensitive' } }, { username: { equals: text, mode: 'insensitive' } }] },
     select: { id: true }

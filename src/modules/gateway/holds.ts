@@ -7,8 +7,7 @@ import { nanoToUsd } from '../../lib/money.js'
 import { worstCaseCost, type Estimate } from '../accounting/pricing.js'
 import { pickPrice, priceVersionsFor, type PriceVersion } from '../prices/service.js'
 import { VerifyCache } from './cache.js'
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+import { UUID_PATTERN } from '../../lib/crypto.js'
 
 /** The largest hold, nano-USD ($1,000,000): any limit below it refuses such a request anyway, and a key's holds must sum within int8. */
 export const MAX_HOLD = 10n ** 15n
@@ -46,7 +45,7 @@ export class HoldPricer {
   /** The provider's id from its id or name; null when none is named or it is unknown (its model's global price then applies). */
   async #providerId (provider: string | undefined): Promise<string | null> {
     if (provider === undefined) return null
-    if (UUID.test(provider)) return provider.toLowerCase()
+    if (UUID_PATTERN.test(provider)) return provider.toLowerCase()
     // served by providers' primary key: the whole table, a few rows
     const byName = await this.#providers.get('', async () => new Map((await this.db.provider.findMany({ select: { id: true, name: true } })).map((p) => [p.name, p.id])))
     return byName?.get(provider) ?? null

@@ -4,8 +4,7 @@
 import sql from 'sql-template-tag'
 import type { Db } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+import { UUID_PATTERN } from '../../lib/crypto.js'
 
 /**
  * The list with every entry replaced by its provider's id, in the order given, a provider
@@ -14,14 +13,14 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
  */
 export async function providerIds<L extends string[] | null | undefined> (db: Db, list: L, field = 'body.allowed_providers'): Promise<L> {
   if (list === null || list === undefined || list.length === 0) return list
-  const uuids = list.filter((entry) => UUID.test(entry)).map((entry) => entry.toLowerCase())
+  const uuids = list.filter((entry) => UUID_PATTERN.test(entry)).map((entry) => entry.toLowerCase())
   // providers primary key and its unique name (providers_name_key)
   const query = sql`SELECT id::text AS id, name FROM providers WHERE id = ANY(${uuids}::uuid[]) OR name = ANY(${list}::text[])`
   const rows = await db.$queryRawUnsafe<Array<{ id: string, name: string }>>(query.text, ...query.values)
   const ids = new Set(rows.map((row) => row.id))
   const byName = new Map(rows.map((row) => [row.name, row.id]))
   // an id wins over a name, should a provider be named like another's id
-  const resolve = (entry: string) => UUID.test(entry) && ids.has(entry.toLowerCase()) ? entry.toLowerCase() : byName.get(entry)
+  const resolve = (entry: string) => UUID_PATTERN.test(entry) && ids.has(entry.toLowerCase()) ? entry.toLowerCase() : byName.get(entry)
   const unknown = list.filter((entry) => resolve(entry) === undefined)
   if (unknown.length > 0) {
     const names = unknown.slice(0, 5).map((entry) => JSON.stringify(entry)).join(', ') + (unknown.length > 5 ? ` and ${unknown.length - 5} more` : '')
@@ -37,10 +36,10 @@ export async function providerIds<L extends string[] | null | undefined> (db: Db
  * every list, none when no list holds an id.
  */
 export async function providerNamesOf (db: Db, lists: Array<string[] | null>): Promise<Array<Array<string | null> | null>> {
-  const uuids = [...new Set(lists.flatMap((list) => (list ?? []).filter((entry) => UUID.test(entry)).map((entry) => entry.toLowerCase())))]
+  const uuids = [...new Set(lists.flatMap((list) => (list ?? []).filter((entry) => UUID_PATTERN.test(entry)).map((entry) => entry.toLowerCase())))]
   // providers primary key
   const query = sql`SELECT id::text AS id, name FROM providers WHERE id = ANY(${uuids}::uuid[])`
   const rows = uuids.length === 0 ? [] : await db.$queryRawUnsafe<Array<{ id: string, name: string }>>(query.text, ...query.values)
   const names = new Map(rows.map((row) => [row.id, row.name]))
-  return lists.map((list) => list === null ? null : list.map((entry) => UUID.test(entry) ? names.get(entry.toLowerCase()) ?? null : entry))
+  return lists.map((list) => list === null ? null : list.map((entry) => UUID_PATTERN.test(entry) ? names.get(entry.toLowerCase()) ?? null : entry))
 }
