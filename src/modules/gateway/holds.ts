@@ -31,7 +31,12 @@ export class HoldPricer {
     this.#providers = new VerifyCache(PRICE_BOOK_TTL_MS)
   }
 
-  async amount (request: HoldRequest, now = new Date()): Promise<bigint> {
+  /** The hold of a request: its amount, and the tokens it may use (its estimates, as far as given). */
+  async hold (request: HoldRequest, now = new Date()): Promise<{ amount: bigint, tokens: bigint }> {
+    return { amount: await this.#amount(request, now), tokens: BigInt((request.estimated_input_tokens ?? 0) + (request.max_output_tokens ?? 0)) }
+  }
+
+  async #amount (request: HoldRequest, now: Date): Promise<bigint> {
     const { model, estimated_input_tokens: input, max_output_tokens: output } = request
     if (model === undefined || input === undefined || output === undefined) return this.defaultHold
     const versions = await this.#prices.get(model, () => priceVersionsFor(this.db, [model]))

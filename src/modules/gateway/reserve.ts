@@ -16,7 +16,7 @@ import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { FINISHED_STATUSES, isFinished, IN_FLIGHT_STATUSES } from '../accounting/rules.js'
 import { keyStateQuery, toKeyState, type CounterSettings } from '../keys/counters.js'
-import { answerOf, checkKey, admit, Refusals, type VerifyRequest } from './verify.js'
+import { answerOf, checkKey, checkLimits, Refusals, type VerifyRequest } from './verify.js'
 
 export interface Reservation {
   request_id: string
@@ -142,11 +142,11 @@ async function reserveOnce (pool: pg.Pool, hash: string, request: VerifyRequest,
     }
     // a reservation of the same request_id through another key committed while this one waited for it
     if (row!.hold_expires_at === null) throw new Refusals.request_conflict(`request ${hold.request_id} is held by another key`)
-    const answer = admit(key, hash, request, hold.amount, hold.tokens)
+    checkLimits(key, hold.amount, hold.tokens)
     await client.query('COMMIT')
     open = false
     settings.onHoldTaken?.()
-    return withHold(answer, hold.request_id, hold.amount, row!.hold_expires_at as Date)
+    return withHold(answerOf(key, hold.amount), hold.request_id, hold.amount, row!.hold_expires_at as Date)
   } finally {
     // a refusal or an error holds nothing; a failed ROLLBACK means the connection is gone
     if (open) await client.query('ROLLBACK').catch((error: Error) => { broken = error })

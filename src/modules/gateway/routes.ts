@@ -51,7 +51,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       try {
         const allowed = body.request_id === undefined
           ? await verifyKey(app.pg, app.keyring, body, settings)
-          : await reserve(app.pg, app.keyring, body, { request_id: body.request_id, amount: await pricer.amount(body), tokens: BigInt((body.estimated_input_tokens ?? 0) + (body.max_output_tokens ?? 0)), model: body.model }, reserveSettings, owners)
+          : await reserve(app.pg, app.keyring, body, { request_id: body.request_id, model: body.model, ...await pricer.hold(body) }, reserveSettings, owners)
         app.metrics.verifications.inc({ result: 'allowed' })
         return allowed
       } catch (error) {

@@ -8,7 +8,7 @@ import { constantTimeEqual } from '../../lib/crypto.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsdOrNull } from '../../lib/money.js'
 import createError from '@fastify/error'
-import { keyState, windowResetsIn, type KeyState } from '../keys/counters.js'
+import { keyState, remainingBalance, windowResetsIn, type KeyState } from '../keys/counters.js'
 import { API_KEY_PATTERN } from '../keys/service.js'
 import type { VerifyCache } from './cache.js'
 
@@ -77,7 +77,7 @@ export function checkKey (key: KeyState | undefined, hash: string, request: Veri
 }
 
 /** Every limit has room for one more request holding `hold` and `tokens`, beside every live hold. */
-function checkLimits (key: KeyState, hold: bigint, tokens: bigint): void {
+export function checkLimits (key: KeyState, hold: bigint, tokens: bigint): void {
   const { counters } = key
   // Retry-After: until the window's oldest request leaves it (the whole window when only holds of started requests fill it)
   const retryAfter = () => counters.window_oldest === null ? counters.window_seconds : Math.max(1, windowResetsIn(counters))
@@ -99,7 +99,6 @@ function checkLimits (key: KeyState, hold: bigint, tokens: bigint): void {
 
 /** The answer to an admitted request; `hold` is its own hold when not yet among the state's live holds. */
 export function answerOf (key: KeyState, hold: bigint) {
-  const held = key.counters.held_cost
   return {
     allowed: true as const,
     key_id: key.id,
@@ -116,6 +115,6 @@ export function answerOf (key: KeyState, hold: bigint) {
       allowed_api_formats: key.allowed_api_formats
     },
     // what is left once every live hold, this request's included, is paid
-    remaining_balance_usd: key.current_balance === null ? null : nanoToUsdOrNull(key.current_balance - key.balance_used - held - hold)
+    remaining_balance_usd: nanoToUsdOrNull(remainingBalance(key, hold))
   }
 }

@@ -91,6 +91,10 @@ export async function keyState (db: Sql, lookup: KeyLookup, settings: CounterSet
   return row === undefined ? undefined : toKeyState(row)
 }
 
+/** A standalone key's balance left once what it spent and every live hold (and `hold`, a new one) are paid; null = unlimited. */
+export const remainingBalance = (key: KeyState, hold = 0n): bigint | null =>
+  key.current_balance === null ? null : key.current_balance - key.balance_used - key.counters.held_cost - hold
+
 /** A row holding keyStateQuery's columns (and maybe others, left out) as a KeyState. */
 export function toKeyState (row: Record<string, unknown>): KeyState {
   return {

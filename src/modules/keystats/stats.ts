@@ -2,7 +2,7 @@
 import type { Sql } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
-import { keyState, windowResetsIn } from '../keys/counters.js'
+import { keyState, remainingBalance, windowResetsIn } from '../keys/counters.js'
 import { keyModelUsage, keyTotals, type ModelUsage } from '../accounting/read/keys.js'
 import { currentPeriod } from './queries.js'
 import type { Period } from './schemas.js'
@@ -33,7 +33,7 @@ export async function userStats (db: Sql, keyId: string, settings: { timeZone: s
       daily_cost_limit_usd: nanoToUsdOrNull(key.daily_cost_limit),
       today_cost_usd: nanoToUsd(key.counters.today_cost ?? 0n),
       total_cost_limit_usd: nanoToUsdOrNull(key.total_cost_limit),
-      remaining_balance_usd: key.current_balance === null ? null : nanoToUsd(key.current_balance - key.balance_used - key.counters.held_cost),
+      remaining_balance_usd: nanoToUsdOrNull(remainingBalance(key)),
       held_usd: nanoToUsd(key.counters.held_cost)
     },
     restrictions: {
