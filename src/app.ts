@@ -157,6 +157,12 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     poolWaitMs: config.DB_POOL_WAIT_MS,
     transactionTimeoutMs: config.DB_TRANSACTION_TIMEOUT_MS
   })
+  await app.register(metricsPlugin, {
+    pools: app.pools,
+    // a call may wait for a connection, then run a statement or a transaction to its limit
+    longestRequestMs: config.DB_POOL_WAIT_MS + Math.max(config.STATS_STATEMENT_TIMEOUT_MS, config.DB_TRANSACTION_TIMEOUT_MS),
+    ...(config.METRICS_TOKEN !== undefined && { token: config.METRICS_TOKEN })
+  })
   // Intl accepts zones PostgreSQL does not (SST, US/Pacific-New): with one of those every verify would fail in SQL
   const timeZones = await TimeZones.load(app.pg)
   if (timeZones.find(config.APP_TIMEZONE) === undefined) {
@@ -169,6 +175,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     authenticate: authenticator({ prisma: app.prisma, pg: app.pg, keyring: app.keyring, gatewayTokens: gatewayTokens(config.GATEWAY_TOKEN) }),
     writeAudit,
     writeAuditBehind: async (record, at) => { await writeReadAudit(app.statsPg, record, at) },
+    onAuditFailure: (write) => { app.metrics.auditWriteFailures.inc({ write }) },
     transaction: { maxWait: config.DB_POOL_WAIT_MS, timeout: config.DB_TRANSACTION_TIMEOUT_MS }
   })
 
@@ -188,7 +195,6 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     sendError(reply, request.id, errorReply(new Errors.NotFound(`no route ${request.method} ${request.url.split('?')[0]}`))))
 
   await app.register(healthRoutes)
-  await app.register(metricsPlugin)
   await app.register(authRoutes, { prefix: '/api/auth' })
   await app.register(userRoutes, { prefix: '/api' })
   await app.register(tokenRoutes, { prefix: '/api' })

@@ -63,7 +63,7 @@ async function main (): Promise<void> {
       log(`first admin created: ${config.ADMIN_USERNAME} / ${config.ADMIN_EMAIL}, generated password: ${admin.generatedPassword} (shown once; change it)`)
     }
     await app.listen({ port: config.PORT, host: config.HOST })
-    cleanup = scheduleCleanup(app.prisma, app.pg, config, app.log)
+    cleanup = scheduleCleanup(app.prisma, app.pg, config, app.log, app.metrics)
   } catch (error) {
     await app?.close()
     await runtime.close()

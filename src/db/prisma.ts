@@ -24,6 +24,8 @@ declare module 'fastify' {
     ingestPg: pg.Pool
     /** the statistics' reads: statement_timeout set, so a query past it is cancelled by PostgreSQL, not left running */
     statsPg: pg.Pool
+    /** every pool by workload (the admin one is Prisma's), for the metrics */
+    pools: { admin: pg.Pool, verify: pg.Pool, ingest: pg.Pool, stats: pg.Pool }
   }
 }
 
@@ -120,6 +122,7 @@ export default fp<DatabaseOptions>(async (app, opts) => {
   app.decorate('pg', verifyPool)
   app.decorate('ingestPg', ingestPool)
   app.decorate('statsPg', statsPool)
+  app.decorate('pools', { admin: adminPool, verify: verifyPool, ingest: ingestPool, stats: statsPool })
   app.addHook('onClose', async () => {
     await prisma.$disconnect()
     // the adapter may have ended its pool already

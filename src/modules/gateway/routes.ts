@@ -11,7 +11,7 @@ import type { KeyState } from '../keys/counters.js'
 import { VerifyCache } from './cache.js'
 import { eventProblem, UsageBatch, UsageBatchResult, type EventResultBody } from '../usage/schemas.js'
 import { HoldList, HoldsQuery, VerifyAllowed, VerifyBody } from './schemas.js'
-import { HoldPricer, listHolds, releaseExpiredHolds } from './holds.js'
+import { countLiveHolds, HoldPricer, listHolds, releaseExpiredHolds } from './holds.js'
 import { OwnerLocks, reserve, type ReserveSettings } from './reserve.js'
 import { verifyKey, type VerifySettings } from './verify.js'
 
@@ -28,6 +28,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   const settings: VerifySettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, cache }
   const reserveSettings: ReserveSettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, holdTtlSeconds: app.config.ADMISSION_HOLD_TTL_SECONDS, onHoldTaken: () => app.metrics.holdsTaken.inc() }
   const owners = new OwnerLocks()
+  app.metrics.readLiveHolds(() => countLiveHolds(app.statsPg))
 
   const sweep = async () => {
     try {
@@ -89,7 +90,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         else results[i] = { request_id: event.request_id, type: event.type, outcome: 'rejected', error: problem }
       })
       if (accepted.length > 0) {
-        const ingested = await ingestEvents(app.ingestPg, accepted.map((i) => body.events[i]!)).catch((error: unknown) => {
+        const ingested = await ingestEvents(app.ingestPg, accepted.map((i) => body.events[i]!), { onCommitted: app.metrics.usageCounted }).catch((error: unknown) => {
           // a rollup or total that the batch would carry past its column: the batch is refused, never a 500
           if ((error as { code?: string }).code === NUMERIC_OUT_OF_RANGE) throw new Errors.InvalidInput('the batch would carry a total past its column\'s range')
           throw error
