@@ -80,6 +80,8 @@ export default fp<MetricsOptions>(async (app, opts) => {
   const registry = new Registry()
   const registers = [registry]
   collectDefaultMetrics({ register: registry, prefix: 'keymeter_' })
+  // gauges named like counters (promtool refuses them); the same figures by type stay (keymeter_nodejs_active_handles etc.)
+  for (const name of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`keymeter_nodejs_active_${name}_total`)
   const requests = new Counter({ name: 'keymeter_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers })
   const duration = new Histogram({
     name: 'keymeter_http_request_duration_seconds', help: 'HTTP request duration by route, up to the longest statement, transaction or pool wait allowed', labelNames: ['method', 'route'],
@@ -96,7 +98,7 @@ export default fp<MetricsOptions>(async (app, opts) => {
   // money stays integer nano-USD here; USD (the Prometheus unit) only as the scrape reads it
   const costNano = new Map<string, { labels: Record<string, string>, nano: bigint }>()
   registry.registerMetric(new Counter({
-    name: 'keymeter_usage_cost_usd_total', help: 'What recorded requests charge their keys (total_cost), USD, by model, provider and status', labelNames: usageLabels,
+    name: 'keymeter_usage_cost_usd_total', help: 'What recorded requests charge their keys (total_cost), USD, by model, provider and status', labelNames: usageLabels, registers: [],
     collect () {
       this.reset()
       for (const { labels, nano } of costNano.values()) this.inc(labels, nanoAsUsd(nano))
@@ -120,7 +122,7 @@ export default fp<MetricsOptions>(async (app, opts) => {
   let holdsReader: (() => Promise<number>) | null = null
   let holdsRead: { at: number, pending: Promise<void> } | null = null
   registry.registerMetric(new Gauge({
-    name: 'keymeter_admission_holds_live', help: 'Admission holds not yet settled nor expired (all instances)',
+    name: 'keymeter_admission_holds_live', help: 'Admission holds not yet settled nor expired (all instances)', registers: [],
     async collect () {
       const read = holdsReader
       if (read === null) return
