@@ -2,18 +2,23 @@
 // provider (bounded: unpriced models are "other", no provider is "none"), its tokens by
 // kind and its cost in USD; a resent event moves nothing, and a late completion after
 // the timeout sweep adds only what it brings. Expected values are computed by hand.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { sweepStale } from '../../src/modules/usage/active.js'
 import { gateway } from '../modules/gateway/fixtures.js'
 import { sample } from './metrics-exposition.js'
 
-t.test('usage counters: requests, tokens by kind and cost by model and provider, once per finished request', async (t) => {
+/** A gateway with provider alpha, model m at $3 / $15 per million tokens (a cache read a tenth of the input price, $0.3), and a key. */
+async function priced (t: Test) {
   const g = await gateway(t)
   const alpha = await g.provider('alpha')
-  // $3 / $15 per million: a cache read is a tenth of the input price, $0.3 per million
   await g.price({ model: 'm', tiers: [{ up_to: null, input: 3, output: 15 }] })
   const key = await g.standaloneKey()
   const scrape = async () => (await g.app.inject({ method: 'GET', url: '/metrics' })).body
+  return { g, alpha, key, scrape }
+}
+
+t.test('usage counters: requests, tokens by kind and cost by model and provider, once per finished request', async (t) => {
+  const { g, alpha, key, scrape } = await priced(t)
   const complete = (requestId: string, more: object) => ({ type: 'complete', request_id: requestId, api_key_id: key.id, model: 'm', provider_id: alpha.id, status: 'completed', ...more })
   const m = { model: 'm', provider: 'alpha', status: 'completed' }
 
@@ -51,11 +56,7 @@ t.test('usage counters: requests, tokens by kind and cost by model and provider,
 })
 
 t.test('a request swept as timed out counts once as failed; its late completion adds its tokens and cost, not a request', async (t) => {
-  const g = await gateway(t)
-  const alpha = await g.provider('alpha')
-  await g.price({ model: 'm', tiers: [{ up_to: null, input: 3, output: 15 }] })
-  const key = await g.standaloneKey()
-  const scrape = async () => (await g.app.inject({ method: 'GET', url: '/metrics' })).body
+  const { g, alpha, key, scrape } = await priced(t)
   await g.send([{ type: 'start', request_id: 'd', api_key_id: key.id, model: 'm', provider_id: alpha.id, created_at: '2026-01-01T00:00:00Z' }])
   t.equal(await sweepStale(g.app.ingestPg, 10, new Date(), g.app.metrics.usageCounted), 1, 'swept')
   let text = await scrape()
