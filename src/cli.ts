@@ -2,12 +2,15 @@
 import { loadConfig } from './config.js'
 import { firstLine } from './db/embedded.js'
 import { createDatabase, inTransaction } from './db/prisma.js'
+import { createLogger, envLogFormat } from './http/logging.js'
 import { rebuildCacheData } from './modules/accounting/cache/rebuild.js'
 import { runCleanupJob } from './modules/cleanup/service.js'
 import { seedCommand } from './modules/seed/command.js'
 import { migrate, openRuntime } from './runtime.js'
 
-const log = (line: string) => process.stdout.write(`${line}\n`)
+// the server's format (JSON, or readable on a terminal: LOG_FORMAT); at info whatever LOG_LEVEL says, since these lines are the command's answer
+const logger = createLogger({ level: 'info', format: envLogFormat() })
+const log = (line: string) => { logger.info(line) }
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   migrate: async () => {
@@ -60,6 +63,6 @@ async function main (argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then((code) => process.exit(code), (error: unknown) => {
   // one line, never a stack, whatever was thrown (a non-Error too)
-  process.stderr.write(`keymeter ${process.argv[2] ?? ''}: ${firstLine(error)}\n`)
+  logger.fatal(`keymeter ${process.argv[2] ?? ''}: ${firstLine(error)}`)
   process.exit(1)
 })

@@ -6,14 +6,13 @@ import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 import { EmbeddedError, firstLine } from './db/embedded.js'
 import { MigrationError } from './db/migrate.js'
-import { createLogger, type LogFormat } from './http/logging.js'
+import { createLogger, envLogFormat } from './http/logging.js'
 import { migrate, openRuntime } from './runtime.js'
 import { scheduleCleanup } from './modules/cleanup/schedule.js'
 import { ensureFirstAdmin } from './modules/users/service.js'
 
 // until the configuration is read (it may be what fails), at info and in LOG_FORMAT if that is valid
-const bootFormat = (['json', 'pretty'] as const).find((format) => format === process.env.LOG_FORMAT) ?? 'auto'
-let logger = createLogger({ level: 'info', format: bootFormat satisfies LogFormat })
+let logger = createLogger({ level: 'info', format: envLogFormat() })
 const log = (line: string) => { logger.info(line) }
 
 /**

@@ -56,6 +56,9 @@ function loggerOptions (level: string): LoggerOptions {
 
 export type LogFormat = 'auto' | 'json' | 'pretty'
 
+/** LOG_FORMAT before the configuration is read (it may be what fails): an invalid value is auto. */
+export const envLogFormat = (value = process.env.LOG_FORMAT): LogFormat => (['json', 'pretty'] as const).find((format) => format === value) ?? 'auto'
+
 const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' }
 const OWN_FIELDS = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'err'])
 

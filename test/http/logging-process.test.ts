@@ -3,7 +3,7 @@
 // line with its method, route pattern, status, duration and request id; credentials sent
 // in headers never appear. And the readable form a terminal gets.
 import t from 'tap'
-import { createLogger, prettyLine } from '../../src/http/logging.js'
+import { createLogger, envLogFormat, prettyLine } from '../../src/http/logging.js'
 import { createDatabase, logCapture } from '../helper.js'
 import { spawnServerProcess } from '../process.js'
 
@@ -97,6 +97,8 @@ t.test('the readable form: time, level, message, fields, and an error\'s stack i
   captureErr.restore?.()
   t.match(written.join(''), /^\d\d:\d\d:\d\d\.\d{3} INFO {2}readable status=204\n$/)
   t.match(errors.join(''), /^\d\d:\d\d:\d\d\.\d{3} ERROR an error\n$/, 'errors on stderr')
+
+  t.same(['json', 'pretty', 'auto', 'JSON', 'verbose', undefined].map((value) => envLogFormat(value)), ['json', 'pretty', 'auto', 'auto', 'auto', 'auto'], 'LOG_FORMAT before the configuration: an invalid one is auto')
 
   // a test's stream gets every line as JSON
   const logs = logCapture()
