@@ -25,6 +25,7 @@ import authRoutes from './modules/auth/routes.js'
 import { authenticator, LoginThrottle } from './modules/auth/service.js'
 import cacheRoutes from './modules/cache/routes.js'
 import dashboardRoutes from './modules/dashboard/routes.js'
+import { countLiveHolds } from './modules/gateway/holds.js'
 import gatewayRoutes from './modules/gateway/routes.js'
 import healthRoutes from './modules/health/routes.js'
 import keyRoutes from './modules/keys/routes.js'
@@ -170,6 +171,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   })
   await app.register(metricsPlugin, {
     pools: app.pools,
+    liveHolds: () => countLiveHolds(app.statsPg),
     // a call may wait for a connection, then run a statement or a transaction to its limit
     longestRequestMs: config.DB_POOL_WAIT_MS + Math.max(config.STATS_STATEMENT_TIMEOUT_MS, config.DB_TRANSACTION_TIMEOUT_MS),
     ...(config.METRICS_TOKEN !== undefined && { token: config.METRICS_TOKEN })

@@ -114,7 +114,7 @@ export function logRequests (app: FastifyInstance): void {
     request.log.info({
       method: request.method,
       route: request.routeOptions.url ?? 'unmatched',
-      path: scrubString(request.url.split('?')[0] ?? ''),
+      path: scrubString(request.url.split('?', 1)[0]!),
       status: reply.statusCode,
       duration_ms: Math.round(reply.elapsedTime * 100) / 100,
       ip: request.ip

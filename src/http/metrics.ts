@@ -39,9 +39,7 @@ export interface Metrics {
   auditWriteFailures: Counter<'write'>
   /** called after ingestion's COMMIT with what the batch newly counted */
   usageCounted: (counted: readonly CountedUsage[]) => void
-  cleanupRan: (outcome: CleanupOutcome, at?: Date) => void
-  /** the reader of the live holds' count (the gateway module's: http knows no domain table) */
-  readLiveHolds: (read: () => Promise<number>) => void
+  cleanupRan: (outcome: CleanupOutcome) => void
 }
 
 export interface PoolSet { admin: pg.Pool, verify: pg.Pool, ingest: pg.Pool, stats: pg.Pool }
@@ -54,6 +52,8 @@ export interface MetricsOptions {
   pools: PoolSet
   /** the longest a request may legitimately take, ms: the duration buckets end there */
   longestRequestMs: number
+  /** how many admission holds are live (the gateway module's count: http knows no domain table) */
+  liveHolds: () => Promise<number>
   /** when set, a scrape must present it as a bearer token */
   token?: string
 }
@@ -119,15 +119,12 @@ export default fp<MetricsOptions>(async (app, opts) => {
   // A count of the table, not a taken/settled counter pair: holds outlive this process and are
   // settled by any instance, so only the table knows how many are live. Cached, and a scrape
   // waits for it at most HOLDS_WAIT_MS: the gauge keeps its last value meanwhile.
-  let holdsReader: (() => Promise<number>) | null = null
   let holdsRead: { at: number, pending: Promise<void> } | null = null
   registry.registerMetric(new Gauge({
     name: 'keymeter_admission_holds_live', help: 'Admission holds not yet settled nor expired (all instances)', registers: [],
     async collect () {
-      const read = holdsReader
-      if (read === null) return
       if (holdsRead === null || Date.now() - holdsRead.at >= HOLDS_CACHE_MS) {
-        holdsRead = { at: Date.now(), pending: read().then((count) => { this.set(count) }, (error: unknown) => { app.log.warn({ err: error }, 'counting the live admission holds failed') }) }
+        holdsRead = { at: Date.now(), pending: opts.liveHolds().then((count) => { this.set(count) }, (error: unknown) => { app.log.warn({ err: error }, 'counting the live admission holds failed') }) }
       }
       let timer: NodeJS.Timeout | undefined
       await Promise.race([holdsRead.pending, new Promise((resolve) => { timer = setTimeout(resolve, HOLDS_WAIT_MS) })])
@@ -154,11 +151,10 @@ export default fp<MetricsOptions>(async (app, opts) => {
         }
       }
     },
-    cleanupRan: (outcome, at = new Date()) => {
+    cleanupRan: (outcome) => {
       cleanupRuns.inc({ outcome })
-      cleanupLast.set({ outcome }, at.getTime() / 1000)
-    },
-    readLiveHolds: (read) => { holdsReader = read }
+      cleanupLast.set({ outcome }, Date.now() / 1000)
+    }
   } satisfies Metrics)
 
   app.addHook('onResponse', async (request, reply) => {

@@ -82,6 +82,7 @@ t.test('the readable form: time, level, message, fields, and an error\'s stack i
   t.equal(prettyLine(JSON.stringify({ level: 50, time, msg: 'boom', err: { stack: 'Error: x\n    at y' } })), '13:04:05.067 ERROR boom\n    Error: x\n        at y\n')
   t.equal(prettyLine(JSON.stringify({ level: 60, time, msg: 'no stack', err: { message: 'just this' } })), '13:04:05.067 FATAL no stack\n    just this\n')
   t.equal(prettyLine(JSON.stringify({ level: 35, msg: 'odd' })), ' 35    odd\n', 'an unknown level and no time')
+  t.equal(prettyLine(JSON.stringify({ level: 50, time, err: {} })), '13:04:05.067 ERROR \n    \n', 'no message, an error without a stack or message')
   t.equal(prettyLine('not json'), 'not json', 'a line that is not JSON passes as is')
 
   // LOG_FORMAT=pretty (or auto on a terminal): the process's own streams get readable lines
@@ -103,5 +104,13 @@ t.test('the readable form: time, level, message, fields, and an error\'s stack i
   // a test's stream gets every line as JSON
   const logs = logCapture()
   createLogger({ level: 'info', format: 'pretty', stream: logs.stream }).warn('to the stream')
+  const forced: string[] = []
+  const captureForced = t.capture(process.stdout, 'write', (chunk: string) => { forced.push(String(chunk)); return true })
+  createLogger({ level: 'info', format: 'pretty', terminal: false }).info('pretty even off a terminal')
+  captureForced.restore?.()
+  t.match(forced.join(''), /INFO {2}pretty even off a terminal\n$/)
   t.match(JSON.parse(logs.lines[0]!), { level: 40, msg: 'to the stream' })
+  const key = 'sk-requestkey0123456789abcdef'
+  createLogger({ level: 'info', format: 'json', stream: logs.stream }).info({ req: { method: 'GET', url: `/x?api_key=${key}`, ip: '192.0.2.1', headers: { authorization: 'Bearer raw' } } }, 'a request logged whole')
+  t.same(JSON.parse(logs.lines[1]!).req, { method: 'GET', url: '/x?api_key=sk-r[redacted]', ip: '192.0.2.1' }, 'a request object: its method, scrubbed URL and address, never its headers')
 })

@@ -11,7 +11,7 @@ import type { KeyState } from '../keys/counters.js'
 import { VerifyCache } from './cache.js'
 import { eventProblem, UsageBatch, UsageBatchResult, type EventResultBody } from '../usage/schemas.js'
 import { HoldList, HoldsQuery, VerifyAllowed, VerifyBody } from './schemas.js'
-import { countLiveHolds, HoldPricer, listHolds, releaseExpiredHolds } from './holds.js'
+import { HoldPricer, listHolds, releaseExpiredHolds } from './holds.js'
 import { OwnerLocks, reserve, type ReserveSettings } from './reserve.js'
 import { verifyKey, type VerifySettings } from './verify.js'
 
@@ -28,7 +28,6 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   const settings: VerifySettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, cache }
   const reserveSettings: ReserveSettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, holdTtlSeconds: app.config.ADMISSION_HOLD_TTL_SECONDS, onHoldTaken: () => app.metrics.holdsTaken.inc() }
   const owners = new OwnerLocks()
-  app.metrics.readLiveHolds(() => countLiveHolds(app.statsPg))
 
   const sweep = async () => {
     try {
