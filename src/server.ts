@@ -13,7 +13,9 @@ import { ensureFirstAdmin } from './modules/users/service.js'
 
 // until the configuration is read (it may be what fails), at info and in LOG_FORMAT if that is valid
 let logger = createLogger({ level: 'info', format: envLogFormat() })
-const log = (line: string) => { logger.info(line) }
+// the boot's and the stop's lines, few and what an operator looks for: at info whatever LOG_LEVEL says
+let lifecycle = logger
+const log = (line: string) => { lifecycle.info(line) }
 
 /**
  * Stops accepting and waits for the requests in flight, at most `graceMs`; past it their
@@ -29,10 +31,10 @@ async function drain (app: FastifyInstance, graceMs: number): Promise<boolean> {
   const expired = new Promise<false>((resolve) => { deadline = setTimeout(resolve, graceMs, false) })
   try {
     // a close that fails (a pool refusing to end) is reported and the stop goes on
-    const closed = closing.then(() => true, (error: unknown) => { logger.warn(`shutdown: ${firstLine(error)}`); return true })
+    const closed = closing.then(() => true, (error: unknown) => { lifecycle.warn(`shutdown: ${firstLine(error)}`); return true })
     const drained = await Promise.race([closed, expired])
     if (!drained) {
-      logger.warn(`shutdown: requests still in flight after SHUTDOWN_GRACE_MS (${graceMs} ms); closing their connections and exiting`)
+      lifecycle.warn(`shutdown: requests still in flight after SHUTDOWN_GRACE_MS (${graceMs} ms); closing their connections and exiting`)
       app.server.closeAllConnections()
     }
     return drained
@@ -46,6 +48,7 @@ async function main (): Promise<void> {
   // the stop below drains the requests (SHUTDOWN_GRACE_MS at most), then stops the embedded database (if any) itself
   const loaded = loadConfig()
   logger = createLogger({ level: loaded.LOG_LEVEL, format: loaded.LOG_FORMAT })
+  lifecycle = logger.child({}, { level: 'info' })
   const runtime = await openRuntime(loaded, log, { role: 'server' })
   const { config } = runtime
   let app: Awaited<ReturnType<typeof buildApp>> | undefined
@@ -80,7 +83,7 @@ async function main (): Promise<void> {
 main().catch((error: unknown) => {
   const known = error instanceof ConfigError || error instanceof MigrationError || error instanceof EmbeddedError
   // an unforeseen Error keeps its stack; anything else thrown (even undefined) still names itself
-  if (known || !(error instanceof Error)) logger.fatal(`keymeter failed to start: ${firstLine(error)}`)
-  else logger.fatal({ err: error }, `keymeter failed to start: ${firstLine(error)}`)
+  if (known || !(error instanceof Error)) lifecycle.fatal(`keymeter failed to start: ${firstLine(error)}`)
+  else lifecycle.fatal({ err: error }, `keymeter failed to start: ${firstLine(error)}`)
   process.exit(1)
 })
