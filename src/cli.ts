@@ -11,6 +11,7 @@ import { migrate, openRuntime } from './runtime.js'
 // the server's format (JSON, or readable on a terminal: LOG_FORMAT); at info whatever LOG_LEVEL says, since these lines are the command's answer
 const logger = createLogger({ level: 'info', format: envLogFormat() })
 const log = (line: string) => { logger.info(line) }
+const pools = { onLost: (error: Error) => { logger.error(`database connection lost: ${error.message}`) } }
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   migrate: async () => {
@@ -25,7 +26,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   // for a system cron: one line, exit 0
   cleanup: async () => {
     const runtime = await openRuntime(loadConfig(), () => {}, { command: 'cleanup' })
-    const { prisma, pool } = createDatabase(runtime.config.DATABASE_URL)
+    const { prisma, pool } = createDatabase(runtime.config.DATABASE_URL, pools)
     try {
       log(await runCleanupJob(prisma, pool, runtime.config))
       return 0
@@ -38,7 +39,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   // once after upgrading a database that has usage history: the cache analytics tables from the raw rows
   'rebuild-cache': async () => {
     const runtime = await openRuntime(loadConfig(), () => {}, { command: 'rebuild-cache' })
-    const { prisma, pool } = createDatabase(runtime.config.DATABASE_URL)
+    const { prisma, pool } = createDatabase(runtime.config.DATABASE_URL, pools)
     try {
       await inTransaction(pool, rebuildCacheData)
       log('cache analytics rebuilt from the usage rows')
