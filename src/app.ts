@@ -12,7 +12,8 @@ import { ConfigError, gatewayTokens, parseTrustProxy, type AppConfig, type Trust
 import prismaPlugin from './db/prisma.js'
 import { Errors, errorReply, sendError } from './http/errors.js'
 import { byAddress, CLIENTS_TRACKED, RateLimitStores, refusal, registerRateLimit, type Clock } from './http/rate-limit.js'
-import { loggerOptions } from './http/logging.js'
+import { createLogger, logRequests } from './http/logging.js'
+import type { Logger } from 'pino'
 import metricsPlugin from './http/metrics.js'
 import pipelinePlugin from './http/pipeline.js'
 import { findUnstorable, validatorCompiler } from './http/validation.js'
@@ -24,6 +25,7 @@ import authRoutes from './modules/auth/routes.js'
 import { authenticator, LoginThrottle } from './modules/auth/service.js'
 import cacheRoutes from './modules/cache/routes.js'
 import dashboardRoutes from './modules/dashboard/routes.js'
+import { countLiveHolds } from './modules/gateway/holds.js'
 import gatewayRoutes from './modules/gateway/routes.js'
 import healthRoutes from './modules/health/routes.js'
 import keyRoutes from './modules/keys/routes.js'
@@ -63,6 +65,9 @@ const API_CSP = { defaultSrc: ["'none'"], frameAncestors: ["'none'"] }
 const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value)
 
 export interface ServerExtras {
+  /** the process's logger (server.ts), so the app's lines and the boot's are one stream */
+  logger?: Logger
+  /** every line as JSON here instead (tests) */
   logStream?: NodeJS.WritableStream
   /** the rate limits' clock (tests move time instead of sleeping) */
   clock?: Clock
@@ -70,9 +75,15 @@ export interface ServerExtras {
   clientsTracked?: number
 }
 
+/** Fastify's two lines a request off (logRequests writes one, at its answer); its error lines kept. */
+class OneLinePerRequest extends LogController {
+  override incomingRequest (): void {}
+  override requestCompleted (): void {}
+}
+
 export function serverOptions (config: AppConfig, extras: ServerExtras = {}): FastifyServerOptions {
   return {
-    logger: loggerOptions(config.LOG_LEVEL, extras.logStream),
+    loggerInstance: extras.logger ?? createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, ...(extras.logStream !== undefined && { stream: extras.logStream }) }),
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: parseTrustProxy(config.TRUST_PROXY) as TrustProxy,
     // genReqId reads x-request-id itself: with requestIdHeader set, Fastify would take any header value unchecked
@@ -82,7 +93,7 @@ export function serverOptions (config: AppConfig, extras: ServerExtras = {}): Fa
       const given = req.headers['x-request-id']
       return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID()
     },
-    logController: new LogController({ requestIdLogLabel: 'request_id' }),
+    logController: new OneLinePerRequest({ requestIdLogLabel: 'request_id' }),
     return503OnClosing: true,
     connectionTimeout: 60_000,
     requestTimeout: 120_000,
@@ -108,6 +119,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     else parseJson(request, body as string, done) // parseAs: 'string'
   })
 
+  logRequests(app)
   app.decorate('config', config)
   app.decorate('keyring', createKeyring(config.ENCRYPTION_KEY))
   const rateLimitStores = new RateLimitStores(extras.clientsTracked ?? CLIENTS_TRACKED, extras.clock ?? Date.now)
@@ -157,6 +169,13 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     poolWaitMs: config.DB_POOL_WAIT_MS,
     transactionTimeoutMs: config.DB_TRANSACTION_TIMEOUT_MS
   })
+  await app.register(metricsPlugin, {
+    pools: app.pools,
+    liveHolds: () => countLiveHolds(app.statsPg),
+    // a call may wait for a connection, then run a statement or a transaction to its limit
+    longestRequestMs: config.DB_POOL_WAIT_MS + Math.max(config.STATS_STATEMENT_TIMEOUT_MS, config.DB_TRANSACTION_TIMEOUT_MS),
+    ...(config.METRICS_TOKEN !== undefined && { token: config.METRICS_TOKEN })
+  })
   // Intl accepts zones PostgreSQL does not (SST, US/Pacific-New): with one of those every verify would fail in SQL
   const timeZones = await TimeZones.load(app.pg)
   if (timeZones.find(config.APP_TIMEZONE) === undefined) {
@@ -169,6 +188,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     authenticate: authenticator({ prisma: app.prisma, pg: app.pg, keyring: app.keyring, gatewayTokens: gatewayTokens(config.GATEWAY_TOKEN) }),
     writeAudit,
     writeAuditBehind: async (record, at) => { await writeReadAudit(app.statsPg, record, at) },
+    onAuditFailure: (write) => { app.metrics.auditWriteFailures.inc({ write }) },
     transaction: { maxWait: config.DB_POOL_WAIT_MS, timeout: config.DB_TRANSACTION_TIMEOUT_MS }
   })
 
@@ -188,7 +208,6 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     sendError(reply, request.id, errorReply(new Errors.NotFound(`no route ${request.method} ${request.url.split('?')[0]}`))))
 
   await app.register(healthRoutes)
-  await app.register(metricsPlugin)
   await app.register(authRoutes, { prefix: '/api/auth' })
   await app.register(userRoutes, { prefix: '/api' })
   await app.register(tokenRoutes, { prefix: '/api' })

@@ -16,6 +16,8 @@ export const ConfigSchema = Type.Object({
   DATA_DIR: Type.String({ default: '.data', description: 'Where the embedded database and generated secrets live' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'HTTP port' }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Listen address (0.0.0.0 in containers)' }),
+  LOG_FORMAT: Type.Union(['auto', 'json', 'pretty'].map((f) => Type.Literal(f)), { default: 'auto', description: 'Log lines as JSON, or readable (pretty); auto = pretty when stdout is a terminal, JSON otherwise' }),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'When set, GET /metrics requires it as a bearer token (>= 16 chars)' })),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
   ADMIN_EMAIL: Type.String({ format: 'email', default: 'admin@keymeter.local', description: 'Email of the first admin, created at boot when no admin exists' }),
   ADMIN_USERNAME: Type.String({ minLength: 1, maxLength: 64, default: 'admin', description: 'Username of the first admin' }),
@@ -79,7 +81,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
 }
 
 // their values never reach a message: the boot log is not a place for credentials
-const SECRET_VARIABLES = new Set(['DATABASE_URL', 'ADMIN_PASSWORD', 'SESSION_SECRET', 'ENCRYPTION_KEY', 'GATEWAY_TOKEN'])
+const SECRET_VARIABLES = new Set(['DATABASE_URL', 'ADMIN_PASSWORD', 'SESSION_SECRET', 'ENCRYPTION_KEY', 'GATEWAY_TOKEN', 'METRICS_TOKEN'])
 
 interface SchemaFacts { type?: string, anyOf?: Array<{ const?: unknown }>, minimum?: number, maximum?: number, minLength?: number, maxLength?: number, pattern?: string, format?: string }
 

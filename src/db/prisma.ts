@@ -24,6 +24,8 @@ declare module 'fastify' {
     ingestPg: pg.Pool
     /** the statistics' reads: statement_timeout set, so a query past it is cancelled by PostgreSQL, not left running */
     statsPg: pg.Pool
+    /** every pool by workload (the admin one is Prisma's), for the metrics */
+    pools: { admin: pg.Pool, verify: pg.Pool, ingest: pg.Pool, stats: pg.Pool }
   }
 }
 
@@ -34,6 +36,8 @@ export interface PoolLimits {
   waitMs?: number
   /** lock_timeout and idle_in_transaction_session_timeout of every session: a transaction never holds its locks, or waits on another's, past it */
   transactionTimeoutMs?: number
+  /** where a lost idle connection is reported (default: a line on stderr) */
+  onLost?: (error: Error) => void
 }
 
 /** A key deletion takes this advisory lock exclusively, every usage batch shared (see deleteKey). */
@@ -61,7 +65,7 @@ export function createPool (databaseUrl: string, limits: PoolLimits = {}, extraO
   // queries would emit an unhandled 'error' and end the process; its next query fails
   // instead, and the pool discards it on release (it is no longer queryable)
   pool.on('connect', (client) => { client.on('error', () => {}) })
-  reportLostConnections(pool)
+  reportLostConnections(pool, limits.onLost)
   return pool
 }
 
@@ -81,9 +85,9 @@ export function createDatabase (databaseUrl: string, limits: PoolLimits & { tran
  * connection to close, so a database stopped right after (the embedded one, at the
  * server's stop) may still terminate one of them.
  */
-function reportLostConnections (pool: pg.Pool): void {
+function reportLostConnections (pool: pg.Pool, report = (error: Error) => { process.stderr.write(`database connection lost: ${error.message}\n`) }): void {
   pool.on('error', (error) => {
-    if (!pool.ending) process.stderr.write(`database connection lost: ${error.message}\n`)
+    if (!pool.ending) report(error)
   })
 }
 
@@ -110,16 +114,17 @@ export interface DatabaseOptions {
 }
 
 export default fp<DatabaseOptions>(async (app, opts) => {
-  const bounds = { waitMs: opts.poolWaitMs, transactionTimeoutMs: opts.transactionTimeoutMs }
+  const bounds = { waitMs: opts.poolWaitMs, transactionTimeoutMs: opts.transactionTimeoutMs, onLost: (error: Error) => { app.log.error(`database connection lost: ${error.message}`) } }
   const { pool: adminPool, prisma } = createDatabase(opts.databaseUrl, { ...bounds, max: opts.pools.admin, transactionMaxWaitMs: opts.poolWaitMs })
   await prisma.$queryRaw`SELECT 1`
   const verifyPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.verify })
   const ingestPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.ingest })
-  const statsPool = createStatsPool(opts.databaseUrl, opts.statsStatementTimeoutMs, { max: opts.pools.stats, waitMs: opts.poolWaitMs })
+  const statsPool = createStatsPool(opts.databaseUrl, opts.statsStatementTimeoutMs, { max: opts.pools.stats, waitMs: opts.poolWaitMs, onLost: bounds.onLost })
   app.decorate('prisma', prisma)
   app.decorate('pg', verifyPool)
   app.decorate('ingestPg', ingestPool)
   app.decorate('statsPg', statsPool)
+  app.decorate('pools', { admin: adminPool, verify: verifyPool, ingest: ingestPool, stats: statsPool })
   app.addHook('onClose', async () => {
     await prisma.$disconnect()
     // the adapter may have ended its pool already

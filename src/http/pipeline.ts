@@ -114,6 +114,8 @@ export interface PipelineOptions {
   writeAudit: (db: Db, record: CallRecord) => Promise<void>
   /** stores a row written behind the answer (reads, failures), stamped with the answer's time */
   writeAuditBehind: (record: CallRecord, at: Date) => Promise<void>
+  /** an audit row could not be written and was only logged: behind an answer, or a refusal's */
+  onAuditFailure: (write: 'behind' | 'refusal') => void
   /** every mutation's transaction: how long it may wait for a connection and run (ms) */
   transaction: { maxWait: number, timeout: number }
 }
@@ -194,7 +196,7 @@ export default fp<PipelineOptions>(async (app, opts) => {
    */
   function writeBehind (record: CallRecord, failure = 'a read call\'s audit row was not written'): void {
     const write: Promise<void> = opts.writeAuditBehind(record, new Date())
-      .catch((error: unknown) => { app.log.error({ err: error, action: record.action }, failure) })
+      .catch((error: unknown) => { app.log.error({ err: error, action: record.action }, failure); opts.onAuditFailure('behind') })
       .finally(() => { pendingBehind.delete(write) })
     pendingBehind.add(write)
   }
@@ -248,7 +250,7 @@ export default fp<PipelineOptions>(async (app, opts) => {
       const row = record(request, declared, call, refusal.status, refusal.message)
       // outside any (rolled-back) transaction; a 5xx's row goes behind the answer, which it must not delay
       if (refusal.status >= 500) writeBehind(row, 'a failed call\'s audit row was not written')
-      else await opts.writeAudit(app.prisma, row).catch((auditError: unknown) => { request.log.error({ err: auditError }, 'audit write failed') })
+      else await opts.writeAudit(app.prisma, row).catch((auditError: unknown) => { request.log.error({ err: auditError }, 'audit write failed'); opts.onAuditFailure('refusal') })
     }
   })
 

@@ -75,13 +75,15 @@ t.test('secrets used in requests never appear in the log, and every request logs
     t.notOk(text.includes(secret.slice(6)), `no tail of the ${name} is in the log`)
   }
 
-  const entries = logs.lines.map((line) => JSON.parse(line) as { request_id?: string, msg?: string, res?: { statusCode?: number } })
+  const entries = logs.lines.map((line) => JSON.parse(line) as { request_id?: string, msg?: string, status?: number, method?: string, route?: string, duration_ms?: number })
   for (const { id, status, what } of responses) {
     const mine = entries.filter((e) => e.request_id === id)
     t.ok(mine.length > 0, `${what}: the log has lines with request_id ${id}`)
     const completed = mine.filter((e) => e.msg === 'request completed')
     t.equal(completed.length, 1, `${what}: one "request completed" line`)
-    t.equal(completed[0]?.res?.statusCode, status, `${what}: it records status ${status}`)
+    t.equal(completed[0]?.status, status, `${what}: it records status ${status}`)
+    t.type(completed[0]?.duration_ms, 'number', `${what}: and its duration`)
+    t.ok(completed[0]?.method !== undefined && completed[0]?.route !== undefined, `${what}: and its method and route`)
   }
   t.equal(new Set(responses.map((r) => r.id)).size, responses.length, 'every request had its own id')
 })

@@ -82,7 +82,7 @@ t.test('npm run cleanup (the CLI) prints a one-line summary and exits 0', async 
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'cleanup'], {
     env: { ...process.env, ...CHILD_COVERAGE_OFF, DATABASE_URL: test.url, SESSION_SECRET: test.config.SESSION_SECRET, ENCRYPTION_KEY: test.config.ENCRYPTION_KEY }
   })
-  t.equal(stdout.trim(), 'disabled 2, deleted 1')
+  t.match(JSON.parse(stdout), { level: 30, msg: 'disabled 2, deleted 1' }, 'one JSON line (stdout is no terminal)')
 })
 
 t.test('the in-process schedule runs the cleanup, and "off" schedules nothing', async (t) => {

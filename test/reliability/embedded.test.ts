@@ -119,7 +119,7 @@ t.test('a second server on the same DATA_DIR refuses in one line; the first serv
   const postmaster = await postmasterOf(dataDir)
   const second = await spawnServer(t, dataDir)
   t.same(await second.exited, { code: 1, signal: null }, 'exits with 1')
-  t.equal(second.stderr(), `keymeter failed to start: another keymeter server (pid ${first.child.pid}) is running on ${dataDir}; stop it first or give this one another DATA_DIR\n`)
+  t.match(JSON.parse(second.stderr()), { level: 60, msg: `keymeter failed to start: another keymeter server (pid ${first.child.pid}) is running on ${dataDir}; stop it first or give this one another DATA_DIR` }, 'one fatal line')
   t.same(await postmasterOf(dataDir), postmaster, 'the cluster is untouched')
   t.equal((await fetch(`${first.base}/ready`)).status, 200, 'the first server still serves')
   first.child.kill('SIGTERM')
@@ -140,7 +140,9 @@ t.test('every CLI command beside a running server uses its cluster and leaves it
   for (const [command, pattern] of Object.entries(expected)) {
     const run = await runCli(dataDir, argv[command] ?? [command])
     t.equal(run.code, 0, `${command} exits 0 (stderr: ${run.stderr})`)
-    t.match(run.stdout, pattern, `${command} says what it did`)
+    // a JSON line each (stdout is no terminal): the pattern is a message's
+    const messages = run.stdout.split('\n').filter((line) => line !== '').map((line) => (JSON.parse(line) as { msg: string }).msg).join('\n')
+    t.match(messages, pattern, `${command} says what it did`)
     t.notMatch(run.stdout + run.stderr, /TypeError|undefined|\n\s+at /, `${command}: no stack trace, no "undefined"`)
     t.same(await postmasterOf(dataDir), postmaster, `${command} left the server's cluster running`)
   }
@@ -178,7 +180,7 @@ t.test('while a command runs the database itself, a server refuses in one line; 
 
   const server = await spawnServer(t, dataDir)
   t.same(await server.exited, { code: 1, signal: null }, 'the server exits 1')
-  t.equal(server.stderr(), `keymeter failed to start: keymeter seed (pid ${seeding.pid}) is using ${dataDir}; try again when it has finished\n`)
+  t.match(JSON.parse(server.stderr()), { level: 60, msg: `keymeter failed to start: keymeter seed (pid ${seeding.pid}) is using ${dataDir}; try again when it has finished` }, 'one fatal line')
   t.equal(seeding.exitCode, null, 'the seed runs on')
 
   process.kill(-seeding.pid!, 'SIGINT')

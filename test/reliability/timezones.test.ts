@@ -75,5 +75,5 @@ t.test('the server process refuses APP_TIMEZONE=SST at boot with code 1 and a me
   const outcome = await Promise.race([server.exited.then((exit) => ({ exit })), server.listening().then(() => ({ exit: null }), () => ({ exit: null }))])
   t.notOk(/Server listening/.test(server.stdout()), 'never listens')
   t.same(outcome.exit, { code: 1, signal: null })
-  t.match(server.stderr(), /keymeter failed to start: invalid configuration: APP_TIMEZONE: "SST" is not a time zone name PostgreSQL knows/)
+  t.match((JSON.parse(server.stderr()) as { msg: string }).msg, /keymeter failed to start: invalid configuration: APP_TIMEZONE: "SST" is not a time zone name PostgreSQL knows/)
 })

@@ -77,9 +77,9 @@ export function cleanupLine (summary: CleanupSummary, timedOut: number, retentio
 }
 
 /** The whole job, as the schedule and the CLI run it. */
-export async function runCleanupJob (prisma: PrismaClient, pool: Parameters<typeof sweepStale>[0], config: AppConfig): Promise<string> {
+export async function runCleanupJob (prisma: PrismaClient, pool: Parameters<typeof sweepStale>[0], config: AppConfig, onCommitted?: Parameters<typeof sweepStale>[3]): Promise<string> {
   const summary = await runCleanup(prisma, { autoDeleteExpiredKeys: config.AUTO_DELETE_EXPIRED_KEYS })
-  const timedOut = await sweepStale(pool, config.PENDING_TIMEOUT_MINUTES)
+  const timedOut = await sweepStale(pool, config.PENDING_TIMEOUT_MINUTES, new Date(), onCommitted)
   const retention = await applyRetention(prisma, { bodyDays: config.USAGE_BODY_RETENTION_DAYS, auditDays: config.AUDIT_RETENTION_DAYS })
   return cleanupLine(summary, timedOut, retention)
 }

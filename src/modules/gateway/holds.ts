@@ -4,6 +4,7 @@ import type pg from 'pg'
 import sql, { empty } from 'sql-template-tag'
 import type { Db } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
+import { liveHoldSql } from '../accounting/holds.js'
 import { worstCaseCost, type Estimate } from '../accounting/pricing.js'
 import { pickPrice, priceVersionsFor, type PriceVersion } from '../prices/service.js'
 import { VerifyCache } from './cache.js'
@@ -91,6 +92,12 @@ export async function releaseExpiredHolds (pool: pg.Pool, batch = 1000): Promise
 export interface HoldFilter { api_key_id?: string, user_id?: string, limit: number }
 
 interface HoldRow { request_id: string, api_key_id: string, user_id: string, model: string | null, amount: string, started: boolean, created_at: Date, expires_at: Date, total: number, held: string }
+
+/** How many holds are live, all instances' (the metrics' gauge). Served by admission_holds (expires_at). */
+export async function countLiveHolds (pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ live: number }>(sql`SELECT count(*)::int AS live FROM admission_holds h WHERE ${liveHoldSql('h')}`)
+  return rows[0]!.live
+}
 
 /**
  * The live holds, newest first, with how many match and their sum (counted before the

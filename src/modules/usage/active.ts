@@ -6,10 +6,10 @@ import type { Db } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { IN_FLIGHT_STATUSES, inFlightSql } from '../accounting/rules.js'
 import type { CompleteEventBody } from './schemas.js'
-import { ingestEvents } from './ingest.js'
+import { ingestEvents, type IngestOptions } from './ingest.js'
 
 /** Marks stale pending/streaming requests failed (504); returns how many. */
-export async function sweepStale (pool: pg.Pool, timeoutMinutes: number, now = new Date()): Promise<number> {
+export async function sweepStale (pool: pg.Pool, timeoutMinutes: number, now = new Date(), onCommitted?: IngestOptions['onCommitted']): Promise<number> {
   const cutoff = new Date(now.getTime() - timeoutMinutes * 60_000)
   let swept = 0
   for (;;) {
@@ -26,7 +26,7 @@ export async function sweepStale (pool: pg.Pool, timeoutMinutes: number, now = n
       input_tokens: 0,
       output_tokens: 0
     }))
-    const results = await ingestEvents(pool, events, { now, synthetic: true })
+    const results = await ingestEvents(pool, events, { now, synthetic: true, ...(onCommitted !== undefined && { onCommitted }) })
     swept += results.filter((r) => r.outcome === 'recorded').length
     if (stale.length < 500) return swept
   }

@@ -12,7 +12,9 @@ import { KEY_DELETION_LOCK, prepared, type Sql } from '../../db/prisma.js'
 import { recordCacheData } from '../accounting/cache/timeline.js'
 import { settleHolds } from '../accounting/holds.js'
 import { RollupDeltas, writeTotals } from '../accounting/rollups.js'
+import type { CountedUsage } from '../../http/metrics.js'
 import type { EventResultBody, UsageEventBody } from './schemas.js'
+import { countedUsage } from './ingest/counted.js'
 import { claimReceipts, releaseReceipts, waitForCreators } from './ingest/receipts.js'
 import { readRows, readRowsAndLookups } from './ingest/lookups.js'
 import { applyEvents } from './ingest/machine.js'
@@ -24,6 +26,8 @@ export interface IngestOptions {
   now?: Date
   /** the stale-request sweep: no receipts, so the real completion can still arrive and correct it */
   synthetic?: boolean
+  /** called once the batch has committed, with what it newly counted (the metrics) */
+  onCommitted?: (counted: CountedUsage[]) => void
 }
 
 // first, before any row lock: a key deletion waits for the batches in flight and holds back new
@@ -37,9 +41,10 @@ export async function ingestEvents (pool: pg.Pool, events: UsageEventBody[], opt
     for (let attempt = 0; ; attempt++) {
       try {
         await client.query(BEGIN_BATCH)
-        const results = await ingestBatch(prepared(client), events, options)
+        const batch = await ingestBatch(prepared(client), events, options)
         await client.query('COMMIT')
-        return results
+        options.onCommitted?.(batch.counted)
+        return batch.results
       } catch (error) {
         // a failed ROLLBACK means the connection is gone: the first error is the one answered
         await client.query('ROLLBACK').catch((rollbackError: Error) => { broken = rollbackError })
@@ -55,13 +60,13 @@ export async function ingestEvents (pool: pg.Pool, events: UsageEventBody[], opt
   }
 }
 
-async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOptions): Promise<EventResultBody[]> {
+async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOptions): Promise<{ results: EventResultBody[], counted: CountedUsage[] }> {
   const now = options.now ?? new Date()
   const synthetic = options.synthetic === true
   // 1. receipts: the events not received before (a sweep's own have none)
   const fresh = synthetic ? events.map((_e, i) => i) : await claimReceipts(db, events)
   const results: EventResultBody[] = events.map((e) => ({ request_id: e.request_id, type: e.type, outcome: 'duplicate' }))
-  if (fresh.length === 0) return results
+  if (fresh.length === 0) return { results, counted: [] }
   const applied = fresh.map((i) => events[i]!)
 
   // 2. the rows these events touch, locked in request_id order. No lock can be taken on
@@ -98,5 +103,5 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
   await settleHolds(db, out.rows)
   // last, so the rows every batch contends for are locked only from here to the commit
   await writeTotals(db, deltas, out.charges, now)
-  return results
+  return { results, counted: countedUsage(before, out.rows) }
 }
