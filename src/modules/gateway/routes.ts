@@ -2,7 +2,7 @@
 // (the usage rows are the record). And the admins' view of the admission holds, whose
 // expired ones this instance releases every ADMISSION_HOLD_SWEEP_SECONDS.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorBody, Errors, errorReply } from '../../http/errors.js'
+import { codedTypes, ERROR_TYPES, ErrorBody, errorBody, Errors, errorReply } from '../../http/errors.js'
 import { errorResponses } from '../../http/schemas.js'
 import { usdToNano } from '../../lib/money.js'
 import { route } from '../../http/pipeline.js'
@@ -13,12 +13,14 @@ import { eventProblem, UsageBatch, UsageBatchResult, type EventResultBody } from
 import { HoldList, HoldsQuery, VerifyAllowed, VerifyBody } from './schemas.js'
 import { HoldPricer, listHolds, releaseExpiredHolds } from './holds.js'
 import { OwnerLocks, reserve, type ReserveSettings } from './reserve.js'
-import { verifyKey, type VerifySettings } from './verify.js'
+import { Refusals, verifyKey, type VerifySettings } from './verify.js'
 
 const tags = ['gateway']
 /** PostgreSQL's numeric_value_out_of_range */
 const NUMERIC_OUT_OF_RANGE = '22003'
-const refusals = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 409: ErrorBody, 429: ErrorBody }
+/** verify's refusals: the pipeline's error types and each of Refusals' own */
+const VerifyRefusal = errorBody('VerifyRefusal', [...ERROR_TYPES, ...codedTypes(Refusals)], 'Refused: error.type says which check failed')
+const refusals = { 400: VerifyRefusal, 401: VerifyRefusal, 402: VerifyRefusal, 403: VerifyRefusal, 409: VerifyRefusal, 429: VerifyRefusal }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const cache = new VerifyCache<KeyState>(app.config.VERIFY_CACHE_TTL_MS)
