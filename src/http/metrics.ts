@@ -39,7 +39,7 @@ export default fp(async (app) => {
   })
 
   app.get('/metrics', {
-    schema: { tags: ['operations'], summary: 'Prometheus metrics', response: { 200: Type.String({ description: 'Prometheus text exposition format' }) } }
+    schema: { tags: ['operations'], summary: 'Prometheus metrics', description: 'The Prometheus text exposition format, for a scraper: requests and their durations by route, verify outcomes, gateway events, admission holds, and the process.', response: { 200: Type.String({ description: 'Prometheus text exposition format' }) } }
   }, async (_request, reply) => {
     reply.type(registry.contentType)
     return registry.metrics()
