@@ -178,7 +178,7 @@ const MODE_CALLER: Record<Mode, string> = {
 }
 
 /** A route's operationId: its action in camelCase (api_keys.list is apiKeysList), unless its schema names one. */
-export const operationIdOf = (action: string) => action.replace(/[._-]+(\w)/g, (_match, letter: string) => letter.toUpperCase())
+export const operationIdOf = (action: string) => action.replace(/[^A-Za-z0-9]+([A-Za-z0-9]?)/g, (_match, letter: string) => letter.toUpperCase())
 
 /** The documentation a declared route gets from its declaration: operationId, security, and who may call it. */
 function documented (schema: FastifySchema & { description?: string, operationId?: string, security?: unknown }, declared: Pick<RouteDeclaration<FastifySchema, Mode>, 'action' | 'mode' | 'mutation'>) {
