@@ -12,7 +12,8 @@ export const COMPONENT = 'x-component'
 
 /** Marks `schema` as the component `name`: the document references it instead of inlining it. */
 export function shared<T extends TSchema> (name: string, schema: T): T {
-  return { ...schema, [COMPONENT]: name }
+  // copied with its descriptors: TypeBox's kind is not enumerable, and Type.IsObject (visibility's walk) reads it
+  return Object.defineProperties({}, { ...Object.getOwnPropertyDescriptors(schema), [COMPONENT]: { value: name, enumerable: true } }) as T
 }
 
 type Node = Record<string, unknown>

@@ -18,6 +18,7 @@ t.test('shared marks a schema without touching its validation keywords', async (
   const record = shared('Thing', Type.Object({ id: Type.String() }))
   t.equal((record as unknown as Record<string, unknown>)[COMPONENT], 'Thing')
   t.same(record.required, ['id'])
+  t.ok(Type.IsObject(record), 'still a TypeBox object to TypeBox (its hidden kind kept)')
 })
 
 t.test('a marked schema becomes one component, referenced wherever it was', async (t) => {
