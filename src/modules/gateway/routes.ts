@@ -2,7 +2,7 @@
 // (the usage rows are the record). And the admins' view of the admission holds, whose
 // expired ones this instance releases every ADMISSION_HOLD_SWEEP_SECONDS.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { codedTypes, ERROR_TYPES, ErrorBody, errorBody, Errors, errorReply } from '../../http/errors.js'
+import { ErrorBody, Errors, errorReply } from '../../http/errors.js'
 import { errorResponses } from '../../http/schemas.js'
 import { usdToNano } from '../../lib/money.js'
 import { route } from '../../http/pipeline.js'
@@ -10,16 +10,14 @@ import { ingestEvents } from '../usage/ingest.js'
 import type { KeyState } from '../keys/counters.js'
 import { VerifyCache } from './cache.js'
 import { eventProblem, UsageBatch, UsageBatchResult, type EventResultBody } from '../usage/schemas.js'
-import { HoldList, HoldsQuery, VerifyAllowed, VerifyBody } from './schemas.js'
+import { HoldList, HoldsQuery, VerifyAllowed, VerifyBody, VerifyRefusal } from './schemas.js'
 import { HoldPricer, listHolds, releaseExpiredHolds } from './holds.js'
 import { OwnerLocks, reserve, type ReserveSettings } from './reserve.js'
-import { Refusals, verifyKey, type VerifySettings } from './verify.js'
+import { verifyKey, type VerifySettings } from './verify.js'
 
 const tags = ['gateway']
 /** PostgreSQL's numeric_value_out_of_range */
 const NUMERIC_OUT_OF_RANGE = '22003'
-/** verify's refusals: the pipeline's error types and each of Refusals' own */
-const VerifyRefusal = errorBody('VerifyRefusal', [...ERROR_TYPES, ...codedTypes(Refusals)], 'Refused: error.type says which check failed')
 const refusals = { 400: VerifyRefusal, 401: VerifyRefusal, 402: VerifyRefusal, 403: VerifyRefusal, 409: VerifyRefusal, 429: VerifyRefusal }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
