@@ -15,7 +15,8 @@ import { byAddress, CLIENTS_TRACKED, RateLimitStores, refusal, registerRateLimit
 import { createLogger, logRequests } from './http/logging.js'
 import type { Logger } from 'pino'
 import metricsPlugin from './http/metrics.js'
-import pipelinePlugin from './http/pipeline.js'
+import { finishDocument } from './http/openapi.js'
+import pipelinePlugin, { operationIdOf, SECURITY_SCHEMES } from './http/pipeline.js'
 import { findUnstorable, validatorCompiler } from './http/validation.js'
 import { createKeyring, type Keyring } from './lib/keyring.js'
 import { TimeZones } from './lib/time.js'
@@ -132,6 +133,8 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     // the gateway's calls come from a server, never a browser: browser-protection headers would only cost the hot path
     if (route.url.startsWith('/api/gateway/')) route.helmet = false
     if (route.schema?.hide !== true) {
+      // routes outside the pipeline (sign-in, health, metrics) answer anyone unless they say otherwise; the pipeline's routes carry their own
+      if (route.schema !== undefined) route.schema = { operationId: operationIdOf(`${route.method}${route.url.replace(/^\/api/, '').replaceAll('/', '.')}`.toLowerCase()), security: [], ...route.schema }
       for (const method of [route.method].flat()) if (method !== 'HEAD') app.routeTable.push({ method, url: route.url, schema: route.schema })
     }
   })
@@ -152,14 +155,13 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(cookie, { secret: config.SESSION_SECRET })
   await app.register(swagger, {
     openapi: {
+      // 3.1: its schema dialect is JSON Schema 2020-12, TypeBox's own, so the route schemas are documented as validated (3.0 refuses numeric exclusiveMinimum, type null, formatMinimum)
+      openapi: '3.1.0',
       info: { title: 'keymeter', version: '0.1.0', description: 'Admin and accounting backend of an LLM API gateway' },
-      components: {
-        securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'access token, management token (kmm_…), gateway token or API key (sk-…)' },
-          session: { type: 'apiKey', in: 'cookie', name: 'km_session' }
-        }
-      }
-    }
+      servers: [{ url: '/', description: 'this instance' }],
+      components: { securitySchemes: SECURITY_SCHEMES }
+    },
+    transformObject: (document) => finishDocument(('openapiObject' in document ? document.openapiObject : document) as Record<string, unknown>)
   })
   await app.register(swaggerUi, { routePrefix: DOCS_PREFIX })
   await app.register(prismaPlugin, {

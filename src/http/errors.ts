@@ -4,6 +4,7 @@
 import type { FastifyReply } from 'fastify'
 import Type from 'typebox'
 import { Errors } from '../lib/errors.js'
+import { shared } from './openapi.js'
 
 export { Errors }
 
@@ -46,16 +47,40 @@ export function databaseTrouble (thrown: unknown): 'unavailable' | 'busy' | null
   return null
 }
 
+/** The error types errorReply gives of its own, besides each coded error's (see codedTypes). */
+const REPLY_TYPES = [
+  'validation_error', 'invalid_request', 'conflict', 'not_found', 'body_too_large', 'unsupported_media_type',
+  'unauthorized', 'forbidden', 'method_not_allowed', 'not_acceptable', 'too_many_requests', 'client_error',
+  'database_unavailable', 'database_busy', 'query_timeout', 'internal_error'
+] as const
+type ReplyType = typeof REPLY_TYPES[number]
+
+/** A coded error's type in the body: KM_NOT_FOUND answers not_found. */
+const typeOfCode = (code: string) => code.slice(3).toLowerCase()
+
+/** The types a set of coded errors (createError constructors, KM_*) answer with. */
+export function codedTypes (errors: Record<string, new (message: string) => { code: string }>): string[] {
+  return Object.values(errors).map((Coded) => typeOfCode(new Coded('').code))
+}
+
+/** Every type a pipeline route's error body can carry. */
+export const ERROR_TYPES: readonly string[] = [...new Set([...REPLY_TYPES, ...codedTypes(Errors)])]
+
+/** The error object, its `type` one of `types`, as the component `name` of the API document. */
+export function errorBody (name: string, types: readonly string[], description = 'Error body') {
+  return shared(name, Type.Object({
+    error: Type.Object({
+      type: Type.String({ enum: [...types], description: 'machine-readable code, e.g. not_found, validation_error' }),
+      message: Type.String(),
+      field: Type.Optional(Type.String({ description: 'the failing input, for validation errors' }))
+    }),
+    request_id: Type.String(),
+    detail: Type.String({ description: 'error.message again, where Aether\'s dashboard reads it' })
+  }, { description }))
+}
+
 /** The error object every non-2xx response carries. */
-export const ErrorBody = Type.Object({
-  error: Type.Object({
-    type: Type.String({ description: 'machine-readable code, e.g. not_found, validation_error' }),
-    message: Type.String(),
-    field: Type.Optional(Type.String({ description: 'the failing input, for validation errors' }))
-  }),
-  request_id: Type.String(),
-  detail: Type.String({ description: 'error.message again, where Aether\'s dashboard reads it' })
-}, { $id: 'ErrorBody', description: 'Error body' })
+export const ErrorBody = errorBody('ErrorBody', ERROR_TYPES)
 
 export interface ErrorReply { status: number, type: string, message: string, field?: string, retryAfter?: number }
 
@@ -70,6 +95,9 @@ interface ErrorLike {
   meta?: Record<string, unknown>
 }
 
+/** One of REPLY_TYPES: the compiler refuses a type errorReply would give undocumented. */
+const replyType = <T extends ReplyType>(type: T): T => type
+
 /** Maps anything thrown to the status and body the client sees; a 5xx never says why. */
 export function errorReply (thrown: unknown): ErrorReply {
   const error = (thrown ?? {}) as ErrorLike
@@ -78,7 +106,7 @@ export function errorReply (thrown: unknown): ErrorReply {
   if (code.startsWith('KM_') && error.statusCode !== undefined) {
     return {
       status: error.statusCode,
-      type: code.slice(3).toLowerCase(),
+      type: typeOfCode(code),
       message: error.message ?? '',
       ...(error.field !== undefined && { field: error.field }),
       ...(error.retryAfter !== undefined && { retryAfter: error.retryAfter })
@@ -86,23 +114,23 @@ export function errorReply (thrown: unknown): ErrorReply {
   }
   const trouble = databaseTrouble(thrown)
   if (trouble === 'unavailable') {
-    return { status: 503, type: 'database_unavailable', message: 'the database is unavailable; retry shortly', retryAfter: DATABASE_RETRY_AFTER_SECONDS }
+    return { status: 503, type: replyType('database_unavailable'), message: 'the database is unavailable; retry shortly', retryAfter: DATABASE_RETRY_AFTER_SECONDS }
   }
   if (trouble === 'busy') {
-    return { status: 503, type: 'database_busy', message: 'the database is saturated; retry shortly', retryAfter: DATABASE_RETRY_AFTER_SECONDS }
+    return { status: 503, type: replyType('database_busy'), message: 'the database is saturated; retry shortly', retryAfter: DATABASE_RETRY_AFTER_SECONDS }
   }
   if (code === QUERY_CANCELED) {
-    return { status: 503, type: 'query_timeout', message: 'the query ran past its time limit and was cancelled; narrow the date range or the filters' }
+    return { status: 503, type: replyType('query_timeout'), message: 'the query ran past its time limit and was cancelled; narrow the date range or the filters' }
   }
-  if (code === 'P2002') return { status: 409, type: 'conflict', message: `already exists: ${uniqueTarget(error.meta)}` }
-  if (code === 'P2025') return { status: 404, type: 'not_found', message: 'not found' }
-  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 400, type: 'body_too_large', message: 'request body is larger than the limit' }
-  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, type: 'unsupported_media_type', message: 'send application/json' }
+  if (code === 'P2002') return { status: 409, type: replyType('conflict'), message: `already exists: ${uniqueTarget(error.meta)}` }
+  if (code === 'P2025') return { status: 404, type: replyType('not_found'), message: 'not found' }
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 400, type: replyType('body_too_large'), message: 'request body is larger than the limit' }
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, type: replyType('unsupported_media_type'), message: 'send application/json' }
   const status = typeof error.statusCode === 'number' ? error.statusCode : 500
   if (status >= 400 && status < 500) {
-    return { status, type: status === 400 ? 'invalid_request' : statusType(status), message: error.message ?? 'bad request' }
+    return { status, type: status === 400 ? replyType('invalid_request') : statusType(status), message: error.message ?? 'bad request' }
   }
-  return { status: status >= 500 ? status : 500, type: 'internal_error', message: 'internal server error' }
+  return { status: status >= 500 ? status : 500, type: replyType('internal_error'), message: 'internal server error' }
 }
 
 function validationReply (issues: NonNullable<ErrorLike['validation']>, context = 'body'): ErrorReply {
@@ -112,7 +140,7 @@ function validationReply (issues: NonNullable<ErrorLike['validation']>, context 
   const path = `${first.instancePath ?? ''}${missing}${extra}`
   const field = [context, ...path.split('/').filter(Boolean)].join('.')
   const message = extra !== '' ? 'unknown field' : (first.message ?? 'is invalid')
-  return { status: 400, type: 'validation_error', message: `${field} ${message}`, field }
+  return { status: 400, type: replyType('validation_error'), message: `${field} ${message}`, field }
 }
 
 function uniqueTarget (meta: Record<string, unknown> | undefined): string {
@@ -120,8 +148,8 @@ function uniqueTarget (meta: Record<string, unknown> | undefined): string {
   return Array.isArray(target) ? target.join(', ') : typeof target === 'string' ? target : 'unique field'
 }
 
-function statusType (status: number): string {
-  const types: Record<number, string> = { 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed', 406: 'not_acceptable', 409: 'conflict', 413: 'body_too_large', 415: 'unsupported_media_type', 429: 'too_many_requests' }
+function statusType (status: number): ReplyType {
+  const types: Record<number, ReplyType> = { 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed', 406: 'not_acceptable', 409: 'conflict', 413: 'body_too_large', 415: 'unsupported_media_type', 429: 'too_many_requests' }
   return types[status] ?? 'client_error'
 }
 

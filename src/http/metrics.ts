@@ -171,6 +171,8 @@ export default fp<MetricsOptions>(async (app, opts) => {
     schema: {
       tags: ['operations'],
       summary: 'Prometheus metrics',
+      // a scrape needs the token only when METRICS_TOKEN is set
+      security: expected === undefined ? [] : [{ bearer: [] }],
       description: 'The Prometheus text exposition of every keymeter metric (README, "Metrics and logs"). With METRICS_TOKEN set, the scrape must send it as a bearer token.',
       response: { 200: Type.String({ description: 'Prometheus text exposition format' }), 401: ErrorBody }
     }

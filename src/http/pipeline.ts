@@ -151,6 +151,48 @@ declare module 'fastify' {
 
 const AUDITED: ReadonlySet<Mode> = new Set<UserMode>(['admin', 'user', 'management'])
 
+/** The API document's security schemes: each credential the modes take (modules/auth authenticator). */
+export const SECURITY_SCHEMES = {
+  bearer: { type: 'http', scheme: 'bearer', description: 'a signed-in user\'s access token (from POST /api/auth/login) or a management token (kmm_…)' },
+  session: { type: 'apiKey', in: 'cookie', name: 'km_session', description: 'the signed session cookie POST /api/auth/login sets' },
+  gateway: { type: 'http', scheme: 'bearer', description: 'GATEWAY_TOKEN, the gateway\'s own token' },
+  apiKey: { type: 'http', scheme: 'bearer', description: 'an API key (sk-…), for its holder\'s own figures' }
+} as const
+
+type Requirement = Array<Partial<Record<keyof typeof SECURITY_SCHEMES, []>>>
+/** What each mode accepts, as OpenAPI security requirements (any one of them). */
+const MODE_SECURITY: Record<Mode, Requirement> = {
+  admin: [{ bearer: [] }, { session: [] }],
+  user: [{ bearer: [] }, { session: [] }],
+  // a session only, by its access token or its cookie: a management token is refused
+  management: [{ bearer: [] }, { session: [] }],
+  gateway: [{ gateway: [] }],
+  key: [{ apiKey: [] }]
+}
+
+/** Who may call a mode's routes, said in every operation's description. */
+const MODE_CALLER: Record<Mode, string> = {
+  admin: 'an admin, signed in (bearer access token or session cookie) or by management token',
+  user: 'any signed-in user (bearer access token or session cookie) or management token',
+  management: 'a signed-in user\'s session (bearer access token or session cookie); management tokens are refused',
+  gateway: 'the gateway, by GATEWAY_TOKEN',
+  key: 'the key\'s holder, by the API key as bearer token'
+}
+
+/** A route's operationId: its action in camelCase (api_keys.list is apiKeysList), unless its schema names one. */
+export const operationIdOf = (action: string) => action.replace(/[^A-Za-z0-9]+([A-Za-z0-9]?)/g, (_match, letter: string) => letter.toUpperCase())
+
+/** The documentation a declared route gets from its declaration: operationId, security, and who may call it. */
+function documented (schema: FastifySchema & { description?: string, operationId?: string, security?: unknown }, declared: Pick<RouteDeclaration<FastifySchema, Mode>, 'action' | 'mode' | 'mutation'>) {
+  const audit = AUDITED.has(declared.mode) ? ` Audited as \`${declared.action}\`${declared.mutation === true ? ', in the same transaction as the change' : ''}.` : ''
+  return {
+    ...schema,
+    operationId: schema.operationId ?? operationIdOf(declared.action),
+    security: schema.security ?? MODE_SECURITY[declared.mode],
+    description: `${schema.description ?? ''}\n\nCaller: ${MODE_CALLER[declared.mode]}.${audit}`.trim()
+  }
+}
+
 /**
  * Declares a pipeline route: method, URL, schema, action and mode in one place. The
  * pipeline's hooks are the route's own (closures over its declaration), so a call pays
@@ -170,7 +212,7 @@ export function route<S extends FastifySchema, M extends Mode> (app: FastifyInst
   const options: RouteOptions = {
     method: declared.method,
     url: declared.url,
-    schema: declared.schema,
+    schema: documented(declared.schema, declared),
     ...(declared.bodyLimit !== undefined && { bodyLimit: declared.bodyLimit }),
     ...(declared.config !== undefined && { config: declared.config }),
     ...hooks,

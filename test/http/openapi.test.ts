@@ -3,15 +3,18 @@
 // response and an error response, and the docs UI is served.
 import t from 'tap'
 import type { RouteInfo } from '../../src/app.js'
-import { buildTestApp } from '../helper.js'
+import { buildTestApp, GATEWAY_TOKEN, signIn } from '../helper.js'
 
-interface Schema { $ref?: string, type?: string, properties?: Record<string, unknown>, required?: string[] }
-interface Parameter { in: string, name: string, required?: boolean, schema?: unknown }
+interface Schema { $ref?: string, type?: string, properties?: Record<string, Schema & { default?: unknown, enum?: string[] }>, required?: string[] }
+interface Parameter { in: string, name: string, required?: boolean, schema?: { default?: unknown } }
 interface Operation {
   summary?: string
+  description?: string
+  operationId?: string
+  security?: Array<Record<string, string[]>>
   parameters?: Parameter[]
   requestBody?: { content?: Record<string, { schema?: Schema }> }
-  responses?: Record<string, { content?: Record<string, { schema?: Schema }> }>
+  responses?: Record<string, { content?: Record<string, { schema?: Schema }>, headers?: Record<string, { required?: boolean, schema?: { type?: string } }> }>
 }
 interface Document {
   openapi: string
@@ -21,6 +24,7 @@ interface Document {
 }
 
 const { app } = await buildTestApp(t)
+const admin = await signIn(app, 'admin')
 const res = await app.inject({ method: 'GET', url: '/openapi.json' })
 const doc = res.json() as Document
 const documented = app.routeTable.filter((r) => !(r.url === '/docs' || r.url.startsWith('/docs/') || r.url === '/openapi.json'))
@@ -36,6 +40,7 @@ const operation = (route: RouteInfo) => doc.paths[openapiPath(route.url)]?.[rout
 const label = (route: RouteInfo) => `${route.method} ${route.url}`
 
 t.test('GET /openapi.json is 200 and looks like OpenAPI 3', async (t) => {
+  t.equal(doc.openapi, '3.1.0', 'OpenAPI 3.1, whose schemas are JSON Schema 2020-12 like the routes\' own')
   t.equal(res.statusCode, 200)
   t.match(res.headers['content-type'], /application\/json/)
   t.match(doc.openapi, /^3\.\d+\.\d+$/, `openapi ${doc.openapi}`)
@@ -140,4 +145,132 @@ t.test('GET /docs and /docs/ serve the HTML UI', async (t) => {
     t.match(page.body, /<html/i)
     t.match(page.body, /swagger/i, `${url} is the Swagger UI`)
   }
+})
+
+const operations = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ name: `${method.toUpperCase()} ${path}`, op })))
+/** the operation's description without the paragraph the pipeline adds (who may call, the audit action) */
+const ownDescription = (op: Operation | undefined) => (op?.description ?? '').split(/\n*Caller: /)[0]!.trim()
+
+t.test('every operation has a unique, readable operationId', async (t) => {
+  t.ok(operations.length > 80, `${operations.length} operations`)
+  const seen = new Map<string, string>()
+  for (const { name, op } of operations) {
+    t.match(op.operationId, /^[a-z][A-Za-z0-9]+$/, `${name} has a camelCase operationId (${op.operationId})`)
+    t.notOk(seen.has(op.operationId!), `${name}: operationId ${op.operationId} is not also ${seen.get(op.operationId!)}'s`)
+    seen.set(op.operationId!, name)
+  }
+  // from the route's audited action, stable as the audit log's names are
+  t.equal(doc.paths['/api/admin/api-keys']?.get?.operationId, 'apiKeysList')
+  t.equal(doc.paths['/api/gateway/keys/verify']?.post?.operationId, 'gatewayVerify')
+  t.equal(doc.paths['/api/auth/login']?.post?.operationId, 'authLogin')
+  t.equal(doc.paths['/health']?.get?.operationId, 'getHealth')
+})
+
+t.test('every route declares a description of its own', async (t) => {
+  for (const route of documented) {
+    const own = ownDescription(operation(route))
+    t.ok(own !== '', `${label(route)} has a description (if not: add \`description\` beside the summary in its route's schema)`)
+    t.not(own, operation(route)?.summary, `${label(route)}'s description adds to its summary`)
+  }
+})
+
+t.test('every operation states its security: what the route accepts, or [] for a public one', async (t) => {
+  const schemes = doc.components?.securitySchemes ?? {}
+  for (const { name, op } of operations) {
+    t.ok(Array.isArray(op.security), `${name} has security`)
+    for (const requirement of op.security ?? []) for (const scheme of Object.keys(requirement)) t.ok(scheme in schemes, `${name}: scheme ${scheme} is declared`)
+  }
+  const security = (path: string, method: string) => doc.paths[path]?.[method]?.security
+  t.same(security('/api/admin/api-keys', 'get'), [{ bearer: [] }, { session: [] }], 'admin: bearer token or session cookie')
+  t.same(security('/api/users/me/api-keys', 'get'), [{ bearer: [] }, { session: [] }], 'user: bearer token or session cookie')
+  t.same(security('/api/gateway/keys/verify', 'post'), [{ gateway: [] }], 'gateway: GATEWAY_TOKEN')
+  t.same(security('/api/key-stats/user-stats', 'post'), [{ apiKey: [] }], 'key holders: their API key')
+  t.same(security('/api/auth/login', 'post'), [], 'sign-in is public')
+  t.same(security('/health', 'get'), [], 'liveness is public')
+})
+
+t.test('the documented security is what the route enforces: a stranger is refused exactly where some is required', async (t) => {
+  for (const { name, op } of operations) {
+    const [method, path] = name.split(' ') as [string, string]
+    const url = path.replace(/\{model\}/g, 'gpt-4o').replace(/\{\w+\}/g, '00000000-0000-4000-8000-000000000000')
+    const res = await app.inject({ method: method as 'GET', url })
+    if ((op.security ?? []).length > 0) t.equal(res.statusCode, 401, `${name} requires a credential: a stranger gets 401`)
+    else t.not(res.statusCode, 401, `${name} is public: a stranger is not refused for want of a credential (${res.statusCode})`)
+  }
+})
+
+t.test('"Authorize" in /docs takes bearer tokens: the schemes are HTTP bearer, and /docs serves this document', async (t) => {
+  const schemes = doc.components?.securitySchemes as Record<string, { type: string, scheme?: string, in?: string, name?: string }>
+  for (const name of ['bearer', 'gateway', 'apiKey']) t.match(schemes[name], { type: 'http', scheme: 'bearer' }, `${name} is an HTTP bearer scheme`)
+  t.match(schemes.session, { type: 'apiKey', in: 'cookie', name: 'km_session' })
+  const served = await app.inject({ method: 'GET', url: '/docs/json' })
+  t.same(served.json(), doc, 'the UI loads the same document')
+})
+
+t.test('shared schemas are components referenced by $ref, not inlined', async (t) => {
+  const schemas = doc.components?.schemas ?? {}
+  for (const name of ['ErrorBody', 'KeyRecord', 'UserRecord', 'UsageRecord', 'VerifyRefusal']) t.ok(schemas[name], `components.schemas.${name}`)
+  let errors = 0
+  for (const { name, op } of operations) {
+    for (const [status, response] of Object.entries(op.responses ?? {})) {
+      if (!/^4\d\d$/.test(status)) continue
+      errors++
+      t.match(response.content?.['application/json']?.schema?.$ref, /^#\/components\/schemas\/(ErrorBody|VerifyRefusal)$/, `${name} ${status} references the error body`)
+    }
+  }
+  t.ok(errors > 300, `${errors} error responses, none inlined`)
+  const text = JSON.stringify(doc.paths)
+  t.ok(text.includes('"$ref":"#/components/schemas/KeyRecord"'), 'keys are referenced')
+  t.ok(text.includes('"$ref":"#/components/schemas/UserRecord"'), 'users are referenced')
+  t.ok(text.includes('"$ref":"#/components/schemas/UsageRecord"'), 'usage records are referenced')
+  t.notOk(text.includes('x-component'), 'no marker left in the document')
+  // the documented component is the record the routes answer with
+  t.same(keysOf(schemas.KeyRecord), keysOf(jsonSchema(doc.paths['/api/admin/api-keys/{id}']?.put?.responses?.['200'])))
+})
+
+t.test('error types are enums: the pipeline\'s, and verify\'s refusals', async (t) => {
+  const typeEnum = (name: string) => ((doc.components?.schemas?.[name]?.properties?.error as Schema | undefined)?.properties?.type?.enum ?? [])
+  const general = typeEnum('ErrorBody')
+  for (const type of ['validation_error', 'invalid_request', 'unauthorized', 'forbidden', 'not_found', 'conflict', 'too_many_requests', 'login_throttled', 'not_standalone', 'database_unavailable', 'internal_error']) t.ok(general.includes(type), `ErrorBody's types include ${type}`)
+  const verify = typeEnum('VerifyRefusal')
+  for (const type of ['key_invalid', 'key_disabled', 'key_expired', 'user_disabled', 'model_not_allowed', 'provider_not_allowed', 'api_format_not_allowed', 'rate_limited', 'token_limited', 'concurrency_limited', 'balance_exhausted', 'daily_cost_limit', 'total_cost_limit', 'request_conflict', 'validation_error', 'unauthorized']) t.ok(verify.includes(type), `VerifyRefusal's types include ${type}`)
+  t.notOk(general.includes('key_invalid'), 'verify\'s refusals are verify\'s own')
+  // the types real refusals carry are documented
+  const refusals = [
+    [await app.inject({ method: 'POST', url: '/api/gateway/keys/verify', headers: { authorization: `Bearer ${GATEWAY_TOKEN}` }, payload: { key: 'sk-not-a-key' } }), verify],
+    [await app.inject({ method: 'GET', url: '/api/admin/api-keys' }), general],
+    [await app.inject({ method: 'GET', url: '/api/admin/api-keys/not-a-uuid', headers: admin.headers }), general],
+    [await app.inject({ method: 'GET', url: '/api/admin/api-keys/00000000-0000-4000-8000-000000000000', headers: admin.headers }), general]
+  ] as const
+  t.same(refusals.map(([res]) => res.statusCode), [401, 401, 400, 404])
+  for (const [res, types] of refusals) {
+    const type = (res.json() as { error: { type: string } }).error.type
+    t.ok(types.includes(type), `${type} (${res.statusCode}) is documented`)
+  }
+})
+
+t.test('every 429 documents its Retry-After header', async (t) => {
+  let count = 0
+  for (const { name, op } of operations) {
+    const tooMany = op.responses?.['429']
+    if (tooMany === undefined) continue
+    count++
+    t.match(tooMany.headers?.['Retry-After'], { required: true, schema: { type: 'integer' } }, `${name} 429 documents Retry-After`)
+  }
+  t.ok(count > 80, `${count} operations can answer 429`)
+})
+
+t.test('no parameter or body field is both required and defaulted', async (t) => {
+  let defaulted = 0
+  for (const { name, op } of operations) {
+    for (const parameter of op.parameters ?? []) {
+      if (parameter.schema?.default === undefined) continue
+      defaulted++
+      t.not(parameter.required, true, `${name} ${parameter.in} ${parameter.name} has a default: the caller may omit it`)
+    }
+    const body = op.requestBody?.content?.['application/json']?.schema
+    for (const field of body?.required ?? []) t.equal(body?.properties?.[field]?.default, undefined, `${name} body.${field} is required without a default`)
+  }
+  t.ok(defaulted > 20, `${defaulted} defaulted parameters`)
+  t.match(doc.paths['/api/admin/api-keys']?.get?.parameters?.find((p) => p.name === 'limit'), { required: false, schema: { default: 100 } })
 })

@@ -6,6 +6,7 @@
 // them. Every read a regular user can call declares its answer through `viewerSchema`
 // and sends it through `visibleTo`, so no route decides this for itself.
 import Type, { type TSchema } from 'typebox'
+import { COMPONENT } from '../../http/openapi.js'
 
 const OPERATOR_NAMES = new Set(['rate_multiplier', 'api_key_name', 'provider_api_key_id', 'cost_savings'])
 
@@ -35,7 +36,8 @@ function mapSchema (schema: TSchema): TSchema {
   if (Type.IsObject(schema)) {
     const properties = Object.fromEntries(Object.entries(schema.properties).map(([name, inner]) =>
       [name, isOperatorField(name) ? Type.Optional(adminsOnly(inner)) : Type.IsOptional(inner) ? Type.Optional(mapSchema(inner)) : mapSchema(inner)]))
-    return Type.Object(properties, optionsOf(schema, ['type', 'properties', 'required']))
+    // no longer the shared record it may have been: the API document shows it as it is
+    return Type.Object(properties, optionsOf(schema, ['type', 'properties', 'required', COMPONENT]))
   }
   if (Type.IsArray(schema)) return Type.Array(mapSchema(schema.items), optionsOf(schema, ['type', 'items']))
   if (Type.IsUnion(schema)) return Type.Union(schema.anyOf.map(mapSchema), optionsOf(schema, ['anyOf']))

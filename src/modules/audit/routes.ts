@@ -84,7 +84,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/audit-logs',
-    schema: { tags: ['audit'], summary: 'Audit log, newest first', querystring: AuditQuery, response: { 200: AuditPage, ...errorResponses() } },
+    schema: { tags: ['audit'], summary: 'Audit log, newest first', description: 'Filter by event_type, action, user_id, success and a date range; paged with limit and offset. Every call of the admin and user APIs has a row, refusals included.', querystring: AuditQuery, response: { 200: AuditPage, ...errorResponses() } },
     action: 'audit_logs.list',
     mode: 'admin',
     handle: async ({ db, query }) => {
@@ -101,7 +101,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/monitoring/audit-logs',
-    schema: { tags: ['audit'], summary: 'Audit log as Aether\'s audit page reads it (successful reads left out unless event_type asks)', querystring: AetherAuditQuery, response: { 200: AetherAuditPage, ...errorResponses() } },
+    schema: { tags: ['audit'], summary: 'Audit log as Aether\'s audit page reads it (successful reads left out unless event_type asks)', description: 'The same rows as GET /api/admin/audit-logs in the page shape Aether\'s audit page reads. Successful reads are left out unless event_type asks for them, so the page shows changes and refusals.', operationId: 'auditLogsListAether', querystring: AetherAuditQuery, response: { 200: AetherAuditPage, ...errorResponses() } },
     action: 'audit_logs.list',
     mode: 'admin',
     handle: async ({ db, query }) => {

@@ -49,7 +49,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     onError: async (request, _reply, error) => {
       if ((error as { code?: string }).code === 'KM_LOGIN_THROTTLED') await audit(request, request.body.email, false, 429, await findLoginAccount(app.prisma, request.body.email), 'too many failed logins')
     },
-    schema: { tags, summary: 'Sign in; sets the session cookie and returns a bearer access token', body: LoginBody, response: { 200: LoginReply, 400: errorResponses()[400], 401: errorResponses()[401], 429: errorResponses()[429] } }
+    schema: { tags, summary: 'Sign in; sets the session cookie and returns a bearer access token', description: 'email takes an email or a username. Failed attempts are throttled per client address (429 with Retry-After) and each attempt, refused or not, is audited. Send the returned access token as a bearer token, or let the browser keep the cookie.', operationId: 'authLogin', body: LoginBody, response: { 200: LoginReply, 400: errorResponses()[400], 401: errorResponses()[401], 429: errorResponses()[429] } }
   }, async (request, reply) => {
     const ip = request.ip
     // this attempt is already counted by the hook
@@ -72,7 +72,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/logout',
-    schema: { tags, summary: 'Sign out: the session and its access token stop working', response: { 200: Message, 401: errorResponses()[401] } },
+    schema: { tags, summary: 'Sign out: the session and its access token stop working', description: 'Ends the session that makes the call: its cookie is cleared and its access token is refused from then on. A management token cannot sign out.', response: { 200: Message, 401: errorResponses()[401] } },
     action: 'auth.logout',
     mode: 'management',
     mutation: true,
@@ -86,7 +86,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/me',
-    schema: { tags, summary: 'The signed-in user', response: { 200: Profile, 401: errorResponses()[401] } },
+    schema: { tags, summary: 'The signed-in user', description: 'Who the credential names. Use it to check a token before other calls.', response: { 200: Profile, 401: errorResponses()[401] } },
     action: 'auth.me',
     mode: 'user',
     handle: async ({ db, user }) => toProfile(await findUser(db, user.id))

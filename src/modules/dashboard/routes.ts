@@ -16,7 +16,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/dashboard/stats',
-    schema: { tags, summary: 'The home page\'s cards: all usage for an admin, your own for a user', querystring: StatsQuery, response: { 200: HomeStats, ...errorResponses() } },
+    schema: { tags, summary: 'The home page\'s cards: all usage for an admin, your own for a user', description: 'An admin\'s cards cover every user; a user\'s cover only their own keys and usage, without the operator\'s cost.', querystring: StatsQuery, response: { 200: HomeStats, ...errorResponses() } },
     action: 'dashboard.stats',
     mode: 'user',
     handle: async ({ user }) => visibleTo(user, HomeStats, await dashboardStats(app.statsPg, app.timeZones.require(app.config.APP_TIMEZONE), user))
@@ -25,7 +25,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/dashboard/daily-stats',
-    schema: { tags, summary: 'Finished requests per APP_TIMEZONE day, the last `days` ending today, zero-filled', querystring: DailyQuery, response: { 200: HomeDaily, ...errorResponses() } },
+    schema: { tags, summary: 'Finished requests per APP_TIMEZONE day, the last `days` ending today, zero-filled', description: 'One row per day in APP_TIMEZONE, days with no request included as zeros, for the dashboard\'s chart. An admin gets all usage, a user their own.', querystring: DailyQuery, response: { 200: HomeDaily, ...errorResponses() } },
     action: 'dashboard.daily_stats',
     mode: 'user',
     handle: async ({ query, user }) => visibleTo(user, HomeDaily, await dailyStats(app.statsPg, app.timeZones.require(app.config.APP_TIMEZONE), user, query.days))

@@ -10,7 +10,7 @@ import { ingestEvents } from '../usage/ingest.js'
 import type { KeyState } from '../keys/counters.js'
 import { VerifyCache } from './cache.js'
 import { eventProblem, UsageBatch, UsageBatchResult, type EventResultBody } from '../usage/schemas.js'
-import { HoldList, HoldsQuery, VerifyAllowed, VerifyBody } from './schemas.js'
+import { HoldList, HoldsQuery, VerifyAllowed, VerifyBody, VerifyRefusal } from './schemas.js'
 import { HoldPricer, listHolds, releaseExpiredHolds } from './holds.js'
 import { Reserver, type ReserveSettings } from './reserve.js'
 import { verifyKey, type VerifySettings } from './verify.js'
@@ -18,7 +18,7 @@ import { verifyKey, type VerifySettings } from './verify.js'
 const tags = ['gateway']
 /** PostgreSQL's numeric_value_out_of_range */
 const NUMERIC_OUT_OF_RANGE = '22003'
-const refusals = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 409: ErrorBody, 429: ErrorBody }
+const refusals = { 400: VerifyRefusal, 401: VerifyRefusal, 402: VerifyRefusal, 403: VerifyRefusal, 409: VerifyRefusal, 429: VerifyRefusal }
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const cache = new VerifyCache<KeyState>(app.config.VERIFY_CACHE_TTL_MS)
@@ -44,7 +44,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/gateway/keys/verify',
-    schema: { tags, summary: 'May this key make this request?', body: VerifyBody, response: { 200: VerifyAllowed, ...refusals } },
+    schema: { tags, summary: 'May this key make this request?', description: 'Checks the key, its owner, its allow-lists and every limit. Without request_id the answer is advisory; with one, the request is admitted and a hold is reserved against every cost limit until its completion is reported. A refusal\'s error.type names the failed check (key_invalid, rate_limited, balance_exhausted, ...); 429s carry Retry-After.', body: VerifyBody, response: { 200: VerifyAllowed, ...refusals } },
     action: 'gateway.verify',
     mode: 'gateway',
     handle: async ({ body }) => {
@@ -64,7 +64,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/admission/holds',
-    schema: { tags: ['admission'], summary: 'The live admission holds: requests admitted by a verify with a request_id and not settled yet', querystring: HoldsQuery, response: { 200: HoldList, ...errorResponses() } },
+    schema: { tags: ['admission'], summary: 'The live admission holds: requests admitted by a verify with a request_id and not settled yet', description: 'Filter by key or user; the newest `limit` holds are listed, with their count and sum. A hold that is never settled expires and stops counting.', querystring: HoldsQuery, response: { 200: HoldList, ...errorResponses() } },
     action: 'admission_holds.list',
     mode: 'admin',
     handle: async ({ query }) => await listHolds(app.pg, query)
@@ -76,7 +76,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     config: { itemsCheckedByHandler: 'events' },
     // a batch of 1000 completions with headers and bodies is far above the default limit
     bodyLimit: Math.max(app.config.BODY_LIMIT_BYTES, 32 * 1024 * 1024),
-    schema: { tags, summary: 'Report request events (start, stream, complete), 1 to 1000 at a time', body: UsageBatch, response: { 200: UsageBatchResult, 400: ErrorBody, 401: ErrorBody } },
+    schema: { tags, summary: 'Report request events (start, stream, complete), 1 to 1000 at a time', description: 'Each event is answered on its own in the same order: recorded, duplicate (a replay of an event already recorded) or rejected with its reason, so a batch is never refused for one bad event and can be retried safely.', body: UsageBatch, response: { 200: UsageBatchResult, 400: ErrorBody, 401: ErrorBody } },
     action: 'gateway.usage',
     mode: 'gateway',
     handle: async ({ body }) => {

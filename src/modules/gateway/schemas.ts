@@ -1,6 +1,8 @@
 import Type from 'typebox'
 // The gateway's own bodies (verify); the usage events are the usage module's (usage/schemas.ts).
+import { codedTypes, ERROR_TYPES, errorBody } from '../../http/errors.js'
 import { Nullable, Uuid } from '../../http/schemas.js'
+import { Refusals } from './verify.js'
 
 export const VerifyBody = Type.Object({
   key: Type.String({ minLength: 1, maxLength: 256 }),
@@ -57,3 +59,6 @@ export const HoldList = Type.Object({
   total: Type.Integer({ description: 'live holds matching the filters (the list shows the newest `limit`)' }),
   held_usd: Type.Number({ description: 'their sum' })
 })
+
+/** verify's refusals: the pipeline's error types and each of Refusals' own */
+export const VerifyRefusal = errorBody('VerifyRefusal', [...ERROR_TYPES, ...codedTypes(Refusals)], 'Refused: error.type says which check failed')

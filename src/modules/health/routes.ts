@@ -9,10 +9,10 @@ const Ready = Type.Object({ status: Type.Union([Type.Literal('ready'), Type.Lite
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const migrations = await readMigrations()
 
-  app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness', response: { 200: Health } } }, async () => ({ status: 'ok' as const }))
+  app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness', description: 'Answers 200 while the process runs; it does not touch the database. For a liveness probe.', response: { 200: Health } } }, async () => ({ status: 'ok' as const }))
 
   app.get('/ready', {
-    schema: { tags: ['operations'], summary: 'Readiness: database reachable and every migration applied', response: { 200: Ready, 503: Ready } }
+    schema: { tags: ['operations'], summary: 'Readiness: database reachable and every migration applied', description: '503 with the reason while the database is unreachable or a migration is pending. For a readiness probe or a load balancer.', response: { 200: Ready, 503: Ready } }
   }, async (_request, reply) => {
     // the migration bookkeeping queries are constants of src/db/migrate.ts, never built from input
     const db = { query: async <T>(sql: string) => ({ rows: await app.prisma.$queryRawUnsafe<T[]>(sql) }) }

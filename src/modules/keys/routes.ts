@@ -23,7 +23,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/api-keys',
-    schema: { tags, summary: 'List standalone keys', querystring: KeyListQuery, response: { 200: KeyList, ...errorResponses() } },
+    schema: { tags, summary: 'List standalone keys', description: 'Keys with no user (standalone), with their balance, usage totals and limits. Paged with skip and limit; filter with is_active.', querystring: KeyListQuery, response: { 200: KeyList, ...errorResponses() } },
     action: 'api_keys.list',
     mode: 'admin',
     handle: async ({ db, query }) => listKeys(db, { standalone: true }, query)
@@ -32,7 +32,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/admin/api-keys',
-    schema: { tags, summary: 'Create a standalone key (the key is shown once)', body: StandaloneKeyCreate, response: { 201: KeyWithSecret, ...errorResponses() } },
+    schema: { tags, summary: 'Create a standalone key (the key is shown once)', description: 'A standalone key has its own USD balance (initial_balance_usd) instead of a user\'s quota. The full key is in this answer only: store it now.', body: StandaloneKeyCreate, response: { 201: KeyWithSecret, ...errorResponses() } },
     action: 'api_keys.create',
     mode: 'admin',
     mutation: true,
@@ -47,7 +47,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/api-keys/:id',
-    schema: { tags, summary: 'Get a key; include_key=true also returns the full key (audited as api_keys.reveal)', params: KeyParams, querystring: IncludeKeyQuery, response: { 200: KeyMaybeSecret, ...errorResponses(404) } },
+    schema: { tags, summary: 'Get a key; include_key=true also returns the full key (audited as api_keys.reveal)', description: 'Any key, standalone or a user\'s. With include_key=true the full key is decrypted and returned, and the call is audited as api_keys.reveal.', params: KeyParams, querystring: IncludeKeyQuery, response: { 200: KeyMaybeSecret, ...errorResponses(404) } },
     action: 'api_keys.get',
     mode: 'admin',
     handle: async ({ db, params, query, audit }) => {
@@ -61,7 +61,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PUT',
     url: '/admin/api-keys/:id',
-    schema: { tags, summary: 'Update a key (partial; null clears; [] allows all)', params: KeyParams, body: KeyUpdate, response: { 200: KeyRecord, ...errorResponses(404) } },
+    schema: { tags, summary: 'Update a key (partial; null clears; [] allows all)', description: 'Only the fields given change; null clears a limit, an empty allow-list allows everything. The answer is the key as stored.', params: KeyParams, body: KeyUpdate, response: { 200: KeyRecord, ...errorResponses(404) } },
     action: 'api_keys.update',
     mode: 'admin',
     mutation: true,
@@ -74,7 +74,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PATCH',
     url: '/admin/api-keys/:id',
-    schema: { tags, summary: 'Enable or disable a key', params: KeyParams, response: { 200: Toggled, ...errorResponses(404) } },
+    schema: { tags, summary: 'Enable or disable a key', description: 'Flips is_active. A disabled key is refused by verify with key_disabled; its usage stays.', params: KeyParams, response: { 200: Toggled, ...errorResponses(404) } },
     action: 'api_keys.toggle',
     mode: 'admin',
     mutation: true,
@@ -88,7 +88,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'DELETE',
     url: '/admin/api-keys/:id',
-    schema: { tags, summary: 'Delete a key (usage keeps its history, without the key); hard=false only disables it', params: KeyParams, querystring: HardDeleteQuery, response: { 200: Message, ...errorResponses(404) } },
+    schema: { tags, summary: 'Delete a key (usage keeps its history, without the key); hard=false only disables it', description: 'By default the key is deleted for good and its usage rows keep their history without it. With hard=false it is only disabled and can be enabled again.', params: KeyParams, querystring: HardDeleteQuery, response: { 200: Message, ...errorResponses(404) } },
     action: 'api_keys.delete',
     mode: 'admin',
     mutation: true,
@@ -101,7 +101,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PATCH',
     url: '/admin/api-keys/:id/balance',
-    schema: { tags, summary: 'Top up (positive) or deduct (negative) a standalone key\'s balance', params: KeyParams, body: BalanceBody, response: { 200: KeyRecord, ...errorResponses(404) } },
+    schema: { tags, summary: 'Top up (positive) or deduct (negative) a standalone key\'s balance', description: 'amount_usd is added to the balance (negative deducts); zero is refused. Only standalone keys have a balance: a user\'s key answers not_standalone.', params: KeyParams, body: BalanceBody, response: { 200: KeyRecord, ...errorResponses(404) } },
     action: 'api_keys.adjust_balance',
     mode: 'admin',
     mutation: true,
@@ -116,7 +116,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/api-keys/:id/stats',
-    schema: { tags, summary: 'A key\'s totals and daily usage (days cut in `timezone`)', params: KeyParams, querystring: StatsQuery, response: { 200: KeyStats, ...errorResponses(404) } },
+    schema: { tags, summary: 'A key\'s totals and daily usage (days cut in `timezone`)', description: 'All-time totals and one row per day of the range (default: the last 30 days, at most 366), days cut in `timezone` (default APP_TIMEZONE).', params: KeyParams, querystring: StatsQuery, response: { 200: KeyStats, ...errorResponses(404) } },
     action: 'api_keys.stats',
     mode: 'admin',
     handle: async ({ db, params, query }) => {
@@ -130,7 +130,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/users/:user_id/api-keys',
-    schema: { tags, summary: 'A user\'s keys', params: UserKeyParams, querystring: KeyListQuery, response: { 200: KeyList, ...errorResponses(404) } },
+    schema: { tags, summary: 'A user\'s keys', description: '404 when the user does not exist. Paged with skip and limit; filter with is_active.', params: UserKeyParams, querystring: KeyListQuery, response: { 200: KeyList, ...errorResponses(404) } },
     action: 'user_api_keys.list',
     mode: 'admin',
     handle: async ({ db, params, query }) => {
@@ -142,7 +142,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/admin/users/:user_id/api-keys',
-    schema: { tags, summary: 'Create a key for a user (the key is shown once)', params: UserKeyParams, body: KeyCreate, response: { 201: KeyWithSecret, ...errorResponses(404) } },
+    schema: { tags, summary: 'Create a key for a user (the key is shown once)', description: 'The key spends from the user\'s quota. The full key is in this answer only: store it now.', params: UserKeyParams, body: KeyCreate, response: { 201: KeyWithSecret, ...errorResponses(404) } },
     action: 'user_api_keys.create',
     mode: 'admin',
     mutation: true,
@@ -158,7 +158,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/users/:user_id/api-keys/:id',
-    schema: { tags, summary: 'One of a user\'s keys', params: UserKeyIdParams, response: { 200: KeyRecord, ...errorResponses(404) } },
+    schema: { tags, summary: 'One of a user\'s keys', description: '404 when the key is not this user\'s, so the URL says nothing about other keys.', params: UserKeyIdParams, response: { 200: KeyRecord, ...errorResponses(404) } },
     action: 'user_api_keys.get',
     mode: 'admin',
     handle: async ({ db, params }) => keyRecord(db, await findKey(db, params.id, { userId: params.user_id }))
@@ -167,7 +167,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PUT',
     url: '/admin/users/:user_id/api-keys/:id',
-    schema: { tags, summary: 'Update one of a user\'s keys', params: UserKeyIdParams, body: KeyUpdate, response: { 200: KeyRecord, ...errorResponses(404) } },
+    schema: { tags, summary: 'Update one of a user\'s keys', description: 'Only the fields given change; null clears a limit, an empty allow-list allows everything. 404 when the key is not this user\'s.', params: UserKeyIdParams, body: KeyUpdate, response: { 200: KeyRecord, ...errorResponses(404) } },
     action: 'user_api_keys.update',
     mode: 'admin',
     mutation: true,
@@ -180,7 +180,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PATCH',
     url: '/admin/users/:user_id/api-keys/:id',
-    schema: { tags, summary: 'Enable or disable one of a user\'s keys', params: UserKeyIdParams, response: { 200: Toggled, ...errorResponses(404) } },
+    schema: { tags, summary: 'Enable or disable one of a user\'s keys', description: 'Flips is_active. 404 when the key is not this user\'s.', params: UserKeyIdParams, response: { 200: Toggled, ...errorResponses(404) } },
     action: 'user_api_keys.toggle',
     mode: 'admin',
     mutation: true,
@@ -194,7 +194,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'DELETE',
     url: '/admin/users/:user_id/api-keys/:id',
-    schema: { tags, summary: 'Delete one of a user\'s keys (usage keeps its history, without the key); hard=false only disables it', params: UserKeyIdParams, querystring: HardDeleteQuery, response: { 200: Message, ...errorResponses(404) } },
+    schema: { tags, summary: 'Delete one of a user\'s keys (usage keeps its history, without the key); hard=false only disables it', description: 'By default deleted for good, usage rows keep their history without it; hard=false only disables it. 404 when the key is not this user\'s.', params: UserKeyIdParams, querystring: HardDeleteQuery, response: { 200: Message, ...errorResponses(404) } },
     action: 'user_api_keys.delete',
     mode: 'admin',
     mutation: true,
@@ -208,7 +208,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me/api-keys',
-    schema: { tags, summary: 'Your keys, newest first (a bare array, as Aether\'s page reads it; the total in X-Total-Count)', querystring: OwnKeyListQuery, response: { 200: OwnKeyList, ...errorResponses() } },
+    schema: { tags, summary: 'Your keys, newest first (a bare array, as Aether\'s page reads it; the total in X-Total-Count)', description: 'Only your own keys; another user\'s key never appears. skip and limit page the array.', querystring: OwnKeyListQuery, response: { 200: OwnKeyList, ...errorResponses() } },
     action: 'own_api_keys.list',
     mode: 'user',
     handle: async ({ db, user, query, reply }) => {
@@ -221,7 +221,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/users/me/api-keys',
-    schema: { tags, summary: 'Create a key for yourself (shown once)', body: OwnKeyCreate, response: { 201: KeyWithSecret, ...errorResponses() } },
+    schema: { tags, summary: 'Create a key for yourself (shown once)', description: 'Only a name: limits and allow-lists are set by an admin. The full key is in this answer only: store it now.', body: OwnKeyCreate, response: { 201: KeyWithSecret, ...errorResponses() } },
     action: 'own_api_keys.create',
     mode: 'user',
     mutation: true,
@@ -236,7 +236,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me/api-keys/:id',
-    schema: { tags, summary: 'One of your keys; include_key=true also returns the full key (audited as own_api_keys.reveal)', params: KeyParams, querystring: IncludeKeyQuery, response: { 200: KeyMaybeSecret, ...errorResponses(404) } },
+    schema: { tags, summary: 'One of your keys; include_key=true also returns the full key (audited as own_api_keys.reveal)', description: '404 for a key that is not yours. With include_key=true the full key is returned and the call is audited as own_api_keys.reveal.', params: KeyParams, querystring: IncludeKeyQuery, response: { 200: KeyMaybeSecret, ...errorResponses(404) } },
     action: 'own_api_keys.get',
     mode: 'user',
     handle: async ({ db, user, params, query, audit }) => {
@@ -250,7 +250,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PATCH',
     url: '/users/me/api-keys/:id',
-    schema: { tags, summary: 'Enable or disable one of your keys', params: KeyParams, response: { 200: Toggled, ...errorResponses(404) } },
+    schema: { tags, summary: 'Enable or disable one of your keys', description: 'Flips is_active. 404 for a key that is not yours.', params: KeyParams, response: { 200: Toggled, ...errorResponses(404) } },
     action: 'own_api_keys.toggle',
     mode: 'user',
     mutation: true,
@@ -264,7 +264,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'DELETE',
     url: '/users/me/api-keys/:id',
-    schema: { tags, summary: 'Delete one of your keys (usage keeps its history)', params: KeyParams, response: { 200: Message, ...errorResponses(404) } },
+    schema: { tags, summary: 'Delete one of your keys (usage keeps its history)', description: 'The key is deleted for good; its usage rows stay, without it. 404 for a key that is not yours.', params: KeyParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'own_api_keys.delete',
     mode: 'user',
     mutation: true,

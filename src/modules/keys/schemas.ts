@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
 import { IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
+import { shared } from '../../http/openapi.js'
 
 /** null or [] = every value allowed */
 const AllowList = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 500, uniqueItems: true }))
@@ -8,7 +9,7 @@ const Usd = Type.Number({ exclusiveMinimum: 0, maximum: 1e9 })
 const ProviderNames = Nullable(Type.Array(Nullable(Type.String()), { description: 'the current names of allowed_providers, in place; null for a provider deleted since' }))
 const Tags = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 20, uniqueItems: true }))
 
-export const KeyRecord = Type.Object({
+export const KeyRecord = shared('KeyRecord', Type.Object({
   id: Uuid,
   user_id: Uuid,
   user_email: Nullable(Type.String()),
@@ -39,7 +40,7 @@ export const KeyRecord = Type.Object({
   expires_at: Nullable(Timestamp),
   created_at: Timestamp,
   updated_at: Timestamp
-})
+}))
 
 export const KeyWithSecret = Type.Object({ ...KeyRecord.properties, key: Type.String({ description: 'the full key; shown at creation and on an explicit, audited read' }) })
 export const KeyMaybeSecret = Type.Object({ ...KeyRecord.properties, key: Type.Optional(Type.String()) })

@@ -19,7 +19,6 @@ export interface KeyStatsOptions {
 }
 
 const tags = ['key holders']
-const security = [{ bearer: [] }]
 
 /** The key in the body (api_key first), if any. Runs before validation, so the body may be anything. */
 function bodyKey (request: FastifyRequest): string | undefined {
@@ -43,7 +42,7 @@ const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => 
   route(app, {
     method: 'POST',
     url: '/user-stats',
-    schema: { tags, security, summary: 'Your key: status, all-time usage, limits with their current use, restrictions', body: KeyBody, response: { 200: UserStats, ...errorResponses() } },
+    schema: { tags, summary: 'Your key: status, all-time usage, limits with their current use, restrictions', description: 'For the key\'s holder, without an account: send the key as api_key (or apiKey) in the body or as a bearer token. Rate-limited per client address before the key is looked at (429 with Retry-After).', body: KeyBody, response: { 200: UserStats, ...errorResponses() } },
     action: 'key_stats.user_stats',
     mode: 'key',
     credential: bodyKey,
@@ -53,7 +52,7 @@ const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => 
   route(app, {
     method: 'POST',
     url: '/user-model-stats',
-    schema: { tags, security, summary: 'Your usage per model today (daily) or this month (monthly), in APP_TIMEZONE', body: ModelStatsBody, response: { 200: ModelStats, ...errorResponses() } },
+    schema: { tags, summary: 'Your usage per model today (daily) or this month (monthly), in APP_TIMEZONE', description: 'period is daily (today) or monthly (this month), in APP_TIMEZONE. The key goes in the body (api_key) or as a bearer token; rate-limited per client address.', body: ModelStatsBody, response: { 200: ModelStats, ...errorResponses() } },
     action: 'key_stats.user_model_stats',
     mode: 'key',
     credential: bodyKey,
@@ -63,7 +62,7 @@ const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => 
   route(app, {
     method: 'GET',
     url: '/usage-details',
-    schema: { tags, security, summary: 'Your requests per model over the last 24 hours (key as bearer)', response: { 200: UsageDetails, ...errorResponses() } },
+    schema: { tags, summary: 'Your requests per model over the last 24 hours (key as bearer)', description: 'The key goes as a bearer token only (a GET has no body). Rate-limited per client address.', response: { 200: UsageDetails, ...errorResponses() } },
     action: 'key_stats.usage_details',
     mode: 'key',
     handle: async ({ principal }) => usageDetails(app.statsPg, principal.apiKeyId)

@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
 import { IdParams, IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
+import { shared } from '../../http/openapi.js'
 
 /** USD per 1M tokens; capped so the stored nano-USD stays an exact JSON number */
 const PerMillionUsd = Type.Number({ minimum: 0, maximum: 1e6 })
@@ -30,7 +31,7 @@ const TierRecord = Type.Object({
   cache_read: Type.Number()
 })
 
-export const PriceRecord = Type.Object({
+export const PriceRecord = shared('PriceRecord', Type.Object({
   id: Uuid,
   model: Type.String(),
   provider_id: Nullable(Uuid),
@@ -39,7 +40,7 @@ export const PriceRecord = Type.Object({
   price_per_request_usd: Nullable(Type.Number()),
   effective_from: Timestamp,
   created_at: Timestamp
-})
+}))
 
 export const PriceCreate = Type.Object({
   model: Model,

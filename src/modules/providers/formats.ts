@@ -42,7 +42,7 @@ const formatRoutes: FastifyPluginAsyncTypebox = async (app) => {
     method: 'GET',
     url: '/admin/system/api-formats',
     // no querystring schema: Aether's form sends no parameters, and any it might are ignored (AETHER.md §1)
-    schema: { tags: ['providers'], summary: 'The API formats an allow-list can name: the known ones, then the other configured endpoints\' formats', response: { 200: ApiFormatList, ...errorResponses() } },
+    schema: { tags: ['providers'], summary: 'The API formats an allow-list can name: the known ones, then the other configured endpoints\' formats', description: 'The values an API-format allow-list (of a key or a user) can take.', response: { 200: ApiFormatList, ...errorResponses() } },
     action: 'api_formats.list',
     mode: 'admin',
     handle: async ({ db }) => ({ formats: await listApiFormats(db) })

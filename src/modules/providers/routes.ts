@@ -21,7 +21,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/providers',
-    schema: { tags, summary: 'List providers (by priority, then name)', querystring: ProviderListQuery, response: { 200: ProviderList, ...errorResponses() } },
+    schema: { tags, summary: 'List providers (by priority, then name)', description: 'Paged with skip and limit; filter with is_active.', querystring: ProviderListQuery, response: { 200: ProviderList, ...errorResponses() } },
     action: 'providers.list',
     mode: 'admin',
     handle: async ({ db, query }) => listProviders(db, query)
@@ -30,7 +30,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/admin/providers',
-    schema: { tags, summary: 'Create a provider', body: ProviderCreate, response: { 201: ProviderRecord, ...errorResponses(409) } },
+    schema: { tags, summary: 'Create a provider', description: 'The name must be unique (409 otherwise). Add its endpoints and API keys afterwards.', body: ProviderCreate, response: { 201: ProviderRecord, ...errorResponses(409) } },
     action: 'providers.create',
     mode: 'admin',
     mutation: true,
@@ -46,7 +46,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/providers/summary',
-    schema: { tags, summary: 'Every provider with its endpoints, keys and priced models counted (a bare array, as Aether\'s page reads it; the total in X-Total-Count)', querystring: ProviderSummaryQuery, response: { 200: ProviderSummaryList, ...errorResponses() } },
+    schema: { tags, summary: 'Every provider with its endpoints, keys and priced models counted (a bare array, as Aether\'s page reads it; the total in X-Total-Count)', description: 'One row per provider for Aether\'s providers page: endpoints, keys and priced models counted, quota figures. skip and limit page the array.', querystring: ProviderSummaryQuery, response: { 200: ProviderSummaryList, ...errorResponses() } },
     action: 'providers.summary',
     mode: 'admin',
     handle: async ({ db, query, reply }) => {
@@ -59,7 +59,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/providers/:id',
-    schema: { tags, summary: 'Get a provider', params: ProviderParams, response: { 200: ProviderRecord, ...errorResponses(404) } },
+    schema: { tags, summary: 'Get a provider', description: '404 when no provider has this id.', params: ProviderParams, response: { 200: ProviderRecord, ...errorResponses(404) } },
     action: 'providers.get',
     mode: 'admin',
     handle: async ({ db, params }) => toProviderRecord(await findProvider(db, params.id))
@@ -68,7 +68,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PUT',
     url: '/admin/providers/:id',
-    schema: { tags, summary: 'Update a provider (partial; null clears)', params: ProviderParams, body: ProviderUpdate, response: { 200: ProviderRecord, ...errorResponses(404, 409) } },
+    schema: { tags, summary: 'Update a provider (partial; null clears)', description: 'Only the fields given change; null clears. A name taken by another provider is a 409.', params: ProviderParams, body: ProviderUpdate, response: { 200: ProviderRecord, ...errorResponses(404, 409) } },
     action: 'providers.update',
     mode: 'admin',
     mutation: true,
@@ -82,7 +82,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PATCH',
     url: '/admin/providers/:id',
-    schema: { tags, summary: 'Update a provider (partial; null clears), answered as a row of the summary', params: ProviderParams, body: ProviderUpdate, response: { 200: ProviderSummary, ...errorResponses(404, 409) } },
+    schema: { tags, summary: 'Update a provider (partial; null clears), answered as a row of the summary', description: 'The same change as PUT, answered as the provider\'s row of GET /api/admin/providers/summary (what Aether\'s page reloads).', operationId: 'providersUpdateAsSummaryRow', params: ProviderParams, body: ProviderUpdate, response: { 200: ProviderSummary, ...errorResponses(404, 409) } },
     action: 'providers.update',
     mode: 'admin',
     mutation: true,
@@ -96,7 +96,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'DELETE',
     url: '/admin/providers/:id',
-    schema: { tags, summary: 'Delete a provider with its endpoints, keys and own prices (usage keeps its history)', params: ProviderParams, response: { 200: Message, ...errorResponses(404) } },
+    schema: { tags, summary: 'Delete a provider with its endpoints, keys and own prices (usage keeps its history)', description: 'Its endpoints, API keys and provider-specific prices go with it; usage rows keep their history.', params: ProviderParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'providers.delete',
     mode: 'admin',
     mutation: true,
@@ -110,7 +110,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/providers/:id/endpoints',
-    schema: { tags, summary: 'A provider\'s endpoints', params: ProviderParams, querystring: PageQuery, response: { 200: EndpointList, ...errorResponses(404) } },
+    schema: { tags, summary: 'A provider\'s endpoints', description: '404 when the provider does not exist. Paged with skip and limit.', params: ProviderParams, querystring: PageQuery, response: { 200: EndpointList, ...errorResponses(404) } },
     action: 'provider_endpoints.list',
     mode: 'admin',
     handle: async ({ db, params, query }) => listEndpoints(db, params.id, query)
@@ -119,7 +119,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/admin/providers/:id/endpoints',
-    schema: { tags, summary: 'Add an endpoint (one per API format)', params: ProviderParams, body: EndpointCreate, response: { 201: EndpointRecord, ...errorResponses(404, 409) } },
+    schema: { tags, summary: 'Add an endpoint (one per API format)', description: 'One endpoint per API format per provider: a second one for the same format is a 409.', params: ProviderParams, body: EndpointCreate, response: { 201: EndpointRecord, ...errorResponses(404, 409) } },
     action: 'provider_endpoints.create',
     mode: 'admin',
     mutation: true,
@@ -134,7 +134,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/providers/:id/endpoints/:endpoint_id',
-    schema: { tags, summary: 'Get an endpoint', params: EndpointParams, response: { 200: EndpointRecord, ...errorResponses(404) } },
+    schema: { tags, summary: 'Get an endpoint', description: '404 when the endpoint is not this provider\'s.', params: EndpointParams, response: { 200: EndpointRecord, ...errorResponses(404) } },
     action: 'provider_endpoints.get',
     mode: 'admin',
     handle: async ({ db, params }) => toEndpointRecord(await findEndpoint(db, params.id, params.endpoint_id))
@@ -143,7 +143,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PUT',
     url: '/admin/providers/:id/endpoints/:endpoint_id',
-    schema: { tags, summary: 'Update an endpoint (partial)', params: EndpointParams, body: EndpointUpdate, response: { 200: EndpointRecord, ...errorResponses(404, 409) } },
+    schema: { tags, summary: 'Update an endpoint (partial)', description: 'Only the fields given change. 404 when the endpoint is not this provider\'s.', params: EndpointParams, body: EndpointUpdate, response: { 200: EndpointRecord, ...errorResponses(404, 409) } },
     action: 'provider_endpoints.update',
     mode: 'admin',
     mutation: true,
@@ -156,7 +156,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'DELETE',
     url: '/admin/providers/:id/endpoints/:endpoint_id',
-    schema: { tags, summary: 'Delete an endpoint (usage keeps its history)', params: EndpointParams, response: { 200: Message, ...errorResponses(404) } },
+    schema: { tags, summary: 'Delete an endpoint (usage keeps its history)', description: 'Usage rows that went through it keep their history. 404 when the endpoint is not this provider\'s.', params: EndpointParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'provider_endpoints.delete',
     mode: 'admin',
     mutation: true,
@@ -171,7 +171,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/providers/:id/keys',
-    schema: { tags, summary: 'A provider\'s API keys (secrets masked)', params: ProviderParams, querystring: PageQuery, response: { 200: ProviderKeyList, ...errorResponses(404) } },
+    schema: { tags, summary: 'A provider\'s API keys (secrets masked)', description: 'The provider\'s upstream keys with their rate multiplier; each secret is masked.', params: ProviderParams, querystring: PageQuery, response: { 200: ProviderKeyList, ...errorResponses(404) } },
     action: 'provider_keys.list',
     mode: 'admin',
     handle: async ({ db, params, query }) => listProviderKeys(db, params.id, query)
@@ -180,7 +180,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/admin/providers/:id/keys',
-    schema: { tags, summary: 'Add an API key (the secret is stored encrypted and never returned)', params: ProviderParams, body: ProviderKeyCreate, response: { 201: ProviderKeyRecord, ...errorResponses(404) } },
+    schema: { tags, summary: 'Add an API key (the secret is stored encrypted and never returned)', description: 'The secret is encrypted at rest with ENCRYPTION_KEY and never returned, not even here. rate_multiplier scales what requests served with it cost the operator.', params: ProviderParams, body: ProviderKeyCreate, response: { 201: ProviderKeyRecord, ...errorResponses(404) } },
     action: 'provider_keys.create',
     mode: 'admin',
     mutation: true,
@@ -195,7 +195,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/providers/:id/keys/:key_id',
-    schema: { tags, summary: 'Get an API key (secret masked)', params: ProviderKeyParams, response: { 200: ProviderKeyRecord, ...errorResponses(404) } },
+    schema: { tags, summary: 'Get an API key (secret masked)', description: '404 when the key is not this provider\'s.', params: ProviderKeyParams, response: { 200: ProviderKeyRecord, ...errorResponses(404) } },
     action: 'provider_keys.get',
     mode: 'admin',
     handle: async ({ db, params }) => toProviderKeyRecord(await findProviderKey(db, params.id, params.key_id))
@@ -204,7 +204,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PUT',
     url: '/admin/providers/:id/keys/:key_id',
-    schema: { tags, summary: 'Update an API key (partial; a new secret replaces the old)', params: ProviderKeyParams, body: ProviderKeyUpdate, response: { 200: ProviderKeyRecord, ...errorResponses(404) } },
+    schema: { tags, summary: 'Update an API key (partial; a new secret replaces the old)', description: 'Only the fields given change; a new secret replaces the stored one. 404 when the key is not this provider\'s.', params: ProviderKeyParams, body: ProviderKeyUpdate, response: { 200: ProviderKeyRecord, ...errorResponses(404) } },
     action: 'provider_keys.update',
     mode: 'admin',
     mutation: true,
@@ -217,7 +217,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'DELETE',
     url: '/admin/providers/:id/keys/:key_id',
-    schema: { tags, summary: 'Delete an API key (usage keeps its history)', params: ProviderKeyParams, response: { 200: Message, ...errorResponses(404) } },
+    schema: { tags, summary: 'Delete an API key (usage keeps its history)', description: 'Usage rows served with it keep their history. 404 when the key is not this provider\'s.', params: ProviderKeyParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'provider_keys.delete',
     mode: 'admin',
     mutation: true,

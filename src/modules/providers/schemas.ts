@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
 import { IdParams, IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
+import { shared } from '../../http/openapi.js'
 
 const Name = Type.String({ minLength: 1, maxLength: 100 })
 const BillingType = Type.Union([Type.Literal('monthly_quota'), Type.Literal('pay_as_you_go'), Type.Literal('free_tier')])
@@ -10,7 +11,7 @@ const Config = Type.Record(Type.String(), Type.Unknown(), { description: 'free-f
 export const PageQuery = Type.Object(SkipLimit(500, 100), { additionalProperties: false })
 
 // ---- providers ----
-export const ProviderRecord = Type.Object({
+export const ProviderRecord = shared('ProviderRecord', Type.Object({
   id: Uuid,
   name: Type.String(),
   billing_type: BillingType,
@@ -23,7 +24,7 @@ export const ProviderRecord = Type.Object({
   key_count: Type.Integer(),
   created_at: Timestamp,
   updated_at: Timestamp
-})
+}))
 
 /** A local date and time as Aether's form sends it (no zone, e.g. 2026-12-01T08:00), or with one: kept as given. */
 const LocalDateTime = Type.String({
@@ -122,7 +123,7 @@ export const ProviderParams = IdParams
 const ApiFormat = Type.String({ minLength: 1, maxLength: 64, description: 'e.g. claude:messages, openai:chat, gemini:generate' })
 const BaseUrl = Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2048 })
 
-export const EndpointRecord = Type.Object({
+export const EndpointRecord = shared('EndpointRecord', Type.Object({
   id: Uuid,
   provider_id: Uuid,
   api_format: Type.String(),
@@ -130,7 +131,7 @@ export const EndpointRecord = Type.Object({
   is_active: Type.Boolean(),
   created_at: Timestamp,
   updated_at: Timestamp
-})
+}))
 
 export const EndpointCreate = Type.Object({
   api_format: ApiFormat,
@@ -152,7 +153,7 @@ const Secret = Type.String({ minLength: 1, maxLength: 4096, description: 'write-
 const RateMultiplier = Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'applied to actual costs; up to 6 decimals' })
 const CacheTtl = Type.Integer({ minimum: 0, maximum: 1440, description: 'prompt-cache TTL in minutes; 0 = no cache' })
 
-export const ProviderKeyRecord = Type.Object({
+export const ProviderKeyRecord = shared('ProviderKeyRecord', Type.Object({
   id: Uuid,
   provider_id: Uuid,
   name: Type.String(),
@@ -163,7 +164,7 @@ export const ProviderKeyRecord = Type.Object({
   expires_at: Nullable(Timestamp),
   created_at: Timestamp,
   updated_at: Timestamp
-})
+}))
 
 export const ProviderKeyCreate = Type.Object({
   name: Name,

@@ -70,7 +70,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me/usage',
-    schema: { tags, summary: 'Your usage in the range: totals, by model and provider, your heatmap, your newest records', querystring: OwnUsageQuery, response: { 200: OwnUsage, ...errorResponses() } },
+    schema: { tags, summary: 'Your usage in the range: totals, by model and provider, your heatmap, your newest records', description: 'Everything the user\'s usage page shows in one call. Default range: the last 30 days.', querystring: OwnUsageQuery, response: { 200: OwnUsage, ...errorResponses() } },
     action: 'own_usage.summary',
     mode: 'user',
     handle: async ({ query, user, db }) => visibleTo(user, OwnUsage, await ownUsage(app.statsPg, db, user.id, dateRange(query, DEFAULT_DAYS, MAX_DAYS), app.config.APP_TIMEZONE))
@@ -79,7 +79,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me/usage/active',
-    schema: { tags, summary: 'Your requests in flight, or the current state of the given ones of yours (others\' ids are dropped)', querystring: OwnActiveQuery, response: { 200: OwnActive, ...errorResponses() } },
+    schema: { tags, summary: 'Your requests in flight, or the current state of the given ones of yours (others\' ids are dropped)', description: 'Without ids: your requests still running. With ids: their current state; ids of other users\' requests are dropped, never reported.', querystring: OwnActiveQuery, response: { 200: OwnActive, ...errorResponses() } },
     action: 'own_usage.active',
     mode: 'user',
     handle: async ({ db, query, user }) => {

@@ -28,7 +28,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/usage/stats',
-    schema: { tags, summary: 'Totals of every finished request in the range, and the heatmap of the 365 days ending today', querystring: StatsQuery, response: { 200: StatsWithHeatmap, ...errorResponses() } },
+    schema: { tags, summary: 'Totals of every finished request in the range, and the heatmap of the 365 days ending today', description: 'Default range: the last 30 days, at most 366; dates in ISO 8601 with an offset. Only finished requests count; costs in USD.', querystring: StatsQuery, response: { 200: StatsWithHeatmap, ...errorResponses() } },
     action: 'usage.stats',
     mode: 'admin',
     handle: async ({ query }) => {
@@ -41,7 +41,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/usage/aggregation/stats',
-    schema: { tags, summary: 'Finished requests that reached a provider, grouped by model, user, provider or API format; all time without dates', querystring: AggregationQuery, response: { 200: Aggregation, ...errorResponses() } },
+    schema: { tags, summary: 'Finished requests that reached a provider, grouped by model, user, provider or API format; all time without dates', description: 'group_by picks the grouping; without start_date and end_date it covers all time. Requests that never reached a provider are left out.', querystring: AggregationQuery, response: { 200: Aggregation, ...errorResponses() } },
     action: 'usage.aggregation',
     mode: 'admin',
     // no dates: all time, as Aether's users page counts (AETHER.md §7.2)
@@ -51,7 +51,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/usage/heatmap',
-    schema: { tags, summary: 'Requests per local day for the 365 days ending today, zero-filled', querystring: HeatmapQuery, response: { 200: Heatmap, ...errorResponses() } },
+    schema: { tags, summary: 'Requests per local day for the 365 days ending today, zero-filled', description: 'One count per day in the time zone asked (default APP_TIMEZONE), days without requests included as zeros.', querystring: HeatmapQuery, response: { 200: Heatmap, ...errorResponses() } },
     action: 'usage.heatmap',
     mode: 'admin',
     handle: async ({ query }) => heatmap(app.statsPg, app.timeZones.require(query.timezone ?? app.config.APP_TIMEZONE))
@@ -60,7 +60,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/usage/records',
-    schema: { tags, summary: 'Usage records, newest first', querystring: RecordsQuery, response: { 200: Records, ...errorResponses() } },
+    schema: { tags, summary: 'Usage records, newest first', description: 'Filter by date range, search keywords, model, provider, status and key; paged with limit and offset. total may be the planner\'s estimate when counting exactly would read too many rows (total_is_estimate).', querystring: RecordsQuery, response: { 200: Records, ...errorResponses() } },
     action: 'usage.records',
     mode: 'admin',
     handle: async ({ query }) => records(app.statsPg, recordFilter(query), query.limit, query.offset)
@@ -70,7 +70,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/usage/:usage_id',
-    schema: { tags, summary: 'One usage record in full', params: UsageParams, response: { 200: UsageDetail, ...errorResponses(404) } },
+    schema: { tags, summary: 'One usage record in full', description: 'The record with its owner, provider, endpoint and provider key, its tokens by kind and each of its costs. 404 when no record has this id.', params: UsageParams, response: { 200: UsageDetail, ...errorResponses(404) } },
     action: 'usage.detail',
     mode: 'admin',
     handle: async ({ params }) => detail(app.statsPg, params.usage_id, null)
@@ -80,7 +80,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me/usage/stats',
-    schema: { tags, summary: 'Totals of your finished requests in the range, and your heatmap of the 365 days ending today', querystring: StatsQuery, response: { 200: OwnStatsWithHeatmap, ...errorResponses() } },
+    schema: { tags, summary: 'Totals of your finished requests in the range, and your heatmap of the 365 days ending today', description: 'As the admin statistics, over your own keys only; the operator\'s costs are left out unless you are an admin.', querystring: StatsQuery, response: { 200: OwnStatsWithHeatmap, ...errorResponses() } },
     action: 'own_usage.stats',
     mode: 'user',
     handle: async ({ query, user }) => {
@@ -93,7 +93,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me/usage/records',
-    schema: { tags, summary: 'Your usage records, newest first', querystring: OwnRecordsQuery, response: { 200: OwnRecords, ...errorResponses() } },
+    schema: { tags, summary: 'Your usage records, newest first', description: 'Only your own requests; the operator\'s fields are left out unless you are an admin. Paged with limit and offset.', querystring: OwnRecordsQuery, response: { 200: OwnRecords, ...errorResponses() } },
     action: 'own_usage.records',
     mode: 'user',
     handle: async ({ query, user }) => visibleTo(user, OwnRecords, await records(app.statsPg, { ...recordFilter(query), userId: user.id }, query.limit, query.offset))
@@ -102,7 +102,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me/usage/:usage_id',
-    schema: { tags, summary: 'One of your usage records in full', params: UsageParams, response: { 200: OwnUsageDetail, ...errorResponses(404) } },
+    schema: { tags, summary: 'One of your usage records in full', description: '404 for a record that is not yours. The operator\'s fields are left out unless you are an admin.', params: UsageParams, response: { 200: OwnUsageDetail, ...errorResponses(404) } },
     action: 'own_usage.detail',
     mode: 'user',
     handle: async ({ params, user }) => visibleTo(user, OwnUsageDetail, await detail(app.statsPg, params.usage_id, user.id))

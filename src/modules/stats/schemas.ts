@@ -2,6 +2,7 @@
 import Type from 'typebox'
 import { IsoDateTime, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
 import { AetherTierRecord } from '../prices/schemas.js'
+import { shared } from '../../http/openapi.js'
 
 export const Usd = Type.Number({ description: 'USD' })
 export const Count = Type.Integer({ minimum: 0 })
@@ -129,8 +130,11 @@ export const recordFields = {
   request_metadata: Type.Unknown({ description: 'the usage event\'s metadata (model_version, …), credentials masked' })
 }
 
+/** One usage record as the records list shows it. */
+export const UsageRecord = shared('UsageRecord', Type.Object(recordFields))
+
 export const Records = Type.Object({
-  records: Type.Array(Type.Object(recordFields)),
+  records: Type.Array(UsageRecord),
   total: Count,
   limit: Type.Integer(),
   offset: Type.Integer(),

@@ -136,7 +136,7 @@ export const traceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/monitoring/trace/:request_id',
-    schema: { tags: ['usage'], summary: "A request's fallback trace: its candidates, or the one attempt its usage row tells", params: TraceParams, response: { 200: Trace, ...errorResponses(404) } },
+    schema: { tags: ['usage'], summary: "A request's fallback trace: its candidates, or the one attempt its usage row tells", description: 'Keyed by the request_id the gateway reported, not the usage record id. Each candidate tried, in order, with its provider, key, status and timing, as Aether\'s request drawer draws it. 404 when no usage has this request_id.', params: TraceParams, response: { 200: Trace, ...errorResponses(404) } },
     action: 'usage.trace',
     mode: 'admin',
     handle: async ({ params }) => requestTrace(app.statsPg, params.request_id)

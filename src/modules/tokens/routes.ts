@@ -10,7 +10,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me/management-tokens',
-    schema: { tags, summary: 'Your management tokens', querystring: TokenListQuery, response: { 200: TokenList, ...errorResponses() } },
+    schema: { tags, summary: 'Your management tokens', description: 'Only your tokens, never their secrets. Signed-in sessions only: a management token cannot list tokens.', querystring: TokenListQuery, response: { 200: TokenList, ...errorResponses() } },
     action: 'management_tokens.list_own',
     mode: 'management',
     handle: async ({ db, user, query }) => listTokens(db, { userId: user.id }, query)
@@ -19,7 +19,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/users/me/management-tokens',
-    schema: { tags, summary: 'Create a management token (shown once; at most 20)', body: TokenCreate, response: { 201: TokenCreated, ...errorResponses(409) } },
+    schema: { tags, summary: 'Create a management token (shown once; at most 20)', description: 'A management token (kmm_...) acts as you on the admin or user API, for scripts. At most 20 per user (409 beyond). The token is in this answer only.', body: TokenCreate, response: { 201: TokenCreated, ...errorResponses(409) } },
     action: 'management_tokens.create',
     mode: 'management',
     mutation: true,
@@ -34,7 +34,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'DELETE',
     url: '/users/me/management-tokens/:id',
-    schema: { tags, summary: 'Revoke one of your management tokens', params: TokenIdParams, response: { 200: Message, ...errorResponses(404) } },
+    schema: { tags, summary: 'Revoke one of your management tokens', description: 'The token stops working at once. 404 for a token that is not yours.', params: TokenIdParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'management_tokens.revoke_own',
     mode: 'management',
     mutation: true,
@@ -48,7 +48,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/management-tokens',
-    schema: { tags, summary: 'All management tokens', querystring: TokenListQuery, response: { 200: TokenList, ...errorResponses() } },
+    schema: { tags, summary: 'All management tokens', description: 'Every user\'s tokens, never their secrets. Filter by user_id; paged with skip and limit.', querystring: TokenListQuery, response: { 200: TokenList, ...errorResponses() } },
     action: 'management_tokens.list',
     mode: 'admin',
     handle: async ({ db, query }) => listTokens(db, { userId: query.user_id }, query)
@@ -57,7 +57,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'DELETE',
     url: '/admin/management-tokens/:id',
-    schema: { tags, summary: 'Revoke any management token', params: TokenIdParams, response: { 200: Message, ...errorResponses(404) } },
+    schema: { tags, summary: 'Revoke any management token', description: 'The token stops working at once, whoever owns it.', params: TokenIdParams, response: { 200: Message, ...errorResponses(404) } },
     action: 'management_tokens.revoke',
     mode: 'admin',
     mutation: true,

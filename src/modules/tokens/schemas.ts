@@ -1,7 +1,8 @@
 import Type, { type Static } from 'typebox'
 import { IdParams, IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
+import { shared } from '../../http/openapi.js'
 
-export const TokenRecord = Type.Object({
+export const TokenRecord = shared('TokenRecord', Type.Object({
   id: Uuid,
   user_id: Uuid,
   name: Type.String(),
@@ -15,7 +16,7 @@ export const TokenRecord = Type.Object({
   is_active: Type.Boolean(),
   created_at: Timestamp,
   updated_at: Timestamp
-})
+}))
 
 export const TokenCreated = Type.Object({ ...TokenRecord.properties, token: Type.String({ description: 'shown once' }) })
 

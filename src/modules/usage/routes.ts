@@ -35,7 +35,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/usage/active',
-    schema: { tags: ['usage'], summary: 'Requests in flight, or the current state of the given ones', querystring: ActiveQuery, response: { 200: Type.Object({ requests: Type.Array(ActiveRequest) }), ...errorResponses() } },
+    schema: { tags: ['usage'], summary: 'Requests in flight, or the current state of the given ones', description: 'Without ids: every request still pending or streaming. With ids: the current state of each, finished or not, so a page can poll the ones it shows.', querystring: ActiveQuery, response: { 200: Type.Object({ requests: Type.Array(ActiveRequest) }), ...errorResponses() } },
     action: 'usage.active',
     mode: 'admin',
     handle: async ({ db, query }) => {

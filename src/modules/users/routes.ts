@@ -12,7 +12,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/users',
-    schema: { tags, summary: 'List users (a bare array, as Aether\'s page reads it; the total in X-Total-Count)', querystring: UserListQuery, response: { 200: UserList, ...errorResponses() } },
+    schema: { tags, summary: 'List users (a bare array, as Aether\'s page reads it; the total in X-Total-Count)', description: 'Filter by role and is_active; skip and limit page the array.', querystring: UserListQuery, response: { 200: UserList, ...errorResponses() } },
     action: 'users.list',
     mode: 'admin',
     handle: async ({ db, query, reply }) => {
@@ -25,7 +25,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/admin/users',
-    schema: { tags, summary: 'Create a user', body: UserCreate, response: { 201: UserRecord, ...errorResponses(409) } },
+    schema: { tags, summary: 'Create a user', description: 'The username must be unique, and the email when given (409). quota_usd limits what all the user\'s keys spend together; null is unlimited.', body: UserCreate, response: { 201: UserRecord, ...errorResponses(409) } },
     action: 'users.create',
     mode: 'admin',
     mutation: true,
@@ -40,7 +40,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/users/:id',
-    schema: { tags, summary: 'Get a user', params: UserIdParams, response: { 200: UserRecord, ...errorResponses(404) } },
+    schema: { tags, summary: 'Get a user', description: '404 when no user has this id (a deleted user included).', params: UserIdParams, response: { 200: UserRecord, ...errorResponses(404) } },
     action: 'users.get',
     mode: 'admin',
     handle: async ({ db, params }) => userRecord(db, await findUser(db, params.id))
@@ -49,7 +49,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PUT',
     url: '/admin/users/:id',
-    schema: { tags, summary: 'Update a user (partial; null clears)', params: UserIdParams, body: UserUpdate, response: { 200: UserRecord, ...errorResponses(404, 409) } },
+    schema: { tags, summary: 'Update a user (partial; null clears)', description: 'Only the fields given change; null clears a limit or the email.', params: UserIdParams, body: UserUpdate, response: { 200: UserRecord, ...errorResponses(404, 409) } },
     action: 'users.update',
     mode: 'admin',
     mutation: true,
@@ -63,7 +63,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PATCH',
     url: '/admin/users/:id/quota',
-    schema: { tags, summary: 'Reset a user\'s quota: used goes to 0, the all-time total stays', params: UserIdParams, response: { 200: QuotaReset, ...errorResponses(404) } },
+    schema: { tags, summary: 'Reset a user\'s quota: used goes to 0, the all-time total stays', description: 'The used amount goes back to zero; the all-time totals of the user and their keys are kept.', params: UserIdParams, response: { 200: QuotaReset, ...errorResponses(404) } },
     action: 'users.quota_reset',
     mode: 'admin',
     mutation: true,
@@ -78,7 +78,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'DELETE',
     url: '/admin/users/:id',
-    schema: { tags, summary: 'Delete a user (soft: history is kept)', params: UserIdParams, response: { 200: Message, ...errorResponses(404, 409) } },
+    schema: { tags, summary: 'Delete a user (soft: history is kept)', description: 'The user is disabled and hidden, and their management tokens and keys stop working; usage and audit history stay.', params: UserIdParams, response: { 200: Message, ...errorResponses(404, 409) } },
     action: 'users.delete',
     mode: 'admin',
     mutation: true,
@@ -92,7 +92,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me',
-    schema: { tags, summary: 'Your profile', response: { 200: Profile, ...errorResponses() } },
+    schema: { tags, summary: 'Your profile', description: 'Your account as an admin sees it in the user list.', response: { 200: Profile, ...errorResponses() } },
     action: 'users.me',
     mode: 'user',
     handle: async ({ db, user }) => toProfile(await findUser(db, user.id))
@@ -102,7 +102,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PUT',
     url: '/users/me',
-    schema: { tags, summary: 'Change your username or email', body: OwnProfileUpdate, response: { 200: Message, ...errorResponses(409) } },
+    schema: { tags, summary: 'Change your username or email', description: 'Only the fields given change; a username or email taken by another user is a 409.', body: OwnProfileUpdate, response: { 200: Message, ...errorResponses(409) } },
     action: 'users.me.update',
     mode: 'user',
     mutation: true,
@@ -118,7 +118,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     url: '/users/me/password',
     schema: {
       tags,
-      summary: 'Change your password (your other sessions end; this one stays)',
+      summary: 'Change your password (your other sessions end; this one stays)', description: 'The current password is required. Every other session of yours ends; the one making the call stays signed in.',
       body: PasswordChange,
       response: { 200: Message, ...errorResponses() }
     },
@@ -134,7 +134,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/users/me/preferences',
-    schema: { tags, summary: 'Your dashboard preferences', response: { 200: Preferences, ...errorResponses() } },
+    schema: { tags, summary: 'Your dashboard preferences', description: 'Stored for the dashboard; keymeter does not act on them.', response: { 200: Preferences, ...errorResponses() } },
     action: 'users.me.preferences',
     mode: 'user',
     handle: async ({ db, user }) => toPreferences((await findUser(db, user.id)).preferences)
@@ -143,7 +143,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'PUT',
     url: '/users/me/preferences',
-    schema: { tags, summary: 'Change your dashboard preferences (absent keys unchanged, null clears)', body: PreferencesUpdate, response: { 200: Type.Object({ ...Message.properties, preferences: Preferences }), ...errorResponses() } },
+    schema: { tags, summary: 'Change your dashboard preferences (absent keys unchanged, null clears)', description: 'Keys left out keep their value; null clears one.', body: PreferencesUpdate, response: { 200: Type.Object({ ...Message.properties, preferences: Preferences }), ...errorResponses() } },
     action: 'users.me.preferences.update',
     mode: 'user',
     mutation: true,

@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
 import { IdParams, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
+import { shared } from '../../http/openapi.js'
 
 const Username = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.@-]+$' })
 const Email = Type.String({ format: 'email', maxLength: 254 })
@@ -24,14 +25,14 @@ export const Profile = Type.Object({
   last_login_at: Nullable(Timestamp)
 })
 
-export const UserRecord = Type.Object({
+export const UserRecord = shared('UserRecord', Type.Object({
   ...Profile.properties,
   allowed_providers: allowList('provider ids (a name given on write is stored as its id); null = no restriction'),
   allowed_provider_names: Nullable(Type.Array(Nullable(Type.String()), { description: 'the current names of allowed_providers, in place; null for a provider deleted since' })),
   allowed_api_formats: AllowList,
   allowed_endpoints: allowList('Aether\'s name for allowed_api_formats (the same list)'),
   allowed_models: AllowList
-})
+}))
 
 /** Aether's form names the API-format list allowed_endpoints; either name is taken, both only if equal. */
 const AllowedEndpoints = Type.Optional(allowList('Aether\'s name for allowed_api_formats; if both are given they must be equal'))
