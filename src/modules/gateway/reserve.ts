@@ -15,7 +15,7 @@ import { prepared } from '../../db/prisma.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { FINISHED_STATUSES, isFinished, IN_FLIGHT_STATUSES } from '../accounting/rules.js'
-import { keyStateQuery, toKeyState, type CounterSettings } from '../keys/counters.js'
+import { keyStateQuery, ownerLockNeeded, toKeyState, type CounterSettings } from '../keys/counters.js'
 import { answerOf, checkKey, checkLimits, Refusals, type VerifyRequest } from './verify.js'
 
 export interface Reservation {
@@ -128,8 +128,8 @@ async function reserveOnce (pool: pg.Pool, hash: string, request: VerifyRequest,
     const row = (await prepared(client).query(query.text, query.values)).rows[0] as Record<string, unknown> | undefined
     const key = row === undefined ? undefined : toKeyState(row)
     if (key !== undefined) {
-      owners.set(hash, key.quota === null ? null : key.user_id)
-      if (key.quota !== null && ownerLocked !== key.user_id) throw new NeedsOwnerLock()
+      owners.set(hash, ownerLockNeeded(key) ? key.user_id : null)
+      if (ownerLockNeeded(key) && ownerLocked !== key.user_id) throw new NeedsOwnerLock()
     }
     checkKey(key, hash, request)
     if (row!.prior_key_id !== null) {
@@ -142,7 +142,7 @@ async function reserveOnce (pool: pg.Pool, hash: string, request: VerifyRequest,
     }
     // a reservation of the same request_id through another key committed while this one waited for it
     if (row!.hold_expires_at === null) throw new Refusals.request_conflict(`request ${hold.request_id} is held by another key`)
-    checkLimits(key, hold.amount, hold.tokens)
+    checkLimits(key, hold.amount, hold.tokens, request.model)
     await client.query('COMMIT')
     open = false
     settings.onHoldTaken?.()
