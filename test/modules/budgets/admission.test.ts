@@ -2,19 +2,12 @@
 // budget_exhausted with Retry-After from the window that refused; a per-model budget meets
 // the requests of its model (and those naming none); a user budget spans the user's keys.
 import t from 'tap'
-import { gateway, type Gateway, type Json } from '../gateway/fixtures.js'
+import { burst, gateway, type Gateway } from '../gateway/fixtures.js'
 
 /** 1 USD per 1M input tokens */
 const TIERS = [{ up_to: null, input: 1, output: 0, cache_write_5m: 1, cache_write_1h: 1, cache_read: 1 }]
 
 const budget = async (g: Gateway, path: string, body: object) => await g.adminCall('POST', `/api/admin/${path}/budgets`, body)
-
-async function burst (g: Gateway, key: Json, count: number, prefix: string, extra: object = {}) {
-  const answers = await Promise.all(Array.from({ length: count }, (_v, i) => g.verify({ key: key.key, request_id: `${prefix}-${i}`, ...extra })))
-  const byStatus: Record<number, number> = {}
-  for (const res of answers) byStatus[res.statusCode] = (byStatus[res.statusCode] ?? 0) + 1
-  return { answers, byStatus }
-}
 
 t.test('a day budget: admitted while spent + held + the hold fit; then 402 until the zone\'s next midnight', async (t) => {
   // every hold is 0.01 USD (no estimate)
