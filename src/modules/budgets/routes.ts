@@ -19,17 +19,13 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
 
   for (const door of DOORS) {
     const owner = (id: string): BudgetOwner => ({ kind: door.kind, id })
+    /** the audit row's subject: the key or user, and the budget */
+    const subject = (params: { id: string, budget_id: string }, more: Record<string, unknown> = {}) => ({ [door.audited]: params.id, budget_id: params.budget_id, ...more })
 
     route(app, {
       method: 'GET',
       url: door.path,
-      schema: {
-        tags,
-        summary: `The budgets of ${door.whose}`,
-        description: 'Each budget with its current window: finished spend, live holds, what remains and when it resets.',
-        params: KeyBudgetParams,
-        response: { 200: BudgetList, ...errorResponses(404) }
-      },
+      schema: { tags, summary: `The budgets of ${door.whose}`, description: 'Each budget with its current window: finished spend, live holds, what remains and when it resets.', params: KeyBudgetParams, response: { 200: BudgetList, ...errorResponses(404) } },
       action: `${door.action}.list`,
       mode: 'admin',
       handle: async ({ db, params }) => listBudgets(db, owner(params.id))
@@ -38,14 +34,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     route(app, {
       method: 'POST',
       url: door.path,
-      schema: {
-        tags,
-        summary: `Add a budget to ${door.whose}`,
-        description: `A USD limit per calendar day, week or month in an IANA zone, or per rolling duration; optionally for one model. At most ${MAX_BUDGETS} per ${door.kind}. Gateway verify refuses a request with 402 budget_exhausted once spend plus holds would pass it.`,
-        params: KeyBudgetParams,
-        body: BudgetCreate,
-        response: { 201: BudgetRecord, ...errorResponses(404, 409) }
-      },
+      schema: { tags, summary: `Add a budget to ${door.whose}`, description: `A USD limit per calendar day, week or month in an IANA zone, or per rolling duration; optionally for one model. At most ${MAX_BUDGETS} per ${door.kind}. Gateway verify refuses a request with 402 budget_exhausted once spend plus holds would pass it.`, params: KeyBudgetParams, body: BudgetCreate, response: { 201: BudgetRecord, ...errorResponses(404, 409) } },
       action: `${door.action}.create`,
       mode: 'admin',
       mutation: true,
@@ -61,19 +50,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     route(app, {
       method: 'PUT',
       url: `${door.path}/:budget_id`,
-      schema: {
-        tags,
-        summary: `Change one of ${door.whose}'s budgets`,
-        description: 'Partial: given fields replace the stored ones. Changing the period drops the fields the new one has no use for and defaults those it needs.',
-        params: BudgetIdParams,
-        body: BudgetUpdate,
-        response: { 200: BudgetRecord, ...errorResponses(404) }
-      },
+      schema: { tags, summary: `Change one of ${door.whose}'s budgets`, description: 'Partial: given fields replace the stored ones. Changing the period drops the fields the new one has no use for and defaults those it needs.', params: BudgetIdParams, body: BudgetUpdate, response: { 200: BudgetRecord, ...errorResponses(404) } },
       action: `${door.action}.update`,
       mode: 'admin',
       mutation: true,
       handle: async ({ db, params, body, audit }) => {
-        audit({ [door.audited]: params.id, budget_id: params.budget_id, fields: Object.keys(body) })
+        audit(subject(params, { fields: Object.keys(body) }))
         return updateBudget(db, owner(params.id), params.budget_id, body, zones)
       }
     })
@@ -81,18 +63,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     route(app, {
       method: 'DELETE',
       url: `${door.path}/:budget_id`,
-      schema: {
-        tags,
-        summary: `Remove one of ${door.whose}'s budgets`,
-        description: 'The spend it counted stays in the usage; only the limit goes.',
-        params: BudgetIdParams,
-        response: { 200: Message, ...errorResponses(404) }
-      },
+      schema: { tags, summary: `Remove one of ${door.whose}'s budgets`, description: 'The spend it counted stays in the usage; only the limit goes.', params: BudgetIdParams, response: { 200: Message, ...errorResponses(404) } },
       action: `${door.action}.delete`,
       mode: 'admin',
       mutation: true,
       handle: async ({ db, params, audit }) => {
-        audit({ [door.audited]: params.id, budget_id: params.budget_id })
+        audit(subject(params))
         return deleteBudget(db, owner(params.id), params.budget_id)
       }
     })
