@@ -111,7 +111,7 @@ export async function createBudget (db: Db, owner: BudgetOwner, body: BudgetCrea
   await lockOwner(db, owner)
   const def = definition(body, undefined, zones)
   const count = await db.budget.count({ where: owner.kind === 'key' ? { apiKeyId: owner.id } : { userId: owner.id } })
-  if (count >= MAX_BUDGETS) throw new Errors.LimitReached(`a ${owner.kind === 'key' ? 'key' : 'user'} may have at most ${MAX_BUDGETS} budgets`)
+  if (count >= MAX_BUDGETS) throw new Errors.LimitReached(`a ${owner.kind} may have at most ${MAX_BUDGETS} budgets`)
   const created = await db.budget.create({
     data: {
       ...(owner.kind === 'key' ? { apiKeyId: owner.id } : { userId: owner.id }),
