@@ -147,21 +147,23 @@ export async function inTransaction<T> (pool: pg.Pool, body: (client: pg.PoolCli
 
 const statementNames = new Map<string, string>()
 
+/** A statement's name after its text: one per text, the same on every connection. */
+export function statementName (text: string): string {
+  let name = statementNames.get(text)
+  if (name === undefined) {
+    name = `km_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`
+    statementNames.set(text, name)
+  }
+  return name
+}
+
 /**
  * The same connection or pool, with every statement named after its text: PostgreSQL
  * then plans each once per connection instead of on every call. For the hot paths,
  * whose statements are fixed texts with parameters.
  */
 export function prepared (db: Sql): Sql {
-  const nameOf = (text: string) => {
-    let name = statementNames.get(text)
-    if (name === undefined) {
-      name = `km_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`
-      statementNames.set(text, name)
-    }
-    return name
-  }
   return {
-    query: ((text: string, values?: unknown[]) => db.query({ name: nameOf(text), text, values })) as Sql['query']
+    query: ((text: string, values?: unknown[]) => db.query({ name: statementName(text), text, values })) as Sql['query']
   }
 }

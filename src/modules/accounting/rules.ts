@@ -11,6 +11,7 @@ export const isFinished = (status: string): status is FinishedStatus => (FINISHE
 
 /** The states of a request still being served: what in-flight limits and the stale sweep count. */
 export const IN_FLIGHT_STATUSES = ['pending', 'streaming'] as const
+export const isInFlight = (status: string): boolean => (IN_FLIGHT_STATUSES as readonly string[]).includes(status)
 
 /** `<alias>.status IN (in flight…)` (no alias: the bare column). */
 export const inFlightSql = (alias?: string): Fragment => raw(`${alias === undefined ? '' : `${alias}.`}status IN (${list(IN_FLIGHT_STATUSES)})`)

@@ -82,6 +82,19 @@ export function toBudgetStates (value: unknown): BudgetState[] {
 export const budgetApplies = (budget: BudgetState, model: string | undefined): boolean =>
   budget.model === null || model === undefined || model === budget.model
 
+/**
+ * budgetsSql's rule for holds, in memory: a new live hold of one of the owner's keys (the
+ * budgets' key's own when `own`) added to each budget it counts for — the key's or the
+ * owner's, of every model, of its model, or of any model when it names none.
+ */
+export function countBudgetHold (budgets: readonly BudgetState[], hold: { amount: bigint, model?: string | null }, own: boolean): void {
+  const model = hold.model ?? null
+  for (const budget of budgets) {
+    if (budget.api_key_id !== null && !own) continue
+    if (budget.model === null || model === null || model === budget.model) budget.held += hold.amount
+  }
+}
+
 /** A user budget spans the owner's keys: a reservation must take the owner's lock. */
 export const hasUserBudget = (budgets: readonly BudgetState[]): boolean => budgets.some((b) => b.user_id !== null)
 

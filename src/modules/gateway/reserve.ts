@@ -1,21 +1,25 @@
 // A verify that names its request (request_id) reserves: it admits the request only if a
 // hold of the request's worst-case cost fits every limit of the key and its owner beside
-// the holds already taken, and records that hold, atomically across instances. Each
-// reservation is one short transaction on the verify pool:
-//   1. the key's advisory lock (and its owner's, when the owner has a quota), so the
-//      reservations of one key run one at a time on every instance;
-//   2. one statement, in a snapshot taken after the lock: the key's state and counters
-//      (every live hold included), the request's prior hold and row, and the new hold inserted;
-//   3. the checks (verify.ts's admit, the same rule as an advisory verify, with the hold),
-//      then COMMIT, or ROLLBACK on a refusal, so a refused request holds nothing.
+// the holds already taken, and records that hold, atomically across instances.
+// Reservations are decided in batches — those that arrive while others are being decided
+// form the next — each one transaction on the verify pool, in two round trips:
+//   1. BEGIN, the advisory locks of the batch's keys (and of their owners that have a
+//      quota), in one global order so that no two batches wait in a cycle; then, in
+//      snapshots taken after the locks, the keys' states and counters (every live hold
+//      included) and what is known of each request (a live hold, a usage row);
+//   2. the admitted holds inserted, and COMMIT.
+// Between the two, each request is checked in arrival order (verify.ts's checkKey and
+// checkLimits, the same rule as an advisory verify) against its key's state with the
+// holds admitted before it counted in (keys/counters.ts countHold). A batch costs a hot
+// key one lock hold for all its requests, and the whole batch two socket writes.
 // Its completion settles the hold in ingestion's transaction (accounting/holds.ts).
 import type pg from 'pg'
 import sql from 'sql-template-tag'
-import { prepared } from '../../db/prisma.js'
+import { pipeline } from '../../db/pipeline.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd } from '../../lib/money.js'
-import { FINISHED_STATUSES, isFinished, IN_FLIGHT_STATUSES } from '../accounting/rules.js'
-import { keyStateQuery, ownerLockNeeded, toKeyState, type CounterSettings } from '../keys/counters.js'
+import { isFinished, isInFlight } from '../accounting/rules.js'
+import { countHold, keyStateQuery, ownerLockNeeded, toKeyState, type CounterSettings, type KeyState } from '../keys/counters.js'
 import { answerOf, checkKey, checkLimits, Refusals, type VerifyRequest } from './verify.js'
 
 export interface Reservation {
@@ -31,64 +35,66 @@ export interface ReserveSettings extends CounterSettings {
   holdTtlSeconds: number
   /** called once a new hold has committed (not when a request's live hold answers again) */
   onHoldTaken?: () => void
+  /** batches decided at once, each on its own connection (default 2) */
+  concurrentBatches?: number
+  /** the most reservations in one batch (default 256) */
+  maxBatch?: number
 }
 
-// advisory lock classes (the two-int form: its keys never meet the one-bigint locks)
+export type Reserved = ReturnType<typeof answerOf> & { hold: { request_id: string, amount_usd: number, expires_at: string } }
+
+// advisory lock classes (the two-int form: its keys never meet the one-bigint locks); a
+// key's class sorts before an owner's, so every batch takes keys first, then owners
 const KEY_LOCK = 0x6b6d686b // "kmhk"
 const USER_LOCK = 0x6b6d6875 // "kmhu"
 
 /** 32 bits of a hex digest or uuid as a signed int4: two keys that share them only wait for each other. */
 const lockId = (hex: string) => Number.parseInt(hex.replaceAll('-', '').slice(0, 8), 16) | 0
 
-/**
- * BEGIN and the locks in one round trip (the simple protocol takes no parameters; the
- * values are int4s computed here, never text from the request). The key's first, then
- * its owner's: every reservation takes them in that order, so none waits in a cycle.
- */
-function beginLocked (keyHash: string, userId: string | undefined): string {
-  const locks: Array<[number, number]> = [[KEY_LOCK, lockId(keyHash)]]
-  if (userId !== undefined) locks.push([USER_LOCK, lockId(userId)])
-  for (const pair of locks) if (!pair.every(Number.isSafeInteger)) throw new Error('advisory lock ids must be integers')
-  // a hold commits without waiting for its WAL flush (2–5 ms here): see docs/accounting.md, "A database crash"
-  return `BEGIN; SET LOCAL synchronous_commit = off; SELECT ${locks.map(([a, b]) => `pg_advisory_xact_lock(${a}, ${b})`).join(', ')}`
+/** The locks, deduplicated, in the one order every batch takes them (class, then id). */
+function lockOrder (keyHashes: Iterable<string>, userIds: Iterable<string>): { classes: number[], ids: number[] } {
+  const pairs = new Map<string, [number, number]>()
+  for (const hash of keyHashes) pairs.set(`k${lockId(hash)}`, [KEY_LOCK, lockId(hash)])
+  for (const user of userIds) pairs.set(`u${lockId(user)}`, [USER_LOCK, lockId(user)])
+  const sorted = [...pairs.values()].sort((a, b) => a[0] - b[0] || a[1] - b[1])
+  return { classes: sorted.map((pair) => pair[0]), ids: sorted.map((pair) => pair[1]) }
 }
 
-/**
- * The key's state and counters, what is known of the request, and its hold inserted —
- * unless its row is finished or a live hold already has its id (that one is kept). The
- * insert does not show in this statement's own reads. Served by api_keys (key_hash), the
- * counters' indexes, usage (request_id) and admission_holds' primary key.
- */
-function reserveSql (hash: string, hold: Reservation, settings: ReserveSettings) {
-  return sql`
-    WITH k AS (${keyStateQuery({ hash }, settings)}),
-    prior AS (SELECT api_key_id, amount, expires_at FROM admission_holds WHERE request_id = ${hold.request_id} AND expires_at > now()),
-    served AS (SELECT status::text AS status FROM usage WHERE request_id = ${hold.request_id}),
-    inserted AS (
-      INSERT INTO admission_holds (request_id, api_key_id, user_id, model, amount, tokens, started, expires_at)
-      SELECT ${hold.request_id}, k.id, k.user_id, ${hold.model ?? null}, ${hold.amount}::bigint, ${hold.tokens}::bigint,
-             COALESCE((SELECT status FROM served) = ANY(${[...IN_FLIGHT_STATUSES]}::text[]), false),
-             now() + make_interval(secs => ${settings.holdTtlSeconds}::int)
-        FROM k
-       WHERE NOT EXISTS (SELECT 1 FROM prior) AND COALESCE((SELECT status FROM served) <> ALL(${[...FINISHED_STATUSES]}::text[]), true)
-      ON CONFLICT (request_id) DO UPDATE SET api_key_id = EXCLUDED.api_key_id, user_id = EXCLUDED.user_id, model = EXCLUDED.model,
-             amount = EXCLUDED.amount, tokens = EXCLUDED.tokens, started = EXCLUDED.started, created_at = now(), expires_at = EXCLUDED.expires_at
-       -- only an expired hold is replaced: a live one is the request's own (prior)
-       WHERE admission_holds.expires_at <= now()
-      RETURNING expires_at
-    )
-    SELECT k.*, (SELECT api_key_id FROM prior) AS prior_key_id, (SELECT amount FROM prior) AS prior_amount,
-           (SELECT expires_at FROM prior) AS prior_expires_at, (SELECT status FROM served) AS served_status,
-           (SELECT expires_at FROM inserted) AS hold_expires_at
-      FROM k`
-}
+// a hold commits without waiting for its WAL flush (2–5 ms here): see docs/accounting.md, "A database crash"
+const begin = [sql`BEGIN`, sql`SELECT set_config('synchronous_commit', 'off', true)`]
 
-export type Reserved = ReturnType<typeof answerOf> & { hold: { request_id: string, amount_usd: number, expires_at: string } }
+/** The locks, taken in the arrays' order (a function scan yields an unnest's rows in order). */
+const lockSql = (locks: { classes: number[], ids: number[] }) =>
+  sql`SELECT count(pg_advisory_xact_lock(c, i)) FROM unnest(${locks.classes}::int[], ${locks.ids}::int[]) AS l(c, i)`
+
+/** What is known of each request: its live hold, its usage row's status. Served by admission_holds' primary key and usage (request_id). */
+const requestsSql = (requestIds: string[]) => sql`
+  SELECT r.request_id, h.api_key_id AS prior_key_id, h.amount AS prior_amount, h.expires_at AS prior_expires_at, u.status::text AS served_status, now() AS at
+    FROM unnest(${requestIds}::text[]) AS r(request_id)
+    LEFT JOIN admission_holds h ON h.request_id = r.request_id AND h.expires_at > now()
+    LEFT JOIN usage u ON u.request_id = r.request_id`
+
+interface Admitted { request_id: string, api_key_id: string, user_id: string, model: string | null, amount: bigint, tokens: bigint, started: boolean }
+
+/**
+ * The admitted holds. An expired hold of the same request is replaced; a live one is not
+ * (another key's, committed since this batch read: that request is refused, see below).
+ */
+const insertSql = (holds: Admitted[], ttlSeconds: number) => sql`
+  INSERT INTO admission_holds (request_id, api_key_id, user_id, model, amount, tokens, started, expires_at)
+  SELECT r, k, u, m, a, t, s, now() + make_interval(secs => ${ttlSeconds}::int)
+    FROM unnest(${holds.map((h) => h.request_id)}::text[], ${holds.map((h) => h.api_key_id)}::uuid[], ${holds.map((h) => h.user_id)}::uuid[],
+                ${holds.map((h) => h.model)}::text[], ${holds.map((h) => h.amount.toString())}::bigint[], ${holds.map((h) => h.tokens.toString())}::bigint[],
+                ${holds.map((h) => h.started)}::boolean[]) AS n(r, k, u, m, a, t, s)
+  ON CONFLICT (request_id) DO UPDATE SET api_key_id = EXCLUDED.api_key_id, user_id = EXCLUDED.user_id, model = EXCLUDED.model,
+         amount = EXCLUDED.amount, tokens = EXCLUDED.tokens, started = EXCLUDED.started, created_at = now(), expires_at = EXCLUDED.expires_at
+   WHERE admission_holds.expires_at <= now()
+  RETURNING request_id, expires_at`
 
 /**
  * Owners whose quota makes a reservation take their lock too, by key hash (a key's
- * owner never changes). Learnt from each reservation's read; a stale entry costs one
- * retry, never a wrong admission: the read decides, under the locks it shows are needed.
+ * owner never changes). Learnt from each batch's read; a stale entry costs the request
+ * one more batch, never a wrong admission: the read decides, under the locks it shows are needed.
  */
 const MAX_OWNERS = 10_000
 export class OwnerLocks {
@@ -102,56 +108,147 @@ export class OwnerLocks {
   }
 }
 
-class NeedsOwnerLock extends Error {}
+interface Pending {
+  hash: string
+  request: VerifyRequest
+  hold: Reservation
+  /** batches this request has been put back from (a missing owner lock, a deadlock) */
+  retries: number
+  resolve: (reserved: Reserved) => void
+  reject: (error: unknown) => void
+}
 
-export async function reserve (pool: pg.Pool, keyring: Keyring, request: VerifyRequest, hold: Reservation, settings: ReserveSettings, owners: OwnerLocks) {
-  const hash = hashApiKey(keyring, request.key)
-  for (let attempt = 0; ; attempt++) {
+/** PostgreSQL's deadlock_detected: two instances' batches met in another order; both are retried */
+const DEADLOCK = '40P01'
+const MAX_RETRIES = 3
+
+export class Reserver {
+  readonly #queue: Pending[] = []
+  #running = 0
+  readonly #concurrent: number
+  readonly #maxBatch: number
+
+  constructor (private readonly pool: pg.Pool, private readonly keyring: Keyring, private readonly settings: ReserveSettings, private readonly owners = new OwnerLocks()) {
+    this.#concurrent = settings.concurrentBatches ?? 2
+    this.#maxBatch = settings.maxBatch ?? 256
+  }
+
+  async reserve (request: VerifyRequest, hold: Reservation): Promise<Reserved> {
+    const hash = hashApiKey(this.keyring, request.key)
+    return await new Promise<Reserved>((resolve, reject) => {
+      this.#queue.push({ hash, request, hold, retries: 0, resolve, reject })
+      this.#drain()
+    })
+  }
+
+  #drain (): void {
+    while (this.#running < this.#concurrent && this.#queue.length > 0) {
+      // a request_id met twice goes to a later batch, where the first one's hold answers it
+      const seen = new Set<string>()
+      const batch: Pending[] = []
+      for (let i = 0; i < this.#queue.length && batch.length < this.#maxBatch;) {
+        const item = this.#queue[i]!
+        if (seen.has(item.hold.request_id)) { i++; continue }
+        seen.add(item.hold.request_id)
+        batch.push(item)
+        this.#queue.splice(i, 1)
+      }
+      this.#running++
+      this.#decide(batch).finally(() => { this.#running--; this.#drain() }).catch(() => {})
+    }
+  }
+
+  #retryOrFail (item: Pending, error: unknown): void {
+    if (((error as { code?: string }).code === DEADLOCK || error instanceof NeedsOwnerLock) && item.retries < MAX_RETRIES) this.#queue.push({ ...item, retries: item.retries + 1 })
+    else item.reject(error)
+  }
+
+  /** One batch: every item ends resolved, rejected, or back in the queue; it never throws. */
+  async #decide (batch: Pending[]): Promise<void> {
+    const undecided = new Set(batch)
+    const knownOwners = new Set(batch.map((item) => this.owners.get(item.hash)).filter((user) => user !== undefined))
+    const hashes = [...new Set(batch.map((item) => item.hash))]
+    let client: pg.PoolClient | undefined
+    let broken: Error | undefined
+    let open = false
     try {
-      return await reserveOnce(pool, hash, request, hold, settings, owners)
+      client = await this.pool.connect()
+      open = true
+      const read = await pipeline(client, [...begin, lockSql(lockOrder(hashes, knownOwners)), keyStateQuery({ hashes }, this.settings),
+        requestsSql(batch.map((item) => item.hold.request_id))])
+      const states = new Map((read[3]!.rows as Array<Record<string, unknown>>).map((row) => { const key = toKeyState(row); return [key.key_hash, key] }))
+      const known = new Map((read[4]!.rows as Array<Record<string, unknown>>).map((row) => [row.request_id as string, row as unknown as Known]))
+
+      const admitted: Array<{ item: Pending, row: Admitted, answer: ReturnType<typeof answerOf> }> = []
+      for (const item of batch) {
+        const key = states.get(item.hash)
+        try {
+          if (key !== undefined) {
+            this.owners.set(item.hash, ownerLockNeeded(key) ? key.user_id : null)
+            // the owner's quota or budget appeared since this process last saw the key: a later batch, with its lock
+            if (ownerLockNeeded(key) && !knownOwners.has(key.user_id)) throw new NeedsOwnerLock()
+          }
+          const outcome = decideOne(item, key, known.get(item.hold.request_id)!)
+          if ('reserved' in outcome) {
+            undecided.delete(item)
+            item.resolve(outcome.reserved)
+            continue
+          }
+          const { row, at } = outcome
+          admitted.push({ item, row, answer: answerOf(key!, row.amount) })
+          // the requests after it in the batch see it as a live hold
+          for (const other of states.values()) if (other.user_id === row.user_id) countHold(other, { ...row, at }, other === key)
+        } catch (error) {
+          undecided.delete(item)
+          this.#retryOrFail(item, error)
+        }
+      }
+
+      const written = await pipeline(client, admitted.length === 0 ? [sql`COMMIT`] : [insertSql(admitted.map((a) => a.row), this.settings.holdTtlSeconds), sql`COMMIT`])
+      open = false
+      const inserted = new Map(admitted.length === 0 ? [] : (written[0]!.rows as Array<{ request_id: string, expires_at: Date }>).map((row) => [row.request_id, row.expires_at]))
+      for (const { item, answer } of admitted) {
+        undecided.delete(item)
+        const expiresAt = inserted.get(item.hold.request_id)
+        // a reservation of the same request_id through another key committed while this batch read
+        if (expiresAt === undefined) { item.reject(new Refusals.request_conflict(`request ${item.hold.request_id} is held by another key`)); continue }
+        this.settings.onHoldTaken?.()
+        item.resolve(withHold(answer, item.hold.request_id, item.hold.amount, expiresAt))
+      }
     } catch (error) {
-      // the owner's quota appeared since this process last saw the key: again, with its lock
-      if (!(error instanceof NeedsOwnerLock) || attempt > 0) throw error
+      // nothing of the batch committed: what the checks had not refused is retried or failed
+      for (const item of undecided) this.#retryOrFail(item, error)
+    } finally {
+      // a failed ROLLBACK means the connection is gone
+      if (open) await client!.query('ROLLBACK').catch((error: Error) => { broken = error })
+      client?.release(broken)
     }
   }
 }
 
-async function reserveOnce (pool: pg.Pool, hash: string, request: VerifyRequest, hold: Reservation, settings: ReserveSettings, owners: OwnerLocks): Promise<Reserved> {
-  const client = await pool.connect()
-  let broken: Error | undefined
-  let open = false
-  try {
-    const ownerLocked = owners.get(hash)
-    open = true
-    await client.query(beginLocked(hash, ownerLocked))
-    const query = reserveSql(hash, hold, settings)
-    const row = (await prepared(client).query(query.text, query.values)).rows[0] as Record<string, unknown> | undefined
-    const key = row === undefined ? undefined : toKeyState(row)
-    if (key !== undefined) {
-      owners.set(hash, ownerLockNeeded(key) ? key.user_id : null)
-      if (ownerLockNeeded(key) && ownerLocked !== key.user_id) throw new NeedsOwnerLock()
-    }
-    checkKey(key, hash, request)
-    if (row!.prior_key_id !== null) {
-      // the same request verified again: its live hold stands (already among the counted holds); no second one
-      if (row!.prior_key_id !== key.id) throw new Refusals.request_conflict(`request ${hold.request_id} is held by another key`)
-      return withHold(answerOf(key, 0n), hold.request_id, BigInt(row!.prior_amount as string), row!.prior_expires_at as Date)
-    }
-    if (typeof row!.served_status === 'string' && isFinished(row!.served_status)) {
-      throw new Refusals.request_conflict(`request ${hold.request_id} is already settled: a new request needs a new request_id`)
-    }
-    // a reservation of the same request_id through another key committed while this one waited for it
-    if (row!.hold_expires_at === null) throw new Refusals.request_conflict(`request ${hold.request_id} is held by another key`)
-    checkLimits(key, hold.amount, hold.tokens, request.model)
-    await client.query('COMMIT')
-    open = false
-    settings.onHoldTaken?.()
-    return withHold(answerOf(key, hold.amount), hold.request_id, hold.amount, row!.hold_expires_at as Date)
-  } finally {
-    // a refusal or an error holds nothing; a failed ROLLBACK means the connection is gone
-    if (open) await client.query('ROLLBACK').catch((error: Error) => { broken = error })
-    client.release(broken)
+class NeedsOwnerLock extends Error {}
+
+/** A request's usage row and live hold, and the database's now(), as the batch read them. */
+interface Known { prior_key_id: string | null, prior_amount: string | null, prior_expires_at: Date | null, served_status: string | null, at: Date }
+
+/**
+ * One request against its key's state (with the batch's earlier holds counted in): throws
+ * its refusal, or answers with its live hold, or says which hold to take.
+ */
+function decideOne (item: Pending, key: KeyState | undefined, known: Known): { reserved: Reserved } | { row: Admitted, at: Date } {
+  checkKey(key, item.hash, item.request)
+  const { hold } = item
+  if (known.prior_key_id !== null) {
+    // the same request verified again: its live hold stands (already among the counted holds); no second one
+    if (known.prior_key_id !== key.id) throw new Refusals.request_conflict(`request ${hold.request_id} is held by another key`)
+    return { reserved: withHold(answerOf(key, 0n), hold.request_id, BigInt(known.prior_amount!), known.prior_expires_at!) }
   }
+  if (known.served_status !== null && isFinished(known.served_status)) {
+    throw new Refusals.request_conflict(`request ${hold.request_id} is already settled: a new request needs a new request_id`)
+  }
+  checkLimits(key, hold.amount, hold.tokens, item.request.model)
+  const started = known.served_status !== null && isInFlight(known.served_status)
+  return { row: { request_id: hold.request_id, api_key_id: key.id, user_id: key.user_id, model: hold.model ?? null, amount: hold.amount, tokens: hold.tokens, started }, at: known.at }
 }
 
 const withHold = (answer: ReturnType<typeof answerOf>, requestId: string, amount: bigint, expiresAt: Date): Reserved =>

@@ -12,7 +12,7 @@ import { VerifyCache } from './cache.js'
 import { eventProblem, UsageBatch, UsageBatchResult, type EventResultBody } from '../usage/schemas.js'
 import { HoldList, HoldsQuery, VerifyAllowed, VerifyBody } from './schemas.js'
 import { HoldPricer, listHolds, releaseExpiredHolds } from './holds.js'
-import { OwnerLocks, reserve, type ReserveSettings } from './reserve.js'
+import { Reserver, type ReserveSettings } from './reserve.js'
 import { verifyKey, type VerifySettings } from './verify.js'
 
 const tags = ['gateway']
@@ -27,7 +27,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.pipeline.onCommit(() => { cache.clear(); pricer.clear() })
   const settings: VerifySettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, cache }
   const reserveSettings: ReserveSettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, holdTtlSeconds: app.config.ADMISSION_HOLD_TTL_SECONDS, onHoldTaken: () => app.metrics.holdsTaken.inc() }
-  const owners = new OwnerLocks()
+  const reserver = new Reserver(app.pg, app.keyring, reserveSettings)
 
   const sweep = async () => {
     try {
@@ -51,7 +51,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       try {
         const allowed = body.request_id === undefined
           ? await verifyKey(app.pg, app.keyring, body, settings)
-          : await reserve(app.pg, app.keyring, body, { request_id: body.request_id, model: body.model, ...await pricer.hold(body) }, reserveSettings, owners)
+          : await reserver.reserve(body, { request_id: body.request_id, model: body.model, ...await pricer.hold(body) })
         app.metrics.verifications.inc({ result: 'allowed' })
         return allowed
       } catch (error) {

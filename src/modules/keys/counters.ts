@@ -4,10 +4,10 @@
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { prepared, type Sql } from '../../db/prisma.js'
 import { liveHoldSql } from '../accounting/holds.js'
-import { keyCounters, toKeyCounters, type CounterSettings, type KeyCounters } from '../accounting/read/counters.js'
-import { budgetsSql, hasUserBudget, toBudgetStates, type BudgetState } from '../budgets/state.js'
+import { countHold as countCounterHold, keyCounters, toKeyCounters, type CounterSettings, type KeyCounters, type NewHold } from '../accounting/read/counters.js'
+import { budgetsSql, countBudgetHold, hasUserBudget, toBudgetStates, type BudgetState } from '../budgets/state.js'
 
-export { windowResetsIn, type CounterSettings, type KeyCounters } from '../accounting/read/counters.js'
+export { windowResetsIn, type CounterSettings, type KeyCounters, type NewHold } from '../accounting/read/counters.js'
 
 export interface KeyState {
   id: string
@@ -49,7 +49,7 @@ export interface KeyState {
   counters: KeyCounters
 }
 
-export type KeyLookup = { hash: string } | { id: string }
+export type KeyLookup = { hash: string } | { id: string } | { hashes: string[] }
 
 const UUID_TEXT = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
 
@@ -85,7 +85,7 @@ const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
 
 /** keyState's query, for a statement that reads it beside other things (gateway/reserve.ts) */
 export const keyStateQuery = (lookup: KeyLookup, settings: CounterSettings): Fragment =>
-  keyStateSql('hash' in lookup ? sql`k.key_hash = ${lookup.hash}` : sql`k.id = ${lookup.id}::uuid`, settings)
+  keyStateSql('hash' in lookup ? sql`k.key_hash = ${lookup.hash}` : 'id' in lookup ? sql`k.id = ${lookup.id}::uuid` : sql`k.key_hash = ANY(${lookup.hashes}::text[])`, settings)
 
 export async function keyState (db: Sql, lookup: KeyLookup, settings: CounterSettings): Promise<KeyState | undefined> {
   const query = keyStateQuery(lookup, settings)
@@ -93,6 +93,18 @@ export async function keyState (db: Sql, lookup: KeyLookup, settings: CounterSet
   const { rows } = await prepared(db).query(query.text, query.values)
   const row = rows[0] as Record<string, unknown> | undefined
   return row === undefined ? undefined : toKeyState(row)
+}
+
+/**
+ * `key` as it reads once a new live hold is taken beside it — the key's own (`own`) or
+ * another key's of the same owner: keyStateSql's rule for holds (user_held, the
+ * counters' in accounting/read/counters.ts countHold, the budgets' in budgets/state.ts), so a batch of reservations can
+ * decide each request after the ones before it without reading again.
+ */
+export function countHold (key: KeyState, hold: NewHold, own: boolean): void {
+  if (key.quota !== null) key.user_held += hold.amount
+  if (own) countCounterHold(key.counters, hold)
+  countBudgetHold(key.budgets, hold, own)
 }
 
 /** A standalone key's balance left once what it spent and every live hold (and `hold`, a new one) are paid; null = unlimited. */

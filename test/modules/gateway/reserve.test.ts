@@ -228,3 +228,28 @@ t.test('token limits and the rate window\'s length: per key, held at admission, 
     t.equal(res.statusCode, 400, JSON.stringify(body))
   }
 })
+
+t.test('batches: one request_id sent many times at once holds once; keys of one owner in one batch share the quota', async (t) => {
+  const g = await gateway(t, { ADMISSION_DEFAULT_HOLD_USD: '0.01' })
+  const key = await g.standaloneKey({ initial_balance_usd: 1 })
+  // ten verifies of one request at once: they land in the same batch or in later ones, never two holds
+  const answers = await Promise.all(Array.from({ length: 10 }, async () => await g.verify({ key: key.key, request_id: 'same-request' })))
+  t.same(answers.map((res) => res.statusCode), Array(10).fill(200), 'every one admitted')
+  t.equal(new Set(answers.map((res) => JSON.stringify(res.json().hold))).size, 1, 'all answered with the one hold')
+  t.same(answers.map((res) => res.json().hold.amount_usd), Array(10).fill(0.01))
+  const listed = await holds(g, `?api_key_id=${key.id as string}`)
+  t.equal(listed.total, 1, 'one hold recorded')
+  t.equal(listed.held_usd, 0.01)
+
+  // a quota of 0.03 and three keys: 30 reservations at once (several per batch, keys mixed)
+  const user = await g.user({ quota_usd: 0.03 })
+  const keys = [await g.userKey(user.id as string), await g.userKey(user.id as string), await g.userKey(user.id as string)]
+  const mixed = await Promise.all(Array.from({ length: 30 }, async (_v, i) => await g.verify({ key: keys[i % 3]!.key, request_id: `mixed-${i}` })))
+  t.equal(mixed.filter((res) => res.statusCode === 200).length, 3, 'three admitted over the three keys')
+  t.ok(mixed.filter((res) => res.statusCode !== 200).every((res) => res.statusCode === 402 && res.json().error.type === 'balance_exhausted'), 'the rest refused: the owner\'s quota')
+
+  // a balance of 0.05, five at once: each answer's remaining balance counts the holds admitted before it
+  const balance = await g.standaloneKey({ initial_balance_usd: 0.05 })
+  const five = await Promise.all(Array.from({ length: 5 }, async (_v, i) => await g.verify({ key: balance.key, request_id: `five-${i}` })))
+  t.same(five.map((res) => res.json().remaining_balance_usd as number).sort(), [0, 0.01, 0.02, 0.03, 0.04], '0.05 − 0.01 × (1 … 5)')
+})

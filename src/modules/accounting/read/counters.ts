@@ -106,6 +106,23 @@ export function toKeyCounters (row: Record<string, unknown>): KeyCounters {
   }
 }
 
+/** A hold just taken: its amount (nano-USD), its tokens, whether its request's row exists (in flight), and when (the database's now()); its model (none: null or absent) for budgets. */
+export interface NewHold { amount: bigint, tokens: bigint, started: boolean, at: Date, model?: string | null }
+
+/**
+ * The counters once `hold` is live beside them: the h lateral's rule above, applied in
+ * memory (its cost to held_cost, its tokens to the window; unstarted, one request to the
+ * window and to in flight). test/modules/accounting/count-hold.test.ts proves it reads the same.
+ */
+export function countHold (counters: KeyCounters, hold: NewHold): void {
+  counters.held_cost += hold.amount
+  counters.window_tokens += hold.tokens
+  if (hold.started) return
+  counters.window_requests += 1
+  if (counters.in_flight !== null) counters.in_flight += 1
+  if (counters.window_oldest === null || hold.at < counters.window_oldest) counters.window_oldest = hold.at
+}
+
 /** Seconds until the oldest request in the window leaves it; 0 for an empty window. */
 export function windowResetsIn (counters: KeyCounters, now = Date.now()): number {
   if (counters.window_oldest === null) return 0
