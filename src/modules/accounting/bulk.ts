@@ -6,7 +6,7 @@
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { ATTEMPTS, DIMENSIONS, keyColumns, MEASURES, regroupedColumn, rollup, ROLLUPS, type Rollup } from './model.js'
-import { executedSql, finishedSql, NIL_UUID } from './rules.js'
+import { executedSql, finishedSql, inFlightSql, NIL_UUID } from './rules.js'
 
 const run = async (db: Sql, query: Fragment) => db.query(query.text, query.values)
 
@@ -44,7 +44,26 @@ export function regroupedSelect (r: Rollup, source: Rollup, filters: Fragment[] 
 /** The rollups summed from raw rows: a chunk's whole hours, so no other chunk touches their rows. */
 export async function rollupUsageRange (db: Sql, ids: { from: string, to: string }): Promise<void> {
   for (const r of ROLLUPS) if (r.regroups === undefined) await run(db, fromUsageSql(r, ids))
+  await run(db, windowSecondsSql(sql`id >= ${ids.from}::uuid AND id < ${ids.to}::uuid`))
 }
+
+/** The rate window's per-second counts of rows loaded in flight (the seed adds them after the finished ones). */
+export async function rollupInFlightSeconds (db: Sql): Promise<void> {
+  await run(db, windowSecondsSql(inFlightSql()))
+}
+
+/**
+ * The rate window's per-second counts (usage_key_seconds) of the rows `which` picks that
+ * are recent enough for a window to read (the last two days; cleanup deletes older):
+ * every status, as ingestion's RollupDeltas would have added them.
+ */
+const windowSecondsSql = (which: Fragment): Fragment => sql`
+  INSERT INTO usage_key_seconds AS t (api_key_id, second, requests, tokens)
+  SELECT api_key_id, date_trunc('second', created_at), count(*), sum(total_tokens)
+    FROM usage
+   WHERE ${which} AND api_key_id IS NOT NULL AND created_at > now() - interval '2 days'
+   GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (api_key_id, second) DO UPDATE SET requests = t.requests + EXCLUDED.requests, tokens = t.tokens + EXCLUDED.tokens`
 
 /** The regrouped rollups, each after the one it regroups. */
 function regroupOrder (): Rollup[] {

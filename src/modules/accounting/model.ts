@@ -206,4 +206,7 @@ export const ATTEMPTS = {
 export const CACHE_TABLES = ['cache_interval_hourly', 'cache_savings_hourly', 'cache_timeline_tail', 'cache_points_hourly', 'cache_timeline_points'] as const
 
 /** Every table derived from usage rows: what a reset empties with them. */
-export const DERIVED_TABLES: readonly string[] = [...ROLLUPS.map((r) => r.table), ATTEMPTS.table, ...CACHE_TABLES]
+/** the rate window's per-second counts (rollups.ts RollupDeltas.second): every status, so not a ROLLUPS entry */
+export const WINDOW_TABLE = 'usage_key_seconds'
+
+export const DERIVED_TABLES: readonly string[] = [...ROLLUPS.map((r) => r.table), ATTEMPTS.table, WINDOW_TABLE, ...CACHE_TABLES]

@@ -83,6 +83,9 @@ export class RollupDeltas {
 
   /** Records a row going from `before` to `after` (either may be null or unfinished). */
   change (before: RollupSource | null, after: RollupSource | null): void {
+    // the rate window counts every row, finished or not
+    if (before !== null) this.second(before, -1)
+    if (after !== null) this.second(after, 1)
     if (before !== null && isFinished(before.status)) this.add(before, -1)
     if (after !== null && isFinished(after.status)) this.add(after, 1)
     // The implicit attempt of a finished request reported without an executed candidate.
@@ -109,6 +112,29 @@ export class RollupDeltas {
       this.attempts.set(id, entry)
     }
     for (const name of ATTEMPT_MEASURES) entry.m[name] += m[name]
+  }
+
+  /** usage_key_seconds' deltas: key × second (epoch seconds) → requests and tokens */
+  private readonly seconds = new Map<string, { api_key_id: string, second: number, requests: number, tokens: number }>()
+
+  private second (row: RollupSource, sign: 1 | -1): void {
+    if (row.apiKeyId === null) return
+    const second = Math.floor(row.createdAt.getTime() / 1000)
+    const id = `${row.apiKeyId}|${second}`
+    let entry = this.seconds.get(id)
+    if (entry === undefined) {
+      entry = { api_key_id: row.apiKeyId, second, requests: 0, tokens: 0 }
+      this.seconds.set(id, entry)
+    }
+    entry.requests += sign
+    entry.tokens += sign * row.totalTokens
+  }
+
+  /** The touched usage_key_seconds rows, in primary-key order (a completion moves only its tokens). */
+  secondRows (): Array<{ api_key_id: string, second: number, requests: number, tokens: number }> {
+    return [...this.seconds.values()]
+      .filter((entry) => entry.requests !== 0 || entry.tokens !== 0)
+      .sort((a, b) => a.api_key_id < b.api_key_id ? -1 : a.api_key_id > b.api_key_id ? 1 : a.second - b.second)
   }
 
   /** The touched provider_attempts_hourly rows, in primary-key order. */
@@ -194,8 +220,8 @@ function upsertCte ({ table, key, measures }: typeof UPSERTS[number], rows: stri
     )`
 }
 
-/** The batch's clock, the keys' and the users' charges, then one parameter per rollup. */
-function writeTotalsSql (now: Date, keys: string, users: string, rows: string[]): Fragment {
+/** The batch's clock, the keys' and the users' charges, the rate window's seconds, then one parameter per rollup. */
+function writeTotalsSql (now: Date, keys: string, users: string, seconds: string, rows: string[]): Fragment {
   return sql`
     WITH keys AS (
       UPDATE api_keys k
@@ -211,20 +237,28 @@ function writeTotalsSql (now: Date, keys: string, users: string, rows: string[])
         FROM jsonb_to_recordset(${users}::jsonb) AS c(id uuid, cost bigint)
        WHERE u.id = c.id
       RETURNING 1
+    ), seconds AS (
+      INSERT INTO usage_key_seconds AS t (api_key_id, second, requests, tokens)
+      SELECT d.api_key_id, to_timestamp(d.second), d.requests, d.tokens
+        FROM jsonb_to_recordset(${seconds}::jsonb) AS d(api_key_id uuid, second bigint, requests int, tokens bigint)
+      ON CONFLICT (api_key_id, second) DO UPDATE SET requests = t.requests + EXCLUDED.requests, tokens = t.tokens + EXCLUDED.tokens
+      RETURNING 1
     ), ${join(UPSERTS.map((upsert, i) => upsertCte(upsert, rows[i]!)), ', ')}
-    -- read (so run) in the order the statement had before: the rollups, then the keys and users
-    SELECT ${raw(UPSERTS.map(({ table }) => `(SELECT count(*) FROM ${table})`).join(' + '))} + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users) AS touched`
+    -- read (so run) in the order the statement had before: the rollups, then the keys and users, then the window's seconds
+    SELECT ${raw(UPSERTS.map(({ table }) => `(SELECT count(*) FROM ${table})`).join(' + '))} + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users)
+         + (SELECT count(*) FROM seconds) AS touched`
 }
 
 /**
  * Everything a batch adds to shared rows — the nine rollups, the keys' and users'
- * charges — in ONE statement. These are the rows every concurrent batch contends
+ * charges, the rate window's seconds — in ONE statement. These are the rows every concurrent batch contends
  * for; as one statement, their locks are held for one round trip and the commit,
  * not for a conversation with a busy application server.
  */
 export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charges, now: Date): Promise<void> {
   const rows = UPSERTS.map(({ table }) => table === ATTEMPTS.table ? deltas.attemptRows() : deltas.rowsOf(table))
-  if (rows.every((list) => list.length === 0) && charges.keys.length + charges.users.length === 0) return
-  const query = writeTotalsSql(now, JSON.stringify(charges.keys), JSON.stringify(charges.users), rows.map((list) => JSON.stringify(list)))
+  const seconds = deltas.secondRows()
+  if (rows.every((list) => list.length === 0) && charges.keys.length + charges.users.length + seconds.length === 0) return
+  const query = writeTotalsSql(now, JSON.stringify(charges.keys), JSON.stringify(charges.users), JSON.stringify(seconds), rows.map((list) => JSON.stringify(list)))
   await db.query(query.text, query.values)
 }

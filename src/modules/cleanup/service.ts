@@ -46,18 +46,24 @@ export async function runCleanup (prisma: PrismaClient, settings: { autoDeleteEx
   }, { timeout: 10 * 60_000, maxWait: 10 * 60_000 })
 }
 
-export interface RetentionSummary { bodies: number, auditRows: number }
+export interface RetentionSummary { bodies: number, auditRows: number, windowSeconds: number }
+
+/** The longest rate window (api_keys.rate_window_seconds ≤ 86,400) and a day's margin: older per-second counts are read by nothing. */
+const WINDOW_SECONDS_KEPT_MS = 2 * 86_400_000
 
 /**
  * Retention: stored headers/bodies and audit rows past their age are deleted (0 days
- * = keep forever). Usage rows themselves are never deleted: they are the accounting.
- * Served by usage_bodies (created_at) and audit_logs (created_at).
+ * = keep forever), and the rate window's per-second counts past two days. Usage rows
+ * themselves are never deleted: they are the accounting. Served by usage_bodies
+ * (created_at) and audit_logs (created_at).
  */
 export async function applyRetention (prisma: PrismaClient, settings: { bodyDays: number, auditDays: number }, now = new Date()): Promise<RetentionSummary> {
   const before = (days: number) => new Date(now.getTime() - days * 86_400_000)
   const bodies = settings.bodyDays === 0 ? 0 : (await prisma.usageBody.deleteMany({ where: { createdAt: { lt: before(settings.bodyDays) } } })).count
   const auditRows = settings.auditDays === 0 ? 0 : (await prisma.auditLog.deleteMany({ where: { createdAt: { lt: before(settings.auditDays) } } })).count
-  return { bodies, auditRows }
+  // served by usage_key_seconds (second)
+  const windowSeconds = (await prisma.usageKeySecond.deleteMany({ where: { second: { lt: new Date(now.getTime() - WINDOW_SECONDS_KEPT_MS) } } })).count
+  return { bodies, auditRows, windowSeconds }
 }
 
 /** The one-line summary the CLI prints for cron logs. */

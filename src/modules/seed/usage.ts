@@ -7,7 +7,7 @@
 // its tier choice), and the tests check them against priceRequest row by row.
 import sql, { empty, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
-import { chargeFromRollups, rollupUsageRange } from '../accounting/bulk.js'
+import { chargeFromRollups, rollupInFlightSeconds, rollupUsageRange } from '../accounting/bulk.js'
 import { actualCostSql, cacheCreationCostSql, componentCostSql, inputContextSql, requestCostSql, tierIndexSql } from '../accounting/pricing.js'
 
 const streams = (seed: number) => BigInt(seed) * 1000n
@@ -190,6 +190,7 @@ export async function insertInFlight (db: Sql, seed: number, from: number, to: n
     JOIN _seed_keys k ON k.idx = ks.key_idx
     JOIN _seed_route_slots rs ON rs.key = 100000 + (hashint8extended(n, ${raw(String(b + 4n))}) & 4095)
     JOIN _seed_routes rt ON rt.idx = rs.route_idx`)
+  await rollupInFlightSeconds(db)
 }
 
 /** The smallest uuidv7 of a millisecond: ids sort by time, so a time range is a primary-key range. */

@@ -212,6 +212,8 @@ t.test('token limits and the rate window\'s length: per key, held at admission, 
   t.equal((await reserve('t5', 0, 1)).statusCode, 429, 'and not one token more')
   // the window is 5 s: once its requests are older, the room is back
   await g.app.pg.query("UPDATE usage SET created_at = now() - interval '6 seconds'")
+  // (the window's per-second counts move with their rows: the same 6 s, whole seconds)
+  await g.app.pg.query("UPDATE usage_key_seconds SET second = date_trunc('second', now() - interval '6 seconds')")
   await g.app.pg.query("UPDATE admission_holds SET created_at = now() - interval '6 seconds'")
   t.equal((await reserve('t6', 1000, 1000)).statusCode, 200, 'after 5 s, 2000 tokens fit again')
   const stats = await g.app.inject({ method: 'POST', url: '/api/key-stats/user-stats', headers: { authorization: `Bearer ${key.key as string}` } })

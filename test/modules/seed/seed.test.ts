@@ -172,6 +172,7 @@ t.test('one data set, checked against what ingestion would have written', async 
       t.ok(stored.length > 0, `${table} has rows`)
       t.same(sort(stored), sort(expected), `${table}: ${stored.length} rows, every one as ingestion would have it`)
     }
+    t.same(await query('SELECT * FROM usage_key_seconds'), [], 'no per-second counts for a data set that ended long ago: no window reads them')
   })
 
   t.test('key and user totals are the sums over their finished rows', async (t) => {
@@ -243,6 +244,26 @@ t.test('one data set, checked against what ingestion would have written', async 
     t.equal(again.rows, ROWS)
     t.equal(await fingerprint(pool), before)
   })
+})
+
+t.test('a data set that ends now: the rate window\'s seconds of its last two days, as ingestion would have them', async (t) => {
+  const { query } = await seeded(t, { rows: 3000, days: 3, now: new Date() })
+  const rows = await query('SELECT request_id, status::text AS status, created_at, api_key_id, total_tokens FROM usage')
+  const expected = new Map<string, { requests: number, tokens: number }>()
+  const since = Date.now() - 2 * 86_400_000 + 60_000 // a minute's margin for the time the seed took
+  for (const r of rows) {
+    const second = Math.floor(r.created_at.getTime() / 1000)
+    if (r.api_key_id === null || second * 1000 <= since) continue
+    const id = `${r.api_key_id as string}|${second}`
+    const entry = expected.get(id) ?? { requests: 0, tokens: 0 }
+    entry.requests += 1
+    entry.tokens += r.total_tokens as number
+    expected.set(id, entry)
+  }
+  const stored = await query(`SELECT api_key_id || '|' || extract(epoch FROM second)::bigint AS id, requests, tokens::int AS tokens
+    FROM usage_key_seconds WHERE second > to_timestamp($1 / 1000.0)`, [since])
+  t.ok(expected.size > 100, `${expected.size} seconds with requests in the last two days`)
+  t.same(new Map(stored.map((r) => [r.id as string, { requests: r.requests as number, tokens: r.tokens as number }])), expected, 'each second: its requests, any status, and their tokens')
 })
 
 t.test('an interrupted seed: the indexes it dropped come back with the next run, even a refused one', async (t) => {

@@ -1,6 +1,7 @@
 // A key's live counters, as SQL fragments the key lookup composes into its one query
 // (gateway verify's hot path: one round trip for the key, its owner and its counters):
-// the rate window (its requests and tokens) and in-flight requests from usage (api_key_id, created_at); today's
+// the rate window (its requests and tokens: whole seconds from usage_key_seconds, the
+// part-second at its start from usage) and in-flight requests from usage; today's
 // cost — finished requests created in [local midnight, next local midnight), by finishedSpendSql,
 // the one rule budgets use too. Live admission holds
 // (accounting/holds.ts) add to them: their cost to every cost counter, and — until their
@@ -39,12 +40,14 @@ export interface CountedKey { id: Fragment, rateLimit: Fragment, tokenLimit: Fra
 
 /**
  * The counters' select list (window_requests, window_oldest, in_flight, today_cost,
- * held_cost) and the lateral joins it reads (aliases l, m, w, h: the caller's FROM must not use them).
+ * held_cost) and the lateral joins it reads (aliases l, m, ws, w, h: the caller's FROM must not use them).
  * A counter is computed only for a limit the key has, unless every counter is asked for
  * (the CASEs and the window's gate are evaluated per key).
  */
 export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Fragment, joins: Fragment } {
   const all = s.allCounters === true
+  // the window is read only for a key with a rate or token limit (or when every counter is asked for)
+  const windowed = sql`(${all}::boolean OR ${k.rateLimit} IS NOT NULL OR ${k.tokenLimit} IS NOT NULL)`
   const columns = sql`w.requests + h.window_requests AS window_requests, w.tokens + h.window_tokens AS window_tokens,
          LEAST(w.oldest, h.window_oldest) AS window_oldest, ${k.windowSeconds} AS window_seconds, h.cost AS held_cost,
          CASE WHEN ${all}::boolean OR ${k.concurrentLimit} IS NOT NULL THEN
@@ -56,9 +59,16 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
   const joins = sql`
    CROSS JOIN LATERAL (SELECT date_trunc('day', now() AT TIME ZONE ${s.timeZone}::text) AS local_day) l
    CROSS JOIN LATERAL (SELECT l.local_day AT TIME ZONE ${s.timeZone}::text AS midnight, (l.local_day + interval '1 day') AT TIME ZONE ${s.timeZone}::text AS next_midnight) m
-   CROSS JOIN LATERAL (SELECT count(*)::int AS requests, COALESCE(sum(total_tokens), 0)::bigint AS tokens, min(created_at) AS oldest
-                         FROM usage WHERE (${all}::boolean OR ${k.rateLimit} IS NOT NULL OR ${k.tokenLimit} IS NOT NULL) AND api_key_id = ${k.id}
-                          AND created_at > now() - make_interval(secs => ${k.windowSeconds})) w
+   -- the rate window (since, now]: its whole seconds from usage_key_seconds (api_key_id, second), the part-second
+   -- (since, edge) from usage (api_key_id, created_at), and its oldest request by one probe of that index
+   CROSS JOIN LATERAL (SELECT now() - make_interval(secs => ${k.windowSeconds}) AS since,
+                              date_trunc('second', now() - make_interval(secs => ${k.windowSeconds})) + interval '1 second' AS edge) ws
+   CROSS JOIN LATERAL (SELECT (ks.requests + e.requests)::int AS requests, (ks.tokens + e.tokens)::bigint AS tokens,
+                              (SELECT min(created_at) FROM usage WHERE ${windowed} AND api_key_id = ${k.id} AND created_at > ws.since) AS oldest
+                         FROM (SELECT COALESCE(sum(requests), 0) AS requests, COALESCE(sum(tokens), 0) AS tokens
+                                 FROM usage_key_seconds WHERE ${windowed} AND api_key_id = ${k.id} AND second >= ws.edge) ks,
+                              (SELECT count(*) AS requests, COALESCE(sum(total_tokens), 0) AS tokens
+                                 FROM usage WHERE ${windowed} AND api_key_id = ${k.id} AND created_at > ws.since AND created_at < ws.edge) e) w
    -- served by admission_holds (api_key_id): a key's live holds are its requests in flight, a few rows
    CROSS JOIN LATERAL (SELECT COALESCE(sum(amount), 0)::bigint AS cost, (count(*) FILTER (WHERE NOT started))::int AS unstarted,
                               (count(*) FILTER (WHERE NOT started AND created_at > now() - make_interval(secs => ${k.windowSeconds})))::int AS window_requests,
