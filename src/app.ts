@@ -23,6 +23,7 @@ import { TimeZones } from './lib/time.js'
 import auditRoutes from './modules/audit/routes.js'
 import { writeAudit, writeReadAudit } from './modules/audit/service.js'
 import authRoutes from './modules/auth/routes.js'
+import budgetRoutes from './modules/budgets/routes.js'
 import { authenticator, LoginThrottle } from './modules/auth/service.js'
 import cacheRoutes from './modules/cache/routes.js'
 import dashboardRoutes from './modules/dashboard/routes.js'
@@ -214,6 +215,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(userRoutes, { prefix: '/api' })
   await app.register(tokenRoutes, { prefix: '/api' })
   await app.register(keyRoutes, { prefix: '/api' })
+  await app.register(budgetRoutes, { prefix: '/api' })
   await app.register(providerRoutes, { prefix: '/api' })
   await app.register(apiFormatRoutes, { prefix: '/api' })
   await app.register(priceRoutes, { prefix: '/api' })

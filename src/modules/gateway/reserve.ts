@@ -19,7 +19,7 @@ import { pipeline } from '../../db/pipeline.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { isFinished, isInFlight } from '../accounting/rules.js'
-import { countHold, keyStateQuery, toKeyState, type CounterSettings, type KeyState } from '../keys/counters.js'
+import { countHold, keyStateQuery, ownerLockNeeded, toKeyState, type CounterSettings, type KeyState } from '../keys/counters.js'
 import { answerOf, checkKey, checkLimits, Refusals, type VerifyRequest } from './verify.js'
 
 export interface Reservation {
@@ -184,9 +184,9 @@ export class Reserver {
         const key = states.get(item.hash)
         try {
           if (key !== undefined) {
-            this.owners.set(item.hash, key.quota === null ? null : key.user_id)
-            // the owner's quota appeared since this process last saw the key: a later batch, with its lock
-            if (key.quota !== null && !knownOwners.has(key.user_id)) throw new NeedsOwnerLock()
+            this.owners.set(item.hash, ownerLockNeeded(key) ? key.user_id : null)
+            // the owner's quota or budget appeared since this process last saw the key: a later batch, with its lock
+            if (ownerLockNeeded(key) && !knownOwners.has(key.user_id)) throw new NeedsOwnerLock()
           }
           const outcome = decideOne(item, key, known.get(item.hold.request_id)!)
           if ('reserved' in outcome) {
@@ -246,7 +246,7 @@ function decideOne (item: Pending, key: KeyState | undefined, known: Known): { r
   if (known.served_status !== null && isFinished(known.served_status)) {
     throw new Refusals.request_conflict(`request ${hold.request_id} is already settled: a new request needs a new request_id`)
   }
-  checkLimits(key, hold.amount, hold.tokens)
+  checkLimits(key, hold.amount, hold.tokens, item.request.model)
   const started = known.served_status !== null && isInFlight(known.served_status)
   return { row: { request_id: hold.request_id, api_key_id: key.id, user_id: key.user_id, model: hold.model ?? null, amount: hold.amount, tokens: hold.tokens, started }, at: known.at }
 }

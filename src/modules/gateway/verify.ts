@@ -6,10 +6,11 @@
 import type { Sql } from '../../db/prisma.js'
 import { constantTimeEqual } from '../../lib/crypto.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
-import { nanoToUsdOrNull } from '../../lib/money.js'
+import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import createError from '@fastify/error'
 import { keyState, remainingBalance, windowResetsIn, type KeyState } from '../keys/counters.js'
 import { API_KEY_PATTERN } from '../keys/service.js'
+import { budgetApplies, budgetRetryAfter, describeBudget } from '../budgets/state.js'
 import type { VerifyCache } from './cache.js'
 
 const refusal = (code: string, status: number) => createError(`KM_${code.toUpperCase()}`, '%s', status)
@@ -29,6 +30,8 @@ export const Refusals = {
   balance_exhausted: refusal('balance_exhausted', 402),
   daily_cost_limit: refusal('daily_cost_limit', 402),
   total_cost_limit: refusal('total_cost_limit', 402),
+  /** a budget's window (budgets/state.ts) has no room for the request */
+  budget_exhausted: refusal('budget_exhausted', 402),
   /** a reservation for a request that is already settled, or held by another key */
   request_conflict: refusal('request_conflict', 409)
 } as const
@@ -61,7 +64,7 @@ export async function verifyKey (db: Sql, keyring: Keyring, request: VerifyReque
  */
 export function admit (key: KeyState | undefined, hash: string, request: VerifyRequest, hold: bigint, tokens = 0n) {
   checkKey(key, hash, request)
-  checkLimits(key, hold, tokens)
+  checkLimits(key, hold, tokens, request.model)
   return answerOf(key, hold)
 }
 
@@ -76,8 +79,8 @@ export function checkKey (key: KeyState | undefined, hash: string, request: Veri
   if (!allows(key.allowed_api_formats, request.api_format) || !allows(key.user_allowed_api_formats, request.api_format)) throw new Refusals.api_format_not_allowed(`API format ${request.api_format} is not allowed for this key`)
 }
 
-/** Every limit has room for one more request holding `hold` and `tokens`, beside every live hold. */
-export function checkLimits (key: KeyState, hold: bigint, tokens: bigint): void {
+/** Every limit has room for one more request for `model` holding `hold` and `tokens`, beside every live hold. */
+export function checkLimits (key: KeyState, hold: bigint, tokens: bigint, model: string | undefined): void {
   const { counters } = key
   // Retry-After: until the window's oldest request leaves it (the whole window when only holds of started requests fill it)
   const retryAfter = () => counters.window_oldest === null ? counters.window_seconds : Math.max(1, windowResetsIn(counters))
@@ -95,6 +98,11 @@ export function checkLimits (key: KeyState, hold: bigint, tokens: bigint): void 
   if (!fits(key.used + key.user_held, key.quota, hold)) throw new Refusals.balance_exhausted('the owner\'s quota is used up')
   if (!fits((counters.today_cost ?? 0n) + held, key.daily_cost_limit, hold)) throw new Refusals.daily_cost_limit('the key\'s daily cost limit is reached')
   if (!fits(key.total_cost + held, key.total_cost_limit, hold)) throw new Refusals.total_cost_limit('the key\'s total cost limit is reached')
+  for (const budget of key.budgets) {
+    if (budgetApplies(budget, model) && !fits(budget.spent + budget.held, budget.limit, hold)) {
+      throw Object.assign(new Refusals.budget_exhausted(`${describeBudget(budget)} of ${nanoToUsd(budget.limit)} USD is used up`), { retryAfter: budgetRetryAfter(budget) })
+    }
+  }
 }
 
 /** The answer to an admitted request; `hold` is its own hold when not yet among the state's live holds. */

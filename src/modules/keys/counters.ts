@@ -5,6 +5,7 @@ import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { prepared, type Sql } from '../../db/prisma.js'
 import { liveHoldSql } from '../accounting/holds.js'
 import { countHold as countCounterHold, keyCounters, toKeyCounters, type CounterSettings, type KeyCounters, type NewHold } from '../accounting/read/counters.js'
+import { budgetsSql, countBudgetHold, hasUserBudget, toBudgetStates, type BudgetState } from '../budgets/state.js'
 
 export { windowResetsIn, type CounterSettings, type KeyCounters, type NewHold } from '../accounting/read/counters.js'
 
@@ -43,6 +44,8 @@ export interface KeyState {
   used: bigint
   /** the owner's live admission holds over all their keys (read only when they have a quota; else 0) */
   user_held: bigint
+  /** the key's budgets and its owner's, with their windows' spend and holds */
+  budgets: BudgetState[]
   counters: KeyCounters
 }
 
@@ -60,8 +63,8 @@ const providerNames = (list: Fragment): Fragment => sql`CASE WHEN jsonb_typeof($
 
 /**
  * The key and its owner by the key's hash or id (api_keys unique key_hash / primary key,
- * users primary key), with the counters (accounting/read/counters.ts) in the same row;
- * the owner's holds are served by admission_holds (user_id).
+ * users primary key), with the counters (accounting/read/counters.ts) and the budgets
+ * (budgets/state.ts) in the same row; the owner's holds are served by admission_holds (user_id).
  */
 const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
   const counters = keyCounters({ id: raw('k.id'), rateLimit: raw('k.rate_limit'), tokenLimit: raw('k.token_limit'), windowSeconds: raw('k.rate_window_seconds'), concurrentLimit: raw('k.concurrent_limit'), dailyCostLimit: raw('k.daily_cost_limit') }, settings)
@@ -72,6 +75,7 @@ const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
          ${providerNames(raw('k.allowed_providers'))} AS allowed_provider_names, ${providerNames(raw('u.allowed_providers'))} AS user_allowed_provider_names,
          k.rate_limit, k.token_limit, k.rate_window_seconds, k.concurrent_limit, k.daily_cost_limit, k.total_cost_limit, k.total_cost, k.current_balance, k.balance_used, u.quota, u.used,
          CASE WHEN u.quota IS NOT NULL THEN (SELECT COALESCE(sum(uh.amount), 0) FROM admission_holds uh WHERE uh.user_id = u.id AND ${liveHoldSql('uh')}) ELSE 0 END::bigint AS user_held,
+         ${budgetsSql(sql`(b.api_key_id = k.id OR b.user_id = k.user_id)`, sql`now()`)} AS budgets,
          ${counters.columns}
     FROM api_keys k
     JOIN users u ON u.id = k.user_id
@@ -93,18 +97,22 @@ export async function keyState (db: Sql, lookup: KeyLookup, settings: CounterSet
 
 /**
  * `key` as it reads once a new live hold is taken beside it — the key's own (`own`) or
- * another key's of the same owner: keyStateSql's rule for holds (user_held, and the
- * counters' in accounting/read/counters.ts countHold), so a batch of reservations can
+ * another key's of the same owner: keyStateSql's rule for holds (user_held, the
+ * counters' in accounting/read/counters.ts countHold, the budgets' in budgets/state.ts), so a batch of reservations can
  * decide each request after the ones before it without reading again.
  */
 export function countHold (key: KeyState, hold: NewHold, own: boolean): void {
   if (key.quota !== null) key.user_held += hold.amount
   if (own) countCounterHold(key.counters, hold)
+  countBudgetHold(key.budgets, hold, own)
 }
 
 /** A standalone key's balance left once what it spent and every live hold (and `hold`, a new one) are paid; null = unlimited. */
 export const remainingBalance = (key: KeyState, hold = 0n): bigint | null =>
   key.current_balance === null ? null : key.current_balance - key.balance_used - key.counters.held_cost - hold
+
+/** A reservation of this key must also hold its owner's lock: the owner has a quota or a budget over all their keys. */
+export const ownerLockNeeded = (key: KeyState): boolean => key.quota !== null || hasUserBudget(key.budgets)
 
 /** A row holding keyStateQuery's columns (and maybe others, left out) as a KeyState. */
 export function toKeyState (row: Record<string, unknown>): KeyState {
@@ -137,6 +145,7 @@ export function toKeyState (row: Record<string, unknown>): KeyState {
     quota: big(row.quota),
     used: big(row.used)!,
     user_held: big(row.user_held)!,
+    budgets: toBudgetStates(row.budgets),
     counters: toKeyCounters(row)
   }
 }

@@ -9,8 +9,9 @@ import { route } from '../../http/pipeline.js'
 import { usdToNano } from '../../lib/money.js'
 import { dateRange } from '../../lib/time.js'
 import { findUser } from '../users/service.js'
+import { keyBudgets } from '../budgets/service.js'
 import {
-  BalanceBody, HardDeleteQuery, IncludeKeyQuery, KeyCreate, KeyList, KeyListQuery, KeyMaybeSecret, KeyParams, KeyRecord,
+  BalanceBody, HardDeleteQuery, IncludeKeyQuery, KeyCreate, KeyDetail, KeyList, KeyListQuery, KeyMaybeSecret, KeyParams, KeyRecord,
   KeyStats, KeyUpdate, KeyWithSecret, Message, OwnKeyCreate, OwnKeyList, OwnKeyListQuery, StandaloneKeyCreate, StatsQuery, Toggled, UserKeyIdParams, UserKeyParams
 } from './schemas.js'
 import { adjustBalance, createKey, deleteKey, findKey, keyRecord, listKeys, revealKey, toggleKey, updateKey } from './service.js'
@@ -47,14 +48,15 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'GET',
     url: '/admin/api-keys/:id',
-    schema: { tags, summary: 'Get a key; include_key=true also returns the full key (audited as api_keys.reveal)', description: 'Any key, standalone or a user\'s. With include_key=true the full key is decrypted and returned, and the call is audited as api_keys.reveal.', params: KeyParams, querystring: IncludeKeyQuery, response: { 200: KeyMaybeSecret, ...errorResponses(404) } },
+    schema: { tags, summary: 'Get a key with its budgets; include_key=true also returns the full key (audited as api_keys.reveal)', description: 'Any key, standalone or a user\'s, with its budgets and their current windows. With include_key=true the full key is decrypted and returned, and the call is audited as api_keys.reveal.', params: KeyParams, querystring: IncludeKeyQuery, response: { 200: KeyDetail, ...errorResponses(404) } },
     action: 'api_keys.get',
     mode: 'admin',
     handle: async ({ db, params, query, audit }) => {
       const row = await findKey(db, params.id, {})
-      if (!query.include_key) return keyRecord(db, row)
+      const detail = { ...await keyRecord(db, row), budgets: await keyBudgets(db, row.id) }
+      if (!query.include_key) return detail
       audit({ key_id: row.id }, 'api_keys.reveal')
-      return { ...await keyRecord(db, row), key: revealKey(app.keyring, row) }
+      return { ...detail, key: revealKey(app.keyring, row) }
     }
   })
 

@@ -1,6 +1,7 @@
 import Type, { type Static } from 'typebox'
 import { IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
 import { shared } from '../../http/openapi.js'
+import { BudgetRecord } from '../budgets/schemas.js'
 
 /** null or [] = every value allowed */
 const AllowList = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 500, uniqueItems: true }))
@@ -44,6 +45,8 @@ export const KeyRecord = shared('KeyRecord', Type.Object({
 
 export const KeyWithSecret = Type.Object({ ...KeyRecord.properties, key: Type.String({ description: 'the full key; shown at creation and on an explicit, audited read' }) })
 export const KeyMaybeSecret = Type.Object({ ...KeyRecord.properties, key: Type.Optional(Type.String()) })
+/** An admin's view of one key: the record and every budget that applies to it (its own and its owner's) with its current window */
+export const KeyDetail = Type.Object({ ...KeyMaybeSecret.properties, budgets: Type.Array(BudgetRecord) })
 
 const limits = {
   allowed_providers: Type.Optional(AllowList),

@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
 import { Nullable, Timestamp, Uuid } from '../../http/schemas.js'
+import { BudgetRecord } from '../budgets/schemas.js'
 
 // The key travels in the body (either spelling) or as a bearer header. Unknown fields
 // are refused, so a key id (`key_id`, `apiId`) is never taken for a credential.
@@ -47,7 +48,8 @@ export const UserStats = Type.Object({
     remaining_balance_usd: Nullable(Type.Number({ description: 'null = unlimited; net of live holds' })),
     held_usd: Type.Number({ description: 'the live admission holds of requests admitted and not yet settled' })
   }),
-  restrictions: Type.Object({ allowed_models: AllowList, allowed_providers: AllowList, allowed_api_formats: AllowList })
+  restrictions: Type.Object({ allowed_models: AllowList, allowed_providers: AllowList, allowed_api_formats: AllowList }),
+  budgets: Type.Array(BudgetRecord, { description: 'the key\'s budgets and its owner\'s, each with its current window, as verify counts them' })
 })
 
 export const ModelStats = Type.Object({

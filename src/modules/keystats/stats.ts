@@ -4,6 +4,7 @@ import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import { keyState, remainingBalance, windowResetsIn } from '../keys/counters.js'
 import { keyModelUsage, keyTotals, type ModelUsage } from '../accounting/read/keys.js'
+import { budgetReport } from '../budgets/service.js'
 import { currentPeriod } from './queries.js'
 import type { Period } from './schemas.js'
 
@@ -40,7 +41,8 @@ export async function userStats (db: Sql, keyId: string, settings: { timeZone: s
       allowed_models: allowList(key.allowed_models),
       allowed_providers: allowList(key.allowed_providers),
       allowed_api_formats: allowList(key.allowed_api_formats)
-    }
+    },
+    budgets: key.budgets.map(budgetReport)
   }
 }
 

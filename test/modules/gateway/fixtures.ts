@@ -290,4 +290,12 @@ export async function assertConsistent (t: Test, app: KeymeterApp, label = '', e
   }
 }
 
+/** Sends `count` reserving verifies of `key` at once (request ids `prefix-0…`) and counts the answers by status. */
+export async function burst (g: Gateway, key: Json, count: number, prefix: string, extra: object = {}) {
+  const answers = await Promise.all(Array.from({ length: count }, (_v, i) => g.verify({ key: key.key, request_id: `${prefix}-${i}`, ...extra })))
+  const byStatus: Record<number, number> = {}
+  for (const res of answers) byStatus[res.statusCode] = (byStatus[res.statusCode] ?? 0) + 1
+  return { answers, byStatus }
+}
+
 export const minutesAgo = (minutes: number, from = Date.now()) => new Date(from - minutes * 60_000).toISOString()

@@ -3,7 +3,7 @@
 // its completion settles the hold in the same transaction as the charge; an abandoned
 // hold expires. Expected amounts are worked out by hand in the comments.
 import t from 'tap'
-import { gateway, type Gateway, type Json } from './fixtures.js'
+import { burst, gateway, type Gateway, type Json } from './fixtures.js'
 import { waitUntil } from '../../helper.js'
 
 /** USD per 1M tokens: input 3, output 15, cache writes 3.75 (5 min) and 6 (1 h), reads 0.3 */
@@ -21,14 +21,6 @@ async function holds (g: Gateway, filter = '') {
 async function keyRow (g: Gateway, id: string) {
   const { rows } = await g.app.pg.query<{ balance_used: string, total_cost: string }>('SELECT balance_used::text, total_cost::text FROM api_keys WHERE id = $1', [id])
   return rows[0]!
-}
-
-/** Sends `count` reservations at once (distinct request ids) and counts the answers by status. */
-async function burst (g: Gateway, key: Json, count: number, prefix: string, extra: object = {}) {
-  const answers = await Promise.all(Array.from({ length: count }, (_v, i) => g.verify({ key: key.key, request_id: `${prefix}-${i}`, ...extra })))
-  const byStatus: Record<number, number> = {}
-  for (const res of answers) byStatus[res.statusCode] = (byStatus[res.statusCode] ?? 0) + 1
-  return { answers, byStatus }
 }
 
 t.test('200 concurrent reservations against room for exactly k: exactly k admitted, for each kind of limit', async (t) => {

@@ -2,12 +2,11 @@
 // (gateway verify's hot path: one round trip for the key, its owner and its counters):
 // the rate window (its requests and tokens: whole seconds from usage_key_seconds, the
 // part-second at its start from usage) and in-flight requests from usage; today's
-// cost — finished requests created in [local midnight, next local midnight) — from
-// usage_hourly (api_key_id, bucket) for the whole hours plus raw rows for the edges when
-// a midnight falls inside an hour (+05:30, +05:45 zones). Live admission holds
+// cost — finished requests created in [local midnight, next local midnight), by finishedSpendSql,
+// the one rule budgets use too. Live admission holds
 // (accounting/holds.ts) add to them: their cost to every cost counter, and — until their
 // request's usage row exists — one request each to the window and to in flight.
-import sql, { type Sql as Fragment } from 'sql-template-tag'
+import sql, { empty, raw, type Sql as Fragment } from 'sql-template-tag'
 import { liveHoldSql } from '../holds.js'
 import { finishedSql, inFlightSql } from '../rules.js'
 import { big } from './sql.js'
@@ -41,13 +40,12 @@ export interface CountedKey { id: Fragment, rateLimit: Fragment, tokenLimit: Fra
 
 /**
  * The counters' select list (window_requests, window_oldest, in_flight, today_cost,
- * held_cost) and the lateral joins it reads (aliases l, m, d, ws, w, h: the caller's FROM must not use them).
+ * held_cost) and the lateral joins it reads (aliases l, m, ws, w, h: the caller's FROM must not use them).
  * A counter is computed only for a limit the key has, unless every counter is asked for
  * (the CASEs and the window's gate are evaluated per key).
  */
 export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Fragment, joins: Fragment } {
   const all = s.allCounters === true
-  const finished = finishedSql()
   // the window is read only for a key with a rate or token limit (or when every counter is asked for)
   const windowed = sql`(${all}::boolean OR ${k.rateLimit} IS NOT NULL OR ${k.tokenLimit} IS NOT NULL)`
   const columns = sql`w.requests + h.window_requests AS window_requests, w.tokens + h.window_tokens AS window_tokens,
@@ -56,18 +54,11 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
            (SELECT count(*)::int FROM usage WHERE api_key_id = ${k.id} AND ${inFlightSql()}
                AND created_at > now() - make_interval(mins => ${s.pendingTimeoutMinutes}::int)) + h.unstarted END AS in_flight,
          CASE WHEN ${all}::boolean OR ${k.dailyCostLimit} IS NOT NULL THEN
-           COALESCE((SELECT sum(total_cost) FROM usage_hourly WHERE api_key_id = ${k.id} AND bucket >= d.first_hour AND bucket < d.end_hour), 0)
-           + COALESCE((SELECT sum(total_cost) FROM usage WHERE d.midnight < d.first_hour AND api_key_id = ${k.id}
-                        AND ${finished} AND created_at >= d.midnight AND created_at < d.first_hour), 0)
-           + COALESCE((SELECT sum(total_cost) FROM usage WHERE d.end_hour < d.next_midnight AND api_key_id = ${k.id}
-                        AND ${finished} AND created_at >= d.end_hour AND created_at < d.next_midnight), 0)
+           ${finishedSpendSql({ column: 'api_key_id', id: k.id }, raw('m.midnight'), raw('m.next_midnight'))}
          END::bigint AS today_cost`
   const joins = sql`
    CROSS JOIN LATERAL (SELECT date_trunc('day', now() AT TIME ZONE ${s.timeZone}::text) AS local_day) l
    CROSS JOIN LATERAL (SELECT l.local_day AT TIME ZONE ${s.timeZone}::text AS midnight, (l.local_day + interval '1 day') AT TIME ZONE ${s.timeZone}::text AS next_midnight) m
-   -- the whole hours of today (the first one is midnight rounded up) and the raw edges around them
-   CROSS JOIN LATERAL (SELECT m.midnight, m.next_midnight, date_trunc('hour', m.midnight - interval '1 microsecond') + interval '1 hour' AS first_hour,
-                              date_trunc('hour', m.next_midnight) AS end_hour) d
    -- the rate window (since, now]: its whole seconds from usage_key_seconds (api_key_id, second), the part-second
    -- (since, edge) from usage (api_key_id, created_at), and its oldest request by one probe of that index
    CROSS JOIN LATERAL (SELECT now() - make_interval(secs => ${k.windowSeconds}) AS since,
@@ -88,6 +79,30 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
   return { columns, joins }
 }
 
+/** Whose spend finishedSpendSql sums: a key or a user by id, and only one model's when `model` is given (SQL NULL there: every model). */
+export interface SpendOf { column: 'api_key_id' | 'user_id', id: Fragment, model?: Fragment }
+
+/**
+ * Finished requests' total_cost of a key or user created in [start, end), nano-USD: the
+ * whole UTC hours from usage_hourly (api_key_id, bucket) or (user_id, bucket), and raw
+ * usage rows (api_key_id, created_at) or (user_id, created_at) for the partial hours at
+ * either edge (a half-hour zone's midnight, a rolling window); a window within one hour
+ * is read from raw rows alone. The edges' guards skip their reads when the bound is on the hour.
+ */
+export function finishedSpendSql (of: SpendOf, start: Fragment, end: Fragment): Fragment {
+  const owner = sql`${raw(of.column)} = ${of.id}`
+  const model = of.model === undefined ? empty : sql`AND (${of.model}::text IS NULL OR model = ${of.model}::text)`
+  const finished = finishedSql()
+  return sql`(SELECT COALESCE((SELECT sum(total_cost) FROM usage_hourly WHERE ${owner} ${model} AND bucket >= e.first_hour AND bucket < e.end_hour), 0)
+           + COALESCE((SELECT sum(total_cost) FROM usage WHERE e.lo < LEAST(e.first_hour, e.hi) AND ${owner} ${model}
+                        AND ${finished} AND created_at >= e.lo AND created_at < LEAST(e.first_hour, e.hi)), 0)
+           + COALESCE((SELECT sum(total_cost) FROM usage WHERE GREATEST(e.first_hour, e.end_hour) < e.hi AND ${owner} ${model}
+                        AND ${finished} AND created_at >= GREATEST(e.first_hour, e.end_hour) AND created_at < e.hi), 0)
+      -- the first whole hour is the start rounded up; the last ends at the end rounded down
+      FROM (SELECT x.lo, x.hi, date_trunc('hour', x.lo - interval '1 microsecond', 'UTC') + interval '1 hour' AS first_hour, date_trunc('hour', x.hi, 'UTC') AS end_hour
+              FROM (SELECT (${start})::timestamptz AS lo, (${end})::timestamptz AS hi) x) e)::bigint`
+}
+
 /** The counters from a row holding keyCounters' columns (node-postgres returns bigint columns as strings). */
 export function toKeyCounters (row: Record<string, unknown>): KeyCounters {
   return {
@@ -101,8 +116,8 @@ export function toKeyCounters (row: Record<string, unknown>): KeyCounters {
   }
 }
 
-/** A hold just taken: its amount (nano-USD), its tokens, whether its request's row exists (in flight), and when (the database's now()). */
-export interface NewHold { amount: bigint, tokens: bigint, started: boolean, at: Date }
+/** A hold just taken: its amount (nano-USD), its tokens, whether its request's row exists (in flight), and when (the database's now()); its model (none: null or absent) for budgets. */
+export interface NewHold { amount: bigint, tokens: bigint, started: boolean, at: Date, model?: string | null }
 
 /**
  * The counters once `hold` is live beside them: the h lateral's rule above, applied in
