@@ -187,7 +187,9 @@ export async function ingest (args: string[] = []): Promise<void> {
  * while usage arrives as it does in production: every 50 ms one batch completes the
  * requests admitted since the last, settling their holds. Prints the run and the holds left.
  */
-async function reservations (bench: Bench, label: string, keys: Array<{ id: string, key: string }>, providerId: string, duration: number): Promise<void> {
+async function reservations (bench: Bench, label: string, keys: Array<{ id: string, key: string }>, providerId: string, duration: number, connections = 10): Promise<void> {
+  // request ids of this run only (a settled id is refused 409 by the next run)
+  const runId = randomUUID()
   let n = 0
   let admitted: Array<{ keyId: string, requestId: string }> = []
   let settled = 0
@@ -210,12 +212,12 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
   }
   const settling = settle()
   const run = await hammer({
-    url: `${bench.url}/api/gateway/keys/verify`, method: 'POST', connections: 10, duration,
+    url: `${bench.url}/api/gateway/keys/verify`, method: 'POST', connections, duration,
     requests: [{
       setupRequest: (req, context: { keyId?: string, requestId?: string }) => {
         const key = keys[n % keys.length]!
         context.keyId = key.id
-        context.requestId = `reserve-${label.length}-${keys.length}-${process.pid}-${n++}`
+        context.requestId = `reserve-${runId}-${n++}`
         return { ...req, body: JSON.stringify({ key: key.key, model: 'claude-sonnet-4', api_format: 'claude:messages', request_id: context.requestId, estimated_input_tokens: 2000, max_output_tokens: 1000 }) }
       },
       onResponse: (status, body, context: { keyId?: string, requestId?: string }) => {
@@ -242,6 +244,9 @@ export async function verify (args: string[] = []): Promise<void> {
     if (wanted('reserve')) {
       await reservations(bench, '50 keys, usage settling', keys, provider.id, 20)
       await reservations(bench, 'one hot key, usage settling', [key], provider.id, 20)
+      // a gateway with more requests in flight: batches fill (reservations are decided together)
+      await reservations(bench, '50 keys, 50 connections', keys, provider.id, 20, 50)
+      await reservations(bench, 'one hot key, 50 connections', [key], provider.id, 20, 50)
     }
     if (!wanted('verify')) return
     // some history, so the rate window, in-flight and daily-cost counters have rows to read
