@@ -8,7 +8,7 @@ import { constantTimeEqual } from '../../lib/crypto.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import createError from '@fastify/error'
-import { keyState, remainingBalance, windowResetsIn, type KeyState } from '../keys/counters.js'
+import { countHold, keyState, remainingBalance, windowResetsIn, type KeyState } from '../keys/counters.js'
 import { API_KEY_PATTERN } from '../keys/service.js'
 import { budgetApplies, budgetRetryAfter, describeBudget } from '../budgets/state.js'
 import type { VerifyCache } from './cache.js'
@@ -55,7 +55,11 @@ export async function verifyKey (db: Sql, keyring: Keyring, request: VerifyReque
   // the lookup runs for malformed keys too, so a malformed key costs as long as an unknown one
   const read = () => keyState(db, { hash }, settings)
   const key = await (settings.cache === undefined ? read() : settings.cache.get(hash, read))
-  return admit(key, hash, request, 0n)
+  const answer = admit(key, hash, request, 0n)
+  // the cached state counts what it admitted (a request in the window and in flight, until its
+  // usage clears the cache), so reusing it errs toward refusal and never admits past a limit a read would not
+  if (settings.cache !== undefined) countHold(key!, { amount: 0n, tokens: 0n, started: false, at: new Date() }, true)
+  return answer
 }
 
 /**

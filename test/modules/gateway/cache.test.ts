@@ -164,3 +164,21 @@ t.test('VerifyCache: shared reads, unknown keys not kept, reads in flight when c
   clock += 2000 // the TTL counts from when the renewing read was sent
   t.same(await short.get('h', read({ v: 4 })), { v: 4 }, 'past the TTL: the caller waits for a read')
 })
+
+t.test('the cache errs toward refusal: a cached state counts the requests it admitted until their usage arrives', async (t) => {
+  const g = await gateway(t, HOUR_TTL)
+  const key = await g.standaloneKey({ rate_limit: 3, concurrent_limit: 10 })
+  for (let i = 1; i <= 3; i++) answers(t, await g.verify({ key: key.key }), 200, undefined, `verify ${i} of 3`)
+  // nothing reported yet: a fresh read would see an empty window, the cache has admitted three
+  answers(t, await g.verify({ key: key.key }), 429, 'rate_limited', 'the fourth within the window is refused from the cache')
+  // their usage arrives (one of the three): the cache is cleared, and the window is what was reported
+  await g.send([{ type: 'start', request_id: 'cached-1', api_key_id: key.id, model: 'm' }])
+  answers(t, await g.verify({ key: key.key }), 200, undefined, 'one reported: room for two more')
+  answers(t, await g.verify({ key: key.key }), 200)
+  answers(t, await g.verify({ key: key.key }), 429, 'rate_limited', 'and the cache has counted both')
+
+  // without the cache, an advisory verify reads only what was reported (README: advisory)
+  const plain = await gateway(t, { VERIFY_CACHE_TTL_MS: '0' })
+  const uncached = await plain.standaloneKey({ rate_limit: 3 })
+  for (let i = 1; i <= 5; i++) answers(t, await plain.verify({ key: uncached.key }), 200, undefined, `uncached verify ${i}: nothing reported`)
+})
