@@ -109,7 +109,7 @@ export async function listHolds (pool: pg.Pool, filter: HoldFilter) {
     SELECT request_id, api_key_id, user_id, model, amount, started, created_at, expires_at,
            (count(*) OVER ())::int AS total, (sum(amount) OVER ())::text AS held
       FROM admission_holds
-     WHERE expires_at > now()
+     WHERE ${liveHoldSql('admission_holds')}
        ${filter.api_key_id === undefined ? empty : sql`AND api_key_id = ${filter.api_key_id}::uuid`}
        ${filter.user_id === undefined ? empty : sql`AND user_id = ${filter.user_id}::uuid`}
      ORDER BY created_at DESC, request_id

@@ -18,6 +18,7 @@ import sql from 'sql-template-tag'
 import { pipeline } from '../../db/pipeline.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd } from '../../lib/money.js'
+import { liveHoldSql } from '../accounting/holds.js'
 import { isFinished, isInFlight } from '../accounting/rules.js'
 import { countHold, keyStateQuery, ownerLockNeeded, toKeyState, type CounterSettings, type KeyState } from '../keys/counters.js'
 import { answerOf, checkKey, checkLimits, Refusals, type VerifyRequest } from './verify.js'
@@ -71,7 +72,7 @@ const lockSql = (locks: { classes: number[], ids: number[] }) =>
 const requestsSql = (requestIds: string[]) => sql`
   SELECT r.request_id, h.api_key_id AS prior_key_id, h.amount AS prior_amount, h.expires_at AS prior_expires_at, u.status::text AS served_status, now() AS at
     FROM unnest(${requestIds}::text[]) AS r(request_id)
-    LEFT JOIN admission_holds h ON h.request_id = r.request_id AND h.expires_at > now()
+    LEFT JOIN admission_holds h ON h.request_id = r.request_id AND ${liveHoldSql('h')}
     LEFT JOIN usage u ON u.request_id = r.request_id`
 
 interface Admitted { request_id: string, api_key_id: string, user_id: string, model: string | null, amount: bigint, tokens: bigint, started: boolean }
@@ -88,7 +89,7 @@ const insertSql = (holds: Admitted[], ttlSeconds: number) => sql`
                 ${holds.map((h) => h.started)}::boolean[]) AS n(r, k, u, m, a, t, s)
   ON CONFLICT (request_id) DO UPDATE SET api_key_id = EXCLUDED.api_key_id, user_id = EXCLUDED.user_id, model = EXCLUDED.model,
          amount = EXCLUDED.amount, tokens = EXCLUDED.tokens, started = EXCLUDED.started, created_at = now(), expires_at = EXCLUDED.expires_at
-   WHERE admission_holds.expires_at <= now()
+   WHERE NOT ${liveHoldSql('admission_holds')}
   RETURNING request_id, expires_at`
 
 /**
@@ -184,9 +185,10 @@ export class Reserver {
         const key = states.get(item.hash)
         try {
           if (key !== undefined) {
-            this.owners.set(item.hash, ownerLockNeeded(key) ? key.user_id : null)
+            const needsOwner = ownerLockNeeded(key)
+            this.owners.set(item.hash, needsOwner ? key.user_id : null)
             // the owner's quota or budget appeared since this process last saw the key: a later batch, with its lock
-            if (ownerLockNeeded(key) && !knownOwners.has(key.user_id)) throw new NeedsOwnerLock()
+            if (needsOwner && !knownOwners.has(key.user_id)) throw new NeedsOwnerLock()
           }
           const outcome = decideOne(item, key, known.get(item.hold.request_id)!)
           if ('reserved' in outcome) {
