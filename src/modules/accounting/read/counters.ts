@@ -61,20 +61,20 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
    CROSS JOIN LATERAL (SELECT l.local_day AT TIME ZONE ${s.timeZone}::text AS midnight, (l.local_day + interval '1 day') AT TIME ZONE ${s.timeZone}::text AS next_midnight) m
    -- the rate window (since, now]: its whole seconds from usage_key_seconds (api_key_id, second), the part-second
    -- (since, edge) from usage (api_key_id, created_at), and its oldest request by one probe of that index
-   CROSS JOIN LATERAL (SELECT now() - make_interval(secs => ${k.windowSeconds}) AS since,
-                              date_trunc('second', now() - make_interval(secs => ${k.windowSeconds})) + interval '1 second' AS edge) ws
+   CROSS JOIN LATERAL (SELECT b.since, date_trunc('second', b.since) + interval '1 second' AS edge
+                         FROM (SELECT now() - make_interval(secs => ${k.windowSeconds}) AS since) b) ws
    CROSS JOIN LATERAL (SELECT (ks.requests + e.requests)::int AS requests, (ks.tokens + e.tokens)::bigint AS tokens,
                               (SELECT min(created_at) FROM usage WHERE ${windowed} AND api_key_id = ${k.id} AND created_at > ws.since) AS oldest
                          FROM (SELECT COALESCE(sum(requests), 0) AS requests, COALESCE(sum(tokens), 0) AS tokens
                                  FROM usage_key_seconds WHERE ${windowed} AND api_key_id = ${k.id} AND second >= ws.edge) ks,
                               (SELECT count(*) AS requests, COALESCE(sum(total_tokens), 0) AS tokens
                                  FROM usage WHERE ${windowed} AND api_key_id = ${k.id} AND created_at > ws.since AND created_at < ws.edge) e) w
-   -- served by admission_holds (api_key_id): a key's live holds are its requests in flight, a few rows
+   -- served by admission_holds (api_key_id): a key's live holds are its requests in flight, a few rows; the window's as above
    CROSS JOIN LATERAL (SELECT COALESCE(sum(amount), 0)::bigint AS cost, (count(*) FILTER (WHERE NOT started))::int AS unstarted,
-                              (count(*) FILTER (WHERE NOT started AND created_at > now() - make_interval(secs => ${k.windowSeconds})))::int AS window_requests,
+                              (count(*) FILTER (WHERE NOT started AND created_at > ws.since))::int AS window_requests,
                               -- a started request's row has no tokens until it finishes, and then its hold is gone: never both
-                              (COALESCE(sum(tokens) FILTER (WHERE created_at > now() - make_interval(secs => ${k.windowSeconds})), 0))::bigint AS window_tokens,
-                              min(created_at) FILTER (WHERE NOT started AND created_at > now() - make_interval(secs => ${k.windowSeconds})) AS window_oldest
+                              (COALESCE(sum(tokens) FILTER (WHERE created_at > ws.since), 0))::bigint AS window_tokens,
+                              min(created_at) FILTER (WHERE NOT started AND created_at > ws.since) AS window_oldest
                          FROM admission_holds ah WHERE ah.api_key_id = ${k.id} AND ${liveHoldSql('ah')}) h`
   return { columns, joins }
 }
