@@ -88,10 +88,10 @@ export const budgetApplies = (budget: BudgetState, model: string | undefined): b
  * owner's, of every model, of its model, or of any model when it names none.
  */
 export function countBudgetHold (budgets: readonly BudgetState[], hold: { amount: bigint, model?: string | null }, own: boolean): void {
-  const model = hold.model ?? null
   for (const budget of budgets) {
     if (budget.api_key_id !== null && !own) continue
-    if (budget.model === null || model === null || model === budget.model) budget.held += hold.amount
+    // a hold counts for the budgets its request met at admission
+    if (budgetApplies(budget, hold.model ?? undefined)) budget.held += hold.amount
   }
 }
 
