@@ -124,15 +124,17 @@ function isPostmasterOf (pid: number, dir: string): boolean {
 export interface Postmaster { pid: number, port: number, ready: boolean }
 
 /**
- * The live postmaster of `dataDir`, or null. A postmaster.pid naming a dead process, or one
- * whose pid now belongs to another process, is stale: removed here, since PostgreSQL itself
- * refuses to start while the pid it names is alive, whoever it is.
+ * The live postmaster of `dataDir`, or null. With `removeStale` (only the starting server,
+ * which holds the DATA_DIR lock, may), a postmaster.pid that names no live postmaster of
+ * this directory is removed whatever its pid is now: PostgreSQL refuses to start while
+ * that pid is alive, and a dead one can be reused by any process before PostgreSQL looks.
+ * The shared-memory interlock against orphaned backends does not depend on this file.
  */
-export async function livePostmaster (dataDir: string): Promise<Postmaster | null> {
+export async function livePostmaster (dataDir: string, removeStale = false): Promise<Postmaster | null> {
   const file = readPostmasterFile(dataDir)
   if (file === null) return null
   if (isPostmasterOf(file.pid, file.dir)) return { pid: file.pid, port: file.port, ready: file.status === 'ready' }
-  if (Number.isInteger(file.pid) && file.pid > 0 && alive(file.pid)) await rm(join(dataDir, 'postmaster.pid'), { force: true })
+  if (removeStale) await rm(join(dataDir, 'postmaster.pid'), { force: true })
   return null
 }
 
@@ -216,7 +218,7 @@ export interface EmbeddedOptions {
 export async function startEmbedded (options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dataDir = resolve(options.dataDir)
   const ids = await postgresUser()
-  const left = await livePostmaster(dataDir)
+  const left = await livePostmaster(dataDir, true)
   if (left !== null) {
     options.log?.(`stopping the embedded PostgreSQL a previous run left on ${dataDir} (pid ${left.pid})`)
     await stopPostmaster(left.pid)
