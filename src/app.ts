@@ -20,6 +20,8 @@ import pipelinePlugin, { operationIdOf, SECURITY_SCHEMES } from './http/pipeline
 import { findUnstorable, validatorCompiler } from './http/validation.js'
 import { createKeyring, type Keyring } from './lib/keyring.js'
 import { TimeZones } from './lib/time.js'
+import alertRoutes from './modules/alerts/routes.js'
+import { countBacklog } from './modules/alerts/delivery.js'
 import auditRoutes from './modules/audit/routes.js'
 import { writeAudit, writeReadAudit } from './modules/audit/service.js'
 import authRoutes from './modules/auth/routes.js'
@@ -175,6 +177,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(metricsPlugin, {
     pools: app.pools,
     liveHolds: () => countLiveHolds(app.statsPg),
+    alertBacklog: () => countBacklog(app.statsPg),
     // a call may wait for a connection, then run a statement or a transaction to its limit
     longestRequestMs: config.DB_POOL_WAIT_MS + Math.max(config.STATS_STATEMENT_TIMEOUT_MS, config.DB_TRANSACTION_TIMEOUT_MS),
     ...(config.METRICS_TOKEN !== undefined && { token: config.METRICS_TOKEN })
@@ -226,6 +229,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(dashboardRoutes, { prefix: '/api' })
   await app.register(keyStatsRoutes, { prefix: '/api/key-stats' })
   await app.register(auditRoutes, { prefix: '/api/admin' })
+  await app.register(alertRoutes, { prefix: '/api' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   return app

@@ -46,6 +46,10 @@ export const ConfigSchema = Type.Object({
   DB_POOL_WAIT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 5000, description: 'Longest wait for a pooled connection (or for Prisma to start a transaction); past it the call is answered 503 database_busy with Retry-After' }),
   DB_TRANSACTION_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 15_000, description: 'Longest interactive transaction of the API, and lock wait or idle transaction of any session; past it the transaction is rolled back and the call answered 503' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000, description: 'On SIGTERM/SIGINT, in-flight requests get this long to finish; then the process exits anyway' }),
+  ALERT_DELIVERY_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000, description: 'How often each instance sends the due alert deliveries to their webhooks (docs/alerts.md); 0 = this instance sends none' }),
+  ALERT_DELIVERY_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 100, default: 8, description: 'Attempts of one alert delivery before it is left failed (an admin may replay it)' }),
+  ALERT_DELIVERY_BACKOFF_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000, description: 'Delay before a failed alert delivery\'s first retry; each next one doubles (at most 6 hours)' }),
+  ALERT_WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000, description: 'Longest wait for a webhook endpoint\'s answer' }),
   AUTO_DELETE_EXPIRED_KEYS: Bool(false, 'Expired keys whose auto_delete_on_expiry is null are deleted (true) or disabled (false)')
 })
 

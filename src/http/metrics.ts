@@ -40,6 +40,8 @@ export interface Metrics {
   /** called after ingestion's COMMIT with what the batch newly counted */
   usageCounted: (counted: readonly CountedUsage[]) => void
   cleanupRan: (outcome: CleanupOutcome) => void
+  /** alert deliveries attempted, by outcome: delivered, retry (failed, tried again later), failed (gave up) */
+  alertDeliveries: Counter<'outcome'>
 }
 
 export interface PoolSet { admin: pg.Pool, verify: pg.Pool, ingest: pg.Pool, stats: pg.Pool }
@@ -54,6 +56,8 @@ export interface MetricsOptions {
   longestRequestMs: number
   /** how many admission holds are live (the gateway module's count: http knows no domain table) */
   liveHolds: () => Promise<number>
+  /** how many alert deliveries wait to be sent (the alerts module's count) */
+  alertBacklog: () => Promise<number>
   /** when set, a scrape must present it as a bearer token */
   token?: string
 }
@@ -116,21 +120,25 @@ export default fp<MetricsOptions>(async (app, opts) => {
   poolGauge('keymeter_db_pool_waiting', 'Calls waiting for a connection of each database pool', (pool) => pool.waitingCount)
   poolGauge('keymeter_db_pool_max', 'Size of each database pool (DB_POOL_*)', (pool) => pool.options.max)
 
-  // A count of the table, not a taken/settled counter pair: holds outlive this process and are
-  // settled by any instance, so only the table knows how many are live. Cached, and a scrape
-  // waits for it at most HOLDS_WAIT_MS: the gauge keeps its last value meanwhile.
-  let holdsRead: { at: number, pending: Promise<void> } | null = null
-  registry.registerMetric(new Gauge({
-    name: 'keymeter_admission_holds_live', help: 'Admission holds not yet settled nor expired (all instances)', registers: [],
-    async collect () {
-      if (holdsRead === null || Date.now() - holdsRead.at >= HOLDS_CACHE_MS) {
-        holdsRead = { at: Date.now(), pending: opts.liveHolds().then((count) => { this.set(count) }, (error: unknown) => { app.log.warn({ err: error }, 'counting the live admission holds failed') }) }
+  /** A gauge read from the database: cached HOLDS_CACHE_MS, and a scrape waits for a new read at most HOLDS_WAIT_MS (the gauge keeps its last value meanwhile). */
+  const tableGauge = (name: string, help: string, read: () => Promise<number>) => {
+    let last: { at: number, pending: Promise<void> } | null = null
+    registry.registerMetric(new Gauge({
+      name, help, registers: [],
+      async collect () {
+        if (last === null || Date.now() - last.at >= HOLDS_CACHE_MS) {
+          last = { at: Date.now(), pending: read().then((count) => { this.set(count) }, (error: unknown) => { app.log.warn({ err: error }, `reading ${name} failed`) }) }
+        }
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([last.pending, new Promise((resolve) => { timer = setTimeout(resolve, HOLDS_WAIT_MS) })])
+        clearTimeout(timer)
       }
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([holdsRead.pending, new Promise((resolve) => { timer = setTimeout(resolve, HOLDS_WAIT_MS) })])
-      clearTimeout(timer)
-    }
-  }))
+    }))
+  }
+  // A count of the table, not a taken/settled counter pair: holds outlive this process and are
+  // settled by any instance, so only the table knows how many are live. The same for the alert outbox.
+  tableGauge('keymeter_admission_holds_live', 'Admission holds not yet settled nor expired (all instances)', opts.liveHolds)
+  tableGauge('keymeter_alert_deliveries_pending', 'Alert deliveries waiting to be sent or retried: the outbox backlog (all instances)', opts.alertBacklog)
 
   const key = (labels: Record<string, string>) => `${labels.model}\u0000${labels.provider}\u0000${labels.status}`
   app.decorate('metrics', {
@@ -151,6 +159,7 @@ export default fp<MetricsOptions>(async (app, opts) => {
         }
       }
     },
+    alertDeliveries: new Counter({ name: 'keymeter_alert_deliveries_total', help: 'Alert delivery attempts by this instance, by outcome: delivered, retry (failed, tried again later), failed (gave up)', labelNames: ['outcome'], registers }),
     cleanupRan: (outcome) => {
       cleanupRuns.inc({ outcome })
       cleanupLast.set({ outcome }, Date.now() / 1000)

@@ -9,6 +9,7 @@
 // counting twice.
 import type pg from 'pg'
 import { KEY_DELETION_LOCK, prepared, type Sql } from '../../db/prisma.js'
+import { fireAlerts } from '../alerts/thresholds.js'
 import { recordCacheData } from '../accounting/cache/timeline.js'
 import { settleHolds } from '../accounting/holds.js'
 import { RollupDeltas, writeTotals } from '../accounting/rollups.js'
@@ -103,5 +104,7 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
   await settleHolds(db, out.rows)
   // last, so the rows every batch contends for are locked only from here to the commit
   await writeTotals(db, deltas, out.charges, now)
+  // the thresholds these charges reached, in their transaction: an alert is never lost nor written without its charge
+  await fireAlerts(db, { keys: out.charges.keys.map((c) => c.id), users: out.charges.users.map((c) => c.id), providers: [...new Set(out.rows.flatMap((row) => row.providerId ?? []))] }, now)
   return { results, counted: countedUsage(before, out.rows) }
 }
