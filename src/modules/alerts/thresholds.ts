@@ -66,7 +66,7 @@ function watchedLimitsSql (charged: Charged, now: Date): Fragment {
       -- a budget's window and its finished spend by budgets/state.ts (holds are not spend: they alert nothing)
       SELECT CASE WHEN bs.api_key_id IS NULL THEN 'user' ELSE 'api_key' END::"AlertSubjectKind", COALESCE(bs.api_key_id, bs.user_id), 'budget', bs.id,
              CASE WHEN bs.period = 'rolling' THEN 'rolling:' || floor(extract(epoch FROM ${at}) / bs.duration_seconds)::bigint
-                  ELSE 'window:' || extract(epoch FROM bs.window_start)::numeric END,
+                  ELSE 'window:' || floor(extract(epoch FROM bs.window_start) * 1000)::bigint END,
              CASE WHEN bs.period = 'rolling' THEN to_timestamp(floor(extract(epoch FROM ${at}) / bs.duration_seconds) * bs.duration_seconds) ELSE bs.window_start END,
              CASE WHEN bs.period = 'rolling' THEN to_timestamp((floor(extract(epoch FROM ${at}) / bs.duration_seconds) + 1) * bs.duration_seconds) ELSE bs.window_end END,
              bs.spent, bs."limit"
