@@ -1,7 +1,7 @@
 // Alerts fired by the charge that reaches a threshold, in its transaction: once per window
 // of the limit, never doubled by a replayed event or by two instances ingesting at once.
 // Each request below costs a whole number of 0.001 USD (1 USD per million input tokens).
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { buildApp } from '../../../src/app.js'
 import { testConfig } from '../../helper.js'
 import { GATEWAY, gateway, type Gateway, type Json } from '../gateway/fixtures.js'
@@ -19,7 +19,7 @@ async function alerts (g: Gateway) {
     'SELECT subject_kind::text, subject_id, limit_kind::text, limit_id, window_key, threshold, used, limit_amount FROM alerts ORDER BY created_at, threshold')
 }
 
-async function setup (t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function setup (t: Test) {
   // no worker here: these tests read the outbox the worker would send
   const g = await gateway(t, { ALERT_DELIVERY_INTERVAL_MS: '0' })
   await g.price({ model: 'm', tiers: TIERS })
