@@ -2,10 +2,11 @@
 // backoff up to the attempt limit, the admin's log and replay, two runs at once sending
 // each delivery once, and the in-process worker with its metrics.
 import { createHmac } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { deliverDue, type DeliverySettings } from '../../../src/modules/alerts/delivery.js'
+import { backoffMs, deliverDue, signPayload, type DeliverySettings } from '../../../src/modules/alerts/delivery.js'
 import { webhookSecretKey } from '../../../src/modules/alerts/routes.js'
 import { gateway, type Gateway, type Json } from '../gateway/fixtures.js'
 
@@ -132,4 +133,14 @@ t.test('the in-process worker sends due deliveries, counts them, and stops on cl
   const metrics = (await g.app.inject({ method: 'GET', url: '/metrics' })).body
   t.match(metrics, /keymeter_alert_deliveries_total\{outcome="delivered"\} 1/)
   t.match(metrics, /keymeter_alert_deliveries_pending 0/)
+})
+
+t.test('docs/alerts.md\'s worked example', async (t) => {
+  const body = '{"id":"0b9f2a4e-7d51-4c1b-9a55-3f0e6d2c8a11","type":"alert.threshold_reached","created_at":"2026-12-02T14:03:11.482Z","subject":{"kind":"api_key","id":"5c6e1d2a-8f3b-4a7e-b9c0-1d2e3f4a5b6c"},"limit":{"kind":"budget","id":"9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d","amount_usd":50,"window_start":"2026-12-01T00:00:00.000Z","window_end":"2027-01-01T00:00:00.000Z"},"threshold_percent":80,"used_usd":40.125,"used_percent":80.25}'
+  t.equal(signPayload('whsec-example-0123456789', body, 1796220191), 't=1796220191,v1=0b189b5b9e34b81b199de743c44a196dff63255c9ce23de2e99972bef491b74d')
+  const docs = await readFile(new URL('../../../docs/alerts.md', import.meta.url), 'utf8')
+  t.ok(docs.includes(body) && docs.includes('t=1796220191,v1=0b189b5b9e34b81b199de743c44a196dff63255c9ce23de2e99972bef491b74d'), 'the page shows this body and this header')
+  t.equal(backoffMs(30_000, 1), 30_000)
+  t.equal(backoffMs(30_000, 3), 120_000)
+  t.equal(backoffMs(30_000, 30), 6 * 3_600_000, 'at most 6 hours')
 })
