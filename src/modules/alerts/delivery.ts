@@ -162,7 +162,7 @@ export async function countBacklog (db: Sql): Promise<number> {
  * run (database restarting, unreachable) is logged and the next tick tries again; stop()
  * waits for the run in progress.
  */
-export function startDeliveryWorker (db: Sql, settings: DeliverySettings, intervalMs: number, log: FastifyBaseLogger, onOutcome: (outcome: DeliveryOutcome) => void): { stop: () => Promise<void>, kick: () => void } {
+export function startDeliveryWorker (db: Sql, settings: DeliverySettings, intervalMs: number, log: FastifyBaseLogger, onOutcome: (outcome: DeliveryOutcome) => void): { stop: () => Promise<void> } {
   let running: Promise<void> | null = null
   let stopped = false
   const run = () => {
@@ -175,7 +175,6 @@ export function startDeliveryWorker (db: Sql, settings: DeliverySettings, interv
   const timer = setInterval(run, intervalMs)
   timer.unref()
   return {
-    kick: run,
     stop: async () => {
       stopped = true
       clearInterval(timer)

@@ -25,8 +25,8 @@ export const MAX_THRESHOLD = 1000
 export const reachedSql = (used: Fragment, limit: Fragment, threshold: Fragment): Fragment =>
   sql`(${used})::numeric * 100 >= (${limit})::numeric * (${threshold})`
 
-/** The same rule in memory, for the admin reports (used_percent). */
-export const usedPercent = (used: bigint, limit: bigint): number => limit <= 0n ? 0 : Number((used * 10_000n) / limit) / 100
+/** The use as a percent of the limit, to the hundredth (rounded down) for the payload; limits are > 0 (no alert fires for another) */
+export const usedPercent = (used: bigint, limit: bigint): number => Number((used * 10_000n) / limit) / 100
 
 /**
  * Every limit of the charged subjects that some active rule watches, with its window key,

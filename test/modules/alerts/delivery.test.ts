@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { backoffMs, deliverDue, signPayload, type DeliverySettings } from '../../../src/modules/alerts/delivery.js'
+import { backoffMs, deliverDue, signPayload, startDeliveryWorker, type DeliverySettings } from '../../../src/modules/alerts/delivery.js'
 import { webhookSecretKey } from '../../../src/modules/alerts/routes.js'
 import { gateway, type Gateway, type Json } from '../gateway/fixtures.js'
 
@@ -143,4 +143,19 @@ t.test('docs/alerts.md\'s worked example', async (t) => {
   t.equal(backoffMs(30_000, 1), 30_000)
   t.equal(backoffMs(30_000, 3), 120_000)
   t.equal(backoffMs(30_000, 30), 6 * 3_600_000, 'at most 6 hours')
+})
+
+t.test('a failed run (the database down) is logged, the next tick tries again, and stop() waits for the run in progress', async (t) => {
+  let calls = 0
+  const errors: string[] = []
+  const db = { query: async () => { calls++; await new Promise((resolve) => setTimeout(resolve, 30)); throw new Error('connection refused') } }
+  const log = { error: (_obj: unknown, message: string) => { errors.push(message) } } as unknown as Parameters<typeof startDeliveryWorker>[3]
+  const worker = startDeliveryWorker(db as never, { secretKey: Buffer.alloc(32), maxAttempts: 1, timeoutMs: 100, backoffMs: 100, batchSize: 1 }, 10, log, () => { t.fail('no outcome') })
+  while (errors.length < 2) await new Promise((resolve) => setTimeout(resolve, 5))
+  await worker.stop()
+  const after = calls
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(calls, after, 'no run after stop')
+  t.ok(calls >= 2 && calls <= errors.length + 1, 'one run at a time: each tick during a run is skipped')
+  t.same([...new Set(errors)], ['alert delivery run failed'])
 })

@@ -33,6 +33,8 @@ t.test('a key\'s balance: each threshold fires when reached, once; a replayed ev
   const active = await g.adminCall('POST', '/api/admin/webhooks', { name: 'ops', url: 'http://127.0.0.1:9/hook', secret: 'whsec-0123456789abcdef' })
   await g.adminCall('POST', '/api/admin/webhooks', { name: 'off', url: 'http://127.0.0.1:9/off', secret: 'whsec-0123456789abcdef', is_active: false })
 
+  await g.send([{ type: 'start', request_id: 'f-started', api_key_id: key.id, model: 'm', api_format: 'openai:chat' }])
+  t.same(await alerts(g), [], 'a start charges nothing')
   await g.send([done(key, 4)])
   t.same(await alerts(g), [], '40 %: below every threshold')
   const half = done(key, 1)

@@ -43,6 +43,11 @@ t.test('alert rules: create, list, change, delete, and each refusal', async (t) 
   t.equal((await call('DELETE', `/api/admin/alerts/rules/${id}`)).statusCode, 200)
   t.equal((await call('DELETE', `/api/admin/alerts/rules/${id}`)).statusCode, 404)
 
+  await app.prisma.alertRule.createMany({ data: Array.from({ length: 999 }, () => ({ subjectKind: 'user' as const, limitKind: 'quota' as const, thresholds: [50] })) })
+  const full = await call('POST', '/api/admin/alerts/rules', { subject_kind: 'user', limit_kind: 'quota', thresholds: [50] })
+  t.equal(full.statusCode, 409, 'at most 1000 rules')
+  t.match(full.json().error, { type: 'limit_reached', message: 'at most 1000 alert rules' })
+
   const audited = await app.prisma.auditLog.findMany({ where: { action: { startsWith: 'alert_rules.' } }, select: { action: true, statusCode: true } })
   t.ok(audited.some((a) => a.action === 'alert_rules.create' && a.statusCode === 400), 'refusals audited')
   t.ok(audited.some((a) => a.action === 'alert_rules.delete' && a.statusCode === 404))
@@ -69,8 +74,8 @@ t.test('webhook endpoints: the secret is write-only, stored encrypted, replaceab
   const audits = await app.prisma.auditLog.findMany({ where: { action: { startsWith: 'webhooks.' } } })
   t.notOk(JSON.stringify(audits).includes(secret), 'nor in the audit rows')
 
-  const replaced = await call('PUT', `/api/admin/webhooks/${id}`, { secret: 'another-secret-0123456789', is_active: false })
-  t.match(replaced.json(), { secret_display: 'anot…6789', is_active: false })
+  const replaced = await call('PUT', `/api/admin/webhooks/${id}`, { name: 'ops-2', url: 'http://127.0.0.1:8080/x', secret: 'another-secret-0123456789', is_active: false })
+  t.match(replaced.json(), { name: 'ops-2', url: 'http://127.0.0.1:8080/x', secret_display: 'anot…6789', is_active: false })
   const after = await app.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id } })
   t.equal(decrypt(webhookSecretKey(config.ENCRYPTION_KEY), after.secretEncrypted), 'another-secret-0123456789')
 
@@ -90,6 +95,11 @@ t.test('webhook endpoints: the secret is write-only, stored encrypted, replaceab
   t.equal((await call('DELETE', `/api/admin/webhooks/${id}`)).statusCode, 200)
   t.equal((await call('DELETE', `/api/admin/webhooks/${id}`)).statusCode, 404)
   t.equal((await call('POST', `/api/admin/alerts/deliveries/${UNKNOWN}/replay`)).statusCode, 404)
+
+  await app.prisma.webhookEndpoint.createMany({ data: Array.from({ length: 20 }, (_v, i) => ({ name: `e${i}`, url: 'https://example.com', secretEncrypted: 'x', secretDisplay: 'x' })) })
+  const full = await call('POST', '/api/admin/webhooks', { name: 'x', url: 'https://example.com/x', secret })
+  t.equal(full.statusCode, 409, 'at most 20 endpoints')
+  t.match(full.json().error.message, 'at most 20 webhook endpoints')
 })
 
 t.test('the alert and delivery logs page newest first and filter', async (t) => {
