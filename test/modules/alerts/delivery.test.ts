@@ -159,3 +159,13 @@ t.test('a failed run (the database down) is logged, the next tick tries again, a
   t.ok(calls >= 2 && calls <= errors.length + 1, 'one run at a time: each tick during a run is skipped')
   t.same([...new Set(errors)], ['alert delivery run failed'])
 })
+
+t.test('a secret that no longer decrypts (ENCRYPTION_KEY changed) is an attempt failed with its reason, nothing sent', async (t) => {
+  const g = await gateway(t, { ALERT_DELIVERY_INTERVAL_MS: '0' })
+  const hook = await receiver(t)
+  const { endpoint } = await oneAlert(g, hook.url)
+  await g.app.prisma.webhookEndpoint.update({ where: { id: endpoint.id }, data: { secretEncrypted: 'v0.garbage' } })
+  t.same(await deliverDue(g.app.pools.admin, settingsOf(g), new Date('2030-01-01T10:00:00Z')), ['retry'])
+  t.match((await g.adminCall('GET', '/api/admin/alerts/deliveries')).items, [{ response_code: null, last_error: 'unknown ciphertext format' }])
+  t.equal(hook.received.length, 0)
+})

@@ -93,6 +93,12 @@ t.test('budgets of a key and of its owner fire once per window, at the window\'s
   const next = (await alerts(g)).slice(1)
   t.same(next.map((a) => [a.subject_kind, a.limit_id, a.threshold, a.used]), [['user', userBudget.id, 50, 11_000_000n]], 'the owner\'s budget: 11 of 20')
   t.match(next[0]!.window_key, /^rolling:\d+$/, 'a rolling window fires at most once per duration')
+  const payloads = (await g.adminCall('GET', '/api/admin/alerts')).items
+  // the epoch-aligned hour of the charge's clock (the alert's created_at)
+  const start = Math.floor(Date.parse(payloads[0].created_at as string) / 3_600_000) * 3_600_000
+  t.match(payloads[0], { subject: { kind: 'user', id: user.id }, limit: { kind: 'budget', id: userBudget.id, amount_usd: 0.02, window_start: new Date(start).toISOString(), window_end: new Date(start + 3_600_000).toISOString() }, threshold_percent: 50, used_usd: 0.011, used_percent: 55 },
+    'the payload names the rolling hour it fired in')
+  t.match(payloads[1], { limit: { window_start: keyBudget.window_start, window_end: keyBudget.resets_at } }, 'and the calendar month')
 })
 
 t.test('a provider\'s monthly quota reads monthly_used', async (t) => {
