@@ -85,7 +85,7 @@ export type DeliveryOutcome = 'delivered' | 'retry' | 'failed'
 
 /**
  * Claims up to batchSize due deliveries for `leaseMs` (their attempt counted), with their
- * alert and endpoint. Served by alert_deliveries (status, next_attempt_at); SKIP LOCKED
+ * alert and endpoint (an active one). Served by alert_deliveries (status, next_attempt_at); SKIP LOCKED
  * leaves rows another instance is claiming this instant to it.
  */
 async function claim (db: Sql, now: Date, leaseId: string, leaseMs: number, batchSize: number): Promise<Claimed[]> {
@@ -94,6 +94,8 @@ async function claim (db: Sql, now: Date, leaseId: string, leaseMs: number, batc
            lease_until = ${now}::timestamptz + make_interval(secs => ${leaseMs / 1000}), updated_at = ${now}::timestamptz
       FROM (SELECT id FROM alert_deliveries
              WHERE status = 'pending' AND next_attempt_at <= ${now}::timestamptz AND (lease_until IS NULL OR lease_until <= ${now}::timestamptz)
+               -- an endpoint switched off keeps its deliveries waiting until it is on again
+               AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = endpoint_id AND e.is_active)
              ORDER BY next_attempt_at LIMIT ${batchSize} FOR UPDATE SKIP LOCKED) due,
            alerts a, webhook_endpoints e
      WHERE d.id = due.id AND a.id = d.alert_id AND e.id = d.endpoint_id

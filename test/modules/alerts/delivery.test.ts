@@ -47,8 +47,11 @@ const settingsOf = (g: Gateway, more: Partial<DeliverySettings> = {}): DeliveryS
 t.test('a delivery is the JSON payload signed t=<unix>,v1=HMAC-SHA256(secret, "t.body"), marked delivered', async (t) => {
   const g = await gateway(t, { ALERT_DELIVERY_INTERVAL_MS: '0' })
   const hook = await receiver(t)
-  const { key } = await oneAlert(g, hook.url)
+  const { key, endpoint } = await oneAlert(g, hook.url)
   const now = new Date('2030-01-01T10:00:00.000Z')
+  await g.adminCall('PUT', `/api/admin/webhooks/${endpoint.id as string}`, { is_active: false })
+  t.same(await deliverDue(g.app.pools.admin, settingsOf(g), now), [], 'an inactive endpoint\'s deliveries wait')
+  await g.adminCall('PUT', `/api/admin/webhooks/${endpoint.id as string}`, { is_active: true })
   t.same(await deliverDue(g.app.pools.admin, settingsOf(g), now), ['delivered'])
 
   t.equal(hook.received.length, 1)
