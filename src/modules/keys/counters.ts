@@ -64,7 +64,7 @@ const providerNames = (list: Fragment): Fragment => sql`CASE WHEN jsonb_typeof($
 /**
  * The key and its owner by the key's hash or id (api_keys unique key_hash / primary key,
  * users primary key), with the counters (accounting/read/counters.ts) and the budgets
- * (budgets/state.ts) in the same row; the owner's holds are served by admission_holds (user_id).
+ * (budgets/state.ts) in the same row; the owner's holds are served by admission_holds (user_id, expires_at).
  */
 const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
   const counters = keyCounters({ id: raw('k.id'), rateLimit: raw('k.rate_limit'), tokenLimit: raw('k.token_limit'), windowSeconds: raw('k.rate_window_seconds'), concurrentLimit: raw('k.concurrent_limit'), dailyCostLimit: raw('k.daily_cost_limit') }, settings)
