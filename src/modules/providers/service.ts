@@ -4,11 +4,12 @@
 import type { Db } from '../../db/prisma.js'
 import { forgetProvider, forgetProviderKeys } from '../accounting/corrections.js'
 import { mergedConfig, priorityOf } from './aether.js'
+import { monthlyFields, quotaUsage } from './quota.js'
 import { Prisma, type Provider, type ProviderApiKey, type ProviderEndpoint } from '../../generated/prisma/client.js'
 import { Errors } from '../../http/errors.js'
 import { encrypt, maskSecret } from '../../lib/crypto.js'
 import type { Keyring } from '../../lib/keyring.js'
-import { nanoToUsd, nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
+import { nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
 import type {
   EndpointCreateBody, EndpointUpdateBody, Page, ProviderCreateBody, ProviderKeyCreateBody, ProviderKeyUpdateBody, ProviderUpdateBody
 } from './schemas.js'
@@ -25,7 +26,7 @@ export function toProviderRecord (row: ProviderRow) {
     name: row.name,
     billing_type: row.billingType,
     monthly_quota_usd: nanoToUsdOrNull(row.monthlyQuota),
-    monthly_used_usd: nanoToUsd(row.monthlyUsed),
+    ...monthlyFields(quotaUsage(row, new Date())),
     priority: row.priority,
     is_active: row.isActive,
     config: row.config as Record<string, unknown> | null,
