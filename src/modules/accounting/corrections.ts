@@ -43,10 +43,11 @@ function foldOntoNil (r: Rollup, dimension: 'key' | 'provider_key', ids: string[
   const column = DIMENSIONS[dimension].column
   const others = r.grain.filter((name) => name !== dimension).map((name) => DIMENSIONS[name].column)
   const columns = [...others, ...r.measures].join(', ')
+  // summed per target row: several ids' rows of one bucket land on one nil row, which one INSERT may update only once
   return sql`
     WITH gone AS (DELETE FROM ${raw(r.table)} WHERE ${raw(column)} = ANY(${ids}::uuid[]) RETURNING *)
     INSERT INTO ${raw(r.table)} AS t (${raw(columns)}, ${raw(column)})
-    SELECT ${raw(columns)}, ${NIL_UUID}::uuid FROM gone
+    SELECT ${raw([...others, ...r.measures.map((m) => `sum(${m})`)].join(', '))}, ${NIL_UUID}::uuid FROM gone GROUP BY ${raw(others.join(', '))}
     ON CONFLICT (${raw(keyColumns(r).join(', '))}) DO UPDATE SET ${raw(r.measures.map((m) => `${m} = t.${m} + EXCLUDED.${m}`).join(', '))}`
 }
 
