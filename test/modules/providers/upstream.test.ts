@@ -3,6 +3,7 @@
 // quota-usage statistics, and the provider-key rollup equal to a GROUP BY over the raw
 // rows after ingestion and after each correction. Expected figures are worked out by hand.
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import { waitUntil } from '../../helper.js'
 import { gateway, UNKNOWN_UUID, type Gateway, type Json } from '../gateway/fixtures.js'
 
@@ -146,6 +147,20 @@ t.test('the provider-key rollup equals the raw rows\' GROUP BY after ingestion, 
   let { rollup, raw } = await rollupAndRaw(g)
   t.ok(rollup.length >= 4, `rows for every key and the nil key (${rollup.length})`)
   t.same(rollup, raw, 'after ingestion')
+
+  // the migration's back-fill, on these rows, gives the same rollup and month
+  const month = await g.app.prisma.$queryRawUnsafe<Json[]>('SELECT id::text, monthly_used::text, monthly_used_month::text FROM providers ORDER BY id')
+  t.not(month.find((p) => p.id === c.provider.id)?.monthly_used, '0', 'the month as ingestion kept it')
+  await g.app.prisma.$executeRawUnsafe('DELETE FROM usage_hourly_provider_key')
+  await g.app.prisma.$executeRawUnsafe('UPDATE providers SET monthly_used = 0, monthly_used_month = NULL')
+  const migration = readFileSync(new URL('../../../prisma/migrations/20261203120000_upstream_accounting/migration.sql', import.meta.url), 'utf8')
+  const backfill = migration.slice(migration.indexOf('-- Back-fill'))
+  for (const statement of backfill.split(';').map((text) => text.split('\n').filter((line) => !line.startsWith('--')).join('\n').trim()).filter((text) => text !== '')) {
+    await g.app.prisma.$executeRawUnsafe(statement)
+  }
+  t.same((await rollupAndRaw(g)).rollup, raw, 'the migration\'s back-fill of the rollup')
+  t.same(await g.app.prisma.$queryRawUnsafe('SELECT id::text, monthly_used::text, monthly_used_month::text FROM providers ORDER BY id'),
+    month.map((p) => p.id === c.provider.id ? p : { ...p, monthly_used: '0', monthly_used_month: null }), 'the migration\'s back-fill of the month')
 
   const refused = await g.app.inject({ method: 'DELETE', url: `/api/admin/providers/${c.other.id}/keys/${c.k2.id}`, headers: g.admin.headers })
   t.equal(refused.statusCode, 404, 'another provider\'s key: nothing deleted')
