@@ -5,6 +5,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { waitUntil } from '../../helper.js'
+import { mulberry32, testSeed } from '../../prng.js'
 import { gateway, UNKNOWN_UUID, type Gateway, type Json } from '../gateway/fixtures.js'
 
 const HOUR = 3_600_000
@@ -204,4 +205,52 @@ t.test('refusals: unknown provider, bad ranges, strangers and users', async (t) 
   }
   await waitUntil('refusals audited', async () => g.app.prisma.auditLog.count({ where: { action: 'provider_keys.usage', success: false } }), (n) => n >= 7)
   t.pass('refusals audited')
+})
+
+t.test('random traffic: the provider-key rollup and each provider\'s month equal the raw rows, batch by batch', async (t) => {
+  const random = mulberry32(testSeed(t))
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!
+  const g = await gateway(t)
+  const c = await catalogue(g)
+  const otherEndpoint = await g.endpoint(c.other.id, 'claude:messages')
+  const otherKey = await g.providerKey(c.other.id, { rate_multiplier: 3 })
+  const routes = [
+    ...[c.k1, c.k2, c.k3, null].map((key) => ({ provider_id: c.provider.id, provider_endpoint_id: c.endpoint.id, provider_api_key_id: key?.id ?? null })),
+    { provider_id: c.other.id, provider_endpoint_id: otherEndpoint.id, provider_api_key_id: otherKey.id }
+  ]
+  // this month, and the last hours of the previous one
+  const instants = [THIS_MONTH, iso(MONTH_START - 1), iso(MONTH_START - 5 * HOUR), iso(Math.min(now - 1000, MONTH_START + 26 * HOUR))]
+  const open: string[] = []
+  for (let batch = 0; batch < 12; batch++) {
+    const events: object[] = []
+    for (let i = 0; i < 6; i++) {
+      const id = `p${batch}-${i}`
+      const route = pick(routes)
+      const createdAt = pick(instants)
+      const tokens = { input_tokens: Math.floor(random() * 5_000), output_tokens: Math.floor(random() * 2_000), response_time_ms: pick([null, 120, 900]) }
+      if (random() < 0.3) {
+        events.push({ type: 'start', request_id: id, api_key_id: c.key.id, model: 'm', api_format: 'claude:messages', ...route, created_at: createdAt })
+        open.push(id)
+      } else {
+        events.push({ ...done(c, id, null, createdAt, tokens), ...route, status: pick(['completed', 'completed', 'failed', 'cancelled']) })
+      }
+    }
+    // an earlier start completes, on the key (and provider) the gateway finally used
+    const finishing = open.splice(0, Math.floor(random() * 3))
+    for (const id of finishing) {
+      events.push({ type: 'complete', request_id: id, status: 'completed', ...pick(routes), input_tokens: Math.floor(random() * 3_000), output_tokens: 10 })
+    }
+    await g.send(events)
+  }
+  const { rollup, raw } = await rollupAndRaw(g)
+  t.ok(rollup.length > 5, `${rollup.length} rollup rows`)
+  t.same(rollup, raw, 'provider-key rollup = GROUP BY of the finished rows')
+  const months = await g.app.prisma.$queryRawUnsafe<Json[]>(`
+    SELECT p.id::text, COALESCE((SELECT sum(u.actual_total_cost) FROM usage u WHERE u.provider_id = p.id AND u.status IN ('completed', 'failed', 'cancelled')
+             AND u.created_at >= date_trunc('month', now(), 'UTC')), 0)::text AS spent
+      FROM providers p ORDER BY p.name`)
+  for (const { id, spent } of months) {
+    const record = await g.adminCall('GET', `/api/admin/providers/${id as string}`)
+    t.equal(Math.round(record.monthly_used_usd * 1e9), Number(spent), `${record.name as string}: this month's actual cost`)
+  }
 })
