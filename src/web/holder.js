@@ -70,7 +70,7 @@ function fill (table, rows) {
 const money = (value) => value === null ? 'unlimited' : usd.format(value)
 const limit = (value, format = count.format) => value === null ? 'unlimited' : format(value)
 
-function renderKey (stats, answeredAt) {
+function renderKey (stats, timeZone, answeredAt) {
   const { usage, limits } = stats
   show('name', stats.name)
   show('status', stats.is_active ? 'active' : 'disabled')
@@ -85,7 +85,7 @@ function renderKey (stats, answeredAt) {
     [`Requests per ${limits.rate_window_seconds} s`, count.format(limits.current_window_requests), limit(limits.rate_limit), windowReset],
     [`Tokens per ${limits.rate_window_seconds} s`, count.format(limits.current_window_tokens), limit(limits.token_limit), windowReset],
     ['Requests at once', '—', limit(limits.concurrent_limit), '—'],
-    ['Spend today', usd.format(limits.today_cost_usd), money(limits.daily_cost_limit_usd), 'at midnight'],
+    ['Spend today', usd.format(limits.today_cost_usd), money(limits.daily_cost_limit_usd), `at midnight (${timeZone})`],
     ['Spend in total', usd.format(usage.cost_usd), money(limits.total_cost_limit_usd), 'never']
   ]
   fill('#limits', rows)
@@ -143,7 +143,7 @@ async function load () {
   status.textContent = 'Loading your figures…'
   try {
     const [stats, daily] = await Promise.all([call('user-stats', {}), call('daily-usage', { days: 30 })])
-    renderKey(stats, Date.now())
+    renderKey(stats, daily.time_zone, Date.now())
     renderDays(daily)
     figures.hidden = false
     forget.hidden = false

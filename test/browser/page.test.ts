@@ -12,6 +12,24 @@ const DAY = 86_400_000
 
 const usd = (value: number) => new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 6 }).format(value)
 
+/** Browser-side: the visible texts whose colour is below 4.5:1 against their background (WCAG's relative luminance). */
+const LOW_CONTRAST = `(() => {
+  const luminance = (colour) => {
+    const [r, g, b] = colour.match(/[\\d.]+/g).slice(0, 3).map((v) => { v = Number(v) / 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4 })
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+  }
+  const opaque = (colour) => !/^rgba\\(.*, 0\\)$/.test(colour) && colour !== 'transparent'
+  const background = (el) => { for (let e = el; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor; if (opaque(c)) return c } return 'rgb(255, 255, 255)' }
+  const low = []
+  for (const el of document.querySelectorAll('body *')) {
+    if (!el.checkVisibility() || ![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim() !== '')) continue
+    const [a, b] = [luminance(getComputedStyle(el).color), luminance(background(el))]
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)
+    if (ratio < 4.5) low.push(el.tagName + ' "' + el.textContent.trim().slice(0, 30) + '" ' + ratio.toFixed(2))
+  }
+  return low
+})()`
+
 /** A standalone key with $5, a daily budget of $2 (UTC) and two hand-priced requests today. */
 async function holder (g: Gateway) {
   await g.price({ model: 'alpha', tiers: [{ up_to: null, input: 3, output: 15 }] })
@@ -103,7 +121,7 @@ t.test('in Chromium: a real key shows the API\'s figures, a wrong key a clear me
   // the limits' table: the rate window and today's spend as user-stats answers them
   const limits = await page.$$eval('#limits tbody tr', (rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent)))
   t.match(limits[0], [/^Requests per \d+ s$/, String(stats!.limits.current_window_requests), 'unlimited'])
-  t.same(limits[3]!.slice(0, 3), ['Spend today', usd(stats!.limits.today_cost_usd), 'unlimited'])
+  t.same(limits[3], ['Spend today', usd(stats!.limits.today_cost_usd), 'unlimited', 'at midnight (UTC)'])
   // the budget's window: spent, left, and its reset at the next UTC midnight
   const budget = await page.$$eval('#budgets tbody tr', (rows) => rows.map((row) => [...row.children].map((cell) => cell.querySelector('time')?.dateTime ?? cell.textContent)))
   t.same(budget, [['This key: Daily', '$0.0065', '$0.00', '$2.00', '$1.9935', nextMidnight]], 'the day budget resets at the next UTC midnight')
@@ -119,8 +137,12 @@ t.test('in Chromium: a real key shows the API\'s figures, a wrong key a clear me
   const models = await page.$$eval('#models tbody tr', (rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent)))
   t.same(models, [['alpha', '1', '1,000', '100', '0 / 0', '$0.0045'], ['beta', '1', '2,000', '0', '0 / 0', '$0.002']])
 
+  // contrast: every visible text at least 4.5:1 against its nearest opaque background (WCAG AA)
+  t.same(await page.evaluate<string[]>(LOW_CONTRAST), [], 'no text below 4.5:1')
+
   // the key went as a bearer header, never in a URL or in the browser's storage
   t.ok(apiCalls.length >= 2 && apiCalls.every((call) => call.authorization === `Bearer ${key.key as string}` && !call.url.includes(key.key as string)), 'bearer only')
+  t.same([...new Set(apiCalls.map((call) => new URL(call.url).pathname))].sort(), ['/api/key-stats/daily-usage', '/api/key-stats/user-stats'], 'the key holder endpoints only, never the admin API')
   t.notMatch(page.url(), /sk-/)
   t.same(await page.evaluate('[localStorage.length, sessionStorage.length, document.cookie]'), [0, 0, ''])
 
