@@ -119,12 +119,13 @@ function drawChart (days) {
   if (typeof UPlot !== 'function') { target.textContent = 'The chart could not be drawn; the table below has the same figures.'; return }
   // each local day at UTC midnight, drawn in UTC, so the labels are the API's dates whatever the browser's zone
   const xs = days.map((day) => Date.parse(`${day.date}T00:00:00Z`) / 1000)
+  // half a day of margin each side of the x scale, so the first and last days' bars show whole
   const width = Math.max(300, Math.min(900, target.clientWidth || 900))
   chart = new UPlot({
     width,
     height: 280,
     tzDate: (ts) => UPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
-    scales: { x: { time: true }, usd: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] }, req: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+    scales: { x: { time: true, range: (_u, min, max) => [min - 43_200, max + 43_200] }, usd: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] }, req: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
     series: [
       { label: 'Day', value: (_u, ts) => ts === null ? '—' : new Date(ts * 1000).toISOString().slice(0, 10) },
       { label: 'Spend', scale: 'usd', value: (_u, v) => v === null ? '—' : usd.format(v), fill: 'rgba(0, 82, 155, 0.55)', stroke: '#00529b', width: 1, paths: UPlot.paths.bars({ size: [0.7, 40] }) },
@@ -133,7 +134,7 @@ function drawChart (days) {
     axes: [
       { stroke: '#222' },
       { scale: 'usd', stroke: '#222', values: (_u, ticks) => ticks.map((v) => usd.format(v)), size: 70 },
-      { scale: 'req', side: 1, stroke: '#222', grid: { show: false } }
+      { scale: 'req', side: 1, stroke: '#222', grid: { show: false }, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 1e6, 1e7], values: (_u, ticks) => ticks.map((v) => count.format(v)) }
     ]
   }, [xs, days.map((day) => day.cost_usd), days.map((day) => day.requests)], target)
 }
