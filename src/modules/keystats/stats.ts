@@ -64,7 +64,8 @@ export async function dailyUsage (db: Db, pg: Sql, keyId: string, timeZone: stri
   const range = await recentDays(pg, timeZone, days)
   const [perDay, perModel] = await Promise.all([keyDailyUsage(db, keyId, range, timeZone), keyModelUsage(pg, keyId, range.start, range.end)])
   const byDate = new Map(perDay.map((day) => [day.date, day]))
-  perModel.sort((a, b) => (a.cost < b.cost ? 1 : a.cost > b.cost ? -1 : 0) || (a.model < b.model ? -1 : a.model > b.model ? 1 : 0))
+  // most spend first (the sign of a bigint difference survives Number), then by name
+  perModel.sort((a, b) => Number(b.cost - a.cost) || a.model.localeCompare(b.model))
   return {
     time_zone: timeZone,
     start: range.start.toISOString(),
