@@ -39,6 +39,7 @@ import statsRoutes from './modules/stats/routes.js'
 import tokenRoutes from './modules/tokens/routes.js'
 import usageRoutes from './modules/usage/routes.js'
 import userRoutes from './modules/users/routes.js'
+import keyHolderPage from './web/routes.js'
 
 export type App = FastifyInstance & { withTypeProvider: FastifyInstance['withTypeProvider'] }
 
@@ -227,6 +228,8 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(keyStatsRoutes, { prefix: '/api/key-stats' })
   await app.register(auditRoutes, { prefix: '/api/admin' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  // the key holder's page at /, with a CSP of its own (src/web/routes.ts)
+  await app.register(keyHolderPage)
 
   return app
 }
