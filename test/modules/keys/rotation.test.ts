@@ -100,7 +100,7 @@ t.test('a user rotates their own key; refusals are 4xx, change nothing and are a
   const user = await signIn(g.app, 'user')
   const mine = (await g.app.inject({ method: 'POST', url: '/api/users/me/api-keys', headers: user.headers, payload: { name: 'mine' } })).json()
   const other = await g.standaloneKey()
-  const rotate = (url: string, headers: object, payload?: object) => g.app.inject({ method: 'POST', url, headers, ...(payload !== undefined && { payload }) })
+  const rotate = (url: string, headers: Record<string, string>, payload?: object) => g.app.inject({ method: 'POST', url, headers, ...(payload !== undefined && { payload }) })
 
   const res = await rotate(`/api/users/me/api-keys/${mine.id}/rotate`, user.headers, { grace_seconds: 60 })
   t.equal(res.statusCode, 200)
@@ -108,7 +108,7 @@ t.test('a user rotates their own key; refusals are 4xx, change nothing and are a
   t.equal((await g.verify({ key: mine.key })).statusCode, 200, 'old secret in its grace period')
   t.equal((await g.verify({ key: res.json().key })).statusCode, 200)
 
-  const refusals: Array<[string, object, object | undefined, number, string?]> = [
+  const refusals: Array<[string, Record<string, string>, object | undefined, number, string?]> = [
     [`/api/users/me/api-keys/${other.id}/rotate`, user.headers, {}, 404, 'not_found'],
     [`/api/users/me/api-keys/${UNKNOWN_UUID}/rotate`, user.headers, {}, 404, 'not_found'],
     [`/api/admin/api-keys/${mine.id}/rotate`, user.headers, {}, 403],
