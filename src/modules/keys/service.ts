@@ -182,15 +182,13 @@ export async function rotateKey (db: Db, keyring: Keyring, id: string, scope: Ke
   await findKey(db, id, scope)
   const key = generateApiKey()
   const secret = secretColumns(keyring, key)
-  // api_keys primary key
-  const rotated = await db.$queryRaw<Array<{ id: string }>>`
+  // api_keys primary key; a key deleted meanwhile is the 404 of the read after it
+  await db.$executeRaw`
     UPDATE api_keys
        SET previous_key_hash = CASE WHEN ${graceSeconds}::int > 0 THEN key_hash END,
            previous_key_expires_at = CASE WHEN ${graceSeconds}::int > 0 THEN now() + make_interval(secs => ${graceSeconds}::int) END,
            key_hash = ${secret.keyHash}, key_prefix = ${secret.keyPrefix}, key_encrypted = ${secret.keyEncrypted}, updated_at = now()
-     WHERE id = ${id}::uuid
-    RETURNING id`
-  if (rotated.length === 0) throw new Errors.NotFound('API key not found')
+     WHERE id = ${id}::uuid`
   return { ...await keyRecord(db, await findKey(db, id, scope)), key }
 }
 

@@ -93,6 +93,12 @@ t.test('grace 0 ends the old secret at once; the default is one day; a second ro
   t.equal((await g.verify({ key: b.key })).statusCode, 401, 'the first secret stops at the second rotation')
   t.equal((await g.verify({ key: first.key })).statusCode, 200, 'the second secret is in its grace period')
   t.equal((await g.verify({ key: second.key })).statusCode, 200)
+
+  // two rotations at once chain: both new secrets verify (one current, one in its grace period)
+  const c = await g.standaloneKey()
+  const both = await Promise.all([0, 1].map(() => g.adminCall('POST', `/api/admin/api-keys/${c.id}/rotate`, { grace_seconds: 600 })))
+  for (const rotated of both) t.equal((await g.verify({ key: rotated.key })).statusCode, 200, 'a concurrent rotation\'s secret is not lost')
+  t.equal((await g.verify({ key: c.key })).statusCode, 401, 'the secret before both is')
 })
 
 t.test('a user rotates their own key; refusals are 4xx, change nothing and are audited', async (t) => {
