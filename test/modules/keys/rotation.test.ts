@@ -86,6 +86,9 @@ t.test('grace 0 ends the old secret at once; the default is one day; a second ro
   t.equal((await g.verify({ key: now.key })).statusCode, 200)
 
   const b = await g.standaloneKey()
+  const bodyless = await g.app.inject({ method: 'POST', url: `/api/admin/api-keys/${b.id}/rotate`, headers: g.admin.headers })
+  t.equal(bodyless.statusCode, 400, 'a body is required ({} for the default grace)')
+  t.match(bodyless.json(), { error: { field: 'body' }, detail: 'body must be object' })
   const first = await g.adminCall('POST', `/api/admin/api-keys/${b.id}/rotate`, {})
   const day = secondsFromNow(first.previous_key_expires_at)
   t.ok(day > 86_390 && day <= 86_400, `the default grace is 86400 s (${day})`)
