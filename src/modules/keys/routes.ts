@@ -4,7 +4,7 @@
 // a 404, never a hint that it exists.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Errors } from '../../http/errors.js'
-import { errorResponses } from '../../http/schemas.js'
+import { errorResponses, sendTotal } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import { usdToNano } from '../../lib/money.js'
 import { dateRange } from '../../lib/time.js'
@@ -228,7 +228,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'user',
     handle: async ({ db, user, query, reply }) => {
       const { api_keys: keys, total } = await listKeys(db, { userId: user.id }, query)
-      reply.header('x-total-count', String(total))
+      sendTotal(reply, total)
       return keys
     }
   })

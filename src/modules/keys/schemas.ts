@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox'
-import { IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
+import { CountedArray, IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
 import { shared } from '../../http/openapi.js'
 import { BudgetRecord } from '../budgets/schemas.js'
 import { MAX_ALLOWED_IPS, MAX_ALLOWED_USER_AGENTS } from './restrictions.js'
@@ -95,7 +95,7 @@ export const KeyListQuery = Type.Object({ ...SkipLimit(500, 100), is_active: Typ
 export const KeyList = Type.Object({ api_keys: Type.Array(KeyRecord), total: Type.Integer(), limit: Type.Integer(), skip: Type.Integer() })
 /** One's own keys, as Aether's page reads them: unknown parameters ignored, not refused */
 export const OwnKeyListQuery = Type.Object({ ...SkipLimit(1000, 1000), is_active: Type.Optional(Type.Boolean()) })
-export const OwnKeyList = Type.Array(KeyRecord, { description: 'newest first; the total is in X-Total-Count' })
+export const OwnKeyList = CountedArray(KeyRecord, 'newest first')
 
 export const KeyParams = Type.Object({ id: Uuid }, { additionalProperties: false })
 export const UserKeyParams = Type.Object({ user_id: Uuid }, { additionalProperties: false })

@@ -1,7 +1,7 @@
 // The provider catalogue: /api/admin/providers, its endpoints and its API keys.
 // Provider secrets are write-only: no response carries them, only a masked display.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { errorResponses } from '../../http/schemas.js'
+import { errorResponses, sendTotal } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import {
   EndpointCreate, EndpointList, EndpointParams, EndpointRecord, EndpointUpdate, KeyUsageList, KeyUsageQuery, Message, PageQuery, ProviderCreate, ProviderKeyCreate,
@@ -57,7 +57,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'admin',
     handle: async ({ db, query, reply }) => {
       const { rows, total } = await providerSummaries(db, query)
-      reply.header('x-total-count', String(total))
+      sendTotal(reply, total)
       return rows
     }
   })

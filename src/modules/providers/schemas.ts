@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox'
-import { IdParams, IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
+import { CountedArray, IdParams, IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
 import { shared } from '../../http/openapi.js'
 
 const Name = Type.String({ minLength: 1, maxLength: 100 })
@@ -123,7 +123,7 @@ export const ProviderSummary = Type.Object({
 
 /** Aether's page sends nothing; unknown parameters are ignored, not refused (AETHER.md §1) */
 export const ProviderSummaryQuery = Type.Object({ ...SkipLimit(1000, 1000), is_active: Type.Optional(Type.Boolean()) })
-export const ProviderSummaryList = Type.Array(ProviderSummary, { description: 'by priority, then name; the total is in X-Total-Count' })
+export const ProviderSummaryList = CountedArray(ProviderSummary, 'by priority, then name')
 
 export const ProviderListQuery = Type.Object({ ...SkipLimit(500, 100), is_active: Type.Optional(Type.Boolean()) }, { additionalProperties: false })
 export const ProviderList = Type.Object({ providers: Type.Array(ProviderRecord), total: Type.Integer(), skip: Type.Integer(), limit: Type.Integer() })
