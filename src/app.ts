@@ -41,6 +41,7 @@ import statsRoutes from './modules/stats/routes.js'
 import tokenRoutes from './modules/tokens/routes.js'
 import usageRoutes from './modules/usage/routes.js'
 import userRoutes from './modules/users/routes.js'
+import keyHolderPage from './web/routes.js'
 
 export type App = FastifyInstance & { withTypeProvider: FastifyInstance['withTypeProvider'] }
 
@@ -231,6 +232,8 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(auditRoutes, { prefix: '/api/admin' })
   await app.register(alertRoutes, { prefix: '/api' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  // the key holder's page at /, with a CSP of its own (src/web/routes.ts)
+  await app.register(keyHolderPage)
 
   return app
 }

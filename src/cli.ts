@@ -1,4 +1,5 @@
 // Entry points for operators and cron: `node dist/cli.js <command>`.
+import './env-file.js'
 import { loadConfig } from './config.js'
 import { firstLine } from './db/embedded.js'
 import { createDatabase, inTransaction } from './db/prisma.js'

@@ -1,5 +1,6 @@
 // The process: configuration, database (embedded when DATABASE_URL is unset),
 // migrations, the first admin, listen, and a clean stop on SIGINT/SIGTERM.
+import './env-file.js'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'

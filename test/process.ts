@@ -1,6 +1,7 @@
 // The real server process (`node --import tsx src/server.ts`), for the tests whose
 // subject is the process: its boot, its stop, its faults. One spawner for all of them.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { freePort } from '../src/db/embedded.js'
 
@@ -28,12 +29,16 @@ export interface ServerProcess {
  * merge lost up to a third of a file's covered lines (users/service.ts: 69 % alone, 45 %
  * beside server.test.ts), which moved the total by 8 points between runs.
  */
+/** the server's entry, from any working directory (a test may give it another, with its own .env) */
+const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
+const TSX = import.meta.resolve('tsx')
+
 export const CHILD_COVERAGE_OFF = { _TAPJS_PROCESSINFO_COVERAGE_: '0' } as const
 
-export async function spawnServerProcess (t: Test, env: Record<string, string>, options: { detached?: boolean } = {}): Promise<ServerProcess> {
+export async function spawnServerProcess (t: Test, env: Record<string, string>, options: { detached?: boolean, cwd?: string } = {}): Promise<ServerProcess> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: process.cwd(),
+  const child = spawn(process.execPath, ['--import', TSX, SERVER], {
+    cwd: options.cwd ?? process.cwd(),
     detached: options.detached ?? false,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: String(port), ...CHILD_COVERAGE_OFF, ...env },
     stdio: ['ignore', 'pipe', 'pipe']

@@ -31,6 +31,18 @@ export const SkipLimit = (max: number, fallback: number) => ({
 
 export const Message = Type.Object({ message: Type.String() })
 
+/**
+ * A page as a bare array (Aether's list pages read one) with the whole count in the
+ * X-Total-Count header, which the API document then shows (@fastify/swagger lifts `headers`).
+ */
+export const CountedArray = <T extends TSchema>(item: T, order: string) => Type.Array(item, {
+  description: `${order}; the total is in X-Total-Count`,
+  headers: { 'X-Total-Count': { type: 'integer', minimum: 0, description: 'every row the filters match, whatever skip and limit' } }
+})
+
+/** Sets the header CountedArray documents. */
+export const sendTotal = (reply: { header: (name: string, value: string) => unknown }, total: number) => { reply.header('x-total-count', String(total)) }
+
 /** Error responses for a route: the ones every pipeline route can give, plus its own. */
 export function errorResponses (...extra: number[]): Record<number, typeof ErrorBody> {
   const statuses = new Set([400, 401, 403, 429, ...extra])

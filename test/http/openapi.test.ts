@@ -274,3 +274,20 @@ t.test('no parameter or body field is both required and defaulted', async (t) =>
   t.ok(defaulted > 20, `${defaulted} defaulted parameters`)
   t.match(doc.paths['/api/admin/api-keys']?.get?.parameters?.find((p) => p.name === 'limit'), { required: false, schema: { default: 100 } })
 })
+
+t.test('X-Total-Count is documented exactly on the answers that send it', async (t) => {
+  let sent = 0
+  for (const route of documented.filter((r) => r.method === 'GET' && !r.url.includes(':'))) {
+    const answer = await app.inject({ method: 'GET', url: route.url, headers: admin.headers })
+    if (answer.statusCode !== 200) continue
+    const header = operation(route)?.responses?.['200']?.headers?.['X-Total-Count']
+    if (answer.headers['x-total-count'] === undefined) {
+      t.notOk(header, `${label(route)} sends no total and documents none`)
+      continue
+    }
+    sent++
+    t.match(header, { schema: { type: 'integer', minimum: 0 } }, `${label(route)} documents the X-Total-Count it sends`)
+  }
+  // the users, providers and own keys pages
+  t.equal(sent, 3)
+})

@@ -68,7 +68,9 @@ t.test('summary: one row per provider, every field from its endpoints, keys and 
   await prices({ model: 'm3', provider_id: alpha.id, effective_from: '2999-01-01T00:00:00Z' })
   await prices({ model: 'm4', effective_from: '2020-01-01T00:00:00Z' })
   await prices({ model: 'm4', provider_id: beta.id, effective_from: '2020-01-01T00:00:00Z' })
-  await app.prisma.provider.update({ where: { id: alpha.id }, data: { monthlyUsed: 1_500_000_000n } })
+  // this UTC month's spend (a row of another month reads as 0: providers/quota.ts)
+  const month = new Date(`${new Date().toISOString().slice(0, 7)}-01T00:00:00.000Z`)
+  await app.prisma.provider.update({ where: { id: alpha.id }, data: { monthlyUsed: 1_500_000_000n, monthlyUsedMonth: month } })
 
   const res = await call('GET', '/summary')
   t.equal(res.statusCode, 200)

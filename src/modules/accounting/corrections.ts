@@ -38,15 +38,29 @@ export async function forgetProvider (db: Db, providerId: string): Promise<void>
     SELECT 1`)
 }
 
-/** Moves a rollup's rows of the key onto the nil key (a deleted key's usage rows have none), adding into rows already there. */
-function foldOntoNilKey (r: Rollup, keyId: string): Fragment {
-  const others = r.grain.filter((name) => name !== 'key').map((name) => DIMENSIONS[name].column)
+/** Moves a rollup's rows of the ids (its `dimension`) onto the nil id (the usage rows lost theirs), adding into rows already there. */
+function foldOntoNil (r: Rollup, dimension: 'key' | 'provider_key', ids: string[]): Fragment {
+  const column = DIMENSIONS[dimension].column
+  const others = r.grain.filter((name) => name !== dimension).map((name) => DIMENSIONS[name].column)
   const columns = [...others, ...r.measures].join(', ')
+  // summed per target row: several ids' rows of one bucket land on one nil row, which one INSERT may update only once
   return sql`
-    WITH gone AS (DELETE FROM ${raw(r.table)} WHERE api_key_id = ${keyId}::uuid RETURNING *)
-    INSERT INTO ${raw(r.table)} AS t (${raw(columns)}, api_key_id)
-    SELECT ${raw(columns)}, ${NIL_UUID}::uuid FROM gone
+    WITH gone AS (DELETE FROM ${raw(r.table)} WHERE ${raw(column)} = ANY(${ids}::uuid[]) RETURNING *)
+    INSERT INTO ${raw(r.table)} AS t (${raw(columns)}, ${raw(column)})
+    SELECT ${raw([...others, ...r.measures.map((m) => `sum(${m})`)].join(', '))}, ${NIL_UUID}::uuid FROM gone GROUP BY ${raw(others.join(', '))}
     ON CONFLICT (${raw(keyColumns(r).join(', '))}) DO UPDATE SET ${raw(r.measures.map((m) => `${m} = t.${m} + EXCLUDED.${m}`).join(', '))}`
+}
+
+/**
+ * After provider keys are deleted (by id, or with their provider), whose trigger set their
+ * usage rows' provider_api_key_id to NULL: their part of the provider-key rollups moves
+ * to the nil key. Run it in the deleting transaction, after the DELETE: that waited for
+ * every batch holding the keys (ingestion key-share-locks them), and no later batch can
+ * name them.
+ */
+export async function forgetProviderKeys (db: Db, ids: string[]): Promise<void> {
+  if (ids.length === 0) return
+  for (const r of ROLLUPS) if (r.grain.includes('provider_key')) await run(db, foldOntoNil(r, 'provider_key', ids))
 }
 
 /**
@@ -57,7 +71,7 @@ function foldOntoNilKey (r: Rollup, keyId: string): Fragment {
  * another key. The caller holds KEY_DELETION_LOCK, so no batch writes these rows meanwhile.
  */
 export async function forgetKey (db: Db, keyId: string): Promise<void> {
-  for (const r of ROLLUPS) if (r.grain.includes('key')) await run(db, foldOntoNilKey(r, keyId))
+  for (const r of ROLLUPS) if (r.grain.includes('key')) await run(db, foldOntoNil(r, 'key', [keyId]))
   await run(db, sql`DELETE FROM cache_interval_hourly WHERE scope = 'api_key' AND scope_id = ${keyId}::uuid`)
   await run(db, sql`DELETE FROM cache_savings_hourly WHERE api_key_id = ${keyId}::uuid`)
   await run(db, sql`

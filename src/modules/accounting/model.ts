@@ -15,6 +15,8 @@ export interface RollupSource {
   userId: string | null
   apiKeyId: string | null
   providerId: string | null
+  /** the upstream account (absent where a caller never knew it: counted on the nil key) */
+  providerApiKeyId?: string | null
   model: string
   apiFormat: string | null
   inputTokens: number
@@ -103,6 +105,7 @@ export const DIMENSIONS = {
   user: id('user_id', (r) => r.userId),
   key: id('api_key_id', (r) => r.apiKeyId),
   provider: id('provider_id', (r) => r.providerId),
+  provider_key: id('provider_api_key_id', (r) => r.providerApiKeyId ?? null),
   model: { column: 'model', type: 'text', of: (r) => r.model, raw: 'model' },
   format: { column: 'api_format', type: 'text', of: (r) => r.apiFormat ?? '', raw: `coalesce(api_format, '')` }
 } satisfies Record<string, Dimension>
@@ -128,7 +131,7 @@ export const REACHED_PROVIDER: RowFilter = {
 }
 
 export type RollupTable = 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly_global' | 'usage_daily_user'
-  | 'usage_hourly_user' | 'usage_hourly_provider' | 'usage_hourly_global'
+  | 'usage_hourly_user' | 'usage_hourly_provider' | 'usage_hourly_global' | 'usage_hourly_provider_key'
 
 export interface Rollup {
   table: RollupTable
@@ -162,7 +165,9 @@ export const ROLLUPS: readonly Rollup[] = [
   { table: 'usage_hourly_provider', grain: ['hour', 'provider'], measures: HOURLY, regroups: 'usage_hourly_model' },
   // the heatmap's hours: one row an hour (a year is ~8,800 rows, not ~52,000 of hour × provider);
   // every batch of an hour updates its row, locked only from the rollup statement to COMMIT
-  { table: 'usage_hourly_global', grain: ['hour'], measures: HEATMAP, regroups: 'usage_hourly_provider' }
+  { table: 'usage_hourly_global', grain: ['hour'], measures: HEATMAP, regroups: 'usage_hourly_provider' },
+  // upstream accounting: each provider key's hours (no finer rollup keeps the provider key, so the seed sums raw rows)
+  { table: 'usage_hourly_provider_key', grain: ['provider_key', 'hour'], measures: HOURLY }
 ]
 
 export const rollup = (table: RollupTable): Rollup => ROLLUPS.find((r) => r.table === table)!
@@ -201,6 +206,17 @@ export const ATTEMPTS = {
   measures: ['attempts', 'successes', 'failures', 'latency_sum_ms', 'latency_count', 'fallbacks'] as const,
   types: { attempts: 'int', successes: 'int', failures: 'int', latency_sum_ms: 'bigint', latency_count: 'int', fallbacks: 'int' }
 } as const
+
+/**
+ * A provider's month of spend (providers.monthly_used, with monthly_used_month): the
+ * actual cost (what the upstream bills: rate-multiplied, zero on a free tier) of its
+ * finished requests created in one UTC calendar month, the month upstream invoices run by.
+ */
+export const PROVIDER_MONTH = {
+  measure: 'actual_total_cost' as const satisfies MeasureName,
+  /** the first day (YYYY-MM-DD) of the UTC month an instant falls in */
+  of: (at: Date): string => `${at.toISOString().slice(0, 7)}-01`
+}
 
 /** The prompt-cache tables: written by cache/timeline.ts in ingestion's transaction, rebuilt by cache/rebuild.ts. */
 export const CACHE_TABLES = ['cache_interval_hourly', 'cache_savings_hourly', 'cache_timeline_tail', 'cache_points_hourly', 'cache_timeline_points'] as const

@@ -4,7 +4,7 @@
 // count a request twice — even when a late completion replaces a timed-out one.
 import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
-import { ATTEMPTS, bucketsOf, DIMENSIONS, finestKey, hour, MEASURES, ROLLUPS, type Buckets, type MeasureName, type Rollup, type RollupSource, type RollupTable } from './model.js'
+import { ATTEMPTS, bucketsOf, DIMENSIONS, finestKey, hour, MEASURES, PROVIDER_MONTH, ROLLUPS, type Buckets, type MeasureName, type Rollup, type RollupSource, type RollupTable } from './model.js'
 import { isFinished, NIL_UUID } from './rules.js'
 
 export type { RollupSource }
@@ -149,7 +149,39 @@ export class RollupDeltas {
   /** each quarter-hour's buckets, made once a batch: a batch's rows fall in a few (three ISO strings a row otherwise) */
   private readonly buckets = new Map<number, Buckets>()
 
+  /** provider × UTC month → the change of its actual cost (providers.monthly_used) */
+  private readonly months = new Map<string, { id: string, month: string, cost: bigint }>()
+
+  /**
+   * The providers' monthly_used changes, in id order (the lock order): each provider's
+   * newest month the batch changes. An older month's change is of a month the provider's
+   * row has left or is about to leave, which reads as 0 spent anyway.
+   */
+  providerMonthRows (): Array<{ id: string, month: string, cost: string }> {
+    const newest = new Map<string, { id: string, month: string, cost: bigint }>()
+    for (const entry of this.months.values()) {
+      if (entry.cost === 0n) continue
+      const seen = newest.get(entry.id)
+      if (seen === undefined || seen.month < entry.month) newest.set(entry.id, entry)
+    }
+    return [...newest.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0).map((e) => ({ id: e.id, month: e.month, cost: e.cost.toString() }))
+  }
+
+  private month (row: RollupSource, sign: 1 | -1): void {
+    if (row.providerId === null) return
+    const month = PROVIDER_MONTH.of(row.createdAt)
+    const id = `${row.providerId}|${month}`
+    let entry = this.months.get(id)
+    if (entry === undefined) {
+      entry = { id: row.providerId, month, cost: 0n }
+      this.months.set(id, entry)
+    }
+    const cost = BigInt(MEASURES[PROVIDER_MONTH.measure].of(row))
+    entry.cost += sign === 1 ? cost : -cost
+  }
+
   private add (row: RollupSource, sign: 1 | -1): void {
+    this.month(row, sign)
     const quarter = Math.floor(row.createdAt.getTime() / QUARTER_MS)
     let at = this.buckets.get(quarter)
     if (at === undefined) {
@@ -220,8 +252,8 @@ function upsertCte ({ table, key, measures }: typeof UPSERTS[number], rows: stri
     )`
 }
 
-/** The batch's clock, the keys' and the users' charges, the rate window's seconds, then one parameter per rollup. */
-function writeTotalsSql (now: Date, keys: string, users: string, seconds: string, rows: string[]): Fragment {
+/** The batch's clock, the keys', users' and providers' charges, the rate window's seconds, then one parameter per rollup. */
+function writeTotalsSql (now: Date, keys: string, users: string, providers: string, seconds: string, rows: string[]): Fragment {
   return sql`
     WITH keys AS (
       UPDATE api_keys k
@@ -237,6 +269,13 @@ function writeTotalsSql (now: Date, keys: string, users: string, seconds: string
         FROM jsonb_to_recordset(${users}::jsonb) AS c(id uuid, cost bigint)
        WHERE u.id = c.id
       RETURNING 1
+    ), providers AS (
+      -- a newer month starts from this batch's change; an older one is left alone (PROVIDER_MONTH)
+      UPDATE providers p
+         SET monthly_used = CASE WHEN p.monthly_used_month = c.month THEN p.monthly_used + c.cost ELSE c.cost END, monthly_used_month = c.month
+        FROM jsonb_to_recordset(${providers}::jsonb) AS c(id uuid, month date, cost bigint)
+       WHERE p.id = c.id AND (p.monthly_used_month IS NULL OR p.monthly_used_month <= c.month)
+      RETURNING 1
     ), seconds AS (
       INSERT INTO usage_key_seconds AS t (api_key_id, second, requests, tokens)
       SELECT d.api_key_id, to_timestamp(d.second), d.requests, d.tokens
@@ -246,19 +285,21 @@ function writeTotalsSql (now: Date, keys: string, users: string, seconds: string
     ), ${join(UPSERTS.map((upsert, i) => upsertCte(upsert, rows[i]!)), ', ')}
     -- read (so run) in the order the statement had before: the rollups, then the keys and users, then the window's seconds
     SELECT ${raw(UPSERTS.map(({ table }) => `(SELECT count(*) FROM ${table})`).join(' + '))} + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users)
-         + (SELECT count(*) FROM seconds) AS touched`
+         + (SELECT count(*) FROM seconds) + (SELECT count(*) FROM providers) AS touched`
 }
 
 /**
- * Everything a batch adds to shared rows — the nine rollups, the keys' and users'
- * charges, the rate window's seconds — in ONE statement. These are the rows every concurrent batch contends
+ * Everything a batch adds to shared rows — the rollups, the keys', users' and
+ * providers' charges, the rate window's seconds — in ONE statement. These are the rows every concurrent batch contends
  * for; as one statement, their locks are held for one round trip and the commit,
  * not for a conversation with a busy application server.
  */
 export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charges, now: Date): Promise<void> {
   const rows = UPSERTS.map(({ table }) => table === ATTEMPTS.table ? deltas.attemptRows() : deltas.rowsOf(table))
   const seconds = deltas.secondRows()
-  if (rows.every((list) => list.length === 0) && charges.keys.length + charges.users.length + seconds.length === 0) return
-  const query = writeTotalsSql(now, JSON.stringify(charges.keys), JSON.stringify(charges.users), JSON.stringify(seconds), rows.map((list) => JSON.stringify(list)))
+  const providers = deltas.providerMonthRows()
+  if (rows.every((list) => list.length === 0) && charges.keys.length + charges.users.length + seconds.length + providers.length === 0) return
+  const query = writeTotalsSql(now, JSON.stringify(charges.keys), JSON.stringify(charges.users), JSON.stringify(providers), JSON.stringify(seconds),
+    rows.map((list) => JSON.stringify(list)))
   await db.query(query.text, query.values)
 }

@@ -102,10 +102,11 @@ function sha256 (value: string): Buffer {
 export async function keyPrincipal (db: Db, keyring: Keyring, key: string): Promise<KeyPrincipal | null> {
   const hash = hashApiKey(keyring, key)
   // one joined query whatever the key's state, so the answer's timing says nothing about it
+  // by the current secret, or (api_keys unique previous_key_hash) the one a rotation replaced while its grace lasts
   const [row] = await db.$queryRaw<Array<{ id: string, user_id: string, key_hash: string, is_active: boolean, expires_at: Date | null, user_active: boolean }>>`
-    SELECT k.id, k.user_id, k.key_hash, k.is_active, k.expires_at, u.is_active AND NOT u.is_deleted AS user_active
+    SELECT k.id, k.user_id, CASE WHEN k.key_hash = ${hash} THEN k.key_hash ELSE k.previous_key_hash END AS key_hash, k.is_active, k.expires_at, u.is_active AND NOT u.is_deleted AS user_active
       FROM api_keys k JOIN users u ON u.id = k.user_id
-     WHERE k.key_hash = ${hash}`
+     WHERE k.key_hash = ${hash} OR (k.previous_key_hash = ${hash} AND k.previous_key_expires_at > now())`
   if (row === undefined || !constantTimeEqual(row.key_hash, hash) || !row.is_active || !row.user_active) return null
   if (row.expires_at !== null && row.expires_at <= new Date()) return null
   return { kind: 'key', apiKeyId: row.id, userId: row.user_id }

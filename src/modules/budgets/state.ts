@@ -39,7 +39,7 @@ const byOwner = (of: (column: 'api_key_id' | 'user_id', id: Fragment) => Fragmen
  * owner's, of its model only for a per-model budget — and holds naming no model, which may
  * become any. Served by budgets (api_key_id) / (user_id); no budget, nothing else is read.
  * The spend by usage_hourly and usage on (api_key_id | user_id, bucket | created_at), the
- * holds by admission_holds (api_key_id) / (user_id).
+ * holds by admission_holds (api_key_id, expires_at) / (user_id, expires_at).
  */
 export function budgetsSql (where: Fragment, now: Fragment): Fragment {
   const spent = byOwner((column, id) => finishedSpendSql({ column, id, model: raw('b.model') }, raw('w.window_start'), raw('w.window_end')))

@@ -1,7 +1,8 @@
 // The short in-process cache of gateway verify (VERIFY_CACHE_TTL_MS): a key's state and
 // counters as one query read them, by key hash, for at most the TTL counted from when
 // the query was sent. Verify still runs every check on each call against the current
-// time (expiry, the window's reset), so only the database's answer is reused.
+// time (expiry, a rotated key's old secret's grace, the window's reset), so only the
+// database's answer is reused.
 //
 // Changes made through this process clear it once they have committed (admin and user
 // mutations through the pipeline, ingested usage): the next verify reads them. Changes

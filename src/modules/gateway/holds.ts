@@ -101,7 +101,7 @@ export async function countLiveHolds (pool: pg.Pool): Promise<number> {
 
 /**
  * The live holds, newest first, with how many match and their sum (counted before the
- * limit). Served by admission_holds (api_key_id) or (user_id); without either, the whole
+ * limit). Served by admission_holds (api_key_id, expires_at) or (user_id, expires_at); without either, the whole
  * table, which holds only the requests in flight.
  */
 export async function listHolds (pool: pg.Pool, filter: HoldFilter) {

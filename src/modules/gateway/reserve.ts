@@ -93,12 +93,14 @@ const insertSql = (holds: Admitted[], ttlSeconds: number) => sql`
   RETURNING request_id, expires_at`
 
 /**
- * Owners whose quota makes a reservation take their lock too, by key hash (a key's
- * owner never changes). Learnt from each batch's read; a stale entry costs the request
- * one more batch, never a wrong admission: the read decides, under the locks it shows are needed.
+ * What a reservation by this key hash must lock besides the hash itself, learnt from each
+ * batch's read: the owner whose quota makes it take their lock too (a key's owner never
+ * changes), or a rotated key's current hash when this is its old secret (so both secrets
+ * share one lock). A stale entry costs the request one more batch, never a wrong
+ * admission: the read decides, under the locks it shows are needed.
  */
 const MAX_OWNERS = 10_000
-export class OwnerLocks {
+export class LearntLocks {
   readonly #owners = new Map<string, string>()
   get (hash: string) { return this.#owners.get(hash) }
   set (hash: string, userId: string | null) {
@@ -129,7 +131,7 @@ export class Reserver {
   readonly #concurrent: number
   readonly #maxBatch: number
 
-  constructor (private readonly pool: pg.Pool, private readonly keyring: Keyring, private readonly settings: ReserveSettings, private readonly owners = new OwnerLocks()) {
+  constructor (private readonly pool: pg.Pool, private readonly keyring: Keyring, private readonly settings: ReserveSettings, private readonly owners = new LearntLocks(), private readonly currentHashes = new LearntLocks()) {
     this.#concurrent = settings.concurrentBatches ?? 2
     this.#maxBatch = settings.maxBatch ?? 256
   }
@@ -169,15 +171,19 @@ export class Reserver {
     const undecided = new Set(batch)
     const knownOwners = new Set(batch.map((item) => this.owners.get(item.hash)).filter((user) => user !== undefined))
     const hashes = [...new Set(batch.map((item) => item.hash))]
+    // a rotated key's old and new secret lock as one: by its current hash
+    const lockHashes = new Set(batch.map((item) => this.currentHashes.get(item.hash) ?? item.hash))
     let client: pg.PoolClient | undefined
     let broken: Error | undefined
     let open = false
     try {
       client = await this.pool.connect()
       open = true
-      const read = await pipeline(client, [...begin, lockSql(lockOrder(hashes, knownOwners)), keyStateQuery({ hashes }, this.settings),
+      const read = await pipeline(client, [...begin, lockSql(lockOrder(lockHashes, knownOwners)), keyStateQuery({ hashes }, this.settings),
         requestsSql(batch.map((item) => item.hold.request_id))])
-      const states = new Map((read[3]!.rows as Array<Record<string, unknown>>).map((row) => { const key = toKeyState(row); return [key.key_hash, key] }))
+      const keys = (read[3]!.rows as Array<Record<string, unknown>>).map(toKeyState)
+      // by either secret's hash (a rotated key's old one verifies during its grace)
+      const states = new Map(keys.flatMap((key) => key.previous_key_hash === null ? [[key.key_hash, key] as const] : [[key.key_hash, key] as const, [key.previous_key_hash, key] as const]))
       const known = new Map((read[4]!.rows as Array<Record<string, unknown>>).map((row) => [row.request_id as string, row as unknown as Known]))
 
       const admitted: Array<{ item: Pending, row: Admitted, answer: ReturnType<typeof answerOf> }> = []
@@ -187,8 +193,11 @@ export class Reserver {
           if (key !== undefined) {
             const needsOwner = ownerLockNeeded(key)
             this.owners.set(item.hash, needsOwner ? key.user_id : null)
+            this.currentHashes.set(item.hash, key.key_hash === item.hash ? null : key.key_hash)
             // the owner's quota or budget appeared since this process last saw the key: a later batch, with its lock
             if (needsOwner && !knownOwners.has(key.user_id)) throw new NeedsOwnerLock()
+            // the old secret of a key rotated since this process last saw it: a later batch, with the current hash's lock
+            if (!lockHashes.has(key.key_hash)) throw new NeedsOwnerLock()
           }
           const outcome = decideOne(item, key, known.get(item.hold.request_id)!)
           if ('reserved' in outcome) {
@@ -199,7 +208,7 @@ export class Reserver {
           const { row, at } = outcome
           admitted.push({ item, row, answer: answerOf(key!, row.amount) })
           // the requests after it in the batch see it as a live hold
-          for (const other of states.values()) if (other.user_id === row.user_id) countHold(other, { ...row, at }, other === key)
+          for (const other of keys) if (other.user_id === row.user_id) countHold(other, { ...row, at }, other === key)
         } catch (error) {
           undecided.delete(item)
           this.#retryOrFail(item, error)
@@ -228,6 +237,7 @@ export class Reserver {
   }
 }
 
+/** the batch lacked a lock its read showed a request needs: that request goes to a later batch, with the lock */
 class NeedsOwnerLock extends Error {}
 
 /** A request's usage row and live hold, and the database's now(), as the batch read them. */

@@ -9,6 +9,8 @@ export const VerifyBody = Type.Object({
   model: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   provider: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'provider name or id' })),
   api_format: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  client_ip: Type.Optional(Type.String({ anyOf: [{ format: 'ipv4' }, { format: 'ipv6' }], maxLength: 64, description: 'the caller\'s address as the gateway saw it; required by a key with an IP allow-list (ip_not_allowed without it)' })),
+  user_agent: Type.Optional(Type.String({ maxLength: 1024, description: 'the caller\'s User-Agent; required by a key with a client allow-list (client_not_allowed without it)' })),
   request_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'the request this verify admits: it then reserves a hold that its completion settles; without it, verify is advisory' })),
   estimated_input_tokens: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'the request\'s whole input context (input, cache writes and reads); with max_output_tokens, sizes the hold' })),
   max_output_tokens: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'the most output tokens the request may produce' }))

@@ -10,6 +10,7 @@ import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import createError from '@fastify/error'
 import { countHold, keyState, remainingBalance, windowResetsIn, type KeyState } from '../keys/counters.js'
 import { API_KEY_PATTERN } from '../keys/service.js'
+import { ipAllowed, userAgentAllowed } from '../keys/restrictions.js'
 import { budgetApplies, budgetRetryAfter, describeBudget } from '../budgets/state.js'
 import type { VerifyCache } from './cache.js'
 
@@ -21,6 +22,10 @@ export const Refusals = {
   key_disabled: refusal('key_disabled', 401),
   key_expired: refusal('key_expired', 401),
   user_disabled: refusal('user_disabled', 401),
+  /** the key has an IP allow-list and client_ip is missing or outside it */
+  ip_not_allowed: refusal('ip_not_allowed', 403),
+  /** the key has a User-Agent allow-list and user_agent is missing or matches none */
+  client_not_allowed: refusal('client_not_allowed', 403),
   model_not_allowed: refusal('model_not_allowed', 403),
   provider_not_allowed: refusal('provider_not_allowed', 403),
   api_format_not_allowed: refusal('api_format_not_allowed', 403),
@@ -40,7 +45,7 @@ const allows = (list: string[] | null, value: string | undefined) => value === u
 /** A provider list holds names or, as Aether's forms write it, ids: `names` are the listed ids' provider names. */
 const allowsProvider = (list: string[] | null, names: string[], provider: string | undefined) => allows(list, provider) || names.includes(provider!)
 
-export interface VerifyRequest { key: string, model?: string, provider?: string, api_format?: string }
+export interface VerifyRequest { key: string, model?: string, provider?: string, api_format?: string, client_ip?: string, user_agent?: string }
 
 /**
  * A cost limit admits a request while what is spent and held, plus the request's own hold,
@@ -72,12 +77,21 @@ export function admit (key: KeyState | undefined, hash: string, request: VerifyR
   return answerOf(key, hold)
 }
 
-/** The key is this key, usable, and allowed this model, provider and format. */
+/**
+ * The secret is the key's current one, or the one its last rotation replaced while its grace
+ * lasts (checked against the clock on every call, so a cached state cannot stretch it).
+ */
+const secretMatches = (key: KeyState, hash: string) => constantTimeEqual(key.key_hash, hash) ||
+  (key.previous_key_hash !== null && key.previous_key_expires_at !== null && key.previous_key_expires_at > new Date() && constantTimeEqual(key.previous_key_hash, hash))
+
+/** The key is this key, usable, called from an allowed client, and allowed this model, provider and format. */
 export function checkKey (key: KeyState | undefined, hash: string, request: VerifyRequest): asserts key is KeyState {
-  if (key === undefined || !API_KEY_PATTERN.test(request.key) || !constantTimeEqual(key.key_hash, hash)) throw new Refusals.key_invalid('invalid API key')
+  if (key === undefined || !API_KEY_PATTERN.test(request.key) || !secretMatches(key, hash)) throw new Refusals.key_invalid('invalid API key')
   if (!key.is_active) throw new Refusals.key_disabled('this API key is disabled')
   if (key.expires_at !== null && key.expires_at <= new Date()) throw new Refusals.key_expired('this API key has expired')
   if (!key.user_active) throw new Refusals.user_disabled('the owner of this API key is disabled')
+  if (!ipAllowed(key.ip_matcher, request.client_ip)) throw new Refusals.ip_not_allowed(request.client_ip === undefined ? 'this API key is restricted to some IP addresses: client_ip is required' : `client IP ${request.client_ip} is not allowed for this key`)
+  if (!userAgentAllowed(key.user_agent_matcher, request.user_agent)) throw new Refusals.client_not_allowed(request.user_agent === undefined ? 'this API key is restricted to some clients: user_agent is required' : 'this client (User-Agent) is not allowed for this key')
   if (!allows(key.allowed_models, request.model) || !allows(key.user_allowed_models, request.model)) throw new Refusals.model_not_allowed(`model ${request.model} is not allowed for this key`)
   if (!allowsProvider(key.allowed_providers, key.allowed_provider_names, request.provider) || !allowsProvider(key.user_allowed_providers, key.user_allowed_provider_names, request.provider)) throw new Refusals.provider_not_allowed(`provider ${request.provider} is not allowed for this key`)
   if (!allows(key.allowed_api_formats, request.api_format) || !allows(key.user_allowed_api_formats, request.api_format)) throw new Refusals.api_format_not_allowed(`API format ${request.api_format} is not allowed for this key`)

@@ -5,6 +5,8 @@ import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { prepared, type Sql } from '../../db/prisma.js'
 import { liveHoldSql } from '../accounting/holds.js'
 import { countHold as countCounterHold, keyCounters, toKeyCounters, type CounterSettings, type KeyCounters, type NewHold } from '../accounting/read/counters.js'
+import type { BlockList } from 'node:net'
+import { ipMatcher, userAgentMatcher } from './restrictions.js'
 import { budgetsSql, countBudgetHold, hasUserBudget, toBudgetStates, type BudgetState } from '../budgets/state.js'
 
 export { windowResetsIn, type CounterSettings, type KeyCounters, type NewHold } from '../accounting/read/counters.js'
@@ -15,6 +17,9 @@ export interface KeyState {
   name: string
   created_at: Date
   key_hash: string
+  /** the secret's hash before the last rotation, and until when it still verifies */
+  previous_key_hash: string | null
+  previous_key_expires_at: Date | null
   is_active: boolean
   expires_at: Date | null
   /** the owner is active and not deleted */
@@ -25,6 +30,10 @@ export interface KeyState {
   user_allowed_models: string[] | null
   user_allowed_providers: string[] | null
   user_allowed_api_formats: string[] | null
+  /** allowed_ips compiled (keys/restrictions.ts); null = any address */
+  ip_matcher: BlockList | null
+  /** allowed_user_agents lowercased; null = any client */
+  user_agent_matcher: string[] | null
   /** the names of the providers whose ids the key's / the owner's provider list holds (Aether's forms store ids) */
   allowed_provider_names: string[]
   user_allowed_provider_names: string[]
@@ -62,15 +71,15 @@ const providerNames = (list: Fragment): Fragment => sql`CASE WHEN jsonb_typeof($
      WHERE p.id = ANY(ARRAY(SELECT e::uuid FROM jsonb_array_elements_text(${list}) e WHERE e ~ ${UUID_TEXT}))) ELSE '{}' END`
 
 /**
- * The key and its owner by the key's hash or id (api_keys unique key_hash / primary key,
- * users primary key), with the counters (accounting/read/counters.ts) and the budgets
- * (budgets/state.ts) in the same row; the owner's holds are served by admission_holds (user_id).
+ * The key and its owner by the key's hash, current or before its last rotation, or id
+ * (api_keys unique key_hash and previous_key_hash, a BitmapOr / primary key; users primary key), with the counters (accounting/read/counters.ts) and the budgets
+ * (budgets/state.ts) in the same row; the owner's holds are served by admission_holds (user_id, expires_at).
  */
 const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
   const counters = keyCounters({ id: raw('k.id'), rateLimit: raw('k.rate_limit'), tokenLimit: raw('k.token_limit'), windowSeconds: raw('k.rate_window_seconds'), concurrentLimit: raw('k.concurrent_limit'), dailyCostLimit: raw('k.daily_cost_limit') }, settings)
   return sql`
-  SELECT k.id, k.user_id, k.name, k.created_at, k.key_hash, k.is_active, k.expires_at, u.is_active AND NOT u.is_deleted AS user_active,
-         k.allowed_models, k.allowed_providers, k.allowed_api_formats,
+  SELECT k.id, k.user_id, k.name, k.created_at, k.key_hash, k.previous_key_hash, k.previous_key_expires_at, k.is_active, k.expires_at, u.is_active AND NOT u.is_deleted AS user_active,
+         k.allowed_models, k.allowed_providers, k.allowed_api_formats, k.allowed_ips, k.allowed_user_agents,
          u.allowed_models AS user_allowed_models, u.allowed_providers AS user_allowed_providers, u.allowed_api_formats AS user_allowed_api_formats,
          ${providerNames(raw('k.allowed_providers'))} AS allowed_provider_names, ${providerNames(raw('u.allowed_providers'))} AS user_allowed_provider_names,
          k.rate_limit, k.token_limit, k.rate_window_seconds, k.concurrent_limit, k.daily_cost_limit, k.total_cost_limit, k.total_cost, k.current_balance, k.balance_used, u.quota, u.used,
@@ -85,7 +94,9 @@ const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
 
 /** keyState's query, for a statement that reads it beside other things (gateway/reserve.ts) */
 export const keyStateQuery = (lookup: KeyLookup, settings: CounterSettings): Fragment =>
-  keyStateSql('hash' in lookup ? sql`k.key_hash = ${lookup.hash}` : 'id' in lookup ? sql`k.id = ${lookup.id}::uuid` : sql`k.key_hash = ANY(${lookup.hashes}::text[])`, settings)
+  keyStateSql('hash' in lookup
+    ? sql`(k.key_hash = ${lookup.hash} OR k.previous_key_hash = ${lookup.hash})`
+    : 'id' in lookup ? sql`k.id = ${lookup.id}::uuid` : sql`(k.key_hash = ANY(${lookup.hashes}::text[]) OR k.previous_key_hash = ANY(${lookup.hashes}::text[]))`, settings)
 
 export async function keyState (db: Sql, lookup: KeyLookup, settings: CounterSettings): Promise<KeyState | undefined> {
   const query = keyStateQuery(lookup, settings)
@@ -122,6 +133,8 @@ export function toKeyState (row: Record<string, unknown>): KeyState {
     name: row.name as string,
     created_at: row.created_at as Date,
     key_hash: row.key_hash as string,
+    previous_key_hash: row.previous_key_hash as string | null,
+    previous_key_expires_at: row.previous_key_expires_at as Date | null,
     is_active: row.is_active as boolean,
     expires_at: row.expires_at as Date | null,
     user_active: row.user_active as boolean,
@@ -131,6 +144,8 @@ export function toKeyState (row: Record<string, unknown>): KeyState {
     user_allowed_models: row.user_allowed_models as string[] | null,
     user_allowed_providers: row.user_allowed_providers as string[] | null,
     user_allowed_api_formats: row.user_allowed_api_formats as string[] | null,
+    ip_matcher: ipMatcher(row.allowed_ips as string[] | null),
+    user_agent_matcher: userAgentMatcher(row.allowed_user_agents as string[] | null),
     allowed_provider_names: row.allowed_provider_names as string[],
     user_allowed_provider_names: row.user_allowed_provider_names as string[],
     rate_limit: row.rate_limit as number | null,

@@ -4,7 +4,7 @@
 // a 404, never a hint that it exists.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Errors } from '../../http/errors.js'
-import { errorResponses } from '../../http/schemas.js'
+import { errorResponses, sendTotal } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import { usdToNano } from '../../lib/money.js'
 import { dateRange } from '../../lib/time.js'
@@ -12,9 +12,9 @@ import { findUser } from '../users/service.js'
 import { keyBudgets } from '../budgets/service.js'
 import {
   BalanceBody, HardDeleteQuery, IncludeKeyQuery, KeyCreate, KeyDetail, KeyList, KeyListQuery, KeyMaybeSecret, KeyParams, KeyRecord,
-  KeyStats, KeyUpdate, KeyWithSecret, Message, OwnKeyCreate, OwnKeyList, OwnKeyListQuery, StandaloneKeyCreate, StatsQuery, Toggled, UserKeyIdParams, UserKeyParams
+  KeyStats, KeyUpdate, KeyWithSecret, Message, OwnKeyCreate, OwnKeyList, OwnKeyListQuery, RotateBody, StandaloneKeyCreate, StatsQuery, Toggled, UserKeyIdParams, UserKeyParams
 } from './schemas.js'
-import { adjustBalance, createKey, deleteKey, findKey, keyRecord, listKeys, revealKey, toggleKey, updateKey } from './service.js'
+import { adjustBalance, createKey, deleteKey, findKey, keyRecord, listKeys, revealKey, rotateKey, toggleKey, updateKey } from './service.js'
 import { keyStats } from './stats.js'
 
 const tags = ['api keys']
@@ -112,6 +112,19 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       if (amount === 0n) throw Object.assign(new Errors.InvalidInput('body.amount_usd must not be zero'), { field: 'body.amount_usd' })
       audit({ key_id: params.id, amount_usd: body.amount_usd })
       return keyRecord(db, await adjustBalance(db, params.id, amount))
+    }
+  })
+
+  route(app, {
+    method: 'POST',
+    url: '/admin/api-keys/:id/rotate',
+    schema: { tags, summary: 'Rotate a key: a new secret (shown once); the old one keeps working for grace_seconds', description: 'Any key, standalone or a user\'s. The answer holds the new full key, shown this once. The old secret keeps verifying until previous_key_expires_at (grace_seconds, 0 to 604800; {} takes the default, 86400); a second rotation ends the first one\'s old secret at once. Limits, usage and id stay.', params: KeyParams, body: RotateBody, response: { 200: KeyWithSecret, ...errorResponses(404) } },
+    action: 'api_keys.rotate',
+    mode: 'admin',
+    mutation: true,
+    handle: async ({ db, params, body, audit }) => {
+      audit({ key_id: params.id, grace_seconds: body.grace_seconds })
+      return rotateKey(db, app.keyring, params.id, {}, body.grace_seconds)
     }
   })
 
@@ -215,7 +228,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'user',
     handle: async ({ db, user, query, reply }) => {
       const { api_keys: keys, total } = await listKeys(db, { userId: user.id }, query)
-      reply.header('x-total-count', String(total))
+      sendTotal(reply, total)
       return keys
     }
   })
@@ -260,6 +273,19 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       const toggled = await toggleKey(db, params.id, { userId: user.id })
       audit({ key_id: params.id, is_active: toggled.is_active })
       return toggled
+    }
+  })
+
+  route(app, {
+    method: 'POST',
+    url: '/users/me/api-keys/:id/rotate',
+    schema: { tags, summary: 'Rotate one of your keys: a new secret (shown once); the old one keeps working for grace_seconds', description: 'The answer holds the new full key, shown this once. The old secret keeps verifying until previous_key_expires_at (grace_seconds, 0 to 604800; {} takes the default, 86400); a second rotation ends the first one\'s old secret at once. 404 for a key that is not yours.', params: KeyParams, body: RotateBody, response: { 200: KeyWithSecret, ...errorResponses(404) } },
+    action: 'own_api_keys.rotate',
+    mode: 'user',
+    mutation: true,
+    handle: async ({ db, user, params, body, audit }) => {
+      audit({ key_id: params.id, grace_seconds: body.grace_seconds })
+      return rotateKey(db, app.keyring, params.id, { userId: user.id }, body.grace_seconds)
     }
   })
 

@@ -1,13 +1,17 @@
 import Type, { type Static } from 'typebox'
-import { IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
+import { CountedArray, IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
 import { shared } from '../../http/openapi.js'
 import { BudgetRecord } from '../budgets/schemas.js'
+import { MAX_ALLOWED_IPS, MAX_ALLOWED_USER_AGENTS } from './restrictions.js'
 
 /** null or [] = every value allowed */
 const AllowList = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 500, uniqueItems: true }))
 const Usd = Type.Number({ exclusiveMinimum: 0, maximum: 1e9 })
 /** allowed_providers holds ids (a name given on write is stored as its id); this is their current names, in place */
 const ProviderNames = Nullable(Type.Array(Nullable(Type.String()), { description: 'the current names of allowed_providers, in place; null for a provider deleted since' }))
+/** null or [] = any client */
+const IpList = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 49 }), { maxItems: MAX_ALLOWED_IPS, uniqueItems: true, description: 'IPv4 or IPv6 addresses or CIDRs (10.0.0.0/8, 2001:db8::/32); verify then needs a client_ip inside one' }))
+const UserAgentList = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: MAX_ALLOWED_USER_AGENTS, uniqueItems: true, description: 'substrings, matched case-insensitively (no patterns); verify then needs a user_agent containing one' }))
 const Tags = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 20, uniqueItems: true }))
 
 export const KeyRecord = shared('KeyRecord', Type.Object({
@@ -35,10 +39,13 @@ export const KeyRecord = shared('KeyRecord', Type.Object({
   allowed_provider_names: ProviderNames,
   allowed_api_formats: AllowList,
   allowed_models: AllowList,
+  allowed_ips: IpList,
+  allowed_user_agents: UserAgentList,
   tags: Tags,
   auto_delete_on_expiry: Nullable(Type.Boolean({ description: 'null = follow AUTO_DELETE_EXPIRED_KEYS' })),
   last_used_at: Nullable(Timestamp),
   expires_at: Nullable(Timestamp),
+  previous_key_expires_at: Nullable(Type.String({ format: 'date-time', description: 'the secret replaced by the last rotation verifies until then; null when it no longer does' })),
   created_at: Timestamp,
   updated_at: Timestamp
 }))
@@ -52,6 +59,8 @@ const limits = {
   allowed_providers: Type.Optional(AllowList),
   allowed_api_formats: Type.Optional(AllowList),
   allowed_models: Type.Optional(AllowList),
+  allowed_ips: Type.Optional(IpList),
+  allowed_user_agents: Type.Optional(UserAgentList),
   rate_limit: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000 }))),
   token_limit: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: 'tokens per rate window: the tokens of the requests created in it and of the live holds taken in it' }))),
   rate_window_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400, description: 'the window rate_limit and token_limit count over (default 60 s)' })),
@@ -75,11 +84,18 @@ export const StandaloneKeyCreate = Type.Object({
 export const OwnKeyCreate = Type.Object({ name: Name }, { additionalProperties: false })
 export const KeyUpdate = Type.Object({ name: Type.Optional(Name), is_active: Type.Optional(Type.Boolean()), ...limits }, { additionalProperties: false, minProperties: 1 })
 
+/** The default and the longest time a rotated key's old secret keeps working (seconds) */
+export const ROTATION_GRACE_DEFAULT = 86_400
+export const ROTATION_GRACE_MAX = 7 * 86_400
+export const RotateBody = Type.Object({
+  grace_seconds: Type.Integer({ minimum: 0, maximum: ROTATION_GRACE_MAX, default: ROTATION_GRACE_DEFAULT, description: 'how long the old secret keeps working beside the new one (0: it stops at once; at most 7 days)' })
+}, { additionalProperties: false })
+
 export const KeyListQuery = Type.Object({ ...SkipLimit(500, 100), is_active: Type.Optional(Type.Boolean()) }, { additionalProperties: false })
 export const KeyList = Type.Object({ api_keys: Type.Array(KeyRecord), total: Type.Integer(), limit: Type.Integer(), skip: Type.Integer() })
 /** One's own keys, as Aether's page reads them: unknown parameters ignored, not refused */
 export const OwnKeyListQuery = Type.Object({ ...SkipLimit(1000, 1000), is_active: Type.Optional(Type.Boolean()) })
-export const OwnKeyList = Type.Array(KeyRecord, { description: 'newest first; the total is in X-Total-Count' })
+export const OwnKeyList = CountedArray(KeyRecord, 'newest first')
 
 export const KeyParams = Type.Object({ id: Uuid }, { additionalProperties: false })
 export const UserKeyParams = Type.Object({ user_id: Uuid }, { additionalProperties: false })

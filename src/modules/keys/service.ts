@@ -8,6 +8,7 @@ import { providerIds, providerNamesOf } from '../providers/allowlist.js'
 import { decrypt, encrypt, maskSecret, randomBase62 } from '../../lib/crypto.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd, nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
+import { checkedIpList } from './restrictions.js'
 import type { KeyCreateBody, KeyUpdateBody } from './schemas.js'
 
 export const API_KEY_PREFIX = 'sk-'
@@ -21,6 +22,10 @@ export interface KeyScope { userId?: string, standalone?: boolean }
 const withUser = { user: { select: { email: true, username: true } } } as const
 
 export const generateApiKey = () => API_KEY_PREFIX + randomBase62(48)
+
+/** A new secret's stored forms: the hash verify looks up, the display form, the encrypted copy */
+const secretColumns = (keyring: Keyring, key: string) =>
+  ({ keyHash: hashApiKey(keyring, key), keyPrefix: maskSecret(key, 7, 4), keyEncrypted: encrypt(keyring.apiKeyCipher, key) })
 
 const list = (value: Prisma.JsonValue | null) => Array.isArray(value) && value.length > 0 ? value as string[] : null
 
@@ -50,10 +55,13 @@ export function toKeyRecord (row: KeyRow) {
     allowed_providers: list(row.allowedProviders),
     allowed_api_formats: list(row.allowedApiFormats),
     allowed_models: list(row.allowedModels),
+    allowed_ips: list(row.allowedIps),
+    allowed_user_agents: list(row.allowedUserAgents),
     tags: list(row.tags),
     auto_delete_on_expiry: row.autoDeleteOnExpiry,
     last_used_at: row.lastUsedAt?.toISOString() ?? null,
     expires_at: row.expiresAt?.toISOString() ?? null,
+    previous_key_expires_at: row.previousKeyExpiresAt !== null && row.previousKeyExpiresAt > new Date() ? row.previousKeyExpiresAt.toISOString() : null,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString()
   }
@@ -87,6 +95,8 @@ function limitColumns (body: KeyUpdateBody, now: Date) {
     allowedProviders: jsonList(body.allowed_providers),
     allowedApiFormats: jsonList(body.allowed_api_formats),
     allowedModels: jsonList(body.allowed_models),
+    allowedIps: jsonList(checkedIpList(body.allowed_ips)),
+    allowedUserAgents: jsonList(body.allowed_user_agents),
     rateLimit: body.rate_limit,
     tokenLimit: body.token_limit === undefined || body.token_limit === null ? body.token_limit : BigInt(body.token_limit),
     rateWindowSeconds: body.rate_window_seconds,
@@ -107,9 +117,7 @@ export async function createKey (db: Db, keyring: Keyring, ownerId: string, body
       ...limitColumns({ ...body, allowed_providers: allowedProviders }, new Date()),
       name: body.name,
       userId: ownerId,
-      keyHash: hashApiKey(keyring, key),
-      keyPrefix: maskSecret(key, 7, 4),
-      keyEncrypted: encrypt(keyring.apiKeyCipher, key),
+      ...secretColumns(keyring, key),
       isStandalone: standalone,
       currentBalance: standalone ? optionalNano(body.initial_balance_usd) ?? null : null
     },
@@ -163,6 +171,25 @@ export async function removeKey (db: Db, id: string): Promise<void> {
   await db.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_DELETION_LOCK})`
   await db.apiKey.delete({ where: { id } })
   await forgetKey(db, id)
+}
+
+/**
+ * Gives the key a new secret; the old one keeps verifying for `graceSeconds` (0: not at
+ * all). One statement moves the current hash to previous_key_hash, so two rotations at
+ * once chain instead of losing a secret; an earlier rotation's old secret stops at once.
+ */
+export async function rotateKey (db: Db, keyring: Keyring, id: string, scope: KeyScope, graceSeconds: number) {
+  await findKey(db, id, scope)
+  const key = generateApiKey()
+  const secret = secretColumns(keyring, key)
+  // api_keys primary key; a key deleted meanwhile is the 404 of the read after it
+  await db.$executeRaw`
+    UPDATE api_keys
+       SET previous_key_hash = CASE WHEN ${graceSeconds}::int > 0 THEN key_hash END,
+           previous_key_expires_at = CASE WHEN ${graceSeconds}::int > 0 THEN now() + make_interval(secs => ${graceSeconds}::int) END,
+           key_hash = ${secret.keyHash}, key_prefix = ${secret.keyPrefix}, key_encrypted = ${secret.keyEncrypted}, updated_at = now()
+     WHERE id = ${id}::uuid`
+  return { ...await keyRecord(db, await findKey(db, id, scope)), key }
 }
 
 export function revealKey (keyring: Keyring, row: KeyRow): string {

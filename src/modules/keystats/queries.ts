@@ -11,3 +11,11 @@ export async function currentPeriod (db: Sql, timeZone: string, unit: 'day' | 'm
            (date_trunc(${unit}::text, now() AT TIME ZONE ${timeZone}::text) + ('1 ' || ${unit}::text)::interval) AT TIME ZONE ${timeZone}::text AS "end"`)
   return rows[0]!
 }
+
+/** The last `days` local days of `timeZone`, today included: from the first one's local midnight to now. */
+export async function recentDays (db: Sql, timeZone: string, days: number): Promise<{ start: Date, end: Date }> {
+  const { rows } = await db.query<{ start: Date, end: Date }>(sql`
+    SELECT (date_trunc('day', now() AT TIME ZONE ${timeZone}::text) - (${days}::int - 1) * interval '1 day') AT TIME ZONE ${timeZone}::text AS start,
+           now() AS "end"`)
+  return rows[0]!
+}

@@ -8,8 +8,8 @@ import { Errors } from '../../http/errors.js'
 import { byAddress, refusal } from '../../http/rate-limit.js'
 import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
-import { KeyBody, ModelStats, ModelStatsBody, UsageDetails, UserStats } from './schemas.js'
-import { usageDetails, userModelStats, userStats } from './stats.js'
+import { DailyUsage, DailyUsageBody, KeyBody, ModelStats, ModelStatsBody, UsageDetails, UserStats } from './schemas.js'
+import { dailyUsage, usageDetails, userModelStats, userStats } from './stats.js'
 
 export interface KeyStatsOptions {
   /** requests per client address per window (default 60) */
@@ -57,6 +57,16 @@ const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => 
     mode: 'key',
     credential: bodyKey,
     handle: async ({ principal, body }) => userModelStats(app.statsPg, principal.apiKeyId, timeZone, body.period)
+  })
+
+  route(app, {
+    method: 'POST',
+    url: '/daily-usage',
+    schema: { tags, summary: 'Your usage per local day over the last 30 days (or `days`), and per model over the same days', description: 'One point per local day of APP_TIMEZONE, today so far included, days without requests as zeros; the models sorted by cost. The key goes in the body (api_key) or as a bearer token; rate-limited per client address. The key holder\'s page (/) draws its chart from this.', body: DailyUsageBody, response: { 200: DailyUsage, ...errorResponses() } },
+    action: 'key_stats.daily_usage',
+    mode: 'key',
+    credential: bodyKey,
+    handle: async ({ principal, body, db }) => dailyUsage(db, app.statsPg, principal.apiKeyId, timeZone, body.days ?? 30)
   })
 
   route(app, {

@@ -15,6 +15,11 @@ export const ModelStatsBody = Type.Object({
   period: Type.Union([Type.Literal('daily'), Type.Literal('monthly')], { description: 'today or this calendar month, in APP_TIMEZONE' })
 }, { additionalProperties: false })
 
+export const DailyUsageBody = Type.Object({
+  ...keyFields,
+  days: Type.Optional(Type.Integer({ minimum: 1, maximum: 90, description: 'how many local days, today included (30 when absent)' }))
+}, { additionalProperties: false })
+
 const Count = Type.Integer({ minimum: 0 })
 const usageFields = {
   requests: Count,
@@ -60,6 +65,19 @@ export const ModelStats = Type.Object({
 export const UsageDetails = Type.Object({
   period_hours: Type.Literal(24),
   models: Type.Record(Type.String(), Count, { description: 'finished requests per model' })
+})
+
+export const DailyUsage = Type.Object({
+  time_zone: Type.String({ description: 'APP_TIMEZONE, which cuts the days' }),
+  start: Timestamp,
+  end: Timestamp,
+  days: Type.Array(Type.Object({
+    date: Type.String({ format: 'date' }),
+    requests: Count,
+    total_tokens: Count,
+    cost_usd: Type.Number()
+  }), { description: 'one per local day, oldest first, days without requests included as zeros' }),
+  models: Type.Array(Type.Object({ model: Type.String(), ...usageFields }), { description: 'the same range per model, sorted by cost, most first' })
 })
 
 export type Period = Static<typeof ModelStatsBody>['period']

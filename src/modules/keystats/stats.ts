@@ -1,11 +1,12 @@
 // The three key-holder answers, for the key the pipeline authenticated (never another).
-import type { Sql } from '../../db/prisma.js'
+import type { Db, Sql } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import { keyState, remainingBalance, windowResetsIn } from '../keys/counters.js'
-import { keyModelUsage, keyTotals, type ModelUsage } from '../accounting/read/keys.js'
+import { datesBetween, localDate } from '../../lib/time.js'
+import { keyDailyUsage, keyModelUsage, keyTotals, type ModelUsage } from '../accounting/read/keys.js'
 import { budgetReport } from '../budgets/service.js'
-import { currentPeriod } from './queries.js'
+import { currentPeriod, recentDays } from './queries.js'
 import type { Period } from './schemas.js'
 
 const toUsd = ({ cost, ...usage }: Omit<ModelUsage, 'model'>) => ({ ...usage, cost_usd: nanoToUsd(cost) })
@@ -56,4 +57,24 @@ export async function userModelStats (db: Sql, keyId: string, timeZone: string, 
 export async function usageDetails (db: Sql, keyId: string, now = new Date()) {
   const rows = await keyModelUsage(db, keyId, new Date(now.getTime() - 24 * 3_600_000), now)
   return { period_hours: 24 as const, models: Object.fromEntries(rows.map((row) => [row.model, row.requests])) }
+}
+
+/** The last `days` local days of APP_TIMEZONE (today so far included): one point a day, and the same range per model. */
+export async function dailyUsage (db: Db, pg: Sql, keyId: string, timeZone: string, days: number) {
+  const range = await recentDays(pg, timeZone, days)
+  const [perDay, perModel] = await Promise.all([keyDailyUsage(db, keyId, range, timeZone), keyModelUsage(pg, keyId, range.start, range.end)])
+  const byDate = new Map(perDay.map((day) => [day.date, day]))
+  // most spend first (the sign of a bigint difference survives Number), then by name
+  perModel.sort((a, b) => Number(b.cost - a.cost) || a.model.localeCompare(b.model))
+  return {
+    time_zone: timeZone,
+    start: range.start.toISOString(),
+    end: range.end.toISOString(),
+    // the range's first and last instants name its first and last local days
+    days: datesBetween(localDate(range.start, timeZone), localDate(range.end, timeZone)).map((date) => {
+      const day = byDate.get(date)
+      return { date, requests: day?.requests ?? 0, total_tokens: Number(day?.totalTokens ?? 0n), cost_usd: nanoToUsd(day?.totalCost ?? 0n) }
+    }),
+    models: perModel.map(({ model, ...usage }) => ({ model, ...toUsd(usage) }))
+  }
 }

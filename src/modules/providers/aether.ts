@@ -6,6 +6,7 @@ import sql, { empty, type Sql as Fragment } from 'sql-template-tag'
 import type { Db } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
+import { quotaUsage } from './quota.js'
 import { CONFIG_FIELDS, type ProviderSummaryFilters, type ProviderUpdateBody } from './schemas.js'
 
 type Config = Record<string, unknown>
@@ -41,6 +42,7 @@ interface SummaryRow {
   billing_type: 'monthly_quota' | 'pay_as_you_go' | 'free_tier'
   monthly_quota: bigint | null
   monthly_used: bigint
+  monthly_used_month: string | null
   priority: number
   is_active: boolean
   config: Config | null
@@ -52,26 +54,26 @@ interface SummaryRow {
   total_models: bigint
 }
 
-const text = (config: Config | null, field: string): string | null => typeof config?.[field] === 'string' ? config[field] : null
+export const configText = (config: Config | null, field: string): string | null => typeof config?.[field] === 'string' ? config[field] : null
 const integer = (config: Config | null, field: string): number | null => Number.isInteger(config?.[field]) ? config![field] as number : null
 
 function toSummary (row: SummaryRow) {
   const activeKeys = Number(row.active_keys)
-  const displayName = text(row.config, 'display_name')
+  const displayName = configText(row.config, 'display_name')
   return {
     id: row.id,
     name: row.name,
     display_name: displayName === null || displayName.trim() === '' ? row.name : displayName,
-    description: text(row.config, 'description'),
-    website: text(row.config, 'website'),
+    description: configText(row.config, 'description'),
+    website: configText(row.config, 'website'),
     provider_priority: row.priority,
     priority: row.priority,
     billing_type: row.billing_type,
     monthly_quota_usd: nanoToUsdOrNull(row.monthly_quota),
-    monthly_used_usd: nanoToUsd(row.monthly_used),
+    monthly_used_usd: nanoToUsd(quotaUsage({ monthlyQuota: row.monthly_quota, monthlyUsed: row.monthly_used, monthlyUsedMonth: row.monthly_used_month }, new Date()).used),
     quota_reset_day: integer(row.config, 'quota_reset_day'),
-    quota_last_reset_at: text(row.config, 'quota_last_reset_at'),
-    quota_expires_at: text(row.config, 'quota_expires_at'),
+    quota_last_reset_at: configText(row.config, 'quota_last_reset_at'),
+    quota_expires_at: configText(row.config, 'quota_expires_at'),
     rpm_limit: integer(row.config, 'rpm_limit'),
     rpm_used: 0,
     rpm_reset_at: null,
@@ -104,7 +106,7 @@ const run = async <T>(db: Db, query: Fragment) => db.$queryRawUnsafe<T[]>(query.
  * whole and grouped (price versions are a small table with no provider-leading index).
  */
 const summarySql = (now: Date, where: Fragment, page: Fragment) => sql`
-  SELECT p.id, p.name, p.billing_type::text AS billing_type, p.monthly_quota, p.monthly_used, p.priority, p.is_active, p.config,
+  SELECT p.id, p.name, p.billing_type::text AS billing_type, p.monthly_quota, p.monthly_used, p.monthly_used_month::text AS monthly_used_month, p.priority, p.is_active, p.config,
          p.created_at, p.updated_at, COALESCE(e.endpoints, '[]'::json) AS endpoints,
          COALESCE(k.total, 0) AS total_keys, COALESCE(k.active, 0) AS active_keys, COALESCE(m.models, 0) AS total_models
     FROM providers p

@@ -1,20 +1,26 @@
 // The provider catalogue: /api/admin/providers, its endpoints and its API keys.
 // Provider secrets are write-only: no response carries them, only a masked display.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { errorResponses } from '../../http/schemas.js'
+import { errorResponses, sendTotal } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import {
-  EndpointCreate, EndpointList, EndpointParams, EndpointRecord, EndpointUpdate, Message, PageQuery, ProviderCreate, ProviderKeyCreate,
+  EndpointCreate, EndpointList, EndpointParams, EndpointRecord, EndpointUpdate, KeyUsageList, KeyUsageQuery, Message, PageQuery, ProviderCreate, ProviderKeyCreate,
   ProviderKeyList, ProviderKeyParams, ProviderKeyRecord, ProviderKeyUpdate, ProviderList, ProviderListQuery, ProviderParams, ProviderRecord, ProviderSummary,
   ProviderSummaryList, ProviderSummaryQuery, ProviderUpdate
 } from './schemas.js'
 import { providerSummaries, providerSummary } from './aether.js'
+import { providerKeyUsage, toKeyUsageList } from './usage.js'
+import { hourPlan } from '../../lib/spans.js'
+import { dateRange } from '../../lib/time.js'
 import {
   createEndpoint, createProvider, createProviderKey, deleteEndpoint, deleteProvider, deleteProviderKey, findEndpoint, findProvider, findProviderKey,
   listEndpoints, listProviderKeys, listProviders, toEndpointRecord, toProviderKeyRecord, toProviderRecord, updateEndpoint, updateProvider, updateProviderKey
 } from './service.js'
 
 const tags = ['providers']
+/** the per-key usage's default and widest range, in days (as the usage statistics') */
+const USAGE_DEFAULT_DAYS = 30
+const USAGE_MAX_DAYS = 366
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   // ---- providers ----
@@ -51,7 +57,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'admin',
     handle: async ({ db, query, reply }) => {
       const { rows, total } = await providerSummaries(db, query)
-      reply.header('x-total-count', String(total))
+      sendTotal(reply, total)
       return rows
     }
   })
@@ -175,6 +181,20 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     action: 'provider_keys.list',
     mode: 'admin',
     handle: async ({ db, params, query }) => listProviderKeys(db, params.id, query)
+  })
+
+  // a static segment: the :key_id route below never shadows it
+  route(app, {
+    method: 'GET',
+    url: '/admin/providers/:id/keys/usage',
+    schema: { tags, summary: 'Upstream accounting: what each of a provider\'s API keys served in a range', description: 'Every key of the provider with its finished requests, errors, tokens by kind, cost and actual (upstream, rate-multiplied) cost in [start_date, end_date); default the last 30 days, at most 366. Requests sent without a provider key are not in any row. 404 when no provider has this id.', params: ProviderParams, querystring: KeyUsageQuery, response: { 200: KeyUsageList, ...errorResponses(404) } },
+    action: 'provider_keys.usage',
+    mode: 'admin',
+    handle: async ({ db, params, query }) => {
+      await findProvider(db, params.id)
+      const range = dateRange(query, USAGE_DEFAULT_DAYS, USAGE_MAX_DAYS)
+      return toKeyUsageList(params.id, range, await providerKeyUsage(app.statsPg, params.id, hourPlan(range)))
+    }
   })
 
   route(app, {

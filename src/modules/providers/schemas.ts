@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox'
-import { IdParams, IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
+import { CountedArray, IdParams, IsoDateTime, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
 import { shared } from '../../http/openapi.js'
 
 const Name = Type.String({ minLength: 1, maxLength: 100 })
@@ -11,12 +11,22 @@ const Config = Type.Record(Type.String(), Type.Unknown(), { description: 'free-f
 export const PageQuery = Type.Object(SkipLimit(500, 100), { additionalProperties: false })
 
 // ---- providers ----
+/** the monthly quota's state (providers/quota.ts), in a provider record and in the quota-usage statistics */
+export const monthlyQuotaFields = {
+  monthly_used_usd: Type.Number({ description: 'actual (upstream) cost of this UTC calendar month\'s finished requests, USD' }),
+  monthly_remaining_usd: Nullable(Type.Number({ minimum: 0, description: 'quota − used, never below 0; null without a quota' })),
+  monthly_usage_percent: Nullable(Type.Number({ minimum: 0, description: 'used / quota × 100, two decimals; null without a quota' })),
+  monthly_estimated_exhaust_at: Nullable(Timestamp),
+  monthly_period_start: Timestamp,
+  monthly_period_end: Timestamp
+}
+
 export const ProviderRecord = shared('ProviderRecord', Type.Object({
   id: Uuid,
   name: Type.String(),
   billing_type: BillingType,
   monthly_quota_usd: Nullable(Type.Number()),
-  monthly_used_usd: Type.Number(),
+  ...monthlyQuotaFields,
   priority: Type.Integer(),
   is_active: Type.Boolean(),
   config: Nullable(Config),
@@ -113,7 +123,7 @@ export const ProviderSummary = Type.Object({
 
 /** Aether's page sends nothing; unknown parameters are ignored, not refused (AETHER.md §1) */
 export const ProviderSummaryQuery = Type.Object({ ...SkipLimit(1000, 1000), is_active: Type.Optional(Type.Boolean()) })
-export const ProviderSummaryList = Type.Array(ProviderSummary, { description: 'by priority, then name; the total is in X-Total-Count' })
+export const ProviderSummaryList = CountedArray(ProviderSummary, 'by priority, then name')
 
 export const ProviderListQuery = Type.Object({ ...SkipLimit(500, 100), is_active: Type.Optional(Type.Boolean()) }, { additionalProperties: false })
 export const ProviderList = Type.Object({ providers: Type.Array(ProviderRecord), total: Type.Integer(), skip: Type.Integer(), limit: Type.Integer() })
@@ -197,3 +207,35 @@ export type ProviderKeyCreateBody = Static<typeof ProviderKeyCreate>
 export type ProviderKeyUpdateBody = Static<typeof ProviderKeyUpdate>
 export type Page = Static<typeof PageQuery>
 export type ProviderSummaryFilters = Static<typeof ProviderSummaryQuery>
+
+// ---- upstream accounting ----
+export const KeyUsageQuery = Type.Object({
+  start_date: Type.Optional(IsoDateTime),
+  end_date: Type.Optional(IsoDateTime)
+}, { additionalProperties: false, description: 'default: the last 30 days; at most 366' })
+
+const Tokens = Type.Integer({ minimum: 0 })
+export const KeyUsageList = Type.Object({
+  provider_id: Uuid,
+  start_date: Timestamp,
+  end_date: Timestamp,
+  items: Type.Array(Type.Object({
+    id: Uuid,
+    name: Type.String(),
+    is_active: Type.Boolean(),
+    requests: Tokens,
+    errors: Tokens,
+    error_rate: Type.Number({ minimum: 0, maximum: 1, description: 'errors / requests; 0 without requests' }),
+    input_tokens: Tokens,
+    output_tokens: Tokens,
+    cache_creation_tokens: Tokens,
+    cache_read_tokens: Tokens,
+    total_tokens: Tokens,
+    cache_hit_requests: Tokens,
+    total_cost_usd: Type.Number({ description: 'what the requests cost their callers, USD' }),
+    actual_cost_usd: Type.Number({ description: 'what the upstream bills (rate-multiplied), USD' }),
+    cache_creation_cost_usd: Type.Number(),
+    cache_read_cost_usd: Type.Number(),
+    avg_response_time_ms: Nullable(Type.Number({ minimum: 0 }))
+  }))
+})

@@ -2,13 +2,14 @@
 // provider's own API keys, whose secrets are stored only encrypted. A child looked up
 // under the wrong provider is a 404, like an unknown one.
 import type { Db } from '../../db/prisma.js'
-import { forgetProvider } from '../accounting/corrections.js'
+import { forgetProvider, forgetProviderKeys } from '../accounting/corrections.js'
 import { mergedConfig, priorityOf } from './aether.js'
+import { monthlyFields, quotaUsage } from './quota.js'
 import { Prisma, type Provider, type ProviderApiKey, type ProviderEndpoint } from '../../generated/prisma/client.js'
 import { Errors } from '../../http/errors.js'
 import { encrypt, maskSecret } from '../../lib/crypto.js'
 import type { Keyring } from '../../lib/keyring.js'
-import { nanoToUsd, nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
+import { nanoToUsdOrNull, usdToNano } from '../../lib/money.js'
 import type {
   EndpointCreateBody, EndpointUpdateBody, Page, ProviderCreateBody, ProviderKeyCreateBody, ProviderKeyUpdateBody, ProviderUpdateBody
 } from './schemas.js'
@@ -25,7 +26,7 @@ export function toProviderRecord (row: ProviderRow) {
     name: row.name,
     billing_type: row.billingType,
     monthly_quota_usd: nanoToUsdOrNull(row.monthlyQuota),
-    monthly_used_usd: nanoToUsd(row.monthlyUsed),
+    ...monthlyFields(quotaUsage(row, new Date())),
     priority: row.priority,
     is_active: row.isActive,
     config: row.config as Record<string, unknown> | null,
@@ -82,8 +83,11 @@ export async function deleteProvider (db: Db, id: string) {
     select: { name: true, endpoints: { select: { id: true } }, apiKeys: { select: { id: true } }, prices: { select: { id: true } } }
   })
   if (row === null) throw new Errors.NotFound('provider not found')
+  // its keys first, by hand rather than by cascade: every key deleted is then known to the correction, one created meanwhile included
+  const keys = await db.$queryRaw<Array<{ id: string }>>`DELETE FROM provider_api_keys WHERE provider_id = ${id}::uuid RETURNING id::text`
   await db.provider.delete({ where: { id } })
   await forgetProvider(db, id)
+  await forgetProviderKeys(db, keys.map((key) => key.id))
   const ids = (children: Array<{ id: string }>) => children.map((child) => child.id)
   return { name: row.name, endpoint_ids: ids(row.endpoints), key_ids: ids(row.apiKeys), price_ids: ids(row.prices) }
 }
@@ -196,4 +200,5 @@ export async function updateProviderKey (db: Db, keyring: Keyring, providerId: s
 export async function deleteProviderKey (db: Db, providerId: string, id: string): Promise<void> {
   await findProviderKey(db, providerId, id)
   await db.providerApiKey.delete({ where: { id } })
+  await forgetProviderKeys(db, [id])
 }

@@ -213,9 +213,9 @@ export async function chargeTotals (db: Sql, quotaUsers: string[]): Promise<void
       ELSE greatest(10, ceil(k.balance_used * sk.balance::numeric / 1e9))::bigint * 1000000000 END
     FROM _seed_keys sk WHERE sk.id = k.id AND sk.balance IS NOT NULL`)
   await db.query(`UPDATE users SET quota = greatest(50, ceil(used * 1.5 / 1e9))::bigint * 1000000000 WHERE id = ANY($1::uuid[])`, [quotaUsers])
-  // monthly-quota providers: this (UTC) month's actual cost
+  // every provider: this UTC month's actual cost, with the month it counts (accounting/model.ts PROVIDER_MONTH)
   await db.query(`
-    UPDATE providers p SET monthly_used = coalesce((SELECT sum(actual_total_cost) FROM usage_hourly_model m
-      WHERE m.provider_id = p.id AND m.bucket >= date_trunc('month', now(), 'UTC')), 0)
-    WHERE p.billing_type = 'monthly_quota'`)
+    UPDATE providers p SET monthly_used = coalesce((SELECT sum(actual_total_cost) FROM usage_hourly_provider m
+      WHERE m.provider_id = p.id AND m.bucket >= date_trunc('month', now(), 'UTC')), 0),
+      monthly_used_month = (date_trunc('month', now(), 'UTC') AT TIME ZONE 'UTC')::date`)
 }

@@ -11,6 +11,7 @@ import {
 } from './schemas.js'
 import { aggregate, ALL_TIME, detail, heatmap, recordFilter, records, usageStats, userHeatmap } from './service.js'
 import ownUsageRoutes from './own-usage.js'
+import quotaUsageRoutes from './quota-usage.js'
 import { traceRoutes } from './trace.js'
 
 const tags = ['usage']
@@ -24,6 +25,7 @@ const OwnUsageDetail = viewerSchema(UsageDetail)
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(ownUsageRoutes)
+  await app.register(quotaUsageRoutes)
   // ---- admin ----
   route(app, {
     method: 'GET',

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { errorResponses, Message } from '../../http/schemas.js'
+import { errorResponses, Message, sendTotal } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import Type from 'typebox'
 import { nanoToUsd } from '../../lib/money.js'
@@ -17,7 +17,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'admin',
     handle: async ({ db, query, reply }) => {
       const { users, total } = await listUsers(db, query)
-      reply.header('x-total-count', String(total))
+      sendTotal(reply, total)
       return userRecords(db, users)
     }
   })

@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox'
-import { IdParams, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
+import { CountedArray, IdParams, Nullable, SkipLimit, Timestamp, Uuid } from '../../http/schemas.js'
 import { shared } from '../../http/openapi.js'
 
 const Username = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.@-]+$' })
@@ -70,7 +70,7 @@ export const UserListQuery = Type.Object({
   is_active: Type.Optional(Type.Boolean())
 })
 
-export const UserList = Type.Array(UserRecord, { description: 'oldest first; the total is in X-Total-Count' })
+export const UserList = CountedArray(UserRecord, 'oldest first')
 
 export const UserIdParams = IdParams
 

@@ -88,6 +88,7 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_daily_user: 'SELECT * FROM usage_daily_user ORDER BY day, user_id',
     usage_hourly_user: 'SELECT * FROM usage_hourly_user ORDER BY bucket, user_id',
     usage_hourly_provider: 'SELECT * FROM usage_hourly_provider ORDER BY bucket, provider_id',
+    usage_hourly_provider_key: 'SELECT * FROM usage_hourly_provider_key ORDER BY bucket, provider_api_key_id',
     usage_hourly_global: 'SELECT * FROM usage_hourly_global ORDER BY bucket',
     cache_interval_hourly: `SELECT scope, scope_id, bucket, encode(bins, 'hex') AS bins FROM cache_interval_hourly ORDER BY scope, scope_id, bucket`,
     cache_savings_hourly: `SELECT * FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, user_id, api_key_id`,
@@ -217,6 +218,13 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
       rollup: `SELECT ${hourKey} AS bucket, provider_id, ${ROLLUP_MEASURES}${ROLLUP_HOURLY_EXTRA}
                  FROM usage_hourly_provider WHERE ${NOT_ALL_ZERO} ORDER BY 1, 2`,
       raw: `SELECT ${rawHour} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, ${RAW_MEASURES}${RAW_HOURLY_EXTRA}
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
+    },
+    // the upstream account's: every finished request on the provider key that served it (none: the nil key)
+    usage_hourly_provider_key: {
+      rollup: `SELECT ${hourKey} AS bucket, provider_api_key_id, ${ROLLUP_MEASURES}${ROLLUP_HOURLY_EXTRA}
+                 FROM usage_hourly_provider_key WHERE ${NOT_ALL_ZERO} ORDER BY 1, 2`,
+      raw: `SELECT ${rawHour} AS bucket, COALESCE(provider_api_key_id, ${NIL}) AS provider_api_key_id, ${RAW_MEASURES}${RAW_HOURLY_EXTRA}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
     },
     // the heatmap's rollups: every finished request, whatever its provider (a deleted one's included)

@@ -152,6 +152,50 @@ t.test('user-model-stats: per model, sorted by tokens, for the calling key only'
   refused(t, await post(g, 'user-model-stats', { api_key: a.key }), 400, 'validation_error', 'no period')
 })
 
+t.test('daily-usage: one point per local day over the last 30 days, zeros included, and the same days per model', async (t) => {
+  const g = await gateway(t)
+  const { a, b, rows, now } = await traffic(g)
+  const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10)
+  const today = Math.floor(now / DAY) * DAY
+  // hand-priced rows of key a (see traffic): nano-USD and tokens per row
+  const expectedDays = new Map<string, { requests: number, total_tokens: number, cost: number }>()
+  for (const [row, cost, tokens] of [[rows.a1, 6_600_000, 3500], [rows.a2, 200_000, 200], [rows.a4, 45_000_000, 11_000], [rows.a5, 15_000_000, 10_000]] as const) {
+    const date = row.at.slice(0, 10)
+    const day = expectedDays.get(date) ?? { requests: 0, total_tokens: 0, cost: 0 }
+    expectedDays.set(date, { requests: day.requests + 1, total_tokens: day.total_tokens + tokens, cost: day.cost + cost })
+  }
+  const res = await post(g, 'daily-usage', { api_key: a.key })
+  t.equal(res.statusCode, 200, res.body)
+  const answer = res.json()
+  t.equal(answer.time_zone, 'UTC')
+  t.equal(answer.start, `${utcDay(today - 29 * DAY)}T00:00:00.000Z`, 'from the local midnight 29 days before today')
+  t.ok(Math.abs(Date.parse(answer.end) - Date.now()) < 60_000, 'to now')
+  t.equal(answer.days.length, 30, 'thirty days, today included')
+  t.same(answer.days, Array.from({ length: 30 }, (_, i) => {
+    const date = utcDay(today - (29 - i) * DAY)
+    const day = expectedDays.get(date)
+    return { date, requests: day?.requests ?? 0, total_tokens: day?.total_tokens ?? 0, cost_usd: (day?.cost ?? 0) / 1e9 }
+  }))
+  t.equal(answer.days.filter((day: Json) => day.requests > 0).length, expectedDays.size, 'only the days with requests are non-zero')
+  t.same(answer.models, [
+    { model: 'alpha', requests: 2, input_tokens: 11_000, output_tokens: 1100, cache_creation_tokens: 400, cache_read_tokens: 2000, total_tokens: 14_500, cost_usd: 0.0516 },
+    { model: 'beta', requests: 2, input_tokens: 5200, output_tokens: 5000, cache_creation_tokens: 0, cache_read_tokens: 0, total_tokens: 10_200, cost_usd: 0.0152 }
+  ], 'per model over the 30 days, most cost first')
+
+  // three days end before a5 (72 h ago, on the fourth day back)
+  const three = (await post(g, 'daily-usage', { days: 3 }, bearer(a.key))).json()
+  t.same(three.days.map((day: Json) => day.date), [utcDay(today - 2 * DAY), utcDay(today - DAY), utcDay(today)])
+  t.match(three.models.find((m: Json) => m.model === 'beta'), { requests: 1, total_tokens: 200, cost_usd: 0.0002 })
+
+  // the other key: its own rows only, the unpriced gamma at zero cost after alpha
+  const other = (await post(g, 'daily-usage', { apiKey: b.key })).json()
+  t.same(other.models.map((m: Json) => [m.model, m.requests, m.cost_usd]), [['alpha', 1, 0.15], ['gamma', 1, 0]])
+
+  for (const days of [0, 91, 1.5, '30']) refused(t, await post(g, 'daily-usage', { api_key: a.key, days }), 400, 'validation_error', `days ${JSON.stringify(days)}`)
+  refused(t, await post(g, 'daily-usage', { api_key: `sk-${'A'.repeat(48)}` }), 401, 'unauthorized', 'an unknown key')
+  refused(t, await post(g, 'daily-usage', { key_id: a.id }), 401, 'unauthorized', 'a key id')
+})
+
 t.test('usage-details: requests per model over the last 24 hours, bearer only', async (t) => {
   const g = await gateway(t)
   const { a, b } = await traffic(g)

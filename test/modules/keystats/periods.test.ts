@@ -1,7 +1,7 @@
 // Periods and exactness: how a range is cut between raw rows, usage_hourly and
 // usage_daily_key; that the cut answers exactly what a GROUP BY over the raw rows
 // answers, on random data and ragged ranges; and the daily / monthly boundaries of
-// POST /user-model-stats in a zone whose midnight is off the hour (+05:45).
+// POST /user-model-stats and /daily-usage in a zone whose midnight is off the hour (+05:45).
 import t from 'tap'
 import type { KeymeterApp } from '../../../src/app.js'
 import { keyModelUsage } from '../../../src/modules/accounting/read/keys.js'
@@ -143,6 +143,22 @@ t.test('daily and monthly boundaries in Asia/Kathmandu (+05:45, midnight off the
   for (const label of ['day - 1 ms', 'day end']) t.notOk(has(daily, label), `daily leaves out ${label}`)
   for (const label of ['month start', 'month + 30 min (raw edge)', 'month + 3 days (daily)', 'month end - 1 ms']) t.ok(has(monthly, label), `monthly counts ${label}`)
   for (const label of ['month - 1 ms', 'month end']) t.notOk(has(monthly, label), `monthly leaves out ${label}`)
+
+  // daily-usage cuts the same local days up to now: each row since the local midnight 29 days back, on its Kathmandu date
+  const now = Date.now()
+  const first = dayStart - 29 * DAY
+  const perDate: Record<string, number> = {}
+  const count = (ms: number) => { if (ms >= first && ms < now) perDate[iso(ms + OFFSET).slice(0, 10)] = (perDate[iso(ms + OFFSET).slice(0, 10)] ?? 0) + 1 }
+  for (const label of labels) count(at[label]!)
+  count(dayStart + 3 * HOUR) // a:big
+  const recent = await g.app.inject({ method: 'POST', url: '/api/key-stats/daily-usage', payload: { api_key: a.key } })
+  t.equal(recent.statusCode, 200, recent.body)
+  const answer = recent.json()
+  t.equal(answer.time_zone, 'Asia/Kathmandu')
+  t.equal(answer.start, iso(first), 'from the Kathmandu midnight 29 days back')
+  t.equal(answer.days.length, 30)
+  t.equal(answer.days.at(-1).date, iso(dayStart + OFFSET).slice(0, 10), 'to today, Kathmandu\'s date')
+  t.same(Object.fromEntries(answer.days.filter((day: Json) => day.requests > 0).map((day: Json) => [day.date, day.requests])), perDate, 'every row on its local day')
 
   // user-stats' today_cost_usd uses the same local day: the daily rows of both models
   const user = (await g.app.inject({ method: 'POST', url: '/api/key-stats/user-stats', payload: { apiKey: a.key } })).json()

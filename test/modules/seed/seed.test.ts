@@ -145,7 +145,7 @@ t.test('one data set, checked against what ingestion would have written', async 
     deltas.sent(candidates.map((c) => ({ request_id: c.request_id, provider_id: c.provider_id, status: c.status, latency_ms: c.latency_ms, created_at: c.created_at })))
     for (const r of rows) {
       const source: RollupSource = {
-        requestId: r.request_id, status: r.status, createdAt: r.created_at, userId: r.user_id, apiKeyId: r.api_key_id, providerId: r.provider_id, model: r.model, apiFormat: r.api_format,
+        requestId: r.request_id, status: r.status, createdAt: r.created_at, userId: r.user_id, apiKeyId: r.api_key_id, providerId: r.provider_id, providerApiKeyId: r.provider_api_key_id, model: r.model, apiFormat: r.api_format,
         inputTokens: r.input_tokens, outputTokens: r.output_tokens, cacheCreationTokens: r.cache_creation_input_tokens, cacheReadTokens: r.cache_read_input_tokens,
         totalTokens: r.total_tokens, cacheCreationCost: BigInt(r.cache_creation_cost), cacheReadCost: BigInt(r.cache_read_cost), totalCost: BigInt(r.total_cost),
         actualTotalCost: BigInt(r.actual_total_cost), responseTimeMs: r.response_time_ms
@@ -162,7 +162,8 @@ t.test('one data set, checked against what ingestion would have written', async 
       usage_daily_user: `to_char(day, 'YYYY-MM-DD') AS day, user_id`,
       usage_hourly_user: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, user_id`,
       usage_hourly_provider: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`,
-      usage_hourly_global: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket`
+      usage_hourly_global: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket`,
+      usage_hourly_provider_key: `provider_api_key_id, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket`
     } as const
     for (const [table, keys] of Object.entries(tables) as Array<[keyof typeof tables, string]>) {
       const measures = (await query(`SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND data_type IN ('integer', 'bigint') ORDER BY ordinal_position`, [table])).map((c) => c.column_name as string)

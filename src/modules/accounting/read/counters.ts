@@ -69,7 +69,7 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
                                  FROM usage_key_seconds WHERE ${windowed} AND api_key_id = ${k.id} AND second >= ws.edge) ks,
                               (SELECT count(*) AS requests, COALESCE(sum(total_tokens), 0) AS tokens
                                  FROM usage WHERE ${windowed} AND api_key_id = ${k.id} AND created_at > ws.since AND created_at < ws.edge) e) w
-   -- served by admission_holds (api_key_id): a key's live holds are its requests in flight, a few rows; the window's as above
+   -- served by admission_holds (api_key_id, expires_at): a key's live holds are its requests in flight, a few rows; the window's as above
    CROSS JOIN LATERAL (SELECT COALESCE(sum(amount), 0)::bigint AS cost, (count(*) FILTER (WHERE NOT started))::int AS unstarted,
                               (count(*) FILTER (WHERE NOT started AND created_at > ws.since))::int AS window_requests,
                               -- a started request's row has no tokens until it finishes, and then its hold is gone: never both
