@@ -9,7 +9,7 @@
 // budgets/state.ts); a rolling budget slides, so it fires at most once per duration_seconds
 // (epoch-aligned); a balance re-arms when topped up (its amount is part of the key); a
 // total cost limit when changed; a user's quota when reset (total_used − used moves) or
-// changed; a provider's monthly quota each UTC month or when changed.
+// changed; a provider's monthly quota each UTC month monthly_used counts, or when changed.
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { budgetsSql } from '../budgets/state.js'
@@ -58,10 +58,11 @@ function watchedLimitsSql (charged: Charged, now: Date): Fragment {
       SELECT 'user', u.id, 'quota', u.id, 'quota:' || u.quota || ':reset:' || (u.total_used - u.used), NULL, NULL, u.used, u.quota
         FROM users u WHERE u.id = ANY(${users}) AND u.quota IS NOT NULL AND ${watched('user', 'quota')}
       UNION ALL
-      SELECT 'provider', p.id, 'quota', p.id, 'month:' || to_char(m.start AT TIME ZONE 'UTC', 'YYYY-MM') || ':quota:' || p.monthly_quota,
-             m.start, m.start + interval '1 month', p.monthly_used, p.monthly_quota
-        FROM providers p CROSS JOIN LATERAL (SELECT date_trunc('month', ${at} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start) m
-       WHERE p.id = ANY(${providers}) AND p.monthly_quota IS NOT NULL AND ${watched('provider', 'quota')}
+      -- monthly_used counts the UTC month monthly_used_month (providers/quota.ts), the latest a charge fell in
+      SELECT 'provider', p.id, 'quota', p.id, 'month:' || to_char(p.monthly_used_month, 'YYYY-MM') || ':quota:' || p.monthly_quota,
+             p.monthly_used_month::timestamp AT TIME ZONE 'UTC', (p.monthly_used_month + interval '1 month') AT TIME ZONE 'UTC', p.monthly_used, p.monthly_quota
+        FROM providers p
+       WHERE p.id = ANY(${providers}) AND p.monthly_quota IS NOT NULL AND p.monthly_used_month IS NOT NULL AND ${watched('provider', 'quota')}
       UNION ALL
       -- a budget's window and its finished spend by budgets/state.ts (holds are not spend: they alert nothing)
       SELECT CASE WHEN bs.api_key_id IS NULL THEN 'user' ELSE 'api_key' END::"AlertSubjectKind", COALESCE(bs.api_key_id, bs.user_id), 'budget', bs.id,

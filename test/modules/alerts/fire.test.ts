@@ -106,12 +106,17 @@ t.test('a provider\'s monthly quota reads monthly_used', async (t) => {
   const provider = await g.provider('p', 'monthly_quota')
   const providerKey = await g.providerKey(provider.id)
   const key = await g.standaloneKey()
-  await g.app.prisma.provider.update({ where: { id: provider.id }, data: { monthlyQuota: 100_000_000n, monthlyUsed: 85_000_000n } })
+  const month = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), 1))
+  // 0.085 USD spent this month before (ingestion adds each charge's actual cost to it)
+  await g.app.prisma.provider.update({ where: { id: provider.id }, data: { monthlyQuota: 100_000_000n, monthlyUsed: 85_000_000n, monthlyUsedMonth: month } })
   await g.adminCall('POST', '/api/admin/alerts/rules', { subject_kind: 'provider', subject_id: provider.id, limit_kind: 'quota', thresholds: [80, 99] })
   await g.send([done(key, 1, { provider_api_key_id: providerKey.id })])
   const fired = await alerts(g)
-  t.same(fired.map((a) => [a.subject_id, a.limit_kind, a.threshold]), [[provider.id, 'quota', 80]], '85 % (or 86 % once ingestion keeps monthly_used): the 80 % only')
-  t.match(fired[0]!.window_key, /^month:\d{4}-\d{2}:quota:100000000$/)
+  t.same(fired.map((a) => [a.subject_id, a.limit_kind, a.threshold, a.used]), [[provider.id, 'quota', 80, 86_000_000n]], '86 of 100: the 80 % only')
+  t.equal(fired[0]!.window_key, `month:${month.toISOString().slice(0, 7)}:quota:100000000`, 'once in the UTC month monthly_used counts')
+  const [payload] = (await g.adminCall('GET', '/api/admin/alerts')).items
+  t.match(payload.limit, { kind: 'quota', window_start: month.toISOString() })
+  t.equal(Date.parse(payload.limit.window_end as string), Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + 1, 1))
 })
 
 t.test('two instances ingesting at once over the threshold fire it once', async (t) => {
