@@ -78,7 +78,9 @@ export const EXTRA_INDEXES: readonly ExtraIndex[] = [
   // providers/service.ts forgetProviderInUserRanking: a deleted provider's part of the user rollups
   { name: 'usage_hourly_provider_id_idx', table: 'usage_hourly', columns: ['provider_id'], predicate: null },
   // the in-flight rows only (accounting/rules.ts IN_FLIGHT_STATUSES): the stale sweep, the active list, the in-flight counter
-  { name: 'usage_status_idx', table: 'usage', columns: ['status'], predicate: "status = ANY (ARRAY['pending'::usage_status, 'streaming'::usage_status])" }
+  { name: 'usage_status_idx', table: 'usage', columns: ['status'], predicate: "status = ANY (ARRAY['pending'::usage_status, 'streaming'::usage_status])" },
+  // a key's in-flight rows (accounting/read/counters.ts in_flight): the concurrency counter reads only them
+  { name: 'usage_in_flight_key_idx', table: 'usage', columns: ['api_key_id', 'created_at'], predicate: "status = ANY (ARRAY['pending'::usage_status, 'streaming'::usage_status])" }
 ]
 
 // "index name (a, b) where p": the name and predicate are part of what an extra index must match

@@ -50,6 +50,7 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
   const windowed = sql`(${all}::boolean OR ${k.rateLimit} IS NOT NULL OR ${k.tokenLimit} IS NOT NULL)`
   const columns = sql`w.requests + h.window_requests AS window_requests, w.tokens + h.window_tokens AS window_tokens,
          LEAST(w.oldest, h.window_oldest) AS window_oldest, ${k.windowSeconds} AS window_seconds, h.cost AS held_cost,
+         -- served by usage_in_flight_key_idx (api_key_id, created_at) WHERE in flight: the key's in-flight rows only
          CASE WHEN ${all}::boolean OR ${k.concurrentLimit} IS NOT NULL THEN
            (SELECT count(*)::int FROM usage WHERE api_key_id = ${k.id} AND ${inFlightSql()}
                AND created_at > now() - make_interval(mins => ${s.pendingTimeoutMinutes}::int)) + h.unstarted END AS in_flight,
