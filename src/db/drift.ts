@@ -77,9 +77,7 @@ export const EXTRA_INDEXES: readonly ExtraIndex[] = [
   { name: 'usage_provider_api_key_id_idx', table: 'usage', columns: ['provider_api_key_id'], predicate: 'provider_api_key_id IS NOT NULL' },
   // providers/service.ts forgetProviderInUserRanking: a deleted provider's part of the user rollups
   { name: 'usage_hourly_provider_id_idx', table: 'usage_hourly', columns: ['provider_id'], predicate: null },
-  // the in-flight rows only (accounting/rules.ts IN_FLIGHT_STATUSES): the stale sweep, the active list, the in-flight counter
-  { name: 'usage_status_idx', table: 'usage', columns: ['status'], predicate: "status = ANY (ARRAY['pending'::usage_status, 'streaming'::usage_status])" },
-  // a key's in-flight rows (accounting/read/counters.ts in_flight): the concurrency counter reads only them
+  // the in-flight rows only (accounting/rules.ts IN_FLIGHT_STATUSES), by key and time: the in-flight counter, the stale sweep, the active list
   { name: 'usage_in_flight_key_idx', table: 'usage', columns: ['api_key_id', 'created_at'], predicate: "status = ANY (ARRAY['pending'::usage_status, 'streaming'::usage_status])" }
 ]
 

@@ -388,7 +388,7 @@ export function boundedCountStatement (filter: ResolvedFilter, bound: number): F
   const driver = filter.driver
   if (driver === undefined || driver === null) {
     const rest = [...matchConditions(filter), ...filter.patterns.map(keywordCondition)]
-    // usage (api_key_id | user_id | provider_id | model, created_at), usage (status), or usage (created_at), walked backwards
+    // usage (api_key_id | user_id | provider_id | model, created_at), usage_in_flight_key_idx, or usage (created_at), walked backwards
     return sql`
       SELECT count(*) FILTER (WHERE ${rest.length === 0 ? raw('true') : join(rest, ' AND ')})::int AS matched, count(*)::int AS walked
         FROM (SELECT ${WALKED_COLUMNS} FROM usage u ${candidatesWhere(filter)}

@@ -13,7 +13,7 @@ export async function sweepStale (pool: pg.Pool, timeoutMinutes: number, now = n
   const cutoff = new Date(now.getTime() - timeoutMinutes * 60_000)
   let swept = 0
   for (;;) {
-    // served by usage (status)
+    // served by usage_in_flight_key_idx (in-flight rows only)
     const { rows: stale } = await pool.query<{ request_id: string }>(
       sql`SELECT request_id FROM usage WHERE ${inFlightSql()} AND created_at < ${cutoff} ORDER BY request_id LIMIT 500`)
     if (stale.length === 0) return swept
@@ -32,9 +32,9 @@ export async function sweepStale (pool: pg.Pool, timeoutMinutes: number, now = n
   }
 }
 
-/** The newest in-flight rows' ids (one user's, when given): the statuses as SQL constants (Prisma binds them as casts the planner cannot match to usage (status)'s predicate). */
+/** The newest in-flight rows' ids (one user's, when given): the statuses as SQL constants (Prisma binds them as casts the planner cannot match to usage_in_flight_key_idx's predicate). */
 async function inFlightIds (db: Db, userId: string | null): Promise<string[]> {
-  // served by usage (status) WHERE in flight; a user's are filtered from those few rows
+  // served by usage_in_flight_key_idx (in-flight rows only); a user's are filtered from those few rows
   const query = sql`SELECT id FROM usage WHERE ${inFlightSql()} ${userId === null ? empty : sql`AND user_id = ${userId}::uuid`} ORDER BY created_at DESC LIMIT 500`
   return (await db.$queryRawUnsafe<Array<{ id: string }>>(query.text, ...query.values)).map((row) => row.id)
 }
