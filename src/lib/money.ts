@@ -31,3 +31,6 @@ export function roundDiv (numerator: bigint, denominator: bigint): bigint {
   const q = (n + d / 2n) / d
   return negative ? -q : q
 }
+
+/** `part` as a percent of `whole` (> 0), to the hundredth, rounded down: in integers, exact at any amount. */
+export const percentOf = (part: bigint, whole: bigint): number => Number((part * 10_000n) / whole) / 100

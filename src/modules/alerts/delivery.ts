@@ -9,8 +9,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import sql from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { decrypt } from '../../lib/crypto.js'
-import { nanoToUsd } from '../../lib/money.js'
-import { usedPercent } from './thresholds.js'
+import { nanoToUsd, percentOf } from '../../lib/money.js'
 
 export const SIGNATURE_HEADER = 'x-keymeter-signature'
 
@@ -52,7 +51,7 @@ export function alertPayload (alert: AlertRow) {
     },
     threshold_percent: alert.threshold,
     used_usd: nanoToUsd(used),
-    used_percent: usedPercent(used, limit)
+    used_percent: percentOf(used, limit)
   }
 }
 

@@ -25,9 +25,6 @@ export const MAX_THRESHOLD = 1000
 export const reachedSql = (used: Fragment, limit: Fragment, threshold: Fragment): Fragment =>
   sql`(${used})::numeric * 100 >= (${limit})::numeric * (${threshold})`
 
-/** The use as a percent of the limit, to the hundredth (rounded down) for the payload; limits are > 0 (no alert fires for another) */
-export const usedPercent = (used: bigint, limit: bigint): number => Number((used * 10_000n) / limit) / 100
-
 /**
  * Every limit of the charged subjects that some active rule watches, with its window key,
  * its use and its amount. Served by alert_rules (subject_kind, limit_kind, subject_id), the

@@ -2,7 +2,7 @@
 // providers.monthly_used counts the UTC month in monthly_used_month (kept by ingestion,
 // accounting/model.ts PROVIDER_MONTH), so a row last charged in an older month has spent
 // 0 of this one — the quota resets at the month boundary without a job running.
-import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
+import { nanoToUsd, nanoToUsdOrNull, percentOf } from '../../lib/money.js'
 import { PROVIDER_MONTH } from '../accounting/model.js'
 
 /** What a provider row holds of its quota (nano-USD; the month as a Date at UTC midnight or YYYY-MM-DD). */
@@ -40,7 +40,7 @@ export function quotaUsage (row: MonthlyColumns, now: Date): QuotaUsage {
   const quota = row.monthlyQuota
   if (quota === null) return { monthStart, monthEnd, used, remaining: null, percent: null, exhaustAt: null }
   const remaining = quota > used ? quota - used : 0n
-  const percent = quota > 0n ? Number((used * 10_000n) / quota) / 100 : null
+  const percent = quota > 0n ? percentOf(used, quota) : null
   return { monthStart, monthEnd, used, remaining, percent, exhaustAt: exhaustion(quota, used, monthStart, monthEnd, now) }
 }
 
