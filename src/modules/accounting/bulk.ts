@@ -109,6 +109,8 @@ export async function rollupRegrouped (db: Sql): Promise<void> {
       FROM request_candidates c WHERE ${executedSql('c')} GROUP BY c.request_id HAVING count(*) > 1
     ) p
     GROUP BY 1, 2 HAVING sum(attempts) <> 0 OR sum(latency_sum_ms) <> 0 OR sum(latency_count) <> 0 OR sum(fallbacks) <> 0 ORDER BY 1, 2`)
+  // a bulk load wrote settled hours: caches of them rebuild (rules.ts settledBefore)
+  await run(db, sql`UPDATE rollup_late_writes SET writes = writes + 1`)
 }
 
 /**

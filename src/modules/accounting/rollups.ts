@@ -5,7 +5,7 @@
 import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { ATTEMPTS, bucketsOf, DIMENSIONS, finestKey, hour, MEASURES, PROVIDER_MONTH, ROLLUPS, type Buckets, type MeasureName, type Rollup, type RollupSource, type RollupTable } from './model.js'
-import { isFinished, NIL_UUID } from './rules.js'
+import { isFinished, isLateWrite, NIL_UUID } from './rules.js'
 
 export type { RollupSource }
 
@@ -180,8 +180,12 @@ export class RollupDeltas {
     entry.cost += sign === 1 ? cost : -cost
   }
 
+  /** the oldest created_at (ms) of the batch's rows: a late write when settled (rules.ts) */
+  earliest = Number.POSITIVE_INFINITY
+
   private add (row: RollupSource, sign: 1 | -1): void {
     this.month(row, sign)
+    if (row.createdAt.getTime() < this.earliest) this.earliest = row.createdAt.getTime()
     const quarter = Math.floor(row.createdAt.getTime() / QUARTER_MS)
     let at = this.buckets.get(quarter)
     if (at === undefined) {
@@ -253,9 +257,12 @@ function upsertCte ({ table, key, measures }: typeof UPSERTS[number], rows: stri
 }
 
 /** The batch's clock, the keys', users' and providers' charges, the rate window's seconds, then one parameter per rollup. */
-function writeTotalsSql (now: Date, keys: string, users: string, providers: string, seconds: string, rows: string[]): Fragment {
+function writeTotalsSql (now: Date, late: boolean, keys: string, users: string, providers: string, seconds: string, rows: string[]): Fragment {
   return sql`
-    WITH keys AS (
+    WITH late AS (
+      -- a settled hour changes: the caches of settled hours rebuild (rules.ts settledBefore)
+      UPDATE rollup_late_writes SET writes = writes + 1 WHERE ${late} RETURNING 1
+    ), keys AS (
       UPDATE api_keys k
          SET total_requests = k.total_requests + c.requests, total_tokens = k.total_tokens + c.tokens,
              total_cost = k.total_cost + c.cost, balance_used = k.balance_used + c.cost,
@@ -285,7 +292,7 @@ function writeTotalsSql (now: Date, keys: string, users: string, providers: stri
     ), ${join(UPSERTS.map((upsert, i) => upsertCte(upsert, rows[i]!)), ', ')}
     -- read (so run) in the order the statement had before: the rollups, then the keys and users, then the window's seconds
     SELECT ${raw(UPSERTS.map(({ table }) => `(SELECT count(*) FROM ${table})`).join(' + '))} + (SELECT count(*) FROM keys) + (SELECT count(*) FROM users)
-         + (SELECT count(*) FROM seconds) + (SELECT count(*) FROM providers) AS touched`
+         + (SELECT count(*) FROM seconds) + (SELECT count(*) FROM providers) + (SELECT count(*) FROM late) AS touched`
 }
 
 /**
@@ -299,7 +306,7 @@ export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charg
   const seconds = deltas.secondRows()
   const providers = deltas.providerMonthRows()
   if (rows.every((list) => list.length === 0) && charges.keys.length + charges.users.length + seconds.length + providers.length === 0) return
-  const query = writeTotalsSql(now, JSON.stringify(charges.keys), JSON.stringify(charges.users), JSON.stringify(providers), JSON.stringify(seconds),
+  const query = writeTotalsSql(now, isLateWrite(deltas.earliest, now), JSON.stringify(charges.keys), JSON.stringify(charges.users), JSON.stringify(providers), JSON.stringify(seconds),
     rows.map((list) => JSON.stringify(list)))
   await db.query(query.text, query.values)
 }

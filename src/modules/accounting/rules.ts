@@ -29,3 +29,15 @@ export const executedSql = (alias = 'c'): Fragment => raw(`${alias}.status NOT I
 
 /** Rollup keys cannot be NULL: a missing user, key or provider is this id in them. */
 export const NIL_UUID = '00000000-0000-0000-0000-000000000000'
+
+const HOUR_MS = 3_600_000
+
+/**
+ * Settled hours: a cache of rollup hours before settledBefore(now) (the heatmap's past
+ * days) is exact while rollup_late_writes has not moved, because a batch writing any row
+ * created more than LATE_AFTER_MS before its clock counts one there (isLateWrite). The hour
+ * between the two tolerates that much clock skew between instances.
+ */
+export const LATE_AFTER_MS = 47 * HOUR_MS
+export const settledBefore = (now: Date): Date => new Date(Math.floor((now.getTime() - LATE_AFTER_MS - HOUR_MS) / HOUR_MS) * HOUR_MS)
+export const isLateWrite = (earliestCreatedMs: number, now: Date): boolean => earliestCreatedMs < now.getTime() - LATE_AFTER_MS

@@ -5,6 +5,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import { dateRange } from '../../lib/time.js'
+import { SettledHeatmaps } from '../accounting/read/totals.js'
 import { viewerSchema, visibleTo } from '../accounting/visibility.js'
 import {
   Aggregation, AggregationQuery, Heatmap, HeatmapQuery, OwnRecordsQuery, Records, RecordsQuery, StatsQuery, StatsWithHeatmap, UsageDetail, UsageParams
@@ -24,6 +25,8 @@ const OwnRecords = viewerSchema(Records)
 const OwnUsageDetail = viewerSchema(UsageDetail)
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
+  // the past days of the global heatmap, per zone (accounting/read/totals.ts)
+  const settled = new SettledHeatmaps()
   await app.register(ownUsageRoutes)
   await app.register(quotaUsageRoutes)
   // ---- admin ----
@@ -35,7 +38,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'admin',
     handle: async ({ query }) => {
       const range = dateRange(query, DEFAULT_DAYS, MAX_DAYS)
-      const [stats, days] = await Promise.all([usageStats(app.statsPg, range), heatmap(app.statsPg, app.config.APP_TIMEZONE)])
+      const [stats, days] = await Promise.all([usageStats(app.statsPg, range), heatmap(app.statsPg, app.config.APP_TIMEZONE, settled)])
       return { ...stats, activity_heatmap: days }
     }
   })
@@ -56,7 +59,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, summary: 'Requests per local day for the 365 days ending today, zero-filled', description: 'One count per day in the time zone asked (default APP_TIMEZONE), days without requests included as zeros.', querystring: HeatmapQuery, response: { 200: Heatmap, ...errorResponses() } },
     action: 'usage.heatmap',
     mode: 'admin',
-    handle: async ({ query }) => heatmap(app.statsPg, app.timeZones.require(query.timezone ?? app.config.APP_TIMEZONE))
+    handle: async ({ query }) => heatmap(app.statsPg, app.timeZones.require(query.timezone ?? app.config.APP_TIMEZONE), settled)
   })
 
   route(app, {

@@ -12,7 +12,7 @@ import type { TieredPricing } from '../accounting/pricing.js'
 import { IN_FLIGHT_STATUSES } from '../accounting/rules.js'
 import { aetherTier, tierFromUsd } from '../accounting/tiers.js'
 import {
-  globalTotals, heatmapDays, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, userHeatmapDays, userTotals, type HeatmapDay, type Totals
+  globalTotals, heatmapDays, totalsByApiFormat, totalsByModel, totalsByProvider, totalsByUser, userHeatmapDays, userTotals, type HeatmapDay, type SettledHeatmaps, type Totals
 } from '../accounting/read/totals.js'
 import {
   countRecords, estimateCandidates, estimateKeyword, estimateRecords, goneProviderMatches, KEYWORD_SLOTS, keywordMatches, recordPage, requestCandidates, resolveNames,
@@ -95,9 +95,9 @@ export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, given?
 export const HEATMAP_DAYS = 365
 
 /** The 365 local days ending today in `timeZone`, zero-filled. */
-export async function heatmap (db: Sql, timeZone: string, now = new Date()) {
+export async function heatmap (db: Sql, timeZone: string, settled?: SettledHeatmaps, now = new Date()) {
   const { first, today } = heatmapWindow(timeZone, now)
-  return heatmapBody(first, today, await heatmapDays(db, timeZone, first, today))
+  return heatmapBody(first, today, await heatmapDays(db, timeZone, first, today, now, settled))
 }
 
 /** One user's heatmap, as `heatmap` (its actual_total_cost is the operator's: accounting/visibility.ts trims it). */

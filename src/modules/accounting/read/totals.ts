@@ -7,9 +7,10 @@
 // contribution ingestion adds to a rollup (src/modules/usage/rollups.ts), so the two
 // halves add up to what a GROUP BY over the raw rows gives.
 import sql, { empty, raw, type Sql as Fragment } from 'sql-template-tag'
-import type { Sql } from '../../../db/prisma.js'
+import { prepared, type Sql } from '../../../db/prisma.js'
 import type { DayPlan, HourPlan } from '../../../lib/spans.js'
-import { executedSql, finishedSql } from '../rules.js'
+import { EARLIEST_INSTANT, INSTANT_LIMIT, localDate } from '../../../lib/time.js'
+import { executedSql, finishedSql, settledBefore } from '../rules.js'
 import { count, big, RAW_MEASURES, ROLLUP_MEASURES, SUMS, within, withinEither } from './sql.js'
 
 const FINISHED = finishedSql('u')
@@ -245,8 +246,58 @@ export interface HeatmapDay { day: string, requests: number, totalTokens: number
  * to its own.
  * Zones on whole-hour offsets read neither.
  */
-export async function heatmapDays (db: Sql, timeZone: string, first: string, last: string): Promise<HeatmapDay[]> {
-  return readHeatmap(db, heatmapSql(timeZone, first, last, GLOBAL_HEATMAP))
+export async function heatmapDays (db: Sql, timeZone: string, first: string, last: string, now = new Date(), settled?: SettledHeatmaps): Promise<HeatmapDay[]> {
+  if (settled === undefined) return (await readHeatmap(db, heatmapSql(timeZone, first, last, GLOBAL_HEATMAP, EVER))).days
+  return settled.days(db, timeZone, first, last, now)
+}
+
+/** Hours [from, to) of a heatmap: each hour and the cut part of its midnight are read by the span that holds the hour. */
+interface Span { from: Date, to: Date }
+const EVER: Span = { from: new Date(EARLIEST_INSTANT), to: new Date(INSTANT_LIMIT) }
+const DAY_MS = 86_400_000
+const dayBefore = (date: string) => new Date(Date.parse(`${date}T00:00:00Z`) - DAY_MS).toISOString().slice(0, 10)
+
+/**
+ * The global heatmap's settled days, per zone: each day's sums over the hours before a
+ * settled instant (accounting/rules.ts settledBefore), kept while rollup_late_writes
+ * reads as it did when they were summed, so an answer reads at most ~3 days of hours
+ * (and that count, in the same statement) instead of a year's. One per app: what it
+ * keeps is of its database.
+ */
+export class SettledHeatmaps {
+  private readonly zones = new Map<string, { before: Date, writes: string, first: string, days: HeatmapDay[] }>()
+
+  constructor (private readonly maxZones = 32) {}
+
+  async days (db: Sql, timeZone: string, first: string, last: string, now: Date): Promise<HeatmapDay[]> {
+    const before = settledBefore(now)
+    const kept = this.zones.get(timeZone)
+    // rebuilt daily, so the live span stays a few days long
+    if (kept !== undefined && kept.first <= first && before.getTime() - kept.before.getTime() < DAY_MS) {
+      const live = await this.live(db, timeZone, last, kept.before)
+      if (live.writes === kept.writes) return added(kept.days, live.days)
+    }
+    const settledPart = await readHeatmap(prepared(db), heatmapSql(timeZone, first, last, GLOBAL_HEATMAP, { from: EVER.from, to: before }))
+    if (this.zones.size >= this.maxZones && !this.zones.has(timeZone)) this.zones.delete(this.zones.keys().next().value!)
+    this.zones.set(timeZone, { before, writes: settledPart.writes, first, days: settledPart.days })
+    const live = await this.live(db, timeZone, last, before)
+    return added(settledPart.days, live.days)
+  }
+
+  /** the hours from `from` on: their local days start the day before from's */
+  private async live (db: Sql, timeZone: string, last: string, from: Date) {
+    return readHeatmap(prepared(db), heatmapSql(timeZone, dayBefore(localDate(from, timeZone)), last, GLOBAL_HEATMAP, { from, to: EVER.to }))
+  }
+}
+
+/** Two spans' days, a day both hold summed. */
+function added (a: HeatmapDay[], b: HeatmapDay[]): HeatmapDay[] {
+  const byDay = new Map(a.map((day) => [day.day, day]))
+  for (const day of b) {
+    const seen = byDay.get(day.day)
+    byDay.set(day.day, seen === undefined ? day : { day: day.day, requests: seen.requests + day.requests, totalTokens: seen.totalTokens + day.totalTokens, totalCost: seen.totalCost + day.totalCost, actualTotalCost: seen.actualTotalCost + day.actualTotalCost })
+  }
+  return [...byDay.values()]
 }
 
 /**
@@ -257,7 +308,7 @@ export async function heatmapDays (db: Sql, timeZone: string, first: string, las
  * most 30 minutes of the user's rows per midnight (the quarter-hour rollup is global).
  */
 export async function userHeatmapDays (db: Sql, userId: string, timeZone: string, first: string, last: string): Promise<HeatmapDay[]> {
-  return readHeatmap(db, heatmapSql(timeZone, first, last, { hourly: raw('usage_hourly t'), hourlyWhere: sql`t.user_id = ${userId}`, quarters: false, rawWhere: sql`u.user_id = ${userId}` }))
+  return (await readHeatmap(db, heatmapSql(timeZone, first, last, { hourly: raw('usage_hourly t'), hourlyWhere: sql`t.user_id = ${userId}`, quarters: false, rawWhere: sql`u.user_id = ${userId}` }, EVER))).days
 }
 
 /** Whose requests a heatmap counts: the hourly rollup read (alias t) and its predicate, whether the global quarter-hours may answer cut hours, the raw rows' predicate (alias u). */
@@ -267,7 +318,8 @@ const GLOBAL_HEATMAP: HeatmapScope = { hourly: raw('usage_hourly_global t'), hou
 
 const andWhere = (predicate: Fragment | null): Fragment => predicate === null ? empty : sql`AND ${predicate}`
 
-function heatmapSql (timeZone: string, first: string, last: string, scope: HeatmapScope): Fragment {
+/** The days' sums (a day before `first` may come with them), then one row without a day: rollup_late_writes, read in the same snapshot. */
+function heatmapSql (timeZone: string, first: string, last: string, scope: HeatmapScope, span: Span): Fragment {
   return sql`
     WITH midnights AS MATERIALIZED ( -- first … last + 1, each converted once
       SELECT day, at, date_trunc('hour', at, 'UTC') AS hour
@@ -279,7 +331,7 @@ function heatmapSql (timeZone: string, first: string, last: string, scope: Heatm
       SELECT CASE WHEN early THEN hour ELSE at END AS from_at, CASE WHEN early THEN at ELSE hour + interval '1 hour' END AS to_at,
              CASE WHEN early THEN day - 1 ELSE day END AS own_day, CASE WHEN early THEN day ELSE day - 1 END AS middle_day,
              extract(epoch FROM at) % 900 = 0 AS quarters
-        FROM (SELECT *, at - hour <= interval '30 minutes' AS early FROM midnights WHERE at <> hour) m
+        FROM (SELECT *, at - hour <= interval '30 minutes' AS early FROM midnights WHERE at <> hour AND hour >= ${span.from} AND hour < ${span.to}) m
     ), hours AS (
       -- usage_hourly_global primary key (bucket), one user's usage_hourly (user_id, bucket): the day whose [midnight, next midnight) holds the hour's middle,
       -- for the hours whose middle is in [first midnight, last + 1), so each hour's day is looked up once
@@ -287,6 +339,7 @@ function heatmapSql (timeZone: string, first: string, last: string, scope: Heatm
         FROM ${scope.hourly} CROSS JOIN bounds b
        -- a constant superset of the local days (no zone is 24 hours off UTC), so the planner can estimate it
        WHERE t.bucket >= (${first}::date - 1)::timestamp AT TIME ZONE 'UTC' AND t.bucket < (${last}::date + 2)::timestamp AT TIME ZONE 'UTC' ${andWhere(scope.hourlyWhere)}
+         AND t.bucket >= ${span.from} AND t.bucket < ${span.to}
          AND t.bucket + interval '30 minutes' >= b.first_at AND t.bucket + interval '30 minutes' < b.end_at
     ), moved AS (${scope.quarters ? QUARTER_PARTS : empty}
       -- usage (created_at), one user's usage (user_id, created_at), one range per midnight: an offset off the quarter-hour (a historical local mean time), or any cut hour of one user
@@ -307,7 +360,10 @@ function heatmapSql (timeZone: string, first: string, last: string, scope: Heatm
     SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens,
            sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
       FROM parts
-     GROUP BY day`
+     GROUP BY day
+    UNION ALL
+    -- rollup_late_writes primary key: one row
+    SELECT NULL, writes, 0, 0, 0 FROM rollup_late_writes`
 }
 
 /** The cut hours' parts from the global quarter-hours, where the midnight is on a quarter-hour. */
@@ -318,13 +374,13 @@ const QUARTER_PARTS = raw(`
        WHERE m.quarters
       UNION ALL`)
 
-async function readHeatmap (db: Sql, query: Fragment): Promise<HeatmapDay[]> {
-  const { rows } = await db.query(query)
-  return rows.map((row: Record<string, unknown>) => ({
-    day: row.day as string,
-    requests: count(row.requests),
-    totalTokens: count(row.total_tokens),
-    totalCost: big(row.total_cost),
-    actualTotalCost: big(row.actual_total_cost)
-  }))
+async function readHeatmap (db: Sql, query: Fragment): Promise<{ days: HeatmapDay[], writes: string }> {
+  const { rows } = await db.query(query.text, query.values)
+  let writes = ''
+  const days: HeatmapDay[] = []
+  for (const row of rows as Array<Record<string, unknown>>) {
+    if (row.day === null) writes = String(row.requests)
+    else days.push({ day: row.day as string, requests: count(row.requests), totalTokens: count(row.total_tokens), totalCost: big(row.total_cost), actualTotalCost: big(row.actual_total_cost) })
+  }
+  return { days, writes }
 }
