@@ -101,6 +101,8 @@ export function serverOptions (config: AppConfig, extras: ServerExtras = {}): Fa
     logController: new OneLinePerRequest({ requestIdLogLabel: 'request_id' }),
     return503OnClosing: true,
     connectionTimeout: 60_000,
+    // a start against a busy database waits for its first answer (avvio's 10 s failed starts under load)
+    pluginTimeout: 60_000,
     requestTimeout: 120_000,
     // model names (up to 200 characters) travel as path parameters
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },

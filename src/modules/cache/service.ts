@@ -289,7 +289,7 @@ export async function intervalTimeline (db: Sql, query: TimelineQuery, ownerId: 
   const result = {
     analysis_period_hours: query.hours,
     total_points: total,
-    points: points.map((p) => ({ x: p.created_at.toISOString(), y: minutes(Number(p.gap_ms)), user_id: p.user_id, model: p.model }))
+    points: points.map((p) => ({ x: p.x, y: minutes(Number(p.gap_ms)), user_id: p.user_id, model: p.model }))
   }
   if (query.include_user_info !== true) return result
   const names = await usernames(db, [...new Set(points.map((p) => p.user_id))])

@@ -179,12 +179,15 @@ export async function pointsPerHour (db: Sql, from: Date, userId: string | null)
   return rows.map((row: Record<string, unknown>) => ({ bucket: row.bucket as Date, count: count(row.count) }))
 }
 
-export interface Point { created_at: Date, user_id: string, model: string, gap_ms: number }
+/** x: created_at as the answer writes it (ISO 8601, UTC, milliseconds), formatted by PostgreSQL: 10,000 Dates parsed and formatted again cost the timeline more than its scan */
+export interface Point { x: string, user_id: string, model: string, gap_ms: number }
+
+const x = (alias = '') => raw(`to_char(${alias}created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS x`)
 
 /** Every timeline point in the window, oldest first: cache_timeline_points (created_at, request_id), or its primary key (user_id, created_at, …). */
 export async function allPoints (db: Sql, from: Date, userId: string | null): Promise<Point[]> {
   const { rows } = await db.query<Point>(sql`
-    SELECT created_at, user_id, model, gap_ms FROM cache_timeline_points
+    SELECT ${x()}, user_id, model, gap_ms FROM cache_timeline_points
      WHERE ${userId === null ? empty : sql`user_id = ${userId} AND `}created_at >= ${from}
      ORDER BY created_at, request_id`)
   return rows
@@ -213,7 +216,7 @@ export async function scanFirstPoints (db: Sql, slots: SampleSlots, userId: stri
   // a slot is numbered h·100000 + k (k < share ≤ 50,000): increasing with time; OFFSET 0 computes ms once per row, in
   // double precision (exact to the millisecond over 721 hours, and cheaper than extract's numeric)
   const { rows } = await db.query<Point>(sql`
-    SELECT created_at, user_id, model, gap_ms
+    SELECT ${x()}, user_id, model, gap_ms
       FROM (SELECT created_at, request_id, user_id, model, gap_ms, slot, lag(slot) OVER (ORDER BY created_at, request_id) AS previous
               FROM (SELECT created_at, request_id, user_id, model, gap_ms,
                            h * 100000 + ((d + 1) * share - 1) / (${slots.spans}::bigint[])[h + 1] AS slot
@@ -237,7 +240,7 @@ export async function scanFirstPoints (db: Sql, slots: SampleSlots, userId: stri
  */
 export async function probeFirstPoints (db: Sql, slots: Array<{ lo: Date, hi: Date }>, userId: string | null): Promise<Point[]> {
   const { rows } = await db.query<Point>(sql`
-    SELECT p.created_at, p.user_id, p.model, p.gap_ms
+    SELECT ${x('p.')}, p.user_id, p.model, p.gap_ms
       FROM unnest(${slots.map((s) => s.lo)}::timestamptz[], ${slots.map((s) => s.hi)}::timestamptz[]) AS s(lo, hi)
      CROSS JOIN LATERAL (
         SELECT created_at, user_id, model, gap_ms FROM cache_timeline_points
