@@ -1,6 +1,8 @@
 // The process: configuration, database (embedded when DATABASE_URL is unset),
 // migrations, the first admin, listen, and a clean stop on SIGINT/SIGTERM.
 import './env-file.js'
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
@@ -11,6 +13,9 @@ import { createLogger, envLogFormat } from './http/logging.js'
 import { migrate, openRuntime } from './runtime.js'
 import { scheduleCleanup } from './modules/cleanup/schedule.js'
 import { ensureFirstAdmin } from './modules/users/service.js'
+
+/** under DATA_DIR: the first admin's generated password, when ADMIN_PASSWORD is unset */
+const FIRST_ADMIN_PASSWORD_FILE = 'first-admin-password'
 
 // until the configuration is read (it may be what fails), at info and in LOG_FORMAT if that is valid
 let logger = createLogger({ level: 'info', format: envLogFormat() })
@@ -70,7 +75,12 @@ async function main (): Promise<void> {
     app = await buildApp(config, { logger })
     const admin = await ensureFirstAdmin(app.prisma, { email: config.ADMIN_EMAIL, username: config.ADMIN_USERNAME, password: config.ADMIN_PASSWORD })
     if (admin.generatedPassword !== undefined) {
-      log(`first admin created: ${config.ADMIN_USERNAME} / ${config.ADMIN_EMAIL}, generated password: ${admin.generatedPassword} (shown once; change it)`)
+      // a file only its owner reads, never the log: logs travel to places a password must not
+      const file = join(resolve(config.DATA_DIR), FIRST_ADMIN_PASSWORD_FILE)
+      await mkdir(dirname(file), { recursive: true })
+      await writeFile(file, `${admin.generatedPassword}\n`, { mode: 0o600 })
+      await chmod(file, 0o600)
+      log(`first admin created: ${config.ADMIN_USERNAME} / ${config.ADMIN_EMAIL}; its generated password is in ${file} (mode 0600): sign in, change it, delete the file`)
     }
     await app.listen({ port: config.PORT, host: config.HOST })
     cleanup = scheduleCleanup(app.prisma, app.pg, config, app.log, app.metrics)

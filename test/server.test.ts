@@ -1,7 +1,7 @@
 // The real process (src/server.ts under tsx): boot on an empty database, migrate, create
 // the first admin, serve, stop cleanly on SIGTERM; restart idempotently; refuse to
 // start on a tampered migration or an invalid variable. Then the embedded PostgreSQL.
-import { access, chmod, mkdtemp, rm } from 'node:fs/promises'
+import { access, chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -95,6 +95,27 @@ t.test('the server process on an external database', async (t) => {
     t.match(server.stderr(), /modified after it was applied/)
     t.notMatch(server.stdout(), /Server listening/)
   })
+})
+
+t.test('without ADMIN_PASSWORD the first admin\'s password goes to a 0600 file under DATA_DIR, never to the log', async (t) => {
+  const url = await createDatabase(t)
+  const dataDir = await mkdtemp(join(tmpdir(), 'keymeter-admin-'))
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const { ADMIN_PASSWORD: _, ...env } = serverEnv(url)
+  const server = await spawnServer(t, { ...env, DATA_DIR: dataDir })
+  await server.waitFor(/Server listening/)
+  const file = join(dataDir, 'first-admin-password')
+  t.equal((await stat(file)).mode & 0o777, 0o600, 'only its owner reads it')
+  const password = (await readFile(file, 'utf8')).trim()
+  t.match(password, /^[A-Za-z0-9]{20}$/, 'a generated password')
+  t.notOk(server.stdout().includes(password) || server.stderr().includes(password), 'not in the log')
+  t.match(server.stdout(), `its generated password is in ${file}`)
+  const login = await fetch(`http://127.0.0.1:${server.port}/api/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'admin', password })
+  })
+  t.equal(login.status, 200, 'the first admin signs in with it')
+  server.child.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
 })
 
 t.test('an invalid PORT stops the boot with code 1 naming PORT', async (t) => {
