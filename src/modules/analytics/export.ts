@@ -80,7 +80,7 @@ export const CSV_COLUMNS: readonly Column[] = [
   plain('response_time_ms', (r) => r.response_time_ms),
   plain('first_byte_time_ms', (r) => r.first_byte_time_ms),
   plain('has_fallback', (r) => r.has_fallback),
-  text('request_metadata', (r) => r.request_metadata === null || r.request_metadata === undefined ? null : JSON.stringify(r.request_metadata))
+  text('request_metadata', (r) => r.request_metadata === null ? null : JSON.stringify(r.request_metadata))
 ]
 
 /** A cell starting with one of these is taken for a formula by spreadsheets (=, +, -, @, and tab and CR, which some strip first). */

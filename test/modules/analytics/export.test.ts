@@ -101,6 +101,9 @@ t.test('rows, quoting, money and the operator\'s fields, exactly as inserted', a
     error_message: null, input: 1, output: 1, write: 0, read: 0, total: 2, cost: '0', actual: '0', rate: '1', rt: 5, fb: 5, metadata: null, created_at: at(3)
   })
 
+  // a row whose key and user were deleted since: empty cells
+  const r0 = (await client.query(`INSERT INTO usage (request_id, model, status, created_at) VALUES ('r0', 'plain', 'completed', $1) RETURNING id`, [at(0)])).rows[0].id as string
+
   const csv = await fetchRaw(base, `/api/admin/usage/records/export?format=csv&${RANGE}`, g.admin.headers)
   t.equal(csv.status, 200)
   t.equal(csv.headers['content-type'], 'text/csv; charset=utf-8')
@@ -111,7 +114,8 @@ t.test('rows, quoting, money and the operator\'s fields, exactly as inserted', a
     'rate_multiplier', 'model', 'target_model', 'api_format', 'is_stream', 'status', 'status_code', 'error_message', 'input_tokens', 'output_tokens',
     'cache_creation_input_tokens', 'cache_read_input_tokens', 'total_tokens', 'cost', 'actual_cost', 'response_time_ms', 'first_byte_time_ms', 'has_fallback', 'request_metadata'])
   const rows = asObjects(table)
-  t.same(rows.map((r) => r.id), [r3, r2, r1], 'newest first')
+  t.same(rows.map((r) => r.id), [r3, r2, r1, r0], 'newest first')
+  t.match(rows[3], { user_id: '', username: '', 'api_key.id': '', 'api_key.name': '', 'api_key.display': '', provider: '', cost: '0', has_fallback: 'false' })
   t.same(rows[2], {
     id: r1, request_id: 'r1', created_at: '2025-03-10T08:00:01.000Z', user_id: ann.id, username: 'ann', user_email: '',
     'api_key.id': annKey.id, 'api_key.name': '\'=SUM(A1), "main"', 'api_key.display': annKey.key_display, provider: 'alpha', api_key_name: providerKey.name,
@@ -155,7 +159,7 @@ t.test('rows, quoting, money and the operator\'s fields, exactly as inserted', a
   await g.app.pipeline.readAuditsWritten()
   const audits = await client.query("SELECT action, metadata FROM audit_logs WHERE action IN ('usage.export', 'own_usage.export') ORDER BY created_at")
   t.same(audits.rows.map((a) => [a.action, a.metadata.rows, a.metadata.complete]),
-    [['usage.export', 3, true], ['usage.export', 3, true], ['own_usage.export', 2, true], ['own_usage.export', 2, true], ['usage.export', 0, true]])
+    [['usage.export', 4, true], ['usage.export', 4, true], ['own_usage.export', 2, true], ['own_usage.export', 2, true], ['usage.export', 0, true]])
 })
 
 /** A new session for a user made through the fixtures (whose password they share). */
