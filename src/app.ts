@@ -38,6 +38,8 @@ import priceRoutes from './modules/prices/routes.js'
 import providerRoutes from './modules/providers/routes.js'
 import apiFormatRoutes from './modules/providers/formats.js'
 import statsRoutes from './modules/stats/routes.js'
+import usageExportRoutes from './modules/analytics/export.js'
+import tagRoutes from './modules/analytics/tags.js'
 import tokenRoutes from './modules/tokens/routes.js'
 import usageRoutes from './modules/usage/routes.js'
 import userRoutes from './modules/users/routes.js'
@@ -228,6 +230,8 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(gatewayRoutes, { prefix: '/api' })
   await app.register(usageRoutes, { prefix: '/api' })
   await app.register(statsRoutes, { prefix: '/api' })
+  await app.register(usageExportRoutes, { prefix: '/api' })
+  await app.register(tagRoutes, { prefix: '/api' })
   await app.register(cacheRoutes, { prefix: '/api' })
   await app.register(dashboardRoutes, { prefix: '/api' })
   await app.register(keyStatsRoutes, { prefix: '/api/key-stats' })

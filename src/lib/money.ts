@@ -34,3 +34,11 @@ export function roundDiv (numerator: bigint, denominator: bigint): bigint {
 
 /** `part` as a percent of `whole` (> 0), to the hundredth, rounded down: in integers, exact at any amount. */
 export const percentOf = (part: bigint, whole: bigint): number => Number((part * 10_000n) / whole) / 100
+
+/** nano-USD → USD as an exact decimal string (nine places at most, trailing zeros dropped): for text exports, where a double's rounding would show. */
+export function nanoToUsdString (nano: bigint): string {
+  const sign = nano < 0n ? '-' : ''
+  const abs = nano < 0n ? -nano : nano
+  const fraction = (abs % NANO_PER_USD).toString().padStart(9, '0').replace(/0+$/, '')
+  return `${sign}${abs / NANO_PER_USD}${fraction === '' ? '' : `.${fraction}`}`
+}

@@ -1,6 +1,6 @@
 // Money: USD numbers at the edge, exact integer nano-USD everywhere else.
 import t from 'tap'
-import { NANO_PER_USD, nanoToUsd, nanoToUsdOrNull, roundDiv, usdToNano } from '../../src/lib/money.js'
+import { NANO_PER_USD, nanoToUsd, nanoToUsdOrNull, nanoToUsdString, roundDiv, usdToNano } from '../../src/lib/money.js'
 
 t.test('usdToNano is exact for decimals that floats cannot multiply exactly', async (t) => {
   t.equal(usdToNano(0.1), 100_000_000n)
@@ -64,4 +64,16 @@ t.test('roundDiv rounds half away from zero for every sign combination', async (
   t.equal(roundDiv(25n, 10n), 3n)
   t.equal(roundDiv(-25n, 10n), -3n)
   t.equal(roundDiv(0n, 7n), 0n)
+})
+
+t.test('nanoToUsdString writes the exact decimal, however large', async (t) => {
+  t.equal(nanoToUsdString(0n), '0')
+  t.equal(nanoToUsdString(1n), '0.000000001')
+  t.equal(nanoToUsdString(100_000_000n), '0.1')
+  t.equal(nanoToUsdString(1_234_567_800_000n), '1234.5678')
+  t.equal(nanoToUsdString(-1_500_000_000n), '-1.5')
+  t.equal(nanoToUsdString(-7n), '-0.000000007')
+  t.equal(nanoToUsdString(3_000_000_000n), '3')
+  // past 2^53 nano a double would round the last digits
+  t.equal(nanoToUsdString(123_456_789_012_345_678_901n), '123456789012.345678901')
 })

@@ -23,12 +23,16 @@ export interface RollupSource {
   outputTokens: number
   cacheCreationTokens: number
   cacheReadTokens: number
+  /** the cache writes by their time to live (their sum is cacheCreationTokens) */
+  cacheCreation5m: number
+  cacheCreation1h: number
   totalTokens: number
   cacheCreationCost: bigint
   cacheReadCost: bigint
   totalCost: bigint
   actualTotalCost: bigint
   responseTimeMs: number | null
+  firstByteTimeMs: number | null
 }
 
 /** The instants a row's rollup rows are keyed by (ISO strings; day as YYYY-MM-DD, UTC). */
@@ -70,6 +74,10 @@ export const MEASURES = {
   total_tokens: count('bigint', (r) => r.totalTokens, 'sum(total_tokens)'),
   response_time_sum_ms: count('bigint', (r) => r.responseTimeMs ?? 0, 'coalesce(sum(response_time_ms), 0)'),
   response_time_count: count('int', (r) => r.responseTimeMs === null ? 0 : 1, 'count(response_time_ms)'),
+  first_byte_time_sum_ms: count('bigint', (r) => r.firstByteTimeMs ?? 0, 'coalesce(sum(first_byte_time_ms), 0)'),
+  first_byte_time_count: count('bigint', (r) => r.firstByteTimeMs === null ? 0 : 1, 'count(first_byte_time_ms)'),
+  cache_creation_5m_tokens: count('bigint', (r) => r.cacheCreation5m, 'sum(cache_creation_5m_input_tokens)'),
+  cache_creation_1h_tokens: count('bigint', (r) => r.cacheCreation1h, 'sum(cache_creation_1h_input_tokens)'),
   cache_hit_requests: count('int', (r) => r.cacheReadTokens > 0 ? 1 : 0, 'count(*) FILTER (WHERE cache_read_input_tokens > 0)'),
   cache_creation_cost: money((r) => r.cacheCreationCost, 'sum(cache_creation_cost)'),
   cache_read_cost: money((r) => r.cacheReadCost, 'sum(cache_read_cost)'),
@@ -145,7 +153,9 @@ export interface Rollup {
 
 const DAILY: readonly MeasureName[] = ['requests', 'errors', 'input_tokens', 'output_tokens', 'cache_creation_tokens', 'cache_read_tokens', 'total_tokens',
   'total_cost', 'actual_total_cost', 'response_time_sum_ms', 'response_time_count']
-const HOURLY: readonly MeasureName[] = [...DAILY, 'cache_creation_cost', 'cache_read_cost', 'cache_hit_requests']
+// time to first byte and the writes by TTL: the analytics time series (analytics/series.ts)
+const HOURLY: readonly MeasureName[] = [...DAILY, 'cache_creation_cost', 'cache_read_cost', 'cache_hit_requests',
+  'first_byte_time_sum_ms', 'first_byte_time_count', 'cache_creation_5m_tokens', 'cache_creation_1h_tokens']
 const RANKING: readonly MeasureName[] = ['requests', 'errors', 'total_tokens', 'total_cost', 'actual_total_cost']
 const HEATMAP: readonly MeasureName[] = ['requests', 'total_tokens', 'total_cost', 'actual_total_cost']
 

@@ -13,6 +13,10 @@ const ProviderNames = Nullable(Type.Array(Nullable(Type.String()), { description
 const IpList = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 49 }), { maxItems: MAX_ALLOWED_IPS, uniqueItems: true, description: 'IPv4 or IPv6 addresses or CIDRs (10.0.0.0/8, 2001:db8::/32); verify then needs a client_ip inside one' }))
 const UserAgentList = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: MAX_ALLOWED_USER_AGENTS, uniqueItems: true, description: 'substrings, matched case-insensitively (no patterns); verify then needs a user_agent containing one' }))
 const Tags = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 20, uniqueItems: true }))
+/** what a write may set: spend by tag (GET /api/admin/stats/tags) groups by these, so each is a plain label (tags stored before this rule are shown as they are) */
+const TagsInput = Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$' }), {
+  maxItems: 20, uniqueItems: true, description: 'at most 20 distinct labels of 1 to 64 characters A-Z a-z 0-9 _ . : -; null or [] clears them'
+}))
 
 export const KeyRecord = shared('KeyRecord', Type.Object({
   id: Uuid,
@@ -70,7 +74,7 @@ const limits = {
   expire_days: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 3650 }))),
   expires_at: Type.Optional(Nullable(IsoDateTime)),
   auto_delete_on_expiry: Type.Optional(Nullable(Type.Boolean())),
-  tags: Type.Optional(Tags)
+  tags: Type.Optional(TagsInput)
 }
 
 const Name = Type.String({ minLength: 1, maxLength: 100 })

@@ -493,3 +493,27 @@ export async function requestCandidates (db: Sql, usageId: string): Promise<Cand
   const { rows } = await db.query<CandidateRow>({ name: 'usage-detail-candidates', text: query.text, values: query.values })
   return rows
 }
+
+/** Where an export page resumes: the last row sent, its created_at as PostgreSQL's text (microseconds, which a Date would round away). */
+export interface ExportCursor { at: string, id: string }
+
+/**
+ * One page of an export, newest first, after `after`: keyset on (created_at, id), so
+ * every page costs its own rows, however deep (an OFFSET would reread every row before
+ * it). usage (created_at), or usage (user_id | api_key_id | model | provider_id,
+ * created_at) for a filter on one id, walked backwards from the cursor's instant; rows
+ * sharing an instant are put in id order by an incremental sort.
+ */
+export async function exportPage (db: Sql, filter: ResolvedFilter, after: ExportCursor | null, limit: number): Promise<Array<RecordRow & { cursor_at: string }>> {
+  const resume = after === null
+    ? empty
+    : sql`AND u.created_at <= ${after.at}::timestamptz AND (u.created_at < ${after.at}::timestamptz OR u.id < ${after.id}::uuid)`
+  const { rows } = await db.query<RecordRow & { cursor_at: string }>(sql`
+    SELECT ${RECORD_COLUMNS}, u.created_at::text AS cursor_at
+      ${RECORD_FROM}
+      ${PROVIDER_KEY_JOIN}
+      ${recordWhere(filter)} ${resume}
+     ORDER BY u.created_at DESC, u.id DESC
+     LIMIT ${limit}`)
+  return rows
+}

@@ -156,10 +156,12 @@ export interface RecordsQuery {
   provider?: string
   status?: string
   api_key_id?: string
-  limit: number
-  offset: number
+  /** the page's, which the filter leaves aside (the export has none) */
+  limit?: number
+  offset?: number
 }
 
+/** The filter of a records query (its page, limit and offset, aside): the one rule of the records page and its export. */
 export function recordFilter (query: RecordsQuery): RecordFilter {
   const start = query.start_date === undefined ? null : new Date(query.start_date)
   const end = query.end_date === undefined ? null : new Date(query.end_date)
@@ -177,7 +179,8 @@ export function recordFilter (query: RecordsQuery): RecordFilter {
   }
 }
 
-function toRecord (row: RecordRow) {
+/** A raw record row as the API shows it (the records page, its export). */
+export function toRecord (row: RecordRow) {
   return {
     id: row.id,
     request_id: row.request_id,
@@ -217,7 +220,7 @@ function toRecord (row: RecordRow) {
  * the filter cannot match (a name matching nothing, or a user_id its username filter
  * does not match), so a miss is answered without reading usage.
  */
-async function resolve (db: Sql, filter: RecordFilter): Promise<ResolvedFilter | null> {
+export async function resolveFilter (db: Sql, filter: RecordFilter): Promise<ResolvedFilter | null> {
   const pattern = (text: string | null) => text === null ? null : containsPattern(text)
   const named = await resolveNames(db, { username: pattern(filter.username), provider: pattern(filter.provider), model: pattern(filter.model) })
   if ([named.userIds, named.providerIds, named.models].some((ids) => ids !== null && ids.length === 0)) return null
@@ -261,7 +264,7 @@ async function withDriver (db: Sql, filter: ResolvedFilter): Promise<ResolvedFil
  * `cap` candidate rows (a bound on work, not on matches) hold them all, else estimated.
  */
 export async function records (db: Sql, given: RecordFilter, limit: number, offset: number, cap = EXACT_COUNT_CAP) {
-  const resolved = await resolve(db, given)
+  const resolved = await resolveFilter(db, given)
   const filter = resolved === null ? null : await withDriver(db, resolved)
   if (filter === null) return { records: [], limit, offset, total: 0, total_is_estimate: false }
   const rows = await recordPage(db, filter, limit, offset)
@@ -280,7 +283,7 @@ export async function records (db: Sql, given: RecordFilter, limit: number, offs
 
 /** The newest `limit` records of a filter, without a total (the user's usage page reads one page). */
 export async function newestRecords (db: Sql, given: RecordFilter, limit: number) {
-  const resolved = await resolve(db, given)
+  const resolved = await resolveFilter(db, given)
   const filter = resolved === null ? null : await withDriver(db, resolved)
   return filter === null ? [] : (await recordPage(db, filter, limit, 0)).map(toRecord)
 }

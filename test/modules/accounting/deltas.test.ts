@@ -12,32 +12,35 @@ const NIL = '00000000-0000-0000-0000-000000000000'
 const row = (overrides: Partial<RollupSource> = {}): RollupSource => ({
   requestId: 'req_1', status: 'completed', createdAt: new Date('2026-03-04T05:20:07.000Z'), userId: USER, apiKeyId: KEY, providerId: PROVIDER,
   model: 'claude-sonnet-4', apiFormat: 'claude:messages', inputTokens: 100, outputTokens: 20, cacheCreationTokens: 0, cacheReadTokens: 0, totalTokens: 120,
-  cacheCreationCost: 0n, cacheReadCost: 0n, totalCost: 1_000n, actualTotalCost: 1_500n, responseTimeMs: 800, ...overrides
+  cacheCreationCost: 0n, cacheReadCost: 0n, totalCost: 1_000n, actualTotalCost: 1_500n, responseTimeMs: 800,
+  cacheCreation5m: 0, cacheCreation1h: 0, firstByteTimeMs: 300, ...overrides
 })
 
 t.test('a completed row, then its replacement: the batch adds after − before', async (t) => {
   const deltas = new RollupDeltas()
   deltas.change(null, row())
-  deltas.change(row(), row({ inputTokens: 130, outputTokens: 25, totalTokens: 160, cacheReadTokens: 5, cacheReadCost: 7n, totalCost: 1_300n, actualTotalCost: 1_950n, responseTimeMs: 900 }))
+  deltas.change(row(), row({ inputTokens: 130, outputTokens: 25, totalTokens: 165, cacheReadTokens: 5, cacheCreationTokens: 5, cacheCreation5m: 3, cacheCreation1h: 2, firstByteTimeMs: 350, cacheReadCost: 7n, totalCost: 1_300n, actualTotalCost: 1_950n, responseTimeMs: 900 }))
   t.same(deltas.rowsOf('usage_hourly'), [{
     bucket: '2026-03-04T05:00:00.000Z', user_id: USER, api_key_id: KEY, provider_id: PROVIDER, model: 'claude-sonnet-4', api_format: 'claude:messages',
-    requests: '1', errors: '0', input_tokens: '130', output_tokens: '25', cache_creation_tokens: '0', cache_read_tokens: '5', total_tokens: '160',
-    total_cost: '1300', actual_total_cost: '1950', response_time_sum_ms: '900', response_time_count: '1', cache_creation_cost: '0', cache_read_cost: '7', cache_hit_requests: '1'
+    requests: '1', errors: '0', input_tokens: '130', output_tokens: '25', cache_creation_tokens: '5', cache_read_tokens: '5', total_tokens: '165',
+    total_cost: '1300', actual_total_cost: '1950', response_time_sum_ms: '900', response_time_count: '1', cache_creation_cost: '0', cache_read_cost: '7', cache_hit_requests: '1',
+    first_byte_time_sum_ms: '350', first_byte_time_count: '1', cache_creation_5m_tokens: '3', cache_creation_1h_tokens: '2'
   }])
-  t.same(deltas.rowsOf('usage_quarter_hourly_global'), [{ bucket: '2026-03-04T05:15:00.000Z', requests: '1', total_tokens: '160', total_cost: '1300', actual_total_cost: '1950' }])
-  t.same(deltas.rowsOf('usage_hourly_global'), [{ bucket: '2026-03-04T05:00:00.000Z', requests: '1', total_tokens: '160', total_cost: '1300', actual_total_cost: '1950' }])
-  t.same(deltas.rowsOf('usage_daily_user'), [{ day: '2026-03-04', user_id: USER, requests: '1', errors: '0', total_tokens: '160', total_cost: '1300', actual_total_cost: '1950' }])
+  t.same(deltas.rowsOf('usage_quarter_hourly_global'), [{ bucket: '2026-03-04T05:15:00.000Z', requests: '1', total_tokens: '165', total_cost: '1300', actual_total_cost: '1950' }])
+  t.same(deltas.rowsOf('usage_hourly_global'), [{ bucket: '2026-03-04T05:00:00.000Z', requests: '1', total_tokens: '165', total_cost: '1300', actual_total_cost: '1950' }])
+  t.same(deltas.rowsOf('usage_daily_user'), [{ day: '2026-03-04', user_id: USER, requests: '1', errors: '0', total_tokens: '165', total_cost: '1300', actual_total_cost: '1950' }])
   t.same(deltas.attemptRows(), [{ bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, attempts: '1', successes: '1', failures: '0', latency_sum_ms: '900', latency_count: '1', fallbacks: '0' }])
 })
 
 t.test('a timed-out row replaced by a late completion moves it between tables: failed out, completed in', async (t) => {
   const deltas = new RollupDeltas()
-  const swept = row({ status: 'failed', outputTokens: 0, totalTokens: 100, totalCost: 0n, actualTotalCost: 0n, responseTimeMs: null })
+  const swept = row({ status: 'failed', outputTokens: 0, totalTokens: 100, totalCost: 0n, actualTotalCost: 0n, responseTimeMs: null, firstByteTimeMs: null })
   deltas.change(swept, row())
   t.same(deltas.rowsOf('usage_hourly_model'), [{
     bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, model: 'claude-sonnet-4', api_format: 'claude:messages',
     requests: '0', errors: '-1', input_tokens: '0', output_tokens: '20', cache_creation_tokens: '0', cache_read_tokens: '0', total_tokens: '20',
-    total_cost: '1000', actual_total_cost: '1500', response_time_sum_ms: '800', response_time_count: '1', cache_creation_cost: '0', cache_read_cost: '0', cache_hit_requests: '0'
+    total_cost: '1000', actual_total_cost: '1500', response_time_sum_ms: '800', response_time_count: '1', cache_creation_cost: '0', cache_read_cost: '0', cache_hit_requests: '0',
+    first_byte_time_sum_ms: '300', first_byte_time_count: '1', cache_creation_5m_tokens: '0', cache_creation_1h_tokens: '0'
   }])
   t.same(deltas.attemptRows(), [{ bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, attempts: '0', successes: '1', failures: '-1', latency_sum_ms: '800', latency_count: '1', fallbacks: '0' }])
 })

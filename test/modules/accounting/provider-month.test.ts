@@ -10,7 +10,8 @@ const C = 'cccccccc-0000-4000-8000-000000000000'
 const row = (overrides: Partial<RollupSource>): RollupSource => ({
   requestId: 'r', status: 'completed', createdAt: new Date('2026-12-01T00:00:00.000Z'), userId: null, apiKeyId: null, providerId: A,
   model: 'm', apiFormat: null, inputTokens: 0, outputTokens: 0, cacheCreationTokens: 0, cacheReadTokens: 0, totalTokens: 0,
-  cacheCreationCost: 0n, cacheReadCost: 0n, totalCost: 1n, actualTotalCost: 0n, responseTimeMs: null, ...overrides
+  cacheCreationCost: 0n, cacheReadCost: 0n, totalCost: 1n, actualTotalCost: 0n, responseTimeMs: null,
+  cacheCreation5m: 0, cacheCreation1h: 0, firstByteTimeMs: null, ...overrides
 })
 
 t.test('the actual cost by UTC month; the newest month with a change wins; id order', async (t) => {

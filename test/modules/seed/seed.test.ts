@@ -148,7 +148,8 @@ t.test('one data set, checked against what ingestion would have written', async 
         requestId: r.request_id, status: r.status, createdAt: r.created_at, userId: r.user_id, apiKeyId: r.api_key_id, providerId: r.provider_id, providerApiKeyId: r.provider_api_key_id, model: r.model, apiFormat: r.api_format,
         inputTokens: r.input_tokens, outputTokens: r.output_tokens, cacheCreationTokens: r.cache_creation_input_tokens, cacheReadTokens: r.cache_read_input_tokens,
         totalTokens: r.total_tokens, cacheCreationCost: BigInt(r.cache_creation_cost), cacheReadCost: BigInt(r.cache_read_cost), totalCost: BigInt(r.total_cost),
-        actualTotalCost: BigInt(r.actual_total_cost), responseTimeMs: r.response_time_ms
+        actualTotalCost: BigInt(r.actual_total_cost), responseTimeMs: r.response_time_ms,
+        cacheCreation5m: r.cache_creation_5m_input_tokens, cacheCreation1h: r.cache_creation_1h_input_tokens, firstByteTimeMs: r.first_byte_time_ms
       }
       deltas.change(null, source)
     }
@@ -174,6 +175,25 @@ t.test('one data set, checked against what ingestion would have written', async 
       t.same(sort(stored), sort(expected), `${table}: ${stored.length} rows, every one as ingestion would have it`)
     }
     t.same(await query('SELECT * FROM usage_key_seconds'), [], 'no per-second counts for a data set that ended long ago: no window reads them')
+  })
+
+  t.test('the time series\' measures are the raw rows\' sums, per hour', async (t) => {
+    const expected = new Map<string, { fbSum: number, fbCount: number, w5: number, w1: number }>()
+    for (const r of rows.filter((r) => FINISHED.includes(r.status))) {
+      const hour = new Date(Math.floor(r.created_at.getTime() / 3_600_000) * 3_600_000).toISOString()
+      const e = expected.get(hour) ?? { fbSum: 0, fbCount: 0, w5: 0, w1: 0 }
+      if (r.first_byte_time_ms !== null) { e.fbSum += r.first_byte_time_ms; e.fbCount++ }
+      e.w5 += r.cache_creation_5m_input_tokens
+      e.w1 += r.cache_creation_1h_input_tokens
+      expected.set(hour, e)
+    }
+    t.ok([...expected.values()].some((e) => e.fbCount > 0), 'the seed writes first bytes')
+    for (const table of ['usage_hourly', 'usage_hourly_provider', 'usage_hourly_provider_key']) {
+      const stored = await query(`SELECT bucket, sum(first_byte_time_sum_ms)::int AS fb_sum, sum(first_byte_time_count)::int AS fb_count,
+        sum(cache_creation_5m_tokens)::int AS w5, sum(cache_creation_1h_tokens)::int AS w1 FROM ${table} GROUP BY bucket`)
+      const got = new Map(stored.map((s) => [s.bucket.toISOString(), { fbSum: s.fb_sum, fbCount: s.fb_count, w5: s.w5, w1: s.w1 }]))
+      t.same(Object.fromEntries(got), Object.fromEntries(expected), table)
+    }
   })
 
   t.test('key and user totals are the sums over their finished rows', async (t) => {

@@ -76,7 +76,7 @@ const toGrouped = (row: Record<string, unknown>): Grouped => ({ key: row.key as 
 
 /** The UTC days of a DayPlan, as dates, for the daily rollups' `day` column. */
 const DAY = raw('r.day')
-const daysOf = (plan: DayPlan): Fragment =>
+export const daysOf = (plan: DayPlan): Fragment =>
   sql`${DAY} >= (${plan.days.from}::timestamptz AT TIME ZONE 'UTC')::date AND ${DAY} < (${plan.days.to}::timestamptz AT TIME ZONE 'UTC')::date`
 
 /**
