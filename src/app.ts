@@ -157,6 +157,13 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     }
   })
 
+  // before any route (/metrics, the docs' own included): a route keeps the error handler set when it was registered
+  app.setErrorHandler(async (error, request, reply) => {
+    const refusal = errorReply(error)
+    if (refusal.status >= 500) request.log.error({ err: error }, 'request failed')
+    return sendError(reply, request.id, refusal)
+  })
+
   // security headers on every answer; the API's answers are JSON, which loads nothing, so its CSP allows nothing
   await app.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: API_CSP } })
   await registerRateLimit(app, rateLimitStores)
@@ -201,13 +208,6 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     writeAuditBehind: async (record, at) => { await writeReadAudit(app.statsPg, record, at) },
     onAuditFailure: (write) => { app.metrics.auditWriteFailures.inc({ write }) },
     transaction: { maxWait: config.DB_POOL_WAIT_MS, timeout: config.DB_TRANSACTION_TIMEOUT_MS }
-  })
-
-  // handlers first: routes in child plugins inherit the handlers set before they are registered
-  app.setErrorHandler(async (error, request, reply) => {
-    const refusal = errorReply(error)
-    if (refusal.status >= 500) request.log.error({ err: error }, 'request failed')
-    return sendError(reply, request.id, refusal)
   })
 
   // unknown paths: 404, and 429 for an address that keeps probing

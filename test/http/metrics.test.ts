@@ -155,3 +155,12 @@ t.test('the in-process cleanup: runs by outcome and the last run\'s time', async
   t.equal(sample(failed, 'keymeter_cleanup_runs_total', { outcome: 'failure' }), 1)
   t.ok(sample(failed, 'keymeter_cleanup_last_run_timestamp_seconds', { outcome: 'failure' })! >= before)
 })
+
+t.test('a bad request to /metrics or the API document gets the error body, as every route does', async (t) => {
+  const { app } = await buildTestApp(t)
+  for (const url of ['/metrics?skip=a%00b', '/docs/json?x=a%00b']) {
+    const res = await app.inject({ method: 'GET', url })
+    t.equal(res.statusCode, 400, url)
+    t.match(res.json(), { error: { type: 'invalid_input', field: 'query.' }, request_id: String }, `${url}: the app's error body`)
+  }
+})
