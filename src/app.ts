@@ -38,6 +38,7 @@ import priceRoutes from './modules/prices/routes.js'
 import providerRoutes from './modules/providers/routes.js'
 import apiFormatRoutes from './modules/providers/formats.js'
 import statsRoutes from './modules/stats/routes.js'
+import analyticsRoutes from './modules/analytics/routes.js'
 import tokenRoutes from './modules/tokens/routes.js'
 import usageRoutes from './modules/usage/routes.js'
 import userRoutes from './modules/users/routes.js'
@@ -226,6 +227,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(gatewayRoutes, { prefix: '/api' })
   await app.register(usageRoutes, { prefix: '/api' })
   await app.register(statsRoutes, { prefix: '/api' })
+  await app.register(analyticsRoutes, { prefix: '/api' })
   await app.register(cacheRoutes, { prefix: '/api' })
   await app.register(dashboardRoutes, { prefix: '/api' })
   await app.register(keyStatsRoutes, { prefix: '/api/key-stats' })

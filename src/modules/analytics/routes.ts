@@ -1,0 +1,60 @@
+// Aether's analytics family (/api/admin/stats/…), and the same over a user's own usage
+// (/api/users/me/stats/…): all from rollups, in the range's zone (range.ts).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { errorResponses } from '../../http/schemas.js'
+import { route } from '../../http/pipeline.js'
+import { viewerSchema, visibleTo } from '../accounting/visibility.js'
+import { resolveRange, zoneOf, type RangeQuery } from './range.js'
+import { OwnTimeSeriesQuery, TimeSeries, TimeSeriesQuery } from './schemas.js'
+import { providerIdOf, timeSeries } from './service.js'
+
+const tags = ['stats']
+const OwnTimeSeries = viewerSchema(TimeSeries)
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const rangeOf = (query: RangeQuery) => resolveRange(query, zoneOf(query, app.timeZones, app.config.APP_TIMEZONE))
+
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/time-series',
+    schema: {
+      tags,
+      summary: 'Finished requests per hour, day, week or month of the range, zero-filled (Aether\'s shape, keymeter\'s fields beside it)',
+      description: 'The range as start_date/end_date or a preset, in timezone or tz_offset_minutes (default APP_TIMEZONE), at most 366 days; filters by user, key, model, provider (id or name) and API format. Read from hourly rollups; the hours a bucket boundary cuts (the range\'s ends, local midnights of a zone off the hour) from raw rows.',
+      querystring: TimeSeriesQuery,
+      response: { 200: TimeSeries, ...errorResponses() }
+    },
+    action: 'stats.time_series',
+    mode: 'admin',
+    handle: async ({ query, db }) => timeSeries(app.statsPg, rangeOf(query), query.granularity ?? 'day', {
+      userId: query.user_id ?? null,
+      apiKeyId: query.api_key_id ?? null,
+      model: query.model ?? null,
+      providerId: await providerIdOf(db, query.provider_id),
+      apiFormat: query.api_format ?? null
+    })
+  })
+
+  route(app, {
+    method: 'GET',
+    url: '/users/me/stats/time-series',
+    schema: {
+      tags,
+      summary: 'Your finished requests per hour, day, week or month of the range, zero-filled',
+      description: 'As the admin time series, over your own keys only; the operator\'s cost is left out unless you are an admin.',
+      querystring: OwnTimeSeriesQuery,
+      response: { 200: OwnTimeSeries, ...errorResponses() }
+    },
+    action: 'own_stats.time_series',
+    mode: 'user',
+    handle: async ({ query, db, user }) => visibleTo(user, OwnTimeSeries, await timeSeries(app.statsPg, rangeOf(query), query.granularity ?? 'day', {
+      userId: user.id,
+      apiKeyId: query.api_key_id ?? null,
+      model: query.model ?? null,
+      providerId: await providerIdOf(db, query.provider_id),
+      apiFormat: query.api_format ?? null
+    }))
+  })
+}
+
+export default routes
