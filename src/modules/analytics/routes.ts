@@ -5,11 +5,14 @@ import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import { viewerSchema, visibleTo } from '../accounting/visibility.js'
 import { resolveRange, zoneOf, type RangeQuery } from './range.js'
-import { OwnTimeSeriesQuery, TimeSeries, TimeSeriesQuery } from './schemas.js'
-import { providerIdOf, timeSeries } from './service.js'
+import { Comparison, ComparisonQuery, OwnComparisonQuery, OwnTimeSeriesQuery, TimeSeries, TimeSeriesQuery } from './schemas.js'
+import { comparison, providerIdOf, timeSeries, type Comparison as CompareTo } from './service.js'
 
 const tags = ['stats']
 const OwnTimeSeries = viewerSchema(TimeSeries)
+const OwnComparison = viewerSchema(Comparison)
+const compareToOf = (query: { compare_to?: CompareTo, comparison_type?: 'period' | 'year' }): CompareTo =>
+  query.compare_to ?? (query.comparison_type === 'year' ? 'year_ago' : 'previous_period')
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const rangeOf = (query: RangeQuery) => resolveRange(query, zoneOf(query, app.timeZones, app.config.APP_TIMEZONE))
@@ -48,6 +51,48 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     action: 'own_stats.time_series',
     mode: 'user',
     handle: async ({ query, db, user }) => visibleTo(user, OwnTimeSeries, await timeSeries(app.statsPg, rangeOf(query), query.granularity ?? 'day', {
+      userId: user.id,
+      apiKeyId: query.api_key_id ?? null,
+      model: query.model ?? null,
+      providerId: await providerIdOf(db, query.provider_id),
+      apiFormat: query.api_format ?? null
+    }))
+  })
+
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/comparison',
+    schema: {
+      tags,
+      summary: 'The range\'s totals against the previous period or the same period a year earlier, with change percentages (Aether\'s shape)',
+      description: 'Range, zone and filters as the time series; compare_to previous_period (as long, just before) or year_ago (Aether: comparison_type period | year). A change is null where the compared value is zero.',
+      querystring: ComparisonQuery,
+      response: { 200: Comparison, ...errorResponses() }
+    },
+    action: 'stats.comparison',
+    mode: 'admin',
+    handle: async ({ query, db }) => comparison(app.statsPg, rangeOf(query), compareToOf(query), {
+      userId: query.user_id ?? null,
+      apiKeyId: query.api_key_id ?? null,
+      model: query.model ?? null,
+      providerId: await providerIdOf(db, query.provider_id),
+      apiFormat: query.api_format ?? null
+    })
+  })
+
+  route(app, {
+    method: 'GET',
+    url: '/users/me/stats/comparison',
+    schema: {
+      tags,
+      summary: 'Your totals of the range against the previous period or a year earlier, with change percentages',
+      description: 'As the admin comparison, over your own keys only; the operator\'s cost is left out unless you are an admin.',
+      querystring: OwnComparisonQuery,
+      response: { 200: OwnComparison, ...errorResponses() }
+    },
+    action: 'own_stats.comparison',
+    mode: 'user',
+    handle: async ({ query, db, user }) => visibleTo(user, OwnComparison, await comparison(app.statsPg, rangeOf(query), compareToOf(query), {
       userId: user.id,
       apiKeyId: query.api_key_id ?? null,
       model: query.model ?? null,

@@ -43,3 +43,36 @@ export const TimeSeries = Type.Array(Type.Object({
   total_actual_cost: Usd,
   avg_first_byte_time_ms: Ms
 }), { description: 'one point per bucket, oldest first, zero-filled; finished requests by created_at' })
+
+const compareTo = {
+  compare_to: Type.Optional(Type.Union([Type.Literal('previous_period'), Type.Literal('year_ago')], { description: 'previous_period (default): as long, just before; year_ago: the same local times a year earlier' })),
+  comparison_type: Type.Optional(Type.Union([Type.Literal('period'), Type.Literal('year')], { description: 'Aether\'s name for compare_to; compare_to wins' }))
+}
+export const ComparisonQuery = Type.Object({ ...RangeQueryFields, ...compareTo, user_id: Type.Optional(Uuid), ...SeriesFilters })
+export const OwnComparisonQuery = Type.Object({ ...RangeQueryFields, ...compareTo, ...SeriesFilters })
+
+const PeriodTotals = Type.Object({
+  total_requests: Count,
+  error_count: Count,
+  total_tokens: Count,
+  input_tokens: Count,
+  output_tokens: Count,
+  total_cost: Usd,
+  total_actual_cost: Usd,
+  avg_response_time_ms: Ms
+})
+const Change = Nullable(Type.Number({ description: 'percent, 2 decimals; null where the compared value is zero or absent' }))
+
+export const Comparison = Type.Object({
+  current: PeriodTotals,
+  comparison: PeriodTotals,
+  change_percent: Type.Object({
+    total_requests: Change, error_count: Change, total_tokens: Change, input_tokens: Change, output_tokens: Change, total_cost: Change, total_actual_cost: Change, avg_response_time_ms: Change
+  }),
+  current_start: Timestamp,
+  current_end: Timestamp,
+  comparison_start: Timestamp,
+  comparison_end: Timestamp,
+  comparison_type: Type.Union([Type.Literal('period'), Type.Literal('year')]),
+  compare_to: Type.Union([Type.Literal('previous_period'), Type.Literal('year_ago')])
+}, { description: 'finished requests of the range and of the compared period; periods are [start, end)' })

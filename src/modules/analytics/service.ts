@@ -3,6 +3,7 @@
 import type { Db, Sql } from '../../db/prisma.js'
 import { Errors } from '../../lib/errors.js'
 import { nanoToUsd } from '../../lib/money.js'
+import { EARLIEST_INSTANT } from '../../lib/time.js'
 import { bucketsOf, type Granularity } from './buckets.js'
 import { seriesSums, type SeriesFilter, type SeriesSums } from './queries.js'
 import type { AnalyticsRange } from './range.js'
@@ -51,4 +52,61 @@ export async function timeSeries (db: Sql, range: AnalyticsRange, granularity: G
       avg_first_byte_time_ms: avgMsOrNull(s.firstByteSumMs, s.firstByteCount)
     }
   })
+}
+
+export type Comparison = 'previous_period' | 'year_ago'
+
+/**
+ * The period a range is compared with: the same length just before it, or the same
+ * local wall-clock times a year earlier (29 February → 1 March).
+ */
+export function comparisonRange (range: AnalyticsRange, compareTo: Comparison): AnalyticsRange {
+  const { start, end, zone } = range
+  if (compareTo === 'previous_period') return { start: new Date(2 * start.getTime() - end.getTime()), end: start, zone }
+  const yearBefore = (at: Date) => {
+    const wall = new Date(zone.wallOf(at.getTime()))
+    wall.setUTCFullYear(wall.getUTCFullYear() - 1)
+    return new Date(zone.instantOf(wall.getTime()))
+  }
+  return { start: yearBefore(start), end: yearBefore(end), zone }
+}
+
+async function totalsOf (db: Sql, range: AnalyticsRange, filter: SeriesFilter) {
+  const bucket = { start: range.start.getTime(), end: range.end.getTime(), date: '', local: '' }
+  const s = (await seriesSums(db, [bucket], filter)).get(0) ?? ZERO
+  return {
+    total_requests: s.requests,
+    error_count: s.errors,
+    total_tokens: s.totalTokens,
+    input_tokens: s.inputTokens,
+    output_tokens: s.outputTokens,
+    total_cost: nanoToUsd(s.totalCost),
+    total_actual_cost: nanoToUsd(s.actualTotalCost),
+    avg_response_time_ms: avgMsOrNull(s.responseTimeSumMs, s.responseTimeCount)
+  }
+}
+
+/** percent change from `base` to `now`, 2 decimals; null where the base is zero or absent */
+export const changePercent = (now: number | null, base: number | null): number | null =>
+  base === null || base === 0 || now === null ? null : Math.round((now - base) / base * 10_000) / 100
+
+/** A range's totals beside the compared period's, and the change of each. */
+export async function comparison (db: Sql, range: AnalyticsRange, compareTo: Comparison, filter: SeriesFilter) {
+  const before = comparisonRange(range, compareTo)
+  if (before.start.getTime() < Date.parse(EARLIEST_INSTANT)) {
+    throw Object.assign(new Errors.InvalidInput(`querystring.compare_to: the compared period would start before ${EARLIEST_INSTANT}`), { field: 'querystring.compare_to' })
+  }
+  const [current, compared] = await Promise.all([totalsOf(db, range, filter), totalsOf(db, before, filter)])
+  const change = Object.fromEntries(Object.entries(current).map(([name, value]) => [name, changePercent(value, compared[name as keyof typeof compared])])) as Record<keyof typeof current, number | null>
+  return {
+    current,
+    comparison: compared,
+    change_percent: change,
+    current_start: range.start.toISOString(),
+    current_end: range.end.toISOString(),
+    comparison_start: before.start.toISOString(),
+    comparison_end: before.end.toISOString(),
+    comparison_type: compareTo === 'previous_period' ? 'period' as const : 'year' as const,
+    compare_to: compareTo
+  }
 }
