@@ -2,6 +2,7 @@
 // keeps the filters' dimensions, and raw usage rows for the hours a bucket boundary cuts.
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
+import type { DayPlan } from '../../lib/spans.js'
 import { finishedSql } from '../accounting/rules.js'
 import type { Bucket } from './buckets.js'
 
@@ -128,4 +129,94 @@ export async function seriesSums (db: Sql, buckets: Bucket[], filter: SeriesFilt
     firstByteSumMs: n(row.first_byte_time_sum_ms),
     firstByteCount: n(row.first_byte_time_count)
   }]))
+}
+
+export type Board = 'users' | 'api-keys' | 'models' | 'providers'
+export type Metric = 'requests' | 'tokens' | 'cost'
+
+/** What a board narrows to: a user (api-keys) or a provider (models). */
+export interface BoardFilter { userId: string | null, providerId: string | null }
+
+interface BoardSource {
+  /** the whole UTC days' rollup and the hours' beside them (alias r), their key, and the name join (alias n, on g.key) */
+  daily: string
+  hourly: string
+  key: string
+  rawKey: string
+  names: string
+  /** the entry's name, over the join */
+  name: string
+  /** only rows that count (the user ranking: requests that reached an existing provider) */
+  rollupWhere: string
+  rawWhere: string
+}
+
+/**
+ * Each board's rollups and indexes: users from usage_daily_user / usage_hourly_user
+ * (primary keys (day, …) / (bucket, …); requests that reached a provider, as the users
+ * aggregation counts); keys from usage_daily_key / usage_hourly ((day, …), or
+ * (user_id, day) / (user_id, bucket) for one user); models and providers from
+ * usage_daily_model (day, …) and usage_hourly_model / usage_hourly_provider (bucket, …).
+ * Raw edges through usage (created_at).
+ */
+const BOARDS: Record<Board, BoardSource> = {
+  users: { daily: 'usage_daily_user', hourly: 'usage_hourly_user', key: 'r.user_id', rawKey: 'u.user_id', names: 'JOIN users n ON n.id = g.key::uuid', name: 'n.username', rollupWhere: 'TRUE', rawWhere: 'u.provider_id IS NOT NULL' },
+  'api-keys': { daily: 'usage_daily_key', hourly: 'usage_hourly', key: 'r.api_key_id', rawKey: 'u.api_key_id', names: 'JOIN api_keys n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
+  models: { daily: 'usage_daily_model', hourly: 'usage_hourly_model', key: 'r.model', rawKey: 'u.model', names: '', name: 'g.key', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
+  providers: { daily: 'usage_daily_model', hourly: 'usage_hourly_provider', key: 'r.provider_id', rawKey: 'u.provider_id', names: 'JOIN providers n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' }
+}
+
+const METRIC_COLUMN: Record<Metric, string> = { requests: 'requests', tokens: 'total_tokens', cost: 'total_cost' }
+
+export interface BoardRow { id: string, name: string, rank: number, requests: number, totalTokens: number, totalCost: bigint, actualTotalCost: bigint, share: number | null }
+
+/** A page of a board, ranked by the metric (dense rank), and how many entries it has. */
+export async function leaderboard (db: Sql, board: Board, plan: DayPlan, metric: Metric, order: 'asc' | 'desc', filter: BoardFilter, limit: number, offset: number) {
+  const b = BOARDS[board]
+  const where = (alias: 'r' | 'u'): Fragment => {
+    const parts: Fragment[] = [raw(alias === 'r' ? b.rollupWhere : b.rawWhere)]
+    if (filter.userId !== null) parts.push(sql`${raw(alias)}.user_id = ${filter.userId}::uuid`)
+    if (filter.providerId !== null) parts.push(sql`${raw(alias)}.provider_id = ${filter.providerId}::uuid`)
+    return join(parts, ' AND ')
+  }
+  const column = raw(METRIC_COLUMN[metric])
+  const direction = raw(order === 'asc' ? 'ASC' : 'DESC')
+  const { rows } = await db.query(sql`
+    WITH g AS (
+      SELECT key, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens, sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
+        FROM (
+          SELECT ${raw(b.key)}::text AS key, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM ${raw(b.daily)} r
+           WHERE r.day >= (${plan.days.from}::timestamptz AT TIME ZONE 'UTC')::date AND r.day < (${plan.days.to}::timestamptz AT TIME ZONE 'UTC')::date AND ${where('r')}
+          UNION ALL
+          SELECT ${raw(b.key)}::text, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM ${raw(b.hourly)} r
+           WHERE ((r.bucket >= ${plan.hours[0].from} AND r.bucket < ${plan.hours[0].to}) OR (r.bucket >= ${plan.hours[1].from} AND r.bucket < ${plan.hours[1].to})) AND ${where('r')}
+          UNION ALL
+          SELECT ${raw(b.rawKey)}::text, 1, u.total_tokens, u.total_cost, u.actual_total_cost FROM usage u
+           WHERE ${FINISHED} AND ((u.created_at >= ${plan.edges[0].from} AND u.created_at < ${plan.edges[0].to}) OR (u.created_at >= ${plan.edges[1].from} AND u.created_at < ${plan.edges[1].to}))
+             AND ${raw(b.rawKey)} IS NOT NULL AND ${where('u')}
+        ) p
+       GROUP BY key HAVING sum(requests) <> 0
+    ), ranked AS (
+      SELECT g.*, ${raw(b.name)}::text AS name, dense_rank() OVER (ORDER BY g.${column} ${direction}) AS rank, sum(g.${column}) OVER () AS metric_total
+        FROM g ${raw(b.names)}
+    )
+    SELECT c.entries, p.* FROM (SELECT count(*) AS entries FROM ranked) c LEFT JOIN LATERAL (
+      SELECT key, name, rank, requests, total_tokens, total_cost, actual_total_cost,
+             CASE WHEN metric_total = 0 THEN NULL ELSE round(${column} * 100.0 / metric_total, 2) END AS share
+        FROM ranked ORDER BY ${column} ${direction}, key LIMIT ${limit} OFFSET ${offset}
+    ) p ON TRUE`)
+  const n = (v: unknown) => Number(v ?? 0)
+  return {
+    total: n(rows[0].entries),
+    rows: rows.filter((row: Record<string, unknown>) => row.key !== null).map((row: Record<string, unknown>): BoardRow => ({
+      id: row.key as string,
+      name: row.name as string,
+      rank: n(row.rank),
+      requests: n(row.requests),
+      totalTokens: n(row.total_tokens),
+      totalCost: BigInt(row.total_cost as string),
+      actualTotalCost: BigInt(row.actual_total_cost as string),
+      share: row.share === null ? null : n(row.share)
+    }))
+  }
 }

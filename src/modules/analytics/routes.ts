@@ -1,12 +1,13 @@
 // Aether's analytics family (/api/admin/stats/…), and the same over a user's own usage
 // (/api/users/me/stats/…): all from rollups, in the range's zone (range.ts).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { TSchema } from 'typebox'
 import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import { viewerSchema, visibleTo } from '../accounting/visibility.js'
 import { resolveRange, zoneOf, type RangeQuery } from './range.js'
-import { Comparison, ComparisonQuery, OwnComparisonQuery, OwnTimeSeriesQuery, TimeSeries, TimeSeriesQuery } from './schemas.js'
-import { comparison, providerIdOf, timeSeries, type Comparison as CompareTo } from './service.js'
+import { BoardQuery, Comparison, ComparisonQuery, KeyBoardQuery, Leaderboard, ModelBoardQuery, OwnComparisonQuery, OwnTimeSeriesQuery, TimeSeries, TimeSeriesQuery } from './schemas.js'
+import { comparison, leaderboardOf, providerIdOf, timeSeries, type Comparison as CompareTo } from './service.js'
 
 const tags = ['stats']
 const OwnTimeSeries = viewerSchema(TimeSeries)
@@ -99,6 +100,46 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       providerId: await providerIdOf(db, query.provider_id),
       apiFormat: query.api_format ?? null
     }))
+  })
+
+  const boardSchema = <Q extends TSchema>(what: string, querystring: Q, filters: string) => ({
+    tags,
+    summary: `${what} ranked by requests, tokens or cost in the range (Aether's shape)`,
+    description: `Dense rank by metric (ties share a rank), paged with limit (1-100, default 10) and offset; each entry's share of the metric's total. Range and zone as the time series. ${filters} Whole UTC days from the daily rollups, the hours beside them from hourly ones, the ragged ends from raw rows.`,
+    querystring,
+    response: { 200: Leaderboard, ...errorResponses() }
+  })
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/leaderboard/users',
+    schema: boardSchema('Users', BoardQuery, 'Counts requests that reached a provider, as the users aggregation does.'),
+    action: 'stats.leaderboard_users',
+    mode: 'admin',
+    handle: async ({ query }) => leaderboardOf(app.statsPg, 'users', rangeOf(query), query, { userId: null, providerId: null })
+  })
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/leaderboard/api-keys',
+    schema: boardSchema('API keys', KeyBoardQuery, 'user_id narrows to one user\'s keys.'),
+    action: 'stats.leaderboard_api_keys',
+    mode: 'admin',
+    handle: async ({ query }) => leaderboardOf(app.statsPg, 'api-keys', rangeOf(query), query, { userId: query.user_id ?? null, providerId: null })
+  })
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/leaderboard/models',
+    schema: boardSchema('Models', ModelBoardQuery, 'provider_id (id or name) narrows to one provider\'s requests.'),
+    action: 'stats.leaderboard_models',
+    mode: 'admin',
+    handle: async ({ query, db }) => leaderboardOf(app.statsPg, 'models', rangeOf(query), query, { userId: null, providerId: await providerIdOf(db, query.provider_id) })
+  })
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/leaderboard/providers',
+    schema: boardSchema('Providers', BoardQuery, 'Providers that still exist.'),
+    action: 'stats.leaderboard_providers',
+    mode: 'admin',
+    handle: async ({ query }) => leaderboardOf(app.statsPg, 'providers', rangeOf(query), query, { userId: null, providerId: null })
   })
 }
 

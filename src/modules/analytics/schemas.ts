@@ -1,7 +1,7 @@
 // Analytics: Aether's paths and field names (AETHER.md §1: other query parameters are
 // ignored, not refused), keymeter's fields beside them; money in USD.
 import Type from 'typebox'
-import { Nullable, Timestamp, Uuid } from '../../http/schemas.js'
+import { MAX_OFFSET, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
 import { GRANULARITIES } from './buckets.js'
 import { RangeQueryFields } from './range.js'
 
@@ -76,3 +76,35 @@ export const Comparison = Type.Object({
   comparison_type: Type.Union([Type.Literal('period'), Type.Literal('year')]),
   compare_to: Type.Union([Type.Literal('previous_period'), Type.Literal('year_ago')])
 }, { description: 'finished requests of the range and of the compared period; periods are [start, end)' })
+
+const boardFields = {
+  ...RangeQueryFields,
+  metric: Type.Optional(Type.Union([Type.Literal('requests'), Type.Literal('tokens'), Type.Literal('cost')], { default: 'requests', description: 'what ranks: requests, total tokens or cost (USD)' })),
+  order: Type.Optional(Type.Union([Type.Literal('desc'), Type.Literal('asc')], { default: 'desc' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 10 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 }))
+}
+export const BoardQuery = Type.Object(boardFields)
+export const KeyBoardQuery = Type.Object({ ...boardFields, user_id: Type.Optional(Uuid) })
+export const ModelBoardQuery = Type.Object({ ...boardFields, provider_id: SeriesFilters.provider_id })
+
+export const Leaderboard = Type.Object({
+  items: Type.Array(Type.Object({
+    rank: Type.Integer({ minimum: 1, description: 'dense rank by the metric' }),
+    id: Type.String({ description: 'the user\'s, key\'s or provider\'s id; the model\'s name' }),
+    name: Type.String(),
+    value: Type.Number({ description: 'the metric (cost in USD)' }),
+    requests: Count,
+    tokens: Count,
+    cost: Usd,
+    actual_cost: Usd,
+    share_percent: Nullable(Type.Number({ description: 'of the metric\'s total over every entry, 2 decimals; null when that total is zero' }))
+  })),
+  total: Count,
+  metric: Type.String(),
+  order: Type.String(),
+  limit: Type.Integer(),
+  offset: Type.Integer(),
+  start_date: Timestamp,
+  end_date: Timestamp
+}, { description: 'finished requests in [start_date, end_date); ties keep the same rank, ordered by id' })

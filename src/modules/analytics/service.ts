@@ -5,7 +5,8 @@ import { Errors } from '../../lib/errors.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { EARLIEST_INSTANT } from '../../lib/time.js'
 import { bucketsOf, type Granularity } from './buckets.js'
-import { seriesSums, type SeriesFilter, type SeriesSums } from './queries.js'
+import { dayPlan } from '../../lib/spans.js'
+import { leaderboard, seriesSums, type Board, type BoardFilter, type Metric, type SeriesFilter, type SeriesSums } from './queries.js'
 import type { AnalyticsRange } from './range.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -108,5 +109,34 @@ export async function comparison (db: Sql, range: AnalyticsRange, compareTo: Com
     comparison_end: before.end.toISOString(),
     comparison_type: compareTo === 'previous_period' ? 'period' as const : 'year' as const,
     compare_to: compareTo
+  }
+}
+
+/** A board's page: Aether's item fields, keymeter's beside them. */
+export async function leaderboardOf (db: Sql, board: Board, range: AnalyticsRange, query: { metric?: Metric, order?: 'asc' | 'desc', limit?: number, offset?: number }, filter: BoardFilter) {
+  const metric = query.metric ?? 'requests'
+  const order = query.order ?? 'desc'
+  const limit = query.limit ?? 10
+  const offset = query.offset ?? 0
+  const { total, rows } = await leaderboard(db, board, dayPlan(range), metric, order, filter, limit, offset)
+  return {
+    items: rows.map((row) => ({
+      rank: row.rank,
+      id: row.id,
+      name: row.name,
+      value: metric === 'requests' ? row.requests : metric === 'tokens' ? row.totalTokens : nanoToUsd(row.totalCost),
+      requests: row.requests,
+      tokens: row.totalTokens,
+      cost: nanoToUsd(row.totalCost),
+      actual_cost: nanoToUsd(row.actualTotalCost),
+      share_percent: row.share
+    })),
+    total,
+    metric,
+    order,
+    limit,
+    offset,
+    start_date: range.start.toISOString(),
+    end_date: range.end.toISOString()
   }
 }
