@@ -111,7 +111,7 @@ export async function seriesSums (db: Sql, buckets: Bucket[], filter: SeriesFilt
          WHERE ${FINISHED} ${predicates(filter, 'u')}
       ) p
      GROUP BY 1`)
-  const n = (v: unknown) => Number(v ?? 0)
+  const n = (v: unknown) => Number(v)
   return new Map(rows.map((row: Record<string, unknown>) => [n(row.i), {
     requests: n(row.requests),
     errors: n(row.errors),
@@ -205,7 +205,7 @@ export async function leaderboard (db: Sql, board: Board, plan: DayPlan, metric:
              CASE WHEN metric_total = 0 THEN NULL ELSE round(${column} * 100.0 / metric_total, 2) END AS share
         FROM ranked ORDER BY ${column} ${direction}, key LIMIT ${limit} OFFSET ${offset}
     ) p ON TRUE`)
-  const n = (v: unknown) => Number(v ?? 0)
+  const n = (v: unknown) => Number(v)
   return {
     total: n(rows[0].entries),
     rows: rows.filter((row: Record<string, unknown>) => row.key !== null).map((row: Record<string, unknown>): BoardRow => ({

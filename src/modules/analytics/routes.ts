@@ -30,7 +30,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     action: 'stats.time_series',
     mode: 'admin',
-    handle: async ({ query, db }) => timeSeries(app.statsPg, rangeOf(query), query.granularity ?? 'day', {
+    handle: async ({ query, db }) => timeSeries(app.statsPg, rangeOf(query), query.granularity, {
       userId: query.user_id ?? null,
       apiKeyId: query.api_key_id ?? null,
       model: query.model ?? null,
@@ -51,7 +51,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     action: 'own_stats.time_series',
     mode: 'user',
-    handle: async ({ query, db, user }) => visibleTo(user, OwnTimeSeries, await timeSeries(app.statsPg, rangeOf(query), query.granularity ?? 'day', {
+    handle: async ({ query, db, user }) => visibleTo(user, OwnTimeSeries, await timeSeries(app.statsPg, rangeOf(query), query.granularity, {
       userId: user.id,
       apiKeyId: query.api_key_id ?? null,
       model: query.model ?? null,

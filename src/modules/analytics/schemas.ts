@@ -2,7 +2,6 @@
 // ignored, not refused), keymeter's fields beside them; money in USD.
 import Type from 'typebox'
 import { MAX_OFFSET, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
-import { GRANULARITIES } from './buckets.js'
 import { RangeQueryFields } from './range.js'
 
 const Usd = Type.Number({ description: 'USD' })
@@ -16,10 +15,10 @@ const SeriesFilters = {
   api_format: Type.Optional(Type.String({ maxLength: 100, description: 'exact API format; empty: requests without one' }))
 }
 
-const granularity = Type.Optional(Type.Union(GRANULARITIES.map((g) => Type.Literal(g)), {
+const granularity = Type.Union([Type.Literal('hour'), Type.Literal('day'), Type.Literal('week'), Type.Literal('month')], {
   default: 'day',
   description: 'day, week (ISO, from Monday) and month in the zone; hour: the UTC hours (whole local hours in a zone on whole-hour offsets), at most 31 days'
-}))
+})
 
 export const OwnTimeSeriesQuery = Type.Object({ ...RangeQueryFields, granularity, ...SeriesFilters })
 export const TimeSeriesQuery = Type.Object({ ...RangeQueryFields, granularity, user_id: Type.Optional(Uuid), ...SeriesFilters })
@@ -79,10 +78,10 @@ export const Comparison = Type.Object({
 
 const boardFields = {
   ...RangeQueryFields,
-  metric: Type.Optional(Type.Union([Type.Literal('requests'), Type.Literal('tokens'), Type.Literal('cost')], { default: 'requests', description: 'what ranks: requests, total tokens or cost (USD)' })),
-  order: Type.Optional(Type.Union([Type.Literal('desc'), Type.Literal('asc')], { default: 'desc' })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 10 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 }))
+  metric: Type.Union([Type.Literal('requests'), Type.Literal('tokens'), Type.Literal('cost')], { default: 'requests', description: 'what ranks: requests, total tokens or cost (USD)' }),
+  order: Type.Union([Type.Literal('desc'), Type.Literal('asc')], { default: 'desc' }),
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+  offset: Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 })
 }
 export const BoardQuery = Type.Object(boardFields)
 export const KeyBoardQuery = Type.Object({ ...boardFields, user_id: Type.Optional(Uuid) })

@@ -113,11 +113,8 @@ export async function comparison (db: Sql, range: AnalyticsRange, compareTo: Com
 }
 
 /** A board's page: Aether's item fields, keymeter's beside them. */
-export async function leaderboardOf (db: Sql, board: Board, range: AnalyticsRange, query: { metric?: Metric, order?: 'asc' | 'desc', limit?: number, offset?: number }, filter: BoardFilter) {
-  const metric = query.metric ?? 'requests'
-  const order = query.order ?? 'desc'
-  const limit = query.limit ?? 10
-  const offset = query.offset ?? 0
+export async function leaderboardOf (db: Sql, board: Board, range: AnalyticsRange, query: { metric: Metric, order: 'asc' | 'desc', limit: number, offset: number }, filter: BoardFilter) {
+  const { metric, order, limit, offset } = query
   const { total, rows } = await leaderboard(db, board, dayPlan(range), metric, order, filter, limit, offset)
   return {
     items: rows.map((row) => ({

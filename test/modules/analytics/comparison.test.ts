@@ -39,6 +39,9 @@ t.test('previous period and a year ago, by hand', async (t) => {
   const year = await get('/api/admin/stats/comparison?start_date=2026-03-29&end_date=2026-03-29&timezone=Europe/Berlin&comparison_type=year')
   t.same([year.comparison_start, year.comparison_end, year.comparison.total_requests, year.change_percent.total_requests, year.compare_to],
     ['2025-03-28T23:00:00.000Z', '2025-03-29T23:00:00.000Z', 1, 100, 'year_ago'])
+  // unpriced rows: a cost ranking whose total is zero has no shares
+  const board = await get('/api/admin/stats/leaderboard/models?metric=cost&start_date=2026-03-29&end_date=2026-03-29&timezone=Europe/Berlin')
+  t.same(board.items, [{ rank: 1, id: 'm', name: 'm', value: 0, requests: 2, tokens: 400, cost: 0, actual_cost: 0, share_percent: null }])
   // a user sees their own keys only (none here), without the operator's cost
   const user = await signIn(g.app, 'user')
   const own = await get('/api/users/me/stats/comparison?start_date=2026-03-29&end_date=2026-03-29&compare_to=year_ago', user.headers)
