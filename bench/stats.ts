@@ -255,7 +255,28 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
   }
   const unfinished = raw(`('pending', 'streaming')`)
   const noProvider = raw(`('unknown', 'pending')`)
+  const finished = raw(`('completed', 'failed', 'cancelled')`)
+  // analytics (issue 19): Aether has no statement in our bench for these, so the raw side is the plain GROUP BY they replace
+  const analytics: Case[] = [
+    {
+      name: 'time-series (30 days, days in Asia/Kolkata)', path: `/api/admin/stats/time-series?${query}&granularity=day&timezone=Asia%2FKolkata`,
+      raw: [sql`SELECT (u.created_at AT TIME ZONE 'Asia/Kolkata')::date AS day, count(*) AS requests FROM usage u
+        WHERE u.status IN ${finished} AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1`],
+      compare: (api, rows) => {
+        const ours = (api as unknown as Row[]).reduce((sum, p) => sum + Number(p.total_requests), 0)
+        const theirs = rows[0]!.reduce((sum, r) => sum + Number(r.requests), 0)
+        return ours === theirs ? null : `requests ${ours} / ${theirs}`
+      }
+    },
+    {
+      name: 'leaderboard/users (30 days, by cost)', path: `/api/admin/stats/leaderboard/users?${query}&metric=cost`,
+      raw: [sql`SELECT u.user_id, sum(u.total_cost) AS cost FROM usage u WHERE u.status IN ${finished} AND u.provider_id IS NOT NULL
+        AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10`],
+      compare: (api, rows) => (api.items as Row[])[0]?.id === rows[0]![0]?.user_id ? null : 'another leader'
+    }
+  ]
   return [
+    ...analytics,
     {
       // Aether's api/admin/usage/routes.py AdminUsageStatsAdapter (before its stats_aggregator): three statements over every row of the window
       name: 'stats (30 days)', path: `/api/admin/usage/stats?${query}`,

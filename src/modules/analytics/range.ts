@@ -25,7 +25,10 @@ const DAY = 86_400_000
 export const RangeQueryFields = {
   start_date: Type.Optional(Type.String({ maxLength: 40, description: `YYYY-MM-DD (that local day's midnight) or an ISO 8601 instant with offset; from ${EARLIEST_INSTANT}, before ${INSTANT_LIMIT}` })),
   end_date: Type.Optional(Type.String({ maxLength: 40, description: 'YYYY-MM-DD (through the end of that local day) or an ISO 8601 instant with offset (excluded); default: now' })),
-  preset: Type.Optional(Type.Union(PRESETS.map((p) => Type.Literal(p)), {
+  preset: Type.Optional(Type.Union([
+    Type.Literal('today'), Type.Literal('yesterday'), Type.Literal('last7days'), Type.Literal('last30days'), Type.Literal('last90days'),
+    Type.Literal('this_week'), Type.Literal('last_week'), Type.Literal('this_month'), Type.Literal('last_month'), Type.Literal('this_year')
+  ], {
     description: `instead of dates, in the zone: today, this_week (from Monday), this_month, this_year and lastNdays (N local days, today included) run to now; yesterday, last_week, last_month are whole. Default ${DEFAULT_PRESET} when no date is given`
   })),
   timezone: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'IANA zone for local days; default APP_TIMEZONE; wins over tz_offset_minutes' })),

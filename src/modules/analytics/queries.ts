@@ -1,0 +1,222 @@
+// The analytics reads: a series' sums per bucket, from the coarsest hourly rollup that
+// keeps the filters' dimensions, and raw usage rows for the hours a bucket boundary cuts.
+import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
+import type { Sql } from '../../db/prisma.js'
+import type { DayPlan } from '../../lib/spans.js'
+import { finishedSql } from '../accounting/rules.js'
+import type { Bucket } from './buckets.js'
+
+const HOUR = 3_600_000
+const FINISHED = finishedSql('u')
+
+/** What a series may be narrowed to (ids resolved; api_format '' is a request without one). */
+export interface SeriesFilter {
+  userId: string | null
+  apiKeyId: string | null
+  model: string | null
+  providerId: string | null
+  apiFormat: string | null
+}
+
+/** A bucket's sums: counts as numbers (exact below 2^53), money as bigint nano-USD. */
+export interface SeriesSums {
+  requests: number
+  errors: number
+  inputTokens: number
+  outputTokens: number
+  cacheCreationTokens: number
+  cacheCreation5mTokens: number
+  cacheCreation1hTokens: number
+  cacheReadTokens: number
+  totalTokens: number
+  totalCost: bigint
+  actualTotalCost: bigint
+  responseTimeSumMs: number
+  responseTimeCount: number
+  firstByteSumMs: number
+  firstByteCount: number
+}
+
+const MEASURES = ['requests', 'errors', 'input_tokens', 'output_tokens', 'cache_creation_tokens', 'cache_creation_5m_tokens', 'cache_creation_1h_tokens',
+  'cache_read_tokens', 'total_tokens', 'total_cost', 'actual_total_cost', 'response_time_sum_ms', 'response_time_count', 'first_byte_time_sum_ms', 'first_byte_time_count']
+
+const ROLLUP_MEASURES = raw(MEASURES.map((m) => `r.${m}`).join(', '))
+// a raw row as the contribution ingestion adds to a rollup row (accounting/model.ts MEASURES)
+const RAW_MEASURES = raw(`1, (u.status = 'failed')::int, u.input_tokens::bigint, u.output_tokens::bigint, u.cache_creation_input_tokens::bigint,
+  u.cache_creation_5m_input_tokens::bigint, u.cache_creation_1h_input_tokens::bigint, u.cache_read_input_tokens::bigint, u.total_tokens::bigint,
+  u.total_cost, u.actual_total_cost, COALESCE(u.response_time_ms, 0)::bigint, (u.response_time_ms IS NOT NULL)::int,
+  COALESCE(u.first_byte_time_ms, 0)::bigint, (u.first_byte_time_ms IS NOT NULL)::int`)
+const SUMS = raw(MEASURES.map((m) => `sum(${m})::bigint AS ${m}`).join(', '))
+
+/**
+ * The coarsest rollup with the filters' dimensions and the index serving it:
+ * usage_hourly (user_id, bucket) / (api_key_id, bucket) for a user or key;
+ * usage_hourly_model primary key (bucket, …) for a model or format;
+ * usage_hourly_provider primary key (bucket, provider_id) otherwise.
+ */
+function rollupOf (filter: SeriesFilter): string {
+  if (filter.userId !== null || filter.apiKeyId !== null) return 'usage_hourly'
+  if (filter.model !== null || filter.apiFormat !== null) return 'usage_hourly_model'
+  return 'usage_hourly_provider'
+}
+
+function predicates (filter: SeriesFilter, alias: 'r' | 'u'): Fragment {
+  const column = (name: string) => raw(`${alias}.${name}`)
+  const parts: Fragment[] = []
+  if (filter.userId !== null) parts.push(sql`${column('user_id')} = ${filter.userId}::uuid`)
+  if (filter.apiKeyId !== null) parts.push(sql`${column('api_key_id')} = ${filter.apiKeyId}::uuid`)
+  if (filter.providerId !== null) parts.push(sql`${column('provider_id')} = ${filter.providerId}::uuid`)
+  if (filter.model !== null) parts.push(sql`${column('model')} = ${filter.model}`)
+  // rollups key a missing format as '', usage keeps NULL
+  if (filter.apiFormat !== null) parts.push(alias === 'r' ? sql`r.api_format = ${filter.apiFormat}` : sql`COALESCE(u.api_format, '') = ${filter.apiFormat}`)
+  return parts.length === 0 ? empty : sql`AND ${join(parts, ' AND ')}`
+}
+
+/**
+ * How the buckets are read: whole UTC hours from the rollup, and from raw rows every
+ * hour a bucket boundary falls inside (the range's ragged ends, and each local midnight
+ * of a zone off the hour), clipped to the range — usageStats' edge rule
+ * (lib/spans.ts) applied at every cut.
+ */
+export function readPlan (buckets: Bucket[]) {
+  const from = buckets[0]!.start
+  const to = buckets[buckets.length - 1]!.end
+  const cut = new Set<number>()
+  for (const at of [from, ...buckets.map((b) => b.end)]) if (at % HOUR !== 0) cut.add(Math.floor(at / HOUR) * HOUR)
+  const hours = [...cut].sort((a, b) => a - b)
+  const wholeFrom = Math.ceil(from / HOUR) * HOUR
+  const wholeTo = Math.max(wholeFrom, Math.floor(to / HOUR) * HOUR)
+  return {
+    whole: { from: new Date(wholeFrom), to: new Date(wholeTo) },
+    cutHours: hours.map((h) => new Date(h)),
+    raw: hours.map((h) => ({ from: new Date(Math.max(h, from)), to: new Date(Math.min(h + HOUR, to)) }))
+  }
+}
+
+/** Each bucket's sums (buckets without rows absent), by bucket index. */
+export async function seriesSums (db: Sql, buckets: Bucket[], filter: SeriesFilter): Promise<Map<number, SeriesSums>> {
+  const plan = readPlan(buckets)
+  const bounds = [...buckets.map((b) => new Date(b.start)), new Date(buckets[buckets.length - 1]!.end)]
+  const { rows } = await db.query(sql`
+    SELECT width_bucket(p.at, ${bounds}::timestamptz[]) - 1 AS i, ${SUMS}
+      FROM (
+        -- whole hours; those a boundary cuts are read raw below
+        SELECT r.bucket AS at, ${ROLLUP_MEASURES} FROM ${raw(rollupOf(filter))} r
+         WHERE r.bucket >= ${plan.whole.from} AND r.bucket < ${plan.whole.to} AND r.bucket <> ALL(${plan.cutHours}::timestamptz[]) ${predicates(filter, 'r')}
+        UNION ALL
+        -- usage (created_at), or (user_id, created_at) / (api_key_id, created_at): one range per cut hour
+        SELECT u.created_at, ${RAW_MEASURES}
+          FROM unnest(${plan.raw.map((s) => s.from)}::timestamptz[], ${plan.raw.map((s) => s.to)}::timestamptz[]) AS c(from_at, to_at)
+          JOIN usage u ON u.created_at >= c.from_at AND u.created_at < c.to_at
+         WHERE ${FINISHED} ${predicates(filter, 'u')}
+      ) p
+     GROUP BY 1`)
+  const n = (v: unknown) => Number(v)
+  return new Map(rows.map((row: Record<string, unknown>) => [n(row.i), {
+    requests: n(row.requests),
+    errors: n(row.errors),
+    inputTokens: n(row.input_tokens),
+    outputTokens: n(row.output_tokens),
+    cacheCreationTokens: n(row.cache_creation_tokens),
+    cacheCreation5mTokens: n(row.cache_creation_5m_tokens),
+    cacheCreation1hTokens: n(row.cache_creation_1h_tokens),
+    cacheReadTokens: n(row.cache_read_tokens),
+    totalTokens: n(row.total_tokens),
+    totalCost: BigInt(row.total_cost as string),
+    actualTotalCost: BigInt(row.actual_total_cost as string),
+    responseTimeSumMs: n(row.response_time_sum_ms),
+    responseTimeCount: n(row.response_time_count),
+    firstByteSumMs: n(row.first_byte_time_sum_ms),
+    firstByteCount: n(row.first_byte_time_count)
+  }]))
+}
+
+export type Board = 'users' | 'api-keys' | 'models' | 'providers'
+export type Metric = 'requests' | 'tokens' | 'cost'
+
+/** What a board narrows to: a user (api-keys) or a provider (models). */
+export interface BoardFilter { userId: string | null, providerId: string | null }
+
+interface BoardSource {
+  /** the whole UTC days' rollup and the hours' beside them (alias r), their key, and the name join (alias n, on g.key) */
+  daily: string
+  hourly: string
+  key: string
+  rawKey: string
+  names: string
+  /** the entry's name, over the join */
+  name: string
+  /** only rows that count (the user ranking: requests that reached an existing provider) */
+  rollupWhere: string
+  rawWhere: string
+}
+
+/**
+ * Each board's rollups and indexes: users from usage_daily_user / usage_hourly_user
+ * (primary keys (day, …) / (bucket, …); requests that reached a provider, as the users
+ * aggregation counts); keys from usage_daily_key / usage_hourly ((day, …), or
+ * (user_id, day) / (user_id, bucket) for one user); models and providers from
+ * usage_daily_model (day, …) and usage_hourly_model / usage_hourly_provider (bucket, …).
+ * Raw edges through usage (created_at).
+ */
+const BOARDS: Record<Board, BoardSource> = {
+  users: { daily: 'usage_daily_user', hourly: 'usage_hourly_user', key: 'r.user_id', rawKey: 'u.user_id', names: 'JOIN users n ON n.id = g.key::uuid', name: 'n.username', rollupWhere: 'TRUE', rawWhere: 'u.provider_id IS NOT NULL' },
+  'api-keys': { daily: 'usage_daily_key', hourly: 'usage_hourly', key: 'r.api_key_id', rawKey: 'u.api_key_id', names: 'JOIN api_keys n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
+  models: { daily: 'usage_daily_model', hourly: 'usage_hourly_model', key: 'r.model', rawKey: 'u.model', names: '', name: 'g.key', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
+  providers: { daily: 'usage_daily_model', hourly: 'usage_hourly_provider', key: 'r.provider_id', rawKey: 'u.provider_id', names: 'JOIN providers n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' }
+}
+
+const METRIC_COLUMN: Record<Metric, string> = { requests: 'requests', tokens: 'total_tokens', cost: 'total_cost' }
+
+export interface BoardRow { id: string, name: string, rank: number, requests: number, totalTokens: number, totalCost: bigint, actualTotalCost: bigint, share: number | null }
+
+/** A page of a board, ranked by the metric (dense rank), and how many entries it has. */
+export async function leaderboard (db: Sql, board: Board, plan: DayPlan, metric: Metric, order: 'asc' | 'desc', filter: BoardFilter, limit: number, offset: number) {
+  const b = BOARDS[board]
+  const where = (alias: 'r' | 'u'): Fragment => {
+    const parts: Fragment[] = [raw(alias === 'r' ? b.rollupWhere : b.rawWhere)]
+    if (filter.userId !== null) parts.push(sql`${raw(alias)}.user_id = ${filter.userId}::uuid`)
+    if (filter.providerId !== null) parts.push(sql`${raw(alias)}.provider_id = ${filter.providerId}::uuid`)
+    return join(parts, ' AND ')
+  }
+  const column = raw(METRIC_COLUMN[metric])
+  const direction = raw(order === 'asc' ? 'ASC' : 'DESC')
+  const { rows } = await db.query(sql`
+    WITH g AS (
+      SELECT key, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens, sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
+        FROM (
+          SELECT ${raw(b.key)}::text AS key, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM ${raw(b.daily)} r
+           WHERE r.day >= (${plan.days.from}::timestamptz AT TIME ZONE 'UTC')::date AND r.day < (${plan.days.to}::timestamptz AT TIME ZONE 'UTC')::date AND ${where('r')}
+          UNION ALL
+          SELECT ${raw(b.key)}::text, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM ${raw(b.hourly)} r
+           WHERE ((r.bucket >= ${plan.hours[0].from} AND r.bucket < ${plan.hours[0].to}) OR (r.bucket >= ${plan.hours[1].from} AND r.bucket < ${plan.hours[1].to})) AND ${where('r')}
+          UNION ALL
+          SELECT ${raw(b.rawKey)}::text, 1, u.total_tokens, u.total_cost, u.actual_total_cost FROM usage u
+           WHERE ${FINISHED} AND ((u.created_at >= ${plan.edges[0].from} AND u.created_at < ${plan.edges[0].to}) OR (u.created_at >= ${plan.edges[1].from} AND u.created_at < ${plan.edges[1].to}))
+             AND ${raw(b.rawKey)} IS NOT NULL AND ${where('u')}
+        ) p
+       GROUP BY key HAVING sum(requests) <> 0
+    ), ranked AS (
+      SELECT g.*, ${raw(b.name)}::text AS name, dense_rank() OVER (ORDER BY g.${column} ${direction}) AS rank, sum(g.${column}) OVER () AS metric_total
+        FROM g ${raw(b.names)}
+    )
+    SELECT c.entries, p.* FROM (SELECT count(*) AS entries FROM ranked) c LEFT JOIN LATERAL (
+      SELECT key, name, rank, requests, total_tokens, total_cost, actual_total_cost,
+             CASE WHEN metric_total = 0 THEN NULL ELSE round(${column} * 100.0 / metric_total, 2) END AS share
+        FROM ranked ORDER BY ${column} ${direction}, key LIMIT ${limit} OFFSET ${offset}
+    ) p ON TRUE`)
+  const n = (v: unknown) => Number(v)
+  return {
+    total: n(rows[0].entries),
+    rows: rows.filter((row: Record<string, unknown>) => row.key !== null).map((row: Record<string, unknown>): BoardRow => ({
+      id: row.key as string,
+      name: row.name as string,
+      rank: n(row.rank),
+      requests: n(row.requests),
+      totalTokens: n(row.total_tokens),
+      totalCost: BigInt(row.total_cost as string),
+      actualTotalCost: BigInt(row.actual_total_cost as string),
+      share: row.share === null ? null : n(row.share)
+    }))
+  }
+}

@@ -1,0 +1,146 @@
+// Aether's analytics family (/api/admin/stats/…), and the same over a user's own usage
+// (/api/users/me/stats/…): all from rollups, in the range's zone (range.ts).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { TSchema } from 'typebox'
+import { errorResponses } from '../../http/schemas.js'
+import { route } from '../../http/pipeline.js'
+import { viewerSchema, visibleTo } from '../accounting/visibility.js'
+import { resolveRange, zoneOf, type RangeQuery } from './range.js'
+import { BoardQuery, Comparison, ComparisonQuery, KeyBoardQuery, Leaderboard, ModelBoardQuery, OwnComparisonQuery, OwnTimeSeriesQuery, TimeSeries, TimeSeriesQuery } from './schemas.js'
+import { comparison, leaderboardOf, providerIdOf, timeSeries, type Comparison as CompareTo } from './service.js'
+
+const tags = ['stats']
+const OwnTimeSeries = viewerSchema(TimeSeries)
+const OwnComparison = viewerSchema(Comparison)
+const compareToOf = (query: { compare_to?: CompareTo, comparison_type?: 'period' | 'year' }): CompareTo =>
+  query.compare_to ?? (query.comparison_type === 'year' ? 'year_ago' : 'previous_period')
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const rangeOf = (query: RangeQuery) => resolveRange(query, zoneOf(query, app.timeZones, app.config.APP_TIMEZONE))
+
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/time-series',
+    schema: {
+      tags,
+      summary: 'Finished requests per hour, day, week or month of the range, zero-filled (Aether\'s shape, keymeter\'s fields beside it)',
+      description: 'The range as start_date/end_date or a preset, in timezone or tz_offset_minutes (default APP_TIMEZONE), at most 366 days; filters by user, key, model, provider (id or name) and API format. Read from hourly rollups; the hours a bucket boundary cuts (the range\'s ends, local midnights of a zone off the hour) from raw rows.',
+      querystring: TimeSeriesQuery,
+      response: { 200: TimeSeries, ...errorResponses() }
+    },
+    action: 'stats.time_series',
+    mode: 'admin',
+    handle: async ({ query, db }) => timeSeries(app.statsPg, rangeOf(query), query.granularity, {
+      userId: query.user_id ?? null,
+      apiKeyId: query.api_key_id ?? null,
+      model: query.model ?? null,
+      providerId: await providerIdOf(db, query.provider_id),
+      apiFormat: query.api_format ?? null
+    })
+  })
+
+  route(app, {
+    method: 'GET',
+    url: '/users/me/stats/time-series',
+    schema: {
+      tags,
+      summary: 'Your finished requests per hour, day, week or month of the range, zero-filled',
+      description: 'As the admin time series, over your own keys only; the operator\'s cost is left out unless you are an admin.',
+      querystring: OwnTimeSeriesQuery,
+      response: { 200: OwnTimeSeries, ...errorResponses() }
+    },
+    action: 'own_stats.time_series',
+    mode: 'user',
+    handle: async ({ query, db, user }) => visibleTo(user, OwnTimeSeries, await timeSeries(app.statsPg, rangeOf(query), query.granularity, {
+      userId: user.id,
+      apiKeyId: query.api_key_id ?? null,
+      model: query.model ?? null,
+      providerId: await providerIdOf(db, query.provider_id),
+      apiFormat: query.api_format ?? null
+    }))
+  })
+
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/comparison',
+    schema: {
+      tags,
+      summary: 'The range\'s totals against the previous period or the same period a year earlier, with change percentages (Aether\'s shape)',
+      description: 'Range, zone and filters as the time series; compare_to previous_period (as long, just before) or year_ago (Aether: comparison_type period | year). A change is null where the compared value is zero.',
+      querystring: ComparisonQuery,
+      response: { 200: Comparison, ...errorResponses() }
+    },
+    action: 'stats.comparison',
+    mode: 'admin',
+    handle: async ({ query, db }) => comparison(app.statsPg, rangeOf(query), compareToOf(query), {
+      userId: query.user_id ?? null,
+      apiKeyId: query.api_key_id ?? null,
+      model: query.model ?? null,
+      providerId: await providerIdOf(db, query.provider_id),
+      apiFormat: query.api_format ?? null
+    })
+  })
+
+  route(app, {
+    method: 'GET',
+    url: '/users/me/stats/comparison',
+    schema: {
+      tags,
+      summary: 'Your totals of the range against the previous period or a year earlier, with change percentages',
+      description: 'As the admin comparison, over your own keys only; the operator\'s cost is left out unless you are an admin.',
+      querystring: OwnComparisonQuery,
+      response: { 200: OwnComparison, ...errorResponses() }
+    },
+    action: 'own_stats.comparison',
+    mode: 'user',
+    handle: async ({ query, db, user }) => visibleTo(user, OwnComparison, await comparison(app.statsPg, rangeOf(query), compareToOf(query), {
+      userId: user.id,
+      apiKeyId: query.api_key_id ?? null,
+      model: query.model ?? null,
+      providerId: await providerIdOf(db, query.provider_id),
+      apiFormat: query.api_format ?? null
+    }))
+  })
+
+  const boardSchema = <Q extends TSchema>(what: string, querystring: Q, filters: string) => ({
+    tags,
+    summary: `${what} ranked by requests, tokens or cost in the range (Aether's shape)`,
+    description: `Dense rank by metric (ties share a rank), paged with limit (1-100, default 10) and offset; each entry's share of the metric's total. Range and zone as the time series. ${filters} Whole UTC days from the daily rollups, the hours beside them from hourly ones, the ragged ends from raw rows.`,
+    querystring,
+    response: { 200: Leaderboard, ...errorResponses() }
+  })
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/leaderboard/users',
+    schema: boardSchema('Users', BoardQuery, 'Counts requests that reached a provider, as the users aggregation does.'),
+    action: 'stats.leaderboard_users',
+    mode: 'admin',
+    handle: async ({ query }) => leaderboardOf(app.statsPg, 'users', rangeOf(query), query, { userId: null, providerId: null })
+  })
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/leaderboard/api-keys',
+    schema: boardSchema('API keys', KeyBoardQuery, 'user_id narrows to one user\'s keys.'),
+    action: 'stats.leaderboard_api_keys',
+    mode: 'admin',
+    handle: async ({ query }) => leaderboardOf(app.statsPg, 'api-keys', rangeOf(query), query, { userId: query.user_id ?? null, providerId: null })
+  })
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/leaderboard/models',
+    schema: boardSchema('Models', ModelBoardQuery, 'provider_id (id or name) narrows to one provider\'s requests.'),
+    action: 'stats.leaderboard_models',
+    mode: 'admin',
+    handle: async ({ query, db }) => leaderboardOf(app.statsPg, 'models', rangeOf(query), query, { userId: null, providerId: await providerIdOf(db, query.provider_id) })
+  })
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/leaderboard/providers',
+    schema: boardSchema('Providers', BoardQuery, 'Providers that still exist.'),
+    action: 'stats.leaderboard_providers',
+    mode: 'admin',
+    handle: async ({ query }) => leaderboardOf(app.statsPg, 'providers', rangeOf(query), query, { userId: null, providerId: null })
+  })
+}
+
+export default routes

@@ -1,0 +1,109 @@
+// Analytics: Aether's paths and field names (AETHER.md §1: other query parameters are
+// ignored, not refused), keymeter's fields beside them; money in USD.
+import Type from 'typebox'
+import { MAX_OFFSET, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
+import { RangeQueryFields } from './range.js'
+
+const Usd = Type.Number({ description: 'USD' })
+const Count = Type.Integer({ minimum: 0 })
+const Ms = Nullable(Type.Number({ minimum: 0, description: 'milliseconds, 1 decimal; null without a sample' }))
+
+const SeriesFilters = {
+  api_key_id: Type.Optional(Uuid),
+  model: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'exact model name' })),
+  provider_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'a provider\'s id or exact name' })),
+  api_format: Type.Optional(Type.String({ maxLength: 100, description: 'exact API format; empty: requests without one' }))
+}
+
+const granularity = Type.Union([Type.Literal('hour'), Type.Literal('day'), Type.Literal('week'), Type.Literal('month')], {
+  default: 'day',
+  description: 'day, week (ISO, from Monday) and month in the zone; hour: the UTC hours (whole local hours in a zone on whole-hour offsets), at most 31 days'
+})
+
+export const OwnTimeSeriesQuery = Type.Object({ ...RangeQueryFields, granularity, ...SeriesFilters })
+export const TimeSeriesQuery = Type.Object({ ...RangeQueryFields, granularity, user_id: Type.Optional(Uuid), ...SeriesFilters })
+
+export const TimeSeries = Type.Array(Type.Object({
+  date: Type.String({ format: 'date', description: 'the local date of the bucket\'s start' }),
+  total_requests: Count,
+  input_tokens: Count,
+  output_tokens: Count,
+  cache_creation_tokens: Count,
+  cache_read_tokens: Count,
+  total_cost: Usd,
+  avg_response_time_ms: Ms,
+  start: Timestamp,
+  end: Timestamp,
+  local_start: Type.String({ description: 'the bucket\'s start on the zone\'s wall clock, YYYY-MM-DDTHH:mm' }),
+  error_count: Count,
+  cache_creation_5m_tokens: Count,
+  cache_creation_1h_tokens: Count,
+  total_tokens: Count,
+  total_actual_cost: Usd,
+  avg_first_byte_time_ms: Ms
+}), { description: 'one point per bucket, oldest first, zero-filled; finished requests by created_at' })
+
+const compareTo = {
+  compare_to: Type.Optional(Type.Union([Type.Literal('previous_period'), Type.Literal('year_ago')], { description: 'previous_period (default): as long, just before; year_ago: the same local times a year earlier' })),
+  comparison_type: Type.Optional(Type.Union([Type.Literal('period'), Type.Literal('year')], { description: 'Aether\'s name for compare_to; compare_to wins' }))
+}
+export const ComparisonQuery = Type.Object({ ...RangeQueryFields, ...compareTo, user_id: Type.Optional(Uuid), ...SeriesFilters })
+export const OwnComparisonQuery = Type.Object({ ...RangeQueryFields, ...compareTo, ...SeriesFilters })
+
+const PeriodTotals = Type.Object({
+  total_requests: Count,
+  error_count: Count,
+  total_tokens: Count,
+  input_tokens: Count,
+  output_tokens: Count,
+  total_cost: Usd,
+  total_actual_cost: Usd,
+  avg_response_time_ms: Ms
+})
+const Change = Nullable(Type.Number({ description: 'percent, 2 decimals; null where the compared value is zero or absent' }))
+
+export const Comparison = Type.Object({
+  current: PeriodTotals,
+  comparison: PeriodTotals,
+  change_percent: Type.Object({
+    total_requests: Change, error_count: Change, total_tokens: Change, input_tokens: Change, output_tokens: Change, total_cost: Change, total_actual_cost: Change, avg_response_time_ms: Change
+  }),
+  current_start: Timestamp,
+  current_end: Timestamp,
+  comparison_start: Timestamp,
+  comparison_end: Timestamp,
+  comparison_type: Type.Union([Type.Literal('period'), Type.Literal('year')]),
+  compare_to: Type.Union([Type.Literal('previous_period'), Type.Literal('year_ago')])
+}, { description: 'finished requests of the range and of the compared period; periods are [start, end)' })
+
+const boardFields = {
+  ...RangeQueryFields,
+  metric: Type.Union([Type.Literal('requests'), Type.Literal('tokens'), Type.Literal('cost')], { default: 'requests', description: 'what ranks: requests, total tokens or cost (USD)' }),
+  order: Type.Union([Type.Literal('desc'), Type.Literal('asc')], { default: 'desc' }),
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+  offset: Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 })
+}
+export const BoardQuery = Type.Object(boardFields)
+export const KeyBoardQuery = Type.Object({ ...boardFields, user_id: Type.Optional(Uuid) })
+export const ModelBoardQuery = Type.Object({ ...boardFields, provider_id: SeriesFilters.provider_id })
+
+export const Leaderboard = Type.Object({
+  items: Type.Array(Type.Object({
+    rank: Type.Integer({ minimum: 1, description: 'dense rank by the metric' }),
+    id: Type.String({ description: 'the user\'s, key\'s or provider\'s id; the model\'s name' }),
+    name: Type.String(),
+    value: Type.Number({ description: 'the metric (cost in USD)' }),
+    requests: Count,
+    tokens: Count,
+    cost: Usd,
+    actual_cost: Usd,
+    share_percent: Nullable(Type.Number({ description: 'of the metric\'s total over every entry, 2 decimals; null when that total is zero' }))
+  })),
+  total: Count,
+  metric: Type.String(),
+  order: Type.String(),
+  limit: Type.Integer(),
+  offset: Type.Integer(),
+  start_date: Timestamp,
+  end_date: Timestamp
+}, { description: 'finished requests in [start_date, end_date); ties keep the same rank, ordered by id' })
