@@ -20,6 +20,9 @@ import { keyStats } from './stats.js'
 const tags = ['api keys']
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
+  // a rotation's body is optional (the grace period only): a bodyless POST, with or without a JSON content type, is {}
+  app.addHook('preValidation', async (request) => { if (request.body === undefined && request.routeOptions.url?.endsWith('/rotate') === true) request.body = {} })
+
   // ---- admin: standalone keys, and any key by id ----
   route(app, {
     method: 'GET',
@@ -118,7 +121,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/admin/api-keys/:id/rotate',
-    schema: { tags, summary: 'Rotate a key: a new secret (shown once); the old one keeps working for grace_seconds', description: 'Any key, standalone or a user\'s. The answer holds the new full key, shown this once. The old secret keeps verifying until previous_key_expires_at (grace_seconds, 0 to 604800; {} takes the default, 86400); a second rotation ends the first one\'s old secret at once. Limits, usage and id stay.', params: KeyParams, body: RotateBody, response: { 200: KeyWithSecret, ...errorResponses(404) } },
+    schema: { tags, summary: 'Rotate a key: a new secret (shown once); the old one keeps working for grace_seconds', description: 'Any key, standalone or a user\'s. The answer holds the new full key, shown this once. The old secret keeps verifying until previous_key_expires_at (grace_seconds, 0 to 604800; no body or {} takes the default, 86400); a second rotation ends the first one\'s old secret at once. Limits, usage and id stay.', params: KeyParams, body: RotateBody, response: { 200: KeyWithSecret, ...errorResponses(404) } },
     action: 'api_keys.rotate',
     mode: 'admin',
     mutation: true,
@@ -279,7 +282,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/users/me/api-keys/:id/rotate',
-    schema: { tags, summary: 'Rotate one of your keys: a new secret (shown once); the old one keeps working for grace_seconds', description: 'The answer holds the new full key, shown this once. The old secret keeps verifying until previous_key_expires_at (grace_seconds, 0 to 604800; {} takes the default, 86400); a second rotation ends the first one\'s old secret at once. 404 for a key that is not yours.', params: KeyParams, body: RotateBody, response: { 200: KeyWithSecret, ...errorResponses(404) } },
+    schema: { tags, summary: 'Rotate one of your keys: a new secret (shown once); the old one keeps working for grace_seconds', description: 'The answer holds the new full key, shown this once. The old secret keeps verifying until previous_key_expires_at (grace_seconds, 0 to 604800; no body or {} takes the default, 86400); a second rotation ends the first one\'s old secret at once. 404 for a key that is not yours.', params: KeyParams, body: RotateBody, response: { 200: KeyWithSecret, ...errorResponses(404) } },
     action: 'own_api_keys.rotate',
     mode: 'user',
     mutation: true,
