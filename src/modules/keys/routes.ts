@@ -12,7 +12,7 @@ import { findUser } from '../users/service.js'
 import { keyBudgets } from '../budgets/service.js'
 import {
   BalanceBody, HardDeleteQuery, IncludeKeyQuery, KeyCreate, KeyDetail, KeyList, KeyListQuery, KeyMaybeSecret, KeyParams, KeyRecord,
-  KeyStats, KeyUpdate, KeyWithSecret, Message, OwnKeyCreate, OwnKeyList, OwnKeyListQuery, RotateBody, StandaloneKeyCreate, StatsQuery, Toggled, UserKeyIdParams, UserKeyParams
+  KeyStats, KeyUpdate, KeyWithSecret, Message, OwnKeyCreate, OwnKeyList, OwnKeyListQuery, OwnKeyUpdate, RotateBody, StandaloneKeyCreate, StatsQuery, Toggled, UserKeyIdParams, UserKeyParams
 } from './schemas.js'
 import { adjustBalance, createKey, deleteKey, findKey, keyRecord, listKeys, revealKey, rotateKey, toggleKey, updateKey } from './service.js'
 import { keyStats } from './stats.js'
@@ -239,7 +239,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/users/me/api-keys',
-    schema: { tags, summary: 'Create a key for yourself (shown once)', description: 'Only a name: limits and allow-lists are set by an admin. The full key is in this answer only: store it now.', body: OwnKeyCreate, response: { 201: KeyWithSecret, ...errorResponses() } },
+    schema: { tags, summary: 'Create a key for yourself (shown once)', description: 'A name, and optionally the allow-lists (allowed_models, allowed_providers, allowed_api_formats, allowed_ips, allowed_user_agents), checked as an admin\'s are; limits, balance and expiry are set by an admin. The full key is in this answer only: store it now.', body: OwnKeyCreate, response: { 201: KeyWithSecret, ...errorResponses() } },
     action: 'own_api_keys.create',
     mode: 'user',
     mutation: true,
@@ -262,6 +262,19 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       if (!query.include_key) return keyRecord(db, row)
       audit({ key_id: row.id }, 'own_api_keys.reveal')
       return { ...await keyRecord(db, row), key: revealKey(app.keyring, row) }
+    }
+  })
+
+  route(app, {
+    method: 'PUT',
+    url: '/users/me/api-keys/:id',
+    schema: { tags, summary: 'Rename one of your keys or set its allow-lists (partial; null or [] allows all)', description: 'Only the fields given change: name, allowed_models, allowed_providers (ids or names, stored as ids), allowed_api_formats, allowed_ips (addresses or CIDRs) and allowed_user_agents (substrings), validated as an admin\'s are. They narrow the key only: your own allow-lists still apply. Limits stay an admin\'s (a 400). 404 for a key that is not yours.', params: KeyParams, body: OwnKeyUpdate, response: { 200: KeyRecord, ...errorResponses(404) } },
+    action: 'own_api_keys.update',
+    mode: 'user',
+    mutation: true,
+    handle: async ({ db, user, params, body, audit }) => {
+      audit({ key_id: params.id, fields: Object.keys(body) })
+      return keyRecord(db, await updateKey(db, params.id, { userId: user.id }, body))
     }
   })
 
