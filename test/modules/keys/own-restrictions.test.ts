@@ -50,7 +50,7 @@ t.test('the same validation as an admin\'s; limits stay an admin\'s; another use
   const other = await signIn(g.app, 'user')
   const mine = (await g.app.inject({ method: 'POST', url: '/api/users/me/api-keys', headers: user.headers, payload: { name: 'mine' } })).json()
   const theirs = (await g.app.inject({ method: 'POST', url: '/api/users/me/api-keys', headers: other.headers, payload: { name: 'theirs', allowed_ips: ['10.0.0.1'] } })).json()
-  const put = (id: string, payload: object, headers = user.headers) => g.app.inject({ method: 'PUT', url: `/api/users/me/api-keys/${id}`, headers, payload })
+  const put = (id: string, payload: object, headers: Record<string, string> = user.headers) => g.app.inject({ method: 'PUT', url: `/api/users/me/api-keys/${id}`, headers, payload })
   const post = (payload: object) => g.app.inject({ method: 'POST', url: '/api/users/me/api-keys', headers: user.headers, payload: { name: 'x', ...payload } })
   const tooManyIps = Array.from({ length: 101 }, (_v, i) => `10.0.${Math.floor(i / 250)}.${i % 250}`)
   const refusals: Array<[string, object, number, string, string?]> = [
