@@ -9,10 +9,15 @@
 // budgets/state.ts); a rolling budget slides, so it fires at most once per duration_seconds
 // (epoch-aligned); a balance re-arms when topped up (its amount is part of the key); a
 // total cost limit when changed; a user's quota when reset (total_used − used moves) or
-// changed; a provider's monthly quota each UTC month monthly_used counts, or when changed.
+// changed; a provider's monthly quota each quota period monthly_used counts (from one
+// reset day to the next), or when changed.
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
+import { PROVIDER_MONTH } from '../accounting/model.js'
 import { budgetsSql } from '../budgets/state.js'
+
+/** The end of the quota period a provider's monthly_used counts: the next reset day after monthly_used_month */
+const PROVIDER_PERIOD_END = PROVIDER_MONTH.periodEndSql('p.monthly_used_month', PROVIDER_MONTH.resetDaySql('p.config'))
 
 /** Whom a batch charged: the keys, users and providers whose limits may have moved. */
 export interface Charged { keys: string[], users: string[], providers: string[] }
@@ -55,9 +60,9 @@ function watchedLimitsSql (charged: Charged, now: Date): Fragment {
       SELECT 'user', u.id, 'quota', u.id, 'quota:' || u.quota || ':reset:' || (u.total_used - u.used), NULL, NULL, u.used, u.quota
         FROM users u WHERE u.id = ANY(${users}) AND u.quota IS NOT NULL AND ${watched('user', 'quota')}
       UNION ALL
-      -- monthly_used counts the UTC month monthly_used_month (providers/quota.ts), the latest a charge fell in
-      SELECT 'provider', p.id, 'quota', p.id, 'month:' || to_char(p.monthly_used_month, 'YYYY-MM') || ':quota:' || p.monthly_quota,
-             p.monthly_used_month::timestamp AT TIME ZONE 'UTC', (p.monthly_used_month + interval '1 month') AT TIME ZONE 'UTC', p.monthly_used, p.monthly_quota
+      -- monthly_used counts the quota period starting on monthly_used_month, the latest a charge fell in; it ends on the next reset day (PROVIDER_MONTH)
+      SELECT 'provider', p.id, 'quota', p.id, 'period:' || to_char(p.monthly_used_month, 'YYYY-MM-DD') || ':quota:' || p.monthly_quota,
+             p.monthly_used_month::timestamp AT TIME ZONE 'UTC', ${raw(PROVIDER_PERIOD_END)}::timestamp AT TIME ZONE 'UTC', p.monthly_used, p.monthly_quota
         FROM providers p
        WHERE p.id = ANY(${providers}) AND p.monthly_quota IS NOT NULL AND p.monthly_used_month IS NOT NULL AND ${watched('provider', 'quota')}
       UNION ALL
