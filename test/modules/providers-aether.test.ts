@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { buildTestApp, signIn } from '../helper.js'
+import { PROVIDER_MONTH } from '../../src/modules/accounting/model.js'
 
 const UNKNOWN = '00000000-0000-4000-8000-000000000000'
 
@@ -68,8 +69,8 @@ t.test('summary: one row per provider, every field from its endpoints, keys and 
   await prices({ model: 'm3', provider_id: alpha.id, effective_from: '2999-01-01T00:00:00Z' })
   await prices({ model: 'm4', effective_from: '2020-01-01T00:00:00Z' })
   await prices({ model: 'm4', provider_id: beta.id, effective_from: '2020-01-01T00:00:00Z' })
-  // this UTC month's spend (a row of another month reads as 0: providers/quota.ts)
-  const month = new Date(`${new Date().toISOString().slice(0, 7)}-01T00:00:00.000Z`)
+  // this quota period's spend, the period starting on alpha's quota_reset_day (a row of another period reads as 0: providers/quota.ts)
+  const month = PROVIDER_MONTH.period(new Date(), AETHER_BODY.quota_reset_day).start
   await app.prisma.provider.update({ where: { id: alpha.id }, data: { monthlyUsed: 1_500_000_000n, monthlyUsedMonth: month } })
 
   const res = await call('GET', '/summary')

@@ -217,15 +217,49 @@ export const ATTEMPTS = {
   types: { attempts: 'int', successes: 'int', failures: 'int', latency_sum_ms: 'bigint', latency_count: 'int', fallbacks: 'int' }
 } as const
 
+const daysIn = (year: number, month: number) => new Date(Date.UTC(year, month + 1, 0)).getUTCDate()
+/** A provider's reset day in a month (0-based, may run past December or before January: Date.UTC carries the year), clamped to its last day */
+const resetOn = (year: number, month: number, day: number) => new Date(Date.UTC(year, month, Math.min(day, daysIn(year, month))))
+
 /**
- * A provider's month of spend (providers.monthly_used, with monthly_used_month): the
- * actual cost (what the upstream bills: rate-multiplied, zero on a free tier) of its
- * finished requests created in one UTC calendar month, the month upstream invoices run by.
+ * A provider's quota period of spend (providers.monthly_used, with monthly_used_month, the
+ * period's first day): the actual cost (what the upstream bills: rate-multiplied, zero on a
+ * free tier) of its finished requests created in one period. A period starts at 00:00 UTC on
+ * the provider's config.quota_reset_day of each month (1 when unset), clamped to the month's
+ * last day (31 → 30 Apr, 28/29 Feb), and ends where the next one starts. Ingestion sends
+ * each provider's change per UTC day; the period is cut in SQL (periodStartSql), the same
+ * rule as `period` here (test/modules/accounting/provider-period.test.ts compares them).
  */
 export const PROVIDER_MONTH = {
   measure: 'actual_total_cost' as const satisfies MeasureName,
-  /** the first day (YYYY-MM-DD) of the UTC month an instant falls in */
-  of: (at: Date): string => `${at.toISOString().slice(0, 7)}-01`
+  /** the UTC day (YYYY-MM-DD) an instant falls in: ingestion's grain */
+  day: (at: Date): string => at.toISOString().slice(0, 10),
+  /** a provider config's quota_reset_day: a number taken as a whole day of 1 to 31 (past a month's end is its last day), else 1 */
+  resetDay: (config: unknown): number => {
+    const day = (config !== null && typeof config === 'object' ? (config as Record<string, unknown>).quota_reset_day : undefined)
+    return typeof day === 'number' && Number.isFinite(day) ? Math.min(31, Math.max(1, Math.floor(day))) : 1
+  },
+  /** [start, end) of the period holding `at`, for a reset day of 1 to 31 */
+  period: (at: Date, resetDay: number): { start: Date, end: Date } => {
+    let start = resetOn(at.getUTCFullYear(), at.getUTCMonth(), resetDay)
+    if (at < start) start = resetOn(at.getUTCFullYear(), at.getUTCMonth() - 1, resetDay)
+    return { start, end: resetOn(start.getUTCFullYear(), start.getUTCMonth() + 1, resetDay) }
+  },
+  /** resetDay in SQL, of a jsonb config column */
+  resetDaySql: (config: string): string =>
+    `(CASE WHEN jsonb_typeof(${config}->'quota_reset_day') = 'number' THEN LEAST(31, GREATEST(1, floor((${config}->>'quota_reset_day')::numeric)))::int ELSE 1 END)`,
+  /** period's start in SQL: the first day (date) of the period holding the date `day`, for the int `resetDay` */
+  periodStartSql: (day: string, resetDay: string): string => {
+    const month = `date_trunc('month', ${day})::date`
+    const current = `(${month} + (LEAST(${resetDay}, extract(day FROM ${month} + interval '1 month - 1 day')::int) - 1))`
+    const previous = `((${month} - interval '1 month')::date + (LEAST(${resetDay}, extract(day FROM ${month} - interval '1 day')::int) - 1))`
+    return `(CASE WHEN ${day} >= ${current} THEN ${current} ELSE ${previous} END)`
+  },
+  /** period's end in SQL: the next period's first day (date) after the period starting on the date `start` */
+  periodEndSql: (start: string, resetDay: string): string => {
+    const next = `(date_trunc('month', ${start}) + interval '1 month')::date`
+    return `(${next} + (LEAST(${resetDay}, extract(day FROM ${next} + interval '1 month - 1 day')::int) - 1))`
+  }
 }
 
 /** The prompt-cache tables: written by cache/timeline.ts in ingestion's transaction, rebuilt by cache/rebuild.ts. */

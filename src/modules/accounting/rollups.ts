@@ -149,31 +149,28 @@ export class RollupDeltas {
   /** each quarter-hour's buckets, made once a batch: a batch's rows fall in a few (three ISO strings a row otherwise) */
   private readonly buckets = new Map<number, Buckets>()
 
-  /** provider × UTC month → the change of its actual cost (providers.monthly_used) */
-  private readonly months = new Map<string, { id: string, month: string, cost: bigint }>()
+  /** provider × UTC day → the change of its actual cost (providers.monthly_used; the SQL cuts the provider's period, PROVIDER_MONTH) */
+  private readonly months = new Map<string, { id: string, day: string, cost: bigint }>()
 
   /**
-   * The providers' monthly_used changes, in id order (the lock order): each provider's
-   * newest month the batch changes. An older month's change is of a month the provider's
-   * row has left or is about to leave, which reads as 0 spent anyway.
+   * The providers' monthly_used changes per UTC day, in id order (the lock order). The
+   * statement sums them by the provider's quota period and keeps each provider's newest
+   * period with a change: an older period is one the provider's row has left or is about
+   * to leave, which reads as 0 spent anyway.
    */
-  providerMonthRows (): Array<{ id: string, month: string, cost: string }> {
-    const newest = new Map<string, { id: string, month: string, cost: bigint }>()
-    for (const entry of this.months.values()) {
-      if (entry.cost === 0n) continue
-      const seen = newest.get(entry.id)
-      if (seen === undefined || seen.month < entry.month) newest.set(entry.id, entry)
-    }
-    return [...newest.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0).map((e) => ({ id: e.id, month: e.month, cost: e.cost.toString() }))
+  providerMonthRows (): Array<{ id: string, day: string, cost: string }> {
+    return [...this.months.values()].filter((e) => e.cost !== 0n)
+      .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : a.day < b.day ? -1 : a.day > b.day ? 1 : 0)
+      .map((e) => ({ id: e.id, day: e.day, cost: e.cost.toString() }))
   }
 
   private month (row: RollupSource, sign: 1 | -1): void {
     if (row.providerId === null) return
-    const month = PROVIDER_MONTH.of(row.createdAt)
-    const id = `${row.providerId}|${month}`
+    const day = PROVIDER_MONTH.day(row.createdAt)
+    const id = `${row.providerId}|${day}`
     let entry = this.months.get(id)
     if (entry === undefined) {
-      entry = { id: row.providerId, month, cost: 0n }
+      entry = { id: row.providerId, day, cost: 0n }
       this.months.set(id, entry)
     }
     const cost = BigInt(MEASURES[PROVIDER_MONTH.measure].of(row))
@@ -256,6 +253,9 @@ function upsertCte ({ table, key, measures }: typeof UPSERTS[number], rows: stri
     )`
 }
 
+/** The first day of the quota period of a change's day, by its provider's reset day */
+const PROVIDER_PERIOD_START = PROVIDER_MONTH.periodStartSql('d.day', PROVIDER_MONTH.resetDaySql('q.config'))
+
 /** The batch's clock, the keys', users' and providers' charges, the rate window's seconds, then one parameter per rollup. */
 function writeTotalsSql (now: Date, late: boolean, keys: string, users: string, providers: string, seconds: string, rows: string[]): Fragment {
   return sql`
@@ -277,10 +277,16 @@ function writeTotalsSql (now: Date, late: boolean, keys: string, users: string, 
        WHERE u.id = c.id
       RETURNING 1
     ), providers AS (
-      -- a newer month starts from this batch's change; an older one is left alone (PROVIDER_MONTH)
+      -- each provider's newest quota period the batch changes (its reset day: PROVIDER_MONTH); a newer
+      -- period starts from this batch's change, an older one is left alone (providers primary key)
       UPDATE providers p
          SET monthly_used = CASE WHEN p.monthly_used_month = c.month THEN p.monthly_used + c.cost ELSE c.cost END, monthly_used_month = c.month
-        FROM jsonb_to_recordset(${providers}::jsonb) AS c(id uuid, month date, cost bigint)
+        FROM (SELECT DISTINCT ON (s.id) s.id, s.month, s.cost
+                FROM (SELECT d.id, ${raw(PROVIDER_PERIOD_START)} AS month, sum(d.cost)::bigint AS cost
+                        FROM jsonb_to_recordset(${providers}::jsonb) AS d(id uuid, day date, cost bigint) JOIN providers q ON q.id = d.id
+                       GROUP BY 1, 2) s
+               WHERE s.cost <> 0
+               ORDER BY s.id, s.month DESC) c
        WHERE p.id = c.id AND (p.monthly_used_month IS NULL OR p.monthly_used_month <= c.month)
       RETURNING 1
     ), seconds AS (

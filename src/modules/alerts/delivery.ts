@@ -23,7 +23,7 @@ export interface AlertRow {
   id: string
   subject_kind: 'api_key' | 'user' | 'provider'
   subject_id: string
-  limit_kind: 'budget' | 'balance' | 'total_cost' | 'quota'
+  limit_kind: 'budget' | 'balance' | 'total_cost' | 'daily_cost' | 'quota'
   limit_id: string
   window_start: Date | null
   window_end: Date | null

@@ -36,7 +36,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/admin/alerts/rules',
-    schema: { tags, summary: 'Add an alert rule', description: `Thresholds on a limit of a key (budget, balance, total_cost), a user (budget, quota) or a provider (quota); subject_id null or absent watches every subject of the kind. Each threshold fires once per window of the limit (docs/alerts.md). At most ${MAX_RULES} rules.`, body: RuleCreate, response: { 201: RuleRecord, ...errorResponses(409) } },
+    schema: { tags, summary: 'Add an alert rule', description: `Thresholds on a limit of a key (budget, balance, total_cost, daily_cost), a user (budget, quota) or a provider (quota); subject_id null or absent watches every subject of the kind. Each threshold fires once per window of the limit (docs/alerts.md). At most ${MAX_RULES} rules.`, body: RuleCreate, response: { 201: RuleRecord, ...errorResponses(409) } },
     action: 'alert_rules.create',
     mode: 'admin',
     mutation: true,

@@ -7,8 +7,8 @@ export const MAX_RULES = 1000
 export const MAX_ENDPOINTS = 20
 
 const SubjectKind = Type.Union([Type.Literal('api_key'), Type.Literal('user'), Type.Literal('provider')], { description: 'whose limit the rule watches' })
-const LimitKind = Type.Union([Type.Literal('budget'), Type.Literal('balance'), Type.Literal('total_cost'), Type.Literal('quota')], {
-  description: 'api_key: budget (each of its budgets), balance (a standalone key\'s), total_cost (total_cost_limit); user: budget, quota; provider: quota (monthly_quota)'
+const LimitKind = Type.Union([Type.Literal('budget'), Type.Literal('balance'), Type.Literal('total_cost'), Type.Literal('daily_cost'), Type.Literal('quota')], {
+  description: 'api_key: budget (each of its budgets), balance (a standalone key\'s), total_cost (total_cost_limit), daily_cost (daily_cost_limit, per APP_TIMEZONE day); user: budget, quota; provider: quota (monthly_quota)'
 })
 const Thresholds = Type.Array(Type.Integer({ minimum: MIN_THRESHOLD, maximum: MAX_THRESHOLD }), {
   minItems: 1, maxItems: 10, uniqueItems: true, description: 'percents of the limit; each fires once per window of the limit (docs/alerts.md)'

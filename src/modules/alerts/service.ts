@@ -14,7 +14,7 @@ const invalid = (field: string, problem: string) => Object.assign(new Errors.Inv
 
 /** The limits each kind of subject has. */
 const LIMITS: Record<RuleCreateBody['subject_kind'], ReadonlyArray<RuleCreateBody['limit_kind']>> = {
-  api_key: ['budget', 'balance', 'total_cost'],
+  api_key: ['budget', 'balance', 'total_cost', 'daily_cost'],
   user: ['budget', 'quota'],
   provider: ['quota']
 }

@@ -8,11 +8,17 @@
 // The windows (docs/alerts.md): a calendar budget's is its window (budgets/window.ts, via
 // budgets/state.ts); a rolling budget slides, so it fires at most once per duration_seconds
 // (epoch-aligned); a balance re-arms when topped up (its amount is part of the key); a
-// total cost limit when changed; a user's quota when reset (total_used − used moves) or
-// changed; a provider's monthly quota each UTC month monthly_used counts, or when changed.
-import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
+// total cost limit when changed; a daily cost limit each APP_TIMEZONE day, or when changed; a user's quota when reset (total_used − used moves) or
+// changed; a provider's monthly quota each quota period monthly_used counts (from one
+// reset day to the next), or when changed.
+import sql, { empty, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
+import { PROVIDER_MONTH } from '../accounting/model.js'
+import { finishedSpendSql } from '../accounting/read/counters.js'
 import { budgetsSql } from '../budgets/state.js'
+
+/** The end of the quota period a provider's monthly_used counts: the next reset day after monthly_used_month */
+const PROVIDER_PERIOD_END = PROVIDER_MONTH.periodEndSql('p.monthly_used_month', PROVIDER_MONTH.resetDaySql('p.config'))
 
 /** Whom a batch charged: the keys, users and providers whose limits may have moved. */
 export interface Charged { keys: string[], users: string[], providers: string[] }
@@ -30,7 +36,7 @@ export const reachedSql = (used: Fragment, limit: Fragment, threshold: Fragment)
  * its use and its amount. Served by alert_rules (subject_kind, limit_kind, subject_id), the
  * subjects' primary keys, and budgets (api_key_id) / (user_id) through budgetsSql.
  */
-function watchedLimitsSql (charged: Charged, now: Date): Fragment {
+function watchedLimitsSql (charged: Charged, now: Date, timeZone: string | undefined): Fragment {
   const keys = sql`${charged.keys}::uuid[]`
   const users = sql`${charged.users}::uuid[]`
   const providers = sql`${charged.providers}::uuid[]`
@@ -51,13 +57,14 @@ function watchedLimitsSql (charged: Charged, now: Date): Fragment {
       UNION ALL
       SELECT 'api_key', k.id, 'total_cost', k.id, 'total:' || k.total_cost_limit, NULL, NULL, k.total_cost, k.total_cost_limit
         FROM api_keys k WHERE k.id = ANY(${keys}) AND k.total_cost_limit IS NOT NULL AND ${watched('api_key', 'total_cost')}
+      ${timeZone === undefined ? empty : dailyCostSql(keys, at, timeZone, watched('api_key', 'daily_cost'))}
       UNION ALL
       SELECT 'user', u.id, 'quota', u.id, 'quota:' || u.quota || ':reset:' || (u.total_used - u.used), NULL, NULL, u.used, u.quota
         FROM users u WHERE u.id = ANY(${users}) AND u.quota IS NOT NULL AND ${watched('user', 'quota')}
       UNION ALL
-      -- monthly_used counts the UTC month monthly_used_month (providers/quota.ts), the latest a charge fell in
-      SELECT 'provider', p.id, 'quota', p.id, 'month:' || to_char(p.monthly_used_month, 'YYYY-MM') || ':quota:' || p.monthly_quota,
-             p.monthly_used_month::timestamp AT TIME ZONE 'UTC', (p.monthly_used_month + interval '1 month') AT TIME ZONE 'UTC', p.monthly_used, p.monthly_quota
+      -- monthly_used counts the quota period starting on monthly_used_month, the latest a charge fell in; it ends on the next reset day (PROVIDER_MONTH)
+      SELECT 'provider', p.id, 'quota', p.id, 'period:' || to_char(p.monthly_used_month, 'YYYY-MM-DD') || ':quota:' || p.monthly_quota,
+             p.monthly_used_month::timestamp AT TIME ZONE 'UTC', ${raw(PROVIDER_PERIOD_END)}::timestamp AT TIME ZONE 'UTC', p.monthly_used, p.monthly_quota
         FROM providers p
        WHERE p.id = ANY(${providers}) AND p.monthly_quota IS NOT NULL AND p.monthly_used_month IS NOT NULL AND ${watched('provider', 'quota')}
       UNION ALL
@@ -71,6 +78,20 @@ function watchedLimitsSql (charged: Charged, now: Date): Fragment {
         FROM json_to_recordset(CASE WHEN EXISTS (SELECT 1 FROM rules WHERE limit_kind = 'budget') THEN ${budgets} ELSE '[]'::json END)
           AS bs(id uuid, api_key_id uuid, user_id uuid, period text, duration_seconds int, "limit" bigint, window_start timestamptz, window_end timestamptz, spent bigint)
     )`
+}
+
+/**
+ * A key's daily cost limit: its finished spend in the APP_TIMEZONE day of the batch's clock,
+ * summed as verify's today_cost is (finishedSpendSql), once per local day and limit amount.
+ */
+function dailyCostSql (keys: Fragment, at: Fragment, timeZone: string, watched: Fragment): Fragment {
+  return sql`UNION ALL
+      SELECT 'api_key', k.id, 'daily_cost', k.id, 'day:' || to_char(d.local_day, 'YYYY-MM-DD') || ':limit:' || k.daily_cost_limit,
+             d.midnight, d.next_midnight, ${finishedSpendSql({ column: 'api_key_id', id: raw('k.id') }, raw('d.midnight'), raw('d.next_midnight'))}, k.daily_cost_limit
+        FROM api_keys k
+       CROSS JOIN LATERAL (SELECT l.local_day, l.local_day AT TIME ZONE ${timeZone}::text AS midnight, (l.local_day + interval '1 day') AT TIME ZONE ${timeZone}::text AS next_midnight
+                             FROM (SELECT date_trunc('day', ${at} AT TIME ZONE ${timeZone}::text) AS local_day) l) d
+       WHERE k.id = ANY(${keys}) AND k.daily_cost_limit IS NOT NULL AND ${watched}`
 }
 
 /** The thresholds each watched limit has reached: the rules' thresholds, of the subject's own rules and its kind's. */
@@ -87,12 +108,13 @@ function crossedSql (): Fragment {
 /**
  * Writes the alerts of the thresholds the batch's charges reached (each at most once per
  * window, whichever transaction commits it first) and queues their deliveries. Call inside
- * the charge's transaction, after the charges are written. Returns how many alerts fired.
+ * the charge's transaction, after the charges are written; `timeZone` (APP_TIMEZONE) cuts the
+ * days of the keys' daily cost limits, which are not watched without it. Returns how many alerts fired.
  */
-export async function fireAlerts (db: Sql, charged: Charged, now: Date): Promise<number> {
+export async function fireAlerts (db: Sql, charged: Charged, now: Date, timeZone?: string): Promise<number> {
   if (charged.keys.length + charged.users.length + charged.providers.length === 0) return 0
   const query = sql`
-    WITH ${watchedLimitsSql(charged, now)}, ${crossedSql()},
+    WITH ${watchedLimitsSql(charged, now, timeZone)}, ${crossedSql()},
     fired AS (
       INSERT INTO alerts (subject_kind, subject_id, limit_kind, limit_id, window_key, window_start, window_end, threshold, used, limit_amount, created_at)
       SELECT subject_kind, subject_id, limit_kind, limit_id, window_key, window_start, window_end, threshold, used, limit_amount, ${now}::timestamptz

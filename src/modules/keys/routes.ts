@@ -12,7 +12,7 @@ import { findUser } from '../users/service.js'
 import { keyBudgets } from '../budgets/service.js'
 import {
   BalanceBody, HardDeleteQuery, IncludeKeyQuery, KeyCreate, KeyDetail, KeyList, KeyListQuery, KeyMaybeSecret, KeyParams, KeyRecord,
-  KeyStats, KeyUpdate, KeyWithSecret, Message, OwnKeyCreate, OwnKeyList, OwnKeyListQuery, RotateBody, StandaloneKeyCreate, StatsQuery, Toggled, UserKeyIdParams, UserKeyParams
+  KeyStats, KeyUpdate, KeyWithSecret, Message, OwnKeyCreate, OwnKeyList, OwnKeyListQuery, OwnKeyUpdate, RotateBody, StandaloneKeyCreate, StatsQuery, Toggled, UserKeyIdParams, UserKeyParams
 } from './schemas.js'
 import { adjustBalance, createKey, deleteKey, findKey, keyRecord, listKeys, revealKey, rotateKey, toggleKey, updateKey } from './service.js'
 import { keyStats } from './stats.js'
@@ -20,6 +20,9 @@ import { keyStats } from './stats.js'
 const tags = ['api keys']
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
+  // a rotation's body is optional (the grace period only): a bodyless POST, with or without a JSON content type, is {}
+  app.addHook('preValidation', async (request) => { if (request.body === undefined && request.routeOptions.url?.endsWith('/rotate') === true) request.body = {} })
+
   // ---- admin: standalone keys, and any key by id ----
   route(app, {
     method: 'GET',
@@ -118,7 +121,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/admin/api-keys/:id/rotate',
-    schema: { tags, summary: 'Rotate a key: a new secret (shown once); the old one keeps working for grace_seconds', description: 'Any key, standalone or a user\'s. The answer holds the new full key, shown this once. The old secret keeps verifying until previous_key_expires_at (grace_seconds, 0 to 604800; {} takes the default, 86400); a second rotation ends the first one\'s old secret at once. Limits, usage and id stay.', params: KeyParams, body: RotateBody, response: { 200: KeyWithSecret, ...errorResponses(404) } },
+    schema: { tags, summary: 'Rotate a key: a new secret (shown once); the old one keeps working for grace_seconds', description: 'Any key, standalone or a user\'s. The answer holds the new full key, shown this once. The old secret keeps verifying until previous_key_expires_at (grace_seconds, 0 to 604800; no body or {} takes the default, 86400); a second rotation ends the first one\'s old secret at once. Limits, usage and id stay.', params: KeyParams, body: RotateBody, response: { 200: KeyWithSecret, ...errorResponses(404) } },
     action: 'api_keys.rotate',
     mode: 'admin',
     mutation: true,
@@ -236,7 +239,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/users/me/api-keys',
-    schema: { tags, summary: 'Create a key for yourself (shown once)', description: 'Only a name: limits and allow-lists are set by an admin. The full key is in this answer only: store it now.', body: OwnKeyCreate, response: { 201: KeyWithSecret, ...errorResponses() } },
+    schema: { tags, summary: 'Create a key for yourself (shown once)', description: 'A name, and optionally the allow-lists (allowed_models, allowed_providers, allowed_api_formats, allowed_ips, allowed_user_agents), checked as an admin\'s are; limits, balance and expiry are set by an admin. The full key is in this answer only: store it now.', body: OwnKeyCreate, response: { 201: KeyWithSecret, ...errorResponses() } },
     action: 'own_api_keys.create',
     mode: 'user',
     mutation: true,
@@ -263,6 +266,19 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   route(app, {
+    method: 'PUT',
+    url: '/users/me/api-keys/:id',
+    schema: { tags, summary: 'Rename one of your keys or set its allow-lists (partial; null or [] allows all)', description: 'Only the fields given change: name, allowed_models, allowed_providers (ids or names, stored as ids), allowed_api_formats, allowed_ips (addresses or CIDRs) and allowed_user_agents (substrings), validated as an admin\'s are. They narrow the key only: your own allow-lists still apply. Limits stay an admin\'s (a 400). 404 for a key that is not yours.', params: KeyParams, body: OwnKeyUpdate, response: { 200: KeyRecord, ...errorResponses(404) } },
+    action: 'own_api_keys.update',
+    mode: 'user',
+    mutation: true,
+    handle: async ({ db, user, params, body, audit }) => {
+      audit({ key_id: params.id, fields: Object.keys(body) })
+      return keyRecord(db, await updateKey(db, params.id, { userId: user.id }, body))
+    }
+  })
+
+  route(app, {
     method: 'PATCH',
     url: '/users/me/api-keys/:id',
     schema: { tags, summary: 'Enable or disable one of your keys', description: 'Flips is_active. 404 for a key that is not yours.', params: KeyParams, response: { 200: Toggled, ...errorResponses(404) } },
@@ -279,7 +295,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   route(app, {
     method: 'POST',
     url: '/users/me/api-keys/:id/rotate',
-    schema: { tags, summary: 'Rotate one of your keys: a new secret (shown once); the old one keeps working for grace_seconds', description: 'The answer holds the new full key, shown this once. The old secret keeps verifying until previous_key_expires_at (grace_seconds, 0 to 604800; {} takes the default, 86400); a second rotation ends the first one\'s old secret at once. 404 for a key that is not yours.', params: KeyParams, body: RotateBody, response: { 200: KeyWithSecret, ...errorResponses(404) } },
+    schema: { tags, summary: 'Rotate one of your keys: a new secret (shown once); the old one keeps working for grace_seconds', description: 'The answer holds the new full key, shown this once. The old secret keeps verifying until previous_key_expires_at (grace_seconds, 0 to 604800; no body or {} takes the default, 86400); a second rotation ends the first one\'s old secret at once. 404 for a key that is not yours.', params: KeyParams, body: RotateBody, response: { 200: KeyWithSecret, ...errorResponses(404) } },
     action: 'own_api_keys.rotate',
     mode: 'user',
     mutation: true,

@@ -59,12 +59,17 @@ export const KeyMaybeSecret = Type.Object({ ...KeyRecord.properties, key: Type.O
 /** An admin's view of one key: the record and every budget that applies to it (its own and its owner's) with its current window */
 export const KeyDetail = Type.Object({ ...KeyMaybeSecret.properties, budgets: Type.Array(BudgetRecord) })
 
-const limits = {
+/** The allow-lists, which a key's holder may set too: they only narrow the key (its owner's own lists still apply at verify) */
+const allowLists = {
   allowed_providers: Type.Optional(AllowList),
   allowed_api_formats: Type.Optional(AllowList),
   allowed_models: Type.Optional(AllowList),
   allowed_ips: Type.Optional(IpList),
-  allowed_user_agents: Type.Optional(UserAgentList),
+  allowed_user_agents: Type.Optional(UserAgentList)
+}
+
+const limits = {
+  ...allowLists,
   rate_limit: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000 }))),
   token_limit: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: 'tokens per rate window: the tokens of the requests created in it and of the live holds taken in it' }))),
   rate_window_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400, description: 'the window rate_limit and token_limit count over (default 60 s)' })),
@@ -85,7 +90,9 @@ export const StandaloneKeyCreate = Type.Object({
   ...limits,
   initial_balance_usd: Type.Optional(Nullable(Usd))
 }, { additionalProperties: false })
-export const OwnKeyCreate = Type.Object({ name: Name }, { additionalProperties: false })
+/** A user's own key: a name and the allow-lists; limits, balance, expiry and tags stay an admin's */
+export const OwnKeyCreate = Type.Object({ name: Name, ...allowLists }, { additionalProperties: false })
+export const OwnKeyUpdate = Type.Object({ name: Type.Optional(Name), ...allowLists }, { additionalProperties: false, minProperties: 1 })
 export const KeyUpdate = Type.Object({ name: Type.Optional(Name), is_active: Type.Optional(Type.Boolean()), ...limits }, { additionalProperties: false, minProperties: 1 })
 
 /** The default and the longest time a rotated key's old secret keeps working (seconds) */

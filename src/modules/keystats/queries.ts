@@ -19,3 +19,11 @@ export async function recentDays (db: Sql, timeZone: string, days: number): Prom
            now() AS "end"`)
   return rows[0]!
 }
+
+/** The key's client restrictions (api_keys primary key), as verify reads them: null or [] allows any client (as does a key deleted since). */
+export async function clientRestrictions (db: Sql, keyId: string): Promise<{ allowed_ips: string[] | null, allowed_user_agents: string[] | null }> {
+  // one row whatever: a key deleted since its authentication restricts nothing, and its handler answers as before
+  const { rows } = await db.query<{ allowed_ips: string[] | null, allowed_user_agents: string[] | null }>(sql`
+    SELECT k.allowed_ips, k.allowed_user_agents FROM (SELECT 1) AS one LEFT JOIN api_keys k ON k.id = ${keyId}::uuid`)
+  return rows[0]!
+}

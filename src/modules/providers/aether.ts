@@ -70,7 +70,7 @@ function toSummary (row: SummaryRow) {
     priority: row.priority,
     billing_type: row.billing_type,
     monthly_quota_usd: nanoToUsdOrNull(row.monthly_quota),
-    monthly_used_usd: nanoToUsd(quotaUsage({ monthlyQuota: row.monthly_quota, monthlyUsed: row.monthly_used, monthlyUsedMonth: row.monthly_used_month }, new Date()).used),
+    monthly_used_usd: nanoToUsd(quotaUsage({ monthlyQuota: row.monthly_quota, monthlyUsed: row.monthly_used, monthlyUsedMonth: row.monthly_used_month, config: row.config }, new Date()).used),
     quota_reset_day: integer(row.config, 'quota_reset_day'),
     quota_last_reset_at: configText(row.config, 'quota_last_reset_at'),
     quota_expires_at: configText(row.config, 'quota_expires_at'),

@@ -13,12 +13,12 @@ export const PageQuery = Type.Object(SkipLimit(500, 100), { additionalProperties
 // ---- providers ----
 /** the monthly quota's state (providers/quota.ts), in a provider record and in the quota-usage statistics */
 export const monthlyQuotaFields = {
-  monthly_used_usd: Type.Number({ description: 'actual (upstream) cost of this UTC calendar month\'s finished requests, USD' }),
+  monthly_used_usd: Type.Number({ description: 'actual (upstream) cost of the current quota period\'s finished requests (from the last quota_reset_day, 00:00 UTC), USD' }),
   monthly_remaining_usd: Nullable(Type.Number({ minimum: 0, description: 'quota − used, never below 0; null without a quota' })),
   monthly_usage_percent: Nullable(Type.Number({ minimum: 0, description: 'used / quota × 100, two decimals; null without a quota' })),
   monthly_estimated_exhaust_at: Nullable(Timestamp),
-  monthly_period_start: Timestamp,
-  monthly_period_end: Timestamp
+  monthly_period_start: Type.String({ format: 'date-time', description: 'the current quota period\'s start: 00:00 UTC on quota_reset_day (the 1st when unset), clamped to the month\'s last day' }),
+  monthly_period_end: Type.String({ format: 'date-time', description: 'the next period\'s start, when the quota resets' })
 }
 
 export const ProviderRecord = shared('ProviderRecord', Type.Object({
@@ -51,7 +51,7 @@ const aetherFields = {
   display_name: Type.Optional(Nullable(Type.String({ maxLength: 100, description: 'shown by Aether; blank or absent: the name' }))),
   description: Type.Optional(Nullable(Type.String({ maxLength: 1000 }))),
   website: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
-  quota_reset_day: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 365, description: 'days in a quota period' }))),
+  quota_reset_day: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 365, description: 'the day of the month the monthly quota resets, 00:00 UTC (1 when unset); past a month\'s last day it resets on that last day (31: 28/29 Feb)' }))),
   quota_last_reset_at: Type.Optional(Nullable(LocalDateTime)),
   quota_expires_at: Type.Optional(Nullable(LocalDateTime)),
   rpm_limit: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'requests per minute; null = no limit' }))),

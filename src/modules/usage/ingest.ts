@@ -29,6 +29,8 @@ export interface IngestOptions {
   synthetic?: boolean
   /** called once the batch has committed, with what it newly counted (the metrics) */
   onCommitted?: (counted: CountedUsage[]) => void
+  /** APP_TIMEZONE: the day a key's daily cost limit alerts count (without it they are not evaluated) */
+  timeZone?: string
 }
 
 // first, before any row lock: a key deletion waits for the batches in flight and holds back new
@@ -105,6 +107,6 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
   // last, so the rows every batch contends for are locked only from here to the commit
   await writeTotals(db, deltas, out.charges, now)
   // the thresholds these charges reached, in their transaction: an alert is never lost nor written without its charge
-  await fireAlerts(db, { keys: out.charges.keys.map((c) => c.id), users: out.charges.users.map((c) => c.id), providers: [...new Set(out.rows.flatMap((row) => row.providerId ?? []))] }, now)
+  await fireAlerts(db, { keys: out.charges.keys.map((c) => c.id), users: out.charges.users.map((c) => c.id), providers: [...new Set(out.rows.flatMap((row) => row.providerId ?? []))] }, now, options.timeZone)
   return { results, counted: countedUsage(before, out.rows) }
 }

@@ -113,7 +113,7 @@ t.test('a provider\'s monthly quota reads monthly_used', async (t) => {
   await g.send([done(key, 1, { provider_api_key_id: providerKey.id })])
   const fired = await alerts(g)
   t.same(fired.map((a) => [a.subject_id, a.limit_kind, a.threshold, a.used]), [[provider.id, 'quota', 80, 86_000_000n]], '86 of 100: the 80 % only')
-  t.equal(fired[0]!.window_key, `month:${month.toISOString().slice(0, 7)}:quota:100000000`, 'once in the UTC month monthly_used counts')
+  t.equal(fired[0]!.window_key, `period:${month.toISOString().slice(0, 10)}:quota:100000000`, 'once in the quota period monthly_used counts')
   const [payload] = (await g.adminCall('GET', '/api/admin/alerts')).items
   t.match(payload.limit, { kind: 'quota', window_start: month.toISOString() })
   t.equal(Date.parse(payload.limit.window_end as string), Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + 1, 1))

@@ -86,9 +86,6 @@ t.test('grace 0 ends the old secret at once; the default is one day; a second ro
   t.equal((await g.verify({ key: now.key })).statusCode, 200)
 
   const b = await g.standaloneKey()
-  const bodyless = await g.app.inject({ method: 'POST', url: `/api/admin/api-keys/${b.id}/rotate`, headers: g.admin.headers })
-  t.equal(bodyless.statusCode, 400, 'a body is required ({} for the default grace)')
-  t.match(bodyless.json(), { error: { field: 'body' }, detail: 'body must be object' })
   const first = await g.adminCall('POST', `/api/admin/api-keys/${b.id}/rotate`, {})
   const day = secondsFromNow(first.previous_key_expires_at)
   t.ok(day > 86_390 && day <= 86_400, `the default grace is 86400 s (${day})`)
@@ -102,6 +99,30 @@ t.test('grace 0 ends the old secret at once; the default is one day; a second ro
   const both = await Promise.all([0, 1].map(() => g.adminCall('POST', `/api/admin/api-keys/${c.id}/rotate`, { grace_seconds: 600 })))
   for (const rotated of both) t.equal((await g.verify({ key: rotated.key })).statusCode, 200, 'a concurrent rotation\'s secret is not lost')
   t.equal((await g.verify({ key: c.key })).statusCode, 401, 'the secret before both is')
+})
+
+t.test('a rotation\'s body is optional: no body, with or without a JSON content type, takes the default grace', async (t) => {
+  const g = await gateway(t)
+  const user = await signIn(g.app, 'user')
+  const mine = (await g.app.inject({ method: 'POST', url: '/api/users/me/api-keys', headers: user.headers, payload: { name: 'mine' } })).json()
+  const keys = [await g.standaloneKey(), await g.standaloneKey()]
+  const calls: Array<[string, string, Record<string, string>, Record<string, string>]> = [
+    ['admin, no content type', `/api/admin/api-keys/${keys[0]!.id}/rotate`, g.admin.headers, {}],
+    ['admin, JSON content type, empty body', `/api/admin/api-keys/${keys[1]!.id}/rotate`, g.admin.headers, { 'content-type': 'application/json' }],
+    ['own key, no content type', `/api/users/me/api-keys/${mine.id}/rotate`, user.headers, {}],
+    ['own key, JSON content type, empty body', `/api/users/me/api-keys/${mine.id}/rotate`, user.headers, { 'content-type': 'application/json' }]
+  ]
+  for (const [what, url, auth, type] of calls) {
+    const res = await g.app.inject({ method: 'POST', url, headers: { ...auth, ...type }, ...(type['content-type'] !== undefined && { payload: '' }) })
+    t.equal(res.statusCode, 200, what)
+    t.match(res.json().key, KEY, `${what}: a new secret`)
+    const grace = secondsFromNow(res.json().previous_key_expires_at)
+    t.ok(grace > 86_390 && grace <= 86_400, `${what}: the default grace of 86400 s (${grace})`)
+  }
+  t.equal((await g.verify({ key: keys[0]!.key })).statusCode, 200, 'the old secret verifies in its grace period')
+  await g.app.pipeline.readAuditsWritten()
+  t.equal(await g.app.prisma.auditLog.count({ where: { action: 'api_keys.rotate', success: true } }), 2, 'both admin rotations audited')
+  t.equal(await g.app.prisma.auditLog.count({ where: { action: 'own_api_keys.rotate', success: true } }), 2, 'both own rotations audited')
 })
 
 t.test('a user rotates their own key; refusals are 4xx, change nothing and are audited', async (t) => {
