@@ -89,7 +89,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         else results[i] = { request_id: event.request_id, type: event.type, outcome: 'rejected', error: problem }
       })
       if (accepted.length > 0) {
-        const ingested = await ingestEvents(app.ingestPg, accepted.map((i) => body.events[i]!), { onCommitted: app.metrics.usageCounted }).catch((error: unknown) => {
+        const ingested = await ingestEvents(app.ingestPg, accepted.map((i) => body.events[i]!), { onCommitted: app.metrics.usageCounted, timeZone: app.config.APP_TIMEZONE }).catch((error: unknown) => {
           // a rollup or total that the batch would carry past its column: the batch is refused, never a 500
           if ((error as { code?: string }).code === NUMERIC_OUT_OF_RANGE) throw new Errors.InvalidInput('the batch would carry a total past its column\'s range')
           throw error

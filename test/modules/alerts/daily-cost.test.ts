@@ -65,4 +65,7 @@ t.test('without the zone (an ingestion not given APP_TIMEZONE) daily limits are 
   await g.adminCall('POST', '/api/admin/alerts/rules', { subject_kind: 'api_key', subject_id: key.id, limit_kind: 'daily_cost', thresholds: [50] })
   await ingestEvents(g.app.ingestPg, [done(key, 6)] as Parameters<typeof ingestEvents>[1])
   t.equal(await g.app.prisma.alert.count(), 0)
+  // the gateway's door passes APP_TIMEZONE: the same spend through it crosses 50 % (6 + 6 of 10 today)
+  await g.send([done(key, 6)])
+  t.equal(await g.app.prisma.alert.count(), 1, 'POST /api/gateway/usage evaluates daily limits')
 })
