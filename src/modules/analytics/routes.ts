@@ -2,6 +2,7 @@
 // (/api/users/me/stats/…): all from rollups, in the range's zone (range.ts).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { TSchema } from 'typebox'
+import type { Db } from '../../db/prisma.js'
 import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import { viewerSchema, visibleTo } from '../accounting/visibility.js'
@@ -14,6 +15,11 @@ const OwnTimeSeries = viewerSchema(TimeSeries)
 const OwnComparison = viewerSchema(Comparison)
 const compareToOf = (query: { compare_to?: CompareTo, comparison_type?: 'period' | 'year' }): CompareTo =>
   query.compare_to ?? (query.comparison_type === 'year' ? 'year_ago' : 'previous_period')
+
+/** The series' and comparison's filters, the provider named by id or name; `userId`: the query's for admins, the caller's own for a user. */
+async function filtersOf (db: Db, query: { api_key_id?: string, model?: string, provider_id?: string, api_format?: string }, userId: string | null) {
+  return { userId, apiKeyId: query.api_key_id ?? null, model: query.model ?? null, providerId: await providerIdOf(db, query.provider_id), apiFormat: query.api_format ?? null }
+}
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   const rangeOf = (query: RangeQuery) => resolveRange(query, zoneOf(query, app.timeZones, app.config.APP_TIMEZONE))
@@ -30,13 +36,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     action: 'stats.time_series',
     mode: 'admin',
-    handle: async ({ query, db }) => timeSeries(app.statsPg, rangeOf(query), query.granularity, {
-      userId: query.user_id ?? null,
-      apiKeyId: query.api_key_id ?? null,
-      model: query.model ?? null,
-      providerId: await providerIdOf(db, query.provider_id),
-      apiFormat: query.api_format ?? null
-    })
+    handle: async ({ query, db }) => timeSeries(app.statsPg, rangeOf(query), query.granularity, await filtersOf(db, query, query.user_id ?? null))
   })
 
   route(app, {
@@ -51,13 +51,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     action: 'own_stats.time_series',
     mode: 'user',
-    handle: async ({ query, db, user }) => visibleTo(user, OwnTimeSeries, await timeSeries(app.statsPg, rangeOf(query), query.granularity, {
-      userId: user.id,
-      apiKeyId: query.api_key_id ?? null,
-      model: query.model ?? null,
-      providerId: await providerIdOf(db, query.provider_id),
-      apiFormat: query.api_format ?? null
-    }))
+    handle: async ({ query, db, user }) => visibleTo(user, OwnTimeSeries, await timeSeries(app.statsPg, rangeOf(query), query.granularity, await filtersOf(db, query, user.id)))
   })
 
   route(app, {
@@ -72,13 +66,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     action: 'stats.comparison',
     mode: 'admin',
-    handle: async ({ query, db }) => comparison(app.statsPg, rangeOf(query), compareToOf(query), {
-      userId: query.user_id ?? null,
-      apiKeyId: query.api_key_id ?? null,
-      model: query.model ?? null,
-      providerId: await providerIdOf(db, query.provider_id),
-      apiFormat: query.api_format ?? null
-    })
+    handle: async ({ query, db }) => comparison(app.statsPg, rangeOf(query), compareToOf(query), await filtersOf(db, query, query.user_id ?? null))
   })
 
   route(app, {
@@ -93,13 +81,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     action: 'own_stats.comparison',
     mode: 'user',
-    handle: async ({ query, db, user }) => visibleTo(user, OwnComparison, await comparison(app.statsPg, rangeOf(query), compareToOf(query), {
-      userId: user.id,
-      apiKeyId: query.api_key_id ?? null,
-      model: query.model ?? null,
-      providerId: await providerIdOf(db, query.provider_id),
-      apiFormat: query.api_format ?? null
-    }))
+    handle: async ({ query, db, user }) => visibleTo(user, OwnComparison, await comparison(app.statsPg, rangeOf(query), compareToOf(query), await filtersOf(db, query, user.id)))
   })
 
   const boardSchema = <Q extends TSchema>(what: string, querystring: Q, filters: string) => ({
