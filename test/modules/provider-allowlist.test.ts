@@ -103,13 +103,17 @@ t.test('users: Aether\'s form (ids) and keymeter\'s API (names) store the same i
 })
 
 t.test('the allow-list routes\' refusals: 401 without a token, 403 for a user on the admin paths, 400 on bad input', async (t) => {
-  const { g, call } = await setup(t)
+  const { g, alpha, call, stored } = await setup(t)
   const user = await signIn(g.app, 'user', 'plain')
   const body = { name: 'k', allowed_providers: ['alpha'] }
   t.equal((await g.app.inject({ method: 'POST', url: '/api/admin/api-keys', payload: body })).statusCode, 401)
   t.equal((await call('POST', '/api/admin/api-keys', body, user.headers)).statusCode, 403)
   t.equal((await call('POST', '/api/admin/users', { username: 'x', password: 'correct-horse-battery', allowed_providers: ['alpha'] }, user.headers)).statusCode, 403)
-  t.equal((await call('POST', '/api/users/me/api-keys', body, user.headers)).statusCode, 400, 'one\'s own key takes no allow-list')
+  // one's own key takes an allow-list too, normalised the same way (it can only narrow the owner's)
+  const own = await call('POST', '/api/users/me/api-keys', { name: 'own', allowed_providers: ['alpha'] }, user.headers)
+  t.equal(own.statusCode, 201, 'one\'s own key takes an allow-list')
+  t.same(await stored('api_keys', own.json().id), [alpha], 'stored as the provider\'s id')
+  t.equal((await call('POST', '/api/users/me/api-keys', { name: 'k', allowed_providers: ['nobody'] }, user.headers)).statusCode, 400, 'an unknown provider on one\'s own key')
   for (const bad of [['alpha', 'alpha'], [''], 'alpha', [1]]) {
     t.equal((await call('POST', '/api/admin/api-keys', { name: 'k', allowed_providers: bad })).statusCode, 400, `allowed_providers ${JSON.stringify(bad)}`)
   }
