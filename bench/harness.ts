@@ -49,7 +49,7 @@ export async function startBench (): Promise<Bench> {
     const { startEmbedded } = await import('../src/db/embedded.js')
     const dir = await mkdtemp(join(tmpdir(), 'keymeter-bench-'))
     await chmod(dir, 0o755) // PostgreSQL runs as the postgres user when we are root
-    const database = await startEmbedded({ dataDir: join(dir, 'pg'), password: 'bench', database: 'keymeter_bench', persistent: false })
+    const database = await startEmbedded({ dataDir: join(dir, 'pg'), password: 'bench', database: 'keymeter_bench', persistent: false, flags: (process.env.BENCH_PG_FLAGS ?? '').split(' ').filter((f) => f !== '') })
     databaseUrl = database.url
     stopDatabase = async () => { await database.stop(); await rm(dir, { recursive: true, force: true }) }
   }
