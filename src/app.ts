@@ -8,7 +8,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify'
-import { ConfigError, gatewayTokens, parseTrustProxy, type AppConfig, type TrustProxy } from './config.js'
+import { ConfigError, gatewayTokens, parseTrustProxy, readUrls, type AppConfig, type TrustProxy } from './config.js'
 import prismaPlugin from './db/prisma.js'
 import { Errors, errorReply, sendError } from './http/errors.js'
 import { byAddress, CLIENTS_TRACKED, RateLimitStores, refusal, registerRateLimit, type Clock } from './http/rate-limit.js'
@@ -185,12 +185,17 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     statsStatementTimeoutMs: config.STATS_STATEMENT_TIMEOUT_MS,
     pools: { admin: config.DB_POOL_ADMIN, verify: config.DB_POOL_VERIFY, ingest: config.DB_POOL_INGEST, stats: config.DB_POOL_STATS },
     poolWaitMs: config.DB_POOL_WAIT_MS,
-    transactionTimeoutMs: config.DB_TRANSACTION_TIMEOUT_MS
+    transactionTimeoutMs: config.DB_TRANSACTION_TIMEOUT_MS,
+    readUrls: readUrls(config.DATABASE_READ_URL),
+    readMaxLagMs: config.DATABASE_READ_MAX_LAG_MS,
+    readCheckMs: config.DATABASE_READ_CHECK_MS
   })
   await app.register(metricsPlugin, {
     pools: app.pools,
-    liveHolds: () => countLiveHolds(app.statsPg),
-    alertBacklog: () => countBacklog(app.statsPg),
+    reads: app.statsPg,
+    // the primary's counts: a replica's may be behind
+    liveHolds: () => countLiveHolds(app.pools.stats),
+    alertBacklog: () => countBacklog(app.pools.stats),
     // a call may wait for a connection, then run a statement or a transaction to its limit
     longestRequestMs: config.DB_POOL_WAIT_MS + Math.max(config.STATS_STATEMENT_TIMEOUT_MS, config.DB_TRANSACTION_TIMEOUT_MS),
     ...(config.METRICS_TOKEN !== undefined && { token: config.METRICS_TOKEN })
@@ -206,7 +211,8 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(pipelinePlugin, {
     authenticate: authenticator({ prisma: app.prisma, pg: app.pg, keyring: app.keyring, gatewayTokens: gatewayTokens(config.GATEWAY_TOKEN) }),
     writeAudit,
-    writeAuditBehind: async (record, at) => { await writeReadAudit(app.statsPg, record, at) },
+    // a write: on the primary's statistics pool (asynchronous commit), never a replica
+    writeAuditBehind: async (record, at) => { await writeReadAudit(app.pools.stats, record, at) },
     onAuditFailure: (write) => { app.metrics.auditWriteFailures.inc({ write }) },
     transaction: { maxWait: config.DB_POOL_WAIT_MS, timeout: config.DB_TRANSACTION_TIMEOUT_MS }
   })

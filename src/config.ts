@@ -13,6 +13,9 @@ const Bool = (defaultValue: boolean, description: string) => Type.Boolean({ defa
 
 export const ConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL connection string; unset = embedded PostgreSQL under DATA_DIR' })),
+  DATABASE_READ_URL: Type.Optional(Type.String({ description: 'Comma-separated PostgreSQL URLs of read replicas that serve the statistics and analytics reads; unset = the primary serves them' })),
+  DATABASE_READ_MAX_LAG_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 10_000, description: 'A read replica whose replay lag is above this is skipped (its reads go to another replica or the primary)' }),
+  DATABASE_READ_CHECK_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 2000, description: 'How often each read replica\'s lag is read, and a skipped or unreachable one tried again' }),
   DATA_DIR: Type.String({ default: '.data', description: 'Where the embedded database and generated secrets live' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'HTTP port' }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Listen address (0.0.0.0 in containers)' }),
@@ -78,6 +81,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (!isTimeZone(config.APP_TIMEZONE)) problems.push(`APP_TIMEZONE: unknown IANA time zone "${config.APP_TIMEZONE}"`)
   if (config.CLEANUP_CRON !== 'off' && !isCron(config.CLEANUP_CRON)) problems.push(`CLEANUP_CRON: not a cron expression (or "off"): "${config.CLEANUP_CRON}"`)
   if (config.GATEWAY_TOKEN !== undefined) problems.push(...gatewayTokenProblems(config.GATEWAY_TOKEN))
+  if (config.DATABASE_READ_URL !== undefined) problems.push(...readUrlProblems(config.DATABASE_READ_URL))
   const trust = parseTrustProxy(config.TRUST_PROXY)
   if (typeof trust === 'object' && !Array.isArray(trust)) problems.push(`TRUST_PROXY: ${trust.problem}`)
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`)
@@ -85,7 +89,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
 }
 
 // their values never reach a message: the boot log is not a place for credentials
-const SECRET_VARIABLES = new Set(['DATABASE_URL', 'ADMIN_PASSWORD', 'SESSION_SECRET', 'ENCRYPTION_KEY', 'GATEWAY_TOKEN', 'METRICS_TOKEN'])
+const SECRET_VARIABLES = new Set(['DATABASE_URL', 'DATABASE_READ_URL', 'ADMIN_PASSWORD', 'SESSION_SECRET', 'ENCRYPTION_KEY', 'GATEWAY_TOKEN', 'METRICS_TOKEN'])
 
 interface SchemaFacts { type?: string, anyOf?: Array<{ const?: unknown }>, minimum?: number, maximum?: number, minLength?: number, maxLength?: number, pattern?: string, format?: string }
 
@@ -115,6 +119,20 @@ function gatewayTokenProblems (value: string): string[] {
   return tokens.flatMap((token, i) => token.length >= GATEWAY_TOKEN_MIN_LENGTH
     ? []
     : [`GATEWAY_TOKEN: token ${i + 1} of ${tokens.length} is ${token.length} characters; each comma-separated token must have at least ${GATEWAY_TOKEN_MIN_LENGTH}`])
+}
+
+/** DATABASE_READ_URL's URLs, trimmed, empty entries dropped. */
+export function readUrls (value: string | undefined): string[] {
+  return (value ?? '').split(',').map((url) => url.trim()).filter((url) => url !== '')
+}
+
+// names a URL by its position, never by its value: it may hold a password
+function readUrlProblems (value: string): string[] {
+  const urls = readUrls(value)
+  if (urls.length === 0) return ['DATABASE_READ_URL: no URL given (unset it to read from the primary)']
+  return urls.flatMap((url, i) => /^postgres(ql)?:\/\/./.test(url) && URL.canParse(url)
+    ? []
+    : [`DATABASE_READ_URL: URL ${i + 1} of ${urls.length} is not a postgres:// or postgresql:// URL; give comma-separated URLs such as postgres://user:password@replica:5432/keymeter`])
 }
 
 /** Fastify's `trustProxy`: false, or the proxies' addresses and CIDRs (and proxy-addr's names loopback, linklocal, uniquelocal). */

@@ -2,18 +2,23 @@
 // module level) and proven reachable at boot: the pg adapter connects lazily.
 // Each workload has its own bounded pool, so one cannot starve another of connections:
 // Prisma (admin and user API, sign-in, audit) on `prisma`; the gateway's verify and the
-// session lookups on `pg`; usage ingestion on `ingestPg`; the statistics on `statsPg`.
+// session lookups on `pg`; usage ingestion on `ingestPg`; the statistics on `statsPg`
+// (the read replicas' pools when DATABASE_READ_URL names usable ones, else the primary's).
 // The hot paths talk SQL directly: Prisma's per-query overhead outweighs their short queries.
 import { PrismaPg } from '@prisma/adapter-pg'
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import pg from 'pg'
 import { PrismaClient, type Prisma } from '../generated/prisma/client.js'
+import { ReadRouting, type ReplicaState } from './replicas.js'
 
 export type Db = PrismaClient | Prisma.TransactionClient
 
 /** Plain SQL on a pool (or one of its clients, inside a transaction). */
 export type Sql = Pick<pg.Pool, 'query'>
+
+/** Plain SQL, and a connection for a transaction: a pool, or the statistics' read routing. */
+export type SqlPool = Sql & { connect: () => Promise<pg.PoolClient> }
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -22,10 +27,15 @@ declare module 'fastify' {
     pg: pg.Pool
     /** usage ingestion: one long transaction per batch */
     ingestPg: pg.Pool
-    /** the statistics' reads: statement_timeout set, so a query past it is cancelled by PostgreSQL, not left running */
-    statsPg: pg.Pool
-    /** every pool by workload (the admin one is Prisma's), for the metrics */
-    pools: { admin: pg.Pool, verify: pg.Pool, ingest: pg.Pool, stats: pg.Pool }
+    /** the statistics' reads only, on a usable replica or the primary (src/db/replicas.ts): statement_timeout set, so a query past it is cancelled by PostgreSQL, not left running */
+    statsPg: ReadRouting
+    /**
+     * every pool by workload (the admin one is Prisma's), for the metrics; `stats` is the
+     * primary's statistics pool (the reads' fallback, and what must see the primary: a read
+     * call's audit row, a key holder's client restrictions, the table gauges); read1, read2, …
+     * the replicas' read pools
+     */
+    pools: { admin: pg.Pool, verify: pg.Pool, ingest: pg.Pool, stats: pg.Pool } & Record<string, pg.Pool>
   }
 }
 
@@ -111,6 +121,12 @@ export interface DatabaseOptions {
   poolWaitMs: number
   /** the longest interactive transaction, lock wait or idle transaction */
   transactionTimeoutMs: number
+  /** read replicas for the statistics (DATABASE_READ_URL), each with a pool of pools.stats connections */
+  readUrls?: string[]
+  /** a replica further behind is skipped (DATABASE_READ_MAX_LAG_MS) */
+  readMaxLagMs?: number
+  /** how often each replica's lag is read (DATABASE_READ_CHECK_MS) */
+  readCheckMs?: number
 }
 
 export default fp<DatabaseOptions>(async (app, opts) => {
@@ -121,21 +137,34 @@ export default fp<DatabaseOptions>(async (app, opts) => {
   // the key state's laterals for each call (custom plans) cost 1.6–5.7 ms against its 0.4–1.2 ms of execution
   const verifyPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.verify }, ' -c plan_cache_mode=force_generic_plan')
   const ingestPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.ingest })
-  const statsPool = createStatsPool(opts.databaseUrl, opts.statsStatementTimeoutMs, { max: opts.pools.stats, waitMs: opts.poolWaitMs, onLost: bounds.onLost })
+  const statsLimits = { max: opts.pools.stats, waitMs: opts.poolWaitMs, onLost: bounds.onLost }
+  const statsPool = createStatsPool(opts.databaseUrl, opts.statsStatementTimeoutMs, statsLimits)
+  // a replica is never connected to at boot: one that is down must not stop the start, it is skipped until it answers
+  const replicas = (opts.readUrls ?? []).map((url, i) => ({
+    label: `read${i + 1}`,
+    pool: createStatsPool(url, opts.statsStatementTimeoutMs, statsLimits),
+    probe: createPool(url, { max: 1, waitMs: opts.poolWaitMs, onLost: bounds.onLost }, ` -c statement_timeout=${Math.trunc(opts.poolWaitMs)}`)
+  }))
+  const report = (state: ReplicaState) => {
+    if (state.usable) app.log.info({ replica: state.label, lag_ms: state.lagMs }, 'read replica in use')
+    else app.log.warn({ replica: state.label, lag_ms: state.lagMs, reason: state.reason }, 'read replica skipped: the primary serves its reads')
+  }
+  const reads = new ReadRouting(statsPool, replicas, { maxLagMs: opts.readMaxLagMs ?? 10_000, checkMs: opts.readCheckMs ?? 2000, onChange: report })
+  reads.checkIfDue()
   app.decorate('prisma', prisma)
   app.decorate('pg', verifyPool)
   app.decorate('ingestPg', ingestPool)
-  app.decorate('statsPg', statsPool)
-  app.decorate('pools', { admin: adminPool, verify: verifyPool, ingest: ingestPool, stats: statsPool })
+  app.decorate('statsPg', reads)
+  app.decorate('pools', { admin: adminPool, verify: verifyPool, ingest: ingestPool, stats: statsPool, ...Object.fromEntries(replicas.map((r) => [r.label, r.pool])) })
   app.addHook('onClose', async () => {
     await prisma.$disconnect()
     // the adapter may have ended its pool already
-    for (const pool of [adminPool, verifyPool, ingestPool, statsPool]) await pool.end().catch(() => {})
+    for (const pool of [adminPool, verifyPool, ingestPool, statsPool, ...replicas.flatMap((r) => [r.pool, r.probe])]) await pool.end().catch(() => {})
   })
 }, { name: 'prisma' })
 
 /** Runs `body` in one transaction on one connection of `pool`: committed when it returns, rolled back when it throws. */
-export async function inTransaction<T> (pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function inTransaction<T> (pool: Pick<SqlPool, 'connect'>, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect()
   let broken: Error | undefined
   try {

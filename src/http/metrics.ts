@@ -44,7 +44,15 @@ export interface Metrics {
   alertDeliveries: Counter<'outcome'>
 }
 
-export interface PoolSet { admin: pg.Pool, verify: pg.Pool, ingest: pg.Pool, stats: pg.Pool }
+/** The workloads' pools, and read1, read2, … the read replicas' */
+export type PoolSet = { admin: pg.Pool, verify: pg.Pool, ingest: pg.Pool, stats: pg.Pool } & Record<string, pg.Pool>
+
+/** Where the statistics' reads went (src/db/replicas.ts) */
+export interface ReadSource {
+  servedCounts: () => Array<[string, number]>
+  states: () => Array<{ label: string, usable: boolean, lagMs: number | null }>
+  checkIfDue: () => void
+}
 
 declare module 'fastify' {
   interface FastifyInstance { metrics: Metrics }
@@ -52,6 +60,7 @@ declare module 'fastify' {
 
 export interface MetricsOptions {
   pools: PoolSet
+  reads?: ReadSource
   /** the longest a request may legitimately take, ms: the duration buckets end there */
   longestRequestMs: number
   /** how many admission holds are live (the gateway module's count: http knows no domain table) */
@@ -119,6 +128,30 @@ export default fp<MetricsOptions>(async (app, opts) => {
   poolGauge('keymeter_db_pool_in_use', 'Connections of each database pool checked out', (pool) => pool.totalCount - pool.idleCount)
   poolGauge('keymeter_db_pool_waiting', 'Calls waiting for a connection of each database pool', (pool) => pool.waitingCount)
   poolGauge('keymeter_db_pool_max', 'Size of each database pool (DB_POOL_*)', (pool) => pool.options.max)
+
+  if (opts.reads !== undefined) {
+    const reads = opts.reads
+    registry.registerMetric(new Counter({
+      name: 'keymeter_db_reads_total', help: 'Statistics and analytics queries by the database that answered: primary, or the replica read1, read2, … (DATABASE_READ_URL\'s order)', labelNames: ['database'], registers: [],
+      collect () {
+        this.reset()
+        for (const [database, count] of reads.servedCounts()) this.inc({ database }, count)
+      }
+    }))
+    registry.registerMetric(new Gauge({
+      name: 'keymeter_db_replica_lag_seconds', help: 'Each read replica\'s replay lag at its last check (absent while it cannot be measured)', labelNames: ['database'], registers: [],
+      collect () {
+        // a scrape is a reason to look again, as a read is
+        reads.checkIfDue()
+        this.reset()
+        for (const { label, lagMs } of reads.states()) if (lagMs !== null) this.set({ database: label }, lagMs / 1000)
+      }
+    }))
+    registry.registerMetric(new Gauge({
+      name: 'keymeter_db_replica_usable', help: 'Whether each read replica serves reads (1) or is skipped for its lag or for being unreachable (0)', labelNames: ['database'], registers: [],
+      collect () { for (const { label, usable } of reads.states()) this.set({ database: label }, usable ? 1 : 0) }
+    }))
+  }
 
   /** A gauge read from the database: cached HOLDS_CACHE_MS, and a scrape waits for a new read at most HOLDS_WAIT_MS (the gauge keeps its last value meanwhile). */
   const tableGauge = (name: string, help: string, read: () => Promise<number>) => {

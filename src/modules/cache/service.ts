@@ -1,8 +1,7 @@
 // Prompt-cache analytics: which TTL suits each user or key (Aether's rule and a cost
 // model), what the cache saved and wasted, and the request-interval timeline.
 // Decisions (window, percentiles, groups) are in docs/cache-analytics.md.
-import type pg from 'pg'
-import type { Sql } from '../../db/prisma.js'
+import type { Sql, SqlPool } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { percent } from '../../lib/rates.js'
 import { FIRST_BIN, lastBinWithin } from '../accounting/cache/bins.js'
@@ -151,7 +150,7 @@ export function histograms (rows: GroupBins[]): Map<string, Histogram> {
 
 export interface TtlQuery { user_id?: string, api_key_id?: string, group_by?: 'user' | 'api_key', hours: number }
 
-export async function ttlAnalysis (db: pg.Pool, query: TtlQuery, ownerId: string | null = null, now = new Date()) {
+export async function ttlAnalysis (db: SqlPool, query: TtlQuery, ownerId: string | null = null, now = new Date()) {
   const from = windowStart(query.hours, now)
   // one key asked for: that key is the group; a user's own view is limited to their keys
   const scope: Scope = query.api_key_id !== undefined

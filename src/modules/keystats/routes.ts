@@ -45,7 +45,8 @@ const routes: FastifyPluginAsyncTypebox<KeyStatsOptions> = async (app, opts) => 
   app.addHook('preHandler', async (request) => {
     // every route here is key mode, authenticated in preValidation
     const { apiKeyId } = request.pipelineCall!.principal as KeyPrincipal
-    const key = await clientRestrictions(app.statsPg, apiKeyId)
+    // an access decision: read on the primary, never a lagging replica
+    const key = await clientRestrictions(app.pools.stats, apiKeyId)
     if (!ipAllowed(ipMatcher(key.allowed_ips), request.ip)) throw new Refusals.ip_not_allowed(`client IP ${request.ip} is not allowed for this key`)
     if (!userAgentAllowed(userAgentMatcher(key.allowed_user_agents), request.headers['user-agent'])) throw new Refusals.client_not_allowed('this client (User-Agent) is not allowed for this key')
   })

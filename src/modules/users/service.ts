@@ -210,13 +210,19 @@ export async function ensureFirstAdmin (db: Db, settings: { email: string, usern
   const existing = await db.user.count({ where: { role: 'admin', isDeleted: false } })
   if (existing > 0) return { created: false }
   const generatedPassword = settings.password === undefined ? randomBase62(20) : undefined
-  await db.user.create({
-    data: {
-      username: settings.username,
-      email: settings.email,
-      passwordHash: await hashPassword(settings.password ?? generatedPassword!),
-      role: 'admin'
-    }
-  })
+  try {
+    await db.user.create({
+      data: {
+        username: settings.username,
+        email: settings.email,
+        passwordHash: await hashPassword(settings.password ?? generatedPassword!),
+        role: 'admin'
+      }
+    })
+  } catch (error) {
+    // instances started at once on a new database: another made the admin between the count and this insert
+    if ((error as { code?: unknown }).code === 'P2002' && await db.user.count({ where: { role: 'admin', isDeleted: false } }) > 0) return { created: false }
+    throw error
+  }
   return { created: true, ...(generatedPassword !== undefined && { generatedPassword }) }
 }

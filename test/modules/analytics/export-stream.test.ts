@@ -74,7 +74,9 @@ t.test('streamed export', async (t) => {
     await g.app.pipeline.readAuditsWritten()
     return (await client.query("SELECT metadata FROM audit_logs WHERE action = 'usage.export' ORDER BY created_at DESC LIMIT 1")).rows[0].metadata
   }
-  const idle = async () => await waitUntil('every stats connection idle', async () => [pool.totalCount, pool.idleCount, pool.waitingCount], ([total, idleCount, waiting]) => total === idleCount && waiting === 0)
+  // the connections of the primary's statistics pool (statsPg routes to it: no replica here)
+  const stats = g.app.pools.stats
+  const idle = async () => await waitUntil('every stats connection idle', async () => [stats.totalCount, stats.idleCount, stats.waitingCount], ([total, idleCount, waiting]) => total === idleCount && waiting === 0)
 
   await t.test('every row, in pages read only as the client takes them', async (t) => {
     pages = 0

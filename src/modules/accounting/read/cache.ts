@@ -2,9 +2,8 @@
 // Windows are whole UTC hours (`from` is an hour boundary), so the hourly tables answer
 // them alone; the timeline's points come from cache_timeline_points, the keys' last
 // requests from cache_timeline_tail: nothing here reads usage rows.
-import type pg from 'pg'
 import sql, { empty, raw } from 'sql-template-tag'
-import { inTransaction, type Sql } from '../../../db/prisma.js'
+import { inTransaction, type Sql, type SqlPool } from '../../../db/prisma.js'
 import { big, count } from './sql.js'
 
 /** Which groups: one scope, optionally one id of it, optionally the keys of one owner. */
@@ -20,7 +19,7 @@ export interface GroupBins { scope_id: string, bins: Buffer }
  * hour (for 168 hours at 10M usage rows: 30k rows by user, 113k by key) and PostgreSQL only
  * concatenates them per group; Node sums the bins.
  */
-export async function intervalBins (db: pg.Pool, s: Scope, from: Date): Promise<GroupBins[]> {
+export async function intervalBins (db: SqlPool, s: Scope, from: Date): Promise<GroupBins[]> {
   return await inTransaction(db, async (client) => {
     // a group's concatenation is hashed in memory (at most a few megabytes in all)
     await client.query(`SELECT set_config('work_mem', '64MB', true)`)
