@@ -9,6 +9,8 @@ import { viewerSchema, visibleTo } from '../accounting/visibility.js'
 import { resolveRange, zoneOf, type RangeQuery } from './range.js'
 import { BoardQuery, Comparison, ComparisonQuery, KeyBoardQuery, Leaderboard, ModelBoardQuery, OwnComparisonQuery, OwnTimeSeriesQuery, TimeSeries, TimeSeriesQuery } from './schemas.js'
 import { comparison, leaderboardOf, providerIdOf, timeSeries, type Comparison as CompareTo } from './service.js'
+import { CostSavings, SavingsQuery } from './schemas.js'
+import { cacheSavings } from './savings.js'
 
 const tags = ['stats']
 const OwnTimeSeries = viewerSchema(TimeSeries)
@@ -126,3 +128,27 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
 }
 
 export default routes
+
+// ── cost/savings and cost/forecast (issue 19): a plugin of their own, registered beside this file's default ──
+const OwnCostSavings = viewerSchema(CostSavings)
+
+export const costRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const rangeOf = (query: RangeQuery) => resolveRange(query, zoneOf(query, app.timeZones, app.config.APP_TIMEZONE))
+  const description = 'The range as the time series (start_date/end_date or a preset, timezone or tz_offset_minutes, at most 366 days). Gross (Aether\'s cache_savings) and net of the write premium (net_savings), in total, by model and by provider, from the model and provider rollups (whole UTC days, the hours beside them, raw rows at the ragged ends); wasted writes in total, from the cache economics by hour and each key\'s last write judged against the clock.'
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/cost/savings',
+    schema: { tags, summary: 'What the prompt cache saved in the range: gross and net of the write premium, by model and provider, with wasted writes', description, querystring: SavingsQuery, response: { 200: CostSavings, ...errorResponses() } },
+    action: 'stats.cost_savings',
+    mode: 'admin',
+    handle: async ({ query }) => cacheSavings(app.statsPg, rangeOf(query), null)
+  })
+  route(app, {
+    method: 'GET',
+    url: '/users/me/stats/cost/savings',
+    schema: { tags, summary: 'What the prompt cache saved you in the range: gross and net, by model and provider, with wasted writes', description: `Over your own keys. ${description.replace('from the model and provider rollups', 'from your hourly rollups')}`, querystring: SavingsQuery, response: { 200: OwnCostSavings, ...errorResponses() } },
+    action: 'own_stats.cost_savings',
+    mode: 'user',
+    handle: async ({ query, user }) => visibleTo(user, OwnCostSavings, await cacheSavings(app.statsPg, rangeOf(query), user.id))
+  })
+}
