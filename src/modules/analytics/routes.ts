@@ -9,8 +9,9 @@ import { viewerSchema, visibleTo } from '../accounting/visibility.js'
 import { resolveRange, zoneOf, type RangeQuery } from './range.js'
 import { BoardQuery, Comparison, ComparisonQuery, KeyBoardQuery, Leaderboard, ModelBoardQuery, OwnComparisonQuery, OwnTimeSeriesQuery, TimeSeries, TimeSeriesQuery } from './schemas.js'
 import { comparison, leaderboardOf, providerIdOf, timeSeries, type Comparison as CompareTo } from './service.js'
-import { CostSavings, SavingsQuery } from './schemas.js'
+import { CostForecast, CostSavings, ForecastQuery, SavingsQuery } from './schemas.js'
 import { cacheSavings } from './savings.js'
+import { costForecast } from './forecast.js'
 
 const tags = ['stats']
 const OwnTimeSeries = viewerSchema(TimeSeries)
@@ -131,6 +132,7 @@ export default routes
 
 // ── cost/savings and cost/forecast (issue 19): a plugin of their own, registered beside this file's default ──
 const OwnCostSavings = viewerSchema(CostSavings)
+const OwnCostForecast = viewerSchema(CostForecast)
 
 export const costRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const rangeOf = (query: RangeQuery) => resolveRange(query, zoneOf(query, app.timeZones, app.config.APP_TIMEZONE))
@@ -150,5 +152,23 @@ export const costRoutes: FastifyPluginAsyncTypebox = async (app) => {
     action: 'own_stats.cost_savings',
     mode: 'user',
     handle: async ({ query, user }) => visibleTo(user, OwnCostSavings, await cacheSavings(app.statsPg, rangeOf(query), user.id))
+  })
+
+  const forecastDescription = 'Daily cost (list prices) of finished requests by local day of timezone or tz_offset_minutes (default APP_TIMEZONE): the history_days whole days before today (1-366, default 56) and a forecast of days days (1-90, default 14) from today. Method: least squares of cost on a linear trend plus day-of-week effects, from the first history day with traffic; 80 % and 95 % prediction intervals from the residuals (Student\'s t, widened by the fit\'s own uncertainty). Under 14 days of history: a line (under 2: flat) and no interval (null). History from the hourly rollups as the time series reads them.'
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/cost/forecast',
+    schema: { tags, summary: 'Daily cost for the next days from the history, with its method and prediction intervals (Aether\'s shape, keymeter\'s fields beside it)', description: forecastDescription, querystring: ForecastQuery, response: { 200: CostForecast, ...errorResponses() } },
+    action: 'stats.cost_forecast',
+    mode: 'admin',
+    handle: async ({ query }) => costForecast(app.statsPg, query, zoneOf(query, app.timeZones, app.config.APP_TIMEZONE), null)
+  })
+  route(app, {
+    method: 'GET',
+    url: '/users/me/stats/cost/forecast',
+    schema: { tags, summary: 'Your daily cost for the next days from your history, with its method and prediction intervals', description: `Over your own keys. ${forecastDescription}`, querystring: ForecastQuery, response: { 200: OwnCostForecast, ...errorResponses() } },
+    action: 'own_stats.cost_forecast',
+    mode: 'user',
+    handle: async ({ query, user }) => visibleTo(user, OwnCostForecast, await costForecast(app.statsPg, query, zoneOf(query, app.timeZones, app.config.APP_TIMEZONE), user.id))
   })
 }

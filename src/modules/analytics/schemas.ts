@@ -137,3 +137,39 @@ export const CostSavings = Type.Object({
   start_date: Timestamp,
   end_date: Timestamp
 }, { description: 'finished requests created in [start_date, end_date); wasted writes by the hour written, every hour the range touches' })
+
+// ── cost/forecast (issue 19) ──
+export const ForecastQuery = Type.Object({
+  days: Type.Integer({ minimum: 1, maximum: 90, default: 14, description: 'days to forecast, today first' }),
+  history_days: Type.Integer({ minimum: 1, maximum: 366, default: 56, description: 'whole local days before today the method fits (from the first with traffic)' }),
+  timezone: RangeQueryFields.timezone,
+  tz_offset_minutes: RangeQueryFields.tz_offset_minutes
+})
+
+const Bound = Nullable(Type.Number({ description: 'USD; null without an interval (fewer than 14 days of history)' }))
+
+export const CostForecast = Type.Object({
+  history: Type.Array(Type.Object({ date: Type.String({ format: 'date' }), total_cost: Usd, total_requests: Count }), { description: 'each local day of the history, oldest first' }),
+  forecast: Type.Array(Type.Object({
+    date: Type.String({ format: 'date' }),
+    total_cost: Type.Number({ minimum: 0, description: 'USD: the fitted mean, at least 0' }),
+    lower_80: Bound,
+    upper_80: Bound,
+    lower_95: Bound,
+    upper_95: Bound
+  }), { description: 'today and the following days; prediction intervals at 80 % and 95 %, cut at 0' }),
+  slope: Type.Number({ description: 'USD per day: the fitted trend' }),
+  intercept: Type.Number({ description: 'USD: the fitted level on fit_start_date (week-average with weekday effects)' }),
+  start_date: Type.String({ format: 'date', description: 'the history\'s first day' }),
+  end_date: Type.String({ format: 'date', description: 'the forecast\'s last day' }),
+  method: Type.Union([Type.Literal('linear_trend_weekday_ols'), Type.Literal('linear_trend'), Type.Literal('flat')], {
+    description: 'linear_trend_weekday_ols: least squares on a trend and day-of-week effects, t intervals from the residuals (14 days of history or more); linear_trend: a line, no interval (2 to 13 days); flat: fewer days, no interval'
+  }),
+  history_days_used: Count,
+  fit_start_date: Nullable(Type.String({ format: 'date', description: 'the first history day with traffic, where the fit starts' })),
+  weekday_effects: Nullable(Type.Object({
+    monday: Type.Number(), tuesday: Type.Number(), wednesday: Type.Number(), thursday: Type.Number(), friday: Type.Number(), saturday: Type.Number(), sunday: Type.Number()
+  }, { description: 'USD added to the trend on each weekday (they sum to zero)' })),
+  residual_sd: Nullable(Type.Number({ description: 'USD: the residuals\' standard deviation' })),
+  timezone: Type.String({ description: 'the zone whose local days these are' })
+}, { description: 'daily cost (list prices) of finished requests by local day, and its forecast' })
