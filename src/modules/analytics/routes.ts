@@ -171,4 +171,23 @@ export const costRoutes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'user',
     handle: async ({ query, user }) => visibleTo(user, OwnCostForecast, await costForecast(app.statsPg, query, zoneOf(query, app.timeZones, app.config.APP_TIMEZONE), user.id))
   })
+
+  // own leaderboards: the caller's keys, and the models and providers they used; no operator cost for a non-admin
+  const OwnLeaderboard = viewerSchema(Leaderboard)
+  for (const [board, what] of [['api-keys', 'Your API keys'], ['models', 'The models you used'], ['providers', 'The providers that served you']] as const) {
+    route(app, {
+      method: 'GET',
+      url: `/users/me/stats/leaderboard/${board}`,
+      schema: {
+        tags,
+        summary: `${what} ranked by requests, tokens or cost in the range`,
+        description: 'As the admin leaderboard of the same name, over your own keys only; the operator\'s cost (actual_cost) is left out unless you are an admin.',
+        querystring: BoardQuery,
+        response: { 200: OwnLeaderboard, ...errorResponses() }
+      },
+      action: `own_stats.leaderboard_${board.replace('-', '_')}`,
+      mode: 'user',
+      handle: async ({ query, user }) => visibleTo(user, OwnLeaderboard, await leaderboardOf(app.statsPg, board, rangeOf(query), query, { userId: user.id, providerId: null }))
+    })
+  }
 }
