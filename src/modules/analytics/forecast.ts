@@ -115,6 +115,13 @@ export function fitDaily (y: number[], firstWeekday: number): Fit {
   }
 }
 
+/** Day `t`'s prediction and its 80 % and 95 % intervals (null without a spread), cut at zero: a day costs nothing or more. */
+export function predictDay (fit: Fit, t: number) {
+  const { mean, se } = fit.predict(t)
+  const bound = (level: 80 | 95, sign: 1 | -1) => se === null ? null : Math.max(0, mean + sign * tQuantile(Z[level], fit.dof) * se)
+  return { mean: Math.max(0, mean), lower80: bound(80, -1), upper80: bound(80, 1), lower95: bound(95, -1), upper95: bound(95, 1) }
+}
+
 /** USD, 6 decimals, never −0 */
 const usd6 = (value: number) => Math.round(value * 1e6) / 1e6 + 0
 
@@ -141,15 +148,15 @@ export async function costForecast (db: Sql, query: ForecastQuery, zone: Zone, u
   const firstUsed = Civil.addDays(first, from === -1 ? query.history_days : from)
   const fit = fitDaily(used.map((day) => day.total_cost), (new Date(firstUsed).getUTCDay() + 6) % 7)
   const forecast = Array.from({ length: query.days }, (_, k) => {
-    const { mean, se } = fit.predict(used.length + k)
-    const bound = (level: 80 | 95, sign: 1 | -1) => se === null ? null : usd6(Math.max(0, mean + sign * tQuantile(Z[level], fit.dof) * se))
+    const day = predictDay(fit, used.length + k)
+    const orNull = (value: number | null) => value === null ? null : usd6(value)
     return {
       date: Civil.label(Civil.addDays(today, k)),
-      total_cost: usd6(Math.max(0, mean)),
-      lower_80: bound(80, -1),
-      upper_80: bound(80, 1),
-      lower_95: bound(95, -1),
-      upper_95: bound(95, 1)
+      total_cost: usd6(day.mean),
+      lower_80: orNull(day.lower80),
+      upper_80: orNull(day.upper80),
+      lower_95: orNull(day.lower95),
+      upper_95: orNull(day.upper95)
     }
   })
   // the weekday columns are Monday … Saturday (Sunday their negated sum), whichever weekday day 0 was
