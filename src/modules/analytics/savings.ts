@@ -121,7 +121,7 @@ function figures (s: Sums) {
 
 /** Larger gross saving first, then by name: a stable order. */
 const bySaving = <T extends { sums: Sums, name: string }>(a: T, b: T) =>
-  a.sums.cache_read_saving === b.sums.cache_read_saving ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.sums.cache_read_saving > b.sums.cache_read_saving ? -1 : 1
+  a.sums.cache_read_saving === b.sums.cache_read_saving ? (a.name < b.name ? -1 : 1) : a.sums.cache_read_saving > b.sums.cache_read_saving ? -1 : 1
 
 /** The range's cache savings, over all traffic (userId null) or one user's keys. */
 export async function cacheSavings (db: Sql, range: AnalyticsRange, userId: string | null, now = new Date()) {
