@@ -31,7 +31,7 @@ const figures = (s: Sums) => ({
 })
 
 t.test('cost/savings equals the raw rows\' reference', async (t) => {
-  const { g, base, hours } = await dataSet(t, { seed: testSeed(t, 20261219), count: 700, hours: 80 })
+  const { g, base, hours, providers: live } = await dataSet(t, { seed: testSeed(t, 20261219), count: 700, hours: 80 })
   const own = await signIn(g.app, 'user')
   const ownKey = await g.userKey(own.id)
   const iso = (ms: number) => new Date(ms).toISOString()
@@ -39,6 +39,14 @@ t.test('cost/savings equals the raw rows\' reference', async (t) => {
   await g.send([0, 1, 2].map((i) => ({
     type: 'complete', request_id: `own-${i}`, api_key_id: ownKey.id, model: 'gpt-y', created_at: iso(base + 20 * HOUR + i * 600_000), status: 'completed',
     input_tokens: 1000, output_tokens: 10, cache_read_input_tokens: 4000 + i, cache_creation_input_tokens: 3001, cache_creation_5m_input_tokens: 3001
+  })))
+  // across New York's spring-forward (2026-03-08 07:00Z: 02:00 EST → 03:00 EDT, a 23-hour local day): reads and writes 50 minutes apart
+  const dstUser = await signIn(g.app, 'user')
+  const dstKey = await g.userKey(dstUser.id)
+  await g.send(Array.from({ length: 8 }, (_, i) => ({
+    type: 'complete', request_id: `dst-${i}`, api_key_id: dstKey.id, model: i % 2 === 0 ? 'gpt-y' : 'claude-x', provider_id: live[i % 2]!.id,
+    created_at: iso(Date.parse('2026-03-08T04:10:00Z') + i * 50 * 60_000), status: 'completed', input_tokens: 500, output_tokens: 5,
+    cache_read_input_tokens: 2000 + i, cache_creation_input_tokens: 1500, cache_creation_5m_input_tokens: 1000, cache_creation_1h_input_tokens: 500
   })))
   const sql = async (text: string, params: unknown[] = []) => (await g.app.pg.query(text, params)).rows as Row[]
   const providers = new Map((await sql('SELECT id, name FROM providers')).map((p) => [p.id as string, p.name as string]))
@@ -130,6 +138,8 @@ t.test('cost/savings equals the raw rows\' reference', async (t) => {
     const midnight = (d: string, plus = 0) => Date.parse(`${d}T00:00:00Z`) + plus * 86_400_000 - offsetMin * 60_000
     cases.push([`start_date=${firstDay}&end_date=${lastDay}&timezone=${zone}`, midnight(firstDay), midnight(lastDay, 1)])
   }
+  // a daylight-saving change: the local day 2026-03-08 in New York is [05:00Z, 04:00Z next day), 23 hours
+  cases.push(['start_date=2026-03-08&end_date=2026-03-08&timezone=America/New_York', Date.parse('2026-03-08T05:00:00Z'), Date.parse('2026-03-09T04:00:00Z')])
   for (const [query, from, to] of cases) {
     const res = await g.app.inject({ method: 'GET', url: `/api/admin/stats/cost/savings?${query}`, headers: g.admin.headers })
     t.equal(res.statusCode, 200, query)
