@@ -18,6 +18,7 @@ import sql, { join, raw, type Sql } from 'sql-template-tag'
 import { applyMigrations } from '../src/db/migrate.js'
 import { inTransaction } from '../src/db/prisma.js'
 import { rebuildCacheData } from '../src/modules/accounting/cache/rebuild.js'
+import { cacheEconomicsSql } from '../src/modules/accounting/pricing.js'
 import { createSession } from '../src/modules/auth/service.js'
 import { progressReporter, summaryLine } from '../src/modules/seed/command.js'
 import { seed } from '../src/modules/seed/service.js'
@@ -273,6 +274,30 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
       raw: [sql`SELECT u.user_id, sum(u.total_cost) AS cost FROM usage u WHERE u.status IN ${finished} AND u.provider_id IS NOT NULL
         AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10`],
       compare: (api, rows) => (api.items as Row[])[0]?.id === rows[0]![0]?.user_id ? null : 'another leader'
+    },
+    {
+      // the raw side: the gross saving per model priced row by row with the same rule (accounting/pricing.ts cacheEconomicsSql)
+      name: 'cost/savings (30 days, by model and provider)', path: `/api/admin/stats/cost/savings?${query}`,
+      raw: [sql`SELECT u.model, u.provider_id, sum(u.cache_read_input_tokens) AS read_tokens, sum(u.cache_read_cost) AS read_cost,
+        COALESCE(sum(${cacheEconomicsSql('u.').readSaving}), 0) AS saving FROM usage u
+        WHERE u.status IN ${finished} AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1, 2`],
+      compare: (api, rows) => {
+        const ours = Number(api.cache_read_tokens)
+        const theirs = rows[0]!.reduce((sum, r) => sum + Number(r.read_tokens), 0)
+        const saving = rows[0]!.reduce((sum, r) => sum + usd(r.saving), 0)
+        return ours === theirs && near(Number(api.cache_savings), saving) ? null : `read tokens ${ours} / ${theirs}, saving ${api.cache_savings} / ${saving}`
+      }
+    },
+    {
+      // the raw side: the 56 days' cost per local day (the fit itself is microseconds)
+      name: 'cost/forecast (56 days of history, Asia/Kolkata)', path: '/api/admin/stats/cost/forecast?timezone=Asia%2FKolkata',
+      raw: [sql`SELECT (u.created_at AT TIME ZONE 'Asia/Kolkata')::date AS day, sum(u.total_cost) AS cost FROM usage u
+        WHERE u.status IN ${finished} AND u.created_at >= now() - interval '57 days' GROUP BY 1`],
+      compare: (api, rows) => {
+        const days = new Map(rows[0]!.map((r) => [new Date(r.day as Date).toISOString().slice(0, 10), usd(r.cost)]))
+        const off = (api.history as Row[]).filter((d) => !near(Number(d.total_cost), days.get(d.date as string) ?? 0))
+        return off.length === 0 ? null : `${off.length} days differ (first ${off[0]!.date})`
+      }
     }
   ]
   return [

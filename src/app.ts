@@ -40,7 +40,7 @@ import apiFormatRoutes from './modules/providers/formats.js'
 import statsRoutes from './modules/stats/routes.js'
 import usageExportRoutes from './modules/analytics/export.js'
 import tagRoutes from './modules/analytics/tags.js'
-import analyticsRoutes from './modules/analytics/routes.js'
+import analyticsRoutes, { costRoutes } from './modules/analytics/routes.js'
 import tokenRoutes from './modules/tokens/routes.js'
 import usageRoutes from './modules/usage/routes.js'
 import userRoutes from './modules/users/routes.js'
@@ -240,6 +240,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   await app.register(usageExportRoutes, { prefix: '/api' })
   await app.register(tagRoutes, { prefix: '/api' })
   await app.register(analyticsRoutes, { prefix: '/api' })
+  await app.register(costRoutes, { prefix: '/api' })
   await app.register(cacheRoutes, { prefix: '/api' })
   await app.register(dashboardRoutes, { prefix: '/api' })
   await app.register(keyStatsRoutes, { prefix: '/api/key-stats' })

@@ -5,6 +5,7 @@
 // corrections when a key or a provider is deleted (corrections.ts). Adding a measure is
 // one entry in MEASURES and in the tables that sum it, plus the migration adding the
 // column.
+import { cacheEconomics, cacheEconomicsSql, type CachePriceSnapshot } from './pricing.js'
 import { NIL_UUID } from './rules.js'
 
 /** What rollups need of a usage row. */
@@ -33,6 +34,8 @@ export interface RollupSource {
   actualTotalCost: bigint
   responseTimeMs: number | null
   firstByteTimeMs: number | null
+  /** the unit prices the row was priced with (null or absent: unpriced), for the cache economics measures */
+  snapshot?: CachePriceSnapshot | null
 }
 
 /** The instants a row's rollup rows are keyed by (ISO strings; day as YYYY-MM-DD, UTC). */
@@ -64,6 +67,23 @@ export type Measure = {
 const count = (type: 'int' | 'bigint', of: (row: RollupSource) => number, aggregate: string): Measure => ({ type, money: false, of, aggregate })
 const money = (of: (row: RollupSource) => bigint, aggregate: string): Measure => ({ type: 'bigint', money: true, of, aggregate })
 
+// ── cache economics (issue 19: cache savings by model and provider) ──
+// pricing.ts cacheEconomics, the rule cache_savings_hourly keeps by user × key × hour,
+// summed here at the grains it lacks: what cache reads saved against the input price
+// (gross) and what writes cost above it (the premium; net = saving − premium). Wasted
+// writes depend on the key's next request, not on one row, so they stay in
+// cache_savings_hourly.
+const economicsOf = (r: RollupSource) =>
+  cacheEconomics({ cacheRead: r.cacheReadTokens, cacheWrite5m: r.cacheCreation5m, cacheWrite1h: r.cacheCreation1h }, r.snapshot ?? null)
+const economicsSql = cacheEconomicsSql()
+const CACHE_ECONOMICS_MEASURES = {
+  cache_read_saving: money((r) => economicsOf(r).readSaving, `coalesce(sum(${economicsSql.readSaving.text}), 0)`),
+  cache_write_premium: money((r) => { const x = economicsOf(r); return x.write5mPremium + x.write1hPremium },
+    `coalesce(sum(${economicsSql.write5mPremium.text}), 0) + coalesce(sum(${economicsSql.write1hPremium.text}), 0)`)
+}
+/** the tables that keep them: usage_hourly (which the others regroup, and the own view reads by user) and the model and provider rollups */
+const CACHE_ECONOMICS: readonly MeasureName[] = ['cache_read_saving', 'cache_write_premium']
+
 export const MEASURES = {
   requests: count('int', () => 1, 'count(*)'),
   errors: count('int', (r) => r.status === 'failed' ? 1 : 0, `count(*) FILTER (WHERE status = 'failed')`),
@@ -82,7 +102,8 @@ export const MEASURES = {
   cache_creation_cost: money((r) => r.cacheCreationCost, 'sum(cache_creation_cost)'),
   cache_read_cost: money((r) => r.cacheReadCost, 'sum(cache_read_cost)'),
   total_cost: money((r) => r.totalCost, 'sum(total_cost)'),
-  actual_total_cost: money((r) => r.actualTotalCost, 'sum(actual_total_cost)')
+  actual_total_cost: money((r) => r.actualTotalCost, 'sum(actual_total_cost)'),
+  ...CACHE_ECONOMICS_MEASURES
 } satisfies Record<string, Measure>
 
 export type MeasureName = keyof typeof MEASURES
@@ -161,10 +182,10 @@ const HEATMAP: readonly MeasureName[] = ['requests', 'total_tokens', 'total_cost
 
 /** Every rollup of usage rows, finest first (a table's `regroups` comes before it). */
 export const ROLLUPS: readonly Rollup[] = [
-  { table: 'usage_hourly', grain: ['hour', 'user', 'key', 'provider', 'model', 'format'], measures: HOURLY },
-  { table: 'usage_hourly_model', grain: ['hour', 'provider', 'model', 'format'], measures: HOURLY, regroups: 'usage_hourly' },
+  { table: 'usage_hourly', grain: ['hour', 'user', 'key', 'provider', 'model', 'format'], measures: [...HOURLY, ...CACHE_ECONOMICS] },
+  { table: 'usage_hourly_model', grain: ['hour', 'provider', 'model', 'format'], measures: [...HOURLY, ...CACHE_ECONOMICS], regroups: 'usage_hourly' },
   // the model and api_format rankings' whole days
-  { table: 'usage_daily_model', grain: ['day', 'provider', 'model', 'format'], measures: HOURLY, regroups: 'usage_hourly_model' },
+  { table: 'usage_daily_model', grain: ['day', 'provider', 'model', 'format'], measures: [...HOURLY, ...CACHE_ECONOMICS], regroups: 'usage_hourly_model' },
   { table: 'usage_daily_key', grain: ['day', 'user', 'key', 'model'], measures: DAILY, regroups: 'usage_hourly' },
   // the heatmap's edges in zones whose midnight is off the hour: one row a quarter-hour
   { table: 'usage_quarter_hourly_global', grain: ['quarter'], measures: HEATMAP },
@@ -172,7 +193,7 @@ export const ROLLUPS: readonly Rollup[] = [
   { table: 'usage_daily_user', grain: ['day', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly_user' },
   { table: 'usage_hourly_user', grain: ['hour', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly' },
   // global stats and the provider ranking's hours
-  { table: 'usage_hourly_provider', grain: ['hour', 'provider'], measures: HOURLY, regroups: 'usage_hourly_model' },
+  { table: 'usage_hourly_provider', grain: ['hour', 'provider'], measures: [...HOURLY, ...CACHE_ECONOMICS], regroups: 'usage_hourly_model' },
   // the heatmap's hours: one row an hour (a year is ~8,800 rows, not ~52,000 of hour × provider);
   // every batch of an hour updates its row, locked only from the rollup statement to COMMIT
   { table: 'usage_hourly_global', grain: ['hour'], measures: HEATMAP, regroups: 'usage_hourly_provider' },

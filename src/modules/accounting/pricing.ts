@@ -102,6 +102,23 @@ function formsOf (tiers: StoredTier[]): TierForms {
 /** A token component's cost: tokens × a price per 1M tokens, rounded once (half away from zero). */
 export const componentCost = (tokens: number, pricePerMillion: bigint): bigint => roundDiv(BigInt(tokens) * pricePerMillion, PER_MILLION)
 
+/** The unit prices a request's cache economics need (nano-USD per 1M tokens); null: the request was not priced. */
+export interface CachePriceSnapshot { input: bigint, cacheWrite5m: bigint, cacheWrite1h: bigint, cacheRead: bigint }
+
+/**
+ * What a request's prompt cache saved and cost above the input price, nano-USD, each term
+ * rounded once: reads at (input − read price), each write kind at (its price − input).
+ * The one rule for cache savings: cache_savings_hourly (cache/timeline.ts, rebuild.ts)
+ * and the model/provider rollups (model.ts) both price with it; cacheEconomicsSql is it in SQL.
+ */
+export function cacheEconomics (tokens: { cacheRead: number, cacheWrite5m: number, cacheWrite1h: number }, p: CachePriceSnapshot | null) {
+  return {
+    readSaving: p === null ? 0n : componentCost(tokens.cacheRead, p.input - p.cacheRead),
+    write5mPremium: p === null ? 0n : componentCost(tokens.cacheWrite5m, p.cacheWrite5m - p.input),
+    write1hPremium: p === null ? 0n : componentCost(tokens.cacheWrite1h, p.cacheWrite1h - p.input)
+  }
+}
+
 /** The costs and actual costs of a priced request, in bigints: exact at any size. */
 export function costsInBigints (tokens: Tokens, unit: Units, request: bigint, multiplier: bigint | null): { costs: Costs, actual: Costs } {
   const cost = componentCost
@@ -263,6 +280,16 @@ export function tierIndexSql (context: Fragment, upTos: Fragment[]): Fragment {
 
 /** A token component's cost: tokens × price per 1M, rounded once. */
 export const componentCostSql = (tokens: Fragment, pricePerMillion: Fragment): Fragment => roundDivSql(sql`${tokens}::numeric * ${pricePerMillion}`, PER_MILLION)
+
+/** cacheEconomics over a usage row (`alias.` prefixes its columns): each term NULL on an unpriced row. */
+export const cacheEconomicsSql = (alias = '') => {
+  const c = (column: string) => raw(`${alias}${column}`)
+  return {
+    readSaving: componentCostSql(c('cache_read_input_tokens'), sql`(${c('input_price_per_1m')} - ${c('cache_read_price_per_1m')})`),
+    write5mPremium: componentCostSql(c('cache_creation_5m_input_tokens'), sql`(${c('cache_write_5m_price_per_1m')} - ${c('input_price_per_1m')})`),
+    write1hPremium: componentCostSql(c('cache_creation_1h_input_tokens'), sql`(${c('cache_write_1h_price_per_1m')} - ${c('input_price_per_1m')})`)
+  }
+}
 
 /** The cache writes' cost: both kinds in one rounding, as costsInBigints. */
 export const cacheCreationCostSql = (write5m: Fragment, price5m: Fragment, write1h: Fragment, price1h: Fragment): Fragment =>

@@ -138,8 +138,8 @@ export type Metric = 'requests' | 'tokens' | 'cost'
 export interface BoardFilter { userId: string | null, providerId: string | null }
 
 interface BoardSource {
-  /** the whole UTC days' rollup and the hours' beside them (alias r), their key, and the name join (alias n, on g.key) */
-  daily: string
+  /** the whole UTC days' rollup (null: the hourly one over the days too) and the hours' beside them (alias r), their key, and the name join (alias n, on g.key) */
+  daily: string | null
   hourly: string
   key: string
   rawKey: string
@@ -166,13 +166,24 @@ const BOARDS: Record<Board, BoardSource> = {
   providers: { daily: 'usage_daily_model', hourly: 'usage_hourly_provider', key: 'r.provider_id', rawKey: 'u.provider_id', names: 'JOIN providers n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' }
 }
 
+/**
+ * A board of one user's keys (BoardFilter.userId) reads rollups that keep user_id:
+ * models from usage_daily_key (user_id, day) and usage_hourly (user_id, bucket);
+ * providers from usage_hourly (user_id, bucket) alone, days included (no daily rollup
+ * keeps both user and provider). The users and api-keys boards already do.
+ */
+const USER_BOARDS: Partial<Record<Board, Pick<BoardSource, 'daily' | 'hourly'>>> = {
+  models: { daily: 'usage_daily_key', hourly: 'usage_hourly' },
+  providers: { daily: null, hourly: 'usage_hourly' }
+}
+
 const METRIC_COLUMN: Record<Metric, string> = { requests: 'requests', tokens: 'total_tokens', cost: 'total_cost' }
 
 export interface BoardRow { id: string, name: string, rank: number, requests: number, totalTokens: number, totalCost: bigint, actualTotalCost: bigint, share: number | null }
 
 /** A page of a board, ranked by the metric (dense rank), and how many entries it has. */
 export async function leaderboard (db: Sql, board: Board, plan: DayPlan, metric: Metric, order: 'asc' | 'desc', filter: BoardFilter, limit: number, offset: number) {
-  const b = BOARDS[board]
+  const b = { ...BOARDS[board], ...(filter.userId === null ? {} : USER_BOARDS[board]) }
   const where = (alias: 'r' | 'u'): Fragment => {
     const parts: Fragment[] = [raw(alias === 'r' ? b.rollupWhere : b.rawWhere)]
     if (filter.userId !== null) parts.push(sql`${raw(alias)}.user_id = ${filter.userId}::uuid`)
@@ -185,8 +196,10 @@ export async function leaderboard (db: Sql, board: Board, plan: DayPlan, metric:
     WITH g AS (
       SELECT key, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens, sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost
         FROM (
-          SELECT ${raw(b.key)}::text AS key, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM ${raw(b.daily)} r
-           WHERE r.day >= (${plan.days.from}::timestamptz AT TIME ZONE 'UTC')::date AND r.day < (${plan.days.to}::timestamptz AT TIME ZONE 'UTC')::date AND ${where('r')}
+          SELECT ${raw(b.key)}::text AS key, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM ${raw(b.daily ?? b.hourly)} r
+           WHERE ${b.daily === null
+             ? sql`r.bucket >= ${plan.days.from} AND r.bucket < ${plan.days.to}`
+             : sql`r.day >= (${plan.days.from}::timestamptz AT TIME ZONE 'UTC')::date AND r.day < (${plan.days.to}::timestamptz AT TIME ZONE 'UTC')::date`} AND ${where('r')}
           UNION ALL
           SELECT ${raw(b.key)}::text, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM ${raw(b.hourly)} r
            WHERE ((r.bucket >= ${plan.hours[0].from} AND r.bucket < ${plan.hours[0].to}) OR (r.bucket >= ${plan.hours[1].from} AND r.bucket < ${plan.hours[1].to})) AND ${where('r')}

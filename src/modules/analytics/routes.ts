@@ -9,6 +9,9 @@ import { viewerSchema, visibleTo } from '../accounting/visibility.js'
 import { resolveRange, zoneOf, type RangeQuery } from './range.js'
 import { BoardQuery, Comparison, ComparisonQuery, KeyBoardQuery, Leaderboard, ModelBoardQuery, OwnComparisonQuery, OwnTimeSeriesQuery, TimeSeries, TimeSeriesQuery } from './schemas.js'
 import { comparison, leaderboardOf, providerIdOf, timeSeries, type Comparison as CompareTo } from './service.js'
+import { CostForecast, CostSavings, ForecastQuery, SavingsQuery } from './schemas.js'
+import { cacheSavings } from './savings.js'
+import { costForecast } from './forecast.js'
 
 const tags = ['stats']
 const OwnTimeSeries = viewerSchema(TimeSeries)
@@ -126,3 +129,65 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
 }
 
 export default routes
+
+// ── cost/savings and cost/forecast (issue 19): a plugin of their own, registered beside this file's default ──
+const OwnCostSavings = viewerSchema(CostSavings)
+const OwnCostForecast = viewerSchema(CostForecast)
+
+export const costRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const rangeOf = (query: RangeQuery) => resolveRange(query, zoneOf(query, app.timeZones, app.config.APP_TIMEZONE))
+  const description = 'The range as the time series (start_date/end_date or a preset, timezone or tz_offset_minutes, at most 366 days). Gross (Aether\'s cache_savings) and net of the write premium (net_savings), in total, by model and by provider, from the model and provider rollups (whole UTC days, the hours beside them, raw rows at the ragged ends); wasted writes in total, from the cache economics by hour and each key\'s last write judged against the clock.'
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/cost/savings',
+    schema: { tags, summary: 'What the prompt cache saved in the range: gross and net of the write premium, by model and provider, with wasted writes', description, querystring: SavingsQuery, response: { 200: CostSavings, ...errorResponses() } },
+    action: 'stats.cost_savings',
+    mode: 'admin',
+    handle: async ({ query }) => cacheSavings(app.statsPg, rangeOf(query), null)
+  })
+  route(app, {
+    method: 'GET',
+    url: '/users/me/stats/cost/savings',
+    schema: { tags, summary: 'What the prompt cache saved you in the range: gross and net, by model and provider, with wasted writes', description: `Over your own keys. ${description.replace('from the model and provider rollups', 'from your hourly rollups')}`, querystring: SavingsQuery, response: { 200: OwnCostSavings, ...errorResponses() } },
+    action: 'own_stats.cost_savings',
+    mode: 'user',
+    handle: async ({ query, user }) => visibleTo(user, OwnCostSavings, await cacheSavings(app.statsPg, rangeOf(query), user.id))
+  })
+
+  const forecastDescription = 'Daily cost (list prices) of finished requests by local day of timezone or tz_offset_minutes (default APP_TIMEZONE): the history_days whole days before today (1-366, default 56) and a forecast of days days (1-90, default 14) from today. Method: least squares of cost on a linear trend plus day-of-week effects, from the first history day with traffic; 80 % and 95 % prediction intervals from the residuals (Student\'s t, widened by the fit\'s own uncertainty). Under 14 days of history: a line (under 2: flat) and no interval (null). History from the hourly rollups as the time series reads them.'
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/cost/forecast',
+    schema: { tags, summary: 'Daily cost for the next days from the history, with its method and prediction intervals (Aether\'s shape, keymeter\'s fields beside it)', description: forecastDescription, querystring: ForecastQuery, response: { 200: CostForecast, ...errorResponses() } },
+    action: 'stats.cost_forecast',
+    mode: 'admin',
+    handle: async ({ query }) => costForecast(app.statsPg, query, zoneOf(query, app.timeZones, app.config.APP_TIMEZONE), null)
+  })
+  route(app, {
+    method: 'GET',
+    url: '/users/me/stats/cost/forecast',
+    schema: { tags, summary: 'Your daily cost for the next days from your history, with its method and prediction intervals', description: `Over your own keys. ${forecastDescription}`, querystring: ForecastQuery, response: { 200: OwnCostForecast, ...errorResponses() } },
+    action: 'own_stats.cost_forecast',
+    mode: 'user',
+    handle: async ({ query, user }) => visibleTo(user, OwnCostForecast, await costForecast(app.statsPg, query, zoneOf(query, app.timeZones, app.config.APP_TIMEZONE), user.id))
+  })
+
+  // own leaderboards: the caller's keys, and the models and providers they used; no operator cost for a non-admin
+  const OwnLeaderboard = viewerSchema(Leaderboard)
+  for (const [board, what] of [['api-keys', 'Your API keys'], ['models', 'The models you used'], ['providers', 'The providers that served you']] as const) {
+    route(app, {
+      method: 'GET',
+      url: `/users/me/stats/leaderboard/${board}`,
+      schema: {
+        tags,
+        summary: `${what} ranked by requests, tokens or cost in the range`,
+        description: 'As the admin leaderboard of the same name, over your own keys only; the operator\'s cost (actual_cost) is left out unless you are an admin.',
+        querystring: BoardQuery,
+        response: { 200: OwnLeaderboard, ...errorResponses() }
+      },
+      action: `own_stats.leaderboard_${board.replace('-', '_')}`,
+      mode: 'user',
+      handle: async ({ query, user }) => visibleTo(user, OwnLeaderboard, await leaderboardOf(app.statsPg, board, rangeOf(query), query, { userId: user.id, providerId: null }))
+    })
+  }
+}

@@ -107,3 +107,69 @@ export const Leaderboard = Type.Object({
   start_date: Timestamp,
   end_date: Timestamp
 }, { description: 'finished requests in [start_date, end_date); ties keep the same rank, ordered by id' })
+
+// ── cost/savings (issue 19) ──
+export const SavingsQuery = Type.Object(RangeQueryFields)
+
+const savingsFigures = {
+  cache_read_tokens: Count,
+  cache_read_cost: Usd,
+  cache_creation_cost: Usd,
+  estimated_full_cost: Type.Number({ description: 'USD: the cache reads at the input price, what they would have cost uncached' }),
+  cache_savings: Type.Number({ description: 'USD, gross (Aether\'s): the reads\' saving against the input price' }),
+  cache_creation_tokens: Count,
+  cache_write_premium: Type.Number({ description: 'USD: what the cache writes cost above the input price' }),
+  net_savings: Type.Number({ description: 'USD, keymeter\'s: cache_savings − cache_write_premium (negative when the writes cost more than the reads saved)' })
+}
+
+export const CostSavings = Type.Object({
+  ...savingsFigures,
+  wasted_write_tokens: Count,
+  wasted_write_5m_tokens: Count,
+  wasted_write_1h_tokens: Count,
+  wasted_write_cost: Type.Number({ description: 'USD: writes that expired unread (the key\'s next request came after their TTL, or none came and the TTL has passed), counted in the hour written; in total only' }),
+  by_model: Type.Array(Type.Object({ model: Type.String(), ...savingsFigures }), { description: 'models with cache reads or writes, largest gross saving first' }),
+  by_provider: Type.Array(Type.Object({
+    provider_id: Nullable(Uuid),
+    provider_name: Nullable(Type.String()),
+    ...savingsFigures
+  }), { description: 'providers with cache reads or writes, largest gross saving first; provider_id null: requests without a provider or whose provider was deleted' }),
+  start_date: Timestamp,
+  end_date: Timestamp
+}, { description: 'finished requests created in [start_date, end_date); wasted writes by the hour written, every hour the range touches' })
+
+// ── cost/forecast (issue 19) ──
+export const ForecastQuery = Type.Object({
+  days: Type.Integer({ minimum: 1, maximum: 90, default: 14, description: 'days to forecast, today first' }),
+  history_days: Type.Integer({ minimum: 1, maximum: 366, default: 56, description: 'whole local days before today the method fits (from the first with traffic)' }),
+  timezone: RangeQueryFields.timezone,
+  tz_offset_minutes: RangeQueryFields.tz_offset_minutes
+})
+
+const Bound = Nullable(Type.Number({ description: 'USD; null without an interval (fewer than 14 days of history)' }))
+
+export const CostForecast = Type.Object({
+  history: Type.Array(Type.Object({ date: Type.String({ format: 'date' }), total_cost: Usd, total_requests: Count }), { description: 'each local day of the history, oldest first' }),
+  forecast: Type.Array(Type.Object({
+    date: Type.String({ format: 'date' }),
+    total_cost: Type.Number({ minimum: 0, description: 'USD: the fitted mean, at least 0' }),
+    lower_80: Bound,
+    upper_80: Bound,
+    lower_95: Bound,
+    upper_95: Bound
+  }), { description: 'today and the following days; prediction intervals at 80 % and 95 %, cut at 0' }),
+  slope: Type.Number({ description: 'USD per day: the fitted trend' }),
+  intercept: Type.Number({ description: 'USD: the fitted level on fit_start_date (week-average with weekday effects)' }),
+  start_date: Type.String({ format: 'date', description: 'the history\'s first day' }),
+  end_date: Type.String({ format: 'date', description: 'the forecast\'s last day' }),
+  method: Type.Union([Type.Literal('linear_trend_weekday_ols'), Type.Literal('linear_trend'), Type.Literal('flat')], {
+    description: 'linear_trend_weekday_ols: least squares on a trend and day-of-week effects, t intervals from the residuals (14 days of history or more); linear_trend: a line, no interval (2 to 13 days); flat: fewer days, no interval'
+  }),
+  history_days_used: Count,
+  fit_start_date: Nullable(Type.String({ format: 'date', description: 'the first history day with traffic, where the fit starts' })),
+  weekday_effects: Nullable(Type.Object({
+    monday: Type.Number(), tuesday: Type.Number(), wednesday: Type.Number(), thursday: Type.Number(), friday: Type.Number(), saturday: Type.Number(), sunday: Type.Number()
+  }, { description: 'USD added to the trend on each weekday (they sum to zero)' })),
+  residual_sd: Nullable(Type.Number({ description: 'USD: the residuals\' standard deviation' })),
+  timezone: Type.String({ description: 'the zone whose local days these are' })
+}, { description: 'daily cost (list prices) of finished requests by local day, and its forecast' })

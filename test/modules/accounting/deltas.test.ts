@@ -19,12 +19,15 @@ const row = (overrides: Partial<RollupSource> = {}): RollupSource => ({
 t.test('a completed row, then its replacement: the batch adds after − before', async (t) => {
   const deltas = new RollupDeltas()
   deltas.change(null, row())
-  deltas.change(row(), row({ inputTokens: 130, outputTokens: 25, totalTokens: 165, cacheReadTokens: 5, cacheCreationTokens: 5, cacheCreation5m: 3, cacheCreation1h: 2, firstByteTimeMs: 350, cacheReadCost: 7n, totalCost: 1_300n, actualTotalCost: 1_950n, responseTimeMs: 900 }))
+  // $3 / $0.30 / $3.75 / $6 per 1M: the reads save 5 × 2.70 = 13,500 nano-USD, the writes cost 3 × 0.75 + 2 × 3.00 = 8,250 above input
+  const snapshot = { input: 3_000_000_000n, cacheRead: 300_000_000n, cacheWrite5m: 3_750_000_000n, cacheWrite1h: 6_000_000_000n }
+  deltas.change(row(), row({ inputTokens: 130, outputTokens: 25, totalTokens: 165, cacheReadTokens: 5, cacheCreationTokens: 5, cacheCreation5m: 3, cacheCreation1h: 2, firstByteTimeMs: 350, cacheReadCost: 7n, totalCost: 1_300n, actualTotalCost: 1_950n, responseTimeMs: 900, snapshot }))
   t.same(deltas.rowsOf('usage_hourly'), [{
     bucket: '2026-03-04T05:00:00.000Z', user_id: USER, api_key_id: KEY, provider_id: PROVIDER, model: 'claude-sonnet-4', api_format: 'claude:messages',
     requests: '1', errors: '0', input_tokens: '130', output_tokens: '25', cache_creation_tokens: '5', cache_read_tokens: '5', total_tokens: '165',
     total_cost: '1300', actual_total_cost: '1950', response_time_sum_ms: '900', response_time_count: '1', cache_creation_cost: '0', cache_read_cost: '7', cache_hit_requests: '1',
-    first_byte_time_sum_ms: '350', first_byte_time_count: '1', cache_creation_5m_tokens: '3', cache_creation_1h_tokens: '2'
+    first_byte_time_sum_ms: '350', first_byte_time_count: '1', cache_creation_5m_tokens: '3', cache_creation_1h_tokens: '2',
+    cache_read_saving: '13500', cache_write_premium: '8250'
   }])
   t.same(deltas.rowsOf('usage_quarter_hourly_global'), [{ bucket: '2026-03-04T05:15:00.000Z', requests: '1', total_tokens: '165', total_cost: '1300', actual_total_cost: '1950' }])
   t.same(deltas.rowsOf('usage_hourly_global'), [{ bucket: '2026-03-04T05:00:00.000Z', requests: '1', total_tokens: '165', total_cost: '1300', actual_total_cost: '1950' }])
@@ -40,7 +43,8 @@ t.test('a timed-out row replaced by a late completion moves it between tables: f
     bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, model: 'claude-sonnet-4', api_format: 'claude:messages',
     requests: '0', errors: '-1', input_tokens: '0', output_tokens: '20', cache_creation_tokens: '0', cache_read_tokens: '0', total_tokens: '20',
     total_cost: '1000', actual_total_cost: '1500', response_time_sum_ms: '800', response_time_count: '1', cache_creation_cost: '0', cache_read_cost: '0', cache_hit_requests: '0',
-    first_byte_time_sum_ms: '300', first_byte_time_count: '1', cache_creation_5m_tokens: '0', cache_creation_1h_tokens: '0'
+    first_byte_time_sum_ms: '300', first_byte_time_count: '1', cache_creation_5m_tokens: '0', cache_creation_1h_tokens: '0',
+    cache_read_saving: '0', cache_write_premium: '0'
   }])
   t.same(deltas.attemptRows(), [{ bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, attempts: '0', successes: '1', failures: '-1', latency_sum_ms: '800', latency_count: '1', fallbacks: '0' }])
 })

@@ -149,7 +149,10 @@ t.test('one data set, checked against what ingestion would have written', async 
         inputTokens: r.input_tokens, outputTokens: r.output_tokens, cacheCreationTokens: r.cache_creation_input_tokens, cacheReadTokens: r.cache_read_input_tokens,
         totalTokens: r.total_tokens, cacheCreationCost: BigInt(r.cache_creation_cost), cacheReadCost: BigInt(r.cache_read_cost), totalCost: BigInt(r.total_cost),
         actualTotalCost: BigInt(r.actual_total_cost), responseTimeMs: r.response_time_ms,
-        cacheCreation5m: r.cache_creation_5m_input_tokens, cacheCreation1h: r.cache_creation_1h_input_tokens, firstByteTimeMs: r.first_byte_time_ms
+        cacheCreation5m: r.cache_creation_5m_input_tokens, cacheCreation1h: r.cache_creation_1h_input_tokens, firstByteTimeMs: r.first_byte_time_ms,
+        snapshot: r.input_price_per_1m === null
+          ? null
+          : { input: BigInt(r.input_price_per_1m), cacheWrite5m: BigInt(r.cache_write_5m_price_per_1m), cacheWrite1h: BigInt(r.cache_write_1h_price_per_1m), cacheRead: BigInt(r.cache_read_price_per_1m) }
       }
       deltas.change(null, source)
     }

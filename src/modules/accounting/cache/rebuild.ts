@@ -11,7 +11,7 @@ import type pg from 'pg'
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { inTransaction, type Sql } from '../../../db/prisma.js'
 import { CACHE_TABLES } from '../model.js'
-import { componentCostSql } from '../pricing.js'
+import { cacheEconomicsSql, componentCostSql } from '../pricing.js'
 import { finishedSql } from '../rules.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
 import { sqlEntry } from './packed.js'
@@ -124,6 +124,8 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
     SELECT 'user', user_id, bucket, bins FROM hours`)
 ]
 
+const ECONOMICS = cacheEconomicsSql()
+
 /** What depends on the timelines: the savings rows (merged into the wasted writes' rows), the tails. */
 async function finish (db: Sql): Promise<void> {
   // what each finished request's cache reads saved and writes cost above input (no order needed: one grouping pass)
@@ -131,9 +133,9 @@ async function finish (db: Sql): Promise<void> {
     INSERT INTO cache_savings_hourly (bucket, user_id, api_key_id, read_saving, write_5m_premium, write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens)
     SELECT * FROM (
       SELECT date_trunc('hour', created_at) AS bucket, user_id, api_key_id,
-             COALESCE(sum(${componentCostSql(raw('cache_read_input_tokens'), raw('(input_price_per_1m - cache_read_price_per_1m)'))}), 0) AS read_saving,
-             COALESCE(sum(${componentCostSql(raw('cache_creation_5m_input_tokens'), raw('(cache_write_5m_price_per_1m - input_price_per_1m)'))}), 0),
-             COALESCE(sum(${componentCostSql(raw('cache_creation_1h_input_tokens'), raw('(cache_write_1h_price_per_1m - input_price_per_1m)'))}), 0),
+             COALESCE(sum(${ECONOMICS.readSaving}), 0) AS read_saving,
+             COALESCE(sum(${ECONOMICS.write5mPremium}), 0),
+             COALESCE(sum(${ECONOMICS.write1hPremium}), 0),
              sum(cache_creation_5m_input_tokens) AS w5_tokens, sum(cache_creation_1h_input_tokens) AS w1_tokens
         FROM usage WHERE ${finishedSql()} AND user_id IS NOT NULL AND api_key_id IS NOT NULL
        GROUP BY 1, 2, 3) s

@@ -21,7 +21,7 @@ import { Columns } from '../../../db/columns.js'
 import type { Sql } from '../../../db/prisma.js'
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { hour } from '../model.js'
-import { componentCost } from '../pricing.js'
+import { cacheEconomics, componentCost } from '../pricing.js'
 import { isFinished } from '../rules.js'
 import { binOf, FIRST_BIN, lastBinWithin } from './bins.js'
 import { pack, sqlEntries, sqlEntry, type BinEntry } from './packed.js'
@@ -53,13 +53,10 @@ export interface CacheRowSource {
 
 const perMillion = componentCost
 
-/** A finished request's cache economics, nano-USD (each term rounded once, half away from zero). */
+/** A finished request's cache economics, nano-USD (pricing.ts cacheEconomics: each term rounded once, half away from zero). */
 export function savingsOf (row: CacheRowSource) {
-  const p = row.snapshot
   return {
-    readSaving: p === null ? 0n : perMillion(row.cacheReadTokens, p.input - p.cacheRead),
-    write5mPremium: p === null ? 0n : perMillion(row.cacheCreation5m, p.cacheWrite5m - p.input),
-    write1hPremium: p === null ? 0n : perMillion(row.cacheCreation1h, p.cacheWrite1h - p.input),
+    ...cacheEconomics({ cacheRead: row.cacheReadTokens, cacheWrite5m: row.cacheCreation5m, cacheWrite1h: row.cacheCreation1h }, row.snapshot),
     write5mTokens: BigInt(row.cacheCreation5m),
     write1hTokens: BigInt(row.cacheCreation1h)
   }
