@@ -273,6 +273,19 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
       raw: [sql`SELECT u.user_id, sum(u.total_cost) AS cost FROM usage u WHERE u.status IN ${finished} AND u.provider_id IS NOT NULL
         AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10`],
       compare: (api, rows) => (api.items as Row[])[0]?.id === rows[0]![0]?.user_id ? null : 'another leader'
+    },
+    {
+      // the exact percentiles the histograms stand in for: percentile_disc per local day over every finished row
+      name: 'performance/percentiles (30 days, days in Europe/Berlin)', path: `/api/admin/stats/performance/percentiles?${query}&timezone=Europe%2FBerlin`,
+      raw: [sql`SELECT (u.created_at AT TIME ZONE 'Europe/Berlin')::date AS day, count(u.response_time_ms) AS samples,
+          percentile_disc(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY u.response_time_ms) AS rt,
+          percentile_disc(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY u.first_byte_time_ms) AS fb
+        FROM usage u WHERE u.status IN ${finished} AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1`],
+      compare: (api, rows) => {
+        const ours = (api as unknown as Row[]).reduce((sum, p) => sum + Number(p.response_time_samples), 0)
+        const theirs = rows[0]!.reduce((sum, r) => sum + Number(r.samples), 0)
+        return ours === theirs ? null : `samples ${ours} / ${theirs}`
+      }
     }
   ]
   return [

@@ -9,6 +9,8 @@ import { viewerSchema, visibleTo } from '../accounting/visibility.js'
 import { resolveRange, zoneOf, type RangeQuery } from './range.js'
 import { BoardQuery, Comparison, ComparisonQuery, KeyBoardQuery, Leaderboard, ModelBoardQuery, OwnComparisonQuery, OwnTimeSeriesQuery, TimeSeries, TimeSeriesQuery } from './schemas.js'
 import { comparison, leaderboardOf, providerIdOf, timeSeries, type Comparison as CompareTo } from './service.js'
+import { percentiles } from './percentiles.js'
+import { Percentiles, PercentilesQuery } from './schemas.js'
 
 const tags = ['stats']
 const OwnTimeSeries = viewerSchema(TimeSeries)
@@ -122,6 +124,22 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     action: 'stats.leaderboard_providers',
     mode: 'admin',
     handle: async ({ query }) => leaderboardOf(app.statsPg, 'providers', rangeOf(query), query, { userId: null, providerId: null })
+  })
+
+  // ---- latency percentiles (percentiles.ts) ----
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/performance/percentiles',
+    schema: {
+      tags,
+      summary: 'p50/p90/p99 of response time and time to first byte per hour, day, week or month of the range (Aether\'s shape, keymeter\'s fields beside it)',
+      description: 'Range and zone as the time series; provider_id (id or name) and model narrow, group_by none | provider | model splits. From the latency histograms of the hourly rollups (log-spaced buckets, each percentile within 5 % of the exact one); the hours a bucket boundary cuts from raw rows. Null below 10 samples.',
+      querystring: PercentilesQuery,
+      response: { 200: Percentiles, ...errorResponses() }
+    },
+    action: 'stats.performance_percentiles',
+    mode: 'admin',
+    handle: async ({ query, db }) => percentiles(app.statsPg, rangeOf(query), query.granularity, { providerId: await providerIdOf(db, query.provider_id), model: query.model ?? null }, query.group_by)
   })
 }
 

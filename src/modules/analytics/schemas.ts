@@ -107,3 +107,37 @@ export const Leaderboard = Type.Object({
   start_date: Timestamp,
   end_date: Timestamp
 }, { description: 'finished requests in [start_date, end_date); ties keep the same rank, ordered by id' })
+
+// ---- Latency percentiles (analytics/percentiles.ts) ----
+
+export const PercentilesQuery = Type.Object({
+  ...RangeQueryFields,
+  granularity,
+  provider_id: SeriesFilters.provider_id,
+  model: SeriesFilters.model,
+  group_by: Type.Union([Type.Literal('none'), Type.Literal('provider'), Type.Literal('model')], {
+    default: 'none',
+    description: 'none: one point per bucket; provider or model: one point per bucket and group (requests without a provider, or of a deleted one, under null)'
+  })
+})
+
+const Percentile = Nullable(Type.Number({ minimum: 0, description: 'milliseconds, 0.1 ms; within max_relative_error_percent of the exact percentile_disc; null below 10 samples' }))
+
+export const Percentiles = Type.Array(Type.Object({
+  date: Type.String({ format: 'date', description: 'the local date of the bucket\'s start' }),
+  p50_response_time_ms: Percentile,
+  p90_response_time_ms: Percentile,
+  p99_response_time_ms: Percentile,
+  p50_first_byte_time_ms: Percentile,
+  p90_first_byte_time_ms: Percentile,
+  p99_first_byte_time_ms: Percentile,
+  start: Timestamp,
+  end: Timestamp,
+  local_start: Type.String({ description: 'the bucket\'s start on the zone\'s wall clock, YYYY-MM-DDTHH:mm' }),
+  response_time_samples: Count,
+  first_byte_time_samples: Count,
+  max_relative_error_percent: Type.Number({ description: 'the histograms\' stated bound on |reported − exact| / exact (latencies under an hour)' }),
+  group_by: Type.Union([Type.Literal('none'), Type.Literal('provider'), Type.Literal('model')]),
+  group_key: Nullable(Type.String({ description: 'the provider\'s id or the model; null ungrouped, or for requests without an existing provider' })),
+  group_name: Nullable(Type.String({ description: 'the provider\'s name or the model' }))
+}), { description: 'one point per bucket (and group), oldest first, zero-filled; finished requests by created_at' })
