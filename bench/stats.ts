@@ -286,6 +286,17 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
         const theirs = rows[0]!.reduce((sum, r) => sum + Number(r.samples), 0)
         return ours === theirs ? null : `samples ${ours} / ${theirs}`
       }
+    },
+    {
+      // the plain GROUP BY of the failed rows per local day and status class
+      name: 'errors/distribution (30 days, days in Asia/Kolkata)', path: `/api/admin/stats/errors/distribution?${query}&timezone=Asia%2FKolkata`,
+      raw: [sql`SELECT (u.created_at AT TIME ZONE 'Asia/Kolkata')::date AS day, u.status_code / 100 AS class, count(*) AS failed FROM usage u
+        WHERE u.status = 'failed' AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1, 2`],
+      compare: (api, rows) => {
+        const ours = Number(api.total)
+        const theirs = rows[0]!.reduce((sum, r) => sum + Number(r.failed), 0)
+        return ours === theirs ? null : `failed ${ours} / ${theirs}`
+      }
     }
   ]
   return [

@@ -33,6 +33,8 @@ export interface RollupSource {
   actualTotalCost: bigint
   responseTimeMs: number | null
   firstByteTimeMs: number | null
+  /** the HTTP status (absent where a caller never knew it: 0 in the error rollup, as none) */
+  statusCode?: number | null
 }
 
 /** The instants a row's rollup rows are keyed by (ISO strings; day as YYYY-MM-DD, UTC). */
@@ -95,7 +97,7 @@ export const MEASURE_NAMES = Object.keys(MEASURES) as MeasureName[]
  */
 export interface Dimension {
   column: string
-  type: 'timestamptz' | 'date' | 'uuid' | 'text'
+  type: 'timestamptz' | 'date' | 'uuid' | 'text' | 'int'
   of: (row: RollupSource, at: Buckets) => string
   raw: string
   /** a time dimension: its value regrouped from a finer rollup's time column (absent: not a regrouping of any) */
@@ -115,7 +117,9 @@ export const DIMENSIONS = {
   provider: id('provider_id', (r) => r.providerId),
   provider_key: id('provider_api_key_id', (r) => r.providerApiKeyId ?? null),
   model: { column: 'model', type: 'text', of: (r) => r.model, raw: 'model' },
-  format: { column: 'api_format', type: 'text', of: (r) => r.apiFormat ?? '', raw: `coalesce(api_format, '')` }
+  format: { column: 'api_format', type: 'text', of: (r) => r.apiFormat ?? '', raw: `coalesce(api_format, '')` },
+  // the errors distribution's status (none: 0)
+  status: { column: 'status_code', type: 'int', of: (r) => String(r.statusCode ?? 0), raw: 'coalesce(status_code, 0)' }
 } satisfies Record<string, Dimension>
 
 export type DimensionName = keyof typeof DIMENSIONS
@@ -138,7 +142,10 @@ export const REACHED_PROVIDER: RowFilter = {
   rollup: 'provider_id IN (SELECT id FROM providers)'
 }
 
-export type RollupTable = 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly_global' | 'usage_daily_user'
+/** Failed requests only: what the errors distribution counts (MEASURES.errors' rule). */
+export const FAILED: RowFilter = { of: (row) => row.status === 'failed', raw: `status = 'failed'`, rollup: 'errors <> 0' }
+
+export type RollupTable = 'usage_errors_hourly' | 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly_global' | 'usage_daily_user'
   | 'usage_hourly_user' | 'usage_hourly_provider' | 'usage_hourly_global' | 'usage_hourly_provider_key'
 
 export interface Rollup {
@@ -177,7 +184,9 @@ export const ROLLUPS: readonly Rollup[] = [
   // every batch of an hour updates its row, locked only from the rollup statement to COMMIT
   { table: 'usage_hourly_global', grain: ['hour'], measures: HEATMAP, regroups: 'usage_hourly_provider' },
   // upstream accounting: each provider key's hours (no finer rollup keeps the provider key, so the seed sums raw rows)
-  { table: 'usage_hourly_provider_key', grain: ['provider_key', 'hour'], measures: HOURLY }
+  { table: 'usage_hourly_provider_key', grain: ['provider_key', 'hour'], measures: HOURLY },
+  // the errors distribution: failed requests per hour × provider × HTTP status, a few rows an hour
+  { table: 'usage_errors_hourly', grain: ['hour', 'provider', 'status'], measures: ['requests'], only: FAILED }
 ]
 
 export const rollup = (table: RollupTable): Rollup => ROLLUPS.find((r) => r.table === table)!

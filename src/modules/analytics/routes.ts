@@ -11,6 +11,8 @@ import { BoardQuery, Comparison, ComparisonQuery, KeyBoardQuery, Leaderboard, Mo
 import { comparison, leaderboardOf, providerIdOf, timeSeries, type Comparison as CompareTo } from './service.js'
 import { percentiles } from './percentiles.js'
 import { Percentiles, PercentilesQuery } from './schemas.js'
+import { errorDistribution } from './errors.js'
+import { ErrorDistribution, ErrorsQuery } from './schemas.js'
 
 const tags = ['stats']
 const OwnTimeSeries = viewerSchema(TimeSeries)
@@ -140,6 +142,22 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     action: 'stats.performance_percentiles',
     mode: 'admin',
     handle: async ({ query, db }) => percentiles(app.statsPg, rangeOf(query), query.granularity, { providerId: await providerIdOf(db, query.provider_id), model: query.model ?? null }, query.group_by)
+  })
+
+  // ---- errors distribution (errors.ts) ----
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/errors/distribution',
+    schema: {
+      tags,
+      summary: 'Failed requests by category over the range, and their trend per day (Aether\'s shape)',
+      description: 'Range and zone as the time series; group_by status_class (default) | status_code | provider; granularity of the trend day (default), hour (at most 31 days), week or month, zero-filled. From usage_errors_hourly; the hours a bucket boundary cuts from raw rows.',
+      querystring: ErrorsQuery,
+      response: { 200: ErrorDistribution, ...errorResponses() }
+    },
+    action: 'stats.errors_distribution',
+    mode: 'admin',
+    handle: async ({ query }) => errorDistribution(app.statsPg, rangeOf(query), query.granularity, query.group_by)
   })
 }
 
