@@ -386,7 +386,7 @@ const histogram = (name: HistogramName): SummedColumn => ({
   // the rows' buckets gathered by array_agg (linear), counted once per group
   aggregate: `latency_hist_of(array_agg(latency_bucket(${HISTOGRAMS[name].column})) FILTER (WHERE ${HISTOGRAMS[name].column} IS NOT NULL))`,
   // inline, not latency_hist_add: a SQL function call sets itself up in every statement, and ingestion's runs per batch
-  add: (a, b) => `ARRAY(SELECT coalesce(${a}[i], 0) + coalesce(${b}[i], 0) FROM generate_series(1, greatest(cardinality(${a}), cardinality(${b}))) i ORDER BY i)`,
+  add: (a, b) => `ARRAY(SELECT coalesce((${a})[i], 0) + coalesce((${b})[i], 0) FROM generate_series(1, greatest(cardinality(${a}), cardinality(${b}))) i ORDER BY i)`,
   subtract: (a, b) => `latency_hist_add(${a}, latency_hist_negate(${b}))`,
   sum: (c) => `latency_hist_sum(${c})`
 })

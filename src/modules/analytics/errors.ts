@@ -24,7 +24,8 @@ const CATEGORY: Record<ErrorCategory, string> = {
   provider: `coalesce((SELECT n.name FROM providers n WHERE n.id = p.provider_id), 'none')`
 }
 
-const byCountThenName = (a: [string, number], b: [string, number]) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
+// categories are a map's keys: never equal
+const byCountThenName = (a: [string, number], b: [string, number]) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)
 
 export async function errorDistribution (db: Sql, range: AnalyticsRange, granularity: Granularity, groupBy: ErrorCategory) {
   const buckets = bucketsOf(range, granularity)

@@ -102,7 +102,7 @@ async function histograms (db: Sql, range: AnalyticsRange, granularity: Granular
 export async function percentiles (db: Sql, range: AnalyticsRange, granularity: Granularity, filter: PercentileFilter, group: PercentileGroup) {
   const { buckets, cells, groups } = await histograms(db, range, granularity, filter, group)
   // no provider (or a deleted one) last
-  const keys: Array<string | null> = group === 'none' ? [null] : [...groups].sort((a, b) => a === null ? 1 : b === null ? -1 : a < b ? -1 : a > b ? 1 : 0)
+  const keys: Array<string | null> = group === 'none' ? [null] : [...groups].sort((a, b) => a === null ? 1 : b === null || a < b ? -1 : 1)
   const named = new Map<string, string>()
   if (group === 'provider') {
     const { rows } = await db.query(sql`SELECT id::text AS id, name FROM providers WHERE id = ANY(${keys.filter((k) => k !== null)}::uuid[])`)

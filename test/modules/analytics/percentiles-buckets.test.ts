@@ -4,7 +4,7 @@
 // histogram functions add, negate, sum and count as elementwise arithmetic does.
 import pg from 'pg'
 import t from 'tap'
-import { LATENCY_BOUNDS, LATENCY_BUCKETS, LATENCY_RELATIVE_ERROR, LATENCY_TOP_MS, latencyBucket, latencyOfBucket } from '../../../src/modules/accounting/model.js'
+import { LATENCY_BOUNDS, LATENCY_BUCKETS, LATENCY_RELATIVE_ERROR, LATENCY_TOP_MS, latencyBucket, latencyOfBucket, rollup, summedColumns } from '../../../src/modules/accounting/model.js'
 import { seed } from '../../../src/modules/seed/service.js'
 import { createDatabase, testConfig } from '../../helper.js'
 import { mulberry32, testSeed } from '../../prng.js'
@@ -53,6 +53,11 @@ t.test('the histogram functions', async (t) => {
   t.same(await one(`SELECT latency_hist_sum(h) AS h FROM (VALUES ('{1}'::bigint[]), ('{0,0,5}'), (NULL), ('{2,1}')) v(h)`), [3, 1, 5])
   t.same(await one(`SELECT latency_hist_of(ARRAY[3, 0, 3, 1]) AS h`), [1, 1, 0, 2], 'bucket i counted at element i + 1')
   t.same(await one(`SELECT latency_hist_of(NULL) AS h`), [], 'no sample')
+  // the rollup model's per-column rules, as the corrections and the bulk load use them
+  const [rt] = summedColumns(rollup('usage_hourly_model')).filter((c) => c.name === 'response_time_hist')
+  t.same(await one(`SELECT ${rt!.subtract(`'{5,3}'::bigint[]`, `'{1,1,1}'::bigint[]`)} AS h`), [4, 2, -1], 'subtract')
+  t.same(await one(`SELECT ${rt!.add(`'{5,3}'::bigint[]`, `'{1}'::bigint[]`)} AS h`), [6, 3], 'add')
+  t.same(await one(`SELECT ${rt!.sum('h')} AS h FROM (VALUES ('{1}'::bigint[]), ('{0,2}')) v(h)`), [1, 2], 'sum')
 })
 
 t.test('the seed\'s bulk load counts the raw rows into the histograms', async (t) => {
