@@ -5,7 +5,7 @@
 // integer sums regroup freely), which is far smaller than the raw rows.
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
-import { ATTEMPTS, DIMENSIONS, keyColumns, MEASURES, regroupedColumn, rollup, ROLLUPS, type Rollup } from './model.js'
+import { ATTEMPTS, DIMENSIONS, histogramsOf, keyColumns, regroupedColumn, rollup, ROLLUPS, summedColumns, type Rollup, type SummedColumn } from './model.js'
 import { executedSql, finishedSql, inFlightSql, NIL_UUID } from './rules.js'
 
 const run = async (db: Sql, query: Fragment) => db.query(query.text, query.values)
@@ -17,25 +17,51 @@ const positions = (count: number) => raw(Array.from({ length: count }, (_v, i) =
  * [ids.from, ids.to) when given), into the table or a copy of it (`into`).
  */
 export function fromUsageSql (r: Rollup, ids?: { from: string, to: string }, into: string = r.table): Fragment {
-  const range = ids === undefined ? empty : sql`id >= ${ids.from}::uuid AND id < ${ids.to}::uuid AND `
+  const columns = summedColumns(r)
   return sql`
-    INSERT INTO ${raw(into)} (${raw([...keyColumns(r), ...r.measures].join(', '))})
-    SELECT ${raw([...r.grain.map((name) => DIMENSIONS[name].raw), ...r.measures.map((name) => MEASURES[name].aggregate)].join(', '))}
+    INSERT INTO ${raw(into)} (${raw([...keyColumns(r), ...columns.map((c) => c.name)].join(', '))})
+    ${rawGroupSql(r, columns, ids)}`
+}
+
+/** A rollup's key columns and `columns` summed over the finished usage rows (those whose id is in [ids.from, ids.to) when given). */
+function rawGroupSql (r: Rollup, columns: SummedColumn[], ids?: { from: string, to: string }): Fragment {
+  const range = ids === undefined ? empty : sql`id >= ${ids.from}::uuid AND id < ${ids.to}::uuid AND `
+  return sql`SELECT ${raw([...r.grain.map((name) => DIMENSIONS[name].raw), ...columns.map((c) => c.aggregate)].join(', '))}
     FROM usage WHERE ${range}${finishedSql()}${r.only === undefined ? empty : raw(` AND ${r.only.raw}`)}
     GROUP BY ${positions(r.grain.length)} ORDER BY ${positions(r.grain.length)}`
 }
 
+/** A regrouping's columns: every measure, and the histograms its source keeps too (histogramsFromUsageSql counts the others). */
+const regroupable = (r: Rollup, source: Rollup): SummedColumn[] =>
+  summedColumns(r).filter((c) => !(histogramsOf(r) as readonly string[]).includes(c.name) || (histogramsOf(source) as readonly string[]).includes(c.name))
+
 /** INSERT of a rollup's rows summed from the finer rollup it regroups. */
 export function regroupSql (r: Rollup, source: Rollup): Fragment {
   const filters = r.only !== undefined && source.only !== r.only ? [raw(r.only.rollup)] : []
+  const columns = regroupable(r, source)
   return sql`
-    INSERT INTO ${raw(r.table)} (${raw([...keyColumns(r), ...r.measures].join(', '))})
-    ${regroupedSelect(r, source, filters)}`
+    INSERT INTO ${raw(r.table)} (${raw([...keyColumns(r), ...columns.map((c) => c.name)].join(', '))})
+    ${regroupedSelect(r, source, filters, source.table, columns)}`
 }
 
-/** A rollup's key columns and summed measures over a finer rollup's rows (or a CTE of them, `from`). */
-export function regroupedSelect (r: Rollup, source: Rollup, filters: Fragment[] = [], from: string = source.table): Fragment {
-  const columns = [...r.grain.map((name) => `${regroupedColumn(name, source)} AS ${DIMENSIONS[name].column}`), ...r.measures.map((name) => `sum(${name}) AS ${name}`)]
+/**
+ * The histograms of a regrouped rollup its source does not keep, counted from the raw
+ * rows into the rows regroupSql wrote (every such row has its group there); null: none.
+ */
+export function histogramsFromUsageSql (r: Rollup, source: Rollup): Fragment | null {
+  const kept = new Set(regroupable(r, source).map((c) => c.name))
+  const missing = summedColumns(r).filter((c) => !kept.has(c.name))
+  if (missing.length === 0) return null
+  const keys = keyColumns(r)
+  return sql`
+    UPDATE ${raw(r.table)} t SET ${raw(missing.map((c) => `${c.name} = s.${c.name}`).join(', '))}
+      FROM (${rawGroupSql(r, missing)}) s(${raw([...keys, ...missing.map((c) => c.name)].join(', '))})
+     WHERE ${raw(keys.map((k) => `t.${k} = s.${k}`).join(' AND '))}`
+}
+
+/** A rollup's key columns and summed columns (default: all) over a finer rollup's rows (or a CTE of them, `from`). */
+export function regroupedSelect (r: Rollup, source: Rollup, filters: Fragment[] = [], from: string = source.table, summed: SummedColumn[] = summedColumns(r)): Fragment {
+  const columns = [...r.grain.map((name) => `${regroupedColumn(name, source)} AS ${DIMENSIONS[name].column}`), ...summed.map((c) => `${c.sum(c.name)} AS ${c.name}`)]
   return sql`SELECT ${raw(columns.join(', '))}
     FROM ${raw(from)}${filters.length === 0 ? empty : sql` WHERE ${join(filters, ' AND ')}`}
     GROUP BY ${positions(r.grain.length)} ORDER BY ${positions(r.grain.length)}`
@@ -87,7 +113,11 @@ function regroupOrder (): Rollup[] {
  * what ingestion's RollupDeltas.sent/change would have written.
  */
 export async function rollupRegrouped (db: Sql): Promise<void> {
-  for (const r of regroupOrder()) await run(db, regroupSql(r, rollup(r.regroups!)))
+  for (const r of regroupOrder()) {
+    await run(db, regroupSql(r, rollup(r.regroups!)))
+    const histograms = histogramsFromUsageSql(r, rollup(r.regroups!))
+    if (histograms !== null) await run(db, histograms)
+  }
   await run(db, sql`
     INSERT INTO ${raw(ATTEMPTS.table)} (bucket, provider_id, ${raw(ATTEMPTS.measures.join(', '))})
     SELECT bucket, provider_id, sum(attempts), sum(successes), sum(failures), sum(latency_sum_ms), sum(latency_count), sum(fallbacks)

@@ -5,7 +5,7 @@
 import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Db } from '../../db/prisma.js'
 import { regroupedSelect } from './bulk.js'
-import { DIMENSIONS, keyColumns, REACHED_PROVIDER, rollup, ROLLUPS, type Rollup } from './model.js'
+import { DIMENSIONS, keyColumns, REACHED_PROVIDER, rollup, ROLLUPS, summedColumns, type Rollup } from './model.js'
 import { NIL_UUID } from './rules.js'
 
 const run = async (db: Db, query: Fragment) => db.$executeRawUnsafe(query.text, ...query.values)
@@ -27,7 +27,7 @@ export async function forgetProvider (db: Db, providerId: string): Promise<void>
   const tables = ROLLUPS.filter((r) => r.only === REACHED_PROVIDER && !r.grain.includes('provider'))
   if (tables.length === 0) return
   const updates = tables.map((r, i) => sql`${raw(`c${i}`)} AS (
-      UPDATE ${raw(r.table)} t SET ${raw(r.measures.map((m) => `${m} = t.${m} - p.${m}`).join(', '))}
+      UPDATE ${raw(r.table)} t SET ${raw(summedColumns(r).map((c) => `${c.name} = ${c.subtract(`t.${c.name}`, `p.${c.name}`)}`).join(', '))}
         FROM (${regroupedSelect(r, FINEST, [], 'part')}) p
        WHERE ${matching(r, 't', 'p')}
       RETURNING 1
@@ -42,13 +42,14 @@ export async function forgetProvider (db: Db, providerId: string): Promise<void>
 function foldOntoNil (r: Rollup, dimension: 'key' | 'provider_key', ids: string[]): Fragment {
   const column = DIMENSIONS[dimension].column
   const others = r.grain.filter((name) => name !== dimension).map((name) => DIMENSIONS[name].column)
-  const columns = [...others, ...r.measures].join(', ')
+  const summed = summedColumns(r)
+  const columns = [...others, ...summed.map((c) => c.name)].join(', ')
   // summed per target row: several ids' rows of one bucket land on one nil row, which one INSERT may update only once
   return sql`
     WITH gone AS (DELETE FROM ${raw(r.table)} WHERE ${raw(column)} = ANY(${ids}::uuid[]) RETURNING *)
     INSERT INTO ${raw(r.table)} AS t (${raw(columns)}, ${raw(column)})
-    SELECT ${raw([...others, ...r.measures.map((m) => `sum(${m})`)].join(', '))}, ${NIL_UUID}::uuid FROM gone GROUP BY ${raw(others.join(', '))}
-    ON CONFLICT (${raw(keyColumns(r).join(', '))}) DO UPDATE SET ${raw(r.measures.map((m) => `${m} = t.${m} + EXCLUDED.${m}`).join(', '))}`
+    SELECT ${raw([...others, ...summed.map((c) => c.sum(c.name))].join(', '))}, ${NIL_UUID}::uuid FROM gone GROUP BY ${raw(others.join(', '))}
+    ON CONFLICT (${raw(keyColumns(r).join(', '))}) DO UPDATE SET ${raw(summed.map((c) => `${c.name} = ${c.add(`t.${c.name}`, `EXCLUDED.${c.name}`)}`).join(', '))}`
 }
 
 /**

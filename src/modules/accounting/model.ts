@@ -36,6 +36,8 @@ export interface RollupSource {
   firstByteTimeMs: number | null
   /** the unit prices the row was priced with (null or absent: unpriced), for the cache economics measures */
   snapshot?: CachePriceSnapshot | null
+  /** the HTTP status (absent where a caller never knew it: 0 in the error rollup, as none) */
+  statusCode?: number | null
 }
 
 /** The instants a row's rollup rows are keyed by (ISO strings; day as YYYY-MM-DD, UTC). */
@@ -116,7 +118,7 @@ export const MEASURE_NAMES = Object.keys(MEASURES) as MeasureName[]
  */
 export interface Dimension {
   column: string
-  type: 'timestamptz' | 'date' | 'uuid' | 'text'
+  type: 'timestamptz' | 'date' | 'uuid' | 'text' | 'int'
   of: (row: RollupSource, at: Buckets) => string
   raw: string
   /** a time dimension: its value regrouped from a finer rollup's time column (absent: not a regrouping of any) */
@@ -136,7 +138,9 @@ export const DIMENSIONS = {
   provider: id('provider_id', (r) => r.providerId),
   provider_key: id('provider_api_key_id', (r) => r.providerApiKeyId ?? null),
   model: { column: 'model', type: 'text', of: (r) => r.model, raw: 'model' },
-  format: { column: 'api_format', type: 'text', of: (r) => r.apiFormat ?? '', raw: `coalesce(api_format, '')` }
+  format: { column: 'api_format', type: 'text', of: (r) => r.apiFormat ?? '', raw: `coalesce(api_format, '')` },
+  // the errors distribution's status (none: 0)
+  status: { column: 'status_code', type: 'int', of: (r) => String(r.statusCode ?? 0), raw: 'coalesce(status_code, 0)' }
 } satisfies Record<string, Dimension>
 
 export type DimensionName = keyof typeof DIMENSIONS
@@ -159,7 +163,10 @@ export const REACHED_PROVIDER: RowFilter = {
   rollup: 'provider_id IN (SELECT id FROM providers)'
 }
 
-export type RollupTable = 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly_global' | 'usage_daily_user'
+/** Failed requests only: what the errors distribution counts (MEASURES.errors' rule). */
+export const FAILED: RowFilter = { of: (row) => row.status === 'failed', raw: `status = 'failed'`, rollup: 'errors <> 0' }
+
+export type RollupTable = 'usage_errors_hourly' | 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly_global' | 'usage_daily_user'
   | 'usage_hourly_user' | 'usage_hourly_provider' | 'usage_hourly_global' | 'usage_hourly_provider_key'
 
 export interface Rollup {
@@ -198,7 +205,9 @@ export const ROLLUPS: readonly Rollup[] = [
   // every batch of an hour updates its row, locked only from the rollup statement to COMMIT
   { table: 'usage_hourly_global', grain: ['hour'], measures: HEATMAP, regroups: 'usage_hourly_provider' },
   // upstream accounting: each provider key's hours (no finer rollup keeps the provider key, so the seed sums raw rows)
-  { table: 'usage_hourly_provider_key', grain: ['provider_key', 'hour'], measures: HOURLY }
+  { table: 'usage_hourly_provider_key', grain: ['provider_key', 'hour'], measures: HOURLY },
+  // the errors distribution: failed requests per hour × provider × HTTP status, a few rows an hour
+  { table: 'usage_errors_hourly', grain: ['hour', 'provider', 'status'], measures: ['requests'], only: FAILED }
 ]
 
 export const rollup = (table: RollupTable): Rollup => ROLLUPS.find((r) => r.table === table)!
@@ -291,3 +300,117 @@ export const CACHE_TABLES = ['cache_interval_hourly', 'cache_savings_hourly', 'c
 export const WINDOW_TABLE = 'usage_key_seconds'
 
 export const DERIVED_TABLES: readonly string[] = [...ROLLUPS.map((r) => r.table), ATTEMPTS.table, WINDOW_TABLE, ...CACHE_TABLES]
+
+// ---- Latency histograms (issue 19: analytics/percentiles.ts) ----
+
+/** latencies at or past this many milliseconds (an hour) share the top bucket */
+export const LATENCY_TOP_MS = 3_600_000
+
+/**
+ * The latency buckets' lower bounds, integer milliseconds: 1, 2, …, then each the previous
+ * × 1.1 rounded down (at least + 1). Bucket 0 holds values below 1 (0 ms); bucket i ≥ 1
+ * holds [LATENCY_BOUNDS[i − 1], LATENCY_BOUNDS[i]); the last is open-ended. Integer
+ * arithmetic only, so the migration's SQL literal (latency_bucket) is this very list.
+ */
+export const LATENCY_BOUNDS: readonly number[] = (() => {
+  const bounds = [1]
+  for (let b = 1; b < LATENCY_TOP_MS;) {
+    b = Math.min(LATENCY_TOP_MS, Math.max(b + 1, Math.floor(b * 11 / 10)))
+    bounds.push(b)
+  }
+  return bounds
+})()
+
+/** how many buckets a latency histogram has */
+export const LATENCY_BUCKETS = LATENCY_BOUNDS.length + 1
+
+/** A latency's bucket (SQL: latency_bucket(ms), the same list through width_bucket; test/modules/analytics/percentiles-buckets.test.ts). */
+export function latencyBucket (ms: number): number {
+  let lo = 0
+  let hi = LATENCY_BOUNDS.length
+  // the number of bounds ≤ ms, as width_bucket counts them
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (LATENCY_BOUNDS[mid]! <= ms) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/**
+ * The value a bucket reports: the harmonic mean of the smallest and largest whole
+ * milliseconds it holds, to 0.1 ms, so no value in it is more than LATENCY_RELATIVE_ERROR
+ * away (the top bucket reports its lower bound: an hour or more).
+ */
+export function latencyOfBucket (i: number): number {
+  if (i === 0) return 0
+  const lo = LATENCY_BOUNDS[i - 1]!
+  if (i === LATENCY_BOUNDS.length) return lo
+  const hi = LATENCY_BOUNDS[i]! - 1
+  return Math.round(2 * lo * hi / (lo + hi) * 10) / 10
+}
+
+/** the stated bound on |reported − exact| / exact for every latency below LATENCY_TOP_MS */
+export const LATENCY_RELATIVE_ERROR = 0.05
+
+/**
+ * A latency histogram kept in a rollup: a bigint[] of counts per bucket (element i + 1
+ * holds bucket i; trailing zeros may be left off), added elementwise. `of`: the row's
+ * latency (null: no sample); `column`: the same over usage rows.
+ */
+export interface Histogram { of: (row: RollupSource) => number | null, column: string }
+
+export const HISTOGRAMS = {
+  response_time_hist: { of: (r) => r.responseTimeMs, column: 'response_time_ms' },
+  first_byte_time_hist: { of: (r) => r.firstByteTimeMs, column: 'first_byte_time_ms' }
+} satisfies Record<string, Histogram>
+
+export type HistogramName = keyof typeof HISTOGRAMS
+export const HISTOGRAM_NAMES = Object.keys(HISTOGRAMS) as HistogramName[]
+
+/**
+ * The rollups keeping latency histograms: the coarsest with hour × provider
+ * (usage_hourly_provider) and hour × model (usage_hourly_model), what the percentiles
+ * read. usage_hourly_model's source (usage_hourly) keeps none, so the bulk load
+ * counts its histograms from raw rows; usage_hourly_provider regroups them.
+ */
+export const HISTOGRAM_TABLES: Partial<Record<RollupTable, readonly HistogramName[]>> = {
+  usage_hourly_model: HISTOGRAM_NAMES,
+  usage_hourly_provider: HISTOGRAM_NAMES
+}
+
+export const histogramsOf = (r: Rollup): readonly HistogramName[] => HISTOGRAM_TABLES[r.table] ?? []
+
+/**
+ * A rollup's summed columns and how each is added, subtracted and summed in SQL: a
+ * measure with + and sum(), a histogram with latency_hist_add and latency_hist_sum
+ * (migration 20261205100000_latency_histograms; latency_hist_of counts a
+ * group's buckets). Every statement writing rollups
+ * (ingestion, the bulk load, the corrections) takes its columns from here.
+ */
+export interface SummedColumn {
+  name: string
+  /** the type jsonb_to_recordset reads a batch's value as */
+  type: string
+  add: (a: string, b: string) => string
+  subtract: (a: string, b: string) => string
+  sum: (column: string) => string
+  /** SQL over usage rows, one group per rollup row */
+  aggregate: string
+}
+
+const scalar = (name: MeasureName): SummedColumn =>
+  ({ name, type: MEASURES[name].type, add: (a, b) => `${a} + ${b}`, subtract: (a, b) => `${a} - ${b}`, sum: (c) => `sum(${c})`, aggregate: MEASURES[name].aggregate })
+const histogram = (name: HistogramName): SummedColumn => ({
+  name,
+  type: 'bigint[]',
+  // the rows' buckets gathered by array_agg (linear), counted once per group
+  aggregate: `latency_hist_of(array_agg(latency_bucket(${HISTOGRAMS[name].column})) FILTER (WHERE ${HISTOGRAMS[name].column} IS NOT NULL))`,
+  // inline, not latency_hist_add: a SQL function call sets itself up in every statement, and ingestion's runs per batch
+  add: (a, b) => `ARRAY(SELECT coalesce((${a})[i], 0) + coalesce((${b})[i], 0) FROM generate_series(1, greatest(cardinality(${a}), cardinality(${b}))) i ORDER BY i)`,
+  subtract: (a, b) => `latency_hist_add(${a}, latency_hist_negate(${b}))`,
+  sum: (c) => `latency_hist_sum(${c})`
+})
+
+export const summedColumns = (r: Rollup): SummedColumn[] =>
+  [...r.measures.map(scalar), ...histogramsOf(r).map(histogram)]

@@ -4,7 +4,7 @@
 // count a request twice — even when a late completion replaces a timed-out one.
 import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
-import { ATTEMPTS, bucketsOf, DIMENSIONS, finestKey, hour, MEASURES, PROVIDER_MONTH, ROLLUPS, type Buckets, type MeasureName, type Rollup, type RollupSource, type RollupTable } from './model.js'
+import { ATTEMPTS, bucketsOf, DIMENSIONS, finestKey, HISTOGRAM_NAMES, HISTOGRAMS, histogramsOf, hour, latencyBucket, MEASURES, PROVIDER_MONTH, ROLLUPS, summedColumns, type Buckets, type HistogramName, type MeasureName, type Rollup, type RollupSource, type RollupTable } from './model.js'
 import { isFinished, isLateWrite, NIL_UUID } from './rules.js'
 
 export type { RollupSource }
@@ -34,6 +34,31 @@ function sum (into: Measures, m: Measures): void {
 
 const isZero = (m: Measures, names: readonly MeasureName[]) => names.every((name) => m[name] === 0 || m[name] === 0n)
 
+/** A batch's latency histograms at one grain: bucket → count (model.ts HISTOGRAMS) */
+type Histograms = Record<HistogramName, Map<number, number>>
+
+const noHistograms = (): Histograms => Object.fromEntries(HISTOGRAM_NAMES.map((name) => [name, new Map<number, number>()])) as Histograms
+
+function countLatencies (h: Histograms, row: RollupSource, sign: 1 | -1): void {
+  for (const name of HISTOGRAM_NAMES) {
+    const ms = HISTOGRAMS[name].of(row)
+    if (ms === null) continue
+    const i = latencyBucket(ms)
+    h[name].set(i, (h[name].get(i) ?? 0) + sign)
+  }
+}
+
+function addHistograms (into: Histograms, h: Histograms): void {
+  for (const name of HISTOGRAM_NAMES) for (const [i, n] of h[name]) into[name].set(i, (into[name].get(i) ?? 0) + n)
+}
+
+/** A histogram as the bigint[] the rollup keeps: element i + 1 counts bucket i, no trailing zeros. */
+function histogramArray (counts: Map<number, number>): number[] {
+  let length = 0
+  for (const [i, n] of counts) if (n !== 0 && i + 1 > length) length = i + 1
+  return Array.from({ length }, (_v, i) => counts.get(i) ?? 0)
+}
+
 /** An executed request candidate (not skipped or available), as inserted. */
 export interface SentCandidate {
   request_id: string
@@ -53,7 +78,7 @@ export class RollupDeltas {
    * user × key × provider × model × format): one entry per row touched, the coarser
    * tables' rows summed from these few entries when written.
    */
-  private readonly fine = new Map<string, { at: Buckets, source: RollupSource, m: Measures }>()
+  private readonly fine = new Map<string, { at: Buckets, source: RollupSource, m: Measures, h: Histograms }>()
   private readonly attempts = new Map<string, { bucket: string, provider_id: string, m: AttemptMeasures }>()
   /** requests given an executed candidate in this batch: their attempts are their candidates */
   private readonly tried = new Set<string>()
@@ -192,28 +217,38 @@ export class RollupDeltas {
     const id = finestKey(row, at)
     let entry = this.fine.get(id)
     if (entry === undefined) {
-      entry = { at, source: row, m: zero() }
+      entry = { at, source: row, m: zero(), h: noHistograms() }
       this.fine.set(id, entry)
     }
     accumulate(entry.m, row, sign)
+    countLatencies(entry.h, row, sign)
   }
 
   /** The touched rollup rows of one table, in primary-key order, as JSON-ready records. */
-  rowsOf (table: RollupTable): Array<Record<string, string>> {
-    const { grain, measures, only } = ROLLUPS.find((r) => r.table === table)!
-    const rows = new Map<string, { key: Record<string, string>, m: Measures }>()
-    for (const { at, source, m } of this.fine.values()) {
+  rowsOf (table: RollupTable): Array<Record<string, string | number[]>> {
+    const r = ROLLUPS.find((r) => r.table === table)!
+    const { grain, measures, only } = r
+    const histograms = histogramsOf(r)
+    const rows = new Map<string, { key: Record<string, string>, m: Measures, h: Histograms }>()
+    for (const { at, source, m, h } of this.fine.values()) {
       if (only !== undefined && !only.of(source)) continue
       const key = Object.fromEntries(grain.map((name) => [DIMENSIONS[name].column, DIMENSIONS[name].of(source, at)]))
       const id = Object.values(key).join('|')
       const row = rows.get(id)
-      if (row === undefined) rows.set(id, { key, m: { ...m } })
-      else sum(row.m, m)
+      if (row === undefined) {
+        const copy = noHistograms()
+        addHistograms(copy, h)
+        rows.set(id, { key, m: { ...m }, h: copy })
+      } else {
+        sum(row.m, m)
+        addHistograms(row.h, h)
+      }
     }
     return [...rows.entries()]
-      .filter(([, row]) => !isZero(row.m, measures))
-      .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
-      .map(([, row]) => ({ ...row.key, ...Object.fromEntries(measures.map((name) => [name, row.m[name].toString()])) }))
+      .map(([id, row]) => ({ id, row, arrays: histograms.map((name) => [name, histogramArray(row.h[name])] as const) }))
+      .filter(({ row, arrays }) => !isZero(row.m, measures) || arrays.some(([, counts]) => counts.length > 0))
+      .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+      .map(({ row, arrays }) => ({ ...row.key, ...Object.fromEntries(measures.map((name) => [name, row.m[name].toString()])), ...Object.fromEntries(arrays) }))
   }
 }
 
@@ -225,30 +260,35 @@ export interface Charges {
 type Typed = ReadonlyArray<readonly [name: string, type: string]>
 
 /** The rollups a batch adds to, each its own parameter of WRITE_TOTALS, in this order: the usage rollups, then the provider attempts. */
-const UPSERTS: Array<{ table: RollupTable | typeof ATTEMPTS.table, key: Typed, measures: Typed }> = [
-  ...ROLLUPS.map((r: Rollup) => ({
-    table: r.table,
-    key: r.grain.map((name) => [DIMENSIONS[name].column, DIMENSIONS[name].type] as const),
-    measures: r.measures.map((name) => [name, MEASURES[name].type] as const)
-  })),
+const UPSERTS: Array<{ table: RollupTable | typeof ATTEMPTS.table, key: Typed, measures: Typed, add: ReadonlyArray<(a: string, b: string) => string> }> = [
+  ...ROLLUPS.map((r: Rollup) => {
+    const columns = summedColumns(r)
+    return {
+      table: r.table,
+      key: r.grain.map((name) => [DIMENSIONS[name].column, DIMENSIONS[name].type] as const),
+      measures: columns.map((c) => [c.name, c.type] as const),
+      add: columns.map((c) => c.add)
+    }
+  }),
   {
     table: ATTEMPTS.table,
     key: ATTEMPTS.grain.map((name) => [DIMENSIONS[name].column, DIMENSIONS[name].type] as const),
-    measures: ATTEMPTS.measures.map((name) => [name, ATTEMPTS.types[name]] as const)
+    measures: ATTEMPTS.measures.map((name) => [name, ATTEMPTS.types[name]] as const),
+    add: ATTEMPTS.measures.map(() => (a: string, b: string) => `${a} + ${b}`)
   }
 ]
 
 const names = (columns: Typed) => raw(columns.map(([name]) => name).join(', '))
 
 /** One rollup's upsert as a CTE: its rows from the JSON records of `rows`, each measure added on conflict. */
-function upsertCte ({ table, key, measures }: typeof UPSERTS[number], rows: string): Fragment {
+function upsertCte ({ table, key, measures, add }: typeof UPSERTS[number], rows: string): Fragment {
   const columns = [...key, ...measures]
   return sql`${raw(table)} AS (
       INSERT INTO ${raw(table)} AS t (${names(columns)})
       SELECT ${names(columns)}
         FROM jsonb_to_recordset(${rows}::jsonb) AS d(${raw(columns.map(([name, type]) => `${name} ${type}`).join(', '))})
       ON CONFLICT (${names(key)}) DO UPDATE SET
-        ${raw(measures.map(([name]) => `${name} = t.${name} + EXCLUDED.${name}`).join(', '))}
+        ${raw(measures.map(([name], i) => `${name} = ${add[i]!(`t.${name}`, `EXCLUDED.${name}`)}`).join(', '))}
       RETURNING 1
     )`
 }

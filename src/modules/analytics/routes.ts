@@ -12,6 +12,10 @@ import { comparison, leaderboardOf, providerIdOf, timeSeries, type Comparison as
 import { CostForecast, CostSavings, ForecastQuery, SavingsQuery } from './schemas.js'
 import { cacheSavings } from './savings.js'
 import { costForecast } from './forecast.js'
+import { percentiles } from './percentiles.js'
+import { Percentiles, PercentilesQuery } from './schemas.js'
+import { errorDistribution } from './errors.js'
+import { ErrorDistribution, ErrorsQuery } from './schemas.js'
 
 const tags = ['stats']
 const OwnTimeSeries = viewerSchema(TimeSeries)
@@ -125,6 +129,38 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     action: 'stats.leaderboard_providers',
     mode: 'admin',
     handle: async ({ query }) => leaderboardOf(app.statsPg, 'providers', rangeOf(query), query, { userId: null, providerId: null })
+  })
+
+  // ---- latency percentiles (percentiles.ts) ----
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/performance/percentiles',
+    schema: {
+      tags,
+      summary: 'p50/p90/p99 of response time and time to first byte per hour, day, week or month of the range (Aether\'s shape, keymeter\'s fields beside it)',
+      description: 'Range and zone as the time series; provider_id (id or name) and model narrow, group_by none | provider | model splits. From the latency histograms of the hourly rollups (log-spaced buckets, each percentile within 5 % of the exact one); the hours a bucket boundary cuts from raw rows. Null below 10 samples.',
+      querystring: PercentilesQuery,
+      response: { 200: Percentiles, ...errorResponses() }
+    },
+    action: 'stats.performance_percentiles',
+    mode: 'admin',
+    handle: async ({ query, db }) => percentiles(app.statsPg, rangeOf(query), query.granularity, { providerId: await providerIdOf(db, query.provider_id), model: query.model ?? null }, query.group_by)
+  })
+
+  // ---- errors distribution (errors.ts) ----
+  route(app, {
+    method: 'GET',
+    url: '/admin/stats/errors/distribution',
+    schema: {
+      tags,
+      summary: 'Failed requests by category over the range, and their trend per day (Aether\'s shape)',
+      description: 'Range and zone as the time series; group_by status_class (default) | status_code | provider; granularity of the trend day (default), hour (at most 31 days), week or month, zero-filled. From usage_errors_hourly; the hours a bucket boundary cuts from raw rows.',
+      querystring: ErrorsQuery,
+      response: { 200: ErrorDistribution, ...errorResponses() }
+    },
+    action: 'stats.errors_distribution',
+    mode: 'admin',
+    handle: async ({ query }) => errorDistribution(app.statsPg, rangeOf(query), query.granularity, query.group_by)
   })
 }
 

@@ -173,3 +173,64 @@ export const CostForecast = Type.Object({
   residual_sd: Nullable(Type.Number({ description: 'USD: the residuals\' standard deviation' })),
   timezone: Type.String({ description: 'the zone whose local days these are' })
 }, { description: 'daily cost (list prices) of finished requests by local day, and its forecast' })
+
+// ---- Latency percentiles (analytics/percentiles.ts) ----
+
+export const PercentilesQuery = Type.Object({
+  ...RangeQueryFields,
+  granularity,
+  provider_id: SeriesFilters.provider_id,
+  model: SeriesFilters.model,
+  group_by: Type.Union([Type.Literal('none'), Type.Literal('provider'), Type.Literal('model')], {
+    default: 'none',
+    description: 'none: one point per bucket; provider or model: one point per bucket and group (requests without a provider, or of a deleted one, under null)'
+  })
+})
+
+const Percentile = Nullable(Type.Number({ minimum: 0, description: 'milliseconds, 0.1 ms; within max_relative_error_percent of the exact percentile_disc; null below 10 samples' }))
+
+export const Percentiles = Type.Array(Type.Object({
+  date: Type.String({ format: 'date', description: 'the local date of the bucket\'s start' }),
+  p50_response_time_ms: Percentile,
+  p90_response_time_ms: Percentile,
+  p99_response_time_ms: Percentile,
+  p50_first_byte_time_ms: Percentile,
+  p90_first_byte_time_ms: Percentile,
+  p99_first_byte_time_ms: Percentile,
+  start: Timestamp,
+  end: Timestamp,
+  local_start: Type.String({ description: 'the bucket\'s start on the zone\'s wall clock, YYYY-MM-DDTHH:mm' }),
+  response_time_samples: Count,
+  first_byte_time_samples: Count,
+  max_relative_error_percent: Type.Number({ description: 'the histograms\' stated bound on |reported − exact| / exact (latencies under an hour)' }),
+  group_by: Type.Union([Type.Literal('none'), Type.Literal('provider'), Type.Literal('model')]),
+  group_key: Nullable(Type.String({ description: 'the provider\'s id or the model; null ungrouped, or for requests without an existing provider' })),
+  group_name: Nullable(Type.String({ description: 'the provider\'s name or the model' }))
+}), { description: 'one point per bucket (and group), oldest first, zero-filled; finished requests by created_at' })
+
+// ---- Errors distribution (analytics/errors.ts) ----
+
+export const ErrorsQuery = Type.Object({
+  ...RangeQueryFields,
+  granularity,
+  group_by: Type.Union([Type.Literal('status_class'), Type.Literal('status_code'), Type.Literal('provider')], {
+    default: 'status_class',
+    description: 'the category: status_class (4xx, 5xx, other; none without a status), status_code (the HTTP status; none), or provider (its name; none without one or for a deleted one)'
+  })
+})
+
+export const ErrorDistribution = Type.Object({
+  distribution: Type.Array(Type.Object({ category: Type.String(), count: Count }), { description: 'every category with failed requests in the range, most first (then by name)' }),
+  trend: Type.Array(Type.Object({
+    date: Type.String({ format: 'date', description: 'the local date of the bucket\'s start' }),
+    total: Count,
+    categories: Type.Record(Type.String(), Count, { description: 'category → failed requests; categories without any left out' }),
+    start: Timestamp,
+    end: Timestamp,
+    local_start: Type.String({ description: 'the bucket\'s start on the zone\'s wall clock, YYYY-MM-DDTHH:mm' })
+  }), { description: 'one point per bucket, oldest first, zero-filled' }),
+  total: Count,
+  group_by: Type.String(),
+  start_date: Timestamp,
+  end_date: Timestamp
+}, { description: 'failed requests (status failed) by created_at in [start_date, end_date)' })

@@ -1,0 +1,74 @@
+// The errors distribution (Aether's /errors/distribution): failed requests (model.ts
+// FAILED, the rollups' `errors` rule) by category — status class, HTTP status or
+// provider — over the range, and per bucket as a zero-filled trend in the range's zone.
+// Whole UTC hours from usage_errors_hourly; the hours a bucket boundary cuts from raw
+// rows, as the time series reads them (readPlan).
+import sql, { raw } from 'sql-template-tag'
+import type { Sql } from '../../db/prisma.js'
+import { FAILED } from '../accounting/model.js'
+import { NIL_UUID } from '../accounting/rules.js'
+import { bucketsOf, type Granularity } from './buckets.js'
+import { readPlan } from './queries.js'
+import type { AnalyticsRange } from './range.js'
+
+export type ErrorCategory = 'status_class' | 'status_code' | 'provider'
+
+/**
+ * A failed request's category, over p.status_code (0: none) and p.provider_id (nil:
+ * none): 4xx / 5xx / other / none; the status itself; the provider's name, or none for
+ * no provider or a deleted one (usage forgets it, the rollup keeps its id).
+ */
+const CATEGORY: Record<ErrorCategory, string> = {
+  status_class: `CASE WHEN p.status_code = 0 THEN 'none' WHEN p.status_code BETWEEN 400 AND 499 THEN '4xx' WHEN p.status_code BETWEEN 500 AND 599 THEN '5xx' ELSE 'other' END`,
+  status_code: `CASE WHEN p.status_code = 0 THEN 'none' ELSE p.status_code::text END`,
+  provider: `coalesce((SELECT n.name FROM providers n WHERE n.id = p.provider_id), 'none')`
+}
+
+// categories are a map's keys: never equal
+const byCountThenName = (a: [string, number], b: [string, number]) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)
+
+export async function errorDistribution (db: Sql, range: AnalyticsRange, granularity: Granularity, groupBy: ErrorCategory) {
+  const buckets = bucketsOf(range, granularity)
+  const plan = readPlan(buckets)
+  const bounds = [...buckets.map((b) => new Date(b.start)), new Date(buckets[buckets.length - 1]!.end)]
+  const { rows } = await db.query(sql`
+    SELECT width_bucket(p.at, ${bounds}::timestamptz[]) - 1 AS i, ${raw(CATEGORY[groupBy])} AS category, sum(p.n)::bigint AS n
+      FROM (
+        -- whole hours: usage_errors_hourly's primary key (bucket, …); those a boundary cuts are read raw below
+        SELECT r.bucket AS at, r.provider_id, r.status_code, r.requests AS n FROM usage_errors_hourly r
+         WHERE r.bucket >= ${plan.whole.from} AND r.bucket < ${plan.whole.to} AND r.bucket <> ALL(${plan.cutHours}::timestamptz[])
+        UNION ALL
+        -- usage (created_at): one range per cut hour
+        SELECT u.created_at, coalesce(u.provider_id, ${NIL_UUID}::uuid), coalesce(u.status_code, 0), 1
+          FROM unnest(${plan.raw.map((s) => s.from)}::timestamptz[], ${plan.raw.map((s) => s.to)}::timestamptz[]) AS c(from_at, to_at)
+          JOIN usage u ON u.created_at >= c.from_at AND u.created_at < c.to_at
+         WHERE u.${raw(FAILED.raw)}
+      ) p
+     GROUP BY 1, 2 HAVING sum(p.n) <> 0`)
+  const perBucket = buckets.map(() => new Map<string, number>())
+  const totals = new Map<string, number>()
+  for (const row of rows as Array<{ i: number, category: string, n: string }>) {
+    const n = Number(row.n)
+    perBucket[row.i]!.set(row.category, n)
+    totals.set(row.category, (totals.get(row.category) ?? 0) + n)
+  }
+  const distribution = [...totals.entries()].sort(byCountThenName)
+  return {
+    distribution: distribution.map(([category, count]) => ({ category, count })),
+    trend: buckets.map((bucket, i) => {
+      const categories = Object.fromEntries([...perBucket[i]!.entries()].sort(byCountThenName))
+      return {
+        date: bucket.date,
+        total: Object.values(categories).reduce((a, b) => a + b, 0),
+        categories,
+        start: new Date(bucket.start).toISOString(),
+        end: new Date(bucket.end).toISOString(),
+        local_start: bucket.local
+      }
+    }),
+    total: distribution.reduce((sum, [, n]) => sum + n, 0),
+    group_by: groupBy,
+    start_date: range.start.toISOString(),
+    end_date: range.end.toISOString()
+  }
+}
