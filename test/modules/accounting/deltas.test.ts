@@ -16,6 +16,9 @@ const row = (overrides: Partial<RollupSource> = {}): RollupSource => ({
   cacheCreation5m: 0, cacheCreation1h: 0, firstByteTimeMs: 300, ...overrides
 })
 
+/** a latency histogram delta of one sample in bucket i (trailing zeros left off) */
+const oneIn = (i: number) => [...Array<number>(i).fill(0), 1]
+
 t.test('a completed row, then its replacement: the batch adds after − before', async (t) => {
   const deltas = new RollupDeltas()
   deltas.change(null, row())
@@ -44,7 +47,9 @@ t.test('a timed-out row replaced by a late completion moves it between tables: f
     requests: '0', errors: '-1', input_tokens: '0', output_tokens: '20', cache_creation_tokens: '0', cache_read_tokens: '0', total_tokens: '20',
     total_cost: '1000', actual_total_cost: '1500', response_time_sum_ms: '800', response_time_count: '1', cache_creation_cost: '0', cache_read_cost: '0', cache_hit_requests: '0',
     first_byte_time_sum_ms: '300', first_byte_time_count: '1', cache_creation_5m_tokens: '0', cache_creation_1h_tokens: '0',
-    cache_read_saving: '0', cache_write_premium: '0'
+    cache_read_saving: '0', cache_write_premium: '0',
+    // the swept row had no latencies: one sample each in 800 ms's bucket, [731, 804), the 60th, and 300 ms's, [284, 312), the 50th
+    response_time_hist: oneIn(60), first_byte_time_hist: oneIn(50)
   }])
   t.same(deltas.attemptRows(), [{ bucket: '2026-03-04T05:00:00.000Z', provider_id: PROVIDER, attempts: '0', successes: '1', failures: '-1', latency_sum_ms: '800', latency_count: '1', fallbacks: '0' }])
 })
