@@ -8,7 +8,7 @@ import type { Sql } from '../../db/prisma.js'
 import { FAILED } from '../accounting/model.js'
 import { NIL_UUID } from '../accounting/rules.js'
 import { bucketsOf, type Granularity } from './buckets.js'
-import { readPlan } from './queries.js'
+import { cutHourRows, readPlan } from './queries.js'
 import type { AnalyticsRange } from './range.js'
 
 export type ErrorCategory = 'status_class' | 'status_code' | 'provider'
@@ -40,9 +40,7 @@ export async function errorDistribution (db: Sql, range: AnalyticsRange, granula
         UNION ALL
         -- usage (created_at): one range per cut hour
         SELECT u.created_at, coalesce(u.provider_id, ${NIL_UUID}::uuid), coalesce(u.status_code, 0), 1
-          FROM unnest(${plan.raw.map((s) => s.from)}::timestamptz[], ${plan.raw.map((s) => s.to)}::timestamptz[]) AS c(from_at, to_at)
-          JOIN usage u ON u.created_at >= c.from_at AND u.created_at < c.to_at
-         WHERE u.${raw(FAILED.raw)}
+          FROM ${cutHourRows(plan, sql`AND u.${raw(FAILED.raw)}`)}
       ) p
      GROUP BY 1, 2 HAVING sum(p.n) <> 0`)
   const perBucket = buckets.map(() => new Map<string, number>())

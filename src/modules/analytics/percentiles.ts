@@ -7,7 +7,7 @@ import type { Sql } from '../../db/prisma.js'
 import { LATENCY_RELATIVE_ERROR, latencyOfBucket } from '../accounting/model.js'
 import { finishedSql } from '../accounting/rules.js'
 import { bucketsOf, type Granularity } from './buckets.js'
-import { readPlan } from './queries.js'
+import { cutHourRows, readPlan } from './queries.js'
 import type { AnalyticsRange } from './range.js'
 
 /** below this many samples a percentile is null (Aether's rule) */
@@ -79,10 +79,9 @@ async function histograms (db: Sql, range: AnalyticsRange, granularity: Granular
         UNION ALL
         -- usage (created_at): one range per cut hour, each row one sample of each latency it has
         SELECT width_bucket(u.created_at, ${bounds}::timestamptz[]) - 1, ${groupKey(group, 'u')}, v.b, v.rt, v.fb
-          FROM unnest(${plan.raw.map((s) => s.from)}::timestamptz[], ${plan.raw.map((s) => s.to)}::timestamptz[]) AS c(from_at, to_at)
-          JOIN usage u ON u.created_at >= c.from_at AND u.created_at < c.to_at
+          FROM ${cutHourRows(plan, sql`AND ${finishedSql('u')} ${predicates(filter, 'u')}`)}
           CROSS JOIN LATERAL (VALUES (latency_bucket(u.response_time_ms), 1, 0), (latency_bucket(u.first_byte_time_ms), 0, 1)) v(b, rt, fb)
-         WHERE ${finishedSql('u')} AND v.b IS NOT NULL ${predicates(filter, 'u')}
+         WHERE v.b IS NOT NULL
       ) p
      GROUP BY 1, 2, 3 HAVING sum(p.rt) <> 0 OR sum(p.fb) <> 0`)
   const cells = new Map<string, { rt: Counts, fb: Counts }>()
