@@ -4,8 +4,8 @@
 // hands its reads to the primary, and the metrics say so. test/db/replicas.ts: the stand-ins.
 import t from 'tap'
 import type { KeymeterApp } from '../../src/app.js'
-import { buildTestApp, GATEWAY_TOKEN, logCapture, signIn, waitUntil, type Signed } from '../helper.js'
-import { fakeStandby, tcpProxy } from './replicas.js'
+import { buildTestApp, GATEWAY_TOKEN, logCapture, signIn, waitUntil } from '../helper.js'
+import { fakeStandby, tcpProxy, totalRequests } from './replicas.js'
 
 async function seed (app: KeymeterApp, requests: number, keyBody: object = {}) {
   const admin = await signIn(app, 'admin')
@@ -18,12 +18,6 @@ async function seed (app: KeymeterApp, requests: number, keyBody: object = {}) {
   const sent = await app.inject({ method: 'POST', url: '/api/gateway/usage', headers: { authorization: `Bearer ${GATEWAY_TOKEN}` }, payload: { events } })
   if (sent.statusCode !== 200) throw new Error(sent.body)
   return { admin, key }
-}
-
-const totalRequests = async (app: KeymeterApp, admin: Signed) => {
-  const res = await app.inject({ method: 'GET', url: '/api/admin/usage/stats', headers: admin.headers })
-  if (res.statusCode !== 200) throw new Error(res.body)
-  return res.json().total_requests as number
 }
 
 t.test('the statistics from the replica, every write and access decision on the primary', async (t) => {

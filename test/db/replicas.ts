@@ -5,6 +5,8 @@
 // make the replica unreachable and opened again to bring it back. docs/scaling.md.
 import net from 'node:net'
 import pg from 'pg'
+import type { KeymeterApp } from '../../src/app.js'
+import type { Signed } from '../helper.js'
 
 export interface FakeStandby {
   /** the replica is `ms` behind: its last replayed transaction committed that long ago (null: none replayed yet) */
@@ -81,4 +83,11 @@ export async function tcpProxy (t: { teardown: (fn: () => Promise<void> | void) 
   proxied.hostname = '127.0.0.1'
   proxied.port = String(port)
   return { url: proxied.toString(), down, up: () => listen(port) }
+}
+
+/** The admin usage statistics' total_requests: which database answered shows in it. */
+export const totalRequests = async (app: KeymeterApp, admin: Signed) => {
+  const res = await app.inject({ method: 'GET', url: '/api/admin/usage/stats', headers: admin.headers })
+  if (res.statusCode !== 200) throw new Error(res.body)
+  return res.json().total_requests as number
 }

@@ -4,8 +4,9 @@
 // again once it has caught up. replicas-app.test.ts covers the same routing with stand-ins.
 import t from 'tap'
 import type { KeymeterApp } from '../../src/app.js'
-import { buildTestApp, GATEWAY_TOKEN, signIn, waitUntil, type Signed } from '../helper.js'
+import { buildTestApp, GATEWAY_TOKEN, signIn, waitUntil } from '../helper.js'
 import { streamingPair } from '../streaming-replica.js'
+import { totalRequests } from './replicas.js'
 
 const MAX_LAG_MS = 1500
 
@@ -16,12 +17,6 @@ async function report (app: KeymeterApp, keyId: string, from: number, count: num
   }))
   const res = await app.inject({ method: 'POST', url: '/api/gateway/usage', headers: { authorization: `Bearer ${GATEWAY_TOKEN}` }, payload: { events } })
   if (res.statusCode !== 200) throw new Error(res.body)
-}
-
-const totalRequests = async (app: KeymeterApp, admin: Signed) => {
-  const res = await app.inject({ method: 'GET', url: '/api/admin/usage/stats', headers: admin.headers })
-  if (res.statusCode !== 200) throw new Error(res.body)
-  return res.json().total_requests as number
 }
 
 t.test('a streaming standby serves the statistics while it keeps up, the primary while it lags', async (t) => {

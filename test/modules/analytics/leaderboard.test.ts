@@ -4,6 +4,7 @@
 import t from 'tap'
 import { testSeed } from '../../prng.js'
 import { dataSet, HOUR } from '../stats/fixtures.js'
+import { rankRows } from './board-reference.js'
 
 const FINISHED = `u.status IN ('completed', 'failed', 'cancelled')`
 
@@ -20,31 +21,7 @@ t.test('leaderboards equal the raw-row ranking', async (t) => {
     }
     const rows = (await g.app.pg.query(`SELECT id, name, count(*)::bigint AS requests, sum(total_tokens)::bigint AS tokens, sum(total_cost)::bigint AS cost, sum(actual_total_cost)::bigint AS actual
       FROM (${source[board]} AND ${FINISHED} AND u.created_at >= $1 AND u.created_at < $2 ${extra}) x GROUP BY id, name`, [from, to, ...params])).rows
-    const value = (r: any) => BigInt(r[metric])
-    const sign = order === 'desc' ? -1 : 1
-    rows.sort((a: any, b: any) => value(a) === value(b) ? (a.id < b.id ? -1 : 1) : (value(a) < value(b) ? -sign : sign))
-    const total = rows.reduce((sum: bigint, r: any) => sum + value(r), 0n)
-    let rank = 0
-    let last: bigint | null = null
-    return {
-      total: rows.length,
-      items: rows.map((r: any) => {
-        if (last === null || value(r) !== last) rank++
-        last = value(r)
-        return {
-          rank,
-          id: r.id,
-          name: r.name,
-          value: metric === 'cost' ? Number(r.cost) / 1e9 : Number(r[metric]),
-          requests: Number(r.requests),
-          tokens: Number(r.tokens),
-          cost: Number(r.cost) / 1e9,
-          actual_cost: Number(r.actual) / 1e9,
-          // half up, as PostgreSQL's round(numeric)
-          share_percent: total === 0n ? null : Number((value(r) * 20_000n + total) / (2n * total)) / 100
-        }
-      })
-    }
+    return { total: rows.length, items: rankRows(rows, metric, order, true) }
   }
   const cases: Array<[string, 'requests' | 'tokens' | 'cost', 'asc' | 'desc', number, number, string, string, unknown[]]> = [
     ['users', 'requests', 'desc', 100, 0, '', '', []],

@@ -6,6 +6,7 @@ import t from 'tap'
 import { signIn } from '../../helper.js'
 import { testSeed } from '../../prng.js'
 import { dataSet, HOUR, MODELS, prng } from '../stats/fixtures.js'
+import { rankRows } from './board-reference.js'
 
 const FINISHED = `u.status IN ('completed', 'failed', 'cancelled')`
 
@@ -35,26 +36,7 @@ t.test('own leaderboards equal the raw-row ranking of the caller\'s keys', async
     }
     const rows = (await g.app.pg.query(`SELECT id, name, count(*)::bigint AS requests, sum(total_tokens)::bigint AS tokens, sum(total_cost)::bigint AS cost, sum(actual_total_cost)::bigint AS actual
       FROM (${source[board]} WHERE ${FINISHED} AND u.created_at >= $1 AND u.created_at < $2 AND u.user_id = $3) x GROUP BY id, name`, [from, to, userId])).rows
-    const value = (r: any) => BigInt(r[metric])
-    rows.sort((a: any, b: any) => value(a) === value(b) ? (a.id < b.id ? -1 : 1) : (value(a) < value(b) ? 1 : -1))
-    const total = rows.reduce((sum: bigint, r: any) => sum + value(r), 0n)
-    let rank = 0
-    let last: bigint | null = null
-    return rows.map((r: any) => {
-      if (last === null || value(r) !== last) rank++
-      last = value(r)
-      return {
-        rank,
-        id: r.id,
-        name: r.name,
-        value: metric === 'cost' ? Number(r.cost) / 1e9 : Number(r[metric]),
-        requests: Number(r.requests),
-        tokens: Number(r.tokens),
-        cost: Number(r.cost) / 1e9,
-        ...(withActual && { actual_cost: Number(r.actual) / 1e9 }),
-        share_percent: total === 0n ? null : Number((value(r) * 20_000n + total) / (2n * total)) / 100
-      }
-    })
+    return rankRows(rows, metric, 'desc', withActual)
   }
   for (const [i, person] of people.entries()) {
     const admin = i === 2
