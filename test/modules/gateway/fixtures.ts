@@ -238,6 +238,25 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
       rollup: `SELECT ${hourKey} AS bucket, ${HEATMAP_ROLLUP} FROM usage_hourly_global WHERE ${HEATMAP_NOT_ZERO} ORDER BY 1`,
       raw: `SELECT ${rawHour} AS bucket, ${HEATMAP_RAW} FROM usage WHERE ${FINISHED} GROUP BY 1 ORDER BY 1`
     },
+    // failed requests by hour, provider (a deleted one's: the nil provider) and status code (none: 0)
+    usage_errors_hourly: {
+      rollup: `SELECT ${hourKey} AS bucket, provider_id, status_code, requests::bigint AS requests
+                 FROM usage_errors_hourly WHERE requests <> 0 ORDER BY 1, 2, 3`,
+      raw: `SELECT ${rawHour} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, COALESCE(status_code, 0) AS status_code, count(*)::bigint AS requests
+              FROM usage WHERE status = 'failed' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
+    },
+    // the latency histograms, as (row, bucket, count) with the counts not zero; element i + 1 counts latency_bucket i
+    ...Object.fromEntries(['usage_hourly_model', 'usage_hourly_provider'].flatMap((table) => [['response_time', 'response_time_ms'], ['first_byte_time', 'first_byte_time_ms']].map(([hist, column]) => {
+      const dims = table === 'usage_hourly_model' ? 'provider_id, model, api_format' : 'provider_id'
+      const rawDims = table === 'usage_hourly_model' ? `COALESCE(provider_id, ${NIL}) AS provider_id, model, COALESCE(api_format, '') AS api_format` : `COALESCE(provider_id, ${NIL}) AS provider_id`
+      const width = table === 'usage_hourly_model' ? '1, 2, 3, 4, 5' : '1, 2, 3'
+      return [`${table}.${hist}_hist`, {
+        rollup: `SELECT ${hourKey} AS bucket, ${dims}, x.i::int AS i, x.n::bigint AS n FROM ${table} r, unnest(r.${hist}_hist) WITH ORDINALITY AS x(n, i)
+                  WHERE x.n <> 0 ORDER BY ${width}`,
+        raw: `SELECT ${rawHour} AS bucket, ${rawDims}, latency_bucket(${column}) + 1 AS i, count(*)::bigint AS n
+                FROM usage WHERE ${FINISHED} AND ${column} IS NOT NULL GROUP BY ${width} ORDER BY ${width}`
+      }]
+    }))),
     // executed candidates on their providers; a finished request without one, as one attempt on its provider
     provider_attempts_hourly: {
       rollup: `SELECT ${hourKey} AS bucket, provider_id, attempts::bigint AS attempts, successes::bigint AS successes, failures::bigint AS failures,
