@@ -6,7 +6,7 @@
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { ATTEMPTS, DIMENSIONS, histogramsOf, keyColumns, regroupedColumn, rollup, ROLLUPS, summedColumns, type Rollup, type SummedColumn } from './model.js'
-import { executedSql, finishedSql, inFlightSql, NIL_UUID } from './rules.js'
+import { executedSql, finishedSql, inFlightSql, NIL_UUID, SETTLED_HOURS_CHANGED } from './rules.js'
 
 const run = async (db: Sql, query: Fragment) => db.query(query.text, query.values)
 
@@ -140,7 +140,7 @@ export async function rollupRegrouped (db: Sql): Promise<void> {
     ) p
     GROUP BY 1, 2 HAVING sum(attempts) <> 0 OR sum(latency_sum_ms) <> 0 OR sum(latency_count) <> 0 OR sum(fallbacks) <> 0 ORDER BY 1, 2`)
   // a bulk load wrote settled hours: caches of them rebuild (rules.ts settledBefore)
-  await run(db, sql`UPDATE rollup_late_writes SET writes = writes + 1`)
+  await run(db, SETTLED_HOURS_CHANGED)
 }
 
 /**

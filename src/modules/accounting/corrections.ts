@@ -6,7 +6,7 @@ import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Db } from '../../db/prisma.js'
 import { regroupedSelect } from './bulk.js'
 import { DIMENSIONS, keyColumns, REACHED_PROVIDER, rollup, ROLLUPS, summedColumns, type Rollup } from './model.js'
-import { NIL_UUID } from './rules.js'
+import { NIL_UUID, SETTLED_HOURS_CHANGED } from './rules.js'
 
 const run = async (db: Db, query: Fragment) => db.$executeRawUnsafe(query.text, ...query.values)
 
@@ -74,6 +74,8 @@ export async function forgetProviderKeys (db: Db, ids: string[]): Promise<void> 
 export async function forgetKey (db: Db, keyId: string): Promise<void> {
   for (const r of ROLLUPS) if (r.grain.includes('key')) await run(db, foldOntoNil(r, 'key', [keyId]))
   await run(db, sql`DELETE FROM cache_interval_hourly WHERE scope = 'api_key' AND scope_id = ${keyId}::uuid`)
+  // settled hours of the key's histograms and rollups changed: the caches of them rebuild
+  await run(db, SETTLED_HOURS_CHANGED)
   await run(db, sql`DELETE FROM cache_savings_hourly WHERE api_key_id = ${keyId}::uuid`)
   await run(db, sql`
     UPDATE cache_timeline_tail t

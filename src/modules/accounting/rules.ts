@@ -40,4 +40,6 @@ const HOUR_MS = 3_600_000
  */
 export const LATE_AFTER_MS = 47 * HOUR_MS
 export const settledBefore = (now: Date): Date => new Date(Math.floor((now.getTime() - LATE_AFTER_MS - HOUR_MS) / HOUR_MS) * HOUR_MS)
+/** A write that changed settled hours outside a batch (a bulk load, a rebuild, a key's rows folded away): the caches of them rebuild. */
+export const SETTLED_HOURS_CHANGED = raw('UPDATE rollup_late_writes SET writes = writes + 1')
 export const isLateWrite = (earliestCreatedMs: number, now: Date): boolean => earliestCreatedMs < now.getTime() - LATE_AFTER_MS

@@ -5,6 +5,7 @@ import Type from 'typebox'
 import { errorResponses } from '../../http/schemas.js'
 import { route } from '../../http/pipeline.js'
 import { HitAnalysis, HitQuery, OwnHitQuery, OwnTimelineQuery, OwnTtlQuery, Timeline, TimelineQuery, TtlAnalysis, TtlQuery } from './schemas.js'
+import { SettledIntervals } from '../accounting/read/cache.js'
 import { hitAnalysis, intervalTimeline, ttlAnalysis } from './service.js'
 
 const tags = ['cache-affinity']
@@ -17,13 +18,14 @@ const AetherOwnTimelineQuery = Type.Object({
 const AetherOwnTimeline = Type.Object({ ...Timeline.properties, models: Type.Array(Type.String(), { description: 'the points\' models, sorted' }) })
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
+  const settled = new SettledIntervals()
   route(app, {
     method: 'GET',
     url: '/admin/usage/cache-affinity/ttl-analysis',
     schema: { tags, summary: 'Request intervals per user or key, the TTL they suit, and the cheapest cache', description: 'Groups each user\'s or key\'s requests by the time between them and says which prompt-cache TTL would have served them best, and at what cost. Date range as in the statistics routes.', querystring: TtlQuery, response: { 200: TtlAnalysis, ...errorResponses() } },
     action: 'cache.ttl_analysis',
     mode: 'admin',
-    handle: async ({ query }) => ttlAnalysis(app.statsPg, query)
+    handle: async ({ query }) => ttlAnalysis(app.statsPg, query, null, new Date(), settled)
   })
 
   route(app, {

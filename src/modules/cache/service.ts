@@ -6,7 +6,7 @@ import { nanoToUsd } from '../../lib/money.js'
 import { percent } from '../../lib/rates.js'
 import { FIRST_BIN, lastBinWithin } from '../accounting/cache/bins.js'
 import {
-  allPoints, dominantModels, hitTotals, intervalBins, lastWrites, pointsPerHour, probeFirstPoints, savingsTotals, scanFirstPoints, type GroupBins, type SampleSlots, type Scope
+  allPoints, dominantModels, hitTotals, intervalBins, lastWrites, pointsPerHour, probeFirstPoints, savingsTotals, scanFirstPoints, type GroupBins, type SampleSlots, type Scope, type SettledIntervals
 } from '../accounting/read/cache.js'
 import { groupInfo, usernames } from './queries.js'
 import { BinSums, type Bins } from '../accounting/cache/packed.js'
@@ -150,7 +150,8 @@ export function histograms (rows: GroupBins[]): Map<string, Histogram> {
 
 export interface TtlQuery { user_id?: string, api_key_id?: string, group_by?: 'user' | 'api_key', hours: number }
 
-export async function ttlAnalysis (db: SqlPool, query: TtlQuery, ownerId: string | null = null, now = new Date()) {
+/** `settled`: the app's kept settled days, used for the whole scope (a user's or a key's own rows are few) */
+export async function ttlAnalysis (db: SqlPool, query: TtlQuery, ownerId: string | null = null, now = new Date(), settled?: SettledIntervals) {
   const from = windowStart(query.hours, now)
   // one key asked for: that key is the group; a user's own view is limited to their keys
   const scope: Scope = query.api_key_id !== undefined
@@ -159,7 +160,9 @@ export async function ttlAnalysis (db: SqlPool, query: TtlQuery, ownerId: string
         ? { scope: 'api_key', id: null, ownerId: ownerId ?? query.user_id ?? null }
         : { scope: 'user', id: ownerId ?? query.user_id ?? null, ownerId: null }
   // the histograms and the models on two connections at once: neither needs the other
-  const [rows, models] = await Promise.all([intervalBins(db, scope, from), dominantModels(db, scope, from)])
+  const whole = scope.id === null && scope.ownerId === null
+  const bins = settled !== undefined && whole ? settled.bins(db, scope.scope, from, now) : intervalBins(db, scope, from)
+  const [rows, models] = await Promise.all([bins, dominantModels(db, scope, from)])
   const groups = [...histograms(rows)].filter(([, h]) => h.bins.length > 0)
   const info = await groupInfo(db, scope.scope, groups.map(([id]) => id))
   const modelOf = new Map(models.map((m) => [m.groupId, m]))

@@ -43,6 +43,18 @@ export function pack (entries: BinEntry[]): Buffer {
   return out
 }
 
+/** Summed bins packed again (what BinSums.take gives, written as a stored row would be). */
+export function packBins ({ bins, counts, sums }: Bins): Buffer {
+  const out = Buffer.alloc(bins.length * ENTRY_BYTES)
+  for (let i = 0; i < bins.length; i++) {
+    const at = i * ENTRY_BYTES
+    out.writeInt16BE(bins[i]!, at)
+    out.writeInt32BE(counts[i]!, at + 2)
+    out.writeBigInt64BE(BigInt(sums[i]!), at + 6)
+  }
+  return out
+}
+
 /** A big-endian int4 by byte arithmetic: Buffer's readInt32BE is several times slower over half a million entries. */
 const int32At = (b: Buffer, at: number) => (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!
 

@@ -12,7 +12,7 @@ import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { inTransaction, type Sql } from '../../../db/prisma.js'
 import { CACHE_TABLES } from '../model.js'
 import { cacheEconomicsSql, componentCostSql } from '../pricing.js'
-import { finishedSql } from '../rules.js'
+import { finishedSql, SETTLED_HOURS_CHANGED } from '../rules.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
 import { sqlEntry } from './packed.js'
 import { TIMELINE_MAX_GAP_MS, walkingIndexes, wastedTokensSql } from './timeline.js'
@@ -59,6 +59,8 @@ const POINTS_TIME_INDEX = 'cache_timeline_points_created_at_request_id_idx'
 /** TRUNCATE, not DELETE: a rebuild leaves no dead rows behind (it also holds ingestion off until it commits). */
 async function clear (db: Sql): Promise<void> {
   await db.query(`TRUNCATE ${CACHE_TABLES.join(', ')}`)
+  // kept settled days of the histograms (read/cache.ts SettledIntervals) are rebuilt too
+  await db.query(SETTLED_HOURS_CHANGED.text)
 }
 
 /** A timeline's (id, hour, bin) gap counts and sums, from its sorted rows `t` (gap null: bin -1, the first request). */

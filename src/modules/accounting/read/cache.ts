@@ -4,6 +4,8 @@
 // requests from cache_timeline_tail: nothing here reads usage rows.
 import sql, { empty, raw } from 'sql-template-tag'
 import { inTransaction, type Sql, type SqlPool } from '../../../db/prisma.js'
+import { settledBefore } from '../rules.js'
+import { BinSums, packBins } from '../cache/packed.js'
 import { big, count } from './sql.js'
 
 /** Which groups: one scope, optionally one id of it, optionally the keys of one owner. */
@@ -31,6 +33,93 @@ export async function intervalBins (db: SqlPool, s: Scope, from: Date): Promise<
        GROUP BY scope_id`)
     return rows
   })
+}
+
+const DAY_MS = 86_400_000
+/** settled days kept per scope: a window is at most 720 hours (30 days) */
+const KEPT_DAYS = 32
+const floorDay = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS
+
+/** One scope's settled UTC days [lo, hi): each group's packed bins of the day, read while rollup_late_writes was `writes`. */
+interface SettledScope { writes: string, lo: number, hi: number, days: Map<number, Map<string, Buffer>> }
+
+/**
+ * The histograms of every group of a scope over a window, with the window's settled
+ * whole UTC days (before accounting/rules.ts settledBefore) summed once and kept: a
+ * 168-hour window then reads the ~50–70 live hours and the first day's remainder,
+ * not 169 hours of rows (113k rows by key at 10M usage rows). Exact for the same
+ * reason as SettledHeatmaps: every change to a settled hour moves rollup_late_writes,
+ * read in the same statement as the live hours; a moved count drops what is kept. One
+ * per app: what it keeps is of its database.
+ */
+export class SettledIntervals {
+  private readonly scopes = new Map<Scope['scope'], SettledScope>()
+
+  async bins (db: SqlPool, scope: Scope['scope'], from: Date, now: Date): Promise<GroupBins[]> {
+    const wLo = floorDay(from.getTime() + DAY_MS - 1)
+    const wHi = floorDay(settledBefore(now).getTime())
+    if (wHi <= wLo) return await intervalBins(db, { scope, id: null, ownerId: null }, from)
+    let kept = this.scopes.get(scope)
+    // what is kept is used only where it joins the window's settled days into one span
+    if (kept !== undefined && (kept.hi < wLo || kept.lo > wHi)) kept = undefined
+    let read = await settledRead(db, scope, from, wLo, wHi, kept)
+    if (kept !== undefined && read.writes !== kept.writes) {
+      kept = undefined
+      read = await settledRead(db, scope, from, wLo, wHi, undefined)
+    }
+    const days = kept?.writes === read.writes ? kept.days : new Map<number, Map<string, Buffer>>()
+    for (const [day, groups] of read.days) days.set(day, groups)
+    for (let day = wLo; day < wHi; day += DAY_MS) if (!days.has(day)) days.set(day, new Map())
+    const lo = Math.max(Math.min(kept?.lo ?? wLo, wLo), floorDay(now.getTime()) - KEPT_DAYS * DAY_MS)
+    for (const day of days.keys()) if (day < lo) days.delete(day)
+    this.scopes.set(scope, { writes: read.writes, lo, hi: Math.max(kept?.hi ?? wHi, wHi), days })
+    const rows = read.live
+    for (let day = wLo; day < wHi; day += DAY_MS) {
+      for (const [scopeId, bins] of days.get(day)!) rows.push({ scope_id: scopeId, bins })
+    }
+    return rows
+  }
+}
+
+/**
+ * cache_interval_hourly (scope, bucket), two ranges: the window's hours from `from` on
+ * but those of the kept days; the rows of the window's settled days [wLo, wHi) that are
+ * not kept come per (group, day), packed for keeping; then rollup_late_writes's count,
+ * in the same snapshot.
+ */
+async function settledRead (db: SqlPool, scope: Scope['scope'], from: Date, wLo: number, wHi: number, kept: SettledScope | undefined) {
+  const skipFrom = new Date(kept === undefined ? wLo : Math.max(kept.lo, wLo))
+  const skipTo = new Date(kept === undefined ? wLo : Math.min(kept.hi, wHi))
+  const rows = await inTransaction(db, async (client) => {
+    await client.query(`SELECT set_config('work_mem', '64MB', true)`)
+    const { rows } = await client.query<{ scope_id: string | null, day: Date | null, bins: Buffer }>(sql`
+      SELECT scope_id, CASE WHEN bucket >= ${new Date(wLo)} AND bucket < ${new Date(wHi)} THEN date_trunc('day', bucket, 'UTC') END AS day,
+             string_agg(bins, ''::bytea) AS bins
+        FROM (SELECT scope_id, bucket, bins FROM cache_interval_hourly WHERE scope = ${scope} AND bucket >= ${from} AND bucket < ${skipFrom}
+              UNION ALL
+              SELECT scope_id, bucket, bins FROM cache_interval_hourly WHERE scope = ${scope} AND bucket >= ${skipTo}) h
+       GROUP BY 1, 2
+      UNION ALL
+      -- rollup_late_writes primary key: one row
+      SELECT NULL, NULL, convert_to(writes::text, 'UTF8') FROM rollup_late_writes`)
+    return rows
+  })
+  let writes = ''
+  const live: GroupBins[] = []
+  const days = new Map<number, Map<string, Buffer>>()
+  const sums = new BinSums()
+  for (const row of rows) {
+    if (row.scope_id === null) writes = row.bins.toString()
+    else if (row.day === null) live.push({ scope_id: row.scope_id, bins: row.bins })
+    else {
+      // kept in the rebuild's canonical form: a day's 24 hourly rows summed bin by bin
+      sums.add(row.bins)
+      const day = row.day.getTime()
+      const groups = days.get(day) ?? new Map<string, Buffer>()
+      days.set(day, groups.set(row.scope_id, packBins(sums.take())))
+    }
+  }
+  return { writes, live, days }
 }
 
 /** A group's most requested model and that model's first-tier prices (nano-USD per 1M tokens), null without a price. */
