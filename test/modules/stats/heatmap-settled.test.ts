@@ -1,5 +1,5 @@
 // The global heatmap keeps its settled days per zone (accounting/read/totals.ts
-// SettledHeatmaps) and stays exact: a batch that writes an hour settled for more than 47
+// SettledHeatmaps) and stays exact: a batch that writes an hour settled for more than 6
 // hours counts a late write, and every instance's next answer sums its settled days again;
 // recent batches count none and are read live. Expected days are counted by hand from the
 // created_at instants sent.
@@ -12,12 +12,13 @@ import { heatmapDays, SettledHeatmaps, type HeatmapDay } from '../../../src/modu
 const HOUR_MS = 3_600_000
 const DAY_MS = 86_400_000
 
-t.test('the settled rule: hours before now − 48 h (floored), late writes older than 47 h', async (t) => {
-  t.equal(settledBefore(new Date('2026-12-02T18:30:00.000Z')).toISOString(), '2026-11-30T18:00:00.000Z')
-  t.equal(settledBefore(new Date('2026-12-02T18:00:00.000Z')).toISOString(), '2026-11-30T18:00:00.000Z')
+t.test('the settled rule: hours before now − 7 h (floored), late writes older than 6 h', async (t) => {
+  t.equal(settledBefore(new Date('2026-12-02T18:30:00.000Z')).toISOString(), '2026-12-02T11:00:00.000Z')
+  t.equal(settledBefore(new Date('2026-12-02T18:00:00.000Z')).toISOString(), '2026-12-02T11:00:00.000Z')
+  t.equal(settledBefore(new Date('2026-12-02T03:59:59.999Z')).toISOString(), '2026-12-01T20:00:00.000Z', 'across midnight')
   const now = new Date('2026-12-02T18:00:00.000Z')
-  t.equal(isLateWrite(Date.parse('2026-11-30T19:00:00.000Z') - 1, now), true, 'one millisecond past 47 hours: late')
-  t.equal(isLateWrite(Date.parse('2026-11-30T19:00:00.000Z'), now), false, '47 hours exactly: not yet')
+  t.equal(isLateWrite(Date.parse('2026-12-02T12:00:00.000Z') - 1, now), true, 'one millisecond past 6 hours: late')
+  t.equal(isLateWrite(Date.parse('2026-12-02T12:00:00.000Z'), now), false, '6 hours exactly: not yet')
   t.equal(isLateWrite(Number.POSITIVE_INFINITY, now), false, 'a batch without rows is not late')
 })
 
