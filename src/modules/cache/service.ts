@@ -29,12 +29,20 @@ export interface Histogram extends Bins {
   requests: number
 }
 
-/** Gaps at most `ms` (an anchor edge: exact). */
-function countWithin (h: Histogram, ms: number): number {
-  const last = lastBinWithin(ms)
+/** The last bins of gaps at most 5, 15, 30 and 60 minutes (anchor edges: the counts are exact). */
+const WITHIN_BINS = [5, 15, 30, 60].map((m) => lastBinWithin(m * MINUTE))
+
+/** A group's gap count, their sum, and how many are within each of WITHIN_BINS, in one pass. */
+function totals (h: Histogram): { n: number, sum: number, within: number[] } {
+  const within = WITHIN_BINS.map(() => 0)
   let n = 0
-  for (let i = 0; i < h.bins.length && h.bins[i]! <= last; i++) n += h.counts[i]!
-  return n
+  let sum = 0
+  for (let i = 0; i < h.bins.length; i++) {
+    n += h.counts[i]!
+    sum += h.sums[i]!
+    for (let w = 0; w < WITHIN_BINS.length; w++) if (h.bins[i]! <= WITHIN_BINS[w]!) within[w]! += h.counts[i]!
+  }
+  return { n, sum, within }
 }
 
 /** Nearest-rank percentile (the value of rank ⌈q·n⌉), as the mean of the bin that holds it. */
@@ -88,9 +96,7 @@ const TTL_NAMES = { none: 'no prompt cache', '5m': 'a 5-minute cache', '1h': 'a 
 
 /** Aether's baseline TTL, the distribution, and the cost model of one group. */
 export function analyseGroup (h: Histogram, model: string | null, prices: CachePrices | null) {
-  const n = h.counts.reduce((total, count) => total + count, 0)
-  const sum = h.sums.reduce((total, ms) => total + ms, 0)
-  const within = [5, 15, 30, 60].map((m) => countWithin(h, m * MINUTE))
+  const { n, sum, within } = totals(h)
   const distribution = {
     within_5min: within[0]!,
     within_15min: within[1]! - within[0]!,

@@ -11,7 +11,7 @@ import t from 'tap'
 import { schemaDrift } from '../../../src/db/drift.js'
 import { applyMigrations, MIGRATIONS_DIR } from '../../../src/db/migrate.js'
 import { binOf, EDGES, FIRST_BIN } from '../../../src/modules/accounting/cache/bins.js'
-import { BinSums, pack, sqlEntries, sqlEntry, type BinEntry } from '../../../src/modules/accounting/cache/packed.js'
+import { BinSums, pack, packBins, sqlEntries, sqlEntry, type BinEntry } from '../../../src/modules/accounting/cache/packed.js'
 import { createDatabase } from '../../helper.js'
 import { assertConsistent, gateway, type Gateway } from '../gateway/fixtures.js'
 
@@ -41,6 +41,13 @@ t.test('codec: Node packs what SQL packs and reads back what SQL decodes, signs 
   ], 'Node sums the same bin across rows; a bin that nets to zero is left out')
   sums.add(pack([{ bin: 3, count: 1, sumMs: 5 }]))
   t.same(entriesOf(sums), [{ bin: 3, count: 1, sumMs: 5 }], 'taking the bins starts the next group from zero')
+  // summed bins packed again (the kept settled days) are the bytes pack writes for the same entries, 64-bit sums and signs included
+  sums.add(packed)
+  t.equal(packBins(sums.take()).toString('hex'), pack(sorted.filter((e) => e.count !== 0)).toString('hex'), 'packBins writes what pack writes')
+  sums.add(pack([{ bin: 900, count: 1, sumMs: 1 }]))
+  sums.add(pack([{ bin: FIRST_BIN, count: 1, sumMs: 0 }]))
+  t.same(entriesOf(sums), [{ bin: FIRST_BIN, count: 1, sumMs: 0 }, { bin: 900, count: 1, sumMs: 1 }], 'after a take, both ends of the bins are summed again')
+  t.same(entriesOf(sums), [], 'and cleared by the next take')
 })
 
 /** What a BinSums holds, as entries (and emptied). */
