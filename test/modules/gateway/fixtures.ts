@@ -127,7 +127,12 @@ const CACHE_TABLES = {
 export async function cacheTablesAndRebuilt (app: KeymeterApp): Promise<Record<string, { kept: Json[], rebuilt: Json[] }>> {
   const client = await app.pg.connect()
   try {
-    const read = async () => Object.fromEntries(await Promise.all(Object.entries(CACHE_TABLES).map(async ([name, sql]) => [name, stringify((await client.query(sql)).rows)] as const)))
+    // one statement at a time: a pg client queues concurrent queries only with a deprecation warning (an error from pg 9)
+    const read = async () => {
+      const tables: Record<string, Json[]> = {}
+      for (const [name, sql] of Object.entries(CACHE_TABLES)) tables[name] = stringify((await client.query(sql)).rows)
+      return tables
+    }
     const kept = await read()
     await client.query('BEGIN')
     await rebuildCacheData(client)
