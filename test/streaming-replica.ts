@@ -23,6 +23,10 @@ export interface StreamingPair {
   resumeReplay: () => Promise<void>
   /** resolves once the standby has replayed everything the primary had written when called */
   caughtUp: () => Promise<void>
+  /** kills the standby at once (SIGQUIT: PostgreSQL's immediate shutdown, a crash to its clients) */
+  crash: () => Promise<void>
+  /** starts the standby again on the same port; resolves once it accepts connections (it then streams and replays) */
+  restart: () => Promise<void>
 }
 
 const PASSWORD = 'replica-test'
@@ -74,10 +78,15 @@ export async function streamingPair (t: Test): Promise<StreamingPair> {
 
   const { postgres } = await postgresBinaries()
   const port = await freePort()
-  const child = spawn(postgres, ['-D', replicaDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'], { ...ids, detached: true, stdio: 'ignore' })
-  child.unref()
+  let pid: number | undefined
+  const launch = () => {
+    const child = spawn(postgres, ['-D', replicaDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'], { ...ids, detached: true, stdio: 'ignore' })
+    child.unref()
+    pid = child.pid
+  }
+  launch()
   // a standby's postmaster file says "standby", not "ready": wait for it to answer instead
-  t.teardown(async () => { if (child.pid !== undefined) await stopPostmaster(child.pid).catch(() => {}) })
+  t.teardown(async () => { if (pid !== undefined) await stopPostmaster(pid).catch(() => {}) })
   const replicaUrl = `postgresql://postgres:${PASSWORD}@127.0.0.1:${port}/${DATABASE}`
   const onReplica = async <T extends pg.QueryResultRow>(text: string): Promise<T[]> => {
     const client = new pg.Client({ connectionString: replicaUrl })
@@ -85,7 +94,10 @@ export async function streamingPair (t: Test): Promise<StreamingPair> {
     await client.connect()
     try { return (await client.query<T>(text)).rows } finally { await client.end() }
   }
-  await waitUntil('the standby to accept connections', () => onReplica<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby').catch(() => []), (rows) => rows[0]?.standby === true, { timeoutMs: 60_000 })
+  const accepting = async () => {
+    await waitUntil('the standby to accept connections', () => onReplica<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby').catch(() => []), (rows) => rows[0]?.standby === true, { timeoutMs: 60_000 })
+  }
+  await accepting()
 
   const caughtUp = async () => {
     const primaryClient = new pg.Client({ connectionString: primary.url })
@@ -99,6 +111,16 @@ export async function streamingPair (t: Test): Promise<StreamingPair> {
     replicaUrl,
     pauseReplay: async () => { await onReplica('SELECT pg_wal_replay_pause()') },
     resumeReplay: async () => { await onReplica('SELECT pg_wal_replay_resume()') },
-    caughtUp
+    caughtUp,
+    crash: async () => {
+      if (pid === undefined) return
+      process.kill(pid, 'SIGQUIT')
+      await waitUntil('the standby to be gone', async () => { try { process.kill(pid!, 0); return false } catch { return true } }, (gone) => gone, { timeoutMs: 20_000 })
+      pid = undefined
+    },
+    restart: async () => {
+      launch()
+      await accepting()
+    }
   }
 }

@@ -1,7 +1,9 @@
 // DATABASE_READ_URL against a real hot standby streaming from the primary (test/streaming-replica.ts):
 // the statistics follow the primary's writes once replayed, a standby whose replay is paused
 // falls behind past DATABASE_READ_MAX_LAG_MS and its reads go to the primary, and it is used
-// again once it has caught up. replicas-app.test.ts covers the same routing with stand-ins.
+// again once it has caught up; a standby killed in the middle of a run of statistics calls costs
+// none of them (each answered from the primary), and is used again once it is back.
+// replicas-app.test.ts covers the same routing with stand-ins.
 import t from 'tap'
 import type { KeymeterApp } from '../../src/app.js'
 import { buildTestApp, GATEWAY_TOKEN, signIn, waitUntil } from '../helper.js'
@@ -54,4 +56,50 @@ t.test('a streaming standby serves the statistics while it keeps up, the primary
   const after = served()
   t.equal(await totalRequests(app, admin), 8, 'caught up: it answers again, with everything')
   t.ok(served().get('read1')! > after.get('read1')!, 'the standby served it')
+})
+
+t.test('a standby killed during a run of statistics calls: every call answered, by the primary, and the standby used again once back', async (t) => {
+  const pair = await streamingPair(t)
+  const { app } = await buildTestApp(t, { url: pair.primaryUrl, env: { DATABASE_READ_URL: pair.replicaUrl, DATABASE_READ_CHECK_MS: '100', DATABASE_READ_MAX_LAG_MS: '5000' } })
+  const served = () => new Map(app.statsPg.servedCounts())
+  const state = async () => { app.statsPg.checkIfDue(); await app.statsPg.check(); return app.statsPg.states()[0]! }
+  const admin = await signIn(app, 'admin')
+  const created = await app.inject({ method: 'POST', url: '/api/admin/api-keys', headers: admin.headers, payload: { name: 'crashed' } })
+  const keyId = created.json().id as string
+  await report(app, keyId, 0, 5)
+  await pair.caughtUp()
+  await waitUntil('the standby usable', state, (s) => s.usable)
+  const before = served()
+  t.equal(await totalRequests(app, admin), 5, 'the standby answers')
+  t.ok(served().get('read1')! > before.get('read1')!, 'it served the read')
+
+  // statistics calls one after another while the standby dies under them
+  const statuses: number[] = []
+  let running = true
+  const calls = (async () => {
+    while (running) {
+      const res = await app.inject({ method: 'GET', url: '/api/admin/usage/stats', headers: admin.headers })
+      statuses.push(res.statusCode)
+    }
+  })()
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  await pair.crash()
+  const down = await waitUntil('the dead standby skipped', state, (s) => !s.usable, { timeoutMs: 20_000 })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  running = false
+  await calls
+  t.ok(statuses.length > 3, `calls made across the crash (${statuses.length})`)
+  t.same([...new Set(statuses)], [200], 'every call answered 200')
+  t.match(down.reason, /./, 'the standby is reported unusable, with a reason')
+  const whileDown = served()
+  t.equal(await totalRequests(app, admin), 5, 'the primary answers meanwhile')
+  t.ok(served().get('primary')! > whileDown.get('primary')!, 'from the primary')
+
+  await pair.restart()
+  await report(app, keyId, 5, 2)
+  await pair.caughtUp()
+  await waitUntil('the standby usable again', state, (s) => s.usable, { timeoutMs: 30_000 })
+  const back = served()
+  t.equal(await totalRequests(app, admin), 7, 'back and caught up: it answers, with the writes made while it was down')
+  t.ok(served().get('read1')! > back.get('read1')!, 'the standby served it')
 })
