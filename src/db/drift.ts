@@ -46,7 +46,9 @@ const COLUMNS_SQL = `SELECT c.relname AS table, a.attname AS column, NOT a.attno
   JOIN pg_type t ON t.oid = a.atttypid
   LEFT JOIN pg_type el ON el.oid = t.typelem AND t.typcategory = 'A'
   WHERE ${TABLE_FILTER}`
-const INDEXES_SQL = `SELECT c.relname AS table, i.relname AS name, ${attnames('c.oid', 'x.indkey::int2[]')} AS columns,
+// key columns, then the INCLUDE ones apart (indkey lists both; the first indnkeyatts are the key)
+const INDEXES_SQL = `SELECT c.relname AS table, i.relname AS name, ${attnames('c.oid', '(x.indkey::int2[])[0:x.indnkeyatts - 1]')} AS columns,
+    ${attnames('c.oid', '(x.indkey::int2[])[x.indnkeyatts:]')} AS include,
     CASE WHEN x.indisprimary THEN 'primary key' WHEN x.indisunique THEN 'unique index' ELSE 'index' END AS kind,
     pg_get_expr(x.indpred, x.indrelid) AS predicate
   FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -64,10 +66,19 @@ const ENUMS_SQL = `SELECT t.typname AS name, array_agg(e.enumlabel::text ORDER B
   WHERE n.nspname = 'public' GROUP BY t.typname`
 
 interface ColumnRow { table: string, column: string, nullable: boolean, type: string }
-interface IndexRow { table: string, name: string, columns: string[], kind: string, predicate: string | null }
+interface IndexRow { table: string, name: string, columns: string[], include: string[], kind: string, predicate: string | null }
 
-/** An index the migrations create that schema.prisma cannot express (a partial one, or one only SQL in triggers needs). */
-export interface ExtraIndex { name: string, table: string, columns: string[], unique?: boolean, /** as pg_get_expr prints it, without the outer parentheses */ predicate: string | null }
+/** An index the migrations create that schema.prisma cannot express (a partial or covering one, or one only SQL in triggers needs). */
+export interface ExtraIndex {
+  name: string
+  table: string
+  columns: string[]
+  /** columns carried by the index beside its key (INCLUDE), for index-only scans */
+  include?: string[]
+  unique?: boolean
+  /** as pg_get_expr prints it, without the outer parentheses */
+  predicate: string | null
+}
 
 /** The indexes beyond schema.prisma, each made by a migration; the drift test holds the database to this list. */
 export const EXTRA_INDEXES: readonly ExtraIndex[] = [
@@ -78,12 +89,14 @@ export const EXTRA_INDEXES: readonly ExtraIndex[] = [
   // providers/service.ts forgetProviderInUserRanking: a deleted provider's part of the user rollups
   { name: 'usage_hourly_provider_id_idx', table: 'usage_hourly', columns: ['provider_id'], predicate: null },
   // the in-flight rows only (accounting/rules.ts IN_FLIGHT_STATUSES), by key and time: the in-flight counter, the stale sweep, the active list
-  { name: 'usage_in_flight_key_idx', table: 'usage', columns: ['api_key_id', 'created_at'], predicate: "status = ANY (ARRAY['pending'::usage_status, 'streaming'::usage_status])" }
+  { name: 'usage_in_flight_key_idx', table: 'usage', columns: ['api_key_id', 'created_at'], predicate: "status = ANY (ARRAY['pending'::usage_status, 'streaming'::usage_status])" },
+  // accounting/read/cache.ts scanFirstPoints: the interval timeline's window in time order from the index alone (no heap, no sort)
+  { name: 'cache_timeline_points_created_at_request_id_idx', table: 'cache_timeline_points', columns: ['created_at', 'request_id'], include: ['user_id', 'model', 'gap_ms'], predicate: null }
 ]
 
-// "index name (a, b) where p": the name and predicate are part of what an extra index must match
-const extraIndexLine = (kind: string, name: string, columns: string[], predicate: string | null) =>
-  `${kind} ${name} (${columns.join(', ')})${predicate === null ? '' : ` where ${predicate}`}`
+// "index name (a, b) include (c) where p": the name, covered columns and predicate are part of what an extra index must match
+const extraIndexLine = (kind: string, name: string, columns: string[], include: string[], predicate: string | null) =>
+  `${kind} ${name} (${columns.join(', ')})${include.length === 0 ? '' : ` include (${include.join(', ')})`}${predicate === null ? '' : ` where ${predicate}`}`
 
 // pg_get_expr wraps a predicate in one pair of parentheses
 const unwrap = (predicate: string | null) => predicate !== null && /^\(.*\)$/.test(predicate) ? predicate.slice(1, -1) : predicate
@@ -134,9 +147,9 @@ export async function schemaDrift (db: DriftQuery, schemaPath: string): Promise<
     out.push(...compare(at,
       [...datamodel.indexes.filter(i => i.model === model.name)
         .map(i => `${INDEX_KIND[i.type] ?? i.type} (${cols(model, i.fields.map(f => f.name))})`),
-      ...extras.map(i => extraIndexLine(i.unique === true ? 'unique index' : 'index', i.name, i.columns, i.predicate))],
-      indexes.rows.filter(r => r.table === table).map(r => extras.some(i => i.name === r.name) || r.predicate !== null
-        ? extraIndexLine(r.kind, r.name, r.columns, unwrap(r.predicate))
+      ...extras.map(i => extraIndexLine(i.unique === true ? 'unique index' : 'index', i.name, i.columns, i.include ?? [], i.predicate))],
+      indexes.rows.filter(r => r.table === table).map(r => extras.some(i => i.name === r.name) || r.predicate !== null || r.include.length > 0
+        ? extraIndexLine(r.kind, r.name, r.columns, r.include, unwrap(r.predicate))
         : `${r.kind} (${r.columns.join(', ')})`)))
 
     out.push(...compare(at,

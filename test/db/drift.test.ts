@@ -99,6 +99,7 @@ t.test('the extra (partial) indexes are known: each is in the database as declar
   t.match(rows.find((r) => r.name === 'usage_provider_endpoint_id_idx')?.definition, /ON public\.usage USING btree \(provider_endpoint_id\) WHERE \(provider_endpoint_id IS NOT NULL\)$/)
   t.match(rows.find((r) => r.name === 'usage_provider_api_key_id_idx')?.definition, /ON public\.usage USING btree \(provider_api_key_id\) WHERE \(provider_api_key_id IS NOT NULL\)$/)
   t.match(rows.find((r) => r.name === 'usage_hourly_provider_id_idx')?.definition, /ON public\.usage_hourly USING btree \(provider_id\)$/)
+  t.match(rows.find((r) => r.name === 'cache_timeline_points_created_at_request_id_idx')?.definition, /ON public\.cache_timeline_points USING btree \(created_at, request_id\) INCLUDE \(user_id, model, gap_ms\)$/)
 })
 
 t.test('a partial index that lost its predicate is reported', async (t) => {
@@ -118,6 +119,18 @@ t.test('a partial index with the wrong predicate is reported', async (t) => {
   t.same(await schemaDrift(client, SCHEMA), [
     'table usage: index usage_provider_api_key_id_idx (provider_api_key_id) where provider_api_key_id IS NOT NULL missing',
     'table usage: index usage_provider_api_key_id_idx (provider_api_key_id) where provider_api_key_id IS NULL not in schema'
+  ])
+})
+
+t.test('a covering index that lost its included columns is reported, and an unknown one with them', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('DROP INDEX cache_timeline_points_created_at_request_id_idx')
+  await client.query('CREATE INDEX cache_timeline_points_created_at_request_id_idx ON cache_timeline_points (created_at, request_id)')
+  await client.query('CREATE INDEX usage_stray_covering_idx ON usage (model) INCLUDE (total_cost)')
+  t.same(await schemaDrift(client, SCHEMA), [
+    'table usage: index usage_stray_covering_idx (model) include (total_cost) not in schema',
+    'table cache_timeline_points: index cache_timeline_points_created_at_request_id_idx (created_at, request_id) include (user_id, model, gap_ms) missing',
+    'table cache_timeline_points: index cache_timeline_points_created_at_request_id_idx (created_at, request_id) not in schema'
   ])
 })
 

@@ -47,13 +47,13 @@ export async function rebuildCacheDataInParallel (pool: pg.Pool): Promise<void> 
       }
     }))
   } finally {
-    await pool.query(`SET maintenance_work_mem = '1GB'; CREATE INDEX ${POINTS_TIME_INDEX} ON cache_timeline_points (created_at, request_id); RESET maintenance_work_mem`)
+    await pool.query(`SET maintenance_work_mem = '1GB'; CREATE INDEX ${POINTS_TIME_INDEX} ON cache_timeline_points (created_at, request_id) INCLUDE (user_id, model, gap_ms); RESET maintenance_work_mem`)
   }
   // one connection and one transaction, so walkingIndexes' transaction-local settings hold
   await inTransaction(pool, finish)
 }
 
-/** cache_timeline_points (created_at, request_id), as its migration creates it */
+/** cache_timeline_points (created_at, request_id) INCLUDE (user_id, model, gap_ms), as its migrations create it */
 const POINTS_TIME_INDEX = 'cache_timeline_points_created_at_request_id_idx'
 
 /** TRUNCATE, not DELETE: a rebuild leaves no dead rows behind (it also holds ingestion off until it commits). */

@@ -295,7 +295,8 @@ export interface SampleSlots {
 
 /**
  * The first timeline point (by created_at, request_id) in each slot, in one range scan of
- * cache_timeline_points (created_at, request_id), or of its primary key (user_id,
+ * cache_timeline_points (created_at, request_id) INCLUDE (user_id, model, gap_ms): an
+ * index-only scan, in order, so no sort before the window; or of its primary key (user_id,
  * created_at, request_id) for one user: a point d ms into hour h falls in slot
  * k = ⌊((d + 1)·share − 1) / span⌋, the k with ⌊span·k/share⌋ ≤ d < ⌊span·(k+1)/share⌋,
  * and is kept when the point before it in that order is in another slot.
