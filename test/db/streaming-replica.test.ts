@@ -4,7 +4,7 @@
 // again once it has caught up; a standby killed in the middle of a run of statistics calls costs
 // none of them (each answered from the primary), and is used again once it is back.
 // replicas-app.test.ts covers the same routing with stand-ins.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { KeymeterApp } from '../../src/app.js'
 import { buildTestApp, GATEWAY_TOKEN, signIn, waitUntil } from '../helper.js'
 import { streamingPair } from '../streaming-replica.js'
@@ -21,22 +21,27 @@ async function report (app: KeymeterApp, keyId: string, from: number, count: num
   if (res.statusCode !== 200) throw new Error(res.body)
 }
 
-t.test('a streaming standby serves the statistics while it keeps up, the primary while it lags', async (t) => {
+/** A pair, an app reading from its standby, an admin and a key with `count` requests, once the standby serves them. */
+async function servedByStandby (t: Test, maxLagMs: number, count: number) {
   const pair = await streamingPair(t)
-  const { app } = await buildTestApp(t, { url: pair.primaryUrl, env: { DATABASE_READ_URL: pair.replicaUrl, DATABASE_READ_CHECK_MS: '100', DATABASE_READ_MAX_LAG_MS: String(MAX_LAG_MS) } })
+  const { app } = await buildTestApp(t, { url: pair.primaryUrl, env: { DATABASE_READ_URL: pair.replicaUrl, DATABASE_READ_CHECK_MS: '100', DATABASE_READ_MAX_LAG_MS: String(maxLagMs) } })
   const served = () => new Map(app.statsPg.servedCounts())
   const state = async () => { app.statsPg.checkIfDue(); await app.statsPg.check(); return app.statsPg.states()[0]! }
-
   const admin = await signIn(app, 'admin')
   const created = await app.inject({ method: 'POST', url: '/api/admin/api-keys', headers: admin.headers, payload: { name: 'streamed' } })
   const keyId = created.json().id as string
-  await report(app, keyId, 0, 4)
+  await report(app, keyId, 0, count)
   await pair.caughtUp()
   await waitUntil('the standby usable', state, (s) => s.usable)
   const before = served()
-  t.equal(await totalRequests(app, admin), 4, 'the standby has replayed the primary\'s usage')
+  t.equal(await totalRequests(app, admin), count, 'the standby has replayed the primary\'s usage')
   t.ok(served().get('read1')! > before.get('read1')!, 'and served the read')
   t.equal(served().get('primary'), before.get('primary'), 'the primary did not')
+  return { pair, app, admin, keyId, served, state }
+}
+
+t.test('a streaming standby serves the statistics while it keeps up, the primary while it lags', async (t) => {
+  const { pair, app, admin, keyId, served, state } = await servedByStandby(t, MAX_LAG_MS, 4)
 
   await pair.pauseReplay()
   await report(app, keyId, 4, 3)
@@ -59,19 +64,7 @@ t.test('a streaming standby serves the statistics while it keeps up, the primary
 })
 
 t.test('a standby killed during a run of statistics calls: every call answered, by the primary, and the standby used again once back', async (t) => {
-  const pair = await streamingPair(t)
-  const { app } = await buildTestApp(t, { url: pair.primaryUrl, env: { DATABASE_READ_URL: pair.replicaUrl, DATABASE_READ_CHECK_MS: '100', DATABASE_READ_MAX_LAG_MS: '5000' } })
-  const served = () => new Map(app.statsPg.servedCounts())
-  const state = async () => { app.statsPg.checkIfDue(); await app.statsPg.check(); return app.statsPg.states()[0]! }
-  const admin = await signIn(app, 'admin')
-  const created = await app.inject({ method: 'POST', url: '/api/admin/api-keys', headers: admin.headers, payload: { name: 'crashed' } })
-  const keyId = created.json().id as string
-  await report(app, keyId, 0, 5)
-  await pair.caughtUp()
-  await waitUntil('the standby usable', state, (s) => s.usable)
-  const before = served()
-  t.equal(await totalRequests(app, admin), 5, 'the standby answers')
-  t.ok(served().get('read1')! > before.get('read1')!, 'it served the read')
+  const { pair, app, admin, keyId, served, state } = await servedByStandby(t, 5000, 5)
 
   // statistics calls one after another while the standby dies under them
   const statuses: number[] = []
