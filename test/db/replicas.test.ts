@@ -175,6 +175,22 @@ t.test('an unreachable replica is skipped, its failed query answered by the prim
   fallback.release()
 })
 
+t.test('a replica whose pool stays full sheds the read to the primary, is skipped, and is used again once it has room', async (t) => {
+  const s = await setUp(t)
+  await s.reads.check()
+  t.equal(await s.served(), s.replicaNames[0], 'usable at first')
+  // every connection of the replica's pool (max 2) taken and kept past its wait (1 s)
+  const held = [await s.targets[0]!.pool.connect(), await s.targets[0]!.pool.connect()]
+  const started = Date.now()
+  t.equal(await s.served(), s.primaryName, 'the read waits out the pool\'s bound, then the primary answers it')
+  t.ok(Date.now() - started < 4000, 'after about the wait, not never')
+  t.match(s.reads.states(), [{ usable: false, reason: /^unreachable: / }], 'the full replica is skipped')
+  t.equal(await s.served(), s.primaryName, 'and the next read goes to the primary at once')
+  for (const client of held) client.release()
+  await s.recheck()
+  t.equal(await s.served(), s.replicaNames[0], 'room again: used again at the next check')
+})
+
 t.test('a recovery conflict is retried on the primary; the query\'s own error is the caller\'s', async (t) => {
   const s = await setUp(t)
   const on = async (db: string, text: string) => {
