@@ -23,6 +23,8 @@ export interface StreamingPair {
   resumeReplay: () => Promise<void>
   /** resolves once the standby has replayed everything the primary had written when called */
   caughtUp: () => Promise<void>
+  /** one statement on the standby, on a connection of its own (the test's own looks) */
+  onStandby: <T extends pg.QueryResultRow>(text: string) => Promise<T[]>
   /** kills the standby at once (SIGQUIT: PostgreSQL's immediate shutdown, a crash to its clients) */
   crash: () => Promise<void>
   /** starts the standby again on the same port; resolves once it accepts connections (it then streams and replays) */
@@ -48,7 +50,8 @@ async function chownTree (dir: string, ids: PostgresIds): Promise<void> {
   }
 }
 
-export async function streamingPair (t: Test): Promise<StreamingPair> {
+/** `standbyFlags`: settings the standby starts with (e.g. `-c max_standby_streaming_delay=0`) */
+export async function streamingPair (t: Test, standbyFlags: string[] = []): Promise<StreamingPair> {
   const dir = await mkdtemp(join(tmpdir(), 'keymeter-replica-'))
   await chmod(dir, 0o755) // PostgreSQL runs as the postgres user when we are root
   t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
@@ -80,7 +83,7 @@ export async function streamingPair (t: Test): Promise<StreamingPair> {
   const port = await freePort()
   let pid: number | undefined
   const launch = () => {
-    const child = spawn(postgres, ['-D', replicaDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'], { ...ids, detached: true, stdio: 'ignore' })
+    const child = spawn(postgres, ['-D', replicaDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', ...standbyFlags], { ...ids, detached: true, stdio: 'ignore' })
     child.unref()
     pid = child.pid
   }
@@ -112,6 +115,7 @@ export async function streamingPair (t: Test): Promise<StreamingPair> {
     pauseReplay: async () => { await onReplica('SELECT pg_wal_replay_pause()') },
     resumeReplay: async () => { await onReplica('SELECT pg_wal_replay_resume()') },
     caughtUp,
+    onStandby: onReplica,
     crash: async () => {
       if (pid === undefined) return
       process.kill(pid, 'SIGQUIT')

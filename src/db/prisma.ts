@@ -163,8 +163,18 @@ export default fp<DatabaseOptions>(async (app, opts) => {
   })
 }, { name: 'prisma' })
 
-/** Runs `body` in one transaction on one connection of `pool`: committed when it returns, rolled back when it throws. */
-export async function inTransaction<T> (pool: Pick<SqlPool, 'connect'>, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/** A pool that runs a piece of work again elsewhere when its first server cannot finish it (db/replicas.ts ReadRouting). */
+export interface RetryingPool extends Pick<SqlPool, 'connect'> {
+  retrying: <T>(work: (pool: Pick<SqlPool, 'connect'>) => Promise<T>) => Promise<T>
+}
+
+/**
+ * Runs `body` in one transaction on one connection of `pool`: committed when it returns,
+ * rolled back when it throws. Through a RetryingPool the whole transaction is the unit of
+ * work: one a standby cancels midway (a recovery conflict) runs again on the primary.
+ */
+export async function inTransaction<T> (pool: Pick<SqlPool, 'connect'> | RetryingPool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  if ('retrying' in pool) return await pool.retrying(async (target) => await inTransaction(target, body))
   const client = await pool.connect()
   let broken: Error | undefined
   try {

@@ -91,6 +91,15 @@ export class ReadRouting {
     return this.run((pool) => pool.connect())
   }
 
+  /**
+   * `work` on a usable replica's pool, or on the primary's when none is usable, or again on
+   * the primary's when the replica cannot finish it (unreachable, a recovery conflict): a
+   * transaction's statements after `connect` are covered too (db/prisma.ts inTransaction).
+   */
+  async retrying<T> (work: (pool: pg.Pool) => Promise<T>): Promise<T> {
+    return this.run(work)
+  }
+
   /** Reads every replica's lag now (at most one check at a time); never throws. */
   async check (): Promise<void> {
     if (this.checking === null) {

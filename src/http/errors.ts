@@ -23,8 +23,12 @@ export const DATABASE_RETRY_AFTER_SECONDS = 1
 const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '57P05', '25P03', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'P1001', 'P1002', 'P1017'])
 const UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout'])
 const UNAVAILABLE_MESSAGE = /Connection terminated|not queryable|terminating connection|the database system is (starting up|shutting down|not yet accepting|in recovery)|Can't reach database server|Server has closed the connection|connect ECONNREFUSED/
-/** Errors meaning it is saturated: too many connections, lock_timeout, a pool or Prisma's transaction wait timed out. */
-const BUSY_CODES = new Set(['53300', '55P03', 'P2024', 'P2028', 'P2037'])
+/**
+ * Errors meaning it is saturated or the statement lost a race it may win when asked again:
+ * too many connections, lock_timeout, a serialization failure or deadlock (a standby's
+ * recovery conflict among them), a pool or Prisma's transaction wait timed out.
+ */
+const BUSY_CODES = new Set(['53300', '55P03', '40001', '40P01', 'P2024', 'P2028', 'P2037'])
 const BUSY_KINDS = new Set(['TooManyConnections'])
 const BUSY_MESSAGE = /timeout exceeded when trying to connect|Unable to start a transaction in the given time|Transaction already closed|expired transaction/
 

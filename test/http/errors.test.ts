@@ -79,7 +79,10 @@ t.test('the database away → 503 database_unavailable, saturated → 503 databa
     [new Error('timeout exceeded when trying to connect'), busy],
     [Object.assign(new Error('Transaction API error: Unable to start a transaction in the given time.'), { code: 'P2028' }), busy],
     [Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' }), busy],
-    [Object.assign(new Error('sorry, too many clients already'), { code: '53300' }), busy]
+    [Object.assign(new Error('sorry, too many clients already'), { code: '53300' }), busy],
+    // lost races that a retry may win: a serialization failure (a standby's recovery conflict is one) and a deadlock
+    [Object.assign(new Error('canceling statement due to conflict with recovery'), { code: '40001' }), busy],
+    [Object.assign(new Error('deadlock detected'), { code: '40P01' }), busy]
   ]
   for (const [thrown, wanted] of cases) t.same(errorReply(thrown), wanted, (thrown as Error).message)
 })
