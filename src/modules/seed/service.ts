@@ -51,7 +51,7 @@ export class SeedRefused extends Error {
 }
 
 const LOOKUPS = ['_seed_hours', '_seed_keys', '_seed_key_slots', '_seed_route_slots', '_seed_routes', '_seed_prices', '_seed_indexes']
-const TABLES_RESET = ['usage_bodies', 'request_candidates', 'gateway_events', ...DERIVED_TABLES, 'usage', 'admission_holds', 'budgets', 'api_keys', 'model_prices', 'provider_api_keys', 'provider_endpoints', 'providers']
+const TABLES_RESET = ['usage_bodies', 'request_candidates', 'gateway_events', ...DERIVED_TABLES, 'usage', 'admission_holds', 'budgets', 'api_keys', 'model_prices', 'price_snapshots', 'provider_api_keys', 'provider_endpoints', 'providers']
 
 export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSummary> {
   const ctx: SeedContext = { seed: options.seed ?? 42, days: options.days ?? 90, now: options.now ?? new Date(), encryptionKey: options.encryptionKey }
@@ -245,6 +245,6 @@ async function insertCatalogue (db: pg.PoolClient, c: Catalogue, hours: HourPlan
   await lookup('_seed_routes', `idx int, model_idx int, model text, target_model text, api_format text, provider_id uuid, provider_name text, endpoint_id uuid,
     provider_key_id uuid, ttl int, up_to int, cache int, in_median float8, prefix_median float8, out_median float8, speed float8, ttfb float8`, c.routes)
   await lookup('_seed_prices', `key int, priced boolean, price_id uuid, per_request bigint, p_in bigint, p_out bigint, p_w5 bigint, p_w1h bigint, p_rd bigint,
-    free boolean, micros bigint, rate_multiplier numeric, facts jsonb`, c.prices)
+    free boolean, micros bigint, rate_multiplier numeric`, c.prices)
   await db.query(`ANALYZE ${LOOKUPS.filter((name) => name !== '_seed_indexes').join(', ')}`)
 }
