@@ -2,7 +2,7 @@
 // (each with its tiered_pricing copy): the detail view shows the same tier facts after it,
 // for a version still priced, one deleted before, and a provider's price whose provider is
 // gone; a copy that disagrees with what the rows now derive stops the migration whole.
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises'
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -86,7 +86,7 @@ t.test(`${SLIM}: every old row's detail shows the same tier facts after it, from
   ])
   await client.query(`INSERT INTO usage (request_id, model) VALUES ('pending', 'claude-x')`)
 
-  t.same(await applyMigrations(url), [SLIM, ...(await readdir(MIGRATIONS_DIR)).filter((name) => name > SLIM).sort()], 'the slim migration applied')
+  t.same(await applyMigrations(url), [SLIM, ...(await readdir(MIGRATIONS_DIR)).filter((name) => /^\d{14}_/.test(name) && name > SLIM).sort()], 'the slim migration applied')
   t.same(await schemaDrift(client, 'prisma/schema.prisma'), [], 'the schema Prisma models')
   const columns = (await client.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'usage' AND column_name = 'tiered_pricing'`)).rows
   t.same(columns, [], 'the copy is gone')
@@ -124,13 +124,22 @@ t.test(`${SLIM}: a row whose copy disagrees with its version or its tokens stops
     ['another source than its version', { requestId: 'wrong-source', providerId: ALPHA, priceId: P1, tokens: [10, 0, 0, 0], tiered: facts(P1, P1_TIERS, 0, 10, 'provider') }],
     ['a version and no copy', { requestId: 'no-copy', providerId: ALPHA, priceId: P1, tokens: [10, 0, 0, 0], tiered: null }]
   ]
+  const { url, client } = await beforeSlim(t)
+  await oldCatalogue(client)
+  const fine: OldRow = { requestId: 'fine', providerId: ALPHA, priceId: P1, tokens: [10, 0, 0, 0], tiered: facts(P1, P1_TIERS, 0, 10, 'global') }
+  await insertOld(client, [fine])
+  const migration = await readFile(join(MIGRATIONS_DIR, SLIM, 'migration.sql'), 'utf8')
+  // each case in a transaction rolled back after (the applier runs the migration in one transaction too)
   for (const [what, row] of cases) {
-    const { url, client } = await beforeSlim(t)
-    await oldCatalogue(client)
-    await insertOld(client, [{ requestId: 'fine', providerId: ALPHA, priceId: P1, tokens: [10, 0, 0, 0], tiered: facts(P1, P1_TIERS, 0, 10, 'global') }, row])
-    await t.rejects(applyMigrations(url), new RegExp(`migration ${SLIM} failed: usage row ${row.requestId} \\(price version ${P1}\\)`), what)
-    const left = (await client.query(`SELECT to_regclass('price_snapshots') IS NULL AS no_table,
-      EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'usage' AND column_name = 'tiered_pricing') AS copy_kept`)).rows[0]
-    t.same(left, { no_table: true, copy_kept: true }, `${what}: rolled back whole`)
+    await client.query('BEGIN')
+    await insertOld(client, [row])
+    await t.rejects(client.query(migration), new RegExp(`^usage row ${row.requestId} \\(price version ${P1}\\)`), what)
+    await client.query('ROLLBACK')
   }
+  // and through the applier: it reports the row, and leaves the database as it was
+  await insertOld(client, [cases[0]![1]])
+  await t.rejects(applyMigrations(url), new RegExp(`migration ${SLIM} failed: usage row wrong-tier \\(price version ${P1}\\)`))
+  const left = (await client.query(`SELECT to_regclass('price_snapshots') IS NULL AS no_table,
+    EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'usage' AND column_name = 'tiered_pricing') AS copy_kept`)).rows[0]
+  t.same(left, { no_table: true, copy_kept: true }, 'rolled back whole')
 })

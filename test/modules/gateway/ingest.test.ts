@@ -27,7 +27,7 @@ const CLAUDE_X_TIERS_USD = [
 
 type Tier = typeof CLAUDE_X_TIERS_USD[number]
 /** a tier the detail view shows, in keymeter's names only (it adds Aether's beside them) */
-const ownNames = ({ up_to, input, output, cache_write_5m, cache_write_1h, cache_read }: Tier) => ({ up_to, input, output, cache_write_5m, cache_write_1h, cache_read })
+const ownNames = (tier: Tier): Tier => Object.fromEntries(Object.keys(CLAUDE_X_TIERS_USD[0]!).map((name) => [name, tier[name as keyof Tier]])) as Tier
 
 /** The tier facts the detail view shows for a usage row (rows keep a reference to their price version, not a copy). */
 async function tieredPricing (g: Gateway, usageId: string) {
