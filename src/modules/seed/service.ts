@@ -204,7 +204,7 @@ async function makeRoom (db: pg.PoolClient, reset: boolean): Promise<void> {
   const found = await db.query<{ what: string }>(`
     SELECT what FROM (VALUES
       ('usage rows', EXISTS (SELECT 1 FROM usage)), ('API keys', EXISTS (SELECT 1 FROM api_keys)), ('providers', EXISTS (SELECT 1 FROM providers)),
-      ('model prices', EXISTS (SELECT 1 FROM model_prices)), ('non-admin users', EXISTS (SELECT 1 FROM users WHERE role <> 'admin'))
+      ('model prices', EXISTS (SELECT 1 FROM model_prices)), ('price snapshots', EXISTS (SELECT 1 FROM price_snapshots)), ('non-admin users', EXISTS (SELECT 1 FROM users WHERE role <> 'admin'))
     ) AS t(what, present) WHERE present`)
   if (found.rows.length > 0) {
     throw new SeedRefused(`the database already has ${found.rows.map((r) => r.what).join(', ')}; seed only fills an empty one ` +
