@@ -29,10 +29,6 @@ export interface Column<Row> {
   value: (row: Row) => Scalar
   /** sent once per distinct value, each row carrying its index (see above) */
   shared?: boolean
-  /** in the unnest only, read by another column's `insertAs`: not a column of the table (upsert) */
-  carried?: boolean
-  /** the value inserted, as SQL over the unnest's alias (a fixed fragment of the code), instead of the column itself (upsert) */
-  insertAs?: (alias: string) => string
   /** inserted, but left as it is when the row exists (upsert; the conflict key always is) */
   keep?: boolean
   /** a `timestamptz` column whose value is epoch milliseconds (an integer), converted by PostgreSQL */
@@ -151,18 +147,17 @@ export class Columns<Row> {
   /**
    * `INSERT INTO table (…) SELECT … FROM unnest(…) ON CONFLICT (key) DO UPDATE SET …`, its three
    * lists made from these columns alone, so that none can miss a column the others have: every
-   * column not `carried` is inserted, and set on conflict unless it is `keep` or in the key.
+   * column is inserted, and set on conflict unless it is `keep` or in the key.
    * Its parameters: `values(rows)`, then the `batch` values in their order.
    */
   upsert ({ table, target, key, batch = [], where }: UpsertShape): string {
     const alias = 'r'
-    const stored = this.columns.filter((c) => c.carried !== true)
-    const inserted = [...stored.map((c) => c.name), ...batch.map((b) => b.name)]
+    const inserted = [...this.columns.map((c) => c.name), ...batch.map((b) => b.name)]
     const selected = [
-      ...stored.map((c) => c.insertAs?.(alias) ?? `${alias}.${c.name}`),
+      ...this.columns.map((c) => `${alias}.${c.name}`),
       ...batch.map((b, i) => `$${this.count + 1 + i}::${b.type}`)
     ]
-    const set = [...stored.filter((c) => c.keep !== true).map((c) => c.name), ...batch.map((b) => b.name)].filter((name) => !key.includes(name))
+    const set = [...this.columns.filter((c) => c.keep !== true).map((c) => c.name), ...batch.map((b) => b.name)].filter((name) => !key.includes(name))
     const condition = where === undefined ? '' : `\n    WHERE ${where}`
     return `INSERT INTO ${table} AS ${target} (${inserted.join(', ')})
     SELECT ${selected.join(', ')}

@@ -55,7 +55,12 @@ export function splitCacheWrites (total: number, split5m: number | undefined, sp
   return cacheTtlMinutes === 60 ? { write5m: 0, write1h: total } : { write5m: total, write1h: 0 }
 }
 
-/** The tier for a request: the first whose up_to covers its total input context. */
+/**
+ * The tier for a request: the first whose up_to covers its total input context. Usage rows
+ * store no tier index (the detail view derives it again with this rule from the row's own
+ * tokens and its immutable price snapshot): a change to this rule must first store the
+ * index on the rows priced before it, or their detail would show another tier.
+ */
 export function tierFor (tiers: StoredTier[], context: number): number {
   const index = tiers.findIndex((tier) => tier.up_to === null || context <= tier.up_to)
   return index === -1 ? tiers.length - 1 : index
@@ -185,7 +190,7 @@ export function costsInNumbers (tokens: Tokens, unit: Record<keyof Units, number
 
 export function priceRequest (tokens: Tokens, price: PricedVersion | null, options: { success: boolean, multiplierMicros: bigint, freeTier: boolean }): PricedRequest {
   if (price === null || price.tiers.length === 0) return { costs: ZERO, actual: ZERO, source: 'unpriced', snapshot: null, tieredPricing: null }
-  const context = tokens.input + tokens.cacheWrite5m + tokens.cacheWrite1h + tokens.cacheRead
+  const context = inputContext(tokens)
   const index = tierFor(price.tiers, context)
   const forms = formsOf(price.tiers)
   const unit = forms.units[index]!
@@ -199,17 +204,31 @@ export function priceRequest (tokens: Tokens, price: PricedVersion | null, optio
     actual,
     source: 'model_price',
     snapshot: { ...unit, perRequest: price.pricePerRequest },
-    tieredPricing: {
-      total_input_context: context,
-      tier_index: index,
-      tier_count: price.tiers.length,
-      current_tier: forms.usd[index]!,
-      tiers: forms.usd,
-      source: price.providerId === null ? 'global' : 'provider',
-      model_price_id: price.id
-    }
+    tieredPricing: tieredPricingOf(price, context, index)
   }
 }
+
+/**
+ * The tier facts of a request priced by `price` at this input context. Usage rows do not
+ * copy them: a row keeps its price version's id (model_price_id, an immutable
+ * price_snapshots row) and its token counts, and the detail view rebuilds them here with
+ * the tier tierFor chose when the request was priced (docs/accounting.md, Slim rows).
+ */
+export function tieredPricingOf (price: Pick<PricedVersion, 'id' | 'providerId' | 'tiers'>, context: number, index = tierFor(price.tiers, context)): TieredPricing {
+  const forms = formsOf(price.tiers)
+  return {
+    total_input_context: context,
+    tier_index: index,
+    tier_count: price.tiers.length,
+    current_tier: forms.usd[index]!,
+    tiers: forms.usd,
+    source: price.providerId === null ? 'global' : 'provider',
+    model_price_id: price.id
+  }
+}
+
+/** A request's total input context, the number that chooses its tier (inputContextSql is it in SQL). */
+export const inputContext = (t: Omit<Tokens, 'output'>): number => t.input + t.cacheWrite5m + t.cacheWrite1h + t.cacheRead
 
 /** What an admission hold needs to know of a request before it is served. */
 export interface Estimate {

@@ -7,7 +7,7 @@ import { deriveKey, encrypt, maskSecret } from '../../lib/crypto.js'
 import { createKeyring, hashApiKey } from '../../lib/keyring.js'
 import { pickPrice, type PriceVersion } from '../prices/service.js'
 import { tierFromUsd, type TierUsd } from '../accounting/tiers.js'
-import { multiplierMicros, priceRequest } from '../accounting/pricing.js'
+import { multiplierMicros } from '../accounting/pricing.js'
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 const DAY = 86_400_000
@@ -253,13 +253,6 @@ export function buildCatalogue (ctx: SeedContext): Catalogue {
       for (const pk of pkeys) {
         const price = pickPrice(versions, m.model, provider.id, now)
         if (price !== null && price.tiers.length > 2) throw new Error('the seed prices at most two tiers per model')
-        // the tier facts exactly as priceRequest writes them, less total_input_context (added per row)
-        const facts = (i: number) => {
-          if (price === null) return null
-          const context = i === 0 ? 0 : price.tiers[0]!.up_to! + 1
-          const { total_input_context: _, ...rest } = priceRequest({ input: context, output: 0, cacheWrite5m: 0, cacheWrite1h: 0, cacheRead: 0 }, price, { success: true, multiplierMicros: 1_000_000n, freeTier: false }).tieredPricing!
-          return rest
-        }
         own.push(routes.length)
         globalWeights.push(m.weight * share / pkeys.length)
         const idx = routes.length
@@ -276,7 +269,7 @@ export function buildCatalogue (ctx: SeedContext): Catalogue {
             key: idx * 2 + tierIndex, priced: price !== null, price_id: price?.id ?? null, per_request: price?.pricePerRequest?.toString() ?? null,
             p_in: tier?.input ?? 0, p_out: tier?.output ?? 0, p_w5: tier?.cache_write_5m ?? 0, p_w1h: tier?.cache_write_1h ?? 0, p_rd: tier?.cache_read ?? 0,
             free: spec.billing === 'free_tier', micros: multiplierMicros(pk.rate_multiplier).toString(),
-            rate_multiplier: spec.billing === 'free_tier' ? '0' : pk.rate_multiplier, facts: facts(Math.min(tierIndex, (price?.tiers.length ?? 1) - 1))
+            rate_multiplier: spec.billing === 'free_tier' ? '0' : pk.rate_multiplier
           })
         }
       }

@@ -51,7 +51,7 @@ export class SeedRefused extends Error {
 }
 
 const LOOKUPS = ['_seed_hours', '_seed_keys', '_seed_key_slots', '_seed_route_slots', '_seed_routes', '_seed_prices', '_seed_indexes']
-const TABLES_RESET = ['usage_bodies', 'request_candidates', 'gateway_events', ...DERIVED_TABLES, 'usage', 'admission_holds', 'budgets', 'api_keys', 'model_prices', 'provider_api_keys', 'provider_endpoints', 'providers']
+const TABLES_RESET = ['usage_bodies', 'request_candidates', 'gateway_events', ...DERIVED_TABLES, 'usage', 'admission_holds', 'budgets', 'api_keys', 'model_prices', 'price_snapshots', 'provider_api_keys', 'provider_endpoints', 'providers']
 
 export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSummary> {
   const ctx: SeedContext = { seed: options.seed ?? 42, days: options.days ?? 90, now: options.now ?? new Date(), encryptionKey: options.encryptionKey }
@@ -204,7 +204,7 @@ async function makeRoom (db: pg.PoolClient, reset: boolean): Promise<void> {
   const found = await db.query<{ what: string }>(`
     SELECT what FROM (VALUES
       ('usage rows', EXISTS (SELECT 1 FROM usage)), ('API keys', EXISTS (SELECT 1 FROM api_keys)), ('providers', EXISTS (SELECT 1 FROM providers)),
-      ('model prices', EXISTS (SELECT 1 FROM model_prices)), ('non-admin users', EXISTS (SELECT 1 FROM users WHERE role <> 'admin'))
+      ('model prices', EXISTS (SELECT 1 FROM model_prices)), ('price snapshots', EXISTS (SELECT 1 FROM price_snapshots)), ('non-admin users', EXISTS (SELECT 1 FROM users WHERE role <> 'admin'))
     ) AS t(what, present) WHERE present`)
   if (found.rows.length > 0) {
     throw new SeedRefused(`the database already has ${found.rows.map((r) => r.what).join(', ')}; seed only fills an empty one ` +
@@ -245,6 +245,6 @@ async function insertCatalogue (db: pg.PoolClient, c: Catalogue, hours: HourPlan
   await lookup('_seed_routes', `idx int, model_idx int, model text, target_model text, api_format text, provider_id uuid, provider_name text, endpoint_id uuid,
     provider_key_id uuid, ttl int, up_to int, cache int, in_median float8, prefix_median float8, out_median float8, speed float8, ttfb float8`, c.routes)
   await lookup('_seed_prices', `key int, priced boolean, price_id uuid, per_request bigint, p_in bigint, p_out bigint, p_w5 bigint, p_w1h bigint, p_rd bigint,
-    free boolean, micros bigint, rate_multiplier numeric, facts jsonb`, c.prices)
+    free boolean, micros bigint, rate_multiplier numeric`, c.prices)
   await db.query(`ANALYZE ${LOOKUPS.filter((name) => name !== '_seed_indexes').join(', ')}`)
 }

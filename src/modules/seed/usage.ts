@@ -45,8 +45,7 @@ function rowsSql (seed: number, fallbacksOnly: boolean, from: number, to: number
     ${cacheCreationCostSql(raw('t.cw5'), raw('p.p_w5'), raw('t.cw1h'), raw('p.p_w1h'))} AS cache_creation_cost,
     ${componentCostSql(raw('t.cache_read'), raw('p.p_rd'))} AS cache_read_cost,
     ${requestCostSql(raw(`t.status = 'completed'`), raw('p.per_request'))} AS request_cost,
-    p.priced, p.p_in, p.p_out, p.p_w5, p.p_w1h, p.p_rd, p.per_request, p.price_id, p.free, p.micros, p.rate_multiplier,
-    CASE WHEN p.priced THEN p.facts || jsonb_build_object('total_input_context', t.context) END AS tiered_pricing
+    p.priced, p.p_in, p.p_out, p.p_w5, p.p_w1h, p.p_rd, p.per_request, p.price_id, p.free, p.micros, p.rate_multiplier
   FROM (
     SELECT s.*, ${SEED_CONTEXT} AS context,
       -- the tier, chosen as priceRequest chooses it (the seed prices at most two: s.up_to is the first's bound)
@@ -122,7 +121,7 @@ export async function insertChunk (db: Sql, seed: number, from: number, to: numb
       cache_creation_1h_input_tokens, cache_read_input_tokens, total_tokens, input_cost, output_cost, cache_creation_cost, cache_read_cost, request_cost,
       total_cost, actual_input_cost, actual_output_cost, actual_cache_creation_cost, actual_cache_read_cost, actual_request_cost, actual_total_cost,
       input_price_per_1m, output_price_per_1m, cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, cache_read_price_per_1m, price_per_request,
-      pricing_source, model_price_id, tiered_pricing, rate_multiplier, response_time_ms, first_byte_time_ms, created_at, finished_at, updated_at)
+      pricing_source, model_price_id, rate_multiplier, response_time_ms, first_byte_time_ms, created_at, finished_at, updated_at)
     SELECT x.id_hex::uuid, x.request_id, x.user_id, x.api_key_id, rt.provider_id, rt.endpoint_id, rt.provider_key_id, rt.provider_name, rt.model, rt.target_model,
       rt.api_format, x.is_stream, x.status, x.status_code,
       CASE x.status_code WHEN 429 THEN 'rate limit exceeded' WHEN 529 THEN 'upstream overloaded' WHEN 500 THEN 'upstream internal error'
@@ -134,7 +133,7 @@ export async function insertChunk (db: Sql, seed: number, from: number, to: numb
       ${actual('x.input_cost')} + ${actual('x.output_cost')} + ${actual('x.cache_creation_cost')} + ${actual('x.cache_read_cost')} + ${actual('x.request_cost')},
       CASE WHEN priced THEN p_in END, CASE WHEN priced THEN p_out END, CASE WHEN priced THEN p_w5 END, CASE WHEN priced THEN p_w1h END,
       CASE WHEN priced THEN p_rd END, CASE WHEN priced THEN per_request END,
-      CASE WHEN priced THEN 'model_price' ELSE 'unpriced' END, x.price_id, x.tiered_pricing, x.rate_multiplier,
+      CASE WHEN priced THEN 'model_price' ELSE 'unpriced' END, x.price_id, x.rate_multiplier,
       x.response_ms, CASE WHEN x.is_stream AND NOT x.failed THEN x.prior_ms + x.ttfb END,
       timestamptz 'epoch' + x.ms * interval '1 millisecond',
       timestamptz 'epoch' + (x.ms + x.response_ms) * interval '1 millisecond',

@@ -5,7 +5,7 @@
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { executedSql, IN_FLIGHT_STATUSES, inFlightSql } from '../accounting/rules.js'
-import type { TieredPricing } from '../accounting/pricing.js'
+import type { StoredTier } from '../accounting/tiers.js'
 
 const EXECUTED = executedSql('c')
 
@@ -434,7 +434,10 @@ export type DetailRow = RecordRow & Record<
     cache_creation_1h_input_tokens: number
     provider_endpoint_id: string | null
     pricing_source: string | null
-    tiered_pricing: TieredPricing | null
+    /** the price version that priced the row, from its snapshot (null when unpriced): with the tokens, the tier facts */
+    model_price_id: string | null
+    price_provider_id: string | null
+    price_tiers: StoredTier[] | null
     finished_at: Date | null
     request_headers: unknown
     response_headers: unknown
@@ -442,7 +445,7 @@ export type DetailRow = RecordRow & Record<
     response_body: unknown
   }
 
-/** One usage row with everything about it; `userId` scopes it to its owner. usage primary key, usage_bodies primary key. */
+/** One usage row with everything about it; `userId` scopes it to its owner. usage primary key, usage_bodies and price_snapshots primary keys. */
 export async function usageDetail (db: Sql, id: string, userId: string | null): Promise<DetailRow | undefined> {
   const query = sql`
     SELECT ${RECORD_COLUMNS},
@@ -451,11 +454,12 @@ export async function usageDetail (db: Sql, id: string, userId: string | null): 
            u.actual_input_cost, u.actual_output_cost, u.actual_cache_creation_cost, u.actual_cache_read_cost, u.actual_request_cost,
            u.input_price_per_1m, u.output_price_per_1m, u.cache_write_5m_price_per_1m, u.cache_write_1h_price_per_1m,
            u.cache_read_price_per_1m, u.price_per_request, u.pricing_source,
-           u.tiered_pricing, u.finished_at,
+           s.id AS model_price_id, s.provider_id AS price_provider_id, s.tiers AS price_tiers, u.finished_at,
            b.request_headers, b.response_headers, b.request_body, b.response_body
       ${RECORD_FROM}
       ${PROVIDER_KEY_JOIN}
       LEFT JOIN usage_bodies b ON b.usage_id = u.id
+      LEFT JOIN price_snapshots s ON s.id = u.model_price_id
      WHERE u.id = ${id} AND (${userId}::uuid IS NULL OR u.user_id = ${userId}::uuid)`
   // planned once per connection: planning was half of this lookup's time (the text is fixed)
   const { rows } = await db.query<DetailRow>({ name: 'usage-detail', text: query.text, values: query.values })

@@ -8,7 +8,7 @@ import { containsPattern } from '../../lib/like.js'
 import { redactHeaders, redactJson } from '../../lib/redact.js'
 import { datesBetween, EARLIEST_INSTANT, INSTANT_LIMIT, localDate, type Range } from '../../lib/time.js'
 import { dayPlan, hourPlan } from '../../lib/spans.js'
-import type { TieredPricing } from '../accounting/pricing.js'
+import { inputContext, tieredPricingOf, type TieredPricing } from '../accounting/pricing.js'
 import { IN_FLIGHT_STATUSES } from '../accounting/rules.js'
 import { aetherTier, tierFromUsd } from '../accounting/tiers.js'
 import {
@@ -16,7 +16,7 @@ import {
 } from '../accounting/read/totals.js'
 import {
   countRecords, estimateCandidates, estimateKeyword, estimateRecords, goneProviderMatches, KEYWORD_SLOTS, keywordMatches, recordPage, requestCandidates, resolveNames,
-  usageDetail, type KeywordMatch, type RecordFilter, type RecordRow, type ResolvedFilter
+  usageDetail, type DetailRow, type KeywordMatch, type RecordFilter, type RecordRow, type ResolvedFilter
 } from './queries.js'
 
 /** a raw row's nano-USD string (records, detail) in USD */
@@ -333,8 +333,15 @@ export async function detail (db: Sql, id: string, userId: string | null) {
     cache_creation_price_per_1m: nanoToUsdOrNull(big(row.cache_creation_5m_input_tokens === 0 && row.cache_creation_1h_input_tokens > 0
       ? row.cache_write_1h_price_per_1m
       : row.cache_write_5m_price_per_1m)),
-    tiered_pricing: row.tiered_pricing === null ? null : aetherTiers(row.tiered_pricing)
+    tiered_pricing: tieredPricing(row)
   }
+}
+
+/** The tier facts of the row: its price version's snapshot, at the row's own context (the tier is the one that priced it, pricing.ts tierFor). */
+function tieredPricing (row: DetailRow) {
+  if (row.model_price_id === null || row.price_tiers === null) return null
+  const context = inputContext({ input: row.input_tokens, cacheWrite5m: row.cache_creation_5m_input_tokens, cacheWrite1h: row.cache_creation_1h_input_tokens, cacheRead: row.cache_read_input_tokens })
+  return aetherTiers(tieredPricingOf({ id: row.model_price_id, providerId: row.price_provider_id, tiers: row.price_tiers }, context))
 }
 
 const big = (value: string | null) => value === null ? null : BigInt(value)

@@ -85,6 +85,8 @@ t.test('one data set, checked against what ingestion would have written', async 
       id: p.id, model: p.model, providerId: p.provider_id, tiers: p.tiers as StoredTier[],
       pricePerRequest: p.price_per_request === null ? null : BigInt(p.price_per_request), effectiveFrom: p.effective_from
     }))
+    // what a row's model_price_id references for its tier facts (the rows keep no copy)
+    const snapshots = new Map((await query('SELECT id, provider_id, tiers FROM price_snapshots')).map((s) => [s.id, { providerId: s.provider_id, tiers: s.tiers }]))
     const providerKeys = new Map((await query('SELECT id, rate_multiplier::text, cache_ttl_minutes FROM provider_api_keys')).map((k) => [k.id, k]))
     const freeTier = new Set((await query(`SELECT id FROM providers WHERE billing_type = 'free_tier'`)).map((p) => p.id))
     const seen = new Set<string>()
@@ -104,7 +106,7 @@ t.test('one data set, checked against what ingestion would have written', async 
         snapshot: priced.snapshot === null ? null : [priced.snapshot.input, priced.snapshot.output, priced.snapshot.cacheWrite5m, priced.snapshot.cacheWrite1h, priced.snapshot.cacheRead, priced.snapshot.perRequest].map((v) => v === null ? null : String(v)),
         source: priced.source,
         modelPriceId: priced.tieredPricing?.model_price_id ?? null,
-        tiered: priced.tieredPricing,
+        priceSnapshot: price === null || priced.source === 'unpriced' ? null : { providerId: price.providerId, tiers: price.tiers },
         multiplier: freeTier.has(row.provider_id) ? 0n : multiplierMicros(key.rate_multiplier),
         total: row.input_tokens + row.output_tokens + row.cache_creation_input_tokens + row.cache_read_input_tokens
       }
@@ -114,7 +116,7 @@ t.test('one data set, checked against what ingestion would have written', async 
         snapshot: row.input_price_per_1m === null ? null : [row.input_price_per_1m, row.output_price_per_1m, row.cache_write_5m_price_per_1m, row.cache_write_1h_price_per_1m, row.cache_read_price_per_1m, row.price_per_request],
         source: row.pricing_source,
         modelPriceId: row.model_price_id,
-        tiered: row.tiered_pricing,
+        priceSnapshot: row.model_price_id === null ? null : snapshots.get(row.model_price_id) ?? 'missing',
         multiplier: multiplierMicros(row.rate_multiplier),
         total: row.total_tokens
       }

@@ -98,16 +98,7 @@ t.test('start → stream → complete in one batch: one completed row, priced, c
   t.equal(row.totalCost, 5_100_000n)
   t.equal(row.actualTotalCost, 2_550_000n)
   t.same(row.snapshot, { input: 3_000_000_000n, output: 15_000_000_000n, cacheWrite5m: 3_750_000_000n, cacheWrite1h: 6_000_000_000n, cacheRead: 300_000_000n, perRequest: null })
-  // context = input + writes + reads = 1000 + 0 + 2000
-  t.match(row.tieredPricing, { total_input_context: 3000, tier_index: 0, tier_count: 1, source: 'global', model_price_id: PRICE })
-  t.same(JSON.parse(row.tieredPart!), {
-    tier_index: 0,
-    tier_count: 1,
-    current_tier: { up_to: null, input: 3, output: 15, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3 },
-    tiers: [{ up_to: null, input: 3, output: 15, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3 }],
-    source: 'global',
-    model_price_id: PRICE
-  }, 'the shared part is tiered_pricing without its context')
+  t.notOk('tieredPricing' in row, 'no copy of the tier facts: the price version (modelPriceId) and the tokens give them')
   t.same(out.charges, { keys: [{ id: KEY, requests: '1', tokens: '3100', cost: '5100000' }], users: [{ id: USER, cost: '5100000' }] })
   t.same(out.rejected, [])
   t.same(out.bodies, [])

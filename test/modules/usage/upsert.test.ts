@@ -4,24 +4,23 @@ import t from 'tap'
 import { Columns } from '../../../src/db/columns.js'
 import { UPSERT_USAGE } from '../../../src/modules/usage/ingest/writes.js'
 
-interface Toy { id: string, key: string, owner: string, n: number, part: string | null }
+interface Toy { id: string, key: string, owner: string, n: number }
 
 t.test('Columns.upsert: every column in each list it belongs to, from the one definition', async (t) => {
   const toy = new Columns<Toy>([
     { name: 'id', type: 'uuid', value: (r) => r.id, keep: true },
     { name: 'key', type: 'text', value: (r) => r.key },
     { name: 'owner', type: 'uuid', value: (r) => r.owner, shared: true },
-    { name: 'n', type: 'int', value: (r) => r.n, insertAs: (a) => `${a}.n + coalesce(${a}.extra, 0)` },
-    { name: 'extra', type: 'int', value: (r) => r.part === null ? null : r.part.length, carried: true }
+    { name: 'n', type: 'int', value: (r) => r.n }
   ])
   const statement = toy.upsert({ table: 'toys', target: 't', key: ['key'], batch: [{ name: 'updated_at', type: 'timestamptz' }], where: 't.id = EXCLUDED.id' })
   t.equal(statement.replace(/\s+/g, ' '),
     'INSERT INTO toys AS t (id, key, owner, n, updated_at) ' +
-    'SELECT r.id, r.key, r.owner, r.n + coalesce(r.extra, 0), $7::timestamptz ' +
-    'FROM (SELECT r_.id, r_.key, ($6::uuid[])[r_.owner] AS owner, r_.n, r_.extra FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::int[]) AS r_(id, key, owner, n, extra)) AS r ' +
+    'SELECT r.id, r.key, r.owner, r.n, $6::timestamptz ' +
+    'FROM (SELECT r_.id, r_.key, ($5::uuid[])[r_.owner] AS owner, r_.n FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[]) AS r_(id, key, owner, n)) AS r ' +
     'ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, n = EXCLUDED.n, updated_at = EXCLUDED.updated_at ' +
     'WHERE t.id = EXCLUDED.id')
-  t.same(toy.values([{ id: 'a', key: 'k', owner: 'o', n: 2, part: 'xyz' }]), ['{a}', '{"k"}', '{1}', '{2}', '{3}', '{o}'],
+  t.same(toy.values([{ id: 'a', key: 'k', owner: 'o', n: 2 }]), ['{a}', '{"k"}', '{1}', '{2}', '{o}'],
     'the parameters: one per column, then the shared values (the batch values follow them)')
   const plain = new Columns<Toy>([{ name: 'key', type: 'text', value: (r) => r.key }, { name: 'n', type: 'int', value: (r) => r.n }])
   t.equal(plain.upsert({ table: 'toys', target: 't', key: ['key'] }).replace(/\s+/g, ' '),
@@ -40,6 +39,6 @@ t.test('the usage upsert: SET is the INSERT list but the key and the id; the unn
   t.ok(inserted.length > 40, 'every column ingestion writes')
   t.same(set, inserted.filter((name) => name !== 'id' && name !== 'request_id'), 'every inserted column is set on conflict, in the same order')
   t.same(inserted.filter((name) => !unnested.includes(name)), ['updated_at'], 'every inserted column comes from the unnest, but the batch clock')
-  t.same(unnested.filter((name) => !inserted.includes(name)), ['tiered_part', 'tiered_context'], 'carried only to build tiered_pricing')
-  t.match(text, /COALESCE\(r\.tiered_pricing, r\.tiered_part \|\| jsonb_build_object\('total_input_context', r\.tiered_context\)\)/)
+  t.same(unnested.filter((name) => !inserted.includes(name)), [], 'and nothing else')
+  t.notOk(inserted.includes('tiered_pricing'), 'no copy of the tier facts: the row references its price version (model_price_id)')
 })

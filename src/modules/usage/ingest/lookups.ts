@@ -60,7 +60,6 @@ function fromRow (row: UsageRow): RowState {
         },
     pricingSource: row.pricing_source as string | null,
     modelPriceId: row.model_price_id as string | null,
-    tieredPricing: row.tiered_pricing,
     rateMultiplier: String(row.rate_multiplier),
     responseTimeMs: row.response_time_ms as number | null,
     firstByteTimeMs: row.first_byte_time_ms as number | null,

@@ -9,7 +9,7 @@ import { uuidv7 } from '../../../lib/crypto.js'
 import { nanoToUsd } from '../../../lib/money.js'
 import { redactEvent } from '../../../lib/redact.js'
 import { pickPrice } from '../../prices/service.js'
-import { multiplierMicros, priceRequest, splitCacheWrites, type TieredPricing } from '../../accounting/pricing.js'
+import { multiplierMicros, priceRequest, splitCacheWrites } from '../../accounting/pricing.js'
 import type { Charges } from '../../accounting/rollups.js'
 import type { CompleteEventBody, EventResultBody, UsageEventBody } from '../schemas.js'
 import { ZERO_COSTS, type Lookups, type Receipt, type RowState, type StartFields } from './row.js'
@@ -86,8 +86,6 @@ function capped (value: unknown): unknown {
 export function applyEvents (input: MachineInput): MachineOutput {
   const { events, lookups, now } = input
   const newId = input.newId ?? uuidv7
-  /** per batch: each price version's tier's tiered_pricing without its context, serialized once */
-  const tierParts = new Map<string, string>()
   const results: EventResultBody[] = events.map((e) => ({ request_id: e.request_id, type: e.type, outcome: 'recorded' }))
   const states = new Map<string, RowState>()
   for (const [id, row] of input.rows) states.set(id, structuredClone(row))
@@ -119,7 +117,7 @@ export function applyEvents (input: MachineInput): MachineOutput {
         changed.add(event.request_id)
       } else {
         const working = row === undefined ? newRow(event, lookups, now, newId) : structuredClone(row)
-        complete(working, event, lookups, now, tierParts)
+        complete(working, event, lookups, now)
         states.set(event.request_id, working)
         changed.add(event.request_id)
         results[i]!.cost_usd = nanoToUsd(working.totalCost)
@@ -199,7 +197,6 @@ function newRow (event: StartFields, lookups: Lookups, now: Date, newId: (create
     snapshot: null,
     pricingSource: null,
     modelPriceId: null,
-    tieredPricing: null,
     rateMultiplier: '1',
     responseTimeMs: null,
     firstByteTimeMs: null,
@@ -231,23 +228,7 @@ function applyProvider (row: RowState, event: StartFields, lookups: Lookups): vo
   row.providerEndpointId = endpointId
 }
 
-/**
- * A priced row's tiered_pricing without its total_input_context, as JSON. All of it but
- * that one number is the same for every request priced by one price version's tier: it is
- * serialized once a batch, and sent once (a shared column); PostgreSQL adds each row's context.
- */
-function tierPart (tiered: TieredPricing, parts: Map<string, string>): string {
-  const key = `${tiered.model_price_id}|${tiered.tier_index}`
-  let part = parts.get(key)
-  if (part === undefined) {
-    const { total_input_context: _context, ...rest } = tiered
-    part = JSON.stringify(rest)
-    parts.set(key, part)
-  }
-  return part
-}
-
-function complete (row: RowState, event: CompleteEventBody, lookups: Lookups, now: Date, tierParts: Map<string, string>): void {
+function complete (row: RowState, event: CompleteEventBody, lookups: Lookups, now: Date): void {
   applyProvider(row, event, lookups)
   if (event.api_format !== undefined) row.apiFormat = event.api_format
   if (event.is_stream !== undefined) row.isStream = event.is_stream
@@ -290,8 +271,6 @@ function complete (row: RowState, event: CompleteEventBody, lookups: Lookups, no
   row.snapshot = priced.snapshot
   row.pricingSource = priced.source
   row.modelPriceId = priced.tieredPricing?.model_price_id ?? null
-  row.tieredPricing = priced.tieredPricing
-  row.tieredPart = priced.tieredPricing === null ? undefined : tierPart(priced.tieredPricing, tierParts)
   row.rateMultiplier = provider?.billing_type === 'free_tier' ? '0' : (providerKey?.rate_multiplier ?? '1')
 }
 

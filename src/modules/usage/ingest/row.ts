@@ -22,13 +22,8 @@ export interface RowState extends RollupSource {
   actual: Costs
   snapshot: { input: bigint, output: bigint, cacheWrite5m: bigint, cacheWrite1h: bigint, cacheRead: bigint, perRequest: bigint | null } | null
   pricingSource: string | null
+  /** the price version that priced the row (its price_snapshots row gives the tier facts); null when unpriced */
   modelPriceId: string | null
-  tieredPricing: unknown
-  /**
-   * set when this batch priced the row: its tiered_pricing without total_input_context as JSON,
-   * the same string for every row of one price version's tier (sent once, see writes.ts)
-   */
-  tieredPart?: string
   rateMultiplier: string
   firstByteTimeMs: number | null
   metadata: unknown

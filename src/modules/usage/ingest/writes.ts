@@ -4,7 +4,6 @@ import sql from 'sql-template-tag'
 import { Columns, type Column } from '../../../db/columns.js'
 import type { Sql } from '../../../db/prisma.js'
 import { executedSql } from '../../accounting/rules.js'
-import type { TieredPricing } from '../../accounting/pricing.js'
 import type { SentCandidate } from '../../accounting/rollups.js'
 import type { BodyRow, CandidateRow } from './machine.js'
 import { COST_COLUMNS, type RowState } from './row.js'
@@ -21,7 +20,7 @@ const json = (value: unknown) => value === null || value === undefined ? null : 
 /**
  * A usage row's columns as ingestion writes them (usage's own names and types), the one
  * list its upsert's INSERT, unnest and SET are made of. `shared`: the ids and names a
- * batch's rows repeat; `carried`: sent only to build tiered_pricing.
+ * batch's rows repeat.
  */
 export const USAGE_COLUMNS = new Columns<RowState>([
   { name: 'id', type: 'uuid', value: (r) => r.id, keep: true },
@@ -55,16 +54,8 @@ export const USAGE_COLUMNS = new Columns<RowState>([
   { name: 'cache_read_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.cacheRead ?? null },
   { name: 'price_per_request', type: 'bigint', value: (r) => r.snapshot?.perRequest ?? null },
   { name: 'pricing_source', type: 'text', value: (r) => r.pricingSource },
+  // the price version (a price_snapshots row): with the row's tokens, its tier facts (no copy on the row)
   { name: 'model_price_id', type: 'uuid', value: (r) => r.modelPriceId, shared: true },
-  {
-    name: 'tiered_pricing',
-    type: 'jsonb',
-    // sent whole only for a row not priced by this batch (read back); else its tier's shared part plus its context
-    value: (r) => r.tieredPart === undefined ? json(r.tieredPricing) : null,
-    insertAs: (r) => `COALESCE(${r}.tiered_pricing, ${r}.tiered_part || jsonb_build_object('total_input_context', ${r}.tiered_context))`
-  },
-  { name: 'tiered_part', type: 'jsonb', value: (r) => r.tieredPart ?? null, shared: true, carried: true },
-  { name: 'tiered_context', type: 'bigint', value: (r) => r.tieredPart === undefined ? null : (r.tieredPricing as TieredPricing).total_input_context, carried: true },
   { name: 'rate_multiplier', type: 'numeric', value: (r) => r.rateMultiplier },
   { name: 'response_time_ms', type: 'int', value: (r) => r.responseTimeMs },
   { name: 'first_byte_time_ms', type: 'int', value: (r) => r.firstByteTimeMs },
