@@ -168,6 +168,7 @@ export const FAILED: RowFilter = { of: (row) => row.status === 'failed', raw: `s
 
 export type RollupTable = 'usage_errors_hourly' | 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly_global' | 'usage_daily_user'
   | 'usage_hourly_user' | 'usage_hourly_provider' | 'usage_hourly_global' | 'usage_hourly_provider_key' | 'usage_errors_quarter_hourly' | 'usage_daily_provider'
+  | 'usage_quarter_hourly_model'
 
 export interface Rollup {
   table: RollupTable
@@ -197,9 +198,10 @@ export const ROLLUPS: readonly Rollup[] = [
   // the model and api_format rankings' whole days
   { table: 'usage_daily_model', grain: ['day', 'provider', 'model', 'format'], measures: [...HOURLY, ...CACHE_ECONOMICS], regroups: 'usage_hourly_model' },
   { table: 'usage_daily_key', grain: ['day', 'user', 'key', 'model'], measures: DAILY, regroups: 'usage_hourly' },
-  // the heatmap's edges and an unfiltered time series' cut hours in zones whose midnight is off the hour: one row a quarter-hour
-  // (wider rather than a second table: no upsert more per batch)
-  { table: 'usage_quarter_hourly_global', grain: ['quarter'], measures: SERIES },
+  // a time series' cut hours in zones whose midnight is off the hour, filtered by model, provider or api_format (~22 rows a quarter-hour)
+  { table: 'usage_quarter_hourly_model', grain: ['quarter', 'provider', 'model', 'format'], measures: SERIES },
+  // the heatmap's edges and an unfiltered time series' cut hours: one row a quarter-hour, read alone where no filter asks for more
+  { table: 'usage_quarter_hourly_global', grain: ['quarter'], measures: SERIES, regroups: 'usage_quarter_hourly_model' },
   // the user ranking; its rows are the user's, whose `used` a batch locks anyway
   { table: 'usage_daily_user', grain: ['day', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly_user' },
   { table: 'usage_hourly_user', grain: ['hour', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly' },

@@ -128,8 +128,16 @@ export function readPlan (buckets: Bucket[], quarters = false): ReadPlan {
   }
 }
 
-/** An unfiltered series: the global quarter-hours may answer its cut hours. */
-const isGlobal = (filter: SeriesFilter) => filter.userId === null && filter.apiKeyId === null && filter.model === null && filter.providerId === null && filter.apiFormat === null
+/**
+ * The quarter-hour rollup answering a series' cut hours, and its index: usage_quarter_hourly_global
+ * (primary key (bucket)) unfiltered; usage_quarter_hourly_model (bucket, …) for a model, provider
+ * or api_format; none for a user or key (their raw rows, through (user_id, created_at) /
+ * (api_key_id, created_at), are few).
+ */
+function quarterRollupOf (filter: SeriesFilter): string | null {
+  if (filter.userId !== null || filter.apiKeyId !== null) return null
+  return filter.model === null && filter.providerId === null && filter.apiFormat === null ? 'usage_quarter_hourly_global' : 'usage_quarter_hourly_model'
+}
 
 /**
  * The usage rows of a read plan's cut hours, as `u`, `where` (over `u`) applied inside:
@@ -144,7 +152,15 @@ export const cutHourRows = (plan: ReadPlan, where: Fragment = empty): Fragment =
 
 /** Each bucket's sums (buckets without rows absent), by bucket index. */
 export async function seriesSums (db: Sql, buckets: Bucket[], filter: SeriesFilter): Promise<Map<number, SeriesSums>> {
-  const plan = readPlan(buckets, isGlobal(filter))
+  const quarters = quarterRollupOf(filter)
+  const plan = readPlan(buckets, quarters !== null)
+  // the cut hours by quarter-hour (quarterRollupOf: its primary key (bucket, …)); none for a user or key
+  let quarterPart = empty
+  if (quarters !== null) {
+    quarterPart = sql`
+        SELECT r.bucket, ${ROLLUP_MEASURES} FROM ${raw(quarters)} r WHERE r.bucket = ANY(${plan.quarters}::timestamptz[]) ${predicates(filter, 'r')}
+        UNION ALL`
+  }
   const bounds = [...buckets.map((b) => new Date(b.start)), new Date(buckets[buckets.length - 1]!.end)]
   const { rows } = await db.query(sql`
     SELECT width_bucket(p.at, ${bounds}::timestamptz[]) - 1 AS i, ${SUMS}
@@ -153,9 +169,7 @@ export async function seriesSums (db: Sql, buckets: Bucket[], filter: SeriesFilt
         SELECT r.bucket AS at, ${ROLLUP_MEASURES} FROM ${raw(rollupOf(filter))} r
          WHERE r.bucket >= ${plan.whole.from} AND r.bucket < ${plan.whole.to} AND r.bucket <> ALL(${plan.cutHours}::timestamptz[]) ${predicates(filter, 'r')}
         UNION ALL
-        -- usage_quarter_hourly_global primary key (bucket): an unfiltered series' cut hours, by quarter-hour
-        SELECT r.bucket, ${ROLLUP_MEASURES} FROM usage_quarter_hourly_global r WHERE r.bucket = ANY(${plan.quarters}::timestamptz[])
-        UNION ALL
+        ${quarterPart}
         -- usage (created_at), or (user_id, created_at) / (api_key_id, created_at): one range per cut hour
         SELECT u.created_at, ${RAW_MEASURES} FROM ${cutHourRows(plan, sql`AND ${FINISHED} ${predicates(filter, 'u')}`)}
       ) p

@@ -1,6 +1,7 @@
-// The hours a local midnight cuts (+05:30, +05:45): an unfiltered time series and the
-// errors distribution read them from the quarter-hour rollups (usage_quarter_hourly_global,
-// usage_errors_quarter_hourly), a filtered one and an offset off the quarter-hour from raw
+// The hours a local midnight cuts (+05:30, +05:45): a time series and the errors
+// distribution read them from the quarter-hour rollups (usage_quarter_hourly_global
+// unfiltered, usage_quarter_hourly_model by model, provider or api_format,
+// usage_errors_quarter_hourly), a user's series and an offset off the quarter-hour from raw
 // rows. Every answer equals a GROUP BY of the raw rows; then the raw rows of the cut
 // hours are changed behind the rollups' back, and only the answers that read raw rows move.
 import t from 'tap'
@@ -15,7 +16,7 @@ const avg = (sum: unknown, count: unknown) => num(count) === 0 ? null : Math.rou
 const QUARTER = 900_000
 const NIL = '00000000-0000-0000-0000-000000000000'
 
-t.test('cut hours: the quarter-hour rollups answer an unfiltered request, raw rows a filtered one', async (t) => {
+t.test('cut hours: the quarter-hour rollups answer but for a user\'s series, raw rows a user\'s', async (t) => {
   const hours = 96
   const local = (offsetMinutes: number, dayShift: number, minutes: number, base: number) => {
     // the instant `minutes` after the local midnight of the day `dayShift` after base's (in a zone offsetMinutes east)
@@ -25,7 +26,7 @@ t.test('cut hours: the quarter-hour rollups answer an unfiltered request, raw ro
   const anchor = Math.floor(Date.now() / HOUR) * HOUR - hours * HOUR
   // rows on either side of Kolkata's and Kathmandu's midnights, inside the hours they cut
   const instants = [1, 2, 3].flatMap((d) => [-29, -1, 0, 14, 29].flatMap((m) => [local(330, d, m, anchor), local(345, d, m, anchor)]))
-  const { g, base, users } = await dataSet(t, { seed: testSeed(t, 20261207), count: 900, hours, instants })
+  const { g, base, users, providers } = await dataSet(t, { seed: testSeed(t, 20261207), count: 900, hours, instants })
   const sql = async (text: string, params: unknown[] = []) => (await g.app.pg.query(text, params)).rows
 
   // the new rollups equal GROUP BYs of the raw rows (the provider-keyed ones keep the deleted provider's id, which the raw rows lost: read as none)
@@ -38,6 +39,12 @@ t.test('cut hours: the quarter-hour rollups answer an unfiltered request, raw ro
                                  FROM usage WHERE status = 'failed' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`)
   t.ok(errorsRaw.length > 50, `usage_errors_quarter_hourly: ${errorsRaw.length} rows`)
   t.same(errorsRollup, errorsRaw, 'usage_errors_quarter_hourly = GROUP BY of the failed raw rows')
+  const modelRollup = await sql(`SELECT bucket, ${provider('provider_id')} AS p, model, api_format, sum(requests)::int AS n, sum(input_tokens)::bigint AS input, sum(total_cost)::bigint AS cost
+                                    FROM usage_quarter_hourly_model GROUP BY 1, 2, 3, 4 HAVING sum(requests) <> 0 ORDER BY 1, 2, 3, 4`)
+  const modelRaw = await sql(`SELECT date_bin('15 minutes', created_at, timestamptz '2000-01-01 00:00:00+00') AS bucket, coalesce(provider_id, '${NIL}') AS p, model, coalesce(api_format, '') AS api_format,
+                                     count(*)::int AS n, sum(input_tokens)::bigint AS input, sum(total_cost)::bigint AS cost
+                                FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`)
+  t.same(modelRollup, modelRaw, 'usage_quarter_hourly_model = GROUP BY of the finished raw rows')
   const dailyRollup = await sql(`SELECT day, ${provider('provider_id')} AS p, sum(requests)::int AS n FROM usage_daily_provider GROUP BY 1, 2 HAVING sum(requests) <> 0 ORDER BY 1, 2`)
   const dailyRaw = await sql(`SELECT (created_at AT TIME ZONE 'UTC')::date AS day, coalesce(provider_id, '${NIL}') AS p, count(*)::int AS n FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`)
   t.same(dailyRollup, dailyRaw, 'usage_daily_provider = GROUP BY of the finished raw rows')
@@ -64,7 +71,8 @@ t.test('cut hours: the quarter-hour rollups answer an unfiltered request, raw ro
   const ranges = [`start_date=${iso(base + 2 * HOUR + QUARTER)}&end_date=${iso(base + 90 * HOUR + 3 * QUARTER)}`,
     `start_date=${iso(base + 5 * HOUR + 17 * 60_000 + 123)}&end_date=${iso(base + 93 * HOUR + 41 * 60_000)}`]
   const zones = ['timezone=Asia/Kolkata', 'timezone=Asia/Kathmandu', 'tz_offset_minutes=337', 'tz_offset_minutes=-570']
-  const filters: Array<[string, string, unknown[]]> = [['', '', []], [`&user_id=${users[0]!.id}`, 'AND user_id = $3', [users[0]!.id]]]
+  const filters: Array<[string, string, unknown[]]> = [['', '', []], [`&user_id=${users[0]!.id}`, 'AND user_id = $3', [users[0]!.id]],
+    ['&model=claude-x', 'AND model = $3', ['claude-x']], [`&provider_id=${providers[1]!.id}&api_format=openai:chat`, 'AND provider_id = $3 AND api_format = $4', [providers[1]!.id, 'openai:chat']]]
   const answers = new Map<string, unknown>()
   const read = async (url: string) => {
     const res = await g.app.inject({ method: 'GET', url, headers: g.admin.headers })

@@ -246,6 +246,13 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
       rollup: `SELECT ${hourKey} AS bucket, ${HEATMAP_ROLLUP} FROM usage_hourly_global WHERE ${HEATMAP_NOT_ZERO} ORDER BY 1`,
       raw: `SELECT ${rawHour} AS bucket, ${HEATMAP_RAW} FROM usage WHERE ${FINISHED} GROUP BY 1 ORDER BY 1`
     },
+    // the filtered time series' cut hours
+    usage_quarter_hourly_model: {
+      rollup: `SELECT ${quarterKey} AS bucket, provider_id, model, api_format, ${ROLLUP_MEASURES}${ROLLUP_SERIES_EXTRA}
+                 FROM usage_quarter_hourly_model WHERE ${NOT_ALL_ZERO} ORDER BY 1, 2, 3, 4`,
+      raw: `SELECT ${rawQuarter} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, model, COALESCE(api_format, '') AS api_format, ${RAW_MEASURES}${RAW_SERIES_EXTRA}
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`
+    },
     // failed requests by hour, provider (a deleted one's: the nil provider) and status code (none: 0)
     usage_errors_hourly: {
       rollup: `SELECT ${hourKey} AS bucket, provider_id, status_code, requests::bigint AS requests
