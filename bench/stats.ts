@@ -269,6 +269,18 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
         return ours === theirs ? null : `requests ${ours} / ${theirs}`
       }
     },
+    // the filtered series read their cut hours from raw rows (docs/statistics.md, "Cut hours of filtered requests"): one each, by the usage index that serves it
+    ...([['model=claude-sonnet-4', sql`u.model = 'claude-sonnet-4'`], ['provider_id=anthropic', sql`u.provider_id = (SELECT id FROM providers WHERE name = 'anthropic')`],
+      ['api_format=openai%3Achat', sql`u.api_format = 'openai:chat'`]] as const).map(([filter, where]): Case => ({
+      name: `time-series (30 days, days in Asia/Kolkata, ${decodeURIComponent(filter)})`, path: `/api/admin/stats/time-series?${query}&granularity=day&timezone=Asia%2FKolkata&${filter}`,
+      raw: [sql`SELECT (u.created_at AT TIME ZONE 'Asia/Kolkata')::date AS day, count(*) AS requests FROM usage u
+        WHERE u.status IN ${finished} AND u.created_at >= ${start} AND u.created_at < ${end} AND ${where} GROUP BY 1`],
+      compare: (api, rows) => {
+        const ours = (api as unknown as Row[]).reduce((sum, p) => sum + Number(p.total_requests), 0)
+        const theirs = rows[0]!.reduce((sum, r) => sum + Number(r.requests), 0)
+        return ours === theirs ? null : `requests ${ours} / ${theirs}`
+      }
+    })),
     {
       name: 'leaderboard/users (30 days, by cost)', path: `/api/admin/stats/leaderboard/users?${query}&metric=cost`,
       raw: [sql`SELECT u.user_id, sum(u.total_cost) AS cost FROM usage u WHERE u.status IN ${finished} AND u.provider_id IS NOT NULL

@@ -167,7 +167,8 @@ export const REACHED_PROVIDER: RowFilter = {
 export const FAILED: RowFilter = { of: (row) => row.status === 'failed', raw: `status = 'failed'`, rollup: 'errors <> 0' }
 
 export type RollupTable = 'usage_errors_hourly' | 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly_global' | 'usage_daily_user'
-  | 'usage_hourly_user' | 'usage_hourly_provider' | 'usage_hourly_global' | 'usage_hourly_provider_key'
+  | 'usage_hourly_user' | 'usage_hourly_provider' | 'usage_hourly_global' | 'usage_hourly_provider_key' | 'usage_errors_quarter_hourly' | 'usage_daily_provider'
+  | 'usage_quarter_hourly_model'
 
 export interface Rollup {
   table: RollupTable
@@ -186,6 +187,9 @@ const HOURLY: readonly MeasureName[] = [...DAILY, 'cache_creation_cost', 'cache_
   'first_byte_time_sum_ms', 'first_byte_time_count', 'cache_creation_5m_tokens', 'cache_creation_1h_tokens']
 const RANKING: readonly MeasureName[] = ['requests', 'errors', 'total_tokens', 'total_cost', 'actual_total_cost']
 const HEATMAP: readonly MeasureName[] = ['requests', 'total_tokens', 'total_cost', 'actual_total_cost']
+// the analytics time series' measures (analytics/queries.ts), the heatmap's among them
+const SERIES: readonly MeasureName[] = [...HEATMAP, 'errors', 'input_tokens', 'output_tokens', 'cache_creation_tokens', 'cache_creation_5m_tokens', 'cache_creation_1h_tokens',
+  'cache_read_tokens', 'response_time_sum_ms', 'response_time_count', 'first_byte_time_sum_ms', 'first_byte_time_count']
 
 /** Every rollup of usage rows, finest first (a table's `regroups` comes before it). */
 export const ROLLUPS: readonly Rollup[] = [
@@ -194,8 +198,10 @@ export const ROLLUPS: readonly Rollup[] = [
   // the model and api_format rankings' whole days
   { table: 'usage_daily_model', grain: ['day', 'provider', 'model', 'format'], measures: [...HOURLY, ...CACHE_ECONOMICS], regroups: 'usage_hourly_model' },
   { table: 'usage_daily_key', grain: ['day', 'user', 'key', 'model'], measures: DAILY, regroups: 'usage_hourly' },
-  // the heatmap's edges in zones whose midnight is off the hour: one row a quarter-hour
-  { table: 'usage_quarter_hourly_global', grain: ['quarter'], measures: HEATMAP },
+  // a time series' cut hours in zones whose midnight is off the hour, filtered by model, provider or api_format (~22 rows a quarter-hour)
+  { table: 'usage_quarter_hourly_model', grain: ['quarter', 'provider', 'model', 'format'], measures: SERIES },
+  // the heatmap's edges and an unfiltered time series' cut hours: one row a quarter-hour, read alone where no filter asks for more
+  { table: 'usage_quarter_hourly_global', grain: ['quarter'], measures: SERIES, regroups: 'usage_quarter_hourly_model' },
   // the user ranking; its rows are the user's, whose `used` a batch locks anyway
   { table: 'usage_daily_user', grain: ['day', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly_user' },
   { table: 'usage_hourly_user', grain: ['hour', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly' },
@@ -207,7 +213,11 @@ export const ROLLUPS: readonly Rollup[] = [
   // upstream accounting: each provider key's hours (no finer rollup keeps the provider key, so the seed sums raw rows)
   { table: 'usage_hourly_provider_key', grain: ['provider_key', 'hour'], measures: HOURLY },
   // the errors distribution: failed requests per hour × provider × HTTP status, a few rows an hour
-  { table: 'usage_errors_hourly', grain: ['hour', 'provider', 'status'], measures: ['requests'], only: FAILED }
+  { table: 'usage_errors_hourly', grain: ['hour', 'provider', 'status'], measures: ['requests'], only: FAILED },
+  // …and per quarter-hour, for the hours a midnight off the hour cuts (a quarter-hour cannot regroup into the hours: the seed sums raw rows for both)
+  { table: 'usage_errors_quarter_hourly', grain: ['quarter', 'provider', 'status'], measures: ['requests'], only: FAILED },
+  // the percentiles' whole UTC days per provider: its latency histograms (HISTOGRAM_TABLES), 30 rows a provider for 30 days instead of 720
+  { table: 'usage_daily_provider', grain: ['day', 'provider'], measures: ['requests'], regroups: 'usage_hourly_provider' }
 ]
 
 export const rollup = (table: RollupTable): Rollup => ROLLUPS.find((r) => r.table === table)!
@@ -370,13 +380,16 @@ export const HISTOGRAM_NAMES = Object.keys(HISTOGRAMS) as HistogramName[]
 
 /**
  * The rollups keeping latency histograms: the coarsest with hour × provider
- * (usage_hourly_provider) and hour × model (usage_hourly_model), what the percentiles
- * read. usage_hourly_model's source (usage_hourly) keeps none, so the bulk load
- * counts its histograms from raw rows; usage_hourly_provider regroups them.
+ * (usage_hourly_provider) and hour × model (usage_hourly_model), and their whole UTC
+ * days (usage_daily_provider, usage_daily_model), what the percentiles read.
+ * usage_hourly_model's source (usage_hourly) keeps none, so the bulk load counts its
+ * histograms from raw rows; the others regroup them.
  */
 export const HISTOGRAM_TABLES: Partial<Record<RollupTable, readonly HistogramName[]>> = {
   usage_hourly_model: HISTOGRAM_NAMES,
-  usage_hourly_provider: HISTOGRAM_NAMES
+  usage_hourly_provider: HISTOGRAM_NAMES,
+  usage_daily_model: HISTOGRAM_NAMES,
+  usage_daily_provider: HISTOGRAM_NAMES
 }
 
 export const histogramsOf = (r: Rollup): readonly HistogramName[] => HISTOGRAM_TABLES[r.table] ?? []

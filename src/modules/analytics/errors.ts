@@ -1,8 +1,9 @@
 // The errors distribution (Aether's /errors/distribution): failed requests (model.ts
 // FAILED, the rollups' `errors` rule) by category — status class, HTTP status or
 // provider — over the range, and per bucket as a zero-filled trend in the range's zone.
-// Whole UTC hours from usage_errors_hourly; the hours a bucket boundary cuts from raw
-// rows, as the time series reads them (readPlan).
+// Whole UTC hours from usage_errors_hourly; the hours a bucket boundary cuts from
+// usage_errors_quarter_hourly by quarter-hour, and raw rows where a quarter is cut (the
+// ragged ends, an offset off the quarter-hour), as the time series reads them (readPlan).
 import sql, { raw } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { FAILED } from '../accounting/model.js'
@@ -29,7 +30,7 @@ const byCountThenName = (a: [string, number], b: [string, number]) => b[1] - a[1
 
 export async function errorDistribution (db: Sql, range: AnalyticsRange, granularity: Granularity, groupBy: ErrorCategory) {
   const buckets = bucketsOf(range, granularity)
-  const plan = readPlan(buckets)
+  const plan = readPlan(buckets, true)
   const bounds = [...buckets.map((b) => new Date(b.start)), new Date(buckets[buckets.length - 1]!.end)]
   const { rows } = await db.query(sql`
     SELECT width_bucket(p.at, ${bounds}::timestamptz[]) - 1 AS i, ${raw(CATEGORY[groupBy])} AS category, sum(p.n)::bigint AS n
@@ -38,7 +39,10 @@ export async function errorDistribution (db: Sql, range: AnalyticsRange, granula
         SELECT r.bucket AS at, r.provider_id, r.status_code, r.requests AS n FROM usage_errors_hourly r
          WHERE r.bucket >= ${plan.whole.from} AND r.bucket < ${plan.whole.to} AND r.bucket <> ALL(${plan.cutHours}::timestamptz[])
         UNION ALL
-        -- usage (created_at): one range per cut hour
+        -- usage_errors_quarter_hourly primary key (bucket, …): the cut hours' quarter-hours
+        SELECT r.bucket, r.provider_id, r.status_code, r.requests FROM usage_errors_quarter_hourly r WHERE r.bucket = ANY(${plan.quarters}::timestamptz[])
+        UNION ALL
+        -- usage (created_at): one range per quarter-hour cut inside
         SELECT u.created_at, coalesce(u.provider_id, ${NIL_UUID}::uuid), coalesce(u.status_code, 0), 1
           FROM ${cutHourRows(plan, sql`AND u.${raw(FAILED.raw)}`)}
       ) p

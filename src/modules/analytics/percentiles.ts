@@ -1,13 +1,16 @@
 // Latency percentiles (Aether's /performance/percentiles): p50/p90/p99 of response time
-// and time to first byte per bucket of the range, from the latency histograms the hourly
-// rollups keep (accounting/model.ts HISTOGRAMS), never from a scan of raw rows — except
-// the hours a bucket boundary cuts, read raw as the time series reads them (readPlan).
+// and time to first byte per bucket of the range, from the latency histograms the daily
+// and hourly rollups keep (accounting/model.ts HISTOGRAMS), never from a scan of raw
+// rows — except the hours a bucket boundary cuts, read raw as the time series reads them
+// (readPlan). Whole UTC days come from the daily rollup with their few hours that belong
+// to another bucket moved by their hourly rows (dayPlan), so a 30-day range merges ~30
+// histograms a group plus a few hours a day, not ~720.
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { LATENCY_RELATIVE_ERROR, latencyOfBucket } from '../accounting/model.js'
 import { finishedSql } from '../accounting/rules.js'
-import { bucketsOf, type Granularity } from './buckets.js'
-import { cutHourRows, readPlan } from './queries.js'
+import { bucketsOf, type Bucket, type Granularity } from './buckets.js'
+import { cutHourRows, readPlan, type ReadPlan } from './queries.js'
 import type { AnalyticsRange } from './range.js'
 
 /** below this many samples a percentile is null (Aether's rule) */
@@ -44,10 +47,62 @@ export function percentileOf (counts: Counts | undefined, q: number): number | n
 const samples = (counts: Counts | undefined) => [...counts?.values() ?? []].reduce((a, b) => a + b, 0)
 
 /**
- * The rollup and its index: usage_hourly_model (primary key (bucket, …)) for a model
- * filter or per model; usage_hourly_provider (bucket, provider_id) otherwise.
+ * The rollups and their indexes: usage_daily_model / usage_hourly_model (primary keys
+ * (day, …) / (bucket, …)) for a model filter or per model; usage_daily_provider /
+ * usage_hourly_provider ((day, provider_id) / (bucket, provider_id)) otherwise.
  */
-const rollupOf = (filter: PercentileFilter, group: PercentileGroup) => filter.model !== null || group === 'model' ? 'usage_hourly_model' : 'usage_hourly_provider'
+const rollupsOf = (filter: PercentileFilter, group: PercentileGroup) => filter.model !== null || group === 'model'
+  ? { daily: 'usage_daily_model', hourly: 'usage_hourly_model' }
+  : { daily: 'usage_daily_provider', hourly: 'usage_hourly_provider' }
+
+const HOUR = 3_600_000
+const DAY = 86_400_000
+
+/** What a read plan's whole hours are read as: UTC days (YYYY-MM-DD) and hours (epoch ms), each added to a bucket (index) with a sign. */
+export interface DayPlan {
+  days: Array<{ day: string, i: number }>
+  hours: Array<{ at: number, i: number, sign: 1 | -1 }>
+}
+
+/**
+ * A read plan's whole hours as daily and hourly rollup rows. A UTC day inside the whole
+ * hours counts in the bucket holding its noon when that bucket holds more than half of
+ * its hours (not cut): then each of its other hours is taken out of that bucket by its
+ * hourly row, and added to its own bucket unless cut (the raw rows or quarter-hours add
+ * it). Every other whole hour counts in its bucket. A day of Europe/Berlin is one UTC day
+ * and ±1 or 2 hours; hour buckets never use days.
+ */
+export function dayPlan (buckets: Bucket[], plan: ReadPlan): DayPlan {
+  const cut = new Set(plan.cutHours.map((h) => h.getTime()))
+  const from = plan.whole.from.getTime()
+  const to = plan.whole.to.getTime()
+  let k = 0
+  // buckets in order, asked in increasing instants but for each day's noon (then back to its first hour)
+  const bucketOf = (at: number) => {
+    while (k > 0 && buckets[k]!.start > at) k--
+    while (buckets[k]!.end <= at) k++
+    return k
+  }
+  const days: DayPlan['days'] = []
+  const hours: DayPlan['hours'] = []
+  for (let day = Math.floor(from / DAY) * DAY; day < to; day += DAY) {
+    const own = []
+    for (let at = Math.max(day, from); at < Math.min(day + DAY, to); at += HOUR) own.push({ at, cut: cut.has(at), i: cut.has(at) ? -1 : bucketOf(at) })
+    const whole = day >= from && day + DAY <= to
+    const noon = whole ? bucketOf(day + DAY / 2) : -1
+    if (whole && own.filter((h) => h.i === noon).length > 12) {
+      days.push({ day: new Date(day).toISOString().slice(0, 10), i: noon })
+      for (const h of own) {
+        if (h.i === noon) continue
+        hours.push({ at: h.at, i: noon, sign: -1 })
+        if (!h.cut) hours.push({ at: h.at, i: h.i, sign: 1 })
+      }
+    } else {
+      for (const h of own) if (!h.cut) hours.push({ at: h.at, i: h.i, sign: 1 })
+    }
+  }
+  return { days, hours }
+}
 
 /** A group's key: a provider that still exists (a deleted one's and no provider's: null, as usage forgets them) or the model. */
 function groupKey (group: PercentileGroup, alias: 'r' | 'u'): Fragment {
@@ -67,15 +122,25 @@ function predicates (filter: PercentileFilter, alias: 'r' | 'u'): Fragment {
 async function histograms (db: Sql, range: AnalyticsRange, granularity: Granularity, filter: PercentileFilter, group: PercentileGroup) {
   const buckets = bucketsOf(range, granularity)
   const plan = readPlan(buckets)
+  const { days, hours } = dayPlan(buckets, plan)
+  const tables = rollupsOf(filter, group)
   const bounds = [...buckets.map((b) => new Date(b.start)), new Date(buckets[buckets.length - 1]!.end)]
   const { rows } = await db.query(sql`
     SELECT p.i, p.g, p.b, sum(p.rt)::bigint AS rt, sum(p.fb)::bigint AS fb
       FROM (
-        -- whole hours (those a boundary cuts are read raw below): both histograms side by side, element o is bucket o - 1
-        SELECT width_bucket(r.bucket, ${bounds}::timestamptz[]) - 1 AS i, ${groupKey(group, 'r')} AS g, x.o - 1 AS b, coalesce(x.rt, 0) AS rt, coalesce(x.fb, 0) AS fb
-          FROM ${raw(rollupOf(filter, group))} r CROSS JOIN LATERAL unnest(r.response_time_hist, r.first_byte_time_hist) WITH ORDINALITY x(rt, fb, o)
-         WHERE r.bucket >= ${plan.whole.from} AND r.bucket < ${plan.whole.to} AND r.bucket <> ALL(${plan.cutHours}::timestamptz[]) ${predicates(filter, 'r')}
-           AND (x.rt <> 0 OR x.fb <> 0)
+        -- whole UTC days, by the daily rollup's primary key (day, …): both histograms side by side, element o is bucket o - 1
+        SELECT d.i, ${groupKey(group, 'r')} AS g, x.o - 1 AS b, coalesce(x.rt, 0) AS rt, coalesce(x.fb, 0) AS fb
+          FROM unnest(${days.map((d) => d.day)}::date[], ${days.map((d) => d.i)}::int[]) d(day, i)
+          JOIN ${raw(tables.daily)} r ON r.day = d.day
+          CROSS JOIN LATERAL unnest(r.response_time_hist, r.first_byte_time_hist) WITH ORDINALITY x(rt, fb, o)
+         WHERE (x.rt <> 0 OR x.fb <> 0) ${predicates(filter, 'r')}
+        UNION ALL
+        -- whole hours (those a boundary cuts are read raw below), by the hourly rollup's primary key (bucket, …): added to their bucket, or taken out of their day's
+        SELECT h.i, ${groupKey(group, 'r')}, x.o - 1, h.sign * coalesce(x.rt, 0), h.sign * coalesce(x.fb, 0)
+          FROM unnest(${hours.map((h) => new Date(h.at))}::timestamptz[], ${hours.map((h) => h.i)}::int[], ${hours.map((h) => h.sign)}::int[]) h(at, i, sign)
+          JOIN ${raw(tables.hourly)} r ON r.bucket = h.at
+          CROSS JOIN LATERAL unnest(r.response_time_hist, r.first_byte_time_hist) WITH ORDINALITY x(rt, fb, o)
+         WHERE r.bucket >= ${plan.whole.from} AND r.bucket < ${plan.whole.to} AND (x.rt <> 0 OR x.fb <> 0) ${predicates(filter, 'r')}
         UNION ALL
         -- usage (created_at): one range per cut hour, each row one sample of each latency it has
         SELECT width_bucket(u.created_at, ${bounds}::timestamptz[]) - 1, ${groupKey(group, 'u')}, v.b, v.rt, v.fb

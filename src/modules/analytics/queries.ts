@@ -7,6 +7,7 @@ import { finishedSql } from '../accounting/rules.js'
 import type { Bucket } from './buckets.js'
 
 const HOUR = 3_600_000
+const QUARTER = 900_000
 const FINISHED = finishedSql('u')
 
 /** What a series may be narrowed to (ids resolved; api_format '' is a request without one). */
@@ -72,25 +73,70 @@ function predicates (filter: SeriesFilter, alias: 'r' | 'u'): Fragment {
   return parts.length === 0 ? empty : sql`AND ${join(parts, ' AND ')}`
 }
 
+export interface ReadPlan {
+  /** the whole UTC hours [from, to) read from an hourly rollup, but for cutHours */
+  whole: { from: Date, to: Date }
+  /** the hours a bucket boundary falls inside */
+  cutHours: Date[]
+  /** the cut hours' quarter-hours read from a quarter-hour rollup (none unless asked for) */
+  quarters: Date[]
+  /** the rest of the cut hours, read from raw rows, clipped to the range */
+  raw: Array<{ from: Date, to: Date }>
+}
+
 /**
- * How the buckets are read: whole UTC hours from the rollup, and from raw rows every
- * hour a bucket boundary falls inside (the range's ragged ends, and each local midnight
- * of a zone off the hour), clipped to the range — usageStats' edge rule
- * (lib/spans.ts) applied at every cut.
+ * How the buckets are read: whole UTC hours from the rollup, and every hour a bucket
+ * boundary falls inside (the range's ragged ends, and each local midnight of a zone off
+ * the hour) from raw rows, clipped to the range — usageStats' edge rule (lib/spans.ts)
+ * applied at every cut. With `quarters`, a cut hour's quarter-hours that lie in the
+ * range with no boundary inside come from a quarter-hour rollup instead: every cut of a
+ * zone in use today (offsets are whole quarter-hours), so raw rows are left only for the
+ * ragged ends' quarters and historical offsets (local mean times).
  */
-export function readPlan (buckets: Bucket[]) {
+export function readPlan (buckets: Bucket[], quarters = false): ReadPlan {
   const from = buckets[0]!.start
   const to = buckets[buckets.length - 1]!.end
+  const points = [from, ...buckets.map((b) => b.end)]
   const cut = new Set<number>()
-  for (const at of [from, ...buckets.map((b) => b.end)]) if (at % HOUR !== 0) cut.add(Math.floor(at / HOUR) * HOUR)
+  for (const at of points) if (at % HOUR !== 0) cut.add(Math.floor(at / HOUR) * HOUR)
   const hours = [...cut].sort((a, b) => a - b)
   const wholeFrom = Math.ceil(from / HOUR) * HOUR
   const wholeTo = Math.max(wholeFrom, Math.floor(to / HOUR) * HOUR)
+  // the quarter-hours a boundary falls inside (the range's ends among them, when off the quarter)
+  const split = new Set(points.filter((at) => at % QUARTER !== 0).map((at) => Math.floor(at / QUARTER) * QUARTER))
+  const whole: number[] = []
+  const raw: Array<{ from: number, to: number }> = []
+  const rawPart = (start: number, end: number) => {
+    const last = raw[raw.length - 1]
+    // adjacent parts read as one range
+    if (last !== undefined && last.to === Math.max(start, from)) last.to = Math.min(end, to)
+    else raw.push({ from: Math.max(start, from), to: Math.min(end, to) })
+  }
+  for (const h of hours) {
+    if (!quarters) { rawPart(h, h + HOUR); continue }
+    for (let q = h; q < h + HOUR; q += QUARTER) {
+      if (q + QUARTER <= from || q >= to) continue
+      if (split.has(q)) rawPart(q, q + QUARTER)
+      else whole.push(q)
+    }
+  }
   return {
     whole: { from: new Date(wholeFrom), to: new Date(wholeTo) },
     cutHours: hours.map((h) => new Date(h)),
-    raw: hours.map((h) => ({ from: new Date(Math.max(h, from)), to: new Date(Math.min(h + HOUR, to)) }))
+    quarters: whole.map((q) => new Date(q)),
+    raw: raw.map((s) => ({ from: new Date(s.from), to: new Date(s.to) }))
   }
+}
+
+/**
+ * The quarter-hour rollup answering a series' cut hours, and its index: usage_quarter_hourly_global
+ * (primary key (bucket)) unfiltered; usage_quarter_hourly_model (bucket, …) for a model, provider
+ * or api_format; none for a user or key (their raw rows, through (user_id, created_at) /
+ * (api_key_id, created_at), are few).
+ */
+function quarterRollupOf (filter: SeriesFilter): string | null {
+  if (filter.userId !== null || filter.apiKeyId !== null) return null
+  return filter.model === null && filter.providerId === null && filter.apiFormat === null ? 'usage_quarter_hourly_global' : 'usage_quarter_hourly_model'
 }
 
 /**
@@ -100,21 +146,30 @@ export function readPlan (buckets: Bucket[]) {
  * the planner weighs 31 ranges of unknown width against the table and scans all of
  * usage: at 10M rows, past the statement timeout.
  */
-export const cutHourRows = (plan: ReturnType<typeof readPlan>, where: Fragment = empty): Fragment => sql`
+export const cutHourRows = (plan: ReadPlan, where: Fragment = empty): Fragment => sql`
   unnest(${plan.raw.map((s) => s.from)}::timestamptz[], ${plan.raw.map((s) => s.to)}::timestamptz[]) AS c(from_at, to_at)
   CROSS JOIN LATERAL (SELECT * FROM usage u WHERE u.created_at >= c.from_at AND u.created_at < c.to_at ${where} OFFSET 0) u`
 
 /** Each bucket's sums (buckets without rows absent), by bucket index. */
 export async function seriesSums (db: Sql, buckets: Bucket[], filter: SeriesFilter): Promise<Map<number, SeriesSums>> {
-  const plan = readPlan(buckets)
+  const quarters = quarterRollupOf(filter)
+  const plan = readPlan(buckets, quarters !== null)
+  // the cut hours by quarter-hour (quarterRollupOf: its primary key (bucket, …)); none for a user or key
+  let quarterPart = empty
+  if (quarters !== null) {
+    quarterPart = sql`
+        SELECT r.bucket, ${ROLLUP_MEASURES} FROM ${raw(quarters)} r WHERE r.bucket = ANY(${plan.quarters}::timestamptz[]) ${predicates(filter, 'r')}
+        UNION ALL`
+  }
   const bounds = [...buckets.map((b) => new Date(b.start)), new Date(buckets[buckets.length - 1]!.end)]
   const { rows } = await db.query(sql`
     SELECT width_bucket(p.at, ${bounds}::timestamptz[]) - 1 AS i, ${SUMS}
       FROM (
-        -- whole hours; those a boundary cuts are read raw below
+        -- whole hours; those a boundary cuts are read below
         SELECT r.bucket AS at, ${ROLLUP_MEASURES} FROM ${raw(rollupOf(filter))} r
          WHERE r.bucket >= ${plan.whole.from} AND r.bucket < ${plan.whole.to} AND r.bucket <> ALL(${plan.cutHours}::timestamptz[]) ${predicates(filter, 'r')}
         UNION ALL
+        ${quarterPart}
         -- usage (created_at), or (user_id, created_at) / (api_key_id, created_at): one range per cut hour
         SELECT u.created_at, ${RAW_MEASURES} FROM ${cutHourRows(plan, sql`AND ${FINISHED} ${predicates(filter, 'u')}`)}
       ) p

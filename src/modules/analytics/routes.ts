@@ -37,7 +37,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags,
       summary: 'Finished requests per hour, day, week or month of the range, zero-filled (Aether\'s shape, keymeter\'s fields beside it)',
-      description: 'The range as start_date/end_date or a preset, in timezone or tz_offset_minutes (default APP_TIMEZONE), at most 366 days; filters by user, key, model, provider (id or name) and API format. Read from hourly rollups; the hours a bucket boundary cuts (the range\'s ends, local midnights of a zone off the hour) from raw rows.',
+      description: 'The range as start_date/end_date or a preset, in timezone or tz_offset_minutes (default APP_TIMEZONE), at most 366 days; filters by user, key, model, provider (id or name) and API format. Read from hourly rollups; the hours a bucket boundary cuts (the range\'s ends, local midnights of a zone off the hour) from the quarter-hour rollup when unfiltered, else from raw rows.',
       querystring: TimeSeriesQuery,
       response: { 200: TimeSeries, ...errorResponses() }
     },
@@ -138,7 +138,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags,
       summary: 'p50/p90/p99 of response time and time to first byte per hour, day, week or month of the range (Aether\'s shape, keymeter\'s fields beside it)',
-      description: 'Range and zone as the time series; provider_id (id or name) and model narrow, group_by none | provider | model splits. From the latency histograms of the hourly rollups (log-spaced buckets, each percentile within 5 % of the exact one); the hours a bucket boundary cuts from raw rows. Null below 10 samples.',
+      description: 'Range and zone as the time series; provider_id (id or name) and model narrow, group_by none | provider | model splits. From the latency histograms of the daily and hourly rollups (log-spaced buckets, each percentile within 5 % of the exact one); the hours a bucket boundary cuts from raw rows. Null below 10 samples.',
       querystring: PercentilesQuery,
       response: { 200: Percentiles, ...errorResponses() }
     },
@@ -154,7 +154,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags,
       summary: 'Failed requests by category over the range, and their trend per day (Aether\'s shape)',
-      description: 'Range and zone as the time series; group_by status_class (default) | status_code | provider; granularity of the trend day (default), hour (at most 31 days), week or month, zero-filled. From usage_errors_hourly; the hours a bucket boundary cuts from raw rows.',
+      description: 'Range and zone as the time series; group_by status_class (default) | status_code | provider; granularity of the trend day (default), hour (at most 31 days), week or month, zero-filled. From usage_errors_hourly; the hours a bucket boundary cuts from usage_errors_quarter_hourly (raw rows for a quarter-hour cut inside).',
       querystring: ErrorsQuery,
       response: { 200: ErrorDistribution, ...errorResponses() }
     },

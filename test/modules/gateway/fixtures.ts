@@ -165,6 +165,11 @@ const USER_RANKING_NOT_ZERO = 'NOT (requests = 0 AND errors = 0 AND total_tokens
 const USER_RANKING_RAW = `count(*)::bigint AS requests, count(*) FILTER (WHERE status = 'failed')::bigint AS errors, sum(total_tokens)::bigint AS total_tokens,
   sum(total_cost)::bigint AS total_cost, sum(actual_total_cost)::bigint AS actual_total_cost`
 
+/** the time series' measures beyond ROLLUP_MEASURES: the writes by TTL and time to first byte */
+const ROLLUP_SERIES_EXTRA = ', cache_creation_5m_tokens, cache_creation_1h_tokens, first_byte_time_sum_ms, first_byte_time_count'
+const RAW_SERIES_EXTRA = `, sum(cache_creation_5m_input_tokens)::bigint AS cache_creation_5m_tokens, sum(cache_creation_1h_input_tokens)::bigint AS cache_creation_1h_tokens,
+  sum(COALESCE(first_byte_time_ms, 0))::bigint AS first_byte_time_sum_ms, count(first_byte_time_ms)::bigint AS first_byte_time_count`
+
 const HEATMAP_ROLLUP = 'requests::bigint AS requests, total_tokens, total_cost, actual_total_cost'
 const HEATMAP_NOT_ZERO = 'NOT (requests = 0 AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0)'
 const HEATMAP_RAW = `count(*)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens, sum(total_cost)::bigint AS total_cost,
@@ -177,6 +182,8 @@ const HEATMAP_RAW = `count(*)::bigint AS requests, sum(total_tokens)::bigint AS 
 export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, { rollup: Json[], raw: Json[] }>> {
   const hourKey = `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24')`
   const rawHour = `to_char(date_trunc('hour', created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24')`
+  const quarterKey = `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI')`
+  const rawQuarter = `to_char(date_bin('15 minutes', created_at, timestamptz '2000-01-01 00:00:00+00') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI')`
   const grains = {
     usage_hourly: {
       rollup: `SELECT ${hourKey} AS bucket, user_id, api_key_id, provider_id, model, api_format, ${ROLLUP_MEASURES}${ROLLUP_HOURLY_EXTRA}
@@ -233,15 +240,23 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
     },
     // the heatmap's rollups: every finished request, whatever its provider (a deleted one's included)
+    // …and the analytics' cut hours (issue 19): every measure of the time series
     usage_quarter_hourly_global: {
-      rollup: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS bucket, ${HEATMAP_ROLLUP}
-                 FROM usage_quarter_hourly_global WHERE ${HEATMAP_NOT_ZERO} ORDER BY 1`,
-      raw: `SELECT to_char(date_bin('15 minutes', created_at, timestamptz '2000-01-01 00:00:00+00') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS bucket, ${HEATMAP_RAW}
+      rollup: `SELECT ${quarterKey} AS bucket, ${ROLLUP_MEASURES}${ROLLUP_SERIES_EXTRA}
+                 FROM usage_quarter_hourly_global WHERE ${NOT_ALL_ZERO} ORDER BY 1`,
+      raw: `SELECT ${rawQuarter} AS bucket, ${RAW_MEASURES}${RAW_SERIES_EXTRA}
               FROM usage WHERE ${FINISHED} GROUP BY 1 ORDER BY 1`
     },
     usage_hourly_global: {
       rollup: `SELECT ${hourKey} AS bucket, ${HEATMAP_ROLLUP} FROM usage_hourly_global WHERE ${HEATMAP_NOT_ZERO} ORDER BY 1`,
       raw: `SELECT ${rawHour} AS bucket, ${HEATMAP_RAW} FROM usage WHERE ${FINISHED} GROUP BY 1 ORDER BY 1`
+    },
+    // the filtered time series' cut hours
+    usage_quarter_hourly_model: {
+      rollup: `SELECT ${quarterKey} AS bucket, provider_id, model, api_format, ${ROLLUP_MEASURES}${ROLLUP_SERIES_EXTRA}
+                 FROM usage_quarter_hourly_model WHERE ${NOT_ALL_ZERO} ORDER BY 1, 2, 3, 4`,
+      raw: `SELECT ${rawQuarter} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, model, COALESCE(api_format, '') AS api_format, ${RAW_MEASURES}${RAW_SERIES_EXTRA}
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`
     },
     // failed requests by hour, provider (a deleted one's: the nil provider) and status code (none: 0)
     usage_errors_hourly: {
@@ -250,15 +265,31 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
       raw: `SELECT ${rawHour} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, COALESCE(status_code, 0) AS status_code, count(*)::bigint AS requests
               FROM usage WHERE status = 'failed' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
     },
+    // the same by quarter-hour: the errors distribution's cut hours
+    usage_errors_quarter_hourly: {
+      rollup: `SELECT ${quarterKey} AS bucket, provider_id, status_code, requests::bigint AS requests
+                 FROM usage_errors_quarter_hourly WHERE requests <> 0 ORDER BY 1, 2, 3`,
+      raw: `SELECT ${rawQuarter} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, COALESCE(status_code, 0) AS status_code, count(*)::bigint AS requests
+              FROM usage WHERE status = 'failed' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
+    },
+    // the percentiles' whole days per provider
+    usage_daily_provider: {
+      rollup: `SELECT to_char(day, 'YYYY-MM-DD') AS day, provider_id, requests::bigint AS requests FROM usage_daily_provider WHERE requests <> 0 ORDER BY 1, 2`,
+      raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(provider_id, ${NIL}) AS provider_id, count(*)::bigint AS requests
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
+    },
     // the latency histograms, as (row, bucket, count) with the counts not zero; element i + 1 counts latency_bucket i
-    ...Object.fromEntries(['usage_hourly_model', 'usage_hourly_provider'].flatMap((table) => [['response_time', 'response_time_ms'], ['first_byte_time', 'first_byte_time_ms']].map(([hist, column]) => {
-      const dims = table === 'usage_hourly_model' ? 'provider_id, model, api_format' : 'provider_id'
-      const rawDims = table === 'usage_hourly_model' ? `COALESCE(provider_id, ${NIL}) AS provider_id, model, COALESCE(api_format, '') AS api_format` : `COALESCE(provider_id, ${NIL}) AS provider_id`
-      const width = table === 'usage_hourly_model' ? '1, 2, 3, 4, 5' : '1, 2, 3'
+    // (the daily ones: the percentiles' whole UTC days)
+    ...Object.fromEntries(['usage_hourly_model', 'usage_hourly_provider', 'usage_daily_model', 'usage_daily_provider'].flatMap((table) => [['response_time', 'response_time_ms'], ['first_byte_time', 'first_byte_time_ms']].map(([hist, column]) => {
+      const byModel = table.endsWith('_model')
+      const daily = table.startsWith('usage_daily')
+      const dims = byModel ? 'provider_id, model, api_format' : 'provider_id'
+      const rawDims = byModel ? `COALESCE(provider_id, ${NIL}) AS provider_id, model, COALESCE(api_format, '') AS api_format` : `COALESCE(provider_id, ${NIL}) AS provider_id`
+      const width = byModel ? '1, 2, 3, 4, 5' : '1, 2, 3'
       return [`${table}.${hist}_hist`, {
-        rollup: `SELECT ${hourKey} AS bucket, ${dims}, x.i::int AS i, x.n::bigint AS n FROM ${table} r, unnest(r.${hist}_hist) WITH ORDINALITY AS x(n, i)
+        rollup: `SELECT ${daily ? "to_char(day, 'YYYY-MM-DD')" : hourKey} AS bucket, ${dims}, x.i::int AS i, x.n::bigint AS n FROM ${table} r, unnest(r.${hist}_hist) WITH ORDINALITY AS x(n, i)
                   WHERE x.n <> 0 ORDER BY ${width}`,
-        raw: `SELECT ${rawHour} AS bucket, ${rawDims}, latency_bucket(${column}) + 1 AS i, count(*)::bigint AS n
+        raw: `SELECT ${daily ? "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')" : rawHour} AS bucket, ${rawDims}, latency_bucket(${column}) + 1 AS i, count(*)::bigint AS n
                 FROM usage WHERE ${FINISHED} AND ${column} IS NOT NULL GROUP BY ${width} ORDER BY ${width}`
       }]
     }))),
