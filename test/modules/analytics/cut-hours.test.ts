@@ -116,6 +116,7 @@ t.test('cut hours: the quarter-hour rollups answer but for a user\'s series, raw
     const rawThere = cutThere && (url.includes('user_id=') || url.includes('tz_offset_minutes=337'))
     if (!rawThere) t.same(after, before, `${url}: ${cutThere ? 'read from the quarter-hour rollups' : 'whole hours'}`)
     // (a week may have no midnight inside the range)
-    else if (url.includes('granularity=day')) t.notSame(after, before, `${url}: read from the raw rows`)
+    // (a provider-and-format series may have no changed row in its raw part: its rows are a few of the seeded ones, placed by the clock)
+    else if (url.includes('granularity=day') && !url.includes('api_format=')) t.notSame(after, before, `${url}: read from the raw rows`)
   }
 })
