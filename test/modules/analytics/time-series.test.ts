@@ -6,11 +6,7 @@ import { testSeed } from '../../prng.js'
 import { gateway } from '../gateway/fixtures.js'
 import { dataSet, HOUR } from '../stats/fixtures.js'
 import { signIn } from '../../helper.js'
-
-const FINISHED = `status IN ('completed', 'failed', 'cancelled')`
-const num = (v: unknown) => Number(v ?? 0)
-const usd = (v: unknown) => Number(BigInt(String(v ?? 0))) / 1e9
-const avg = (sum: unknown, count: unknown) => num(count) === 0 ? null : Math.round(num(sum) / num(count) * 10) / 10
+import { rawPoint } from './series-reference.js'
 
 t.test('a DST day in Berlin and a +05:30 day, by hand', async (t) => {
   const g = await gateway(t)
@@ -79,19 +75,6 @@ t.test('every point equals the raw rows of its bucket, in several zones, granula
     status: 'completed', input_tokens: 5, output_tokens: 5, first_byte_time_ms: 50 + i, provider_id: providers[i % 3]!.id
   })))
   const sql = async (text: string, params: unknown[]) => (await g.app.pg.query(text, params)).rows
-  const rawPoint = async (from: string, to: string, where: string, params: unknown[]) => {
-    const [r] = await sql(`
-      SELECT count(*) AS requests, count(*) FILTER (WHERE status = 'failed') AS errors, sum(input_tokens) AS input, sum(output_tokens) AS output,
-             sum(cache_creation_input_tokens) AS cc, sum(cache_creation_5m_input_tokens) AS w5, sum(cache_creation_1h_input_tokens) AS w1,
-             sum(cache_read_input_tokens) AS cr, sum(total_tokens) AS tokens, sum(total_cost) AS cost, sum(actual_total_cost) AS actual,
-             sum(response_time_ms) AS rt, count(response_time_ms) AS rtn, sum(first_byte_time_ms) AS fb, count(first_byte_time_ms) AS fbn
-        FROM usage WHERE ${FINISHED} AND created_at >= $1 AND created_at < $2 ${where}`, [from, to, ...params])
-    return {
-      total_requests: num(r.requests), input_tokens: num(r.input), output_tokens: num(r.output), cache_creation_tokens: num(r.cc), cache_read_tokens: num(r.cr),
-      total_cost: usd(r.cost), avg_response_time_ms: avg(r.rt, r.rtn), error_count: num(r.errors), cache_creation_5m_tokens: num(r.w5),
-      cache_creation_1h_tokens: num(r.w1), total_tokens: num(r.tokens), total_actual_cost: usd(r.actual), avg_first_byte_time_ms: avg(r.fb, r.fbn)
-    }
-  }
   const iso = (ms: number) => new Date(ms).toISOString()
   const ragged = `start_date=${iso(base + 5 * HOUR + 17 * 60_000 + 123)}&end_date=${iso(base + 75 * HOUR + 41 * 60_000)}`
   const filters: Array<[string, string, unknown[]]> = [
@@ -116,7 +99,7 @@ t.test('every point equals the raw rows of its bucket, in several zones, granula
       t.equal(res.statusCode, 200, url)
       const series = res.json()
       const expected = []
-      for (const p of series) expected.push({ date: p.date, start: p.start, end: p.end, local_start: p.local_start, ...await rawPoint(p.start, p.end, where, params) })
+      for (const p of series) expected.push({ date: p.date, start: p.start, end: p.end, local_start: p.local_start, ...await rawPoint(g.app.pg, p.start, p.end, where, params) })
       t.same(series, expected, url)
       for (let i = 1; i < series.length; i++) if (series[i].start !== series[i - 1].end) t.fail(`${url}: buckets meet`)
       points += series.length
