@@ -122,23 +122,34 @@ async function perBatch (bench: Bench, keyId: string, providerId: string, event:
 
     const endpoint: number[] = []
     const copy: number[] = []
+    // PostgreSQL's CPU during the batches and during the COPYs, apart: where a batch's time goes beside the COPY's
+    const database = { batch: 0, copy: 0 }
+    const databaseCpu = (phase: keyof typeof database, from: number | null) => {
+      const now = bench.databaseCpu()
+      if (from !== null && now !== null) database[phase] += now - from
+    }
     const steal = stealMeter()
     // the server is idle while the COPYs run: its CPU time over the loop is the batches'
     const cpuBefore = await bench.serverCpu()
     for (const events of batches.slice(PER_BATCH.warmUps)) {
       const body = JSON.stringify({ events })
+      let from = bench.databaseCpu()
       const { status, ms } = await post(agent, url, body)
+      databaseCpu('batch', from)
       if (status !== 200) throw new Error(`a batch was answered ${status}`)
       endpoint.push(ms)
       const data = copyData()
+      from = bench.databaseCpu()
       const started = performance.now()
       await copyIn(client, copyText, data)
       copy.push(performance.now() - started)
+      databaseCpu('copy', from)
     }
     const cpu = (await bench.serverCpu() - cpuBefore) / PER_BATCH.batches / 1000
     const e = median(endpoint)
     const c = median(copy)
-    console.log(`ingest ${PER_BATCH_LABEL.padEnd(28)} median ${fmt(e, 1)} ms  (p90 ${fmt(endpoint.sort((a, b) => a - b)[Math.floor(endpoint.length * 0.9)]!, 1)} ms)  ·  bare COPY of its ${PER_BATCH.size} usage rows median ${fmt(c, 1)} ms  ·  ratio ${fmt(e / c, 2)}×  (${PER_BATCH.batches} of each, alternating · server CPU ${fmt(cpu, 1)} ms/batch${stealNote(steal())})`)
+    const databaseNote = bench.databaseCpu() === null ? '' : `, PostgreSQL CPU ${fmt(database.batch / PER_BATCH.batches / 1000, 1)} ms/batch and ${fmt(database.copy / PER_BATCH.batches / 1000, 1)} ms/COPY`
+    console.log(`ingest ${PER_BATCH_LABEL.padEnd(28)} median ${fmt(e, 1)} ms  (p90 ${fmt(endpoint.sort((a, b) => a - b)[Math.floor(endpoint.length * 0.9)]!, 1)} ms)  ·  bare COPY of its ${PER_BATCH.size} usage rows median ${fmt(c, 1)} ms  ·  ratio ${fmt(e / c, 2)}×  (${PER_BATCH.batches} of each, alternating · server CPU ${fmt(cpu, 1)} ms/batch${databaseNote}${stealNote(steal())})`)
   } finally {
     agent.destroy()
     await client.end()

@@ -3,7 +3,7 @@
 // child process (so the load generator does not steal the server's event loop), and
 // autocannon's figures printed as one line.
 import { fork, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -39,18 +39,22 @@ export interface Bench {
   keyring: ReturnType<typeof createKeyring>
   /** the server process's CPU time so far (user + system), in microseconds */
   serverCpu: () => Promise<number>
+  /** PostgreSQL's CPU time so far, µs (its postmaster and every backend, exited ones included); null for BENCH_DATABASE_URL */
+  databaseCpu: () => number | null
   close: () => Promise<void>
 }
 
 export async function startBench (): Promise<Bench> {
   let databaseUrl = process.env.BENCH_DATABASE_URL
   let stopDatabase = async () => {}
+  let databaseCpu = (): number | null => null
   if (databaseUrl === undefined) {
     const { startEmbedded } = await import('../src/db/embedded.js')
     const dir = await mkdtemp(join(tmpdir(), 'keymeter-bench-'))
     await chmod(dir, 0o755) // PostgreSQL runs as the postgres user when we are root
     const database = await startEmbedded({ dataDir: join(dir, 'pg'), password: 'bench', database: 'keymeter_bench', persistent: false, flags: (process.env.BENCH_PG_FLAGS ?? '').split(' ').filter((f) => f !== '') })
     databaseUrl = database.url
+    databaseCpu = clusterCpu(join(dir, 'pg'))
     stopDatabase = async () => { await database.stop(); await rm(dir, { recursive: true, force: true }) }
   }
   await applyMigrations(databaseUrl)
@@ -80,6 +84,7 @@ export async function startBench (): Promise<Bench> {
     url,
     prisma,
     serverCpu,
+    databaseCpu,
     config,
     keyring: createKeyring(config.ENCRYPTION_KEY),
     close: async () => {
@@ -111,6 +116,35 @@ export function stealMeter (): () => number | null {
     const delta = end.map((value, i) => value - start[i]!)
     const total = delta.reduce((a, b) => a + b, 0)
     return total === 0 ? 0 : Math.round(100 * delta[7]! / total)
+  }
+}
+
+/**
+ * A cluster's CPU time so far (µs), from /proc: its postmaster's own and its waited-for
+ * children's (the backends that exited), plus every live child's. Clock ticks of 10 ms:
+ * read it over many statements.
+ */
+export function clusterCpu (dataDir: string): () => number | null {
+  const TICK_US = 10_000
+  // /proc/PID/stat: the fields after the command's closing parenthesis, from field 3 (state)
+  const fields = (pid: string) => readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')
+  return () => {
+    try {
+      const postmaster = readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]!.trim()
+      const own = fields(postmaster)
+      // utime, stime, cutime, cstime: fields 14–17, here 11–14
+      let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])
+      for (const pid of readdirSync('/proc')) {
+        if (!/^\d+$/.test(pid) || pid === postmaster) continue
+        try {
+          const f = fields(pid)
+          if (f[1] === postmaster) ticks += Number(f[11]) + Number(f[12])
+        } catch {} // exited meanwhile: its time is in the postmaster's children's
+      }
+      return ticks * TICK_US
+    } catch {
+      return null
+    }
   }
 }
 

@@ -181,8 +181,20 @@ export default fp<MetricsOptions>(async (app, opts) => {
     holdsExpired: new Counter({ name: 'keymeter_admission_holds_expired_total', help: 'Admission holds released unsettled, past ADMISSION_HOLD_TTL_SECONDS (each also an audit row)', registers }),
     auditWriteFailures: new Counter({ name: 'keymeter_audit_write_failures_total', help: 'Audit rows that could not be written (logged instead), by write: behind an answer or of a refusal', labelNames: ['write'], registers }),
     usageCounted: (counted) => {
+      // summed per label set first: a batch's rows share a few, and each labelled inc costs a label check and a hash
+      const sums = new Map<string, { labels: Record<string, string>, usage: Omit<CountedUsage, 'model' | 'provider' | 'status'> }>()
       for (const usage of counted) {
         const labels = { model: usage.model ?? 'other', provider: usage.provider ?? 'none', status: usage.status }
+        const entry = sums.get(key(labels))
+        if (entry === undefined) {
+          sums.set(key(labels), { labels, usage: { requests: usage.requests, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheCreationTokens: usage.cacheCreationTokens, cacheReadTokens: usage.cacheReadTokens, costNano: usage.costNano } })
+          continue
+        }
+        entry.usage.requests += usage.requests
+        for (const [, field] of TOKEN_KINDS) entry.usage[field] += usage[field]
+        entry.usage.costNano += usage.costNano
+      }
+      for (const { labels, usage } of sums.values()) {
         if (usage.requests > 0) usageRequests.inc(labels, usage.requests)
         for (const [kind, field] of TOKEN_KINDS) if (usage[field] > 0) tokens.inc({ ...labels, kind }, usage[field])
         if (usage.costNano > 0n) {
