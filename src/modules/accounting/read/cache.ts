@@ -315,7 +315,8 @@ export async function scanFirstPoints (db: Sql, slots: SampleSlots, userId: stri
                                            round(date_part('epoch', created_at - ${slots.from}::timestamptz) * 1000)::bigint AS ms
                                       FROM cache_timeline_points
                                      WHERE ${userId === null ? empty : sql`user_id = ${userId} AND `}created_at >= ${slots.from} AND created_at < ${slots.until}
-                                    OFFSET 0) p) q
+                                     -- the index's order, stated: past OFFSET 0 the window would sort its input again (8 ms of 31 at 14k points)
+                                     ORDER BY created_at, request_id OFFSET 0) p) q
                      WHERE share > 0) r) s
      WHERE previous IS DISTINCT FROM slot
      ORDER BY created_at, request_id`)
