@@ -380,14 +380,16 @@ export const HISTOGRAM_NAMES = Object.keys(HISTOGRAMS) as HistogramName[]
 
 /**
  * The rollups keeping latency histograms: the coarsest with hour × provider
- * (usage_hourly_provider) and hour × model (usage_hourly_model), and their whole UTC
- * days (usage_daily_provider, usage_daily_model), what the percentiles read.
+ * (usage_hourly_provider) and hour × model (usage_hourly_model), the hour alone
+ * (usage_hourly_global), and their whole UTC days (usage_daily_provider,
+ * usage_daily_model), what the percentiles read.
  * usage_hourly_model's source (usage_hourly) keeps none, so the bulk load counts its
  * histograms from raw rows; the others regroup them.
  */
 export const HISTOGRAM_TABLES: Partial<Record<RollupTable, readonly HistogramName[]>> = {
   usage_hourly_model: HISTOGRAM_NAMES,
   usage_hourly_provider: HISTOGRAM_NAMES,
+  usage_hourly_global: HISTOGRAM_NAMES,
   usage_daily_model: HISTOGRAM_NAMES,
   usage_daily_provider: HISTOGRAM_NAMES
 }

@@ -49,11 +49,14 @@ const samples = (counts: Counts | undefined) => [...counts?.values() ?? []].redu
 /**
  * The rollups and their indexes: usage_daily_model / usage_hourly_model (primary keys
  * (day, …) / (bucket, …)) for a model filter or per model; usage_daily_provider /
- * usage_hourly_provider ((day, provider_id) / (bucket, provider_id)) otherwise.
+ * usage_hourly_provider ((day, provider_id) / (bucket, provider_id)) for a provider filter or
+ * per provider; usage_daily_provider / usage_hourly_global ((day, …) / (bucket)) otherwise.
  */
-const rollupsOf = (filter: PercentileFilter, group: PercentileGroup) => filter.model !== null || group === 'model'
-  ? { daily: 'usage_daily_model', hourly: 'usage_hourly_model' }
-  : { daily: 'usage_daily_provider', hourly: 'usage_hourly_provider' }
+function rollupsOf (filter: PercentileFilter, group: PercentileGroup) {
+  if (filter.model !== null || group === 'model') return { daily: 'usage_daily_model', hourly: 'usage_hourly_model' }
+  if (filter.providerId !== null || group === 'provider') return { daily: 'usage_daily_provider', hourly: 'usage_hourly_provider' }
+  return { daily: 'usage_daily_provider', hourly: 'usage_hourly_global' }
+}
 
 const HOUR = 3_600_000
 const DAY = 86_400_000
