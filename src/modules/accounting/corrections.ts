@@ -5,6 +5,7 @@
 import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Db } from '../../db/prisma.js'
 import { regroupedSelect } from './bulk.js'
+import { SAVINGS_COLUMN_NAMES } from './cache/timeline.js'
 import { DIMENSIONS, keyColumns, REACHED_PROVIDER, rollup, ROLLUPS, summedColumns, type Rollup } from './model.js'
 import { NIL_UUID, SETTLED_HOURS_CHANGED } from './rules.js'
 
@@ -76,6 +77,11 @@ export async function forgetKey (db: Db, keyId: string): Promise<void> {
   await run(db, sql`DELETE FROM cache_interval_hourly WHERE scope = 'api_key' AND scope_id = ${keyId}::uuid`)
   // settled hours of the key's histograms and rollups changed: the caches of them rebuild
   await run(db, SETTLED_HOURS_CHANGED)
+  // the whole scope's hours lose what the key's rows held (cache_savings_hourly (api_key_id, bucket))
+  await run(db, sql`
+    UPDATE cache_savings_hourly_global g SET ${raw(SAVINGS_COLUMN_NAMES.map((c) => `${c} = g.${c} - k.${c}`).join(', '))}
+      FROM (SELECT bucket, ${raw(SAVINGS_COLUMN_NAMES.map((c) => `sum(${c}) AS ${c}`).join(', '))} FROM cache_savings_hourly WHERE api_key_id = ${keyId}::uuid GROUP BY bucket) k
+     WHERE g.bucket = k.bucket`)
   await run(db, sql`DELETE FROM cache_savings_hourly WHERE api_key_id = ${keyId}::uuid`)
   await run(db, sql`
     UPDATE cache_timeline_tail t

@@ -75,8 +75,8 @@ async function sumsByGroup (db: Sql, range: AnalyticsRange, userId: string | nul
 export interface Wasted { w5: bigint, w1: bigint, cost: bigint }
 
 /**
- * Writes that expired unread, by the hour they were written: cache_savings_hourly over
- * every hour the range touches (primary key (bucket, …), or (user_id, bucket)), and each
+ * Writes that expired unread, by the hour they were written: cache_savings_hourly_global over
+ * every hour the range touches (primary key (bucket)), or cache_savings_hourly's (user_id, bucket) for one user; and each
  * key's last write in them judged against the clock, as the cache page does
  * (cache/service.ts hitAnalysis; cache_timeline_tail (scope, last_at)).
  */
@@ -85,7 +85,7 @@ async function wastedWrites (db: Sql, range: AnalyticsRange, userId: string | nu
   const [{ rows }, tails] = await Promise.all([
     db.query(sql`
       SELECT COALESCE(sum(wasted_5m_tokens), 0)::text AS w5, COALESCE(sum(wasted_1h_tokens), 0)::text AS w1, COALESCE(sum(wasted_cost), 0)::text AS cost
-        FROM cache_savings_hourly
+        FROM ${userId === null ? raw('cache_savings_hourly_global') : raw('cache_savings_hourly')}
        WHERE bucket >= ${from} AND bucket < ${range.end}${userId === null ? empty : sql` AND user_id = ${userId}::uuid`}`),
     lastWrites(db, from, userId, null)
   ])

@@ -15,7 +15,7 @@ import { cacheEconomicsSql, componentCostSql } from '../pricing.js'
 import { finishedSql, SETTLED_HOURS_CHANGED } from '../rules.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
 import { sqlEntry } from './packed.js'
-import { TIMELINE_MAX_GAP_MS, walkingIndexes, wastedTokensSql } from './timeline.js'
+import { SAVINGS_COLUMN_NAMES, TIMELINE_MAX_GAP_MS, walkingIndexes, wastedTokensSql } from './timeline.js'
 
 /** Replaces the cache tables' contents; run it inside a transaction. */
 export async function rebuildCacheData (db: Sql): Promise<void> {
@@ -128,6 +128,10 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
 
 const ECONOMICS = cacheEconomicsSql()
 
+const SUM_SAVINGS_GLOBAL = `
+  INSERT INTO cache_savings_hourly_global (bucket, ${SAVINGS_COLUMN_NAMES.join(', ')})
+  SELECT bucket, ${SAVINGS_COLUMN_NAMES.map((c) => `sum(${c})`).join(', ')} FROM cache_savings_hourly GROUP BY bucket ORDER BY bucket`
+
 /** What depends on the timelines: the savings rows (merged into the wasted writes' rows), the tails. */
 async function finish (db: Sql): Promise<void> {
   // what each finished request's cache reads saved and writes cost above input (no order needed: one grouping pass)
@@ -146,6 +150,9 @@ async function finish (db: Sql): Promise<void> {
     ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
       read_saving = EXCLUDED.read_saving, write_5m_premium = EXCLUDED.write_5m_premium, write_1h_premium = EXCLUDED.write_1h_premium,
       cache_write_5m_tokens = EXCLUDED.cache_write_5m_tokens, cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens`)
+
+  // the whole scope's hours: the rows above summed over users and keys
+  await db.query(SUM_SAVINGS_GLOBAL)
 
   // each timeline's last request: one backward index walk per key and per user (usage (api_key_id, created_at) / (user_id, created_at))
   await walkingIndexes(db, async () => {

@@ -88,6 +88,15 @@ export const wastedTokensSql = (kind: keyof typeof WRITE_TTL_MS, tokens: Fragmen
 const SAVINGS = ['readSaving', 'write5mPremium', 'write1hPremium', 'write5mTokens', 'write1hTokens', 'wasted5mTokens', 'wasted1hTokens', 'wastedCost'] as const
 type Savings = Record<typeof SAVINGS[number], bigint>
 
+/** cache_savings_hourly's (and cache_savings_hourly_global's) measure columns, in SAVINGS' order */
+export const SAVINGS_COLUMN_NAMES = ['read_saving', 'write_5m_premium', 'write_1h_premium', 'cache_write_5m_tokens', 'cache_write_1h_tokens',
+  'wasted_5m_tokens', 'wasted_1h_tokens', 'wasted_cost'] as const
+const SAVINGS_COLUMNS = SAVINGS_COLUMN_NAMES.join(', ')
+const SAVINGS_FIELDS = SAVINGS.map((f) => `"${f}"`).join(', ')
+const SAVINGS_SUMS = SAVINGS.map((f) => `sum("${f}")`).join(', ')
+const SAVINGS_RECORD = SAVINGS.map((f) => `"${f}" bigint`).join(', ')
+const SAVINGS_ADDED = SAVINGS_COLUMN_NAMES.map((c) => `${c} = t.${c} + EXCLUDED.${c}`).join(', ')
+
 /** A point of the interval timeline; model null: an old request's, read from usage when written. */
 export interface TimelinePoint { userId: string, at: number, rid: string, gapMs: number, model: string | null }
 
@@ -437,17 +446,18 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
       ON CONFLICT (user_id, created_at, request_id) DO UPDATE SET gap_ms = EXCLUDED.gap_ms
       RETURNING 1
     ), savings AS (
-      INSERT INTO cache_savings_hourly AS t (bucket, user_id, api_key_id, read_saving, write_5m_premium, write_1h_premium,
-        cache_write_5m_tokens, cache_write_1h_tokens, wasted_5m_tokens, wasted_1h_tokens, wasted_cost)
-      SELECT bucket, user_id, api_key_id, "readSaving", "write5mPremium", "write1hPremium", "write5mTokens", "write1hTokens",
-             "wasted5mTokens", "wasted1hTokens", "wastedCost"
-        FROM jsonb_to_recordset($${savingsParam}::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, "readSaving" bigint, "write5mPremium" bigint,
-          "write1hPremium" bigint, "write5mTokens" bigint, "write1hTokens" bigint, "wasted5mTokens" bigint, "wasted1hTokens" bigint, "wastedCost" bigint)
-      ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
-        read_saving = t.read_saving + EXCLUDED.read_saving, write_5m_premium = t.write_5m_premium + EXCLUDED.write_5m_premium,
-        write_1h_premium = t.write_1h_premium + EXCLUDED.write_1h_premium, cache_write_5m_tokens = t.cache_write_5m_tokens + EXCLUDED.cache_write_5m_tokens,
-        cache_write_1h_tokens = t.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens, wasted_5m_tokens = t.wasted_5m_tokens + EXCLUDED.wasted_5m_tokens,
-        wasted_1h_tokens = t.wasted_1h_tokens + EXCLUDED.wasted_1h_tokens, wasted_cost = t.wasted_cost + EXCLUDED.wasted_cost
+      INSERT INTO cache_savings_hourly AS t (bucket, user_id, api_key_id, ${SAVINGS_COLUMNS})
+      SELECT bucket, user_id, api_key_id, ${SAVINGS_FIELDS}
+        FROM jsonb_to_recordset($${savingsParam}::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, ${SAVINGS_RECORD})
+      ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET ${SAVINGS_ADDED}
+      RETURNING 1
+    ), savings_global AS (
+      -- the same deltas summed by hour, in bucket order (the lock order of every batch)
+      INSERT INTO cache_savings_hourly_global AS t (bucket, ${SAVINGS_COLUMNS})
+      SELECT bucket, ${SAVINGS_SUMS}
+        FROM jsonb_to_recordset($${savingsParam}::jsonb) AS d(bucket timestamptz, ${SAVINGS_RECORD})
+       GROUP BY bucket ORDER BY bucket
+      ON CONFLICT (bucket) DO UPDATE SET ${SAVINGS_ADDED}
       RETURNING 1
     ), tails AS (
       INSERT INTO cache_timeline_tail AS t (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
@@ -461,7 +471,7 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
       RETURNING 1
     )
     SELECT (SELECT count(*) FROM intervals) + (SELECT count(*) FROM points) + (SELECT count(*) FROM timeline_points) + (SELECT count(*) FROM savings)
-         + (SELECT count(*) FROM tails) AS touched`,
+         + (SELECT count(*) FROM savings_global) + (SELECT count(*) FROM tails) AS touched`,
   [...INTERVAL_COLUMNS.values(intervals), JSON.stringify(savings), JSON.stringify(points), ...POINT_COLUMNS.values(timelinePoints),
     JSON.stringify(tailRows(deltas.tails))])
 }

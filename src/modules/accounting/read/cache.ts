@@ -211,15 +211,16 @@ export interface SavingsTotals {
   wastedCost: bigint
 }
 
-/** cache_savings_hourly: the primary key (bucket, …) for all; (user_id, bucket) / (api_key_id, bucket) filtered. */
+/** cache_savings_hourly_global's primary key (bucket) for all; cache_savings_hourly (user_id, bucket) / (api_key_id, bucket) filtered. */
 export async function savingsTotals (db: Sql, from: Date, userId: string | null, keyId: string | null): Promise<SavingsTotals> {
+  const table = userId === null && keyId === null ? raw('cache_savings_hourly_global') : raw('cache_savings_hourly')
   const { rows } = await db.query(sql`
     SELECT COALESCE(sum(read_saving), 0)::bigint AS read_saving, COALESCE(sum(write_5m_premium), 0)::bigint AS write_5m_premium,
            COALESCE(sum(write_1h_premium), 0)::bigint AS write_1h_premium, COALESCE(sum(cache_write_5m_tokens), 0)::bigint AS cache_write_5m_tokens,
            COALESCE(sum(cache_write_1h_tokens), 0)::bigint AS cache_write_1h_tokens, COALESCE(sum(wasted_5m_tokens), 0)::bigint AS wasted_5m_tokens,
            COALESCE(sum(wasted_1h_tokens), 0)::bigint AS wasted_1h_tokens, COALESCE(sum(wasted_cost), 0)::bigint AS wasted_cost
-      FROM cache_savings_hourly
-     WHERE bucket >= ${from} AND (${userId}::uuid IS NULL OR user_id = ${userId}::uuid) AND (${keyId}::uuid IS NULL OR api_key_id = ${keyId}::uuid)`)
+      FROM ${table}
+     WHERE bucket >= ${from}${userId === null ? empty : sql` AND user_id = ${userId}::uuid`}${keyId === null ? empty : sql` AND api_key_id = ${keyId}::uuid`}`)
   const row = rows[0] as Record<string, unknown>
   return {
     readSaving: big(row.read_saving),
