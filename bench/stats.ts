@@ -287,6 +287,52 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
         AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10`],
       compare: (api, rows) => (api.items as Row[])[0]?.id === rows[0]![0]?.user_id ? null : 'another leader'
     },
+    // the other boards: the plain GROUP BY each ranks, its leader compared
+    ...([['api-keys', 'tokens', 'u.api_key_id', 'sum(u.total_tokens)'], ['models', 'requests', 'u.model', 'count(*)'], ['providers', 'cost', 'u.provider_id', 'sum(u.total_cost)']] as const)
+      .map(([board, metric, key, value]): Case => ({
+        name: `leaderboard/${board} (30 days, by ${metric})`, path: `/api/admin/stats/leaderboard/${board}?${query}&metric=${metric}`,
+        raw: [sql`SELECT ${raw(key)} AS id, ${raw(value)} AS value FROM usage u WHERE u.status IN ${finished} AND ${raw(key)} IS NOT NULL
+          AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10`],
+        compare: (api, rows) => {
+          const leader = (api.items as Row[])[0]
+          return leader !== undefined && [leader.id, leader.name].includes(rows[0]![0]?.id) ? null : `leader ${leader?.name as string} / ${rows[0]![0]?.id as string}`
+        }
+      })),
+    {
+      // the raw side: the two periods' finished rows counted
+      name: 'comparison (30 days against the 30 before)', path: `/api/admin/stats/comparison?${query}&comparison_type=period`,
+      raw: [sql`SELECT count(*) FILTER (WHERE u.created_at >= ${start}) AS current, count(*) FILTER (WHERE u.created_at < ${start}) AS previous FROM usage u
+        WHERE u.status IN ${finished} AND u.created_at >= ${start}::timestamptz - (${end}::timestamptz - ${start}::timestamptz) AND u.created_at < ${end}`],
+      compare: (api, rows) => {
+        const [ours, theirs] = [[Number((api.current as Row).total_requests), Number((api.comparison as Row).total_requests)], [Number(rows[0]![0]!.current), Number(rows[0]![0]!.previous)]]
+        return ours[0] === theirs[0] && ours[1] === theirs[1] ? null : `requests ${ours.join('/')} against ${theirs.join('/')}`
+      }
+    },
+    {
+      // the raw side: what each provider's requests cost the operator since the first of the month (providers.monthly_used counts it from its reset day)
+      name: 'providers/quota-usage', path: '/api/admin/stats/providers/quota-usage',
+      raw: [sql`SELECT u.provider_id, sum(u.actual_total_cost) AS used FROM usage u
+        WHERE u.status IN ${finished} AND u.created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' GROUP BY 1`],
+      compare: (api, rows) => {
+        const listed = api.providers as Row[]
+        if (listed.length === 0) return 'no provider with a monthly quota in the data set: nothing to compare'
+        const used = new Map(rows[0]!.map((r) => [r.provider_id as string, usd(r.used)]))
+        const off = listed.filter((p) => !near(Number(p.used_usd), used.get(p.id as string) ?? 0))
+        return off.length === 0 ? null : `${off.length} providers' used differ (a reset day other than the 1st counts from it)`
+      }
+    },
+    {
+      // the raw side: finished rows per tag of their keys' current tags (a key without tags: null)
+      name: 'tags (30 days, spend by tag)', path: `/api/admin/stats/tags?${query}`,
+      raw: [sql`SELECT t.tag, count(*) AS requests FROM usage u LEFT JOIN api_keys k ON k.id = u.api_key_id
+          CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(k.tags) = 'array' AND jsonb_array_length(k.tags) > 0 THEN k.tags ELSE '[null]'::jsonb END) AS t(tag)
+        WHERE u.status IN ${finished} AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1`],
+      compare: (api, rows) => {
+        const ours = (api.items as Row[]).reduce((sum, r) => sum + Number(r.requests), 0)
+        const theirs = rows[0]!.reduce((sum, r) => sum + Number(r.requests), 0)
+        return ours === theirs ? null : `requests ${ours} / ${theirs}`
+      }
+    },
     {
       // the raw side: the gross saving per model priced row by row with the same rule (accounting/pricing.ts cacheEconomicsSql)
       name: 'cost/savings (30 days, by model and provider)', path: `/api/admin/stats/cost/savings?${query}`,
