@@ -41,6 +41,8 @@ export interface Bench {
   serverCpu: () => Promise<number>
   /** PostgreSQL's CPU time so far, µs (its postmaster and every backend, exited ones included); null for BENCH_DATABASE_URL */
   databaseCpu: () => number | null
+  /** the server process's resident memory now, bytes (null where /proc cannot tell) */
+  serverRss: () => number | null
   close: () => Promise<void>
 }
 
@@ -85,6 +87,14 @@ export async function startBench (): Promise<Bench> {
     prisma,
     serverCpu,
     databaseCpu,
+    serverRss: () => {
+      try {
+        const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))
+        return kb === null ? null : Number(kb[1]) * 1024
+      } catch {
+        return null
+      }
+    },
     config,
     keyring: createKeyring(config.ENCRYPTION_KEY),
     close: async () => {

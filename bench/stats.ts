@@ -22,7 +22,8 @@ import { cacheEconomicsSql } from '../src/modules/accounting/pricing.js'
 import { createSession } from '../src/modules/auth/service.js'
 import { progressReporter, summaryLine } from '../src/modules/seed/command.js'
 import { seed } from '../src/modules/seed/service.js'
-import { benchConfig, fmt, startBench, stealMeter, stealNote } from './harness.js'
+import { measureExports } from './export.js'
+import { benchConfig, fmt, startBench, stealMeter, stealNote, type Bench } from './harness.js'
 
 /** warm-up: at least this many calls, and for at least WARM_UP_MS (the JIT compiles each endpoint's code over its first hundred calls or so) */
 const WARM_UPS = 20
@@ -606,11 +607,14 @@ export async function stats (args: string[]): Promise<void> {
   await runCases(args, async (raw, end) => {
     const { rows: [sample] } = await raw.query(`SELECT u.id FROM usage u WHERE u.request_id = (SELECT request_id FROM request_candidates ORDER BY created_at DESC LIMIT 1)`)
     return cases(new Date(end.getTime() - 30 * DAY_MS), end, sample.id as string)
-  })
+  }, measureExports)
 }
 
+/** What a bench runs after its cases, on the same server and database. */
+type After = (bench: Bench, raw: pg.Client, headers: Record<string, string>, end: Date, wanted: (name: string) => boolean) => Promise<void>
+
 /** Prepares the database, starts the server, and times each case through HTTP against Aether's statements. */
-export async function runCases (args: string[], build: (raw: pg.Client, end: Date) => Promise<Case[]>): Promise<void> {
+export async function runCases (args: string[], build: (raw: pg.Client, end: Date) => Promise<Case[]>, after?: After): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
@@ -666,6 +670,7 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
         const p50 = percentile(api.times, 0.5)
         line(c.name, [ms(p50), ms(percentile(api.times, 0.95)), ms(rawMs), `${fmt(rawMs / p50, rawMs / p50 < 10 ? 1 : 0)}×`], `${c.compare(api.body, results) ?? 'yes'}${stealNote(api.steal)}`)
       }
+      if (after !== undefined) await after(bench, raw, headers, end, (name) => values.only === undefined || name.includes(values.only))
       console.log(`\n${await machineLine()}`)
     } finally {
       await raw.end()
