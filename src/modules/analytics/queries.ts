@@ -217,14 +217,14 @@ interface BoardSource {
 /**
  * Each board's rollups and indexes: users from usage_daily_user / usage_hourly_user
  * (primary keys (day, …) / (bucket, …); requests that reached a provider, as the users
- * aggregation counts); keys from usage_daily_key / usage_hourly ((day, …), or
- * (user_id, day) / (user_id, bucket) for one user); models and providers from
+ * aggregation counts); keys from usage_daily_api_key / usage_hourly ((day, …)), or
+ * usage_daily_key / usage_hourly ((user_id, day) / (user_id, bucket)) for one user; models and providers from
  * usage_daily_model (day, …) and usage_hourly_model / usage_hourly_provider (bucket, …).
  * Raw edges through usage (created_at).
  */
 const BOARDS: Record<Board, BoardSource> = {
   users: { daily: 'usage_daily_user', hourly: 'usage_hourly_user', key: 'r.user_id', rawKey: 'u.user_id', names: 'JOIN users n ON n.id = g.key::uuid', name: 'n.username', rollupWhere: 'TRUE', rawWhere: 'u.provider_id IS NOT NULL' },
-  'api-keys': { daily: 'usage_daily_key', hourly: 'usage_hourly', key: 'r.api_key_id', rawKey: 'u.api_key_id', names: 'JOIN api_keys n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
+  'api-keys': { daily: 'usage_daily_api_key', hourly: 'usage_hourly', key: 'r.api_key_id', rawKey: 'u.api_key_id', names: 'JOIN api_keys n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
   models: { daily: 'usage_daily_model', hourly: 'usage_hourly_model', key: 'r.model', rawKey: 'u.model', names: '', name: 'g.key', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
   providers: { daily: 'usage_daily_model', hourly: 'usage_hourly_provider', key: 'r.provider_id', rawKey: 'u.provider_id', names: 'JOIN providers n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' }
 }
@@ -233,9 +233,10 @@ const BOARDS: Record<Board, BoardSource> = {
  * A board of one user's keys (BoardFilter.userId) reads rollups that keep user_id:
  * models from usage_daily_key (user_id, day) and usage_hourly (user_id, bucket);
  * providers from usage_hourly (user_id, bucket) alone, days included (no daily rollup
- * keeps both user and provider). The users and api-keys boards already do.
+ * keeps both user and provider); keys from usage_daily_key (user_id, day). The users board already does.
  */
 const USER_BOARDS: Partial<Record<Board, Pick<BoardSource, 'daily' | 'hourly'>>> = {
+  'api-keys': { daily: 'usage_daily_key', hourly: 'usage_hourly' },
   models: { daily: 'usage_daily_key', hourly: 'usage_hourly' },
   providers: { daily: null, hourly: 'usage_hourly' }
 }

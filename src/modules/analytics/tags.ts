@@ -1,5 +1,5 @@
 // Spend by tag (issue 19 item 8): finished requests grouped by their keys' current tags,
-// from the rollups: whole UTC days from usage_daily_key, the whole hours beside them from
+// from the rollups: whole UTC days from usage_daily_api_key, the whole hours beside them from
 // usage_hourly, the ragged edges from raw rows (lib/spans.ts dayPlan; the measures of
 // accounting/read/sql.ts, so the three add up to a GROUP BY over the raw rows).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
@@ -29,8 +29,8 @@ export async function totalsByTag (db: Sql, plan: DayPlan): Promise<TagTotals[]>
     WITH per_key AS (
       SELECT key_id, sum(requests)::bigint AS requests, sum(total_tokens)::bigint AS tokens, sum(total_cost)::bigint AS cost, sum(actual_total_cost)::bigint AS actual_cost
         FROM (
-          -- usage_daily_key primary key (day, …)
-          SELECT r.api_key_id AS key_id, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM usage_daily_key r WHERE ${daysOf(plan)}
+          -- usage_daily_api_key primary key (day, api_key_id)
+          SELECT r.api_key_id AS key_id, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM usage_daily_api_key r WHERE ${daysOf(plan)}
           UNION ALL
           -- usage_hourly primary key (bucket, …)
           SELECT r.api_key_id, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM usage_hourly r WHERE ${withinEither(raw('r.bucket'), plan.hours)}
@@ -84,7 +84,7 @@ const tagRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['stats'],
       summary: 'Spend by tag: finished requests grouped by their keys\' current tags',
-      description: 'Each tag\'s requests, tokens, cost and actual cost in the range, and how many of its keys had requests. Grouped by the tags the keys carry now: a key with two tags counts in both (so the items may add up to more than the total), keys without tags (and keys deleted since) under tag null. From the rollups: whole UTC days from usage_daily_key, the hours beside them from usage_hourly, the ragged edges from raw rows.',
+      description: 'Each tag\'s requests, tokens, cost and actual cost in the range, and how many of its keys had requests. Grouped by the tags the keys carry now: a key with two tags counts in both (so the items may add up to more than the total), keys without tags (and keys deleted since) under tag null. From the rollups: whole UTC days from usage_daily_api_key, the hours beside them from usage_hourly, the ragged edges from raw rows.',
       querystring: Type.Object(RangeQueryFields),
       response: { 200: TagStats, ...errorResponses() }
     },

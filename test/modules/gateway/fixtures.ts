@@ -82,6 +82,7 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_hourly: 'SELECT * FROM usage_hourly ORDER BY bucket, user_id, api_key_id, provider_id, model, api_format',
     usage_hourly_model: 'SELECT * FROM usage_hourly_model ORDER BY bucket, provider_id, model, api_format',
     usage_daily_key: 'SELECT * FROM usage_daily_key ORDER BY day, user_id, api_key_id, model',
+    usage_daily_api_key: 'SELECT * FROM usage_daily_api_key ORDER BY day, api_key_id',
     usage_daily_model: 'SELECT * FROM usage_daily_model ORDER BY day, provider_id, model, api_format',
     provider_attempts_hourly: 'SELECT * FROM provider_attempts_hourly ORDER BY bucket, provider_id',
     usage_quarter_hourly_global: 'SELECT * FROM usage_quarter_hourly_global ORDER BY bucket',
@@ -217,6 +218,13 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
       raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(user_id, ${NIL}) AS user_id,
                    COALESCE(api_key_id, ${NIL}) AS api_key_id, model, ${RAW_MEASURES}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`
+    },
+    // the key ranking's and spend by tag's days: every finished request, a key-less one on the nil key
+    usage_daily_api_key: {
+      rollup: `SELECT to_char(day, 'YYYY-MM-DD') AS day, api_key_id, ${USER_RANKING_ROLLUP}
+                 FROM usage_daily_api_key WHERE ${USER_RANKING_NOT_ZERO} ORDER BY 1, 2`,
+      raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(api_key_id, ${NIL}) AS api_key_id, ${USER_RANKING_RAW}
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
     },
     // the user ranking: requests that reached a provider (a deleted provider's rows have it NULL)
     usage_daily_user: {
