@@ -183,11 +183,12 @@ export default fp<MetricsOptions>(async (app, opts) => {
     usageCounted: (counted) => {
       // summed per label set first: a batch's rows share a few, and each labelled inc costs a label check and a hash
       const sums = new Map<string, { labels: Record<string, string>, usage: Omit<CountedUsage, 'model' | 'provider' | 'status'> }>()
-      for (const usage of counted) {
-        const labels = { model: usage.model ?? 'other', provider: usage.provider ?? 'none', status: usage.status }
-        const entry = sums.get(key(labels))
+      for (const { model, provider, status, ...usage } of counted) {
+        const labels = { model: model ?? 'other', provider: provider ?? 'none', status }
+        const id = key(labels)
+        const entry = sums.get(id)
         if (entry === undefined) {
-          sums.set(key(labels), { labels, usage: { requests: usage.requests, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cacheCreationTokens: usage.cacheCreationTokens, cacheReadTokens: usage.cacheReadTokens, costNano: usage.costNano } })
+          sums.set(id, { labels, usage })
           continue
         }
         entry.usage.requests += usage.requests

@@ -88,9 +88,19 @@ export const wastedTokensSql = (kind: keyof typeof WRITE_TTL_MS, tokens: Fragmen
 const SAVINGS = ['readSaving', 'write5mPremium', 'write1hPremium', 'write5mTokens', 'write1hTokens', 'wasted5mTokens', 'wasted1hTokens', 'wastedCost'] as const
 type Savings = Record<typeof SAVINGS[number], bigint>
 
-/** cache_savings_hourly's (and cache_savings_hourly_global's) measure columns, in SAVINGS' order */
-export const SAVINGS_COLUMN_NAMES = ['read_saving', 'write_5m_premium', 'write_1h_premium', 'cache_write_5m_tokens', 'cache_write_1h_tokens',
-  'wasted_5m_tokens', 'wasted_1h_tokens', 'wasted_cost'] as const
+/** each saving's column in cache_savings_hourly (and cache_savings_hourly_global) */
+const SAVINGS_COLUMN: Record<typeof SAVINGS[number], string> = {
+  readSaving: 'read_saving',
+  write5mPremium: 'write_5m_premium',
+  write1hPremium: 'write_1h_premium',
+  write5mTokens: 'cache_write_5m_tokens',
+  write1hTokens: 'cache_write_1h_tokens',
+  wasted5mTokens: 'wasted_5m_tokens',
+  wasted1hTokens: 'wasted_1h_tokens',
+  wastedCost: 'wasted_cost'
+}
+/** the measure columns, in SAVINGS' order */
+export const SAVINGS_COLUMN_NAMES = SAVINGS.map((f) => SAVINGS_COLUMN[f])
 const SAVINGS_COLUMNS = SAVINGS_COLUMN_NAMES.join(', ')
 const SAVINGS_FIELDS = SAVINGS.map((f) => `"${f}"`).join(', ')
 const SAVINGS_SUMS = SAVINGS.map((f) => `sum("${f}")`).join(', ')
@@ -445,17 +455,18 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
         FROM ${POINT_COLUMNS.from('d', firstPoint)}
       ON CONFLICT (user_id, created_at, request_id) DO UPDATE SET gap_ms = EXCLUDED.gap_ms
       RETURNING 1
+    ), savings_deltas AS MATERIALIZED (
+      -- parsed once, read by both savings tables
+      SELECT * FROM jsonb_to_recordset($${savingsParam}::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, ${SAVINGS_RECORD})
     ), savings AS (
       INSERT INTO cache_savings_hourly AS t (bucket, user_id, api_key_id, ${SAVINGS_COLUMNS})
-      SELECT bucket, user_id, api_key_id, ${SAVINGS_FIELDS}
-        FROM jsonb_to_recordset($${savingsParam}::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, ${SAVINGS_RECORD})
+      SELECT bucket, user_id, api_key_id, ${SAVINGS_FIELDS} FROM savings_deltas
       ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET ${SAVINGS_ADDED}
       RETURNING 1
     ), savings_global AS (
       -- the same deltas summed by hour, in bucket order (the lock order of every batch)
       INSERT INTO cache_savings_hourly_global AS t (bucket, ${SAVINGS_COLUMNS})
-      SELECT bucket, ${SAVINGS_SUMS}
-        FROM jsonb_to_recordset($${savingsParam}::jsonb) AS d(bucket timestamptz, ${SAVINGS_RECORD})
+      SELECT bucket, ${SAVINGS_SUMS} FROM savings_deltas
        GROUP BY bucket ORDER BY bucket
       ON CONFLICT (bucket) DO UPDATE SET ${SAVINGS_ADDED}
       RETURNING 1
