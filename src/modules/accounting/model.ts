@@ -168,7 +168,7 @@ export const FAILED: RowFilter = { of: (row) => row.status === 'failed', raw: `s
 
 export type RollupTable = 'usage_errors_hourly' | 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly_global' | 'usage_daily_user'
   | 'usage_hourly_user' | 'usage_hourly_provider' | 'usage_hourly_global' | 'usage_hourly_provider_key' | 'usage_errors_quarter_hourly' | 'usage_daily_provider'
-  | 'usage_quarter_hourly_model' | 'usage_daily_api_key'
+  | 'usage_quarter_hourly_model' | 'usage_daily_api_key' | 'usage_hourly_api_key'
 
 export interface Rollup {
   table: RollupTable
@@ -200,6 +200,8 @@ export const ROLLUPS: readonly Rollup[] = [
   { table: 'usage_daily_key', grain: ['day', 'user', 'key', 'model'], measures: DAILY, regroups: 'usage_hourly' },
   // the key ranking's and spend by tag's whole days: one row a key a day (usage_daily_key has one per model)
   { table: 'usage_daily_api_key', grain: ['day', 'key'], measures: RANKING, regroups: 'usage_daily_key' },
+  // …and their hours beside the days: one row a key an hour (usage_hourly has one per user, provider, model and format)
+  { table: 'usage_hourly_api_key', grain: ['hour', 'key'], measures: RANKING, regroups: 'usage_hourly' },
   // a time series' cut hours in zones whose midnight is off the hour, filtered by model, provider or api_format (~22 rows a quarter-hour)
   { table: 'usage_quarter_hourly_model', grain: ['quarter', 'provider', 'model', 'format'], measures: SERIES },
   // the heatmap's edges and an unfiltered time series' cut hours: one row a quarter-hour, read alone where no filter asks for more

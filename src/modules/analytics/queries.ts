@@ -217,14 +217,14 @@ interface BoardSource {
 /**
  * Each board's rollups and indexes: users from usage_daily_user / usage_hourly_user
  * (primary keys (day, …) / (bucket, …); requests that reached a provider, as the users
- * aggregation counts); keys from usage_daily_api_key / usage_hourly ((day, …)), or
+ * aggregation counts); keys from usage_daily_api_key / usage_hourly_api_key ((day, …) / (bucket, …)), or
  * usage_daily_key / usage_hourly ((user_id, day) / (user_id, bucket)) for one user; models and providers from
  * usage_daily_model (day, …) and usage_hourly_model / usage_hourly_provider (bucket, …).
  * Raw edges through usage (created_at).
  */
 const BOARDS: Record<Board, BoardSource> = {
   users: { daily: 'usage_daily_user', hourly: 'usage_hourly_user', key: 'r.user_id', rawKey: 'u.user_id', names: 'JOIN users n ON n.id = g.key::uuid', name: 'n.username', rollupWhere: 'TRUE', rawWhere: 'u.provider_id IS NOT NULL' },
-  'api-keys': { daily: 'usage_daily_api_key', hourly: 'usage_hourly', key: 'r.api_key_id', rawKey: 'u.api_key_id', names: 'JOIN api_keys n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
+  'api-keys': { daily: 'usage_daily_api_key', hourly: 'usage_hourly_api_key', key: 'r.api_key_id', rawKey: 'u.api_key_id', names: 'JOIN api_keys n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
   models: { daily: 'usage_daily_model', hourly: 'usage_hourly_model', key: 'r.model', rawKey: 'u.model', names: '', name: 'g.key', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
   providers: { daily: 'usage_daily_model', hourly: 'usage_hourly_provider', key: 'r.provider_id', rawKey: 'u.provider_id', names: 'JOIN providers n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' }
 }

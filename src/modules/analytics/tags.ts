@@ -1,6 +1,6 @@
 // Spend by tag (issue 19 item 8): finished requests grouped by their keys' current tags,
 // from the rollups: whole UTC days from usage_daily_api_key, the whole hours beside them from
-// usage_hourly, the ragged edges from raw rows (lib/spans.ts dayPlan; the measures of
+// usage_hourly_api_key, the ragged edges from raw rows (lib/spans.ts dayPlan; the measures of
 // accounting/read/sql.ts, so the three add up to a GROUP BY over the raw rows).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import sql, { raw } from 'sql-template-tag'
@@ -32,8 +32,8 @@ export async function totalsByTag (db: Sql, plan: DayPlan): Promise<TagTotals[]>
           -- usage_daily_api_key primary key (day, api_key_id)
           SELECT r.api_key_id AS key_id, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM usage_daily_api_key r WHERE ${daysOf(plan)}
           UNION ALL
-          -- usage_hourly primary key (bucket, …)
-          SELECT r.api_key_id, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM usage_hourly r WHERE ${withinEither(raw('r.bucket'), plan.hours)}
+          -- usage_hourly_api_key primary key (bucket, api_key_id)
+          SELECT r.api_key_id, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM usage_hourly_api_key r WHERE ${withinEither(raw('r.bucket'), plan.hours)}
           UNION ALL
           -- usage (created_at); a row without a key as the rollups keep it, under the nil uuid
           SELECT COALESCE(u.api_key_id, ${NIL_UUID}::uuid), 1, u.total_tokens::bigint, u.total_cost, u.actual_total_cost FROM usage u
@@ -84,7 +84,7 @@ const tagRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['stats'],
       summary: 'Spend by tag: finished requests grouped by their keys\' current tags',
-      description: 'Each tag\'s requests, tokens, cost and actual cost in the range, and how many of its keys had requests. Grouped by the tags the keys carry now: a key with two tags counts in both (so the items may add up to more than the total), keys without tags (and keys deleted since) under tag null. From the rollups: whole UTC days from usage_daily_api_key, the hours beside them from usage_hourly, the ragged edges from raw rows.',
+      description: 'Each tag\'s requests, tokens, cost and actual cost in the range, and how many of its keys had requests. Grouped by the tags the keys carry now: a key with two tags counts in both (so the items may add up to more than the total), keys without tags (and keys deleted since) under tag null. From the rollups: whole UTC days from usage_daily_api_key, the hours beside them from usage_hourly_api_key, the ragged edges from raw rows.',
       querystring: Type.Object(RangeQueryFields),
       response: { 200: TagStats, ...errorResponses() }
     },

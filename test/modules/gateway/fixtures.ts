@@ -83,6 +83,7 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_hourly_model: 'SELECT * FROM usage_hourly_model ORDER BY bucket, provider_id, model, api_format',
     usage_daily_key: 'SELECT * FROM usage_daily_key ORDER BY day, user_id, api_key_id, model',
     usage_daily_api_key: 'SELECT * FROM usage_daily_api_key ORDER BY day, api_key_id',
+    usage_hourly_api_key: 'SELECT * FROM usage_hourly_api_key ORDER BY bucket, api_key_id',
     usage_daily_model: 'SELECT * FROM usage_daily_model ORDER BY day, provider_id, model, api_format',
     provider_attempts_hourly: 'SELECT * FROM provider_attempts_hourly ORDER BY bucket, provider_id',
     usage_quarter_hourly_global: 'SELECT * FROM usage_quarter_hourly_global ORDER BY bucket',
@@ -224,6 +225,13 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
       rollup: `SELECT to_char(day, 'YYYY-MM-DD') AS day, api_key_id, ${USER_RANKING_ROLLUP}
                  FROM usage_daily_api_key WHERE ${USER_RANKING_NOT_ZERO} ORDER BY 1, 2`,
       raw: `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COALESCE(api_key_id, ${NIL}) AS api_key_id, ${USER_RANKING_RAW}
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
+    },
+    // …and their hours
+    usage_hourly_api_key: {
+      rollup: `SELECT ${hourKey} AS bucket, api_key_id, ${USER_RANKING_ROLLUP}
+                 FROM usage_hourly_api_key WHERE ${USER_RANKING_NOT_ZERO} ORDER BY 1, 2`,
+      raw: `SELECT ${rawHour} AS bucket, COALESCE(api_key_id, ${NIL}) AS api_key_id, ${USER_RANKING_RAW}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
     },
     // the user ranking: requests that reached a provider (a deleted provider's rows have it NULL)

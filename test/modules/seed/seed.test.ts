@@ -162,6 +162,8 @@ t.test('one data set, checked against what ingestion would have written', async 
       usage_hourly: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, user_id, api_key_id, provider_id, model, api_format`,
       usage_hourly_model: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id, model, api_format`,
       usage_daily_key: `to_char(day, 'YYYY-MM-DD') AS day, user_id, api_key_id, model`,
+      usage_daily_api_key: `to_char(day, 'YYYY-MM-DD') AS day, api_key_id`,
+      usage_hourly_api_key: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, api_key_id`,
       usage_daily_model: `to_char(day, 'YYYY-MM-DD') AS day, provider_id, model, api_format`,
       provider_attempts_hourly: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`,
       usage_quarter_hourly_global: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket`,
