@@ -4,6 +4,7 @@
 // Whole UTC hours from usage_errors_hourly; the hours a bucket boundary cuts from
 // usage_errors_quarter_hourly by quarter-hour, and raw rows where a quarter is cut (the
 // ragged ends, an offset off the quarter-hour), as the time series reads them (readPlan).
+// One user's own: their failed raw rows, through a partial index of failed rows only.
 import sql, { raw } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { FAILED } from '../accounting/model.js'
@@ -28,13 +29,21 @@ const CATEGORY: Record<ErrorCategory, string> = {
 // categories are a map's keys: never equal
 const byCountThenName = (a: [string, number], b: [string, number]) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)
 
-export async function errorDistribution (db: Sql, range: AnalyticsRange, granularity: Granularity, groupBy: ErrorCategory) {
+/** Every failed request of the range (all users' when `userId` is null), by bucket and category. */
+export async function errorDistribution (db: Sql, range: AnalyticsRange, granularity: Granularity, groupBy: ErrorCategory, userId: string | null = null) {
   const buckets = bucketsOf(range, granularity)
-  const plan = readPlan(buckets, true)
   const bounds = [...buckets.map((b) => new Date(b.start)), new Date(buckets[buckets.length - 1]!.end)]
   const { rows } = await db.query(sql`
     SELECT width_bucket(p.at, ${bounds}::timestamptz[]) - 1 AS i, ${raw(CATEGORY[groupBy])} AS category, sum(p.n)::bigint AS n
-      FROM (
+      FROM ${userId === null ? allFailures(buckets) : failuresOf(userId, bounds[0]!, bounds[bounds.length - 1]!)} p
+     GROUP BY 1, 2 HAVING sum(p.n) <> 0`)
+  return answer(range, buckets, groupBy, rows as Array<{ i: number, category: string, n: string }>)
+}
+
+/** Every user's failures as (at, provider_id, status_code, n) from the errors rollups, raw rows where a quarter-hour is cut. */
+function allFailures (buckets: ReturnType<typeof bucketsOf>) {
+  const plan = readPlan(buckets, true)
+  return sql`(
         -- whole hours: usage_errors_hourly's primary key (bucket, …); those a boundary cuts are read raw below
         SELECT r.bucket AS at, r.provider_id, r.status_code, r.requests AS n FROM usage_errors_hourly r
          WHERE r.bucket >= ${plan.whole.from} AND r.bucket < ${plan.whole.to} AND r.bucket <> ALL(${plan.cutHours}::timestamptz[])
@@ -45,11 +54,25 @@ export async function errorDistribution (db: Sql, range: AnalyticsRange, granula
         -- usage (created_at): one range per quarter-hour cut inside
         SELECT u.created_at, coalesce(u.provider_id, ${NIL_UUID}::uuid), coalesce(u.status_code, 0), 1
           FROM ${cutHourRows(plan, sql`AND u.${raw(FAILED.raw)}`)}
-      ) p
-     GROUP BY 1, 2 HAVING sum(p.n) <> 0`)
+      )`
+}
+
+/**
+ * One user's failures, raw: no rollup keeps the user with the status (usage_errors_hourly
+ * is hour × provider × status), and failures are a few percent of the rows.
+ * usage_failed_user_idx (user_id, created_at) include (provider_id, status_code) where status = 'failed'.
+ */
+function failuresOf (userId: string, from: Date, to: Date) {
+  return sql`(
+        SELECT u.created_at AS at, coalesce(u.provider_id, ${NIL_UUID}::uuid) AS provider_id, coalesce(u.status_code, 0) AS status_code, 1 AS n
+          FROM usage u WHERE u.user_id = ${userId}::uuid AND u.${raw(FAILED.raw)} AND u.created_at >= ${from} AND u.created_at < ${to}
+      )`
+}
+
+function answer (range: AnalyticsRange, buckets: ReturnType<typeof bucketsOf>, groupBy: ErrorCategory, rows: Array<{ i: number, category: string, n: string }>) {
   const perBucket = buckets.map(() => new Map<string, number>())
   const totals = new Map<string, number>()
-  for (const row of rows as Array<{ i: number, category: string, n: string }>) {
+  for (const row of rows) {
     const n = Number(row.n)
     perBucket[row.i]!.set(row.category, n)
     totals.set(row.category, (totals.get(row.category) ?? 0) + n)

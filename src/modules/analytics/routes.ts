@@ -162,6 +162,20 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     mode: 'admin',
     handle: async ({ query }) => errorDistribution(app.statsPg, rangeOf(query), query.granularity, query.group_by)
   })
+  route(app, {
+    method: 'GET',
+    url: '/users/me/stats/errors/distribution',
+    schema: {
+      tags,
+      summary: 'Your failed requests by category over the range, and their trend per day',
+      description: 'As the admin errors distribution, over your own keys only; from your failed raw rows (a partial index holds only failed rows).',
+      querystring: ErrorsQuery,
+      response: { 200: ErrorDistribution, ...errorResponses() }
+    },
+    action: 'own_stats.errors_distribution',
+    mode: 'user',
+    handle: async ({ query, user }) => errorDistribution(app.statsPg, rangeOf(query), query.granularity, query.group_by, user.id)
+  })
 }
 
 export default routes

@@ -5,6 +5,7 @@
 import t from 'tap'
 import { gateway, type Json } from '../gateway/fixtures.js'
 import { mulberry32, testSeed } from '../../prng.js'
+import { signIn } from '../../helper.js'
 
 const HOUR = 3_600_000
 const FROM = Date.parse('2026-10-23T00:00:00Z')
@@ -100,4 +101,62 @@ t.test('the errors distribution equals the failed raw rows by category', async (
   await refused('timezone=Mars/Olympus', 'querystring.timezone')
   await refused('start_date=2026-01-01&end_date=2027-06-01', 'querystring.end_date')
   await refused('preset=someday', 'querystring.preset')
+})
+
+t.test('a user\'s own errors distribution: their failed raw rows only, by category and bucket', async (t) => {
+  const g = await gateway(t)
+  const random = mulberry32(testSeed(t, 20261210))
+  const providers = [await g.provider('alpha'), await g.provider('beta')]
+  const people = [await signIn(g.app, 'user'), await signIn(g.app, 'user')]
+  const keys = [(await g.userKey(people[0]!.id)).id, (await g.userKey(people[0]!.id)).id, (await g.userKey(people[1]!.id)).id]
+  // another user's and a standalone key's failures must never show in a person's answer
+  keys.push((await g.standaloneKey()).id)
+  const codes = [400, 429, 500, 503, null]
+  const events = Array.from({ length: 600 }, (_, i) => {
+    const provider = random() < 0.1 ? null : providers[Math.floor(random() * providers.length)]!
+    const failed = random() < 0.5
+    const code = failed ? codes[Math.floor(random() * codes.length)] : 200
+    return {
+      type: 'complete', request_id: `own-e-${i}`, api_key_id: keys[Math.floor(random() * keys.length)], model: 'm',
+      created_at: new Date(FROM + Math.floor(random() * HOURS * HOUR)).toISOString(), status: failed ? 'failed' : 'completed',
+      ...(provider !== null && { provider_id: provider.id }), ...(code !== null && { status_code: code }), input_tokens: 1, output_tokens: 1
+    }
+  })
+  t.same((await g.send(events)).filter((r) => r.outcome !== 'recorded').slice(0, 3), [], 'recorded')
+  const iso = (ms: number) => new Date(ms).toISOString()
+  const range = `start_date=${iso(FROM + 2 * HOUR + 7 * 60_000)}&end_date=${iso(FROM + 90 * HOUR + 13 * 60_000)}`
+  const category: Record<string, string> = {
+    status_class: `CASE WHEN status_code IS NULL THEN 'none' WHEN status_code BETWEEN 400 AND 499 THEN '4xx' WHEN status_code BETWEEN 500 AND 599 THEN '5xx' ELSE 'other' END`,
+    status_code: `coalesce(status_code::text, 'none')`,
+    provider: `coalesce((SELECT name FROM providers p WHERE p.id = usage.provider_id), 'none')`
+  }
+  let compared = 0
+  for (const person of people) {
+    for (const [query, group] of [[`${range}&timezone=Asia/Kolkata`, 'status_class'], [`${range}&timezone=Europe/Berlin&group_by=provider`, 'provider'], [`${range}&granularity=hour&group_by=status_code`, 'status_code']] as const) {
+      const res = await g.app.inject({ method: 'GET', url: `/api/users/me/stats/errors/distribution?${query}`, headers: person.headers })
+      t.equal(res.statusCode, 200, query)
+      const body = res.json()
+      for (const p of body.trend as Json[]) {
+        const want = Object.fromEntries((await g.app.pg.query(`SELECT ${category[group]!} AS category, count(*)::int AS n FROM usage
+          WHERE status = 'failed' AND user_id = $3 AND created_at >= $1 AND created_at < $2 GROUP BY 1`, [p.start, p.end, person.id])).rows.map((r) => [r.category, r.n]))
+        t.same(p.categories, want, `${query} ${p.date}`)
+        compared += Object.keys(want).length
+      }
+      const all = (await g.app.pg.query(`SELECT count(*)::int AS n FROM usage WHERE status = 'failed' AND user_id = $3 AND created_at >= $1 AND created_at < $2`, [body.start_date, body.end_date, person.id])).rows[0].n
+      t.equal(body.total, all, `${query}: the person's ${all} failures, no one else's`)
+    }
+  }
+  t.ok(compared > 50, `${compared} bucket categories compared`)
+  const anonymous = await g.app.inject({ method: 'GET', url: `/api/users/me/stats/errors/distribution?${range}` })
+  t.equal(anonymous.statusCode, 401, 'signed in only')
+  // a table this small could be read whole: the question is which index serves it when one does
+  const client = await g.app.pg.connect()
+  try {
+    await client.query('SET enable_seqscan = off')
+    const plan = (await client.query(`EXPLAIN SELECT created_at, provider_id, status_code FROM usage u WHERE u.user_id = $1::uuid AND u.status = 'failed' AND u.created_at >= now() - interval '1 day'`, [people[0]!.id])).rows.map((r) => r['QUERY PLAN']).join('\n')
+    t.match(plan, /usage_failed_user_idx/, 'the partial index serves it')
+  } finally {
+    await client.query('RESET enable_seqscan')
+    client.release()
+  }
 })
