@@ -202,7 +202,7 @@ export const ROLLUPS: readonly Rollup[] = [
   { table: 'usage_daily_api_key', grain: ['day', 'key'], measures: RANKING, regroups: 'usage_daily_key' },
   // …and their hours beside the days: one row a key an hour (usage_hourly has one per user, provider, model and format)
   { table: 'usage_hourly_api_key', grain: ['hour', 'key'], measures: RANKING, regroups: 'usage_hourly' },
-  // a time series' cut hours in zones whose midnight is off the hour, filtered by model, provider or api_format (~22 rows a quarter-hour)
+  // a time series' and the percentiles' cut hours in zones whose midnight is off the hour, filtered by model, provider or api_format (~22 rows a quarter-hour)
   { table: 'usage_quarter_hourly_model', grain: ['quarter', 'provider', 'model', 'format'], measures: SERIES },
   // the heatmap's edges and an unfiltered time series' cut hours: one row a quarter-hour, read alone where no filter asks for more
   { table: 'usage_quarter_hourly_global', grain: ['quarter'], measures: SERIES, regroups: 'usage_quarter_hourly_model' },
@@ -385,8 +385,9 @@ export const HISTOGRAM_NAMES = Object.keys(HISTOGRAMS) as HistogramName[]
 /**
  * The rollups keeping latency histograms: the coarsest with hour × provider
  * (usage_hourly_provider) and hour × model (usage_hourly_model), the hour alone
- * (usage_hourly_global), and their whole UTC days (usage_daily_provider,
- * usage_daily_model), what the percentiles read.
+ * (usage_hourly_global), their whole UTC days (usage_daily_provider,
+ * usage_daily_model) and the quarter-hours of the hours a zone's midnight cuts
+ * (usage_quarter_hourly_model, usage_quarter_hourly_global): what the percentiles read.
  * usage_hourly_model's source (usage_hourly) keeps none, so the bulk load counts its
  * histograms from raw rows; the others regroup them.
  */
@@ -394,6 +395,8 @@ export const HISTOGRAM_TABLES: Partial<Record<RollupTable, readonly HistogramNam
   usage_hourly_model: HISTOGRAM_NAMES,
   usage_hourly_provider: HISTOGRAM_NAMES,
   usage_hourly_global: HISTOGRAM_NAMES,
+  usage_quarter_hourly_model: HISTOGRAM_NAMES,
+  usage_quarter_hourly_global: HISTOGRAM_NAMES,
   usage_daily_model: HISTOGRAM_NAMES,
   usage_daily_provider: HISTOGRAM_NAMES
 }

@@ -1,8 +1,9 @@
 // Latency percentiles (Aether's /performance/percentiles): p50/p90/p99 of response time
 // and time to first byte per bucket of the range, from the latency histograms the daily
 // and hourly rollups keep (accounting/model.ts HISTOGRAMS), never from a scan of raw
-// rows — except the hours a bucket boundary cuts, read raw as the time series reads them
-// (readPlan). Whole UTC days come from the daily rollup with their few hours that belong
+// rows: the hours a bucket boundary cuts (a +05:30 midnight) from the quarter-hour
+// rollups' histograms, raw rows only for a quarter-hour cut inside (the range's ragged
+// ends), as the time series reads them (readPlan). Whole UTC days come from the daily rollup with their few hours that belong
 // to another bucket moved by their hourly rows (dayPlan), so a 30-day range merges ~30
 // histograms a group plus a few hours a day, not ~720.
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
@@ -51,11 +52,13 @@ const samples = (counts: Counts | undefined) => [...counts?.values() ?? []].redu
  * (day, …) / (bucket, …)) for a model filter or per model; usage_daily_provider /
  * usage_hourly_provider ((day, provider_id) / (bucket, provider_id)) for a provider filter or
  * per provider; usage_daily_provider / usage_hourly_global ((day, …) / (bucket)) otherwise.
+ * The cut hours' quarters: usage_quarter_hourly_model (bucket, …) with a filter or a group,
+ * usage_quarter_hourly_global (bucket) otherwise.
  */
 function rollupsOf (filter: PercentileFilter, group: PercentileGroup) {
-  if (filter.model !== null || group === 'model') return { daily: 'usage_daily_model', hourly: 'usage_hourly_model' }
-  if (filter.providerId !== null || group === 'provider') return { daily: 'usage_daily_provider', hourly: 'usage_hourly_provider' }
-  return { daily: 'usage_daily_provider', hourly: 'usage_hourly_global' }
+  if (filter.model !== null || group === 'model') return { daily: 'usage_daily_model', hourly: 'usage_hourly_model', quarterly: 'usage_quarter_hourly_model' }
+  if (filter.providerId !== null || group === 'provider') return { daily: 'usage_daily_provider', hourly: 'usage_hourly_provider', quarterly: 'usage_quarter_hourly_model' }
+  return { daily: 'usage_daily_provider', hourly: 'usage_hourly_global', quarterly: 'usage_quarter_hourly_global' }
 }
 
 const HOUR = 3_600_000
@@ -124,7 +127,7 @@ function predicates (filter: PercentileFilter, alias: 'r' | 'u'): Fragment {
 /** Each (series bucket, group)'s histograms of response time and first byte. */
 async function histograms (db: Sql, range: AnalyticsRange, granularity: Granularity, filter: PercentileFilter, group: PercentileGroup) {
   const buckets = bucketsOf(range, granularity)
-  const plan = readPlan(buckets)
+  const plan = readPlan(buckets, true)
   const { days, hours } = dayPlan(buckets, plan)
   const tables = rollupsOf(filter, group)
   const bounds = [...buckets.map((b) => new Date(b.start)), new Date(buckets[buckets.length - 1]!.end)]
@@ -138,14 +141,20 @@ async function histograms (db: Sql, range: AnalyticsRange, granularity: Granular
           CROSS JOIN LATERAL unnest(r.response_time_hist, r.first_byte_time_hist) WITH ORDINALITY x(rt, fb, o)
          WHERE (x.rt <> 0 OR x.fb <> 0) ${predicates(filter, 'r')}
         UNION ALL
-        -- whole hours (those a boundary cuts are read raw below), by the hourly rollup's primary key (bucket, …): added to their bucket, or taken out of their day's
+        -- whole hours (those a boundary cuts are read by quarter-hour below), by the hourly rollup's primary key (bucket, …): added to their bucket, or taken out of their day's
         SELECT h.i, ${groupKey(group, 'r')}, x.o - 1, h.sign * coalesce(x.rt, 0), h.sign * coalesce(x.fb, 0)
           FROM unnest(${hours.map((h) => new Date(h.at))}::timestamptz[], ${hours.map((h) => h.i)}::int[], ${hours.map((h) => h.sign)}::int[]) h(at, i, sign)
           JOIN ${raw(tables.hourly)} r ON r.bucket = h.at
           CROSS JOIN LATERAL unnest(r.response_time_hist, r.first_byte_time_hist) WITH ORDINALITY x(rt, fb, o)
          WHERE r.bucket >= ${plan.whole.from} AND r.bucket < ${plan.whole.to} AND (x.rt <> 0 OR x.fb <> 0) ${predicates(filter, 'r')}
         UNION ALL
-        -- usage (created_at): one range per cut hour, each row one sample of each latency it has
+        -- the cut hours' quarter-hours, by the quarter-hour rollup's primary key (bucket, …): each lies in one bucket
+        SELECT width_bucket(r.bucket, ${bounds}::timestamptz[]) - 1, ${groupKey(group, 'r')}, x.o - 1, coalesce(x.rt, 0), coalesce(x.fb, 0)
+          FROM ${raw(tables.quarterly)} r
+          CROSS JOIN LATERAL unnest(r.response_time_hist, r.first_byte_time_hist) WITH ORDINALITY x(rt, fb, o)
+         WHERE r.bucket = ANY(${plan.quarters}::timestamptz[]) AND (x.rt <> 0 OR x.fb <> 0) ${predicates(filter, 'r')}
+        UNION ALL
+        -- usage (created_at): one range per quarter-hour cut inside, each row one sample of each latency it has
         SELECT width_bucket(u.created_at, ${bounds}::timestamptz[]) - 1, ${groupKey(group, 'u')}, v.b, v.rt, v.fb
           FROM ${cutHourRows(plan, sql`AND ${finishedSql('u')} ${predicates(filter, 'u')}`)}
           CROSS JOIN LATERAL (VALUES (latency_bucket(u.response_time_ms), 1, 0), (latency_bucket(u.first_byte_time_ms), 0, 1)) v(b, rt, fb)

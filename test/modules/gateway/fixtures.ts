@@ -300,19 +300,21 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
     },
     // the latency histograms, as (row, bucket, count) with the counts not zero; element i + 1 counts latency_bucket i
-    // (the daily ones: the percentiles' whole UTC days; the global hour: the unfiltered percentiles' hours)
-    ...Object.fromEntries(['usage_hourly_model', 'usage_hourly_provider', 'usage_hourly_global', 'usage_daily_model', 'usage_daily_provider'].flatMap((table) => [['response_time', 'response_time_ms'], ['first_byte_time', 'first_byte_time_ms']].map(([hist, column]) => {
+    // (the daily ones: the percentiles' whole UTC days; the global hour: the unfiltered percentiles' hours; the quarter-hours: their cut hours)
+    ...Object.fromEntries(['usage_hourly_model', 'usage_hourly_provider', 'usage_hourly_global', 'usage_daily_model', 'usage_daily_provider',
+      'usage_quarter_hourly_model', 'usage_quarter_hourly_global'].flatMap((table) => [['response_time', 'response_time_ms'], ['first_byte_time', 'first_byte_time_ms']].map(([hist, column]) => {
       const byModel = table.endsWith('_model')
       const global = table.endsWith('_global')
       const daily = table.startsWith('usage_daily')
+      const quarter = table.startsWith('usage_quarter')
       // the global hour's dimension: a constant, so every table's rows have the same shape
       const dims = byModel ? 'provider_id, model, api_format' : global ? "'' AS whole" : 'provider_id'
       const rawDims = byModel ? `COALESCE(provider_id, ${NIL}) AS provider_id, model, COALESCE(api_format, '') AS api_format` : global ? "'' AS whole" : `COALESCE(provider_id, ${NIL}) AS provider_id`
       const width = byModel ? '1, 2, 3, 4, 5' : '1, 2, 3'
       return [`${table}.${hist}_hist`, {
-        rollup: `SELECT ${daily ? "to_char(day, 'YYYY-MM-DD')" : hourKey} AS bucket, ${dims}, x.i::int AS i, x.n::bigint AS n FROM ${table} r, unnest(r.${hist}_hist) WITH ORDINALITY AS x(n, i)
+        rollup: `SELECT ${daily ? "to_char(day, 'YYYY-MM-DD')" : quarter ? quarterKey : hourKey} AS bucket, ${dims}, x.i::int AS i, x.n::bigint AS n FROM ${table} r, unnest(r.${hist}_hist) WITH ORDINALITY AS x(n, i)
                   WHERE x.n <> 0 ORDER BY ${width}`,
-        raw: `SELECT ${daily ? "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')" : rawHour} AS bucket, ${rawDims}, latency_bucket(${column}) + 1 AS i, count(*)::bigint AS n
+        raw: `SELECT ${daily ? "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')" : quarter ? rawQuarter : rawHour} AS bucket, ${rawDims}, latency_bucket(${column}) + 1 AS i, count(*)::bigint AS n
                 FROM usage WHERE ${FINISHED} AND ${column} IS NOT NULL GROUP BY ${width} ORDER BY ${width}`
       }]
     }))),

@@ -250,7 +250,7 @@ t.test('one data set, checked against what ingestion would have written', async 
 
   t.test('the tables are whole again: indexes rebuilt, no lookup tables left, every reference valid', async (t) => {
     const indexes = await query(`SELECT indexname FROM pg_indexes WHERE tablename = 'usage' ORDER BY 1`)
-    t.same(indexes.map((i) => i.indexname), ['usage_api_key_id_created_at_idx', 'usage_created_at_idx', 'usage_in_flight_key_idx', 'usage_model_created_at_idx', 'usage_pkey',
+    t.same(indexes.map((i) => i.indexname), ['usage_api_key_id_created_at_idx', 'usage_created_at_idx', 'usage_failed_user_idx', 'usage_in_flight_key_idx', 'usage_model_created_at_idx', 'usage_pkey',
       'usage_provider_api_key_id_idx', 'usage_provider_endpoint_id_idx', 'usage_provider_id_created_at_idx', 'usage_request_id_key',
       'usage_user_id_created_at_idx'])
     // every table as the schema has it (the cache rebuild also drops and rebuilds an index)
