@@ -114,8 +114,11 @@ export function dayPlan (buckets: Bucket[], plan: ReadPlan): DayPlan {
 function groupKey (group: PercentileGroup, alias: 'r' | 'u'): Fragment {
   if (group === 'none') return raw('NULL::text')
   if (group === 'model') return raw(`${alias}.model`)
-  return alias === 'r' ? raw('(SELECT p.id::text FROM providers p WHERE p.id = r.provider_id)') : raw('u.provider_id::text')
+  return alias === 'r' ? raw('pr.id::text') : raw('u.provider_id::text')
 }
+
+/** A rollup row's provider, joined once per row: a subquery in the select list would run once per histogram element. */
+const providerOf = (group: PercentileGroup): Fragment => group === 'provider' ? raw('LEFT JOIN providers pr ON pr.id = r.provider_id') : empty
 
 function predicates (filter: PercentileFilter, alias: 'r' | 'u'): Fragment {
   const parts: Fragment[] = []
@@ -137,20 +140,20 @@ async function histograms (db: Sql, range: AnalyticsRange, granularity: Granular
         -- whole UTC days, by the daily rollup's primary key (day, …): both histograms side by side, element o is bucket o - 1
         SELECT d.i, ${groupKey(group, 'r')} AS g, x.o - 1 AS b, coalesce(x.rt, 0) AS rt, coalesce(x.fb, 0) AS fb
           FROM unnest(${days.map((d) => d.day)}::date[], ${days.map((d) => d.i)}::int[]) d(day, i)
-          JOIN ${raw(tables.daily)} r ON r.day = d.day
+          JOIN ${raw(tables.daily)} r ON r.day = d.day ${providerOf(group)}
           CROSS JOIN LATERAL unnest(r.response_time_hist, r.first_byte_time_hist) WITH ORDINALITY x(rt, fb, o)
          WHERE (x.rt <> 0 OR x.fb <> 0) ${predicates(filter, 'r')}
         UNION ALL
         -- whole hours (those a boundary cuts are read by quarter-hour below), by the hourly rollup's primary key (bucket, …): added to their bucket, or taken out of their day's
         SELECT h.i, ${groupKey(group, 'r')}, x.o - 1, h.sign * coalesce(x.rt, 0), h.sign * coalesce(x.fb, 0)
           FROM unnest(${hours.map((h) => new Date(h.at))}::timestamptz[], ${hours.map((h) => h.i)}::int[], ${hours.map((h) => h.sign)}::int[]) h(at, i, sign)
-          JOIN ${raw(tables.hourly)} r ON r.bucket = h.at
+          JOIN ${raw(tables.hourly)} r ON r.bucket = h.at ${providerOf(group)}
           CROSS JOIN LATERAL unnest(r.response_time_hist, r.first_byte_time_hist) WITH ORDINALITY x(rt, fb, o)
          WHERE r.bucket >= ${plan.whole.from} AND r.bucket < ${plan.whole.to} AND (x.rt <> 0 OR x.fb <> 0) ${predicates(filter, 'r')}
         UNION ALL
         -- the cut hours' quarter-hours, by the quarter-hour rollup's primary key (bucket, …): each lies in one bucket
         SELECT width_bucket(r.bucket, ${bounds}::timestamptz[]) - 1, ${groupKey(group, 'r')}, x.o - 1, coalesce(x.rt, 0), coalesce(x.fb, 0)
-          FROM ${raw(tables.quarterly)} r
+          FROM ${raw(tables.quarterly)} r ${providerOf(group)}
           CROSS JOIN LATERAL unnest(r.response_time_hist, r.first_byte_time_hist) WITH ORDINALITY x(rt, fb, o)
          WHERE r.bucket = ANY(${plan.quarters}::timestamptz[]) AND (x.rt <> 0 OR x.fb <> 0) ${predicates(filter, 'r')}
         UNION ALL
