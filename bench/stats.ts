@@ -358,19 +358,21 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
         return off.length === 0 ? null : `${off.length} days differ (first ${off[0]!.date})`
       }
     },
-    {
-      // the exact percentiles the histograms stand in for: percentile_disc per local day over every finished row
-      name: 'performance/percentiles (30 days, days in Europe/Berlin)', path: `/api/admin/stats/performance/percentiles?${query}&timezone=Europe%2FBerlin`,
-      raw: [sql`SELECT (u.created_at AT TIME ZONE 'Europe/Berlin')::date AS day, count(u.response_time_ms) AS samples,
+    // the exact percentiles the histograms stand in for: percentile_disc per local day over every finished row;
+    // Berlin's days are whole UTC hours, Kolkata's midnight cuts an hour a day (read by quarter-hour)
+    ...([['Europe/Berlin', ''], ['Asia/Kolkata', ''], ['Asia/Kolkata', 'provider']] as const).map(([zone, group]) => ({
+      name: `performance/percentiles (30 days, days in ${zone}${group === '' ? '' : `, by ${group}`})`,
+      path: `/api/admin/stats/performance/percentiles?${query}&timezone=${encodeURIComponent(zone)}${group === '' ? '' : `&group_by=${group}`}`,
+      raw: [sql`SELECT (u.created_at AT TIME ZONE ${zone})::date AS day, ${group === '' ? sql`NULL` : sql`u.provider_id`} AS g, count(u.response_time_ms) AS samples,
           percentile_disc(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY u.response_time_ms) AS rt,
           percentile_disc(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY u.first_byte_time_ms) AS fb
-        FROM usage u WHERE u.status IN ${finished} AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1`],
-      compare: (api, rows) => {
+        FROM usage u WHERE u.status IN ${finished} AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1, 2`],
+      compare: (api: Row, rows: Row[][]) => {
         const ours = (api as unknown as Row[]).reduce((sum, p) => sum + Number(p.response_time_samples), 0)
         const theirs = rows[0]!.reduce((sum, r) => sum + Number(r.samples), 0)
         return ours === theirs ? null : `samples ${ours} / ${theirs}`
       }
-    },
+    })),
     {
       // the plain GROUP BY of the failed rows per local day and status class
       name: 'errors/distribution (30 days, days in Asia/Kolkata)', path: `/api/admin/stats/errors/distribution?${query}&timezone=Asia%2FKolkata`,
