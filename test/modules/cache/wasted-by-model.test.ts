@@ -127,5 +127,8 @@ t.test('wasted writes by model and provider equal the raw rows\' reference', asy
   // alice's last write (mx on the deleted pb) is now judged by her next request, not the clock
   await g.send([done(ka, now - MINUTE, 'my', 0, 0, 0)])
   await check('after a request judged the deleted provider\'s write', 2, 2)
+  // a late request 3 minutes after alice's second (my on the deleted pb): that write, read from its usage row (provider gone), is now read in time
+  await g.send([done(ka, start + 5 * MINUTE, 'mx', 0, 100, 0)])
+  await check('after a late request re-judged the deleted provider\'s write', 2, 2)
   await equalToRebuilt('after the provider\'s deletion')
 })
