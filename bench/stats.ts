@@ -84,7 +84,7 @@ export async function prepare (url: string, rows: number, mayReset: boolean): Pr
       console.log(`cache tables rebuilt from the raw rows: ${((performance.now() - started) / 1000).toFixed(1)} s`)
     }
     const started = performance.now()
-    await pool.query('VACUUM (ANALYZE) usage, request_candidates, usage_hourly, usage_hourly_model, usage_hourly_provider, usage_hourly_user, usage_daily_model, usage_daily_key, usage_daily_user, usage_quarter_hourly_global, usage_hourly_global, provider_attempts_hourly, cache_interval_hourly, cache_points_hourly, cache_savings_hourly, cache_timeline_tail, cache_timeline_points')
+    await pool.query('VACUUM (ANALYZE) usage, request_candidates, usage_hourly, usage_hourly_model, usage_hourly_provider, usage_hourly_user, usage_daily_model, usage_daily_key, usage_daily_user, usage_quarter_hourly_global, usage_hourly_global, provider_attempts_hourly, cache_interval_hourly, cache_points_hourly, cache_savings_hourly, cache_savings_hourly_model, cache_timeline_tail, cache_timeline_points')
     console.log(`vacuum: ${((performance.now() - started) / 1000).toFixed(1)} s`)
   } finally {
     await pool.end()

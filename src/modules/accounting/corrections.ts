@@ -77,20 +77,24 @@ export async function forgetKey (db: Db, keyId: string): Promise<void> {
   await run(db, sql`DELETE FROM cache_interval_hourly WHERE scope = 'api_key' AND scope_id = ${keyId}::uuid`)
   // settled hours of the key's histograms and rollups changed: the caches of them rebuild
   await run(db, SETTLED_HOURS_CHANGED)
-  // the whole scope's hours lose what the key's rows held (cache_savings_hourly (api_key_id, bucket))
-  await run(db, sql`
-    UPDATE cache_savings_hourly_global g SET ${raw(SAVINGS_COLUMN_NAMES.map((c) => `${c} = g.${c} - k.${c}`).join(', '))}
-      FROM (SELECT bucket, ${raw(SAVINGS_COLUMN_NAMES.map((c) => `sum(${c}) AS ${c}`).join(', '))} FROM cache_savings_hourly WHERE api_key_id = ${keyId}::uuid GROUP BY bucket) k
-     WHERE g.bucket = k.bucket`)
+  // the whole scope's hours, and its hours by model and provider, lose what the key's rows held (cache_savings_hourly (api_key_id, bucket))
+  for (const [table, keys] of [['cache_savings_hourly_global', ['bucket']], ['cache_savings_hourly_model', ['bucket', 'model', 'provider_id']]] as const) {
+    await run(db, sql`
+      UPDATE ${raw(table)} g SET ${raw(SAVINGS_COLUMN_NAMES.map((c) => `${c} = g.${c} - k.${c}`).join(', '))}
+        FROM (SELECT ${raw(keys.join(', '))}, ${raw(SAVINGS_COLUMN_NAMES.map((c) => `sum(${c}) AS ${c}`).join(', '))}
+                FROM cache_savings_hourly WHERE api_key_id = ${keyId}::uuid GROUP BY ${raw(keys.join(', '))}) k
+       WHERE ${raw(keys.map((c) => `g.${c} = k.${c}`).join(' AND '))}`)
+  }
   await run(db, sql`DELETE FROM cache_savings_hourly WHERE api_key_id = ${keyId}::uuid`)
   await run(db, sql`
     UPDATE cache_timeline_tail t
        SET last_at = l.created_at, last_request_id = l.request_id, user_id = l.user_id, api_key_id = l.api_key_id,
            cache_write_5m_tokens = l.cache_creation_5m_input_tokens, cache_write_1h_tokens = l.cache_creation_1h_input_tokens,
-           cache_write_5m_price_per_1m = l.cache_write_5m_price_per_1m, cache_write_1h_price_per_1m = l.cache_write_1h_price_per_1m
+           cache_write_5m_price_per_1m = l.cache_write_5m_price_per_1m, cache_write_1h_price_per_1m = l.cache_write_1h_price_per_1m,
+           model = l.model, provider_id = l.provider_id
       FROM cache_timeline_tail s CROSS JOIN LATERAL (
         SELECT created_at, request_id, user_id, api_key_id, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens,
-               cache_write_5m_price_per_1m, cache_write_1h_price_per_1m
+               cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, model, ${raw(DIMENSIONS.provider.raw)} AS provider_id
           FROM usage u WHERE u.user_id = s.scope_id AND u.status = 'completed' AND u.api_key_id IS NOT NULL
          ORDER BY created_at DESC, request_id DESC LIMIT 1) l
      WHERE s.scope = 'user' AND s.api_key_id = ${keyId}::uuid AND t.scope = s.scope AND t.scope_id = s.scope_id`)

@@ -307,7 +307,7 @@ export const PROVIDER_MONTH = {
 }
 
 /** The prompt-cache tables: written by cache/timeline.ts in ingestion's transaction, rebuilt by cache/rebuild.ts. */
-export const CACHE_TABLES = ['cache_interval_hourly', 'cache_savings_hourly', 'cache_savings_hourly_global', 'cache_timeline_tail', 'cache_points_hourly', 'cache_timeline_points'] as const
+export const CACHE_TABLES = ['cache_interval_hourly', 'cache_savings_hourly', 'cache_savings_hourly_global', 'cache_savings_hourly_model', 'cache_timeline_tail', 'cache_points_hourly', 'cache_timeline_points'] as const
 
 /** Every table derived from usage rows: what a reset empties with them. */
 /** the rate window's per-second counts (rollups.ts RollupDeltas.second): every status, so not a ROLLUPS entry */

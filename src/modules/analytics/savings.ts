@@ -1,9 +1,9 @@
 // Cache savings over a range (Aether's GET /api/admin/stats/cost/savings, keymeter's
 // figures beside it): what cache reads saved against the input price (gross, Aether's
 // cache_savings), net of what writes cost above it (keymeter's), and the writes that
-// expired unread; in total, by model and by provider. One pricing rule for all of it
-// (accounting/pricing.ts cacheEconomics), kept in the rollups by model.ts and in
-// cache_savings_hourly by cache/timeline.ts.
+// expired unread; in total, by model and by provider (a wasted write's: the request's that
+// made it). One pricing rule for all of it (accounting/pricing.ts cacheEconomics), kept in
+// the rollups by model.ts and in cache_savings_hourly (…_model) by cache/timeline.ts.
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
@@ -73,39 +73,54 @@ async function sumsByGroup (db: Sql, range: AnalyticsRange, userId: string | nul
 
 /** Wasted writes of the range's hours (by the hour of the write), nano-USD and tokens. */
 export interface Wasted { w5: bigint, w1: bigint, cost: bigint }
+const NONE: Wasted = { w5: 0n, w1: 0n, cost: 0n }
+const addWasted = (a: Wasted, b: Wasted): Wasted => ({ w5: a.w5 + b.w5, w1: a.w1 + b.w1, cost: a.cost + b.cost })
+
+/** A group's wasted writes: the writer's model, and its provider as sumsByGroup names it (null: none or deleted). */
+interface WastedGroup { model: string, providerId: string | null, providerName: string | null, wasted: Wasted }
 
 /**
- * Writes that expired unread, by the hour they were written: cache_savings_hourly_global over
- * every hour the range touches (primary key (bucket)), or cache_savings_hourly's (user_id, bucket) for one user; and each
- * key's last write in them judged against the clock, as the cache page does
- * (cache/service.ts hitAnalysis; cache_timeline_tail (scope, last_at)).
+ * Writes that expired unread, by the hour they were written and the writer's model and provider:
+ * cache_savings_hourly_model over every hour the range touches (primary key (bucket, model, provider_id)),
+ * or cache_savings_hourly's (user_id, bucket) for one user; and each key's last write in them judged
+ * against the clock, as the cache page does (cache/service.ts hitAnalysis; cache_timeline_tail (scope, last_at)).
+ * Providers named from providers' primary key: a deleted one's id (kept by ingestion) or the nil id is none.
  */
-async function wastedWrites (db: Sql, range: AnalyticsRange, userId: string | null, now: Date): Promise<Wasted> {
+async function wastedWrites (db: Sql, range: AnalyticsRange, userId: string | null, now: Date): Promise<WastedGroup[]> {
   const from = new Date(Math.floor(range.start.getTime() / HOUR) * HOUR)
   const [{ rows }, tails] = await Promise.all([
     db.query(sql`
-      SELECT COALESCE(sum(wasted_5m_tokens), 0)::text AS w5, COALESCE(sum(wasted_1h_tokens), 0)::text AS w1, COALESCE(sum(wasted_cost), 0)::text AS cost
-        FROM ${userId === null ? raw('cache_savings_hourly_global') : raw('cache_savings_hourly')}
-       WHERE bucket >= ${from} AND bucket < ${range.end}${userId === null ? empty : sql` AND user_id = ${userId}::uuid`}`),
+      SELECT model, provider_id, sum(wasted_5m_tokens)::text AS w5, sum(wasted_1h_tokens)::text AS w1, sum(wasted_cost)::text AS cost
+        FROM ${userId === null ? raw('cache_savings_hourly_model') : raw('cache_savings_hourly')}
+       WHERE bucket >= ${from} AND bucket < ${range.end}${userId === null ? empty : sql` AND user_id = ${userId}::uuid`}
+       GROUP BY model, provider_id`),
     lastWrites(db, from, userId, null)
   ])
-  const wasted = { w5: BigInt(rows[0].w5), w1: BigInt(rows[0].w1), cost: BigInt(rows[0].cost) }
+  const groups = new Map<string, { model: string, providerId: string, wasted: Wasted }>()
+  const into = (model: string, providerId: string, wasted: Wasted) => {
+    const id = `${providerId}|${model}`
+    groups.set(id, { model, providerId, wasted: addWasted(groups.get(id)?.wasted ?? NONE, wasted) })
+  }
+  for (const row of rows as Array<Record<string, string>>) into(row.model!, row.provider_id!, { w5: BigInt(row.w5!), w1: BigInt(row.w1!), cost: BigInt(row.cost!) })
   const end = Math.ceil(range.end.getTime() / HOUR) * HOUR
   for (const last of tails) {
     if (last.createdAt.getTime() >= end) continue
     const waste = wasteOf(last, now.getTime() - last.createdAt.getTime())
-    wasted.w5 += waste.wasted5mTokens
-    wasted.w1 += waste.wasted1hTokens
-    wasted.cost += waste.wastedCost
+    into(last.model, last.providerId, { w5: waste.wasted5mTokens, w1: waste.wasted1hTokens, cost: waste.wastedCost })
   }
-  return wasted
+  const live = [...groups.values()].filter((g) => g.wasted.w5 !== 0n || g.wasted.w1 !== 0n || g.wasted.cost !== 0n)
+  const ids = [...new Set(live.map((g) => g.providerId))]
+  const names = ids.length === 0
+    ? new Map<string, string>()
+    : new Map((await db.query(sql`SELECT id, name FROM providers WHERE id = ANY(${ids}::uuid[])`)).rows.map((p: Record<string, string>) => [p.id!, p.name!]))
+  return live.map((g) => ({ model: g.model, providerId: names.has(g.providerId) ? g.providerId : null, providerName: names.get(g.providerId) ?? null, wasted: g.wasted }))
 }
 
 const ZERO: Sums = Object.fromEntries(MEASURES.map((m) => [m, 0n])) as Sums
 const add = (a: Sums, b: Sums): Sums => Object.fromEntries(MEASURES.map((m) => [m, a[m] + b[m]])) as Sums
 
-/** A group's figures: Aether's names (gross), keymeter's beside them; USD. */
-function figures (s: Sums) {
+/** A group's figures: Aether's names (gross), keymeter's beside them, and its wasted writes; USD. */
+function figures (s: Sums, wasted: Wasted) {
   return {
     cache_read_tokens: Number(s.cache_read_tokens),
     cache_read_cost: nanoToUsd(s.cache_read_cost),
@@ -115,7 +130,11 @@ function figures (s: Sums) {
     cache_savings: nanoToUsd(s.cache_read_saving),
     cache_creation_tokens: Number(s.cache_creation_tokens),
     cache_write_premium: nanoToUsd(s.cache_write_premium),
-    net_savings: nanoToUsd(s.cache_read_saving - s.cache_write_premium)
+    net_savings: nanoToUsd(s.cache_read_saving - s.cache_write_premium),
+    wasted_write_tokens: Number(wasted.w5 + wasted.w1),
+    wasted_write_5m_tokens: Number(wasted.w5),
+    wasted_write_1h_tokens: Number(wasted.w1),
+    wasted_write_cost: nanoToUsd(wasted.cost)
   }
 }
 
@@ -125,25 +144,23 @@ const bySaving = <T extends { sums: Sums, name: string }>(a: T, b: T) =>
 
 /** The range's cache savings, over all traffic (userId null) or one user's keys. */
 export async function cacheSavings (db: Sql, range: AnalyticsRange, userId: string | null, now = new Date()) {
-  const [groups, wasted] = await Promise.all([sumsByGroup(db, range, userId), wastedWrites(db, range, userId, now)])
-  const models = new Map<string, Sums>()
-  const providers = new Map<string | null, { name: string | null, sums: Sums }>()
-  let total = ZERO
-  for (const g of groups) {
-    total = add(total, g.sums)
-    models.set(g.model, add(models.get(g.model) ?? ZERO, g.sums))
-    const p = providers.get(g.providerId)
-    providers.set(g.providerId, { name: g.providerName, sums: add(p?.sums ?? ZERO, g.sums) })
+  const [groups, wastedGroups] = await Promise.all([sumsByGroup(db, range, userId), wastedWrites(db, range, userId, now)])
+  type Group = { sums: Sums, wasted: Wasted }
+  const models = new Map<string, Group>()
+  const providers = new Map<string | null, Group & { name: string | null }>()
+  let total: Group = { sums: ZERO, wasted: NONE }
+  // a group with wasted writes but no cache tokens in the range (a write in its first, partial hour) is listed too
+  for (const g of [...groups.map((g) => ({ ...g, wasted: NONE })), ...wastedGroups.map((g) => ({ ...g, sums: ZERO }))]) {
+    const plus = (into: Group | undefined): Group => ({ sums: add(into?.sums ?? ZERO, g.sums), wasted: addWasted(into?.wasted ?? NONE, g.wasted) })
+    total = plus(total)
+    models.set(g.model, plus(models.get(g.model)))
+    providers.set(g.providerId, { name: g.providerName, ...plus(providers.get(g.providerId)) })
   }
   return {
-    ...figures(total),
-    wasted_write_tokens: Number(wasted.w5 + wasted.w1),
-    wasted_write_5m_tokens: Number(wasted.w5),
-    wasted_write_1h_tokens: Number(wasted.w1),
-    wasted_write_cost: nanoToUsd(wasted.cost),
-    by_model: [...models].map(([model, sums]) => ({ name: model, sums })).sort(bySaving).map(({ name, sums }) => ({ model: name, ...figures(sums) })),
-    by_provider: [...providers].map(([id, p]) => ({ id, name: p.name ?? '', providerName: p.name, sums: p.sums })).sort(bySaving)
-      .map((p) => ({ provider_id: p.id, provider_name: p.providerName, ...figures(p.sums) })),
+    ...figures(total.sums, total.wasted),
+    by_model: [...models].map(([model, m]) => ({ name: model, ...m })).sort(bySaving).map(({ name, sums, wasted }) => ({ model: name, ...figures(sums, wasted) })),
+    by_provider: [...providers].map(([id, p]) => ({ id, name: p.name ?? '', providerName: p.name, sums: p.sums, wasted: p.wasted })).sort(bySaving)
+      .map((p) => ({ provider_id: p.id, provider_name: p.providerName, ...figures(p.sums, p.wasted) })),
     start_date: range.start.toISOString(),
     end_date: range.end.toISOString()
   }

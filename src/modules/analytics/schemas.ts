@@ -119,21 +119,24 @@ const savingsFigures = {
   cache_savings: Type.Number({ description: 'USD, gross (Aether\'s): the reads\' saving against the input price' }),
   cache_creation_tokens: Count,
   cache_write_premium: Type.Number({ description: 'USD: what the cache writes cost above the input price' }),
-  net_savings: Type.Number({ description: 'USD, keymeter\'s: cache_savings − cache_write_premium (negative when the writes cost more than the reads saved)' })
+  net_savings: Type.Number({ description: 'USD, keymeter\'s: cache_savings − cache_write_premium (negative when the writes cost more than the reads saved)' }),
+  wasted_write_tokens: Count,
+  wasted_write_5m_tokens: Count,
+  wasted_write_1h_tokens: Count,
+  wasted_write_cost: Type.Number({
+    description: 'USD: writes that expired unread (the key\'s next request came after their TTL, or none came and the TTL has passed), counted in the hour written; ' +
+      'in a group, those of requests of its model or provider'
+  })
 }
 
 export const CostSavings = Type.Object({
   ...savingsFigures,
-  wasted_write_tokens: Count,
-  wasted_write_5m_tokens: Count,
-  wasted_write_1h_tokens: Count,
-  wasted_write_cost: Type.Number({ description: 'USD: writes that expired unread (the key\'s next request came after their TTL, or none came and the TTL has passed), counted in the hour written; in total only' }),
-  by_model: Type.Array(Type.Object({ model: Type.String(), ...savingsFigures }), { description: 'models with cache reads or writes, largest gross saving first' }),
+  by_model: Type.Array(Type.Object({ model: Type.String(), ...savingsFigures }), { description: 'models with cache reads or writes, or wasted writes, largest gross saving first' }),
   by_provider: Type.Array(Type.Object({
     provider_id: Nullable(Uuid),
     provider_name: Nullable(Type.String()),
     ...savingsFigures
-  }), { description: 'providers with cache reads or writes, largest gross saving first; provider_id null: requests without a provider or whose provider was deleted' }),
+  }), { description: 'providers with cache reads or writes, or wasted writes, largest gross saving first; provider_id null: requests without a provider or whose provider was deleted' }),
   start_date: Timestamp,
   end_date: Timestamp
 }, { description: 'finished requests created in [start_date, end_date); wasted writes by the hour written, every hour the range touches' })

@@ -17,8 +17,8 @@ const perMillion = (tokens: number, price: bigint) => {
 }
 const usd = (nano: bigint) => Number(nano) / 1e9
 
-interface Sums { read: number, creation: number, readCost: bigint, creationCost: bigint, saving: bigint, premium: bigint }
-const zero = (): Sums => ({ read: 0, creation: 0, readCost: 0n, creationCost: 0n, saving: 0n, premium: 0n })
+interface Sums { read: number, creation: number, readCost: bigint, creationCost: bigint, saving: bigint, premium: bigint, w5: bigint, w1: bigint, wastedCost: bigint }
+const zero = (): Sums => ({ read: 0, creation: 0, readCost: 0n, creationCost: 0n, saving: 0n, premium: 0n, w5: 0n, w1: 0n, wastedCost: 0n })
 const figures = (s: Sums) => ({
   cache_read_tokens: s.read,
   cache_read_cost: usd(s.readCost),
@@ -27,7 +27,11 @@ const figures = (s: Sums) => ({
   cache_savings: usd(s.saving),
   cache_creation_tokens: s.creation,
   cache_write_premium: usd(s.premium),
-  net_savings: usd(s.saving - s.premium)
+  net_savings: usd(s.saving - s.premium),
+  wasted_write_tokens: Number(s.w5 + s.w1),
+  wasted_write_5m_tokens: Number(s.w5),
+  wasted_write_1h_tokens: Number(s.w1),
+  wasted_write_cost: usd(s.wastedCost)
 })
 
 t.test('cost/savings equals the raw rows\' reference', async (t) => {
@@ -79,7 +83,10 @@ t.test('cost/savings equals the raw rows\' reference', async (t) => {
         readCost: BigInt(r.cache_read_cost),
         creationCost: BigInt(r.cache_creation_cost),
         saving: pi === null ? 0n : perMillion(r.r, pi - big(r.pr)!),
-        premium: pi === null ? 0n : perMillion(r.w5, big(r.p5)! - pi) + perMillion(r.w1, big(r.p1)! - pi)
+        premium: pi === null ? 0n : perMillion(r.w5, big(r.p5)! - pi) + perMillion(r.w1, big(r.p1)! - pi),
+        w5: 0n,
+        w1: 0n,
+        wastedCost: 0n
       }
       const providerId = r.provider_id !== null && providers.has(r.provider_id) ? r.provider_id as string : null
       for (const [map, key] of [[models, r.model], [byProvider, providerId]] as Array<[Map<string | null, Sums>, string | null]>) {
@@ -90,10 +97,8 @@ t.test('cost/savings equals the raw rows\' reference', async (t) => {
       total.read += s.read; total.creation += s.creation; total.readCost += s.readCost; total.creationCost += s.creationCost; total.saving += s.saving; total.premium += s.premium
     }
     // wasted writes: completed rows written in the hours the range touches, whose key's next request came after the TTL
-    // (rows that write and have a next request count only with a user, as the cache economics do); a key's last write, once its TTL has passed
-    let w5 = 0n
-    let w1 = 0n
-    let cost = 0n
+    // (rows that write and have a next request count only with a user, as the cache economics do); a key's last write, once its TTL has passed;
+    // each in its writer's model and provider
     const lo = Math.floor(from / HOUR) * HOUR
     const hi = Math.ceil(to / HOUR) * HOUR
     for (const r of mine.filter((r) => r.status === 'completed' && r.api_key_id !== null && r.created_at.getTime() >= lo && r.created_at.getTime() < hi)) {
@@ -102,18 +107,19 @@ t.test('cost/savings equals the raw rows\' reference', async (t) => {
       const age = gap ?? now - r.created_at.getTime()
       const x5 = age > 300_000 ? r.w5 as number : 0
       const x1 = age > 3_600_000 ? r.w1 as number : 0
-      w5 += BigInt(x5)
-      w1 += BigInt(x1)
-      cost += (r.p5 === null ? 0n : perMillion(x5, BigInt(r.p5))) + (r.p1 === null ? 0n : perMillion(x1, BigInt(r.p1)))
+      const cost = (r.p5 === null ? 0n : perMillion(x5, BigInt(r.p5))) + (r.p1 === null ? 0n : perMillion(x1, BigInt(r.p1)))
+      const providerId = r.provider_id !== null && providers.has(r.provider_id) ? r.provider_id as string : null
+      for (const [map, key] of [[models, r.model], [byProvider, providerId]] as Array<[Map<string | null, Sums>, string | null]>) {
+        const into = map.get(key) ?? zero()
+        into.w5 += BigInt(x5); into.w1 += BigInt(x1); into.wastedCost += cost
+        map.set(key, into)
+      }
+      total.w5 += BigInt(x5); total.w1 += BigInt(x1); total.wastedCost += cost
     }
     const order = (a: [string | null, Sums], b: [string | null, Sums]) => a[1].saving === b[1].saving ? ((a[0] ?? '') < (b[0] ?? '') ? -1 : 1) : a[1].saving > b[1].saving ? -1 : 1
-    const active = ([, s]: [string | null, Sums]) => s.read !== 0 || s.creation !== 0
+    const active = ([, s]: [string | null, Sums]) => s.read !== 0 || s.creation !== 0 || s.w5 !== 0n || s.w1 !== 0n || s.wastedCost !== 0n
     return {
       ...figures(total),
-      wasted_write_tokens: Number(w5 + w1),
-      wasted_write_5m_tokens: Number(w5),
-      wasted_write_1h_tokens: Number(w1),
-      wasted_write_cost: usd(cost),
       by_model: [...models].filter(active).sort(order).map(([model, s]) => ({ model, ...figures(s) })),
       by_provider: [...byProvider].filter(active).map(([id, s]) => [id === null ? null : providers.get(id)!, s, id] as const)
         .sort((a, b) => order([a[0], a[1]], [b[0], b[1]])).map(([name, s, id]) => ({ provider_id: id, provider_name: name, ...figures(s) })),

@@ -93,8 +93,9 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_hourly_provider_key: 'SELECT * FROM usage_hourly_provider_key ORDER BY bucket, provider_api_key_id',
     usage_hourly_global: 'SELECT * FROM usage_hourly_global ORDER BY bucket',
     cache_interval_hourly: `SELECT scope, scope_id, bucket, encode(bins, 'hex') AS bins FROM cache_interval_hourly ORDER BY scope, scope_id, bucket`,
-    cache_savings_hourly: `SELECT * FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, user_id, api_key_id`,
+    cache_savings_hourly: `SELECT * FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, user_id, api_key_id, model, provider_id`,
     cache_savings_hourly_global: `SELECT * FROM cache_savings_hourly_global WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket`,
+    cache_savings_hourly_model: `SELECT * FROM cache_savings_hourly_model WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, model, provider_id`,
     cache_timeline_tail: 'SELECT * FROM cache_timeline_tail ORDER BY scope, scope_id',
     cache_points_hourly: 'SELECT * FROM cache_points_hourly WHERE count <> 0 ORDER BY bucket, user_id',
     cache_timeline_points: 'SELECT * FROM cache_timeline_points ORDER BY user_id, created_at, request_id',
@@ -114,13 +115,17 @@ const CACHE_TABLES = {
   // the packed bins byte for byte: ingestion's merges must leave the rebuild's canonical form (sorted, no emptied bin)
   cache_interval_hourly: `SELECT scope, scope_id, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, encode(bins, 'hex') AS bins
     FROM cache_interval_hourly ORDER BY 1, 2, 3`,
-  cache_savings_hourly: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, user_id, api_key_id, read_saving, write_5m_premium,
-    write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens, wasted_5m_tokens, wasted_1h_tokens, wasted_cost
-    FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY 1, 2, 3`,
+  cache_savings_hourly: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, user_id, api_key_id, model, provider_id, read_saving,
+    write_5m_premium, write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens, wasted_5m_tokens, wasted_1h_tokens, wasted_cost
+    FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY 1, 2, 3, 4, 5`,
   // the whole scope's hours: ingestion's sums against the rebuild's (cache_savings_hourly summed)
   cache_savings_hourly_global: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, read_saving, write_5m_premium,
     write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens, wasted_5m_tokens, wasted_1h_tokens, wasted_cost
     FROM cache_savings_hourly_global WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY 1`,
+  // the hours by model and provider: ingestion's sums against the rebuild's
+  cache_savings_hourly_model: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, model, provider_id, read_saving, write_5m_premium,
+    write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens, wasted_5m_tokens, wasted_1h_tokens, wasted_cost
+    FROM cache_savings_hourly_model WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY 1, 2, 3`,
   cache_timeline_tail: 'SELECT * FROM cache_timeline_tail ORDER BY scope, scope_id',
   cache_points_hourly: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, user_id, count
     FROM cache_points_hourly WHERE count <> 0 ORDER BY 1, 2`,

@@ -10,7 +10,7 @@
 import type pg from 'pg'
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { inTransaction, type Sql } from '../../../db/prisma.js'
-import { CACHE_TABLES } from '../model.js'
+import { CACHE_TABLES, DIMENSIONS } from '../model.js'
 import { cacheEconomicsSql, componentCostSql } from '../pricing.js'
 import { finishedSql, SETTLED_HOURS_CHANGED } from '../rules.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
@@ -79,7 +79,7 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
   // each key's timeline, sorted once: its gaps (lag) into the histogram, and each write's next gap (lead) for the wasted writes
   async (db) => run(db, sql`
     WITH t AS MATERIALIZED (
-      SELECT api_key_id, user_id, created_at, cache_creation_5m_input_tokens AS w5, cache_creation_1h_input_tokens AS w1,
+      SELECT api_key_id, user_id, model, ${raw(DIMENSIONS.provider.raw)} AS provider_id, created_at, cache_creation_5m_input_tokens AS w5, cache_creation_1h_input_tokens AS w1,
              cache_write_5m_price_per_1m AS p5, cache_write_1h_price_per_1m AS p1,
              (extract(epoch FROM created_at - lag(created_at) OVER w) * 1000)::bigint AS gap,
              (extract(epoch FROM lead(created_at) OVER w - created_at) * 1000)::bigint AS next_gap
@@ -92,13 +92,13 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
        GROUP BY api_key_id, bucket
       RETURNING 1
     )
-    INSERT INTO cache_savings_hourly AS s (bucket, user_id, api_key_id, wasted_5m_tokens, wasted_1h_tokens, wasted_cost)
-    SELECT date_trunc('hour', created_at), user_id, api_key_id, sum(x5), sum(x1),
+    INSERT INTO cache_savings_hourly AS s (bucket, user_id, api_key_id, model, provider_id, wasted_5m_tokens, wasted_1h_tokens, wasted_cost)
+    SELECT date_trunc('hour', created_at), user_id, api_key_id, model, provider_id, sum(x5), sum(x1),
            COALESCE(sum(${componentCostSql(raw('x5'), raw('p5'))}), 0) + COALESCE(sum(${componentCostSql(raw('x1'), raw('p1'))}), 0)
       FROM (SELECT *, ${wastedTokensSql('5m', raw('w5'), raw('next_gap'))} AS x5, ${wastedTokensSql('1h', raw('w1'), raw('next_gap'))} AS x1 FROM t) w
      WHERE user_id IS NOT NULL AND (x5 > 0 OR x1 > 0)
-     GROUP BY 1, 2, 3
-    ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
+     GROUP BY 1, 2, 3, 4, 5
+    ON CONFLICT (bucket, user_id, api_key_id, model, provider_id) DO UPDATE SET
       wasted_5m_tokens = EXCLUDED.wasted_5m_tokens, wasted_1h_tokens = EXCLUDED.wasted_1h_tokens, wasted_cost = EXCLUDED.wasted_cost`),
   // each user's timeline (across their keys), sorted once: its gaps into the histogram and the hourly point counts,
   // and its points (gap at most 120 minutes) into cache_timeline_points, in that table's primary-key order (the
@@ -128,43 +128,47 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
 
 const ECONOMICS = cacheEconomicsSql()
 
-const SUM_SAVINGS_GLOBAL = `
-  INSERT INTO cache_savings_hourly_global (bucket, ${SAVINGS_COLUMN_NAMES.join(', ')})
-  SELECT bucket, ${SAVINGS_COLUMN_NAMES.map((c) => `sum(${c})`).join(', ')} FROM cache_savings_hourly GROUP BY bucket ORDER BY bucket`
+/** cache_savings_hourly summed over users and keys, by `keys` (its first ones) */
+const sumSavings = (table: string, keys: string) => `
+  INSERT INTO ${table} (${keys}, ${SAVINGS_COLUMN_NAMES.join(', ')})
+  SELECT ${keys}, ${SAVINGS_COLUMN_NAMES.map((c) => `sum(${c})`).join(', ')} FROM cache_savings_hourly GROUP BY ${keys} ORDER BY ${keys}`
+const SUM_SAVINGS_GLOBAL = sumSavings('cache_savings_hourly_global', 'bucket')
+const SUM_SAVINGS_MODEL = sumSavings('cache_savings_hourly_model', 'bucket, model, provider_id')
 
 /** What depends on the timelines: the savings rows (merged into the wasted writes' rows), the tails. */
 async function finish (db: Sql): Promise<void> {
   // what each finished request's cache reads saved and writes cost above input (no order needed: one grouping pass)
   await run(db, sql`
-    INSERT INTO cache_savings_hourly (bucket, user_id, api_key_id, read_saving, write_5m_premium, write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens)
+    INSERT INTO cache_savings_hourly (bucket, user_id, api_key_id, model, provider_id, read_saving, write_5m_premium, write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens)
     SELECT * FROM (
-      SELECT date_trunc('hour', created_at) AS bucket, user_id, api_key_id,
+      SELECT date_trunc('hour', created_at) AS bucket, user_id, api_key_id, model, ${raw(DIMENSIONS.provider.raw)} AS provider_id,
              COALESCE(sum(${ECONOMICS.readSaving}), 0) AS read_saving,
              COALESCE(sum(${ECONOMICS.write5mPremium}), 0),
              COALESCE(sum(${ECONOMICS.write1hPremium}), 0),
              sum(cache_creation_5m_input_tokens) AS w5_tokens, sum(cache_creation_1h_input_tokens) AS w1_tokens
         FROM usage WHERE ${finishedSql()} AND user_id IS NOT NULL AND api_key_id IS NOT NULL
-       GROUP BY 1, 2, 3) s
+       GROUP BY 1, 2, 3, 4, 5) s
      -- the rows ingestion would have written: a write, or a read that saved something
      WHERE w5_tokens <> 0 OR w1_tokens <> 0 OR read_saving <> 0
-    ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET
+    ON CONFLICT (bucket, user_id, api_key_id, model, provider_id) DO UPDATE SET
       read_saving = EXCLUDED.read_saving, write_5m_premium = EXCLUDED.write_5m_premium, write_1h_premium = EXCLUDED.write_1h_premium,
       cache_write_5m_tokens = EXCLUDED.cache_write_5m_tokens, cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens`)
 
-  // the whole scope's hours: the rows above summed over users and keys
+  // the whole scope's hours, and its hours by model and provider: the rows above summed over users and keys
   await db.query(SUM_SAVINGS_GLOBAL)
+  await db.query(SUM_SAVINGS_MODEL)
 
   // each timeline's last request: one backward index walk per key and per user (usage (api_key_id, created_at) / (user_id, created_at))
   await walkingIndexes(db, async () => {
     for (const [scope, owners, column] of [['api_key', 'api_keys', 'api_key_id'], ['user', 'users', 'user_id']] as const) {
       await db.query(`
         INSERT INTO cache_timeline_tail (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
-          cache_write_5m_price_per_1m, cache_write_1h_price_per_1m)
+          cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, model, provider_id)
         SELECT $1, o.id, l.created_at, l.request_id, l.user_id, l.api_key_id, l.cache_creation_5m_input_tokens, l.cache_creation_1h_input_tokens,
-               l.cache_write_5m_price_per_1m, l.cache_write_1h_price_per_1m
+               l.cache_write_5m_price_per_1m, l.cache_write_1h_price_per_1m, l.model, l.provider_id
           FROM ${owners} o CROSS JOIN LATERAL (
             SELECT created_at, request_id, user_id, api_key_id, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens,
-                   cache_write_5m_price_per_1m, cache_write_1h_price_per_1m
+                   cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, model, ${DIMENSIONS.provider.raw} AS provider_id
               FROM usage u WHERE u.${column} = o.id AND u.status = 'completed' AND u.api_key_id IS NOT NULL
              ORDER BY created_at DESC, request_id DESC LIMIT 1) l`, [scope])
     }

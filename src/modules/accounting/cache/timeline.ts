@@ -4,9 +4,10 @@
 //   request of its key and of its user (cache_interval_hourly; the timeline's points
 //   per user and hour in cache_points_hourly, and each point with its gap and model in
 //   cache_timeline_points);
-// - cache economics (cache_savings_hourly): what each finished request's cache reads
-//   saved and its writes cost above the input price, and the writes that expired
-//   unread because the key's next request came after their TTL.
+// - cache economics (cache_savings_hourly, by the request's model and provider): what each
+//   finished request's cache reads saved and its writes cost above the input price, and the
+//   writes that expired unread because the key's next request came after their TTL (by the
+//   writer's model and provider); summed by hour (…_global) and by hour × model × provider (…_model).
 //
 // A timeline is ordered by (created_at, request_id). A request that completes late
 // lands between two requests already recorded: the gap between them is taken out and
@@ -20,9 +21,9 @@
 import { Columns } from '../../../db/columns.js'
 import type { Sql } from '../../../db/prisma.js'
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
-import { hour } from '../model.js'
+import { DIMENSIONS, hour } from '../model.js'
 import { cacheEconomics, componentCost } from '../pricing.js'
-import { isFinished } from '../rules.js'
+import { isFinished, NIL_UUID } from '../rules.js'
 import { binOf, FIRST_BIN, lastBinWithin } from './bins.js'
 import { pack, sqlEntries, sqlEntry, type BinEntry } from './packed.js'
 
@@ -42,6 +43,7 @@ export interface CacheRowSource {
   createdAt: Date
   userId: string | null
   apiKeyId: string | null
+  providerId: string | null
   model: string
   inputTokens: number
   cacheCreation5m: number
@@ -62,8 +64,12 @@ export function savingsOf (row: CacheRowSource) {
   }
 }
 
+/** What a request's savings and its writes' waste are attributed to, beside its hour, user and key: providerId NIL_UUID for none. */
+interface Group { model: string, providerId: string }
+const groupOf = (row: CacheRowSource): Group => ({ model: row.model, providerId: row.providerId ?? NIL_UUID })
+
 /** A writer as the waste rule needs it. */
-interface Writer { at: number, userId: string | null, apiKeyId: string, write5m: number, write1h: number, price5m: bigint | null, price1h: bigint | null }
+interface Writer extends Group { at: number, userId: string | null, apiKeyId: string, write5m: number, write1h: number, price5m: bigint | null, price1h: bigint | null }
 
 /**
  * The writes of a request that expired unread, given the gap to its key's next
@@ -88,7 +94,7 @@ export const wastedTokensSql = (kind: keyof typeof WRITE_TTL_MS, tokens: Fragmen
 const SAVINGS = ['readSaving', 'write5mPremium', 'write1hPremium', 'write5mTokens', 'write1hTokens', 'wasted5mTokens', 'wasted1hTokens', 'wastedCost'] as const
 type Savings = Record<typeof SAVINGS[number], bigint>
 
-/** each saving's column in cache_savings_hourly (and cache_savings_hourly_global) */
+/** each saving's column in cache_savings_hourly (and cache_savings_hourly_global, cache_savings_hourly_model) */
 const SAVINGS_COLUMN: Record<typeof SAVINGS[number], string> = {
   readSaving: 'read_saving',
   write5mPremium: 'write_5m_premium',
@@ -116,7 +122,7 @@ export class CacheDeltas {
   readonly points = new Map<string, { bucket: string, user_id: string, count: number }>()
   /** requests that became points, or points whose gap shrank (a late request came in before them) */
   readonly timelinePoints = new Map<string, TimelinePoint>()
-  readonly savings = new Map<string, { bucket: string, user_id: string, api_key_id: string } & Savings>()
+  readonly savings = new Map<string, { bucket: string, user_id: string, api_key_id: string, model: string, provider_id: string } & Savings>()
   /** timelines whose last request is now one of the batch's */
   readonly tails: Array<{ scope: string, id: string, row: CacheRowSource }> = []
 
@@ -147,12 +153,15 @@ export class CacheDeltas {
     if (gapMs !== null && gapMs <= TIMELINE_MAX_GAP_MS) this.timelinePoints.set(`${userId}|${rid}`, { userId, at, rid, gapMs, model })
   }
 
-  saving (atMs: number, userId: string, apiKeyId: string, parts: Partial<Savings>, sign: 1n | -1n): void {
+  saving (atMs: number, userId: string, apiKeyId: string, group: Group, parts: Partial<Savings>, sign: 1n | -1n): void {
     const hourNo = Math.floor(atMs / HOUR_MS)
-    const id = `${hourNo}|${userId}|${apiKeyId}`
+    const id = `${hourNo}|${userId}|${apiKeyId}|${group.model}|${group.providerId}`
     let entry = this.savings.get(id)
     if (entry === undefined) {
-      entry = { bucket: bucketOf(hourNo), user_id: userId, api_key_id: apiKeyId, ...Object.fromEntries(SAVINGS.map((name) => [name, 0n])) as Savings }
+      entry = {
+        bucket: bucketOf(hourNo), user_id: userId, api_key_id: apiKeyId, model: group.model, provider_id: group.providerId,
+        ...Object.fromEntries(SAVINGS.map((name) => [name, 0n])) as Savings
+      }
       this.savings.set(id, entry)
     }
     for (const name of SAVINGS) entry[name] += sign * (parts[name] ?? 0n)
@@ -160,7 +169,7 @@ export class CacheDeltas {
 
   waste (writer: Writer, nextGapMs: number | null, sign: 1n | -1n): void {
     if (writer.userId === null || (writer.write5m === 0 && writer.write1h === 0)) return
-    this.saving(writer.at, writer.userId, writer.apiKeyId, wasteOf(writer, nextGapMs), sign)
+    this.saving(writer.at, writer.userId, writer.apiKeyId, writer, wasteOf(writer, nextGapMs), sign)
   }
 }
 
@@ -182,10 +191,10 @@ export async function recordCacheData (db: Sql, before: Map<string, CacheRowSour
   for (const row of after) {
     const prior = before.get(row.requestId) ?? null
     if (prior !== null && isFinished(prior.status) && prior.userId !== null && prior.apiKeyId !== null) {
-      deltas.saving(prior.createdAt.getTime(), prior.userId, prior.apiKeyId, savingsOf(prior), -1n)
+      deltas.saving(prior.createdAt.getTime(), prior.userId, prior.apiKeyId, groupOf(prior), savingsOf(prior), -1n)
     }
     if (isFinished(row.status) && row.userId !== null && row.apiKeyId !== null) {
-      deltas.saving(row.createdAt.getTime(), row.userId, row.apiKeyId, savingsOf(row), 1n)
+      deltas.saving(row.createdAt.getTime(), row.userId, row.apiKeyId, groupOf(row), savingsOf(row), 1n)
     }
   }
 
@@ -237,7 +246,7 @@ async function readTails (db: Sql, timelines: Array<{ scope: string, id: string 
   const { rows } = await db.query<OldRowRecord & { scope: string, scope_id: string }>(`
     SELECT t.scope, t.scope_id, t.last_at AS created_at, t.last_request_id AS request_id, t.user_id, t.api_key_id,
            t.cache_write_5m_tokens AS w5, t.cache_write_1h_tokens AS w1,
-           t.cache_write_5m_price_per_1m::text AS p5, t.cache_write_1h_price_per_1m::text AS p1
+           t.cache_write_5m_price_per_1m::text AS p5, t.cache_write_1h_price_per_1m::text AS p1, t.model, t.provider_id
       FROM cache_timeline_tail t JOIN unnest($1::text[], $2::uuid[]) AS w(scope, id) ON t.scope = w.scope AND t.scope_id = w.id`,
   [timelines.map((t) => t.scope), timelines.map((t) => t.id)])
   return new Map(rows.map((r) => [`${r.scope}:${r.scope_id}`, oldRow(r)]))
@@ -247,7 +256,8 @@ async function readTails (db: Sql, timelines: Array<{ scope: string, id: string 
 function tailRows (tails: CacheDeltas['tails']) {
   return tails.sort((a, b) => a.scope.localeCompare(b.scope) || a.id.localeCompare(b.id)).map(({ scope, id, row }) => ({
     scope, scope_id: id, last_at: row.createdAt.toISOString(), last_request_id: row.requestId, user_id: row.userId, api_key_id: row.apiKeyId,
-    w5: row.cacheCreation5m, w1: row.cacheCreation1h, p5: row.snapshot?.cacheWrite5m.toString() ?? null, p1: row.snapshot?.cacheWrite1h.toString() ?? null
+    w5: row.cacheCreation5m, w1: row.cacheCreation1h, p5: row.snapshot?.cacheWrite5m.toString() ?? null, p1: row.snapshot?.cacheWrite1h.toString() ?? null,
+    model: row.model, provider_id: groupOf(row).providerId
   }))
 }
 
@@ -260,6 +270,7 @@ function byTime (a: CacheRowSource | { at: number, rid: string }, b: CacheRowSou
 }
 
 const writerOf = (row: CacheRowSource): Writer => ({
+  ...groupOf(row),
   at: row.createdAt.getTime(),
   userId: row.userId,
   apiKeyId: row.apiKeyId!,
@@ -315,7 +326,9 @@ function join (deltas: CacheDeltas, scope: string, id: string, joining: CacheRow
 }
 
 /** An old request as both reads return it (bigint prices as text). */
-interface OldRowRecord { created_at: Date, request_id: string, user_id: string | null, api_key_id: string, w5: number, w1: number, p5: string | null, p1: string | null }
+interface OldRowRecord {
+  created_at: Date, request_id: string, user_id: string | null, api_key_id: string, w5: number, w1: number, p5: string | null, p1: string | null, model: string, provider_id: string
+}
 
 const oldRow = (r: OldRowRecord): OldRow => ({
   rid: r.request_id,
@@ -325,7 +338,9 @@ const oldRow = (r: OldRowRecord): OldRow => ({
   write5m: r.w5,
   write1h: r.w1,
   price5m: r.p5 === null ? null : BigInt(r.p5),
-  price1h: r.p1 === null ? null : BigInt(r.p1)
+  price1h: r.p1 === null ? null : BigInt(r.p1),
+  model: r.model,
+  providerId: r.provider_id
 })
 
 /**
@@ -343,7 +358,7 @@ export async function walkingIndexes<T> (db: Sql, read: () => Promise<T>): Promi
 
 /** One branch per scope, so each uses its own index: usage (api_key_id, created_at) or (user_id, created_at). */
 const SEGMENT_COLUMNS = `u.created_at, u.request_id, u.user_id, u.api_key_id, u.cache_creation_5m_input_tokens AS w5, u.cache_creation_1h_input_tokens AS w1,
-  u.cache_write_5m_price_per_1m::text AS p5, u.cache_write_1h_price_per_1m::text AS p1`
+  u.cache_write_5m_price_per_1m::text AS p5, u.cache_write_1h_price_per_1m::text AS p1, u.model, ${DIMENSIONS.provider.raw} AS provider_id`
 const inTimeline = (scope: string) => `c.scope = '${scope}' AND u.${scope === KEY_SCOPE ? 'api_key_id' : 'user_id'} = c.id
   AND u.status = 'completed' AND NOT (u.request_id = ANY($2::text[]))`
 const segmentBranches = [KEY_SCOPE, USER_SCOPE].flatMap((scope) => [
@@ -420,7 +435,8 @@ function intervalRows (deltas: CacheDeltas) {
 async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
   const intervals = intervalRows(deltas)
   const savings = [...deltas.savings.values()].filter((e) => SAVINGS.some((name) => e[name] !== 0n))
-    .sort((a, b) => a.bucket.localeCompare(b.bucket) || a.user_id.localeCompare(b.user_id) || a.api_key_id.localeCompare(b.api_key_id))
+    .sort((a, b) => a.bucket.localeCompare(b.bucket) || a.user_id.localeCompare(b.user_id) || a.api_key_id.localeCompare(b.api_key_id) ||
+      (a.model < b.model ? -1 : a.model > b.model ? 1 : 0) || a.provider_id.localeCompare(b.provider_id))
     .map((e) => ({ ...e, ...Object.fromEntries(SAVINGS.map((name) => [name, e[name].toString()])) }))
   const points = [...deltas.points.values()].filter((e) => e.count !== 0)
     .sort((a, b) => a.bucket.localeCompare(b.bucket) || a.user_id.localeCompare(b.user_id))
@@ -457,11 +473,11 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
       RETURNING 1
     ), savings_deltas AS MATERIALIZED (
       -- parsed once, read by both savings tables
-      SELECT * FROM jsonb_to_recordset($${savingsParam}::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, ${SAVINGS_RECORD})
+      SELECT * FROM jsonb_to_recordset($${savingsParam}::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, model text, provider_id uuid, ${SAVINGS_RECORD})
     ), savings AS (
-      INSERT INTO cache_savings_hourly AS t (bucket, user_id, api_key_id, ${SAVINGS_COLUMNS})
-      SELECT bucket, user_id, api_key_id, ${SAVINGS_FIELDS} FROM savings_deltas
-      ON CONFLICT (bucket, user_id, api_key_id) DO UPDATE SET ${SAVINGS_ADDED}
+      INSERT INTO cache_savings_hourly AS t (bucket, user_id, api_key_id, model, provider_id, ${SAVINGS_COLUMNS})
+      SELECT bucket, user_id, api_key_id, model, provider_id, ${SAVINGS_FIELDS} FROM savings_deltas
+      ON CONFLICT (bucket, user_id, api_key_id, model, provider_id) DO UPDATE SET ${SAVINGS_ADDED}
       RETURNING 1
     ), savings_global AS (
       -- the same deltas summed by hour, in bucket order (the lock order of every batch)
@@ -470,19 +486,27 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
        GROUP BY bucket ORDER BY bucket
       ON CONFLICT (bucket) DO UPDATE SET ${SAVINGS_ADDED}
       RETURNING 1
+    ), savings_model AS (
+      -- the same deltas summed by hour, model and provider, in key order (the lock order of every batch)
+      INSERT INTO cache_savings_hourly_model AS t (bucket, model, provider_id, ${SAVINGS_COLUMNS})
+      SELECT bucket, model, provider_id, ${SAVINGS_SUMS} FROM savings_deltas
+       GROUP BY bucket, model, provider_id ORDER BY bucket, model, provider_id
+      ON CONFLICT (bucket, model, provider_id) DO UPDATE SET ${SAVINGS_ADDED}
+      RETURNING 1
     ), tails AS (
       INSERT INTO cache_timeline_tail AS t (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
-        cache_write_5m_price_per_1m, cache_write_1h_price_per_1m)
-      SELECT scope, scope_id, last_at, last_request_id, user_id, api_key_id, w5, w1, p5, p1
+        cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, model, provider_id)
+      SELECT scope, scope_id, last_at, last_request_id, user_id, api_key_id, w5, w1, p5, p1, model, provider_id
         FROM jsonb_to_recordset($${tailsParam}::jsonb) AS d(scope text, scope_id uuid, last_at timestamptz, last_request_id text, user_id uuid, api_key_id uuid,
-          w5 int, w1 int, p5 bigint, p1 bigint)
+          w5 int, w1 int, p5 bigint, p1 bigint, model text, provider_id uuid)
       ON CONFLICT (scope, scope_id) DO UPDATE SET last_at = EXCLUDED.last_at, last_request_id = EXCLUDED.last_request_id, user_id = EXCLUDED.user_id,
         api_key_id = EXCLUDED.api_key_id, cache_write_5m_tokens = EXCLUDED.cache_write_5m_tokens, cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens,
-        cache_write_5m_price_per_1m = EXCLUDED.cache_write_5m_price_per_1m, cache_write_1h_price_per_1m = EXCLUDED.cache_write_1h_price_per_1m
+        cache_write_5m_price_per_1m = EXCLUDED.cache_write_5m_price_per_1m, cache_write_1h_price_per_1m = EXCLUDED.cache_write_1h_price_per_1m,
+        model = EXCLUDED.model, provider_id = EXCLUDED.provider_id
       RETURNING 1
     )
     SELECT (SELECT count(*) FROM intervals) + (SELECT count(*) FROM points) + (SELECT count(*) FROM timeline_points) + (SELECT count(*) FROM savings)
-         + (SELECT count(*) FROM savings_global) + (SELECT count(*) FROM tails) AS touched`,
+         + (SELECT count(*) FROM savings_global) + (SELECT count(*) FROM savings_model) + (SELECT count(*) FROM tails) AS touched`,
   [...INTERVAL_COLUMNS.values(intervals), JSON.stringify(savings), JSON.stringify(points), ...POINT_COLUMNS.values(timelinePoints),
     JSON.stringify(tailRows(deltas.tails))])
 }

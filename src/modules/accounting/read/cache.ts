@@ -234,8 +234,8 @@ export async function savingsTotals (db: Sql, from: Date, userId: string | null,
   }
 }
 
-/** A key's last request's cache writes: tokens, and prices in nano-USD per 1M tokens (null: not priced). */
-export interface LastWrite { createdAt: Date, write5m: number, write1h: number, price5m: bigint | null, price1h: bigint | null }
+/** A key's last request's cache writes: tokens, prices in nano-USD per 1M tokens (null: not priced), its model and provider (NIL_UUID: none). */
+export interface LastWrite { createdAt: Date, write5m: number, write1h: number, price5m: bigint | null, price1h: bigint | null, model: string, providerId: string }
 
 /**
  * Each key's last completed request made in the window, if it wrote to the cache:
@@ -245,7 +245,7 @@ export interface LastWrite { createdAt: Date, write5m: number, write1h: number, 
 export async function lastWrites (db: Sql, from: Date, userId: string | null, keyId: string | null): Promise<LastWrite[]> {
   const { rows } = await db.query(sql`
     SELECT last_at AS created_at, cache_write_5m_tokens AS w5, cache_write_1h_tokens AS w1,
-           cache_write_5m_price_per_1m::text AS p5, cache_write_1h_price_per_1m::text AS p1
+           cache_write_5m_price_per_1m::text AS p5, cache_write_1h_price_per_1m::text AS p1, model, provider_id
       FROM cache_timeline_tail
      WHERE scope = 'api_key' AND last_at >= ${from} AND (${userId}::uuid IS NULL OR user_id = ${userId}::uuid)
        AND (${keyId}::uuid IS NULL OR scope_id = ${keyId}::uuid)
@@ -255,7 +255,9 @@ export async function lastWrites (db: Sql, from: Date, userId: string | null, ke
     write5m: row.w5 as number,
     write1h: row.w1 as number,
     price5m: row.p5 === null ? null : big(row.p5),
-    price1h: row.p1 === null ? null : big(row.p1)
+    price1h: row.p1 === null ? null : big(row.p1),
+    model: row.model as string,
+    providerId: row.provider_id as string
   }))
 }
 
