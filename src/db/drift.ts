@@ -1,6 +1,7 @@
 // Schema drift: compares the live PostgreSQL schema `public` with prisma/schema.prisma (read
 // through Prisma's own DMMF) and EXTRA_INDEXES, so a test can prove the migrations build
-// exactly the modelled database.
+// exactly the modelled database. A partitioned table is its parent; its partitions are
+// storage, and MONTHLY_TABLES (partitions.ts) says which tables must be partitioned.
 import { readFile } from 'node:fs/promises'
 import internals from '@prisma/internals'
 import { MONTHLY_TABLES } from './partitions.js'
