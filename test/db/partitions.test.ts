@@ -95,6 +95,32 @@ t.test('retention drops the partitions wholly past the cutoff and deletes only t
   t.same(await applyRetention(app.prisma, app.pg, { bodyDays: 0, auditDays: 365 }, now), { bodies: 0, auditRows: 0, auditPartitions: 0, windowSeconds: 0 }, 'a second run finds nothing')
 })
 
+t.test('a partition whose lock is not had within the timeout is left to the row delete: the same rows go, and the next run drops it empty', async (t) => {
+  const { app } = await buildTestApp(t)
+  await monthsBack(app.pg, -15, -12)
+  const old = month(-14)
+  await writeReadAudit(app.pg, entry('held', 'old'), new Date(old.getTime() + DAY))
+  await writeReadAudit(app.pg, entry('held', 'new'), now)
+  // a long read of the audit log holds ACCESS SHARE on the parent and its partitions: DETACH cannot have its lock
+  const reader = await app.pg.connect()
+  await reader.query('BEGIN')
+  await reader.query('SELECT count(*) FROM audit_logs')
+  let retention: Awaited<ReturnType<typeof applyRetention>>
+  try {
+    retention = await applyRetention(app.prisma, app.pg, { bodyDays: 0, auditDays: 365 }, now)
+  } finally {
+    await reader.query('COMMIT')
+    reader.release()
+  }
+  t.same(retention, { bodies: 0, auditRows: 1, auditPartitions: 0, windowSeconds: 0 }, 'the old row deleted one by one, no partition dropped')
+  t.same([...(await stored(app.pg, 'held')).values()].map((r) => r.at), [now], 'the rows a row delete leaves')
+  const names = async () => (await partitionsOf(app.pg, 'audit_logs')).map((p) => p.name)
+  t.ok((await names()).includes(partitionName('audit_logs', old)), 'the partition stays, empty')
+  const next = await applyRetention(app.prisma, app.pg, { bodyDays: 0, auditDays: 365 }, now)
+  t.ok(next.auditPartitions >= 1 && next.auditRows === 0, 'the next run drops it (and any other past month), counting no row')
+  t.notOk((await names()).includes(partitionName('audit_logs', old)))
+})
+
 t.test('a row whose month has no partition is kept in the default and fails nothing; the month\'s partition made later takes it over', async (t) => {
   const { app } = await buildTestApp(t)
   const admin = await signIn(app, 'admin')
