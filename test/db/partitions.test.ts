@@ -9,7 +9,7 @@ import t from 'tap'
 import { ensureMonth, ensurePartitions, MONTHS_AHEAD, monthlyTable, monthStart, partitionName, partitionsOf } from '../../src/db/partitions.js'
 import { writeReadAudit } from '../../src/modules/audit/service.js'
 import { applyRetention, runCleanupJob } from '../../src/modules/cleanup/service.js'
-import { buildTestApp, createDatabase, signIn } from '../helper.js'
+import { buildTestApp, createDatabase, logCapture, signIn } from '../helper.js'
 
 const AUDIT = monthlyTable('audit_logs')
 const DAY = 86_400_000
@@ -161,6 +161,23 @@ t.test('the months ahead: made at the app\'s start, once each by runs at once, a
   t.same(runs.flat().sort(), [...ahead].sort(), 'three runs at once made each month once, without an error')
   t.same(await ensurePartitions(app.pg, now), [], 'idempotent')
   t.same(await present(), [...ahead].sort())
+})
+
+t.test('a start that cannot make its months logs it and serves on: the default partition takes their rows', async (t) => {
+  const url = await createDatabase(t)
+  const pool = new pg.Pool({ connectionString: url, max: 2 })
+  t.teardown(() => pool.end())
+  const name = partitionName('audit_logs', month(0))
+  await dropPartition(pool, name)
+  // a stray table under the month's name: the creation fails
+  await pool.query(`CREATE TABLE "${name}" (x int)`)
+  const log = logCapture()
+  const { app } = await buildTestApp(t, { url, logStream: log.stream })
+  t.match(log.text(), /partitions ahead not created/)
+  const admin = await signIn(app, 'admin')
+  t.equal((await app.inject({ method: 'GET', url: '/api/admin/users', headers: admin.headers })).statusCode, 200)
+  t.equal((await pool.query("SELECT tableoid::regclass::text AS p FROM audit_logs WHERE event_type = 'auth' LIMIT 1")).rows[0]?.p, 'audit_logs_default', 'the sign-in\'s row kept in the default')
+  t.throws(() => monthlyTable('usage_key_seconds'), /not partitioned by month/)
 })
 
 t.test('the cleanup run makes a missing month ahead and says so', async (t) => {
