@@ -9,6 +9,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify'
 import { ConfigError, gatewayTokens, parseTrustProxy, readUrls, type AppConfig, type TrustProxy } from './config.js'
+import { ensurePartitions } from './db/partitions.js'
 import prismaPlugin from './db/prisma.js'
 import { Errors, errorReply, sendError } from './http/errors.js'
 import { byAddress, CLIENTS_TRACKED, RateLimitStores, refusal, registerRateLimit, type Clock } from './http/rate-limit.js'
@@ -249,6 +250,16 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   // the key holder's page at /, with a CSP of its own (src/web/routes.ts)
   await app.register(keyHolderPage)
+
+  // the current month's partitions and the next ones before the first request; a failure is not fatal, the default partition holds the rows
+  app.addHook('onReady', async () => {
+    try {
+      const created = await ensurePartitions(app.pg)
+      if (created.length > 0) app.log.info(`partitions created: ${created.join(', ')}`)
+    } catch (error) {
+      app.log.error({ err: error }, 'partitions ahead not created: their months\' rows go to the default partition until a cleanup run creates them')
+    }
+  })
 
   return app
 }

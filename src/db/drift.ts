@@ -1,8 +1,10 @@
 // Schema drift: compares the live PostgreSQL schema `public` with prisma/schema.prisma (read
 // through Prisma's own DMMF) and EXTRA_INDEXES, so a test can prove the migrations build
-// exactly the modelled database.
+// exactly the modelled database. A partitioned table is its parent; its partitions are
+// storage, and MONTHLY_TABLES (partitions.ts) says which tables must be partitioned.
 import { readFile } from 'node:fs/promises'
 import internals from '@prisma/internals'
+import { MONTHLY_TABLES } from './partitions.js'
 
 /** What drift needs from the database; a node-postgres Client or Pool fits. */
 export interface DriftQuery { query<T = any>(sql: string, params?: unknown[]): Promise<{ rows: T[] }> }
@@ -30,7 +32,8 @@ const ON_DELETE: Record<string, string> = {
   Cascade: 'CASCADE', SetNull: 'SET NULL', Restrict: 'RESTRICT', NoAction: 'NO ACTION', SetDefault: 'SET DEFAULT'
 }
 
-const TABLE_FILTER = `n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> '_prisma_migrations'`
+// partitions (src/db/partitions.ts) are the parent's storage, not tables of the model: their columns, indexes and keys are the parent's
+const TABLE_FILTER = `n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> '_prisma_migrations'`
 // Column names of relation `rel` for the attribute numbers `nums`, in their order.
 const attnames = (rel: string, nums: string) => `array(SELECT a.attname::text FROM unnest(${nums}) WITH ORDINALITY u(num, ord)
   JOIN pg_attribute a ON a.attrelid = ${rel} AND a.attnum = u.num ORDER BY u.ord)`
@@ -61,6 +64,12 @@ const FOREIGN_KEYS_SQL = `SELECT c.relname AS table, f.relname AS ref_table,
   FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class f ON f.oid = k.confrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE k.contype = 'f' AND ${TABLE_FILTER}`
+// how each partitioned parent is partitioned, and whether it has a default partition
+const PARTITIONED_SQL = `SELECT c.relname AS table,
+    CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' ELSE 'hash' END AS strategy,
+    ${attnames('c.oid', 'p.partattrs::int2[]')} AS columns, p.partdefid <> 0 AS has_default
+  FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE ${TABLE_FILTER}`
 const ENUMS_SQL = `SELECT t.typname AS name, array_agg(e.enumlabel::text ORDER BY e.enumsortorder) AS values
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
   WHERE n.nspname = 'public' GROUP BY t.typname`
@@ -102,6 +111,7 @@ const extraIndexLine = (kind: string, name: string, columns: string[], include: 
 
 // pg_get_expr wraps a predicate in one pair of parentheses
 const unwrap = (predicate: string | null) => predicate !== null && /^\(.*\)$/.test(predicate) ? predicate.slice(1, -1) : predicate
+interface PartitionedRow { table: string, strategy: string, columns: string[], has_default: boolean }
 interface ForeignKeyRow { table: string, ref_table: string, columns: string[], ref_columns: string[], on_delete: string }
 
 /** Differences between the database and the Prisma schema at `schemaPath`, one line each; [] when they agree. */
@@ -113,6 +123,7 @@ export async function schemaDrift (db: DriftQuery, schemaPath: string): Promise<
   const indexes = await db.query<IndexRow>(INDEXES_SQL)
   const foreignKeys = await db.query<ForeignKeyRow>(FOREIGN_KEYS_SQL)
   const enums = await db.query<{ name: string, values: string[] }>(ENUMS_SQL)
+  const partitioned = await db.query<PartitionedRow>(PARTITIONED_SQL)
   const models = new Map(datamodel.models.map(m => [m.name, m]))
   const enumNames = new Map(datamodel.enums.map(e => [e.name, e.dbName ?? e.name]))
   const out: string[] = []
@@ -153,6 +164,13 @@ export async function schemaDrift (db: DriftQuery, schemaPath: string): Promise<
       indexes.rows.filter(r => r.table === table).map(r => extras.some(i => i.name === r.name) || r.predicate !== null || r.include.length > 0
         ? extraIndexLine(r.kind, r.name, r.columns, r.include, unwrap(r.predicate))
         : `${r.kind} (${r.columns.join(', ')})`)))
+
+    // a table MONTHLY_TABLES names is partitioned by range on its column, with a default partition; no other table is partitioned
+    const monthly = MONTHLY_TABLES.find(m => m.table === table)
+    out.push(...compare(at,
+      monthly === undefined ? [] : [`partitioned by range (${monthly.column})`, 'default partition'],
+      partitioned.rows.filter(r => r.table === table).flatMap(r =>
+        [`partitioned by ${r.strategy} (${r.columns.join(', ')})`, ...(r.has_default ? ['default partition'] : [])])))
 
     out.push(...compare(at,
       model.fields.filter(f => f.relationFromFields?.length).map(f => {

@@ -4,6 +4,7 @@ import pg from 'pg'
 import t, { type Test } from 'tap'
 import { EXTRA_INDEXES, schemaDrift } from '../../src/db/drift.js'
 import { applyMigrations } from '../../src/db/migrate.js'
+import { ensureMonth, monthlyTable, monthStart, partitionsOf } from '../../src/db/partitions.js'
 import { createDatabase } from '../helper.js'
 
 const SCHEMA = 'prisma/schema.prisma'
@@ -144,4 +145,37 @@ t.test('an unknown partial index is reported with its predicate', async (t) => {
   const client = await migratedClient(t)
   await client.query('CREATE INDEX usage_stray_idx ON usage (model) WHERE status = \'failed\'')
   t.same(await schemaDrift(client, SCHEMA), ["table usage: index usage_stray_idx (model) where status = 'failed'::usage_status not in schema"])
+})
+
+t.test('a partitioned table\'s partitions are its storage, not tables: months ahead, old months and the default, with their indexes, are no drift', async (t) => {
+  const url = await createDatabase(t, { migrated: false })
+  await applyMigrations(url)
+  const client = new pg.Pool({ connectionString: url, max: 2 })
+  t.teardown(() => client.end())
+  const now = monthStart(new Date())
+  const old = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 20, 1))
+  await client.query("INSERT INTO audit_logs (event_type, action, principal_type, success, created_at) VALUES ('system', 'x', 'system', true, $1)", [old])
+  t.equal(await ensureMonth(client, monthlyTable('audit_logs'), old), `audit_logs_p${old.getUTCFullYear()}_${String(old.getUTCMonth() + 1).padStart(2, '0')}`)
+  t.ok((await partitionsOf(client, 'audit_logs')).length >= 6, 'the migration\'s, the old month\'s and the default')
+  t.same(await schemaDrift(client, SCHEMA), [])
+})
+
+t.test('a partitioned table\'s index dropped is reported, as an unpartitioned one\'s', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('DROP INDEX audit_logs_action_created_at_idx')
+  t.same(await schemaDrift(client, SCHEMA), ['table audit_logs: index (action, created_at) missing'])
+})
+
+t.test('a partitioned table without its default partition is reported, and the detached table as not in the schema', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('ALTER TABLE audit_logs DETACH PARTITION audit_logs_default')
+  t.same(await schemaDrift(client, SCHEMA), ['table audit_logs_default not in schema', 'table audit_logs: default partition missing'])
+})
+
+t.test('a table partitioned though MONTHLY_TABLES does not name it is reported', async (t) => {
+  const client = await migratedClient(t)
+  await client.query('ALTER TABLE usage_key_seconds RENAME TO usage_key_seconds_old')
+  await client.query('CREATE TABLE usage_key_seconds (LIKE usage_key_seconds_old INCLUDING ALL) PARTITION BY RANGE (second)')
+  await client.query('DROP TABLE usage_key_seconds_old')
+  t.same(await schemaDrift(client, SCHEMA), ['table usage_key_seconds: partitioned by range (second) not in schema'])
 })

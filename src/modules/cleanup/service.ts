@@ -3,6 +3,7 @@
 // key handled gets an audit row in the same transaction. The whole run holds a
 // transaction-scoped advisory lock, so two runs at once handle each key exactly once:
 // the second waits, then finds nothing left to do.
+import { ensurePartitions, monthlyTable, removeBefore, type PartitionPool } from '../../db/partitions.js'
 import { KEY_DELETION_LOCK } from '../../db/prisma.js'
 import type { PrismaClient } from '../../generated/prisma/client.js'
 import type { AppConfig } from '../../config.js'
@@ -46,7 +47,8 @@ export async function runCleanup (prisma: PrismaClient, settings: { autoDeleteEx
   }, { timeout: 10 * 60_000, maxWait: 10 * 60_000 })
 }
 
-export interface RetentionSummary { bodies: number, auditRows: number, windowSeconds: number }
+/** auditRows counts every audit row removed, those of the dropped partitions (auditPartitions) included. */
+export interface RetentionSummary { bodies: number, auditRows: number, auditPartitions: number, windowSeconds: number }
 
 /** The longest rate window (api_keys.rate_window_seconds ≤ 86,400) and a day's margin: older per-second counts are read by nothing. */
 const WINDOW_SECONDS_KEPT_MS = 2 * 86_400_000
@@ -54,24 +56,29 @@ const WINDOW_SECONDS_KEPT_MS = 2 * 86_400_000
 /**
  * Retention: stored headers/bodies and audit rows past their age are deleted (0 days
  * = keep forever), and the rate window's per-second counts past two days. Usage rows
- * themselves are never deleted: they are the accounting. Served by usage_bodies
- * (created_at) and audit_logs (created_at).
+ * themselves are never deleted: they are the accounting. Audit rows go by whole monthly
+ * partitions where a partition is wholly past the cutoff, by row deletes in the one that
+ * straddles it (db/partitions.ts removeBefore): the rows left are the same. Served by
+ * usage_bodies (created_at) and audit_logs (created_at).
  */
-export async function applyRetention (prisma: PrismaClient, settings: { bodyDays: number, auditDays: number }, now = new Date()): Promise<RetentionSummary> {
+export async function applyRetention (prisma: PrismaClient, pool: PartitionPool, settings: { bodyDays: number, auditDays: number }, now = new Date()): Promise<RetentionSummary> {
   const before = (days: number) => new Date(now.getTime() - days * 86_400_000)
   const bodies = settings.bodyDays === 0 ? 0 : (await prisma.usageBody.deleteMany({ where: { createdAt: { lt: before(settings.bodyDays) } } })).count
-  const auditRows = settings.auditDays === 0 ? 0 : (await prisma.auditLog.deleteMany({ where: { createdAt: { lt: before(settings.auditDays) } } })).count
+  const audit = settings.auditDays === 0 ? { partitions: [], rows: 0 } : await removeBefore(pool, monthlyTable('audit_logs'), before(settings.auditDays))
   // served by usage_key_seconds (second)
   const windowSeconds = (await prisma.usageKeySecond.deleteMany({ where: { second: { lt: new Date(now.getTime() - WINDOW_SECONDS_KEPT_MS) } } })).count
-  return { bodies, auditRows, windowSeconds }
+  return { bodies, auditRows: audit.rows, auditPartitions: audit.partitions.length, windowSeconds }
 }
 
 /** The one-line summary the CLI prints for cron logs. */
-export function cleanupLine (summary: CleanupSummary, timedOut: number, retention?: RetentionSummary): string {
+export function cleanupLine (summary: CleanupSummary, timedOut: number, retention?: RetentionSummary, partitionsCreated: string[] = []): string {
   const extra = [
     timedOut > 0 ? `timed out ${timedOut} stale requests` : '',
     retention !== undefined && retention.bodies > 0 ? `removed ${retention.bodies} old bodies` : '',
-    retention !== undefined && retention.auditRows > 0 ? `removed ${retention.auditRows} old audit rows` : ''
+    retention !== undefined && retention.auditRows > 0
+      ? `removed ${retention.auditRows} old audit rows${retention.auditPartitions > 0 ? ` (${retention.auditPartitions} monthly partitions dropped whole)` : ''}`
+      : '',
+    partitionsCreated.length > 0 ? `created partitions ${partitionsCreated.join(', ')}` : ''
   ].filter((part) => part !== '')
   return [`disabled ${summary.disabled}, deleted ${summary.deleted}`, ...extra].join(', ')
 }
@@ -80,6 +87,8 @@ export function cleanupLine (summary: CleanupSummary, timedOut: number, retentio
 export async function runCleanupJob (prisma: PrismaClient, pool: Parameters<typeof sweepStale>[0], config: AppConfig, onCommitted?: Parameters<typeof sweepStale>[3]): Promise<string> {
   const summary = await runCleanup(prisma, { autoDeleteExpiredKeys: config.AUTO_DELETE_EXPIRED_KEYS })
   const timedOut = await sweepStale(pool, config.PENDING_TIMEOUT_MINUTES, new Date(), onCommitted)
-  const retention = await applyRetention(prisma, { bodyDays: config.USAGE_BODY_RETENTION_DAYS, auditDays: config.AUDIT_RETENTION_DAYS })
-  return cleanupLine(summary, timedOut, retention)
+  const retention = await applyRetention(prisma, pool, { bodyDays: config.USAGE_BODY_RETENTION_DAYS, auditDays: config.AUDIT_RETENTION_DAYS })
+  // the months ahead, for a server that runs for months without a restart
+  const created = await ensurePartitions(pool)
+  return cleanupLine(summary, timedOut, retention, created)
 }
