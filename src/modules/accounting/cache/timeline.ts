@@ -269,8 +269,10 @@ function byTime (a: CacheRowSource | { at: number, rid: string }, b: CacheRowSou
   return ta !== tb ? ta - tb : ra < rb ? -1 : ra > rb ? 1 : 0
 }
 
+// fields named one by one: a spread of groupOf's object made this the batch's costliest function (~5 ms of 500 rows)
 const writerOf = (row: CacheRowSource): Writer => ({
-  ...groupOf(row),
+  model: row.model,
+  providerId: row.providerId ?? NIL_UUID,
   at: row.createdAt.getTime(),
   userId: row.userId,
   apiKeyId: row.apiKeyId!,
