@@ -18,6 +18,7 @@ import sql, { join, raw, type Sql } from 'sql-template-tag'
 import { applyMigrations } from '../src/db/migrate.js'
 import { inTransaction } from '../src/db/prisma.js'
 import { rebuildCacheData } from '../src/modules/accounting/cache/rebuild.js'
+import { DERIVED_TABLES } from '../src/modules/accounting/model.js'
 import { cacheEconomicsSql } from '../src/modules/accounting/pricing.js'
 import { createSession } from '../src/modules/auth/service.js'
 import { progressReporter, summaryLine } from '../src/modules/seed/command.js'
@@ -84,7 +85,8 @@ export async function prepare (url: string, rows: number, mayReset: boolean): Pr
       console.log(`cache tables rebuilt from the raw rows: ${((performance.now() - started) / 1000).toFixed(1)} s`)
     }
     const started = performance.now()
-    await pool.query('VACUUM (ANALYZE) usage, request_candidates, usage_hourly, usage_hourly_model, usage_hourly_provider, usage_hourly_user, usage_daily_model, usage_daily_key, usage_daily_user, usage_quarter_hourly_global, usage_hourly_global, provider_attempts_hourly, cache_interval_hourly, cache_points_hourly, cache_savings_hourly, cache_savings_hourly_model, cache_timeline_tail, cache_timeline_points')
+    // every table the rollup model derives from usage rows, as autovacuum would have left them on a live system
+    await pool.query(`VACUUM (ANALYZE) usage, request_candidates, ${DERIVED_TABLES.join(', ')}`)
     console.log(`vacuum: ${((performance.now() - started) / 1000).toFixed(1)} s`)
   } finally {
     await pool.end()
