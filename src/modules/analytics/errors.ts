@@ -9,7 +9,7 @@ import sql, { raw } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { FAILED } from '../accounting/model.js'
 import { NIL_UUID } from '../accounting/rules.js'
-import { bucketsOf, type Granularity } from './buckets.js'
+import { bucketsOf, type Bucket, type Granularity } from './buckets.js'
 import { cutHourRows, readPlan } from './queries.js'
 import type { AnalyticsRange } from './range.js'
 
@@ -41,7 +41,7 @@ export async function errorDistribution (db: Sql, range: AnalyticsRange, granula
 }
 
 /** Every user's failures as (at, provider_id, status_code, n) from the errors rollups, raw rows where a quarter-hour is cut. */
-function allFailures (buckets: ReturnType<typeof bucketsOf>) {
+function allFailures (buckets: Bucket[]) {
   const plan = readPlan(buckets, true)
   return sql`(
         -- whole hours: usage_errors_hourly's primary key (bucket, …); those a boundary cuts are read raw below
@@ -69,7 +69,7 @@ function failuresOf (userId: string, from: Date, to: Date) {
       )`
 }
 
-function answer (range: AnalyticsRange, buckets: ReturnType<typeof bucketsOf>, groupBy: ErrorCategory, rows: Array<{ i: number, category: string, n: string }>) {
+function answer (range: AnalyticsRange, buckets: Bucket[], groupBy: ErrorCategory, rows: Array<{ i: number, category: string, n: string }>) {
   const perBucket = buckets.map(() => new Map<string, number>())
   const totals = new Map<string, number>()
   for (const row of rows) {
