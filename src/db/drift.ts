@@ -97,9 +97,9 @@ export const EXTRA_INDEXES: readonly ExtraIndex[] = [
   { name: 'usage_provider_api_key_id_idx', table: 'usage', columns: ['provider_api_key_id'], predicate: 'provider_api_key_id IS NOT NULL' },
   // providers/service.ts forgetProviderInUserRanking: a deleted provider's part of the user rollups
   { name: 'usage_hourly_provider_id_idx', table: 'usage_hourly', columns: ['provider_id'], predicate: null },
-  // the in-flight rows only (accounting/rules.ts IN_FLIGHT_STATUSES), by key and time: the in-flight counter, the stale sweep, the active list
   // analytics/errors.ts failuresOf: one user's failed rows (a few percent of all) for their own errors distribution
   { name: 'usage_failed_user_idx', table: 'usage', columns: ['user_id', 'created_at'], include: ['provider_id', 'status_code'], predicate: "status = 'failed'::usage_status" },
+  // the in-flight rows only (accounting/rules.ts IN_FLIGHT_STATUSES), by key and time: the in-flight counter, the stale sweep, the active list
   { name: 'usage_in_flight_key_idx', table: 'usage', columns: ['api_key_id', 'created_at'], predicate: "status = ANY (ARRAY['pending'::usage_status, 'streaming'::usage_status])" },
   // accounting/read/cache.ts scanFirstPoints: the interval timeline's window in time order from the index alone (no heap, no sort)
   { name: 'cache_timeline_points_created_at_request_id_idx', table: 'cache_timeline_points', columns: ['created_at', 'request_id'], include: ['user_id', 'model', 'gap_ms'], predicate: null }

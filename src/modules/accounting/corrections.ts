@@ -5,7 +5,7 @@
 import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Db } from '../../db/prisma.js'
 import { regroupedSelect } from './bulk.js'
-import { SAVINGS_COLUMN_NAMES } from './cache/timeline.js'
+import { SAVINGS_COLUMN_NAMES, SAVINGS_SUMMED } from './cache/timeline.js'
 import { DIMENSIONS, keyColumns, REACHED_PROVIDER, rollup, ROLLUPS, summedColumns, type Rollup } from './model.js'
 import { NIL_UUID, SETTLED_HOURS_CHANGED } from './rules.js'
 
@@ -78,7 +78,7 @@ export async function forgetKey (db: Db, keyId: string): Promise<void> {
   // settled hours of the key's histograms and rollups changed: the caches of them rebuild
   await run(db, SETTLED_HOURS_CHANGED)
   // the whole scope's hours, and its hours by model and provider, lose what the key's rows held (cache_savings_hourly (api_key_id, bucket))
-  for (const [table, keys] of [['cache_savings_hourly_global', ['bucket']], ['cache_savings_hourly_model', ['bucket', 'model', 'provider_id']]] as const) {
+  for (const { table, keys } of SAVINGS_SUMMED) {
     await run(db, sql`
       UPDATE ${raw(table)} g SET ${raw(SAVINGS_COLUMN_NAMES.map((c) => `${c} = g.${c} - k.${c}`).join(', '))}
         FROM (SELECT ${raw(keys.join(', '))}, ${raw(SAVINGS_COLUMN_NAMES.map((c) => `sum(${c}) AS ${c}`).join(', '))}

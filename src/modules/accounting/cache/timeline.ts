@@ -114,6 +114,26 @@ const SAVINGS_SUMS = SAVINGS.map((f) => `sum("${f}")`).join(', ')
 const SAVINGS_RECORD = SAVINGS.map((f) => `"${f}" bigint`).join(', ')
 const SAVINGS_ADDED = SAVINGS_COLUMN_NAMES.map((c) => `${c} = t.${c} + EXCLUDED.${c}`).join(', ')
 
+/**
+ * cache_savings_hourly summed over users and keys, each by its primary key: ingestion adds
+ * a batch's deltas to them (writeDeltas), the rebuild sums them again (rebuild.ts), a key's
+ * deletion takes its part out (corrections.ts forgetKey).
+ */
+export const SAVINGS_SUMMED = [
+  { table: 'cache_savings_hourly_global', keys: ['bucket'] },
+  { table: 'cache_savings_hourly_model', keys: ['bucket', 'model', 'provider_id'] }
+] as const
+
+// one CTE per summed table, each in its key order (the lock order of every batch)
+const SAVINGS_SUMMED_CTES = SAVINGS_SUMMED.map(({ table, keys }) => `added_${table} AS (
+      INSERT INTO ${table} AS t (${keys.join(', ')}, ${SAVINGS_COLUMNS})
+      SELECT ${keys.join(', ')}, ${SAVINGS_SUMS} FROM savings_deltas
+       GROUP BY ${keys.join(', ')} ORDER BY ${keys.join(', ')}
+      ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${SAVINGS_ADDED}
+      RETURNING 1
+    )`).join(', ')
+const SAVINGS_SUMMED_COUNTS = SAVINGS_SUMMED.map(({ table }) => `(SELECT count(*) FROM added_${table})`).join(' + ')
+
 /** A point of the interval timeline; model null: an old request's, read from usage when written. */
 export interface TimelinePoint { userId: string, at: number, rid: string, gapMs: number, model: string | null }
 
@@ -475,28 +495,14 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
       ON CONFLICT (user_id, created_at, request_id) DO UPDATE SET gap_ms = EXCLUDED.gap_ms
       RETURNING 1
     ), savings_deltas AS MATERIALIZED (
-      -- parsed once, read by both savings tables
+      -- parsed once, read by every savings table
       SELECT * FROM jsonb_to_recordset($${savingsParam}::jsonb) AS d(bucket timestamptz, user_id uuid, api_key_id uuid, model text, provider_id uuid, ${SAVINGS_RECORD})
     ), savings AS (
       INSERT INTO cache_savings_hourly AS t (bucket, user_id, api_key_id, model, provider_id, ${SAVINGS_COLUMNS})
       SELECT bucket, user_id, api_key_id, model, provider_id, ${SAVINGS_FIELDS} FROM savings_deltas
       ON CONFLICT (bucket, user_id, api_key_id, model, provider_id) DO UPDATE SET ${SAVINGS_ADDED}
       RETURNING 1
-    ), savings_global AS (
-      -- the same deltas summed by hour, in bucket order (the lock order of every batch)
-      INSERT INTO cache_savings_hourly_global AS t (bucket, ${SAVINGS_COLUMNS})
-      SELECT bucket, ${SAVINGS_SUMS} FROM savings_deltas
-       GROUP BY bucket ORDER BY bucket
-      ON CONFLICT (bucket) DO UPDATE SET ${SAVINGS_ADDED}
-      RETURNING 1
-    ), savings_model AS (
-      -- the same deltas summed by hour, model and provider, in key order (the lock order of every batch)
-      INSERT INTO cache_savings_hourly_model AS t (bucket, model, provider_id, ${SAVINGS_COLUMNS})
-      SELECT bucket, model, provider_id, ${SAVINGS_SUMS} FROM savings_deltas
-       GROUP BY bucket, model, provider_id ORDER BY bucket, model, provider_id
-      ON CONFLICT (bucket, model, provider_id) DO UPDATE SET ${SAVINGS_ADDED}
-      RETURNING 1
-    ), tails AS (
+    ), ${SAVINGS_SUMMED_CTES}, tails AS (
       INSERT INTO cache_timeline_tail AS t (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
         cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, model, provider_id)
       SELECT scope, scope_id, last_at, last_request_id, user_id, api_key_id, w5, w1, p5, p1, model, provider_id
@@ -509,7 +515,7 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
       RETURNING 1
     )
     SELECT (SELECT count(*) FROM intervals) + (SELECT count(*) FROM points) + (SELECT count(*) FROM timeline_points) + (SELECT count(*) FROM savings)
-         + (SELECT count(*) FROM savings_global) + (SELECT count(*) FROM savings_model) + (SELECT count(*) FROM tails) AS touched`,
+         + ${SAVINGS_SUMMED_COUNTS} + (SELECT count(*) FROM tails) AS touched`,
   [...INTERVAL_COLUMNS.values(intervals), JSON.stringify(savings), JSON.stringify(points), ...POINT_COLUMNS.values(timelinePoints),
     JSON.stringify(tailRows(deltas.tails))])
 }
