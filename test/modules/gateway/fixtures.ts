@@ -108,6 +108,9 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
   return dump
 }
 
+/** noon UTC of the day `days` before `now`'s (ms): an instant settled hours ago whose UTC date is known by hand */
+export const noonDaysAgo = (days: number, now: number): Date => new Date(Math.floor((now - days * 86_400_000) / 86_400_000) * 86_400_000 + 43_200_000)
+
 const FINISHED = `status IN ('completed', 'failed', 'cancelled')`
 const CACHE_SAVINGS_NOT_ZERO = `NOT (read_saving = 0 AND write_5m_premium = 0 AND write_1h_premium = 0 AND cache_write_5m_tokens = 0
   AND cache_write_1h_tokens = 0 AND wasted_5m_tokens = 0 AND wasted_1h_tokens = 0 AND wasted_cost = 0)`
@@ -134,9 +137,10 @@ const CACHE_TABLES = {
 
 /**
  * The two cache tables as ingestion kept them, next to the same tables rebuilt at
- * once from the raw rows (rebuildCacheData, in a transaction rolled back after).
+ * once from the raw rows (rebuildCacheData, in a transaction rolled back after; its
+ * session in `timeZone` when given, as a server whose default zone it is).
  */
-export async function cacheTablesAndRebuilt (app: KeymeterApp): Promise<Record<string, { kept: Json[], rebuilt: Json[] }>> {
+export async function cacheTablesAndRebuilt (app: KeymeterApp, timeZone?: string): Promise<Record<string, { kept: Json[], rebuilt: Json[] }>> {
   const client = await app.pg.connect()
   try {
     // one statement at a time: a pg client queues concurrent queries only with a deprecation warning (an error from pg 9)
@@ -147,6 +151,7 @@ export async function cacheTablesAndRebuilt (app: KeymeterApp): Promise<Record<s
     }
     const kept = await read()
     await client.query('BEGIN')
+    if (timeZone !== undefined) await client.query(`SELECT set_config('TimeZone', $1, true)`, [timeZone])
     await rebuildCacheData(client)
     const rebuilt = await read()
     await client.query('ROLLBACK')

@@ -5,7 +5,7 @@
 // created_at instants sent.
 import t from 'tap'
 import { buildTestApp } from '../../helper.js'
-import { gateway, GATEWAY, type Json } from '../gateway/fixtures.js'
+import { gateway, GATEWAY, noonDaysAgo, type Json } from '../gateway/fixtures.js'
 import { isLateWrite, settledBefore } from '../../../src/modules/accounting/rules.js'
 import { heatmapDays, SettledHeatmaps, type HeatmapDay } from '../../../src/modules/accounting/read/totals.js'
 
@@ -29,7 +29,7 @@ t.test('settled days follow late writes from any instance, and raw rollup change
   const key = await g.standaloneKey()
   const now = Date.now()
   // noon UTC of 5 and 10 days ago, and a minute ago: their UTC dates by hand
-  const noon = (days: number) => new Date(Math.floor((now - days * DAY_MS) / DAY_MS) * DAY_MS + 12 * HOUR_MS)
+  const noon = (days: number) => noonDaysAgo(days, now)
   const fiveAgo = noon(5)
   const tenAgo = noon(10)
   const recent = new Date(now - 60_000)

@@ -15,7 +15,7 @@ import { cacheEconomicsSql, componentCostSql } from '../pricing.js'
 import { finishedSql, SETTLED_HOURS_CHANGED } from '../rules.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
 import { sqlEntry } from './packed.js'
-import { SAVINGS_COLUMN_NAMES, TIMELINE_MAX_GAP_MS, walkingIndexes, wastedTokensSql } from './timeline.js'
+import { SAVINGS_COLUMN_NAMES, SAVINGS_SUMMED, TIMELINE_MAX_GAP_MS, walkingIndexes, wastedTokensSql } from './timeline.js'
 
 /** Replaces the cache tables' contents; run it inside a transaction. */
 export async function rebuildCacheData (db: Sql): Promise<void> {
@@ -64,7 +64,7 @@ async function clear (db: Sql): Promise<void> {
 }
 
 /** A timeline's (id, hour, bin) gap counts and sums, from its sorted rows `t` (gap null: bin -1, the first request). */
-const binSums = (id: string) => sql`SELECT ${raw(id)}, date_trunc('hour', created_at) AS bucket,
+const binSums = (id: string) => sql`SELECT ${raw(id)}, ${raw(DIMENSIONS.hour.raw)} AS bucket,
          CASE WHEN gap IS NULL THEN ${FIRST_BIN}::int ELSE width_bucket(gap, ${SQL_LOWER_BOUNDS}::bigint[]) - 1 END AS bin,
          count(*) AS count, COALESCE(sum(gap), 0) AS sum_ms
     FROM t GROUP BY 1, 2, 3`
@@ -93,7 +93,7 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
       RETURNING 1
     )
     INSERT INTO cache_savings_hourly AS s (bucket, user_id, api_key_id, model, provider_id, wasted_5m_tokens, wasted_1h_tokens, wasted_cost)
-    SELECT date_trunc('hour', created_at), user_id, api_key_id, model, provider_id, sum(x5), sum(x1),
+    SELECT ${raw(DIMENSIONS.hour.raw)}, user_id, api_key_id, model, provider_id, sum(x5), sum(x1),
            COALESCE(sum(${componentCostSql(raw('x5'), raw('p5'))}), 0) + COALESCE(sum(${componentCostSql(raw('x1'), raw('p1'))}), 0)
       FROM (SELECT *, ${wastedTokensSql('5m', raw('w5'), raw('next_gap'))} AS x5, ${wastedTokensSql('1h', raw('w1'), raw('next_gap'))} AS x1 FROM t) w
      WHERE user_id IS NOT NULL AND (x5 > 0 OR x1 > 0)
@@ -128,12 +128,10 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
 
 const ECONOMICS = cacheEconomicsSql()
 
-/** cache_savings_hourly summed over users and keys, by `keys` (its first ones) */
-const sumSavings = (table: string, keys: string) => `
-  INSERT INTO ${table} (${keys}, ${SAVINGS_COLUMN_NAMES.join(', ')})
-  SELECT ${keys}, ${SAVINGS_COLUMN_NAMES.map((c) => `sum(${c})`).join(', ')} FROM cache_savings_hourly GROUP BY ${keys} ORDER BY ${keys}`
-const SUM_SAVINGS_GLOBAL = sumSavings('cache_savings_hourly_global', 'bucket')
-const SUM_SAVINGS_MODEL = sumSavings('cache_savings_hourly_model', 'bucket, model, provider_id')
+/** each of SAVINGS_SUMMED from cache_savings_hourly */
+const SUM_SAVINGS = SAVINGS_SUMMED.map(({ table, keys }) => `
+  INSERT INTO ${table} (${keys.join(', ')}, ${SAVINGS_COLUMN_NAMES.join(', ')})
+  SELECT ${keys.join(', ')}, ${SAVINGS_COLUMN_NAMES.map((c) => `sum(${c})`).join(', ')} FROM cache_savings_hourly GROUP BY ${keys.join(', ')} ORDER BY ${keys.join(', ')}`)
 
 /** What depends on the timelines: the savings rows (merged into the wasted writes' rows), the tails. */
 async function finish (db: Sql): Promise<void> {
@@ -141,7 +139,7 @@ async function finish (db: Sql): Promise<void> {
   await run(db, sql`
     INSERT INTO cache_savings_hourly (bucket, user_id, api_key_id, model, provider_id, read_saving, write_5m_premium, write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens)
     SELECT * FROM (
-      SELECT date_trunc('hour', created_at) AS bucket, user_id, api_key_id, model, ${raw(DIMENSIONS.provider.raw)} AS provider_id,
+      SELECT ${raw(DIMENSIONS.hour.raw)} AS bucket, user_id, api_key_id, model, ${raw(DIMENSIONS.provider.raw)} AS provider_id,
              COALESCE(sum(${ECONOMICS.readSaving}), 0) AS read_saving,
              COALESCE(sum(${ECONOMICS.write5mPremium}), 0),
              COALESCE(sum(${ECONOMICS.write1hPremium}), 0),
@@ -155,8 +153,7 @@ async function finish (db: Sql): Promise<void> {
       cache_write_5m_tokens = EXCLUDED.cache_write_5m_tokens, cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens`)
 
   // the whole scope's hours, and its hours by model and provider: the rows above summed over users and keys
-  await db.query(SUM_SAVINGS_GLOBAL)
-  await db.query(SUM_SAVINGS_MODEL)
+  for (const statement of SUM_SAVINGS) await db.query(statement)
 
   // each timeline's last request: one backward index walk per key and per user (usage (api_key_id, created_at) / (user_id, created_at))
   await walkingIndexes(db, async () => {
