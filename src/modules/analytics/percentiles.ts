@@ -5,11 +5,14 @@
 // rollups' histograms, raw rows only for a quarter-hour cut inside (the range's ragged
 // ends), as the time series reads them (readPlan). Whole UTC days come from the daily rollup with their few hours that belong
 // to another bucket moved by their hourly rows (dayPlan), so a 30-day range merges ~30
-// histograms a group plus a few hours a day, not ~720.
+// histograms a group plus a few hours a day, not ~720. Buckets wholly settled
+// (accounting/rules.ts settledBefore) are kept per app (SettledPercentiles) while
+// rollup_late_writes stands, as the heatmap's settled days are: an answer then reads only
+// its live and uncached buckets.
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { LATENCY_RELATIVE_ERROR, latencyOfBucket } from '../accounting/model.js'
-import { finishedSql } from '../accounting/rules.js'
+import { finishedSql, settledBefore } from '../accounting/rules.js'
 import { bucketsOf, type Bucket, type Granularity } from './buckets.js'
 import { cutHourRows, readPlan, type ReadPlan } from './queries.js'
 import type { AnalyticsRange } from './range.js'
@@ -26,23 +29,25 @@ export interface PercentileFilter { providerId: string | null, model: string | n
 type Counts = Map<number, number>
 
 /**
- * The value at percentile_disc(q) of the histogram's samples: the bucket holding the
- * ceil(q × n)-th smallest (the same double arithmetic PostgreSQL uses), reported as
- * latencyOfBucket; null below MIN_SAMPLES.
+ * The values at percentile_disc(q) of the histogram's samples, for each q in increasing
+ * order: the bucket holding the ceil(q × n)-th smallest (the same double arithmetic
+ * PostgreSQL uses), reported as latencyOfBucket; nulls below MIN_SAMPLES. One sort of the
+ * buckets for all of them.
  */
-export function percentileOf (counts: Counts | undefined, q: number): number | null {
+export function percentilesOf (counts: Counts | undefined, qs: readonly number[]): Array<number | null> {
   let n = 0
   for (const c of counts?.values() ?? []) n += c
-  if (counts === undefined || n < MIN_SAMPLES) return null
-  const rank = Math.max(1, Math.ceil(q * n))
+  if (counts === undefined || n < MIN_SAMPLES) return qs.map(() => null)
+  const sorted = [...counts.keys()].sort((a, b) => a - b)
+  const out: Array<number | null> = []
   let seen = 0
-  const sorted = [...counts.entries()].sort(([a], [b]) => a - b)
-  for (const [bucket, c] of sorted) {
-    seen += c
-    if (seen >= rank) return latencyOfBucket(bucket)
+  let k = 0
+  for (const q of qs) {
+    const rank = Math.max(1, Math.ceil(q * n))
+    while (seen < rank) seen += counts.get(sorted[k++]!)!
+    out.push(latencyOfBucket(sorted[k - 1]!))
   }
-  /* c8 ignore next 2 */
-  return null
+  return out
 }
 
 const samples = (counts: Counts | undefined) => [...counts?.values() ?? []].reduce((a, b) => a + b, 0)
@@ -127,9 +132,14 @@ function predicates (filter: PercentileFilter, alias: 'r' | 'u'): Fragment {
   return parts.length === 0 ? empty : sql`AND ${join(parts, ' AND ')}`
 }
 
-/** Each (series bucket, group)'s histograms of response time and first byte. */
-async function histograms (db: Sql, range: AnalyticsRange, granularity: Granularity, filter: PercentileFilter, group: PercentileGroup) {
-  const buckets = bucketsOf(range, granularity)
+/** A bucket's histograms per group key (null: ungrouped, or no provider). */
+type Cells = Map<string | null, { rt: Counts, fb: Counts }>
+
+/**
+ * Each bucket's histograms of response time and first byte per group, for a run of
+ * adjacent buckets, and rollup_late_writes read in the same snapshot.
+ */
+async function histograms (db: Sql, buckets: Bucket[], filter: PercentileFilter, group: PercentileGroup): Promise<{ cells: Cells[], writes: string }> {
   const plan = readPlan(buckets, true)
   const { days, hours } = dayPlan(buckets, plan)
   const tables = rollupsOf(filter, group)
@@ -163,36 +173,145 @@ async function histograms (db: Sql, range: AnalyticsRange, granularity: Granular
           CROSS JOIN LATERAL (VALUES (latency_bucket(u.response_time_ms), 1, 0), (latency_bucket(u.first_byte_time_ms), 0, 1)) v(b, rt, fb)
          WHERE v.b IS NOT NULL
       ) p
-     GROUP BY 1, 2, 3 HAVING sum(p.rt) <> 0 OR sum(p.fb) <> 0`)
-  const cells = new Map<string, { rt: Counts, fb: Counts }>()
-  const groups = new Set<string | null>()
+     GROUP BY 1, 2, 3 HAVING sum(p.rt) <> 0 OR sum(p.fb) <> 0
+    UNION ALL
+    -- rollup_late_writes primary key: one row, bucket index -1
+    SELECT -1, NULL, 0, writes, 0 FROM rollup_late_writes`)
+  const cells: Cells[] = buckets.map(() => new Map())
+  let writes = ''
   for (const row of rows as Array<{ i: number, g: string | null, b: number, rt: string, fb: string }>) {
-    groups.add(row.g)
-    const id = `${row.i}|${row.g ?? ''}`
-    let cell = cells.get(id)
-    if (cell === undefined) cells.set(id, cell = { rt: new Map(), fb: new Map() })
+    if (row.i === -1) { writes = row.rt; continue }
+    const byGroup = cells[row.i]!
+    let cell = byGroup.get(row.g)
+    if (cell === undefined) byGroup.set(row.g, cell = { rt: new Map(), fb: new Map() })
     if (row.rt !== '0') cell.rt.set(row.b, Number(row.rt))
     if (row.fb !== '0') cell.fb.set(row.b, Number(row.fb))
   }
-  return { buckets, cells, groups }
+  return { cells, writes }
+}
+
+/** histogram entries kept at most (each a bucket's count in one group's histogram; ~100 B each with the maps) */
+const MAX_KEPT = 500_000
+
+/**
+ * The settled buckets' histograms, per app: a bucket that ends before settledBefore(now)
+ * changes only with a late write, which moves rollup_late_writes; every answer reads that
+ * count with its live buckets, and forgets all it keeps when it moved. A bucket's
+ * histograms depend on its span, the filter and the grouping alone (not on the zone or
+ * the rest of the range), so that is the key. Least recently used first out.
+ */
+export class SettledPercentiles {
+  readonly #kept = new Map<string, { cells: Cells, size: number }>()
+  #writes: string | null = null
+  #size = 0
+
+  constructor (private readonly maxKept = MAX_KEPT) {}
+
+  /** the kept cells of a bucket, while `writes` is what they were read under */
+  get (key: string): Cells | undefined {
+    const entry = this.#kept.get(key)
+    if (entry === undefined) return undefined
+    this.#kept.delete(key)
+    this.#kept.set(key, entry)
+    return entry.cells
+  }
+
+  get writes (): string | null { return this.#writes }
+
+  /** the count read now: what was kept under another is forgotten */
+  observe (writes: string): void {
+    if (writes === this.#writes) return
+    this.#kept.clear()
+    this.#size = 0
+    this.#writes = writes
+  }
+
+  keep (key: string, cells: Cells): void {
+    let size = 1
+    for (const cell of cells.values()) size += cell.rt.size + cell.fb.size
+    if (size > this.maxKept) return
+    const old = this.#kept.get(key)
+    if (old !== undefined) { this.#kept.delete(key); this.#size -= old.size }
+    while (this.#size + size > this.maxKept) {
+      const [oldest, entry] = this.#kept.entries().next().value!
+      this.#kept.delete(oldest)
+      this.#size -= entry.size
+    }
+    this.#kept.set(key, { cells, size })
+    this.#size += size
+  }
+}
+
+/** The buckets' histograms: the kept ones from `settled`, the rest read, one statement per run of adjacent buckets. */
+async function cellsOf (db: Sql, buckets: Bucket[], filter: PercentileFilter, group: PercentileGroup, settled: SettledPercentiles | undefined, now: Date): Promise<Cells[]> {
+  if (settled === undefined) return (await histograms(db, buckets, filter, group)).cells
+  const before = settledBefore(now).getTime()
+  const keyOf = (b: Bucket) => `${b.start}|${b.end}|${filter.providerId ?? ''}|${filter.model ?? ''}|${group}`
+  const assumed = settled.writes
+  const cells: Array<Cells | undefined> = buckets.map((b) => assumed === null || b.end > before ? undefined : settled.get(keyOf(b)))
+  const runs: Array<{ from: number, to: number }> = []
+  for (const [i, kept] of cells.entries()) {
+    if (kept !== undefined) continue
+    const last = runs[runs.length - 1]
+    if (last !== undefined && last.to === i) last.to = i + 1
+    else runs.push({ from: i, to: i + 1 })
+  }
+  const read = await Promise.all(runs.map((run) => histograms(db, buckets.slice(run.from, run.to), filter, group)))
+  const counts = runs.length === 0
+    ? [String((await db.query('SELECT writes FROM rollup_late_writes')).rows[0].writes)]
+    : read.map((r) => r.writes)
+  const usedKept = runs.length !== 1 || runs[0]!.to - runs[0]!.from !== buckets.length
+  if (!usedKept && assumed !== counts[0]) settled.observe(counts[0]!)
+  // a late write since the kept buckets were read (or between these statements): all of it again, in one statement
+  else if (counts.some((w) => w !== assumed)) {
+    const all = await histograms(db, buckets, filter, group)
+    settled.observe(all.writes)
+    for (const [i, b] of buckets.entries()) if (b.end <= before) settled.keep(keyOf(b), all.cells[i]!)
+    return all.cells
+  }
+  for (const [k, run] of runs.entries()) {
+    for (let i = run.from; i < run.to; i++) {
+      cells[i] = read[k]!.cells[i - run.from]!
+      if (buckets[i]!.end <= before) settled.keep(keyOf(buckets[i]!), cells[i]!)
+    }
+  }
+  return cells as Cells[]
+}
+
+/** A bucket's cells with the providers not in `named` added into no provider's (new maps: kept cells are shared). */
+function withoutGone (byGroup: Cells, named: Map<string, string>): Cells {
+  const out: Cells = new Map()
+  for (const [key, cell] of byGroup) {
+    const target = key === null || named.has(key) ? key : null
+    const into = out.get(target)
+    if (into === undefined) { out.set(target, { rt: new Map(cell.rt), fb: new Map(cell.fb) }); continue }
+    for (const [b, c] of cell.rt) into.rt.set(b, (into.rt.get(b) ?? 0) + c)
+    for (const [b, c] of cell.fb) into.fb.set(b, (into.fb.get(b) ?? 0) + c)
+  }
+  return out
 }
 
 /** The percentiles per bucket (per group and bucket when grouped), zero-filled: Aether's fields, keymeter's beside them. */
-export async function percentiles (db: Sql, range: AnalyticsRange, granularity: Granularity, filter: PercentileFilter, group: PercentileGroup) {
-  const { buckets, cells, groups } = await histograms(db, range, granularity, filter, group)
-  // no provider (or a deleted one) last
-  const keys: Array<string | null> = group === 'none' ? [null] : [...groups].sort((a, b) => a === null ? 1 : b === null || a < b ? -1 : 1)
+export async function percentiles (db: Sql, range: AnalyticsRange, granularity: Granularity, filter: PercentileFilter, group: PercentileGroup, settled?: SettledPercentiles, now = new Date()) {
+  const buckets = bucketsOf(range, granularity)
+  let cellsByBucket = await cellsOf(db, buckets, filter, group, settled, now)
   const named = new Map<string, string>()
   if (group === 'provider') {
-    const { rows } = await db.query(sql`SELECT id::text AS id, name FROM providers WHERE id = ANY(${keys.filter((k) => k !== null)}::uuid[])`)
+    const ids = [...new Set(cellsByBucket.flatMap((byGroup) => [...byGroup.keys()]))].filter((k) => k !== null)
+    const { rows } = await db.query(sql`SELECT id::text AS id, name FROM providers WHERE id = ANY(${ids}::uuid[])`)
     for (const row of rows as Array<{ id: string, name: string }>) named.set(row.id, row.name)
+    // a provider deleted since a kept bucket was read: its histograms are no provider's, as a read now gives them
+    if (ids.some((id) => !named.has(id))) cellsByBucket = cellsByBucket.map((byGroup) => withoutGone(byGroup, named))
   }
+  const groups = new Set<string | null>(cellsByBucket.flatMap((byGroup) => [...byGroup.keys()]))
+  // no provider (or a deleted one) last
+  const keys: Array<string | null> = group === 'none' ? [null] : [...groups].sort((a, b) => a === null ? 1 : b === null || a < b ? -1 : 1)
   const items = []
   for (const [i, bucket] of buckets.entries()) {
     for (const key of keys) {
-      const cell = cells.get(`${i}|${key ?? ''}`)
-      const [rt50, rt90, rt99] = QUANTILES.map((q) => percentileOf(cell?.rt, q))
-      const [fb50, fb90, fb99] = QUANTILES.map((q) => percentileOf(cell?.fb, q))
+      const cell = cellsByBucket[i]!.get(key)
+      const [rt50, rt90, rt99] = percentilesOf(cell?.rt, QUANTILES)
+      const [fb50, fb90, fb99] = percentilesOf(cell?.fb, QUANTILES)
       items.push({
         date: bucket.date,
         p50_response_time_ms: rt50!,

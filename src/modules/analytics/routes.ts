@@ -12,7 +12,7 @@ import { comparison, leaderboardOf, providerIdOf, timeSeries, type Comparison as
 import { CostForecast, CostSavings, ForecastQuery, SavingsQuery } from './schemas.js'
 import { cacheSavings } from './savings.js'
 import { costForecast } from './forecast.js'
-import { percentiles } from './percentiles.js'
+import { percentiles, SettledPercentiles } from './percentiles.js'
 import { Percentiles, PercentilesQuery } from './schemas.js'
 import { errorDistribution } from './errors.js'
 import { ErrorDistribution, ErrorsQuery } from './schemas.js'
@@ -132,6 +132,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   // ---- latency percentiles (percentiles.ts) ----
+  const settledPercentiles = new SettledPercentiles()
   route(app, {
     method: 'GET',
     url: '/admin/stats/performance/percentiles',
@@ -144,7 +145,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     action: 'stats.performance_percentiles',
     mode: 'admin',
-    handle: async ({ query, db }) => percentiles(app.statsPg, rangeOf(query), query.granularity, { providerId: await providerIdOf(db, query.provider_id), model: query.model ?? null }, query.group_by)
+    handle: async ({ query, db }) => percentiles(app.statsPg, rangeOf(query), query.granularity, { providerId: await providerIdOf(db, query.provider_id), model: query.model ?? null }, query.group_by, settledPercentiles)
   })
 
   // ---- errors distribution (errors.ts) ----
