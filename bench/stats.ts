@@ -34,6 +34,7 @@ const RAW_RUNS = 3
 /** a call slower than this is abandoned, its query cancelled, and the endpoint reported as too slow */
 const CALL_LIMIT_MS = 60_000
 const DAY_MS = 86_400_000
+const HOUR_MS = 3_600_000
 
 export type Row = Record<string, any>
 
@@ -625,7 +626,9 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
       rows: { type: 'string', default: '10000000' },
       reset: { type: 'boolean', default: false },
       only: { type: 'string' }, // the cases whose name contains this text
-      'skip-raw': { type: 'boolean', default: false } // the endpoints alone: no raw query, no ratio
+      'skip-raw': { type: 'boolean', default: false }, // the endpoints alone: no raw query, no ratio
+      // the windows end at the last whole UTC hour instead of now: both ends whole hours, so no raw edge rows (what a range costs without them)
+      align: { type: 'boolean', default: false }
     }
   })
   const rows = Number(values.rows)
@@ -647,7 +650,7 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
           WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state = 'active'`)
       }
       const { rows: [latest] } = await raw.query('SELECT max(created_at) AS at FROM usage')
-      const end = new Date()
+      const end = values.align ? new Date(Math.floor(Date.now() / HOUR_MS) * HOUR_MS) : new Date()
       if (end.getTime() - (latest.at as Date).getTime() > DAY_MS) console.log(`note: the newest usage row is from ${(latest.at as Date).toISOString()}; the 30-day windows end now`)
       const size = await raw.query(`SELECT pg_size_pretty(pg_total_relation_size('usage')) AS usage, (SELECT count(*) FROM usage_hourly) AS hourly, (SELECT count(*) FROM usage_hourly_model) AS coarse, (SELECT count(*) FROM usage_daily_key) AS daily`)
       console.log(`usage ${size.rows[0].usage}; rollup rows: usage_hourly ${fmt(Number(size.rows[0].hourly))}, usage_hourly_model ${fmt(Number(size.rows[0].coarse))}, usage_daily_key ${fmt(Number(size.rows[0].daily))}`)
