@@ -15,9 +15,11 @@ export interface MonthlyTable {
   column: string
 }
 
-/** The partitioned tables; the next ones (usage_bodies, request_candidates, usage) only add an entry. */
+/** The partitioned tables; the next one (usage) only adds an entry. */
 export const MONTHLY_TABLES: readonly MonthlyTable[] = [
-  { table: 'audit_logs', column: 'created_at' }
+  { table: 'audit_logs', column: 'created_at' },
+  { table: 'request_candidates', column: 'created_at' },
+  { table: 'usage_bodies', column: 'created_at' }
 ]
 
 /** Months created ahead of the current one: the app's start and each cleanup run keep this many ready. */

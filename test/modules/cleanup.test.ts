@@ -112,8 +112,8 @@ t.test('retention: old bodies and audit rows go, recent ones and all usage rows 
   const keyId = '00000000-0000-4000-8000-000000000001'
   for (const hours of [49, 47]) await app.prisma.usageKeySecond.create({ data: { apiKeyId: keyId, second: new Date(Math.floor(Date.now() / 1000 - hours * 3600) * 1000), requests: 1 } })
 
-  t.same(await applyRetention(app.prisma, app.pg, { bodyDays: 0, auditDays: 0 }), { bodies: 0, auditRows: 0, auditPartitions: 0, windowSeconds: 1 }, '0 keeps bodies and audit rows; the old second goes')
-  t.same(await applyRetention(app.prisma, app.pg, { bodyDays: 30, auditDays: 365 }), { bodies: 1, auditRows: 1, auditPartitions: 0, windowSeconds: 0 })
+  t.same(await applyRetention(app.prisma, app.pg, { bodyDays: 0, auditDays: 0 }), { bodies: 0, bodyPartitions: 0, auditRows: 0, auditPartitions: 0, windowSeconds: 1 }, '0 keeps bodies and audit rows; the old second goes')
+  t.same(await applyRetention(app.prisma, app.pg, { bodyDays: 30, auditDays: 365 }), { bodies: 1, bodyPartitions: 0, auditRows: 1, auditPartitions: 0, windowSeconds: 0 })
   t.equal(await app.prisma.usageKeySecond.count(), 1, 'the recent second stays')
   t.same((await app.prisma.usageBody.findMany()).map((b) => b.usageId), [newUsage.id])
   t.same((await app.prisma.auditLog.findMany()).map((a) => a.action), ['y'])

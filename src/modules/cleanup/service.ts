@@ -47,8 +47,8 @@ export async function runCleanup (prisma: PrismaClient, settings: { autoDeleteEx
   }, { timeout: 10 * 60_000, maxWait: 10 * 60_000 })
 }
 
-/** auditRows counts every audit row removed, those of the dropped partitions (auditPartitions) included. */
-export interface RetentionSummary { bodies: number, auditRows: number, auditPartitions: number, windowSeconds: number }
+/** bodies and auditRows count every row removed, those of the dropped partitions (bodyPartitions, auditPartitions) included. */
+export interface RetentionSummary { bodies: number, bodyPartitions: number, auditRows: number, auditPartitions: number, windowSeconds: number }
 
 /** The longest rate window (api_keys.rate_window_seconds ≤ 86,400) and a day's margin: older per-second counts are read by nothing. */
 const WINDOW_SECONDS_KEPT_MS = 2 * 86_400_000
@@ -56,25 +56,28 @@ const WINDOW_SECONDS_KEPT_MS = 2 * 86_400_000
 /**
  * Retention: stored headers/bodies and audit rows past their age are deleted (0 days
  * = keep forever), and the rate window's per-second counts past two days. Usage rows
- * themselves are never deleted: they are the accounting. Audit rows go by whole monthly
- * partitions where a partition is wholly past the cutoff, by row deletes in the one that
- * straddles it (db/partitions.ts removeBefore): the rows left are the same. Served by
+ * themselves are never deleted: they are the accounting. Bodies and audit rows go by whole
+ * monthly partitions where a partition is wholly past the cutoff, by row deletes in the one
+ * that straddles it (db/partitions.ts removeBefore): the rows left are the same. Served by
  * usage_bodies (created_at) and audit_logs (created_at).
  */
 export async function applyRetention (prisma: PrismaClient, pool: PartitionPool, settings: { bodyDays: number, auditDays: number }, now = new Date()): Promise<RetentionSummary> {
   const before = (days: number) => new Date(now.getTime() - days * 86_400_000)
-  const bodies = settings.bodyDays === 0 ? 0 : (await prisma.usageBody.deleteMany({ where: { createdAt: { lt: before(settings.bodyDays) } } })).count
-  const audit = settings.auditDays === 0 ? { partitions: [], rows: 0 } : await removeBefore(pool, monthlyTable('audit_logs'), before(settings.auditDays))
+  const older = async (table: string, days: number) => days === 0 ? { partitions: [], rows: 0 } : await removeBefore(pool, monthlyTable(table), before(days))
+  const bodies = await older('usage_bodies', settings.bodyDays)
+  const audit = await older('audit_logs', settings.auditDays)
   // served by usage_key_seconds (second)
   const windowSeconds = (await prisma.usageKeySecond.deleteMany({ where: { second: { lt: new Date(now.getTime() - WINDOW_SECONDS_KEPT_MS) } } })).count
-  return { bodies, auditRows: audit.rows, auditPartitions: audit.partitions.length, windowSeconds }
+  return { bodies: bodies.rows, bodyPartitions: bodies.partitions.length, auditRows: audit.rows, auditPartitions: audit.partitions.length, windowSeconds }
 }
 
 /** The one-line summary the CLI prints for cron logs. */
 export function cleanupLine (summary: CleanupSummary, timedOut: number, retention?: RetentionSummary, partitionsCreated: string[] = []): string {
   const extra = [
     timedOut > 0 ? `timed out ${timedOut} stale requests` : '',
-    retention !== undefined && retention.bodies > 0 ? `removed ${retention.bodies} old bodies` : '',
+    retention !== undefined && retention.bodies > 0
+      ? `removed ${retention.bodies} old bodies${retention.bodyPartitions > 0 ? ` (${retention.bodyPartitions} monthly partitions dropped whole)` : ''}`
+      : '',
     retention !== undefined && retention.auditRows > 0
       ? `removed ${retention.auditRows} old audit rows${retention.auditPartitions > 0 ? ` (${retention.auditPartitions} monthly partitions dropped whole)` : ''}`
       : '',

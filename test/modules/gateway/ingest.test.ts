@@ -99,9 +99,10 @@ t.test('happy path: start → stream → complete, then a request reported only 
   t.same(await tieredPricing(g, row.id), {
     total_input_context: 9200, tier_index: 0, tier_count: 2, current_tier: CLAUDE_X_TIERS_USD[0], tiers: CLAUDE_X_TIERS_USD, source: 'global', model_price_id: price.id
   })
-  const body = await g.app.prisma.usageBody.findUniqueOrThrow({ where: { usageId: row.id } })
+  const body = await g.app.prisma.usageBody.findFirstOrThrow({ where: { usageId: row.id } })
   t.same(body.requestHeaders, { 'x-test': '1' })
   t.same(body.responseBody, { id: 'msg_1' })
+  t.same(body.createdAt, row.createdAt, 'the body keyed with its request\'s created_at (the partition key)')
 
   const candidates = await g.app.prisma.requestCandidate.findMany({ where: { requestId: 'req-1' }, orderBy: [{ candidateIndex: 'asc' }, { retryIndex: 'asc' }] })
   t.equal(candidates.length, 3, 'every candidate written')
@@ -876,13 +877,13 @@ t.test('bodies are capped at BODY_CAP_BYTES bytes, not characters', async (t) =>
   // 30 000 "€" are 30 002 characters of JSON but 90 002 bytes of UTF-8, over the 65 536-byte cap
   await g.send([{ type: 'complete', request_id: 'big', api_key_id: key.id, model: 'm', status: 'completed', input_tokens: 1, output_tokens: 1, response_body: '€'.repeat(30_000) }])
   const row = await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'big' } })
-  const body = await g.app.prisma.usageBody.findUniqueOrThrow({ where: { usageId: row.id } })
+  const body = await g.app.prisma.usageBody.findFirstOrThrow({ where: { usageId: row.id } })
   const bytes = Buffer.byteLength(JSON.stringify(body.responseBody))
   t.ok(bytes <= 64 * 1024, `the stored body fits the cap (${bytes} bytes)`)
   // an ASCII body over the cap is replaced by its size
   await g.send([{ type: 'complete', request_id: 'big-ascii', api_key_id: key.id, model: 'm', status: 'completed', input_tokens: 1, output_tokens: 1, request_body: 'x'.repeat(70_000) }])
   const ascii = await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'big-ascii' } })
-  t.same((await g.app.prisma.usageBody.findUniqueOrThrow({ where: { usageId: ascii.id } })).requestBody, { truncated: true, bytes: 70_002 })
+  t.same((await g.app.prisma.usageBody.findFirstOrThrow({ where: { usageId: ascii.id } })).requestBody, { truncated: true, bytes: 70_002 })
 })
 
 t.test('provider attempts: candidates on their providers, an implicit attempt for a request without one, a timeout replaced by a late completion', async (t) => {

@@ -38,7 +38,7 @@ export interface MachineInput {
 }
 
 /** A completed request's headers and bodies, under its usage row's id. */
-export interface BodyRow { usage_id: string, request_headers: unknown, response_headers: unknown, request_body: unknown, response_body: unknown }
+export interface BodyRow { usage_id: string, created_at: string, request_headers: unknown, response_headers: unknown, request_body: unknown, response_body: unknown }
 
 /** A request candidate as request_candidates stores it. */
 export interface CandidateRow {
@@ -91,7 +91,7 @@ export function applyEvents (input: MachineInput): MachineOutput {
   for (const [id, row] of input.rows) states.set(id, structuredClone(row))
   const changed = new Set<string>()
   const candidates: CandidateRow[] = []
-  const bodies = new Map<string, Omit<BodyRow, 'usage_id'>>()
+  const bodies = new Map<string, Omit<BodyRow, 'usage_id' | 'created_at'>>()
   const rejected: Receipt[] = []
 
   events.forEach((original, i) => {
@@ -152,7 +152,8 @@ export function applyEvents (input: MachineInput): MachineOutput {
     results,
     rows,
     // each under its row's final id (read back, or made by this batch)
-    bodies: [...bodies].map(([requestId, body]) => ({ usage_id: states.get(requestId)!.id, ...body })),
+    // keyed with the request's created_at (the table's partition key), as its candidates are
+    bodies: [...bodies].map(([requestId, body]) => ({ usage_id: states.get(requestId)!.id, created_at: states.get(requestId)!.createdAt.toISOString(), ...body })),
     candidates,
     rejected,
     charges: chargesOf(input.rows, rows)

@@ -86,10 +86,11 @@ export async function upsertRows (db: Sql, rows: RowState[], now: Date): Promise
 export async function insertBodies (db: Sql, bodies: BodyRow[]): Promise<void> {
   if (bodies.length === 0) return
   const query = sql`
-    INSERT INTO usage_bodies (usage_id, request_headers, response_headers, request_body, response_body)
-    SELECT usage_id, request_headers, response_headers, request_body, response_body
-      FROM jsonb_to_recordset(${JSON.stringify(bodies)}::jsonb) AS b(usage_id uuid, request_headers jsonb, response_headers jsonb, request_body jsonb, response_body jsonb)
-    ON CONFLICT (usage_id) DO NOTHING`
+    INSERT INTO usage_bodies (usage_id, created_at, request_headers, response_headers, request_body, response_body)
+    SELECT usage_id, created_at, request_headers, response_headers, request_body, response_body
+      FROM jsonb_to_recordset(${JSON.stringify(bodies)}::jsonb)
+        AS b(usage_id uuid, created_at timestamptz, request_headers jsonb, response_headers jsonb, request_body jsonb, response_body jsonb)
+    ON CONFLICT (usage_id, created_at) DO NOTHING`
   await db.query(query.text, query.values)
 }
 
@@ -107,7 +108,7 @@ export async function insertCandidates (db: Sql, candidates: CandidateRow[]): Pr
         is_cached boolean, status_code int, error_type text, error_message text, latency_ms int, started_at timestamptz, finished_at timestamptz,
         created_at timestamptz)
     ORDER BY request_id, candidate_index, retry_index
-    ON CONFLICT (request_id, candidate_index, retry_index) DO NOTHING
+    ON CONFLICT (request_id, candidate_index, retry_index, created_at) DO NOTHING
     RETURNING request_id, provider_id, status, latency_ms, created_at
     )
     SELECT request_id, provider_id, status::text AS status, latency_ms, created_at FROM inserted
