@@ -445,7 +445,7 @@ export type DetailRow = RecordRow & Record<
     response_body: unknown
   }
 
-/** One usage row with everything about it; `userId` scopes it to its owner. usage primary key, usage_bodies and price_snapshots primary keys. */
+/** One usage row with everything about it; `userId` scopes it to its owner. usage primary key, usage_bodies (usage_id, created_at) in each monthly partition, price_snapshots primary key. */
 export async function usageDetail (db: Sql, id: string, userId: string | null): Promise<DetailRow | undefined> {
   const query = sql`
     SELECT ${RECORD_COLUMNS},

@@ -11,6 +11,7 @@ import { schemaDrift } from '../../../src/db/drift.js'
 import { seed, type SeedOptions } from '../../../src/modules/seed/service.js'
 import { multiplierMicros, priceRequest } from '../../../src/modules/accounting/pricing.js'
 import { RollupDeltas, type RollupSource } from '../../../src/modules/accounting/rollups.js'
+import { monthStart, partitionName } from '../../../src/db/partitions.js'
 import { createDatabase, testConfig } from '../../helper.js'
 
 const ROWS = 5000
@@ -246,6 +247,9 @@ t.test('one data set, checked against what ingestion would have written', async 
     t.same(problems, [])
     t.ok([...byRequest.values()].some((list) => list.length === 3), 'some requests tried three times')
     t.ok([...byRequest.values()].some((list) => list[0]!.provider_id !== list.at(-1)!.provider_id), 'some fell back to another provider')
+    // the seeded months have their partitions, as a server running through them would have made: none in the default
+    const placed = await query('SELECT created_at, tableoid::regclass::text AS p FROM request_candidates')
+    t.same(placed.filter((c) => c.p !== partitionName('request_candidates', monthStart(c.created_at))).length, 0, 'every candidate in its month\'s partition')
   })
 
   t.test('the tables are whole again: indexes rebuilt, no lookup tables left, every reference valid', async (t) => {
