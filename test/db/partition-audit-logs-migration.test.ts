@@ -2,15 +2,13 @@
 // row is there after it, unchanged, in one partition spanning the old rows' months (the
 // old table attached, not copied), with the months ahead and the default beside it; the
 // schema is what Prisma models; and the table then works as a partitioned one.
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readdir } from 'node:fs/promises'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { schemaDrift } from '../../src/db/drift.js'
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/db/migrate.js'
 import { ensurePartitions, monthlyTable, monthStart, partitionName, partitionsOf, removeBefore } from '../../src/db/partitions.js'
-import { createDatabase } from '../helper.js'
+import { migratedBefore } from './migrated-before.js'
 
 const PARTITION = '20261210120000_partition_audit_logs'
 const THIS_MONTH = monthStart(new Date())
@@ -19,11 +17,7 @@ const DAY = 86_400_000
 
 /** A database migrated up to the one before PARTITION, and a pool on it. */
 async function beforePartitioning (t: Test): Promise<{ url: string, pool: pg.Pool }> {
-  const url = await createDatabase(t, { migrated: false })
-  const dir = await mkdtemp(join(tmpdir(), 'keymeter-migrations-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  for (const name of await readdir(MIGRATIONS_DIR)) if (name < PARTITION) await cp(join(MIGRATIONS_DIR, name), join(dir, name), { recursive: true })
-  await applyMigrations(url, { dir })
+  const url = await migratedBefore(t, PARTITION)
   const pool = new pg.Pool({ connectionString: url, max: 3 })
   t.teardown(() => pool.end())
   return { url, pool }

@@ -2,14 +2,14 @@
 // (each with its tiered_pricing copy): the detail view shows the same tier facts after it,
 // for a version still priced, one deleted before, and a provider's price whose provider is
 // gone; a copy that disagrees with what the rows now derive stops the migration whole.
-import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { schemaDrift } from '../../src/db/drift.js'
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/db/migrate.js'
-import { buildTestApp, createDatabase, signIn } from '../helper.js'
+import { buildTestApp, signIn } from '../helper.js'
+import { migratedBefore } from './migrated-before.js'
 
 const SLIM = '20261206100000_slim_usage_rows'
 const [P1, P2, P3] = ['00000000-0000-4000-8000-0000000000a1', '00000000-0000-4000-8000-0000000000a2', '00000000-0000-4000-8000-0000000000a3']
@@ -18,11 +18,7 @@ const NIL = '00000000-0000-0000-0000-000000000000'
 
 /** A database migrated up to the one before SLIM, and a client on it. */
 async function beforeSlim (t: Test): Promise<{ url: string, client: pg.Client }> {
-  const url = await createDatabase(t, { migrated: false })
-  const dir = await mkdtemp(join(tmpdir(), 'keymeter-migrations-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  for (const name of await readdir(MIGRATIONS_DIR)) if (name < SLIM) await cp(join(MIGRATIONS_DIR, name), join(dir, name), { recursive: true })
-  await applyMigrations(url, { dir })
+  const url = await migratedBefore(t, SLIM)
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   t.teardown(() => client.end())

@@ -1,14 +1,13 @@
 // Migration 20261210100000_wasted_by_model on a database holding usage rows and the cache
 // tables of the old form: afterwards the savings tables (per key, by model, global) and the
 // timelines' tails equal the ones rebuilt from the raw rows, as ingestion would keep them.
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readdir } from 'node:fs/promises'
 import pg from 'pg'
 import t from 'tap'
 import { schemaDrift } from '../../src/db/drift.js'
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/db/migrate.js'
-import { buildTestApp, createDatabase } from '../helper.js'
+import { buildTestApp } from '../helper.js'
+import { migratedBefore } from './migrated-before.js'
 import { cacheTablesAndRebuilt } from '../modules/gateway/fixtures.js'
 
 const WASTED = '20261210100000_wasted_by_model'
@@ -17,11 +16,7 @@ const OTHER = '00000000-0000-4000-8000-0000000000a2'
 const MINUTE = 60_000
 
 t.test(`${WASTED}: the savings tables and tails of an existing database equal the rebuilt ones after it`, async (t) => {
-  const url = await createDatabase(t, { migrated: false })
-  const dir = await mkdtemp(join(tmpdir(), 'keymeter-migrations-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  for (const name of await readdir(MIGRATIONS_DIR)) if (name < WASTED) await cp(join(MIGRATIONS_DIR, name), join(dir, name), { recursive: true })
-  await applyMigrations(url, { dir })
+  const url = await migratedBefore(t, WASTED)
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   t.teardown(() => client.end())
