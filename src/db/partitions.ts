@@ -49,7 +49,7 @@ export function monthlyTable (table: string): MonthlyTable {
 
 /** The first instant of `at`'s UTC month. */
 export const monthStart = (at: Date) => new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1))
-const addMonths = (month: Date, n: number) => new Date(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + n, 1))
+export const addMonths = (month: Date, n: number) => new Date(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + n, 1))
 
 /** audit_logs_p2026_12 for December 2026. */
 export const partitionName = (table: string, month: Date) =>

@@ -18,7 +18,7 @@
 import type pg from 'pg'
 import { buildCatalogue, planHours, type Catalogue, type HourPlan, type SeedContext } from './catalogue.js'
 import { inTransaction } from '../../db/prisma.js'
-import { ensureMonth, MONTHLY_TABLES } from '../../db/partitions.js'
+import { addMonths, ensureMonth, monthStart, MONTHLY_TABLES } from '../../db/partitions.js'
 import { rebuildCacheDataInParallel } from '../accounting/cache/rebuild.js'
 import { rollupRegrouped } from '../accounting/bulk.js'
 import { DERIVED_TABLES } from '../accounting/model.js'
@@ -86,7 +86,7 @@ export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSu
   // the seeded months' partitions first, as a server that ran through them would have made them (else the rows fill the default)
   if (chunks.length > 0) {
     for (const spec of MONTHLY_TABLES) {
-      for (let month = new Date(chunks[0]!.fromMs); month <= ctx.now; month = new Date(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + 1, 1))) await ensureMonth(pool, spec, month)
+      for (let month = monthStart(new Date(chunks[0]!.fromMs)); month <= ctx.now; month = addMonths(month, 1)) await ensureMonth(pool, spec, month)
     }
   }
   let fastLoad = true
