@@ -19,7 +19,7 @@ import { applyMigrations } from '../src/db/migrate.js'
 import { inTransaction } from '../src/db/prisma.js'
 import { rebuildCacheData } from '../src/modules/accounting/cache/rebuild.js'
 import { DERIVED_TABLES } from '../src/modules/accounting/model.js'
-import { cacheEconomicsSql } from '../src/modules/accounting/pricing.js'
+import { cacheEconomicsSql, tierPricesJoinSql } from '../src/modules/accounting/pricing.js'
 import { createSession } from '../src/modules/auth/service.js'
 import { progressReporter, summaryLine } from '../src/modules/seed/command.js'
 import { seed } from '../src/modules/seed/service.js'
@@ -242,9 +242,9 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
         sql`SELECT u.id, u.request_id, u.user_id, u.api_key_id, u.provider_name, u.provider_id, u.provider_endpoint_id, u.provider_api_key_id, u.model, u.target_model,
               u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens, u.total_tokens, u.total_cost, u.actual_total_cost,
               u.rate_multiplier, u.response_time_ms, u.first_byte_time_ms, u.created_at, u.is_stream, u.status_code, u.error_message, u.status, u.api_format,
-              u.metadata, u.input_price_per_1m, u.output_price_per_1m, u.cache_write_5m_price_per_1m, u.cache_read_price_per_1m,
+              u.metadata, pt.input_price_per_1m, pt.output_price_per_1m, pt.cache_write_5m_price_per_1m, pt.cache_read_price_per_1m,
               us.email, us.username, e.api_format AS endpoint_api_format, pk.name AS provider_key_name, k.name AS key_name, k.key_encrypted
-            ${joins} WHERE ${where} ORDER BY u.created_at DESC LIMIT 100`,
+            ${joins} ${raw(tierPricesJoinSql('u'))} WHERE ${where} ORDER BY u.created_at DESC LIMIT 100`,
         // request_candidates_request_id_candidate_index_retry_index_key (we keep no extra_data: Aether also reads it, for "rectified")
         (earlier) => sql`SELECT request_id, candidate_index, retry_index FROM request_candidates
           WHERE request_id = ANY(${earlier[1]!.map((r) => r.request_id as string)}) AND status IN ('success', 'failed')`,
@@ -341,7 +341,7 @@ export function cases (start: Date, end: Date, usageId: string): Case[] {
       // the raw side: the gross saving per model priced row by row with the same rule (accounting/pricing.ts cacheEconomicsSql)
       name: 'cost/savings (30 days, by model and provider)', path: `/api/admin/stats/cost/savings?${query}`,
       raw: [sql`SELECT u.model, u.provider_id, sum(u.cache_read_input_tokens) AS read_tokens, sum(u.cache_read_cost) AS read_cost,
-        COALESCE(sum(${cacheEconomicsSql('u.').readSaving}), 0) AS saving FROM usage u
+        COALESCE(sum(${cacheEconomicsSql('u.', 'pt.').readSaving}), 0) AS saving FROM usage u ${raw(tierPricesJoinSql('u'))}
         WHERE u.status IN ${finished} AND u.created_at >= ${start} AND u.created_at < ${end} GROUP BY 1, 2`],
       compare: (api, rows) => {
         const ours = Number(api.cache_read_tokens)

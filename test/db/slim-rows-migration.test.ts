@@ -48,11 +48,16 @@ interface OldRow { requestId: string, providerId: string | null, priceId: string
 async function insertOld (client: pg.Client, rows: OldRow[]): Promise<void> {
   for (const r of rows) {
     const [input, write5m, write1h, read] = r.tokens
+    // the unit prices ingestion copied: its tier's, in nano-USD
+    const tier = r.tiered === null ? null : nano((r.tiered as { current_tier: ReturnType<typeof usd> }).current_tier)
     await client.query(`INSERT INTO usage (request_id, provider_id, model, status, input_tokens, cache_creation_input_tokens, cache_creation_5m_input_tokens,
-        cache_creation_1h_input_tokens, cache_read_input_tokens, total_tokens, pricing_source, model_price_id, price_per_request, tiered_pricing, finished_at)
-      VALUES ($1, $2, 'claude-x', 'completed', $3::int, $4::int + $5::int, $4, $5, $6::int, $3::int + $4::int + $5::int + $6::int, $7, $8, $9, $10, now())`,
+        cache_creation_1h_input_tokens, cache_read_input_tokens, total_tokens, pricing_source, model_price_id, price_per_request, tiered_pricing, finished_at,
+        input_price_per_1m, output_price_per_1m, cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, cache_read_price_per_1m)
+      VALUES ($1, $2, 'claude-x', 'completed', $3::int, $4::int + $5::int, $4, $5, $6::int, $3::int + $4::int + $5::int + $6::int, $7, $8, $9, $10, now(),
+        $11, $12, $13, $14, $15)`,
     [r.requestId, r.providerId, input, write5m, write1h, read, r.priceId === null ? 'unpriced' : 'model_price', r.priceId, r.priceId === P2 ? 1_000_000 : null,
-      r.tiered === null ? null : JSON.stringify(r.tiered)])
+      r.tiered === null ? null : JSON.stringify(r.tiered), tier?.input ?? null, tier?.output ?? null, tier?.cache_write_5m ?? null, tier?.cache_write_1h ?? null,
+      tier?.cache_read ?? null])
   }
 }
 

@@ -14,6 +14,11 @@ const WASTED = '20261210100000_wasted_by_model'
 const PROVIDER = '00000000-0000-4000-8000-0000000000a1'
 const OTHER = '00000000-0000-4000-8000-0000000000a2'
 const MINUTE = 60_000
+// nano-USD per 1M tokens: input, output, 5-minute write, 1-hour write, read
+const PRICES: Record<string, { id: string, units: number[] }> = {
+  mx: { id: '00000000-0000-4000-8000-0000000000b1', units: [3_000_000_000, 15_000_000_000, 3_750_000_000, 6_000_000_000, 300_000_000] },
+  my: { id: '00000000-0000-4000-8000-0000000000b2', units: [1_000_000_001, 5_000_000_000, 1_250_000_003, 2_000_000_007, 100_000_000] }
+}
 
 t.test(`${WASTED}: the savings tables and tails of an existing database equal the rebuilt ones after it`, async (t) => {
   const url = await migratedBefore(t, WASTED)
@@ -36,15 +41,22 @@ t.test(`${WASTED}: the savings tables and tails of an existing database equal th
       const provider = [PROVIDER, null, OTHER, PROVIDER][(i + k) % 4]
       const status = (i + 2 * k) % 7 === 0 ? 'failed' : 'completed'
       const [w5, w1, read] = [(i * 137 + k * 41) % 900, (i * 53 + k) % 3 === 0 ? 0 : (i * 71) % 500, (i * 29) % 700]
-      const prices = model === 'mx' ? [3_000_000_000, 3_750_000_000, 6_000_000_000, 300_000_000] : [1_000_000_001, 1_250_000_003, 2_000_000_007, 100_000_000]
-      values.push([`r-${k}-${i}`, key.user_id, key.id, provider, model, status, new Date(at).toISOString(), w5, w1, read, ...(i === 5 ? [null, null, null, null] : prices)])
+      const priced = i !== 5
+      const prices = priced ? PRICES[model]!.units : [null, null, null, null, null]
+      values.push([`r-${k}-${i}`, key.user_id, key.id, provider, model, status, new Date(at).toISOString(), w5, w1, read, ...prices,
+        priced ? PRICES[model]!.id : null, priced ? 'model_price' : 'unpriced'])
     }
   })
+  // the two price versions the rows were priced with (one tier each), as ingestion left them: the version and its unit prices on each row
+  for (const [model, { id, units: [input, output, write5m, write1h, cacheRead] }] of Object.entries(PRICES)) {
+    await client.query(`INSERT INTO model_prices (id, model, tiers, effective_from) VALUES ($1, $2, $3, '2020-01-01T00:00:00Z')`,
+      [id, model, JSON.stringify([{ up_to: null, input, output, cache_write_5m: write5m, cache_write_1h: write1h, cache_read: cacheRead }])])
+  }
   for (const v of values) {
     await client.query(`INSERT INTO usage (request_id, user_id, api_key_id, provider_id, model, status, created_at, input_tokens, cache_creation_input_tokens,
-        cache_creation_5m_input_tokens, cache_creation_1h_input_tokens, cache_read_input_tokens, input_price_per_1m, cache_write_5m_price_per_1m,
-        cache_write_1h_price_per_1m, cache_read_price_per_1m, finished_at)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, 100, $8::int + $9::int, $8, $9, $10, $11, $12, $13, $14, $7)`, v)
+        cache_creation_5m_input_tokens, cache_creation_1h_input_tokens, cache_read_input_tokens, input_price_per_1m, output_price_per_1m,
+        cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, cache_read_price_per_1m, model_price_id, pricing_source, finished_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, 100, $8::int + $9::int, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $7)`, v)
   }
   // the old tails (the old rebuild's query) and a stale savings row of the old form: the migration recomputes the savings tables
   for (const [scope, owners, column] of [['api_key', 'api_keys', 'api_key_id'], ['user', 'users', 'user_id']]) {

@@ -6,6 +6,7 @@
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { ATTEMPTS, DIMENSIONS, histogramsOf, keyColumns, regroupedColumn, rollup, ROLLUPS, summedColumns, type Rollup, type SummedColumn } from './model.js'
+import { tierPricesJoinSql } from './pricing.js'
 import { executedSql, finishedSql, inFlightSql, NIL_UUID, SETTLED_HOURS_CHANGED } from './rules.js'
 
 const run = async (db: Sql, query: Fragment) => db.query(query.text, query.values)
@@ -26,8 +27,10 @@ export function fromUsageSql (r: Rollup, ids?: { from: string, to: string }, int
 /** A rollup's key columns and `columns` summed over the finished usage rows (those whose id is in [ids.from, ids.to) when given). */
 function rawGroupSql (r: Rollup, columns: SummedColumn[], ids?: { from: string, to: string }): Fragment {
   const range = ids === undefined ? empty : sql`id >= ${ids.from}::uuid AND id < ${ids.to}::uuid AND `
+  // the rows' tiers only for what reads their unit prices: the join costs the bulk load's largest scans
+  const prices = columns.some((c) => c.priced) ? raw(tierPricesJoinSql('usage')) : empty
   return sql`SELECT ${raw([...r.grain.map((name) => DIMENSIONS[name].raw), ...columns.map((c) => c.aggregate)].join(', '))}
-    FROM usage WHERE ${range}${finishedSql()}${r.only === undefined ? empty : raw(` AND ${r.only.raw}`)}
+    FROM usage ${prices} WHERE ${range}${finishedSql()}${r.only === undefined ? empty : raw(` AND ${r.only.raw}`)}
     GROUP BY ${positions(r.grain.length)} ORDER BY ${positions(r.grain.length)}`
 }
 

@@ -7,6 +7,7 @@ import type { Db } from '../../db/prisma.js'
 import { regroupedSelect } from './bulk.js'
 import { SAVINGS_COLUMN_NAMES, SAVINGS_SUMMED } from './cache/timeline.js'
 import { DIMENSIONS, keyColumns, REACHED_PROVIDER, rollup, ROLLUPS, summedColumns, type Rollup } from './model.js'
+import { tierPricesJoinSql } from './pricing.js'
 import { NIL_UUID, SETTLED_HOURS_CHANGED } from './rules.js'
 
 const run = async (db: Db, query: Fragment) => db.$executeRawUnsafe(query.text, ...query.values)
@@ -94,8 +95,8 @@ export async function forgetKey (db: Db, keyId: string): Promise<void> {
            model = l.model, provider_id = l.provider_id
       FROM cache_timeline_tail s CROSS JOIN LATERAL (
         SELECT created_at, request_id, user_id, api_key_id, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens,
-               cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, model, ${raw(DIMENSIONS.provider.raw)} AS provider_id
-          FROM usage u WHERE u.user_id = s.scope_id AND u.status = 'completed' AND u.api_key_id IS NOT NULL
+               pt.cache_write_5m_price_per_1m, pt.cache_write_1h_price_per_1m, model, ${raw(DIMENSIONS.provider.raw)} AS provider_id
+          FROM usage u ${raw(tierPricesJoinSql('u'))} WHERE u.user_id = s.scope_id AND u.status = 'completed' AND u.api_key_id IS NOT NULL
          ORDER BY created_at DESC, request_id DESC LIMIT 1) l
      WHERE s.scope = 'user' AND s.api_key_id = ${keyId}::uuid AND t.scope = s.scope AND t.scope_id = s.scope_id`)
   // the key's own timeline, and a user's whose only requests were the key's

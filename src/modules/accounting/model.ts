@@ -64,10 +64,13 @@ export type Measure = {
   type: 'int' | 'bigint'
   /** SQL over usage rows, one group per rollup row */
   aggregate: string
+  /** the aggregate reads the rows' unit prices: its FROM must join each row's tier (pricing.ts tierPricesJoinSql) */
+  priced?: true
 } & ({ money: false, of: (row: RollupSource) => number } | { money: true, of: (row: RollupSource) => bigint })
 
 const count = (type: 'int' | 'bigint', of: (row: RollupSource) => number, aggregate: string): Measure => ({ type, money: false, of, aggregate })
 const money = (of: (row: RollupSource) => bigint, aggregate: string): Measure => ({ type: 'bigint', money: true, of, aggregate })
+const priced = (measure: Measure): Measure => ({ ...measure, priced: true })
 
 // ── cache economics (issue 19: cache savings by model and provider) ──
 // pricing.ts cacheEconomics, the rule cache_savings_hourly keeps by user × key × hour,
@@ -79,9 +82,9 @@ const economicsOf = (r: RollupSource) =>
   cacheEconomics({ cacheRead: r.cacheReadTokens, cacheWrite5m: r.cacheCreation5m, cacheWrite1h: r.cacheCreation1h }, r.snapshot ?? null)
 const economicsSql = cacheEconomicsSql()
 const CACHE_ECONOMICS_MEASURES = {
-  cache_read_saving: money((r) => economicsOf(r).readSaving, `coalesce(sum(${economicsSql.readSaving.text}), 0)`),
-  cache_write_premium: money((r) => { const x = economicsOf(r); return x.write5mPremium + x.write1hPremium },
-    `coalesce(sum(${economicsSql.write5mPremium.text}), 0) + coalesce(sum(${economicsSql.write1hPremium.text}), 0)`)
+  cache_read_saving: priced(money((r) => economicsOf(r).readSaving, `coalesce(sum(${economicsSql.readSaving.text}), 0)`)),
+  cache_write_premium: priced(money((r) => { const x = economicsOf(r); return x.write5mPremium + x.write1hPremium },
+    `coalesce(sum(${economicsSql.write5mPremium.text}), 0) + coalesce(sum(${economicsSql.write1hPremium.text}), 0)`))
 }
 /** the tables that keep them: usage_hourly (which the others regroup, and the own view reads by user) and the model and provider rollups */
 const CACHE_ECONOMICS: readonly MeasureName[] = ['cache_read_saving', 'cache_write_premium']
@@ -419,15 +422,20 @@ export interface SummedColumn {
   sum: (column: string) => string
   /** SQL over usage rows, one group per rollup row */
   aggregate: string
+  /** the aggregate reads the rows' unit prices (Measure.priced) */
+  priced: boolean
 }
 
-const scalar = (name: MeasureName): SummedColumn =>
-  ({ name, type: MEASURES[name].type, add: (a, b) => `${a} + ${b}`, subtract: (a, b) => `${a} - ${b}`, sum: (c) => `sum(${c})`, aggregate: MEASURES[name].aggregate })
+const scalar = (name: MeasureName): SummedColumn => {
+  const measure: Measure = MEASURES[name]
+  return { name, type: measure.type, add: (a, b) => `${a} + ${b}`, subtract: (a, b) => `${a} - ${b}`, sum: (c) => `sum(${c})`, aggregate: measure.aggregate, priced: measure.priced === true }
+}
 const histogram = (name: HistogramName): SummedColumn => ({
   name,
   type: 'bigint[]',
   // the rows' buckets gathered by array_agg (linear), counted once per group
   aggregate: `latency_hist_of(array_agg(latency_bucket(${HISTOGRAMS[name].column})) FILTER (WHERE ${HISTOGRAMS[name].column} IS NOT NULL))`,
+  priced: false,
   // inline, not latency_hist_add: a SQL function call sets itself up in every statement, and ingestion's runs per batch
   add: (a, b) => `ARRAY(SELECT coalesce((${a})[i], 0) + coalesce((${b})[i], 0) FROM generate_series(1, greatest(cardinality(${a}), cardinality(${b}))) i ORDER BY i)`,
   subtract: (a, b) => `latency_hist_add(${a}, latency_hist_negate(${b}))`,

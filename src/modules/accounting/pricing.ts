@@ -4,6 +4,7 @@
 // load prices its rows inside PostgreSQL with the *Sql functions at the end).
 import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import { roundDiv } from '../../lib/money.js'
+import { inFlightSql } from './rules.js'
 import { tierToUsd, type StoredTier } from './tiers.js'
 
 /** What pricing needs of a price version (prices/service's PriceVersion has it). */
@@ -300,13 +301,35 @@ export function tierIndexSql (context: Fragment, upTos: Fragment[]): Fragment {
 /** A token component's cost: tokens × price per 1M, rounded once. */
 export const componentCostSql = (tokens: Fragment, pricePerMillion: Fragment): Fragment => roundDivSql(sql`${tokens}::numeric * ${pricePerMillion}`, PER_MILLION)
 
-/** cacheEconomics over a usage row (`alias.` prefixes its columns): each term NULL on an unpriced row. */
-export const cacheEconomicsSql = (alias = '') => {
+/**
+ * The tier that priced a usage row, joined (LEFT: every column NULL on an unpriced or
+ * unfinished row) from price_snapshot_tiers as `tier`: its unit prices under the names the
+ * rows' copies had (input_price_per_1m, …, price_per_request). The same tier tierFor chose:
+ * the snapshot's tier whose context range (above, up_to] holds the row's input context.
+ * `usage` is the row's alias or table name. Served by price_snapshot_tiers' primary key
+ * (snapshot_id, tier_index): a few rows per snapshot.
+ */
+export function tierPricesJoinSql (usage: string, tier = 'pt'): string {
+  const c = (column: string) => raw(`${usage}.${column}::bigint`)
+  const context = inputContextSql({ input: c('input_tokens'), cacheWrite5m: c('cache_creation_5m_input_tokens'), cacheWrite1h: c('cache_creation_1h_input_tokens'), cacheRead: c('cache_read_input_tokens') }).text
+  return `LEFT JOIN price_snapshot_tiers ${tier} ON ${tier}.snapshot_id = ${usage}.model_price_id AND ${context} > ${tier}.above AND (${tier}.up_to IS NULL OR ${context} <= ${tier}.up_to)`
+}
+
+/** PricedRequest's source of a usage row (`usage` its alias): none while in flight, else whether a price version priced it. */
+export const pricingSourceSql = (usage: string): string =>
+  `(CASE WHEN ${inFlightSql(usage).text} THEN NULL WHEN ${usage}.model_price_id IS NULL THEN 'unpriced' ELSE 'model_price' END)`
+
+/**
+ * cacheEconomics over a usage row: `alias` prefixes its token columns, `prices` the unit
+ * prices of its tier (tierPricesJoinSql's alias; '' when unambiguous); each term NULL on an unpriced row.
+ */
+export const cacheEconomicsSql = (alias = '', prices = '') => {
   const c = (column: string) => raw(`${alias}${column}`)
+  const p = (column: string) => raw(`${prices}${column}`)
   return {
-    readSaving: componentCostSql(c('cache_read_input_tokens'), sql`(${c('input_price_per_1m')} - ${c('cache_read_price_per_1m')})`),
-    write5mPremium: componentCostSql(c('cache_creation_5m_input_tokens'), sql`(${c('cache_write_5m_price_per_1m')} - ${c('input_price_per_1m')})`),
-    write1hPremium: componentCostSql(c('cache_creation_1h_input_tokens'), sql`(${c('cache_write_1h_price_per_1m')} - ${c('input_price_per_1m')})`)
+    readSaving: componentCostSql(c('cache_read_input_tokens'), sql`(${p('input_price_per_1m')} - ${p('cache_read_price_per_1m')})`),
+    write5mPremium: componentCostSql(c('cache_creation_5m_input_tokens'), sql`(${p('cache_write_5m_price_per_1m')} - ${p('input_price_per_1m')})`),
+    write1hPremium: componentCostSql(c('cache_creation_1h_input_tokens'), sql`(${p('cache_write_1h_price_per_1m')} - ${p('input_price_per_1m')})`)
   }
 }
 

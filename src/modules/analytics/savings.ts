@@ -9,13 +9,13 @@ import type { Sql } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { dayPlan, hourPlan, type Span } from '../../lib/spans.js'
 import { wasteOf } from '../accounting/cache/timeline.js'
-import { cacheEconomicsSql } from '../accounting/pricing.js'
+import { cacheEconomicsSql, tierPricesJoinSql } from '../accounting/pricing.js'
 import { lastWrites } from '../accounting/read/cache.js'
 import { finishedSql, NIL_UUID } from '../accounting/rules.js'
 import type { AnalyticsRange } from './range.js'
 
 const HOUR = 3_600_000
-const ECONOMICS = cacheEconomicsSql('u.')
+const ECONOMICS = cacheEconomicsSql('u.', 'pt.')
 const MEASURES = ['cache_read_tokens', 'cache_creation_tokens', 'cache_read_cost', 'cache_creation_cost', 'cache_read_saving', 'cache_write_premium'] as const
 const ROLLUP_MEASURES = raw(MEASURES.map((m) => `r.${m}`).join(', '))
 // a raw row as ingestion adds it to a rollup row (model.ts): an unpriced row saves nothing
@@ -58,7 +58,7 @@ async function sumsByGroup (db: Sql, range: AnalyticsRange, userId: string | nul
       FROM (
         ${rollups}
         UNION ALL
-        SELECT COALESCE(u.provider_id, ${NIL_UUID}::uuid), u.model, ${RAW_MEASURES} FROM usage u
+        SELECT COALESCE(u.provider_id, ${NIL_UUID}::uuid), u.model, ${RAW_MEASURES} FROM usage u ${raw(tierPricesJoinSql('u'))}
          WHERE ${finishedSql('u')} AND ${inSpans('u.created_at', edges)}${userId === null ? empty : sql` AND u.user_id = ${userId}::uuid`}
       ) p LEFT JOIN providers n ON n.id = p.provider_id
      GROUP BY n.id, n.name, p.model

@@ -52,7 +52,7 @@ export class SeedRefused extends Error {
 }
 
 const LOOKUPS = ['_seed_hours', '_seed_keys', '_seed_key_slots', '_seed_route_slots', '_seed_routes', '_seed_prices', '_seed_indexes']
-const TABLES_RESET = ['usage_bodies', 'request_candidates', 'gateway_events', ...DERIVED_TABLES, 'usage', 'admission_holds', 'budgets', 'api_keys', 'model_prices', 'price_snapshots', 'provider_api_keys', 'provider_endpoints', 'providers']
+const TABLES_RESET = ['usage_bodies', 'request_candidates', 'gateway_events', ...DERIVED_TABLES, 'usage', 'admission_holds', 'budgets', 'api_keys', 'model_prices', 'price_snapshot_tiers', 'price_snapshots', 'provider_api_keys', 'provider_endpoints', 'providers']
 
 export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSummary> {
   const ctx: SeedContext = { seed: options.seed ?? 42, days: options.days ?? 90, now: options.now ?? new Date(), encryptionKey: options.encryptionKey }

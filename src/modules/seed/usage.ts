@@ -120,8 +120,7 @@ export async function insertChunk (db: Sql, seed: number, from: number, to: numb
       api_format, is_stream, status, status_code, error_message, input_tokens, output_tokens, cache_creation_input_tokens, cache_creation_5m_input_tokens,
       cache_creation_1h_input_tokens, cache_read_input_tokens, total_tokens, input_cost, output_cost, cache_creation_cost, cache_read_cost, request_cost,
       total_cost, actual_input_cost, actual_output_cost, actual_cache_creation_cost, actual_cache_read_cost, actual_request_cost, actual_total_cost,
-      input_price_per_1m, output_price_per_1m, cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, cache_read_price_per_1m, price_per_request,
-      pricing_source, model_price_id, rate_multiplier, response_time_ms, first_byte_time_ms, created_at, finished_at, updated_at)
+      model_price_id, rate_multiplier, response_time_ms, first_byte_time_ms, created_at, finished_at, updated_at)
     SELECT x.id_hex::uuid, x.request_id, x.user_id, x.api_key_id, rt.provider_id, rt.endpoint_id, rt.provider_key_id, rt.provider_name, rt.model, rt.target_model,
       rt.api_format, x.is_stream, x.status, x.status_code,
       CASE x.status_code WHEN 429 THEN 'rate limit exceeded' WHEN 529 THEN 'upstream overloaded' WHEN 500 THEN 'upstream internal error'
@@ -131,9 +130,7 @@ export async function insertChunk (db: Sql, seed: number, from: number, to: numb
       x.input_cost + x.output_cost + x.cache_creation_cost + x.cache_read_cost + x.request_cost,
       ${actual('x.input_cost')}, ${actual('x.output_cost')}, ${actual('x.cache_creation_cost')}, ${actual('x.cache_read_cost')}, ${actual('x.request_cost')},
       ${actual('x.input_cost')} + ${actual('x.output_cost')} + ${actual('x.cache_creation_cost')} + ${actual('x.cache_read_cost')} + ${actual('x.request_cost')},
-      CASE WHEN priced THEN p_in END, CASE WHEN priced THEN p_out END, CASE WHEN priced THEN p_w5 END, CASE WHEN priced THEN p_w1h END,
-      CASE WHEN priced THEN p_rd END, CASE WHEN priced THEN per_request END,
-      CASE WHEN priced THEN 'model_price' ELSE 'unpriced' END, x.price_id, x.rate_multiplier,
+      x.price_id, x.rate_multiplier,
       x.response_ms, CASE WHEN x.is_stream AND NOT x.failed THEN x.prior_ms + x.ttfb END,
       timestamptz 'epoch' + x.ms * interval '1 millisecond',
       timestamptz 'epoch' + (x.ms + x.response_ms) * interval '1 millisecond',

@@ -4,6 +4,7 @@
 // accounting core's (src/modules/accounting/read/totals.ts).
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
+import { pricingSourceSql, tierPricesJoinSql } from '../accounting/pricing.js'
 import { executedSql, IN_FLIGHT_STATUSES, inFlightSql } from '../accounting/rules.js'
 import type { StoredTier } from '../accounting/tiers.js'
 
@@ -445,21 +446,22 @@ export type DetailRow = RecordRow & Record<
     response_body: unknown
   }
 
-/** One usage row with everything about it; `userId` scopes it to its owner. usage primary key, usage_bodies (usage_id, created_at) in each monthly partition, price_snapshots primary key. */
+/** One usage row with everything about it; `userId` scopes it to its owner. usage primary key, usage_bodies (usage_id, created_at) in each monthly partition, price_snapshots and price_snapshot_tiers primary keys. */
 export async function usageDetail (db: Sql, id: string, userId: string | null): Promise<DetailRow | undefined> {
   const query = sql`
     SELECT ${RECORD_COLUMNS},
            u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens, u.provider_endpoint_id,
            u.input_cost, u.output_cost, u.cache_creation_cost, u.cache_read_cost, u.request_cost,
            u.actual_input_cost, u.actual_output_cost, u.actual_cache_creation_cost, u.actual_cache_read_cost, u.actual_request_cost,
-           u.input_price_per_1m, u.output_price_per_1m, u.cache_write_5m_price_per_1m, u.cache_write_1h_price_per_1m,
-           u.cache_read_price_per_1m, u.price_per_request, u.pricing_source,
+           pt.input_price_per_1m, pt.output_price_per_1m, pt.cache_write_5m_price_per_1m, pt.cache_write_1h_price_per_1m,
+           pt.cache_read_price_per_1m, pt.price_per_request, ${raw(pricingSourceSql('u'))} AS pricing_source,
            s.id AS model_price_id, s.provider_id AS price_provider_id, s.tiers AS price_tiers, u.finished_at,
            b.request_headers, b.response_headers, b.request_body, b.response_body
       ${RECORD_FROM}
       ${PROVIDER_KEY_JOIN}
       LEFT JOIN usage_bodies b ON b.usage_id = u.id
       LEFT JOIN price_snapshots s ON s.id = u.model_price_id
+      ${raw(tierPricesJoinSql('u'))}
      WHERE u.id = ${id} AND (${userId}::uuid IS NULL OR u.user_id = ${userId}::uuid)`
   // planned once per connection: planning was half of this lookup's time (the text is fixed)
   const { rows } = await db.query<DetailRow>({ name: 'usage-detail', text: query.text, values: query.values })

@@ -5,6 +5,7 @@
 import t from 'tap'
 import { signIn } from '../../helper.js'
 import { testSeed } from '../../prng.js'
+import { SNAPSHOT_PRICES } from '../gateway/fixtures.js'
 import { dataSet, HOUR, isoWithOffset } from '../stats/fixtures.js'
 
 type Row = Record<string, any>
@@ -54,10 +55,10 @@ t.test('cost/savings equals the raw rows\' reference', async (t) => {
   })))
   const sql = async (text: string, params: unknown[] = []) => (await g.app.pg.query(text, params)).rows as Row[]
   const providers = new Map((await sql('SELECT id, name FROM providers')).map((p) => [p.id as string, p.name as string]))
-  const all = await sql(`SELECT request_id, status::text AS status, created_at, user_id, api_key_id, provider_id, model, cache_read_input_tokens AS r,
-      cache_creation_input_tokens AS c, cache_creation_5m_input_tokens AS w5, cache_creation_1h_input_tokens AS w1, cache_read_cost, cache_creation_cost,
-      input_price_per_1m::text AS pi, cache_read_price_per_1m::text AS pr, cache_write_5m_price_per_1m::text AS p5, cache_write_1h_price_per_1m::text AS p1
-    FROM usage ORDER BY created_at, request_id`)
+  const all = await sql(`SELECT u.request_id, u.status::text AS status, u.created_at, u.user_id, u.api_key_id, u.provider_id, u.model, u.cache_read_input_tokens AS r,
+      u.cache_creation_input_tokens AS c, u.cache_creation_5m_input_tokens AS w5, u.cache_creation_1h_input_tokens AS w1, u.cache_read_cost, u.cache_creation_cost,
+      tp.pi::text AS pi, tp.pr::text AS pr, tp.p5::text AS p5, tp.p1::text AS p1
+    FROM usage u ${SNAPSHOT_PRICES} ORDER BY u.created_at, u.request_id`)
 
   // each completed row's gap to its key's next completed row (null: none yet)
   const nextGap = new Map<string, number | null>()

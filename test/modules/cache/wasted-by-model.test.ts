@@ -4,7 +4,7 @@
 // writer's model and provider), through a late request, a key's hard delete and a provider's
 // deletion; and the savings tables ingestion keeps equal to the ones rebuilt from the raw rows.
 import t from 'tap'
-import { cacheTablesAndRebuilt, gateway, type Json } from '../gateway/fixtures.js'
+import { cacheTablesAndRebuilt, gateway, SNAPSHOT_PRICES, type Json } from '../gateway/fixtures.js'
 
 const MINUTE = 60_000
 const HOUR = 3_600_000
@@ -46,11 +46,11 @@ t.test('wasted writes by model and provider equal the raw rows\' reference', asy
   const reference = async () => {
     const rows = await sql(`
       WITH j AS (
-        SELECT model, CASE WHEN provider_id IN (SELECT id FROM providers) THEN provider_id::text END AS provider, cache_write_5m_price_per_1m AS p5, cache_write_1h_price_per_1m AS p1,
+        SELECT model, CASE WHEN provider_id IN (SELECT id FROM providers) THEN provider_id::text END AS provider, p5, p1,
                CASE WHEN COALESCE(next_at, $1::timestamptz) - created_at > interval '5 minutes' THEN cache_creation_5m_input_tokens ELSE 0 END AS x5,
                CASE WHEN COALESCE(next_at, $1::timestamptz) - created_at > interval '1 hour' THEN cache_creation_1h_input_tokens ELSE 0 END AS x1
-          FROM (SELECT *, lead(created_at) OVER (PARTITION BY api_key_id ORDER BY created_at, request_id) AS next_at
-                  FROM usage WHERE status = 'completed' AND api_key_id IS NOT NULL AND user_id IS NOT NULL) u
+          FROM (SELECT u.*, tp.p5, tp.p1, lead(u.created_at) OVER (PARTITION BY u.api_key_id ORDER BY u.created_at, u.request_id) AS next_at
+                  FROM usage u ${SNAPSHOT_PRICES} WHERE u.status = 'completed' AND u.api_key_id IS NOT NULL AND u.user_id IS NOT NULL) u
       )
       SELECT model, provider, sum(x5)::int AS x5, sum(x1)::int AS x1, sum(round(x5 * p5 / 1000000.0) + round(x1 * p1 / 1000000.0))::text AS cost
         FROM j GROUP BY model, provider HAVING sum(x5) + sum(x1) > 0`, [new Date()])

@@ -11,6 +11,19 @@ export const UNKNOWN_UUID = '00000000-0000-4000-8000-000000000000'
 /** before any request a test makes, so every price is in effect for every created_at used */
 export const LONG_AGO = '2020-01-01T00:00:00Z'
 
+/**
+ * For references in raw SQL: a usage row's (alias u) unit prices as tp.pi (input), tp.pr (read), tp.p5 and tp.p1
+ * (writes), nano-USD per 1M tokens, straight from its price snapshot's tiers JSON by the rule written out again
+ * (the first tier whose up_to covers the row's input context, else the last): not through price_snapshot_tiers.
+ */
+export const SNAPSHOT_PRICES = `LEFT JOIN price_snapshots ps ON ps.id = u.model_price_id
+  LEFT JOIN LATERAL (
+    SELECT (e.t->>'input')::bigint AS pi, (e.t->>'cache_read')::bigint AS pr, (e.t->>'cache_write_5m')::bigint AS p5, (e.t->>'cache_write_1h')::bigint AS p1
+      FROM jsonb_array_elements(ps.tiers) WITH ORDINALITY AS e(t, o)
+     WHERE jsonb_typeof(e.t->'up_to') = 'null' OR e.o = jsonb_array_length(ps.tiers)
+        OR u.input_tokens::bigint + u.cache_creation_5m_input_tokens + u.cache_creation_1h_input_tokens + u.cache_read_input_tokens <= (e.t->>'up_to')::bigint
+     ORDER BY e.o LIMIT 1) tp ON true`
+
 export type Json = Record<string, any>
 
 export interface Gateway {

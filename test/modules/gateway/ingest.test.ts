@@ -35,6 +35,15 @@ async function tieredPricing (g: Gateway, usageId: string) {
   return tiered === null ? null : { ...tiered, current_tier: ownNames(tiered.current_tier), tiers: tiered.tiers.map(ownNames) }
 }
 
+/** The unit prices and pricing source the detail view shows (rows keep none: their tier's, USD per 1M tokens). */
+async function unitPrices (g: Gateway, usageId: string) {
+  const detail = await g.adminCall('GET', `/api/admin/usage/${usageId}`)
+  return {
+    input: detail.input_price_per_1m, output: detail.output_price_per_1m, write5m: detail.cache_write_5m_price_per_1m, write1h: detail.cache_write_1h_price_per_1m,
+    read: detail.cache_read_price_per_1m, perRequest: detail.price_per_request, source: detail.pricing_source
+  }
+}
+
 async function catalogue (g: Gateway) {
   const provider = await g.provider('anthropic')
   const endpoint = await g.endpoint(provider.id, 'claude:messages')
@@ -89,13 +98,13 @@ t.test('happy path: start → stream → complete, then a request reported only 
     inputTokens: 1200, outputTokens: 800, cacheCreationTokens: 3000, cacheCreation5m: 1000, cacheCreation1h: 2000, cacheReadTokens: 5000, totalTokens: 10_000,
     inputCost: 3_600_000n, outputCost: 12_000_000n, cacheCreationCost: 15_750_000n, cacheReadCost: 1_500_000n, requestCost: 1_000_000n, totalCost: 33_850_000n,
     actualInputCost: 5_400_000n, actualOutputCost: 18_000_000n, actualCacheCreation: 23_625_000n, actualCacheRead: 2_250_000n, actualRequestCost: 1_500_000n, actualTotalCost: 50_775_000n,
-    inputPrice: 3_000_000_000n, outputPrice: 15_000_000_000n, cacheWrite5mPrice: 3_750_000_000n, cacheWrite1hPrice: 6_000_000_000n, cacheReadPrice: 300_000_000n, pricePerRequest: 1_000_000n,
-    pricingSource: 'model_price', modelPriceId: price.id,
+    modelPriceId: price.id,
     responseTimeMs: 2345, firstByteTimeMs: 120
   })
   t.equal(row.rateMultiplier.toString(), '1.5')
   t.same(row.metadata, { trace: 'abc' }, 'the start\'s metadata is kept')
   t.ok(row.finishedAt !== null, 'finished_at set')
+  t.same(await unitPrices(g, row.id), { input: 3, output: 15, write5m: 3.75, write1h: 6, read: 0.3, perRequest: 0.001, source: 'model_price' }, 'its tier\'s unit prices')
   t.same(await tieredPricing(g, row.id), {
     total_input_context: 9200, tier_index: 0, tier_count: 2, current_tier: CLAUDE_X_TIERS_USD[0], tiers: CLAUDE_X_TIERS_USD, source: 'global', model_price_id: price.id
   })
@@ -135,8 +144,9 @@ t.test('happy path: start → stream → complete, then a request reported only 
     status: 'failed', statusCode: 500, errorMessage: 'upstream error', userId: user.id, providerId: provider.id, providerName: 'anthropic',
     inputTokens: 150_000, outputTokens: 100, cacheCreationTokens: 60_000, cacheCreation5m: 0, cacheCreation1h: 60_000, cacheReadTokens: 0, totalTokens: 210_100,
     inputCost: 900_000_000n, outputCost: 2_250_000n, cacheCreationCost: 720_000_000n, cacheReadCost: 0n, requestCost: 0n, totalCost: 1_622_250_000n,
-    actualTotalCost: 2_433_375_000n, inputPrice: 6_000_000_000n, cacheWrite1hPrice: 12_000_000_000n, pricePerRequest: 1_000_000n, firstByteTimeMs: null
+    actualTotalCost: 2_433_375_000n, firstByteTimeMs: null
   })
+  t.match(await unitPrices(g, row2.id), { input: 6, write1h: 12, perRequest: 0.001, source: 'model_price' }, 'the second tier\'s unit prices')
   t.match(await tieredPricing(g, row2.id), { total_input_context: 210_000, tier_index: 1, current_tier: CLAUDE_X_TIERS_USD[1] })
   t.equal(row2.createdAt.toISOString(), at2)
 
@@ -196,12 +206,14 @@ t.test('pricing sources at ingestion: free tier, provider price over global, unp
   // global: 4 500 000; unpriced: 0; provider-only: the provider's price, × 1 (no key): 4 000 000 + 1 600 000 = 5 600 000
   t.same(results.map((r) => r.cost_usd), [0.0045, 0.0106, 0.0045, 0, 0.0056])
   const rows = new Map((await g.app.prisma.usage.findMany()).map((r) => [r.requestId, r]))
-  t.match(rows.get('free'), { totalCost: 4_500_000n, actualTotalCost: 0n, providerId: free.id, pricingSource: 'model_price' })
+  t.match(rows.get('free'), { totalCost: 4_500_000n, actualTotalCost: 0n, providerId: free.id })
+  t.match(await unitPrices(g, rows.get('free')!.id), { input: 3, source: 'model_price' })
   t.equal(rows.get('free')!.rateMultiplier.toString(), '0', 'free tier: the multiplier recorded is 0')
   t.match(rows.get('paid'), { totalCost: 10_600_000n, actualTotalCost: 10_600_000n, cacheCreation5m: 1000, cacheCreation1h: 0, modelPriceId: own.id })
   t.match(await tieredPricing(g, rows.get('paid')!.id), { source: 'provider', model_price_id: own.id })
   t.match(rows.get('global'), { totalCost: 4_500_000n, providerId: null })
-  t.match(rows.get('unpriced'), { totalCost: 0n, actualTotalCost: 0n, pricingSource: 'unpriced', inputPrice: null, modelPriceId: null, inputTokens: 1000 })
+  t.match(rows.get('unpriced'), { totalCost: 0n, actualTotalCost: 0n, modelPriceId: null, inputTokens: 1000 })
+  t.same(await unitPrices(g, rows.get('unpriced')!.id), { input: null, output: null, write5m: null, write1h: null, read: null, perRequest: null, source: 'unpriced' })
   t.equal(await tieredPricing(g, rows.get('unpriced')!.id), null)
   t.match(rows.get('provider-only'), { totalCost: 5_600_000n, actualTotalCost: 5_600_000n, providerId: paid.id, providerApiKeyId: null })
   await assertConsistent(t, g.app)

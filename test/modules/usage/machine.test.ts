@@ -86,7 +86,6 @@ t.test('start → stream → complete in one batch: one completed row, priced, c
     totalTokens: 3100, // 1000 + 100 + 0 + 2000
     firstByteTimeMs: 120,
     responseTimeMs: 900,
-    pricingSource: 'model_price',
     modelPriceId: PRICE,
     rateMultiplier: '0.500000'
   })

@@ -42,7 +42,7 @@ t.test('a batch reads its rows and their references in one statement after the r
   const reads = statements.slice(begin + 1, upsert)
   t.equal(reads.length, 2, 'two statements between them')
   t.match(reads[0], /^INSERT INTO gateway_events /, 'the receipts')
-  t.match(reads[1], /FROM usage WHERE request_id = ANY.*FOR UPDATE.*FROM api_keys.*FROM provider_api_keys.*FROM model_prices/, 'the rows, locked, and their references')
+  t.match(reads[1], /FROM usage u LEFT JOIN price_snapshot_tiers pt .* WHERE u.request_id = ANY.*FOR UPDATE OF u.*FROM api_keys.*FROM provider_api_keys.*FROM model_prices/, 'the rows, locked, and their references')
 
   // 1000 × 3 + 100 × 15 USD per million tokens = 4,500,000 nano-USD; × 1.5 = 6,750,000
   const row = await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'rt-1' } })

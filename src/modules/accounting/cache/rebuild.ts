@@ -11,7 +11,7 @@ import type pg from 'pg'
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { inTransaction, type Sql } from '../../../db/prisma.js'
 import { CACHE_TABLES, DIMENSIONS } from '../model.js'
-import { cacheEconomicsSql, componentCostSql } from '../pricing.js'
+import { cacheEconomicsSql, componentCostSql, tierPricesJoinSql } from '../pricing.js'
 import { finishedSql, SETTLED_HOURS_CHANGED } from '../rules.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
 import { sqlEntry } from './packed.js'
@@ -71,6 +71,9 @@ const binSums = (id: string) => sql`SELECT ${raw(id)}, ${raw(DIMENSIONS.hour.raw
 
 const run = async (db: Sql, query: Fragment) => db.query(query.text, query.values)
 
+/** each finished row's tier, for its unit prices (rows copy none): bare price column names resolve to it */
+const PRICES = tierPricesJoinSql('usage')
+
 /** An hour's bins packed as ingestion keeps them (packed.ts), from binSums' rows */
 const PACKED_BINS = `string_agg(${sqlEntry('bin', 'count', 'sum_ms')}, ''::bytea ORDER BY bin)`
 
@@ -83,7 +86,7 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
              cache_write_5m_price_per_1m AS p5, cache_write_1h_price_per_1m AS p1,
              (extract(epoch FROM created_at - lag(created_at) OVER w) * 1000)::bigint AS gap,
              (extract(epoch FROM lead(created_at) OVER w - created_at) * 1000)::bigint AS next_gap
-        FROM usage WHERE status = 'completed' AND api_key_id IS NOT NULL
+        FROM usage ${raw(PRICES)} WHERE status = 'completed' AND api_key_id IS NOT NULL
       WINDOW w AS (PARTITION BY api_key_id ORDER BY created_at, request_id)
     ), intervals AS (
       INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bins)
@@ -144,7 +147,7 @@ async function finish (db: Sql): Promise<void> {
              COALESCE(sum(${ECONOMICS.write5mPremium}), 0),
              COALESCE(sum(${ECONOMICS.write1hPremium}), 0),
              sum(cache_creation_5m_input_tokens) AS w5_tokens, sum(cache_creation_1h_input_tokens) AS w1_tokens
-        FROM usage WHERE ${finishedSql()} AND user_id IS NOT NULL AND api_key_id IS NOT NULL
+        FROM usage ${raw(PRICES)} WHERE ${finishedSql()} AND user_id IS NOT NULL AND api_key_id IS NOT NULL
        GROUP BY 1, 2, 3, 4, 5) s
      -- the rows ingestion would have written: a write, or a read that saved something
      WHERE w5_tokens <> 0 OR w1_tokens <> 0 OR read_saving <> 0
@@ -166,7 +169,7 @@ async function finish (db: Sql): Promise<void> {
           FROM ${owners} o CROSS JOIN LATERAL (
             SELECT created_at, request_id, user_id, api_key_id, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens,
                    cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, model, ${DIMENSIONS.provider.raw} AS provider_id
-              FROM usage u WHERE u.${column} = o.id AND u.status = 'completed' AND u.api_key_id IS NOT NULL
+              FROM usage u ${tierPricesJoinSql('u')} WHERE u.${column} = o.id AND u.status = 'completed' AND u.api_key_id IS NOT NULL
              ORDER BY created_at DESC, request_id DESC LIMIT 1) l`, [scope])
     }
   })

@@ -22,7 +22,7 @@ import { Columns } from '../../../db/columns.js'
 import type { Sql } from '../../../db/prisma.js'
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { DIMENSIONS, hour } from '../model.js'
-import { cacheEconomics, componentCost } from '../pricing.js'
+import { cacheEconomics, componentCost, tierPricesJoinSql } from '../pricing.js'
 import { isFinished, NIL_UUID } from '../rules.js'
 import { binOf, FIRST_BIN, lastBinWithin } from './bins.js'
 import { pack, sqlEntries, sqlEntry, type BinEntry } from './packed.js'
@@ -381,18 +381,20 @@ export async function walkingIndexes<T> (db: Sql, read: () => Promise<T>): Promi
 
 /** One branch per scope, so each uses its own index: usage (api_key_id, created_at) or (user_id, created_at). */
 const SEGMENT_COLUMNS = `u.created_at, u.request_id, u.user_id, u.api_key_id, u.cache_creation_5m_input_tokens AS w5, u.cache_creation_1h_input_tokens AS w1,
-  u.cache_write_5m_price_per_1m::text AS p5, u.cache_write_1h_price_per_1m::text AS p1, u.model, ${DIMENSIONS.provider.raw} AS provider_id`
+  pt.cache_write_5m_price_per_1m::text AS p5, pt.cache_write_1h_price_per_1m::text AS p1, u.model, ${DIMENSIONS.provider.raw} AS provider_id`
+/** each row's tier (pt), for its write prices (rows copy none) */
+const SEGMENT_FROM = `usage u ${tierPricesJoinSql('u')}`
 const inTimeline = (scope: string) => `c.scope = '${scope}' AND u.${scope === KEY_SCOPE ? 'api_key_id' : 'user_id'} = c.id
   AND u.status = 'completed' AND NOT (u.request_id = ANY($2::text[]))`
 const segmentBranches = [KEY_SCOPE, USER_SCOPE].flatMap((scope) => [
   // the last old request before the cluster
-  `(SELECT ${SEGMENT_COLUMNS} FROM usage u WHERE ${inTimeline(scope)} AND u.created_at <= c.lo AND (u.created_at, u.request_id) < (c.lo, c.lo_rid)
+  `(SELECT ${SEGMENT_COLUMNS} FROM ${SEGMENT_FROM} WHERE ${inTimeline(scope)} AND u.created_at <= c.lo AND (u.created_at, u.request_id) < (c.lo, c.lo_rid)
      ORDER BY u.created_at DESC, u.request_id DESC LIMIT 1)`,
   // every old request inside it
-  `(SELECT ${SEGMENT_COLUMNS} FROM usage u WHERE ${inTimeline(scope)} AND u.created_at >= c.lo AND u.created_at <= c.hi
+  `(SELECT ${SEGMENT_COLUMNS} FROM ${SEGMENT_FROM} WHERE ${inTimeline(scope)} AND u.created_at >= c.lo AND u.created_at <= c.hi
       AND (u.created_at, u.request_id) > (c.lo, c.lo_rid) AND (u.created_at, u.request_id) < (c.hi, c.hi_rid))`,
   // the first old request after it
-  `(SELECT ${SEGMENT_COLUMNS} FROM usage u WHERE ${inTimeline(scope)} AND u.created_at >= c.hi AND (u.created_at, u.request_id) > (c.hi, c.hi_rid)
+  `(SELECT ${SEGMENT_COLUMNS} FROM ${SEGMENT_FROM} WHERE ${inTimeline(scope)} AND u.created_at >= c.hi AND (u.created_at, u.request_id) > (c.hi, c.hi_rid)
      ORDER BY u.created_at, u.request_id LIMIT 1)`
 ]).join('\n      UNION ALL ')
 

@@ -1,9 +1,9 @@
 // What a batch reads before applying its events: the usage rows it changes (locked) and
 // the keys, providers, endpoints, provider keys and prices its events and rows name (key-shared).
-import sql from 'sql-template-tag'
+import sql, { raw } from 'sql-template-tag'
 import type { Sql } from '../../../db/prisma.js'
 import type { StoredTier } from '../../accounting/tiers.js'
-import type { Costs } from '../../accounting/pricing.js'
+import { tierPricesJoinSql, type Costs } from '../../accounting/pricing.js'
 import type { UsageEventBody } from '../schemas.js'
 import { COST_COLUMNS, ZERO_COSTS, type Lookups, type ProviderKeyRow, type RowState, type StartFields } from './row.js'
 
@@ -58,7 +58,6 @@ function fromRow (row: UsageRow): RowState {
           cacheRead: big(row.cache_read_price_per_1m),
           perRequest: bigOrNull(row.price_per_request)
         },
-    pricingSource: row.pricing_source as string | null,
     modelPriceId: row.model_price_id as string | null,
     rateMultiplier: String(row.rate_multiplier),
     responseTimeMs: row.response_time_ms as number | null,
@@ -74,9 +73,14 @@ function fromRow (row: UsageRow): RowState {
   return state
 }
 
+/** Usage rows with the unit prices of their tier (rows copy none; the price_snapshot_tiers primary key), under the names fromRow reads. */
+const ROWS_WITH_PRICES = raw(`SELECT u.*, pt.input_price_per_1m, pt.output_price_per_1m, pt.cache_write_5m_price_per_1m, pt.cache_write_1h_price_per_1m,
+       pt.cache_read_price_per_1m, pt.price_per_request
+  FROM usage u ${tierPricesJoinSql('u')}`)
+
 /** The usage rows of these requests, locked in request_id order (served by usage's request_id key). */
 export async function readRows (db: Sql, requestIds: string[]): Promise<RowState[]> {
-  const query = sql`SELECT * FROM usage WHERE request_id = ANY(${requestIds}::text[]) ORDER BY request_id FOR UPDATE`
+  const query = sql`${ROWS_WITH_PRICES} WHERE u.request_id = ANY(${requestIds}::text[]) ORDER BY u.request_id FOR UPDATE OF u`
   const { rows } = await db.query<UsageRow>(query.text, query.values)
   return rows.map(fromRow)
 }
@@ -109,7 +113,7 @@ export async function readRowsAndLookups (db: Sql, requestIds: string[], events:
   // The lookups ride on the first row (a LEFT JOIN: one row with no usage columns when none exists).
   const query = sql`
     WITH r AS (
-      SELECT * FROM usage WHERE request_id = ANY(${requestIds}::text[]) ORDER BY request_id FOR UPDATE
+      ${ROWS_WITH_PRICES} WHERE u.request_id = ANY(${requestIds}::text[]) ORDER BY u.request_id FOR UPDATE OF u
     ), k AS (
       SELECT k.id, k.user_id FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ANY(${keyIds}::uuid[]) FOR KEY SHARE
     ), pk AS (

@@ -196,7 +196,6 @@ function newRow (event: StartFields, lookups: Lookups, now: Date, newId: (create
     totalCost: 0n,
     actualTotalCost: 0n,
     snapshot: null,
-    pricingSource: null,
     modelPriceId: null,
     rateMultiplier: '1',
     responseTimeMs: null,
@@ -270,7 +269,6 @@ function complete (row: RowState, event: CompleteEventBody, lookups: Lookups, no
   row.totalCost = priced.costs.total
   row.actualTotalCost = priced.actual.total
   row.snapshot = priced.snapshot
-  row.pricingSource = priced.source
   row.modelPriceId = priced.tieredPricing?.model_price_id ?? null
   row.rateMultiplier = provider?.billing_type === 'free_tier' ? '0' : (providerKey?.rate_multiplier ?? '1')
 }

@@ -20,9 +20,9 @@ export interface RowState extends RollupSource {
   cacheCreation1h: number
   costs: Costs
   actual: Costs
+  /** the unit prices of the row's tier: not stored (read back from price_snapshot_tiers), kept for the rollups' cache economics */
   snapshot: { input: bigint, output: bigint, cacheWrite5m: bigint, cacheWrite1h: bigint, cacheRead: bigint, perRequest: bigint | null } | null
-  pricingSource: string | null
-  /** the price version that priced the row (its price_snapshots row gives the tier facts); null when unpriced */
+  /** the price version that priced the row (its price_snapshots row gives the tier, prices and tier facts); null when unpriced */
   modelPriceId: string | null
   rateMultiplier: string
   firstByteTimeMs: number | null

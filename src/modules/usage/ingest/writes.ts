@@ -47,14 +47,7 @@ export const USAGE_COLUMNS = new Columns<RowState>([
   { name: 'total_tokens', type: 'int', value: (r) => r.totalTokens },
   ...COST_COLUMNS.map(([field, column]): Column<RowState> => ({ name: column, type: 'bigint', value: (r) => r.costs[field] })),
   ...COST_COLUMNS.map(([field, column]): Column<RowState> => ({ name: `actual_${column}`, type: 'bigint', value: (r) => r.actual[field] })),
-  { name: 'input_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.input ?? null },
-  { name: 'output_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.output ?? null },
-  { name: 'cache_write_5m_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.cacheWrite5m ?? null },
-  { name: 'cache_write_1h_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.cacheWrite1h ?? null },
-  { name: 'cache_read_price_per_1m', type: 'bigint', value: (r) => r.snapshot?.cacheRead ?? null },
-  { name: 'price_per_request', type: 'bigint', value: (r) => r.snapshot?.perRequest ?? null },
-  { name: 'pricing_source', type: 'text', value: (r) => r.pricingSource },
-  // the price version (a price_snapshots row): with the row's tokens, its tier facts (no copy on the row)
+  // the price version (a price_snapshots row): with the row's tokens, its tier, unit prices and tier facts (no copy on the row)
   { name: 'model_price_id', type: 'uuid', value: (r) => r.modelPriceId, shared: true },
   { name: 'rate_multiplier', type: 'numeric', value: (r) => r.rateMultiplier },
   { name: 'response_time_ms', type: 'int', value: (r) => r.responseTimeMs },
