@@ -343,3 +343,14 @@ export const requestCostSql = (success: Fragment, pricePerRequest: Fragment): Fr
 /** What a cost costs the operator: × the rate multiplier (integer millionths), rounded once; zero on a free tier. */
 export const actualCostSql = (cost: Fragment, multiplierMicros: Fragment, freeTier: Fragment): Fragment =>
   sql`(CASE WHEN ${freeTier} THEN 0 ELSE ${roundDivSql(sql`${cost}::numeric * ${multiplierMicros}`, MULTIPLIER_SCALE)} END)`
+
+/**
+ * A usage row's actual cost components (`usage` its alias), which rows no longer store:
+ * actualCostSql of each stored cost component with the row's rate_multiplier (a free tier's
+ * rows carry 0), under the names the columns had; actual_total_cost, their sum, is stored.
+ */
+export function storedActualCostsSql (usage: string): string {
+  const micros = raw(`(${usage}.rate_multiplier * ${MULTIPLIER_SCALE})`)
+  return ['input_cost', 'output_cost', 'cache_creation_cost', 'cache_read_cost', 'request_cost']
+    .map((column) => `${actualCostSql(raw(`${usage}.${column}`), micros, raw('false')).text} AS actual_${column}`).join(', ')
+}

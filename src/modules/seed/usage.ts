@@ -119,7 +119,7 @@ export async function insertChunk (db: Sql, seed: number, from: number, to: numb
     INSERT INTO usage (id, request_id, user_id, api_key_id, provider_id, provider_endpoint_id, provider_api_key_id, provider_name, model, target_model,
       api_format, is_stream, status, status_code, error_message, input_tokens, output_tokens, cache_creation_input_tokens, cache_creation_5m_input_tokens,
       cache_creation_1h_input_tokens, cache_read_input_tokens, total_tokens, input_cost, output_cost, cache_creation_cost, cache_read_cost, request_cost,
-      total_cost, actual_input_cost, actual_output_cost, actual_cache_creation_cost, actual_cache_read_cost, actual_request_cost, actual_total_cost,
+      total_cost, actual_total_cost,
       model_price_id, rate_multiplier, response_time_ms, first_byte_time_ms, created_at, finished_at, updated_at)
     SELECT x.id_hex::uuid, x.request_id, x.user_id, x.api_key_id, rt.provider_id, rt.endpoint_id, rt.provider_key_id, rt.provider_name, rt.model, rt.target_model,
       rt.api_format, x.is_stream, x.status, x.status_code,
@@ -128,7 +128,6 @@ export async function insertChunk (db: Sql, seed: number, from: number, to: numb
       x.input_tokens, x.output_tokens, x.cw5 + x.cw1h, x.cw5, x.cw1h, x.cache_read, x.input_tokens + x.output_tokens + x.cw5 + x.cw1h + x.cache_read,
       x.input_cost, x.output_cost, x.cache_creation_cost, x.cache_read_cost, x.request_cost,
       x.input_cost + x.output_cost + x.cache_creation_cost + x.cache_read_cost + x.request_cost,
-      ${actual('x.input_cost')}, ${actual('x.output_cost')}, ${actual('x.cache_creation_cost')}, ${actual('x.cache_read_cost')}, ${actual('x.request_cost')},
       ${actual('x.input_cost')} + ${actual('x.output_cost')} + ${actual('x.cache_creation_cost')} + ${actual('x.cache_read_cost')} + ${actual('x.request_cost')},
       x.price_id, x.rate_multiplier,
       x.response_ms, CASE WHEN x.is_stream AND NOT x.failed THEN x.prior_ms + x.ttfb END,

@@ -11,7 +11,7 @@ import t from 'tap'
 import { fromUsageSql } from '../../../src/modules/accounting/bulk.js'
 import { keyColumns, ROLLUPS } from '../../../src/modules/accounting/model.js'
 import {
-  actualCostSql, cacheCreationCostSql, componentCostSql, costsInBigints, inputContextSql, multiplierMicros, priceRequest, requestCostSql, tierFor, tierIndexSql
+  actualCostSql, cacheCreationCostSql, componentCostSql, costsInBigints, inputContextSql, multiplierMicros, priceRequest, requestCostSql, storedActualCostsSql, tierFor, tierIndexSql
 } from '../../../src/modules/accounting/pricing.js'
 import type { StoredTier } from '../../../src/modules/accounting/tiers.js'
 import { seed } from '../../../src/modules/seed/service.js'
@@ -64,7 +64,8 @@ t.test('a seeded data set: every row costs what priceRequest says, and every rol
   const versions = new Map((await query('SELECT id, provider_id, tiers, price_per_request::text FROM model_prices')).map((p) => [p.id, {
     id: p.id as string, providerId: p.provider_id as string | null, tiers: p.tiers as StoredTier[], pricePerRequest: p.price_per_request === null ? null : BigInt(p.price_per_request)
   }]))
-  const rows = await query(`SELECT * FROM usage WHERE status IN ('completed', 'failed', 'cancelled') ORDER BY id`)
+  // the actual cost components as the SQL readers derive them (rows store their total only)
+  const rows = await query(`SELECT u.*, ${storedActualCostsSql('u')} FROM usage u WHERE u.status IN ('completed', 'failed', 'cancelled') ORDER BY u.id`)
   t.ok(rows.length > 1500, `${rows.length} finished rows`)
   const mismatches: string[] = []
   const seen = new Set<string>()

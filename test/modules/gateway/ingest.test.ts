@@ -97,7 +97,7 @@ t.test('happy path: start → stream → complete, then a request reported only 
     providerEndpointId: endpoint.id, providerApiKeyId: providerKey.id,
     inputTokens: 1200, outputTokens: 800, cacheCreationTokens: 3000, cacheCreation5m: 1000, cacheCreation1h: 2000, cacheReadTokens: 5000, totalTokens: 10_000,
     inputCost: 3_600_000n, outputCost: 12_000_000n, cacheCreationCost: 15_750_000n, cacheReadCost: 1_500_000n, requestCost: 1_000_000n, totalCost: 33_850_000n,
-    actualInputCost: 5_400_000n, actualOutputCost: 18_000_000n, actualCacheCreation: 23_625_000n, actualCacheRead: 2_250_000n, actualRequestCost: 1_500_000n, actualTotalCost: 50_775_000n,
+    actualTotalCost: 50_775_000n,
     modelPriceId: price.id,
     responseTimeMs: 2345, firstByteTimeMs: 120
   })
@@ -105,6 +105,9 @@ t.test('happy path: start → stream → complete, then a request reported only 
   t.same(row.metadata, { trace: 'abc' }, 'the start\'s metadata is kept')
   t.ok(row.finishedAt !== null, 'finished_at set')
   t.same(await unitPrices(g, row.id), { input: 3, output: 15, write5m: 3.75, write1h: 6, read: 0.3, perRequest: 0.001, source: 'model_price' }, 'its tier\'s unit prices')
+  const detail = await g.adminCall('GET', `/api/admin/usage/${row.id}`)
+  t.same([detail.actual_input_cost, detail.actual_output_cost, detail.actual_cache_creation_cost, detail.actual_cache_read_cost, detail.actual_request_cost, detail.actual_total_cost],
+    [0.0054, 0.018, 0.023625, 0.00225, 0.0015, 0.050775], 'each actual cost component × 1.5, derived from the stored costs')
   t.same(await tieredPricing(g, row.id), {
     total_input_context: 9200, tier_index: 0, tier_count: 2, current_tier: CLAUDE_X_TIERS_USD[0], tiers: CLAUDE_X_TIERS_USD, source: 'global', model_price_id: price.id
   })

@@ -9,7 +9,7 @@ import { pickPrice, type PriceVersion } from '../../../src/modules/prices/servic
 import type { StoredTier } from '../../../src/modules/accounting/tiers.js'
 import { schemaDrift } from '../../../src/db/drift.js'
 import { seed, type SeedOptions } from '../../../src/modules/seed/service.js'
-import { multiplierMicros, priceRequest, pricingSourceSql, tierPricesJoinSql } from '../../../src/modules/accounting/pricing.js'
+import { multiplierMicros, priceRequest, pricingSourceSql, storedActualCostsSql, tierPricesJoinSql } from '../../../src/modules/accounting/pricing.js'
 import { RollupDeltas, type RollupSource } from '../../../src/modules/accounting/rollups.js'
 import { monthStart, partitionName } from '../../../src/db/partitions.js'
 import { createDatabase, testConfig } from '../../helper.js'
@@ -56,9 +56,10 @@ t.test('the requested rows, deterministically: same seed → same data, another 
 
 t.test('one data set, checked against what ingestion would have written', async (t) => {
   const { pool, options, query } = await seeded(t)
-  // rows copy no unit prices: their tier's, joined as every SQL reader does, and the pricing source as SQL derives it, both checked against priceRequest below
+  // rows copy no unit prices nor actual cost components: their tier's prices, joined as every SQL reader does, the pricing source
+  // and the actual components as SQL derives them, all checked against priceRequest below
   const rows = await query(`SELECT u.*, pt.input_price_per_1m, pt.output_price_per_1m, pt.cache_write_5m_price_per_1m, pt.cache_write_1h_price_per_1m,
-      pt.cache_read_price_per_1m, pt.price_per_request, ${pricingSourceSql('u')} AS pricing_source
+      pt.cache_read_price_per_1m, pt.price_per_request, ${pricingSourceSql('u')} AS pricing_source, ${storedActualCostsSql('u')}
     FROM usage u ${tierPricesJoinSql('u')} ORDER BY u.id`)
 
   t.test('shape: failures, in-flight rows, streaming, caching, heavy-tailed keys, weekly rhythm', async (t) => {

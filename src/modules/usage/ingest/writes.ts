@@ -46,7 +46,8 @@ export const USAGE_COLUMNS = new Columns<RowState>([
   { name: 'cache_read_input_tokens', type: 'int', value: (r) => r.cacheReadTokens },
   { name: 'total_tokens', type: 'int', value: (r) => r.totalTokens },
   ...COST_COLUMNS.map(([field, column]): Column<RowState> => ({ name: column, type: 'bigint', value: (r) => r.costs[field] })),
-  ...COST_COLUMNS.map(([field, column]): Column<RowState> => ({ name: `actual_${column}`, type: 'bigint', value: (r) => r.actual[field] })),
+  // of the actual costs only the total: the components are the costs × rate_multiplier (pricing.ts storedActualCostsSql)
+  { name: 'actual_total_cost', type: 'bigint', value: (r) => r.actual.total },
   // the price version (a price_snapshots row): with the row's tokens, its tier, unit prices and tier facts (no copy on the row)
   { name: 'model_price_id', type: 'uuid', value: (r) => r.modelPriceId, shared: true },
   { name: 'rate_multiplier', type: 'numeric', value: (r) => r.rateMultiplier },
