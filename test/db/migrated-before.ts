@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/db/migrate.js'
+import type { KeymeterApp } from '../../src/app.js'
 import { createDatabase } from '../helper.js'
 
 /** A new database with every migration before `migration` applied; its url. */
@@ -15,4 +16,16 @@ export async function migratedBefore (t: Test, migration: string): Promise<strin
   for (const name of await readdir(MIGRATIONS_DIR)) if (name < migration) await cp(join(MIGRATIONS_DIR, name), join(dir, name), { recursive: true })
   await applyMigrations(url, { dir })
   return url
+}
+
+/** The admin detail view (GET /api/admin/usage/:id) of each request, by request id. */
+export async function detailsOf (t: Test, app: KeymeterApp, headers: Record<string, string>, requestIds: string[]): Promise<Map<string, Record<string, any>>> {
+  const details = new Map<string, Record<string, any>>()
+  for (const requestId of requestIds) {
+    const { id } = await app.prisma.usage.findUniqueOrThrow({ where: { requestId } })
+    const res = await app.inject({ method: 'GET', url: `/api/admin/usage/${id}`, headers })
+    t.equal(res.statusCode, 200, `${requestId}: its detail`)
+    details.set(requestId, res.json())
+  }
+  return details
 }

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap'
 import { schemaDrift } from '../../src/db/drift.js'
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/db/migrate.js'
 import { buildTestApp, signIn } from '../helper.js'
-import { migratedBefore } from './migrated-before.js'
+import { detailsOf, migratedBefore } from './migrated-before.js'
 
 const MIGRATION = '20261212100000_usage_actual_costs_derived'
 
@@ -57,11 +57,9 @@ t.test(`${MIGRATION}: every old row's detail shows the same actual cost componen
 
   const { app } = await buildTestApp(t, { url })
   const admin = await signIn(app, 'admin')
+  const details = await detailsOf(t, app, admin.headers, ROWS.map((row) => row.requestId))
   for (const row of ROWS) {
-    const { id } = await app.prisma.usage.findUniqueOrThrow({ where: { requestId: row.requestId } })
-    const res = await app.inject({ method: 'GET', url: `/api/admin/usage/${id}`, headers: admin.headers })
-    t.equal(res.statusCode, 200)
-    const d = res.json()
+    const d = details.get(row.requestId)!
     t.same([d.actual_input_cost, d.actual_output_cost, d.actual_cache_creation_cost, d.actual_cache_read_cost, d.actual_request_cost],
       row.actual.map((nano) => nano / 1e9), `${row.requestId}: the components it stored`)
   }

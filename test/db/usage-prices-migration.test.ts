@@ -9,7 +9,7 @@ import t, { type Test } from 'tap'
 import { schemaDrift } from '../../src/db/drift.js'
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/db/migrate.js'
 import { buildTestApp, signIn } from '../helper.js'
-import { migratedBefore } from './migrated-before.js'
+import { detailsOf, migratedBefore } from './migrated-before.js'
 
 const MIGRATION = '20261212090000_usage_prices_by_reference'
 const [P1, P2] = ['00000000-0000-4000-8000-0000000000c1', '00000000-0000-4000-8000-0000000000c2']
@@ -91,11 +91,9 @@ t.test(`${MIGRATION}: every old row's detail shows the same unit prices and pric
 
   const { app } = await buildTestApp(t, { url })
   const admin = await signIn(app, 'admin')
+  const details = await detailsOf(t, app, admin.headers, ROWS.map((row) => row.requestId))
   for (const row of ROWS) {
-    const { id } = await app.prisma.usage.findUniqueOrThrow({ where: { requestId: row.requestId } })
-    const res = await app.inject({ method: 'GET', url: `/api/admin/usage/${id}`, headers: admin.headers })
-    t.equal(res.statusCode, 200)
-    const d = res.json()
+    const d = details.get(row.requestId)!
     const usd = (nano: number | null) => nano === null ? null : nano / B
     t.same([d.input_price_per_1m, d.output_price_per_1m, d.cache_write_5m_price_per_1m, d.cache_write_1h_price_per_1m, d.cache_read_price_per_1m, d.price_per_request, d.pricing_source],
       [...row.copy.slice(0, 6).map((v) => usd(v as number | null)), row.copy[6]], `${row.requestId}: the prices and source its copy held`)
