@@ -315,6 +315,11 @@ export function tierPricesJoinSql (usage: string, tier = 'pt'): string {
   return `LEFT JOIN price_snapshot_tiers ${tier} ON ${tier}.snapshot_id = ${usage}.model_price_id AND ${context} > ${tier}.above AND (${tier}.up_to IS NULL OR ${context} <= ${tier}.up_to)`
 }
 
+/** The joined tier's unit prices (tierPricesJoinSql's alias `tier`), under the names the rows' copies had. */
+export const tierPricesSql = (tier = 'pt'): string =>
+  ['input_price_per_1m', 'output_price_per_1m', 'cache_write_5m_price_per_1m', 'cache_write_1h_price_per_1m', 'cache_read_price_per_1m', 'price_per_request']
+    .map((column) => `${tier}.${column}`).join(', ')
+
 /** PricedRequest's source of a usage row (`usage` its alias): none while in flight, else whether a price version priced it. */
 export const pricingSourceSql = (usage: string): string =>
   `(CASE WHEN ${inFlightSql(usage).text} THEN NULL WHEN ${usage}.model_price_id IS NULL THEN 'unpriced' ELSE 'model_price' END)`

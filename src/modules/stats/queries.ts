@@ -4,7 +4,7 @@
 // accounting core's (src/modules/accounting/read/totals.ts).
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
-import { pricingSourceSql, storedActualCostsSql, tierPricesJoinSql } from '../accounting/pricing.js'
+import { pricingSourceSql, storedActualCostsSql, tierPricesJoinSql, tierPricesSql } from '../accounting/pricing.js'
 import { executedSql, IN_FLIGHT_STATUSES, inFlightSql } from '../accounting/rules.js'
 import type { StoredTier } from '../accounting/tiers.js'
 
@@ -453,8 +453,7 @@ export async function usageDetail (db: Sql, id: string, userId: string | null): 
            u.cache_creation_5m_input_tokens, u.cache_creation_1h_input_tokens, u.provider_endpoint_id,
            u.input_cost, u.output_cost, u.cache_creation_cost, u.cache_read_cost, u.request_cost,
            ${raw(storedActualCostsSql('u'))},
-           pt.input_price_per_1m, pt.output_price_per_1m, pt.cache_write_5m_price_per_1m, pt.cache_write_1h_price_per_1m,
-           pt.cache_read_price_per_1m, pt.price_per_request, ${raw(pricingSourceSql('u'))} AS pricing_source,
+           ${raw(tierPricesSql())}, ${raw(pricingSourceSql('u'))} AS pricing_source,
            s.id AS model_price_id, s.provider_id AS price_provider_id, s.tiers AS price_tiers, u.finished_at,
            b.request_headers, b.response_headers, b.request_body, b.response_body
       ${RECORD_FROM}

@@ -3,7 +3,7 @@
 import sql, { raw } from 'sql-template-tag'
 import type { Sql } from '../../../db/prisma.js'
 import type { StoredTier } from '../../accounting/tiers.js'
-import { storedActualCostsSql, tierPricesJoinSql, type Costs } from '../../accounting/pricing.js'
+import { storedActualCostsSql, tierPricesJoinSql, tierPricesSql, type Costs } from '../../accounting/pricing.js'
 import type { UsageEventBody } from '../schemas.js'
 import { COST_COLUMNS, ZERO_COSTS, type Lookups, type ProviderKeyRow, type RowState, type StartFields } from './row.js'
 
@@ -77,9 +77,7 @@ function fromRow (row: UsageRow): RowState {
  * Usage rows with what they no longer store, under the names fromRow reads: their tier's
  * unit prices (the price_snapshot_tiers primary key) and their actual cost components.
  */
-const ROWS_WITH_PRICES = raw(`SELECT u.*, pt.input_price_per_1m, pt.output_price_per_1m, pt.cache_write_5m_price_per_1m, pt.cache_write_1h_price_per_1m,
-       pt.cache_read_price_per_1m, pt.price_per_request, ${storedActualCostsSql('u')}
-  FROM usage u ${tierPricesJoinSql('u')}`)
+const ROWS_WITH_PRICES = raw(`SELECT u.*, ${tierPricesSql()}, ${storedActualCostsSql('u')} FROM usage u ${tierPricesJoinSql('u')}`)
 
 /** The usage rows of these requests, locked in request_id order (served by usage's request_id key). */
 export async function readRows (db: Sql, requestIds: string[]): Promise<RowState[]> {
