@@ -652,7 +652,7 @@ export async function runCases (args: string[], build: (raw: pg.Client, end: Dat
       const { rows: [latest] } = await raw.query('SELECT max(created_at) AS at FROM usage')
       const end = values.align ? new Date(Math.floor(Date.now() / HOUR_MS) * HOUR_MS) : new Date()
       if (end.getTime() - (latest.at as Date).getTime() > DAY_MS) console.log(`note: the newest usage row is from ${(latest.at as Date).toISOString()}; the 30-day windows end now`)
-      const size = await raw.query(`SELECT pg_size_pretty(pg_total_relation_size('usage')) AS usage, (SELECT count(*) FROM usage_hourly) AS hourly, (SELECT count(*) FROM usage_hourly_model) AS coarse, (SELECT count(*) FROM usage_daily_key) AS daily`)
+      const size = await raw.query(`SELECT pg_size_pretty((SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'usage'::regclass)) AS usage, (SELECT count(*) FROM usage_hourly) AS hourly, (SELECT count(*) FROM usage_hourly_model) AS coarse, (SELECT count(*) FROM usage_daily_key) AS daily`)
       console.log(`usage ${size.rows[0].usage}; rollup rows: usage_hourly ${fmt(Number(size.rows[0].hourly))}, usage_hourly_model ${fmt(Number(size.rows[0].coarse))}, usage_daily_key ${fmt(Number(size.rows[0].daily))}`)
       const selected = (await build(raw, end)).filter((c) => values.only === undefined || c.name.includes(values.only))
       if (!values['skip-raw']) await runSetups(raw, selected, console.log)

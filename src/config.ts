@@ -35,6 +35,7 @@ export const ConfigSchema = Type.Object({
   TRUST_PROXY: Type.String({ default: 'false', description: 'Proxies whose X-Forwarded-For is believed: "false", a comma-separated list of addresses/CIDRs, or a hop count' }),
   CLEANUP_CRON: Type.String({ default: '0 3 * * *', description: 'In-process expiry cleanup schedule (cron, in APP_TIMEZONE); "off" disables it' }),
   PENDING_TIMEOUT_MINUTES: Type.Integer({ minimum: 1, maximum: 24 * 60, default: 10, description: 'A pending or streaming request older than this is marked failed (504)' }),
+  USAGE_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 0, description: 'Usage rows (and their candidates and bodies) older than this are removed by the cleanup, whole months at a time where a month is past; the rollups, totals and balances keep what they counted. 0 keeps them forever' }),
   USAGE_BODY_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 30, description: 'Stored request/response headers and bodies older than this are deleted by the cleanup; 0 keeps them forever' }),
   AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 365, description: 'Audit rows older than this are deleted by the cleanup; 0 keeps them forever' }),
   STATS_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5000, description: 'A usage statistics query running longer than this is cancelled by PostgreSQL and answered 503 query_timeout' }),

@@ -63,7 +63,8 @@ const FOREIGN_KEYS_SQL = `SELECT c.relname AS table, f.relname AS ref_table,
       WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END AS on_delete
   FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class f ON f.oid = k.confrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE k.contype = 'f' AND ${TABLE_FILTER}`
+  -- a key referencing a partitioned table is cloned for each of its partitions (conparentid): only the parent's is the model's
+  WHERE k.contype = 'f' AND k.conparentid = 0 AND ${TABLE_FILTER}`
 // how each partitioned parent is partitioned, and whether it has a default partition
 const PARTITIONED_SQL = `SELECT c.relname AS table,
     CASE p.partstrat WHEN 'r' THEN 'range' WHEN 'l' THEN 'list' ELSE 'hash' END AS strategy,

@@ -13,14 +13,25 @@ export interface MonthlyTable {
   table: string
   /** the partition key: a timestamptz column every index can lead with or include */
   column: string
+  /** what must go with a partition dropped whole (row triggers do not fire for it), run in its transaction before the drop */
+  beforeDrop?: (partition: Statement) => Statement
 }
 
-/** The partitioned tables; the next one (usage) only adds an entry. */
+/** The partitioned tables. */
 export const MONTHLY_TABLES: readonly MonthlyTable[] = [
   { table: 'audit_logs', column: 'created_at' },
   { table: 'request_candidates', column: 'created_at' },
-  { table: 'usage_bodies', column: 'created_at' }
+  { table: 'usage_bodies', column: 'created_at' },
+  // a month dropped whole takes its request ids with it (usage's delete trigger covers the rows deleted one by one)
+  { table: 'usage', column: 'created_at', beforeDrop: (p) => sql`DELETE FROM usage_requests q USING ${p} u WHERE q.request_id = u.request_id AND q.usage_id = u.id` }
 ]
+
+/**
+ * usage rows by request id, exact across partitions (`FROM ${usageByRequestSql()} WHERE q.request_id = …`):
+ * usage_requests' key gives a request's (id, created_at), then usage's key finds the row in its month's
+ * partition. `q` and `u` name the two tables.
+ */
+export const usageByRequestSql = (): Statement => raw('(usage_requests q JOIN usage u ON u.id = q.usage_id AND u.created_at = q.created_at)')
 
 /** Months created ahead of the current one: the app's start and each cleanup run keep this many ready. */
 export const MONTHS_AHEAD = 3
@@ -109,6 +120,8 @@ export async function ensureMonth (pool: PartitionPool, spec: MonthlyTable, mont
     // the bounds as UTC literals: DDL takes no parameters
     await client.query(sql`ALTER TABLE ${parent} ATTACH PARTITION ${partition}
       FOR VALUES FROM (${raw(`'${from.toISOString()}'`)}) TO (${raw(`'${to.toISOString()}'`)})`)
+    // never analysed, a table is planned as ten pages of rows however empty it is (autovacuum waits for writes)
+    await client.query(sql`ANALYZE ${partition}`)
     return name
   })
 }
@@ -150,6 +163,7 @@ export async function removeBefore (pool: PartitionPool, spec: MonthlyTable, cut
         if (!(await partitionsOf(client, spec.table)).some((p) => p.name === name)) return null
         // counted before the detach: the parent's ACCESS EXCLUSIVE lock is then held for the catalog change only
         const counted = await client.query<{ n: string }>(sql`SELECT count(*) AS n FROM ${ident(name)}`)
+        if (spec.beforeDrop !== undefined) await client.query(spec.beforeDrop(ident(name)))
         // not CONCURRENTLY: it cannot run in a transaction block, nor on a parent with a default partition
         await client.query(sql`ALTER TABLE ${ident(spec.table)} DETACH PARTITION ${ident(name)}`)
         await client.query(sql`DROP TABLE ${ident(name)}`)

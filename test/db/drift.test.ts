@@ -97,8 +97,8 @@ t.test('the extra (partial) indexes are known: each is in the database as declar
   const { rows } = await client.query<{ name: string, definition: string }>(
     "SELECT indexname AS name, indexdef AS definition FROM pg_indexes WHERE schemaname = 'public' AND indexname = ANY($1)", [EXTRA_INDEXES.map((i) => i.name)])
   t.same(rows.map((r) => r.name).sort(), EXTRA_INDEXES.map((i) => i.name).sort(), 'every declared extra index exists')
-  t.match(rows.find((r) => r.name === 'usage_provider_endpoint_id_idx')?.definition, /ON public\.usage USING btree \(provider_endpoint_id\) WHERE \(provider_endpoint_id IS NOT NULL\)$/)
-  t.match(rows.find((r) => r.name === 'usage_provider_api_key_id_idx')?.definition, /ON public\.usage USING btree \(provider_api_key_id\) WHERE \(provider_api_key_id IS NOT NULL\)$/)
+  t.match(rows.find((r) => r.name === 'usage_provider_endpoint_id_idx')?.definition, /ON ONLY public\.usage USING btree \(provider_endpoint_id\) WHERE \(provider_endpoint_id IS NOT NULL\)$/)
+  t.match(rows.find((r) => r.name === 'usage_provider_api_key_id_idx')?.definition, /ON ONLY public\.usage USING btree \(provider_api_key_id\) WHERE \(provider_api_key_id IS NOT NULL\)$/)
   t.match(rows.find((r) => r.name === 'usage_hourly_provider_id_idx')?.definition, /ON public\.usage_hourly USING btree \(provider_id\)$/)
   t.match(rows.find((r) => r.name === 'cache_timeline_points_created_at_request_id_idx')?.definition, /ON public\.cache_timeline_points USING btree \(created_at, request_id\) INCLUDE \(user_id, model, gap_ms\)$/)
 })

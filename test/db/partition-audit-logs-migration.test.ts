@@ -4,24 +4,14 @@
 // schema is what Prisma models; and the table then works as a partitioned one.
 import { readdir } from 'node:fs/promises'
 import pg from 'pg'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { schemaDrift } from '../../src/db/drift.js'
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/db/migrate.js'
-import { ensurePartitions, monthlyTable, monthStart, partitionName, partitionsOf, removeBefore } from '../../src/db/partitions.js'
-import { migratedBefore } from './migrated-before.js'
+import { ensurePartitions, monthlyTable, partitionName, partitionsOf, removeBefore } from '../../src/db/partitions.js'
+import { month, poolBefore } from './migrated-before.js'
 
 const PARTITION = '20261210120000_partition_audit_logs'
-const THIS_MONTH = monthStart(new Date())
-const month = (n: number) => new Date(Date.UTC(THIS_MONTH.getUTCFullYear(), THIS_MONTH.getUTCMonth() + n, 1))
 const DAY = 86_400_000
-
-/** A database migrated up to the one before PARTITION, and a pool on it. */
-async function beforePartitioning (t: Test): Promise<{ url: string, pool: pg.Pool }> {
-  const url = await migratedBefore(t, PARTITION)
-  const pool = new pg.Pool({ connectionString: url, max: 3 })
-  t.teardown(() => pool.end())
-  return { url, pool }
-}
 
 const everyRow = async (pool: pg.Pool) => (await pool.query('SELECT * FROM audit_logs ORDER BY id')).rows
 
@@ -34,7 +24,7 @@ async function insertOld (pool: pg.Pool, times: Date[]): Promise<void> {
 }
 
 t.test(`${PARTITION}: every old row is kept, unchanged, in one partition spanning their months; the months ahead and the default beside it; no drift`, async (t) => {
-  const { url, pool } = await beforePartitioning(t)
+  const { url, pool } = await poolBefore(t, PARTITION)
   // twenty months back to now, with two rows on the same month's edges
   const times = [month(-20), new Date(month(-20).getTime() + 5 * DAY), new Date(month(-7).getTime() - 1), month(-7), new Date(month(-1).getTime() + 13 * DAY), new Date()]
   await insertOld(pool, times)
@@ -70,7 +60,7 @@ t.test(`${PARTITION}: every old row is kept, unchanged, in one partition spannin
 })
 
 t.test(`${PARTITION}: an empty audit table becomes the current month's partition`, async (t) => {
-  const { url, pool } = await beforePartitioning(t)
+  const { url, pool } = await poolBefore(t, PARTITION)
   await applyMigrations(url)
   t.same((await partitionsOf(pool, 'audit_logs')).map((p) => p.name),
     [0, 1, 2, 3].map((n) => partitionName('audit_logs', month(n))).concat('audit_logs_default'))

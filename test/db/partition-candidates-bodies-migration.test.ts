@@ -5,25 +5,15 @@
 // foreign key hold across the attached table.
 import { readdir } from 'node:fs/promises'
 import pg from 'pg'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { schemaDrift } from '../../src/db/drift.js'
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/db/migrate.js'
-import { ensurePartitions, monthStart, partitionName, partitionsOf } from '../../src/db/partitions.js'
-import { migratedBefore } from './migrated-before.js'
+import { ensurePartitions, partitionName, partitionsOf } from '../../src/db/partitions.js'
+import { month, poolBefore } from './migrated-before.js'
 
 const PARTITION = '20261211090000_partition_candidates_and_bodies'
-const THIS_MONTH = monthStart(new Date())
-const month = (n: number) => new Date(Date.UTC(THIS_MONTH.getUTCFullYear(), THIS_MONTH.getUTCMonth() + n, 1))
 const DAY = 86_400_000
 const TABLES = ['request_candidates', 'usage_bodies'] as const
-
-/** A database migrated up to the one before PARTITION, and a pool on it. */
-async function beforePartitioning (t: Test): Promise<{ url: string, pool: pg.Pool }> {
-  const url = await migratedBefore(t, PARTITION)
-  const pool = new pg.Pool({ connectionString: url, max: 3 })
-  t.teardown(() => pool.end())
-  return { url, pool }
-}
 
 const everyRow = async (pool: pg.Pool) => ({
   candidates: (await pool.query('SELECT * FROM request_candidates ORDER BY id')).rows,
@@ -44,7 +34,7 @@ async function insertOld (pool: pg.Pool, times: Date[]): Promise<void> {
 }
 
 t.test(`${PARTITION}: every old row is kept, unchanged, in one partition per table spanning their months; the months ahead and the default beside it; no drift`, async (t) => {
-  const { url, pool } = await beforePartitioning(t)
+  const { url, pool } = await poolBefore(t, PARTITION)
   // fourteen months back to now, with rows on a month's edges
   const times = [month(-14), new Date(month(-14).getTime() + 5 * DAY), new Date(month(-4).getTime() - 1), month(-4), new Date(month(-1).getTime() + 13 * DAY), new Date(Date.now() - 60_000)]
   await insertOld(pool, times)
@@ -52,7 +42,9 @@ t.test(`${PARTITION}: every old row is kept, unchanged, in one partition per tab
   t.same([old.candidates.length, old.bodies.length], [2 * times.length, times.length])
 
   t.same(await applyMigrations(url), [PARTITION, ...(await readdir(MIGRATIONS_DIR)).filter((name) => /^\d{14}_/.test(name) && name > PARTITION).sort()], 'the partitioning migration applied')
-  t.same(await everyRow(pool), old, 'every row, every column, as it was')
+  // as it was, but that 20261213090000 (usage partitioned, applied after it) dates each old body by its request, as ingestion now does
+  const requestTimes = new Map((await pool.query<{ id: string, created_at: Date }>('SELECT id, created_at FROM usage')).rows.map((u) => [u.id, u.created_at]))
+  t.same(await everyRow(pool), { ...old, bodies: old.bodies.map((b) => ({ ...b, created_at: requestTimes.get(b.usage_id) })) }, 'every row, every column, as it was')
   t.same(await schemaDrift(pool, 'prisma/schema.prisma'), [], 'the schema Prisma models')
 
   for (const table of TABLES) {
@@ -83,7 +75,7 @@ t.test(`${PARTITION}: every old row is kept, unchanged, in one partition per tab
 })
 
 t.test(`${PARTITION}: empty tables become the current month's partitions`, async (t) => {
-  const { url, pool } = await beforePartitioning(t)
+  const { url, pool } = await poolBefore(t, PARTITION)
   await applyMigrations(url)
   for (const table of TABLES) {
     t.same((await partitionsOf(pool, table)).map((p) => p.name), [0, 1, 2, 3].map((n) => partitionName(table, month(n))).concat(`${table}_default`), table)

@@ -50,7 +50,7 @@ t.test('candidates and bodies land in their request\'s month, once however often
   t.same(again.map((r) => r.outcome), events.map(() => 'duplicate'), 'the replay is a duplicate')
   t.same(await placed(g), expected, 'nothing added by the replay')
 
-  const old = await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'old' } })
+  const old = await g.app.prisma.usage.findFirstOrThrow({ where: { requestId: 'old' } })
   const detail = await g.adminCall('GET', `/api/admin/usage/${old.id}`)
   t.same(detail.request_body, { id: 'old' }, 'the body of a request three months back')
   t.same(detail.candidates.map((c: { retry_index: number, status: string }) => [c.retry_index, c.status]), [[0, 'failed'], [1, 'success']], 'and its candidates')
@@ -77,7 +77,7 @@ t.test('body retention drops whole months and deletes only the straddling month\
   t.ok(times.some((at, i) => at < cutoff && before[`r${i}`]?.body[0] === straddling) && times.some((at, i) => at >= cutoff && before[`r${i}`]?.body[0] === straddling),
     'the straddling month holds bodies on both sides')
 
-  const summary = await applyRetention(g.app.prisma, g.app.pg, { bodyDays: days, auditDays: 0 }, now)
+  const summary = await applyRetention(g.app.prisma, g.app.pg, { usageDays: 0, bodyDays: days, auditDays: 0 }, now)
   t.equal(summary.bodies, times.length - kept.length, 'every removed body counted')
   t.equal(summary.bodyPartitions, wholeMonths.length, 'the whole months dropped')
   const after = await placed(g)
@@ -86,7 +86,7 @@ t.test('body retention drops whole months and deletes only the straddling month\
   t.same(wholeMonths.filter((name) => names.includes(name)), [], 'their partitions are gone')
   t.ok(names.includes(straddling), 'the straddling month stays')
   t.equal(await g.app.prisma.usage.count(), times.length, 'every usage row stays: they are the accounting')
-  t.equal(Object.values(after).reduce((n, p) => n + p.candidates.length, 0), 2 * times.length, 'and every candidate (no retention of theirs)')
-  t.same(await applyRetention(g.app.prisma, g.app.pg, { bodyDays: days, auditDays: 0 }, now), { bodies: 0, bodyPartitions: 0, auditRows: 0, auditPartitions: 0, windowSeconds: 0 },
+  t.equal(Object.values(after).reduce((n, p) => n + p.candidates.length, 0), 2 * times.length, 'and every candidate (theirs is usage retention, off here)')
+  t.same(await applyRetention(g.app.prisma, g.app.pg, { usageDays: 0, bodyDays: days, auditDays: 0 }, now), { usageRows: 0, usagePartitions: 0, candidates: 0, bodies: 0, bodyPartitions: 0, auditRows: 0, auditPartitions: 0, windowSeconds: 0 },
     'a second run finds nothing')
 })

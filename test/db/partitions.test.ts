@@ -82,7 +82,7 @@ t.test('retention drops the partitions wholly past the cutoff and deletes only t
     'the straddling partition holds rows on both sides')
 
   // two runs at once: the advisory lock makes one drop each partition, the other finds it gone
-  const runs = await Promise.all([0, 1].map(() => applyRetention(app.prisma, app.pg, { bodyDays: 0, auditDays: 365 }, now)))
+  const runs = await Promise.all([0, 1].map(() => applyRetention(app.prisma, app.pg, { usageDays: 0, bodyDays: 0, auditDays: 365 }, now)))
   t.equal(runs[0]!.auditRows + runs[1]!.auditRows, before.size - kept.length, 'every removed row counted once')
   t.equal(runs[0]!.auditPartitions + runs[1]!.auditPartitions, wholeMonths.length, 'each partition dropped once')
 
@@ -92,7 +92,7 @@ t.test('retention drops the partitions wholly past the cutoff and deletes only t
   t.same(wholeMonths.filter((name) => names.includes(name)), [], 'the whole months are gone')
   t.ok(names.includes(straddling), 'the straddling partition stays')
   t.ok([...after.values()].some((r) => r.partition === straddling), 'with its newer rows')
-  t.same(await applyRetention(app.prisma, app.pg, { bodyDays: 0, auditDays: 365 }, now), { bodies: 0, bodyPartitions: 0, auditRows: 0, auditPartitions: 0, windowSeconds: 0 }, 'a second run finds nothing')
+  t.same(await applyRetention(app.prisma, app.pg, { usageDays: 0, bodyDays: 0, auditDays: 365 }, now), { usageRows: 0, usagePartitions: 0, candidates: 0, bodies: 0, bodyPartitions: 0, auditRows: 0, auditPartitions: 0, windowSeconds: 0 }, 'a second run finds nothing')
 })
 
 t.test('a partition whose lock is not had within the timeout is left to the row delete: the same rows go, and the next run drops it empty', async (t) => {
@@ -107,16 +107,16 @@ t.test('a partition whose lock is not had within the timeout is left to the row 
   await reader.query('SELECT count(*) FROM audit_logs')
   let retention: Awaited<ReturnType<typeof applyRetention>>
   try {
-    retention = await applyRetention(app.prisma, app.pg, { bodyDays: 0, auditDays: 365 }, now)
+    retention = await applyRetention(app.prisma, app.pg, { usageDays: 0, bodyDays: 0, auditDays: 365 }, now)
   } finally {
     await reader.query('COMMIT')
     reader.release()
   }
-  t.same(retention, { bodies: 0, bodyPartitions: 0, auditRows: 1, auditPartitions: 0, windowSeconds: 0 }, 'the old row deleted one by one, no partition dropped')
+  t.same(retention, { usageRows: 0, usagePartitions: 0, candidates: 0, bodies: 0, bodyPartitions: 0, auditRows: 1, auditPartitions: 0, windowSeconds: 0 }, 'the old row deleted one by one, no partition dropped')
   t.same([...(await stored(app.pg, 'held')).values()].map((r) => r.at), [now], 'the rows a row delete leaves')
   const names = async () => (await partitionsOf(app.pg, 'audit_logs')).map((p) => p.name)
   t.ok((await names()).includes(partitionName('audit_logs', old)), 'the partition stays, empty')
-  const next = await applyRetention(app.prisma, app.pg, { bodyDays: 0, auditDays: 365 }, now)
+  const next = await applyRetention(app.prisma, app.pg, { usageDays: 0, bodyDays: 0, auditDays: 365 }, now)
   t.ok(next.auditPartitions >= 1 && next.auditRows === 0, 'the next run drops it (and any other past month), counting no row')
   t.notOk((await names()).includes(partitionName('audit_logs', old)))
 })

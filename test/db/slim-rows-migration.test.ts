@@ -102,7 +102,7 @@ t.test(`${SLIM}: every old row's detail shows the same tier facts after it, from
   const { app } = await buildTestApp(t, { url })
   const admin = await signIn(app, 'admin')
   const tiered = async (requestId: string) => {
-    const { id } = await app.prisma.usage.findUniqueOrThrow({ where: { requestId } })
+    const { id } = await app.prisma.usage.findFirstOrThrow({ where: { requestId } })
     const res = await app.inject({ method: 'GET', url: `/api/admin/usage/${id}`, headers: admin.headers })
     t.equal(res.statusCode, 200)
     return res.json().tiered_pricing

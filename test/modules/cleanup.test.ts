@@ -40,7 +40,7 @@ t.test('expired keys are disabled or deleted by their rule; null follows the glo
   t.equal(await state(test, keys.never.id), true)
   t.equal(await state(test, keys.alreadyOff.id), false, 'an inactive key is left alone, not deleted')
 
-  const usage = await test.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'kept' } })
+  const usage = await test.app.prisma.usage.findFirstOrThrow({ where: { requestId: 'kept' } })
   t.equal(usage.apiKeyId, null, 'usage of a deleted key keeps its history')
   t.equal(usage.totalCost, 42n)
 
@@ -97,14 +97,14 @@ t.test('the in-process schedule runs the cleanup, and "off" schedules nothing', 
   t.equal(await state(test, keys.disableRule.id), false, 'the scheduled run disabled the key')
 })
 
-t.test('retention: old bodies and audit rows go, recent ones and all usage rows stay; 0 keeps forever', async (t) => {
+t.test('retention: old bodies and audit rows go, recent ones and all usage rows stay (usage retention off); 0 keeps forever', async (t) => {
   const test = await buildTestApp(t)
   const { app } = test
   const old = new Date(Date.now() - 40 * 86_400_000)
   const oldUsage = await app.prisma.usage.create({ data: { requestId: 'old', model: 'm', status: 'completed', createdAt: old } })
   const newUsage = await app.prisma.usage.create({ data: { requestId: 'new', model: 'm', status: 'completed' } })
   await app.prisma.usageBody.create({ data: { usageId: oldUsage.id, requestBody: { a: 1 }, createdAt: old } })
-  await app.prisma.usageBody.create({ data: { usageId: newUsage.id, requestBody: { b: 2 } } })
+  await app.prisma.usageBody.create({ data: { usageId: newUsage.id, requestBody: { b: 2 }, createdAt: newUsage.createdAt } })
   await app.prisma.auditLog.create({ data: { eventType: 'admin', action: 'x', principalType: 'admin', success: true, createdAt: new Date(Date.now() - 400 * 86_400_000) } })
   await app.prisma.auditLog.create({ data: { eventType: 'admin', action: 'y', principalType: 'admin', success: true } })
 
@@ -112,12 +112,12 @@ t.test('retention: old bodies and audit rows go, recent ones and all usage rows 
   const keyId = '00000000-0000-4000-8000-000000000001'
   for (const hours of [49, 47]) await app.prisma.usageKeySecond.create({ data: { apiKeyId: keyId, second: new Date(Math.floor(Date.now() / 1000 - hours * 3600) * 1000), requests: 1 } })
 
-  t.same(await applyRetention(app.prisma, app.pg, { bodyDays: 0, auditDays: 0 }), { bodies: 0, bodyPartitions: 0, auditRows: 0, auditPartitions: 0, windowSeconds: 1 }, '0 keeps bodies and audit rows; the old second goes')
-  t.same(await applyRetention(app.prisma, app.pg, { bodyDays: 30, auditDays: 365 }), { bodies: 1, bodyPartitions: 0, auditRows: 1, auditPartitions: 0, windowSeconds: 0 })
+  t.same(await applyRetention(app.prisma, app.pg, { usageDays: 0, bodyDays: 0, auditDays: 0 }), { usageRows: 0, usagePartitions: 0, candidates: 0, bodies: 0, bodyPartitions: 0, auditRows: 0, auditPartitions: 0, windowSeconds: 1 }, '0 keeps bodies and audit rows; the old second goes')
+  t.same(await applyRetention(app.prisma, app.pg, { usageDays: 0, bodyDays: 30, auditDays: 365 }), { usageRows: 0, usagePartitions: 0, candidates: 0, bodies: 1, bodyPartitions: 0, auditRows: 1, auditPartitions: 0, windowSeconds: 0 })
   t.equal(await app.prisma.usageKeySecond.count(), 1, 'the recent second stays')
   t.same((await app.prisma.usageBody.findMany()).map((b) => b.usageId), [newUsage.id])
   t.same((await app.prisma.auditLog.findMany()).map((a) => a.action), ['y'])
-  t.equal(await app.prisma.usage.count(), 2, 'usage rows are the accounting: never deleted')
+  t.equal(await app.prisma.usage.count(), 2, 'usage retention off (its default): every usage row stays')
 
   const line = await runCleanupJob(app.prisma, app.pg, test.config)
   t.equal(line, 'disabled 0, deleted 0', 'nothing left to do')

@@ -234,7 +234,7 @@ t.test('deleting a provider cascades to endpoints, keys and its own prices; usag
   t.equal(await app.prisma.providerEndpoint.count(), 0)
   t.equal(await app.prisma.providerApiKey.count(), 0)
   t.equal(await app.prisma.modelPrice.count(), 0)
-  t.match(await app.prisma.usage.findUniqueOrThrow({ where: { id: usage.id } }), { providerId: null, providerEndpointId: null, providerApiKeyId: null, providerName: 'doomed', model: 'gpt-4o' })
+  t.match(await app.prisma.usage.findFirstOrThrow({ where: { id: usage.id } }), { providerId: null, providerEndpointId: null, providerApiKeyId: null, providerName: 'doomed', model: 'gpt-4o' })
   const audit = await app.prisma.auditLog.findFirstOrThrow({ where: { action: 'providers.delete', success: true } })
   t.same(audit.metadata, { provider_id: provider.id, name: 'doomed', endpoint_ids: [endpoint.id], key_ids: [key.id], price_ids: [price.id] }, 'the audit row names every row deleted')
 })

@@ -34,16 +34,30 @@ t.test('records filters: a miss reads no usage rows, a hit returns the same rows
   await insert(light.id, lightKey.id, beta.id, 'model-b', LIGHT_ROWS, 'light-')
   await client.query('ANALYZE usage')
 
-  // every statement the records route sends, replayed under EXPLAIN ANALYZE
-  const sent: Array<{ text: string, params: unknown[] }> = []
+  // every statement the records route sends, replayed under EXPLAIN ANALYZE with the settings it ran under (its
+  // transaction's set_config: the bounded count runs on a connection of its own)
+  const sent: Array<{ text: string, params: unknown[], settings: string[] }> = []
   type Statement = string | { text: string, values?: unknown[] }
-  const pool = app.statsPg as unknown as { query: (statement: Statement, params?: unknown[]) => Promise<unknown> }
-  const query = pool.query.bind(pool)
-  pool.query = (statement: Statement, params?: unknown[]) => {
-    // the service sends both plain text and query objects (sql-template-tag's)
-    const [text, values] = typeof statement === 'string' ? [statement, params] : [statement.text, statement.values]
-    if (/^\s*(SELECT|WITH)\b/i.test(text)) sent.push({ text, params: values ?? [] })
-    return query(statement, params)
+  type Queried = { query: (statement: Statement, params?: unknown[]) => Promise<unknown> }
+  const recording = (target: Queried) => {
+    const query = target.query.bind(target)
+    const settings: string[] = []
+    return (statement: Statement, params?: unknown[]) => {
+      // the service sends both plain text and query objects (sql-template-tag's)
+      const [text, values] = typeof statement === 'string' ? [statement, params] : [statement.text, statement.values]
+      if (text === 'BEGIN') settings.length = 0
+      else if (/set_config\(/.test(text)) settings.push(text)
+      else if (/^\s*(SELECT|WITH)\b/i.test(text)) sent.push({ text, params: values ?? [], settings: [...settings] })
+      return query(statement, params)
+    }
+  }
+  const pool = app.statsPg as unknown as Queried & { connect: () => Promise<Queried> }
+  pool.query = recording(pool)
+  const connect = pool.connect.bind(pool)
+  pool.connect = async () => {
+    const client = await connect()
+    client.query = recording(client)
+    return client
   }
   const call = async (url: string, headers = admin.headers) => {
     sent.length = 0
@@ -52,7 +66,10 @@ t.test('records filters: a miss reads no usage rows, a hit returns the same rows
     t.ok(sent.length > 0, `${url}: its statements were seen`)
     let read = 0
     for (const statement of sent) {
+      await client.query('BEGIN')
+      for (const setting of statement.settings) await client.query(setting)
       const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement.text}`, statement.params)
+      await client.query('ROLLBACK')
       read += usageRowsRead(rows[0]!['QUERY PLAN'][0]!.Plan)
     }
     return { body: res.json(), read }

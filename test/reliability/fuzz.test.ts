@@ -340,7 +340,7 @@ t.test(`${CASES} fuzzed requests over every OpenAPI operation: no 5xx, the error
   const price = await call('POST', '/api/admin/model-prices', { model: 'fuzz-model', tiers: [{ up_to: null, input: 1e6, output: 1e6 }], price_per_request_usd: 1e6, effective_from: '2020-01-01T00:00:00Z' })
   const usage = await app.inject({ method: 'POST', url: '/api/gateway/usage', headers: { authorization: `Bearer ${GATEWAY_TOKEN}` }, payload: { events: [{ type: 'complete', request_id: 'fuzz-seed-request', api_key_id: userKey.id, model: 'fuzz-model', status: 'completed', input_tokens: 10, output_tokens: 10 }] } })
   t.equal(usage.statusCode, 200, 'a usage row to read')
-  const usageRow = await app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'fuzz-seed-request' } })
+  const usageRow = await app.prisma.usage.findFirstOrThrow({ where: { requestId: 'fuzz-seed-request' } })
 
   const fx: Fixtures = {
     byName: {

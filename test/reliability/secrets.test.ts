@@ -112,8 +112,8 @@ t.test('no secret in clear in the database, the log, or any response but the one
   t.same(results.map((r: { outcome: string }) => r.outcome), ['recorded', 'recorded'], 'both events recorded')
 
   // the details read back, by the admin and by their owner; the key holder's own views
-  const usageRow = await app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'req-with-secrets' } })
-  const failedRow = await app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'req-failed' } })
+  const usageRow = await app.prisma.usage.findFirstOrThrow({ where: { requestId: 'req-with-secrets' } })
+  const failedRow = await app.prisma.usage.findFirstOrThrow({ where: { requestId: 'req-failed' } })
   const detail = ok(await call('admin detail', { method: 'GET', url: `/api/admin/usage/${usageRow.id}`, headers: admin }), 200, 'admin detail')
   ok(await call('admin detail, failed', { method: 'GET', url: `/api/admin/usage/${failedRow.id}`, headers: admin }), 200, 'admin detail, failed')
   ok(await call('own detail', { method: 'GET', url: `/api/users/me/usage/${usageRow.id}`, headers: grace }), 200, 'own detail')

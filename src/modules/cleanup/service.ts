@@ -47,34 +47,59 @@ export async function runCleanup (prisma: PrismaClient, settings: { autoDeleteEx
   }, { timeout: 10 * 60_000, maxWait: 10 * 60_000 })
 }
 
-/** bodies and auditRows count every row removed, those of the dropped partitions (bodyPartitions, auditPartitions) included. */
-export interface RetentionSummary { bodies: number, bodyPartitions: number, auditRows: number, auditPartitions: number, windowSeconds: number }
+/** Each count is of rows removed, those of the partitions dropped whole (…Partitions) included. */
+export interface RetentionSummary {
+  usageRows: number, usagePartitions: number, candidates: number, bodies: number, bodyPartitions: number, auditRows: number, auditPartitions: number, windowSeconds: number
+}
+
+/** What is kept, in days (0: forever). */
+export interface RetentionSettings { usageDays: number, bodyDays: number, auditDays: number }
 
 /** The longest rate window (api_keys.rate_window_seconds ≤ 86,400) and a day's margin: older per-second counts are read by nothing. */
 const WINDOW_SECONDS_KEPT_MS = 2 * 86_400_000
 
 /**
- * Retention: stored headers/bodies and audit rows past their age are deleted (0 days
- * = keep forever), and the rate window's per-second counts past two days. Usage rows
- * themselves are never deleted: they are the accounting. Bodies and audit rows go by whole
- * monthly partitions where a partition is wholly past the cutoff, by row deletes in the one
- * that straddles it (db/partitions.ts removeBefore): the rows left are the same. Served by
- * usage_bodies (created_at) and audit_logs (created_at).
+ * Retention: usage rows with their candidates and bodies, stored headers/bodies alone, and
+ * audit rows past their age are removed (0 days = keep forever), and the rate window's
+ * per-second counts past two days. The rollups, totals and balances keep what they counted:
+ * a usage row's removal changes no figure but the raw rows' (records, detail, exports).
+ * Each goes by whole monthly partitions where a partition is wholly past the cutoff, by row
+ * deletes in the one that straddles it (db/partitions.ts removeBefore): the rows left are the
+ * same. Bodies and candidates go before the usage rows they belong to (the bodies' foreign
+ * key refuses to detach a month of usage they still reference). Served by each table's
+ * (created_at).
  */
-export async function applyRetention (prisma: PrismaClient, pool: PartitionPool, settings: { bodyDays: number, auditDays: number }, now = new Date()): Promise<RetentionSummary> {
-  const before = (days: number) => new Date(now.getTime() - days * 86_400_000)
-  const older = async (table: string, days: number) => days === 0 ? { partitions: [], rows: 0 } : await removeBefore(pool, monthlyTable(table), before(days))
-  const bodies = await older('usage_bodies', settings.bodyDays)
-  const audit = await older('audit_logs', settings.auditDays)
+export async function applyRetention (prisma: PrismaClient, pool: PartitionPool, settings: RetentionSettings, now = new Date()): Promise<RetentionSummary> {
+  const cutoff = (days: number) => days === 0 ? null : new Date(now.getTime() - days * 86_400_000)
+  const older = async (table: string, at: Date | null) => at === null ? { partitions: [], rows: 0 } : await removeBefore(pool, monthlyTable(table), at)
+  const usageCutoff = cutoff(settings.usageDays)
+  const bodyCutoffs = [cutoff(settings.bodyDays), usageCutoff].filter((at) => at !== null)
+  // a body goes with its usage row at the latest
+  const bodies = await older('usage_bodies', bodyCutoffs.length === 0 ? null : new Date(Math.max(...bodyCutoffs.map((at) => at.getTime()))))
+  const candidates = await older('request_candidates', usageCutoff)
+  const usage = await older('usage', usageCutoff)
+  const audit = await older('audit_logs', cutoff(settings.auditDays))
   // served by usage_key_seconds (second)
   const windowSeconds = (await prisma.usageKeySecond.deleteMany({ where: { second: { lt: new Date(now.getTime() - WINDOW_SECONDS_KEPT_MS) } } })).count
-  return { bodies: bodies.rows, bodyPartitions: bodies.partitions.length, auditRows: audit.rows, auditPartitions: audit.partitions.length, windowSeconds }
+  return {
+    usageRows: usage.rows,
+    usagePartitions: usage.partitions.length,
+    candidates: candidates.rows,
+    bodies: bodies.rows,
+    bodyPartitions: bodies.partitions.length,
+    auditRows: audit.rows,
+    auditPartitions: audit.partitions.length,
+    windowSeconds
+  }
 }
 
 /** The one-line summary the CLI prints for cron logs. */
 export function cleanupLine (summary: CleanupSummary, timedOut: number, retention?: RetentionSummary, partitionsCreated: string[] = []): string {
   const extra = [
     timedOut > 0 ? `timed out ${timedOut} stale requests` : '',
+    retention !== undefined && retention.usageRows > 0
+      ? `removed ${retention.usageRows} old usage rows and ${retention.candidates} candidates${retention.usagePartitions > 0 ? ` (${retention.usagePartitions} monthly partitions dropped whole)` : ''}`
+      : '',
     retention !== undefined && retention.bodies > 0
       ? `removed ${retention.bodies} old bodies${retention.bodyPartitions > 0 ? ` (${retention.bodyPartitions} monthly partitions dropped whole)` : ''}`
       : '',
@@ -90,7 +115,7 @@ export function cleanupLine (summary: CleanupSummary, timedOut: number, retentio
 export async function runCleanupJob (prisma: PrismaClient, pool: Parameters<typeof sweepStale>[0], config: AppConfig, onCommitted?: Parameters<typeof sweepStale>[3]): Promise<string> {
   const summary = await runCleanup(prisma, { autoDeleteExpiredKeys: config.AUTO_DELETE_EXPIRED_KEYS })
   const timedOut = await sweepStale(pool, config.PENDING_TIMEOUT_MINUTES, new Date(), onCommitted)
-  const retention = await applyRetention(prisma, pool, { bodyDays: config.USAGE_BODY_RETENTION_DAYS, auditDays: config.AUDIT_RETENTION_DAYS })
+  const retention = await applyRetention(prisma, pool, { usageDays: config.USAGE_RETENTION_DAYS, bodyDays: config.USAGE_BODY_RETENTION_DAYS, auditDays: config.AUDIT_RETENTION_DAYS })
   // the months ahead, for a server that runs for months without a restart
   const created = await ensurePartitions(pool)
   return cleanupLine(summary, timedOut, retention, created)

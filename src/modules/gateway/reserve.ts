@@ -15,6 +15,7 @@
 // Its completion settles the hold in ingestion's transaction (accounting/holds.ts).
 import type pg from 'pg'
 import sql from 'sql-template-tag'
+import { usageByRequestSql } from '../../db/partitions.js'
 import { pipeline } from '../../db/pipeline.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd } from '../../lib/money.js'
@@ -68,12 +69,12 @@ const begin = [sql`BEGIN`, sql`SELECT set_config('synchronous_commit', 'off', tr
 const lockSql = (locks: { classes: number[], ids: number[] }) =>
   sql`SELECT count(pg_advisory_xact_lock(c, i)) FROM unnest(${locks.classes}::int[], ${locks.ids}::int[]) AS l(c, i)`
 
-/** What is known of each request: its live hold, its usage row's status. Served by admission_holds' primary key and usage (request_id). */
+/** What is known of each request: its live hold, its usage row's status. Served by admission_holds' primary key, usage_requests' and usage's. */
 const requestsSql = (requestIds: string[]) => sql`
   SELECT r.request_id, h.api_key_id AS prior_key_id, h.amount AS prior_amount, h.expires_at AS prior_expires_at, u.status::text AS served_status, now() AS at
     FROM unnest(${requestIds}::text[]) AS r(request_id)
     LEFT JOIN admission_holds h ON h.request_id = r.request_id AND ${liveHoldSql('h')}
-    LEFT JOIN usage u ON u.request_id = r.request_id`
+    LEFT JOIN ${usageByRequestSql()} ON q.request_id = r.request_id`
 
 interface Admitted { request_id: string, api_key_id: string, user_id: string, model: string | null, amount: bigint, tokens: bigint, started: boolean }
 

@@ -52,7 +52,7 @@ export class SeedRefused extends Error {
 }
 
 const LOOKUPS = ['_seed_hours', '_seed_keys', '_seed_key_slots', '_seed_route_slots', '_seed_routes', '_seed_prices', '_seed_indexes']
-const TABLES_RESET = ['usage_bodies', 'request_candidates', 'gateway_events', ...DERIVED_TABLES, 'usage', 'admission_holds', 'budgets', 'api_keys', 'model_prices', 'price_snapshot_tiers', 'price_snapshots', 'provider_api_keys', 'provider_endpoints', 'providers']
+const TABLES_RESET = ['usage_bodies', 'request_candidates', 'gateway_events', ...DERIVED_TABLES, 'usage', 'usage_requests', 'admission_holds', 'budgets', 'api_keys', 'model_prices', 'price_snapshot_tiers', 'price_snapshots', 'provider_api_keys', 'provider_endpoints', 'providers']
 
 export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSummary> {
   const ctx: SeedContext = { seed: options.seed ?? 42, days: options.days ?? 90, now: options.now ?? new Date(), encryptionKey: options.encryptionKey }
@@ -123,9 +123,11 @@ export async function seed (pool: pg.Pool, options: SeedOptions): Promise<SeedSu
     const loaders = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(options.connections ?? 2, chunks.length)) }, load))
     for (const loader of loaders) if (loader.status === 'rejected') throw loader.reason
     phase('usage rows, candidates, hourly rollup')
+    // usage's triggers did not fire as a replica: its request ids in one pass (the table holds only the seeded rows)
+    if (fastLoad) await pool.query('INSERT INTO usage_requests (request_id, usage_id, created_at) SELECT request_id, id, created_at FROM usage')
     await restoreIndexes(pool)
     // statistics before the totals' per-key lookups: without them the planner takes the fresh table for empty
-    await pool.query('ANALYZE usage, usage_hourly')
+    await pool.query('ANALYZE usage, usage_requests, usage_hourly')
     phase('indexes, analyze')
 
     await transaction(pool, async (db) => {
@@ -181,7 +183,8 @@ function chunkHours (hours: HourPlan[], size: number) {
  * so a second build keeps the other busy (and concurrent scans of one table share reads).
  */
 async function restoreIndexes (pool: pg.Pool): Promise<void> {
-  const { rows } = await pool.query<{ def: string }>(`SELECT def FROM _seed_indexes s WHERE to_regclass(quote_ident(s.name)) IS NULL`)
+  // pg_indexes defines a partitioned table's index ON ONLY the parent (no partition's copy): built on every partition instead
+  const { rows } = await pool.query<{ def: string }>(`SELECT replace(def, ' ON ONLY ', ' ON ') AS def FROM _seed_indexes s WHERE to_regclass(quote_ident(s.name)) IS NULL`)
   let next = 0
   const build = async () => {
     const client = await pool.connect()

@@ -3,7 +3,7 @@
 // filter that is absent is left out of the text. The totals and groupings are the
 // accounting core's (src/modules/accounting/read/totals.ts).
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
-import type { Sql } from '../../db/prisma.js'
+import { inTransaction, type Sql, type SqlPool } from '../../db/prisma.js'
 import { pricingSourceSql, storedActualCostsSql, tierPricesJoinSql, tierPricesSql } from '../accounting/pricing.js'
 import { executedSql, IN_FLIGHT_STATUSES, inFlightSql } from '../accounting/rules.js'
 import type { StoredTier } from '../accounting/tiers.js'
@@ -218,11 +218,10 @@ export async function goneProviderMatches (db: Sql, pattern: string): Promise<bo
 
 /** The planner's estimate of the usage rows a keyword's ids select (usage's statistics on each column). */
 export async function estimateKeyword (db: Sql, match: KeywordMatch): Promise<number> {
-  const { rows } = await db.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(sql`
-    EXPLAIN (FORMAT JSON) SELECT 1 FROM usage u
+  return await planRows(db, sql`
+    SELECT 1 FROM usage u
      WHERE u.user_id = ANY(${match.users}::uuid[]) OR u.api_key_id = ANY(${match.keys}::uuid[]) OR u.model = ANY(${match.models}::text[])
         OR u.provider_id = ANY(${match.providers}::uuid[])`)
-  return rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows']
 }
 
 /**
@@ -317,7 +316,7 @@ export async function recordPage (db: Sql, filter: ResolvedFilter, limit: number
       ${page}
     )
     SELECT ${RECORD_COLUMNS}
-      FROM page JOIN usage u ON u.id = page.id
+      FROM page JOIN usage u ON u.id = page.id AND u.created_at = page.created_at
       LEFT JOIN users us ON us.id = u.user_id
       LEFT JOIN api_keys k ON k.id = u.api_key_id
       LEFT JOIN providers p ON p.id = u.provider_id
@@ -370,9 +369,27 @@ export async function estimateCandidates (db: Sql, filter: ResolvedFilter): Prom
   return await planRows(db, sql`SELECT 1 FROM usage u ${candidatesWhere(filter)}`)
 }
 
+interface EstimatedNode { 'Plan Rows': number, 'Relation Name'?: string, Plans?: EstimatedNode[] }
+
+/** The relations a plan scans that the planner expects one row of at most (its floor for any scan, an empty one too). */
+const scannedAtFloor = (node: EstimatedNode): string[] => [
+  ...(node['Relation Name'] !== undefined && node['Plan Rows'] <= 1 ? [node['Relation Name']] : []),
+  ...(node.Plans ?? []).flatMap(scannedAtFloor)
+]
+
+/**
+ * The planner's row estimate of `query`. It counts at least one row for every monthly
+ * partition it scans, an empty one too (the months ahead, the default): those guesses are
+ * taken back, so an estimate over partitions is what it was over one table.
+ */
 async function planRows (db: Sql, query: Fragment): Promise<number> {
-  const { rows } = await db.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(sql`EXPLAIN (FORMAT JSON) ${query}`)
-  return Math.round(rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows'])
+  const { rows } = await db.query<{ 'QUERY PLAN': Array<{ Plan: EstimatedNode }> }>(sql`EXPLAIN (FORMAT JSON) ${query}`)
+  const plan = rows[0]!['QUERY PLAN'][0]!.Plan
+  const floors = scannedAtFloor(plan)
+  if (floors.length === 0) return Math.round(plan['Plan Rows'])
+  const { rows: [empty] } = await db.query<{ n: number }>(sql`
+    SELECT count(*)::int AS n FROM unnest(${floors}::text[]) AS r(name) WHERE pg_relation_size(to_regclass(quote_ident(r.name))) = 0`)
+  return Math.max(0, Math.round(plan['Plan Rows']) - empty!.n)
 }
 
 /** The usage columns the bounded counts test (filterConditions and drivenWhere's keyword tests). */
@@ -415,10 +432,19 @@ export function boundedCountStatement (filter: ResolvedFilter, bound: number): F
            (SELECT count(*) FROM walked)::int AS walked`
 }
 
-/** How many rows match, and whether that is all of them (boundedCountStatement read every candidate). */
-export async function countRecords (db: Sql, filter: ResolvedFilter, bound: number): Promise<BoundedCount> {
-  const { rows: [counted] } = await db.query<{ matched: number, walked: number }>(boundedCountStatement(filter, bound))
-  return { matched: counted!.matched, complete: counted!.walked <= bound }
+/**
+ * How many rows match, and whether that is all of them (boundedCountStatement read every
+ * candidate). The walk is planned with sorts off: over monthly partitions, PostgreSQL would
+ * otherwise read every candidate of a partition and sort them whenever its statistics
+ * undercount them (the index scans of the empty months ahead tip it), and the bound on work
+ * would not hold; without a sort, only the ordered index walks can feed the LIMIT.
+ */
+export async function countRecords (db: SqlPool, filter: ResolvedFilter, bound: number): Promise<BoundedCount> {
+  return await inTransaction(db, async (client) => {
+    await client.query(`SELECT set_config('enable_sort', 'off', true)`)
+    const { rows: [counted] } = await client.query<{ matched: number, walked: number }>(boundedCountStatement(filter, bound))
+    return { matched: counted!.matched, complete: counted!.walked <= bound }
+  })
 }
 
 /** The planner's estimate of the matching rows. */

@@ -1,6 +1,6 @@
 // Usage statistics: turns the query results (integer nano-USD, bigint strings) into
 // the API's shapes (USD numbers, rates and averages rounded once, here).
-import type { Sql } from '../../db/prisma.js'
+import type { Sql, SqlPool } from '../../db/prisma.js'
 import { Errors } from '../../http/errors.js'
 import { nanoToUsd, nanoToUsdOrNull } from '../../lib/money.js'
 import { percent } from '../../lib/rates.js'
@@ -263,7 +263,7 @@ async function withDriver (db: Sql, filter: ResolvedFilter): Promise<ResolvedFil
  * A page of records, newest first, and how many match: counted exactly when at most
  * `cap` candidate rows (a bound on work, not on matches) hold them all, else estimated.
  */
-export async function records (db: Sql, given: RecordFilter, limit: number, offset: number, cap = EXACT_COUNT_CAP) {
+export async function records (db: SqlPool, given: RecordFilter, limit: number, offset: number, cap = EXACT_COUNT_CAP) {
   const resolved = await resolveFilter(db, given)
   const filter = resolved === null ? null : await withDriver(db, resolved)
   if (filter === null) return { records: [], limit, offset, total: 0, total_is_estimate: false }

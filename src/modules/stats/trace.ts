@@ -6,6 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import sql from 'sql-template-tag'
 import Type from 'typebox'
 import type { Sql } from '../../db/prisma.js'
+import { usageByRequestSql } from '../../db/partitions.js'
 import { Errors } from '../../http/errors.js'
 import { route } from '../../http/pipeline.js'
 import { errorResponses, Nullable, Timestamp, Uuid } from '../../http/schemas.js'
@@ -79,7 +80,7 @@ interface TraceRow {
 /**
  * The request's candidates, in order; none recorded, the one attempt its usage row
  * tells (its provider, key, outcome and response time); no row at all when the request
- * id is unknown. request_candidates (request_id, candidate_index, retry_index, created_at) in each monthly partition, usage (request_id).
+ * id is unknown. request_candidates (request_id, candidate_index, retry_index, created_at) in each monthly partition, usage_requests' key then usage's.
  */
 async function traceRows (db: Sql, requestId: string): Promise<TraceRow[]> {
   const { rows } = await db.query<TraceRow>(sql`
@@ -101,11 +102,11 @@ async function traceRows (db: Sql, requestId: string): Promise<TraceRow[]> {
            CASE u.status WHEN 'completed' THEN 'success' WHEN 'pending' THEN 'pending' WHEN 'streaming' THEN 'streaming' ELSE 'failed' END,
            NULL, false, u.status_code, CASE WHEN u.status = 'cancelled' THEN 'cancelled' END, u.error_message, u.response_time_ms,
            u.created_at, u.created_at, u.finished_at
-      FROM usage u
+      FROM ${usageByRequestSql()}
       LEFT JOIN providers p ON p.id = u.provider_id
       LEFT JOIN provider_endpoints e ON e.id = u.provider_endpoint_id
       LEFT JOIN provider_api_keys pk ON pk.id = u.provider_api_key_id
-     WHERE u.request_id = ${requestId} AND NOT EXISTS (SELECT 1 FROM recorded)
+     WHERE q.request_id = ${requestId} AND NOT EXISTS (SELECT 1 FROM recorded)
      ORDER BY candidate_index, retry_index`)
   return rows
 }

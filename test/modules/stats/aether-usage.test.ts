@@ -61,7 +61,7 @@ t.test('the usage stats carry the heatmap: global for admins, one\'s own for use
     return res.json()
   }
   // by hand: a completed request 1100 tokens, 0.0045 USD (0.009 actual); the failed one 1000 tokens, 0.003 USD (0.006); the one without provider unpriced at rate 1
-  const unpricedNoProvider = await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'r5' } })
+  const unpricedNoProvider = await g.app.prisma.usage.findFirstOrThrow({ where: { requestId: 'r5' } })
   const noProviderCost = Number(unpricedNoProvider.totalCost) / 1e9
   t.equal(noProviderCost, 0.0045, 'priced by its model, no provider key')
   const annDays = {

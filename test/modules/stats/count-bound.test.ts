@@ -7,7 +7,7 @@
 // service sent, replayed, never by time.
 import pg from 'pg'
 import t from 'tap'
-import type { Sql } from '../../../src/db/prisma.js'
+import type { SqlPool } from '../../../src/db/prisma.js'
 import { recordFilter, records, type RecordsQuery } from '../../../src/modules/stats/service.js'
 import { gateway } from '../gateway/fixtures.js'
 import { type PlanNode, usageRowsRead } from '../../plans.js'
@@ -48,16 +48,32 @@ t.test('records totals: the count reads at most cap + 1 candidate rows; exact wh
   await client.query('ALTER TABLE usage ALTER COLUMN user_id SET STATISTICS 1000, ALTER COLUMN api_key_id SET STATISTICS 1000, ALTER COLUMN model SET STATISTICS 1000')
   await client.query('ANALYZE usage')
 
-  // the service's statements, as sent, so each can be replayed under EXPLAIN ANALYZE; the page's is the one returning records
-  const sent: Array<{ text: string, values: unknown[], page: boolean }> = []
+  // the service's statements, as sent, so each can be replayed under EXPLAIN ANALYZE with the settings it ran under
+  // (set_config in its transaction); the page's is the one returning records
+  const sent: Array<{ text: string, values: unknown[], page: boolean, settings: string[] }> = []
   const pool = g.app.statsPg
-  const db = {
-    query: async (statement: { text: string, values: unknown[] }) => {
-      const result = await pool.query(statement)
-      if (/^\s*(SELECT|WITH)\b/i.test(statement.text)) sent.push({ text: statement.text, values: statement.values, page: result.fields.some((f) => f.name === 'request_id') })
+  const recording = (target: { query: (statement: any) => Promise<any> }) => {
+    const settings: string[] = []
+    return async (statement: string | { text: string, values: unknown[] }) => {
+      const result = await target.query(statement)
+      const text = typeof statement === 'string' ? statement : statement.text
+      if (text === 'BEGIN') {
+        settings.length = 0
+      } else if (/set_config\(/.test(text)) {
+        settings.push(text)
+      } else if (typeof statement !== 'string' && /^\s*(SELECT|WITH)\b/i.test(statement.text)) {
+        sent.push({ text: statement.text, values: statement.values, page: result.fields.some((f: { name: string }) => f.name === 'request_id'), settings: [...settings] })
+      }
       return result
     }
-  } as unknown as Sql
+  }
+  const db = {
+    query: recording(pool),
+    connect: async () => {
+      const client = await pool.connect()
+      return Object.assign(Object.create(client), { query: recording(client), release: (error?: Error) => client.release(error) })
+    }
+  } as unknown as SqlPool
   /** the answer, and the usage rows read by every statement but the page's */
   const answer = async (query: Partial<RecordsQuery>, cap = CAP) => {
     sent.length = 0
@@ -65,15 +81,21 @@ t.test('records totals: the count reads at most cap + 1 candidate rows; exact wh
     const body = await records(db, recordFilter({ limit, offset: 0, ...query }), limit, 0, cap)
     let read = 0
     for (const statement of sent.filter((s) => !s.page)) {
+      await client.query('BEGIN')
+      for (const setting of statement.settings) await client.query(setting)
       const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement.text}`, statement.values)
+      await client.query('ROLLBACK')
       read += usageRowsRead(rows[0]!['QUERY PLAN'][0]!.Plan)
     }
+    t.ok(sent.some((s) => s.settings.length > 0) || sent.every((s) => !/walked/.test(s.text)), 'a bounded count ran in its transaction with its settings')
     return { body, read }
   }
   const newest = async (where: string, params: unknown[]) =>
     (await client.query<{ id: string }>(`SELECT id FROM usage WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT 10`, params)).rows.map((r) => r.id)
+  // the planner's figure, less the one row it counts for each empty monthly partition (those ahead, none of which a row is in)
   const planned = async (where: string, params: unknown[] = []) =>
-    Math.round((await client.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM usage u WHERE ${where}`, params)).rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows'])
+    Math.round((await client.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM usage u WHERE ${where}`, params)).rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows']) -
+    (await client.query(`SELECT count(*)::int AS n FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'usage'::regclass AND pg_relation_size(c.oid) = 0`)).rows[0].n
 
   await t.test('sparse errors: an estimate, after reading at most cap + 1 rows beyond the page', async (t) => {
     const { body, read } = await answer({ status: 'error' })

@@ -21,7 +21,7 @@ t.test('detail: tiers in Aether\'s names, the cache write price the request paid
     { ...base, request_id: 'only-5m', created_at: '2025-03-10T08:01:00Z', cache_creation_input_tokens: 50, cache_creation_5m_input_tokens: 50, cache_creation_1h_input_tokens: 0 },
     { ...base, request_id: 'no-writes', created_at: '2025-03-10T08:02:00Z' }
   ])
-  const idOf = async (requestId: string) => (await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId } })).id
+  const idOf = async (requestId: string) => (await g.app.prisma.usage.findFirstOrThrow({ where: { requestId } })).id
   const get = (url: string, headers = g.admin.headers) => g.app.inject({ method: 'GET', url, headers })
 
   const tier = {

@@ -25,7 +25,7 @@ async function setUp (t: Test) {
   return { g, provider, providerKey, key, complete }
 }
 
-const usageRow = async (g: Gateway, requestId: string) => g.app.prisma.usage.findUniqueOrThrow({ where: { requestId } })
+const usageRow = async (g: Gateway, requestId: string) => g.app.prisma.usage.findFirstOrThrow({ where: { requestId } })
 const detail = async (g: Gateway, requestId: string): Promise<Json> => g.adminCall('GET', `/api/admin/usage/${(await usageRow(g, requestId)).id}`)
 
 t.test('rows of one price version share one reference; their detail keeps its tiers once the version is superseded and deleted', async (t) => {

@@ -30,7 +30,7 @@ t.test('detail: prices, tiered_pricing, costs, bodies, candidates', async (t) =>
     },
     { type: 'complete', request_id: 'unpriced', api_key_id: key.id, model: 'mystery', created_at: '2025-03-10T09:00:00Z', status: 'failed', status_code: 500, error_message: 'boom', input_tokens: 5, output_tokens: 0 }
   ])
-  const row = await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'priced' } })
+  const row = await g.app.prisma.usage.findFirstOrThrow({ where: { requestId: 'priced' } })
   const get = (id: string) => g.app.inject({ method: 'GET', url: `/api/admin/usage/${id}`, headers: g.admin.headers })
 
   const res = await get(row.id)
@@ -72,7 +72,7 @@ t.test('detail: prices, tiered_pricing, costs, bodies, candidates', async (t) =>
     { candidate_index: 1, retry_index: 0, provider_id: provider.id, provider: 'alpha', provider_endpoint_id: endpoint.id, status: 'success', latency_ms: 1900 }
   ])
 
-  const other = await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'unpriced' } })
+  const other = await g.app.prisma.usage.findFirstOrThrow({ where: { requestId: 'unpriced' } })
   t.equal(unpriced!.outcome, 'recorded')
   t.match((await get(other.id)).json(), {
     status: 'failed', error_message: 'boom', pricing_source: 'unpriced', tiered_pricing: null, input_price_per_1m: null, price_per_request: null,

@@ -45,7 +45,7 @@ t.test('a user reads their own usage, and nobody else\'s', async (t) => {
   }, 'her finished requests only, without the operator\'s cost')
   t.match((await call('/api/users/me/usage/stats', bob.headers)).json(), { total_requests: 2, error_count: 0 })
 
-  const [a1, b1] = await Promise.all(['a1', 'b1'].map((id) => g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: id } })))
+  const [a1, b1] = await Promise.all(['a1', 'b1'].map((id) => g.app.prisma.usage.findFirstOrThrow({ where: { requestId: id } })))
   const mine = await call(`/api/users/me/usage/${a1!.id}`)
   t.equal(mine.statusCode, 200)
   t.match(mine.json(), { request_id: 'a1', user: { id: ann.id, username: 'ann' }, api_key: { name: 'ann-main' } })

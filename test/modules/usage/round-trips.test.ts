@@ -42,10 +42,10 @@ t.test('a batch reads its rows and their references in one statement after the r
   const reads = statements.slice(begin + 1, upsert)
   t.equal(reads.length, 2, 'two statements between them')
   t.match(reads[0], /^INSERT INTO gateway_events /, 'the receipts')
-  t.match(reads[1], /FROM usage u LEFT JOIN price_snapshot_tiers pt .* WHERE u.request_id = ANY.*FOR UPDATE OF u.*FROM api_keys.*FROM provider_api_keys.*FROM model_prices/, 'the rows, locked, and their references')
+  t.match(reads[1], /FROM \(usage_requests q JOIN usage u ON u.id = q.usage_id AND u.created_at = q.created_at\) LEFT JOIN price_snapshot_tiers pt .* WHERE q.request_id = ANY.*FOR UPDATE OF u.*FROM api_keys.*FROM provider_api_keys.*FROM model_prices/, 'the rows, locked, and their references')
 
   // 1000 × 3 + 100 × 15 USD per million tokens = 4,500,000 nano-USD; × 1.5 = 6,750,000
-  const row = await g.app.prisma.usage.findUniqueOrThrow({ where: { requestId: 'rt-1' } })
+  const row = await g.app.prisma.usage.findFirstOrThrow({ where: { requestId: 'rt-1' } })
   t.equal(row.totalCost, 4_500_000n)
   t.equal(row.actualTotalCost, 6_750_000n, 'the provider key\'s rate multiplier, found through the row')
   t.equal(row.providerApiKeyId, providerKey.id)

@@ -27,17 +27,18 @@ t.test('Columns.upsert: every column in each list it belongs to, from the one de
     'INSERT INTO toys AS t (key, n) SELECT r.key, r.n FROM unnest($1::text[], $2::int[]) AS r(key, n) ON CONFLICT (key) DO UPDATE SET n = EXCLUDED.n')
 })
 
-t.test('the usage upsert: SET is the INSERT list but the key and the id; the unnest carries every inserted column', async (t) => {
+t.test('the usage upsert: SET is the INSERT list but the key (id, created_at) and the request id; the unnest carries every inserted column', async (t) => {
   const text = UPSERT_USAGE.replace(/\s+/g, ' ')
   const inserted = /^INSERT INTO usage AS u \(([^)]*)\)/.exec(text)![1]!.split(', ')
-  const set = /DO UPDATE SET (.*) WHERE u\.id = EXCLUDED\.id$/.exec(text)![1]!.split(', ').map((pair) => {
+  const set = /DO UPDATE SET (.*)$/.exec(text)![1]!.split(', ').map((pair) => {
     const [name, value] = pair.split(' = ')
     t.equal(value, `EXCLUDED.${name}`)
     return name
   })
-  const unnested = /\) AS r_\(([^)]*)\)\) AS r ON CONFLICT \(request_id\)/.exec(text)![1]!.split(', ')
+  // the row's own key: a row keeps its id and time; its request id is never rewritten (usage_requests names it)
+  const unnested = /\) AS r_\(([^)]*)\)\) AS r ON CONFLICT \(id, created_at\)/.exec(text)![1]!.split(', ')
   t.ok(inserted.length > 30, 'every column ingestion writes')
-  t.same(set, inserted.filter((name) => name !== 'id' && name !== 'request_id'), 'every inserted column is set on conflict, in the same order')
+  t.same(set, inserted.filter((name) => !['id', 'created_at', 'request_id'].includes(name)), 'every inserted column is set on conflict, in the same order')
   t.same(inserted.filter((name) => !unnested.includes(name)), ['updated_at'], 'every inserted column comes from the unnest, but the batch clock')
   t.same(unnested.filter((name) => !inserted.includes(name)), [], 'and nothing else')
   t.notOk(inserted.includes('tiered_pricing'), 'no copy of the tier facts: the row references its price version (model_price_id)')

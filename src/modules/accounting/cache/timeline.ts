@@ -19,6 +19,7 @@
 // advisory lock, in one global order, after the request locks and the batch's own row
 // writes), so the neighbours a batch reads cannot change before it commits.
 import { Columns } from '../../../db/columns.js'
+import { usageByRequestSql } from '../../../db/partitions.js'
 import type { Sql } from '../../../db/prisma.js'
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { DIMENSIONS, hour } from '../model.js'
@@ -490,9 +491,9 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
       ON CONFLICT (bucket, user_id) DO UPDATE SET count = t.count + EXCLUDED.count
       RETURNING 1
     ), timeline_points AS (
-      -- an old request's model from usage (request_id unique): only when a late request shortened its gap
+      -- an old request's model from usage (by usage_requests' key): only when a late request shortened its gap
       INSERT INTO cache_timeline_points AS t (user_id, created_at, request_id, gap_ms, model)
-      SELECT d.user_id, d.created_at, d.request_id, d.gap_ms, COALESCE(d.model, (SELECT u.model FROM usage u WHERE u.request_id = d.request_id))
+      SELECT d.user_id, d.created_at, d.request_id, d.gap_ms, COALESCE(d.model, (SELECT u.model FROM ${usageByRequestSql().text} WHERE q.request_id = d.request_id))
         FROM ${POINT_COLUMNS.from('d', firstPoint)}
       ON CONFLICT (user_id, created_at, request_id) DO UPDATE SET gap_ms = EXCLUDED.gap_ms
       RETURNING 1

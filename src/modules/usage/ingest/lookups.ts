@@ -1,6 +1,7 @@
 // What a batch reads before applying its events: the usage rows it changes (locked) and
 // the keys, providers, endpoints, provider keys and prices its events and rows name (key-shared).
 import sql, { raw } from 'sql-template-tag'
+import { usageByRequestSql } from '../../../db/partitions.js'
 import type { Sql } from '../../../db/prisma.js'
 import type { StoredTier } from '../../accounting/tiers.js'
 import { storedActualCostsSql, tierPricesJoinSql, tierPricesSql, type Costs } from '../../accounting/pricing.js'
@@ -77,11 +78,11 @@ function fromRow (row: UsageRow): RowState {
  * Usage rows with what they no longer store, under the names fromRow reads: their tier's
  * unit prices (the price_snapshot_tiers primary key) and their actual cost components.
  */
-const ROWS_WITH_PRICES = raw(`SELECT u.*, ${tierPricesSql()}, ${storedActualCostsSql('u')} FROM usage u ${tierPricesJoinSql('u')}`)
+const ROWS_WITH_PRICES = sql`SELECT u.*, ${raw(tierPricesSql())}, ${raw(storedActualCostsSql('u'))} FROM ${usageByRequestSql()} ${raw(tierPricesJoinSql('u'))}`
 
-/** The usage rows of these requests, locked in request_id order (served by usage's request_id key). */
+/** The usage rows of these requests, locked in request_id order (served by usage_requests' key, then usage's). */
 export async function readRows (db: Sql, requestIds: string[]): Promise<RowState[]> {
-  const query = sql`${ROWS_WITH_PRICES} WHERE u.request_id = ANY(${requestIds}::text[]) ORDER BY u.request_id FOR UPDATE OF u`
+  const query = sql`${ROWS_WITH_PRICES} WHERE q.request_id = ANY(${requestIds}::text[]) ORDER BY q.request_id FOR UPDATE OF u`
   const { rows } = await db.query<UsageRow>(query.text, query.values)
   return rows.map(fromRow)
 }
@@ -96,7 +97,7 @@ interface Found {
 /**
  * The usage rows of these requests, locked in request_id order, and the keys, providers,
  * endpoints, provider keys and prices that the events and those rows name, in one round
- * trip. Served by usage's request_id key and the referenced tables' primary keys (prices:
+ * trip. Served by usage_requests' key, usage's, and the referenced tables' primary keys (prices:
  * model_prices' model index).
  */
 export async function readRowsAndLookups (db: Sql, requestIds: string[], events: UsageEventBody[]): Promise<{ rows: RowState[], lookups: Lookups }> {
@@ -114,7 +115,7 @@ export async function readRowsAndLookups (db: Sql, requestIds: string[], events:
   // The lookups ride on the first row (a LEFT JOIN: one row with no usage columns when none exists).
   const query = sql`
     WITH r AS (
-      ${ROWS_WITH_PRICES} WHERE u.request_id = ANY(${requestIds}::text[]) ORDER BY u.request_id FOR UPDATE OF u
+      ${ROWS_WITH_PRICES} WHERE q.request_id = ANY(${requestIds}::text[]) ORDER BY q.request_id FOR UPDATE OF u
     ), k AS (
       SELECT k.id, k.user_id FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ANY(${keyIds}::uuid[]) FOR KEY SHARE
     ), pk AS (

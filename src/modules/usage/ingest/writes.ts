@@ -10,10 +10,13 @@ import { COST_COLUMNS, type RowState } from './row.js'
 
 /**
  * A row this batch read as absent was inserted by a concurrent batch before this one
- * wrote it (the upsert's WHERE on the primary key refused to overwrite it): the batch
- * is rolled back and run again, and then reads that row.
+ * wrote it (its request id was taken in usage_requests meanwhile): the batch is rolled
+ * back and run again, and then reads that row.
  */
 export class CreatedMeanwhile extends Error {}
+
+// usage's insert trigger writes usage_requests: a second row for a request fails on its key
+const TAKEN_REQUEST_ID = 'usage_requests_pkey'
 
 const json = (value: unknown) => value === null || value === undefined ? null : JSON.stringify(value)
 
@@ -24,7 +27,7 @@ const json = (value: unknown) => value === null || value === undefined ? null : 
  */
 export const USAGE_COLUMNS = new Columns<RowState>([
   { name: 'id', type: 'uuid', value: (r) => r.id, keep: true },
-  { name: 'request_id', type: 'text', value: (r) => r.requestId },
+  { name: 'request_id', type: 'text', value: (r) => r.requestId, keep: true },
   { name: 'user_id', type: 'uuid', value: (r) => r.userId, shared: true },
   { name: 'api_key_id', type: 'uuid', value: (r) => r.apiKeyId, shared: true },
   { name: 'provider_id', type: 'uuid', value: (r) => r.providerId, shared: true },
@@ -61,19 +64,22 @@ export const USAGE_COLUMNS = new Columns<RowState>([
 export const UPSERT_USAGE = USAGE_COLUMNS.upsert({
   table: 'usage',
   target: 'u',
-  key: ['request_id'],
+  // a row's id and created_at never change: the row this batch read, in its month's partition
+  key: ['id', 'created_at'],
   // the batch's clock
-  batch: [{ name: 'updated_at', type: 'timestamptz' }],
-  // only the row this batch read: one created meanwhile by another batch has another id (CreatedMeanwhile)
-  where: 'u.id = EXCLUDED.id'
+  batch: [{ name: 'updated_at', type: 'timestamptz' }]
 })
 
 /** Inserts or updates the batch's rows, in request_id order (the order they were locked in). */
 export async function upsertRows (db: Sql, rows: RowState[], now: Date): Promise<void> {
   if (rows.length === 0) return
-  // the ids are the batch's own, so only the count of rows written comes back: a row refused by the WHERE is not counted
-  const written = await db.query(UPSERT_USAGE, [...USAGE_COLUMNS.values(rows), now])
-  if (written.rowCount !== rows.length) throw new CreatedMeanwhile('a request was created by another batch meanwhile')
+  try {
+    await db.query(UPSERT_USAGE, [...USAGE_COLUMNS.values(rows), now])
+  } catch (error) {
+    const { code, constraint } = error as { code?: string, constraint?: string }
+    if (code === '23505' && constraint === TAKEN_REQUEST_ID) throw new CreatedMeanwhile('a request was created by another batch meanwhile')
+    throw error
+  }
 }
 
 /** The bodies of completed requests (a replayed one is kept as first stored). */
