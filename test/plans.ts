@@ -24,3 +24,47 @@ export async function parentIndexes (db: { query: (text: string, values: unknown
     ORDER BY n.o`, [names])
   return rows.map((r: { name: string }) => r.name)
 }
+
+type Queryable = { query: (text: string, values?: unknown[]) => Promise<{ rows: any[] }> }
+
+/** usage's monthly partitions, those holding rows and the empty ones (a month ahead, the default): by size, not by name. */
+export async function usagePartitions (db: Queryable): Promise<{ filled: string[], empty: string[] }> {
+  const { rows } = await db.query(`SELECT c.relname AS name, pg_relation_size(c.oid) > 0 AS filled
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'usage'::regclass ORDER BY 1`)
+  return { filled: rows.filter((r) => r.filled === true).map((r) => r.name as string), empty: rows.filter((r) => r.filled !== true).map((r) => r.name as string) }
+}
+
+/** A SELECT a service sent, with the settings its transaction set before it (set_config) and its result's columns. */
+export interface SentStatement { text: string, values: unknown[], settings: string[], fields: string[] }
+
+type Statement = string | { text: string, values?: unknown[] }
+
+/**
+ * `target`'s query, recording into `sent` every SELECT it runs, with the set_config
+ * settings made since the last BEGIN on it (a pool's, or one connection's for its transaction).
+ */
+export function recordingQuery (target: { query: (statement: any, values?: unknown[]) => Promise<any> }, sent: SentStatement[]) {
+  const query = target.query.bind(target)
+  const settings: string[] = []
+  return async (statement: Statement, values?: unknown[]) => {
+    // the services send both plain text and query objects (sql-template-tag's)
+    const [text, params] = typeof statement === 'string' ? [statement, values] : [statement.text, statement.values]
+    const result = await query(statement, values)
+    if (text === 'BEGIN') settings.length = 0
+    else if (/set_config\(/.test(text)) settings.push(text)
+    else if (/^\s*(SELECT|WITH)\b/i.test(text)) sent.push({ text, values: params ?? [], settings: [...settings], fields: (result.fields ?? []).map((f: { name: string }) => f.name) })
+    return result
+  }
+}
+
+/** The usage rows a sent statement reads, replayed under EXPLAIN ANALYZE with its settings (in a transaction rolled back). */
+export async function usageRowsReplayed (client: Queryable, statement: SentStatement): Promise<number> {
+  await client.query('BEGIN')
+  try {
+    for (const setting of statement.settings) await client.query(setting)
+    const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement.text}`, statement.values)
+    return usageRowsRead(rows[0]['QUERY PLAN'][0].Plan as PlanNode)
+  } finally {
+    await client.query('ROLLBACK')
+  }
+}

@@ -7,7 +7,7 @@ import pg from 'pg'
 import t from 'tap'
 import { signIn } from '../helper.js'
 import { gateway } from '../modules/gateway/fixtures.js'
-import { type PlanNode, usageRowsRead } from '../plans.js'
+import { recordingQuery, type SentStatement, usageRowsReplayed } from '../plans.js'
 
 const HEAVY_ROWS = 60_000
 const LIGHT_ROWS = 30
@@ -36,27 +36,14 @@ t.test('records filters: a miss reads no usage rows, a hit returns the same rows
 
   // every statement the records route sends, replayed under EXPLAIN ANALYZE with the settings it ran under (its
   // transaction's set_config: the bounded count runs on a connection of its own)
-  const sent: Array<{ text: string, params: unknown[], settings: string[] }> = []
-  type Statement = string | { text: string, values?: unknown[] }
-  type Queried = { query: (statement: Statement, params?: unknown[]) => Promise<unknown> }
-  const recording = (target: Queried) => {
-    const query = target.query.bind(target)
-    const settings: string[] = []
-    return (statement: Statement, params?: unknown[]) => {
-      // the service sends both plain text and query objects (sql-template-tag's)
-      const [text, values] = typeof statement === 'string' ? [statement, params] : [statement.text, statement.values]
-      if (text === 'BEGIN') settings.length = 0
-      else if (/set_config\(/.test(text)) settings.push(text)
-      else if (/^\s*(SELECT|WITH)\b/i.test(text)) sent.push({ text, params: values ?? [], settings: [...settings] })
-      return query(statement, params)
-    }
-  }
+  const sent: SentStatement[] = []
+  type Queried = { query: (statement: any, params?: unknown[]) => Promise<unknown> }
   const pool = app.statsPg as unknown as Queried & { connect: () => Promise<Queried> }
-  pool.query = recording(pool)
+  pool.query = recordingQuery(pool, sent)
   const connect = pool.connect.bind(pool)
   pool.connect = async () => {
     const client = await connect()
-    client.query = recording(client)
+    client.query = recordingQuery(client, sent)
     return client
   }
   const call = async (url: string, headers = admin.headers) => {
@@ -65,13 +52,7 @@ t.test('records filters: a miss reads no usage rows, a hit returns the same rows
     t.equal(res.statusCode, 200, url)
     t.ok(sent.length > 0, `${url}: its statements were seen`)
     let read = 0
-    for (const statement of sent) {
-      await client.query('BEGIN')
-      for (const setting of statement.settings) await client.query(setting)
-      const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement.text}`, statement.params)
-      await client.query('ROLLBACK')
-      read += usageRowsRead(rows[0]!['QUERY PLAN'][0]!.Plan)
-    }
+    for (const statement of sent) read += await usageRowsReplayed(client, statement)
     return { body: res.json(), read }
   }
   const newest = async (where: string, params: unknown[], limit: number) =>

@@ -10,7 +10,7 @@ import t from 'tap'
 import type { SqlPool } from '../../../src/db/prisma.js'
 import { recordFilter, records, type RecordsQuery } from '../../../src/modules/stats/service.js'
 import { gateway } from '../gateway/fixtures.js'
-import { type PlanNode, usageRowsRead } from '../../plans.js'
+import { recordingQuery, type SentStatement, usagePartitions, usageRowsReplayed } from '../../plans.js'
 
 const HEAVY_ROWS = 30_000
 const BULK_ROWS = 40_000
@@ -50,28 +50,13 @@ t.test('records totals: the count reads at most cap + 1 candidate rows; exact wh
 
   // the service's statements, as sent, so each can be replayed under EXPLAIN ANALYZE with the settings it ran under
   // (set_config in its transaction); the page's is the one returning records
-  const sent: Array<{ text: string, values: unknown[], page: boolean, settings: string[] }> = []
+  const sent: SentStatement[] = []
   const pool = g.app.statsPg
-  const recording = (target: { query: (statement: any) => Promise<any> }) => {
-    const settings: string[] = []
-    return async (statement: string | { text: string, values: unknown[] }) => {
-      const result = await target.query(statement)
-      const text = typeof statement === 'string' ? statement : statement.text
-      if (text === 'BEGIN') {
-        settings.length = 0
-      } else if (/set_config\(/.test(text)) {
-        settings.push(text)
-      } else if (typeof statement !== 'string' && /^\s*(SELECT|WITH)\b/i.test(statement.text)) {
-        sent.push({ text: statement.text, values: statement.values, page: result.fields.some((f: { name: string }) => f.name === 'request_id'), settings: [...settings] })
-      }
-      return result
-    }
-  }
   const db = {
-    query: recording(pool),
+    query: recordingQuery(pool, sent),
     connect: async () => {
       const client = await pool.connect()
-      return Object.assign(Object.create(client), { query: recording(client), release: (error?: Error) => client.release(error) })
+      return Object.assign(Object.create(client), { query: recordingQuery(client, sent), release: (error?: Error) => client.release(error) })
     }
   } as unknown as SqlPool
   /** the answer, and the usage rows read by every statement but the page's */
@@ -80,13 +65,7 @@ t.test('records totals: the count reads at most cap + 1 candidate rows; exact wh
     const limit = query.limit ?? 10
     const body = await records(db, recordFilter({ limit, offset: 0, ...query }), limit, 0, cap)
     let read = 0
-    for (const statement of sent.filter((s) => !s.page)) {
-      await client.query('BEGIN')
-      for (const setting of statement.settings) await client.query(setting)
-      const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement.text}`, statement.values)
-      await client.query('ROLLBACK')
-      read += usageRowsRead(rows[0]!['QUERY PLAN'][0]!.Plan)
-    }
+    for (const statement of sent.filter((s) => !s.fields.includes('request_id'))) read += await usageRowsReplayed(client, statement)
     t.ok(sent.some((s) => s.settings.length > 0) || sent.every((s) => !/walked/.test(s.text)), 'a bounded count ran in its transaction with its settings')
     return { body, read }
   }
@@ -95,7 +74,7 @@ t.test('records totals: the count reads at most cap + 1 candidate rows; exact wh
   // the planner's figure, less the one row it counts for each empty monthly partition (those ahead, none of which a row is in)
   const planned = async (where: string, params: unknown[] = []) =>
     Math.round((await client.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM usage u WHERE ${where}`, params)).rows[0]!['QUERY PLAN'][0]!.Plan['Plan Rows']) -
-    (await client.query(`SELECT count(*)::int AS n FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'usage'::regclass AND pg_relation_size(c.oid) = 0`)).rows[0].n
+    (await usagePartitions(client)).empty.length
 
   await t.test('sparse errors: an estimate, after reading at most cap + 1 rows beyond the page', async (t) => {
     const { body, read } = await answer({ status: 'error' })

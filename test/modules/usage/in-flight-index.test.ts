@@ -11,7 +11,7 @@ import { IN_FLIGHT_STATUSES } from '../../../src/modules/accounting/rules.js'
 import { keyState } from '../../../src/modules/keys/counters.js'
 import { activeRequests, sweepStale } from '../../../src/modules/usage/active.js'
 import { createDatabase } from '../../helper.js'
-import { isUsage, parentIndexes } from '../../plans.js'
+import { isUsage, parentIndexes, usagePartitions } from '../../plans.js'
 
 interface Recorded { text: string, values: unknown[] }
 interface PlanNode { 'Node Type': string, 'Relation Name'?: string, 'Index Name'?: string, Plans?: PlanNode[] }
@@ -75,8 +75,7 @@ t.test('usage_in_flight_key_idx: in-flight rows only, by key and time, and every
     return plans
   }
   // of the monthly partitions holding rows (an empty one, a month ahead, is read whole at no cost)
-  const filled = new Set((await pool.query<{ name: string }>(`SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = 'usage'::regclass AND pg_relation_size(c.oid) > 0`)).rows.map((r) => r.name))
+  const filled = new Set((await usagePartitions(pool)).filled)
   t.ok(filled.size > 0, `usage's rows are in ${[...filled].join(', ')}`)
   const seqScans = (plan: PlanNode[]) => plan.filter((n) => n['Node Type'] === 'Seq Scan' && isUsage(n['Relation Name']) && filled.has(n['Relation Name']!))
   // a partition's index by its parent's name
