@@ -20,6 +20,7 @@ t.test('defaults apply when nothing is set', async (t) => {
   t.equal(config.DATABASE_URL, undefined)
   t.equal(config.SESSION_SECRET, undefined)
   t.equal(config.VERIFY_CACHE_TTL_MS, 1000, 'gateway verify reuses a read for at most a second')
+  t.equal(config.USAGE_RETENTION_DAYS, 0, 'usage rows are kept unless the operator says otherwise')
 })
 
 t.test('an empty string counts as unset', async (t) => {
@@ -57,7 +58,11 @@ const invalid: Array<[string, string]> = [
   ['MIGRATE_ON_START', 'maybe'],
   ['VERIFY_CACHE_TTL_MS', '-1'],
   ['VERIFY_CACHE_TTL_MS', '60001'],
-  ['VERIFY_CACHE_TTL_MS', '1.5']
+  ['VERIFY_CACHE_TTL_MS', '1.5'],
+  ['USAGE_RETENTION_DAYS', '-1'],
+  ['USAGE_RETENTION_DAYS', '36501'],
+  ['USAGE_RETENTION_DAYS', '1.5'],
+  ['USAGE_RETENTION_DAYS', 'forever']
 ]
 for (const [name, value] of invalid) {
   t.test(`${name}=${value} throws a ConfigError naming ${name}`, async (t) => {
