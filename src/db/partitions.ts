@@ -33,33 +33,6 @@ export const MONTHLY_TABLES: readonly MonthlyTable[] = [
  */
 export const usageByRequestSql = (): Statement => raw('(usage_requests q JOIN usage u ON u.id = q.usage_id AND u.created_at = q.created_at)')
 
-/** Where a request's usage row is: its key in `usage`, from usage_requests. */
-export interface UsageKey { request_id: string, usage_id: string, created_at: Date }
-
-/** The usage_requests entries of the requests in the text[] parameter `param` (`$1`), as UsageKey rows; served by its key. */
-export const usageKeysText = (param: string) => `SELECT request_id, usage_id, created_at FROM usage_requests WHERE request_id = ANY(${param}::text[])`
-
-/**
- * Step one of a lookup by request id that plans over the rows' months only: usageByRequestSql
- * in one statement plans, locks and probes every month kept (each month ~0.1 ms more a lookup),
- * because the months are known only once usage_requests has been read.
- */
-export async function usageKeysOf (db: Pick<pg.Pool, 'query'>, requestIds: string[]): Promise<UsageKey[]> {
-  return (await db.query<UsageKey>(usageKeysText('$1'), [requestIds])).rows
-}
-
-/**
- * Step two: the usage rows at these keys as `u` (`FROM ${usageAtSql(keys)} …`), served by usage's
- * key in each month from the first row's to the last's; that span is a parameter, so a custom
- * plan keeps only those months (none when there is no key).
- */
-export function usageAtSql (keys: UsageKey[]): Statement {
-  const times = keys.map((key) => key.created_at.getTime())
-  const [from, to] = keys.length === 0 ? [null, null] : [new Date(Math.min(...times)), new Date(Math.max(...times))]
-  return sql`(usage u JOIN unnest(${keys.map((key) => key.usage_id)}::uuid[], ${keys.map((key) => key.created_at)}::timestamptz[]) AS at_key(id, created_at)
-    ON u.id = at_key.id AND u.created_at = at_key.created_at AND u.created_at BETWEEN ${from}::timestamptz AND ${to}::timestamptz)`
-}
-
 /** Months created ahead of the current one: the app's start and each cleanup run keep this many ready. */
 export const MONTHS_AHEAD = 3
 

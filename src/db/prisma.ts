@@ -206,13 +206,10 @@ export function statementName (text: string): string {
 /**
  * The same connection or pool, with every statement named after its text: PostgreSQL
  * then plans each once per connection instead of on every call. For the hot paths,
- * whose statements are fixed texts with parameters. A statement sent as `{ text, values }`
- * stays unnamed: planned for its values on every call, for one whose partitions those
- * values prune (a generic plan would lock and start every partition).
+ * whose statements are fixed texts with parameters.
  */
 export function prepared (db: Sql): Sql {
   return {
-    query: ((text: string | pg.QueryConfig, values?: unknown[]) =>
-      typeof text === 'string' ? db.query({ name: statementName(text), text, values }) : db.query(text)) as Sql['query']
+    query: ((text: string, values?: unknown[]) => db.query({ name: statementName(text), text, values })) as Sql['query']
   }
 }

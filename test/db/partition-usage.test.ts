@@ -8,7 +8,6 @@ import t from 'tap'
 import { ensureMonth, monthlyTable, monthStart, partitionName, partitionsOf } from '../../src/db/partitions.js'
 import { applyRetention, cleanupLine, runCleanup } from '../../src/modules/cleanup/service.js'
 import { gateway, type Gateway } from '../modules/gateway/fixtures.js'
-import { waitUntil } from '../helper.js'
 
 const DAY = 86_400_000
 const now = new Date()
@@ -54,41 +53,6 @@ t.test('a request is one row in its month\'s partition; its later events find it
     'each completed and priced in place: 1000 × $3/M + 100 × $15/M')
   const trace = await g.adminCall('GET', '/api/admin/monitoring/trace/old')
   t.equal(trace.candidates[0].status, 'success', 'the trace finds a request two months back by its id')
-})
-
-t.test('a batch\'s row lookup plans and locks only its rows\' months: months kept add nothing to it', async (t) => {
-  const g = await gateway(t)
-  const key = await g.standaloneKey()
-  const blocker = await g.app.pg.connect()
-  t.teardown(() => blocker.release())
-  /** usage's partitions and their indexes locked by a batch completing `ids`, stopped at its key lookup (the same statement as its row lookup) */
-  const lockedBy = async (ids: string[]) => {
-    // past the plan cache's five custom plans on every connection: a generic plan would lock every month
-    for (let i = 0; i < 12; i++) await g.send([{ type: 'complete', request_id: `${ids[0]}-warm-${i}`, api_key_id: key.id, model: 'm', status: 'completed', input_tokens: 1, output_tokens: 1 }])
-    await g.send(ids.map((id) => ({ type: 'start', request_id: id, api_key_id: key.id, model: 'm' })))
-    await blocker.query('BEGIN')
-    await blocker.query('SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE', [key.id])
-    const sent = Promise.resolve(g.usage(ids.map((id) => ({ type: 'complete', request_id: id, api_key_id: key.id, model: 'm', status: 'completed', input_tokens: 1, output_tokens: 1 }))))
-    const waiter = await waitUntil('the batch waiting on the key lock', async () => {
-      await blocker.query('SELECT pg_stat_clear_snapshot()')
-      const { rows: [row] } = await blocker.query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
-      return row as { pid: number } | undefined
-    }, (row) => row !== undefined, { timeoutMs: 30_000 })
-    const { rows } = await blocker.query<{ name: string }>(`
-      SELECT c.relname AS name FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-       WHERE l.pid = $1 AND l.granted AND c.relname ~ '^usage_(p[0-9]{4}_[0-9]{2}|default)' ORDER BY 1`, [waiter!.pid])
-    await blocker.query('COMMIT')
-    t.equal((await sent).statusCode, 200)
-    return rows.map((r) => r.name)
-  }
-  const thisMonth = partitionName('usage', THIS_MONTH)
-  const few = await lockedBy(['a1', 'a2'])
-  t.ok(few.includes(thisMonth), `the rows' partition is locked: ${few.join(', ')}`)
-  t.ok(few.every((name) => name.startsWith(thisMonth)), 'only it and its indexes: no other month, ahead or default')
-  await pastMonths(g, -12)
-  t.same(await lockedBy(['b1', 'b2']), few, 'with twelve older months kept, the same relations')
-  const rows = await g.app.prisma.usage.findMany({ orderBy: { requestId: 'asc' }, select: { requestId: true, status: true } })
-  t.same(rows.filter((r) => !r.requestId.includes('warm')).map((r) => [r.requestId, r.status]), ['a1', 'a2', 'b1', 'b2'].map((id) => [id, 'completed']))
 })
 
 t.test('two batches racing to create one request, dated in different months, make one row', async (t) => {

@@ -18,7 +18,6 @@ import type { EventResultBody, UsageEventBody } from './schemas.js'
 import { countedUsage } from './ingest/counted.js'
 import { claimReceipts, releaseReceipts, waitForCreators } from './ingest/receipts.js'
 import { readRows, readRowsAndLookups } from './ingest/lookups.js'
-import { usageKeysOf } from '../../db/partitions.js'
 import { applyEvents } from './ingest/machine.js'
 import { CreatedMeanwhile, insertBodies, insertCandidates, upsertRows } from './ingest/writes.js'
 
@@ -68,8 +67,7 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
   const now = options.now ?? new Date()
   const synthetic = options.synthetic === true
   // 1. receipts: the events not received before (a sweep's own have none)
-  const claimed = synthetic ? null : await claimReceipts(db, events)
-  const fresh = claimed?.fresh ?? events.map((_e, i) => i)
+  const fresh = synthetic ? events.map((_e, i) => i) : await claimReceipts(db, events)
   const results: EventResultBody[] = events.map((e) => ({ request_id: e.request_id, type: e.type, outcome: 'duplicate' }))
   if (fresh.length === 0) return { results, counted: [] }
   const applied = fresh.map((i) => events[i]!)
@@ -79,7 +77,7 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
   // caught when this batch writes it (CreatedMeanwhile), except by a stream event, which
   // writes nothing without its row: those wait for such a batch first.
   const requestIds = [...new Set(applied.map((e) => e.request_id))].sort()
-  const read = await readRowsAndLookups(db, requestIds, claimed?.located ?? await usageKeysOf(db, requestIds), applied)
+  const read = await readRowsAndLookups(db, requestIds, applied)
   const before = new Map(read.rows.map((row) => [row.requestId, row]))
   const created = new Set(applied.filter((e) => e.type !== 'stream').map((e) => e.request_id))
   const orphanStreams = [...new Set(applied.filter((e) => e.type === 'stream' && !before.has(e.request_id) && !created.has(e.request_id)).map((e) => e.request_id))].sort()

@@ -1,7 +1,7 @@
 // What a batch reads before applying its events: the usage rows it changes (locked) and
 // the keys, providers, endpoints, provider keys and prices its events and rows name (key-shared).
 import sql, { raw } from 'sql-template-tag'
-import { usageAtSql, usageKeysOf, type UsageKey } from '../../../db/partitions.js'
+import { usageByRequestSql } from '../../../db/partitions.js'
 import type { Sql } from '../../../db/prisma.js'
 import type { StoredTier } from '../../accounting/tiers.js'
 import { storedActualCostsSql, tierPricesJoinSql, tierPricesSql, type Costs } from '../../accounting/pricing.js'
@@ -78,16 +78,12 @@ function fromRow (row: UsageRow): RowState {
  * Usage rows with what they no longer store, under the names fromRow reads: their tier's
  * unit prices (the price_snapshot_tiers primary key) and their actual cost components.
  */
-const rowsWithPrices = (keys: UsageKey[]) => sql`
-  SELECT u.*, ${raw(tierPricesSql())}, ${raw(storedActualCostsSql('u'))} FROM ${usageAtSql(keys)} ${raw(tierPricesJoinSql('u'))}
-   ORDER BY u.request_id FOR UPDATE OF u`
+const ROWS_WITH_PRICES = sql`SELECT u.*, ${raw(tierPricesSql())}, ${raw(storedActualCostsSql('u'))} FROM ${usageByRequestSql()} ${raw(tierPricesJoinSql('u'))}`
 
-/** The usage rows of these requests, locked in request_id order (served by usage_requests' key, then usage's in their months). */
+/** The usage rows of these requests, locked in request_id order (served by usage_requests' key, then usage's). */
 export async function readRows (db: Sql, requestIds: string[]): Promise<RowState[]> {
-  const keys = await usageKeysOf(db, requestIds)
-  if (keys.length === 0) return []
-  const query = rowsWithPrices(keys)
-  const { rows } = await db.query<UsageRow>({ text: query.text, values: query.values })
+  const query = sql`${ROWS_WITH_PRICES} WHERE q.request_id = ANY(${requestIds}::text[]) ORDER BY q.request_id FOR UPDATE OF u`
+  const { rows } = await db.query<UsageRow>(query.text, query.values)
   return rows.map(fromRow)
 }
 
@@ -101,12 +97,10 @@ interface Found {
 /**
  * The usage rows of these requests, locked in request_id order, and the keys, providers,
  * endpoints, provider keys and prices that the events and those rows name, in one round
- * trip. `located` holds the rows' keys in usage (read with the receipts, or usageKeysOf;
- * keys of other requests are ignored). Served by usage's key in the rows' months and the
- * referenced tables' primary keys (prices: model_prices' model index).
+ * trip. Served by usage_requests' key, usage's, and the referenced tables' primary keys (prices:
+ * model_prices' model index).
  */
-export async function readRowsAndLookups (db: Sql, requestIds: string[], located: UsageKey[], events: UsageEventBody[]): Promise<{ rows: RowState[], lookups: Lookups }> {
-  const wanted = new Set(requestIds)
+export async function readRowsAndLookups (db: Sql, requestIds: string[], events: UsageEventBody[]): Promise<{ rows: RowState[], lookups: Lookups }> {
   const collect = (...lists: Array<Array<string | null | undefined>>) => [...new Set(lists.flat().filter((id): id is string => typeof id === 'string'))]
   const starts = events as StartFields[]
   const candidates = events.flatMap((e) => e.type === 'complete' ? e.candidates ?? [] : [])
@@ -120,7 +114,9 @@ export async function readRowsAndLookups (db: Sql, requestIds: string[], located
   // usage_references_by_trigger). Providers include those of the named keys and endpoints.
   // The lookups ride on the first row (a LEFT JOIN: one row with no usage columns when none exists).
   const query = sql`
-    WITH r AS (${rowsWithPrices(located.filter((key) => wanted.has(key.request_id)))}), k AS (
+    WITH r AS (
+      ${ROWS_WITH_PRICES} WHERE q.request_id = ANY(${requestIds}::text[]) ORDER BY q.request_id FOR UPDATE OF u
+    ), k AS (
       SELECT k.id, k.user_id FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ANY(${keyIds}::uuid[]) FOR KEY SHARE
     ), pk AS (
       SELECT id, provider_id, rate_multiplier::text AS rate_multiplier, cache_ttl_minutes FROM provider_api_keys
@@ -143,8 +139,7 @@ export async function readRowsAndLookups (db: Sql, requestIds: string[], located
     SELECT CASE WHEN n IS NULL OR n = 1 THEN l.lookups END AS lookups, o.*
       FROM l LEFT JOIN (SELECT row_number() OVER (ORDER BY request_id) AS n, r.* FROM r) o ON true
      ORDER BY o.request_id`
-  // unnamed (see prepared): the rows' months are pruned at planning only in a plan made for these values
-  const { rows } = await db.query<UsageRow & { lookups: Found | null }>({ text: query.text, values: query.values })
+  const { rows } = await db.query<UsageRow & { lookups: Found | null }>(query.text, query.values)
   const found = rows[0]!.lookups!
   const byId = <T extends { id: string }>(list: T[]) => new Map(list.map((row) => [row.id, row]))
   return {

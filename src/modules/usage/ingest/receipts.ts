@@ -4,7 +4,6 @@
 // duplicate. A rejected event's receipt is released, so it may be sent again, corrected.
 import sql from 'sql-template-tag'
 import { Columns } from '../../../db/columns.js'
-import { usageKeysText, type UsageKey } from '../../../db/partitions.js'
 import type { Sql } from '../../../db/prisma.js'
 import type { UsageEventBody } from '../schemas.js'
 import type { Receipt } from './row.js'
@@ -14,36 +13,24 @@ const RECEIPT_COLUMNS = new Columns<Receipt>([
   { name: 'event_type', type: 'text', value: (r) => r.event_type }
 ])
 
-// the requests' usage keys ride on the claim's round trip; read in its snapshot, a row committed by a batch the claim
-// waited for is missed, and its creation then fails as CreatedMeanwhile, which runs the batch again
 const CLAIM = `
-      WITH claimed AS (
-        INSERT INTO gateway_events (${RECEIPT_COLUMNS.names})
-        SELECT * FROM ${RECEIPT_COLUMNS.from('r')}
-        ON CONFLICT DO NOTHING
-        RETURNING request_id, event_type
-      )
-      SELECT request_id, event_type, NULL::uuid AS usage_id, NULL::timestamptz AS created_at FROM claimed
-      UNION ALL
-      SELECT k.request_id, NULL, k.usage_id, k.created_at FROM (${usageKeysText('$1')}) k`
+      INSERT INTO gateway_events (${RECEIPT_COLUMNS.names})
+      SELECT * FROM ${RECEIPT_COLUMNS.from('r')}
+      ON CONFLICT DO NOTHING
+      RETURNING request_id, event_type`
 
 const pairOf = (e: { request_id: string, type: string }) => `${e.request_id}\u0000${e.type}`
 
-/**
- * Inserts the events' receipts; returns the indexes of the events not received before (the
- * first copy of a pair in the batch), and where the usage rows of the events' requests are.
- */
-export async function claimReceipts (db: Sql, events: UsageEventBody[]): Promise<{ fresh: number[], located: UsageKey[] }> {
+/** Inserts the events' receipts; returns the indexes of the events not received before (the first copy of a pair in the batch). */
+export async function claimReceipts (db: Sql, events: UsageEventBody[]): Promise<number[]> {
   const pairs = [...new Map(events.map((e) => [pairOf(e), { request_id: e.request_id, event_type: e.type }])).values()]
     .sort((a, b) => a.request_id < b.request_id ? -1 : a.request_id > b.request_id ? 1 : a.event_type < b.event_type ? -1 : 1)
-  // $1 is the request_id column: RECEIPT_COLUMNS lists it first
-  const { rows } = await db.query<Receipt & Partial<UsageKey>>(CLAIM, RECEIPT_COLUMNS.values(pairs))
-  const isNew = new Set(rows.filter((r) => r.event_type !== null).map((r) => pairOf({ request_id: r.request_id, type: r.event_type })))
-  const located = rows.filter((r): r is Receipt & UsageKey => r.event_type === null)
+  const inserted = await db.query<Receipt>(CLAIM, RECEIPT_COLUMNS.values(pairs))
+  const isNew = new Set(inserted.rows.map((r) => pairOf({ request_id: r.request_id, type: r.event_type })))
   const fresh: number[] = []
   // the first copy in the batch is new, later copies are duplicates
   events.forEach((e, i) => { if (isNew.delete(pairOf(e))) fresh.push(i) })
-  return { fresh, located }
+  return fresh
 }
 
 /** Deletes the receipts of rejected events: a rejected event was not received. */
