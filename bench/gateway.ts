@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import http from 'node:http'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
+import { addMonths, ensureMonth, monthStart, MONTHLY_TABLES } from '../src/db/partitions.js'
 import { uuidv7 } from '../src/lib/crypto.js'
 import { cpuNote, fmt, GATEWAY_TOKEN, hammer, startBench, stealMeter, stealNote, type Bench, type Run } from './harness.js'
 
@@ -160,11 +161,13 @@ const PER_BATCH_LABEL = `batch of ${PER_BATCH.size}, 1 connection`
 
 export async function ingest (args: string[] = []): Promise<void> {
   // --only TEXT: the runs whose label contains TEXT (the other benchmarks' flags are theirs)
-  const only = parseArgs({ args, options: { only: { type: 'string' } }, strict: false }).values.only
+  // --months-kept N: N older months of every partitioned table, empty, as an operator keeping N months of history has
+  const { only, 'months-kept': monthsKept } = parseArgs({ args, options: { only: { type: 'string' }, 'months-kept': { type: 'string' } }, strict: false }).values
   const wanted = (label: string) => typeof only !== 'string' || label.includes(only)
   const bench = await startBench()
   try {
     const { keys, provider } = await fixtures(bench, 8)
+    if (typeof monthsKept === 'string') await keepMonths(bench, Number(monthsKept))
     let n = 0
     if (wanted(PER_BATCH_LABEL)) await perBatch(bench, keys[0]!.id, provider.id, (keyId, providerId) => completion(keyId, providerId, n++))
     let assigned = 0
@@ -243,6 +246,18 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
   console.log(`reserve ${label.padEnd(37)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors${cpuNote(run)}${stealNote(run.steal)}; ${fmt(settled)} settled in ${fmt(batches)} batches, ${left!.n} holds left)`)
   if (firstRefusal !== undefined) console.log(`  first refusal: ${firstRefusal}`)
   admitted = []
+}
+
+/** `count` older months' partitions of every partitioned table (partition maintenance analyses each). */
+async function keepMonths (bench: Bench, count: number): Promise<void> {
+  const pool = new pg.Pool({ connectionString: bench.config.DATABASE_URL, max: 1 })
+  try {
+    for (const table of MONTHLY_TABLES) for (let n = 1; n <= count; n++) await ensureMonth(pool, table, addMonths(monthStart(new Date()), -n))
+    const { rows: [row] } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'usage'::regclass`)
+    console.log(`(${count} older months kept: usage has ${row!.n} partitions)`)
+  } finally {
+    await pool.end()
+  }
 }
 
 /** `rows` usage rows of history over the seed's 30 days (its own users and keys, rollups built), then ANALYZE. */

@@ -14,7 +14,7 @@ const names = firstFlag === -1 ? args : args.slice(0, firstFlag)
 const flags = firstFlag === -1 ? [] : args.slice(firstFlag)
 const unknown = names.filter((name) => benches[name] === undefined)
 if (names.length === 0 || unknown.length > 0) {
-  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> … [--rows N] [--reset] [--only TEXT] [--skip-raw] [--align] (stats, cache) [--against DIR] (inprocess)`)
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> … [--rows N] [--reset] [--only TEXT] [--months-kept N] (ingest) [--skip-raw] [--align] (stats, cache) [--against DIR] (inprocess)`)
   process.exit(2)
 }
 for (const [i, name] of names.entries()) {
