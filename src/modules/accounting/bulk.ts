@@ -8,6 +8,7 @@ import type { Sql } from '../../db/prisma.js'
 import { ATTEMPTS, DIMENSIONS, histogramsOf, keyColumns, regroupedColumn, rollup, ROLLUPS, summedColumns, type Rollup, type SummedColumn } from './model.js'
 import { tierPricesJoinSql } from './pricing.js'
 import { executedSql, finishedSql, inFlightSql, NIL_UUID, SETTLED_HOURS_CHANGED } from './rules.js'
+import { keyTenantSql } from './tenant.js'
 
 const run = async (db: Sql, query: Fragment) => db.query(query.text, query.values)
 
@@ -87,12 +88,14 @@ export async function rollupInFlightSeconds (db: Sql): Promise<void> {
  * every status, as ingestion's RollupDeltas would have added them.
  */
 const windowSecondsSql = (which: Fragment): Fragment => sql`
-  INSERT INTO usage_key_seconds AS t (api_key_id, second, requests, tokens)
-  SELECT api_key_id, date_trunc('second', created_at), count(*), sum(total_tokens)
-    FROM usage
-   WHERE ${which} AND api_key_id IS NOT NULL AND created_at > now() - interval '2 days'
-   GROUP BY 1, 2 ORDER BY 1, 2
-  ON CONFLICT (api_key_id, second) DO UPDATE SET requests = t.requests + EXCLUDED.requests, tokens = t.tokens + EXCLUDED.tokens`
+  INSERT INTO usage_key_seconds AS t (api_key_id, second, tenant_id, requests, tokens)
+  SELECT s.api_key_id, s.second, ${keyTenantSql('k')}, s.requests, s.tokens
+    FROM (SELECT api_key_id, date_trunc('second', created_at) AS second, count(*) AS requests, sum(total_tokens) AS tokens
+            FROM usage
+           WHERE ${which} AND api_key_id IS NOT NULL AND created_at > now() - interval '2 days'
+           GROUP BY 1, 2) s JOIN api_keys k ON k.id = s.api_key_id
+   ORDER BY 1, 2
+  ON CONFLICT (api_key_id, second, tenant_id) DO UPDATE SET requests = t.requests + EXCLUDED.requests, tokens = t.tokens + EXCLUDED.tokens`
 
 /** The regrouped rollups, each after the one it regroups. */
 function regroupOrder (): Rollup[] {

@@ -6,6 +6,7 @@ import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { ATTEMPTS, bucketsOf, DIMENSIONS, finestKey, HISTOGRAM_NAMES, HISTOGRAMS, histogramsOf, hour, latencyBucket, MEASURES, PROVIDER_MONTH, ROLLUPS, summedColumns, type Buckets, type HistogramName, type MeasureName, type Rollup, type RollupSource, type RollupTable } from './model.js'
 import { isFinished, isLateWrite, NIL_UUID } from './rules.js'
+import { keyTenantSql } from './tenant.js'
 
 export type { RollupSource }
 
@@ -330,10 +331,11 @@ function writeTotalsSql (now: Date, late: boolean, keys: string, users: string, 
        WHERE p.id = c.id AND (p.monthly_used_month IS NULL OR p.monthly_used_month <= c.month)
       RETURNING 1
     ), seconds AS (
-      INSERT INTO usage_key_seconds AS t (api_key_id, second, requests, tokens)
-      SELECT d.api_key_id, to_timestamp(d.second), d.requests, d.tokens
-        FROM jsonb_to_recordset(${seconds}::jsonb) AS d(api_key_id uuid, second bigint, requests int, tokens bigint)
-      ON CONFLICT (api_key_id, second) DO UPDATE SET requests = t.requests + EXCLUDED.requests, tokens = t.tokens + EXCLUDED.tokens
+      -- each key's tenant from its row (api_keys primary key); the batch holds KEY_DELETION_LOCK, so every key is there
+      INSERT INTO usage_key_seconds AS t (api_key_id, second, tenant_id, requests, tokens)
+      SELECT d.api_key_id, to_timestamp(d.second), ${keyTenantSql('k')}, d.requests, d.tokens
+        FROM jsonb_to_recordset(${seconds}::jsonb) AS d(api_key_id uuid, second bigint, requests int, tokens bigint) JOIN api_keys k ON k.id = d.api_key_id
+      ON CONFLICT (api_key_id, second, tenant_id) DO UPDATE SET requests = t.requests + EXCLUDED.requests, tokens = t.tokens + EXCLUDED.tokens
       RETURNING 1
     ), ${join(UPSERTS.map((upsert, i) => upsertCte(upsert, rows[i]!)), ', ')}
     -- read (so run) in the order the statement had before: the rollups, then the keys and users, then the window's seconds

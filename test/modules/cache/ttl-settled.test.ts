@@ -66,8 +66,9 @@ t.test('settled days of the interval histograms: equal to the uncached answer, a
 
   // a settled row changed behind the count's back is not read again: proof the days are kept…
   const settledHour = new Date(Math.floor((now - 6 * DAY) / HOUR) * HOUR).toISOString()
-  await g.app.prisma.$executeRawUnsafe(`INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bins) VALUES ('api_key', '${keys[2]!.id}', '${settledHour}', '\\xffff000000070000000000000000'::bytea)
-    ON CONFLICT (scope, scope_id, bucket) DO UPDATE SET bins = cache_interval_hourly.bins || EXCLUDED.bins`)
+  await g.app.prisma.$executeRawUnsafe(`INSERT INTO cache_interval_hourly (scope, scope_id, bucket, tenant_id, bins)
+    SELECT 'api_key', id, '${settledHour}', user_id, '\\xffff000000070000000000000000'::bytea FROM api_keys WHERE id = '${keys[2]!.id}'
+    ON CONFLICT (scope, scope_id, bucket, tenant_id) DO UPDATE SET bins = cache_interval_hourly.bins || EXCLUDED.bins`)
   t.same(await ttl('api_key'), afterLate, 'the kept days stand while the count stands')
   // …and summed again once it moves (as a rebuild or the seed's bulk load moves it)
   await g.app.prisma.$executeRawUnsafe('UPDATE rollup_late_writes SET writes = writes + 1')

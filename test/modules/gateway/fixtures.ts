@@ -105,7 +105,7 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_hourly_provider: 'SELECT * FROM usage_hourly_provider ORDER BY bucket, provider_id',
     usage_hourly_provider_key: 'SELECT * FROM usage_hourly_provider_key ORDER BY bucket, provider_api_key_id',
     usage_hourly_global: 'SELECT * FROM usage_hourly_global ORDER BY bucket',
-    cache_interval_hourly: `SELECT scope, scope_id, bucket, encode(bins, 'hex') AS bins FROM cache_interval_hourly ORDER BY scope, scope_id, bucket`,
+    cache_interval_hourly: `SELECT scope, scope_id, bucket, tenant_id, encode(bins, 'hex') AS bins FROM cache_interval_hourly ORDER BY scope, scope_id, bucket`,
     cache_savings_hourly: `SELECT * FROM cache_savings_hourly WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, user_id, api_key_id, model, provider_id`,
     cache_savings_hourly_global: `SELECT * FROM cache_savings_hourly_global WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket`,
     cache_savings_hourly_model: `SELECT * FROM cache_savings_hourly_model WHERE ${CACHE_SAVINGS_NOT_ZERO} ORDER BY bucket, model, provider_id`,
@@ -129,7 +129,7 @@ const CACHE_SAVINGS_NOT_ZERO = `NOT (read_saving = 0 AND write_5m_premium = 0 AN
   AND cache_write_1h_tokens = 0 AND wasted_5m_tokens = 0 AND wasted_1h_tokens = 0 AND wasted_cost = 0)`
 const CACHE_TABLES = {
   // the packed bins byte for byte: ingestion's merges must leave the rebuild's canonical form (sorted, no emptied bin)
-  cache_interval_hourly: `SELECT scope, scope_id, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, encode(bins, 'hex') AS bins
+  cache_interval_hourly: `SELECT scope, scope_id, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, tenant_id, encode(bins, 'hex') AS bins
     FROM cache_interval_hourly ORDER BY 1, 2, 3`,
   cache_savings_hourly: `SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS bucket, user_id, api_key_id, model, provider_id, read_saving,
     write_5m_premium, write_1h_premium, cache_write_5m_tokens, cache_write_1h_tokens, wasted_5m_tokens, wasted_1h_tokens, wasted_cost

@@ -13,6 +13,7 @@ import { inTransaction, type Sql } from '../../../db/prisma.js'
 import { CACHE_TABLES, DIMENSIONS } from '../model.js'
 import { cacheEconomicsSql, componentCostSql, tierPricesJoinSql } from '../pricing.js'
 import { finishedSql, SETTLED_HOURS_CHANGED } from '../rules.js'
+import { keyTenantSql } from '../tenant.js'
 import { FIRST_BIN, lastBinWithin, SQL_LOWER_BOUNDS } from './bins.js'
 import { sqlEntry } from './packed.js'
 import { SAVINGS_COLUMN_NAMES, SAVINGS_SUMMED, TIMELINE_MAX_GAP_MS, walkingIndexes, wastedTokensSql } from './timeline.js'
@@ -89,10 +90,10 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
         FROM usage ${raw(PRICES)} WHERE status = 'completed' AND api_key_id IS NOT NULL
       WINDOW w AS (PARTITION BY api_key_id ORDER BY created_at, request_id)
     ), intervals AS (
-      INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bins)
-      SELECT 'api_key', api_key_id, bucket, ${raw(PACKED_BINS)}
-        FROM (${binSums('api_key_id')}) b
-       GROUP BY api_key_id, bucket
+      INSERT INTO cache_interval_hourly (scope, scope_id, bucket, tenant_id, bins)
+      SELECT 'api_key', b.api_key_id, b.bucket, ${keyTenantSql('k')}, ${raw(PACKED_BINS)}
+        FROM (${binSums('api_key_id')}) b JOIN api_keys k ON k.id = b.api_key_id
+       GROUP BY b.api_key_id, b.bucket, k.id
       RETURNING 1
     )
     INSERT INTO cache_savings_hourly AS s (bucket, user_id, api_key_id, model, provider_id, wasted_5m_tokens, wasted_1h_tokens, wasted_cost)
@@ -125,8 +126,8 @@ const INDEPENDENT_STEPS: Array<(db: Sql) => Promise<unknown>> = [
       SELECT bucket, user_id, points FROM hours WHERE points > 0
       RETURNING 1
     )
-    INSERT INTO cache_interval_hourly (scope, scope_id, bucket, bins)
-    SELECT 'user', user_id, bucket, bins FROM hours`)
+    INSERT INTO cache_interval_hourly (scope, scope_id, bucket, tenant_id, bins)
+    SELECT 'user', user_id, bucket, user_id, bins FROM hours`)
 ]
 
 const ECONOMICS = cacheEconomicsSql()
@@ -160,11 +161,12 @@ async function finish (db: Sql): Promise<void> {
 
   // each timeline's last request: one backward index walk per key and per user (usage (api_key_id, created_at) / (user_id, created_at))
   await walkingIndexes(db, async () => {
-    for (const [scope, owners, column] of [['api_key', 'api_keys', 'api_key_id'], ['user', 'users', 'user_id']] as const) {
+    // each timeline's tenant: a key's (tenant.ts), a user's own id
+    for (const [scope, owners, column, tenant] of [['api_key', 'api_keys', 'api_key_id', keyTenantSql('o').text], ['user', 'users', 'user_id', 'o.id']] as const) {
       await db.query(`
-        INSERT INTO cache_timeline_tail (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
+        INSERT INTO cache_timeline_tail (scope, scope_id, tenant_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
           cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, model, provider_id)
-        SELECT $1, o.id, l.created_at, l.request_id, l.user_id, l.api_key_id, l.cache_creation_5m_input_tokens, l.cache_creation_1h_input_tokens,
+        SELECT $1, o.id, ${tenant}, l.created_at, l.request_id, l.user_id, l.api_key_id, l.cache_creation_5m_input_tokens, l.cache_creation_1h_input_tokens,
                l.cache_write_5m_price_per_1m, l.cache_write_1h_price_per_1m, l.model, l.provider_id
           FROM ${owners} o CROSS JOIN LATERAL (
             SELECT created_at, request_id, user_id, api_key_id, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens,

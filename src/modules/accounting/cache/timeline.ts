@@ -25,6 +25,7 @@ import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { DIMENSIONS, hour } from '../model.js'
 import { cacheEconomics, componentCost, tierPricesJoinSql } from '../pricing.js'
 import { isFinished, NIL_UUID } from '../rules.js'
+import { scopeTenantSql } from '../tenant.js'
 import { binOf, FIRST_BIN, lastBinWithin } from './bins.js'
 import { pack, sqlEntries, sqlEntry, type BinEntry } from './packed.js'
 
@@ -458,6 +459,10 @@ function intervalRows (deltas: CacheDeltas) {
     .map((r) => ({ scope: r.scope, scope_id: r.scope_id, bucket: r.bucket, bins: pack(r.entries).toString('hex') }))
 }
 
+/** A delta row `d`'s tenant, and the join to its key's row that it reads (api_keys primary key; none for a user scope). */
+const SCOPE_TENANT = scopeTenantSql('d.scope', 'd.scope_id', 'k').text
+const SCOPE_KEY = `LEFT JOIN api_keys k ON d.scope = 'api_key' AND k.id = d.scope_id`
+
 async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
   const intervals = intervalRows(deltas)
   const savings = [...deltas.savings.values()].filter((e) => SAVINGS.some((name) => e[name] !== 0n))
@@ -477,9 +482,10 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
       -- merged into the hour's row: bins summed, the emptied ones dropped, sorted (the rebuild's form, byte for byte).
       -- A row never empties: each completed request counts once in its hour, in a bin or in bin -1. The stored bins
       -- are copied once (|| ''): a row over 2 kB is stored compressed, and each get_byte on it would decompress it again.
-      INSERT INTO cache_interval_hourly AS t (scope, scope_id, bucket, bins)
-      SELECT d.scope, d.scope_id, d.bucket, decode(d.bins, 'hex') FROM ${INTERVAL_COLUMNS.from('d', 1)}
-      ON CONFLICT (scope, scope_id, bucket) DO UPDATE SET bins = (
+      -- a key scope's tenant from its key's row (the batch holds KEY_DELETION_LOCK, so every key is there)
+      INSERT INTO cache_interval_hourly AS t (scope, scope_id, bucket, tenant_id, bins)
+      SELECT d.scope, d.scope_id, d.bucket, ${SCOPE_TENANT}, decode(d.bins, 'hex') FROM ${INTERVAL_COLUMNS.from('d', 1)} ${SCOPE_KEY}
+      ON CONFLICT (scope, scope_id, bucket, tenant_id) DO UPDATE SET bins = (
         SELECT COALESCE(string_agg(${sqlEntry('m.bin', 'm.count', 'm.sum_ms')}, ''::bytea ORDER BY m.bin), ''::bytea)
           FROM (SELECT e.bin, sum(e.count) AS count, sum(e.sum_ms) AS sum_ms
                   FROM (VALUES (t.bins || ''::bytea), (EXCLUDED.bins)) AS v(b) CROSS JOIN LATERAL ${sqlEntries('v.b', 'e')}
@@ -506,12 +512,12 @@ async function writeDeltas (db: Sql, deltas: CacheDeltas): Promise<void> {
       ON CONFLICT (bucket, user_id, api_key_id, model, provider_id) DO UPDATE SET ${SAVINGS_ADDED}
       RETURNING 1
     ), ${SAVINGS_SUMMED_CTES}, tails AS (
-      INSERT INTO cache_timeline_tail AS t (scope, scope_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
+      INSERT INTO cache_timeline_tail AS t (scope, scope_id, tenant_id, last_at, last_request_id, user_id, api_key_id, cache_write_5m_tokens, cache_write_1h_tokens,
         cache_write_5m_price_per_1m, cache_write_1h_price_per_1m, model, provider_id)
-      SELECT scope, scope_id, last_at, last_request_id, user_id, api_key_id, w5, w1, p5, p1, model, provider_id
+      SELECT d.scope, d.scope_id, ${SCOPE_TENANT}, d.last_at, d.last_request_id, d.user_id, d.api_key_id, d.w5, d.w1, d.p5, d.p1, d.model, d.provider_id
         FROM jsonb_to_recordset($${tailsParam}::jsonb) AS d(scope text, scope_id uuid, last_at timestamptz, last_request_id text, user_id uuid, api_key_id uuid,
-          w5 int, w1 int, p5 bigint, p1 bigint, model text, provider_id uuid)
-      ON CONFLICT (scope, scope_id) DO UPDATE SET last_at = EXCLUDED.last_at, last_request_id = EXCLUDED.last_request_id, user_id = EXCLUDED.user_id,
+          w5 int, w1 int, p5 bigint, p1 bigint, model text, provider_id uuid) ${SCOPE_KEY}
+      ON CONFLICT (scope, scope_id, tenant_id) DO UPDATE SET last_at = EXCLUDED.last_at, last_request_id = EXCLUDED.last_request_id, user_id = EXCLUDED.user_id,
         api_key_id = EXCLUDED.api_key_id, cache_write_5m_tokens = EXCLUDED.cache_write_5m_tokens, cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens,
         cache_write_5m_price_per_1m = EXCLUDED.cache_write_5m_price_per_1m, cache_write_1h_price_per_1m = EXCLUDED.cache_write_1h_price_per_1m,
         model = EXCLUDED.model, provider_id = EXCLUDED.provider_id
