@@ -33,6 +33,14 @@ export const MONTHLY_TABLES: readonly MonthlyTable[] = [
  */
 export const usageByRequestSql = (): Statement => raw('(usage_requests q JOIN usage u ON u.id = q.usage_id AND u.created_at = q.created_at)')
 
+/**
+ * The candidates of usage row `u` (alias `c`): a candidate is dated by its request (ingestion and the
+ * seed write the row's created_at on it, and a row's created_at never changes), so the month prunes
+ * the probe to one partition of request_candidates (request_id, candidate_index, retry_index, created_at)
+ * instead of one probe a month kept.
+ */
+export const candidatesOfSql = (c: string, u: string): Statement => raw(`${c}.request_id = ${u}.request_id AND ${c}.created_at = ${u}.created_at`)
+
 /** Months created ahead of the current one: the app's start and each cleanup run keep this many ready. */
 export const MONTHS_AHEAD = 3
 

@@ -12,6 +12,7 @@ export interface HourPlan { hours: Span, edges: [Span, Span] }
 /** Whole UTC days from the daily rollup, the whole hours beside them, the raw edges. */
 export interface DayPlan { days: Span, hours: [Span, Span], edges: [Span, Span] }
 
+const QUARTER = 900_000
 const HOUR = 3_600_000
 const DAY = 86_400_000
 
@@ -35,3 +36,36 @@ export function dayPlan (range: Range): DayPlan {
   const d = carve(h.whole.from.getTime(), h.whole.to.getTime(), DAY)
   return { days: d.whole, hours: [d.before, d.after], edges: [h.before, h.after] }
 }
+
+/**
+ * The hour edges of a range cut again by quarter-hour, for a reader that has a quarter-hour
+ * rollup: the whole quarter-hours inside them, and the ragged rest to read raw (at most a
+ * quarter-hour at each end where the hour edges hold up to an hour: the raw part grows with
+ * the requests a minute). With hourPlan's or dayPlan's hours and days they cover the range
+ * once. Named apart from `edges`, so a plan holding both still reads right where only the
+ * hour edges are known.
+ */
+export interface QuarterCut { quarters: [Span, Span], ragged: [Span, Span] }
+
+export function quarterCut (range: Range): QuarterCut {
+  const from = range.start.getTime()
+  const to = range.end.getTime()
+  const q = carve(from, to, QUARTER)
+  const h = carve(from, to, HOUR)
+  const span = (a: number, b: number): Span => ({ from: new Date(a), to: new Date(b) })
+  const [qFrom, qTo] = [q.whole.from.getTime(), q.whole.to.getTime()]
+  // no whole hour: the whole quarters are one run; else the runs before and after the hours
+  const quarters: [Span, Span] = h.whole.from.getTime() >= h.whole.to.getTime() || qFrom >= qTo
+    ? [q.whole, span(to, to)]
+    : [span(qFrom, h.whole.from.getTime()), span(h.whole.to.getTime(), qTo)]
+  return { quarters, ragged: [q.before, q.after] }
+}
+
+export type QuarterHourPlan = HourPlan & QuarterCut
+export type QuarterDayPlan = DayPlan & QuarterCut
+
+/** hourPlan with the hour edges cut again by quarter-hour */
+export const quarterHourPlan = (range: Range): QuarterHourPlan => ({ ...hourPlan(range), ...quarterCut(range) })
+
+/** dayPlan with the hour edges cut again by quarter-hour */
+export const quarterDayPlan = (range: Range): QuarterDayPlan => ({ ...dayPlan(range), ...quarterCut(range) })

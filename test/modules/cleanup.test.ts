@@ -110,7 +110,7 @@ t.test('retention: old bodies and audit rows go, recent ones and all usage rows 
 
   // the rate window's per-second counts: 49 hours old goes (past the longest window and a day), 47 hours stays, whatever the settings
   const keyId = '00000000-0000-4000-8000-000000000001'
-  for (const hours of [49, 47]) await app.prisma.usageKeySecond.create({ data: { apiKeyId: keyId, second: new Date(Math.floor(Date.now() / 1000 - hours * 3600) * 1000), requests: 1 } })
+  for (const hours of [49, 47]) await app.prisma.usageKeySecond.create({ data: { apiKeyId: keyId, tenantId: keyId, second: new Date(Math.floor(Date.now() / 1000 - hours * 3600) * 1000), requests: 1 } })
 
   t.same(await applyRetention(app.prisma, app.pg, { usageDays: 0, bodyDays: 0, auditDays: 0 }), { usageRows: 0, usagePartitions: 0, candidates: 0, bodies: 0, bodyPartitions: 0, auditRows: 0, auditPartitions: 0, windowSeconds: 1 }, '0 keeps bodies and audit rows; the old second goes')
   t.same(await applyRetention(app.prisma, app.pg, { usageDays: 0, bodyDays: 30, auditDays: 365 }), { usageRows: 0, usagePartitions: 0, candidates: 0, bodies: 1, bodyPartitions: 0, auditRows: 1, auditPartitions: 0, windowSeconds: 0 })

@@ -193,6 +193,8 @@ const HEATMAP: readonly MeasureName[] = ['requests', 'total_tokens', 'total_cost
 // the analytics time series' measures (analytics/queries.ts), the heatmap's among them
 const SERIES: readonly MeasureName[] = [...HEATMAP, 'errors', 'input_tokens', 'output_tokens', 'cache_creation_tokens', 'cache_creation_5m_tokens', 'cache_creation_1h_tokens',
   'cache_read_tokens', 'response_time_sum_ms', 'response_time_count', 'first_byte_time_sum_ms', 'first_byte_time_count']
+// the quarter-hours': the series' and what the totals' readers sum (read/sql.ts ROLLUP_MEASURES), for ragged ranges' whole quarter-hours
+const QUARTERS: readonly MeasureName[] = [...SERIES, 'cache_creation_cost', 'cache_read_cost']
 
 /** Every rollup of usage rows, finest first (a table's `regroups` comes before it). */
 export const ROLLUPS: readonly Rollup[] = [
@@ -206,9 +208,9 @@ export const ROLLUPS: readonly Rollup[] = [
   // …and their hours beside the days: one row a key an hour (usage_hourly has one per user, provider, model and format)
   { table: 'usage_hourly_api_key', grain: ['hour', 'key'], measures: RANKING, regroups: 'usage_hourly' },
   // a time series' and the percentiles' cut hours in zones whose midnight is off the hour, filtered by model, provider or api_format (~22 rows a quarter-hour)
-  { table: 'usage_quarter_hourly_model', grain: ['quarter', 'provider', 'model', 'format'], measures: SERIES },
+  { table: 'usage_quarter_hourly_model', grain: ['quarter', 'provider', 'model', 'format'], measures: QUARTERS },
   // the heatmap's edges and an unfiltered time series' cut hours: one row a quarter-hour, read alone where no filter asks for more
-  { table: 'usage_quarter_hourly_global', grain: ['quarter'], measures: SERIES, regroups: 'usage_quarter_hourly_model' },
+  { table: 'usage_quarter_hourly_global', grain: ['quarter'], measures: QUARTERS, regroups: 'usage_quarter_hourly_model' },
   // the user ranking; its rows are the user's, whose `used` a batch locks anyway
   { table: 'usage_daily_user', grain: ['day', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly_user' },
   { table: 'usage_hourly_user', grain: ['hour', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly' },

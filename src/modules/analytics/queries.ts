@@ -2,7 +2,8 @@
 // keeps the filters' dimensions, and raw usage rows for the hours a bucket boundary cuts.
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
-import type { DayPlan } from '../../lib/spans.js'
+import type { QuarterDayPlan } from '../../lib/spans.js'
+import { withinEither } from '../accounting/read/sql.js'
 import { finishedSql } from '../accounting/rules.js'
 import type { Bucket } from './buckets.js'
 
@@ -204,6 +205,8 @@ interface BoardSource {
   /** the whole UTC days' rollup (null: the hourly one over the days too) and the hours' beside them (alias r), their key, and the name join (alias n, on g.key) */
   daily: string | null
   hourly: string
+  /** the whole quarter-hours' rollup beside the hours (null: none keeps the board's key; the hour edges are read raw) */
+  quarterly: string | null
   key: string
   rawKey: string
   names: string
@@ -219,14 +222,15 @@ interface BoardSource {
  * (primary keys (day, …) / (bucket, …); requests that reached a provider, as the users
  * aggregation counts); keys from usage_daily_api_key / usage_hourly_api_key ((day, …) / (bucket, …)), or
  * usage_daily_key / usage_hourly ((user_id, day) / (user_id, bucket)) for one user; models and providers from
- * usage_daily_model (day, …) and usage_hourly_model / usage_hourly_provider (bucket, …).
- * Raw edges through usage (created_at).
+ * usage_daily_model (day, …) and usage_hourly_model / usage_hourly_provider (bucket, …), their
+ * whole quarter-hours beside the hours from usage_quarter_hourly_model (bucket, …).
+ * Raw edges through usage (created_at): the hour edges, or only what lies inside a quarter-hour.
  */
 const BOARDS: Record<Board, BoardSource> = {
-  users: { daily: 'usage_daily_user', hourly: 'usage_hourly_user', key: 'r.user_id', rawKey: 'u.user_id', names: 'JOIN users n ON n.id = g.key::uuid', name: 'n.username', rollupWhere: 'TRUE', rawWhere: 'u.provider_id IS NOT NULL' },
-  'api-keys': { daily: 'usage_daily_api_key', hourly: 'usage_hourly_api_key', key: 'r.api_key_id', rawKey: 'u.api_key_id', names: 'JOIN api_keys n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
-  models: { daily: 'usage_daily_model', hourly: 'usage_hourly_model', key: 'r.model', rawKey: 'u.model', names: '', name: 'g.key', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
-  providers: { daily: 'usage_daily_model', hourly: 'usage_hourly_provider', key: 'r.provider_id', rawKey: 'u.provider_id', names: 'JOIN providers n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' }
+  users: { daily: 'usage_daily_user', hourly: 'usage_hourly_user', quarterly: null, key: 'r.user_id', rawKey: 'u.user_id', names: 'JOIN users n ON n.id = g.key::uuid', name: 'n.username', rollupWhere: 'TRUE', rawWhere: 'u.provider_id IS NOT NULL' },
+  'api-keys': { daily: 'usage_daily_api_key', hourly: 'usage_hourly_api_key', quarterly: null, key: 'r.api_key_id', rawKey: 'u.api_key_id', names: 'JOIN api_keys n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
+  models: { daily: 'usage_daily_model', hourly: 'usage_hourly_model', quarterly: 'usage_quarter_hourly_model', key: 'r.model', rawKey: 'u.model', names: '', name: 'g.key', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
+  providers: { daily: 'usage_daily_model', hourly: 'usage_hourly_provider', quarterly: 'usage_quarter_hourly_model', key: 'r.provider_id', rawKey: 'u.provider_id', names: 'JOIN providers n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' }
 }
 
 /**
@@ -235,10 +239,10 @@ const BOARDS: Record<Board, BoardSource> = {
  * providers from usage_hourly (user_id, bucket) alone, days included (no daily rollup
  * keeps both user and provider); keys from usage_daily_key (user_id, day). The users board already does.
  */
-const USER_BOARDS: Partial<Record<Board, Pick<BoardSource, 'daily' | 'hourly'>>> = {
-  'api-keys': { daily: 'usage_daily_key', hourly: 'usage_hourly' },
-  models: { daily: 'usage_daily_key', hourly: 'usage_hourly' },
-  providers: { daily: null, hourly: 'usage_hourly' }
+const USER_BOARDS: Partial<Record<Board, Pick<BoardSource, 'daily' | 'hourly' | 'quarterly'>>> = {
+  'api-keys': { daily: 'usage_daily_key', hourly: 'usage_hourly', quarterly: null },
+  models: { daily: 'usage_daily_key', hourly: 'usage_hourly', quarterly: null },
+  providers: { daily: null, hourly: 'usage_hourly', quarterly: null }
 }
 
 const METRIC_COLUMN: Record<Metric, string> = { requests: 'requests', tokens: 'total_tokens', cost: 'total_cost' }
@@ -246,13 +250,22 @@ const METRIC_COLUMN: Record<Metric, string> = { requests: 'requests', tokens: 't
 export interface BoardRow { id: string, name: string, rank: number, requests: number, totalTokens: number, totalCost: bigint, actualTotalCost: bigint, share: number | null }
 
 /** A page of a board, ranked by the metric (dense rank), and how many entries it has. */
-export async function leaderboard (db: Sql, board: Board, plan: DayPlan, metric: Metric, order: 'asc' | 'desc', filter: BoardFilter, limit: number, offset: number) {
+export async function leaderboard (db: Sql, board: Board, plan: QuarterDayPlan, metric: Metric, order: 'asc' | 'desc', filter: BoardFilter, limit: number, offset: number) {
   const b = { ...BOARDS[board], ...(filter.userId === null ? {} : USER_BOARDS[board]) }
   const where = (alias: 'r' | 'u'): Fragment => {
     const parts: Fragment[] = [raw(alias === 'r' ? b.rollupWhere : b.rawWhere)]
     if (filter.userId !== null) parts.push(sql`${raw(alias)}.user_id = ${filter.userId}::uuid`)
     if (filter.providerId !== null) parts.push(sql`${raw(alias)}.provider_id = ${filter.providerId}::uuid`)
     return join(parts, ' AND ')
+  }
+  // with a quarter-hour rollup, its whole quarter-hours beside the hours, and only what lies inside a quarter-hour read raw
+  const edges = b.quarterly === null ? plan.edges : plan.ragged
+  let quarterPart = empty
+  if (b.quarterly !== null) {
+    quarterPart = sql`
+          SELECT ${raw(b.key)}::text, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM ${raw(b.quarterly)} r
+           WHERE ${withinEither(raw('r.bucket'), plan.quarters)} AND ${where('r')}
+          UNION ALL`
   }
   const column = raw(METRIC_COLUMN[metric])
   const direction = raw(order === 'asc' ? 'ASC' : 'DESC')
@@ -266,10 +279,10 @@ export async function leaderboard (db: Sql, board: Board, plan: DayPlan, metric:
              : sql`r.day >= (${plan.days.from}::timestamptz AT TIME ZONE 'UTC')::date AND r.day < (${plan.days.to}::timestamptz AT TIME ZONE 'UTC')::date`} AND ${where('r')}
           UNION ALL
           SELECT ${raw(b.key)}::text, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM ${raw(b.hourly)} r
-           WHERE ((r.bucket >= ${plan.hours[0].from} AND r.bucket < ${plan.hours[0].to}) OR (r.bucket >= ${plan.hours[1].from} AND r.bucket < ${plan.hours[1].to})) AND ${where('r')}
-          UNION ALL
+           WHERE ${withinEither(raw('r.bucket'), plan.hours)} AND ${where('r')}
+          UNION ALL ${quarterPart}
           SELECT ${raw(b.rawKey)}::text, 1, u.total_tokens, u.total_cost, u.actual_total_cost FROM usage u
-           WHERE ${FINISHED} AND ((u.created_at >= ${plan.edges[0].from} AND u.created_at < ${plan.edges[0].to}) OR (u.created_at >= ${plan.edges[1].from} AND u.created_at < ${plan.edges[1].to}))
+           WHERE ${FINISHED} AND ${withinEither(raw('u.created_at'), edges)}
              AND ${raw(b.rawKey)} IS NOT NULL AND ${where('u')}
         ) p
        GROUP BY key HAVING sum(requests) <> 0

@@ -5,7 +5,7 @@ import { Errors } from '../../lib/errors.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { EARLIEST_INSTANT } from '../../lib/time.js'
 import { bucketsOf, type Granularity } from './buckets.js'
-import { dayPlan } from '../../lib/spans.js'
+import { quarterDayPlan } from '../../lib/spans.js'
 import { leaderboard, seriesSums, type Board, type BoardFilter, type Metric, type SeriesFilter, type SeriesSums } from './queries.js'
 import type { AnalyticsRange } from './range.js'
 
@@ -115,7 +115,7 @@ export async function comparison (db: Sql, range: AnalyticsRange, compareTo: Com
 /** A board's page: Aether's item fields, keymeter's beside them. */
 export async function leaderboardOf (db: Sql, board: Board, range: AnalyticsRange, query: { metric: Metric, order: 'asc' | 'desc', limit: number, offset: number }, filter: BoardFilter) {
   const { metric, order, limit, offset } = query
-  const { total, rows } = await leaderboard(db, board, dayPlan(range), metric, order, filter, limit, offset)
+  const { total, rows } = await leaderboard(db, board, quarterDayPlan(range), metric, order, filter, limit, offset)
   return {
     items: rows.map((row) => ({
       rank: row.rank,

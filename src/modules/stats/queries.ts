@@ -3,6 +3,7 @@
 // filter that is absent is left out of the text. The totals and groupings are the
 // accounting core's (src/modules/accounting/read/totals.ts).
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
+import { candidatesOfSql } from '../../db/partitions.js'
 import { inTransaction, type Sql, type SqlPool } from '../../db/prisma.js'
 import { pricingSourceSql, storedActualCostsSql, tierPricesJoinSql, tierPricesSql } from '../accounting/pricing.js'
 import { executedSql, IN_FLIGHT_STATUSES, inFlightSql } from '../accounting/rules.js'
@@ -137,14 +138,14 @@ const keywordCondition = (pattern: string): Fragment =>
 /** The filter over usage joined to its names (RECORD_FROM): its conditions and every keyword's. */
 export const recordWhere = (f: ResolvedFilter): Fragment => whereAll([...filterConditions(f), ...f.patterns.map(keywordCondition)])
 
-/** has_fallback: more than one candidate actually sent; request_candidates (request_id, …). Needs RECORD_JOINS and PROVIDER_KEY_JOIN. */
+/** has_fallback: more than one candidate actually sent; request_candidates (request_id, …) in the row's month. Needs RECORD_JOINS and PROVIDER_KEY_JOIN. */
 const RECORD_COLUMNS = sql`
   u.id, u.request_id, u.user_id, us.username, us.email, u.api_key_id, k.name AS api_key_name, k.key_prefix AS api_key_display,
   u.provider_id, COALESCE(p.name, u.provider_name) AS provider, u.provider_api_key_id, pk.name AS provider_key_name, u.rate_multiplier::text AS rate_multiplier,
   u.model, u.target_model, u.api_format, u.is_stream, u.status::text AS status,
   u.status_code, u.error_message, u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens, u.total_tokens,
   u.total_cost, u.actual_total_cost, u.response_time_ms, u.first_byte_time_ms, u.created_at, u.metadata,
-  (SELECT count(*) FROM request_candidates c WHERE c.request_id = u.request_id AND ${EXECUTED}) > 1 AS has_fallback`
+  (SELECT count(*) FROM request_candidates c WHERE ${candidatesOfSql('c', 'u')} AND ${EXECUTED}) > 1 AS has_fallback`
 
 export interface RecordRow {
   id: string
@@ -511,15 +512,16 @@ export interface CandidateRow {
   finished_at: Date | null
 }
 
-/** The candidates of the usage row `usageId` (usage primary key, then request_candidates (request_id, …)), so they can be read beside the row. */
+/** The candidates of the usage row `usageId` (usage primary key, then request_candidates (request_id, …) in its month), so they can be read beside the row. */
 export async function requestCandidates (db: Sql, usageId: string): Promise<CandidateRow[]> {
   const query = sql`
     SELECT c.candidate_index, c.retry_index, c.provider_id, p.name AS provider, c.provider_endpoint_id, c.provider_api_key_id,
            c.status::text AS status, c.skip_reason, c.is_cached, c.status_code, c.error_type, c.error_message, c.latency_ms,
            c.started_at, c.finished_at
-      FROM request_candidates c
+      FROM usage u
+      JOIN request_candidates c ON ${candidatesOfSql('c', 'u')}
       LEFT JOIN providers p ON p.id = c.provider_id
-     WHERE c.request_id = (SELECT request_id FROM usage WHERE id = ${usageId})
+     WHERE u.id = ${usageId}
      ORDER BY c.candidate_index, c.retry_index`
   const { rows } = await db.query<CandidateRow>({ name: 'usage-detail-candidates', text: query.text, values: query.values })
   return rows

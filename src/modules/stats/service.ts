@@ -7,7 +7,7 @@ import { percent } from '../../lib/rates.js'
 import { containsPattern } from '../../lib/like.js'
 import { redactHeaders, redactJson } from '../../lib/redact.js'
 import { datesBetween, EARLIEST_INSTANT, INSTANT_LIMIT, localDate, type Range } from '../../lib/time.js'
-import { dayPlan, hourPlan } from '../../lib/spans.js'
+import { dayPlan, hourPlan, quarterDayPlan, quarterHourPlan } from '../../lib/spans.js'
 import { inputContext, tieredPricingOf, type TieredPricing } from '../accounting/pricing.js'
 import { IN_FLIGHT_STATUSES } from '../accounting/rules.js'
 import { aetherTier, tierFromUsd } from '../accounting/tiers.js'
@@ -45,8 +45,7 @@ function toStats (t: Totals) {
 
 /** Totals over every finished request in the range, or one user's. */
 export async function usageStats (db: Sql, range: Range, userId?: string) {
-  const plan = hourPlan(range)
-  return toStats(userId === undefined ? await globalTotals(db, plan) : await userTotals(db, userId, plan))
+  return toStats(userId === undefined ? await globalTotals(db, quarterHourPlan(range)) : await userTotals(db, userId, hourPlan(range)))
 }
 
 export type GroupBy = 'model' | 'user' | 'provider' | 'api_format'
@@ -61,11 +60,11 @@ export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, given?
   const limit = given ?? (groupBy === 'user' ? MAX_USER_GROUPS : DEFAULT_GROUPS)
   switch (groupBy) {
     case 'model':
-      return (await totalsByModel(db, dayPlan(range), limit)).map((row) => ({
+      return (await totalsByModel(db, quarterDayPlan(range), limit)).map((row) => ({
         model: row.key, request_count: row.requests, total_tokens: row.totalTokens, total_cost: nanoToUsd(row.totalCost), actual_cost: nanoToUsd(row.actualTotalCost)
       }))
     case 'api_format':
-      return (await totalsByApiFormat(db, dayPlan(range), limit)).map((row) => ({
+      return (await totalsByApiFormat(db, quarterDayPlan(range), limit)).map((row) => ({
         api_format: row.key === '' ? null : row.key,
         request_count: row.requests,
         total_tokens: row.totalTokens,

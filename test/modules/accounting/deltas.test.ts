@@ -37,6 +37,8 @@ t.test('a completed row, then its replacement: the batch adds after − before',
     bucket: '2026-03-04T05:15:00.000Z', requests: '1', total_tokens: '165', total_cost: '1300', actual_total_cost: '1950',
     errors: '0', input_tokens: '130', output_tokens: '25', cache_creation_tokens: '5', cache_creation_5m_tokens: '3', cache_creation_1h_tokens: '2',
     cache_read_tokens: '5', response_time_sum_ms: '900', response_time_count: '1', first_byte_time_sum_ms: '350', first_byte_time_count: '1',
+    // and the costs the totals read beside the hours (the replacement's reads cost 7, its writes nothing)
+    cache_creation_cost: '0', cache_read_cost: '7',
     response_time_hist: oneIn(62), first_byte_time_hist: oneIn(52)
   }])
   // its histograms hold the replacement's one sample each (the first row's went in and out): 900 ms in [884, 972), bucket 62; 350 ms in [343, 377), bucket 52

@@ -200,6 +200,10 @@ const ROLLUP_SERIES_EXTRA = ', cache_creation_5m_tokens, cache_creation_1h_token
 const RAW_SERIES_EXTRA = `, sum(cache_creation_5m_input_tokens)::bigint AS cache_creation_5m_tokens, sum(cache_creation_1h_input_tokens)::bigint AS cache_creation_1h_tokens,
   sum(COALESCE(first_byte_time_ms, 0))::bigint AS first_byte_time_sum_ms, count(first_byte_time_ms)::bigint AS first_byte_time_count`
 
+/** the quarter-hours' cache costs (what the totals read from them beside the series' measures) */
+const ROLLUP_QUARTER_EXTRA = ', cache_creation_cost, cache_read_cost'
+const RAW_QUARTER_EXTRA = ', sum(cache_creation_cost)::bigint AS cache_creation_cost, sum(cache_read_cost)::bigint AS cache_read_cost'
+
 const HEATMAP_ROLLUP = 'requests::bigint AS requests, total_tokens, total_cost, actual_total_cost'
 const HEATMAP_NOT_ZERO = 'NOT (requests = 0 AND total_tokens = 0 AND total_cost = 0 AND actual_total_cost = 0)'
 const HEATMAP_RAW = `count(*)::bigint AS requests, sum(total_tokens)::bigint AS total_tokens, sum(total_cost)::bigint AS total_cost,
@@ -286,9 +290,9 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
     // the heatmap's rollups: every finished request, whatever its provider (a deleted one's included)
     // …and the analytics' cut hours (issue 19): every measure of the time series
     usage_quarter_hourly_global: {
-      rollup: `SELECT ${quarterKey} AS bucket, ${ROLLUP_MEASURES}${ROLLUP_SERIES_EXTRA}
+      rollup: `SELECT ${quarterKey} AS bucket, ${ROLLUP_MEASURES}${ROLLUP_SERIES_EXTRA}${ROLLUP_QUARTER_EXTRA}
                  FROM usage_quarter_hourly_global WHERE ${NOT_ALL_ZERO} ORDER BY 1`,
-      raw: `SELECT ${rawQuarter} AS bucket, ${RAW_MEASURES}${RAW_SERIES_EXTRA}
+      raw: `SELECT ${rawQuarter} AS bucket, ${RAW_MEASURES}${RAW_SERIES_EXTRA}${RAW_QUARTER_EXTRA}
               FROM usage WHERE ${FINISHED} GROUP BY 1 ORDER BY 1`
     },
     usage_hourly_global: {
@@ -297,9 +301,9 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
     },
     // the filtered time series' cut hours
     usage_quarter_hourly_model: {
-      rollup: `SELECT ${quarterKey} AS bucket, provider_id, model, api_format, ${ROLLUP_MEASURES}${ROLLUP_SERIES_EXTRA}
+      rollup: `SELECT ${quarterKey} AS bucket, provider_id, model, api_format, ${ROLLUP_MEASURES}${ROLLUP_SERIES_EXTRA}${ROLLUP_QUARTER_EXTRA}
                  FROM usage_quarter_hourly_model WHERE ${NOT_ALL_ZERO} ORDER BY 1, 2, 3, 4`,
-      raw: `SELECT ${rawQuarter} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, model, COALESCE(api_format, '') AS api_format, ${RAW_MEASURES}${RAW_SERIES_EXTRA}
+      raw: `SELECT ${rawQuarter} AS bucket, COALESCE(provider_id, ${NIL}) AS provider_id, model, COALESCE(api_format, '') AS api_format, ${RAW_MEASURES}${RAW_SERIES_EXTRA}${RAW_QUARTER_EXTRA}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`
     },
     // failed requests by hour, provider (a deleted one's: the nil provider) and status code (none: 0)

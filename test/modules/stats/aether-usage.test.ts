@@ -328,13 +328,13 @@ t.test('aggregation/stats all time reads no usage row (EXPLAIN ANALYZE of the st
     t.same(answer, [], `${groupBy}: the rollups hold none of them`)
     t.equal(read, 0, `${groupBy}: ${statements} statement(s), no usage row read`)
   }
-  // the check can fail: a range inside one hour (:10 to :50, three hours ago) is read from usage, where a row sits at :20
+  // the check can fail: a range inside one hour (:10 to :50, three hours ago) is read from usage inside its cut quarter-hours, where a row sits at :12
   const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3 * 3_600_000
   await g.app.pg.query(`
     INSERT INTO usage (id, request_id, user_id, api_key_id, provider_id, provider_name, model, api_format, status, status_code, input_tokens, output_tokens, total_tokens,
                        response_time_ms, created_at, finished_at, updated_at)
     VALUES (gen_random_uuid(), 'raw-ragged', $1, $2, $3, 'alpha', 'm', 'claude:messages', 'completed', 200, 10, 10, 20, 100, $4, $4, now())`,
-  [user.id, key.id, alpha.id, new Date(hour + 20 * 60_000)])
+  [user.id, key.id, alpha.id, new Date(hour + 12 * 60_000)])
   const ragged = await measured('model', { start: new Date(hour + 10 * 60_000), end: new Date(hour + 50 * 60_000) })
   t.match(ragged.answer, [{ model: 'm' }])
   t.ok(ragged.read > 0, `a ragged range read ${ragged.read} usage rows`)

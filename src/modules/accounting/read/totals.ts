@@ -7,8 +7,9 @@
 // contribution ingestion adds to a rollup (src/modules/usage/rollups.ts), so the two
 // halves add up to what a GROUP BY over the raw rows gives.
 import sql, { empty, raw, type Sql as Fragment } from 'sql-template-tag'
+import { candidatesOfSql } from '../../../db/partitions.js'
 import { prepared, type Sql } from '../../../db/prisma.js'
-import type { DayPlan, HourPlan } from '../../../lib/spans.js'
+import type { DayPlan, HourPlan, QuarterDayPlan, QuarterHourPlan } from '../../../lib/spans.js'
 import { EARLIEST_INSTANT, INSTANT_LIMIT, localDate } from '../../../lib/time.js'
 import { executedSql, finishedSql, settledBefore } from '../rules.js'
 import { count, big, RAW_MEASURES, ROLLUP_MEASURES, SUMS, within, withinEither } from './sql.js'
@@ -48,13 +49,19 @@ const toTotals = (row: Record<string, unknown>): Totals => ({
 const BUCKET = raw('r.bucket')
 const CREATED = raw('u.created_at')
 
-/** Every finished request in the range. usage_hourly_provider primary key (bucket, …); usage (created_at) for the edges. */
-export async function globalTotals (db: Sql, plan: HourPlan): Promise<Totals> {
+/**
+ * Every finished request in the range. usage_hourly_provider primary key (bucket, …) for the whole
+ * hours, usage_quarter_hourly_global (bucket) for the whole quarter-hours beside them, usage
+ * (created_at) for what is left inside a quarter-hour.
+ */
+export async function globalTotals (db: Sql, plan: QuarterHourPlan): Promise<Totals> {
   const { rows } = await db.query(sql`
     SELECT ${SUMS} FROM (
       SELECT ${ROLLUP_MEASURES} FROM usage_hourly_provider r WHERE ${within(BUCKET, plan.hours)}
       UNION ALL
-      SELECT ${RAW_MEASURES} FROM usage u WHERE ${FINISHED} AND ${withinEither(CREATED, plan.edges)}
+      SELECT ${ROLLUP_MEASURES} FROM usage_quarter_hourly_global r WHERE ${withinEither(BUCKET, plan.quarters)}
+      UNION ALL
+      SELECT ${RAW_MEASURES} FROM usage u WHERE ${FINISHED} AND ${withinEither(CREATED, plan.ragged)}
     ) p`)
   return toTotals(rows[0])
 }
@@ -84,10 +91,11 @@ export const daysOf = (plan: DayPlan): Fragment =>
  * provider exists (absent is the nil uuid; a deleted provider's rows are SET NULL in
  * usage, so the rollup must forget them too), a raw row when provider_id is set.
  * Whole UTC days from usage_daily_model (day × provider × model × format; primary key
- * (day, …)), the whole hours beside them from usage_hourly_model (bucket, …), the raw
- * edges through usage (created_at).
+ * (day, …)), the whole hours beside them from usage_hourly_model (bucket, …), the whole
+ * quarter-hours beside those from usage_quarter_hourly_model (bucket, …), the rest raw
+ * through usage (created_at).
  */
-const groupedByDay = (rollupKey: Fragment, rawKey: Fragment, plan: DayPlan, limit: number): Fragment => sql`
+const groupedByDay = (rollupKey: Fragment, rawKey: Fragment, plan: QuarterDayPlan, limit: number): Fragment => sql`
   SELECT key, ${SUMS} FROM (
     SELECT ${rollupKey} AS key, ${ROLLUP_MEASURES} FROM usage_daily_model r
      WHERE ${daysOf(plan)}
@@ -96,18 +104,21 @@ const groupedByDay = (rollupKey: Fragment, rawKey: Fragment, plan: DayPlan, limi
     SELECT ${rollupKey} AS key, ${ROLLUP_MEASURES} FROM usage_hourly_model r
      WHERE ${withinEither(BUCKET, plan.hours)} AND r.provider_id IN (SELECT id FROM providers)
     UNION ALL
+    SELECT ${rollupKey} AS key, ${ROLLUP_MEASURES} FROM usage_quarter_hourly_model r
+     WHERE ${withinEither(BUCKET, plan.quarters)} AND r.provider_id IN (SELECT id FROM providers)
+    UNION ALL
     SELECT ${rawKey} AS key, ${RAW_MEASURES} FROM usage u
-     WHERE ${FINISHED} AND ${withinEither(CREATED, plan.edges)} AND u.provider_id IS NOT NULL
+     WHERE ${FINISHED} AND ${withinEither(CREATED, plan.ragged)} AND u.provider_id IS NOT NULL
   ) p
   GROUP BY key HAVING sum(requests) <> 0
   ORDER BY requests DESC, key LIMIT ${limit}`
 
-export async function totalsByModel (db: Sql, plan: DayPlan, limit: number): Promise<Grouped[]> {
+export async function totalsByModel (db: Sql, plan: QuarterDayPlan, limit: number): Promise<Grouped[]> {
   return (await db.query(groupedByDay(raw('r.model'), raw('u.model'), plan, limit))).rows.map(toGrouped)
 }
 
 /** A request without a format is '' in rollups, NULL in usage: '' here. */
-export async function totalsByApiFormat (db: Sql, plan: DayPlan, limit: number): Promise<Grouped[]> {
+export async function totalsByApiFormat (db: Sql, plan: QuarterDayPlan, limit: number): Promise<Grouped[]> {
   return (await db.query(groupedByDay(raw('r.api_format'), raw(`COALESCE(u.api_format, '')`), plan, limit))).rows.map(toGrouped)
 }
 
@@ -134,7 +145,7 @@ export interface ProviderTotals {
  * is the client's doing), with the request's response time. The edges read the same raw:
  * candidates through request_candidates (provider_id, created_at), one probe per
  * provider; requests through usage (created_at), each probing request_candidates
- * (request_id, …).
+ * (request_id, …) in its own month's partition (candidatesOfSql).
  */
 export async function totalsByProvider (db: Sql, plan: HourPlan, limit: number): Promise<ProviderTotals[]> {
   const { rows } = await db.query(sql`
@@ -161,7 +172,7 @@ export async function totalsByProvider (db: Sql, plan: HourPlan, limit: number):
           SELECT u.provider_id, 1, (u.status <> 'failed')::int, (u.status = 'failed')::int, COALESCE(u.response_time_ms, 0), (u.response_time_ms IS NOT NULL)::int
             FROM usage u
            WHERE ${FINISHED} AND ${withinEither(CREATED, plan.edges)} AND u.provider_id IS NOT NULL
-             AND NOT EXISTS (SELECT 1 FROM request_candidates c WHERE c.request_id = u.request_id AND ${EXECUTED})
+             AND NOT EXISTS (SELECT 1 FROM request_candidates c WHERE ${candidatesOfSql('c', 'u')} AND ${EXECUTED})
         ) a
        GROUP BY provider_id
     )
