@@ -1,6 +1,6 @@
 // How a range [start, end) is read: whole rollup buckets where they fit, raw usage
-// rows for the ragged ends. Shared by the admin statistics and the key holders' stats. Rollup buckets are UTC hours and UTC days, so the cuts are
-// on epoch multiples of an hour or a day whatever the caller's offset. Every span is
+// rows for the ragged ends. Shared by the admin statistics and the key holders' stats. Rollup buckets are UTC quarter-hours, hours and days, so
+// the cuts are on epoch multiples of those whatever the caller's offset. Every span is
 // half-open and may be empty (from = to), so each query has a fixed shape.
 import type { Range } from './time.js'
 
@@ -39,9 +39,9 @@ export function dayPlan (range: Range): DayPlan {
 
 /**
  * The hour edges of a range cut again by quarter-hour, for a reader that has a quarter-hour
- * rollup: the whole quarter-hours inside them, and the ragged rest to read raw (at most a
- * quarter-hour at each end where the hour edges hold up to an hour: the raw part grows with
- * the requests a minute). With hourPlan's or dayPlan's hours and days they cover the range
+ * rollup: the whole quarter-hours inside them, and the ragged rest to read raw (less than a
+ * quarter-hour at each end where the hour edges hold up to an hour, or under two cut ones when
+ * the range holds no whole quarter-hour: the raw part grows with the requests a minute). With hourPlan's or dayPlan's hours and days they cover the range
  * once. Named apart from `edges`, so a plan holding both still reads right where only the
  * hour edges are known.
  */
