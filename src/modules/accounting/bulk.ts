@@ -111,12 +111,15 @@ function regroupOrder (): Rollup[] {
   }
 }
 
+// a provider attempts row kept: one whose sums are not all zero
+const ATTEMPTS_NOT_ZERO = raw('sum(attempts) <> 0 OR sum(latency_sum_ms) <> 0 OR sum(latency_count) <> 0 OR sum(fallbacks) <> 0')
+
 /**
  * The regrouped rollups, once every chunk's raw rollups are in; then the provider
  * attempts: the executed candidates on their providers, plus each finished request's
  * implicit attempt on its provider (the rollup's requests) less those of the requests
  * with an executed candidate (one usage (request_id) probe each), and the fallbacks —
- * what ingestion's RollupDeltas.sent/change would have written.
+ * what ingestion's RollupDeltas.sent/change would have written, per quarter-hour, and the hours from those.
  */
 export async function rollupRegrouped (db: Sql): Promise<void> {
   for (const r of regroupOrder()) {
@@ -124,27 +127,35 @@ export async function rollupRegrouped (db: Sql): Promise<void> {
     const histograms = histogramsFromUsageSql(r, rollup(r.regroups!))
     if (histograms !== null) await run(db, histograms)
   }
+  const measures = raw(ATTEMPTS.measures.join(', '))
+  const quarterOf = (column: string) => raw(`date_bin('15 minutes', ${column}, timestamptz '2000-01-01 00:00:00+00')`)
   await run(db, sql`
-    INSERT INTO ${raw(ATTEMPTS.table)} (bucket, provider_id, ${raw(ATTEMPTS.measures.join(', '))})
+    INSERT INTO ${raw(ATTEMPTS.tables.quarter)} (bucket, provider_id, ${measures})
     SELECT bucket, provider_id, sum(attempts), sum(successes), sum(failures), sum(latency_sum_ms), sum(latency_count), sum(fallbacks)
     FROM (
-      SELECT date_trunc('hour', c.created_at, 'UTC') AS bucket, c.provider_id, count(*) AS attempts, count(*) FILTER (WHERE c.status = 'success') AS successes,
+      SELECT ${quarterOf('c.created_at')} AS bucket, c.provider_id, count(*) AS attempts, count(*) FILTER (WHERE c.status = 'success') AS successes,
         count(*) FILTER (WHERE c.status = 'failed') AS failures, coalesce(sum(c.latency_ms), 0) AS latency_sum_ms, count(c.latency_ms) AS latency_count, 0 AS fallbacks
       FROM request_candidates c WHERE ${executedSql('c')} AND c.provider_id IS NOT NULL GROUP BY 1, 2
       UNION ALL
       SELECT bucket, provider_id, sum(requests), sum(requests - errors), sum(errors), sum(response_time_sum_ms), sum(response_time_count), 0
-      FROM usage_hourly_model WHERE provider_id <> ${NIL_UUID}::uuid GROUP BY 1, 2
+      FROM usage_quarter_hourly_model WHERE provider_id <> ${NIL_UUID}::uuid GROUP BY 1, 2
       UNION ALL
-      SELECT date_trunc('hour', u.created_at, 'UTC'), u.provider_id, -count(*), -count(*) FILTER (WHERE u.status <> 'failed'), -count(*) FILTER (WHERE u.status = 'failed'),
+      SELECT ${quarterOf('u.created_at')}, u.provider_id, -count(*), -count(*) FILTER (WHERE u.status <> 'failed'), -count(*) FILTER (WHERE u.status = 'failed'),
         -coalesce(sum(u.response_time_ms), 0), -count(u.response_time_ms), 0
       FROM (SELECT DISTINCT c.request_id FROM request_candidates c WHERE ${executedSql('c')}) c JOIN usage u ON u.request_id = c.request_id
       WHERE ${finishedSql('u')} AND u.provider_id IS NOT NULL GROUP BY 1, 2
       UNION ALL
       -- each request with more than one executed candidate, once, on the nil provider
-      SELECT date_trunc('hour', min(c.created_at), 'UTC'), ${NIL_UUID}::uuid, 0, 0, 0, 0, 0, 1
+      SELECT ${quarterOf('min(c.created_at)')}, ${NIL_UUID}::uuid, 0, 0, 0, 0, 0, 1
       FROM request_candidates c WHERE ${executedSql('c')} GROUP BY c.request_id HAVING count(*) > 1
     ) p
-    GROUP BY 1, 2 HAVING sum(attempts) <> 0 OR sum(latency_sum_ms) <> 0 OR sum(latency_count) <> 0 OR sum(fallbacks) <> 0 ORDER BY 1, 2`)
+    GROUP BY 1, 2 HAVING ${ATTEMPTS_NOT_ZERO} ORDER BY 1, 2`)
+  // the hours: a regrouping of the quarter-hours
+  await run(db, sql`
+    INSERT INTO ${raw(ATTEMPTS.tables.hour)} (bucket, provider_id, ${measures})
+    SELECT date_trunc('hour', bucket, 'UTC'), provider_id, sum(attempts), sum(successes), sum(failures), sum(latency_sum_ms), sum(latency_count), sum(fallbacks)
+      FROM ${raw(ATTEMPTS.tables.quarter)}
+     GROUP BY 1, 2 HAVING ${ATTEMPTS_NOT_ZERO} ORDER BY 1, 2`)
   // a bulk load wrote settled hours: caches of them rebuild (rules.ts settledBefore)
   await run(db, SETTLED_HOURS_CHANGED)
 }

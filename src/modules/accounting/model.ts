@@ -260,7 +260,8 @@ export function regroupedColumn (name: DimensionName, source: Rollup): string {
  * executed candidate once, on the nil provider (the home dashboard's fallback count).
  */
 export const ATTEMPTS = {
-  table: 'provider_attempts_hourly',
+  /** per hour, and per quarter-hour for a ragged range's edges (the hours are a regrouping of the quarters) */
+  tables: { hour: 'provider_attempts_hourly', quarter: 'provider_attempts_quarter_hourly' },
   grain: ['hour', 'provider'] as const satisfies readonly DimensionName[],
   measures: ['attempts', 'successes', 'failures', 'latency_sum_ms', 'latency_count', 'fallbacks'] as const,
   types: { attempts: 'int', successes: 'int', failures: 'int', latency_sum_ms: 'bigint', latency_count: 'int', fallbacks: 'int' }
@@ -318,7 +319,7 @@ export const CACHE_TABLES = ['cache_interval_hourly', 'cache_savings_hourly', 'c
 /** the rate window's per-second counts (rollups.ts RollupDeltas.second): every status, so not a ROLLUPS entry */
 export const WINDOW_TABLE = 'usage_key_seconds'
 
-export const DERIVED_TABLES: readonly string[] = [...ROLLUPS.map((r) => r.table), ATTEMPTS.table, WINDOW_TABLE, ...CACHE_TABLES]
+export const DERIVED_TABLES: readonly string[] = [...ROLLUPS.map((r) => r.table), ...Object.values(ATTEMPTS.tables), WINDOW_TABLE, ...CACHE_TABLES]
 
 // ---- Latency histograms (issue 19: analytics/percentiles.ts) ----
 

@@ -4,7 +4,7 @@
 // count a request twice — even when a late completion replaces a timed-out one.
 import sql, { join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
-import { ATTEMPTS, bucketsOf, DIMENSIONS, finestKey, HISTOGRAM_NAMES, HISTOGRAMS, histogramsOf, hour, latencyBucket, MEASURES, PROVIDER_MONTH, ROLLUPS, summedColumns, type Buckets, type HistogramName, type MeasureName, type Rollup, type RollupSource, type RollupTable } from './model.js'
+import { ATTEMPTS, bucketsOf, DIMENSIONS, finestKey, HISTOGRAM_NAMES, HISTOGRAMS, histogramsOf, latencyBucket, MEASURES, PROVIDER_MONTH, ROLLUPS, summedColumns, type Buckets, type HistogramName, type MeasureName, type Rollup, type RollupSource, type RollupTable } from './model.js'
 import { isFinished, isLateWrite, NIL_UUID } from './rules.js'
 import { keyTenantSql } from './tenant.js'
 
@@ -80,7 +80,8 @@ export class RollupDeltas {
    * tables' rows summed from these few entries when written.
    */
   private readonly fine = new Map<string, { at: Buckets, source: RollupSource, m: Measures, h: Histograms }>()
-  private readonly attempts = new Map<string, { bucket: string, provider_id: string, m: AttemptMeasures }>()
+  /** provider attempts per quarter-hour × provider: the quarter table's rows, the hourly ones summed from them */
+  private readonly attempts = new Map<string, { quarter: number, provider_id: string, m: AttemptMeasures }>()
   /** requests given an executed candidate in this batch: their attempts are their candidates */
   private readonly tried = new Set<string>()
 
@@ -131,10 +132,11 @@ export class RollupDeltas {
   }
 
   private attempt (at: Date, providerId: string, m: AttemptMeasures): void {
-    const id = `${Math.floor(at.getTime() / 3_600_000)}|${providerId}`
+    const quarter = Math.floor(at.getTime() / QUARTER_MS)
+    const id = `${quarter}|${providerId}`
     let entry = this.attempts.get(id)
     if (entry === undefined) {
-      entry = { bucket: hour(at), provider_id: providerId, m: { attempts: 0, successes: 0, failures: 0, latency_sum_ms: 0, latency_count: 0, fallbacks: 0 } }
+      entry = { quarter, provider_id: providerId, m: { attempts: 0, successes: 0, failures: 0, latency_sum_ms: 0, latency_count: 0, fallbacks: 0 } }
       this.attempts.set(id, entry)
     }
     for (const name of ATTEMPT_MEASURES) entry.m[name] += m[name]
@@ -163,10 +165,19 @@ export class RollupDeltas {
       .sort((a, b) => a.api_key_id < b.api_key_id ? -1 : a.api_key_id > b.api_key_id ? 1 : a.second - b.second)
   }
 
-  /** The touched provider_attempts_hourly rows, in primary-key order. */
-  attemptRows (): Array<Record<string, string>> {
+  /** The touched provider attempts rows of one grain (ATTEMPTS.tables), in primary-key order. */
+  attemptRows (grain: keyof typeof ATTEMPTS.tables = 'hour'): Array<Record<string, string>> {
+    const per = grain === 'hour' ? 4 : 1
+    const rows = new Map<string, { bucket: string, provider_id: string, m: AttemptMeasures }>()
+    for (const { quarter, provider_id: providerId, m } of this.attempts.values()) {
+      const bucket = new Date(Math.floor(quarter / per) * per * QUARTER_MS).toISOString()
+      const id = `${bucket}|${providerId}`
+      let row = rows.get(id)
+      if (row === undefined) rows.set(id, row = { bucket, provider_id: providerId, m: { attempts: 0, successes: 0, failures: 0, latency_sum_ms: 0, latency_count: 0, fallbacks: 0 } })
+      for (const name of ATTEMPT_MEASURES) row.m[name] += m[name]
+    }
     const order = (entry: { bucket: string, provider_id: string }) => `${entry.bucket}|${entry.provider_id}`
-    return [...this.attempts.values()]
+    return [...rows.values()]
       .filter((entry) => ATTEMPT_MEASURES.some((name) => entry.m[name] !== 0))
       .sort((a, b) => order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0)
       .map((entry) => ({ bucket: entry.bucket, provider_id: entry.provider_id, ...Object.fromEntries(ATTEMPT_MEASURES.map((name) => [name, entry.m[name].toString()])) }))
@@ -261,7 +272,11 @@ export interface Charges {
 type Typed = ReadonlyArray<readonly [name: string, type: string]>
 
 /** The rollups a batch adds to, each its own parameter of WRITE_TOTALS, in this order: the usage rollups, then the provider attempts. */
-const UPSERTS: Array<{ table: RollupTable | typeof ATTEMPTS.table, key: Typed, measures: Typed, add: ReadonlyArray<(a: string, b: string) => string> }> = [
+type AttemptTable = typeof ATTEMPTS.tables[keyof typeof ATTEMPTS.tables]
+const ATTEMPT_GRAINS = Object.keys(ATTEMPTS.tables) as Array<keyof typeof ATTEMPTS.tables>
+const attemptGrainOf = (table: string) => ATTEMPT_GRAINS.find((grain) => ATTEMPTS.tables[grain] === table)
+
+const UPSERTS: Array<{ table: RollupTable | AttemptTable, key: Typed, measures: Typed, add: ReadonlyArray<(a: string, b: string) => string> }> = [
   ...ROLLUPS.map((r: Rollup) => {
     const columns = summedColumns(r)
     return {
@@ -271,12 +286,12 @@ const UPSERTS: Array<{ table: RollupTable | typeof ATTEMPTS.table, key: Typed, m
       add: columns.map((c) => c.add)
     }
   }),
-  {
-    table: ATTEMPTS.table,
+  ...ATTEMPT_GRAINS.map((grain) => ({
+    table: ATTEMPTS.tables[grain],
     key: ATTEMPTS.grain.map((name) => [DIMENSIONS[name].column, DIMENSIONS[name].type] as const),
     measures: ATTEMPTS.measures.map((name) => [name, ATTEMPTS.types[name]] as const),
     add: ATTEMPTS.measures.map(() => (a: string, b: string) => `${a} + ${b}`)
-  }
+  }))
 ]
 
 const names = (columns: Typed) => raw(columns.map(([name]) => name).join(', '))
@@ -350,7 +365,10 @@ function writeTotalsSql (now: Date, late: boolean, keys: string, users: string, 
  * not for a conversation with a busy application server.
  */
 export async function writeTotals (db: Sql, deltas: RollupDeltas, charges: Charges, now: Date): Promise<void> {
-  const rows = UPSERTS.map(({ table }) => table === ATTEMPTS.table ? deltas.attemptRows() : deltas.rowsOf(table))
+  const rows = UPSERTS.map(({ table }) => {
+    const grain = attemptGrainOf(table)
+    return grain === undefined ? deltas.rowsOf(table as RollupTable) : deltas.attemptRows(grain)
+  })
   const seconds = deltas.secondRows()
   const providers = deltas.providerMonthRows()
   if (rows.every((list) => list.length === 0) && charges.keys.length + charges.users.length + seconds.length + providers.length === 0) return

@@ -77,7 +77,7 @@ export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, given?
         user_id: row.userId, email: row.email, username: row.username, request_count: row.requests, total_tokens: row.totalTokens, total_cost: nanoToUsd(row.totalCost)
       }))
     case 'provider':
-      return (await totalsByProvider(db, hourPlan(range), limit)).map((row) => ({
+      return (await totalsByProvider(db, quarterHourPlan(range), limit)).map((row) => ({
         provider_id: row.providerId,
         provider: row.provider,
         request_count: row.attempts,

@@ -123,3 +123,28 @@ t.test('one batch across quarters, hours and days (a batch reuses each quarter-h
   ])
   t.same(deltas.rowsOf('usage_daily_user').map((r) => [r.day, r.requests]), [['1969-12-31', '1'], ['2026-03-04', '2'], ['2026-03-05', '3']])
 })
+
+t.test('provider attempts: apart in each quarter-hour, summed in the hour, the fallback in its request\'s quarter', async (t) => {
+  const deltas = new RollupDeltas()
+  deltas.sent([
+    { request_id: 'f', provider_id: PROVIDER, status: 'failed', latency_ms: 100, created_at: new Date('2026-03-04T05:44:59.999Z') },
+    { request_id: 'f', provider_id: PROVIDER, status: 'success', latency_ms: 200, created_at: new Date('2026-03-04T05:44:59.999Z') }
+  ])
+  deltas.change(null, row({ requestId: 'f', createdAt: new Date('2026-03-04T05:44:59.999Z') }))
+  deltas.change(null, row({ requestId: 'a', createdAt: new Date('2026-03-04T05:00:00.000Z'), responseTimeMs: 10 }))
+  deltas.change(null, row({ requestId: 'b', createdAt: new Date('2026-03-04T05:45:00.000Z'), status: 'failed', responseTimeMs: null }))
+  deltas.change(null, row({ requestId: 'c', createdAt: new Date('1969-12-31T23:59:59.999Z'), responseTimeMs: 7 }))
+  const shape = (r: Record<string, string>) => [r.bucket, r.provider_id, r.attempts, r.successes, r.failures, r.latency_sum_ms, r.latency_count, r.fallbacks]
+  t.same(deltas.attemptRows('quarter').map(shape), [
+    ['1969-12-31T23:45:00.000Z', PROVIDER, '1', '1', '0', '7', '1', '0'],
+    ['2026-03-04T05:00:00.000Z', PROVIDER, '1', '1', '0', '10', '1', '0'],
+    ['2026-03-04T05:30:00.000Z', NIL, '0', '0', '0', '0', '0', '1'],
+    ['2026-03-04T05:30:00.000Z', PROVIDER, '2', '1', '1', '300', '2', '0'],
+    ['2026-03-04T05:45:00.000Z', PROVIDER, '1', '0', '1', '0', '0', '0']
+  ], 'per quarter-hour: the failed one without a latency counts no latency; the candidates are request f\'s attempts')
+  t.same(deltas.attemptRows('hour').map(shape), [
+    ['1969-12-31T23:00:00.000Z', PROVIDER, '1', '1', '0', '7', '1', '0'],
+    ['2026-03-04T05:00:00.000Z', NIL, '0', '0', '0', '0', '0', '1'],
+    ['2026-03-04T05:00:00.000Z', PROVIDER, '4', '2', '2', '310', '3', '0']
+  ], 'per hour: the quarter-hours summed')
+})

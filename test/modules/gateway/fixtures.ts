@@ -99,6 +99,7 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_hourly_api_key: 'SELECT * FROM usage_hourly_api_key ORDER BY bucket, api_key_id',
     usage_daily_model: 'SELECT * FROM usage_daily_model ORDER BY day, provider_id, model, api_format',
     provider_attempts_hourly: 'SELECT * FROM provider_attempts_hourly ORDER BY bucket, provider_id',
+    provider_attempts_quarter_hourly: 'SELECT * FROM provider_attempts_quarter_hourly ORDER BY bucket, provider_id',
     usage_quarter_hourly_global: 'SELECT * FROM usage_quarter_hourly_global ORDER BY bucket',
     usage_daily_user: 'SELECT * FROM usage_daily_user ORDER BY day, user_id',
     usage_hourly_user: 'SELECT * FROM usage_hourly_user ORDER BY bucket, user_id',
@@ -345,13 +346,13 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
                 FROM usage WHERE ${FINISHED} AND ${column} IS NOT NULL GROUP BY ${width} ORDER BY ${width}`
       }]
     }))),
-    // executed candidates on their providers; a finished request without one, as one attempt on its provider
-    provider_attempts_hourly: {
-      rollup: `SELECT ${hourKey} AS bucket, provider_id, attempts::bigint AS attempts, successes::bigint AS successes, failures::bigint AS failures,
+    // executed candidates on their providers; a finished request without one, as one attempt on its provider (per hour, per quarter-hour)
+    ...Object.fromEntries(([['provider_attempts_hourly', hourKey, rawHour], ['provider_attempts_quarter_hourly', quarterKey, rawQuarter]] as const).map(([table, key, rawKey]) => [table, {
+      rollup: `SELECT ${key} AS bucket, provider_id, attempts::bigint AS attempts, successes::bigint AS successes, failures::bigint AS failures,
                       latency_sum_ms, latency_count::bigint AS latency_count
-                 FROM provider_attempts_hourly
+                 FROM ${table}
                 WHERE NOT (attempts = 0 AND successes = 0 AND failures = 0 AND latency_sum_ms = 0 AND latency_count = 0) ORDER BY 1, 2`,
-      raw: `SELECT ${rawHour} AS bucket, provider_id, count(*)::bigint AS attempts, count(*) FILTER (WHERE success)::bigint AS successes,
+      raw: `SELECT ${rawKey} AS bucket, provider_id, count(*)::bigint AS attempts, count(*) FILTER (WHERE success)::bigint AS successes,
                    count(*) FILTER (WHERE failure)::bigint AS failures, COALESCE(sum(latency_ms), 0)::bigint AS latency_sum_ms,
                    count(latency_ms)::bigint AS latency_count
               FROM (
@@ -363,7 +364,7 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
                    AND NOT EXISTS (SELECT 1 FROM request_candidates c WHERE c.request_id = u.request_id AND c.status NOT IN ('skipped', 'available'))
               ) a
              GROUP BY 1, 2 ORDER BY 1, 2`
-    }
+    }]))
   }
   const out: Record<string, { rollup: Json[], raw: Json[] }> = {}
   for (const [table, sql] of Object.entries(grains)) {

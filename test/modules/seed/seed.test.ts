@@ -171,6 +171,7 @@ t.test('one data set, checked against what ingestion would have written', async 
       usage_hourly_api_key: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, api_key_id`,
       usage_daily_model: `to_char(day, 'YYYY-MM-DD') AS day, provider_id, model, api_format`,
       provider_attempts_hourly: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`,
+      provider_attempts_quarter_hourly: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`,
       usage_quarter_hourly_global: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket`,
       usage_daily_user: `to_char(day, 'YYYY-MM-DD') AS day, user_id`,
       usage_hourly_user: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, user_id`,
@@ -181,7 +182,7 @@ t.test('one data set, checked against what ingestion would have written', async 
     for (const [table, keys] of Object.entries(tables) as Array<[keyof typeof tables, string]>) {
       const measures = (await query(`SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND data_type IN ('integer', 'bigint') ORDER BY ordinal_position`, [table])).map((c) => c.column_name as string)
       const stored = await query(`SELECT ${keys}, ${measures.map((m) => `${m}::text`).join(', ')} FROM ${table}`)
-      const expected = (table === 'provider_attempts_hourly' ? deltas.attemptRows() : deltas.rowsOf(table)).map((row) => Object.fromEntries(Object.keys(stored[0]!).map((column) => [column, row[column]])))
+      const expected = (table === 'provider_attempts_hourly' ? deltas.attemptRows('hour') : table === 'provider_attempts_quarter_hourly' ? deltas.attemptRows('quarter') : deltas.rowsOf(table)).map((row) => Object.fromEntries(Object.keys(stored[0]!).map((column) => [column, row[column]])))
       const sort = (list: Row[]) => list.map((r) => JSON.stringify(r)).sort()
       t.ok(stored.length > 0, `${table} has rows`)
       t.same(sort(stored), sort(expected), `${table}: ${stored.length} rows, every one as ingestion would have it`)

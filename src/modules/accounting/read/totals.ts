@@ -137,24 +137,28 @@ export interface ProviderTotals {
 
 /**
  * Per provider: tokens and costs from usage_hourly_provider (primary key (bucket, …): a
- * few rows an hour) and the raw edges, as the other groupings (a provider that still
- * exists); attempts, successes, failures and latency from provider_attempts_hourly
- * (primary key (bucket, provider_id)) for the whole hours: each executed candidate on its
+ * few rows an hour), the edges' whole quarter-hours from usage_quarter_hourly_model
+ * (bucket, …) and the rest raw, as the other groupings (a provider that still exists);
+ * attempts, successes, failures and latency from provider_attempts_hourly and
+ * provider_attempts_quarter_hourly (primary keys (bucket, provider_id)): each executed candidate on its
  * provider, plus one implicit attempt for each finished request reported without an
  * executed candidate — failed if the request failed, successful otherwise (a cancellation
- * is the client's doing), with the request's response time. The edges read the same raw:
+ * is the client's doing), with the request's response time. What lies inside a quarter-hour reads the same raw:
  * candidates through request_candidates (provider_id, created_at), one probe per
  * provider; requests through usage (created_at), each probing request_candidates
  * (request_id, …) in its own month's partition (candidatesOfSql).
  */
-export async function totalsByProvider (db: Sql, plan: HourPlan, limit: number): Promise<ProviderTotals[]> {
+export async function totalsByProvider (db: Sql, plan: QuarterHourPlan, limit: number): Promise<ProviderTotals[]> {
   const { rows } = await db.query(sql`
     WITH spent AS (
       SELECT key, ${SUMS} FROM (
         SELECT r.provider_id AS key, ${ROLLUP_MEASURES} FROM usage_hourly_provider r
          WHERE ${within(BUCKET, plan.hours)} AND r.provider_id IN (SELECT id FROM providers)
         UNION ALL
-        SELECT u.provider_id AS key, ${RAW_MEASURES} FROM usage u WHERE ${FINISHED} AND ${withinEither(CREATED, plan.edges)} AND u.provider_id IS NOT NULL
+        SELECT r.provider_id AS key, ${ROLLUP_MEASURES} FROM usage_quarter_hourly_model r
+         WHERE ${withinEither(BUCKET, plan.quarters)} AND r.provider_id IN (SELECT id FROM providers)
+        UNION ALL
+        SELECT u.provider_id AS key, ${RAW_MEASURES} FROM usage u WHERE ${FINISHED} AND ${withinEither(CREATED, plan.ragged)} AND u.provider_id IS NOT NULL
       ) p
       GROUP BY key HAVING sum(requests) <> 0
     ),
@@ -165,13 +169,16 @@ export async function totalsByProvider (db: Sql, plan: HourPlan, limit: number):
           SELECT a.provider_id, a.attempts, a.successes, a.failures, a.latency_sum_ms, a.latency_count
             FROM provider_attempts_hourly a WHERE ${within(raw('a.bucket'), plan.hours)}
           UNION ALL
+          SELECT a.provider_id, a.attempts, a.successes, a.failures, a.latency_sum_ms, a.latency_count
+            FROM provider_attempts_quarter_hourly a WHERE ${withinEither(raw('a.bucket'), plan.quarters)}
+          UNION ALL
           SELECT c.provider_id, 1, (c.status = 'success')::int, (c.status = 'failed')::int, COALESCE(c.latency_ms, 0), (c.latency_ms IS NOT NULL)::int
             FROM providers p JOIN request_candidates c ON c.provider_id = p.id
-           WHERE ${withinEither(raw('c.created_at'), plan.edges)} AND ${EXECUTED}
+           WHERE ${withinEither(raw('c.created_at'), plan.ragged)} AND ${EXECUTED}
           UNION ALL
           SELECT u.provider_id, 1, (u.status <> 'failed')::int, (u.status = 'failed')::int, COALESCE(u.response_time_ms, 0), (u.response_time_ms IS NOT NULL)::int
             FROM usage u
-           WHERE ${FINISHED} AND ${withinEither(CREATED, plan.edges)} AND u.provider_id IS NOT NULL
+           WHERE ${FINISHED} AND ${withinEither(CREATED, plan.ragged)} AND u.provider_id IS NOT NULL
              AND NOT EXISTS (SELECT 1 FROM request_candidates c WHERE ${candidatesOfSql('c', 'u')} AND ${EXECUTED})
         ) a
        GROUP BY provider_id
