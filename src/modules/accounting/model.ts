@@ -171,7 +171,7 @@ export const FAILED: RowFilter = { of: (row) => row.status === 'failed', raw: `s
 
 export type RollupTable = 'usage_errors_hourly' | 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly_global' | 'usage_daily_user'
   | 'usage_hourly_user' | 'usage_hourly_provider' | 'usage_hourly_global' | 'usage_hourly_provider_key' | 'usage_errors_quarter_hourly' | 'usage_daily_provider'
-  | 'usage_quarter_hourly_model' | 'usage_daily_api_key' | 'usage_hourly_api_key'
+  | 'usage_quarter_hourly_model' | 'usage_daily_api_key' | 'usage_hourly_api_key' | 'usage_quarter_hourly_user' | 'usage_quarter_hourly_api_key'
 
 export interface Rollup {
   table: RollupTable
@@ -214,6 +214,12 @@ export const ROLLUPS: readonly Rollup[] = [
   // the user ranking; its rows are the user's, whose `used` a batch locks anyway
   { table: 'usage_daily_user', grain: ['day', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly_user' },
   { table: 'usage_hourly_user', grain: ['hour', 'user'], measures: RANKING, only: REACHED_PROVIDER, regroups: 'usage_hourly' },
+  // …and the whole quarter-hours at a ragged range's ends (lib/spans.ts quarterCut), with the provider kept instead of
+  // filtered: a deleted provider's part cannot be taken out of a quarter-hour (no finer rollup keeps one), so readers
+  // count the rows of providers that exist, as they do in usage_hourly_model
+  { table: 'usage_quarter_hourly_user', grain: ['quarter', 'user', 'provider'], measures: RANKING },
+  // the key ranking's and spend by tag's whole quarter-hours beside the hours
+  { table: 'usage_quarter_hourly_api_key', grain: ['quarter', 'key'], measures: RANKING },
   // global stats and the provider ranking's hours
   { table: 'usage_hourly_provider', grain: ['hour', 'provider'], measures: [...HOURLY, ...CACHE_ECONOMICS], regroups: 'usage_hourly_model' },
   // the heatmap's hours: one row an hour (a year is ~8,800 rows, not ~52,000 of hour × provider);

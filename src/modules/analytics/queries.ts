@@ -207,6 +207,8 @@ interface BoardSource {
   hourly: string
   /** the whole quarter-hours' rollup beside the hours (null: none keeps the board's key; the hour edges are read raw) */
   quarterly: string | null
+  /** which of the quarter-hours' rows count, where that rollup keeps what the others filter (default: rollupWhere) */
+  quarterWhere?: string
   key: string
   rawKey: string
   names: string
@@ -218,17 +220,21 @@ interface BoardSource {
 }
 
 /**
- * Each board's rollups and indexes: users from usage_daily_user / usage_hourly_user
- * (primary keys (day, …) / (bucket, …); requests that reached a provider, as the users
- * aggregation counts); keys from usage_daily_api_key / usage_hourly_api_key ((day, …) / (bucket, …)), or
+ * Each board's rollups and indexes: users from usage_daily_user / usage_hourly_user /
+ * usage_quarter_hourly_user (primary keys (day, …) / (bucket, …) / (bucket, …); requests that
+ * reached a provider that exists, as the users aggregation counts); keys from usage_daily_api_key /
+ * usage_hourly_api_key / usage_quarter_hourly_api_key ((day, …) / (bucket, …) / (bucket, …)), or
  * usage_daily_key / usage_hourly ((user_id, day) / (user_id, bucket)) for one user; models and providers from
  * usage_daily_model (day, …) and usage_hourly_model / usage_hourly_provider (bucket, …), their
  * whole quarter-hours beside the hours from usage_quarter_hourly_model (bucket, …).
  * Raw edges through usage (created_at): the hour edges, or only what lies inside a quarter-hour.
  */
 const BOARDS: Record<Board, BoardSource> = {
-  users: { daily: 'usage_daily_user', hourly: 'usage_hourly_user', quarterly: null, key: 'r.user_id', rawKey: 'u.user_id', names: 'JOIN users n ON n.id = g.key::uuid', name: 'n.username', rollupWhere: 'TRUE', rawWhere: 'u.provider_id IS NOT NULL' },
-  'api-keys': { daily: 'usage_daily_api_key', hourly: 'usage_hourly_api_key', quarterly: null, key: 'r.api_key_id', rawKey: 'u.api_key_id', names: 'JOIN api_keys n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
+  users: {
+    daily: 'usage_daily_user', hourly: 'usage_hourly_user', quarterly: 'usage_quarter_hourly_user', quarterWhere: 'r.provider_id IN (SELECT id FROM providers)',
+    key: 'r.user_id', rawKey: 'u.user_id', names: 'JOIN users n ON n.id = g.key::uuid', name: 'n.username', rollupWhere: 'TRUE', rawWhere: 'u.provider_id IS NOT NULL'
+  },
+  'api-keys': { daily: 'usage_daily_api_key', hourly: 'usage_hourly_api_key', quarterly: 'usage_quarter_hourly_api_key', key: 'r.api_key_id', rawKey: 'u.api_key_id', names: 'JOIN api_keys n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
   models: { daily: 'usage_daily_model', hourly: 'usage_hourly_model', quarterly: 'usage_quarter_hourly_model', key: 'r.model', rawKey: 'u.model', names: '', name: 'g.key', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
   providers: { daily: 'usage_daily_model', hourly: 'usage_hourly_provider', quarterly: 'usage_quarter_hourly_model', key: 'r.provider_id', rawKey: 'u.provider_id', names: 'JOIN providers n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' }
 }
@@ -252,8 +258,8 @@ export interface BoardRow { id: string, name: string, rank: number, requests: nu
 /** A page of a board, ranked by the metric (dense rank), and how many entries it has. */
 export async function leaderboard (db: Sql, board: Board, plan: QuarterDayPlan, metric: Metric, order: 'asc' | 'desc', filter: BoardFilter, limit: number, offset: number) {
   const b = { ...BOARDS[board], ...(filter.userId === null ? {} : USER_BOARDS[board]) }
-  const where = (alias: 'r' | 'u'): Fragment => {
-    const parts: Fragment[] = [raw(alias === 'r' ? b.rollupWhere : b.rawWhere)]
+  const where = (alias: 'r' | 'u', rollupWhere = b.rollupWhere): Fragment => {
+    const parts: Fragment[] = [raw(alias === 'r' ? rollupWhere : b.rawWhere)]
     if (filter.userId !== null) parts.push(sql`${raw(alias)}.user_id = ${filter.userId}::uuid`)
     if (filter.providerId !== null) parts.push(sql`${raw(alias)}.provider_id = ${filter.providerId}::uuid`)
     return join(parts, ' AND ')
@@ -264,7 +270,7 @@ export async function leaderboard (db: Sql, board: Board, plan: QuarterDayPlan, 
   if (b.quarterly !== null) {
     quarterPart = sql`
           SELECT ${raw(b.key)}::text, r.requests, r.total_tokens, r.total_cost, r.actual_total_cost FROM ${raw(b.quarterly)} r
-           WHERE ${withinEither(raw('r.bucket'), plan.quarters)} AND ${where('r')}
+           WHERE ${withinEither(raw('r.bucket'), plan.quarters)} AND ${where('r', b.quarterWhere)}
           UNION ALL`
   }
   const column = raw(METRIC_COLUMN[metric])

@@ -7,7 +7,7 @@ import { percent } from '../../lib/rates.js'
 import { containsPattern } from '../../lib/like.js'
 import { redactHeaders, redactJson } from '../../lib/redact.js'
 import { datesBetween, EARLIEST_INSTANT, INSTANT_LIMIT, localDate, type Range } from '../../lib/time.js'
-import { dayPlan, hourPlan, quarterDayPlan, quarterHourPlan } from '../../lib/spans.js'
+import { hourPlan, quarterDayPlan, quarterHourPlan } from '../../lib/spans.js'
 import { inputContext, tieredPricingOf, type TieredPricing } from '../accounting/pricing.js'
 import { IN_FLIGHT_STATUSES } from '../accounting/rules.js'
 import { aetherTier, tierFromUsd } from '../accounting/tiers.js'
@@ -73,7 +73,7 @@ export async function aggregate (db: Sql, groupBy: GroupBy, range: Range, given?
         avg_response_time_ms: avgMs(row.responseTimeSumMs, row.responseTimeCount)
       }))
     case 'user':
-      return (await totalsByUser(db, dayPlan(range), limit)).map((row) => ({
+      return (await totalsByUser(db, quarterDayPlan(range), limit)).map((row) => ({
         user_id: row.userId, email: row.email, username: row.username, request_count: row.requests, total_tokens: row.totalTokens, total_cost: nanoToUsd(row.totalCost)
       }))
     case 'provider':

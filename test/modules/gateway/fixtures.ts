@@ -103,6 +103,8 @@ export async function dumpTables (app: KeymeterApp): Promise<Record<string, Json
     usage_quarter_hourly_global: 'SELECT * FROM usage_quarter_hourly_global ORDER BY bucket',
     usage_daily_user: 'SELECT * FROM usage_daily_user ORDER BY day, user_id',
     usage_hourly_user: 'SELECT * FROM usage_hourly_user ORDER BY bucket, user_id',
+    usage_quarter_hourly_user: 'SELECT * FROM usage_quarter_hourly_user ORDER BY bucket, user_id, provider_id',
+    usage_quarter_hourly_api_key: 'SELECT * FROM usage_quarter_hourly_api_key ORDER BY bucket, api_key_id',
     usage_hourly_provider: 'SELECT * FROM usage_hourly_provider ORDER BY bucket, provider_id',
     usage_hourly_provider_key: 'SELECT * FROM usage_hourly_provider_key ORDER BY bucket, provider_api_key_id',
     usage_hourly_global: 'SELECT * FROM usage_hourly_global ORDER BY bucket',
@@ -261,6 +263,20 @@ export async function rollupsAndRaw (app: KeymeterApp): Promise<Record<string, {
                  FROM usage_hourly_api_key WHERE ${USER_RANKING_NOT_ZERO} ORDER BY 1, 2`,
       raw: `SELECT ${rawHour} AS bucket, COALESCE(api_key_id, ${NIL}) AS api_key_id, ${USER_RANKING_RAW}
               FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
+    },
+    // …and their quarter-hours
+    usage_quarter_hourly_api_key: {
+      rollup: `SELECT ${quarterKey} AS bucket, api_key_id, ${USER_RANKING_ROLLUP}
+                 FROM usage_quarter_hourly_api_key WHERE ${USER_RANKING_NOT_ZERO} ORDER BY 1, 2`,
+      raw: `SELECT ${rawQuarter} AS bucket, COALESCE(api_key_id, ${NIL}) AS api_key_id, ${USER_RANKING_RAW}
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2 ORDER BY 1, 2`
+    },
+    // the user ranking's quarter-hours: every finished request, by provider (the nil one: none)
+    usage_quarter_hourly_user: {
+      rollup: `SELECT ${quarterKey} AS bucket, user_id, provider_id, ${USER_RANKING_ROLLUP}
+                 FROM usage_quarter_hourly_user WHERE ${USER_RANKING_NOT_ZERO} ORDER BY 1, 2, 3`,
+      raw: `SELECT ${rawQuarter} AS bucket, COALESCE(user_id, ${NIL}) AS user_id, COALESCE(provider_id, ${NIL}) AS provider_id, ${USER_RANKING_RAW}
+              FROM usage WHERE ${FINISHED} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
     },
     // the user ranking: requests that reached a provider (a deleted provider's rows have it NULL)
     usage_daily_user: {

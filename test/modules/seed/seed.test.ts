@@ -175,6 +175,8 @@ t.test('one data set, checked against what ingestion would have written', async 
       usage_quarter_hourly_global: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket`,
       usage_daily_user: `to_char(day, 'YYYY-MM-DD') AS day, user_id`,
       usage_hourly_user: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, user_id`,
+      usage_quarter_hourly_user: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, user_id, provider_id`,
+      usage_quarter_hourly_api_key: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, api_key_id`,
       usage_hourly_provider: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket, provider_id`,
       usage_hourly_global: `to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket`,
       usage_hourly_provider_key: `provider_api_key_id, to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS bucket`

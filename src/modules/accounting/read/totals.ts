@@ -212,12 +212,13 @@ export interface UserTotals { userId: string, email: string | null, username: st
 /**
  * Per user, from the smallest rollups that answer each part exactly: usage_daily_user
  * (day × user) for whole UTC days, usage_hourly_user (hour × user) for the whole hours
- * beside them, raw rows for the edges. Both rollups count only requests that reached a
- * provider that still exists (deleting a provider subtracts its part), as a raw row
- * counts when its provider_id is set; a deleted user's rows are left out on both sides
- * by the join on users.
+ * beside them, usage_quarter_hourly_user (quarter-hour × user × provider) for the whole
+ * quarter-hours beside those, raw rows for the rest. The day and hour rollups count only
+ * requests that reached a provider that still exists (deleting a provider subtracts its
+ * part), the quarter-hours' rows of providers that exist, as a raw row counts when its
+ * provider_id is set; a deleted user's rows are left out everywhere by the join on users.
  */
-export async function totalsByUser (db: Sql, plan: DayPlan, limit: number): Promise<UserTotals[]> {
+export async function totalsByUser (db: Sql, plan: QuarterDayPlan, limit: number): Promise<UserTotals[]> {
   const { rows } = await db.query(sql`
     SELECT s.user_id, us.email, us.username, s.requests, s.total_tokens, s.total_cost
       FROM (
@@ -231,9 +232,13 @@ export async function totalsByUser (db: Sql, plan: DayPlan, limit: number): Prom
             SELECT r.user_id, r.requests, r.total_tokens, r.total_cost FROM usage_hourly_user r
              WHERE ${withinEither(BUCKET, plan.hours)}
             UNION ALL
+            -- usage_quarter_hourly_user primary key (bucket, …)
+            SELECT r.user_id, r.requests, r.total_tokens, r.total_cost FROM usage_quarter_hourly_user r
+             WHERE ${withinEither(BUCKET, plan.quarters)} AND r.provider_id IN (SELECT id FROM providers)
+            UNION ALL
             -- usage (created_at)
             SELECT u.user_id, 1, u.total_tokens::bigint, u.total_cost FROM usage u
-             WHERE ${withinEither(CREATED, plan.edges)} AND ${FINISHED} AND u.provider_id IS NOT NULL
+             WHERE ${withinEither(CREATED, plan.ragged)} AND ${FINISHED} AND u.provider_id IS NOT NULL
           ) p
          GROUP BY user_id HAVING sum(requests) <> 0
       ) s
