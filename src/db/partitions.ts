@@ -36,7 +36,7 @@ export const usageByRequestSql = (): Statement => raw('(usage_requests q JOIN us
 /**
  * The candidates of usage row `u` (alias `c`): a candidate is dated by its request (ingestion and the
  * seed write the row's created_at on it, and a row's created_at never changes), so the month prunes
- * the probe to one partition of request_candidates (request_id, candidate_index, retry_index, created_at)
+ * the probe to one partition of request_candidates (request_id, created_at, candidate_index, retry_index)
  * instead of one probe a month kept.
  */
 export const candidatesOfSql = (c: string, u: string): Statement => raw(`${c}.request_id = ${u}.request_id AND ${c}.created_at = ${u}.created_at`)

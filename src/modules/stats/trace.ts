@@ -80,7 +80,7 @@ interface TraceRow {
 /**
  * The request's candidates, in order; none recorded, the one attempt its usage row
  * tells (its provider, key, outcome and response time); no row at all when the request
- * id is unknown. request_candidates (request_id, candidate_index, retry_index, created_at) in each monthly partition, usage_requests' key then usage's.
+ * id is unknown. request_candidates (request_id, created_at, candidate_index, retry_index) in each monthly partition, usage_requests' key then usage's.
  */
 async function traceRows (db: Sql, requestId: string): Promise<TraceRow[]> {
   const { rows } = await db.query<TraceRow>(sql`
