@@ -71,6 +71,7 @@ export interface SentCandidate {
 
 const ATTEMPT_MEASURES = ATTEMPTS.measures
 type AttemptMeasures = Record<typeof ATTEMPT_MEASURES[number], number>
+const noAttempts = (): AttemptMeasures => Object.fromEntries(ATTEMPT_MEASURES.map((name) => [name, 0])) as AttemptMeasures
 
 /** Accumulates the deltas of a batch, one entry per rollup row touched. */
 export class RollupDeltas {
@@ -136,7 +137,7 @@ export class RollupDeltas {
     const id = `${quarter}|${providerId}`
     let entry = this.attempts.get(id)
     if (entry === undefined) {
-      entry = { quarter, provider_id: providerId, m: { attempts: 0, successes: 0, failures: 0, latency_sum_ms: 0, latency_count: 0, fallbacks: 0 } }
+      entry = { quarter, provider_id: providerId, m: noAttempts() }
       this.attempts.set(id, entry)
     }
     for (const name of ATTEMPT_MEASURES) entry.m[name] += m[name]
@@ -173,7 +174,7 @@ export class RollupDeltas {
       const bucket = new Date(Math.floor(quarter / per) * per * QUARTER_MS).toISOString()
       const id = `${bucket}|${providerId}`
       let row = rows.get(id)
-      if (row === undefined) rows.set(id, row = { bucket, provider_id: providerId, m: { attempts: 0, successes: 0, failures: 0, latency_sum_ms: 0, latency_count: 0, fallbacks: 0 } })
+      if (row === undefined) rows.set(id, row = { bucket, provider_id: providerId, m: noAttempts() })
       for (const name of ATTEMPT_MEASURES) row.m[name] += m[name]
     }
     const order = (entry: { bucket: string, provider_id: string }) => `${entry.bucket}|${entry.provider_id}`
