@@ -86,7 +86,7 @@ const CACHE_ECONOMICS_MEASURES = {
   cache_write_premium: priced(money((r) => { const x = economicsOf(r); return x.write5mPremium + x.write1hPremium },
     `coalesce(sum(${economicsSql.write5mPremium.text}), 0) + coalesce(sum(${economicsSql.write1hPremium.text}), 0)`))
 }
-/** the tables that keep them: usage_hourly (which the others regroup, and the own view reads by user) and the model and provider rollups */
+/** the tables that keep them: usage_hourly (which the others regroup, and the own view reads by user) and the model (hour, day, quarter-hour) and provider rollups */
 const CACHE_ECONOMICS: readonly MeasureName[] = ['cache_read_saving', 'cache_write_premium']
 
 export const MEASURES = {
@@ -208,7 +208,7 @@ export const ROLLUPS: readonly Rollup[] = [
   // …and their hours beside the days: one row a key an hour (usage_hourly has one per user, provider, model and format)
   { table: 'usage_hourly_api_key', grain: ['hour', 'key'], measures: RANKING, regroups: 'usage_hourly' },
   // a time series' and the percentiles' cut hours in zones whose midnight is off the hour, filtered by model, provider or api_format (~22 rows a quarter-hour)
-  { table: 'usage_quarter_hourly_model', grain: ['quarter', 'provider', 'model', 'format'], measures: QUARTERS },
+  { table: 'usage_quarter_hourly_model', grain: ['quarter', 'provider', 'model', 'format'], measures: [...QUARTERS, ...CACHE_ECONOMICS] },
   // the heatmap's edges and an unfiltered time series' cut hours: one row a quarter-hour, read alone where no filter asks for more
   { table: 'usage_quarter_hourly_global', grain: ['quarter'], measures: QUARTERS, regroups: 'usage_quarter_hourly_model' },
   // the user ranking; its rows are the user's, whose `used` a batch locks anyway

@@ -7,7 +7,7 @@
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
-import { dayPlan, hourPlan, type Span } from '../../lib/spans.js'
+import { hourPlan, quarterDayPlan, type Span } from '../../lib/spans.js'
 import { wasteOf } from '../accounting/cache/timeline.js'
 import { cacheEconomicsSql, tierPricesJoinSql } from '../accounting/pricing.js'
 import { lastWrites } from '../accounting/read/cache.js'
@@ -31,7 +31,8 @@ const inSpans = (column: string, spans: Span[]): Fragment =>
 /**
  * The range's sums per (provider, model). All traffic: whole UTC days from
  * usage_daily_model (day, …), the hours beside them from usage_hourly_model (bucket, …),
- * the ragged edges from usage (created_at). One user's: whole hours from usage_hourly
+ * the quarter-hours beside those from usage_quarter_hourly_model (bucket, …), what lies
+ * inside a quarter-hour from usage (created_at). One user's: whole hours from usage_hourly
  * (user_id, bucket), edges from usage (user_id, created_at). A provider that no longer
  * exists (or none) is provider null.
  */
@@ -39,13 +40,15 @@ async function sumsByGroup (db: Sql, range: AnalyticsRange, userId: string | nul
   let rollups: Fragment
   let edges: Span[]
   if (userId === null) {
-    const plan = dayPlan(range)
-    edges = plan.edges
+    const plan = quarterDayPlan(range)
+    edges = plan.ragged
     rollups = sql`
       SELECT r.provider_id, r.model, ${ROLLUP_MEASURES} FROM usage_daily_model r
        WHERE r.day >= (${plan.days.from}::timestamptz AT TIME ZONE 'UTC')::date AND r.day < (${plan.days.to}::timestamptz AT TIME ZONE 'UTC')::date
       UNION ALL
-      SELECT r.provider_id, r.model, ${ROLLUP_MEASURES} FROM usage_hourly_model r WHERE ${inSpans('r.bucket', plan.hours)}`
+      SELECT r.provider_id, r.model, ${ROLLUP_MEASURES} FROM usage_hourly_model r WHERE ${inSpans('r.bucket', plan.hours)}
+      UNION ALL
+      SELECT r.provider_id, r.model, ${ROLLUP_MEASURES} FROM usage_quarter_hourly_model r WHERE ${inSpans('r.bucket', plan.quarters)}`
   } else {
     const plan = hourPlan(range)
     edges = plan.edges

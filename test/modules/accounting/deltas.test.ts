@@ -41,6 +41,9 @@ t.test('a completed row, then its replacement: the batch adds after − before',
     cache_creation_cost: '0', cache_read_cost: '7',
     response_time_hist: oneIn(62), first_byte_time_hist: oneIn(52)
   }])
+  // the model quarter-hour keeps the cache economics too (cost/savings' whole quarter-hours at a range's ends)
+  t.same(deltas.rowsOf('usage_quarter_hourly_model').map((r) => [r.bucket, r.provider_id, r.cache_read_cost, r.cache_read_saving, r.cache_write_premium]),
+    [['2026-03-04T05:15:00.000Z', PROVIDER, '7', '13500', '8250']])
   // its histograms hold the replacement's one sample each (the first row's went in and out): 900 ms in [884, 972), bucket 62; 350 ms in [343, 377), bucket 52
   t.same(deltas.rowsOf('usage_hourly_global'), [{
     bucket: '2026-03-04T05:00:00.000Z', requests: '1', total_tokens: '165', total_cost: '1300', actual_total_cost: '1950',
