@@ -31,7 +31,7 @@ function rawGroupSql (r: Rollup, columns: SummedColumn[], ids?: { from: string, 
   // the rows' tiers only for what reads their unit prices: the join costs the bulk load's largest scans
   const prices = columns.some((c) => c.priced) ? raw(tierPricesJoinSql('usage')) : empty
   return sql`SELECT ${raw([...r.grain.map((name) => DIMENSIONS[name].raw), ...columns.map((c) => c.aggregate)].join(', '))}
-    FROM usage ${prices} WHERE ${range}${finishedSql()}${r.only === undefined ? empty : raw(` AND ${r.only.raw}`)}
+    FROM usage ${prices} WHERE ${range}${finishedSql()}${r.only === undefined ? empty : raw(` AND ${r.only.raw()}`)}
     GROUP BY ${positions(r.grain.length)} ORDER BY ${positions(r.grain.length)}`
 }
 
@@ -41,7 +41,7 @@ const regroupable = (r: Rollup, source: Rollup): SummedColumn[] =>
 
 /** INSERT of a rollup's rows summed from the finer rollup it regroups. */
 export function regroupSql (r: Rollup, source: Rollup): Fragment {
-  const filters = r.only !== undefined && source.only !== r.only ? [raw(r.only.rollup)] : []
+  const filters = r.only !== undefined && source.only !== r.only ? [raw(r.only.rollup())] : []
   const columns = regroupable(r, source)
   return sql`
     INSERT INTO ${raw(r.table)} (${raw([...keyColumns(r), ...columns.map((c) => c.name)].join(', '))})

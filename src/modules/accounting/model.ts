@@ -151,9 +151,12 @@ const TIME_DIMENSIONS: readonly DimensionName[] = ['hour', 'quarter', 'day']
 
 /**
  * Which finished rows a table counts, when not all of them: in TypeScript, over raw
- * usage rows, and over a rollup that keeps the provider.
+ * usage rows, and over a rollup that keeps the provider; the SQL on a table alias, or
+ * on unqualified columns without one.
  */
-export interface RowFilter { of: (row: RollupSource) => boolean, raw: string, rollup: string }
+export interface RowFilter { of: (row: RollupSource) => boolean, raw: (alias?: string) => string, rollup: (alias?: string) => string }
+
+const on = (alias: string | undefined, column: string) => alias === undefined ? column : `${alias}.${column}`
 
 /**
  * The user ranking counts requests that reached a provider that exists: ingestion locks
@@ -162,12 +165,12 @@ export interface RowFilter { of: (row: RollupSource) => boolean, raw: string, ro
  */
 export const REACHED_PROVIDER: RowFilter = {
   of: (row) => row.providerId !== null,
-  raw: 'provider_id IS NOT NULL',
-  rollup: 'provider_id IN (SELECT id FROM providers)'
+  raw: (alias) => `${on(alias, 'provider_id')} IS NOT NULL`,
+  rollup: (alias) => `${on(alias, 'provider_id')} IN (SELECT id FROM providers)`
 }
 
 /** Failed requests only: what the errors distribution counts (MEASURES.errors' rule). */
-export const FAILED: RowFilter = { of: (row) => row.status === 'failed', raw: `status = 'failed'`, rollup: 'errors <> 0' }
+export const FAILED: RowFilter = { of: (row) => row.status === 'failed', raw: (alias) => `${on(alias, 'status')} = 'failed'`, rollup: (alias) => `${on(alias, 'errors')} <> 0` }
 
 export type RollupTable = 'usage_errors_hourly' | 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly_global' | 'usage_daily_user'
   | 'usage_hourly_user' | 'usage_hourly_provider' | 'usage_hourly_global' | 'usage_hourly_provider_key' | 'usage_errors_quarter_hourly' | 'usage_daily_provider'

@@ -53,7 +53,7 @@ function allFailures (buckets: Bucket[]) {
         UNION ALL
         -- usage (created_at): one range per quarter-hour cut inside
         SELECT u.created_at, coalesce(u.provider_id, ${NIL_UUID}::uuid), coalesce(u.status_code, 0), 1
-          FROM ${cutHourRows(plan, sql`AND u.${raw(FAILED.raw)}`)}
+          FROM ${cutHourRows(plan, sql`AND ${raw(FAILED.raw('u'))}`)}
       )`
 }
 
@@ -65,7 +65,7 @@ function allFailures (buckets: Bucket[]) {
 function failuresOf (userId: string, from: Date, to: Date) {
   return sql`(
         SELECT u.created_at AS at, coalesce(u.provider_id, ${NIL_UUID}::uuid) AS provider_id, coalesce(u.status_code, 0) AS status_code, 1 AS n
-          FROM usage u WHERE u.user_id = ${userId}::uuid AND u.${raw(FAILED.raw)} AND u.created_at >= ${from} AND u.created_at < ${to}
+          FROM usage u WHERE u.user_id = ${userId}::uuid AND ${raw(FAILED.raw('u'))} AND u.created_at >= ${from} AND u.created_at < ${to}
       )`
 }
 

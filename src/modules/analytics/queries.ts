@@ -3,6 +3,7 @@
 import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import type { QuarterDayPlan } from '../../lib/spans.js'
+import { REACHED_PROVIDER } from '../accounting/model.js'
 import { withinEither } from '../accounting/read/sql.js'
 import { finishedSql } from '../accounting/rules.js'
 import type { Bucket } from './buckets.js'
@@ -231,8 +232,8 @@ interface BoardSource {
  */
 const BOARDS: Record<Board, BoardSource> = {
   users: {
-    daily: 'usage_daily_user', hourly: 'usage_hourly_user', quarterly: 'usage_quarter_hourly_user', quarterWhere: 'r.provider_id IN (SELECT id FROM providers)',
-    key: 'r.user_id', rawKey: 'u.user_id', names: 'JOIN users n ON n.id = g.key::uuid', name: 'n.username', rollupWhere: 'TRUE', rawWhere: 'u.provider_id IS NOT NULL'
+    daily: 'usage_daily_user', hourly: 'usage_hourly_user', quarterly: 'usage_quarter_hourly_user', quarterWhere: REACHED_PROVIDER.rollup('r'),
+    key: 'r.user_id', rawKey: 'u.user_id', names: 'JOIN users n ON n.id = g.key::uuid', name: 'n.username', rollupWhere: 'TRUE', rawWhere: REACHED_PROVIDER.raw('u')
   },
   'api-keys': { daily: 'usage_daily_api_key', hourly: 'usage_hourly_api_key', quarterly: 'usage_quarter_hourly_api_key', key: 'r.api_key_id', rawKey: 'u.api_key_id', names: 'JOIN api_keys n ON n.id = g.key::uuid', name: 'n.name', rollupWhere: 'TRUE', rawWhere: 'TRUE' },
   models: { daily: 'usage_daily_model', hourly: 'usage_hourly_model', quarterly: 'usage_quarter_hourly_model', key: 'r.model', rawKey: 'u.model', names: '', name: 'g.key', rollupWhere: 'TRUE', rawWhere: 'TRUE' },

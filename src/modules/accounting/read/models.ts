@@ -1,8 +1,9 @@
 // Per model, over all time: the finished requests and the providers that served it
 // lately, for the models catalogue (Aether's models page). Read from usage_daily_model,
 // which ingestion keeps current to the last batch, so no raw usage row is read.
-import sql from 'sql-template-tag'
+import sql, { raw } from 'sql-template-tag'
 import type { Sql } from '../../../db/prisma.js'
+import { REACHED_PROVIDER } from '../model.js'
 import { count } from './sql.js'
 
 export interface ModelUsage {
@@ -26,7 +27,7 @@ export async function modelUsage (db: Sql, models: string[], servedSince: Date):
   const { rows } = await db.query(sql`
     SELECT model, sum(requests)::bigint AS requests,
            COALESCE(array_agg(DISTINCT provider_id::text) FILTER (
-             WHERE day >= ${since}::date AND requests <> 0 AND provider_id IN (SELECT id FROM providers)
+             WHERE day >= ${since}::date AND requests <> 0 AND ${raw(REACHED_PROVIDER.rollup())}
            ), '{}') AS served_by
       FROM usage_daily_model
      WHERE model = ANY(${models}::text[])

@@ -11,10 +11,14 @@ import { candidatesOfSql } from '../../../db/partitions.js'
 import { prepared, type Sql } from '../../../db/prisma.js'
 import type { DayPlan, HourPlan, QuarterDayPlan, QuarterHourPlan } from '../../../lib/spans.js'
 import { EARLIEST_INSTANT, INSTANT_LIMIT, localDate } from '../../../lib/time.js'
+import { REACHED_PROVIDER } from '../model.js'
 import { executedSql, finishedSql, settledBefore } from '../rules.js'
 import { count, big, RAW_MEASURES, ROLLUP_MEASURES, SUMS, within, withinEither } from './sql.js'
 
 const FINISHED = finishedSql('u')
+// the requests the groupings count: a rollup row of a provider that exists, a raw row that reached one (model.ts REACHED_PROVIDER)
+const EXISTING = raw(REACHED_PROVIDER.rollup('r'))
+const REACHED = raw(REACHED_PROVIDER.raw('u'))
 const EXECUTED = executedSql('c')
 
 /** Sums over finished requests: money in nano-USD. */
@@ -99,16 +103,16 @@ const groupedByDay = (rollupKey: Fragment, rawKey: Fragment, plan: QuarterDayPla
   SELECT key, ${SUMS} FROM (
     SELECT ${rollupKey} AS key, ${ROLLUP_MEASURES} FROM usage_daily_model r
      WHERE ${daysOf(plan)}
-       AND r.provider_id IN (SELECT id FROM providers)
+       AND ${EXISTING}
     UNION ALL
     SELECT ${rollupKey} AS key, ${ROLLUP_MEASURES} FROM usage_hourly_model r
-     WHERE ${withinEither(BUCKET, plan.hours)} AND r.provider_id IN (SELECT id FROM providers)
+     WHERE ${withinEither(BUCKET, plan.hours)} AND ${EXISTING}
     UNION ALL
     SELECT ${rollupKey} AS key, ${ROLLUP_MEASURES} FROM usage_quarter_hourly_model r
-     WHERE ${withinEither(BUCKET, plan.quarters)} AND r.provider_id IN (SELECT id FROM providers)
+     WHERE ${withinEither(BUCKET, plan.quarters)} AND ${EXISTING}
     UNION ALL
     SELECT ${rawKey} AS key, ${RAW_MEASURES} FROM usage u
-     WHERE ${FINISHED} AND ${withinEither(CREATED, plan.ragged)} AND u.provider_id IS NOT NULL
+     WHERE ${FINISHED} AND ${withinEither(CREATED, plan.ragged)} AND ${REACHED}
   ) p
   GROUP BY key HAVING sum(requests) <> 0
   ORDER BY requests DESC, key LIMIT ${limit}`
@@ -153,12 +157,12 @@ export async function totalsByProvider (db: Sql, plan: QuarterHourPlan, limit: n
     WITH spent AS (
       SELECT key, ${SUMS} FROM (
         SELECT r.provider_id AS key, ${ROLLUP_MEASURES} FROM usage_hourly_provider r
-         WHERE ${within(BUCKET, plan.hours)} AND r.provider_id IN (SELECT id FROM providers)
+         WHERE ${within(BUCKET, plan.hours)} AND ${EXISTING}
         UNION ALL
         SELECT r.provider_id AS key, ${ROLLUP_MEASURES} FROM usage_quarter_hourly_model r
-         WHERE ${withinEither(BUCKET, plan.quarters)} AND r.provider_id IN (SELECT id FROM providers)
+         WHERE ${withinEither(BUCKET, plan.quarters)} AND ${EXISTING}
         UNION ALL
-        SELECT u.provider_id AS key, ${RAW_MEASURES} FROM usage u WHERE ${FINISHED} AND ${withinEither(CREATED, plan.ragged)} AND u.provider_id IS NOT NULL
+        SELECT u.provider_id AS key, ${RAW_MEASURES} FROM usage u WHERE ${FINISHED} AND ${withinEither(CREATED, plan.ragged)} AND ${REACHED}
       ) p
       GROUP BY key HAVING sum(requests) <> 0
     ),
@@ -178,7 +182,7 @@ export async function totalsByProvider (db: Sql, plan: QuarterHourPlan, limit: n
           UNION ALL
           SELECT u.provider_id, 1, (u.status <> 'failed')::int, (u.status = 'failed')::int, COALESCE(u.response_time_ms, 0), (u.response_time_ms IS NOT NULL)::int
             FROM usage u
-           WHERE ${FINISHED} AND ${withinEither(CREATED, plan.ragged)} AND u.provider_id IS NOT NULL
+           WHERE ${FINISHED} AND ${withinEither(CREATED, plan.ragged)} AND ${REACHED}
              -- OFFSET 0 keeps this a probe per row (the planner otherwise may hash every candidate of every month: 0.7 s at 30M)
              AND NOT EXISTS (SELECT 1 FROM request_candidates c WHERE ${candidatesOfSql('c', 'u')} AND ${EXECUTED} OFFSET 0)
         ) a
@@ -235,11 +239,11 @@ export async function totalsByUser (db: Sql, plan: QuarterDayPlan, limit: number
             UNION ALL
             -- usage_quarter_hourly_user primary key (bucket, …)
             SELECT r.user_id, r.requests, r.total_tokens, r.total_cost FROM usage_quarter_hourly_user r
-             WHERE ${withinEither(BUCKET, plan.quarters)} AND r.provider_id IN (SELECT id FROM providers)
+             WHERE ${withinEither(BUCKET, plan.quarters)} AND ${EXISTING}
             UNION ALL
             -- usage (created_at)
             SELECT u.user_id, 1, u.total_tokens::bigint, u.total_cost FROM usage u
-             WHERE ${withinEither(CREATED, plan.ragged)} AND ${FINISHED} AND u.provider_id IS NOT NULL
+             WHERE ${withinEither(CREATED, plan.ragged)} AND ${FINISHED} AND ${REACHED}
           ) p
          GROUP BY user_id HAVING sum(requests) <> 0
       ) s
