@@ -6,7 +6,7 @@
 // one entry in MEASURES and in the tables that sum it, plus the migration adding the
 // column.
 import { cacheEconomics, cacheEconomicsSql, type CachePriceSnapshot } from './pricing.js'
-import { NIL_UUID } from './rules.js'
+import { NIL_UUID, qualified } from './rules.js'
 
 /** What rollups need of a usage row. */
 export interface RollupSource {
@@ -156,8 +156,6 @@ const TIME_DIMENSIONS: readonly DimensionName[] = ['hour', 'quarter', 'day']
  */
 export interface RowFilter { of: (row: RollupSource) => boolean, raw: (alias?: string) => string, rollup: (alias?: string) => string }
 
-const on = (alias: string | undefined, column: string) => alias === undefined ? column : `${alias}.${column}`
-
 /**
  * The user ranking counts requests that reached a provider that exists: ingestion locks
  * the provider; deleting one sets its usage rows' provider_id to NULL and takes its part
@@ -165,12 +163,12 @@ const on = (alias: string | undefined, column: string) => alias === undefined ? 
  */
 export const REACHED_PROVIDER: RowFilter = {
   of: (row) => row.providerId !== null,
-  raw: (alias) => `${on(alias, 'provider_id')} IS NOT NULL`,
-  rollup: (alias) => `${on(alias, 'provider_id')} IN (SELECT id FROM providers)`
+  raw: (alias) => `${qualified(alias, 'provider_id')} IS NOT NULL`,
+  rollup: (alias) => `${qualified(alias, 'provider_id')} IN (SELECT id FROM providers)`
 }
 
 /** Failed requests only: what the errors distribution counts (MEASURES.errors' rule). */
-export const FAILED: RowFilter = { of: (row) => row.status === 'failed', raw: (alias) => `${on(alias, 'status')} = 'failed'`, rollup: (alias) => `${on(alias, 'errors')} <> 0` }
+export const FAILED: RowFilter = { of: (row) => row.status === 'failed', raw: (alias) => `${qualified(alias, 'status')} = 'failed'`, rollup: (alias) => `${qualified(alias, 'errors')} <> 0` }
 
 export type RollupTable = 'usage_errors_hourly' | 'usage_hourly' | 'usage_hourly_model' | 'usage_daily_model' | 'usage_daily_key' | 'usage_quarter_hourly_global' | 'usage_daily_user'
   | 'usage_hourly_user' | 'usage_hourly_provider' | 'usage_hourly_global' | 'usage_hourly_provider_key' | 'usage_errors_quarter_hourly' | 'usage_daily_provider'

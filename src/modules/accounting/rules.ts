@@ -13,8 +13,11 @@ export const isFinished = (status: string): status is FinishedStatus => (FINISHE
 export const IN_FLIGHT_STATUSES = ['pending', 'streaming'] as const
 export const isInFlight = (status: string): boolean => (IN_FLIGHT_STATUSES as readonly string[]).includes(status)
 
+/** `<alias>.<column>` (no alias: the bare column). */
+export const qualified = (alias: string | undefined, column: string) => alias === undefined ? column : `${alias}.${column}`
+
 /** `<alias>.status IN (in flight…)` (no alias: the bare column). */
-export const inFlightSql = (alias?: string): Fragment => raw(`${alias === undefined ? '' : `${alias}.`}status IN (${list(IN_FLIGHT_STATUSES)})`)
+export const inFlightSql = (alias?: string): Fragment => raw(`${qualified(alias, 'status')} IN (${list(IN_FLIGHT_STATUSES)})`)
 
 /** Candidate states that never reached their provider. */
 export const UNSENT_CANDIDATE_STATUSES = ['skipped', 'available'] as const
@@ -22,7 +25,7 @@ export const UNSENT_CANDIDATE_STATUSES = ['skipped', 'available'] as const
 const list = (values: readonly string[]) => values.map((value) => `'${value}'`).join(', ')
 
 /** `<alias>.status IN (finished…)` (no alias: the bare column), for SQL over usage rows. */
-export const finishedSql = (alias?: string): Fragment => raw(`${alias === undefined ? '' : `${alias}.`}status IN (${list(FINISHED_STATUSES)})`)
+export const finishedSql = (alias?: string): Fragment => raw(`${qualified(alias, 'status')} IN (${list(FINISHED_STATUSES)})`)
 
 /** `<alias>.status NOT IN (unsent…)`: a request candidate that was actually sent to its provider. */
 export const executedSql = (alias = 'c'): Fragment => raw(`${alias}.status NOT IN (${list(UNSENT_CANDIDATE_STATUSES)})`)

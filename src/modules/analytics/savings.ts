@@ -4,13 +4,14 @@
 // expired unread; in total, by model and by provider (a wasted write's: the request's that
 // made it). One pricing rule for all of it (accounting/pricing.ts cacheEconomics), kept in
 // the rollups by model.ts and in cache_savings_hourly (…_model) by cache/timeline.ts.
-import sql, { empty, join, raw, type Sql as Fragment } from 'sql-template-tag'
+import sql, { empty, raw, type Sql as Fragment } from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { hourPlan, quarterDayPlan, type Span } from '../../lib/spans.js'
 import { wasteOf } from '../accounting/cache/timeline.js'
 import { cacheEconomicsSql, tierPricesJoinSql } from '../accounting/pricing.js'
 import { lastWrites } from '../accounting/read/cache.js'
+import { withinEither } from '../accounting/read/sql.js'
 import { finishedSql, NIL_UUID } from '../accounting/rules.js'
 import type { AnalyticsRange } from './range.js'
 
@@ -25,9 +26,6 @@ const RAW_MEASURES = sql`u.cache_read_input_tokens::bigint, u.cache_creation_inp
 /** A group's sums, nano-USD and tokens as bigints. */
 type Sums = Record<typeof MEASURES[number], bigint>
 
-const inSpans = (column: string, spans: Span[]): Fragment =>
-  sql`(${join(spans.map((s) => sql`(${raw(column)} >= ${s.from} AND ${raw(column)} < ${s.to})`), ' OR ')})`
-
 /**
  * The range's sums per (provider, model). All traffic: whole UTC days from
  * usage_daily_model (day, …), the hours beside them from usage_hourly_model (bucket, …),
@@ -38,7 +36,7 @@ const inSpans = (column: string, spans: Span[]): Fragment =>
  */
 async function sumsByGroup (db: Sql, range: AnalyticsRange, userId: string | null) {
   let rollups: Fragment
-  let edges: Span[]
+  let edges: readonly [Span, Span]
   if (userId === null) {
     const plan = quarterDayPlan(range)
     edges = plan.ragged
@@ -46,9 +44,9 @@ async function sumsByGroup (db: Sql, range: AnalyticsRange, userId: string | nul
       SELECT r.provider_id, r.model, ${ROLLUP_MEASURES} FROM usage_daily_model r
        WHERE r.day >= (${plan.days.from}::timestamptz AT TIME ZONE 'UTC')::date AND r.day < (${plan.days.to}::timestamptz AT TIME ZONE 'UTC')::date
       UNION ALL
-      SELECT r.provider_id, r.model, ${ROLLUP_MEASURES} FROM usage_hourly_model r WHERE ${inSpans('r.bucket', plan.hours)}
+      SELECT r.provider_id, r.model, ${ROLLUP_MEASURES} FROM usage_hourly_model r WHERE ${withinEither(raw('r.bucket'), plan.hours)}
       UNION ALL
-      SELECT r.provider_id, r.model, ${ROLLUP_MEASURES} FROM usage_quarter_hourly_model r WHERE ${inSpans('r.bucket', plan.quarters)}`
+      SELECT r.provider_id, r.model, ${ROLLUP_MEASURES} FROM usage_quarter_hourly_model r WHERE ${withinEither(raw('r.bucket'), plan.quarters)}`
   } else {
     const plan = hourPlan(range)
     edges = plan.edges
@@ -62,7 +60,7 @@ async function sumsByGroup (db: Sql, range: AnalyticsRange, userId: string | nul
         ${rollups}
         UNION ALL
         SELECT COALESCE(u.provider_id, ${NIL_UUID}::uuid), u.model, ${RAW_MEASURES} FROM usage u ${raw(tierPricesJoinSql('u'))}
-         WHERE ${finishedSql('u')} AND ${inSpans('u.created_at', edges)}${userId === null ? empty : sql` AND u.user_id = ${userId}::uuid`}
+         WHERE ${finishedSql('u')} AND ${withinEither(raw('u.created_at'), edges)}${userId === null ? empty : sql` AND u.user_id = ${userId}::uuid`}
       ) p LEFT JOIN providers n ON n.id = p.provider_id
      GROUP BY n.id, n.name, p.model
     HAVING sum(p.cache_read_tokens) <> 0 OR sum(p.cache_creation_tokens) <> 0`)
