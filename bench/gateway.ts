@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { addMonths, ensureMonth, monthStart, MONTHLY_TABLES } from '../src/db/partitions.js'
 import { uuidv7 } from '../src/lib/crypto.js'
-import { cpuNote, fmt, GATEWAY_TOKEN, hammer, startBench, stealMeter, stealNote, type Bench, type Run } from './harness.js'
+import { cpuNote, fmt, GATEWAY_TOKEN, hammer, startBench, statementsMeter, stealMeter, stealNote, type Bench, type Run } from './harness.js'
 
 export async function fixtures (bench: Bench, keyCount = 1) {
   const app = bench
@@ -225,6 +225,7 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
     }
   }
   const settling = settle()
+  const statements = await statementsMeter(bench)
   const run = await hammer({
     url: `${bench.url}/api/gateway/keys/verify`, method: 'POST', connections, duration,
     requests: [{
@@ -245,6 +246,7 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
   const [left] = await bench.prisma.$queryRaw<Array<{ n: number }>>`SELECT count(*)::int AS n FROM admission_holds`
   console.log(`reserve ${label.padEnd(37)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors${cpuNote(run)}${stealNote(run.steal)}; ${fmt(settled)} settled in ${fmt(batches)} batches, ${left!.n} holds left)`)
   if (firstRefusal !== undefined) console.log(`  first refusal: ${firstRefusal}`)
+  await statements()
   admitted = []
 }
 

@@ -108,8 +108,8 @@ export async function startBench (): Promise<Bench> {
   }
 }
 
-/** CPU steal (from /proc/stat) since the call, in percent, so a run on a shared host says what it lost; null where not reported. */
-export function stealMeter (): () => number | null {
+/** The share of every core's time since the call that the fields at `part` of /proc/stat's first line (user … steal) took, percent; null where not reported. */
+function cpuShareMeter (part: (delta: number[]) => number): () => number | null {
   const read = (): number[] | null => {
     try {
       const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!
@@ -125,9 +125,15 @@ export function stealMeter (): () => number | null {
     if (start === null || end === null) return null
     const delta = end.map((value, i) => value - start[i]!)
     const total = delta.reduce((a, b) => a + b, 0)
-    return total === 0 ? 0 : Math.round(100 * delta[7]! / total)
+    return total === 0 ? 0 : Math.round(100 * part(delta) / total)
   }
 }
+
+/** CPU steal (from /proc/stat) since the call, in percent, so a run on a shared host says what it lost; null where not reported. */
+export const stealMeter = () => cpuShareMeter((delta) => delta[7]!)
+
+/** The machine's busy share since the call (all but idle and iowait), percent. */
+export const busyMeter = () => cpuShareMeter((delta) => delta.reduce((a, b) => a + b, 0) - delta[3]! - delta[4]!)
 
 /**
  * A cluster's CPU time so far (µs), from /proc: its postmaster's own and its waited-for
@@ -158,8 +164,16 @@ export function clusterCpu (dataDir: string): () => number | null {
   }
 }
 
-/** " · server CPU N µs/request" for a run's line, or nothing where it was not measured. */
-export const cpuNote = (run: Run) => run.cpuPerRequest === null ? '' : ` · server CPU ${fmt(run.cpuPerRequest)} µs/request`
+/**
+ * " · CPU µs/request: server N, PostgreSQL N, bench N · machine busy N%" for a run's line
+ * (what was not measured is left out): whether a run was bound by the two cores, and by whom.
+ */
+export function cpuNote (run: Run): string {
+  if (run.cpuPerRequest === null) return ''
+  const database = run.databaseCpuPerRequest === null ? '' : `, PostgreSQL ${fmt(run.databaseCpuPerRequest)}`
+  const busy = run.busy === null ? '' : ` · machine busy ${run.busy}%`
+  return ` · CPU µs/request: server ${fmt(run.cpuPerRequest)}${database}, bench ${fmt(run.benchCpuPerRequest)}${busy}`
+}
 
 /** " · steal N%" for a run's line, or nothing where steal is not measured. */
 export const stealNote = (percent: number | null) => percent === null ? '' : ` · steal ${percent}%`
@@ -174,16 +188,31 @@ export interface Run {
   steal: number | null
   /** the server's CPU time per answered request, µs (null when the run was not given the bench) */
   cpuPerRequest: number | null
+  /** PostgreSQL's (every backend's), µs per answered request; null for BENCH_DATABASE_URL or without the bench */
+  databaseCpuPerRequest: number | null
+  /** this process's (the load generator and whatever else the bench runs meanwhile, such as a settler), µs per answered request */
+  benchCpuPerRequest: number
+  /** the share of the machine's CPU time (every core) that was busy, percent; null where /proc/stat is not read */
+  busy: number | null
 }
 
 /** One autocannon run; given the bench, also the server's CPU per request (counting what else the server did meanwhile). */
 export async function hammer (options: autocannon.Options, bench?: Bench): Promise<Run> {
   const steal = stealMeter()
+  const busy = busyMeter()
+  const benchBefore = process.cpuUsage()
   const cpuBefore = await bench?.serverCpu()
+  const databaseBefore = bench?.databaseCpu() ?? null
   const result = await autocannon({ ...options, headers: { 'content-type': 'application/json', authorization: `Bearer ${GATEWAY_TOKEN}`, ...options.headers } })
   const cpuAfter = await bench?.serverCpu()
+  const databaseAfter = bench?.databaseCpu() ?? null
+  const benchCpu = process.cpuUsage(benchBefore)
+  const perRequest = (us: number) => us / Math.max(1, result.requests.total)
   return {
     steal: steal(),
+    busy: busy(),
+    benchCpuPerRequest: perRequest(benchCpu.user + benchCpu.system),
+    databaseCpuPerRequest: databaseBefore === null || databaseAfter === null ? null : perRequest(databaseAfter - databaseBefore),
     cpuPerRequest: cpuBefore === undefined || cpuAfter === undefined || result.requests.total === 0 ? null : (cpuAfter - cpuBefore) / result.requests.total,
     requestsPerSecond: result.requests.average,
     p50: result.latency.p50,
@@ -195,3 +224,24 @@ export async function hammer (options: autocannon.Options, bench?: Bench): Promi
 }
 
 export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+
+/**
+ * With pg_stat_statements preloaded (BENCH_PG_FLAGS="-c shared_preload_libraries=pg_stat_statements
+ * -c pg_stat_statements.track_planning=on"), a meter of PostgreSQL's statements: started, it
+ * resets the counts; read, it prints the `top` costliest since, planning and execution apart.
+ * Without the library it prints nothing.
+ */
+export async function statementsMeter (bench: Bench, top = 8): Promise<() => Promise<void>> {
+  if (!(process.env.BENCH_PG_FLAGS ?? '').includes('pg_stat_statements')) return async () => {}
+  await bench.prisma.$executeRawUnsafe('CREATE EXTENSION IF NOT EXISTS pg_stat_statements')
+  await bench.prisma.$queryRawUnsafe('SELECT pg_stat_statements_reset()')
+  return async () => {
+    const rows = await bench.prisma.$queryRawUnsafe<Array<{ calls: bigint, plans: bigint, exec: number, plan: number, rows: bigint, query: string }>>(
+      `SELECT calls, plans, total_exec_time AS exec, total_plan_time AS plan, rows, query FROM pg_stat_statements
+        WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time + total_plan_time DESC LIMIT ${top}`)
+    for (const row of rows) {
+      const calls = Number(row.calls)
+      console.log(`  ${fmt(calls).padStart(7)} calls  exec ${fmt(row.exec / calls, 3)} ms  plan ${fmt(row.plan / Math.max(1, Number(row.plans)), 3)} ms × ${fmt(Number(row.plans))}  total ${fmt(row.exec + row.plan)} ms  ${row.query.replace(/\s+/g, ' ').slice(0, 90)}`)
+    }
+  }
+}

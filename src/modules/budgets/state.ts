@@ -1,6 +1,6 @@
 // Budgets with what their windows hold: the finished spend (accounting/read/counters.ts
-// finishedSpendSql, the rule today's cost uses) plus the live holds, read inside gateway
-// verify's one statement (keys/counters.ts) and by the admin and key-holder reports. The
+// finishedSpendSql, the rule today's cost uses) plus the live holds, read beside gateway
+// verify's key state (keys/counters.ts) and by the admin and key-holder reports. The
 // rules of which budget a request meets and when a refusal may be retried live here too.
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { liveHoldSql } from '../accounting/holds.js'

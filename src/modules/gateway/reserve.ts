@@ -6,7 +6,8 @@
 //   1. BEGIN, the advisory locks of the batch's keys (and of their owners that have a
 //      quota), in one global order so that no two batches wait in a cycle; then, in
 //      snapshots taken after the locks, the keys' states and counters (every live hold
-//      included) and what is known of each request (a live hold, a usage row);
+//      included) and what is known of each request (a live hold, a usage row) — and,
+//      in one more round trip, the budgets of the keys that have any;
 //   2. the admitted holds inserted, and COMMIT.
 // Between the two, each request is checked in arrival order (verify.ts's checkKey and
 // checkLimits, the same rule as an advisory verify) against its key's state with the
@@ -21,7 +22,7 @@ import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { liveHoldSql } from '../accounting/holds.js'
 import { isFinished, isInFlight } from '../accounting/rules.js'
-import { countHold, keyStateQuery, ownerLockNeeded, toKeyState, type CounterSettings, type KeyState } from '../keys/counters.js'
+import { budgetedKeys, countHold, keyBudgetsQuery, keyStateQuery, ownerLockNeeded, toKeyStates, type CounterSettings, type KeyState } from '../keys/counters.js'
 import { answerOf, checkKey, checkLimits, Refusals, type VerifyRequest } from './verify.js'
 
 export interface Reservation {
@@ -182,7 +183,10 @@ export class Reserver {
       open = true
       const read = await pipeline(client, [...begin, lockSql(lockOrder(lockHashes, knownOwners)), keyStateQuery({ hashes }, this.settings),
         requestsSql(batch.map((item) => item.hold.request_id))])
-      const keys = (read[3]!.rows as Array<Record<string, unknown>>).map(toKeyState)
+      const rows = read[3]!.rows as Array<Record<string, unknown>>
+      // the budgets, under the same locks, only when a key of the batch has any (one more round trip then)
+      const budgeted = budgetedKeys(rows)
+      const keys = toKeyStates(rows, budgeted.length === 0 ? [] : (await pipeline(client, [keyBudgetsQuery(budgeted)]))[0]!.rows as Array<Record<string, unknown>>)
       // by either secret's hash (a rotated key's old one verifies during its grace)
       const states = new Map(keys.flatMap((key) => key.previous_key_hash === null ? [[key.key_hash, key] as const] : [[key.key_hash, key] as const, [key.previous_key_hash, key] as const]))
       const known = new Map((read[4]!.rows as Array<Record<string, unknown>>).map((row) => [row.request_id as string, row as unknown as Known]))

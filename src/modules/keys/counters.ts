@@ -1,6 +1,7 @@
-// A key, its owner and its live counters in one round trip: what gateway verify
-// checks a request against and what a key holder reads in /api/key-stats/user-stats.
-// One query and one row mapping, so both answer by the same rules.
+// A key, its owner and its live counters in one round trip (and a second, for a key
+// that has budgets, for them): what gateway verify checks a request against and what a
+// key holder reads in /api/key-stats/user-stats. One query and one row mapping, so both
+// answer by the same rules.
 import sql, { raw, type Sql as Fragment } from 'sql-template-tag'
 import { prepared, type Sql } from '../../db/prisma.js'
 import { liveHoldSql } from '../accounting/holds.js'
@@ -72,8 +73,9 @@ const providerNames = (list: Fragment): Fragment => sql`CASE WHEN jsonb_typeof($
 
 /**
  * The key and its owner by the key's hash, current or before its last rotation, or id
- * (api_keys unique key_hash and previous_key_hash, a BitmapOr / primary key; users primary key), with the counters (accounting/read/counters.ts) and the budgets
- * (budgets/state.ts) in the same row; the owner's holds are served by admission_holds (user_id, expires_at).
+ * (api_keys unique key_hash and previous_key_hash, a BitmapOr / primary key; users primary key), with the counters (accounting/read/counters.ts)
+ * in the same row, and whether the key or its owner has a budget (budgets (api_key_id) / (user_id));
+ * the owner's holds are served by admission_holds (user_id, expires_at).
  */
 const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
   const counters = keyCounters({ id: raw('k.id'), rateLimit: raw('k.rate_limit'), tokenLimit: raw('k.token_limit'), windowSeconds: raw('k.rate_window_seconds'), concurrentLimit: raw('k.concurrent_limit'), dailyCostLimit: raw('k.daily_cost_limit') }, settings)
@@ -84,7 +86,7 @@ const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
          ${providerNames(raw('k.allowed_providers'))} AS allowed_provider_names, ${providerNames(raw('u.allowed_providers'))} AS user_allowed_provider_names,
          k.rate_limit, k.token_limit, k.rate_window_seconds, k.concurrent_limit, k.daily_cost_limit, k.total_cost_limit, k.total_cost, k.current_balance, k.balance_used, u.quota, u.used,
          CASE WHEN u.quota IS NOT NULL THEN (SELECT COALESCE(sum(uh.amount), 0) FROM admission_holds uh WHERE uh.user_id = u.id AND ${liveHoldSql('uh')}) ELSE 0 END::bigint AS user_held,
-         ${budgetsSql(sql`(b.api_key_id = k.id OR b.user_id = k.user_id)`, sql`now()`)} AS budgets,
+         EXISTS (SELECT FROM budgets b WHERE b.api_key_id = k.id) OR EXISTS (SELECT FROM budgets b WHERE b.user_id = k.user_id) AS has_budgets,
          ${counters.columns}
     FROM api_keys k
     JOIN users u ON u.id = k.user_id
@@ -98,12 +100,39 @@ export const keyStateQuery = (lookup: KeyLookup, settings: CounterSettings): Fra
     ? sql`(k.key_hash = ${lookup.hash} OR k.previous_key_hash = ${lookup.hash})`
     : 'id' in lookup ? sql`k.id = ${lookup.id}::uuid` : sql`(k.key_hash = ANY(${lookup.hashes}::text[]) OR k.previous_key_hash = ANY(${lookup.hashes}::text[]))`, settings)
 
+/**
+ * The budgets (budgets/state.ts) of these keys and their owners, one row per key: read apart
+ * from keyStateQuery and only for the keys whose row says they have any, because their
+ * plan (a spend read per window edge over every month of usage) costs PostgreSQL more to
+ * start than the rest of the key's state, budgets or none (bench/README, issue 17).
+ */
+export const keyBudgetsQuery = (keyIds: string[]): Fragment =>
+  sql`SELECT k.id, ${budgetsSql(sql`(b.api_key_id = k.id OR b.user_id = k.user_id)`, sql`now()`)} AS budgets FROM api_keys k WHERE k.id = ANY(${keyIds}::uuid[])`
+
+/** The ids of keyStateQuery's rows whose budgets keyBudgetsQuery must read. */
+export const budgetedKeys = (rows: ReadonlyArray<Record<string, unknown>>): string[] =>
+  rows.filter((row) => row.has_budgets === true).map((row) => row.id as string)
+
+/**
+ * keyStateQuery's rows as states, with keyBudgetsQuery's rows for the keys that have
+ * budgets; a key whose budgets were not read is an error, never a key without budgets.
+ */
+export function toKeyStates (rows: ReadonlyArray<Record<string, unknown>>, budgetRows: ReadonlyArray<Record<string, unknown>>): KeyState[] {
+  const budgets = new Map(budgetRows.map((row) => [row.id as string, row.budgets]))
+  return rows.map((row) => {
+    if (row.has_budgets !== true) return toKeyState(row, [])
+    if (!budgets.has(row.id as string)) throw new Error(`the budgets of key ${row.id as string} were not read`)
+    return toKeyState(row, budgets.get(row.id as string))
+  })
+}
+
 export async function keyState (db: Sql, lookup: KeyLookup, settings: CounterSettings): Promise<KeyState | undefined> {
-  const query = keyStateQuery(lookup, settings)
-  // named: PostgreSQL plans it once per connection instead of on every call (the text is fixed per lookup kind)
-  const { rows } = await prepared(db).query(query.text, query.values)
-  const row = rows[0] as Record<string, unknown> | undefined
-  return row === undefined ? undefined : toKeyState(row)
+  // named: PostgreSQL plans each once per connection instead of on every call (the texts are fixed per lookup kind)
+  const run = async (query: Fragment) => (await prepared(db).query(query.text, query.values)).rows as Array<Record<string, unknown>>
+  const rows = await run(keyStateQuery(lookup, settings))
+  if (rows.length === 0) return undefined
+  const budgeted = budgetedKeys(rows)
+  return toKeyStates(rows, budgeted.length === 0 ? [] : await run(keyBudgetsQuery(budgeted)))[0]
 }
 
 /**
@@ -125,8 +154,8 @@ export const remainingBalance = (key: KeyState, hold = 0n): bigint | null =>
 /** A reservation of this key must also hold its owner's lock: the owner has a quota or a budget over all their keys. */
 export const ownerLockNeeded = (key: KeyState): boolean => key.quota !== null || hasUserBudget(key.budgets)
 
-/** A row holding keyStateQuery's columns (and maybe others, left out) as a KeyState. */
-export function toKeyState (row: Record<string, unknown>): KeyState {
+/** A row holding keyStateQuery's columns (and maybe others, left out) as a KeyState, with its budgets (budgetsSql's array). */
+function toKeyState (row: Record<string, unknown>, budgets: unknown): KeyState {
   return {
     id: row.id as string,
     user_id: row.user_id as string,
@@ -160,7 +189,7 @@ export function toKeyState (row: Record<string, unknown>): KeyState {
     quota: big(row.quota),
     used: big(row.used)!,
     user_held: big(row.user_held)!,
-    budgets: toBudgetStates(row.budgets),
+    budgets: toBudgetStates(budgets),
     counters: toKeyCounters(row)
   }
 }

@@ -5,7 +5,7 @@
 // completed, started then completed) at random instants, and windows of 1 s to an hour,
 // each compared in one snapshot with a plain count over usage.
 import t from 'tap'
-import { keyStateQuery, toKeyState } from '../../../src/modules/keys/counters.js'
+import { keyStateQuery, toKeyStates } from '../../../src/modules/keys/counters.js'
 import { gateway } from '../gateway/fixtures.js'
 import { mulberry32, testSeed } from '../../prng.js'
 
@@ -40,12 +40,12 @@ t.test('the window read from per-second counts equals a count over the usage row
       // one snapshot and one now() for both reads
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ')
       const query = keyStateQuery({ id: key.id as string }, settings)
-      const state = toKeyState((await client.query(query.text, query.values)).rows[0])
+      const [state] = toKeyStates((await client.query(query.text, query.values)).rows, [])
       const { rows: [direct] } = await client.query(`
         SELECT count(*)::int AS requests, COALESCE(sum(total_tokens), 0)::text AS tokens, min(created_at) AS oldest
           FROM usage WHERE api_key_id = $1 AND created_at > now() - make_interval(secs => $2)`, [key.id, seconds])
       await client.query('COMMIT')
-      t.same({ requests: state.counters.window_requests, tokens: state.counters.window_tokens.toString(), oldest: state.counters.window_oldest },
+      t.same({ requests: state!.counters.window_requests, tokens: state!.counters.window_tokens.toString(), oldest: state!.counters.window_oldest },
         direct, `a ${seconds} s window: ${direct.requests as number} requests`)
     } finally {
       client.release()
