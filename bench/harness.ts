@@ -228,14 +228,25 @@ export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximu
 /**
  * With pg_stat_statements preloaded (BENCH_PG_FLAGS="-c shared_preload_libraries=pg_stat_statements
  * -c pg_stat_statements.track_planning=on"), a meter of PostgreSQL's statements: started, it
- * resets the counts; read, it prints the `top` costliest since, planning and execution apart.
+ * resets the counts; read, it prints the `top` costliest since, planning and execution apart,
+ * and the tables read by more than 100 sequential scans.
  * Without the library it prints nothing.
  */
 export async function statementsMeter (bench: Bench, top = 8): Promise<() => Promise<void>> {
   if (!(process.env.BENCH_PG_FLAGS ?? '').includes('pg_stat_statements')) return async () => {}
   await bench.prisma.$executeRawUnsafe('CREATE EXTENSION IF NOT EXISTS pg_stat_statements')
   await bench.prisma.$queryRawUnsafe('SELECT pg_stat_statements_reset()')
+  // the tables read by sequential scans meanwhile: a scan a plan made over an empty table keeps choosing
+  const scans = async () => new Map((await bench.prisma.$queryRawUnsafe<Array<{ relname: string, seq_scan: bigint, seq_tup_read: bigint }>>(
+    'SELECT relname, seq_scan, seq_tup_read FROM pg_stat_user_tables')).map((row) => [row.relname, row]))
+  const scansBefore = await scans()
   return async () => {
+    for (const [table, row] of await scans()) {
+      const before = scansBefore.get(table)
+      const count = Number(row.seq_scan - (before?.seq_scan ?? 0n))
+      const tuples = Number(row.seq_tup_read - (before?.seq_tup_read ?? 0n))
+      if (count > 100) console.log(`  ${table}: ${fmt(count)} sequential scans reading ${fmt(tuples)} rows`)
+    }
     const rows = await bench.prisma.$queryRawUnsafe<Array<{ calls: bigint, plans: bigint, exec: number, plan: number, rows: bigint, query: string }>>(
       `SELECT calls, plans, total_exec_time AS exec, total_plan_time AS plan, rows, query FROM pg_stat_statements
         WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time + total_plan_time DESC LIMIT ${top}`)

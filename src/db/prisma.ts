@@ -134,8 +134,11 @@ export default fp<DatabaseOptions>(async (app, opts) => {
   const { pool: adminPool, prisma } = createDatabase(opts.databaseUrl, { ...bounds, max: opts.pools.admin, transactionMaxWaitMs: opts.poolWaitMs })
   await prisma.$queryRaw`SELECT 1`
   // generic plans: verify's statements are lookups by key whose plans do not depend on the values, and planning
-  // the key state's laterals for each call (custom plans) cost 1.6–5.7 ms against its 0.4–1.2 ms of execution
-  const verifyPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.verify }, ' -c plan_cache_mode=force_generic_plan')
+  // the key state's laterals for each call (custom plans) cost 1.6–5.7 ms against its 0.4–1.2 ms of execution.
+  // A plan is then made once per connection, with the tables' sizes of that moment: one made while admission_holds
+  // or users was small kept scanning them whole as they grew (bench/README, issue 17), so this pool plans without
+  // sequential scans wherever an index serves (every lookup here has one)
+  const verifyPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.verify }, ' -c plan_cache_mode=force_generic_plan -c enable_seqscan=off')
   const ingestPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.ingest })
   const statsLimits = { max: opts.pools.stats, waitMs: opts.poolWaitMs, onLost: bounds.onLost }
   const statsPool = createStatsPool(opts.databaseUrl, opts.statsStatementTimeoutMs, statsLimits)
