@@ -38,7 +38,7 @@ export interface ReserveSettings extends CounterSettings {
   holdTtlSeconds: number
   /** called once a new hold has committed (not when a request's live hold answers again) */
   onHoldTaken?: () => void
-  /** batches decided at once, each on its own connection (default 2) */
+  /** batches decided at once, each on its own connection (default 1: with more, the batches were smaller and cost more a request; bench/README, issue 17) */
   concurrentBatches?: number
   /** the most reservations in one batch (default 256) */
   maxBatch?: number
@@ -134,7 +134,7 @@ export class Reserver {
   readonly #maxBatch: number
 
   constructor (private readonly pool: pg.Pool, private readonly keyring: Keyring, private readonly settings: ReserveSettings, private readonly owners = new LearntLocks(), private readonly currentHashes = new LearntLocks()) {
-    this.#concurrent = settings.concurrentBatches ?? 2
+    this.#concurrent = settings.concurrentBatches ?? 1
     this.#maxBatch = settings.maxBatch ?? 256
   }
 
