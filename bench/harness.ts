@@ -247,9 +247,9 @@ export async function statementsMeter (bench: Bench, top = 8): Promise<() => Pro
       const tuples = Number(row.seq_tup_read - (before?.seq_tup_read ?? 0n))
       if (count > 100) console.log(`  ${table}: ${fmt(count)} sequential scans reading ${fmt(tuples)} rows`)
     }
-    const rows = await bench.prisma.$queryRawUnsafe<Array<{ calls: bigint, plans: bigint, exec: number, plan: number, rows: bigint, query: string }>>(
-      `SELECT calls, plans, total_exec_time AS exec, total_plan_time AS plan, rows, query FROM pg_stat_statements
-        WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time + total_plan_time DESC LIMIT ${top}`)
+    const rows = await bench.prisma.$queryRaw<Array<{ calls: bigint, plans: bigint, exec: number, plan: number, query: string }>>`
+      SELECT calls, plans, total_exec_time AS exec, total_plan_time AS plan, query FROM pg_stat_statements
+       WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time + total_plan_time DESC LIMIT ${top}`
     for (const row of rows) {
       const calls = Number(row.calls)
       console.log(`  ${fmt(calls).padStart(7)} calls  exec ${fmt(row.exec / calls, 3)} ms  plan ${fmt(row.plan / Math.max(1, Number(row.plans)), 3)} ms × ${fmt(Number(row.plans))}  total ${fmt(row.exec + row.plan)} ms  ${row.query.replace(/\s+/g, ' ').slice(0, 90)}`)
