@@ -22,7 +22,7 @@ import { hashApiKey, type Keyring } from '../../lib/keyring.js'
 import { nanoToUsd } from '../../lib/money.js'
 import { liveHoldSql } from '../accounting/holds.js'
 import { isFinished, isInFlight } from '../accounting/rules.js'
-import { budgetedKeys, countHold, keyBudgetsQuery, keyStateQuery, ownerLockNeeded, toKeyStates, type CounterSettings, type KeyState } from '../keys/counters.js'
+import { countHold, keyStatesOf, keyStateQuery, ownerLockNeeded, type CounterSettings, type KeyState } from '../keys/counters.js'
 import { answerOf, checkKey, checkLimits, Refusals, type VerifyRequest } from './verify.js'
 
 export interface Reservation {
@@ -183,10 +183,8 @@ export class Reserver {
       open = true
       const read = await pipeline(client, [...begin, lockSql(lockOrder(lockHashes, knownOwners)), keyStateQuery({ hashes }, this.settings),
         requestsSql(batch.map((item) => item.hold.request_id))])
-      const rows = read[3]!.rows as Array<Record<string, unknown>>
       // the budgets, under the same locks, only when a key of the batch has any (one more round trip then)
-      const budgeted = budgetedKeys(rows)
-      const keys = toKeyStates(rows, budgeted.length === 0 ? [] : (await pipeline(client, [keyBudgetsQuery(budgeted)]))[0]!.rows as Array<Record<string, unknown>>)
+      const keys = await keyStatesOf(read[3]!.rows as Array<Record<string, unknown>>, async (query) => (await pipeline(client!, [query]))[0]!.rows as Array<Record<string, unknown>>)
       // by either secret's hash (a rotated key's old one verifies during its grace)
       const states = new Map(keys.flatMap((key) => key.previous_key_hash === null ? [[key.key_hash, key] as const] : [[key.key_hash, key] as const, [key.previous_key_hash, key] as const]))
       const known = new Map((read[4]!.rows as Array<Record<string, unknown>>).map((row) => [row.request_id as string, row as unknown as Known]))

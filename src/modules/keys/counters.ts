@@ -109,16 +109,14 @@ export const keyStateQuery = (lookup: KeyLookup, settings: CounterSettings): Fra
 export const keyBudgetsQuery = (keyIds: string[]): Fragment =>
   sql`SELECT k.id, ${budgetsSql(sql`(b.api_key_id = k.id OR b.user_id = k.user_id)`, sql`now()`)} AS budgets FROM api_keys k WHERE k.id = ANY(${keyIds}::uuid[])`
 
-/** The ids of keyStateQuery's rows whose budgets keyBudgetsQuery must read. */
-export const budgetedKeys = (rows: ReadonlyArray<Record<string, unknown>>): string[] =>
-  rows.filter((row) => row.has_budgets === true).map((row) => row.id as string)
-
 /**
- * keyStateQuery's rows as states, with keyBudgetsQuery's rows for the keys that have
- * budgets; a key whose budgets were not read is an error, never a key without budgets.
+ * keyStateQuery's rows as states, with the budgets of the keys that have any read by `read`
+ * (keyBudgetsQuery: nothing is read when none has); a key whose budgets were not read is an
+ * error, never a key without budgets.
  */
-export function toKeyStates (rows: ReadonlyArray<Record<string, unknown>>, budgetRows: ReadonlyArray<Record<string, unknown>>): KeyState[] {
-  const budgets = new Map(budgetRows.map((row) => [row.id as string, row.budgets]))
+export async function keyStatesOf (rows: ReadonlyArray<Record<string, unknown>>, read: (query: Fragment) => Promise<ReadonlyArray<Record<string, unknown>>>): Promise<KeyState[]> {
+  const budgeted = rows.filter((row) => row.has_budgets === true).map((row) => row.id as string)
+  const budgets = new Map((budgeted.length === 0 ? [] : await read(keyBudgetsQuery(budgeted))).map((row) => [row.id as string, row.budgets]))
   return rows.map((row) => {
     if (row.has_budgets !== true) return toKeyState(row, [])
     if (!budgets.has(row.id as string)) throw new Error(`the budgets of key ${row.id as string} were not read`)
@@ -130,9 +128,7 @@ export async function keyState (db: Sql, lookup: KeyLookup, settings: CounterSet
   // named: PostgreSQL plans each once per connection instead of on every call (the texts are fixed per lookup kind)
   const run = async (query: Fragment) => (await prepared(db).query(query.text, query.values)).rows as Array<Record<string, unknown>>
   const rows = await run(keyStateQuery(lookup, settings))
-  if (rows.length === 0) return undefined
-  const budgeted = budgetedKeys(rows)
-  return toKeyStates(rows, budgeted.length === 0 ? [] : await run(keyBudgetsQuery(budgeted)))[0]
+  return rows.length === 0 ? undefined : (await keyStatesOf(rows, run))[0]
 }
 
 /**

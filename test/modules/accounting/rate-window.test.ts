@@ -5,7 +5,7 @@
 // completed, started then completed) at random instants, and windows of 1 s to an hour,
 // each compared in one snapshot with a plain count over usage.
 import t from 'tap'
-import { keyStateQuery, toKeyStates } from '../../../src/modules/keys/counters.js'
+import { keyStateQuery, keyStatesOf } from '../../../src/modules/keys/counters.js'
 import { gateway } from '../gateway/fixtures.js'
 import { mulberry32, testSeed } from '../../prng.js'
 
@@ -40,7 +40,7 @@ t.test('the window read from per-second counts equals a count over the usage row
       // one snapshot and one now() for both reads
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ')
       const query = keyStateQuery({ id: key.id as string }, settings)
-      const [state] = toKeyStates((await client.query(query.text, query.values)).rows, [])
+      const [state] = await keyStatesOf((await client.query(query.text, query.values)).rows, async (budgets) => (await client.query(budgets.text, budgets.values)).rows)
       const { rows: [direct] } = await client.query(`
         SELECT count(*)::int AS requests, COALESCE(sum(total_tokens), 0)::text AS tokens, min(created_at) AS oldest
           FROM usage WHERE api_key_id = $1 AND created_at > now() - make_interval(secs => $2)`, [key.id, seconds])
