@@ -5,6 +5,7 @@
 import t from 'tap'
 import { burst, gateway, type Gateway, type Json } from './fixtures.js'
 import { waitUntil } from '../../helper.js'
+import { Reserver } from '../../../src/modules/gateway/reserve.js'
 
 /** USD per 1M tokens: input 3, output 15, cache writes 3.75 (5 min) and 6 (1 h), reads 0.3 */
 const TIERS = [{ up_to: null, input: 3, output: 15, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3 }]
@@ -254,4 +255,22 @@ t.test('batches: one request_id sent many times at once holds once; keys of one 
   const balance = await g.standaloneKey({ initial_balance_usd: 0.05 })
   const five = await Promise.all(Array.from({ length: 5 }, async (_v, i) => await g.verify({ key: balance.key, request_id: `five-${i}` })))
   t.same(five.map((res) => res.json().remaining_balance_usd as number).sort(), [0, 0.01, 0.02, 0.03, 0.04], '0.05 − 0.01 × (1 … 5)')
+})
+
+t.test('batches hand their connection on: one checkout while requests wait, back in the pool when none do', async (t) => {
+  const g = await gateway(t, { ADMISSION_DEFAULT_HOLD_USD: '0.01' })
+  const key = await g.standaloneKey({ initial_balance_usd: 1 })
+  const pool = g.app.pg
+  // one request a batch: twenty batches in a row, each starting as the last one ends
+  const reserver = new Reserver(pool, g.app.keyring, { timeZone: 'UTC', pendingTimeoutMinutes: 30, holdTtlSeconds: 60, maxBatch: 1 })
+  let checkouts = 0
+  const count = () => { checkouts++ }
+  pool.on('acquire', count)
+  t.teardown(() => { pool.off('acquire', count) })
+  const held = await Promise.all(Array.from({ length: 20 }, async (_v, i) =>
+    await reserver.reserve({ key: key.key as string }, { request_id: `handed-${i}`, amount: 10n ** 7n, tokens: 0n })))
+  t.equal(held.length, 20)
+  t.equal(checkouts, 1, 'the first batch checked a connection out; the nineteen after it were handed it')
+  t.equal(pool.idleCount, pool.totalCount, 'with nothing waiting, the connection is back in the pool')
+  t.equal((await holds(g, `?api_key_id=${key.id as string}`)).total, 20, 'every batch committed its hold')
 })
