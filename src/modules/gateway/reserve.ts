@@ -7,7 +7,8 @@
 //      quota), in one global order so that no two batches wait in a cycle; then, in
 //      snapshots taken after the locks, the keys' states and counters (every live hold
 //      included) and what is known of each request (a live hold, a usage row) — and,
-//      in one more round trip, the budgets of the keys that have any;
+//      in one more round trip each, the budgets of the keys that have any and the
+//      status of the requests that have a usage row;
 //   2. the admitted holds inserted, and COMMIT.
 // Between the two, each request is checked in arrival order (verify.ts's checkKey and
 // checkLimits, the same rule as an advisory verify) against its key's state with the
@@ -70,12 +71,21 @@ const begin = [sql`BEGIN`, sql`SELECT set_config('synchronous_commit', 'off', tr
 const lockSql = (locks: { classes: number[], ids: number[] }) =>
   sql`SELECT count(pg_advisory_xact_lock(c, i)) FROM unnest(${locks.classes}::int[], ${locks.ids}::int[]) AS l(c, i)`
 
-/** What is known of each request: its live hold, its usage row's status. Served by admission_holds' primary key, usage_requests' and usage's. */
+/**
+ * What is known of each request: its live hold, and whether it has a usage row (admission_holds'
+ * and usage_requests' primary keys). usage itself is read only for the requests that have a row
+ * (servedSql): a new request has none, and every month of usage costs each execution of a
+ * statement that names it (bench/README, issue 17).
+ */
 const requestsSql = (requestIds: string[]) => sql`
-  SELECT r.request_id, h.api_key_id AS prior_key_id, h.amount AS prior_amount, h.expires_at AS prior_expires_at, u.status::text AS served_status, now() AS at
+  SELECT r.request_id, h.api_key_id AS prior_key_id, h.amount AS prior_amount, h.expires_at AS prior_expires_at, q.request_id IS NOT NULL AS served, now() AS at
     FROM unnest(${requestIds}::text[]) AS r(request_id)
     LEFT JOIN admission_holds h ON h.request_id = r.request_id AND ${liveHoldSql('h')}
-    LEFT JOIN ${usageByRequestSql()} ON q.request_id = r.request_id`
+    LEFT JOIN usage_requests q ON q.request_id = r.request_id`
+
+/** The status of these requests' usage rows (usage_requests' key, then usage's in the row's month). */
+const servedSql = (requestIds: string[]) =>
+  sql`SELECT q.request_id, u.status::text AS status FROM ${usageByRequestSql()} WHERE q.request_id = ANY(${requestIds}::text[])`
 
 interface Admitted { request_id: string, api_key_id: string, user_id: string, model: string | null, amount: bigint, tokens: bigint, started: boolean }
 
@@ -196,7 +206,11 @@ export class Reserver {
       const keys = await keyStatesOf(read[3]!.rows as Array<Record<string, unknown>>, async (query) => (await pipeline(client!, [query]))[0]!.rows as Array<Record<string, unknown>>)
       // by either secret's hash (a rotated key's old one verifies during its grace)
       const states = new Map(keys.flatMap((key) => key.previous_key_hash === null ? [[key.key_hash, key] as const] : [[key.key_hash, key] as const, [key.previous_key_hash, key] as const]))
-      const known = new Map((read[4]!.rows as Array<Record<string, unknown>>).map((row) => [row.request_id as string, row as unknown as Known]))
+      const requests = read[4]!.rows as Array<Omit<Known, 'served_status'> & { request_id: string, served: boolean }>
+      // a request verified after its start or completion reached usage (rare): one more round trip, under the same locks
+      const servedIds = requests.filter((row) => row.served).map((row) => row.request_id)
+      const statuses = new Map(servedIds.length === 0 ? [] : ((await pipeline(client, [servedSql(servedIds)]))[0]!.rows as Array<{ request_id: string, status: string }>).map((row) => [row.request_id, row.status]))
+      const known = new Map(requests.map((row) => [row.request_id, { ...row, served_status: statuses.get(row.request_id) ?? null }]))
 
       const admitted: Array<{ item: Pending, row: Admitted, answer: ReturnType<typeof answerOf> }> = []
       for (const item of batch) {

@@ -78,6 +78,18 @@ t.test('a hold counts once: by itself until the start arrives, then by its usage
   t.equal((await g.verify({ key: key.key, request_id: 'r3' })).statusCode, 429)
 })
 
+t.test('a request whose start reached usage before its verify holds as started: its row counts, not its hold', async (t) => {
+  const g = await gateway(t)
+  const key = await g.standaloneKey({ rate_limit: 2 })
+  await g.send([{ type: 'start', request_id: 'early', api_key_id: key.id, model: 'm' }])
+  t.equal((await g.verify({ key: key.key, request_id: 'early' })).statusCode, 200)
+  t.equal((await holds(g)).holds[0].started, true, 'held as started: its usage row is in flight')
+  // window: early's row (1) + no unstarted hold = 1 < 2
+  t.equal((await g.verify({ key: key.key, request_id: 'late' })).statusCode, 200, 'early counted once')
+  // window: early's row + late's unstarted hold = 2
+  t.equal((await g.verify({ key: key.key, request_id: 'later' })).statusCode, 429)
+})
+
 t.test('settlement: the completion replaces the hold with the charge; a resent request is not charged twice', async (t) => {
   const g = await gateway(t)
   await g.price({ model: 'm', tiers: TIERS })
