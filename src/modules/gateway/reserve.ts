@@ -16,7 +16,7 @@
 // key one lock hold for all its requests, and the whole batch two socket writes.
 // Its completion settles the hold in ingestion's transaction (accounting/holds.ts).
 import type pg from 'pg'
-import sql from 'sql-template-tag'
+import sql, { type Sql as Fragment } from 'sql-template-tag'
 import { usageByRequestSql } from '../../db/partitions.js'
 import { pipeline } from '../../db/pipeline.js'
 import { hashApiKey, type Keyring } from '../../lib/keyring.js'
@@ -202,14 +202,16 @@ export class Reserver {
       open = true
       const read = await pipeline(client, [...begin, lockSql(lockOrder(lockHashes, knownOwners)), keyStateQuery({ hashes }, this.settings),
         requestsSql(batch.map((item) => item.hold.request_id))])
-      // the budgets, under the same locks, only when a key of the batch has any (one more round trip then)
-      const keys = await keyStatesOf(read[3]!.rows as Array<Record<string, unknown>>, async (query) => (await pipeline(client!, [query]))[0]!.rows as Array<Record<string, unknown>>)
+      // one more statement in the transaction, under the same locks: a round trip of its own
+      const readMore = async (query: Fragment) => (await pipeline(client!, [query]))[0]!.rows as Array<Record<string, unknown>>
+      // the budgets, only when a key of the batch has any
+      const keys = await keyStatesOf(read[3]!.rows as Array<Record<string, unknown>>, readMore)
       // by either secret's hash (a rotated key's old one verifies during its grace)
       const states = new Map(keys.flatMap((key) => key.previous_key_hash === null ? [[key.key_hash, key] as const] : [[key.key_hash, key] as const, [key.previous_key_hash, key] as const]))
       const requests = read[4]!.rows as Array<Omit<Known, 'served_status'> & { request_id: string, served: boolean }>
-      // a request verified after its start or completion reached usage (rare): one more round trip, under the same locks
+      // the usage rows' status, only for requests verified after their start or completion reached usage (rare)
       const servedIds = requests.filter((row) => row.served).map((row) => row.request_id)
-      const statuses = new Map(servedIds.length === 0 ? [] : ((await pipeline(client, [servedSql(servedIds)]))[0]!.rows as Array<{ request_id: string, status: string }>).map((row) => [row.request_id, row.status]))
+      const statuses = new Map(servedIds.length === 0 ? [] : (await readMore(servedSql(servedIds))).map((row) => [row.request_id as string, row.status as string]))
       const known = new Map(requests.map((row) => [row.request_id, { ...row, served_status: statuses.get(row.request_id) ?? null }]))
 
       const admitted: Array<{ item: Pending, row: Admitted, answer: ReturnType<typeof answerOf> }> = []
@@ -256,10 +258,11 @@ export class Reserver {
       // nothing of the batch committed: what the checks had not refused is retried or failed
       for (const item of undecided) this.#retryOrFail(item, error)
     }
-    // a failed ROLLBACK means the connection is gone
-    if (open) await client!.query('ROLLBACK').catch((error: Error) => { broken = error })
-    if (client === undefined || open || broken !== undefined) {
-      client?.release(broken)
+    if (client === undefined) return undefined
+    if (open) {
+      // a failed ROLLBACK means the connection is gone; a rolled-back batch's connection is not handed on
+      await client.query('ROLLBACK').catch((error: Error) => { broken = error })
+      client.release(broken)
       return undefined
     }
     return client

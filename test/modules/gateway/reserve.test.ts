@@ -279,9 +279,9 @@ t.test('batches hand their connection on: one checkout while requests wait, back
   const count = () => { checkouts++ }
   pool.on('acquire', count)
   t.teardown(() => { pool.off('acquire', count) })
-  const held = await Promise.all(Array.from({ length: 20 }, async (_v, i) =>
-    await reserver.reserve({ key: key.key as string }, { request_id: `handed-${i}`, amount: 10n ** 7n, tokens: 0n })))
-  t.equal(held.length, 20)
+  const ids = Array.from({ length: 20 }, (_v, i) => `handed-${i}`)
+  const held = await Promise.all(ids.map(async (id) => await reserver.reserve({ key: key.key as string }, { request_id: id, amount: 10n ** 7n, tokens: 0n })))
+  t.same(held.map((answer) => answer.hold.request_id), ids, 'each request answered with its own hold')
   t.equal(checkouts, 1, 'the first batch checked a connection out; the nineteen after it were handed it')
   t.equal(pool.idleCount, pool.totalCount, 'with nothing waiting, the connection is back in the pool')
   t.equal((await holds(g, `?api_key_id=${key.id as string}`)).total, 20, 'every batch committed its hold')
