@@ -39,6 +39,8 @@ export interface Bench {
   keyring: ReturnType<typeof createKeyring>
   /** the server process's CPU time so far (user + system), in microseconds */
   serverCpu: () => Promise<number>
+  /** the server's event-loop delay since the last call (p99 and max, ms); the call starts a new count */
+  serverLoop: () => Promise<LoopDelay>
   /** PostgreSQL's CPU time so far, µs (its postmaster and every backend, exited ones included); null for BENCH_DATABASE_URL */
   databaseCpu: () => number | null
   /** the server process's resident memory now, bytes (null where /proc cannot tell) */
@@ -72,20 +74,25 @@ export async function startBench (): Promise<Bench> {
   })
   // the adapter does not end a pool it was given: closing ends it, before the database stops
   const { pool, prisma } = createDatabase(databaseUrl)
-  const serverCpu = async () => new Promise<number>((resolve) => {
+  // one IPC question and its answer, told from other answers by its field
+  const ask = async <T>(question: 'cpu' | 'loop') => new Promise<T>((resolve) => {
     const answer = (message: unknown) => {
-      if (typeof message !== 'object' || message === null || !('cpu' in message)) return
+      if (typeof message !== 'object' || message === null || !(question in message)) return
       server.off('message', answer)
-      const { user, system } = (message as { cpu: NodeJS.CpuUsage }).cpu
-      resolve(user + system)
+      resolve((message as Record<string, T>)[question]!)
     }
     server.on('message', answer)
-    server.send('cpu')
+    server.send(question)
   })
+  const serverCpu = async () => {
+    const { user, system } = await ask<NodeJS.CpuUsage>('cpu')
+    return user + system
+  }
   return {
     url,
     prisma,
     serverCpu,
+    serverLoop: async () => await ask<LoopDelay>('loop'),
     databaseCpu,
     serverRss: () => {
       try {
@@ -172,11 +179,14 @@ export function cpuNote (run: Run): string {
   if (run.cpuPerRequest === null) return ''
   const database = run.databaseCpuPerRequest === null ? '' : `, PostgreSQL ${fmt(run.databaseCpuPerRequest)}`
   const busy = run.busy === null ? '' : ` · machine busy ${run.busy}%`
-  return ` · CPU µs/request: server ${fmt(run.cpuPerRequest)}${database}, bench ${fmt(run.benchCpuPerRequest)}${busy}`
+  const loop = run.loop === null ? '' : ` · server event loop delay p99 ${fmt(run.loop.p99, 1)} ms, max ${fmt(run.loop.max, 1)} ms`
+  return ` · CPU µs/request: server ${fmt(run.cpuPerRequest)}${database}, bench ${fmt(run.benchCpuPerRequest)}${busy}${loop}`
 }
 
 /** " · steal N%" for a run's line, or nothing where steal is not measured. */
 export const stealNote = (percent: number | null) => percent === null ? '' : ` · steal ${percent}%`
+
+export interface LoopDelay { p99: number, max: number }
 
 export interface Run {
   requestsPerSecond: number
@@ -194,6 +204,8 @@ export interface Run {
   benchCpuPerRequest: number
   /** the share of the machine's CPU time (every core) that was busy, percent; null where /proc/stat is not read */
   busy: number | null
+  /** the server's event-loop delay over the run (null when the run was not given the bench) */
+  loop: LoopDelay | null
 }
 
 /** One autocannon run; given the bench, also the server's CPU per request (counting what else the server did meanwhile). */
@@ -202,15 +214,18 @@ export async function hammer (options: autocannon.Options, bench?: Bench): Promi
   const busy = busyMeter()
   const benchBefore = process.cpuUsage()
   const cpuBefore = await bench?.serverCpu()
+  await bench?.serverLoop()
   const databaseBefore = bench?.databaseCpu() ?? null
   const result = await autocannon({ ...options, headers: { 'content-type': 'application/json', authorization: `Bearer ${GATEWAY_TOKEN}`, ...options.headers } })
   const cpuAfter = await bench?.serverCpu()
+  const loop = await bench?.serverLoop() ?? null
   const databaseAfter = bench?.databaseCpu() ?? null
   const benchCpu = process.cpuUsage(benchBefore)
   const perRequest = (us: number) => us / Math.max(1, result.requests.total)
   return {
     steal: steal(),
     busy: busy(),
+    loop,
     benchCpuPerRequest: perRequest(benchCpu.user + benchCpu.system),
     databaseCpuPerRequest: databaseBefore === null || databaseAfter === null ? null : perRequest(databaseAfter - databaseBefore),
     cpuPerRequest: cpuBefore === undefined || cpuAfter === undefined || result.requests.total === 0 ? null : (cpuAfter - cpuBefore) / result.requests.total,
