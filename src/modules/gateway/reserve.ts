@@ -195,7 +195,6 @@ export class Reserver {
     // a rotated key's old and new secret lock as one: by its current hash
     const lockHashes = new Set(batch.map((item) => this.currentHashes.get(item.hash) ?? item.hash))
     let client: pg.PoolClient | undefined
-    let broken: Error | undefined
     let open = false
     try {
       client = given ?? await this.pool.connect()
@@ -261,6 +260,7 @@ export class Reserver {
     if (client === undefined) return undefined
     if (open) {
       // a failed ROLLBACK means the connection is gone; a rolled-back batch's connection is not handed on
+      let broken: Error | undefined
       await client.query('ROLLBACK').catch((error: Error) => { broken = error })
       client.release(broken)
       return undefined
