@@ -13,6 +13,7 @@ import { loadConfig, requireSecrets, type AppConfig } from '../src/config.js'
 import { createDatabase } from '../src/db/prisma.js'
 import { applyMigrations } from '../src/db/migrate.js'
 import { createKeyring } from '../src/lib/keyring.js'
+import { paced, type PacedOptions } from './paced.js'
 import type { PrismaClient } from '../src/generated/prisma/client.js'
 
 export const GATEWAY_TOKEN = 'bench-gateway-token-0123456789abcdef'
@@ -208,34 +209,54 @@ export interface Run {
   loop: LoopDelay | null
 }
 
-/** One autocannon run; given the bench, also the server's CPU per request (counting what else the server did meanwhile). */
-export async function hammer (options: autocannon.Options, bench?: Bench): Promise<Run> {
+/** What a load generator reports of a run; `measured` adds the machine's side. */
+type Load = Pick<Run, 'requestsPerSecond' | 'p50' | 'p99' | 'errors' | 'non2xx' | 'total'> & {
+  /** the requests the CPU figures are shared over, when more than `total` were sent in the measured time (a warm-up) */
+  sentInAll?: number
+}
+
+/** A load's run measured: given the bench, also the server's CPU per request (counting what else the server did meanwhile), PostgreSQL's and the event loop's. */
+async function measured<L extends Load> (load: () => Promise<L>, bench?: Bench): Promise<Run & L> {
   const steal = stealMeter()
   const busy = busyMeter()
   const benchBefore = process.cpuUsage()
   const cpuBefore = await bench?.serverCpu()
   await bench?.serverLoop()
   const databaseBefore = bench?.databaseCpu() ?? null
-  const result = await autocannon({ ...options, headers: { 'content-type': 'application/json', authorization: `Bearer ${GATEWAY_TOKEN}`, ...options.headers } })
+  const result = await load()
   const cpuAfter = await bench?.serverCpu()
   const loop = await bench?.serverLoop() ?? null
   const databaseAfter = bench?.databaseCpu() ?? null
   const benchCpu = process.cpuUsage(benchBefore)
-  const perRequest = (us: number) => us / Math.max(1, result.requests.total)
+  const requests = result.sentInAll ?? result.total
+  const perRequest = (us: number) => us / Math.max(1, requests)
   return {
+    ...result,
     steal: steal(),
     busy: busy(),
     loop,
     benchCpuPerRequest: perRequest(benchCpu.user + benchCpu.system),
     databaseCpuPerRequest: databaseBefore === null || databaseAfter === null ? null : perRequest(databaseAfter - databaseBefore),
-    cpuPerRequest: cpuBefore === undefined || cpuAfter === undefined || result.requests.total === 0 ? null : (cpuAfter - cpuBefore) / result.requests.total,
-    requestsPerSecond: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    errors: result.errors,
-    non2xx: result.non2xx,
-    total: result.requests.total
+    cpuPerRequest: cpuBefore === undefined || cpuAfter === undefined || requests === 0 ? null : (cpuAfter - cpuBefore) / requests
   }
+}
+
+const gatewayHeaders = { 'content-type': 'application/json', authorization: `Bearer ${GATEWAY_TOKEN}` }
+
+/** One autocannon run (a closed loop: each connection sends when its last answer came), measured. */
+export async function hammer (options: autocannon.Options, bench?: Bench): Promise<Run> {
+  return await measured(async () => {
+    const result = await autocannon({ ...options, headers: { ...gatewayHeaders, ...options.headers } })
+    return { requestsPerSecond: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors, non2xx: result.non2xx, total: result.requests.total }
+  }, bench)
+}
+
+/** One open-loop run at a fixed rate (bench/paced.ts), measured; `offered` is the rate asked for, `max` the slowest answer (ms). */
+export async function pacedRun<C> (options: Omit<PacedOptions<C>, 'headers'>, bench?: Bench): Promise<Run & { offered: number, max: number, connections: number }> {
+  return await measured(async () => {
+    const result = await paced({ ...options, headers: gatewayHeaders })
+    return { ...result, total: result.answered, sentInAll: result.sentInAll, offered: options.rate }
+  }, bench)
 }
 
 export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
