@@ -123,14 +123,16 @@ export async function paced<C> (options: PacedOptions<C>): Promise<PacedResult> 
     if (errors === 0) console.error(`  paced load: ${error.message}`)
     errors++
     finish()
-    // closed connections leave the list; the requests waiting go on the others
-    for (let i = connections.length - 1; i >= 0; i--) if (connections[i]!.closed) connections.splice(i, 1)
     dispatch()
   }
   /** every waiting request onto an idle connection, opening one while under the cap */
   const dispatch = () => {
     while (waiting.length > 0) {
       let connection = connections.find((c) => c.idle)
+      if (connection === undefined) {
+        // connections the server closed leave the list (their lost request was counted as an error)
+        for (let i = connections.length - 1; i >= 0; i--) if (connections[i]!.closed) connections.splice(i, 1)
+      }
       if (connection === undefined && connections.length < maxConnections) {
         connection = new Connection<C>(url.hostname, port, answered, failed)
         connections.push(connection)
