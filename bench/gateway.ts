@@ -209,7 +209,7 @@ type Load = { connections: number } | { rate: number }
  * With `reserve` false the verifies name no request (advisory) and the settler still completes
  * each admitted one: the same load without the reservation.
  */
-export async function reservations (bench: Bench, label: string, keys: Array<{ id: string, key: string }>, providerId: string, duration: number, load: Load, reserve = true): Promise<void> {
+async function reservations (bench: Bench, label: string, keys: Array<{ id: string, key: string }>, providerId: string, duration: number, load: Load, reserve = true): Promise<void> {
   // request ids of this run only (a settled id is refused 409 by the next run)
   const runId = randomUUID()
   let admitted: Array<{ keyId: string, requestId: string }> = []
@@ -288,7 +288,7 @@ async function keepMonths (bench: Bench, count: number): Promise<void> {
 }
 
 /** `rows` usage rows of history over the seed's 30 days (its own users and keys, rollups built), then ANALYZE. */
-export async function history (bench: Bench, rows: number): Promise<void> {
+async function history (bench: Bench, rows: number): Promise<void> {
   const { seed } = await import('../src/modules/seed/service.js')
   const pool = new pg.Pool({ connectionString: bench.config.DATABASE_URL, max: 3 })
   try {

@@ -1,7 +1,7 @@
 // What every benchmark needs: a database of its own (embedded PostgreSQL in a
 // scratch directory, or BENCH_DATABASE_URL), the app listening on a free port in a
-// child process (so the load generator does not steal the server's event loop), and
-// autocannon's figures printed as one line.
+// child process (so the load generator does not steal the server's event loop), and a
+// load's figures (autocannon's closed loop, or bench/paced.ts's fixed rate) as one line.
 import { fork, type ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
