@@ -32,7 +32,7 @@ export interface PacedResult {
   answered: number
   non2xx: number
   errors: number
-  /** answers a second, from the first request's time to the later of the sending's end and the last answer */
+  /** measured answers a second, from the measured time's start to the later of its end and the last answer */
   requestsPerSecond: number
   /** ms from each request's scheduled time to its answer */
   p50: number
@@ -107,6 +107,8 @@ export async function paced<C> (options: PacedOptions<C>): Promise<PacedResult> 
   let outstanding = 0
   let settle: (() => void) | undefined
   let last = 0
+  // once the run is over, a connection's close is no failure and nothing more is sent
+  let stopped = false
 
   const finish = () => { outstanding--; if (outstanding === 0) settle?.() }
   const answered = (due: Due<C>, status: number, body: string) => {
@@ -120,6 +122,7 @@ export async function paced<C> (options: PacedOptions<C>): Promise<PacedResult> 
     dispatch()
   }
   const failed = (error: Error) => {
+    if (stopped) return
     if (errors === 0) console.error(`  paced load: ${error.message}`)
     errors++
     finish()
@@ -127,7 +130,7 @@ export async function paced<C> (options: PacedOptions<C>): Promise<PacedResult> 
   }
   /** every waiting request onto an idle connection, opening one while under the cap */
   const dispatch = () => {
-    while (waiting.length > 0) {
+    while (waiting.length > 0 && !stopped) {
       let connection = connections.find((c) => c.idle)
       if (connection === undefined) {
         // connections the server closed leave the list (their lost request was counted as an error)
@@ -172,6 +175,7 @@ export async function paced<C> (options: PacedOptions<C>): Promise<PacedResult> 
       setTimeout(resolve, (options.drainSeconds ?? 10) * 1000)
     })
   }
+  stopped = true
   for (const connection of connections) connection.socket.destroy()
   const sorted = Float64Array.from(latencies).sort()
   const at = (q: number) => sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
