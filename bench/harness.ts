@@ -210,13 +210,13 @@ export interface Run {
 }
 
 /** What a load generator reports of a run; `measured` adds the machine's side. */
-type Load = Pick<Run, 'requestsPerSecond' | 'p50' | 'p99' | 'errors' | 'non2xx' | 'total'> & {
+type LoadFigures = Pick<Run, 'requestsPerSecond' | 'p50' | 'p99' | 'errors' | 'non2xx' | 'total'> & {
   /** the requests the CPU figures are shared over, when more than `total` were sent in the measured time (a warm-up) */
   sentInAll?: number
 }
 
 /** A load's run measured: given the bench, also the server's CPU per request (counting what else the server did meanwhile), PostgreSQL's and the event loop's. */
-async function measured<L extends Load> (load: () => Promise<L>, bench?: Bench): Promise<Run & L> {
+async function measured<L extends LoadFigures> (load: () => Promise<L>, bench?: Bench): Promise<Run & L> {
   const steal = stealMeter()
   const busy = busyMeter()
   const benchBefore = process.cpuUsage()
@@ -255,7 +255,7 @@ export async function hammer (options: autocannon.Options, bench?: Bench): Promi
 export async function pacedRun<C> (options: Omit<PacedOptions<C>, 'headers'>, bench?: Bench): Promise<Run & { offered: number, max: number, connections: number }> {
   return await measured(async () => {
     const result = await paced({ ...options, headers: gatewayHeaders })
-    return { ...result, total: result.answered, sentInAll: result.sentInAll, offered: options.rate }
+    return { ...result, total: result.answered, offered: options.rate }
   }, bench)
 }
 
