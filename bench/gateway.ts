@@ -173,6 +173,7 @@ export async function ingest (args: string[] = []): Promise<void> {
     let assigned = 0
     const batch = (keyId: string, size: number) => JSON.stringify({ events: Array.from({ length: size }, () => completion(keyId, provider.id, n++)) })
     for (const { label, size, connections, duration, keyPerConnection } of INGEST_RUNS.filter((run) => wanted(run.label))) {
+      const statements = await statementsMeter(bench)
       const run = await hammer({
         url: `${bench.url}/api/gateway/usage`, method: 'POST', connections, duration,
         requests: [{
@@ -184,6 +185,7 @@ export async function ingest (args: string[] = []): Promise<void> {
         }]
       }, bench)
       console.log(`ingest ${label.padEnd(28)} ${fmt(run.requestsPerSecond * size).padStart(8)} events/s  p50 ${fmt(run.p50)} ms  p99 ${fmt(run.p99)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors, ${connections} connections${cpuNote(run)}${stealNote(run.steal)})`)
+      await statements()
     }
     await new Promise((resolve) => setTimeout(resolve, 2000)) // let requests still in flight when the load stopped finish
     const ids = keys.map((k) => k.id)
@@ -247,10 +249,12 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
   const statements = await statementsMeter(bench)
   const url = `${bench.url}/api/gateway/keys/verify`
   let line: string
+  let stalls: string | undefined
   if ('rate' in load) {
     const run = await pacedRun({ url, rate: load.rate, duration, warmup: PACED_WARMUP, request, onResponse }, bench)
     const head = `${reserve ? 'reserve' : 'advisory'} ${label}, ${fmt(load.rate)}/s offered`
     line = `${head.padEnd(45)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  max ${fmt(run.max)} ms  (${fmt(run.total)} answered on ≤ ${run.connections} connections, ${run.non2xx} non-2xx, ${run.errors} errors or unanswered${cpuNote(run)}${stealNote(run.steal)}`
+    stalls = `  slowest seconds: ${run.stalls.map((s) => `${s.at.toISOString().slice(11, 19)} ${fmt(s.max)} ms`).join(', ')}`
   } else {
     let n = 0
     const run = await hammer({
@@ -270,6 +274,7 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
   await settling
   const [left] = await bench.prisma.$queryRaw<Array<{ n: number }>>`SELECT count(*)::int AS n FROM admission_holds`
   console.log(`${line}; ${fmt(settled)} settled in ${fmt(batches)} batches, ${left!.n} holds left)`)
+  if (stalls !== undefined) console.log(stalls)
   if (firstRefusal !== undefined) console.log(`  first refusal: ${firstRefusal}`)
   await statements()
   admitted = []

@@ -13,7 +13,7 @@ import { loadConfig, requireSecrets, type AppConfig } from '../src/config.js'
 import { createDatabase } from '../src/db/prisma.js'
 import { applyMigrations } from '../src/db/migrate.js'
 import { createKeyring } from '../src/lib/keyring.js'
-import { paced, type PacedOptions } from './paced.js'
+import { paced, type PacedOptions, type PacedResult } from './paced.js'
 import type { PrismaClient } from '../src/generated/prisma/client.js'
 
 export const GATEWAY_TOKEN = 'bench-gateway-token-0123456789abcdef'
@@ -252,7 +252,7 @@ export async function hammer (options: autocannon.Options, bench?: Bench): Promi
 }
 
 /** One open-loop run at a fixed rate (bench/paced.ts), measured; `offered` is the rate asked for, `max` the slowest answer (ms). */
-export async function pacedRun<C> (options: Omit<PacedOptions<C>, 'headers'>, bench?: Bench): Promise<Run & { offered: number, max: number, connections: number }> {
+export async function pacedRun<C> (options: Omit<PacedOptions<C>, 'headers'>, bench?: Bench): Promise<Run & { offered: number, max: number, connections: number, stalls: PacedResult['stalls'] }> {
   return await measured(async () => {
     const result = await paced({ ...options, headers: gatewayHeaders })
     return { ...result, total: result.answered, offered: options.rate }

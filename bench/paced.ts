@@ -40,6 +40,8 @@ export interface PacedResult {
   max: number
   /** the most connections open at once */
   connections: number
+  /** the measured seconds whose slowest answer took longest (most first, up to three): when a stall came, to match against the database's log */
+  stalls: Array<{ at: Date, max: number }>
 }
 
 interface Due<C> { at: number, bytes: Buffer, context: C, measured: boolean }
@@ -100,6 +102,8 @@ export async function paced<C> (options: PacedOptions<C>): Promise<PacedResult> 
   const headers = Object.entries({ ...options.headers, host: url.host, connection: 'keep-alive' }).map(([name, value]) => `${name}: ${value}\r\n`).join('')
   const maxConnections = options.maxConnections ?? 256
   const latencies: number[] = []
+  /** the slowest answer scheduled in each measured second */
+  const slowest = new Map<number, number>()
   const connections: Array<Connection<C>> = []
   const waiting: Array<Due<C>> = []
   let non2xx = 0
@@ -115,6 +119,8 @@ export async function paced<C> (options: PacedOptions<C>): Promise<PacedResult> 
     if (due.measured) {
       last = performance.now()
       latencies.push(last - due.at)
+      const second = Math.floor((due.at - start) / 1000)
+      slowest.set(second, Math.max(slowest.get(second) ?? 0, last - due.at))
       if (status < 200 || status > 299) non2xx++
     }
     options.onResponse?.(status, body, due.context)
@@ -189,6 +195,7 @@ export async function paced<C> (options: PacedOptions<C>): Promise<PacedResult> 
     p50: at(0.5),
     p99: at(0.99),
     max: sorted.length === 0 ? 0 : sorted[sorted.length - 1]!,
-    connections: most
+    connections: most,
+    stalls: [...slowest].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([second, max]) => ({ at: new Date(performance.timeOrigin + start + second * 1000), max }))
   }
 }
