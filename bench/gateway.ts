@@ -353,7 +353,7 @@ export async function verify (args: string[] = []): Promise<void> {
     line('(all limits set), 2 connections', await hammer({ url, method: 'POST', connections: 2, duration: 20, body }, bench))
     // as fast as 10 connections go: the throughput, and latency at saturation
     line('(all limits set), 10 connections', await hammer({ url, method: 'POST', connections: 10, duration: 20, body }, bench))
-    // with usage arriving meanwhile, as in production: every recorded batch clears the cache
+    // with usage arriving meanwhile, as in production: every recorded batch makes the cache forget its key
     // (autocannon's overallRate sends each second's quota at once: a background load only, its latencies are not read)
     const usage = hammer({
       url: `${bench.url}/api/gateway/usage`, method: 'POST', connections: 1, duration: 20, overallRate: 20,
@@ -363,6 +363,14 @@ export async function verify (args: string[] = []): Promise<void> {
     line('with 20 usage batches/s, 10 connections', await hammer({ url, method: 'POST', connections: 10, duration: 10, body }, bench))
     const ingested = await usage
     console.log(`  (meanwhile ${fmt(ingested.total)} usage batches of 10 completions, ${ingested.non2xx} non-2xx)`)
+    // the same usage for another owner's key: a batch forgets the states of the keys and owners it names, no other
+    const elsewhere = hammer({
+      url: `${bench.url}/api/gateway/usage`, method: 'POST', connections: 1, duration: 10, overallRate: 20,
+      requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: Array.from({ length: 10 }, (_, i) => completion(keys[1]!.id, provider.id, i)) }) }) }]
+    })
+    line('with 20 usage batches/s of another key', await hammer({ url, method: 'POST', connections: 10, duration: 10, body }, bench))
+    const other = await elsewhere
+    console.log(`  (meanwhile ${fmt(other.total)} usage batches of 10 completions of another owner's key, ${other.non2xx} non-2xx)`)
   } finally {
     await bench.close()
   }

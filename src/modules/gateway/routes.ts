@@ -6,7 +6,7 @@ import { ErrorBody, Errors, errorReply } from '../../http/errors.js'
 import { errorResponses } from '../../http/schemas.js'
 import { usdToNano } from '../../lib/money.js'
 import { route } from '../../http/pipeline.js'
-import { ingestEvents } from '../usage/ingest.js'
+import { ingestEvents, type ChangedOwners } from '../usage/ingest.js'
 import type { KeyState } from '../keys/counters.js'
 import { VerifyCache } from './cache.js'
 import { eventProblem, UsageBatch, UsageBatchResult, type EventResultBody } from '../usage/schemas.js'
@@ -89,16 +89,16 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         else results[i] = { request_id: event.request_id, type: event.type, outcome: 'rejected', error: problem }
       })
       if (accepted.length > 0) {
-        const ingested = await ingestEvents(app.ingestPg, accepted.map((i) => body.events[i]!), { onCommitted: app.metrics.usageCounted, timeZone: app.config.APP_TIMEZONE }).catch((error: unknown) => {
+        // recorded usage moves counters (window, in flight, costs, balances, holds) of the keys and owners its rows
+        // name, not always the events (a completion need not carry its key id): their cached states are forgotten
+        const onChanged = ({ keys, users }: ChangedOwners) => { cache.forget((state) => keys.has(state.id) || users.has(state.user_id)) }
+        const ingested = await ingestEvents(app.ingestPg, accepted.map((i) => body.events[i]!), { onCommitted: app.metrics.usageCounted, onChanged, timeZone: app.config.APP_TIMEZONE }).catch((error: unknown) => {
           // a rollup or total that the batch would carry past its column: the batch is refused, never a 500
           if ((error as { code?: string }).code === NUMERIC_OUT_OF_RANGE) throw new Errors.InvalidInput('the batch would carry a total past its column\'s range')
           throw error
         })
         accepted.forEach((index, j) => { results[index] = ingested[j]! })
       }
-      // recorded usage moves counters (window, in flight, costs, balances) of keys and owners the
-      // events may not name (a completion need not carry its key id): drop every cached state
-      if (results.some((result) => result.outcome === 'recorded')) cache.clear()
       for (const result of results) app.metrics.gatewayEvents.inc({ type: result.type, outcome: result.outcome })
       return { results }
     }

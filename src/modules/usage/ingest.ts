@@ -20,6 +20,7 @@ import { claimReceipts, releaseReceipts, waitForCreators } from './ingest/receip
 import { readRows, readRowsAndLookups } from './ingest/lookups.js'
 import { applyEvents } from './ingest/machine.js'
 import { CreatedMeanwhile, insertBodies, insertCandidates, upsertRows } from './ingest/writes.js'
+import type { RowState } from './ingest/row.js'
 
 export { BODY_CAP_BYTES } from './ingest/machine.js'
 
@@ -29,6 +30,8 @@ export interface IngestOptions {
   synthetic?: boolean
   /** called once the batch has committed, with what it newly counted (the metrics) */
   onCommitted?: (counted: CountedUsage[]) => void
+  /** called once the batch has committed, with the keys and owners whose counters it may have moved (the verify cache forgets them) */
+  onChanged?: (changed: ChangedOwners) => void
   /** APP_TIMEZONE: the day a key's daily cost limit alerts count (without it they are not evaluated) */
   timeZone?: string
 }
@@ -36,6 +39,9 @@ export interface IngestOptions {
 // first, before any row lock: a key deletion waits for the batches in flight and holds back new
 // ones; one simple-protocol round trip with the BEGIN (the constant is ours, never input)
 const BEGIN_BATCH = `BEGIN; SELECT pg_advisory_xact_lock_shared(${KEY_DELETION_LOCK})`
+
+/** The keys and the owners named by a batch's changed rows, before and after: every counter a batch moves is one of theirs. */
+export interface ChangedOwners { keys: ReadonlySet<string>, users: ReadonlySet<string> }
 
 export async function ingestEvents (pool: pg.Pool, events: UsageEventBody[], options: IngestOptions = {}): Promise<EventResultBody[]> {
   const client = await pool.connect()
@@ -47,6 +53,7 @@ export async function ingestEvents (pool: pg.Pool, events: UsageEventBody[], opt
         const batch = await ingestBatch(prepared(client), events, options)
         await client.query('COMMIT')
         options.onCommitted?.(batch.counted)
+        options.onChanged?.(batch.changed)
         return batch.results
       } catch (error) {
         // a failed ROLLBACK means the connection is gone: the first error is the one answered
@@ -63,13 +70,13 @@ export async function ingestEvents (pool: pg.Pool, events: UsageEventBody[], opt
   }
 }
 
-async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOptions): Promise<{ results: EventResultBody[], counted: CountedUsage[] }> {
+async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOptions): Promise<{ results: EventResultBody[], counted: CountedUsage[], changed: ChangedOwners }> {
   const now = options.now ?? new Date()
   const synthetic = options.synthetic === true
   // 1. receipts: the events not received before (a sweep's own have none)
   const fresh = synthetic ? events.map((_e, i) => i) : await claimReceipts(db, events)
   const results: EventResultBody[] = events.map((e) => ({ request_id: e.request_id, type: e.type, outcome: 'duplicate' }))
-  if (fresh.length === 0) return { results, counted: [] }
+  if (fresh.length === 0) return { results, counted: [], changed: { keys: new Set(), users: new Set() } }
   const applied = fresh.map((i) => events[i]!)
 
   // 2. the rows these events touch, locked in request_id order. No lock can be taken on
@@ -108,5 +115,23 @@ async function ingestBatch (db: Sql, events: UsageEventBody[], options: IngestOp
   await writeTotals(db, deltas, out.charges, now)
   // the thresholds these charges reached, in their transaction: an alert is never lost nor written without its charge
   await fireAlerts(db, { keys: out.charges.keys.map((c) => c.id), users: out.charges.users.map((c) => c.id), providers: [...new Set(out.rows.flatMap((row) => row.providerId ?? []))] }, now, options.timeZone)
-  return { results, counted: countedUsage(before, out.rows) }
+  return { results, counted: countedUsage(before, out.rows), changed: changedOwners(before, out.rows) }
+}
+
+/**
+ * Whose counters a batch moved: the key and owner of each changed row, as it was and as it
+ * is (a completion may name another key than its start did). Its settled holds are those
+ * rows' requests'; a hold taken under another key than its row's counts for less once gone,
+ * so a cached state that still counts it errs toward refusal.
+ */
+function changedOwners (before: ReadonlyMap<string, RowState>, rows: readonly RowState[]): ChangedOwners {
+  const keys = new Set<string>()
+  const users = new Set<string>()
+  for (const row of rows) {
+    for (const state of [before.get(row.requestId), row]) {
+      if (state?.apiKeyId != null) keys.add(state.apiKeyId)
+      if (state?.userId != null) users.add(state.userId)
+    }
+  }
+  return { keys, users }
 }

@@ -87,6 +87,22 @@ t.test('through this process: ingested usage moves the counters at once, also fo
   t.equal(duplicate[0]?.outcome, 'duplicate')
 })
 
+t.test('through this process: usage forgets only the states of the keys and owners its rows name', async (t) => {
+  const g = await gateway(t, HOUR_TTL)
+  // owners apart: a batch forgets every key of an owner it names (the owner's quota and budgets are in each)
+  const busy = await g.userKey((await g.user()).id as string, { concurrent_limit: 1 })
+  const other = await g.userKey((await g.user()).id as string)
+  answers(t, await g.verify({ key: busy.key }), 200)
+  answers(t, await g.verify({ key: other.key }), 200) // read, and cached for a minute
+  // a change behind the app's back shows whether other's state is read again
+  await sql(g, 'UPDATE api_keys SET is_active = false WHERE id = $1', [other.id])
+  await g.send([{ type: 'start', request_id: 'f1', api_key_id: busy.id, model: 'm' }])
+  answers(t, await g.verify({ key: busy.key }), 429, 'concurrency_limited', 'the batch\'s key: read again at once')
+  answers(t, await g.verify({ key: other.key }), 200, undefined, 'a key the batch does not name keeps its cached state (the SQL change waits for the TTL)')
+  await g.send([{ type: 'complete', request_id: 'f2', api_key_id: other.id, model: 'm', status: 'completed', input_tokens: 10, output_tokens: 0 }])
+  answers(t, await g.verify({ key: other.key }), 401, 'key_disabled', 'named by a later batch: read again, with the SQL change')
+})
+
 t.test('changed elsewhere: a direct SQL update is answered within the TTL', async (t) => {
   const ttl = 300
   const g = await gateway(t, { VERIFY_CACHE_TTL_MS: String(ttl) })
@@ -120,7 +136,7 @@ t.test('VERIFY_CACHE_TTL_MS=0: nothing is cached, a SQL change is answered at on
   answers(t, await g.verify({ key: key.key }), 401, 'key_disabled')
 })
 
-t.test('VerifyCache: shared reads, unknown keys not kept, reads in flight when cleared not kept', async (t) => {
+t.test('VerifyCache: shared reads, unknown keys not kept, reads in flight when cleared or forgotten not kept', async (t) => {
   const cache = new VerifyCache<Json>(60_000)
   let reads = 0
   const read = (value: Json | undefined) => async () => { reads++; return value }
@@ -143,6 +159,31 @@ t.test('VerifyCache: shared reads, unknown keys not kept, reads in flight when c
   t.same(await slow, { v: 'old' }, 'the caller that started it gets its answer')
   t.same(await after, { v: 'new' }, 'a verify after the change does not join the old read')
   t.same(await cache.get('h2', read({ v: 'newer' })), { v: 'new' }, 'and only the new read is kept')
+
+  // forget: only the matching states go, and a read in flight is not kept if its state matches
+  const byId = new VerifyCache<{ id: string }>(60_000)
+  let idReads = 0
+  const readId = (id: string) => async () => { idReads++; return { id } }
+  await byId.get('ha', readId('a'))
+  await byId.get('hb', readId('b'))
+  let releaseA!: (value: { id: string }) => void
+  let releaseC!: (value: { id: string }) => void
+  const inFlightA = byId.get('hc', async () => { idReads++; return new Promise<{ id: string }>((resolve) => { releaseA = resolve }) })
+  const inFlightC = byId.get('hd', async () => { idReads++; return new Promise<{ id: string }>((resolve) => { releaseC = resolve }) })
+  byId.forget((state) => state.id === 'a')
+  const joined = byId.get('hc', readId('a'))
+  releaseA({ id: 'a' })
+  releaseC({ id: 'c' })
+  await Promise.all([inFlightA, inFlightC, joined])
+  t.equal(idReads, 5, 'a verify after forget does not join a read sent before it')
+  await byId.get('hb', readId('b'))
+  t.equal(idReads, 5, 'a state forget did not match stays cached')
+  await byId.get('hd', readId('c'))
+  t.equal(idReads, 5, 'a read in flight whose state did not match is kept')
+  await byId.get('ha', readId('a'))
+  t.equal(idReads, 6, 'a matching state is read again')
+  await byId.get('hc', readId('a'))
+  t.equal(idReads, 6, 'the read sent after forget was kept, the one from before it was not (it would have been read again)')
 
   const off = new VerifyCache<Json>(0)
   await off.get('h', read({ v: 1 }))
