@@ -368,7 +368,13 @@ export async function verify (args: string[] = []): Promise<void> {
       url: `${bench.url}/api/gateway/usage`, method: 'POST', connections: 1, duration: 10, overallRate: 20,
       requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: Array.from({ length: 10 }, (_, i) => completion(keys[1]!.id, provider.id, i)) }) }) }]
     })
-    line('with 20 usage batches/s of another key', await hammer({ url, method: 'POST', connections: 10, duration: 10, body }, bench))
+    // verifies round robin over the other 48 keys, each cached: a batch that dropped every state would send each back to the database
+    let next = 0
+    const spread = keys.slice(2).map((k) => JSON.stringify({ key: k.key, model: 'claude-sonnet-4', api_format: 'claude:messages' }))
+    line('48 keys, 20 batches/s of another key', await hammer({
+      url, method: 'POST', connections: 10, duration: 10,
+      requests: [{ setupRequest: (req) => ({ ...req, body: spread[next++ % spread.length] }) }]
+    }, bench))
     const other = await elsewhere
     console.log(`  (meanwhile ${fmt(other.total)} usage batches of 10 completions of another owner's key, ${other.non2xx} non-2xx)`)
   } finally {
