@@ -91,7 +91,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       if (accepted.length > 0) {
         // recorded usage moves counters (window, in flight, costs, balances, holds) of the keys and owners its rows
         // name, not always the events (a completion need not carry its key id): their cached states are forgotten
-        const onChanged = ({ keys, users }: ChangedOwners) => { cache.forget((state) => keys.has(state.id) || users.has(state.user_id)) }
+        const onChanged = ({ keys, users }: ChangedOwners) => { if (keys.size + users.size > 0) cache.forget((state) => keys.has(state.id) || users.has(state.user_id)) }
         const ingested = await ingestEvents(app.ingestPg, accepted.map((i) => body.events[i]!), { onCommitted: app.metrics.usageCounted, onChanged, timeZone: app.config.APP_TIMEZONE }).catch((error: unknown) => {
           // a rollup or total that the batch would carry past its column: the batch is refused, never a 500
           if ((error as { code?: string }).code === NUMERIC_OUT_OF_RANGE) throw new Errors.InvalidInput('the batch would carry a total past its column\'s range')
