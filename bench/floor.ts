@@ -15,8 +15,7 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { completion, fixtures } from './gateway.js'
-import { busyMeter, fmt, GATEWAY_TOKEN, startBench, stealMeter, stealNote } from './harness.js'
-import { paced } from './paced.js'
+import { cpuNote, fmt, GATEWAY_TOKEN, pacedRun, slowestNote, startBench, stealNote } from './harness.js'
 
 const CASES = ['http', 'statement', 'holds', 'holds+usage'] as const
 /** the verify bench's paced rates' top: the issue's target */
@@ -65,23 +64,12 @@ export async function floor (args: string[] = []): Promise<void> {
     for (const mode of CASES.filter((c) => typeof only !== 'string' || c.includes(only))) {
       const server = await startFloorServer(mode, bench.config.DATABASE_URL, owners)
       try {
-        const steal = stealMeter()
-        const busy = busyMeter()
-        const benchBefore = process.cpuUsage()
-        const serverBefore = await server.cpu()
-        const databaseBefore = bench.databaseCpu()
-        const run = await paced({
+        const run = await pacedRun({
           url: `${server.url}/verify`, rate: offered, duration: seconds, warmup: WARMUP,
-          headers: { 'content-type': 'application/json' },
           request: (n) => ({ body: JSON.stringify({ key: n, request_id: `floor-${mode}-${n}-${Date.now()}` }), context: null })
-        })
-        const serverCpu = await server.cpu() - serverBefore
-        const databaseAfter = bench.databaseCpu()
-        const benchCpu = process.cpuUsage(benchBefore)
-        const perRequest = (us: number) => fmt(us / Math.max(1, run.sentInAll))
-        const database = databaseBefore === null || databaseAfter === null ? '' : `, PostgreSQL ${perRequest(databaseAfter - databaseBefore)}`
-        console.log(`floor ${mode.padEnd(12)} ${fmt(offered)}/s offered  ${fmt(run.requestsPerSecond).padStart(6)} answered/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  max ${fmt(run.max)} ms  (${run.non2xx} non-2xx, ${run.errors} errors or unanswered · CPU µs/request: server ${perRequest(serverCpu)}${database}, bench ${perRequest(benchCpu.user + benchCpu.system)} · machine busy ${busy() ?? '?'}%${stealNote(steal())})`)
-        console.log(`  slowest seconds: ${run.stalls.map((s) => `${s.at.toISOString().slice(11, 19)} ${fmt(s.max)} ms`).join(', ')}`)
+        }, bench, { cpu: server.cpu })
+        console.log(`floor ${mode.padEnd(12)} ${fmt(offered)}/s offered  ${fmt(run.requestsPerSecond).padStart(6)} answered/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  max ${fmt(run.max)} ms  (${run.non2xx} non-2xx, ${run.errors} errors or unanswered${cpuNote(run)}${stealNote(run.steal)})`)
+        console.log(slowestNote(run.stalls))
       } finally {
         await server.stop()
       }

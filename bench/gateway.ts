@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { addMonths, ensureMonth, monthStart, MONTHLY_TABLES } from '../src/db/partitions.js'
 import { uuidv7 } from '../src/lib/crypto.js'
-import { cpuNote, fmt, GATEWAY_TOKEN, hammer, pacedRun, startBench, statementsMeter, stealMeter, stealNote, type Bench, type Run } from './harness.js'
+import { cpuNote, fmt, GATEWAY_TOKEN, hammer, pacedRun, slowestNote, startBench, statementsMeter, stealMeter, stealNote, type Bench, type Run } from './harness.js'
 
 export async function fixtures (bench: Bench, keyCount = 1) {
   const app = bench
@@ -254,7 +254,7 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
     const run = await pacedRun({ url, rate: load.rate, duration, warmup: PACED_WARMUP, request, onResponse }, bench)
     const head = `${reserve ? 'reserve' : 'advisory'} ${label}, ${fmt(load.rate)}/s offered`
     line = `${head.padEnd(45)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  max ${fmt(run.max)} ms  (${fmt(run.total)} answered on ≤ ${run.connections} connections, ${run.non2xx} non-2xx, ${run.errors} errors or unanswered${cpuNote(run)}${stealNote(run.steal)}`
-    stalls = `  slowest seconds: ${run.stalls.map((s) => `${s.at.toISOString().slice(11, 19)} ${fmt(s.max)} ms`).join(', ')}`
+    stalls = slowestNote(run.stalls)
   } else {
     let n = 0
     const run = await hammer({

@@ -215,17 +215,23 @@ type LoadFigures = Pick<Run, 'requestsPerSecond' | 'p50' | 'p99' | 'errors' | 'n
   sentInAll?: number
 }
 
-/** A load's run measured: given the bench, also the server's CPU per request (counting what else the server did meanwhile), PostgreSQL's and the event loop's. */
-async function measured<L extends LoadFigures> (load: () => Promise<L>, bench?: Bench): Promise<Run & L> {
+/** The server process a run's CPU (and, when it reports it, event-loop delay) is read from. */
+export interface MeasuredServer { cpu: () => Promise<number>, loop?: () => Promise<LoopDelay> }
+
+/**
+ * A load's run measured: given the bench, also the server's CPU per request (counting what else the server did meanwhile),
+ * PostgreSQL's and the event loop's; the server is the bench's unless another is given (bench/floor.ts).
+ */
+async function measured<L extends LoadFigures> (load: () => Promise<L>, bench?: Bench, server: MeasuredServer | undefined = bench && { cpu: bench.serverCpu, loop: bench.serverLoop }): Promise<Run & L> {
   const steal = stealMeter()
   const busy = busyMeter()
   const benchBefore = process.cpuUsage()
-  const cpuBefore = await bench?.serverCpu()
-  await bench?.serverLoop()
+  const cpuBefore = await server?.cpu()
+  await server?.loop?.()
   const databaseBefore = bench?.databaseCpu() ?? null
   const result = await load()
-  const cpuAfter = await bench?.serverCpu()
-  const loop = await bench?.serverLoop() ?? null
+  const cpuAfter = await server?.cpu()
+  const loop = await server?.loop?.() ?? null
   const databaseAfter = bench?.databaseCpu() ?? null
   const benchCpu = process.cpuUsage(benchBefore)
   const requests = result.sentInAll ?? result.total
@@ -251,13 +257,16 @@ export async function hammer (options: autocannon.Options, bench?: Bench): Promi
   }, bench)
 }
 
-/** One open-loop run at a fixed rate (bench/paced.ts), measured; `offered` is the rate asked for, `max` the slowest answer (ms). */
-export async function pacedRun<C> (options: Omit<PacedOptions<C>, 'headers'>, bench?: Bench): Promise<Run & { offered: number, max: number, connections: number, stalls: PacedResult['stalls'] }> {
+/** One open-loop run at a fixed rate (bench/paced.ts), measured (on `server`, when not the bench's); `offered` is the rate asked for, `max` the slowest answer (ms). */
+export async function pacedRun<C> (options: Omit<PacedOptions<C>, 'headers'>, bench?: Bench, server?: MeasuredServer): Promise<Run & { offered: number, max: number, connections: number, stalls: PacedResult['stalls'] }> {
   return await measured(async () => {
     const result = await paced({ ...options, headers: gatewayHeaders })
     return { ...result, total: result.answered, offered: options.rate }
-  }, bench)
+  }, bench, server)
 }
+
+/** "  slowest seconds: HH:MM:SS N ms, …" for an open-loop run's second line (its stalls' wall-clock seconds, to match against PostgreSQL's log). */
+export const slowestNote = (stalls: PacedResult['stalls']) => `  slowest seconds: ${stalls.map((s) => `${s.at.toISOString().slice(11, 19)} ${fmt(s.max)} ms`).join(', ')}`
 
 export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 

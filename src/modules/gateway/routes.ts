@@ -25,6 +25,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   const pricer = new HoldPricer(app.prisma, usdToNano(app.config.ADMISSION_DEFAULT_HOLD_USD))
   // any committed admin or user change may touch a key, its owner or a price: they are rare, so drop everything
   app.pipeline.onCommit(() => { cache.clear(); pricer.clear() })
+  // recorded usage moves counters (window, in flight, costs, balances, holds) of the keys and owners its rows
+  // name, not always the events (a completion need not carry its key id): their cached states are forgotten
+  const onChanged = ({ keys, users }: ChangedOwners) => { if (keys.size + users.size > 0) cache.forget((state) => keys.has(state.id) || users.has(state.user_id)) }
   const settings: VerifySettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, cache }
   const reserveSettings: ReserveSettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, holdTtlSeconds: app.config.ADMISSION_HOLD_TTL_SECONDS, onHoldTaken: () => app.metrics.holdsTaken.inc() }
   const reserver = new Reserver(app.pg, app.keyring, reserveSettings)
@@ -89,9 +92,6 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         else results[i] = { request_id: event.request_id, type: event.type, outcome: 'rejected', error: problem }
       })
       if (accepted.length > 0) {
-        // recorded usage moves counters (window, in flight, costs, balances, holds) of the keys and owners its rows
-        // name, not always the events (a completion need not carry its key id): their cached states are forgotten
-        const onChanged = ({ keys, users }: ChangedOwners) => { if (keys.size + users.size > 0) cache.forget((state) => keys.has(state.id) || users.has(state.user_id)) }
         const ingested = await ingestEvents(app.ingestPg, accepted.map((i) => body.events[i]!), { onCommitted: app.metrics.usageCounted, onChanged, timeZone: app.config.APP_TIMEZONE }).catch((error: unknown) => {
           // a rollup or total that the batch would carry past its column: the batch is refused, never a 500
           if ((error as { code?: string }).code === NUMERIC_OUT_OF_RANGE) throw new Errors.InvalidInput('the batch would carry a total past its column\'s range')
