@@ -280,6 +280,38 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
   admitted = []
 }
 
+/**
+ * What a gateway's first requests after a quiet spell wait: `rounds` times, the server
+ * left idle `idleSeconds`, then 4 reservations at once (one per key: the verify pool's
+ * default size), each timed alone. A pool that closed its idle connections opens new ones,
+ * and each plans the reservation's statements again before answering.
+ */
+async function afterIdle (bench: Bench, keys: Array<{ key: string }>, idleSeconds: number, rounds = 3): Promise<void> {
+  const runId = randomUUID()
+  const reserve = async (key: { key: string }, n: number) => {
+    const started = performance.now()
+    const res = await fetch(`${bench.url}/api/gateway/keys/verify`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${GATEWAY_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ key: key.key, model: 'claude-sonnet-4', request_id: `idle-${runId}-${n}`, estimated_input_tokens: 2000, max_output_tokens: 1000 })
+    })
+    await res.arrayBuffer()
+    if (res.status !== 200) throw new Error(`a reservation after idle was answered ${res.status}`)
+    return performance.now() - started
+  }
+  let n = 0
+  // warm: every connection of the pool open and its statements planned
+  for (let i = 0; i < 5; i++) await Promise.all(keys.slice(0, 4).map(async (key) => await reserve(key, n++)))
+  const rows: string[] = []
+  for (let round = 0; round < rounds; round++) {
+    await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000))
+    const times = await Promise.all(keys.slice(0, 4).map(async (key) => await reserve(key, n++)))
+    const again = await Promise.all(keys.slice(0, 4).map(async (key) => await reserve(key, n++)))
+    rows.push(`${times.map((t) => fmt(t, 1)).join(' / ')} ms, then ${again.map((t) => fmt(t, 1)).join(' / ')} ms`)
+  }
+  console.log(`reserve after ${idleSeconds} s idle, 4 at once (then 4 more):  ${rows.join(';  ')}`)
+}
+
 /** `count` older months' partitions of every partitioned table (partition maintenance analyses each). */
 async function keepMonths (bench: Bench, count: number): Promise<void> {
   const pool = new pg.Pool({ connectionString: bench.config.DATABASE_URL, max: 1 })
@@ -311,14 +343,25 @@ const PACED_RATES = [1000, 2000, 3000]
 
 export async function verify (args: string[] = []): Promise<void> {
   // --only TEXT: the runs whose label contains TEXT
-  const only = parseArgs({ args, options: { only: { type: 'string' } }, strict: false }).values.only
+  // --rate N: only the open-loop reservation runs, at N a second (50 keys, then one hot key)
+  // --months-kept N: N older months of every partitioned table, empty, as an operator keeping N months of history has
+  const { only, rate: rateArg, 'months-kept': monthsKept } = parseArgs({ args, options: { only: { type: 'string' }, rate: { type: 'string' }, 'months-kept': { type: 'string' } }, strict: false }).values
   const wanted = (label: string) => typeof only !== 'string' || label.includes(only)
+  const rateOnly = typeof rateArg === 'string' ? Number(rateArg) : undefined
+  if (rateOnly !== undefined && !(Number.isInteger(rateOnly) && rateOnly > 0)) throw new Error(`--rate must be a positive integer, not ${String(rateArg)}`)
   const bench = await startBench()
   try {
     // a database in use, not a fresh one: generic plans made over empty, never-analysed tables
     // (seq scans of usage) held for the whole run and halved the reservations' throughput
-    if (wanted('reserve')) await history(bench, 200_000)
+    if (wanted('reserve') || rateOnly !== undefined) await history(bench, 200_000)
     const { key, keys, provider } = await fixtures(bench, 50)
+    if (typeof monthsKept === 'string') await keepMonths(bench, Number(monthsKept))
+    if (wanted('after idle')) await afterIdle(bench, keys, 11)
+    if (rateOnly !== undefined) {
+      await reservations(bench, '50 keys', keys, provider.id, 15, { rate: rateOnly })
+      await reservations(bench, 'one hot key', [key], provider.id, 15, { rate: rateOnly })
+      return
+    }
     if (wanted('reserve')) {
       await reservations(bench, '50 keys, usage settling', keys, provider.id, 20, { connections: 10 })
       await reservations(bench, 'one hot key, usage settling', [key], provider.id, 20, { connections: 10 })

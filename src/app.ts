@@ -186,6 +186,7 @@ export async function buildApp (config: AppConfig, extras: ServerExtras = {}) {
     statsStatementTimeoutMs: config.STATS_STATEMENT_TIMEOUT_MS,
     pools: { admin: config.DB_POOL_ADMIN, verify: config.DB_POOL_VERIFY, ingest: config.DB_POOL_INGEST, stats: config.DB_POOL_STATS },
     poolWaitMs: config.DB_POOL_WAIT_MS,
+    poolIdleMs: config.DB_POOL_IDLE_MS,
     transactionTimeoutMs: config.DB_TRANSACTION_TIMEOUT_MS,
     readUrls: readUrls(config.DATABASE_READ_URL),
     readMaxLagMs: config.DATABASE_READ_MAX_LAG_MS,

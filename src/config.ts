@@ -48,6 +48,7 @@ export const ConfigSchema = Type.Object({
   DB_POOL_INGEST: Type.Integer({ minimum: 1, maximum: 100, default: 8, description: 'Connections of the usage ingestion pool (one per batch being recorded)' }),
   DB_POOL_STATS: Type.Integer({ minimum: 1, maximum: 100, default: 4, description: 'Connections of the usage statistics pool' }),
   DB_POOL_WAIT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 5000, description: 'Longest wait for a pooled connection (or for Prisma to start a transaction); past it the call is answered 503 database_busy with Retry-After' }),
+  DB_POOL_IDLE_MS: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 600_000, description: 'A pooled connection idle this long is closed (0: never); a new one plans its statements again before its first answer' }),
   DB_TRANSACTION_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 15_000, description: 'Longest interactive transaction of the API, and lock wait or idle transaction of any session; past it the transaction is rolled back and the call answered 503' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000, description: 'On SIGTERM/SIGINT, in-flight requests get this long to finish; then the process exits anyway' }),
   ALERT_DELIVERY_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000, description: 'How often each instance sends the due alert deliveries to their webhooks (docs/alerts.md); 0 = this instance sends none' }),

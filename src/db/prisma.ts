@@ -44,6 +44,8 @@ export interface PoolLimits {
   max?: number
   /** a connection not obtained within this is an error (answered 503 database_busy), never an endless queue */
   waitMs?: number
+  /** an idle connection is closed after this (0: never; default node-postgres' 10 s) */
+  idleMs?: number
   /** lock_timeout and idle_in_transaction_session_timeout of every session: a transaction never holds its locks, or waits on another's, past it */
   transactionTimeoutMs?: number
   /** where a lost idle connection is reported (default: a line on stderr) */
@@ -69,6 +71,7 @@ export function createPool (databaseUrl: string, limits: PoolLimits = {}, extraO
     connectionString: databaseUrl,
     max: limits.max ?? 10,
     ...(limits.waitMs !== undefined && { connectionTimeoutMillis: limits.waitMs }),
+    ...(limits.idleMs !== undefined && { idleTimeoutMillis: limits.idleMs }),
     options: sessionOptions(limits, extraOptions)
   })
   // a checked-out client has no listener of the pool's: its connection lost between two
@@ -119,6 +122,12 @@ export interface DatabaseOptions {
   pools: { admin: number, verify: number, ingest: number, stats: number }
   /** the longest wait for a pooled connection (and for Prisma to start a transaction) */
   poolWaitMs: number
+  /**
+   * how long a pooled connection may sit idle before it is closed (0: never): each new
+   * connection plans its statements again (the reservation's 23–115 ms, bench/README), so
+   * a quiet spell must not cost the next requests that
+   */
+  poolIdleMs?: number
   /** the longest interactive transaction, lock wait or idle transaction */
   transactionTimeoutMs: number
   /** read replicas for the statistics (DATABASE_READ_URL), each with a pool of pools.stats connections */
@@ -130,7 +139,7 @@ export interface DatabaseOptions {
 }
 
 export default fp<DatabaseOptions>(async (app, opts) => {
-  const bounds = { waitMs: opts.poolWaitMs, transactionTimeoutMs: opts.transactionTimeoutMs, onLost: (error: Error) => { app.log.error(`database connection lost: ${error.message}`) } }
+  const bounds = { waitMs: opts.poolWaitMs, idleMs: opts.poolIdleMs, transactionTimeoutMs: opts.transactionTimeoutMs, onLost: (error: Error) => { app.log.error(`database connection lost: ${error.message}`) } }
   const { pool: adminPool, prisma } = createDatabase(opts.databaseUrl, { ...bounds, max: opts.pools.admin, transactionMaxWaitMs: opts.poolWaitMs })
   await prisma.$queryRaw`SELECT 1`
   // generic plans: verify's statements are lookups by key whose plans do not depend on the values, and planning
@@ -140,13 +149,13 @@ export default fp<DatabaseOptions>(async (app, opts) => {
   // sequential scans wherever an index serves (every lookup here has one)
   const verifyPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.verify }, ' -c plan_cache_mode=force_generic_plan -c enable_seqscan=off')
   const ingestPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.ingest })
-  const statsLimits = { max: opts.pools.stats, waitMs: opts.poolWaitMs, onLost: bounds.onLost }
+  const statsLimits = { max: opts.pools.stats, waitMs: opts.poolWaitMs, idleMs: opts.poolIdleMs, onLost: bounds.onLost }
   const statsPool = createStatsPool(opts.databaseUrl, opts.statsStatementTimeoutMs, statsLimits)
   // a replica is never connected to at boot: one that is down must not stop the start, it is skipped until it answers
   const replicas = (opts.readUrls ?? []).map((url, i) => ({
     label: `read${i + 1}`,
     pool: createStatsPool(url, opts.statsStatementTimeoutMs, statsLimits),
-    probe: createPool(url, { max: 1, waitMs: opts.poolWaitMs, onLost: bounds.onLost }, ` -c statement_timeout=${Math.trunc(opts.poolWaitMs)}`)
+    probe: createPool(url, { max: 1, waitMs: opts.poolWaitMs, idleMs: opts.poolIdleMs, onLost: bounds.onLost }, ` -c statement_timeout=${Math.trunc(opts.poolWaitMs)}`)
   }))
   const report = (state: ReplicaState) => {
     if (state.usable) app.log.info({ replica: state.label, lag_ms: state.lagMs }, 'read replica in use')

@@ -3,7 +3,7 @@
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { createDatabase as openDatabase } from '../../src/db/prisma.js'
-import { createDatabase } from '../helper.js'
+import { buildTestApp, createDatabase, waitUntil } from '../helper.js'
 
 function captureStderr (t: Test): string[] {
   const lines: string[] = []
@@ -38,4 +38,20 @@ t.test('a pool being ended does not report the connections it is closing', async
   pool.emit('error', new Error('terminating connection due to administrator command'))
   await ended
   t.same(lines, [])
+})
+
+// each new connection plans its statements again (a reservation's 23–115 ms, bench/README):
+// the app's pools keep theirs through a quiet spell longer than node-postgres' 10 s default
+t.test('the app\'s pools keep an idle connection for DB_POOL_IDLE_MS, then close it', async (t) => {
+  const { app: kept } = await buildTestApp(t)
+  const pid = async (pool: pg.Pool) => (await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
+  const before = { verify: await pid(kept.pg), ingest: await pid(kept.ingestPg) }
+  await new Promise((resolve) => setTimeout(resolve, 11_000))
+  t.same({ verify: await pid(kept.pg), ingest: await pid(kept.ingestPg) }, before, 'after 11 s idle, by default, the same backends answer')
+
+  const { app: brief } = await buildTestApp(t, { env: { DB_POOL_IDLE_MS: '200' } })
+  await pid(brief.pg)
+  t.equal(brief.pg.totalCount, 1)
+  await waitUntil('the idle connection closed', async () => brief.pg.totalCount, (count) => count === 0, { timeoutMs: 5000 })
+  t.pass('with DB_POOL_IDLE_MS=200 the idle connection is closed')
 })
