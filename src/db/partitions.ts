@@ -70,6 +70,19 @@ export function monthlyTable (table: string): MonthlyTable {
 export const monthStart = (at: Date) => new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1))
 export const addMonths = (month: Date, n: number) => new Date(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + n, 1))
 
+/**
+ * `created_at >= ` the start of the UTC month before `now`'s, as a literal: a generic plan
+ * prunes partitions at planning only on a constant, never on a parameter or now(). A read of
+ * the last days (a rate window, requests in flight, today's spend: none reaches back more
+ * than 38 hours) that adds it plans and locks the two latest months' partitions and those
+ * ahead, not every month kept (bench/README, thirty-first session). Its text changes once a
+ * month: each connection then plans the statement once more.
+ */
+export function recentRowsSql (column: string, now = new Date()): Statement {
+  const floor = addMonths(monthStart(now), -1).toISOString()
+  return raw(`${column} >= '${floor}'::timestamptz`)
+}
+
 /** audit_logs_p2026_12 for December 2026. */
 export const partitionName = (table: string, month: Date) =>
   `${table}_p${month.getUTCFullYear()}_${String(month.getUTCMonth() + 1).padStart(2, '0')}`

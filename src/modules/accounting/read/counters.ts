@@ -8,6 +8,7 @@
 // request's usage row exists — one request each to the window and to in flight.
 import sql, { empty, raw, type Sql as Fragment } from 'sql-template-tag'
 import { liveHoldSql } from '../holds.js'
+import { recentRowsSql } from '../../../db/partitions.js'
 import { finishedSql, inFlightSql } from '../rules.js'
 import { big } from './sql.js'
 
@@ -48,14 +49,16 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
   const all = s.allCounters === true
   // the window is read only for a key with a rate or token limit (or when every counter is asked for)
   const windowed = sql`(${all}::boolean OR ${k.rateLimit} IS NOT NULL OR ${k.tokenLimit} IS NOT NULL)`
+  // every read of usage below is of the last 38 hours at most: its plan names the latest months' partitions only
+  const recent = recentRowsSql('created_at')
   const columns = sql`w.requests + h.window_requests AS window_requests, w.tokens + h.window_tokens AS window_tokens,
          LEAST(w.oldest, h.window_oldest) AS window_oldest, ${k.windowSeconds} AS window_seconds, h.cost AS held_cost,
          -- served by usage_in_flight_key_idx (api_key_id, created_at) WHERE in flight: the key's in-flight rows only
          CASE WHEN ${all}::boolean OR ${k.concurrentLimit} IS NOT NULL THEN
-           (SELECT count(*)::int FROM usage WHERE api_key_id = ${k.id} AND ${inFlightSql()}
+           (SELECT count(*)::int FROM usage WHERE api_key_id = ${k.id} AND ${inFlightSql()} AND ${recent}
                AND created_at > now() - make_interval(mins => ${s.pendingTimeoutMinutes}::int)) + h.unstarted END AS in_flight,
          CASE WHEN ${all}::boolean OR ${k.dailyCostLimit} IS NOT NULL THEN
-           ${finishedSpendSql({ column: 'api_key_id', id: k.id }, raw('m.midnight'), raw('m.next_midnight'))}
+           ${finishedSpendSql({ column: 'api_key_id', id: k.id, recent }, raw('m.midnight'), raw('m.next_midnight'))}
          END::bigint AS today_cost`
   const joins = sql`
    CROSS JOIN LATERAL (SELECT date_trunc('day', now() AT TIME ZONE ${s.timeZone}::text) AS local_day) l
@@ -65,11 +68,11 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
    CROSS JOIN LATERAL (SELECT b.since, date_trunc('second', b.since) + interval '1 second' AS edge
                          FROM (SELECT now() - make_interval(secs => ${k.windowSeconds}) AS since) b) ws
    CROSS JOIN LATERAL (SELECT (ks.requests + e.requests)::int AS requests, (ks.tokens + e.tokens)::bigint AS tokens,
-                              (SELECT min(created_at) FROM usage WHERE ${windowed} AND api_key_id = ${k.id} AND created_at > ws.since) AS oldest
+                              (SELECT min(created_at) FROM usage WHERE ${windowed} AND api_key_id = ${k.id} AND ${recent} AND created_at > ws.since) AS oldest
                          FROM (SELECT COALESCE(sum(requests), 0) AS requests, COALESCE(sum(tokens), 0) AS tokens
                                  FROM usage_key_seconds WHERE ${windowed} AND api_key_id = ${k.id} AND second >= ws.edge) ks,
                               (SELECT count(*) AS requests, COALESCE(sum(total_tokens), 0) AS tokens
-                                 FROM usage WHERE ${windowed} AND api_key_id = ${k.id} AND created_at > ws.since AND created_at < ws.edge) e) w
+                                 FROM usage WHERE ${windowed} AND api_key_id = ${k.id} AND ${recent} AND created_at > ws.since AND created_at < ws.edge) e) w
    -- served by admission_holds (api_key_id, expires_at): a key's live holds are its requests in flight, a few rows; the window's as above
    CROSS JOIN LATERAL (SELECT COALESCE(sum(amount), 0)::bigint AS cost, (count(*) FILTER (WHERE NOT started))::int AS unstarted,
                               (count(*) FILTER (WHERE NOT started AND created_at > ws.since))::int AS window_requests,
@@ -80,8 +83,11 @@ export function keyCounters (k: CountedKey, s: CounterSettings): { columns: Frag
   return { columns, joins }
 }
 
-/** Whose spend finishedSpendSql sums: a key or a user by id, and only one model's when `model` is given (SQL NULL there: every model). */
-export interface SpendOf { column: 'api_key_id' | 'user_id', id: Fragment, model?: Fragment }
+/**
+ * Whose spend finishedSpendSql sums: a key or a user by id, and only one model's when `model` is given (SQL NULL there: every model);
+ * `recent` (db/partitions.ts recentRowsSql) when the window is known to lie within it: the raw rows' reads then plan only its partitions.
+ */
+export interface SpendOf { column: 'api_key_id' | 'user_id', id: Fragment, model?: Fragment, recent?: Fragment }
 
 /**
  * Finished requests' total_cost of a key or user created in [start, end), nano-USD: the
@@ -93,7 +99,7 @@ export interface SpendOf { column: 'api_key_id' | 'user_id', id: Fragment, model
 export function finishedSpendSql (of: SpendOf, start: Fragment, end: Fragment): Fragment {
   const owner = sql`${raw(of.column)} = ${of.id}`
   const model = of.model === undefined ? empty : sql`AND (${of.model}::text IS NULL OR model = ${of.model}::text)`
-  const finished = finishedSql()
+  const finished = of.recent === undefined ? finishedSql() : sql`${finishedSql()} AND ${of.recent}`
   return sql`(SELECT COALESCE((SELECT sum(total_cost) FROM usage_hourly WHERE ${owner} ${model} AND bucket >= e.first_hour AND bucket < e.end_hour), 0)
            + COALESCE((SELECT sum(total_cost) FROM usage WHERE e.lo < LEAST(e.first_hour, e.hi) AND ${owner} ${model}
                         AND ${finished} AND created_at >= e.lo AND created_at < LEAST(e.first_hour, e.hi)), 0)
