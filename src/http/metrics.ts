@@ -181,7 +181,7 @@ export default fp<MetricsOptions>(async (app, opts) => {
     verifications: new Counter({ name: 'keymeter_key_verifications_total', help: 'Key verifications (advisory and reserving), by result (allowed or the refusal type)', labelNames: ['result'], registers }),
     holdsTaken: new Counter({ name: 'keymeter_admission_holds_taken_total', help: 'Admission holds taken by verifies with a request_id', registers }),
     holdsExpired: new Counter({ name: 'keymeter_admission_holds_expired_total', help: 'Admission holds released unsettled, past ADMISSION_HOLD_TTL_SECONDS (each also an audit row)', registers }),
-    holdsVacuums: new Counter({ name: 'keymeter_admission_holds_vacuums_total', help: 'Vacuums of admission_holds run by this instance, once it held HOLDS_VACUUM_THRESHOLD dead rows (every ADMISSION_HOLD_VACUUM_SECONDS)', registers }),
+    holdsVacuums: new Counter({ name: 'keymeter_admission_holds_vacuums_total', help: 'Vacuums of admission_holds run by this instance, each once the table held 1,000 dead rows (checked every ADMISSION_HOLD_VACUUM_SECONDS)', registers }),
     auditWriteFailures: new Counter({ name: 'keymeter_audit_write_failures_total', help: 'Audit rows that could not be written (logged instead), by write: behind an answer or of a refusal', labelNames: ['write'], registers }),
     usageCounted: (counted) => {
       // summed per label set first: a batch's rows share a few, and each labelled inc costs a label check and a hash
