@@ -198,6 +198,15 @@ export async function ingest (args: string[] = []): Promise<void> {
   }
 }
 
+/** One usage batch completing these admitted requests, as a gateway reports them (their holds settle). */
+async function complete (bench: Bench, providerId: string, admitted: ReadonlyArray<{ keyId: string, requestId: string }>): Promise<Response> {
+  return await fetch(`${bench.url}/api/gateway/usage`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${GATEWAY_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ events: admitted.map(({ keyId, requestId }, i) => ({ ...completion(keyId, providerId, i), request_id: requestId })) })
+  })
+}
+
 /** Seconds an open-loop run sends before it measures: a first second's new connections each plan the verify statements (12–47 ms). */
 const PACED_WARMUP = 5
 
@@ -222,14 +231,7 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
   const settle = async () => {
     while (running || admitted.length > 0) {
       const due = admitted.splice(0, 1000)
-      if (due.length > 0) {
-        const res = await fetch(`${bench.url}/api/gateway/usage`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${GATEWAY_TOKEN}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ events: due.map(({ keyId, requestId }, i) => ({ ...completion(keyId, providerId, i), request_id: requestId })) })
-        })
-        if (res.ok) { settled += due.length; batches++ }
-      }
+      if (due.length > 0 && (await complete(bench, providerId, due)).ok) { settled += due.length; batches++ }
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
@@ -290,12 +292,13 @@ async function afterIdle (bench: Bench, keys: Array<{ id: string, key: string }>
   const runId = randomUUID()
   const taken: Array<{ keyId: string, requestId: string }> = []
   const reserve = async (key: { id: string, key: string }, n: number) => {
-    taken.push({ keyId: key.id, requestId: `idle-${runId}-${n}` })
+    const requestId = `idle-${runId}-${n}`
+    taken.push({ keyId: key.id, requestId })
     const started = performance.now()
     const res = await fetch(`${bench.url}/api/gateway/keys/verify`, {
       method: 'POST',
       headers: { authorization: `Bearer ${GATEWAY_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ key: key.key, model: 'claude-sonnet-4', request_id: `idle-${runId}-${n}`, estimated_input_tokens: 2000, max_output_tokens: 1000 })
+      body: JSON.stringify({ key: key.key, model: 'claude-sonnet-4', request_id: requestId, estimated_input_tokens: 2000, max_output_tokens: 1000 })
     })
     await res.arrayBuffer()
     if (res.status !== 200) throw new Error(`a reservation after idle was answered ${res.status}`)
@@ -313,11 +316,7 @@ async function afterIdle (bench: Bench, keys: Array<{ id: string, key: string }>
   }
   console.log(`reserve after ${idleSeconds} s idle, 4 at once (then 4 more):  ${rows.join(';  ')}`)
   // settled, as a gateway would: no hold of these is left to the runs after
-  const res = await fetch(`${bench.url}/api/gateway/usage`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${GATEWAY_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ events: taken.map(({ keyId, requestId }, i) => ({ ...completion(keyId, providerId, i), request_id: requestId })) })
-  })
+  const res = await complete(bench, providerId, taken)
   if (res.status !== 200) throw new Error(`settling the reservations after idle was answered ${res.status}`)
 }
 

@@ -10,6 +10,7 @@ import sql from 'sql-template-tag'
 import type { Sql } from '../../db/prisma.js'
 import { decrypt } from '../../lib/crypto.js'
 import { nanoToUsd, percentOf } from '../../lib/money.js'
+import { every, type Periodic } from '../../lib/periodic.js'
 
 export const SIGNATURE_HEADER = 'x-keymeter-signature'
 
@@ -158,28 +159,9 @@ export async function countBacklog (db: Sql): Promise<number> {
   return rows[0]!.pending
 }
 
-/**
- * The in-process worker: a run every `intervalMs` (none while one is running). A failed
- * run (database restarting, unreachable) is logged and the next tick tries again; stop()
- * waits for the run in progress.
- */
-export function startDeliveryWorker (db: Sql, settings: DeliverySettings, intervalMs: number, log: FastifyBaseLogger, onOutcome: (outcome: DeliveryOutcome) => void): { stop: () => Promise<void> } {
-  let running: Promise<void> | null = null
-  let stopped = false
-  const run = () => {
-    if (running !== null || stopped) return
-    running = deliverDue(db, settings)
-      .then((outcomes) => { for (const outcome of outcomes) onOutcome(outcome) })
-      .catch((error: unknown) => { log.error({ err: error }, 'alert delivery run failed') })
-      .finally(() => { running = null })
-  }
-  const timer = setInterval(run, intervalMs)
-  timer.unref()
-  return {
-    stop: async () => {
-      stopped = true
-      clearInterval(timer)
-      await running
-    }
-  }
+/** The in-process worker: a run every `intervalMs` (lib/periodic.ts); a failed run (database restarting, unreachable) is logged. */
+export function startDeliveryWorker (db: Sql, settings: DeliverySettings, intervalMs: number, log: FastifyBaseLogger, onOutcome: (outcome: DeliveryOutcome) => void): Periodic {
+  return every(intervalMs, async () => {
+    for (const outcome of await deliverDue(db, settings)) onOutcome(outcome)
+  }, (error) => { log.error({ err: error }, 'alert delivery run failed') })
 }

@@ -15,6 +15,7 @@ import { HoldList, HoldsQuery, VerifyAllowed, VerifyBody, VerifyRefusal } from '
 import { HoldPricer, listHolds, releaseExpiredHolds, vacuumHolds } from './holds.js'
 import { Reserver, type ReserveSettings } from './reserve.js'
 import { verifyKey, type VerifySettings } from './verify.js'
+import { every } from '../../lib/periodic.js'
 
 const tags = ['gateway']
 /** PostgreSQL's numeric_value_out_of_range */
@@ -33,38 +34,25 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
   const reserveSettings: ReserveSettings = { timeZone: app.config.APP_TIMEZONE, pendingTimeoutMinutes: app.config.PENDING_TIMEOUT_MINUTES, holdTtlSeconds: app.config.ADMISSION_HOLD_TTL_SECONDS, onHoldTaken: () => app.metrics.holdsTaken.inc() }
   const reserver = new Reserver(app.pg, app.keyring, reserveSettings)
 
-  const sweep = async () => {
-    try {
-      const released = await releaseExpiredHolds(app.pg)
-      if (released > 0) app.metrics.holdsExpired.inc(released)
-    } catch (error) {
-      // the database may be down: the next tick tries again, and an expired hold counts for nothing meanwhile
-      app.log.warn({ err: error }, 'releasing expired admission holds failed')
-    }
-  }
-  const sweeper = setInterval(() => { sweep().catch(() => {}) }, app.config.ADMISSION_HOLD_SWEEP_SECONDS * 1000).unref()
-  app.addHook('onClose', async () => { clearInterval(sweeper) })
+  // the database may be down: the next tick tries again, and an expired hold counts for nothing meanwhile
+  const sweeper = every(app.config.ADMISSION_HOLD_SWEEP_SECONDS * 1000, async () => {
+    const released = await releaseExpiredHolds(app.pg)
+    if (released > 0) app.metrics.holdsExpired.inc(released)
+  }, (error) => { app.log.warn({ err: error }, 'releasing expired admission holds failed') })
+  app.addHook('onClose', async () => { await sweeper.stop() })
 
   // settled holds' dead rows, vacuumed before a key's reads wade through them (holds.ts vacuumHolds)
-  let vacuuming = false
-  const vacuum = async () => {
-    if (vacuuming) return
-    vacuuming = true
-    try {
+  if (app.config.ADMISSION_HOLD_VACUUM_SECONDS > 0) {
+    const vacuumer = every(app.config.ADMISSION_HOLD_VACUUM_SECONDS * 1000, async () => {
       const done = await vacuumHolds(app.pg)
       if (done === 'vacuumed') app.metrics.holdsVacuums.inc()
       if (done === 'not owner') {
-        clearInterval(vacuumer)
+        void vacuumer.stop()
         app.log.warn('admission_holds is not owned by this database user: its dead rows are left to autovacuum (docs/accounting.md)')
       }
-    } catch (error) {
-      app.log.warn({ err: error }, 'vacuuming admission_holds failed')
-    } finally {
-      vacuuming = false
-    }
+    }, (error) => { app.log.warn({ err: error }, 'vacuuming admission_holds failed') })
+    app.addHook('onClose', async () => { await vacuumer.stop() })
   }
-  const vacuumer = app.config.ADMISSION_HOLD_VACUUM_SECONDS === 0 ? undefined : setInterval(() => { vacuum().catch(() => {}) }, app.config.ADMISSION_HOLD_VACUUM_SECONDS * 1000).unref()
-  app.addHook('onClose', async () => { clearInterval(vacuumer) })
 
   route(app, {
     method: 'POST',
