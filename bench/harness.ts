@@ -27,6 +27,8 @@ export function benchConfig (databaseUrl: string): AppConfig {
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     // `VERIFY_CACHE_TTL_MS=0 npm run bench -- verify` measures verify without its cache
     VERIFY_CACHE_TTL_MS: process.env.VERIFY_CACHE_TTL_MS,
+    // `ADMISSION_HOLD_VACUUM_SECONDS=0` measures reservations without the holds' vacuum
+    ADMISSION_HOLD_VACUUM_SECONDS: process.env.ADMISSION_HOLD_VACUUM_SECONDS,
     SESSION_SECRET: 'bench-session-secret-0123456789abcdef',
     ENCRYPTION_KEY: 'bench-encryption-key-0123456789abcdef',
     GATEWAY_TOKEN

@@ -138,16 +138,28 @@ export interface DatabaseOptions {
   readCheckMs?: number
 }
 
+/**
+ * How the verify pool plans. Its generic plans are made once per connection, with the tables'
+ * sizes of that moment: one made while admission_holds or users was small kept scanning them
+ * whole as they grew (bench/README, issue 17), so no sequential scans wherever an index
+ * serves (every lookup here has one). No bitmap scans either: a plain index scan marks the
+ * entries of rows it finds dead so the next scan skips them, and a bitmap scan never does —
+ * a hot key's settled holds left ~20,000 dead entries that every read of its holds visited
+ * again (bench/README, thirty-second session); the ORs of two indexed columns a bitmap would
+ * serve are written as a UNION of two index lookups. And a random page read priced as what it
+ * is for these cached tables: at the default (4× a sequential one) a key's holds were read
+ * through admission_holds (expires_at), every key's live holds, since holds are stored in
+ * expiry order and the key's own index is not.
+ */
+export const VERIFY_PLANS = '-c enable_seqscan=off -c enable_bitmapscan=off -c random_page_cost=1.1'
+
 export default fp<DatabaseOptions>(async (app, opts) => {
   const bounds = { waitMs: opts.poolWaitMs, idleMs: opts.poolIdleMs, transactionTimeoutMs: opts.transactionTimeoutMs, onLost: (error: Error) => { app.log.error(`database connection lost: ${error.message}`) } }
   const { pool: adminPool, prisma } = createDatabase(opts.databaseUrl, { ...bounds, max: opts.pools.admin, transactionMaxWaitMs: opts.poolWaitMs })
   await prisma.$queryRaw`SELECT 1`
   // generic plans: verify's statements are lookups by key whose plans do not depend on the values, and planning
-  // the key state's laterals for each call (custom plans) cost 1.6–5.7 ms against its 0.4–1.2 ms of execution.
-  // A plan is then made once per connection, with the tables' sizes of that moment: one made while admission_holds
-  // or users was small kept scanning them whole as they grew (bench/README, issue 17), so this pool plans without
-  // sequential scans wherever an index serves (every lookup here has one)
-  const verifyPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.verify }, ' -c plan_cache_mode=force_generic_plan -c enable_seqscan=off')
+  // the key state's laterals for each call (custom plans) cost 1.6–5.7 ms against its 0.4–1.2 ms of execution
+  const verifyPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.verify }, ` -c plan_cache_mode=force_generic_plan ${VERIFY_PLANS}`)
   const ingestPool = createPool(opts.databaseUrl, { ...bounds, max: opts.pools.ingest })
   const statsLimits = { max: opts.pools.stats, waitMs: opts.poolWaitMs, idleMs: opts.poolIdleMs, onLost: bounds.onLost }
   const statsPool = createStatsPool(opts.databaseUrl, opts.statsStatementTimeoutMs, statsLimits)

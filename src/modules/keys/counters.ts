@@ -73,7 +73,7 @@ const providerNames = (list: Fragment): Fragment => sql`CASE WHEN jsonb_typeof($
 
 /**
  * The key and its owner by the key's hash, current or before its last rotation, or id
- * (api_keys unique key_hash and previous_key_hash, a BitmapOr / primary key; users primary key), with the counters (accounting/read/counters.ts)
+ * (api_keys unique key_hash and previous_key_hash, each by its own index, or the primary key; users primary key), with the counters (accounting/read/counters.ts)
  * in the same row, and whether the key or its owner has a budget (budgets (api_key_id) / (user_id));
  * the owner's holds are served by admission_holds (user_id, expires_at).
  */
@@ -86,7 +86,7 @@ const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
          ${providerNames(raw('k.allowed_providers'))} AS allowed_provider_names, ${providerNames(raw('u.allowed_providers'))} AS user_allowed_provider_names,
          k.rate_limit, k.token_limit, k.rate_window_seconds, k.concurrent_limit, k.daily_cost_limit, k.total_cost_limit, k.total_cost, k.current_balance, k.balance_used, u.quota, u.used,
          CASE WHEN u.quota IS NOT NULL THEN (SELECT COALESCE(sum(uh.amount), 0) FROM admission_holds uh WHERE uh.user_id = u.id AND ${liveHoldSql('uh')}) ELSE 0 END::bigint AS user_held,
-         EXISTS (SELECT FROM budgets b WHERE b.api_key_id = k.id) OR EXISTS (SELECT FROM budgets b WHERE b.user_id = k.user_id) AS has_budgets,
+         EXISTS (SELECT FROM budgets b WHERE b.api_key_id = k.id UNION ALL SELECT FROM budgets b WHERE b.user_id = k.user_id) AS has_budgets,
          ${counters.columns}
     FROM api_keys k
     JOIN users u ON u.id = k.user_id
@@ -96,9 +96,14 @@ const keyStateSql = (where: Fragment, settings: CounterSettings): Fragment => {
 
 /** keyState's query, for a statement that reads it beside other things (gateway/reserve.ts) */
 export const keyStateQuery = (lookup: KeyLookup, settings: CounterSettings): Fragment =>
-  keyStateSql('hash' in lookup
-    ? sql`(k.key_hash = ${lookup.hash} OR k.previous_key_hash = ${lookup.hash})`
-    : 'id' in lookup ? sql`k.id = ${lookup.id}::uuid` : sql`(k.key_hash = ANY(${lookup.hashes}::text[]) OR k.previous_key_hash = ANY(${lookup.hashes}::text[]))`, settings)
+  keyStateSql('hash' in lookup ? byHashSql(sql`= ${lookup.hash}`) : 'id' in lookup ? sql`k.id = ${lookup.id}::uuid` : byHashSql(sql`= ANY(${lookup.hashes}::text[])`), settings)
+
+/**
+ * The keys whose current or previous hash matches: each by its own unique index (an OR of
+ * the two needs a bitmap scan, which the verify pool does not plan: db/prisma.ts).
+ */
+const byHashSql = (match: Fragment): Fragment =>
+  sql`k.id IN (SELECT a.id FROM api_keys a WHERE a.key_hash ${match} UNION ALL SELECT a.id FROM api_keys a WHERE a.previous_key_hash ${match})`
 
 /**
  * The budgets (budgets/state.ts) of these keys and their owners, one row per key: read apart
@@ -107,7 +112,8 @@ export const keyStateQuery = (lookup: KeyLookup, settings: CounterSettings): Fra
  * start than the rest of the key's state, budgets or none (bench/README, issue 17).
  */
 export const keyBudgetsQuery = (keyIds: string[]): Fragment =>
-  sql`SELECT k.id, ${budgetsSql(sql`(b.api_key_id = k.id OR b.user_id = k.user_id)`, sql`now()`)} AS budgets FROM api_keys k WHERE k.id = ANY(${keyIds}::uuid[])`
+  sql`SELECT k.id, ${budgetsSql(sql`b.id IN (SELECT o.id FROM budgets o WHERE o.api_key_id = k.id UNION ALL SELECT o.id FROM budgets o WHERE o.user_id = k.user_id)`, sql`now()`)} AS budgets
+      FROM api_keys k WHERE k.id = ANY(${keyIds}::uuid[])`
 
 /**
  * keyStateQuery's rows as states, with the budgets of the keys that have any read by `read`
