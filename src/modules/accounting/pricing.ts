@@ -21,6 +21,12 @@ export interface Tokens {
 
 export interface Costs { input: bigint, output: bigint, cacheCreation: bigint, cacheRead: bigint, request: bigint, total: bigint }
 
+/** Each cost and the usage column it is stored in (`actual_` + the column for the actual cost). */
+export const COST_COLUMNS: ReadonlyArray<readonly [keyof Costs, string]> = [
+  ['input', 'input_cost'], ['output', 'output_cost'], ['cacheCreation', 'cache_creation_cost'],
+  ['cacheRead', 'cache_read_cost'], ['request', 'request_cost'], ['total', 'total_cost']
+]
+
 export interface PricedRequest {
   costs: Costs
   /** what the provider costs the operator: costs × the provider key's rate multiplier (zero on free tiers) */
@@ -356,6 +362,6 @@ export const actualCostSql = (cost: Fragment, multiplierMicros: Fragment, freeTi
  */
 export function storedActualCostsSql (usage: string): string {
   const micros = raw(`(${usage}.rate_multiplier * ${MULTIPLIER_SCALE})`)
-  return ['input_cost', 'output_cost', 'cache_creation_cost', 'cache_read_cost', 'request_cost']
-    .map((column) => `${actualCostSql(raw(`${usage}.${column}`), micros, raw('false')).text} AS actual_${column}`).join(', ')
+  return COST_COLUMNS.filter(([cost]) => cost !== 'total')
+    .map(([, column]) => `${actualCostSql(raw(`${usage}.${column}`), micros, raw('false')).text} AS actual_${column}`).join(', ')
 }

@@ -96,9 +96,9 @@ export const HOLDS_VACUUM_THRESHOLD = 1000
  * Vacuums admission_holds once it holds `threshold` dead rows or more; says whether it did,
  * or that it may not (this database user neither owns the table nor is a member of its
  * owner). Every settled hold leaves a dead row, and its index entry stays in its key's range
- * until a vacuum: a key's holds are read by a bitmap scan that visits each one again on every
- * verify (a hot key at 1,000/s read 20,367 entries for 104 live holds). Autovacuum visits a
- * database at most once a minute. SKIP_LOCKED: instances vacuuming at once never wait for each other.
+ * until a scan marks it dead or a vacuum removes it (docs/accounting.md, "Dead rows"; the
+ * verify pool's plain index scans mark what they pass, db/prisma.ts VERIFY_PLANS). Autovacuum
+ * visits a database at most once a minute. SKIP_LOCKED: instances vacuuming at once never wait for each other.
  */
 export async function vacuumHolds (pool: pg.Pool, threshold = HOLDS_VACUUM_THRESHOLD): Promise<'vacuumed' | 'clean' | 'not owner'> {
   const { rows: [table] } = await pool.query<{ dead: string, owner: boolean }>(sql`

@@ -4,9 +4,9 @@ import sql, { raw } from 'sql-template-tag'
 import { usageByRequestSql } from '../../../db/partitions.js'
 import type { Sql } from '../../../db/prisma.js'
 import type { StoredTier } from '../../accounting/tiers.js'
-import { storedActualCostsSql, tierPricesJoinSql, tierPricesSql, type Costs } from '../../accounting/pricing.js'
+import { COST_COLUMNS, storedActualCostsSql, tierPricesJoinSql, tierPricesSql, type Costs } from '../../accounting/pricing.js'
 import type { UsageEventBody } from '../schemas.js'
-import { COST_COLUMNS, ZERO_COSTS, type Lookups, type ProviderKeyRow, type RowState, type StartFields } from './row.js'
+import { ZERO_COSTS, type Lookups, type ProviderKeyRow, type RowState, type StartFields } from './row.js'
 
 /** A usage row as node-postgres returns it (bigint and numeric columns as strings). */
 type UsageRow = Record<string, unknown> & { request_id: string }

@@ -59,11 +59,5 @@ export interface Lookups {
 
 export const ZERO_COSTS: Costs = { input: 0n, output: 0n, cacheCreation: 0n, cacheRead: 0n, request: 0n, total: 0n }
 
-/** Each cost and the usage column it is stored in (`actual_` + the column for the actual cost). */
-export const COST_COLUMNS: Array<[keyof Costs, string]> = [
-  ['input', 'input_cost'], ['output', 'output_cost'], ['cacheCreation', 'cache_creation_cost'],
-  ['cacheRead', 'cache_read_cost'], ['request', 'request_cost'], ['total', 'total_cost']
-]
-
 /** A receipt: one event type of one request, received (gateway_events' primary key). */
 export interface Receipt { request_id: string, event_type: string }

@@ -6,7 +6,8 @@ import type { Sql } from '../../../db/prisma.js'
 import { executedSql } from '../../accounting/rules.js'
 import type { SentCandidate } from '../../accounting/rollups.js'
 import type { BodyRow, CandidateRow } from './machine.js'
-import { COST_COLUMNS, type RowState } from './row.js'
+import { COST_COLUMNS } from '../../accounting/pricing.js'
+import type { RowState } from './row.js'
 
 /**
  * A row this batch read as absent was inserted by a concurrent batch before this one
