@@ -20,12 +20,12 @@ const looksUp = (node: PlanNode) => INDEX_SCANS.includes(node['Node Type']) && /
 async function reservationPlans (t: Test, g: Gateway): Promise<Array<{ text: string, nodes: PlanNode[] }>> {
   const key = await g.standaloneKey()
   await g.adminCall('POST', `/api/admin/api-keys/${key.id as string}/budgets`, { period: 'day', time_zone: 'UTC', limit_usd: 1 })
-  await g.app.pg.query('ANALYZE admission_holds, users, api_keys, budgets')
+  await g.app.pg.query('ANALYZE admission_holds, users, api_keys, budgets, user_sessions')
   t.equal((await g.verify({ key: key.key, request_id: 'planned' })).statusCode, 200)
 
   const client = await g.app.pg.connect()
   try {
-    const { rows } = await client.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements WHERE statement ~ $1', [LOOKED_UP.join('|')])
+    const { rows } = await client.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements WHERE statement ~ $1', [[...LOOKED_UP, 'user_sessions'].join('|')])
     const texts = rows.map((row) => row.statement)
     for (const part of ['FROM api_keys k', 'json_agg', 'FROM admission_holds h', 'INSERT INTO admission_holds']) {
       t.ok(texts.some((text) => text.includes(part)), `the reservation's statement with "${part}" was prepared on the verify connection`)
@@ -62,13 +62,15 @@ t.test('a reservation planned over a catalogue looks every row up by its key, an
   await g.app.pg.query(`INSERT INTO api_keys (id, user_id, name, key_hash, key_prefix, key_encrypted, updated_at)
     SELECT gen_random_uuid(), u.id, 'k', 'hash-' || u.username, 'km_x', 'x', now() FROM users u WHERE u.username LIKE 'owner%'`)
   await g.app.pg.query(`INSERT INTO budgets (user_id, period, time_zone, cost_limit) SELECT u.id, 'day', 'UTC', 1000 FROM users u WHERE u.username LIKE 'owner%'`)
+  // each signed in (the admin's calls look their session up on the verify pool)
+  await g.app.pg.query(`INSERT INTO user_sessions (user_id, token_hash, expires_at) SELECT u.id, md5(u.username), now() + interval '1 day' FROM users u WHERE u.username LIKE 'owner%'`)
   // and requests in flight: 5 holds of each of 200 keys, taken in time order as a gateway's come
   await g.app.pg.query(`INSERT INTO admission_holds (request_id, api_key_id, user_id, amount, created_at, expires_at)
     SELECT k.key_hash || '-' || n, k.id, k.user_id, 1000, now() + n * interval '1 ms', now() + interval '10 minutes' + n * interval '1 ms'
       FROM (SELECT * FROM api_keys WHERE key_hash LIKE 'hash-owner%' LIMIT 200) k, generate_series(1, 5) n ORDER BY n`)
   for (const { text, nodes } of await reservationPlans(t, g)) {
     t.same(nodes.filter((node) => node['Node Type'].startsWith('Bitmap')).map(describe), [], `no bitmap scan: ${text}…`)
-    const scans = nodes.filter((node) => LOOKED_UP.includes(node['Relation Name'] ?? '') && node['Node Type'] !== 'ModifyTable')
+    const scans = nodes.filter((node) => [...LOOKED_UP, 'user_sessions'].includes(node['Relation Name'] ?? '') && node['Node Type'] !== 'ModifyTable')
     t.same(scans.filter((node) => !looksUp(node)).map(describe), [], `every row looked up by a key: ${text}…`)
   }
 })
