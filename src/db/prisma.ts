@@ -151,7 +151,7 @@ export interface DatabaseOptions {
  * through admission_holds (expires_at), every key's live holds, since holds are stored in
  * expiry order and the key's own index is not.
  */
-export const VERIFY_PLANS = '-c enable_seqscan=off -c enable_bitmapscan=off -c random_page_cost=1.1'
+const VERIFY_PLANS = '-c enable_seqscan=off -c enable_bitmapscan=off -c random_page_cost=1.1'
 
 export default fp<DatabaseOptions>(async (app, opts) => {
   const bounds = { waitMs: opts.poolWaitMs, idleMs: opts.poolIdleMs, transactionTimeoutMs: opts.transactionTimeoutMs, onLost: (error: Error) => { app.log.error(`database connection lost: ${error.message}`) } }
