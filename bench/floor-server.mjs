@@ -44,27 +44,27 @@ async function reserve () {
   }
 }
 
-// holds+usage: every 50 ms (as the bench's settler), the holds taken since are settled in one
-// statement that writes their usage rows (copies of one real completed row: every index and
-// trigger of usage paid) — no HTTP, receipts, rollups or cache data
+// every 50 ms (as the bench's settler) the holds taken since are settled, one statement at a
+// time: deleted (holds), or deleted and written as usage rows (holds+usage: copies of one real
+// completed row, every index and trigger of usage paid) — no HTTP, receipts, rollups or cache data
 const columns = mode === 'holds+usage'
   ? (await pool.query("SELECT attname FROM pg_attribute WHERE attrelid = 'usage'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum")).rows.map((r) => r.attname)
   : []
 const fromHold = { id: 'gen_random_uuid()', request_id: 's.request_id', api_key_id: 's.api_key_id', user_id: 's.user_id', created_at: 's.created_at', finished_at: 'now()', updated_at: 'now()' }
-const SETTLE = `
+const SETTLE = mode === 'holds+usage'
+  ? `
   WITH s AS (DELETE FROM admission_holds RETURNING request_id, api_key_id, user_id, created_at)
   INSERT INTO usage (${columns.join(', ')})
   SELECT ${columns.map((c) => fromHold[c] ?? `t.${c}`).join(', ')}
     FROM s CROSS JOIN (SELECT * FROM usage WHERE status = 'completed' LIMIT 1) t`
+  : 'DELETE FROM admission_holds'
 let settling = false
-if (mode === 'holds+usage') {
+if (mode === 'holds' || mode === 'holds+usage') {
   setInterval(() => {
     if (settling) return
     settling = true
     pool.query(SETTLE).catch((error) => console.error(`floor settle: ${error.message}`)).finally(() => { settling = false })
   }, 50)
-} else if (mode === 'holds') {
-  setInterval(() => { pool.query('DELETE FROM admission_holds').catch(() => {}) }, 50)
 }
 
 const app = Fastify({ logger: false })

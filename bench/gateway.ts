@@ -252,10 +252,13 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
   const url = `${bench.url}/api/gateway/keys/verify`
   let line: string
   let stalls: string | undefined
+  const kind = `${reserve ? 'reserve' : 'advisory'} ${label}`
+  // the open and the closed loop's lines: the same head, rate and percentiles, then what each counts
+  const runLine = (head: string, run: Run, after: string, counts: string) =>
+    `${head.padEnd(45)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms${after}  (${counts}${cpuNote(run)}${stealNote(run.steal)}`
   if ('rate' in load) {
     const run = await pacedRun({ url, rate: load.rate, duration, warmup: PACED_WARMUP, request, onResponse }, bench)
-    const head = `${reserve ? 'reserve' : 'advisory'} ${label}, ${fmt(load.rate)}/s offered`
-    line = `${head.padEnd(45)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  max ${fmt(run.max)} ms  (${fmt(run.total)} answered on ≤ ${run.connections} connections, ${run.non2xx} non-2xx, ${run.errors} errors or unanswered${cpuNote(run)}${stealNote(run.steal)}`
+    line = runLine(`${kind}, ${fmt(load.rate)}/s offered`, run, `  max ${fmt(run.max)} ms`, `${fmt(run.total)} answered on ≤ ${run.connections} connections, ${run.non2xx} non-2xx, ${run.errors} errors or unanswered`)
     stalls = slowestNote(run.stalls)
   } else {
     let n = 0
@@ -270,7 +273,7 @@ async function reservations (bench: Bench, label: string, keys: Array<{ id: stri
         onResponse: (status, body, context) => onResponse(status, body, context as Context)
       }]
     }, bench)
-    line = `${`${reserve ? 'reserve' : 'advisory'} ${label}`.padEnd(45)} ${fmt(run.requestsPerSecond).padStart(6)} requests/s  p50 ${fmt(run.p50, 1)} ms  p99 ${fmt(run.p99, 1)} ms  (${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors${cpuNote(run)}${stealNote(run.steal)}`
+    line = runLine(kind, run, '', `${fmt(run.total)} requests, ${run.non2xx} non-2xx, ${run.errors} errors`)
   }
   running = false
   await settling

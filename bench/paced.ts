@@ -25,8 +25,6 @@ export interface PacedOptions<C> {
 }
 
 export interface PacedResult {
-  /** requests scheduled in the measured time, and answered (any status) */
-  sent: number
   /** requests scheduled, the warm-up's included */
   sentInAll: number
   answered: number
@@ -174,7 +172,6 @@ export async function paced<C> (options: PacedOptions<C>): Promise<PacedResult> 
     }
     tick()
   })
-  const warmups = Math.ceil((start - first) / interval)
   if (outstanding > 0) {
     await new Promise<void>((resolve) => {
       settle = resolve
@@ -186,7 +183,6 @@ export async function paced<C> (options: PacedOptions<C>): Promise<PacedResult> 
   const sorted = Float64Array.from(latencies).sort()
   const at = (q: number) => sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
   return {
-    sent: n - warmups,
     sentInAll: n,
     answered: latencies.length,
     non2xx,
