@@ -81,7 +81,7 @@ const requestsSql = (requestIds: string[]) => sql`
   SELECT r.request_id, h.api_key_id AS prior_key_id, h.amount AS prior_amount, h.expires_at AS prior_expires_at, q.request_id IS NOT NULL AS served, now() AS at
     FROM unnest(${requestIds}::text[]) AS r(request_id)
     -- a probe of each primary key per request (LIMIT 1 keeps them probes: a join planned over small tables hashes them whole)
-    LEFT JOIN LATERAL (SELECT * FROM admission_holds h WHERE h.request_id = r.request_id AND ${liveHoldSql('h')} LIMIT 1) h ON true
+    LEFT JOIN LATERAL (SELECT h.api_key_id, h.amount, h.expires_at FROM admission_holds h WHERE h.request_id = r.request_id AND ${liveHoldSql('h')} LIMIT 1) h ON true
     LEFT JOIN LATERAL (SELECT q.request_id FROM usage_requests q WHERE q.request_id = r.request_id LIMIT 1) q ON true`
 
 /** The status of these requests' usage rows (usage_requests' key, then usage's in the row's month). */
